@@ -1,0 +1,99 @@
+/**
+ * Every error Flotilla reports carries one of these stable string codes. Servers map a code to its HTTP status
+ * through this one table; clients print `message (CODE)` and never a stack trace.
+ *
+ * INVARIANT: codes are never renamed or reused for another meaning once released; add new ones instead.
+ */
+export const ERROR_CODES = {
+  // Input
+  VALIDATION_FAILED: { status: 400, description: 'The request body, query or parameters did not match the schema.' },
+  INVALID_JSON: { status: 400, description: 'The request body is not valid JSON.' },
+  INVALID_COMPOSE: { status: 400, description: 'The compose definition is invalid or uses an unsupported feature.' },
+  INVALID_CONFIG_JSON: { status: 400, description: 'A device config.json is missing fields or has wrong types.' },
+  INVALID_TARBALL: { status: 400, description: 'An uploaded archive is corrupt or unsafe.' },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, description: 'The request content type is not accepted here.' },
+  PAYLOAD_TOO_LARGE: { status: 413, description: 'The request body is larger than this endpoint accepts.' },
+  // Identity
+  UNAUTHENTICATED: { status: 401, description: 'No valid credentials were presented.' },
+  INVALID_CREDENTIALS: { status: 401, description: 'The username or password is wrong.' },
+  FORBIDDEN: { status: 403, description: 'The credentials are valid but do not allow this action.' },
+  PROVISIONING_KEY_EXPIRED: { status: 401, description: 'The provisioning key has expired or was revoked.' },
+  // Resources
+  NOT_FOUND: { status: 404, description: 'The route does not exist.' },
+  ORGANIZATION_NOT_FOUND: { status: 404, description: 'No such organization, or it is not visible to you.' },
+  FLEET_NOT_FOUND: { status: 404, description: 'No such fleet, or it is not visible to you.' },
+  DEVICE_NOT_FOUND: { status: 404, description: 'No such device, or it is not visible to you.' },
+  RELEASE_NOT_FOUND: { status: 404, description: 'No such release in this fleet.' },
+  USER_NOT_FOUND: { status: 404, description: 'No such user.' },
+  API_KEY_NOT_FOUND: { status: 404, description: 'No such API key.' },
+  VARIABLE_NOT_FOUND: { status: 404, description: 'No such environment, config or tag variable.' },
+  SERVICE_NOT_FOUND: { status: 404, description: 'No such service in the release.' },
+  // Conflicts and state
+  CONFLICT: { status: 409, description: 'The request conflicts with the current state of the resource.' },
+  DEVICE_ALREADY_REGISTERED: { status: 409, description: 'A device with this UUID is already registered.' },
+  SLUG_TAKEN: { status: 409, description: 'That slug or name is already in use.' },
+  RELEASE_IMMUTABLE: { status: 409, description: 'A finished release cannot be changed.' },
+  AMBIGUOUS_REFERENCE: { status: 409, description: 'A short identifier matches more than one resource.' },
+  UPDATE_LOCKED: { status: 423, description: 'An update lock held by a service blocks this action.' },
+  DEVICE_OFFLINE: { status: 409, description: 'The device is not connected, so the action cannot be delivered now.' },
+  LOCAL_MODE_DISABLED: { status: 403, description: 'Local mode is only available on development devices.' },
+  RATE_LIMITED: { status: 429, description: 'Too many requests; retry later.' },
+  // Infrastructure
+  INTERNAL: { status: 500, description: 'An unexpected error; the details are in the server log.' },
+  UNAVAILABLE: { status: 503, description: 'A dependency (database, engine, control plane) is unreachable.' },
+  ENGINE_ERROR: { status: 502, description: 'The container engine refused or failed an operation.' },
+  NETWORK_ERROR: { status: 502, description: 'The other side could not be reached.' },
+  // Client side (CLI, agent): reported with the same shape, mapped to a process exit instead of a response
+  NOT_LOGGED_IN: { status: 401, description: 'The CLI has no stored credentials; run `flotilla login`.' },
+  BUILD_FAILED: { status: 400, description: 'Building a service image failed.' },
+  PUSH_FAILED: { status: 502, description: 'Pushing an image to the registry failed.' },
+} as const satisfies Record<string, { status: number; description: string }>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && Object.hasOwn(ERROR_CODES, value);
+}
+
+export function statusOf(code: ErrorCode): number {
+  return ERROR_CODES[code].status;
+}
+
+/** The one error type every Flotilla package throws for expected failures. */
+export class FlotillaError extends Error {
+  readonly code: ErrorCode;
+  readonly details: unknown;
+
+  constructor(code: ErrorCode, message: string, options?: { details?: unknown; cause?: unknown }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'FlotillaError';
+    this.code = code;
+    this.details = options?.details;
+  }
+
+  get status(): number {
+    return statusOf(this.code);
+  }
+
+  toBody(): ErrorBody {
+    return this.details === undefined
+      ? { error: { code: this.code, message: this.message } }
+      : { error: { code: this.code, message: this.message, details: this.details } };
+  }
+}
+
+/** Wire shape of every error response from the user API and device API. */
+export interface ErrorBody {
+  error: { code: ErrorCode; message: string; details?: unknown };
+}
+
+export function isErrorBody(value: unknown): value is ErrorBody {
+  if (typeof value !== 'object' || value === null) return false;
+  const error = (value as { error?: unknown }).error;
+  return (
+    typeof error === 'object' &&
+    error !== null &&
+    isErrorCode((error as { code?: unknown }).code) &&
+    typeof (error as { message?: unknown }).message === 'string'
+  );
+}

@@ -1,0 +1,49 @@
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+
+/** A device UUID: 32 lowercase hex characters (balena accepts 32 or 62; we generate 32). */
+export const deviceUuidSchema = z
+  .string()
+  .regex(/^[0-9a-f]{32}$|^[0-9a-f]{62}$/, 'must be 32 (or 62) lowercase hex characters');
+
+/** What a user may type to name a device: the full UUID or a unique prefix of at least 7 characters. */
+export const deviceRefSchema = z.string().regex(/^[0-9a-f]{7,62}$/, 'must be a device UUID or a prefix of 7+ hex chars');
+
+export const slugSchema = z
+  .string()
+  .min(1)
+  .max(100)
+  .regex(/^[a-z0-9][a-z0-9_-]*$/, 'lowercase letters, digits, "-" and "_", starting with a letter or digit');
+
+/** A release commit: 32 or 40 hex characters (git-like). */
+export const commitSchema = z.string().regex(/^[0-9a-f]{7,64}$/, 'must be a hex commit hash');
+
+export const serviceNameSchema = z
+  .string()
+  .min(1)
+  .max(63)
+  .regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, 'letters, digits, ".", "-" and "_"');
+
+export const semverSchema = z
+  .string()
+  .regex(/^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$/, 'must be a semantic version');
+
+/** Environment variable names: POSIX-ish, as compose and balena accept them. */
+export const envNameSchema = z
+  .string()
+  .min(1)
+  .max(255)
+  .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'letters, digits and "_", not starting with a digit');
+
+export function generateDeviceUuid(): string {
+  return randomBytes(16).toString('hex');
+}
+
+/** A random secret for API, device and provisioning keys: 32 bytes, base64url. */
+export function generateKey(): string {
+  return randomBytes(32).toString('base64url');
+}
+
+export function shortUuid(uuid: string): string {
+  return uuid.slice(0, 7);
+}

@@ -1,0 +1,45 @@
+/**
+ * Route paths, defined once. Parameters are written Fastify-style (`:uuid`); `path()` fills them in for clients.
+ */
+export const DEVICE_ROUTES = {
+  register: { method: 'POST', path: '/device/register' },
+  findSelf: { method: 'GET', path: '/v7/device' },
+  keyExchange: { method: 'POST', path: '/api-key/device/:id/device-key' },
+  targetState: { method: 'GET', path: '/device/v3/:uuid/state' },
+  reportState: { method: 'PATCH', path: '/device/v3/state' },
+  reportTags: { method: 'PATCH', path: '/device/v3/tags' },
+  logStream: { method: 'POST', path: '/device/v2/:uuid/log-stream' },
+  /** Flotilla agents keep one WebSocket here for actions (and later tunnels). */
+  connect: { method: 'GET', path: '/device/v1/:uuid/connect' },
+  registryToken: { method: 'GET', path: '/auth/v1/token' },
+  delta: { method: 'GET', path: '/api/v3/delta' },
+} as const;
+
+export const API_PREFIX = '/api/v1';
+
+export const LOCAL_API_ROUTES = {
+  ping: { method: 'GET', path: '/ping' },
+  healthy: { method: 'GET', path: '/v1/healthy' },
+  blink: { method: 'POST', path: '/v1/blink' },
+  update: { method: 'POST', path: '/v1/update' },
+  restart: { method: 'POST', path: '/v1/restart' },
+  reboot: { method: 'POST', path: '/v1/reboot' },
+  shutdown: { method: 'POST', path: '/v1/shutdown' },
+  purge: { method: 'POST', path: '/v1/purge' },
+  device: { method: 'GET', path: '/v1/device' },
+  hostConfig: { method: 'GET', path: '/v1/device/host-config' },
+  applicationsState: { method: 'GET', path: '/v2/applications/state' },
+  stateStatus: { method: 'GET', path: '/v2/state/status' },
+  version: { method: 'GET', path: '/v2/version' },
+  localTargetState: { method: 'GET', path: '/v2/local/target-state' },
+  localLogs: { method: 'GET', path: '/v2/local/logs' },
+} as const;
+
+/** `path('/device/v3/:uuid/state', { uuid })` → `/device/v3/<uuid>/state`, each value URI-encoded. */
+export function path(template: string, params: Record<string, string | number>): string {
+  return template.replace(/:([a-zA-Z]+)/g, (_, key: string) => {
+    const value = params[key];
+    if (value === undefined) throw new Error(`missing route parameter ${key} for ${template}`);
+    return encodeURIComponent(String(value));
+  });
+}

@@ -1,0 +1,192 @@
+import { z } from 'zod';
+import { composeFileSchema } from './compose.js';
+import { commitSchema, deviceUuidSchema, envNameSchema, semverSchema, serviceNameSchema, slugSchema } from './ids.js';
+
+/**
+ * The user-facing REST API under /api/v1: request bodies (strict: a typo in a field is an error, not ignored) and
+ * the resources returned. Timestamps are ISO-8601 strings; ids are integers; devices are addressed by UUID (or a
+ * unique prefix of 7+ characters), fleets by slug, releases by id or commit (prefix allowed).
+ */
+
+const isoDate = z.string();
+const name = z.string().trim().min(1).max(200);
+
+// --------------------------------------------------------------------------------------------- identity and access
+export const roleSchema = z.enum(['admin', 'member']);
+export type Role = z.infer<typeof roleSchema>;
+
+export const loginRequestSchema = z.strictObject({ username: z.string().min(1).max(200), password: z.string().min(1).max(1000) });
+export const loginResponseSchema = z.object({ token: z.string(), expiresAt: isoDate, user: z.lazy(() => userSchema) });
+
+export const userSchema = z.object({ id: z.number().int(), username: z.string(), email: z.string().nullable(), createdAt: isoDate });
+export type User = z.infer<typeof userSchema>;
+
+export const createUserRequestSchema = z.strictObject({
+  username: z.string().min(2).max(100).regex(/^[a-zA-Z0-9_.@-]+$/),
+  email: z.email().optional(),
+  password: z.string().min(8).max(1000),
+});
+
+export const organizationSchema = z.object({ id: z.number().int(), name: z.string(), handle: z.string(), role: roleSchema.optional(), createdAt: isoDate });
+export type Organization = z.infer<typeof organizationSchema>;
+export const createOrganizationRequestSchema = z.strictObject({ name, handle: slugSchema.optional() });
+export const memberSchema = z.object({ user: userSchema, role: roleSchema });
+export const addMemberRequestSchema = z.strictObject({ username: z.string().min(1), role: roleSchema.default('member') });
+
+export const whoamiResponseSchema = z.object({ user: userSchema, organizations: z.array(organizationSchema), authMethod: z.enum(['session', 'api-key']) });
+export type WhoamiResponse = z.infer<typeof whoamiResponseSchema>;
+
+export const apiKeySchema = z.object({ id: z.number().int(), name: z.string(), description: z.string().nullable(), createdAt: isoDate, expiresAt: isoDate.nullable(), lastUsedAt: isoDate.nullable() });
+export type ApiKey = z.infer<typeof apiKeySchema>;
+export const createApiKeyRequestSchema = z.strictObject({ name, description: z.string().max(1000).optional(), expiresAt: isoDate.optional() });
+/** The secret `key` appears in this response only; it is stored hashed. */
+export const createdApiKeySchema = apiKeySchema.extend({ key: z.string() });
+
+// -------------------------------------------------------------------------------------------------------- fleets
+export const fleetSchema = z.object({
+  id: z.number().int(),
+  uuid: z.string(),
+  name: z.string(),
+  slug: z.string(),
+  deviceType: z.string(),
+  organization: z.string(),
+  /** The release devices run unless pinned: the pinned one, else the latest successful. */
+  targetRelease: z.object({ id: z.number().int(), commit: z.string(), version: z.string() }).nullable(),
+  pinnedRelease: z.string().nullable(),
+  deviceCount: z.number().int().optional(),
+  onlineDeviceCount: z.number().int().optional(),
+  createdAt: isoDate,
+});
+export type Fleet = z.infer<typeof fleetSchema>;
+export const createFleetRequestSchema = z.strictObject({
+  name,
+  slug: slugSchema.optional(),
+  deviceType: z.string().min(1).max(100).default('generic-amd64'),
+  /** Organization handle; defaults to the caller's only/first organization. */
+  organization: z.string().optional(),
+});
+export const updateFleetRequestSchema = z.strictObject({
+  name: name.optional(),
+  /** Release id or commit to pin devices to; null follows the latest successful release. */
+  pinnedRelease: z.union([z.number().int(), commitSchema, z.null()]).optional(),
+});
+
+export const provisioningKeySchema = z.object({ id: z.number().int(), name: z.string().nullable(), createdAt: isoDate, expiresAt: isoDate.nullable(), revokedAt: isoDate.nullable() });
+export const createProvisioningKeyRequestSchema = z.strictObject({ name: z.string().max(200).optional(), expiresAt: isoDate.optional() });
+export const createdProvisioningKeySchema = provisioningKeySchema.extend({ key: z.string() });
+
+// ------------------------------------------------------------------------------------------------------- devices
+export const deviceSchema = z.object({
+  id: z.number().int(),
+  uuid: deviceUuidSchema,
+  name: z.string(),
+  fleet: z.string(),
+  deviceType: z.string(),
+  isOnline: z.boolean(),
+  lastSeenAt: isoDate.nullable(),
+  status: z.string().nullable(),
+  pinnedRelease: z.string().nullable(),
+  /** Commit of the release the device reports as fully applied. */
+  runningRelease: z.string().nullable(),
+  targetRelease: z.string().nullable(),
+  osVersion: z.string().nullable(),
+  osVariant: z.string().nullable(),
+  agentVersion: z.string().nullable(),
+  ipAddress: z.string().nullable(),
+  macAddress: z.string().nullable(),
+  metrics: z.object({
+    cpuUsage: z.number().nullable(),
+    cpuTemp: z.number().nullable(),
+    memoryUsage: z.number().nullable(),
+    memoryTotal: z.number().nullable(),
+    storageUsage: z.number().nullable(),
+    storageTotal: z.number().nullable(),
+  }),
+  /** Services as last reported: `{ [serviceName]: { status, image, downloadProgress } }`. */
+  services: z.record(z.string(), z.object({ status: z.string(), image: z.string(), releaseCommit: z.string().nullable(), downloadProgress: z.number().nullable() })).default({}),
+  createdAt: isoDate,
+});
+export type Device = z.infer<typeof deviceSchema>;
+export const updateDeviceRequestSchema = z.strictObject({
+  name: name.optional(),
+  /** Move to another fleet of the same organization (slug). */
+  fleet: slugSchema.optional(),
+  pinnedRelease: z.union([z.number().int(), commitSchema, z.null()]).optional(),
+});
+
+export const deviceActionSchema = z.enum(['restart', 'reboot', 'shutdown', 'identify', 'purge', 'update', 'restart-service', 'stop-service', 'start-service']);
+export type DeviceAction = z.infer<typeof deviceActionSchema>;
+export const deviceActionRequestSchema = z.strictObject({
+  action: deviceActionSchema,
+  service: serviceNameSchema.optional(),
+  force: z.boolean().optional(),
+  /** Seconds the action stays deliverable to an offline device. */
+  ttlSeconds: z.number().int().min(1).max(7 * 24 * 3600).default(3600),
+});
+export const deviceActionResponseSchema = z.object({ id: z.number().int(), action: deviceActionSchema, status: z.enum(['pending', 'delivered', 'done', 'failed', 'expired']), createdAt: isoDate });
+
+// ------------------------------------------------------------------------------------------------------ releases
+export const releaseStatusSchema = z.enum(['running', 'success', 'failed']);
+export type ReleaseStatus = z.infer<typeof releaseStatusSchema>;
+
+export const releaseServiceSchema = z.object({ id: z.number().int(), name: serviceNameSchema, image: z.string(), imageId: z.number().int() });
+export const releaseSchema = z.object({
+  id: z.number().int(),
+  fleet: z.string(),
+  commit: z.string(),
+  version: z.string(),
+  status: releaseStatusSchema,
+  isFinal: z.boolean(),
+  composition: composeFileSchema,
+  services: z.array(releaseServiceSchema),
+  notes: z.string().nullable(),
+  createdAt: isoDate,
+});
+export type Release = z.infer<typeof releaseSchema>;
+export const createReleaseRequestSchema = z.strictObject({
+  commit: commitSchema.optional(),
+  version: semverSchema.optional(),
+  composition: composeFileSchema,
+  /** Image of each compose service, pinned by digest: `<registry>/<repo>@sha256:<hex>`. Filled now or on finish. */
+  images: z.record(serviceNameSchema, z.string().min(1)).default({}),
+  status: releaseStatusSchema.default('running'),
+  isFinal: z.boolean().default(true),
+  notes: z.string().max(10_000).optional(),
+});
+export const updateReleaseRequestSchema = z.strictObject({
+  status: releaseStatusSchema.optional(),
+  images: z.record(serviceNameSchema, z.string().min(1)).optional(),
+  notes: z.string().max(10_000).optional(),
+});
+
+// ----------------------------------------------------------------------------------------- variables and tags
+export const variableScopeSchema = z.enum(['fleet', 'device']);
+export const envVarSchema = z.object({
+  id: z.number().int(),
+  name: z.string(),
+  value: z.string(),
+  /** Set when the variable applies to one service only. */
+  service: z.string().nullable(),
+  createdAt: isoDate,
+});
+export type EnvVar = z.infer<typeof envVarSchema>;
+export const setEnvVarRequestSchema = z.strictObject({ name: envNameSchema, value: z.string().max(64 * 1024), service: serviceNameSchema.optional() });
+export const setConfigVarRequestSchema = z.strictObject({ name: z.string().regex(/^(FLOTILLA|BALENA|RESIN)_[A-Z0-9_]+$/, 'a FLOTILLA_/BALENA_/RESIN_ prefixed name'), value: z.string().max(64 * 1024) });
+export const tagSchema = z.object({ key: z.string(), value: z.string() });
+export const setTagRequestSchema = z.strictObject({ key: z.string().min(1).max(100), value: z.string().max(1000) });
+
+// ---------------------------------------------------------------------------------------------------------- lists
+export function listOf<T extends z.ZodType>(item: T) {
+  return z.object({ items: z.array(item) });
+}
+
+// ------------------------------------------------------------------------------------------------------ logs
+export const logEntrySchema = z.object({
+  timestamp: z.number().int(),
+  createdAt: z.number().int(),
+  message: z.string(),
+  isSystem: z.boolean(),
+  isStdErr: z.boolean(),
+  serviceName: z.string().nullable(),
+});
+export type LogEntry = z.infer<typeof logEntrySchema>;

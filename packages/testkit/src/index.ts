@@ -1,0 +1,6 @@
+export * from './exec.js';
+export * from './wait.js';
+export * from './net.js';
+export * from './apt-mirror.js';
+export * from './base-images.js';
+export * from './databases.js';

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# npm run setup: make this machine ready to run and test Flotilla. Idempotent; safe to run again at any time.
+#  1. Debian packages the project needs (Docker engine, zstd, skopeo, debootstrap, busybox-static), when missing
+#  2. dockerd running
+#  3. npm dependencies (from the lockfile) and a TypeScript build
+#  4. bin/flotilla, bin/flotilla-server, bin/flotilla-agent executable
+set -euo pipefail
+cd "$(dirname "$0")/.."
+say() { printf '\033[1msetup:\033[0m %s\n' "$*"; }
+
+# command-or-file → Debian package
+declare -A NEED=(
+  [dockerd]=docker.io
+  [zstd]=zstd
+  [skopeo]=skopeo
+  [debootstrap]=debootstrap
+  [/bin/busybox]=busybox-static
+  [curl]=curl
+)
+missing=()
+for probe in "${!NEED[@]}"; do
+  if [[ $probe == /* ]]; then [[ -e $probe ]] || missing+=("${NEED[$probe]}")
+  else command -v "$probe" >/dev/null 2>&1 || missing+=("${NEED[$probe]}"); fi
+done
+if ((${#missing[@]})); then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "setup: missing Debian packages: ${missing[*]}; run as root or install them with apt-get" >&2
+    exit 1
+  fi
+  say "installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! docker info >/dev/null 2>&1; then
+  say "starting dockerd"
+  if [[ $(id -u) -ne 0 ]]; then echo "setup: dockerd is not running and only root can start it" >&2; exit 1; fi
+  mkdir -p /var/log
+  nohup dockerd >/var/log/flotilla-dockerd.log 2>&1 &
+  for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
+  docker info >/dev/null 2>&1 || { echo "setup: dockerd did not come up; see /var/log/flotilla-dockerd.log" >&2; exit 1; }
+fi
+say "docker engine $(docker version --format '{{.Server.Version}}') ready"
+
+# Reinstall only when the lockfile changed since the last install (npm writes node_modules/.package-lock.json).
+if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
+  say "installing npm dependencies"
+  npm ci --no-fund --no-audit --loglevel=error
+fi
+say "building"
+npx tsc -b
+chmod +x bin/flotilla bin/flotilla-server bin/flotilla-agent
+say "ready: bin/flotilla, bin/flotilla-server, bin/flotilla-agent; next: npm start (or npm test)"
