@@ -123,6 +123,8 @@ export const currentAppSchema = z.looseObject({
   release_uuid: z.string().max(64).nullable().optional(),
   releases: z.record(z.string(), currentReleaseSchema).default({}),
 });
+export type CurrentRelease = z.infer<typeof currentReleaseSchema>;
+export type CurrentApp = z.infer<typeof currentAppSchema>;
 
 const nullableInt = z.number().int().min(0).nullable().optional();
 /** One device's report. Every field is optional: a report carries only what changed since the last one. */

@@ -7,3 +7,4 @@ export * from './config-json.js';
 export * from './labels.js';
 export * from './user-api.js';
 export * from './routes.js';
+export * from './device-connection.js';

@@ -190,3 +190,20 @@ export const logEntrySchema = z.object({
   serviceName: z.string().nullable(),
 });
 export type LogEntry = z.infer<typeof logEntrySchema>;
+
+// ------------------------------------------------------------------------------------------------- config.json
+/** `POST /api/v1/fleets/:slug/config-json` body; the answer is a configJsonSchema document with a new provisioning key. */
+export const configJsonRequestSchema = z.strictObject({
+  hostname: z.string().regex(/^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/, 'a valid hostname label').optional(),
+  developmentMode: z.boolean().optional(),
+  persistentLogging: z.boolean().optional(),
+  sshKeys: z.array(z.string().min(1).max(16_384)).max(100).optional(),
+  wifiSsid: z.string().min(1).max(32).optional(),
+  wifiKey: z.string().min(8).max(63).optional(),
+  /** ISO-8601 expiry of the provisioning key put in the file; default: never. */
+  provisioningKeyExpiry: isoDate.optional(),
+  appUpdatePollInterval: z.number().int().min(10_000).optional(),
+  dnsServers: z.string().max(1000).optional(),
+  deviceType: z.string().min(1).max(100).optional(),
+});
+export type ConfigJsonRequest = z.infer<typeof configJsonRequestSchema>;

@@ -1,1 +1,12 @@
-export {};
+export { buildApp } from './app.js';
+export type { AppOptions, FlotillaApp } from './app.js';
+export { startServer } from './server.js';
+export type { RunningServer, StartServerOptions } from './server.js';
+export { openDatabase } from './db/database.js';
+export type { Db, Dialect, OpenedDatabase, DatabaseOptions } from './db/database.js';
+export type { Database } from './db/schema.js';
+export { authenticateCredentials, deviceMayPull, userMayPush } from './auth/registry-access.js';
+export type { RegistryPrincipal } from './auth/registry-access.js';
+export { bootstrapAdmin } from './auth/bootstrap.js';
+export type { AdminCredentials } from './auth/bootstrap.js';
+export { hashKey } from './auth/keys.js';

@@ -1,0 +1,333 @@
+import { join, resolve } from 'node:path';
+import pino, { type Logger } from 'pino';
+import { DEFAULT_LISTEN_PORT, DEFAULT_POLL_INTERVAL_MS, FlotillaError, configVarKey, generateKey, targetDeviceSchema, type DeviceReport, type TargetDevice, type UpdateStatus } from '@flotilla/protocol';
+import { assertProvisionable, ensureIdentity, readConfig, type ConfigFile } from './config/config-file.js';
+import { buildTargetModel, type ModelContext } from './compose/target-model.js';
+import { HttpControlPlane, type ControlPlane } from './control-plane/control-plane.js';
+import { Poller } from './control-plane/poller.js';
+import type { ContainerEngine, RegistryAuth } from './engine/container-engine.js';
+import { DockerEngine } from './engine/docker-engine.js';
+import { selectHostConfig, type HostConfig } from './host/host-config.js';
+import { scanLocks, serviceLockDir as lockDirOf } from './locks/update-locks.js';
+import { AGENT_VERSION, defaultDeviceType, provision } from './provision/provision.js';
+import { createExecutors } from './reconcile/executor.js';
+import { runPass, type PassResult } from './reconcile/loop.js';
+import type { CurrentState, PlanContext, TargetModel } from './reconcile/state.js';
+import { buildAppsReport } from './report/build-report.js';
+import { CpuSampler, collectMetrics } from './report/metrics.js';
+import { Reporter } from './report/reporter.js';
+import { openStore, type Phase } from './store/store.js';
+import { Wakeable, backoffMs } from './util/wakeable.js';
+
+export interface AgentOptions {
+  configPath: string;
+  dataDir: string;
+  dockerSocket?: string;
+  logLevel?: string;
+  /** Fixed poll interval without jitter (tests, bench); otherwise target config / config.json / 900 s. */
+  pollIntervalMs?: number;
+  /** Prefix for every engine object name and a label value, so agents sharing an engine stay apart (tests). */
+  namespace?: string;
+  /** 'real' writes /etc/hostname; anything else (default) is a dry run. Env FLOTILLA_AGENT_HOST_CONFIG too. */
+  hostConfig?: 'real' | 'dry-run';
+  /** Unmanaged devices: a target state (one device's part) to apply, as from `POST /v2/local/target-state`. */
+  localTarget?: TargetDevice;
+  /** Minimum delay between reports (default 10 s; tests shorten it). */
+  reportIntervalMs?: number;
+  engine?: ContainerEngine;
+  controlPlane?: ControlPlane;
+  logger?: Logger;
+}
+
+export interface AgentState {
+  phase: Phase;
+  uuid: string;
+  managed: boolean;
+  hostname: string;
+  hostConfigMode: HostConfig['mode'];
+  lastPass: PassResult | undefined;
+  passes: number;
+  reportsSent: number;
+  targetCommits: Record<string, string | null>;
+}
+
+export interface AgentHandle {
+  stop(): Promise<void>;
+  /** Poll the control plane and reconcile now; `force` ignores update locks for this pass. */
+  triggerUpdate(options?: { force?: boolean }): void;
+  state(): AgentState;
+  /** Replace the local target (unmanaged devices) and reconcile. */
+  setLocalTarget(device: TargetDevice): void;
+  /** Run one reconciliation pass now and return its result (waits for a pass in flight first). */
+  reconcileNow(): Promise<PassResult>;
+}
+
+function overrideLockConfigured(device: TargetDevice | undefined): boolean {
+  return Object.entries(device?.config ?? {}).some(([k, v]) => configVarKey(k) === 'SUPERVISOR_OVERRIDE_LOCK' && v === '1');
+}
+
+export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
+  // Host paths are bind-mounted by the engine, which needs them absolute.
+  const options: AgentOptions = { ...input, dataDir: resolve(input.dataDir), configPath: resolve(input.configPath) };
+  const log = options.logger ?? pino({ level: options.logLevel ?? 'info', base: { name: 'flotilla-agent' } });
+  const namespace = options.namespace ?? '';
+  const dockerSocket = options.dockerSocket ?? '/var/run/docker.sock';
+  const read = await readConfig(options.configPath);
+  assertProvisionable(read);
+  let file: ConfigFile = await ensureIdentity(read);
+  const uuid = file.config.uuid as string;
+  const deviceApiKey = file.config.deviceApiKey as string;
+  const store = openStore(options.dataDir);
+  // Nothing to replay: the engine is re-read and the persisted target re-applied, which finishes the interrupted work.
+  if (store.getPhase() === 'apply') log.info('resuming after an interrupted apply');
+  const engine = options.engine ?? new DockerEngine(dockerSocket);
+  const hostConfig = selectHostConfig(options.hostConfig, log);
+  const apiEndpoint = file.config.apiEndpoint;
+  const managed = apiEndpoint !== undefined;
+  const controlPlane = options.controlPlane ?? (apiEndpoint ? new HttpControlPlane(apiEndpoint) : undefined);
+  if (options.localTarget) store.setTarget({ device: targetDeviceSchema.parse(options.localTarget), etag: null, source: 'local' });
+  if (file.config.hostname) await hostConfig.setHostname(file.config.hostname);
+
+  const abort = new AbortController();
+  const progress = new Map<string, number>();
+  const servicesDir = join(options.dataDir, 'services');
+  const serviceLockDir = (appId: number, serviceName: string): string => lockDirOf(servicesDir, namespace, appId, serviceName);
+  const supervisorApiKey = store.getSecret('supervisorApiKey', generateKey);
+  const registryHosts = new Set<string>([file.config.registryEndpoint, apiEndpoint ? new URL(apiEndpoint).host : undefined].filter((h): h is string => !!h));
+  const registryAuth = (ref: string): RegistryAuth | undefined => {
+    const host = ref.split('/')[0] ?? '';
+    return registryHosts.has(host) ? { username: `d_${uuid}`, password: deviceApiKey, serveraddress: host } : undefined;
+  };
+  const modelContext: ModelContext = {
+    namespace,
+    deviceUuid: uuid,
+    deviceType: file.config.deviceType ?? defaultDeviceType(),
+    apiEndpoint,
+    deviceApiKey,
+    dockerSocket,
+    supervisorApi: { port: file.config.listenPort ?? DEFAULT_LISTEN_PORT, key: supervisorApiKey },
+    serviceLockDir,
+  };
+
+  // The target model is rebuilt only when the persisted target changes (cheap no-op passes).
+  let cachedTarget: { json: string; model: TargetModel } | undefined;
+  const targetModel = (): TargetModel | null => {
+    const record = store.getTarget();
+    if (!record) return null;
+    const json = JSON.stringify(record.device);
+    if (cachedTarget?.json !== json) cachedTarget = { json, model: buildTargetModel(record.device, modelContext) };
+    return cachedTarget.model;
+  };
+
+  // A forced update (lock override) lasts until a pass converges on a target fetched after the request, so a
+  // pass racing the fetch cannot consume it.
+  let force: { requestedAt: number; polled: boolean } | undefined;
+  const planContext = async (): Promise<PlanContext> => {
+    const { lockedApps, handoverComplete } = await scanLocks(servicesDir, namespace);
+    return { now: Date.now(), lockedApps, overrideLock: force !== undefined || overrideLockConfigured(store.getTarget()?.device), handoverComplete };
+  };
+
+  // Releases of the last target state that failed validation (reported 'rejected'; the previous target is kept).
+  let rejected: Record<string, string[]> = {};
+  let lastCurrent: CurrentState | undefined;
+  let lastStatuses = new Map<number, UpdateStatus>();
+  let lastPass: PassResult | undefined;
+  let passes = 0;
+  const cpu = new CpuSampler();
+  const reporter =
+    managed && controlPlane
+      ? new Reporter({
+          controlPlane,
+          store,
+          log,
+          uuid,
+          deviceApiKey,
+          ...(options.reportIntervalMs !== undefined ? { minIntervalMs: options.reportIntervalMs } : {}),
+          build: async (): Promise<DeviceReport | undefined> => {
+            const target = targetModel();
+            if (!lastCurrent || !target) return undefined;
+            const failed = lastPass?.outcome.kind === 'error' && lastPass.outcome.terminal;
+            const apps = buildAppsReport({ current: lastCurrent, target, statuses: lastStatuses, progress, failed });
+            for (const [appUuid, commits] of Object.entries(rejected)) {
+              const app = (apps[appUuid] ??= { release_uuid: null, releases: {} });
+              for (const commit of commits) app.releases[commit] = { ...app.releases[commit], update_status: 'rejected', services: app.releases[commit]?.services ?? {} };
+            }
+            const updating = [...lastStatuses.values()].some((s) => s !== 'done');
+            return {
+              status: failed ? 'Update failed' : updating ? 'Updating' : 'Idle',
+              api_port: modelContext.supervisorApi.port,
+              os_version: `${process.platform} ${process.version}`,
+              os_variant: file.config.developmentMode ? 'dev' : 'prod',
+              supervisor_version: AGENT_VERSION,
+              update_pending: updating,
+              update_failed: failed,
+              ...(await collectMetrics(cpu, options.dataDir)),
+              apps,
+            };
+          },
+        })
+      : undefined;
+
+  const executors = createExecutors({ engine, store, log, registryAuth, progress, serviceLockDir, onProgress: () => reporter?.trigger() });
+  const loopDeps = {
+    engine,
+    executors,
+    namespace,
+    log,
+    knownImages: () => store.knownImages(),
+    target: targetModel,
+    context: planContext,
+    onPlanned: (statuses: Map<number, UpdateStatus>, current: CurrentState) => {
+      // Persisted only when there is work, so converged passes cost no disk write.
+      if ([...statuses.values()].some((s) => s !== 'done')) store.setPhase('apply');
+      lastStatuses = statuses;
+      lastCurrent = current;
+      reporter?.trigger();
+    },
+  };
+
+  // ------------------------------------------------------------------------------------------- reconcile runner
+  // Single flight: one pass at a time; triggers during a pass cause exactly one more pass after it.
+  const reconcileWake = new Wakeable();
+  let inFlight: Promise<PassResult> | undefined;
+  let errorCount = 0;
+  const pass = async (): Promise<PassResult> => {
+    while (inFlight) await inFlight;
+    const run = (async () => {
+      const forced = force?.polled ? force : undefined;
+      const result = await runPass(loopDeps, abort.signal);
+      if (result.outcome.kind === 'done' && forced && force === forced) force = undefined;
+      passes += 1;
+      lastPass = result;
+      if (result.outcome.kind !== 'cancelled') store.setPhase('idle');
+      if (result.outcome.kind === 'error') log.error({ err: result.outcome.error.message, terminal: result.outcome.terminal }, 'reconcile pass failed');
+      else if (result.stepsExecuted > 0 || result.outcome.kind === 'retry-after') log.info({ outcome: result.outcome, iterations: result.iterations, ms: Math.round(result.durationMs) }, 'reconcile pass');
+      reporter?.trigger();
+      return result;
+    })();
+    inFlight = run;
+    try {
+      return await run;
+    } finally {
+      inFlight = undefined;
+    }
+  };
+  const runner = (async () => {
+    let targetJson = '';
+    while (!abort.signal.aborted) {
+      const current = JSON.stringify(store.getTarget()?.device ?? null);
+      const changed = current !== targetJson;
+      targetJson = current;
+      if (changed) errorCount = 0;
+      const result = await pass();
+      let delay: number;
+      switch (result.outcome.kind) {
+        case 'done':
+        case 'cancelled':
+          errorCount = 0;
+          delay = Number.POSITIVE_INFINITY;
+          break;
+        case 'retry-after':
+          delay = result.outcome.ms;
+          break;
+        case 'error':
+          errorCount += 1;
+          // Terminal: wait for a new target or an explicit trigger; transient: back off with a cap.
+          delay = result.outcome.terminal ? Number.POSITIVE_INFINITY : backoffMs(errorCount, 300_000, 1_000);
+          break;
+      }
+      // Even when converged, re-check now and then: level-based repair of drift the engine's policy misses.
+      await reconcileWake.sleep(Math.min(delay, options.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS), abort.signal);
+    }
+  })();
+
+  // ------------------------------------------------------------------------------------------- control plane
+  let poller: Poller | undefined;
+  let provisioned: Promise<boolean> | undefined;
+  if (managed && controlPlane) {
+    const cp = controlPlane;
+    // Provisioning retries in the background; meanwhile the persisted target keeps being applied.
+    provisioned = (async () => {
+      for (let failures = 0; !abort.signal.aborted; ) {
+        try {
+          if (file.config.deviceId === undefined) store.setPhase('provision');
+          file = await provision(file, cp, log);
+          store.setPhase('idle');
+          return true;
+        } catch (error) {
+          failures += 1;
+          log.warn({ err: (error as Error).message, failures }, 'provisioning failed; will retry');
+          await new Wakeable().sleep(backoffMs(failures, 300_000, 2_000), abort.signal);
+        }
+      }
+      return false;
+    })();
+    poller = new Poller({
+      controlPlane: cp,
+      store,
+      log,
+      uuid,
+      deviceApiKey,
+      baseIntervalMs: file.config.appUpdatePollInterval ?? DEFAULT_POLL_INTERVAL_MS,
+      ...(options.pollIntervalMs !== undefined ? { fixedIntervalMs: options.pollIntervalMs } : {}),
+      onPolled: ({ ok, startedAt }) => {
+        // A successful poll (new or unchanged target) means the control plane serves a valid target again.
+        if (ok && Object.keys(rejected).length > 0) {
+          rejected = {};
+          reporter?.trigger();
+        }
+        if (force && startedAt >= force.requestedAt) force.polled = true;
+        reconcileWake.wake();
+      },
+      onError: (error) => {
+        if (error instanceof FlotillaError && error.code === 'VALIDATION_FAILED') {
+          const details = error.details as { rejected?: Record<string, string[]> } | undefined;
+          rejected = details?.rejected ?? {};
+          reporter?.trigger();
+        }
+      },
+    });
+    const p = poller;
+    void provisioned.then((ok) => {
+      if (!ok) return;
+      p.start(abort.signal);
+      reporter?.start(abort.signal);
+    });
+  }
+
+  return {
+    async stop() {
+      abort.abort();
+      await runner;
+      await inFlight;
+      await provisioned;
+      await poller?.stopped();
+      await reporter?.stopped();
+      store.close();
+    },
+    triggerUpdate(opts = {}) {
+      if (opts.force) force = { requestedAt: Date.now(), polled: poller === undefined };
+      if (poller) poller.trigger();
+      else reconcileWake.wake();
+    },
+    setLocalTarget(device) {
+      store.setTarget({ device: targetDeviceSchema.parse(device), etag: null, source: 'local' });
+      reconcileWake.wake();
+    },
+    reconcileNow: () => pass(),
+    state(): AgentState {
+      const record = store.getTarget();
+      return {
+        phase: store.getPhase(),
+        uuid,
+        managed,
+        hostname: hostConfig.hostname(),
+        hostConfigMode: hostConfig.mode,
+        lastPass,
+        passes,
+        reportsSent: reporter?.reportsSent ?? 0,
+        targetCommits: Object.fromEntries(Object.entries(record?.device.apps ?? {}).map(([k, a]) => [k, Object.keys(a.releases)[0] ?? null])),
+      };
+    },
+  };
+}

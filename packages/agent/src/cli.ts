@@ -1,0 +1,62 @@
+import { readFile } from 'node:fs/promises';
+import { Command } from 'commander';
+import { FlotillaError, targetDeviceSchema } from '@flotilla/protocol';
+import { startAgent } from './agent.js';
+
+/** `flotilla-agent --config <config.json> [--data <dir>] [--docker-socket <path>]`. Errors print `message (CODE)`. */
+const program = new Command()
+  .name('flotilla-agent')
+  .description('Flotilla device agent: provisions from config.json and keeps the container engine converged to target state.')
+  .requiredOption('--config <path>', 'device config.json')
+  .option('--data <dir>', 'state directory (SQLite database, update locks)', '/var/lib/flotilla-agent')
+  .option('--docker-socket <path>', 'container engine socket', '/var/run/docker.sock')
+  .option('--log-level <level>', 'trace|debug|info|warn|error', process.env.FLOTILLA_LOG_LEVEL ?? 'info')
+  .option('--target-file <path>', 'unmanaged devices: a local target state (one device: {name, config, apps}) to apply')
+  .option('--poll-interval <ms>', 'fixed poll interval in ms (default: target config, config.json or 900000 + jitter)')
+  .option('--namespace <prefix>', 'prefix for engine object names, to run several agents on one engine (tests)', '')
+  .option('--host-config <mode>', 'real: write /etc/hostname; dry-run (default): change nothing on this host');
+
+async function main(): Promise<void> {
+  program.parse();
+  const o = program.opts<{ config: string; data: string; dockerSocket: string; logLevel: string; targetFile?: string; pollInterval?: string; namespace: string; hostConfig?: string }>();
+  let localTarget;
+  if (o.targetFile) {
+    let raw: unknown;
+    try {
+      raw = JSON.parse(await readFile(o.targetFile, 'utf8'));
+    } catch (error) {
+      throw new FlotillaError('VALIDATION_FAILED', `cannot read target file ${o.targetFile}: ${(error as Error).message}`);
+    }
+    const parsed = targetDeviceSchema.safeParse(raw);
+    if (!parsed.success) throw new FlotillaError('VALIDATION_FAILED', `target file ${o.targetFile}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    localTarget = parsed.data;
+  }
+  const agent = await startAgent({
+    configPath: o.config,
+    dataDir: o.data,
+    dockerSocket: o.dockerSocket,
+    logLevel: o.logLevel,
+    namespace: o.namespace,
+    ...(o.pollInterval ? { pollIntervalMs: Number(o.pollInterval) } : {}),
+    ...(o.hostConfig === 'real' || o.hostConfig === 'dry-run' ? { hostConfig: o.hostConfig } : {}),
+    ...(localTarget ? { localTarget } : {}),
+  });
+  let stopping = false;
+  const shutdown = (): void => {
+    if (stopping) return;
+    stopping = true;
+    void agent.stop().then(() => process.exit(0));
+  };
+  process.on('SIGTERM', shutdown);
+  process.on('SIGINT', shutdown);
+  process.on('SIGUSR1', () => agent.triggerUpdate());
+}
+
+main().catch((error: unknown) => {
+  if (error instanceof FlotillaError) {
+    process.stderr.write(`flotilla-agent: ${error.message} (${error.code})\n`);
+  } else {
+    process.stderr.write(`flotilla-agent: ${error instanceof Error ? error.message : String(error)} (INTERNAL)\n`);
+  }
+  process.exit(1);
+});

@@ -1,0 +1,104 @@
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { waitFor } from '@flotilla/testkit';
+import { buildImage, cleanup, docker, exec, harness, ourContainers, serviceOf, target, uniqueAppId, type Harness } from './test-support/fixtures.js';
+import { exportImage } from './test-support/fake-registry.js';
+
+const BIN = fileURLToPath(new URL('../../../bin/flotilla-agent', import.meta.url));
+
+function spawnAgent(h: Harness, failpoint?: string): { child: ChildProcess; exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }> } {
+  const env = { ...process.env, FLOTILLA_AGENT_FAILPOINT: failpoint ?? '' };
+  const child = spawn(BIN, ['--config', h.configPath, '--data', h.dataDir, '--namespace', h.namespace, '--poll-interval', '300', '--log-level', 'warn'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('exit', (code, signal) => {
+      if (stderr && process.env.FLOTILLA_TEST_LOG) process.stderr.write(stderr);
+      resolve({ code, signal });
+    }),
+  );
+  return { child, exited };
+}
+
+/**
+ * Each case SIGKILLs the agent process at one instant of an update (a failpoint inside the executor does the
+ * kill -9, so the instant is exact, not timing luck), restarts it, and checks the device converges with one
+ * container per service and the named volume's data intact.
+ */
+describe('kill -9 mid-update, then restart', { concurrency: true }, () => {
+  const cases: Array<{ failpoint: string; phase: 'install' | 'update'; pulled?: boolean }> = [
+    { failpoint: 'after:createNetwork', phase: 'install' },
+    { failpoint: 'after:killContainer', phase: 'update' },
+    { failpoint: 'after:createContainer', phase: 'update' },
+    { failpoint: 'before:startContainer', phase: 'update' },
+    { failpoint: 'after:fetch', phase: 'update', pulled: true },
+  ];
+  for (const c of cases) {
+    it(`${c.failpoint} during ${c.phase}${c.pulled ? ' (pulled image)' : ''}`, async () => {
+      const h = await harness();
+      const appId = uniqueAppId();
+      const appUuid = `app${appId}`;
+      const r1 = `flotilla-agent-it/crash:r1-${appId}`;
+      const r2local = `flotilla-agent-it/crash:r2-${appId}`;
+      let r2 = r2local;
+      const agents: ChildProcess[] = [];
+      try {
+        await Promise.all([buildImage(r1, 'r1'), buildImage(r2local, 'r2')]);
+        if (c.pulled) {
+          r2 = h.cp.serve(await exportImage(r2local, `v2/crash${appId}`));
+          await docker.getImage(r2local).remove();
+        }
+        const release = (n: number, image: string) =>
+          target({ appId, appUuid, commit: `c${n}`, releaseId: n, volumes: ['data'], services: { main: { image, environment: { N: String(n) }, composition: { volumes: ['data:/data'] } }, side: { image: r1, environment: { N: String(n) } } } });
+        const converged = (marker: string) => async (): Promise<boolean> => {
+          const list = await ourContainers(h.namespace);
+          if (list.length !== 2 || list.some((x) => x.State !== 'running')) return false;
+          const main = list.find((x) => serviceOf(x) === 'main');
+          return main !== undefined && (await exec(main.Id, 'cat /release')).trim() === marker;
+        };
+
+        const first = spawnAgent(h, c.phase === 'install' ? c.failpoint : undefined);
+        agents.push(first.child);
+        const uuid = await waitFor('uuid in config.json', async () => (JSON.parse(await readFile(h.configPath, 'utf8')) as { uuid?: string }).uuid);
+        h.cp.setTarget(uuid, release(1, r1));
+        if (c.phase === 'install') {
+          const exit = await first.exited;
+          assert.equal(exit.signal, 'SIGKILL', `the failpoint ${c.failpoint} was reached`);
+          const again = spawnAgent(h);
+          agents.push(again.child);
+        }
+        await waitFor('release 1 running', converged('r1'), { timeoutMs: 60_000 });
+        const main1 = (await ourContainers(h.namespace)).find((x) => serviceOf(x) === 'main') as { Id: string };
+        await exec(main1.Id, 'echo survived > /data/file');
+
+        if (c.phase === 'update') {
+          for (const a of agents) a.kill('SIGKILL');
+          await new Promise((r) => setTimeout(r, 200));
+          h.cp.setTarget(uuid, release(2, r2));
+          const crashing = spawnAgent(h, c.failpoint);
+          agents.push(crashing.child);
+          const exit = await crashing.exited;
+          assert.equal(exit.signal, 'SIGKILL', `the failpoint ${c.failpoint} was reached`);
+          const again = spawnAgent(h);
+          agents.push(again.child);
+          await waitFor('release 2 running after restart', converged('r2'), { timeoutMs: 60_000 });
+        }
+        // Stable: no duplicate appears and nothing flaps after convergence.
+        await new Promise((r) => setTimeout(r, 1_000));
+        const final = await ourContainers(h.namespace);
+        assert.deepEqual(final.map(serviceOf).sort(), ['main', 'side']);
+        assert.ok(final.every((x) => x.State === 'running'));
+        const main = final.find((x) => serviceOf(x) === 'main') as { Id: string };
+        assert.equal((await exec(main.Id, 'cat /data/file')).trim(), 'survived');
+        if (c.phase === 'update') assert.equal((await exec(main.Id, 'cat /release')).trim(), 'r2');
+      } finally {
+        for (const a of agents) a.kill('SIGKILL');
+        await cleanup(h.namespace, [r1, r2local, r2]);
+        await h.remove();
+      }
+    });
+  }
+});

@@ -1,0 +1,191 @@
+import { createRequire } from 'node:module';
+import type Docker from 'dockerode';
+import { LABELS } from '@flotilla/protocol';
+import { NAMESPACE_LABEL } from '../compose/names.js';
+import type { CurrentContainer } from '../reconcile/state.js';
+import type { ContainerEngine, EngineSnapshot, PullProgress, RegistryAuth } from './container-engine.js';
+
+/**
+ * WARNING: dockerode loads, at require time, modules for features the agent never uses: ssh2 (with a WebAssembly
+ * crypto module) for ssh:// engine hosts, and gRPC + protobufjs for BuildKit build sessions. The agent only talks
+ * to a local unix socket and never builds, so these are pre-seeded in the require cache with stubs that throw if
+ * ever used. This keeps ~20 MB of resident memory off every device. Must run before dockerode is first required.
+ */
+const UNUSED_BY_AGENT: Array<{ from: 'dockerode' | 'docker-modem'; name: string }> = [
+  { from: 'docker-modem', name: 'ssh2' },
+  { from: 'dockerode', name: '@grpc/grpc-js' },
+  { from: 'dockerode', name: '@grpc/proto-loader' },
+  { from: 'dockerode', name: 'protobufjs' },
+];
+
+function loadDockerode(): typeof Docker {
+  const require = createRequire(import.meta.url);
+  const requireFrom = { dockerode: createRequire(require.resolve('dockerode')), 'docker-modem': createRequire(createRequire(require.resolve('dockerode')).resolve('docker-modem')) };
+  for (const { from, name } of UNUSED_BY_AGENT) {
+    let resolved: string;
+    try {
+      resolved = requireFrom[from].resolve(name);
+    } catch {
+      continue; // not installed in this layout: nothing to stub
+    }
+    if (require.cache[resolved]) continue;
+    const refuse = (): never => {
+      throw new Error(`${name} is not available in flotilla-agent (ssh engine hosts and image builds are unsupported)`);
+    };
+    const exports = new Proxy({}, { get: (_t, key) => (key === '__esModule' ? false : refuse) });
+    // A cache entry only needs `exports` for the CommonJS `require(name)` calls in dockerode/docker-modem.
+    require.cache[resolved] = { id: resolved, filename: resolved, loaded: true, exports } as unknown as NodeJS.Module;
+  }
+  return require('dockerode') as typeof Docker;
+}
+
+function statusCode(error: unknown): number | undefined {
+  return typeof error === 'object' && error !== null && 'statusCode' in error ? Number((error as { statusCode: unknown }).statusCode) : undefined;
+}
+
+/** Runs `fn`, treating the listed engine status codes as success (the thing is already in the wanted state). */
+async function tolerate(codes: number[], fn: () => Promise<unknown>): Promise<void> {
+  try {
+    await fn();
+  } catch (error) {
+    if (!codes.includes(statusCode(error) ?? -1)) throw error;
+  }
+}
+
+interface LayerProgress {
+  current: number;
+  total: number;
+}
+
+export class DockerEngine implements ContainerEngine {
+  private readonly docker: Docker;
+
+  constructor(socketPath = '/var/run/docker.sock') {
+    const DockerClient = loadDockerode();
+    this.docker = new DockerClient({ socketPath });
+  }
+
+  private ours(namespace: string, labels: Record<string, string> | undefined | null): boolean {
+    if (!labels || labels[LABELS.supervised] !== '1') return false;
+    return (labels[NAMESPACE_LABEL] ?? '') === namespace;
+  }
+
+  async snapshot(namespace: string, signal?: AbortSignal): Promise<EngineSnapshot> {
+    const filter = JSON.stringify({ label: [`${LABELS.supervised}=1`] });
+    const opts = signal ? { abortSignal: signal } : {};
+    const [containers, volumes, networks, images] = await Promise.all([
+      this.docker.listContainers({ all: true, filters: filter, ...opts }),
+      this.docker.listVolumes({ filters: filter, ...opts }),
+      this.docker.listNetworks({ filters: filter, ...opts }),
+      this.docker.listImages({ ...opts }),
+    ]);
+    const current: CurrentContainer[] = [];
+    for (const c of containers) {
+      if (!this.ours(namespace, c.Labels)) continue;
+      const labels = c.Labels;
+      current.push({
+        id: c.Id,
+        name: (c.Names[0] ?? '').replace(/^\//, ''),
+        appId: Number(labels[LABELS.appId]),
+        appUuid: labels[LABELS.appUuid] ?? '',
+        serviceName: labels[LABELS.serviceName] ?? '',
+        releaseCommit: labels[LABELS.releaseCommit] ?? '',
+        imageId: c.ImageID,
+        configHash: labels[LABELS.configHash] ?? '',
+        state: c.State,
+        createdAt: c.Created * 1000,
+        networks: Object.keys(c.NetworkSettings?.Networks ?? {}),
+      });
+    }
+    return {
+      containers: current,
+      volumes: (volumes.Volumes ?? []).filter((v) => this.ours(namespace, v.Labels)).map((v) => ({ name: v.Name, appId: Number(v.Labels[LABELS.appId]) })),
+      networks: networks.filter((n) => this.ours(namespace, n.Labels)).map((n) => ({ name: n.Name, appId: Number(n.Labels?.[LABELS.appId]), configHash: n.Labels?.[LABELS.configHash] ?? '' })),
+      images: images.map((i) => ({ id: i.Id, repoTags: i.RepoTags ?? [], repoDigests: i.RepoDigests ?? [] })),
+    };
+  }
+
+  async pull(ref: string, auth: RegistryAuth | undefined, onProgress: (p: PullProgress) => void, signal: AbortSignal): Promise<void> {
+    const stream = (await this.docker.pull(ref, { ...(auth ? { authconfig: auth } : {}), abortSignal: signal })) as NodeJS.ReadableStream;
+    const layers = new Map<string, LayerProgress>();
+    await new Promise<void>((resolve, reject) => {
+      this.docker.modem.followProgress(
+        stream,
+        (error: Error | null) => (error ? reject(error) : resolve()),
+        (event: { id?: string; status?: string; error?: string; progressDetail?: { current?: number; total?: number } }) => {
+          if (event.error) return reject(new Error(event.error));
+          if (!event.id) return;
+          const layer = layers.get(event.id) ?? { current: 0, total: 0 };
+          if (event.status === 'Downloading' && event.progressDetail?.total) {
+            layer.current = event.progressDetail.current ?? 0;
+            layer.total = event.progressDetail.total;
+          } else if (event.status === 'Download complete' || event.status === 'Pull complete' || event.status === 'Already exists') {
+            layer.current = layer.total = Math.max(layer.total, 1);
+          }
+          layers.set(event.id, layer);
+          let current = 0;
+          let total = 0;
+          for (const l of layers.values()) {
+            current += l.current;
+            total += l.total;
+          }
+          if (total > 0) onProgress({ percent: Math.min(100, Math.floor((100 * current) / total)) });
+        },
+      );
+    });
+  }
+
+  async removeImage(ref: string): Promise<void> {
+    // 404: already gone. 409 (in use by some container) is a real refusal and surfaces.
+    await tolerate([404], () => this.docker.getImage(ref).remove({ noprune: false }));
+  }
+
+  async createNetwork(spec: Docker.NetworkCreateOptions): Promise<void> {
+    await tolerate([409], () => this.docker.createNetwork({ ...spec, CheckDuplicate: true }));
+  }
+
+  async removeNetwork(name: string): Promise<void> {
+    await tolerate([404], () => this.docker.getNetwork(name).remove());
+  }
+
+  async createVolume(spec: Docker.VolumeCreateOptions): Promise<void> {
+    await this.docker.createVolume(spec);
+  }
+
+  async removeVolume(name: string): Promise<void> {
+    await tolerate([404], () => this.docker.getVolume(name).remove());
+  }
+
+  async createContainer(spec: Docker.ContainerCreateOptions, extraNetworks: Array<{ network: string; aliases: string[] }>): Promise<string> {
+    const container = await this.docker.createContainer(spec);
+    for (const n of extraNetworks) {
+      await this.docker.getNetwork(n.network).connect({ Container: container.id, EndpointConfig: { Aliases: n.aliases } });
+    }
+    return container.id;
+  }
+
+  async startContainer(id: string): Promise<void> {
+    await tolerate([304], () => this.docker.getContainer(id).start());
+  }
+
+  async stopContainer(id: string, timeoutSeconds: number): Promise<void> {
+    await tolerate([304, 404], () => this.docker.getContainer(id).stop({ t: timeoutSeconds }));
+  }
+
+  async removeContainer(id: string): Promise<void> {
+    await tolerate([404], () => this.docker.getContainer(id).remove({ force: true, v: false }));
+  }
+
+  async renameContainer(id: string, name: string): Promise<void> {
+    await this.docker.getContainer(id).rename({ name });
+  }
+
+  async imageId(ref: string): Promise<string | undefined> {
+    try {
+      return (await this.docker.getImage(ref).inspect()).Id;
+    } catch (error) {
+      if (statusCode(error) === 404) return undefined;
+      throw error;
+    }
+  }
+}

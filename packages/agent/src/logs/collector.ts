@@ -1,0 +1,102 @@
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { DeviceLogLine } from '@flotilla/protocol';
+import type { LogSource } from './docker-log-source.js';
+
+export interface LogTarget {
+  containerId: string;
+  serviceName: string;
+  serviceId?: number;
+}
+
+/** Longest message kept per line; longer output is cut so one runaway line cannot fill the buffer. */
+const MAX_MESSAGE_CHARS = 16 * 1024;
+
+/**
+ * Follows the output of every service container the agent runs and turns it into protocol log lines, plus the
+ * agent's own system messages. Per-container positions (last engine timestamp seen) are kept in a small JSON file
+ * so that after an agent restart following resumes where it stopped: no line twice, none skipped.
+ */
+export class LogCollector {
+  private readonly attached = new Map<string, AbortController>();
+  private positions = new Map<string, bigint>();
+  private positionsDirty = false;
+
+  constructor(
+    private readonly source: LogSource,
+    private readonly sink: (line: DeviceLogLine) => void,
+    private readonly positionsFile: string | undefined,
+    private readonly now: () => number = Date.now,
+    private readonly retryMs = 1_000,
+  ) {
+    if (positionsFile) this.positions = readPositions(positionsFile);
+  }
+
+  /** Follows exactly these containers from now on (level-based: call with the whole set after every pass). */
+  sync(targets: readonly LogTarget[]): void {
+    const wanted = new Map(targets.map((t) => [t.containerId, t]));
+    for (const [id, controller] of this.attached) {
+      if (!wanted.has(id)) {
+        controller.abort();
+        this.attached.delete(id);
+        this.positions.delete(id);
+        this.positionsDirty = true;
+      }
+    }
+    for (const [id, target] of wanted) {
+      if (this.attached.has(id)) continue;
+      const controller = new AbortController();
+      this.attached.set(id, controller);
+      void this.followLoop(target, controller.signal);
+    }
+  }
+
+  system(message: string): void {
+    this.sink({ message, timestamp: this.now(), isSystem: true });
+  }
+
+  /** Writes positions if they moved (call periodically and at stop). */
+  flush(): void {
+    if (!this.positionsFile || !this.positionsDirty) return;
+    const body = Object.fromEntries([...this.positions].map(([id, ns]) => [id, ns.toString()]));
+    writeFileSync(`${this.positionsFile}.tmp`, JSON.stringify(body));
+    renameSync(`${this.positionsFile}.tmp`, this.positionsFile);
+    this.positionsDirty = false;
+  }
+
+  stop(): void {
+    for (const controller of this.attached.values()) controller.abort();
+    this.attached.clear();
+    this.flush();
+  }
+
+  /** A container's stream ends when it stops; its restart policy may start it again, so follow again. */
+  private async followLoop(target: LogTarget, signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      try {
+        await this.source.follow(target.containerId, this.positions.get(target.containerId), (raw) => {
+          this.positions.set(target.containerId, raw.timestampNs);
+          this.positionsDirty = true;
+          const message = raw.message.length > MAX_MESSAGE_CHARS ? `${raw.message.slice(0, MAX_MESSAGE_CHARS)}…` : raw.message;
+          const line: DeviceLogLine = { message, timestamp: Number(raw.timestampNs / 1_000_000n), isStdErr: raw.isStdErr, serviceName: target.serviceName };
+          if (target.serviceId !== undefined) line.serviceId = target.serviceId;
+          this.sink(line);
+        }, signal);
+      } catch {
+        // container gone or engine restarting: the next sync decides whether to keep following
+      }
+      await sleep(this.retryMs, undefined, { signal }).catch(() => undefined);
+    }
+  }
+}
+
+function readPositions(file: string): Map<string, bigint> {
+  try {
+    const raw = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+    const out = new Map<string, bigint>();
+    for (const [id, value] of Object.entries(raw)) if (typeof value === 'string' && /^\d+$/.test(value)) out.set(id, BigInt(value));
+    return out;
+  } catch {
+    return new Map();
+  }
+}

@@ -1,0 +1,107 @@
+import { mkdir, rm } from 'node:fs/promises';
+import type { Logger } from 'pino';
+import type { ContainerEngine, RegistryAuth } from '../engine/container-engine.js';
+import type { Store } from '../store/store.js';
+import type { Action, Executors, Step, StepOf } from './steps.js';
+
+export interface ExecutorDeps {
+  engine: ContainerEngine;
+  store: Store;
+  log: Logger;
+  /** Registry credentials for an image ref, if it lives on our control plane's registry. */
+  registryAuth: (ref: string) => RegistryAuth | undefined;
+  /** Download progress per image ref (0–100), read by the reporter; entries are removed when a pull ends. */
+  progress: Map<string, number>;
+  /** Told whenever download progress changes (the reporter rate-limits what it sends). */
+  onProgress: () => void;
+  serviceLockDir: (appId: number, serviceName: string) => string;
+}
+
+const DEFAULT_STOP_SECONDS = 10;
+
+/** The mapped executor table: one entry per action of StepArgs (a missing one does not compile). */
+export function createExecutors(deps: ExecutorDeps): Executors {
+  const { engine, store } = deps;
+  return {
+    fetch: async (s, signal) => {
+      if ((await engine.imageId(s.image)) === undefined) {
+        deps.progress.set(s.image, 0);
+        deps.onProgress();
+        try {
+          await engine.pull(
+            s.image,
+            deps.registryAuth(s.image),
+            (p) => {
+              if (deps.progress.get(s.image) === p.percent) return;
+              deps.progress.set(s.image, p.percent);
+              deps.onProgress();
+            },
+            signal,
+          );
+        } finally {
+          deps.progress.delete(s.image);
+        }
+      }
+      // INVARIANT: recorded only once present, so cleanup never touches an image we neither pulled nor ran.
+      store.addKnownImage(s.image);
+    },
+    removeImage: async (s) => {
+      try {
+        await engine.removeImage(s.image);
+      } catch (error) {
+        // 409: something outside our labels (a user's container) still uses it; it is no longer ours to clean.
+        if (!(typeof error === 'object' && error !== null && (error as { statusCode?: number }).statusCode === 409)) throw error;
+        deps.log.warn({ image: s.image }, 'image still in use outside the agent; no longer managed');
+      }
+      store.forgetImage(s.image);
+    },
+    createNetwork: (s) => engine.createNetwork(s.network.spec),
+    removeNetwork: (s) => engine.removeNetwork(s.name),
+    createVolume: (s) => engine.createVolume(s.volume.spec),
+    removeVolume: (s) => engine.removeVolume(s.name),
+    createContainer: async (s) => {
+      const svc = s.service;
+      // Adopt a locally present image so cleanup can remove it once no release needs it.
+      store.addKnownImage(svc.image);
+      const lockDir = deps.serviceLockDir(svc.appId, svc.serviceName);
+      await mkdir(lockDir, { recursive: true });
+      if (svc.strategy === 'hand-over') await rm(`${lockDir}/handover-complete`, { force: true });
+      await engine.createContainer(
+        svc.spec,
+        svc.extraNetworks.map((network) => ({ network, aliases: [svc.serviceName] })),
+      );
+    },
+    startContainer: (s) => engine.startContainer(s.containerId),
+    stopContainer: (s) => engine.stopContainer(s.containerId, DEFAULT_STOP_SECONDS),
+    killContainer: async (s) => {
+      await engine.stopContainer(s.containerId, DEFAULT_STOP_SECONDS);
+      await engine.removeContainer(s.containerId);
+    },
+    updateMetadata: (s) => engine.renameContainer(s.containerId, s.name),
+  };
+}
+
+/**
+ * Test-only crash injection: FLOTILLA_AGENT_FAILPOINT=before:<action> or after:<action> (optionally `:<n>` for the
+ * n-th occurrence) makes the process SIGKILL itself there, so tests can prove kill -9 at that instant converges.
+ */
+function failpoint(): { when: 'before' | 'after'; action: string; nth: number } | undefined {
+  const spec = process.env.FLOTILLA_AGENT_FAILPOINT;
+  if (!spec) return undefined;
+  const [when, action, nth] = spec.split(':');
+  if ((when !== 'before' && when !== 'after') || !action) return undefined;
+  return { when, action, nth: Number(nth ?? '1') };
+}
+const fp = failpoint();
+let fpCount = 0;
+function maybeCrash(when: 'before' | 'after', action: string): void {
+  if (fp && fp.when === when && fp.action === action && ++fpCount >= fp.nth) process.kill(process.pid, 'SIGKILL');
+}
+
+export async function executeStep(executors: Executors, s: Exclude<Step, { action: 'wait' }>, signal: AbortSignal): Promise<void> {
+  maybeCrash('before', s.action);
+  // The table is indexed by the step's own action, so the argument type matches; TS cannot correlate the union.
+  const run = executors[s.action] as (step: StepOf<Exclude<Action, 'wait'>>, signal: AbortSignal) => Promise<void>;
+  await run(s, signal);
+  maybeCrash('after', s.action);
+}

@@ -1,0 +1,383 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { UpdateStrategy } from '@flotilla/protocol';
+import { plan } from './plan.js';
+import type { CurrentContainer, CurrentState, LocalImage, PlanContext, TargetApp, TargetModel, TargetService } from './state.js';
+import type { Step } from './steps.js';
+
+// ------------------------------------------------------------------------------------------------------ builders
+const APP = 7;
+
+function service(name: string, o: Partial<TargetService> = {}): TargetService {
+  const releaseId = o.releaseId ?? 2;
+  const hash = o.configHash ?? `hash-${name}-${releaseId}`;
+  return {
+    appId: APP,
+    appUuid: 'app-uuid',
+    serviceName: name,
+    serviceId: 1,
+    imageId: 1,
+    releaseId,
+    commit: `commit${releaseId}`,
+    image: `img/${name}:r${releaseId}`,
+    running: true,
+    strategy: 'download-then-kill',
+    handoverTimeoutMs: 60_000,
+    dependsOn: [],
+    restart: 'always',
+    containerName: `${name}_${releaseId}`,
+    configHash: hash,
+    spec: {},
+    networks: [`${APP}_default`],
+    extraNetworks: [],
+    volumes: [],
+    ...o,
+  };
+}
+
+function app(services: TargetService[], o: Partial<TargetApp> = {}): TargetApp {
+  return {
+    appId: APP,
+    appUuid: 'app-uuid',
+    name: 'app',
+    commit: 'commit2',
+    releaseId: 2,
+    services,
+    volumes: [],
+    networks: [{ appId: APP, name: `${APP}_default`, configHash: 'net', spec: { Name: `${APP}_default` } }],
+    ...o,
+  };
+}
+
+/** A container running `svc` as planned (same hash, same image), with overrides. */
+function container(svc: TargetService, o: Partial<CurrentContainer> = {}): CurrentContainer {
+  return {
+    id: `c-${svc.serviceName}-${svc.releaseId}`,
+    name: svc.containerName,
+    appId: svc.appId,
+    appUuid: svc.appUuid,
+    serviceName: svc.serviceName,
+    releaseCommit: svc.commit,
+    imageId: `id:${svc.image}`,
+    configHash: svc.configHash,
+    state: 'running',
+    createdAt: 1_000,
+    networks: svc.networks,
+    ...o,
+  };
+}
+
+const image = (ref: string): LocalImage => ({ id: `id:${ref}`, repoTags: [ref], repoDigests: [] });
+
+function world(o: Partial<CurrentState> = {}): CurrentState {
+  return { containers: [], volumes: [], networks: [{ name: `${APP}_default`, appId: APP, configHash: 'net' }], images: [], knownImages: [], ...o };
+}
+
+const ctx = (o: Partial<PlanContext> = {}): PlanContext => ({ now: 10_000, lockedApps: new Set(), overrideLock: false, handoverComplete: new Set(), ...o });
+
+function short(s: Step): string {
+  switch (s.action) {
+    case 'fetch':
+    case 'removeImage':
+      return `${s.action} ${s.image}`;
+    case 'createNetwork':
+      return `createNetwork ${s.network.name}`;
+    case 'createVolume':
+      return `createVolume ${s.volume.name}`;
+    case 'removeNetwork':
+    case 'removeVolume':
+      return `${s.action} ${s.name}`;
+    case 'createContainer':
+      return `createContainer ${s.service.containerName}`;
+    case 'startContainer':
+    case 'stopContainer':
+    case 'killContainer':
+      return `${s.action} ${s.containerId}`;
+    case 'updateMetadata':
+      return `updateMetadata ${s.containerId} ${s.name}`;
+    case 'wait':
+      return `wait`;
+  }
+}
+
+// --------------------------------------------------------------------------------------------------------- cases
+const web1 = service('web', { releaseId: 1 });
+const web2 = service('web', { releaseId: 2 });
+const withStrategy = (s: UpdateStrategy): TargetService => service('web', { releaseId: 2, strategy: s });
+
+interface Case {
+  name: string;
+  current: CurrentState;
+  target: TargetModel;
+  ctx?: Partial<PlanContext>;
+  expect: string[];
+}
+
+const cases: Case[] = [
+  { name: 'empty world, empty target: nothing', current: world({ networks: [] }), target: { apps: [] }, expect: [] },
+  {
+    name: 'first install: network, volume and fetch in one pass',
+    current: world({ networks: [] }),
+    target: { apps: [app([service('web', { volumes: ['7_data'] })], { volumes: [{ appId: APP, name: '7_data', spec: { Name: '7_data' } }] })] },
+    expect: ['createNetwork 7_default', 'createVolume 7_data', 'fetch img/web:r2'],
+  },
+  {
+    name: 'image present but volume missing: create volume, not the container yet',
+    current: world({ images: [image('img/web:r2')] }),
+    target: { apps: [app([service('web', { volumes: ['7_data'] })], { volumes: [{ appId: APP, name: '7_data', spec: { Name: '7_data' } }] })] },
+    expect: ['createVolume 7_data'],
+  },
+  { name: 'image present: create container', current: world({ images: [image(web2.image)] }), target: { apps: [app([web2])] }, expect: ['createContainer web_2'] },
+  {
+    name: 'created container: start it',
+    current: world({ images: [image(web2.image)], containers: [container(web2, { state: 'created' })] }),
+    target: { apps: [app([web2])] },
+    expect: ['startContainer c-web-2'],
+  },
+  { name: 'converged: no step', current: world({ images: [image(web2.image)], containers: [container(web2)] }), target: { apps: [app([web2])] }, expect: [] },
+  {
+    name: 'same config in a new release: rename only, no restart',
+    current: world({ images: [image(web2.image)], containers: [container(web2, { name: 'web_1' })] }),
+    target: { apps: [app([web2])] },
+    expect: ['updateMetadata c-web-2 web_2'],
+  },
+  {
+    name: 'exited with restart "no": left alone',
+    current: world({ images: [image('img/job:r2')], containers: [container(service('job', { restart: 'no' }), { state: 'exited' })] }),
+    target: { apps: [app([service('job', { restart: 'no' })])] },
+    expect: [],
+  },
+  {
+    name: 'exited with restart always: started again',
+    current: world({ images: [image(web2.image)], containers: [container(web2, { state: 'exited' })] }),
+    target: { apps: [app([web2])] },
+    expect: ['startContainer c-web-2'],
+  },
+  {
+    name: 'depends_on: db not running yet, web waits',
+    current: world({ images: [image(web2.image), image('img/db:r2')], containers: [container(web2, { state: 'created' }), container(service('db'), { state: 'created' })] }),
+    target: { apps: [app([service('web', { dependsOn: ['db'] }), service('db')])] },
+    expect: ['startContainer c-db-2', 'wait'],
+  },
+  {
+    name: 'depends_on: db running, web starts',
+    current: world({ images: [image(web2.image), image('img/db:r2')], containers: [container(web2, { state: 'created' }), container(service('db'))] }),
+    target: { apps: [app([service('web', { dependsOn: ['db'] }), service('db')])] },
+    expect: ['startContainer c-web-2'],
+  },
+  // download-then-kill
+  {
+    name: 'download-then-kill: fetch while old runs',
+    current: world({ images: [image(web1.image)], containers: [container(web1)] }),
+    target: { apps: [app([web2])] },
+    expect: ['fetch img/web:r2'],
+  },
+  {
+    name: 'download-then-kill: no kill until every image of the app is present',
+    current: world({ images: [image(web1.image), image(web2.image)], containers: [container(web1)] }),
+    target: { apps: [app([web2, service('db')])] },
+    expect: ['fetch img/db:r2'],
+  },
+  {
+    name: 'download-then-kill: images ready, kill old',
+    current: world({ images: [image(web1.image), image(web2.image)], containers: [container(web1)] }),
+    target: { apps: [app([web2])] },
+    expect: ['killContainer c-web-1'],
+  },
+  {
+    name: 'old gone: create new',
+    current: world({ images: [image(web1.image), image(web2.image)], knownImages: [web1.image] }),
+    target: { apps: [app([web2])] },
+    expect: ['createContainer web_2'],
+  },
+  {
+    name: 'converged: unused known image cleaned up last',
+    current: world({ images: [image(web1.image), image(web2.image)], containers: [container(web2)], knownImages: [web1.image, web2.image] }),
+    target: { apps: [app([web2])] },
+    expect: ['removeImage img/web:r1'],
+  },
+  {
+    name: 'image cleanup never removes an image a container uses',
+    current: world({ images: [image(web1.image)], containers: [container(web1)], knownImages: [web1.image] }),
+    target: { apps: [app([service('web', { releaseId: 1, running: true })])] },
+    expect: [],
+  },
+  // kill-then-download / delete-then-download
+  {
+    name: 'kill-then-download: kill first',
+    current: world({ images: [image(web1.image)], containers: [container(web1)], knownImages: [web1.image] }),
+    target: { apps: [app([withStrategy('kill-then-download')])] },
+    expect: ['killContainer c-web-1'],
+  },
+  {
+    name: 'kill-then-download: then fetch, old image kept',
+    current: world({ images: [image(web1.image)], knownImages: [web1.image] }),
+    target: { apps: [app([withStrategy('kill-then-download')])] },
+    expect: ['fetch img/web:r2'],
+  },
+  {
+    name: 'delete-then-download: old image removed before the fetch',
+    current: world({ images: [image(web1.image)], knownImages: [web1.image] }),
+    target: { apps: [app([withStrategy('delete-then-download')])] },
+    expect: ['removeImage img/web:r1'],
+  },
+  {
+    name: 'delete-then-download: old image gone, fetch',
+    current: world({ images: [], knownImages: [] }),
+    target: { apps: [app([withStrategy('delete-then-download')])] },
+    expect: ['fetch img/web:r2'],
+  },
+  // hand-over
+  {
+    name: 'hand-over: new container created while old runs',
+    current: world({ images: [image(web1.image), image(web2.image)], containers: [container(web1)] }),
+    target: { apps: [app([withStrategy('hand-over')])] },
+    expect: ['createContainer web_2'],
+  },
+  {
+    name: 'hand-over: new started while old runs',
+    current: world({ images: [image(web1.image), image(web2.image)], containers: [container(web1), container(withStrategy('hand-over'), { state: 'created' })] }),
+    target: { apps: [app([withStrategy('hand-over')])] },
+    expect: ['startContainer c-web-2'],
+  },
+  {
+    name: 'hand-over: waits for handover-complete',
+    current: world({ images: [image(web1.image), image(web2.image)], containers: [container(web1), container(withStrategy('hand-over'), { createdAt: 5_000 })] }),
+    target: { apps: [app([withStrategy('hand-over')])] },
+    expect: ['wait'],
+  },
+  {
+    name: 'hand-over: complete file kills old',
+    current: world({ images: [image(web1.image), image(web2.image)], containers: [container(web1), container(withStrategy('hand-over'), { createdAt: 5_000 })] }),
+    target: { apps: [app([withStrategy('hand-over')])] },
+    ctx: { handoverComplete: new Set(['7/web']) },
+    expect: ['killContainer c-web-1'],
+  },
+  {
+    name: 'hand-over: timeout kills old',
+    current: world({ images: [image(web1.image), image(web2.image)], containers: [container(web1), container(service('web', { strategy: 'hand-over', handoverTimeoutMs: 1_000 }), { createdAt: 5_000 })] }),
+    target: { apps: [app([service('web', { strategy: 'hand-over', handoverTimeoutMs: 1_000 })])] },
+    expect: ['killContainer c-web-1'],
+  },
+  // locks
+  {
+    name: 'update lock: no kill, wait instead',
+    current: world({ images: [image(web1.image), image(web2.image)], containers: [container(web1)] }),
+    target: { apps: [app([web2])] },
+    ctx: { lockedApps: new Set([APP]) },
+    expect: ['wait'],
+  },
+  {
+    name: 'update lock overridden: kill',
+    current: world({ images: [image(web1.image), image(web2.image)], containers: [container(web1)] }),
+    target: { apps: [app([web2])] },
+    ctx: { lockedApps: new Set([APP]), overrideLock: true },
+    expect: ['killContainer c-web-1'],
+  },
+  {
+    name: 'update lock does not block a first install',
+    current: world({ images: [image(web2.image)] }),
+    target: { apps: [app([web2])] },
+    ctx: { lockedApps: new Set([APP]) },
+    expect: ['createContainer web_2'],
+  },
+  // networks
+  {
+    name: 'changed network definition: containers on it go first',
+    current: world({ images: [image(web2.image)], containers: [container(web2)], networks: [{ name: '7_default', appId: APP, configHash: 'old' }] }),
+    target: { apps: [app([web2])] },
+    expect: ['killContainer c-web-2'],
+  },
+  {
+    name: 'changed network definition: then the network is removed (and re-created next round)',
+    current: world({ images: [image(web2.image)], networks: [{ name: '7_default', appId: APP, configHash: 'old' }] }),
+    target: { apps: [app([web2])] },
+    expect: ['removeNetwork 7_default'],
+  },
+  {
+    name: 'changed network definition under an update lock: nothing killed',
+    current: world({ images: [image(web2.image)], containers: [container(web2)], networks: [{ name: '7_default', appId: APP, configHash: 'old' }] }),
+    target: { apps: [app([web2])] },
+    ctx: { lockedApps: new Set([APP]) },
+    expect: ['wait'],
+  },
+  {
+    name: 'container missing one of its networks (crash before connect): replaced',
+    current: world({ images: [image('img/web:r2')], containers: [container(service('web', { networks: ['7_default', '7_back'] }), { networks: ['7_default'], state: 'created' })], networks: [{ name: '7_default', appId: APP, configHash: 'net' }, { name: '7_back', appId: APP, configHash: 'net' }] }),
+    target: { apps: [app([service('web', { networks: ['7_default', '7_back'] })], { networks: [{ appId: APP, name: '7_default', configHash: 'net', spec: { Name: '7_default' } }, { appId: APP, name: '7_back', configHash: 'net', spec: { Name: '7_back' } }] })] },
+    expect: ['killContainer c-web-2'],
+  },
+  // env change, duplicates, removals
+  {
+    name: 'env change of one service recreates only that service',
+    current: world({ images: [image(web2.image), image('img/db:r2')], containers: [container(web2), container(service('db'))] }),
+    target: { apps: [app([service('web', { configHash: 'new-hash' }), service('db')])] },
+    expect: ['killContainer c-web-2'],
+  },
+  {
+    name: 'duplicate containers after a crash: keep the running one',
+    current: world({ images: [image(web2.image)], containers: [container(web2), container(web2, { id: 'dup', state: 'created' })] }),
+    target: { apps: [app([web2])] },
+    expect: ['killContainer dup'],
+  },
+  {
+    name: 'service removed from release: killed',
+    current: world({ images: [image(web2.image), image('img/db:r2')], containers: [container(web2), container(service('db'))] }),
+    target: { apps: [app([web2])] },
+    expect: ['killContainer c-db-2'],
+  },
+  {
+    name: 'running false: stopped',
+    current: world({ images: [image(web2.image)], containers: [container(web2)] }),
+    target: { apps: [app([service('web', { running: false })])] },
+    expect: ['stopContainer c-web-2'],
+  },
+  {
+    name: 'app left target: containers first',
+    current: world({ containers: [container(web2)], volumes: [{ name: '7_data', appId: APP }] }),
+    target: { apps: [] },
+    expect: ['killContainer c-web-2'],
+  },
+  {
+    name: 'app left target: then its networks and volumes',
+    current: world({ volumes: [{ name: '7_data', appId: APP }] }),
+    target: { apps: [] },
+    expect: ['removeNetwork 7_default', 'removeVolume 7_data'],
+  },
+  {
+    name: 'volumes kept across releases while the app stays',
+    current: world({ images: [image(web2.image)], containers: [container(web2)], volumes: [{ name: '7_old', appId: APP }] }),
+    target: { apps: [app([web2])] },
+    expect: [],
+  },
+  {
+    name: 'app without release: services go, volumes stay',
+    current: world({ containers: [container(web2)], volumes: [{ name: '7_data', appId: APP }] }),
+    target: { apps: [app([], { commit: null, releaseId: null, networks: [] })] },
+    expect: ['killContainer c-web-2'],
+  },
+];
+
+describe('plan()', () => {
+  for (const c of cases) {
+    it(c.name, () => {
+      const steps = plan(c.current, c.target, ctx(c.ctx));
+      assert.deepEqual(steps.map(short).sort(), [...c.expect].sort());
+    });
+  }
+
+  it('finds images by digest under another repository name', () => {
+    const svc = service('web', { image: 'registry.example/v2/abc@sha256:1234' });
+    const local: LocalImage = { id: 'sha256:x', repoTags: [], repoDigests: ['registry.example/v2/other@sha256:1234'] };
+    const steps = plan(world({ images: [local] }), { apps: [app([svc])] }, ctx());
+    assert.deepEqual(steps.map(short), ['createContainer web_2']);
+  });
+
+  it('is pure: same input, same output, input untouched', () => {
+    const current = world({ images: [image(web1.image), image(web2.image)], containers: [container(web1)] });
+    const snapshot = JSON.stringify(current);
+    const target = { apps: [app([web2])] };
+    assert.deepEqual(plan(current, target, ctx()), plan(current, target, ctx()));
+    assert.equal(JSON.stringify(current), snapshot);
+  });
+});

@@ -1,0 +1,120 @@
+import type Docker from 'dockerode';
+import type { UpdateStrategy } from '@flotilla/protocol';
+
+/**
+ * The planner's view of the world. Both sides are plain data so `plan()` stays pure: the engine snapshot is
+ * turned into `CurrentState` by engine/snapshot code, target state into `TargetModel` by compose/target-model.ts.
+ */
+
+/** One container we own, as derived from its labels and the engine's list answer. */
+export interface CurrentContainer {
+  id: string;
+  name: string;
+  appId: number;
+  appUuid: string;
+  serviceName: string;
+  releaseCommit: string;
+  /** The engine's image id (`sha256:…`) the container runs. */
+  imageId: string;
+  configHash: string;
+  state: 'created' | 'running' | 'restarting' | 'exited' | 'paused' | 'removing' | 'dead' | string;
+  /** Creation time, epoch ms; the hand-over timeout counts from the new container's creation. */
+  createdAt: number;
+  /** Names of the engine networks it is attached to. */
+  networks: string[];
+}
+
+export interface CurrentVolume {
+  name: string;
+  appId: number;
+}
+
+export interface CurrentNetwork {
+  name: string;
+  appId: number;
+  /** From the config-hash label; a network whose definition changed is re-created (after its containers go). */
+  configHash?: string;
+}
+
+/** An image present in the engine (ours or not): what lets the planner decide whether a pull is needed. */
+export interface LocalImage {
+  id: string;
+  repoTags: string[];
+  repoDigests: string[];
+}
+
+export interface CurrentState {
+  containers: CurrentContainer[];
+  volumes: CurrentVolume[];
+  networks: CurrentNetwork[];
+  images: LocalImage[];
+  /** Image refs the agent fetched or adopted for some target; only these may be cleaned up. */
+  knownImages: string[];
+}
+
+export interface TargetService {
+  appId: number;
+  appUuid: string;
+  serviceName: string;
+  serviceId: number;
+  imageId: number;
+  releaseId: number;
+  commit: string;
+  image: string;
+  running: boolean;
+  strategy: UpdateStrategy;
+  handoverTimeoutMs: number;
+  dependsOn: string[];
+  restart: 'no' | 'always' | 'on-failure' | 'unless-stopped';
+  containerName: string;
+  /** Hash of everything in `spec` except the image and the release metadata: equal hash = no restart. */
+  configHash: string;
+  /** Full create options (includes name, image and labels). Networks beyond the first are connected after create. */
+  spec: Docker.ContainerCreateOptions;
+  /** Engine network names the container must be attached to (empty for network_mode host/none/…). */
+  networks: string[];
+  /** Extra networks connected after create, with the service name as alias. */
+  extraNetworks: string[];
+  /** Engine volume names it mounts (must exist before create). */
+  volumes: string[];
+}
+
+export interface TargetVolumeModel {
+  appId: number;
+  name: string;
+  spec: Docker.VolumeCreateOptions;
+}
+
+export interface TargetNetworkModel {
+  appId: number;
+  name: string;
+  configHash: string;
+  spec: Docker.NetworkCreateOptions;
+}
+
+export interface TargetApp {
+  appId: number;
+  appUuid: string;
+  name: string;
+  /** Null when the app is in target without a release: run nothing, keep its volumes. */
+  commit: string | null;
+  releaseId: number | null;
+  services: TargetService[];
+  volumes: TargetVolumeModel[];
+  networks: TargetNetworkModel[];
+}
+
+export interface TargetModel {
+  apps: TargetApp[];
+}
+
+/** Facts about the outside the planner may not fetch itself. */
+export interface PlanContext {
+  now: number;
+  /** App ids with an `updates.lock` file held by one of their services. */
+  lockedApps: ReadonlySet<number>;
+  /** True when config var SUPERVISOR_OVERRIDE_LOCK=1 or an update was forced. */
+  overrideLock: boolean;
+  /** `<appId>/<serviceName>` whose `/tmp/balena/handover-complete` exists. */
+  handoverComplete: ReadonlySet<string>;
+}

@@ -1,0 +1,76 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import type { DeviceReport, TargetDevice } from '@flotilla/protocol';
+
+/** Where the device is in its life; persisted so a restart resumes in the same phase. */
+export type Phase = 'provision' | 'idle' | 'apply';
+
+export interface TargetRecord {
+  device: TargetDevice;
+  etag: string | null;
+  /** 'cloud' from the control plane, 'local' from a file or the programmatic API (unmanaged device). */
+  source: 'cloud' | 'local';
+}
+
+/**
+ * The agent's durable memory: target state, last ACKed report, known images, phase. SQLite in WAL mode with
+ * synchronous=FULL, so a write that returned survives power loss; each setter is one statement (atomic).
+ */
+export interface Store {
+  getTarget(): TargetRecord | undefined;
+  setTarget(record: TargetRecord): void;
+  getLastReport(): DeviceReport | undefined;
+  setLastReport(report: DeviceReport): void;
+  knownImages(): string[];
+  addKnownImage(ref: string): void;
+  forgetImage(ref: string): void;
+  getPhase(): Phase;
+  setPhase(phase: Phase): void;
+  getSecret(name: string, create: () => string): string;
+  close(): void;
+}
+
+export function openStore(dataDir: string): Store {
+  mkdirSync(dataDir, { recursive: true });
+  const db = new Database(join(dataDir, 'agent.sqlite'));
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = FULL');
+  db.pragma('busy_timeout = 5000');
+  db.exec(`
+    CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE IF NOT EXISTS known_image (ref TEXT PRIMARY KEY, added_at INTEGER NOT NULL);
+  `);
+  const get = db.prepare<[string], { value: string }>('SELECT value FROM kv WHERE key = ?');
+  const put = db.prepare<[string, string]>('INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value');
+  const insertIfAbsent = db.prepare<[string, string]>('INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO NOTHING');
+  const listImages = db.prepare<[], { ref: string }>('SELECT ref FROM known_image ORDER BY ref');
+  const addImage = db.prepare<[string, number]>('INSERT INTO known_image (ref, added_at) VALUES (?, ?) ON CONFLICT(ref) DO NOTHING');
+  const delImage = db.prepare<[string]>('DELETE FROM known_image WHERE ref = ?');
+  let phase: Phase | undefined;
+  const json = <T>(key: string): T | undefined => {
+    const row = get.get(key);
+    return row ? (JSON.parse(row.value) as T) : undefined;
+  };
+  return {
+    getTarget: () => json<TargetRecord>('target'),
+    setTarget: (record) => put.run('target', JSON.stringify(record)),
+    getLastReport: () => json<DeviceReport>('lastReport'),
+    setLastReport: (report) => put.run('lastReport', JSON.stringify(report)),
+    knownImages: () => listImages.all().map((r) => r.ref),
+    addKnownImage: (ref) => addImage.run(ref, Date.now()),
+    forgetImage: (ref) => delImage.run(ref),
+    getPhase: () => (phase ??= json<Phase>('phase') ?? 'provision'),
+    setPhase: (next) => {
+      // Cached: re-writing the same phase would cost an fsync for nothing.
+      if (next === phase) return;
+      put.run('phase', JSON.stringify(next));
+      phase = next;
+    },
+    getSecret: (name, create) => {
+      insertIfAbsent.run(`secret:${name}`, JSON.stringify(create()));
+      return json<string>(`secret:${name}`) as string;
+    },
+    close: () => db.close(),
+  };
+}

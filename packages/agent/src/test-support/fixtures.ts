@@ -1,0 +1,124 @@
+import { randomBytes } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import Docker from 'dockerode';
+import { LABELS, type TargetDevice } from '@flotilla/protocol';
+import { ensureBusyboxImage, run, tempDir } from '@flotilla/testkit';
+import { NAMESPACE_LABEL } from '../compose/names.js';
+import { FakeControlPlane } from './fake-control-plane.js';
+
+export const docker = new Docker({ socketPath: '/var/run/docker.sock' });
+
+/** A per-test prefix; every engine object the test's agent creates carries it as a label value too. */
+export function uniqueNamespace(): string {
+  return `fat${randomBytes(3).toString('hex')}-`;
+}
+
+export function uniqueAppId(): number {
+  return 100_000 + Math.floor(Math.random() * 800_000);
+}
+
+/**
+ * A test image FROM the local busybox base: a marker file /release and a process that exits promptly on SIGTERM
+ * (so stops take ~1 s, not the 10 s kill timeout).
+ */
+export async function buildImage(tag: string, marker: string): Promise<string> {
+  const base = await ensureBusyboxImage();
+  const dockerfile = [
+    `FROM ${base}`,
+    // The nonce keeps image ids unique per build: the build cache would otherwise give two tests (or two tags)
+    // the same image, and one test's pull or cleanup would see the other's.
+    `RUN echo ${marker} > /release && echo ${randomBytes(8).toString('hex')} > /.nonce`,
+    `CMD ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]`,
+  ].join('\n');
+  await run('docker', ['build', '-q', '-t', tag, '-'], { input: dockerfile });
+  return tag;
+}
+
+export async function ourContainers(namespace: string): Promise<Docker.ContainerInfo[]> {
+  return docker.listContainers({ all: true, filters: JSON.stringify({ label: [`${NAMESPACE_LABEL}=${namespace}`] }) });
+}
+
+export function serviceOf(c: Docker.ContainerInfo): string {
+  return c.Labels[LABELS.serviceName] ?? '';
+}
+
+/** Removes everything labelled with the namespace, plus the given image refs. Tolerates what is already gone. */
+export async function cleanup(namespace: string, images: string[] = []): Promise<void> {
+  const filters = JSON.stringify({ label: [`${NAMESPACE_LABEL}=${namespace}`] });
+  for (const c of await docker.listContainers({ all: true, filters })) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+  for (const n of await docker.listNetworks({ filters })) await docker.getNetwork(n.Id).remove().catch(() => undefined);
+  for (const v of (await docker.listVolumes({ filters })).Volumes ?? []) await docker.getVolume(v.Name).remove().catch(() => undefined);
+  for (const image of images) await docker.getImage(image).remove({ force: true }).catch(() => undefined);
+}
+
+export async function exec(containerId: string, command: string): Promise<string> {
+  return (await run('docker', ['exec', containerId, 'sh', '-c', command])).stdout;
+}
+
+export interface ServiceDef {
+  image: string;
+  environment?: Record<string, string>;
+  labels?: Record<string, string>;
+  composition?: Record<string, unknown>;
+  running?: boolean;
+}
+
+/** One device's target: one app with one release. */
+export function target(o: { appId: number; appUuid: string; commit: string; releaseId: number; services: Record<string, ServiceDef>; volumes?: string[]; config?: Record<string, string> }): TargetDevice {
+  let n = 0;
+  return {
+    name: 'test-device',
+    config: o.config ?? {},
+    apps: {
+      [o.appUuid]: {
+        id: o.appId,
+        name: 'testapp',
+        class: 'fleet',
+        is_host: false,
+        releases: {
+          [o.commit]: {
+            id: o.releaseId,
+            services: Object.fromEntries(
+              Object.entries(o.services).map(([name, s]) => [
+                name,
+                { id: ++n, image_id: o.releaseId * 100 + n, image: s.image, running: s.running ?? true, environment: s.environment ?? {}, labels: s.labels ?? {}, composition: s.composition ?? {} },
+              ]),
+            ),
+            volumes: Object.fromEntries((o.volumes ?? []).map((v) => [v, { driver: 'local', driver_opts: {}, labels: {} }])),
+            networks: {},
+          },
+        },
+      },
+    },
+  };
+}
+
+export interface Harness {
+  cp: FakeControlPlane;
+  dir: string;
+  configPath: string;
+  dataDir: string;
+  namespace: string;
+  remove: () => Promise<void>;
+}
+
+/** A fake control plane on loopback and a config.json pointing at it (not yet registered). */
+export async function harness(extraConfig: Record<string, unknown> = {}): Promise<Harness> {
+  const cp = new FakeControlPlane();
+  await cp.start();
+  const dir = await tempDir('flotilla-agent-it-');
+  const configPath = join(dir.path, 'config.json');
+  await writeFile(configPath, JSON.stringify({ apiEndpoint: cp.url, provisioningApiKey: cp.provisioningKey, applicationId: 1, deviceType: 'generic-amd64', ...extraConfig }));
+  return {
+    cp,
+    dir: dir.path,
+    configPath,
+    dataDir: join(dir.path, 'data'),
+    namespace: uniqueNamespace(),
+    remove: async () => {
+      await cp.stop();
+      await dir.remove();
+    },
+  };
+}

@@ -1,0 +1,36 @@
+/** A sleep that `wake()` or an abort ends early; lets loops be both periodic and triggerable. */
+export class Wakeable {
+  private wakeUp: (() => void) | undefined;
+  private pending = false;
+
+  wake(): void {
+    this.pending = true;
+    this.wakeUp?.();
+  }
+
+  /** Resolves after `ms`, on wake() (also one that came while not sleeping) or on abort. */
+  sleep(ms: number, signal: AbortSignal): Promise<void> {
+    if (this.pending || signal.aborted) {
+      this.pending = false;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', done);
+        this.wakeUp = undefined;
+        this.pending = false;
+        resolve();
+      };
+      const timer = setTimeout(done, Math.max(0, ms));
+      signal.addEventListener('abort', done);
+      this.wakeUp = done;
+    });
+  }
+}
+
+/** Retry delay after `failures` consecutive failures: min(cap, base·2^(n-1)). */
+export function backoffMs(failures: number, cap: number, base = 15_000): number {
+  if (failures <= 0) return 0;
+  return Math.min(cap, base * 2 ** Math.min(failures - 1, 20));
+}

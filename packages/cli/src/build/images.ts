@@ -1,0 +1,79 @@
+import Docker from 'dockerode';
+import { FlotillaError } from '@flotilla/protocol';
+import type { ProjectService } from '../compose/load-project.js';
+import { contextTar } from './context-tar.js';
+
+interface ProgressEvent {
+  stream?: string;
+  status?: string;
+  progress?: string;
+  id?: string;
+  error?: string;
+  errorDetail?: { message?: string };
+  aux?: { ID?: string; Digest?: string; Tag?: string };
+}
+
+function follow(docker: Docker, stream: NodeJS.ReadableStream, onEvent: (event: ProgressEvent) => void): Promise<ProgressEvent[]> {
+  return new Promise((resolve, reject) => {
+    docker.modem.followProgress(
+      stream,
+      (error: Error | null, events: ProgressEvent[]) => (error ? reject(error) : resolve(events)),
+      (event: ProgressEvent) => onEvent(event),
+    );
+  });
+}
+
+function failure(events: ProgressEvent[]): string | undefined {
+  const bad = events.find((e) => e.error !== undefined || e.errorDetail !== undefined);
+  return bad ? (bad.errorDetail?.message ?? bad.error ?? 'unknown error') : undefined;
+}
+
+/** Builds one service with the local engine and tags it `ref`; build output lines go to `log`. */
+export async function buildService(docker: Docker, service: ProjectService, ref: string, log: (line: string) => void): Promise<void> {
+  if (!service.context) throw new Error(`service ${service.name} has no build context`);
+  const options: Docker.ImageBuildOptions = { t: ref, dockerfile: service.dockerfile, buildargs: service.buildArgs, rm: true, forcerm: true };
+  if (service.target !== undefined) options.target = service.target;
+  let events: ProgressEvent[];
+  try {
+    const stream = await docker.buildImage(await contextTar(service.context, service.dockerfile), options);
+    events = await follow(docker, stream, (e) => {
+      for (const line of (e.stream ?? '').split('\n')) if (line.trim() !== '') log(line.trimEnd());
+    });
+  } catch (error) {
+    throw new FlotillaError('BUILD_FAILED', `building ${service.name} failed: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+  }
+  const message = failure(events);
+  if (message) throw new FlotillaError('BUILD_FAILED', `building ${service.name} failed: ${message.trim()}`);
+}
+
+/** Tags a prebuilt local image for the registry. */
+export async function tagImage(docker: Docker, source: string, ref: string): Promise<void> {
+  const at = ref.lastIndexOf(':');
+  try {
+    await docker.getImage(source).tag({ repo: ref.slice(0, at), tag: ref.slice(at + 1) });
+  } catch (error) {
+    throw new FlotillaError('BUILD_FAILED', `image ${source} is not available locally: ${error instanceof Error ? error.message : String(error)}`);
+  }
+}
+
+/** Pushes `ref` and returns the manifest digest the registry reported. */
+export async function pushImage(docker: Docker, ref: string, auth: { username: string; password: string; serveraddress: string }, log: (line: string) => void): Promise<string> {
+  let events: ProgressEvent[];
+  try {
+    const stream = await docker.getImage(ref).push({ authconfig: auth });
+    let last = '';
+    events = await follow(docker, stream, (e) => {
+      // Only state changes, not every byte-count tick, to keep the output readable.
+      const line = e.status && e.id ? `${e.id}: ${e.status}` : (e.status ?? '');
+      if (line !== '' && line !== last && !e.progress) log(line);
+      last = line;
+    });
+  } catch (error) {
+    throw new FlotillaError('PUSH_FAILED', `pushing ${ref} failed: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+  }
+  const message = failure(events);
+  if (message) throw new FlotillaError('PUSH_FAILED', `pushing ${ref} failed: ${message.trim()}`);
+  const digest = events.map((e) => e.aux?.Digest).find((d) => d !== undefined) ?? /digest: (sha256:[a-f0-9]{64})/.exec(events.map((e) => e.status ?? '').join('\n'))?.[1];
+  if (!digest) throw new FlotillaError('PUSH_FAILED', `pushing ${ref}: the registry reported no digest`);
+  return digest;
+}

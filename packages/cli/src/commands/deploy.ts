@@ -1,0 +1,73 @@
+import { randomBytes } from 'node:crypto';
+import type { Command } from 'commander';
+import Docker from 'dockerode';
+import { FlotillaError, path, slugSchema } from '@flotilla/protocol';
+import type { Fleet, Release } from '@flotilla/protocol';
+import { ApiClient } from '../api-client/api-client.js';
+import { buildService, pushImage, tagImage } from '../build/images.js';
+import { loadProject } from '../compose/load-project.js';
+import { emit, progress } from '../output/output.js';
+import type { Output } from '../output/output.js';
+import { checkArg, leaf, runCommand } from './context.js';
+
+export interface DeployResult {
+  release: { id: number; version: string; commit: string; status: string };
+  images: Record<string, string>;
+}
+
+/** `<registry host>/<fleet>/<service>`: repository names must be lowercase. */
+export function imageRepository(registryHost: string, fleet: string, service: string): string {
+  return `${registryHost}/${fleet}/${service.toLowerCase()}`;
+}
+
+/**
+ * Build every service, push it, then mark the release successful with digest-pinned images.
+ * INVARIANT: the release is marked success only after every image is pushed; any failure after it was created
+ * marks it failed, so devices never receive a half-deployed release.
+ */
+export async function deploy(client: ApiClient, token: string, slug: string, dir: string, output: Output, docker = new Docker()): Promise<DeployResult> {
+  const project = await loadProject(dir);
+  const fleet = await client.get<Fleet>(path('/fleets/:slug', { slug }));
+  const registryHost = new URL(client.baseUrl).host;
+  const commit = randomBytes(16).toString('hex');
+  const release = await client.post<Release>(path('/fleets/:slug/releases', { slug: fleet.slug }), { commit, composition: project.composition, status: 'running' });
+  progress(output, `release ${release.version} (${release.commit}) created for ${fleet.slug}; building ${project.services.length} service(s)`);
+  try {
+    const images: Record<string, string> = {};
+    const auth = { username: 'flotilla', password: token, serveraddress: registryHost };
+    for (const service of project.services) {
+      const repository = imageRepository(registryHost, fleet.slug, service.name);
+      const ref = `${repository}:${release.commit}`;
+      const log = (line: string) => progress(output, `[${service.name}] ${line}`);
+      if (service.image !== undefined) {
+        log(`using image ${service.image}`);
+        await tagImage(docker, service.image, ref);
+      } else {
+        log('building');
+        await buildService(docker, service, ref, log);
+      }
+      log(`pushing ${ref}`);
+      const digest = await pushImage(docker, ref, auth, log);
+      images[service.name] = `${repository}@${digest}`;
+      log(`pushed ${digest}`);
+    }
+    const done = await client.patch<Release>(path('/releases/:ref', { ref: release.id }), { status: 'success', images });
+    return { release: { id: done.id, version: done.version, commit: done.commit, status: done.status }, images };
+  } catch (error) {
+    await client.patch(path('/releases/:ref', { ref: release.id }), { status: 'failed' }).catch((patchError: unknown) => {
+      progress(output, `could not mark release ${release.id} failed: ${patchError instanceof Error ? patchError.message : String(patchError)}`);
+    });
+    if (error instanceof FlotillaError) throw error;
+    throw new FlotillaError('BUILD_FAILED', error instanceof Error ? error.message : String(error), { cause: error });
+  }
+}
+
+export function registerDeployCommand(program: Command): void {
+  leaf(program, 'deploy <fleet> [dir]', 'build a compose project (or Dockerfile) locally, push it and create a release').action(async (slug: string, dir: string | undefined, opts: { json?: boolean }) =>
+    runCommand(opts, async (ctx) => {
+      const { url, token } = await ctx.credentials();
+      const result = await deploy(new ApiClient(url, token), token, checkArg(slugSchema, slug, 'fleet'), dir ?? '.', ctx.output);
+      emit(ctx.output, result, () => `deployed release ${result.release.version} (commit ${result.release.commit}) to ${slug}\n`);
+    }),
+  );
+}

@@ -1,0 +1,89 @@
+import type { Command } from 'commander';
+import { deviceRefSchema, path, serviceNameSchema, slugSchema } from '@flotilla/protocol';
+import type { Device, DeviceAction } from '@flotilla/protocol';
+import { emit, formatDetails, formatTable } from '../output/output.js';
+import { checkArg, leaf, releaseRef, runCommand } from './context.js';
+
+const devicePath = (ref: string, suffix = '') => path(`/devices/:uuid${suffix}`, { uuid: checkArg(deviceRefSchema, ref, 'device') });
+
+export function deviceDetails(d: Device): string {
+  return (
+    formatDetails([
+      ['uuid', d.uuid],
+      ['name', d.name],
+      ['fleet', d.fleet],
+      ['device type', d.deviceType],
+      ['online', d.isOnline],
+      ['last seen', d.lastSeenAt],
+      ['status', d.status],
+      ['running release', d.runningRelease],
+      ['target release', d.targetRelease],
+      ['pinned release', d.pinnedRelease],
+      ['os', [d.osVersion, d.osVariant].filter(Boolean).join(' ')],
+      ['agent', d.agentVersion],
+      ['ip address', d.ipAddress],
+    ]) + (Object.keys(d.services).length === 0 ? '' : formatTable(['service', 'status', 'release', 'image'], Object.entries(d.services).map(([name, s]) => [name, s.status, s.releaseCommit?.slice(0, 7), s.image])))
+  );
+}
+
+export function registerDeviceCommands(program: Command): void {
+  const device = program.command('device').description('inspect and manage devices');
+
+  leaf(device, 'list', 'list devices')
+    .option('--fleet <fleet>', 'only this fleet')
+    .action(async (opts: { fleet?: string; json?: boolean }) =>
+      runCommand(opts, async (ctx) => {
+        const query = opts.fleet === undefined ? undefined : { fleet: checkArg(slugSchema, opts.fleet, 'fleet') };
+        const { items } = await (await ctx.client()).get<{ items: Device[] }>('/devices', query);
+        emit(ctx.output, items, () =>
+          formatTable(['uuid', 'name', 'fleet', 'online', 'status', 'release'], items.map((d) => [d.uuid.slice(0, 7), d.name, d.fleet, d.isOnline ? 'yes' : 'no', d.status, d.runningRelease?.slice(0, 7)])),
+        );
+      }),
+    );
+
+  leaf(device, 'info <device>', 'show a device (uuid or 7+ char prefix)').action(async (ref: string, opts: { json?: boolean }) =>
+    runCommand(opts, async (ctx) => {
+      const found = await (await ctx.client()).get<Device>(devicePath(ref));
+      emit(ctx.output, found, () => deviceDetails(found));
+    }),
+  );
+
+  const patchDevice = (spec: string, description: string, body: (value: string) => Record<string, unknown>, done: (d: Device) => string) =>
+    leaf(device, spec, description).action(async (ref: string, value: string, opts: { json?: boolean }) =>
+      runCommand(opts, async (ctx) => {
+        const updated = await (await ctx.client()).patch<Device>(devicePath(ref), body(value));
+        emit(ctx.output, updated, () => done(updated));
+      }),
+    );
+  patchDevice('rename <device> <name>', 'rename a device', (name) => ({ name }), (d) => `renamed ${d.uuid.slice(0, 7)} to ${d.name}\n`);
+  patchDevice('move <device> <fleet>', 'move a device to another fleet', (fleet) => ({ fleet: checkArg(slugSchema, fleet, 'fleet') }), (d) => `moved ${d.uuid.slice(0, 7)} to ${d.fleet}\n`);
+  patchDevice('pin <device> <release>', 'pin a device to a release (id or commit), or "none"', (r) => ({ pinnedRelease: releaseRef(r) }), (d) =>
+    d.pinnedRelease ? `pinned ${d.uuid.slice(0, 7)} to ${d.pinnedRelease}\n` : `${d.uuid.slice(0, 7)} follows its fleet\n`,
+  );
+
+  leaf(device, 'rm <device>', 'delete a device').action(async (ref: string, opts: { json?: boolean }) =>
+    runCommand(opts, async (ctx) => {
+      await (await ctx.client()).delete(devicePath(ref));
+      emit(ctx.output, { deleted: ref }, () => `deleted device ${ref}\n`);
+    }),
+  );
+
+  const actions: Array<[DeviceAction, string]> = [
+    ['restart', 'restart the services of a device (or one with --service)'],
+    ['reboot', 'reboot a device'],
+    ['identify', 'blink the identification LED of a device'],
+  ];
+  for (const [action, description] of actions) {
+    const cmd = leaf(device, `${action} <device>`, description).option('--force', 'override update locks');
+    if (action === 'restart') cmd.option('--service <name>', 'only this service');
+    cmd.action(async (ref: string, opts: { force?: boolean; service?: string; json?: boolean }) =>
+      runCommand(opts, async (ctx) => {
+        const body: Record<string, unknown> = { action: opts.service === undefined ? action : 'restart-service' };
+        if (opts.service !== undefined) body.service = checkArg(serviceNameSchema, opts.service, 'service');
+        if (opts.force) body.force = true;
+        const result = await (await ctx.client()).post<{ id: number; status: string }>(devicePath(ref, '/actions'), body);
+        emit(ctx.output, result, () => `${action} sent to ${ref} (${result.status})\n`);
+      }),
+    );
+  }
+}

@@ -1,0 +1,70 @@
+import type { Command } from 'commander';
+import { path, slugSchema } from '@flotilla/protocol';
+import type { Fleet } from '@flotilla/protocol';
+import { emit, formatDetails, formatTable } from '../output/output.js';
+import { checkArg, leaf, releaseRef, runCommand } from './context.js';
+
+export function fleetDetails(fleet: Fleet): string {
+  return formatDetails([
+    ['slug', fleet.slug],
+    ['name', fleet.name],
+    ['organization', fleet.organization],
+    ['device type', fleet.deviceType],
+    ['target release', fleet.targetRelease ? `${fleet.targetRelease.version} (${fleet.targetRelease.commit.slice(0, 7)})` : null],
+    ['pinned release', fleet.pinnedRelease],
+    ['devices', fleet.deviceCount === undefined ? null : `${fleet.deviceCount} (${fleet.onlineDeviceCount ?? 0} online)`],
+    ['created', fleet.createdAt],
+  ]);
+}
+
+export function registerFleetCommands(program: Command): void {
+  const fleet = program.command('fleet').description('create and manage fleets');
+
+  leaf(fleet, 'create <name>', 'create a fleet')
+    .option('--slug <slug>', 'URL-safe identifier (default: derived from the name)')
+    .option('--device-type <type>', 'device type', 'generic-amd64')
+    .option('--org <handle>', 'organization (default: your first)')
+    .action(async (name: string, opts: { slug?: string; deviceType: string; org?: string; json?: boolean }) =>
+      runCommand(opts, async (ctx) => {
+        const body: Record<string, string> = { name, deviceType: opts.deviceType };
+        if (opts.slug !== undefined) body.slug = checkArg(slugSchema, opts.slug, 'slug');
+        if (opts.org !== undefined) body.organization = opts.org;
+        const created = await (await ctx.client()).post<Fleet>('/fleets', body);
+        emit(ctx.output, created, () => `created fleet ${created.slug}\n`);
+      }),
+    );
+
+  leaf(fleet, 'list', 'list your fleets').action(async (opts: { json?: boolean }) =>
+    runCommand(opts, async (ctx) => {
+      const { items } = await (await ctx.client()).get<{ items: Fleet[] }>('/fleets');
+      emit(ctx.output, items, () =>
+        formatTable(
+          ['slug', 'name', 'organization', 'device type', 'devices', 'release'],
+          items.map((f) => [f.slug, f.name, f.organization, f.deviceType, f.deviceCount, f.targetRelease?.version]),
+        ),
+      );
+    }),
+  );
+
+  leaf(fleet, 'info <fleet>', 'show a fleet').action(async (slug: string, opts: { json?: boolean }) =>
+    runCommand(opts, async (ctx) => {
+      const found = await (await ctx.client()).get<Fleet>(path('/fleets/:slug', { slug: checkArg(slugSchema, slug, 'fleet') }));
+      emit(ctx.output, found, () => fleetDetails(found));
+    }),
+  );
+
+  leaf(fleet, 'rm <fleet>', 'delete a fleet').action(async (slug: string, opts: { json?: boolean }) =>
+    runCommand(opts, async (ctx) => {
+      await (await ctx.client()).delete(path('/fleets/:slug', { slug: checkArg(slugSchema, slug, 'fleet') }));
+      emit(ctx.output, { deleted: slug }, () => `deleted fleet ${slug}\n`);
+    }),
+  );
+
+  leaf(fleet, 'pin <fleet> <release>', 'pin the fleet to a release (id or commit), or "none" to follow the latest').action(
+    async (slug: string, release: string, opts: { json?: boolean }) =>
+      runCommand(opts, async (ctx) => {
+        const updated = await (await ctx.client()).patch<Fleet>(path('/fleets/:slug', { slug: checkArg(slugSchema, slug, 'fleet') }), { pinnedRelease: releaseRef(release) });
+        emit(ctx.output, updated, () => (updated.pinnedRelease ? `pinned ${updated.slug} to ${updated.pinnedRelease}\n` : `${updated.slug} follows the latest release\n`));
+      }),
+  );
+}

@@ -1,0 +1,58 @@
+import { chmod, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { FlotillaError } from '@flotilla/protocol';
+import { z } from 'zod';
+
+export const credentialsSchema = z.object({ url: z.url(), token: z.string().min(1) });
+export type Credentials = z.infer<typeof credentialsSchema>;
+
+/** `$FLOTILLA_CONFIG_DIR/credentials.json`, else `~/.config/flotilla/credentials.json` (XDG_CONFIG_HOME honoured). */
+export function credentialsPath(env: NodeJS.ProcessEnv = process.env): string {
+  const dir = env.FLOTILLA_CONFIG_DIR ?? join(env.XDG_CONFIG_HOME ?? join(homedir(), '.config'), 'flotilla');
+  return join(dir, 'credentials.json');
+}
+
+export async function readCredentials(env: NodeJS.ProcessEnv = process.env): Promise<Credentials | undefined> {
+  let text: string;
+  try {
+    text = await readFile(credentialsPath(env), 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+  const parsed = credentialsSchema.safeParse(JSON.parse(text));
+  if (!parsed.success) throw new FlotillaError('NOT_LOGGED_IN', `the credentials file ${credentialsPath(env)} is damaged; run \`flotilla login\` again`);
+  return parsed.data;
+}
+
+export async function requireCredentials(env: NodeJS.ProcessEnv = process.env): Promise<Credentials> {
+  const credentials = await readCredentials(env);
+  if (!credentials) throw new FlotillaError('NOT_LOGGED_IN', 'not logged in; run `flotilla login --url <server> --api-key <key>`');
+  return credentials;
+}
+
+/**
+ * WARNING: the file holds a secret. It is created 0600 under a temp name and renamed, so it is never readable by
+ * others, not even for a moment, and never half-written.
+ */
+export async function writeCredentials(credentials: Credentials, env: NodeJS.ProcessEnv = process.env): Promise<string> {
+  const file = credentialsPath(env);
+  await mkdir(dirname(file), { recursive: true, mode: 0o700 });
+  const temp = `${file}.${process.pid}.tmp`;
+  await writeFile(temp, `${JSON.stringify(credentials, null, 2)}\n`, { mode: 0o600 });
+  await chmod(temp, 0o600);
+  await rename(temp, file);
+  return file;
+}
+
+export async function removeCredentials(env: NodeJS.ProcessEnv = process.env): Promise<boolean> {
+  const file = credentialsPath(env);
+  try {
+    await rm(file);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw error;
+  }
+}

@@ -1,0 +1,33 @@
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+/** The built CLI entry point; tests run the real binary, not the modules. */
+export const CLI_MAIN = fileURLToPath(new URL('../main.js', import.meta.url));
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `flotilla <args>` with its own config folder; never throws on a non-zero exit. */
+export function flotilla(configDir: string, args: string[], options: { cwd?: string; timeoutMs?: number } = {}): Promise<CliResult> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [CLI_MAIN, ...args],
+      { cwd: options.cwd, env: { ...process.env, FLOTILLA_CONFIG_DIR: configDir }, timeout: options.timeoutMs ?? 300_000, maxBuffer: 64 * 1024 * 1024 },
+      (error, stdout, stderr) => {
+        const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
+  });
+}
+
+/** Runs a command with --json and parses stdout, failing loudly with the stderr when it did not succeed. */
+export async function flotillaJson<T>(configDir: string, args: string[], options: { cwd?: string } = {}): Promise<T> {
+  const result = await flotilla(configDir, [...args, '--json'], options);
+  if (result.code !== 0) throw new Error(`flotilla ${args.join(' ')} exited ${result.code}: ${result.stderr}`);
+  return JSON.parse(result.stdout) as T;
+}

@@ -1,0 +1,31 @@
+import { z } from 'zod';
+import { deviceActionSchema } from './user-api.js';
+
+/**
+ * Messages on the one WebSocket a Flotilla agent keeps open to the control plane (`GET /device/v1/:uuid/connect`,
+ * Bearer device key). It is outbound from the device, so it works behind NAT. Every message is a JSON object with
+ * a `type`; new kinds (tunnels) add types on the same connection, and a peer ignores types it does not know.
+ */
+export const actionMessageSchema = z.object({
+  type: z.literal('action'),
+  id: z.number().int(),
+  action: deviceActionSchema,
+  appId: z.number().int().optional(),
+  service: z.string().optional(),
+  force: z.boolean().optional(),
+});
+export type ActionMessage = z.infer<typeof actionMessageSchema>;
+
+export const actionResultMessageSchema = z.object({
+  type: z.literal('action-result'),
+  id: z.number().int(),
+  ok: z.boolean(),
+  error: z.object({ code: z.string(), message: z.string() }).optional(),
+});
+export type ActionResultMessage = z.infer<typeof actionResultMessageSchema>;
+
+export const serverMessageSchema = z.discriminatedUnion('type', [actionMessageSchema, z.object({ type: z.literal('ping') })]);
+export type ServerMessage = z.infer<typeof serverMessageSchema>;
+
+export const deviceMessageSchema = z.discriminatedUnion('type', [actionResultMessageSchema, z.object({ type: z.literal('pong') })]);
+export type DeviceMessage = z.infer<typeof deviceMessageSchema>;

@@ -1,0 +1,110 @@
+import type { ActionMessage, ActionResultMessage, DeviceAction } from '@flotilla/protocol';
+import type { Db } from '../db/database.js';
+import type { ActionHub } from './action-hub.js';
+
+export type ActionStatus = 'pending' | 'delivered' | 'done' | 'failed' | 'expired';
+
+export interface DeviceActionRecord {
+  id: number;
+  action: DeviceAction;
+  service: string | null;
+  status: ActionStatus;
+  error: { code: string; message: string } | null;
+  createdAt: string;
+  expiresAt: string;
+}
+
+interface ActionRow {
+  id: number;
+  action: string;
+  service: string | null;
+  force: number;
+  status: string;
+  error_code: string | null;
+  error_message: string | null;
+  created_at: string;
+  expires_at: string;
+}
+
+function toRecord(row: ActionRow, at = new Date().toISOString()): DeviceActionRecord {
+  const open = row.status === 'pending' || row.status === 'delivered';
+  return {
+    id: row.id,
+    action: row.action as DeviceAction,
+    service: row.service,
+    status: open && row.expires_at <= at ? 'expired' : (row.status as ActionStatus),
+    error: row.error_code ? { code: row.error_code, message: row.error_message ?? '' } : null,
+    createdAt: row.created_at,
+    expiresAt: row.expires_at,
+  };
+}
+
+function toMessage(row: ActionRow): ActionMessage {
+  const message: ActionMessage = { type: 'action', id: row.id, action: row.action as DeviceAction };
+  if (row.service) message.service = row.service;
+  if (row.force) message.force = true;
+  return message;
+}
+
+const COLUMNS = ['id', 'action', 'service', 'force', 'status', 'error_code', 'error_message', 'created_at', 'expires_at'] as const;
+
+/** Queues an action for a device and hands it over at once when the device is connected to this node. */
+export async function createAction(db: Db, hub: ActionHub, deviceId: number, input: { action: DeviceAction; service?: string | undefined; force?: boolean | undefined; ttlSeconds: number }): Promise<DeviceActionRecord> {
+  const created = new Date();
+  const row = await db
+    .insertInto('device_actions')
+    .values({
+      device_id: deviceId,
+      action: input.action,
+      service: input.service ?? null,
+      force: input.force ? 1 : 0,
+      status: 'pending',
+      error_code: null,
+      error_message: null,
+      created_at: created.toISOString(),
+      expires_at: new Date(created.getTime() + input.ttlSeconds * 1000).toISOString(),
+      delivered_at: null,
+      completed_at: null,
+    })
+    .returning(COLUMNS)
+    .executeTakeFirstOrThrow();
+  if (hub.send(deviceId, toMessage(row))) await markDelivered(db, row.id);
+  return toRecord({ ...row, status: hub.isConnected(deviceId) ? 'delivered' : 'pending' });
+}
+
+async function markDelivered(db: Db, id: number): Promise<void> {
+  await db.updateTable('device_actions').set({ status: 'delivered', delivered_at: new Date().toISOString() }).where('id', '=', id).where('status', '=', 'pending').execute();
+}
+
+/** On (re)connect: every pending, unexpired action of the device, oldest first. */
+export async function deliverPending(db: Db, hub: ActionHub, deviceId: number): Promise<number> {
+  const at = new Date().toISOString();
+  const rows = await db.selectFrom('device_actions').select(COLUMNS).where('device_id', '=', deviceId).where('status', '=', 'pending').where('expires_at', '>', at).orderBy('id').execute();
+  let sent = 0;
+  for (const row of rows) {
+    if (!hub.send(deviceId, toMessage(row))) break;
+    await markDelivered(db, row.id);
+    sent += 1;
+  }
+  return sent;
+}
+
+/** Records a device's answer; only the device the action was for can settle it. */
+export async function completeAction(db: Db, deviceId: number, result: ActionResultMessage): Promise<void> {
+  await db
+    .updateTable('device_actions')
+    .set({ status: result.ok ? 'done' : 'failed', error_code: result.error?.code ?? null, error_message: result.error?.message ?? null, completed_at: new Date().toISOString() })
+    .where('id', '=', result.id)
+    .where('device_id', '=', deviceId)
+    .execute();
+}
+
+export async function getAction(db: Db, deviceId: number, id: number): Promise<DeviceActionRecord | undefined> {
+  const row = await db.selectFrom('device_actions').select(COLUMNS).where('device_id', '=', deviceId).where('id', '=', id).executeTakeFirst();
+  return row ? toRecord(row) : undefined;
+}
+
+export async function listActions(db: Db, deviceId: number, limit = 50): Promise<DeviceActionRecord[]> {
+  const rows = await db.selectFrom('device_actions').select(COLUMNS).where('device_id', '=', deviceId).orderBy('id', 'desc').limit(limit).execute();
+  return rows.map((r) => toRecord(r));
+}

@@ -1,0 +1,90 @@
+import websocket from '@fastify/websocket';
+import { API_PREFIX, DEVICE_ROUTES, FlotillaError, deviceActionRequestSchema, deviceMessageSchema, deviceUuidSchema } from '@flotilla/protocol';
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import type { AppContext } from '../context.js';
+import { requireUser } from '../auth/principal.js';
+import { presentedKeyHash, requireOwnDevice } from '../device-api/device-auth.js';
+import { visibleDevice } from '../devices/devices.js';
+import { parse } from '../http/parse.js';
+import type { ActionHub } from './action-hub.js';
+import { completeAction, createAction, deliverPending, getAction, listActions } from './actions.js';
+
+const refParams = z.object({ uuid: z.string().min(1).max(100) });
+const actionParams = z.object({ uuid: z.string().min(1).max(100), id: z.coerce.number().int().positive() });
+const uuidParams = z.object({ uuid: deviceUuidSchema });
+const waitQuery = z.object({ wait: z.coerce.number().int().min(0).max(30_000).default(5_000) });
+
+/**
+ * Device actions. Users: `POST /api/v1/devices/:uuid/actions` (waits up to `?wait=` ms for the device's answer),
+ * `GET …/actions`, `GET …/actions/:id`. Devices: one WebSocket at `GET /device/v1/:uuid/connect` (device key).
+ */
+export async function registerActionRoutes(app: FastifyInstance, ctx: AppContext, hub: ActionHub): Promise<void> {
+  const { db } = ctx;
+
+  app.post(`${API_PREFIX}/devices/:uuid/actions`, async (request, reply) => {
+    const user = await requireUser(db, request);
+    const device = await visibleDevice(db, user, parse(refParams, request.params).uuid);
+    const body = parse(deviceActionRequestSchema, request.body ?? {});
+    if (body.action.endsWith('-service') && !body.service) throw new FlotillaError('VALIDATION_FAILED', `${body.action} needs a service`);
+    const { wait } = parse(waitQuery, request.query);
+    const created = await createAction(db, hub, device.id, body);
+    if (created.status === 'delivered' && wait > 0) {
+      await hub.waitFor(created.id, wait);
+      return reply.status(201).send((await getAction(db, device.id, created.id)) ?? created);
+    }
+    return reply.status(201).send(created);
+  });
+
+  app.get(`${API_PREFIX}/devices/:uuid/actions`, async (request) => {
+    const user = await requireUser(db, request);
+    const device = await visibleDevice(db, user, parse(refParams, request.params).uuid);
+    return { items: await listActions(db, device.id) };
+  });
+
+  app.get(`${API_PREFIX}/devices/:uuid/actions/:id`, async (request) => {
+    const user = await requireUser(db, request);
+    const params = parse(actionParams, request.params);
+    const device = await visibleDevice(db, user, params.uuid);
+    const action = await getAction(db, device.id, params.id);
+    if (!action) throw new FlotillaError('NOT_FOUND', `no action ${params.id} for this device`);
+    return action;
+  });
+
+  await app.register(async (scope) => {
+    await scope.register(websocket, { options: { maxPayload: 1024 * 1024 } });
+    scope.addHook('preClose', async () => hub.closeAll());
+    scope.get(
+      DEVICE_ROUTES.connect.path,
+      {
+        websocket: true,
+        // Authenticate before the upgrade, so a bad key gets a plain 401 and no socket.
+        preValidation: async (request) => {
+          const keyHash = presentedKeyHash(request);
+          const { uuid } = parse(uuidParams, request.params);
+          const row = await db.selectFrom('devices').select(['id', 'key_hash']).where('uuid', '=', uuid).executeTakeFirst();
+          requireOwnDevice(row, keyHash);
+          (request as unknown as { deviceId: number }).deviceId = row!.id;
+        },
+      },
+      (socket, request) => {
+        const deviceId = (request as unknown as { deviceId: number }).deviceId;
+        hub.attach(deviceId, socket);
+        socket.on('message', (data) => {
+          let raw: unknown;
+          try {
+            raw = JSON.parse(data.toString());
+          } catch {
+            return;
+          }
+          const parsed = deviceMessageSchema.safeParse(raw);
+          if (!parsed.success || parsed.data.type !== 'action-result') return;
+          const result = parsed.data;
+          void completeAction(db, deviceId, result).then(() => hub.resolve(result), (error: unknown) => request.log.error({ err: error }, 'recording an action result failed'));
+        });
+        socket.on('close', () => hub.detach(deviceId, socket));
+        void deliverPending(db, hub, deviceId).catch((error: unknown) => request.log.error({ err: error }, 'delivering pending actions failed'));
+      },
+    );
+  });
+}

@@ -1,0 +1,63 @@
+import type { Db } from '../db/database.js';
+import { hashKey, sameHash } from './keys.js';
+import { userFromToken } from './principal.js';
+import { checkPassword } from './users.js';
+import { rolesOf } from './principal.js';
+
+/** Who is talking to the registry. */
+export type RegistryPrincipal = { kind: 'user'; userId: number; orgIds: number[] } | { kind: 'device'; uuid: string; fleetId: number; fleetSlug: string };
+
+/**
+ * Basic-auth credentials of a registry client: `d_<uuid>` + device key → that device; any username + API key or
+ * session token → its user; username + password → that user. Null when none of these hold.
+ */
+export async function authenticateCredentials(db: Db, username: string, password: string): Promise<RegistryPrincipal | null> {
+  if (password.length === 0 || password.length > 1000 || username.length > 200) return null;
+  const deviceMatch = /^d_([0-9a-f]{32}|[0-9a-f]{62})$/.exec(username);
+  if (deviceMatch?.[1]) {
+    const row = await db
+      .selectFrom('devices')
+      .innerJoin('fleets', 'fleets.id', 'devices.fleet_id')
+      .select(['devices.uuid', 'devices.key_hash', 'devices.fleet_id', 'fleets.slug'])
+      .where('devices.uuid', '=', deviceMatch[1])
+      .executeTakeFirst();
+    if (row?.key_hash && sameHash(row.key_hash, hashKey(password))) return { kind: 'device', uuid: row.uuid, fleetId: row.fleet_id, fleetSlug: row.slug };
+    return null;
+  }
+  const byToken = await userFromToken(db, password);
+  if (byToken) return { kind: 'user', userId: byToken.userId, orgIds: [...byToken.roles.keys()] };
+  try {
+    const user = await checkPassword(db, username, password);
+    return { kind: 'user', userId: user.id, orgIds: [...(await rolesOf(db, user.id)).keys()] };
+  } catch {
+    return null;
+  }
+}
+
+function fleetSlugOf(repository: string): string | undefined {
+  const slash = repository.indexOf('/');
+  if (slash <= 0 || slash === repository.length - 1) return undefined;
+  return repository.slice(0, slash);
+}
+
+/** A device may pull `<slug of its fleet>/<anything>` only. */
+export async function deviceMayPull(db: Db, deviceUuid: string, repository: string): Promise<boolean> {
+  const slug = fleetSlugOf(repository);
+  if (!slug) return false;
+  const row = await db
+    .selectFrom('devices')
+    .innerJoin('fleets', 'fleets.id', 'devices.fleet_id')
+    .select('fleets.slug')
+    .where('devices.uuid', '=', deviceUuid)
+    .executeTakeFirst();
+  return row?.slug === slug;
+}
+
+/** A user may push (and pull) `<fleet slug>/<anything>` when the fleet belongs to one of the user's organizations. */
+export async function userMayPush(db: Db, principal: RegistryPrincipal, repository: string): Promise<boolean> {
+  if (principal.kind !== 'user' || principal.orgIds.length === 0) return false;
+  const slug = fleetSlugOf(repository);
+  if (!slug) return false;
+  const row = await db.selectFrom('fleets').select('id').where('slug', '=', slug).where('organization_id', 'in', principal.orgIds).executeTakeFirst();
+  return row !== undefined;
+}

@@ -1,0 +1,17 @@
+import type { Db, Dialect } from './db/database.js';
+import type { Metrics } from './metrics/metrics.js';
+import type { TargetStateCache } from './device-api/target-state-cache.js';
+
+/** What every route module needs, passed explicitly instead of module singletons. */
+export interface AppContext {
+  db: Db;
+  dialect: Dialect;
+  /** Base URL devices and CLIs reach this server at, without a trailing slash. */
+  publicUrl: string;
+  metrics: Metrics;
+  stateCache: TargetStateCache;
+  /** Every route registered, for the OpenAPI document and the tests that must cover each endpoint. */
+  /** Raw SQLite handle for the poll hot path; absent on PostgreSQL. */
+  sqlite?: import('better-sqlite3').Database | undefined;
+  routes: { method: string; url: string }[];
+}

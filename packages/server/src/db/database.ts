@@ -1,0 +1,68 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import SqliteDatabase from 'better-sqlite3';
+import { Kysely, Migrator, PostgresDialect, SqliteDialect } from 'kysely';
+import pg from 'pg';
+import { migrations } from './migrations.js';
+import type { Database } from './schema.js';
+
+export type Dialect = 'sqlite' | 'postgres';
+export type Db = Kysely<Database>;
+
+export interface OpenedDatabase {
+  db: Db;
+  dialect: Dialect;
+  close: () => Promise<void>;
+  /**
+   * SQLite only: the raw handle, for the one hot path (the target-state poll lookup) where building and preparing
+   * a statement per request would cost more than running it. Everything else goes through Kysely.
+   */
+  sqlite?: SqliteDatabase.Database;
+}
+
+export interface DatabaseOptions {
+  /** `postgres://…` selects PostgreSQL; otherwise SQLite. */
+  databaseUrl?: string | undefined;
+  /** Folder for `flotilla.db` when SQLite is used. */
+  dataDir?: string | undefined;
+  /** SQLite only: `:memory:` for throwaway databases. */
+  sqliteFile?: string | undefined;
+}
+
+// PostgreSQL returns int8 (COUNT, BIGINT) as strings by default; our values fit in a double.
+pg.types.setTypeParser(20, (value: string) => Number(value));
+
+/** Opens the database named by the options and brings its schema up to date. */
+export async function openDatabase(options: DatabaseOptions): Promise<OpenedDatabase> {
+  const url = options.databaseUrl;
+  let opened: OpenedDatabase;
+  if (url && /^postgres(ql)?:\/\//.test(url)) {
+    const pool = new pg.Pool({ connectionString: url, max: 10 });
+    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    opened = { db, dialect: 'postgres', close: () => db.destroy() };
+  } else {
+    let file = options.sqliteFile ?? ':memory:';
+    if (!options.sqliteFile && options.dataDir) {
+      mkdirSync(options.dataDir, { recursive: true });
+      file = join(options.dataDir, 'flotilla.db');
+    }
+    const sqlite = new SqliteDatabase(file);
+    sqlite.pragma('journal_mode = WAL');
+    sqlite.pragma('synchronous = NORMAL');
+    sqlite.pragma('foreign_keys = ON');
+    sqlite.pragma('busy_timeout = 5000');
+    const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+    opened = { db, dialect: 'sqlite', close: () => db.destroy(), sqlite };
+  }
+  const migrator = new Migrator({ db: opened.db, provider: migrations(opened.dialect) });
+  const { error } = await migrator.migrateToLatest();
+  if (error) {
+    await opened.close();
+    throw error;
+  }
+  return opened;
+}
+
+export function now(): string {
+  return new Date().toISOString();
+}

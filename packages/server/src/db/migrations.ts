@@ -1,0 +1,198 @@
+import type { Kysely, Migration, MigrationProvider } from 'kysely';
+import type { Dialect } from './database.js';
+
+/**
+ * Migrations live in code so a single binary carries its schema. INVARIANT: a released migration is never edited;
+ * add a new one.
+ */
+export function migrations(dialect: Dialect): MigrationProvider {
+  // SQLite wants INTEGER PRIMARY KEY AUTOINCREMENT; PostgreSQL wants an identity/serial column.
+  const id = dialect === 'postgres' ? ('serial' as const) : ('integer' as const);
+  const pk = (c: import('kysely').ColumnDefinitionBuilder) => (dialect === 'postgres' ? c.primaryKey() : c.primaryKey().autoIncrement());
+  const all: Record<string, Migration> = {
+    '0001-initial': {
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .createTable('organizations')
+          .addColumn('id', id, pk)
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('handle', 'text', (c) => c.notNull().unique())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('users')
+          .addColumn('id', id, pk)
+          .addColumn('username', 'text', (c) => c.notNull().unique())
+          .addColumn('email', 'text')
+          .addColumn('password_hash', 'text')
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('memberships')
+          .addColumn('organization_id', 'integer', (c) => c.notNull().references('organizations.id').onDelete('cascade'))
+          .addColumn('user_id', 'integer', (c) => c.notNull().references('users.id').onDelete('cascade'))
+          .addColumn('role', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('memberships_pk', ['organization_id', 'user_id'])
+          .execute();
+        await db.schema
+          .createTable('sessions')
+          .addColumn('id', id, pk)
+          .addColumn('user_id', 'integer', (c) => c.notNull().references('users.id').onDelete('cascade'))
+          .addColumn('token_hash', 'text', (c) => c.notNull().unique())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('expires_at', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('api_keys')
+          .addColumn('id', id, pk)
+          .addColumn('user_id', 'integer', (c) => c.notNull().references('users.id').onDelete('cascade'))
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('description', 'text')
+          .addColumn('key_hash', 'text', (c) => c.notNull().unique())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('expires_at', 'text')
+          .addColumn('last_used_at', 'text')
+          .execute();
+        await db.schema
+          .createTable('fleets')
+          .addColumn('id', id, pk)
+          .addColumn('uuid', 'text', (c) => c.notNull().unique())
+          .addColumn('organization_id', 'integer', (c) => c.notNull().references('organizations.id').onDelete('cascade'))
+          .addColumn('name', 'text', (c) => c.notNull())
+          // Globally unique: registry repositories are named `<fleet slug>/<service>`.
+          .addColumn('slug', 'text', (c) => c.notNull().unique())
+          .addColumn('device_type', 'text', (c) => c.notNull())
+          .addColumn('pinned_release_id', 'integer')
+          .addColumn('revision', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('provisioning_keys')
+          .addColumn('id', id, pk)
+          .addColumn('fleet_id', 'integer', (c) => c.notNull().references('fleets.id').onDelete('cascade'))
+          .addColumn('name', 'text')
+          .addColumn('key_hash', 'text', (c) => c.notNull().unique())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('expires_at', 'text')
+          .addColumn('revoked_at', 'text')
+          .execute();
+        await db.schema
+          .createTable('devices')
+          .addColumn('id', id, pk)
+          .addColumn('uuid', 'text', (c) => c.notNull().unique())
+          .addColumn('fleet_id', 'integer', (c) => c.notNull().references('fleets.id').onDelete('cascade'))
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('device_type', 'text', (c) => c.notNull())
+          .addColumn('key_hash', 'text', (c) => c.unique())
+          .addColumn('pinned_release_id', 'integer')
+          .addColumn('revision', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('status', 'text')
+          .addColumn('last_seen_at', 'text')
+          .addColumn('os_version', 'text')
+          .addColumn('os_variant', 'text')
+          .addColumn('agent_version', 'text')
+          .addColumn('ip_address', 'text')
+          .addColumn('mac_address', 'text')
+          .addColumn('api_port', 'integer')
+          .addColumn('cpu_usage', 'real')
+          .addColumn('cpu_temp', 'real')
+          .addColumn('memory_usage', 'bigint')
+          .addColumn('memory_total', 'bigint')
+          .addColumn('storage_usage', 'bigint')
+          .addColumn('storage_total', 'bigint')
+          .addColumn('running_release', 'text')
+          .addColumn('services_json', 'text', (c) => c.notNull().defaultTo('{}'))
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('devices_fleet_idx').on('devices').column('fleet_id').execute();
+        await db.schema
+          .createTable('releases')
+          .addColumn('id', id, pk)
+          .addColumn('fleet_id', 'integer', (c) => c.notNull().references('fleets.id').onDelete('cascade'))
+          .addColumn('commit', 'text', (c) => c.notNull())
+          .addColumn('version', 'text', (c) => c.notNull())
+          .addColumn('status', 'text', (c) => c.notNull())
+          .addColumn('is_final', 'integer', (c) => c.notNull())
+          .addColumn('composition_json', 'text', (c) => c.notNull())
+          .addColumn('notes', 'text')
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addUniqueConstraint('releases_fleet_commit', ['fleet_id', 'commit'])
+          .execute();
+        await db.schema
+          .createTable('release_services')
+          .addColumn('id', id, pk)
+          .addColumn('release_id', 'integer', (c) => c.notNull().references('releases.id').onDelete('cascade'))
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('image', 'text')
+          .addUniqueConstraint('release_services_name', ['release_id', 'name'])
+          .execute();
+        await db.schema
+          .createTable('env_vars')
+          .addColumn('id', id, pk)
+          .addColumn('fleet_id', 'integer', (c) => c.notNull().references('fleets.id').onDelete('cascade'))
+          .addColumn('device_id', 'integer', (c) => c.references('devices.id').onDelete('cascade'))
+          .addColumn('service', 'text')
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('value', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('env_vars_fleet_idx').on('env_vars').columns(['fleet_id', 'device_id']).execute();
+        await db.schema
+          .createTable('config_vars')
+          .addColumn('id', id, pk)
+          .addColumn('fleet_id', 'integer', (c) => c.notNull().references('fleets.id').onDelete('cascade'))
+          .addColumn('device_id', 'integer', (c) => c.references('devices.id').onDelete('cascade'))
+          .addColumn('key', 'text', (c) => c.notNull())
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('value', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('config_vars_fleet_idx').on('config_vars').columns(['fleet_id', 'device_id']).execute();
+        await db.schema
+          .createTable('device_tags')
+          .addColumn('device_id', 'integer', (c) => c.notNull().references('devices.id').onDelete('cascade'))
+          .addColumn('key', 'text', (c) => c.notNull())
+          .addColumn('value', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('device_tags_pk', ['device_id', 'key'])
+          .execute();
+      },
+    },
+    '0002-device-logs': {
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .createTable('device_logs')
+          .addColumn('id', id, pk)
+          .addColumn('device_id', 'integer', (c) => c.notNull().references('devices.id').onDelete('cascade'))
+          .addColumn('timestamp', 'bigint', (c) => c.notNull())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addColumn('message', 'text', (c) => c.notNull())
+          .addColumn('is_system', 'integer', (c) => c.notNull())
+          .addColumn('is_std_err', 'integer', (c) => c.notNull())
+          .addColumn('service_name', 'text')
+          .execute();
+        await db.schema.createIndex('device_logs_device_idx').on('device_logs').columns(['device_id', 'id']).execute();
+      },
+    },
+    '0003-device-actions': {
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .createTable('device_actions')
+          .addColumn('id', id, pk)
+          .addColumn('device_id', 'integer', (c) => c.notNull().references('devices.id').onDelete('cascade'))
+          .addColumn('action', 'text', (c) => c.notNull())
+          .addColumn('service', 'text')
+          .addColumn('force', 'integer', (c) => c.notNull())
+          .addColumn('status', 'text', (c) => c.notNull())
+          .addColumn('error_code', 'text')
+          .addColumn('error_message', 'text')
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('expires_at', 'text', (c) => c.notNull())
+          .addColumn('delivered_at', 'text')
+          .addColumn('completed_at', 'text')
+          .execute();
+        await db.schema.createIndex('device_actions_device_idx').on('device_actions').columns(['device_id', 'status']).execute();
+      },
+    },
+  };
+  return { getMigrations: async () => all };
+}

@@ -1,0 +1,14 @@
+import { sql } from 'kysely';
+import type { Db } from './database.js';
+
+/**
+ * Target-state caches compare these counters with the ones they computed from. INVARIANT: every write that can
+ * change what a device must run calls one of these in the same request, or devices keep an old state.
+ */
+export async function bumpFleet(db: Db, fleetId: number): Promise<void> {
+  await db.updateTable('fleets').set({ revision: sql`revision + 1` }).where('id', '=', fleetId).execute();
+}
+
+export async function bumpDevice(db: Db, deviceId: number): Promise<void> {
+  await db.updateTable('devices').set({ revision: sql`revision + 1` }).where('id', '=', deviceId).execute();
+}

@@ -1,0 +1,129 @@
+import type { Generated } from 'kysely';
+
+/**
+ * Table shapes. Portable across SQLite and PostgreSQL on purpose: timestamps are ISO-8601 text (sortable, no
+ * timezone surprises), booleans are 0/1 integers, JSON documents are text.
+ */
+export interface Database {
+  organizations: { id: Generated<number>; name: string; handle: string; created_at: string };
+  users: { id: Generated<number>; username: string; email: string | null; password_hash: string | null; created_at: string };
+  memberships: { organization_id: number; user_id: number; role: 'admin' | 'member' };
+  sessions: { id: Generated<number>; user_id: number; token_hash: string; created_at: string; expires_at: string };
+  api_keys: {
+    id: Generated<number>;
+    user_id: number;
+    name: string;
+    description: string | null;
+    key_hash: string;
+    created_at: string;
+    expires_at: string | null;
+    last_used_at: string | null;
+  };
+  fleets: {
+    id: Generated<number>;
+    uuid: string;
+    organization_id: number;
+    name: string;
+    slug: string;
+    device_type: string;
+    pinned_release_id: number | null;
+    /** INVARIANT: bumped by every change that can alter the target state of the fleet's devices. */
+    revision: number;
+    created_at: string;
+  };
+  provisioning_keys: {
+    id: Generated<number>;
+    fleet_id: number;
+    name: string | null;
+    key_hash: string;
+    created_at: string;
+    expires_at: string | null;
+    revoked_at: string | null;
+  };
+  devices: {
+    id: Generated<number>;
+    uuid: string;
+    fleet_id: number;
+    name: string;
+    device_type: string;
+    key_hash: string | null;
+    pinned_release_id: number | null;
+    /** INVARIANT: bumped by every change to this device that can alter its target state. */
+    revision: number;
+    status: string | null;
+    last_seen_at: string | null;
+    os_version: string | null;
+    os_variant: string | null;
+    agent_version: string | null;
+    ip_address: string | null;
+    mac_address: string | null;
+    api_port: number | null;
+    cpu_usage: number | null;
+    cpu_temp: number | null;
+    memory_usage: number | null;
+    memory_total: number | null;
+    storage_usage: number | null;
+    storage_total: number | null;
+    running_release: string | null;
+    services_json: string;
+    created_at: string;
+  };
+  releases: {
+    id: Generated<number>;
+    fleet_id: number;
+    commit: string;
+    version: string;
+    status: 'running' | 'success' | 'failed';
+    is_final: number;
+    composition_json: string;
+    notes: string | null;
+    created_at: string;
+  };
+  release_services: { id: Generated<number>; release_id: number; name: string; image: string | null };
+  env_vars: {
+    id: Generated<number>;
+    fleet_id: number;
+    device_id: number | null;
+    service: string | null;
+    name: string;
+    value: string;
+    created_at: string;
+  };
+  config_vars: {
+    id: Generated<number>;
+    fleet_id: number;
+    device_id: number | null;
+    /** The name without its FLOTILLA_/BALENA_/RESIN_ prefix: all three spellings are one setting. */
+    key: string;
+    name: string;
+    value: string;
+    created_at: string;
+  };
+  device_tags: { device_id: number; key: string; value: string };
+  /** Recent device and service log lines, pruned per device by logs/log-store.ts. Times are epoch milliseconds. */
+  device_logs: {
+    id: Generated<number>;
+    device_id: number;
+    timestamp: number;
+    created_at: number;
+    message: string;
+    is_system: number;
+    is_std_err: number;
+    service_name: string | null;
+  };
+  /** Actions (restart, reboot, …) queued for a device and delivered over its connection; see actions/. */
+  device_actions: {
+    id: Generated<number>;
+    device_id: number;
+    action: string;
+    service: string | null;
+    force: number;
+    status: string;
+    error_code: string | null;
+    error_message: string | null;
+    created_at: string;
+    expires_at: string;
+    delivered_at: string | null;
+    completed_at: string | null;
+  };
+}

@@ -1,0 +1,18 @@
+import { FlotillaError } from '@flotilla/protocol';
+import type { FastifyRequest } from 'fastify';
+import { bearerToken, hashKey, sameHash } from '../auth/keys.js';
+
+/** The device key presented with a device request, hashed; 401 when there is none. */
+export function presentedKeyHash(request: FastifyRequest): string {
+  const token = bearerToken(request.headers.authorization, request.query);
+  if (!token) throw new FlotillaError('UNAUTHENTICATED', 'missing Authorization: Bearer <device key>');
+  return hashKey(token);
+}
+
+/**
+ * INVARIANT: a device key reads and reports only its own device. An unknown UUID and a wrong key give the same
+ * answer, so a key cannot be used to probe which UUIDs exist.
+ */
+export function requireOwnDevice(row: { key_hash: string | null } | undefined, keyHash: string): void {
+  if (!row || row.key_hash === null || !sameHash(row.key_hash, keyHash)) throw new FlotillaError('UNAUTHENTICATED', 'the key is not valid for this device');
+}

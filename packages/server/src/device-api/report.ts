@@ -1,0 +1,47 @@
+import type { DeviceReport } from '@flotilla/protocol';
+import type { Db } from '../db/database.js';
+import type { Database } from '../db/schema.js';
+import { now } from '../db/database.js';
+
+type DevicePatch = Partial<Omit<Database['devices'], 'id'>>;
+
+/** Folds a (partial) current-state report into the device row; absent fields keep their stored values. */
+export function reportToPatch(report: DeviceReport, at = now()): DevicePatch {
+  const patch: DevicePatch = { last_seen_at: at };
+  const copy = <K extends keyof DevicePatch>(key: K, value: DevicePatch[K] | undefined) => {
+    if (value !== undefined) patch[key] = value;
+  };
+  copy('os_version', report.os_version);
+  copy('os_variant', report.os_variant);
+  copy('agent_version', report.supervisor_version);
+  copy('ip_address', report.ip_address);
+  copy('mac_address', report.mac_address);
+  copy('status', report.status);
+  copy('api_port', report.api_port);
+  copy('cpu_usage', report.cpu_usage);
+  copy('cpu_temp', report.cpu_temp);
+  copy('memory_usage', report.memory_usage);
+  copy('memory_total', report.memory_total);
+  copy('storage_usage', report.storage_usage);
+  copy('storage_total', report.storage_total);
+  if (report.is_on__commit !== undefined) patch.running_release = report.is_on__commit;
+  if (report.apps) {
+    const services: Record<string, { status: string; image: string; releaseCommit: string | null; downloadProgress: number | null }> = {};
+    let running: string | null | undefined;
+    for (const app of Object.values(report.apps)) {
+      for (const [commit, release] of Object.entries(app.releases)) {
+        for (const [name, s] of Object.entries(release.services)) {
+          services[name] = { status: s.status, image: s.image, releaseCommit: commit, downloadProgress: s.download_progress ?? null };
+        }
+        if (release.update_status === 'done' || (release.update_status === undefined && Object.values(release.services).every((s) => s.status === 'Running'))) running = commit;
+      }
+    }
+    patch.services_json = JSON.stringify(services);
+    if (running !== undefined && patch.running_release === undefined) patch.running_release = running;
+  }
+  return patch;
+}
+
+export async function applyReport(db: Db, deviceId: number, report: DeviceReport): Promise<void> {
+  await db.updateTable('devices').set(reportToPatch(report)).where('id', '=', deviceId).execute();
+}

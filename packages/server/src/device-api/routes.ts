@@ -1,0 +1,97 @@
+import { DEVICE_ROUTES, FlotillaError, deviceUuidSchema, keyExchangeRequestSchema, registerRequestSchema, stateReportSchema, tagsReportSchema } from '@flotilla/protocol';
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import type { AppContext } from '../context.js';
+import { bearerToken, hashKey, sameHash } from '../auth/keys.js';
+import { parse } from '../http/parse.js';
+import { setTag } from '../variables/variables.js';
+import { presentedKeyHash, requireOwnDevice } from './device-auth.js';
+import type { LastSeenTracker } from './last-seen.js';
+import { exchangeDeviceKey, registerDevice, requireProvisioningKey } from './register.js';
+import { applyReport } from './report.js';
+import { matchesEtag, pollLookup, targetStateFor } from './target-state.js';
+import { fleetOfProvisioningKey } from '../fleets/provisioning-keys.js';
+
+const uuidParams = z.object({ uuid: deviceUuidSchema });
+const idParams = z.object({ id: z.string().regex(/^\d{1,12}$/).transform(Number) });
+const findSelfQuery = z.looseObject({ $filter: z.string().max(200) });
+const FILTER = /^\s*uuid\s+eq\s+'([0-9a-f]{32}|[0-9a-f]{62})'\s*$/;
+
+/** The balena-Supervisor-compatible device endpoints (see PROTOCOL.md). */
+export function registerDeviceRoutes(app: FastifyInstance, ctx: AppContext, lastSeen: LastSeenTracker): void {
+  const { db } = ctx;
+
+  app.post(DEVICE_ROUTES.register.path, async (request, reply) => {
+    const key = bearerToken(request.headers.authorization);
+    if (!key) throw new FlotillaError('UNAUTHENTICATED', 'missing Authorization: Bearer <provisioning key>');
+    const fleetId = await requireProvisioningKey(db, key);
+    const body = parse(registerRequestSchema, request.body);
+    return reply.status(201).send(await registerDevice(db, fleetId, body));
+  });
+
+  app.get(DEVICE_ROUTES.findSelf.path, async (request) => {
+    const key = bearerToken(request.headers.authorization, request.query);
+    if (!key) throw new FlotillaError('UNAUTHENTICATED', 'missing Authorization: Bearer <key>');
+    const match = FILTER.exec(parse(findSelfQuery, request.query).$filter);
+    if (!match?.[1]) throw new FlotillaError('VALIDATION_FAILED', "only $filter=uuid eq '<uuid>' is supported");
+    const device = await db.selectFrom('devices').select(['id', 'fleet_id', 'key_hash']).where('uuid', '=', match[1]).executeTakeFirst();
+    const keyHash = hashKey(key);
+    if (device?.key_hash && sameHash(device.key_hash, keyHash)) return { d: [{ id: device.id }] };
+    const provisioning = await fleetOfProvisioningKey(db, key);
+    if (provisioning && 'fleetId' in provisioning) return { d: device && device.fleet_id === provisioning.fleetId ? [{ id: device.id }] : [] };
+    // An unknown key that is not some device's key is not authenticated at all.
+    const anyDevice = await db.selectFrom('devices').select('id').where('key_hash', '=', keyHash).executeTakeFirst();
+    if (!anyDevice) throw new FlotillaError('UNAUTHENTICATED', 'unknown key');
+    return { d: [] };
+  });
+
+  app.post(DEVICE_ROUTES.keyExchange.path, async (request, reply) => {
+    const key = bearerToken(request.headers.authorization);
+    if (!key) throw new FlotillaError('UNAUTHENTICATED', 'missing Authorization: Bearer <provisioning key>');
+    const fleetId = await requireProvisioningKey(db, key);
+    const { id } = parse(idParams, request.params);
+    const body = parse(keyExchangeRequestSchema, request.body);
+    await exchangeDeviceKey(db, fleetId, id, body.apiKey);
+    // balena's API answers with the key as a JSON string.
+    return reply.type('application/json; charset=utf-8').send(JSON.stringify(body.apiKey));
+  });
+
+  app.get(DEVICE_ROUTES.targetState.path, async (request, reply) => {
+    const keyHash = presentedKeyHash(request);
+    const { uuid } = parse(uuidParams, request.params);
+    const row = await pollLookup(db, uuid, ctx.sqlite);
+    requireOwnDevice(row, keyHash);
+    if (!row) throw new FlotillaError('UNAUTHENTICATED', 'the key is not valid for this device');
+    lastSeen.seen(row.id);
+    const { entry, hit } = await targetStateFor(db, ctx.stateCache, uuid, row);
+    ctx.metrics.targetStateCache.inc({ result: hit ? 'hit' : 'miss' });
+    void reply.header('etag', entry.etag).header('cache-control', 'no-cache');
+    if (matchesEtag(request.headers['if-none-match'], entry.etag)) return reply.status(304).send();
+    return reply.header('content-type', 'application/json; charset=utf-8').send(entry.body);
+  });
+
+  app.patch(DEVICE_ROUTES.reportState.path, async (request) => {
+    const keyHash = presentedKeyHash(request);
+    const report = parse(stateReportSchema, request.body);
+    for (const [uuid, deviceReport] of Object.entries(report)) {
+      const row = await db.selectFrom('devices').select(['id', 'key_hash']).where('uuid', '=', uuid).executeTakeFirst();
+      requireOwnDevice(row, keyHash);
+      if (!row) continue;
+      await applyReport(db, row.id, deviceReport);
+      lastSeen.written(row.id);
+    }
+    return {};
+  });
+
+  app.patch(DEVICE_ROUTES.reportTags.path, async (request) => {
+    const keyHash = presentedKeyHash(request);
+    const report = parse(tagsReportSchema, request.body);
+    for (const [uuid, tags] of Object.entries(report)) {
+      const row = await db.selectFrom('devices').select(['id', 'key_hash']).where('uuid', '=', uuid).executeTakeFirst();
+      requireOwnDevice(row, keyHash);
+      if (!row) continue;
+      for (const [key, value] of Object.entries(tags)) await setTag(db, row.id, key, value);
+    }
+    return {};
+  });
+}

@@ -1,0 +1,75 @@
+import type { DeviceLogLine, LogEntry } from '@flotilla/protocol';
+import type { Db } from '../db/database.js';
+
+/** Lines kept per device unless configured otherwise. */
+export const DEFAULT_LOG_RETENTION = 1_000;
+
+interface LogRow {
+  id: number;
+  timestamp: number;
+  created_at: number;
+  message: string;
+  is_system: number;
+  is_std_err: number;
+  service_name: string | null;
+}
+
+export function toLogEntry(row: LogRow): LogEntry {
+  return { timestamp: Number(row.timestamp), createdAt: Number(row.created_at), message: row.message, isSystem: row.is_system === 1, isStdErr: row.is_std_err === 1, serviceName: row.service_name };
+}
+
+/**
+ * Recent logs per device, bounded: after each batch, lines beyond the newest `retention` are deleted, so a chatty
+ * device costs a fixed amount of database space.
+ */
+export class LogStore {
+  constructor(
+    private readonly db: Db,
+    private readonly retention = DEFAULT_LOG_RETENTION,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Stores a batch from a device and returns it as the API shows it. */
+  async append(deviceId: number, lines: readonly DeviceLogLine[], serviceNames: ReadonlyMap<number, string>): Promise<LogEntry[]> {
+    if (lines.length === 0) return [];
+    const createdAt = this.now();
+    // Only the newest `retention` lines of a batch could survive pruning anyway.
+    const kept = lines.slice(-this.retention);
+    const rows = kept.map((line) => ({
+      device_id: deviceId,
+      timestamp: line.timestamp,
+      created_at: createdAt,
+      message: line.message,
+      is_system: line.isSystem ? 1 : 0,
+      is_std_err: line.isStdErr ? 1 : 0,
+      service_name: line.serviceName ?? (line.serviceId !== undefined ? (serviceNames.get(line.serviceId) ?? null) : null),
+    }));
+    // Parameter limits (SQLite 32k, PostgreSQL 65k) allow a few thousand rows of 7 columns per statement.
+    for (let i = 0; i < rows.length; i += 500) await this.db.insertInto('device_logs').values(rows.slice(i, i + 500)).execute();
+    await this.prune(deviceId);
+    return rows.map((r) => toLogEntry({ ...r, id: 0 }));
+  }
+
+  /** The newest `tail` lines (oldest first), optionally of one service. */
+  async tail(deviceId: number, tail: number, service?: string): Promise<LogEntry[]> {
+    let query = this.db
+      .selectFrom('device_logs')
+      .select(['id', 'timestamp', 'created_at', 'message', 'is_system', 'is_std_err', 'service_name'])
+      .where('device_id', '=', deviceId);
+    if (service) query = query.where('service_name', '=', service);
+    const rows = await query.orderBy('id', 'desc').limit(Math.min(tail, this.retention)).execute();
+    return rows.reverse().map(toLogEntry);
+  }
+
+  async prune(deviceId: number): Promise<void> {
+    const boundary = await this.db
+      .selectFrom('device_logs')
+      .select('id')
+      .where('device_id', '=', deviceId)
+      .orderBy('id', 'desc')
+      .offset(this.retention)
+      .limit(1)
+      .executeTakeFirst();
+    if (boundary) await this.db.deleteFrom('device_logs').where('device_id', '=', deviceId).where('id', '<=', boundary.id).execute();
+  }
+}

@@ -1,0 +1,105 @@
+import type { Readable } from 'node:stream';
+import { createGunzip, createInflate } from 'node:zlib';
+import { deviceLogLineSchema, type DeviceLogLine } from '@flotilla/protocol';
+
+export interface NdjsonReadOptions {
+  /** `content-encoding` of the request: gzip, deflate or identity. */
+  encoding: string | undefined;
+  /** Longest line accepted (bytes, decompressed); longer ones are skipped and counted. */
+  maxLineBytes?: number;
+  /** Most decompressed bytes read from one request: bounds a gzip bomb. */
+  maxTotalBytes?: number;
+  /** Receives each batch of valid lines as they arrive, so a long request shows up live. */
+  onLines: (lines: DeviceLogLine[]) => Promise<void> | void;
+}
+
+export interface NdjsonReadResult {
+  accepted: number;
+  rejected: number;
+}
+
+export class LogStreamError extends Error {
+  constructor(
+    readonly kind: 'encoding' | 'too-large' | 'corrupt',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Reads a device's log stream (NDJSON, usually gzip) as it arrives. A malformed or oversized line is skipped and
+ * counted, never fatal: one bad line must not cost the device the rest of its batch.
+ */
+export async function readLogStream(body: Readable, options: NdjsonReadOptions): Promise<NdjsonReadResult> {
+  const maxLine = options.maxLineBytes ?? 256 * 1024;
+  const maxTotal = options.maxTotalBytes ?? 64 * 1024 * 1024;
+  const encoding = (options.encoding ?? 'identity').toLowerCase();
+  let source: Readable;
+  if (encoding === 'gzip' || encoding === 'x-gzip') source = body.pipe(createGunzip());
+  else if (encoding === 'deflate') source = body.pipe(createInflate());
+  else if (encoding === 'identity' || encoding === '') source = body;
+  else throw new LogStreamError('encoding', `unsupported content-encoding ${encoding}`);
+  body.on('error', (error) => source.destroy(error));
+
+  const result: NdjsonReadResult = { accepted: 0, rejected: 0 };
+  let pending = Buffer.alloc(0);
+  let total = 0;
+  let skippingLongLine = false;
+  const parseLines = async (chunk: Buffer) => {
+    const batch: DeviceLogLine[] = [];
+    let data = pending.length ? Buffer.concat([pending, chunk]) : chunk;
+    let start = 0;
+    for (let i = 0; i < data.length; i += 1) {
+      if (data[i] !== 0x0a) continue;
+      if (skippingLongLine) {
+        skippingLongLine = false;
+      } else {
+        const line = parseLine(data.subarray(start, i));
+        if (line === 'empty') {
+          // blank separator lines are allowed
+        } else if (line) {
+          batch.push(line);
+        } else {
+          result.rejected += 1;
+        }
+      }
+      start = i + 1;
+    }
+    data = data.subarray(start);
+    if (data.length > maxLine) {
+      result.rejected += skippingLongLine ? 0 : 1;
+      skippingLongLine = true;
+      data = Buffer.alloc(0);
+    }
+    pending = Buffer.from(data);
+    if (batch.length) {
+      result.accepted += batch.length;
+      await options.onLines(batch);
+    }
+  };
+  try {
+    for await (const chunk of source) {
+      const buffer = chunk as Buffer;
+      total += buffer.length;
+      if (total > maxTotal) throw new LogStreamError('too-large', `log stream exceeds ${maxTotal} bytes`);
+      await parseLines(buffer);
+    }
+  } catch (error) {
+    if (error instanceof LogStreamError) throw error;
+    throw new LogStreamError('corrupt', `log stream could not be read: ${(error as Error).message}`);
+  }
+  if (pending.length && !skippingLongLine) await parseLines(Buffer.from('\n'));
+  return result;
+}
+
+function parseLine(bytes: Buffer): DeviceLogLine | 'empty' | undefined {
+  const text = bytes.toString('utf8').trim();
+  if (!text) return 'empty';
+  try {
+    const parsed = deviceLogLineSchema.safeParse(JSON.parse(text));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}

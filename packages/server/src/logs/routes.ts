@@ -1,0 +1,105 @@
+import { API_PREFIX, DEVICE_ROUTES, FlotillaError, deviceUuidSchema, serviceNameSchema, type LogEntry } from '@flotilla/protocol';
+import type { FastifyInstance } from 'fastify';
+import type { Readable } from 'node:stream';
+import { z } from 'zod';
+import type { AppContext } from '../context.js';
+import { requireUser } from '../auth/principal.js';
+import { presentedKeyHash, requireOwnDevice } from '../device-api/device-auth.js';
+import { visibleDevice } from '../devices/devices.js';
+import { parse } from '../http/parse.js';
+import type { LogHub } from './log-hub.js';
+import type { LogStore } from './log-store.js';
+import { LogStreamError, readLogStream } from './ndjson-reader.js';
+
+const uuidParams = z.object({ uuid: deviceUuidSchema });
+const refParams = z.object({ uuid: z.string().min(1).max(100) });
+const logsQuery = z.object({
+  tail: z.coerce.number().int().min(0).max(100_000).default(100),
+  follow: z.enum(['1', 'true', '0', 'false']).optional(),
+  service: serviceNameSchema.optional(),
+});
+const HEARTBEAT_MS = 15_000;
+
+/**
+ * Device logs: `POST /device/v2/:uuid/log-stream` (device key; gzip NDJSON, read as it arrives) and
+ * `GET /api/v1/devices/:uuid/logs?tail=&service=&follow=1` (user; JSON, or Server-Sent Events when following).
+ */
+export function registerLogRoutes(app: FastifyInstance, ctx: AppContext, store: LogStore, hub: LogHub): void {
+  const { db } = ctx;
+  // Followers are ended before the server closes, or close() would wait for them forever.
+  const followers = new Set<() => void>();
+  app.addHook('preClose', async () => {
+    for (const end of [...followers]) end();
+  });
+
+  // The log stream is read as a stream, not buffered: it may stay open as long as the device keeps writing.
+  app.addContentTypeParser('application/x-ndjson', (_request, payload, done) => done(null, payload));
+
+  app.post(DEVICE_ROUTES.logStream.path, async (request, reply) => {
+    const keyHash = presentedKeyHash(request);
+    const { uuid } = parse(uuidParams, request.params);
+    const device = await db.selectFrom('devices').select(['id', 'key_hash', 'fleet_id']).where('uuid', '=', uuid).executeTakeFirst();
+    requireOwnDevice(device, keyHash);
+    if (!device) throw new FlotillaError('UNAUTHENTICATED', 'the key is not valid for this device');
+    const body = request.body as Readable | undefined;
+    if (!body || typeof (body as Readable).pipe !== 'function') {
+      throw new FlotillaError('UNSUPPORTED_MEDIA_TYPE', 'send the log stream as application/x-ndjson');
+    }
+    const serviceNames = await serviceNamesOf(ctx, device.fleet_id);
+    try {
+      const result = await readLogStream(body, {
+        encoding: request.headers['content-encoding'],
+        onLines: async (lines) => {
+          const entries = await store.append(device.id, lines, serviceNames);
+          hub.publish(device.id, entries);
+        },
+      });
+      return reply.status(201).send({ accepted: result.accepted, rejected: result.rejected });
+    } catch (error) {
+      if (error instanceof LogStreamError) {
+        throw new FlotillaError(error.kind === 'too-large' ? 'PAYLOAD_TOO_LARGE' : error.kind === 'encoding' ? 'UNSUPPORTED_MEDIA_TYPE' : 'VALIDATION_FAILED', error.message);
+      }
+      throw error;
+    }
+  });
+
+  app.get(`${API_PREFIX}/devices/:uuid/logs`, async (request, reply) => {
+    const user = await requireUser(db, request);
+    const device = await visibleDevice(db, user, parse(refParams, request.params).uuid);
+    const query = parse(logsQuery, request.query);
+    const recent = await store.tail(device.id, query.tail, query.service);
+    if (query.follow !== '1' && query.follow !== 'true') return { items: recent };
+
+    reply.hijack();
+    const raw = reply.raw;
+    raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+    const send = (entries: LogEntry[]) => {
+      for (const entry of entries) {
+        if (!query.service || entry.serviceName === query.service) raw.write(`event: log\ndata: ${JSON.stringify(entry)}\n\n`);
+      }
+    };
+    send(recent);
+    raw.write(': following\n\n');
+    const unsubscribe = hub.subscribe(device.id, send);
+    const heartbeat = setInterval(() => raw.write(': heartbeat\n\n'), HEARTBEAT_MS);
+    const end = () => {
+      if (!followers.delete(end)) return;
+      clearInterval(heartbeat);
+      unsubscribe();
+      raw.end();
+    };
+    followers.add(end);
+    request.raw.on('close', end);
+  });
+}
+
+/** serviceId → name for the fleet's releases, so lines that carry only a serviceId still show their service. */
+async function serviceNamesOf(ctx: AppContext, fleetId: number): Promise<Map<number, string>> {
+  const rows = await ctx.db
+    .selectFrom('release_services')
+    .innerJoin('releases', 'releases.id', 'release_services.release_id')
+    .select(['release_services.id', 'release_services.name'])
+    .where('releases.fleet_id', '=', fleetId)
+    .execute();
+  return new Map(rows.map((r) => [r.id, r.name]));
+}

@@ -1,0 +1,45 @@
+import { Command } from 'commander';
+import { startServer } from './server.js';
+
+const program = new Command()
+  .name('flotilla-server')
+  .description('The Flotilla control plane')
+  .option('--data <dir>', 'data folder (SQLite database, blobs)', '.flotilla/server')
+  .option('--database <url>', 'postgres://… to use PostgreSQL instead of SQLite')
+  .option('--host <host>', 'address to listen on', '127.0.0.1')
+  .option('--port <port>', 'port to listen on', '8080')
+  .option('--public-url <url>', 'URL devices and CLIs reach this server at')
+  .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent', 'info')
+  .parse();
+
+const opts = program.opts<{ data: string; database?: string; host: string; port: string; publicUrl?: string; logLevel: string }>();
+const port = Number(opts.port);
+if (!Number.isInteger(port) || port < 0 || port > 65535) program.error(`--port must be 0..65535, not ${opts.port}`);
+
+const server = await startServer({
+  dataDir: opts.data,
+  ...(opts.database === undefined ? {} : { databaseUrl: opts.database }),
+  host: opts.host,
+  port,
+  ...(opts.publicUrl === undefined ? {} : { publicUrl: opts.publicUrl }),
+  logLevel: opts.logLevel,
+});
+if (server.admin) {
+  // WARNING: the only place secrets are printed; the launcher parses this exact line.
+  process.stdout.write(`FLOTILLA_ADMIN ${JSON.stringify(server.admin)}\n`);
+}
+process.stdout.write(`flotilla-server listening on ${server.url} (public URL ${server.app.flotilla.publicUrl})\n`);
+
+let stopping = false;
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    if (stopping) return;
+    stopping = true;
+    const force = setTimeout(() => process.exit(1), 10_000);
+    force.unref();
+    server.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  });
+}

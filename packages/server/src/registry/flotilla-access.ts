@@ -1,0 +1,16 @@
+import type { Db } from '../db/database.js';
+import { authenticateCredentials, deviceMayPull, userMayPush } from '../auth/registry-access.js';
+import type { RegistryPrincipal } from '../auth/registry-access.js';
+import type { RegistryAccess } from './access.js';
+
+/** The registry's access rules for the Flotilla server: users push/pull their fleets' repos; devices pull their fleet's. */
+export function flotillaRegistryAccess(db: Db): RegistryAccess<RegistryPrincipal> {
+  return {
+    authenticate: (username, password) => authenticateCredentials(db, username, password),
+    authorize: async (principal, repository, action) => {
+      if (principal.kind === 'device') return action === 'pull' && (await deviceMayPull(db, principal.uuid, repository));
+      return userMayPush(db, principal, repository);
+    },
+    subjectOf: (principal) => (principal.kind === 'device' ? `device:${principal.uuid}` : `user:${principal.userId}`),
+  };
+}

@@ -1,0 +1,91 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Readable } from 'node:stream';
+import type { RegistryAccess } from './access.js';
+import { requireAccess } from './access.js';
+import { RegistryError } from './errors.js';
+import { handleBlob, handleUploads } from './blob-routes.js';
+import { handleManifest, handleTags } from './manifest-routes.js';
+import { isRepositoryName, parseRegistryPath } from './names.js';
+import { RegistryStorage } from './storage.js';
+import { TokenSigner } from './token.js';
+import { registerTokenRoute } from './token-route.js';
+
+export interface RegistryOptions<P> {
+  /** Folder holding blobs, uploads, repository metadata and the token secret. */
+  storageDir: string;
+  access: RegistryAccess<P>;
+  /** Public base URL of this server (realm of the token challenge); read per request as it may be fixed late. */
+  publicUrl: () => string;
+}
+
+export interface RegistryContext {
+  storage: RegistryStorage;
+}
+
+/**
+ * The OCI distribution endpoint under /v2/ plus the Docker token endpoint /auth/v1/token. Register it with
+ * `app.register(registryPlugin, options)`: it lives in its own encapsulated scope, so its raw-body handling and
+ * OCI-format errors do not leak into the rest of the app.
+ */
+export async function registryPlugin<P>(app: FastifyInstance, options: RegistryOptions<P>): Promise<void> {
+  const storage = new RegistryStorage(options.storageDir);
+  await storage.init();
+  const signer = await TokenSigner.open(options.storageDir);
+  const service = () => new URL(options.publicUrl()).host;
+  const challenge = () => ({ realm: `${options.publicUrl().replace(/\/+$/, '')}/auth/v1/token`, service: service() });
+
+  // Bodies are streamed to disk by the handlers, never buffered or parsed by Fastify.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', (_request, _payload, done) => done(null));
+
+  app.setErrorHandler((error: unknown, request, reply) => {
+    if (error instanceof RegistryError) {
+      void reply.status(error.status).headers(error.headers).send(error.toBody());
+      return;
+    }
+    request.log.error({ err: error }, 'registry request failed');
+    void reply.status(500).send({ errors: [{ code: 'UNKNOWN', message: 'internal error' }] });
+  });
+  registerTokenRoute(app, options.access, signer, service);
+
+  const handler = async (request: FastifyRequest, reply: FastifyReply) => {
+    const url = new URL(request.url, 'http://registry.invalid');
+    const rest = url.pathname.replace(/^\/v2\/?/, '');
+    const route = parseRegistryPath(rest);
+    if (!route) throw new RegistryError('NAME_INVALID', 'unrecognised registry path');
+    const method = request.method;
+    const action = method === 'GET' || method === 'HEAD' ? 'pull' : 'push';
+    if (route.kind === 'base') {
+      await requireAccess(request, options.access, signer, challenge(), undefined, 'pull');
+      return reply.header('docker-distribution-api-version', 'registry/2.0').send({});
+    }
+    if (!isRepositoryName(route.name)) throw new RegistryError('NAME_INVALID', `invalid repository name ${route.name}`);
+    await requireAccess(request, options.access, signer, challenge(), route.name, action);
+    void reply.header('docker-distribution-api-version', 'registry/2.0');
+    const body = request.raw as Readable;
+    const ctx = { storage, request, reply, query: url.searchParams, body };
+    switch (route.kind) {
+      case 'uploads': {
+        const from = url.searchParams.get('from');
+        if (method === 'POST' && from !== null && url.searchParams.has('mount')) {
+          // Mounting reads from another repository, so the caller needs pull there too.
+          if (!isRepositoryName(from)) throw new RegistryError('NAME_INVALID', `invalid repository name ${from}`);
+          try {
+            await requireAccess(request, options.access, signer, challenge(), from, 'pull');
+          } catch {
+            url.searchParams.delete('mount');
+          }
+        }
+        return handleUploads(ctx, route.name, route.uploadId);
+      }
+      case 'blob':
+        return handleBlob(ctx, route.name, route.digest);
+      case 'manifest':
+        return handleManifest(ctx, route.name, route.reference);
+      case 'tags':
+        return handleTags(ctx, route.name);
+    }
+  };
+  app.route({ method: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'], url: '/v2', handler, exposeHeadRoute: false });
+  app.route({ method: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'], url: '/v2/*', handler, exposeHeadRoute: false });
+}

@@ -1,0 +1,161 @@
+import { randomBytes } from 'node:crypto';
+import { FlotillaError, commitSchema } from '@flotilla/protocol';
+import type { ComposeFile, Release, ReleaseStatus } from '@flotilla/protocol';
+import type { Db } from '../db/database.js';
+import { now } from '../db/database.js';
+import { bumpFleet } from '../db/revisions.js';
+import type { UserPrincipal } from '../auth/principal.js';
+import { orgIds } from '../auth/principal.js';
+import { nextVersion } from './versions.js';
+
+export interface ReleaseRow {
+  id: number;
+  fleet_id: number;
+  commit: string;
+  version: string;
+  status: ReleaseStatus;
+  is_final: number;
+  composition_json: string;
+  notes: string | null;
+  created_at: string;
+}
+
+/** A release of the fleet by id or commit (a unique prefix of 7+ hex characters is enough). */
+export async function findRelease(db: Db, fleetId: number, ref: number | string): Promise<ReleaseRow> {
+  const rows = await releaseQuery(db, ref).where('fleet_id', '=', fleetId).limit(2).execute();
+  return single(rows, ref);
+}
+
+function releaseQuery(db: Db, ref: number | string) {
+  const q = db.selectFrom('releases').selectAll('releases');
+  if (typeof ref === 'number' || /^\d{1,6}$/.test(ref)) {
+    // A short all-digit reference is an id; commits this short are refused by commitSchema anyway.
+    return q.where('releases.id', '=', Number(ref));
+  }
+  if (!commitSchema.safeParse(ref).success) return q.where('releases.id', '=', -1);
+  return ref.length >= 32 ? q.where('releases.commit', '=', ref) : q.where('releases.commit', 'like', `${ref}%`);
+}
+
+function single(rows: ReleaseRow[], ref: number | string): ReleaseRow {
+  if (rows.length > 1) throw new FlotillaError('AMBIGUOUS_REFERENCE', `"${ref}" matches more than one release; give more characters`);
+  const row = rows[0];
+  if (!row) throw new FlotillaError('RELEASE_NOT_FOUND', `no release "${ref}"`);
+  return row;
+}
+
+/** A release in any fleet of the user's organizations. */
+export async function visibleRelease(db: Db, user: UserPrincipal, ref: string): Promise<ReleaseRow> {
+  const ids = orgIds(user);
+  if (ids.length === 0) throw new FlotillaError('RELEASE_NOT_FOUND', `no release "${ref}"`);
+  const rows = await releaseQuery(db, ref)
+    .innerJoin('fleets', 'fleets.id', 'releases.fleet_id')
+    .where('fleets.organization_id', 'in', ids)
+    .limit(2)
+    .execute();
+  return single(rows, ref);
+}
+
+export async function toRelease(db: Db, row: ReleaseRow): Promise<Release> {
+  const fleet = await db.selectFrom('fleets').select('slug').where('id', '=', row.fleet_id).executeTakeFirstOrThrow();
+  const services = await db.selectFrom('release_services').selectAll().where('release_id', '=', row.id).orderBy('id').execute();
+  return {
+    id: row.id,
+    fleet: fleet.slug,
+    commit: row.commit,
+    version: row.version,
+    status: row.status,
+    isFinal: row.is_final === 1,
+    composition: JSON.parse(row.composition_json) as ComposeFile,
+    services: services.map((s) => ({ id: s.id, name: s.name, image: s.image ?? '', imageId: s.id })),
+    notes: row.notes,
+    createdAt: row.created_at,
+  };
+}
+
+export async function listReleases(db: Db, fleetId: number): Promise<Release[]> {
+  const rows = await db.selectFrom('releases').selectAll().where('fleet_id', '=', fleetId).orderBy('id', 'desc').execute();
+  return Promise.all(rows.map((r) => toRelease(db, r)));
+}
+
+export interface CreateReleaseInput {
+  commit?: string | undefined;
+  version?: string | undefined;
+  composition: ComposeFile;
+  images: Record<string, string>;
+  status: ReleaseStatus;
+  isFinal: boolean;
+  notes?: string | undefined;
+}
+
+function checkImages(composition: ComposeFile, images: Record<string, string>): void {
+  for (const name of Object.keys(images)) {
+    if (!Object.hasOwn(composition.services, name)) throw new FlotillaError('SERVICE_NOT_FOUND', `no service "${name}" in the release`);
+  }
+}
+
+function requireAllImages(names: string[], images: Map<string, string | null>): void {
+  const missing = names.filter((n) => !images.get(n));
+  if (missing.length > 0) throw new FlotillaError('VALIDATION_FAILED', `a successful release needs an image for every service; missing: ${missing.join(', ')}`);
+}
+
+export async function createRelease(db: Db, fleetId: number, input: CreateReleaseInput): Promise<Release> {
+  checkImages(input.composition, input.images);
+  const names = Object.keys(input.composition.services);
+  const images = new Map(names.map((n) => [n, input.images[n] ?? input.composition.services[n]?.image ?? null]));
+  if (input.status === 'success') requireAllImages(names, images);
+  const commit = input.commit ?? randomBytes(16).toString('hex');
+  const clash = await db.selectFrom('releases').select('id').where('fleet_id', '=', fleetId).where('commit', '=', commit).executeTakeFirst();
+  if (clash) throw new FlotillaError('CONFLICT', `the fleet already has a release with commit ${commit}`);
+  const versions = await db.selectFrom('releases').select('version').where('fleet_id', '=', fleetId).execute();
+  const version = input.version ?? nextVersion(versions.map((v) => v.version));
+  if (versions.some((v) => v.version === version)) throw new FlotillaError('CONFLICT', `the fleet already has a release ${version}`);
+  // One transaction: a release without its services would be a target devices cannot run.
+  const row = await db.transaction().execute(async (trx) => {
+    const inserted = await trx
+      .insertInto('releases')
+      .values({
+        fleet_id: fleetId,
+        commit,
+        version,
+        status: input.status,
+        is_final: input.isFinal ? 1 : 0,
+        composition_json: JSON.stringify(input.composition),
+        notes: input.notes ?? null,
+        created_at: now(),
+      })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    for (const name of names) {
+      await trx.insertInto('release_services').values({ release_id: inserted.id, name, image: images.get(name) ?? null }).execute();
+    }
+    if (input.status === 'success') await bumpFleet(trx, fleetId);
+    return inserted;
+  });
+  return toRelease(db, row);
+}
+
+export async function updateRelease(db: Db, row: ReleaseRow, input: { status?: ReleaseStatus | undefined; images?: Record<string, string> | undefined; notes?: string | undefined }): Promise<Release> {
+  const finished = row.status !== 'running';
+  if (finished && (input.images !== undefined || (input.status !== undefined && input.status !== row.status))) {
+    throw new FlotillaError('RELEASE_IMMUTABLE', `release ${row.commit} is ${row.status} and cannot change`);
+  }
+  const composition = JSON.parse(row.composition_json) as ComposeFile;
+  if (input.images) {
+    checkImages(composition, input.images);
+    for (const [name, image] of Object.entries(input.images)) {
+      await db.updateTable('release_services').set({ image }).where('release_id', '=', row.id).where('name', '=', name).execute();
+    }
+  }
+  if (input.status === 'success') {
+    const services = await db.selectFrom('release_services').select(['name', 'image']).where('release_id', '=', row.id).execute();
+    requireAllImages(services.map((s) => s.name), new Map(services.map((s) => [s.name, s.image])));
+  }
+  const patch: { status?: ReleaseStatus; notes?: string } = {};
+  if (input.status !== undefined) patch.status = input.status;
+  if (input.notes !== undefined) patch.notes = input.notes;
+  if (Object.keys(patch).length > 0) await db.updateTable('releases').set(patch).where('id', '=', row.id).execute();
+  // Any change may concern a device pinned to this release, even a running one.
+  await bumpFleet(db, row.fleet_id);
+  const updated = await db.selectFrom('releases').selectAll().where('id', '=', row.id).executeTakeFirstOrThrow();
+  return toRelease(db, updated);
+}

@@ -1,0 +1,53 @@
+import type { AdminCredentials } from './auth/bootstrap.js';
+import { bootstrapAdmin } from './auth/bootstrap.js';
+import { buildApp } from './app.js';
+import type { FlotillaApp } from './app.js';
+import { openDatabase } from './db/database.js';
+
+export interface StartServerOptions {
+  /** Folder for the SQLite database (and later blobs). Without it and without databaseUrl: in-memory SQLite. */
+  dataDir?: string;
+  /** `postgres://…` to use PostgreSQL. */
+  databaseUrl?: string;
+  host: string;
+  /** 0 picks a free port. */
+  port: number;
+  /** Defaults to `http://<host>:<port>`. */
+  publicUrl?: string;
+  /** pino level, or false to log nothing. Default: false (quiet for tests). */
+  logLevel?: string | false;
+}
+
+export interface RunningServer {
+  url: string;
+  close: () => Promise<void>;
+  app: FlotillaApp;
+  /** Present when this start created the admin user (empty database); the secrets are shown only here. */
+  admin?: AdminCredentials;
+}
+
+/** Opens the database, bootstraps the admin on an empty one, and listens. */
+export async function startServer(options: StartServerOptions): Promise<RunningServer> {
+  const database = await openDatabase({ dataDir: options.dataDir, databaseUrl: options.databaseUrl });
+  try {
+    const admin = await bootstrapAdmin(database.db);
+    // The public URL must be known before listening when the port is fixed; with port 0 it is fixed up below.
+    const app = await buildApp({ database, publicUrl: options.publicUrl ?? 'http://localhost', logLevel: options.logLevel ?? false, processMetrics: true, registryDir: options.dataDir ? `${options.dataDir}/registry` : undefined });
+    await app.listen({ host: options.host, port: options.port });
+    const address = app.server.address();
+    const port = typeof address === 'object' && address ? address.port : options.port;
+    const host = options.host.includes(':') ? `[${options.host}]` : options.host;
+    const url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`;
+    if (!options.publicUrl) app.flotilla.publicUrl = url;
+    let closed: Promise<void> | undefined;
+    const close = () =>
+      (closed ??= (async () => {
+        await app.close();
+        await database.close();
+      })());
+    return admin ? { url, close, app, admin } : { url, close, app };
+  } catch (error) {
+    await database.close();
+    throw error;
+  }
+}
