@@ -4,7 +4,7 @@
 //   - a fleet "local" and one device agent (.flotilla/device) running against the local Docker engine
 // Prints the URL, the admin login and API key (kept in .flotilla/admin.json, mode 0600) and the device.
 // Ctrl-C stops both. Run it again to resume: data, credentials and the device's identity persist.
-//   FLOTILLA_PORT (8080), FLOTILLA_HOME (.flotilla) override the defaults.
+//   FLOTILLA_PORT (8080), FLOTILLA_HOME (.flotilla), FLOTILLA_SERVER_LOG_LEVEL (warn) override the defaults.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -85,7 +85,7 @@ await mkdir(deviceDir, { recursive: true });
 
 let admin = existsSync(adminFile) ? JSON.parse(await readFile(adminFile, 'utf8')) : undefined;
 const adminSaved = new Promise((resolve) => {
-  launch('flotilla-server', ['--data', join(home, 'server'), '--port', String(port), '--public-url', url], (line) => {
+  launch('flotilla-server', ['--data', join(home, 'server'), '--port', String(port), '--public-url', url, '--log-level', process.env.FLOTILLA_SERVER_LOG_LEVEL ?? 'warn'], (line) => {
     if (!line.startsWith('FLOTILLA_ADMIN ')) return undefined;
     admin = JSON.parse(line.slice('FLOTILLA_ADMIN '.length));
     writeFile(adminFile, `${JSON.stringify(admin, null, 2)}\n`, { mode: 0o600 })

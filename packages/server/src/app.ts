@@ -16,6 +16,11 @@ import { registerOpenApi } from './openapi/openapi.js';
 import { registerOrganizationRoutes } from './organizations/routes.js';
 import { registerReleaseRoutes } from './releases/routes.js';
 import { registerFlotillaRegistry } from './registry/register.js';
+import { ActionHub } from './actions/action-hub.js';
+import { registerActionRoutes } from './actions/routes.js';
+import { LogHub } from './logs/log-hub.js';
+import { LogStore } from './logs/log-store.js';
+import { registerLogRoutes } from './logs/routes.js';
 
 export interface AppOptions {
   database: OpenedDatabase;
@@ -29,6 +34,8 @@ export interface AppOptions {
   processMetrics?: boolean;
   /** Folder for registry blobs; without it, a temp folder that lives as long as the app. */
   registryDir?: string;
+  /** Log lines kept per device (default 1,000). */
+  logRetention?: number;
 }
 
 export type FlotillaApp = FastifyInstance & { flotilla: AppContext };
@@ -93,6 +100,8 @@ export async function buildApp(options: AppOptions): Promise<FlotillaApp> {
   registerDeviceUserRoutes(app, ctx);
   registerReleaseRoutes(app, ctx);
   registerDeviceRoutes(app, ctx, lastSeen);
+  registerLogRoutes(app, ctx, new LogStore(db, options.logRetention), new LogHub());
+  await registerActionRoutes(app, ctx, new ActionHub());
   await registerFlotillaRegistry(app, { db, storageDir: options.registryDir, publicUrl: () => ctx.publicUrl });
   registerOpenApi(app, ctx.routes);
   app.addHook('onClose', async () => {

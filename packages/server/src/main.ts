@@ -10,11 +10,14 @@ const program = new Command()
   .option('--port <port>', 'port to listen on', '8080')
   .option('--public-url <url>', 'URL devices and CLIs reach this server at')
   .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent', 'info')
+  .option('--log-retention <lines>', 'device log lines kept per device', '1000')
   .parse();
 
-const opts = program.opts<{ data: string; database?: string; host: string; port: string; publicUrl?: string; logLevel: string }>();
+const opts = program.opts<{ data: string; database?: string; host: string; port: string; publicUrl?: string; logLevel: string; logRetention: string }>();
 const port = Number(opts.port);
 if (!Number.isInteger(port) || port < 0 || port > 65535) program.error(`--port must be 0..65535, not ${opts.port}`);
+const logRetention = Number(opts.logRetention);
+if (!Number.isInteger(logRetention) || logRetention < 1 || logRetention > 1_000_000) program.error(`--log-retention must be 1..1000000, not ${opts.logRetention}`);
 
 const server = await startServer({
   dataDir: opts.data,
@@ -23,6 +26,7 @@ const server = await startServer({
   port,
   ...(opts.publicUrl === undefined ? {} : { publicUrl: opts.publicUrl }),
   logLevel: opts.logLevel,
+  logRetention,
 });
 if (server.admin) {
   // WARNING: the only place secrets are printed; the launcher parses this exact line.

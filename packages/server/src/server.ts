@@ -16,6 +16,8 @@ export interface StartServerOptions {
   publicUrl?: string;
   /** pino level, or false to log nothing. Default: false (quiet for tests). */
   logLevel?: string | false;
+  /** Log lines kept per device (default 1,000). */
+  logRetention?: number;
 }
 
 export interface RunningServer {
@@ -32,7 +34,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
   try {
     const admin = await bootstrapAdmin(database.db);
     // The public URL must be known before listening when the port is fixed; with port 0 it is fixed up below.
-    const app = await buildApp({ database, publicUrl: options.publicUrl ?? 'http://localhost', logLevel: options.logLevel ?? false, processMetrics: true, registryDir: options.dataDir ? `${options.dataDir}/registry` : undefined });
+    const app = await buildApp({ database, publicUrl: options.publicUrl ?? 'http://localhost', logLevel: options.logLevel ?? false, processMetrics: true, registryDir: options.dataDir ? `${options.dataDir}/registry` : undefined, ...(options.logRetention === undefined ? {} : { logRetention: options.logRetention }) });
     await app.listen({ host: options.host, port: options.port });
     const address = app.server.address();
     const port = typeof address === 'object' && address ? address.port : options.port;

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { generateDeviceUuid, generateKey, targetStateSchema } from '@flotilla/protocol';
-import { testDatabases } from '@flotilla/testkit';
+import { testDatabases, waitFor } from '@flotilla/testkit';
 import type { Harness } from '../testing/harness.js';
 import { fleetWithDevice, harness } from '../testing/harness.js';
 
@@ -126,6 +126,17 @@ for (const testDb of testDatabases()) {
       assert.deepEqual(Object.keys(pinned.data[d.uuid].apps[d.fleetUuid].releases), [r1.data.commit]);
       const fleet = await h.call('GET', '/api/v1/fleets/ts', h.adminKey);
       assert.equal(fleet.data.targetRelease.commit, r2.data.commit);
+    });
+
+    test('polling alone marks a device as seen (written in batches)', async () => {
+      const d = await fleetWithDevice(h, h.adminKey, 'seen');
+      assert.equal((await h.call('GET', `/api/v1/devices/${d.uuid}`, h.adminKey)).data.lastSeenAt, null);
+      assert.equal((await h.call('GET', `/device/v3/${d.uuid}/state`, d.deviceKey)).statusCode, 200);
+      const device = await waitFor('lastSeenAt after a poll', async () => {
+        const res = await h.call('GET', `/api/v1/devices/${d.uuid}`, h.adminKey);
+        return res.data.lastSeenAt !== null && res.data;
+      }, { timeoutMs: 10_000 });
+      assert.equal(device.isOnline, true);
     });
 
     test('state reports update the device; tags from the device', async () => {

@@ -1,0 +1,129 @@
+import assert from 'node:assert/strict';
+import { request } from 'node:http';
+import { test } from 'node:test';
+import { gzipSync } from 'node:zlib';
+import { generateDeviceUuid, generateKey, type LogEntry } from '@flotilla/protocol';
+import { testDatabases, waitFor } from '@flotilla/testkit';
+import { startServer } from '../server.js';
+
+async function api(url: string, method: string, key: string, body?: unknown) {
+  const response = await fetch(url, { method, headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) }, body: body === undefined ? null : JSON.stringify(body) });
+  const text = await response.text();
+  return { status: response.status, data: text ? JSON.parse(text) : undefined };
+}
+
+/** A running server with a fleet and one registered device. */
+async function serverWithDevice(databaseUrl: string | undefined, logRetention?: number) {
+  const server = await startServer({ host: '127.0.0.1', port: 0, ...(databaseUrl ? { databaseUrl } : {}), ...(logRetention ? { logRetention } : {}) });
+  const key = server.admin!.apiKey;
+  const fleet = await api(`${server.url}/api/v1/fleets`, 'POST', key, { name: 'logs', slug: `logs${Date.now()}` });
+  const pk = await api(`${server.url}/api/v1/fleets/${fleet.data.slug}/provisioning-keys`, 'POST', key, {});
+  const uuid = generateDeviceUuid();
+  const deviceKey = generateKey();
+  const reg = await api(`${server.url}/device/register`, 'POST', pk.data.key, { application: fleet.data.id, uuid, device_type: 'generic-amd64', api_key: deviceKey });
+  assert.equal(reg.status, 201);
+  return { server, key, uuid, deviceKey };
+}
+
+function postLogs(url: string, uuid: string, deviceKey: string, lines: unknown[]): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${url}/device/v2/${uuid}/log-stream`, { method: 'POST', headers: { authorization: `Bearer ${deviceKey}`, 'content-type': 'application/x-ndjson', 'content-encoding': 'gzip' } }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', reject);
+    req.end(gzipSync(lines.map((l) => JSON.stringify(l)).join('\n') + '\n'));
+  });
+}
+
+/** Reads Server-Sent Events `log` entries from a follow request until aborted. */
+function follow(url: string, key: string, onEntry: (e: LogEntry) => void): { ready: Promise<void>; close: () => void } {
+  const controller = new AbortController();
+  const ready = (async () => {
+    const response = await fetch(url, { headers: { authorization: `Bearer ${key}` }, signal: controller.signal });
+    assert.equal(response.headers.get('content-type'), 'text/event-stream');
+    const reader = response.body!.getReader();
+    const decoder = new TextDecoder();
+    let buffer = '';
+    let resolveReady!: () => void;
+    const first = new Promise<void>((r) => (resolveReady = r));
+    void (async () => {
+      try {
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) return;
+          buffer += decoder.decode(value, { stream: true });
+          let index: number;
+          while ((index = buffer.indexOf('\n\n')) !== -1) {
+            const event = buffer.slice(0, index);
+            buffer = buffer.slice(index + 2);
+            if (event.startsWith(': following')) resolveReady();
+            const data = /^data: (.*)$/m.exec(event)?.[1];
+            if (data && event.startsWith('event: log')) onEntry(JSON.parse(data) as LogEntry);
+          }
+        }
+      } catch {
+        // aborted
+      }
+    })();
+    await first;
+  })();
+  return { ready, close: () => controller.abort() };
+}
+
+for (const db of testDatabases()) {
+  test(`[${db.label}] device log stream is stored, tailed, and followed live in order`, async () => {
+    const created = await db.create();
+    const { server, key, uuid, deviceKey } = await serverWithDevice(created.url);
+    try {
+      const first = [
+        { message: 'booting', timestamp: 1_000, isSystem: true },
+        { message: 'hello from main', timestamp: 1_001, serviceName: 'main' },
+        { message: 'oops', timestamp: 1_002, serviceName: 'worker', isStdErr: true },
+        'not a log line',
+      ];
+      assert.equal(await postLogs(server.url, uuid, deviceKey, first), 201);
+      const tail = await api(`${server.url}/api/v1/devices/${uuid.slice(0, 7)}/logs?tail=10`, 'GET', key);
+      assert.deepEqual(tail.data.items.map((e: LogEntry) => e.message), ['booting', 'hello from main', 'oops']);
+      assert.equal(tail.data.items[2].isStdErr, true);
+      const worker = await api(`${server.url}/api/v1/devices/${uuid}/logs?service=worker`, 'GET', key);
+      assert.deepEqual(worker.data.items.map((e: LogEntry) => e.message), ['oops']);
+
+      const seen: string[] = [];
+      const stream = follow(`${server.url}/api/v1/devices/${uuid}/logs?follow=1&tail=1`, key, (e) => seen.push(e.message));
+      await stream.ready;
+      const live = Array.from({ length: 20 }, (_, i) => ({ message: `live ${i}`, timestamp: 2_000 + i, serviceName: 'main' }));
+      assert.equal(await postLogs(server.url, uuid, deviceKey, live.slice(0, 10)), 201);
+      assert.equal(await postLogs(server.url, uuid, deviceKey, live.slice(10)), 201);
+      await waitFor('20 live lines', () => seen.length >= 21, { timeoutMs: 5_000 });
+      stream.close();
+      assert.deepEqual(seen, ['oops', ...live.map((l) => l.message)], 'the tail, then every live line once, in order');
+    } finally {
+      await server.close();
+      await created.drop();
+    }
+  });
+
+  test(`[${db.label}] logs: retention bounds storage; other devices' keys and other users are refused`, async () => {
+    const created = await db.create();
+    const { server, key, uuid, deviceKey } = await serverWithDevice(created.url, 50);
+    try {
+      const lines = Array.from({ length: 120 }, (_, i) => ({ message: `m${i}`, timestamp: i }));
+      assert.equal(await postLogs(server.url, uuid, deviceKey, lines.slice(0, 70)), 201);
+      assert.equal(await postLogs(server.url, uuid, deviceKey, lines.slice(70)), 201);
+      const all = await api(`${server.url}/api/v1/devices/${uuid}/logs?tail=1000`, 'GET', key);
+      assert.equal(all.data.items.length, 50);
+      assert.equal(all.data.items[0].message, 'm70');
+      assert.equal(all.data.items[49].message, 'm119');
+
+      assert.equal(await postLogs(server.url, uuid, generateKey(), lines.slice(0, 1)), 401);
+      assert.equal(await postLogs(server.url, generateDeviceUuid(), deviceKey, lines.slice(0, 1)), 401);
+      assert.equal((await api(`${server.url}/api/v1/devices/${uuid}/logs`, 'GET', 'not-a-key')).status, 401);
+      const json = await fetch(`${server.url}/device/v2/${uuid}/log-stream`, { method: 'POST', headers: { authorization: `Bearer ${deviceKey}`, 'content-type': 'application/json' }, body: '{}' });
+      assert.equal(json.status, 415);
+    } finally {
+      await server.close();
+      await created.drop();
+    }
+  });
+}
