@@ -7,7 +7,12 @@ import { HttpControlPlane, type ControlPlane } from './control-plane/control-pla
 import { Poller } from './control-plane/poller.js';
 import type { ContainerEngine, RegistryAuth } from './engine/container-engine.js';
 import { DockerEngine } from './engine/docker-engine.js';
+import type { RemoteActions } from './actions/remote-actions.js';
+import { AgentActions } from './device-api/agent-actions.js';
 import { selectHostConfig, type HostConfig } from './host/host-config.js';
+import { selectHostPower, type HostPower } from './host/host-power.js';
+import { AgentLogs } from './logs/agent-logs.js';
+import { withSystemLogs } from './logs/step-messages.js';
 import { scanLocks, serviceLockDir as lockDirOf } from './locks/update-locks.js';
 import { AGENT_VERSION, defaultDeviceType, provision } from './provision/provision.js';
 import { createExecutors } from './reconcile/executor.js';
@@ -34,8 +39,14 @@ export interface AgentOptions {
   localTarget?: TargetDevice;
   /** Minimum delay between reports (default 10 s; tests shorten it). */
   reportIntervalMs?: number;
+  /** Local device API port (default config.json listenPort, else 48484); 0 disables the API (tests use freePort()). */
+  apiPort?: number;
+  /** Address the local device API binds (default 0.0.0.0, as containers and the LAN reach it; tests 127.0.0.1). */
+  apiAddress?: string;
   engine?: ContainerEngine;
   controlPlane?: ControlPlane;
+  /** Reboot/shutdown/identify; default follows `hostConfig` (dry-run unless 'real'). */
+  hostPower?: HostPower;
   logger?: Logger;
 }
 
@@ -45,6 +56,10 @@ export interface AgentState {
   managed: boolean;
   hostname: string;
   hostConfigMode: HostConfig['mode'];
+  /** The port the local device API listens on, or undefined when disabled or not (yet) listening. */
+  apiPort: number | undefined;
+  logsShipped: number;
+  remoteActionsConnected: boolean;
   lastPass: PassResult | undefined;
   passes: number;
   reportsSent: number;
@@ -82,6 +97,7 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
   if (store.getPhase() === 'apply') log.info('resuming after an interrupted apply');
   const engine = options.engine ?? new DockerEngine(dockerSocket);
   const hostConfig = selectHostConfig(options.hostConfig, log);
+  const hostPower = options.hostPower ?? selectHostPower(options.hostConfig, log);
   const apiEndpoint = file.config.apiEndpoint;
   const managed = apiEndpoint !== undefined;
   const controlPlane = options.controlPlane ?? (apiEndpoint ? new HttpControlPlane(apiEndpoint) : undefined);
@@ -93,6 +109,8 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
   const servicesDir = join(options.dataDir, 'services');
   const serviceLockDir = (appId: number, serviceName: string): string => lockDirOf(servicesDir, namespace, appId, serviceName);
   const supervisorApiKey = store.getSecret('supervisorApiKey', generateKey);
+  const apiPort = options.apiPort ?? file.config.listenPort ?? DEFAULT_LISTEN_PORT;
+  const logs = await AgentLogs.create({ dataDir: options.dataDir, dockerSocket, log, persistent: file.config.persistentLogging === true, managed });
   const registryHosts = new Set<string>([file.config.registryEndpoint, apiEndpoint ? new URL(apiEndpoint).host : undefined].filter((h): h is string => !!h));
   const registryAuth = (ref: string): RegistryAuth | undefined => {
     const host = ref.split('/')[0] ?? '';
@@ -105,7 +123,7 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
     apiEndpoint,
     deviceApiKey,
     dockerSocket,
-    supervisorApi: { port: file.config.listenPort ?? DEFAULT_LISTEN_PORT, key: supervisorApiKey },
+    supervisorApi: { port: apiPort || (file.config.listenPort ?? DEFAULT_LISTEN_PORT), key: supervisorApiKey },
     serviceLockDir,
   };
 
@@ -124,7 +142,7 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
   let force: { requestedAt: number; polled: boolean } | undefined;
   const planContext = async (): Promise<PlanContext> => {
     const { lockedApps, handoverComplete } = await scanLocks(servicesDir, namespace);
-    return { now: Date.now(), lockedApps, overrideLock: force !== undefined || overrideLockConfigured(store.getTarget()?.device), handoverComplete };
+    return { now: Date.now(), lockedApps, overrideLock: force !== undefined || overrideLockConfigured(store.getTarget()?.device), handoverComplete, heldStopped: actions.heldStopped(targetModel()) };
   };
 
   // Releases of the last target state that failed validation (reported 'rejected'; the previous target is kept).
@@ -156,6 +174,8 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
             return {
               status: failed ? 'Update failed' : updating ? 'Updating' : 'Idle',
               api_port: modelContext.supervisorApi.port,
+              // What lets the control plane call this device's API (balena reports the same key).
+              api_secret: supervisorApiKey,
               os_version: `${process.platform} ${process.version}`,
               os_variant: file.config.developmentMode ? 'dev' : 'prod',
               supervisor_version: AGENT_VERSION,
@@ -168,7 +188,10 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
         })
       : undefined;
 
-  const executors = createExecutors({ engine, store, log, registryAuth, progress, serviceLockDir, onProgress: () => reporter?.trigger() });
+  const executors = withSystemLogs(
+    createExecutors({ engine, store, log, registryAuth, progress, serviceLockDir, onProgress: () => reporter?.trigger() }),
+    (message) => logs.system(message),
+  );
   const loopDeps = {
     engine,
     executors,
@@ -189,11 +212,38 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
   // ------------------------------------------------------------------------------------------- reconcile runner
   // Single flight: one pass at a time; triggers during a pass cause exactly one more pass after it.
   const reconcileWake = new Wakeable();
-  let inFlight: Promise<PassResult> | undefined;
+  // INVARIANT: one thing at a time touches the engine: a reconcile pass or a device action (restart, purge, …).
+  let inFlight: Promise<unknown> | undefined;
+  const exclusive = async <T>(fn: () => Promise<T>): Promise<T> => {
+    while (inFlight) await inFlight.catch(() => undefined);
+    const run = fn();
+    inFlight = run;
+    try {
+      return await run;
+    } finally {
+      if (inFlight === run) inFlight = undefined;
+    }
+  };
   let errorCount = 0;
-  const pass = async (): Promise<PassResult> => {
-    while (inFlight) await inFlight;
-    const run = (async () => {
+  let passStartedAt: number | undefined;
+  let lastPassEndedAt = Date.now();
+  let lockDeferred = false;
+  const followLogs = (): void => {
+    const target = targetModel();
+    const serviceIds = new Map((target?.apps ?? []).flatMap((a) => a.services.map((s) => [`${a.appId}/${s.serviceName}`, s.serviceId] as const)));
+    // Containers that ever ran stay followed while they exist, so a stop/start keeps its log position.
+    logs.sync(
+      (lastCurrent?.containers ?? [])
+        .filter((c) => c.state !== 'created')
+        .map((c) => {
+          const serviceId = serviceIds.get(`${c.appId}/${c.serviceName}`);
+          return { containerId: c.id, serviceName: c.serviceName, ...(serviceId !== undefined ? { serviceId } : {}) };
+        }),
+    );
+  };
+  const pass = (): Promise<PassResult> =>
+    exclusive(async () => {
+      passStartedAt = Date.now();
       const forced = force?.polled ? force : undefined;
       const result = await runPass(loopDeps, abort.signal);
       if (result.outcome.kind === 'done' && forced && force === forced) force = undefined;
@@ -202,16 +252,67 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
       if (result.outcome.kind !== 'cancelled') store.setPhase('idle');
       if (result.outcome.kind === 'error') log.error({ err: result.outcome.error.message, terminal: result.outcome.terminal }, 'reconcile pass failed');
       else if (result.stepsExecuted > 0 || result.outcome.kind === 'retry-after') log.info({ outcome: result.outcome, iterations: result.iterations, ms: Math.round(result.durationMs) }, 'reconcile pass');
+      // Said once when an update starts waiting for a lock, not on every retry.
+      const locked = result.outcome.kind === 'retry-after' && result.outcome.reason.includes('update lock held');
+      if (locked && !lockDeferred) logs.system('Update lock held, update deferred');
+      lockDeferred = locked;
+      if (result.outcome.kind === 'error') logs.system(`Update failed: ${result.outcome.error.message}`);
+      followLogs();
+      passStartedAt = undefined;
+      lastPassEndedAt = Date.now();
       reporter?.trigger();
       return result;
-    })();
-    inFlight = run;
-    try {
-      return await run;
-    } finally {
-      inFlight = undefined;
-    }
+    });
+
+  // ------------------------------------------------------------------------------------------- device actions
+  let poller: Poller | undefined;
+  const triggerUpdate = (forced: boolean): void => {
+    if (forced) force = { requestedAt: Date.now(), polled: poller === undefined };
+    if (poller) poller.trigger();
+    else reconcileWake.wake();
   };
+  const setLocalTarget = (device: TargetDevice): void => {
+    store.setTarget({ device: targetDeviceSchema.parse(device), etag: null, source: 'local' });
+    reconcileWake.wake();
+  };
+  const pollMs = options.pollIntervalMs ?? file.config.appUpdatePollInterval ?? DEFAULT_POLL_INTERVAL_MS;
+  const actions = new AgentActions({
+    version: AGENT_VERSION,
+    uuid,
+    apiPort: modelContext.supervisorApi.port,
+    namespace,
+    servicesDir,
+    engine,
+    log,
+    hostConfig,
+    hostPower,
+    developmentMode: () => file.config.developmentMode === true,
+    view: () => ({ current: lastCurrent, target: targetModel(), statuses: lastStatuses, progress, failed: lastPass?.outcome.kind === 'error' && lastPass.outcome.terminal }),
+    lockOverridden: () => overrideLockConfigured(store.getTarget()?.device),
+    exclusive,
+    wake: () => reconcileWake.wake(),
+    healthy: () => {
+      const now = Date.now();
+      try {
+        store.getTarget();
+      } catch {
+        return false;
+      }
+      // A pass stuck for 30 min, or no pass for well beyond the re-check interval, means the loop is wedged.
+      if (passStartedAt !== undefined) return now - passStartedAt < 30 * 60_000;
+      return now - lastPassEndedAt < 2 * pollMs + 60_000;
+    },
+    applying: () => [...lastStatuses.values()].some((s) => s !== 'done'),
+    triggerUpdate,
+    localTarget: () => {
+      const record = store.getTarget();
+      return record?.source === 'local' ? record.device : undefined;
+    },
+    setLocalTarget,
+    system: (message) => logs.system(message),
+    subscribeLogs: (listener) => logs.subscribe(listener),
+  });
+
   const runner = (async () => {
     let targetJson = '';
     while (!abort.signal.aborted) {
@@ -242,7 +343,7 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
   })();
 
   // ------------------------------------------------------------------------------------------- control plane
-  let poller: Poller | undefined;
+  let remote: RemoteActions | undefined;
   let provisioned: Promise<boolean> | undefined;
   if (managed && controlPlane) {
     const cp = controlPlane;
@@ -288,32 +389,63 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
       },
     });
     const p = poller;
-    void provisioned.then((ok) => {
+    void provisioned.then(async (ok) => {
       if (!ok) return;
       p.start(abort.signal);
       reporter?.start(abort.signal);
+      if (!apiEndpoint) return;
+      const credentials = { apiEndpoint, uuid, deviceApiKey };
+      await logs.startShipping(credentials);
+      // Loaded only on managed devices (the WebSocket client is not needed otherwise).
+      const { RemoteActions: Remote } = await import('./actions/remote-actions.js');
+      if (abort.signal.aborted) return;
+      remote = new Remote({
+        ...credentials,
+        actions,
+        defaultAppId: () => targetModel()?.apps[0]?.appId,
+        onEvent: (event) => log.info({ event: event.kind, detail: event.detail }, 'remote actions'),
+      });
+      remote.start();
     });
+  }
+
+  // ------------------------------------------------------------------------------------------- local device API
+  let api: { close(): Promise<unknown> } | undefined;
+  let boundPort: number | undefined;
+  if (apiPort !== 0) {
+    const { buildDeviceApi } = await import('./device-api/server.js');
+    const app = buildDeviceApi({ actions, apiKey: supervisorApiKey });
+    try {
+      await app.listen({ port: apiPort, host: options.apiAddress ?? '0.0.0.0' });
+      const address = app.server.address();
+      boundPort = typeof address === 'object' && address ? address.port : apiPort;
+      api = app;
+      log.info({ port: boundPort }, 'local device API listening');
+    } catch (error) {
+      // The agent still keeps the apps running without its API; the failure is loud in the log.
+      log.error({ err: (error as Error).message, port: apiPort }, 'local device API could not listen');
+      await app.close().catch(() => undefined);
+    }
   }
 
   return {
     async stop() {
+      // Outside first (no new requests or actions), then the loop, then the log pipeline, the store last.
       abort.abort();
+      await api?.close().catch(() => undefined);
       await runner;
-      await inFlight;
+      await inFlight?.catch(() => undefined);
       await provisioned;
+      remote?.stop();
       await poller?.stopped();
       await reporter?.stopped();
+      await logs.stop();
       store.close();
     },
     triggerUpdate(opts = {}) {
-      if (opts.force) force = { requestedAt: Date.now(), polled: poller === undefined };
-      if (poller) poller.trigger();
-      else reconcileWake.wake();
+      triggerUpdate(opts.force === true);
     },
-    setLocalTarget(device) {
-      store.setTarget({ device: targetDeviceSchema.parse(device), etag: null, source: 'local' });
-      reconcileWake.wake();
-    },
+    setLocalTarget,
     reconcileNow: () => pass(),
     state(): AgentState {
       const record = store.getTarget();
@@ -323,6 +455,9 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
         managed,
         hostname: hostConfig.hostname(),
         hostConfigMode: hostConfig.mode,
+        apiPort: boundPort,
+        logsShipped: logs.shipped,
+        remoteActionsConnected: remote?.connected ?? false,
         lastPass,
         passes,
         reportsSent: reporter?.reportsSent ?? 0,

@@ -14,11 +14,13 @@ const program = new Command()
   .option('--target-file <path>', 'unmanaged devices: a local target state (one device: {name, config, apps}) to apply')
   .option('--poll-interval <ms>', 'fixed poll interval in ms (default: target config, config.json or 900000 + jitter)')
   .option('--namespace <prefix>', 'prefix for engine object names, to run several agents on one engine (tests)', '')
-  .option('--host-config <mode>', 'real: write /etc/hostname; dry-run (default): change nothing on this host');
+  .option('--host-config <mode>', 'real: write /etc/hostname, reboot/blink for real; dry-run (default): change nothing on this host')
+  .option('--api-port <port>', 'local device API port (default: config.json listenPort or 48484; 0 disables it)')
+  .option('--api-address <address>', 'local device API bind address', '0.0.0.0');
 
 async function main(): Promise<void> {
   program.parse();
-  const o = program.opts<{ config: string; data: string; dockerSocket: string; logLevel: string; targetFile?: string; pollInterval?: string; namespace: string; hostConfig?: string }>();
+  const o = program.opts<{ config: string; data: string; dockerSocket: string; logLevel: string; targetFile?: string; pollInterval?: string; namespace: string; hostConfig?: string; apiPort?: string; apiAddress: string }>();
   let localTarget;
   if (o.targetFile) {
     let raw: unknown;
@@ -40,6 +42,8 @@ async function main(): Promise<void> {
     ...(o.pollInterval ? { pollIntervalMs: Number(o.pollInterval) } : {}),
     ...(o.hostConfig === 'real' || o.hostConfig === 'dry-run' ? { hostConfig: o.hostConfig } : {}),
     ...(localTarget ? { localTarget } : {}),
+    ...(o.apiPort !== undefined ? { apiPort: Number(o.apiPort) } : {}),
+    apiAddress: o.apiAddress,
   });
   let stopping = false;
   const shutdown = (): void => {

@@ -6,6 +6,7 @@ import { registerDeployCommand } from './commands/deploy.js';
 import { registerDeviceCommands } from './commands/device.js';
 import { registerFleetCommands } from './commands/fleet.js';
 import { registerKeyCommands } from './commands/key.js';
+import { registerLogsCommand } from './commands/logs.js';
 import { registerOsCommands } from './commands/os.js';
 import { registerReleaseCommands } from './commands/release.js';
 import { registerVariableCommands } from './commands/variables.js';
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
   registerKeyCommands(program);
   registerOsCommands(program);
   registerDeployCommand(program);
+  registerLogsCommand(program);
   return program;
 }
 

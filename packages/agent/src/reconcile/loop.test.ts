@@ -64,7 +64,7 @@ function deps(engine: MemoryEngine, ctx: Partial<PlanContext> = {}): LoopDeps {
     log,
     knownImages: () => [],
     target: () => target,
-    context: async () => ({ now: 0, lockedApps: new Set(), overrideLock: false, handoverComplete: new Set(), ...ctx }),
+    context: async () => ({ now: 0, lockedApps: new Set(), overrideLock: false, handoverComplete: new Set(), heldStopped: new Set(), ...ctx }),
     onPlanned: () => undefined,
   };
 }

@@ -73,7 +73,7 @@ function world(o: Partial<CurrentState> = {}): CurrentState {
   return { containers: [], volumes: [], networks: [{ name: `${APP}_default`, appId: APP, configHash: 'net' }], images: [], knownImages: [], ...o };
 }
 
-const ctx = (o: Partial<PlanContext> = {}): PlanContext => ({ now: 10_000, lockedApps: new Set(), overrideLock: false, handoverComplete: new Set(), ...o });
+const ctx = (o: Partial<PlanContext> = {}): PlanContext => ({ now: 10_000, lockedApps: new Set(), overrideLock: false, handoverComplete: new Set(), heldStopped: new Set(), ...o });
 
 function short(s: Step): string {
   switch (s.action) {
@@ -355,6 +355,63 @@ const cases: Case[] = [
     current: world({ containers: [container(web2)], volumes: [{ name: '7_data', appId: APP }] }),
     target: { apps: [app([], { commit: null, releaseId: null, networks: [] })] },
     expect: ['killContainer c-web-2'],
+  },
+  // ------------------------------------------------------------------------------- services stopped on request
+  {
+    name: 'held stopped, exited (restart always): not started again',
+    current: world({ images: [image(web2.image)], containers: [container(web2, { state: 'exited' })] }),
+    target: { apps: [app([web2])] },
+    ctx: { heldStopped: new Set([`${APP}/web`]) },
+    expect: [],
+  },
+  {
+    name: 'held stopped, created: not started',
+    current: world({ images: [image(web2.image)], containers: [container(web2, { state: 'created' })] }),
+    target: { apps: [app([web2])] },
+    ctx: { heldStopped: new Set([`${APP}/web`]) },
+    expect: [],
+  },
+  {
+    name: 'held stopped but running (engine restarted it): stopped again',
+    current: world({ images: [image(web2.image)], containers: [container(web2)] }),
+    target: { apps: [app([web2])] },
+    ctx: { heldStopped: new Set([`${APP}/web`]) },
+    expect: ['stopContainer c-web-2'],
+  },
+  {
+    name: 'held stopped and running under an update lock: wait, no stop',
+    current: world({ images: [image(web2.image)], containers: [container(web2)] }),
+    target: { apps: [app([web2])] },
+    ctx: { heldStopped: new Set([`${APP}/web`]), lockedApps: new Set([APP]) },
+    expect: ['wait'],
+  },
+  {
+    name: 'hold released (not in the set): exited container started again',
+    current: world({ images: [image(web2.image)], containers: [container(web2, { state: 'exited' })] }),
+    target: { apps: [app([web2])] },
+    ctx: { heldStopped: new Set([`${APP}/other`]) },
+    expect: ['startContainer c-web-2'],
+  },
+  {
+    name: 'held stopped: only that service; its sibling is still started',
+    current: world({ images: [image(web2.image), image('img/db:r2')], containers: [container(web2, { state: 'exited' }), container(service('db'), { state: 'exited' })] }),
+    target: { apps: [app([web2, service('db')])] },
+    ctx: { heldStopped: new Set([`${APP}/web`]) },
+    expect: ['startContainer c-db-2'],
+  },
+  {
+    name: 'a held-stopped dependency does not block its dependent from starting',
+    current: world({ images: [image(web2.image), image('img/db:r2')], containers: [container(service('web', { dependsOn: ['db'] }), { state: 'created' }), container(service('db'), { state: 'exited' })] }),
+    target: { apps: [app([service('web', { dependsOn: ['db'] }), service('db')])] },
+    ctx: { heldStopped: new Set([`${APP}/db`]) },
+    expect: ['startContainer c-web-2'],
+  },
+  {
+    name: 'held stopped with a new release (different config): the new container is created, not started',
+    current: world({ images: [image(web2.image)], containers: [] }),
+    target: { apps: [app([web2])] },
+    ctx: { heldStopped: new Set([`${APP}/web`]) },
+    expect: ['createContainer web_2'],
   },
 ];
 

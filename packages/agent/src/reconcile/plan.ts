@@ -58,6 +58,10 @@ class Planner {
     this.steps.push(step('killContainer', { containerId: c.id, serviceName: c.serviceName, appId: c.appId, reason }));
   }
 
+  private held(appId: number, serviceName: string): boolean {
+    return this.ctx.heldStopped.has(`${appId}/${serviceName}`);
+  }
+
   private containersOf(appId: number): CurrentContainer[] {
     return this.current.containers.filter((c) => c.appId === appId);
   }
@@ -131,11 +135,13 @@ class Planner {
     if (keep) {
       if (others.length > 0) this.retireOld(svc, keep, others);
       if (keep.name !== svc.containerName) this.steps.push(step('updateMetadata', { containerId: keep.id, name: svc.containerName }));
-      if (svc.running && !isUp(keep)) {
+      // A service stopped on request stays stopped: as if its target said `running: false`.
+      const shouldRun = svc.running && !this.held(svc.appId, svc.serviceName);
+      if (shouldRun && !isUp(keep)) {
         const mayStart = keep.state === 'created' || svc.restart === 'always' || svc.restart === 'unless-stopped';
         const oldGone = others.length === 0 || svc.strategy === 'hand-over';
         if (mayStart && oldGone) this.startWhenDepsRun(app, svc, keep);
-      } else if (!svc.running && isUp(keep)) {
+      } else if (!shouldRun && isUp(keep)) {
         this.stop(keep);
       }
       return;
@@ -210,7 +216,8 @@ class Planner {
   private startWhenDepsRun(app: TargetApp, svc: TargetService, c: CurrentContainer): void {
     const waiting = svc.dependsOn.filter((dep) => {
       const depSvc = app.services.find((s) => s.serviceName === dep);
-      if (!depSvc || !depSvc.running) return false;
+      // A dependency that is not meant to run (target or held stopped) does not block its dependents.
+      if (!depSvc || !depSvc.running || this.held(app.appId, dep)) return false;
       return !this.current.containers.some((x) => x.appId === app.appId && x.serviceName === dep && isUp(x) && matches(x, depSvc, this.current.images));
     });
     if (waiting.length > 0) {

@@ -117,4 +117,9 @@ export interface PlanContext {
   overrideLock: boolean;
   /** `<appId>/<serviceName>` whose `/tmp/balena/handover-complete` exists. */
   handoverComplete: ReadonlySet<string>;
+  /**
+   * `<appId>/<serviceName>` stopped on request (device API `stop-service`): its container is not started, and is
+   * stopped if it runs, until the service is started again or a new target arrives for it (the agent prunes it).
+   */
+  heldStopped: ReadonlySet<string>;
 }

@@ -1,7 +1,9 @@
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { DeviceReport, TargetDevice } from '@flotilla/protocol';
+import { gunzipSync } from 'node:zlib';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { deviceLogLineSchema, deviceMessageSchema, type ActionMessage, type ActionResultMessage, type DeviceLogLine, type DeviceReport, type TargetDevice } from '@flotilla/protocol';
 import type { ServedImage } from './fake-registry.js';
 
 interface Device {
@@ -22,12 +24,18 @@ export class FakeControlPlane {
   readonly state = new Map<string, DeviceReport>();
   readonly images = new Map<string, ServedImage>();
   readonly requests: string[] = [];
+  /** Log lines received on `POST /device/v2/:uuid/log-stream` (gunzipped, validated), in arrival order. */
+  readonly logs: Array<DeviceLogLine & { uuid: string }> = [];
   targets = new Map<string, TargetDevice>();
   /** While set, blob downloads wait for it: lets a test look at the world in the middle of a pull. */
   blobGate: Promise<void> | undefined;
   pullsStarted = 0;
   registryAuthFailures = 0;
   private server: Server | undefined;
+  /** Open device connections (`GET /device/v1/:uuid/connect`, WebSocket, device key). */
+  private readonly sockets = new Map<string, WebSocket>();
+  private readonly pendingActions = new Map<number, (result: ActionResultMessage) => void>();
+  private nextActionId = 1;
   private nextId = 1;
   port = 0;
 
@@ -48,6 +56,25 @@ export class FakeControlPlane {
         res.end(String(error));
       });
     });
+    const wss = new WebSocketServer({ noServer: true });
+    server.on('upgrade', (req, socket, head) => {
+      const match = /^\/device\/v1\/([0-9a-f]+)\/connect$/.exec(new URL(req.url ?? '/', 'http://x').pathname);
+      const device = this.deviceByKey(this.bearer(req));
+      if (!match || !device || device.uuid !== match[1]) {
+        socket.end('HTTP/1.1 401 Unauthorized\r\n\r\n');
+        return;
+      }
+      wss.handleUpgrade(req, socket, head, (ws) => {
+        this.sockets.set(device.uuid, ws);
+        ws.on('close', () => {
+          if (this.sockets.get(device.uuid) === ws) this.sockets.delete(device.uuid);
+        });
+        ws.on('message', (data) => {
+          const parsed = deviceMessageSchema.safeParse(JSON.parse(data.toString()));
+          if (parsed.success && parsed.data.type === 'action-result') this.pendingActions.get(parsed.data.id)?.(parsed.data);
+        });
+      });
+    });
     await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
     this.port = (server.address() as AddressInfo).port;
     this.server = server;
@@ -57,8 +84,25 @@ export class FakeControlPlane {
     const server = this.server;
     this.server = undefined;
     if (!server) return;
+    for (const socket of this.sockets.values()) socket.terminate();
+    this.sockets.clear();
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  connected(uuid: string): boolean {
+    return this.sockets.has(uuid);
+  }
+
+  /** Sends an action over the device's connection and resolves with its action-result. */
+  sendAction(uuid: string, action: Omit<ActionMessage, 'type' | 'id'>): Promise<ActionResultMessage> {
+    const socket = this.sockets.get(uuid);
+    if (!socket) return Promise.reject(new Error(`device ${uuid} is not connected`));
+    const id = this.nextActionId++;
+    return new Promise((resolve) => {
+      this.pendingActions.set(id, resolve);
+      socket.send(JSON.stringify({ type: 'action', id, ...action }));
+    });
   }
 
   /** Pre-register a device (for the 409 → key exchange path). */
@@ -147,6 +191,17 @@ export class FakeControlPlane {
       this.reports.push({ at: Date.now(), body });
       for (const [uuid, report] of Object.entries(body)) this.state.set(uuid, { ...(this.state.get(uuid) ?? {}), ...report });
       return this.json(res, 200, {});
+    }
+    const logStream = /^\/device\/v2\/([0-9a-f]+)\/log-stream$/.exec(url.pathname);
+    if (method === 'POST' && logStream) {
+      const device = this.deviceByKey(key);
+      if (!device || device.uuid !== logStream[1]) return this.json(res, 401, { error: { code: 'UNAUTHENTICATED', message: 'no' } });
+      const chunks: Buffer[] = [];
+      for await (const chunk of req) chunks.push(chunk as Buffer);
+      const raw = Buffer.concat(chunks);
+      const text = (req.headers['content-encoding'] === 'gzip' ? gunzipSync(raw) : raw).toString('utf8');
+      for (const line of text.split('\n').filter((l) => l.trim() !== '')) this.logs.push({ ...deviceLogLineSchema.parse(JSON.parse(line)), uuid: device.uuid });
+      return this.json(res, 201, {});
     }
     this.json(res, 404, { error: { code: 'NOT_FOUND', message: `${method} ${url.pathname}` } });
   }

@@ -35,6 +35,18 @@ export async function buildImage(tag: string, marker: string): Promise<string> {
   return tag;
 }
 
+/**
+ * Like buildImage, but the container prints `tick <n>` (n = 1, 2, …) every 200 ms on stdout, and anything written
+ * to /tmp/say (then removed) on stderr: log tests check order, gaps and duplicates on the ticks.
+ */
+export async function buildTalkingImage(tag: string): Promise<string> {
+  const base = await ensureBusyboxImage();
+  const script = `trap 'exit 0' TERM; i=0; while true; do i=$((i+1)); echo "tick $i"; if [ -f /tmp/say ]; then cat /tmp/say >&2; rm -f /tmp/say; fi; sleep 0.2; done`;
+  const dockerfile = [`FROM ${base}`, `RUN echo ${randomBytes(8).toString('hex')} > /.nonce`, `CMD ["sh", "-c", ${JSON.stringify(script)}]`].join('\n');
+  await run('docker', ['build', '-q', '-t', tag, '-'], { input: dockerfile });
+  return tag;
+}
+
 export async function ourContainers(namespace: string): Promise<Docker.ContainerInfo[]> {
   return docker.listContainers({ all: true, filters: JSON.stringify({ label: [`${NAMESPACE_LABEL}=${namespace}`] }) });
 }

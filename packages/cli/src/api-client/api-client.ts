@@ -24,6 +24,58 @@ export class ApiClient {
     return this.request('DELETE', path, undefined, query);
   }
 
+  /**
+   * Opens a long-lived GET (Server-Sent Events) and yields each event's `data` for events of type `event`.
+   * Ends when the server closes the stream or `signal` aborts.
+   */
+  async *events(path: string, event: string, query: Record<string, string | undefined>, signal: AbortSignal): AsyncGenerator<string> {
+    const url = new URL(`${this.baseUrl}${API_PREFIX}${path}`);
+    for (const [key, value] of Object.entries(query)) if (value !== undefined) url.searchParams.set(key, value);
+    const headers: Record<string, string> = { accept: 'text/event-stream' };
+    if (this.token) headers.authorization = `Bearer ${this.token}`;
+    let response: Response;
+    try {
+      response = await fetch(url, { headers, signal });
+    } catch (error) {
+      if (signal.aborted) return;
+      const reason = error instanceof Error && error.cause instanceof Error ? error.cause.message : error instanceof Error ? error.message : String(error);
+      throw new FlotillaError('NETWORK_ERROR', `cannot reach ${this.baseUrl}: ${reason}`, { cause: error });
+    }
+    if (!response.ok || !response.body) {
+      const text = await response.text();
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        parsed = undefined;
+      }
+      if (isErrorBody(parsed)) throw new FlotillaError(parsed.error.code, parsed.error.message);
+      throw new FlotillaError('INTERNAL', `GET ${url.pathname} failed with HTTP ${response.status}`);
+    }
+    const decoder = new TextDecoder();
+    let buffer = '';
+    try {
+      for await (const chunk of response.body) {
+        buffer += decoder.decode(chunk as Uint8Array, { stream: true });
+        let end: number;
+        while ((end = buffer.indexOf('\n\n')) !== -1) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          let type = 'message';
+          const data: string[] = [];
+          for (const line of block.split('\n')) {
+            if (line.startsWith('event:')) type = line.slice(6).trim();
+            else if (line.startsWith('data:')) data.push(line.slice(5).replace(/^ /, ''));
+          }
+          if (type === event && data.length) yield data.join('\n');
+        }
+      }
+    } catch (error) {
+      if (signal.aborted) return;
+      throw new FlotillaError('NETWORK_ERROR', `the log stream broke: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
+
   async request<T>(method: string, path: string, body?: unknown, query?: Record<string, string | undefined>): Promise<T> {
     const url = new URL(`${this.baseUrl}${API_PREFIX}${path}`);
     for (const [key, value] of Object.entries(query ?? {})) if (value !== undefined) url.searchParams.set(key, value);

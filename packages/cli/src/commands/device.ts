@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { deviceRefSchema, path, serviceNameSchema, slugSchema } from '@flotilla/protocol';
+import { FlotillaError, deviceRefSchema, isErrorCode, path, serviceNameSchema, slugSchema } from '@flotilla/protocol';
 import type { Device, DeviceAction } from '@flotilla/protocol';
 import { emit, formatDetails, formatTable } from '../output/output.js';
 import { checkArg, leaf, releaseRef, runCommand } from './context.js';
@@ -71,7 +71,10 @@ export function registerDeviceCommands(program: Command): void {
   const actions: Array<[DeviceAction, string]> = [
     ['restart', 'restart the services of a device (or one with --service)'],
     ['reboot', 'reboot a device'],
+    ['shutdown', 'shut a device down'],
     ['identify', 'blink the identification LED of a device'],
+    ['purge', 'delete the app data (volumes) on a device and start its services afresh'],
+    ['update', 'make a device fetch and apply its target state now'],
   ];
   for (const [action, description] of actions) {
     const cmd = leaf(device, `${action} <device>`, description).option('--force', 'override update locks');
@@ -81,8 +84,13 @@ export function registerDeviceCommands(program: Command): void {
         const body: Record<string, unknown> = { action: opts.service === undefined ? action : 'restart-service' };
         if (opts.service !== undefined) body.service = checkArg(serviceNameSchema, opts.service, 'service');
         if (opts.force) body.force = true;
-        const result = await (await ctx.client()).post<{ id: number; status: string }>(devicePath(ref, '/actions'), body);
-        emit(ctx.output, result, () => `${action} sent to ${ref} (${result.status})\n`);
+        const result = await (await ctx.client()).post<{ id: number; status: string; error: { code: string; message: string } | null }>(devicePath(ref, '/actions'), body);
+        // The server waits briefly for an online device's answer: a refusal (e.g. an update lock) is an error here.
+        if (result.status === 'failed' && result.error) {
+          throw new FlotillaError(isErrorCode(result.error.code) ? result.error.code : 'CONFLICT', `the device refused ${action}: ${result.error.message}`);
+        }
+        const how = result.status === 'done' ? 'done' : result.status === 'pending' ? 'queued until the device is online' : result.status;
+        emit(ctx.output, result, () => `${action} sent to ${ref}: ${how}\n`);
       }),
     );
   }

@@ -133,6 +133,17 @@ test('deploy to a real agent: run, env change, second release, pin back', async 
   const reported = await flotillaJson<Device>(config, ['device', 'info', device.uuid]);
   assert.deepEqual(Object.keys(reported.services).sort(), ['web', 'worker']);
 
+  // Device actions travel to the agent: restarting worker restarts that container only.
+  const startedAt = async (id: string) => (await run('docker', ['inspect', '--format', '{{.State.StartedAt}}', id])).stdout.trim();
+  const workerId = running.find((c) => c.service === 'worker')?.id ?? '';
+  const webId = running.find((c) => c.service === 'web')?.id ?? '';
+  const [workerStart, webStart] = [await startedAt(workerId), await startedAt(webId)];
+  const action = await flotillaJson<{ id: number; action: string; status: string }>(config, ['device', 'restart', device.uuid, '--service', 'worker']);
+  assert.equal(action.action, 'restart-service');
+  await waitFor('worker restarted by the action', async () => (await startedAt(workerId)) !== workerStart, { timeoutMs: 30_000 });
+  assert.equal(await startedAt(webId), webStart, 'web not restarted');
+  assert.equal((await flotilla(config, ['device', 'identify', device.uuid])).code, 0);
+
   // A fleet env var for web only: web is recreated with it, worker is left alone.
   const before1 = running;
   await flotillaJson(config, ['env', 'add', 'COLOUR', 'blue', '--fleet', fleet, '--service', 'web']);

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { tempDir } from '@flotilla/testkit';
 import { parseRange } from './blob-routes.js';
+import { RegistryStorage } from './storage.js';
 import { digestHex, isRepositoryName, isTag, parseRegistryPath } from './names.js';
 import { parseScope, TokenSigner } from './token.js';
 
@@ -69,4 +70,18 @@ test('scopes', () => {
   assert.deepEqual(parseScope('repository:f/web:pull,push'), { name: 'f/web', actions: ['pull', 'push'] });
   assert.deepEqual(parseScope('repository:f/web:*'), { name: 'f/web', actions: ['*'] });
   assert.equal(parseScope('registry:catalog:*'), undefined);
+});
+
+test('abandoned uploads are swept, recent ones kept', async () => {
+  const dir = await tempDir();
+  try {
+    const storage = new RegistryStorage(dir.path);
+    await storage.init();
+    const id = await storage.startUpload();
+    assert.equal(await storage.sweepUploads(24 * 3600 * 1000), 0);
+    assert.equal(await storage.sweepUploads(24 * 3600 * 1000, Date.now() + 25 * 3600 * 1000), 1);
+    assert.equal(await storage.uploadSize(id), undefined);
+  } finally {
+    await dir.remove();
+  }
 });

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readdir, writeFile, mkdir } from 'node:fs/promises';
+import { access as fileExists, readdir, writeFile, mkdir } from 'node:fs/promises';
+import { request as httpRequest } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Fastify from 'fastify';
@@ -131,6 +133,17 @@ describe('registry protocol', () => {
     res = await fetch(`${base}/v2/fleet-a/main/manifests/${sha('x')}`, { method: 'PUT', headers: { ...auth, 'content-type': 'application/vnd.oci.image.manifest.v1+json' }, body: manifest });
     assert.equal(res.status, 400);
 
+    // An image index over that manifest, by digest then by tag.
+    const index = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: sha(manifest), size: manifest.length, platform: { architecture: 'amd64', os: 'linux' } }] }));
+    res = await fetch(`${base}/v2/fleet-a/main/manifests/${sha(index)}`, { method: 'PUT', headers: { ...auth, 'content-type': 'application/vnd.oci.image.index.v1+json' }, body: index });
+    assert.equal(res.status, 201);
+    res = await fetch(`${base}/v2/fleet-a/main/manifests/${sha(index)}`, { method: 'HEAD', headers: auth });
+    assert.equal(res.headers.get('content-type'), 'application/vnd.oci.image.index.v1+json');
+    assert.equal(res.headers.get('content-length'), String(index.length));
+    const orphanIndex = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [{ digest: sha('missing'), size: 1 }] }));
+    res = await fetch(`${base}/v2/fleet-a/main/manifests/multi`, { method: 'PUT', headers: { ...auth, 'content-type': 'application/vnd.oci.image.index.v1+json' }, body: orphanIndex });
+    assert.equal(res.status, 400);
+
     res = await fetch(`${base}/v2/fleet-a/main/tags/list`, { headers: auth });
     assert.deepEqual(await res.json(), { name: 'fleet-a/main', tags: ['v1'] });
     res = await fetch(`${base}/v2/fleet-a/main/manifests/${sha(manifest)}`, { method: 'DELETE', headers: auth });
@@ -138,6 +151,21 @@ describe('registry protocol', () => {
     assert.equal((await fetch(`${base}/v2/fleet-a/main/manifests/v1`, { headers: auth })).status, 404);
     assert.equal((await fetch(`${base}/v2/fleet-a/main/blobs/${digest}`, { method: 'DELETE', headers: auth })).status, 202);
     assert.equal((await fetch(`${base}/v2/fleet-a/main/blobs/${digest}`, { headers: auth })).status, 404);
+  });
+
+  test('an upload cut off mid-body never becomes a visible blob', async () => {
+    const auth = `Bearer ${await token('x', 'alice-key', 'repository:fleet-a/cut:pull,push')}`;
+    const content = Buffer.alloc(256 * 1024, 7);
+    const digest = sha(content);
+    const req = httpRequest(`${base}/v2/fleet-a/cut/blobs/uploads/?digest=${digest}`, { method: 'POST', headers: { authorization: auth, 'content-type': 'application/octet-stream', 'content-length': String(content.length) } });
+    req.on('error', () => undefined);
+    req.write(content.subarray(0, 100 * 1024));
+    await sleep(200);
+    req.destroy();
+    await sleep(200);
+    assert.equal((await fetch(`${base}/v2/fleet-a/cut/blobs/${digest}`, { method: 'HEAD', headers: { authorization: auth } })).status, 404);
+    const hex = digest.slice('sha256:'.length);
+    await assert.rejects(fileExists(join(dir.path, 'blobs', 'sha256', hex.slice(0, 2), hex)), 'no blob file under blobs/');
   });
 
   test('access: bob and the device cannot push; the device cannot read another fleet', async () => {

@@ -24,6 +24,24 @@ export class RegistryStorage {
     await mkdir(join(this.root, 'blobs', 'sha256'), { recursive: true });
     await mkdir(join(this.root, 'uploads'), { recursive: true });
     await mkdir(join(this.root, 'repositories'), { recursive: true });
+    await this.sweepUploads();
+  }
+
+  /** Removes uploads untouched for `maxAgeMs` (clients that gave up), so uploads/ does not grow forever. */
+  async sweepUploads(maxAgeMs = 24 * 3600 * 1000, now = Date.now()): Promise<number> {
+    let removed = 0;
+    for (const name of await readdir(join(this.root, 'uploads'))) {
+      const file = join(this.root, 'uploads', name);
+      try {
+        if (now - (await stat(file)).mtimeMs > maxAgeMs) {
+          await rm(file, { force: true });
+          removed += 1;
+        }
+      } catch {
+        // Finished or cancelled meanwhile: nothing to sweep.
+      }
+    }
+    return removed;
   }
 
   blobPath(hex: string): string {
