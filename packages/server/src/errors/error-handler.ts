@@ -23,6 +23,9 @@ export function toErrorBody(error: unknown): { status: number; body: ErrorBody; 
     return { status: e.status, body: e.toBody(), internal: false };
   }
   if (isUniqueViolation(error)) return mapped('CONFLICT', 'the resource already exists or changed concurrently; retry');
+  // PostgreSQL refuses NUL and unencodable characters in text (SQLite stores them): input the request hooks missed.
+  const dbCode = (error as { code?: unknown } | null)?.code;
+  if (dbCode === '22021' || dbCode === '22P05') return mapped('VALIDATION_FAILED', 'the request contains characters that cannot be stored (NUL)');
   const fe = error as Partial<FastifyError> | undefined;
   const code = typeof fe?.code === 'string' ? fe.code : '';
   if (code === 'FST_ERR_CTP_BODY_TOO_LARGE') return mapped('PAYLOAD_TOO_LARGE', 'the request body is too large');
@@ -36,6 +39,17 @@ export function toErrorBody(error: unknown): { status: number; body: ErrorBody; 
     return mapped('VALIDATION_FAILED', 'the request is malformed');
   }
   return { ...mapped('INTERNAL', 'internal error; see the server log'), internal: true };
+}
+
+/** True when any string in a parsed request part holds a NUL character. */
+export function containsNul(value: unknown, depth = 0): boolean {
+  if (typeof value === 'string') return value.includes('\u0000');
+  if (depth > 32 || value === null || typeof value !== 'object') return false;
+  // Only what a parser produced: arrays and plain objects (a streamed body or a Buffer is not walked).
+  const proto = Object.getPrototypeOf(value) as unknown;
+  if (!Array.isArray(value) && proto !== Object.prototype && proto !== null) return false;
+  for (const [key, item] of Object.entries(value)) if (key.includes('\u0000') || containsNul(item, depth + 1)) return true;
+  return false;
 }
 
 export function registerErrorHandling(app: FastifyInstance): void {

@@ -39,10 +39,11 @@ export class LogStore {
       device_id: deviceId,
       timestamp: line.timestamp,
       created_at: createdAt,
-      message: line.message,
+      // Container output may hold NUL bytes; PostgreSQL text cannot, and a log line is no worse without them.
+      message: line.message.replace(/\u0000/g, ''),
       is_system: line.isSystem ? 1 : 0,
       is_std_err: line.isStdErr ? 1 : 0,
-      service_name: line.serviceName ?? (line.serviceId !== undefined ? (serviceNames.get(line.serviceId) ?? null) : null),
+      service_name: line.serviceName?.replace(/\u0000/g, '') ?? (line.serviceId !== undefined ? (serviceNames.get(line.serviceId) ?? null) : null),
     }));
     // Parameter limits (SQLite 32k, PostgreSQL 65k) allow a few thousand rows of 7 columns per statement.
     for (let i = 0; i < rows.length; i += 500) await this.db.insertInto('device_logs').values(rows.slice(i, i + 500)).execute();

@@ -1,3 +1,4 @@
+import { FlotillaError } from '@flotilla/protocol';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Readable } from 'node:stream';
 import type { RegistryAccess } from './access.js';
@@ -41,6 +42,11 @@ export async function registryPlugin<P>(app: FastifyInstance, options: RegistryO
   app.setErrorHandler((error: unknown, request, reply) => {
     if (error instanceof RegistryError) {
       void reply.status(error.status).headers(error.headers).send(error.toBody());
+      return;
+    }
+    // Expected failures raised by the server's shared hooks (e.g. refused input) keep their status, in OCI shape.
+    if (error instanceof FlotillaError) {
+      void reply.status(error.status).send({ errors: [{ code: error.status === 401 ? 'UNAUTHORIZED' : error.status === 403 ? 'DENIED' : 'UNSUPPORTED', message: error.message, detail: { code: error.code } }] });
       return;
     }
     request.log.error({ err: error }, 'registry request failed');
