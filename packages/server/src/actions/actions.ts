@@ -1,5 +1,7 @@
 import type { ActionMessage, ActionResultMessage, DeviceAction } from '@flotilla/protocol';
+import type { Selectable } from 'kysely';
 import type { Db } from '../db/database.js';
+import type { Database } from '../db/schema.js';
 import type { ActionHub } from './action-hub.js';
 
 export type ActionStatus = 'pending' | 'delivered' | 'done' | 'failed' | 'expired';
@@ -14,17 +16,8 @@ export interface DeviceActionRecord {
   expiresAt: string;
 }
 
-interface ActionRow {
-  id: number;
-  action: string;
-  service: string | null;
-  force: number;
-  status: string;
-  error_code: string | null;
-  error_message: string | null;
-  created_at: string;
-  expires_at: string;
-}
+/** The columns read back; derived from the table so the two cannot drift apart. */
+type ActionRow = Pick<Selectable<Database['device_actions']>, 'id' | 'action' | 'service' | 'force' | 'status' | 'error_code' | 'error_message' | 'created_at' | 'expires_at'>;
 
 function toRecord(row: ActionRow, at = new Date().toISOString()): DeviceActionRecord {
   const open = row.status === 'pending' || row.status === 'delivered';

@@ -1,10 +1,8 @@
 import assert from 'node:assert/strict';
-import { request } from 'node:http';
 import { test } from 'node:test';
-import { gzipSync } from 'node:zlib';
 import { testDatabases } from '@flotilla/testkit';
-import { fleetWithDevice, harness } from '../testing/harness.js';
-import { startServer } from '../server.js';
+import { harness } from '../testing/harness.js';
+import { liveServerWithDevice, postDeviceLogs } from '../testing/live-server.js';
 import { containsNul } from './error-handler.js';
 
 test('containsNul walks parsed values only', () => {
@@ -35,29 +33,13 @@ for (const db of testDatabases()) {
   });
 
   test(`[${db.label}] log lines holding NUL bytes are stored without them`, async () => {
-    const created = await db.create();
-    const server = await startServer({ host: '127.0.0.1', port: 0, ...(created.url ? { databaseUrl: created.url } : {}) });
+    const live = await liveServerWithDevice(db);
     try {
-      const h = { call: async (method: string, url: string, key?: string, body?: unknown) => {
-        const res = await fetch(`${server.url}${url}`, { method, headers: { ...(key ? { authorization: `Bearer ${key}` } : {}), 'content-type': 'application/json' }, body: body === undefined ? null : JSON.stringify(body) });
-        const text = await res.text();
-        return { statusCode: res.status, body: text, data: text ? JSON.parse(text) : undefined };
-      } };
-      const device = await fleetWithDevice(h as Parameters<typeof fleetWithDevice>[0], server.admin!.apiKey, 'nul');
-      const status = await new Promise<number>((resolve, reject) => {
-        const req = request(`${server.url}/device/v2/${device.uuid}/log-stream`, { method: 'POST', headers: { authorization: `Bearer ${device.deviceKey}`, 'content-type': 'application/x-ndjson', 'content-encoding': 'gzip' } }, (res) => {
-          res.resume();
-          res.on('end', () => resolve(res.statusCode ?? 0));
-        });
-        req.on('error', reject);
-        req.end(gzipSync(`${JSON.stringify({ message: 'bin\u0000ary', timestamp: 1 })}\n`));
-      });
-      assert.equal(status, 201);
-      const logs = await h.call('GET', `/api/v1/devices/${device.uuid}/logs`, server.admin!.apiKey);
+      assert.equal(await postDeviceLogs(live.server.url, live.uuid, live.deviceKey, [{ message: 'bin\u0000ary', timestamp: 1 }]), 201);
+      const logs = await live.api('GET', `/api/v1/devices/${live.uuid}/logs`);
       assert.deepEqual(logs.data.items.map((e: { message: string }) => e.message), ['binary']);
     } finally {
-      await server.close();
-      await created.drop();
+      await live.close();
     }
   });
 }

@@ -1,18 +1,12 @@
 import type { DeviceLogLine, LogEntry } from '@flotilla/protocol';
+import type { Selectable } from 'kysely';
 import type { Db } from '../db/database.js';
+import type { Database } from '../db/schema.js';
 
 /** Lines kept per device unless configured otherwise. */
 export const DEFAULT_LOG_RETENTION = 1_000;
 
-interface LogRow {
-  id: number;
-  timestamp: number;
-  created_at: number;
-  message: string;
-  is_system: number;
-  is_std_err: number;
-  service_name: string | null;
-}
+type LogRow = Omit<Selectable<Database['device_logs']>, 'device_id'>;
 
 export function toLogEntry(row: LogRow): LogEntry {
   return { timestamp: Number(row.timestamp), createdAt: Number(row.created_at), message: row.message, isSystem: row.is_system === 1, isStdErr: row.is_std_err === 1, serviceName: row.service_name };

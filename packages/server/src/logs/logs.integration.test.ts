@@ -1,40 +1,8 @@
 import assert from 'node:assert/strict';
-import { request } from 'node:http';
 import { test } from 'node:test';
-import { gzipSync } from 'node:zlib';
 import { generateDeviceUuid, generateKey, type LogEntry } from '@flotilla/protocol';
 import { testDatabases, waitFor } from '@flotilla/testkit';
-import { startServer } from '../server.js';
-
-async function api(url: string, method: string, key: string, body?: unknown) {
-  const response = await fetch(url, { method, headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) }, body: body === undefined ? null : JSON.stringify(body) });
-  const text = await response.text();
-  return { status: response.status, data: text ? JSON.parse(text) : undefined };
-}
-
-/** A running server with a fleet and one registered device. */
-async function serverWithDevice(databaseUrl: string | undefined, logRetention?: number) {
-  const server = await startServer({ host: '127.0.0.1', port: 0, ...(databaseUrl ? { databaseUrl } : {}), ...(logRetention ? { logRetention } : {}) });
-  const key = server.admin!.apiKey;
-  const fleet = await api(`${server.url}/api/v1/fleets`, 'POST', key, { name: 'logs', slug: `logs${Date.now()}` });
-  const pk = await api(`${server.url}/api/v1/fleets/${fleet.data.slug}/provisioning-keys`, 'POST', key, {});
-  const uuid = generateDeviceUuid();
-  const deviceKey = generateKey();
-  const reg = await api(`${server.url}/device/register`, 'POST', pk.data.key, { application: fleet.data.id, uuid, device_type: 'generic-amd64', api_key: deviceKey });
-  assert.equal(reg.status, 201);
-  return { server, key, uuid, deviceKey };
-}
-
-function postLogs(url: string, uuid: string, deviceKey: string, lines: unknown[]): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = request(`${url}/device/v2/${uuid}/log-stream`, { method: 'POST', headers: { authorization: `Bearer ${deviceKey}`, 'content-type': 'application/x-ndjson', 'content-encoding': 'gzip' } }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
-    req.on('error', reject);
-    req.end(gzipSync(lines.map((l) => JSON.stringify(l)).join('\n') + '\n'));
-  });
-}
+import { liveServerWithDevice, postDeviceLogs as postLogs } from '../testing/live-server.js';
 
 /** Reads Server-Sent Events `log` entries from a follow request until aborted. */
 function follow(url: string, key: string, onEntry: (e: LogEntry) => void): { ready: Promise<void>; close: () => void } {
@@ -73,8 +41,8 @@ function follow(url: string, key: string, onEntry: (e: LogEntry) => void): { rea
 
 for (const db of testDatabases()) {
   test(`[${db.label}] device log stream is stored, tailed, and followed live in order`, async () => {
-    const created = await db.create();
-    const { server, key, uuid, deviceKey } = await serverWithDevice(created.url);
+    const live = await liveServerWithDevice(db);
+    const { server, apiKey: key, uuid, deviceKey, api } = live;
     try {
       const first = [
         { message: 'booting', timestamp: 1_000, isSystem: true },
@@ -83,47 +51,45 @@ for (const db of testDatabases()) {
         'not a log line',
       ];
       assert.equal(await postLogs(server.url, uuid, deviceKey, first), 201);
-      const tail = await api(`${server.url}/api/v1/devices/${uuid.slice(0, 7)}/logs?tail=10`, 'GET', key);
+      const tail = await api('GET', `/api/v1/devices/${uuid.slice(0, 7)}/logs?tail=10`);
       assert.deepEqual(tail.data.items.map((e: LogEntry) => e.message), ['booting', 'hello from main', 'oops']);
       assert.equal(tail.data.items[2].isStdErr, true);
-      const worker = await api(`${server.url}/api/v1/devices/${uuid}/logs?service=worker`, 'GET', key);
+      const worker = await api('GET', `/api/v1/devices/${uuid}/logs?service=worker`);
       assert.deepEqual(worker.data.items.map((e: LogEntry) => e.message), ['oops']);
 
       const seen: string[] = [];
       const stream = follow(`${server.url}/api/v1/devices/${uuid}/logs?follow=1&tail=1`, key, (e) => seen.push(e.message));
       await stream.ready;
-      const live = Array.from({ length: 20 }, (_, i) => ({ message: `live ${i}`, timestamp: 2_000 + i, serviceName: 'main' }));
-      assert.equal(await postLogs(server.url, uuid, deviceKey, live.slice(0, 10)), 201);
-      assert.equal(await postLogs(server.url, uuid, deviceKey, live.slice(10)), 201);
+      const lines = Array.from({ length: 20 }, (_, i) => ({ message: `live ${i}`, timestamp: 2_000 + i, serviceName: 'main' }));
+      assert.equal(await postLogs(server.url, uuid, deviceKey, lines.slice(0, 10)), 201);
+      assert.equal(await postLogs(server.url, uuid, deviceKey, lines.slice(10)), 201);
       await waitFor('20 live lines', () => seen.length >= 21, { timeoutMs: 5_000 });
       stream.close();
-      assert.deepEqual(seen, ['oops', ...live.map((l) => l.message)], 'the tail, then every live line once, in order');
+      assert.deepEqual(seen, ['oops', ...lines.map((l) => l.message)], 'the tail, then every live line once, in order');
     } finally {
-      await server.close();
-      await created.drop();
+      await live.close();
     }
   });
 
   test(`[${db.label}] logs: retention bounds storage; other devices' keys and other users are refused`, async () => {
-    const created = await db.create();
-    const { server, key, uuid, deviceKey } = await serverWithDevice(created.url, 50);
+    const live = await liveServerWithDevice(db, { logRetention: 50 });
+    const { server, uuid, deviceKey, api } = live;
     try {
       const lines = Array.from({ length: 120 }, (_, i) => ({ message: `m${i}`, timestamp: i }));
       assert.equal(await postLogs(server.url, uuid, deviceKey, lines.slice(0, 70)), 201);
       assert.equal(await postLogs(server.url, uuid, deviceKey, lines.slice(70)), 201);
-      const all = await api(`${server.url}/api/v1/devices/${uuid}/logs?tail=1000`, 'GET', key);
+      const all = await api('GET', `/api/v1/devices/${uuid}/logs?tail=1000`);
       assert.equal(all.data.items.length, 50);
       assert.equal(all.data.items[0].message, 'm70');
       assert.equal(all.data.items[49].message, 'm119');
 
       assert.equal(await postLogs(server.url, uuid, generateKey(), lines.slice(0, 1)), 401);
       assert.equal(await postLogs(server.url, generateDeviceUuid(), deviceKey, lines.slice(0, 1)), 401);
-      assert.equal((await api(`${server.url}/api/v1/devices/${uuid}/logs`, 'GET', 'not-a-key')).status, 401);
+      assert.equal((await api('GET', `/api/v1/devices/${uuid}/logs`, undefined, 'not-a-key')).status, 401);
       const json = await fetch(`${server.url}/device/v2/${uuid}/log-stream`, { method: 'POST', headers: { authorization: `Bearer ${deviceKey}`, 'content-type': 'application/json' }, body: '{}' });
       assert.equal(json.status, 415);
     } finally {
-      await server.close();
-      await created.drop();
+      await live.close();
     }
   });
 }
