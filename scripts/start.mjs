@@ -110,7 +110,8 @@ if (!existsSync(configPath)) {
   if (config.status !== 200 && config.status !== 201) fail(`cannot make config.json: ${JSON.stringify(config.json)}`);
   await writeFile(configPath, `${JSON.stringify(config.json, null, 2)}\n`, { mode: 0o600 });
 }
-launch('flotilla-agent', ['--config', configPath, '--data', deviceDir]);
+// The device API listens on loopback only: this is a developer's machine, not a device on its own LAN.
+launch('flotilla-agent', ['--config', configPath, '--data', deviceDir, '--api-address', '127.0.0.1']);
 
 const deadline = Date.now() + 60_000;
 let device;

@@ -31,7 +31,7 @@ describe('agent against a fake control plane and the real engine', () => {
     h = await harness({ keepMe: 'untouched' });
     hostPort = await freePort();
     await Promise.all([buildImage(imgA, 'a'), buildImage(imgB, 'b')]);
-    agent = await startAgent({ configPath: h.configPath, dataDir: h.dataDir, namespace: h.namespace, pollIntervalMs: 300, reportIntervalMs: 100, logger: quiet });
+    agent = await startAgent({ configPath: h.configPath, dataDir: h.dataDir, namespace: h.namespace, pollIntervalMs: 300, reportIntervalMs: 100, logger: quiet, apiPort: 0 });
     uuid = agent.state().uuid;
   });
 
@@ -189,7 +189,7 @@ describe('agent against a fake control plane and the real engine', () => {
     const before = await running();
     // Drift while the agent is down: someone removes a service container.
     await docker.getContainer(before.get('web') as string).remove({ force: true });
-    agent = await startAgent({ configPath: h.configPath, dataDir: h.dataDir, namespace: h.namespace, pollIntervalMs: 300, reportIntervalMs: 100, logger: quiet });
+    agent = await startAgent({ configPath: h.configPath, dataDir: h.dataDir, namespace: h.namespace, pollIntervalMs: 300, reportIntervalMs: 100, logger: quiet, apiPort: 0 });
     await waitFor('web recreated offline', async () => (await running()).has('web'), { timeoutMs: 30_000 });
     assert.equal((await running()).get('db'), before.get('db'), 'db untouched');
     assert.equal(agent.state().targetCommits[appUuid], 'c3');

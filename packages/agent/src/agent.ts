@@ -9,6 +9,7 @@ import type { ContainerEngine, RegistryAuth } from './engine/container-engine.js
 import { DockerEngine } from './engine/docker-engine.js';
 import type { RemoteActions } from './actions/remote-actions.js';
 import { AgentActions } from './device-api/agent-actions.js';
+import { listenDeviceApi, type DeviceApiListener } from './device-api/listen.js';
 import { selectHostConfig, type HostConfig } from './host/host-config.js';
 import { selectHostPower, type HostPower } from './host/host-power.js';
 import { AgentLogs } from './logs/agent-logs.js';
@@ -410,21 +411,14 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
   }
 
   // ------------------------------------------------------------------------------------------- local device API
-  let api: { close(): Promise<unknown> } | undefined;
-  let boundPort: number | undefined;
+  let api: DeviceApiListener | undefined;
   if (apiPort !== 0) {
-    const { buildDeviceApi } = await import('./device-api/server.js');
-    const app = buildDeviceApi({ actions, apiKey: supervisorApiKey });
     try {
-      await app.listen({ port: apiPort, host: options.apiAddress ?? '0.0.0.0' });
-      const address = app.server.address();
-      boundPort = typeof address === 'object' && address ? address.port : apiPort;
-      api = app;
-      log.info({ port: boundPort }, 'local device API listening');
+      api = await listenDeviceApi({ actions, apiKey: supervisorApiKey, port: apiPort, host: options.apiAddress ?? '0.0.0.0' });
+      log.info({ port: api.port }, 'local device API listening');
     } catch (error) {
       // The agent still keeps the apps running without its API; the failure is loud in the log.
       log.error({ err: (error as Error).message, port: apiPort }, 'local device API could not listen');
-      await app.close().catch(() => undefined);
     }
   }
 
@@ -455,7 +449,7 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
         managed,
         hostname: hostConfig.hostname(),
         hostConfigMode: hostConfig.mode,
-        apiPort: boundPort,
+        apiPort: api?.port,
         logsShipped: logs.shipped,
         remoteActionsConnected: remote?.connected ?? false,
         lastPass,

@@ -11,7 +11,7 @@ const BIN = fileURLToPath(new URL('../../../bin/flotilla-agent', import.meta.url
 
 function spawnAgent(h: Harness, failpoint?: string): { child: ChildProcess; exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }> } {
   const env = { ...process.env, FLOTILLA_AGENT_FAILPOINT: failpoint ?? '' };
-  const child = spawn(BIN, ['--config', h.configPath, '--data', h.dataDir, '--namespace', h.namespace, '--poll-interval', '300', '--log-level', 'warn'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(BIN, ['--config', h.configPath, '--data', h.dataDir, '--namespace', h.namespace, '--poll-interval', '300', '--log-level', 'warn', '--api-port', '0'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>

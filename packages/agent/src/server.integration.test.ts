@@ -51,7 +51,7 @@ describe('agent against the real flotilla server', () => {
       }) as Promise<{ commit: string }>;
       const r1 = await release(1);
 
-      agent = await startAgent({ configPath, dataDir: join(dir.path, 'agent'), namespace, pollIntervalMs: 500, reportIntervalMs: 200, logger: pino({ level: process.env.FLOTILLA_TEST_LOG ?? 'silent' }) });
+      agent = await startAgent({ configPath, dataDir: join(dir.path, 'agent'), namespace, pollIntervalMs: 500, reportIntervalMs: 200, apiPort: 0, logger: pino({ level: process.env.FLOTILLA_TEST_LOG ?? 'silent' }) });
       const uuid = agent.state().uuid;
       const runningMarker = async (): Promise<string | undefined> => {
         const list = await ourContainers(namespace);
@@ -60,6 +60,16 @@ describe('agent against the real flotilla server', () => {
       };
       await waitFor('release 1 running', async () => (await runningMarker()) === 'r1', { timeoutMs: 60_000 });
       await waitFor('server sees release 1 applied', async () => (await call('GET', `/api/v1/devices/${uuid}`)).runningRelease === r1.commit, { timeoutMs: 30_000 });
+      // Logs and actions over the real routes: the agent's system lines reach the server's log store, and an action
+      // sent through the user API runs on the device over its WebSocket and is recorded as done.
+      await waitFor('agent system lines on the server', async () => {
+        const { items } = (await call('GET', `/api/v1/devices/${uuid}/logs?tail=200`)) as { items: Array<{ message: string; isSystem: boolean }> };
+        return items.some((l) => l.isSystem && l.message === "Service started 'main'");
+      }, { timeoutMs: 30_000 });
+      await waitFor('device connected for actions', () => agent?.state().remoteActionsConnected === true, { timeoutMs: 30_000 });
+      const action = (await call('POST', `/api/v1/devices/${uuid}/actions`, { action: 'identify' })) as { id: number };
+      await waitFor('identify done', async () => (await call('GET', `/api/v1/devices/${uuid}/actions/${action.id}`)).status === 'done', { timeoutMs: 30_000 });
+
       const main = (await ourContainers(namespace))[0] as { Id: string };
       await exec(main.Id, 'echo kept > /data/file');
 

@@ -26,7 +26,7 @@ async function strategyScenario(strategy: UpdateStrategy): Promise<void> {
   const r1 = `flotilla-agent-it/${strategy}:r1-${appId}`;
   const r2local = `flotilla-agent-it/${strategy}:r2-${appId}`;
   let r2 = '';
-  const agent = await startAgent({ configPath: h.configPath, dataDir: h.dataDir, namespace: h.namespace, pollIntervalMs: 300, reportIntervalMs: 100, logger: quiet });
+  const agent = await startAgent({ configPath: h.configPath, dataDir: h.dataDir, namespace: h.namespace, pollIntervalMs: 300, reportIntervalMs: 100, logger: quiet, apiPort: 0 });
   const uuid = agent.state().uuid;
   try {
     await Promise.all([buildImage(r1, 'r1'), buildImage(r2local, 'r2')]);
@@ -101,7 +101,7 @@ describe('update strategies (real engine, real pulls from a fake registry)', { c
     const appUuid = `app${appId}`;
     const r1 = `flotilla-agent-it/handover-timeout:r1-${appId}`;
     const r2 = `flotilla-agent-it/handover-timeout:r2-${appId}`;
-    const agent = await startAgent({ configPath: h.configPath, dataDir: h.dataDir, namespace: h.namespace, pollIntervalMs: 300, reportIntervalMs: 100, logger: quiet });
+    const agent = await startAgent({ configPath: h.configPath, dataDir: h.dataDir, namespace: h.namespace, pollIntervalMs: 300, reportIntervalMs: 100, logger: quiet, apiPort: 0 });
     const uuid = agent.state().uuid;
     try {
       await Promise.all([buildImage(r1, 'r1'), buildImage(r2, 'r2')]);
@@ -130,7 +130,7 @@ describe('update strategies (real engine, real pulls from a fake registry)', { c
     const appId = uniqueAppId();
     const appUuid = `app${appId}`;
     const imgs = [1, 2, 3].map((n) => `flotilla-agent-it/lock:r${n}-${appId}`);
-    const agent = await startAgent({ configPath: h.configPath, dataDir: h.dataDir, namespace: h.namespace, pollIntervalMs: 300, reportIntervalMs: 100, logger: quiet });
+    const agent = await startAgent({ configPath: h.configPath, dataDir: h.dataDir, namespace: h.namespace, pollIntervalMs: 300, reportIntervalMs: 100, logger: quiet, apiPort: 0 });
     const uuid = agent.state().uuid;
     const release = (n: number) => target({ appId, appUuid, commit: `c${n}`, releaseId: n, services: { main: { image: imgs[n - 1] as string }, side: { image: imgs[0] as string } } });
     const running = async (): Promise<string[]> => (await ourContainers(h.namespace)).filter((c) => c.State === 'running').map((c) => c.Id).sort();

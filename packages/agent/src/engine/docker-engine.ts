@@ -18,7 +18,8 @@ const UNUSED_BY_AGENT: Array<{ from: 'dockerode' | 'docker-modem'; name: string 
   { from: 'dockerode', name: 'protobufjs' },
 ];
 
-function loadDockerode(): typeof Docker {
+/** The dockerode constructor with the unused modules stubbed; every dockerode client of the agent comes from here. */
+export function loadDockerode(): typeof Docker {
   const require = createRequire(import.meta.url);
   const requireFrom = { dockerode: createRequire(require.resolve('dockerode')), 'docker-modem': createRequire(createRequire(require.resolve('dockerode')).resolve('docker-modem')) };
   for (const { from, name } of UNUSED_BY_AGENT) {

@@ -24,7 +24,7 @@ function scoped(cmd: Command): Command {
 /** `env` and `config` share their shape: name/value pairs on a fleet or a device; env may name a service. */
 function registerVariableKind(program: Command, kind: 'env' | 'config'): void {
   const group = program.command(kind).description(kind === 'env' ? 'environment variables of fleets and devices' : 'configuration variables (FLOTILLA_/BALENA_ prefixed) of fleets and devices');
-  const add = scoped(leaf(group, 'add <name> <value>', `set a ${kind} variable`));
+  const add = scoped(leaf(group, 'add <name> <value>', kind === 'env' ? 'set an environment variable' : 'set a configuration variable'));
   if (kind === 'env') add.option('--service <service>', 'only for this service');
   add.action(async (name: string, value: string, opts: ScopeOptions) =>
     runCommand(opts, async (ctx) => {

@@ -117,7 +117,7 @@ test('deploy to a real agent: run, env change, second release, pin back', async 
   const configJson = join(dir.path, 'config.json');
   await flotillaJson(config, ['os', 'config', fleet, '-o', configJson, '--poll-interval', '10000']);
 
-  agent = await startAgent({ configPath: configJson, dataDir: join(dir.path, 'agent'), namespace, pollIntervalMs: 300, reportIntervalMs: 100, logLevel: process.env.FLOTILLA_TEST_LOG ?? 'warn' });
+  agent = await startAgent({ configPath: configJson, dataDir: join(dir.path, 'agent'), namespace, pollIntervalMs: 300, reportIntervalMs: 100, apiPort: 0, logLevel: process.env.FLOTILLA_TEST_LOG ?? 'warn' });
   const device = await waitFor('the device to register', async () => (await flotillaJson<Device[]>(config, ['device', 'list', '--fleet', fleet]))[0], { timeoutMs: 30_000 });
 
   // Release 1.
