@@ -24,7 +24,11 @@ export const actionResultMessageSchema = z.object({
 });
 export type ActionResultMessage = z.infer<typeof actionResultMessageSchema>;
 
-export const serverMessageSchema = z.discriminatedUnion('type', [actionMessageSchema, z.object({ type: z.literal('ping') })]);
+/** The device's target state changed: fetch it now instead of at the next poll (instant update trigger). */
+export const targetChangedMessageSchema = z.object({ type: z.literal('target-changed') });
+export type TargetChangedMessage = z.infer<typeof targetChangedMessageSchema>;
+
+export const serverMessageSchema = z.discriminatedUnion('type', [actionMessageSchema, targetChangedMessageSchema, z.object({ type: z.literal('ping') })]);
 export type ServerMessage = z.infer<typeof serverMessageSchema>;
 
 export const deviceMessageSchema = z.discriminatedUnion('type', [actionResultMessageSchema, z.object({ type: z.literal('pong') })]);

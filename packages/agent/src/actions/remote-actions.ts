@@ -58,6 +58,8 @@ export class RemoteActions {
       this.failures = 0;
       this.connected = true;
       this.options.onEvent?.({ kind: 'connected' });
+      // The target may have changed while the connection was down; announcements only cover what follows.
+      this.options.actions.triggerUpdate(false);
     });
     socket.on('message', (data) => {
       alive = true;
@@ -87,6 +89,10 @@ export class RemoteActions {
     const message = parsed.data;
     if (message.type === 'ping') {
       socket.send(JSON.stringify({ type: 'pong' }));
+      return;
+    }
+    if (message.type === 'target-changed') {
+      this.options.actions.triggerUpdate(false);
       return;
     }
     const result: ActionResultMessage = { type: 'action-result', id: message.id, ok: true };

@@ -1,5 +1,5 @@
 import type { WebSocket } from 'ws';
-import type { ActionMessage, ActionResultMessage } from '@flotilla/protocol';
+import type { ActionResultMessage, ServerMessage } from '@flotilla/protocol';
 
 /**
  * The devices connected to this server node, and callers waiting for an action's result.
@@ -21,6 +21,10 @@ export class ActionHub {
     if (this.sockets.get(deviceId) === socket) this.sockets.delete(deviceId);
   }
 
+  connectedDeviceIds(): number[] {
+    return [...this.sockets.keys()];
+  }
+
   isConnected(deviceId: number): boolean {
     return this.sockets.has(deviceId);
   }
@@ -30,7 +34,7 @@ export class ActionHub {
   }
 
   /** True when the message was handed to an open connection. */
-  send(deviceId: number, message: ActionMessage): boolean {
+  send(deviceId: number, message: ServerMessage): boolean {
     const socket = this.sockets.get(deviceId);
     if (!socket || socket.readyState !== socket.OPEN) return false;
     socket.send(JSON.stringify(message));

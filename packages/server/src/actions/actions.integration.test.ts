@@ -9,8 +9,13 @@ import { liveServerWithDevice } from '../testing/live-server.js';
 function connectDevice(url: string, uuid: string, key: string, answer: (m: ActionMessage) => { ok: boolean; error?: { code: string; message: string } } = () => ({ ok: true })) {
   const received: ActionMessage[] = [];
   const socket = new WebSocket(`${url.replace('http', 'ws')}/device/v1/${uuid}/connect`, { headers: { authorization: `Bearer ${key}` } });
+  const announcements: string[] = [];
   socket.on('message', (data) => {
-    const message = JSON.parse(data.toString()) as ActionMessage;
+    const message = JSON.parse(data.toString()) as ActionMessage | { type: 'target-changed' };
+    if (message.type !== 'action') {
+      announcements.push(message.type);
+      return;
+    }
     received.push(message);
     socket.send(JSON.stringify({ type: 'action-result', id: message.id, ...answer(message) }));
   });
@@ -19,7 +24,7 @@ function connectDevice(url: string, uuid: string, key: string, answer: (m: Actio
     socket.on('unexpected-response', (_req, res) => reject(new Error(`upgrade refused: ${res.statusCode}`)));
     socket.on('error', reject);
   });
-  return { received, opened, close: () => socket.close() };
+  return { received, announcements, opened, close: () => socket.close() };
 }
 
 for (const db of testDatabases()) {
@@ -72,6 +77,24 @@ for (const db of testDatabases()) {
       assert.equal(bad.data.error.code, 'VALIDATION_FAILED');
       const noService = await live.api('POST', `/api/v1/devices/${uuid}/actions`, { action: 'stop-service' });
       assert.equal(noService.data.error.code, 'VALIDATION_FAILED');
+    } finally {
+      await live.close();
+    }
+  });
+
+  test(`[${db.label}] a connected device is told at once when its target changes, and only then`, async () => {
+    const live = await liveServerWithDevice(db);
+    try {
+      const device = connectDevice(live.server.url, live.uuid, live.deviceKey);
+      await device.opened;
+      await new Promise((resolve) => setTimeout(resolve, 2_500));
+      assert.deepEqual(device.announcements, [], 'no change, no announcement');
+      const started = performance.now();
+      assert.ok((await live.api('POST', `/api/v1/fleets/${live.slug}/env`, { name: 'GREETING', value: 'hi' })).status < 300);
+      await waitFor('target-changed', () => device.announcements.length > 0, { timeoutMs: 5_000 });
+      console.log(`# target change announced after ${(performance.now() - started).toFixed(0)} ms (${db.label})`);
+      assert.deepEqual(device.announcements, ['target-changed']);
+      device.close();
     } finally {
       await live.close();
     }

@@ -9,6 +9,7 @@ import { visibleDevice } from '../devices/devices.js';
 import { parse } from '../http/parse.js';
 import type { ActionHub } from './action-hub.js';
 import { completeAction, createAction, deliverPending, getAction, listActions } from './actions.js';
+import { TargetWatcher } from './target-watcher.js';
 
 const refParams = z.object({ uuid: z.string().min(1).max(100) });
 const actionParams = z.object({ uuid: z.string().min(1).max(100), id: z.coerce.number().int().positive() });
@@ -21,6 +22,9 @@ const waitQuery = z.object({ wait: z.coerce.number().int().min(0).max(30_000).de
  */
 export async function registerActionRoutes(app: FastifyInstance, ctx: AppContext, hub: ActionHub): Promise<void> {
   const { db } = ctx;
+  const watcher = new TargetWatcher(db, hub);
+  app.addHook('onReady', async () => watcher.start());
+  app.addHook('preClose', async () => watcher.stop());
 
   app.post(`${API_PREFIX}/devices/:uuid/actions`, async (request, reply) => {
     const user = await requireUser(db, request);
