@@ -1,3 +1,5 @@
+import type { Selectable } from 'kysely';
+import type { Database } from '../db/schema.js';
 import { randomBytes } from 'node:crypto';
 import { FlotillaError } from '@flotilla/protocol';
 import type { Fleet } from '@flotilla/protocol';
@@ -9,17 +11,8 @@ import { orgIds, requireOrgAdmin } from '../auth/principal.js';
 import { handleFromName, visibleOrganization } from '../organizations/organizations.js';
 import { findRelease } from '../releases/releases.js';
 
-export interface FleetRow {
-  id: number;
-  uuid: string;
-  organization_id: number;
-  name: string;
-  slug: string;
-  device_type: string;
-  pinned_release_id: number | null;
-  revision: number;
-  created_at: string;
-}
+/** A fleet as stored; derived from the table so the two cannot drift apart. */
+export type FleetRow = Selectable<Database['fleets']>;
 
 /** The fleet with this slug if the user is a member of its organization; FLEET_NOT_FOUND otherwise (no existence leak). */
 export async function visibleFleet(db: Db, user: UserPrincipal, slug: string): Promise<FleetRow> {
