@@ -38,20 +38,9 @@ export class ApiClient {
       response = await fetch(url, { headers, signal });
     } catch (error) {
       if (signal.aborted) return;
-      const reason = error instanceof Error && error.cause instanceof Error ? error.cause.message : error instanceof Error ? error.message : String(error);
-      throw new FlotillaError('NETWORK_ERROR', `cannot reach ${this.baseUrl}: ${reason}`, { cause: error });
+      throw unreachable(this.baseUrl, error);
     }
-    if (!response.ok || !response.body) {
-      const text = await response.text();
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(text);
-      } catch {
-        parsed = undefined;
-      }
-      if (isErrorBody(parsed)) throw new FlotillaError(parsed.error.code, parsed.error.message);
-      throw new FlotillaError('INTERNAL', `GET ${url.pathname} failed with HTTP ${response.status}`);
-    }
+    if (!response.ok || !response.body) throw failure('GET', url, response.status, await response.text());
     const decoder = new TextDecoder();
     let buffer = '';
     try {
@@ -86,20 +75,34 @@ export class ApiClient {
     try {
       response = await fetch(url, { method, headers, body: body === undefined ? null : JSON.stringify(body), signal: AbortSignal.timeout(60_000) });
     } catch (error) {
-      const reason = error instanceof Error && error.cause instanceof Error ? error.cause.message : error instanceof Error ? error.message : String(error);
-      throw new FlotillaError('NETWORK_ERROR', `cannot reach ${this.baseUrl}: ${reason}`, { cause: error });
+      throw unreachable(this.baseUrl, error);
     }
     const text = await response.text();
+    if (!response.ok) throw failure(method, url, response.status, text);
     let parsed: unknown;
     try {
       parsed = text === '' ? undefined : JSON.parse(text);
     } catch {
       parsed = undefined;
     }
-    if (!response.ok) {
-      if (isErrorBody(parsed)) throw new FlotillaError(parsed.error.code, parsed.error.message, { details: parsed.error.details });
-      throw new FlotillaError(response.status === 404 ? 'NOT_FOUND' : 'INTERNAL', `${method} ${url.pathname} failed with HTTP ${response.status}`);
-    }
     return parsed as T;
   }
+}
+
+/** A non-2xx answer as a FlotillaError: the server's own code and message when it sent them. */
+function failure(method: string, url: URL, status: number, text: string): FlotillaError {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    parsed = undefined;
+  }
+  if (isErrorBody(parsed)) return new FlotillaError(parsed.error.code, parsed.error.message, { details: parsed.error.details });
+  return new FlotillaError(status === 404 ? 'NOT_FOUND' : 'INTERNAL', `${method} ${url.pathname} failed with HTTP ${status}`);
+}
+
+/** The server could not be reached at all (refused, DNS, timeout): the innermost reason is the useful one. */
+function unreachable(baseUrl: string, error: unknown): FlotillaError {
+  const reason = error instanceof Error && error.cause instanceof Error ? error.cause.message : error instanceof Error ? error.message : String(error);
+  return new FlotillaError('NETWORK_ERROR', `cannot reach ${baseUrl}: ${reason}`, { cause: error });
 }

@@ -41,17 +41,6 @@ export function toErrorBody(error: unknown): { status: number; body: ErrorBody; 
   return { ...mapped('INTERNAL', 'internal error; see the server log'), internal: true };
 }
 
-/** True when any string in a parsed request part holds a NUL character. */
-export function containsNul(value: unknown, depth = 0): boolean {
-  if (typeof value === 'string') return value.includes('\u0000');
-  if (depth > 32 || value === null || typeof value !== 'object') return false;
-  // Only what a parser produced: arrays and plain objects (a streamed body or a Buffer is not walked).
-  const proto = Object.getPrototypeOf(value) as unknown;
-  if (!Array.isArray(value) && proto !== Object.prototype && proto !== null) return false;
-  for (const [key, item] of Object.entries(value)) if (key.includes('\u0000') || containsNul(item, depth + 1)) return true;
-  return false;
-}
-
 export function registerErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((error, request, reply) => {
     const { status, body, internal } = toErrorBody(error);

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { testDatabases } from '@flotilla/testkit';
 import { harness } from '../testing/harness.js';
 import { liveServerWithDevice, postDeviceLogs } from '../testing/live-server.js';
-import { containsNul } from './error-handler.js';
+import { containsNul } from '../http/parse.js';
 
 test('containsNul walks parsed values only', () => {
   assert.equal(containsNul({ a: ['x', { b: 'y\u0000' }] }), true);

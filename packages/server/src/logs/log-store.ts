@@ -24,11 +24,16 @@ export class LogStore {
   ) {}
 
   /** Stores a batch from a device and returns it as the API shows it. */
-  async append(deviceId: number, lines: readonly DeviceLogLine[], serviceNames: ReadonlyMap<number, string>): Promise<LogEntry[]> {
+  /**
+   * `serviceNames` is asked only when a line carries a serviceId but no serviceName (balenaOS devices); Flotilla
+   * agents name the service on every line, so their batches cost no lookup.
+   */
+  async append(deviceId: number, lines: readonly DeviceLogLine[], serviceNames: () => Promise<ReadonlyMap<number, string>>): Promise<LogEntry[]> {
     if (lines.length === 0) return [];
     const createdAt = this.now();
     // Only the newest `retention` lines of a batch could survive pruning anyway.
     const kept = lines.slice(-this.retention);
+    const names = kept.some((l) => l.serviceName === undefined && l.serviceId !== undefined) ? await serviceNames() : undefined;
     const rows = kept.map((line) => ({
       device_id: deviceId,
       timestamp: line.timestamp,
@@ -37,7 +42,7 @@ export class LogStore {
       message: line.message.replace(/\u0000/g, ''),
       is_system: line.isSystem ? 1 : 0,
       is_std_err: line.isStdErr ? 1 : 0,
-      service_name: line.serviceName?.replace(/\u0000/g, '') ?? (line.serviceId !== undefined ? (serviceNames.get(line.serviceId) ?? null) : null),
+      service_name: line.serviceName?.replace(/\u0000/g, '') ?? (line.serviceId !== undefined ? (names?.get(line.serviceId) ?? null) : null),
     }));
     // Parameter limits (SQLite 32k, PostgreSQL 65k) allow a few thousand rows of 7 columns per statement.
     for (let i = 0; i < rows.length; i += 500) await this.db.insertInto('device_logs').values(rows.slice(i, i + 500)).execute();

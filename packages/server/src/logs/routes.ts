@@ -45,12 +45,13 @@ export function registerLogRoutes(app: FastifyInstance, ctx: AppContext, store: 
     if (!body || typeof (body as Readable).pipe !== 'function') {
       throw new FlotillaError('UNSUPPORTED_MEDIA_TYPE', 'send the log stream as application/x-ndjson');
     }
-    const serviceNames = await serviceNamesOf(ctx, device.fleet_id);
+    let serviceNames: Promise<Map<number, string>> | undefined;
+    const namesOnce = () => (serviceNames ??= serviceNamesOf(ctx, device.fleet_id));
     try {
       const result = await readLogStream(body, {
         encoding: request.headers['content-encoding'],
         onLines: async (lines) => {
-          const entries = await store.append(device.id, lines, serviceNames);
+          const entries = await store.append(device.id, lines, namesOnce);
           hub.publish(device.id, entries);
         },
       });
