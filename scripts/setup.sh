@@ -2,7 +2,7 @@
 # npm run setup: make this machine ready to run and test Flotilla. Idempotent; safe to run again at any time.
 #  1. Debian packages the project needs (Docker engine, zstd, skopeo, debootstrap, busybox-static), when missing
 #  2. dockerd running
-#  3. npm dependencies (from the lockfile) and a TypeScript build
+#  3. npm dependencies (from the lockfile), the TypeScript build and the agent bundle
 #  4. bin/flotilla, bin/flotilla-server, bin/flotilla-agent executable
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,6 +49,6 @@ if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules
   npm ci --no-fund --no-audit --loglevel=error
 fi
 say "building"
-npx tsc -b
+npm run build --silent
 chmod +x bin/flotilla bin/flotilla-server bin/flotilla-agent
 say "ready: bin/flotilla, bin/flotilla-server, bin/flotilla-agent; next: npm start (or npm test)"

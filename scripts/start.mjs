@@ -78,8 +78,8 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
   });
 }
 
-for (const bin of ['flotilla-server', 'flotilla-agent']) {
-  if (!existsSync(join(root, 'packages', bin.replace('flotilla-', ''), 'dist', 'main.js'))) fail('not built yet: run `npm run setup` first');
+for (const built of ['packages/server/dist/main.js', 'packages/agent/dist/bundle/main.mjs']) {
+  if (!existsSync(join(root, built))) fail('not built yet: run `npm run setup` first');
 }
 await mkdir(deviceDir, { recursive: true });
 

@@ -284,6 +284,7 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
     namespace,
     servicesDir,
     engine,
+    store,
     log,
     hostConfig,
     hostPower,

@@ -1,11 +1,14 @@
 import { z } from 'zod';
-import { deviceActionSchema } from './user-api.js';
 
 /**
  * Messages on the one WebSocket a Flotilla agent keeps open to the control plane (`GET /device/v1/:uuid/connect`,
  * Bearer device key). It is outbound from the device, so it works behind NAT. Every message is a JSON object with
  * a `type`; new kinds (tunnels) add types on the same connection, and a peer ignores types it does not know.
  */
+/** What a user can ask of a device (`POST /api/v1/devices/:uuid/actions`), delivered over this connection. */
+export const deviceActionSchema = z.enum(['restart', 'reboot', 'shutdown', 'identify', 'purge', 'update', 'restart-service', 'stop-service', 'start-service']);
+export type DeviceAction = z.infer<typeof deviceActionSchema>;
+
 export const actionMessageSchema = z.object({
   type: z.literal('action'),
   id: z.number().int(),

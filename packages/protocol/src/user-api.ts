@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { composeFileSchema } from './compose.js';
+import { deviceActionSchema } from './device-connection.js';
 import { commitSchema, deviceUuidSchema, envNameSchema, semverSchema, serviceNameSchema, slugSchema } from './ids.js';
 
 /**
@@ -114,8 +115,6 @@ export const updateDeviceRequestSchema = z.strictObject({
   pinnedRelease: z.union([z.number().int(), commitSchema, z.null()]).optional(),
 });
 
-export const deviceActionSchema = z.enum(['restart', 'reboot', 'shutdown', 'identify', 'purge', 'update', 'restart-service', 'stop-service', 'start-service']);
-export type DeviceAction = z.infer<typeof deviceActionSchema>;
 export const deviceActionRequestSchema = z.strictObject({
   action: deviceActionSchema,
   service: serviceNameSchema.optional(),

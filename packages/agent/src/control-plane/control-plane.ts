@@ -11,6 +11,7 @@ import {
   type StateReport,
   type TargetDevice,
 } from '@flotilla/protocol';
+import { httpExchange, type HttpAnswer } from '../util/http.js';
 
 export type FetchTargetResult = { kind: 'unchanged' } | { kind: 'changed'; etag: string | null; device: TargetDevice };
 
@@ -38,15 +39,18 @@ export class HttpError extends FlotillaError {
 }
 
 const TIMEOUT_MS = 30_000;
+/** Target states of big fleets are a few hundred kB; far above that is a broken or hostile endpoint. */
+const MAX_ANSWER_BYTES = 32 * 1024 * 1024;
+
+const ok = (answer: HttpAnswer): boolean => answer.status >= 200 && answer.status < 300;
+const json = (answer: HttpAnswer): unknown => JSON.parse(answer.body.toString('utf8'));
 
 export class HttpControlPlane implements ControlPlane {
   constructor(private readonly endpoint: string) {}
 
-  private async call(method: string, route: string, key: string, options: { body?: unknown; headers?: Record<string, string>; signal?: AbortSignal } = {}): Promise<Response> {
-    const signals = [AbortSignal.timeout(TIMEOUT_MS), ...(options.signal ? [options.signal] : [])];
-    let response: Response;
+  private async call(method: string, route: string, key: string, options: { body?: unknown; headers?: Record<string, string>; signal?: AbortSignal } = {}): Promise<HttpAnswer> {
     try {
-      response = await fetch(new URL(route, this.endpoint), {
+      return await httpExchange(new URL(route, this.endpoint), {
         method,
         headers: {
           authorization: `Bearer ${key}`,
@@ -54,60 +58,63 @@ export class HttpControlPlane implements ControlPlane {
           ...options.headers,
         },
         ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
-        signal: AbortSignal.any(signals),
+        ...(options.signal ? { signal: options.signal } : {}),
+        idleTimeoutMs: TIMEOUT_MS,
+        maxBodyBytes: MAX_ANSWER_BYTES,
       });
     } catch (error) {
       if (options.signal?.aborted) throw error;
       throw new FlotillaError('NETWORK_ERROR', `${method} ${route}: ${(error as Error).message}`, { cause: error });
     }
-    return response;
   }
 
-  private async fail(response: Response, what: string): Promise<never> {
+  private fail(answer: HttpAnswer, what: string): never {
     let detail = '';
     try {
-      const body: unknown = await response.json();
+      const body = json(answer);
       if (isErrorBody(body)) detail = `: ${body.error.message} (${body.error.code})`;
     } catch {
       // not JSON; the status says enough
     }
-    throw new HttpError(response.status, `${what} failed with HTTP ${response.status}${detail}`);
+    throw new HttpError(answer.status, `${what} failed with HTTP ${answer.status}${detail}`);
+  }
+
+  /** The answer's JSON body; a 2xx answer that is not JSON is the endpoint's fault, reported like any bad answer. */
+  private body(answer: HttpAnswer, what: string): unknown {
+    try {
+      return json(answer);
+    } catch {
+      throw new FlotillaError('VALIDATION_FAILED', `${what}: the answer is not JSON`);
+    }
   }
 
   async register(body: RegisterRequest, provisioningKey: string): Promise<{ kind: 'created'; response: RegisterResponse } | { kind: 'conflict' }> {
     const response = await this.call(DEVICE_ROUTES.register.method, DEVICE_ROUTES.register.path, provisioningKey, { body });
-    if (response.status === 409) {
-      await response.body?.cancel();
-      return { kind: 'conflict' };
-    }
-    if (!response.ok) return this.fail(response, 'register');
-    return { kind: 'created', response: registerResponseSchema.parse(await response.json()) };
+    if (response.status === 409) return { kind: 'conflict' };
+    if (!ok(response)) return this.fail(response, 'register');
+    return { kind: 'created', response: registerResponseSchema.parse(this.body(response, 'register')) };
   }
 
   async findSelf(uuid: string, key: string): Promise<number | undefined> {
     const query = new URLSearchParams({ $select: 'id', $filter: `uuid eq '${uuid}'` });
     const response = await this.call('GET', `${DEVICE_ROUTES.findSelf.path}?${query.toString()}`, key);
-    if (response.status === 401 || response.status === 403) {
-      await response.body?.cancel();
-      return undefined;
-    }
-    if (!response.ok) return this.fail(response, 'find device');
-    return findSelfResponseSchema.parse(await response.json()).d[0]?.id;
+    if (response.status === 401 || response.status === 403) return undefined;
+    if (!ok(response)) return this.fail(response, 'find device');
+    return findSelfResponseSchema.parse(this.body(response, 'find device')).d[0]?.id;
   }
 
   async keyExchange(deviceId: number, deviceApiKey: string, provisioningKey: string): Promise<void> {
     const route = path(DEVICE_ROUTES.keyExchange.path, { id: deviceId });
     const response = await this.call(DEVICE_ROUTES.keyExchange.method, route, provisioningKey, { body: { apiKey: deviceApiKey } });
-    if (!response.ok) return this.fail(response, 'key exchange');
-    await response.body?.cancel();
+    if (!ok(response)) this.fail(response, 'key exchange');
   }
 
   async fetchTarget(uuid: string, deviceApiKey: string, etag: string | null, signal: AbortSignal): Promise<FetchTargetResult> {
     const route = path(DEVICE_ROUTES.targetState.path, { uuid });
     const response = await this.call('GET', route, deviceApiKey, { signal, headers: etag ? { 'if-none-match': etag } : {} });
     if (response.status === 304) return { kind: 'unchanged' };
-    if (!response.ok) return this.fail(response, 'fetch target state');
-    const raw: unknown = await response.json();
+    if (!ok(response)) return this.fail(response, 'fetch target state');
+    const raw = this.body(response, 'fetch target state');
     const parsed = targetStateSchema.safeParse(raw);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
@@ -115,13 +122,12 @@ export class HttpControlPlane implements ControlPlane {
     }
     const device = parsed.data[uuid];
     if (!device) throw new FlotillaError('VALIDATION_FAILED', `target state has no entry for device ${uuid}`);
-    return { kind: 'changed', etag: response.headers.get('etag'), device };
+    return { kind: 'changed', etag: typeof response.headers.etag === 'string' ? response.headers.etag : null, device };
   }
 
   async report(body: StateReport, deviceApiKey: string, signal: AbortSignal): Promise<void> {
     const response = await this.call(DEVICE_ROUTES.reportState.method, DEVICE_ROUTES.reportState.path, deviceApiKey, { body, signal });
-    if (!response.ok) return this.fail(response, 'report state');
-    await response.body?.cancel();
+    if (!ok(response)) this.fail(response, 'report state');
   }
 }
 

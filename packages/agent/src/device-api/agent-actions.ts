@@ -8,6 +8,7 @@ import { scanLocks } from '../locks/update-locks.js';
 import { findImage } from '../reconcile/plan.js';
 import type { CurrentContainer, CurrentState, TargetApp, TargetModel, TargetService } from '../reconcile/state.js';
 import { buildAppsReport } from '../report/build-report.js';
+import type { Store } from '../store/store.js';
 import type { AppStateInfo, DeviceActions, DeviceInfo, ServiceAction } from './backend.js';
 
 /** What the agent lends the actions: its engine, its view of the world, and its single-flight reconcile runner. */
@@ -18,6 +19,8 @@ export interface AgentActionsDeps {
   namespace: string;
   servicesDir: string;
   engine: ContainerEngine;
+  /** Where holds live, so a service stopped on request stays stopped across an agent restart. */
+  store: Pick<Store, 'getStopHolds' | 'setStopHolds'>;
   log: Logger;
   hostConfig: HostConfig;
   hostPower: HostPower;
@@ -64,23 +67,27 @@ export function startOrder(services: readonly TargetService[]): TargetService[] 
  * DeviceActions for the real agent: what the local API and the control plane's actions ask of the device.
  *
  * Services stopped on request are "held": the planner does not start them (PlanContext.heldStopped) until they
- * are started again or a new target arrives for them (a different release or config: `pruneHeld`).
+ * are started again or a new target arrives for them (a different release or config: see `heldStopped`).
+ * INVARIANT: every change to `held` is written through to the store (a stop's before its container is stopped), so
+ * a crash or power cut never brings back a service the user stopped; an unchanged map is not re-written (fsync).
  */
 export class AgentActions implements DeviceActions {
   readonly version: string;
   /** `<appId>/<service>` → the target signature (commit + config hash) it was stopped under. */
-  private readonly held = new Map<string, string>();
+  private held: Map<string, string>;
 
   constructor(private readonly deps: AgentActionsDeps) {
     this.version = deps.version;
+    this.held = new Map(Object.entries(deps.store.getStopHolds()));
   }
 
   /** The held set for the planner, after dropping holds whose service got a new target (or left it). */
   heldStopped(target: TargetModel | null): ReadonlySet<string> {
-    for (const [key, signature] of this.held) {
+    const stale = [...this.held].filter(([key, signature]) => {
       const svc = target && findService(target, key);
-      if (!svc || signature !== signatureOf(svc)) this.held.delete(key);
-    }
+      return !svc || signature !== signatureOf(svc);
+    });
+    this.release(stale.map(([key]) => key));
     return new Set(this.held.keys());
   }
 
@@ -155,7 +162,7 @@ export class AgentActions implements DeviceActions {
       const app = this.targetApp(appId);
       const containers = await this.appContainers(appId);
       const order = startOrder(app.services);
-      for (const svc of order) this.held.delete(`${appId}/${svc.serviceName}`);
+      this.release(order.map((svc) => `${appId}/${svc.serviceName}`));
       this.deps.system(`Restarting app ${app.name}`);
       // Dependents stop first, dependencies start first.
       for (const svc of [...order].reverse()) {
@@ -182,7 +189,7 @@ export class AgentActions implements DeviceActions {
         await this.deps.engine.removeContainer(c.id);
       }
       for (const v of snapshot.volumes.filter((x) => x.appId === appId)) await this.deps.engine.removeVolume(v.name);
-      for (const svc of app.services) this.held.delete(`${appId}/${svc.serviceName}`);
+      this.release(app.services.map((svc) => `${appId}/${svc.serviceName}`));
       this.deps.system(`Purged data for app ${app.name}`);
     });
     // The reconciler re-creates the volumes (empty) and the containers.
@@ -199,13 +206,13 @@ export class AgentActions implements DeviceActions {
       if (!c) throw new FlotillaError('SERVICE_NOT_FOUND', `service ${serviceName} of app ${appId} has no container yet`);
       const key = `${appId}/${serviceName}`;
       if (action === 'stop') {
-        this.held.set(key, signatureOf(svc));
+        this.hold(key, signatureOf(svc));
         this.deps.system(`Stopping service '${serviceName}'`);
         await this.deps.engine.stopContainer(c.id, STOP_SECONDS);
         this.deps.system(`Service stopped '${serviceName}'`);
         return;
       }
-      this.held.delete(key);
+      this.release([key]);
       if (action === 'restart') {
         this.deps.system(`Restarting service '${serviceName}'`);
         await this.deps.engine.stopContainer(c.id, STOP_SECONDS);
@@ -256,6 +263,24 @@ export class AgentActions implements DeviceActions {
   }
 
   // ----------------------------------------------------------------------------------------------------- helpers
+  private hold(key: string, signature: string): void {
+    if (this.held.get(key) === signature) return;
+    this.persist(new Map(this.held).set(key, signature));
+  }
+
+  private release(keys: readonly string[]): void {
+    if (!keys.some((k) => this.held.has(k))) return;
+    const next = new Map(this.held);
+    for (const k of keys) next.delete(k);
+    this.persist(next);
+  }
+
+  /** Store first, memory second: if the write throws, memory still matches what a restart would load. */
+  private persist(next: Map<string, string>): void {
+    this.deps.store.setStopHolds(Object.fromEntries(next));
+    this.held = next;
+  }
+
   /** INVARIANT: nothing of a locked app is stopped or removed on request unless forced (or overridden by config). */
   private async guard(appId: number, force: boolean): Promise<void> {
     if (force || this.deps.lockOverridden()) return;

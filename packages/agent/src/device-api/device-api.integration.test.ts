@@ -30,6 +30,7 @@ describe('local device API against a real agent and engine', () => {
   const power = new DryRunHostPower(quiet);
   let dir: { path: string; remove: () => Promise<void> };
   let agent: AgentHandle;
+  let startOptions: Parameters<typeof startAgent>[0];
   let base: string;
   let key: string;
   let prodAgent: AgentHandle | undefined;
@@ -73,7 +74,8 @@ describe('local device API against a real agent and engine', () => {
     const configPath = join(dir.path, 'config.json');
     await writeFile(configPath, JSON.stringify({ developmentMode: true }));
     const port = await freePort();
-    agent = await startAgent({ configPath, dataDir: join(dir.path, 'data'), namespace, apiPort: port, apiAddress: '127.0.0.1', pollIntervalMs: 500, logger: quiet, hostPower: power });
+    startOptions = { configPath, dataDir: join(dir.path, 'data'), namespace, apiPort: port, apiAddress: '127.0.0.1', pollIntervalMs: 500, logger: quiet, hostPower: power };
+    agent = await startAgent(startOptions);
     assert.equal(agent.state().apiPort, port);
     base = `http://127.0.0.1:${port}`;
   });
@@ -206,6 +208,26 @@ describe('local device API against a real agent and engine', () => {
     assert.ok((await startedAt(db)) > t0);
     assert.equal((await containers()).get('db')!.id, db);
     assert.equal((await call('POST', `/v2/applications/${appId}/restart-service`, { serviceName: 'nope' })).status, 404);
+  });
+
+  it('a stopped service stays stopped across an agent restart on the same data dir until started again', async () => {
+    const stopped = await call('POST', `/v2/applications/${appId}/stop-service`, { serviceName: 'web' });
+    assert.equal(stopped.status, 200, stopped.text);
+    const web = (await containers()).get('web')!.id;
+    await agent.stop();
+    // Same data dir, config and port (the port is part of the services' config, so of the hold's signature).
+    agent = await startAgent(startOptions);
+    await passes(2);
+    const now = await containers();
+    assert.equal(now.get('web')!.id, web, 'same container, not re-created');
+    assert.equal(now.get('web')!.state, 'exited', 'still stopped after the restart and its passes');
+    assert.equal(now.get('db')!.state, 'running');
+    assert.equal((await call('GET', '/v2/applications/state')).json().testapp.services.web.status, 'Stopped');
+    const started = await call('POST', `/v2/applications/${appId}/start-service`, { serviceName: 'web' });
+    assert.equal(started.status, 200, started.text);
+    assert.equal((await containers()).get('web')!.state, 'running');
+    await passes(1);
+    assert.equal((await containers()).get('web')!.state, 'running', 'the released hold does not stop it again');
   });
 
   for (const route of ['/v1/purge', `/v2/applications/${appId}/purge`]) {

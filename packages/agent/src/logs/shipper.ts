@@ -1,9 +1,11 @@
-import { request as httpRequest, type IncomingMessage } from 'node:http';
-import { request as httpsRequest } from 'node:https';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createGzip } from 'node:zlib';
+import { promisify } from 'node:util';
+import { gzip as gzipCallback } from 'node:zlib';
 import { DEVICE_ROUTES, path } from '@flotilla/protocol';
+import { httpExchange } from '../util/http.js';
 import type { LogQueue } from './log-queue.js';
+
+const gzip = promisify(gzipCallback);
 
 export interface ShipperOptions {
   apiEndpoint: string;
@@ -81,36 +83,20 @@ export class LogShipper {
     }
   }
 
-  private send(body: string): Promise<void> {
+  private async send(body: string): Promise<void> {
     const { apiEndpoint, uuid, deviceApiKey } = this.options;
-    const url = new URL(path(DEVICE_ROUTES.logStream.path, { uuid }), apiEndpoint);
-    const request = url.protocol === 'https:' ? httpsRequest : httpRequest;
-    return new Promise((resolve, reject) => {
-      const req = request(url, {
-        method: 'POST',
-        signal: this.abort.signal,
-        timeout: 30_000,
-        headers: {
-          authorization: `Bearer ${deviceApiKey}`,
-          'content-type': 'application/x-ndjson',
-          'content-encoding': 'gzip',
-        },
-      });
-      req.on('timeout', () => req.destroy(new Error('log stream request timed out')));
-      req.on('error', reject);
-      req.on('response', (response: IncomingMessage) => {
-        response.resume();
-        response.on('end', () => {
-          const status = response.statusCode ?? 0;
-          if (status >= 200 && status < 300) resolve();
-          else reject(new Error(`log stream answered ${status}`));
-        });
-        response.on('error', reject);
-      });
-      const gzip = createGzip();
-      gzip.on('error', reject);
-      gzip.pipe(req);
-      gzip.end(body);
+    const answer = await httpExchange(new URL(path(DEVICE_ROUTES.logStream.path, { uuid }), apiEndpoint), {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${deviceApiKey}`,
+        'content-type': 'application/x-ndjson',
+        'content-encoding': 'gzip',
+      },
+      body: await gzip(body),
+      signal: this.abort.signal,
+      idleTimeoutMs: 30_000,
+      maxBodyBytes: 64 * 1024,
     });
+    if (answer.status < 200 || answer.status >= 300) throw new Error(`log stream answered ${answer.status}`);
   }
 }

@@ -14,8 +14,9 @@ export interface TargetRecord {
 }
 
 /**
- * The agent's durable memory: target state, last ACKed report, known images, phase. SQLite in WAL mode with
- * synchronous=FULL, so a write that returned survives power loss; each setter is one statement (atomic).
+ * The agent's durable memory: target state, last ACKed report, known images, phase, services held stopped. SQLite
+ * in WAL mode with synchronous=FULL, so a write that returned survives power loss; each setter is one statement
+ * (atomic).
  */
 export interface Store {
   getTarget(): TargetRecord | undefined;
@@ -28,6 +29,10 @@ export interface Store {
   getPhase(): Phase;
   setPhase(phase: Phase): void;
   getSecret(name: string, create: () => string): string;
+  /** Services held stopped on request: `<appId>/<service>` → the target signature they were stopped under. */
+  getStopHolds(): Record<string, string>;
+  /** Replaces the whole hold map (one statement, so a crash leaves the old map or the new one). */
+  setStopHolds(holds: Record<string, string>): void;
   close(): void;
 }
 
@@ -71,6 +76,13 @@ export function openStore(dataDir: string): Store {
       insertIfAbsent.run(`secret:${name}`, JSON.stringify(create()));
       return json<string>(`secret:${name}`) as string;
     },
+    getStopHolds: () => {
+      const stored = json<unknown>('stopHolds');
+      if (stored === null || typeof stored !== 'object' || Array.isArray(stored)) return {};
+      // A hand-edited or foreign value must not make the agent hold something it cannot match.
+      return Object.fromEntries(Object.entries(stored).filter((e): e is [string, string] => typeof e[1] === 'string'));
+    },
+    setStopHolds: (holds) => put.run('stopHolds', JSON.stringify(holds)),
     close: () => db.close(),
   };
 }
