@@ -15,6 +15,7 @@ import { selectHostPower, type HostPower } from './host/host-power.js';
 import { AgentLogs } from './logs/agent-logs.js';
 import { withSystemLogs } from './logs/step-messages.js';
 import { scanLocks, serviceLockDir as lockDirOf } from './locks/update-locks.js';
+import { PhaseMachine, type PhaseEvent } from './phases/phase-machine.js';
 import { AGENT_VERSION, defaultDeviceType, provision } from './provision/provision.js';
 import { createExecutors } from './reconcile/executor.js';
 import { runPass, type PassResult } from './reconcile/loop.js';
@@ -94,8 +95,14 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
   const uuid = file.config.uuid as string;
   const deviceApiKey = file.config.deviceApiKey as string;
   const store = openStore(options.dataDir);
+  const phases = new PhaseMachine(store);
+  const started = phases.start();
   // Nothing to replay: the engine is re-read and the persisted target re-applied, which finishes the interrupted work.
-  if (store.getPhase() === 'apply') log.info('resuming after an interrupted apply');
+  if (started.resumed) log.info({ interruptedApplies: started.interruptedApplies }, 'resuming after an interrupted apply');
+  const phaseEvent = (event: PhaseEvent): void => {
+    const t = phases.send(event);
+    if (!t.ok) log.warn({ phase: t.from, event }, 'phase event refused; phase kept');
+  };
   const engine = options.engine ?? new DockerEngine(dockerSocket);
   const hostConfig = selectHostConfig(options.hostConfig, log);
   const hostPower = options.hostPower ?? selectHostPower(options.hostConfig, log);
@@ -203,7 +210,7 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
     context: planContext,
     onPlanned: (statuses: Map<number, UpdateStatus>, current: CurrentState) => {
       // Persisted only when there is work, so converged passes cost no disk write.
-      if ([...statuses.values()].some((s) => s !== 'done')) store.setPhase('apply');
+      if ([...statuses.values()].some((s) => s !== 'done')) phaseEvent('work-planned');
       lastStatuses = statuses;
       lastCurrent = current;
       reporter?.trigger();
@@ -228,6 +235,8 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
   let errorCount = 0;
   let passStartedAt: number | undefined;
   let lastPassEndedAt = Date.now();
+  // Held-back first pass of a crash loop; deliberate, so the health check does not count it as a wedged loop.
+  const backoffUntil = Date.now() + started.delayMs;
   let lockDeferred = false;
   const followLogs = (): void => {
     const target = targetModel();
@@ -250,7 +259,7 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
       if (result.outcome.kind === 'done' && forced && force === forced) force = undefined;
       passes += 1;
       lastPass = result;
-      if (result.outcome.kind !== 'cancelled') store.setPhase('idle');
+      if (result.outcome.kind !== 'cancelled') phaseEvent('pass-finished');
       if (result.outcome.kind === 'error') log.error({ err: result.outcome.error.message, terminal: result.outcome.terminal }, 'reconcile pass failed');
       else if (result.stepsExecuted > 0 || result.outcome.kind === 'retry-after') log.info({ outcome: result.outcome, iterations: result.iterations, ms: Math.round(result.durationMs) }, 'reconcile pass');
       // Said once when an update starts waiting for a lock, not on every retry.
@@ -302,7 +311,7 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
       }
       // A pass stuck for 30 min, or no pass for well beyond the re-check interval, means the loop is wedged.
       if (passStartedAt !== undefined) return now - passStartedAt < 30 * 60_000;
-      return now - lastPassEndedAt < 2 * pollMs + 60_000;
+      return now - Math.max(lastPassEndedAt, backoffUntil) < 2 * pollMs + 60_000;
     },
     applying: () => [...lastStatuses.values()].some((s) => s !== 'done'),
     triggerUpdate,
@@ -316,6 +325,13 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
   });
 
   const runner = (async () => {
+    if (started.delayMs > 0) {
+      // Said once per start: an update that kills the agent every time must not thrash the engine and disk forever.
+      log.error({ interruptedApplies: started.interruptedApplies, delayMs: started.delayMs }, 'crash loop during an update; holding the next attempt back');
+      logs.system(`Update interrupted ${started.interruptedApplies} times in a row; waiting ${Math.round(started.delayMs / 1000)} s before trying again`);
+      // Its own Wakeable: polls wake the reconcile loop, and must not cut this wait short.
+      await new Wakeable().sleep(started.delayMs, abort.signal);
+    }
     let targetJson = '';
     while (!abort.signal.aborted) {
       const current = JSON.stringify(store.getTarget()?.device ?? null);
@@ -353,9 +369,9 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
     provisioned = (async () => {
       for (let failures = 0; !abort.signal.aborted; ) {
         try {
-          if (file.config.deviceId === undefined) store.setPhase('provision');
+          if (file.config.deviceId === undefined) phaseEvent('provision-needed');
           file = await provision(file, cp, log);
-          store.setPhase('idle');
+          phaseEvent('provisioned');
           return true;
         } catch (error) {
           failures += 1;
@@ -445,7 +461,7 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
     state(): AgentState {
       const record = store.getTarget();
       return {
-        phase: store.getPhase(),
+        phase: phases.phase(),
         uuid,
         managed,
         hostname: hostConfig.hostname(),

@@ -28,6 +28,9 @@ export interface Store {
   forgetImage(ref: string): void;
   getPhase(): Phase;
   setPhase(phase: Phase): void;
+  /** Starts in a row that found the phase still 'apply' (see phases/phase-machine.ts); 0 once idle. */
+  getInterruptedApplies(): number;
+  setInterruptedApplies(count: number): void;
   getSecret(name: string, create: () => string): string;
   /** Services held stopped on request: `<appId>/<service>` → the target signature they were stopped under. */
   getStopHolds(): Record<string, string>;
@@ -53,9 +56,15 @@ export function openStore(dataDir: string): Store {
   const addImage = db.prepare<[string, number]>('INSERT INTO known_image (ref, added_at) VALUES (?, ?) ON CONFLICT(ref) DO NOTHING');
   const delImage = db.prepare<[string]>('DELETE FROM known_image WHERE ref = ?');
   let phase: Phase | undefined;
+  let interruptedApplies: number | undefined;
   const json = <T>(key: string): T | undefined => {
     const row = get.get(key);
     return row ? (JSON.parse(row.value) as T) : undefined;
+  };
+  // A hand-edited or foreign value counts as 0 rather than failing the agent.
+  const readCount = (key: string): number => {
+    const stored = json<unknown>(key);
+    return typeof stored === 'number' && Number.isInteger(stored) && stored >= 0 ? stored : 0;
   };
   return {
     getTarget: () => json<TargetRecord>('target'),
@@ -71,6 +80,13 @@ export function openStore(dataDir: string): Store {
       if (next === phase) return;
       put.run('phase', JSON.stringify(next));
       phase = next;
+    },
+    getInterruptedApplies: () => (interruptedApplies ??= readCount('interruptedApplies')),
+    setInterruptedApplies: (count) => {
+      // Cached like the phase: every start and idle transition asks for 0, which is almost always already stored.
+      if (count === (interruptedApplies ??= readCount('interruptedApplies'))) return;
+      put.run('interruptedApplies', JSON.stringify(count));
+      interruptedApplies = count;
     },
     getSecret: (name, create) => {
       insertIfAbsent.run(`secret:${name}`, JSON.stringify(create()));
