@@ -71,6 +71,41 @@ for (const db of testDatabases()) {
     }
   });
 
+  test(`[${db.label}] lines that carry only a serviceId (as balenaOS devices send them) get the service's name`, async () => {
+    const live = await liveServerWithDevice(db);
+    const { server, uuid, deviceKey, api, slug } = live;
+    try {
+      const image = (c: string) => `registry.example/app@sha256:${c.repeat(64)}`;
+      const composition = { services: { main: { image: image('a') }, worker: { image: image('b') } } };
+      const release = await api('POST', `/api/v1/fleets/${slug}/releases`, { composition, status: 'success' });
+      assert.equal(release.status, 201, JSON.stringify(release.data));
+      // The ids a device sees are the ones in its target state.
+      const state = await api('GET', `/device/v3/${uuid}/state`, undefined, deviceKey);
+      const releases = Object.values(state.data[uuid].apps as Record<string, { releases: Record<string, { services: Record<string, { id: number }> }> }>)[0]!.releases;
+      const services = Object.values(releases)[0]!.services;
+      const main = services.main!.id;
+      const worker = services.worker!.id;
+      assert.notEqual(main, worker);
+
+      const lines = [
+        { message: 'by id', timestamp: 1_000, serviceId: main },
+        { message: 'by id, stderr', timestamp: 1_001, serviceId: worker, isStdErr: true },
+        { message: 'name wins', timestamp: 1_002, serviceId: main, serviceName: 'sidecar' },
+        { message: 'unknown id', timestamp: 1_003, serviceId: 999_999 },
+      ];
+      assert.equal(await postLogs(server.url, uuid, deviceKey, lines), 201);
+      const tail = await api('GET', `/api/v1/devices/${uuid}/logs?tail=10`);
+      assert.deepEqual(
+        tail.data.items.map((e: LogEntry) => [e.message, e.serviceName]),
+        [['by id', 'main'], ['by id, stderr', 'worker'], ['name wins', 'sidecar'], ['unknown id', null]],
+      );
+      const onlyMain = await api('GET', `/api/v1/devices/${uuid}/logs?service=main`);
+      assert.deepEqual(onlyMain.data.items.map((e: LogEntry) => e.message), ['by id']);
+    } finally {
+      await live.close();
+    }
+  });
+
   test(`[${db.label}] logs: retention bounds storage; other devices' keys and other users are refused`, async () => {
     const live = await liveServerWithDevice(db, { logRetention: 50 });
     const { server, uuid, deviceKey, api } = live;
