@@ -154,3 +154,40 @@ test('deploy builds, pushes and records a successful release; a failed build mar
   assert.match(invalid.stderr, /^error: docker-compose\.yml: services\.web: .*volume.* \(INVALID_COMPOSE\)\n$/);
   for (const r of releases) createdImages.push(`${host}/deploy-test/web:${r.commit}`, `${host}/deploy-test/worker:${r.commit}`);
 });
+
+test('deploy of an image-only service pulls it when the engine lacks it (from this registry with the user key), and fails clearly when nobody has it', async () => {
+  await ensureBusyboxImage();
+  await flotillaJson<Fleet>(config, ['fleet', 'create', 'Image Only', '--slug', 'image-only']);
+  const host = new URL(server.url).host;
+  // A base image that exists only in this server's registry once its local copy is gone.
+  const base = join(dir.path, 'image-only-base');
+  await mkdir(base, { recursive: true });
+  await writeFile(join(base, 'Dockerfile'), `FROM ${BUSYBOX_IMAGE}\nRUN echo pulled-${process.pid} > /marker\nCMD ["sleep","3600"]\n`);
+  const first = await flotilla(config, ['deploy', 'image-only', base, '--json']);
+  assert.equal(first.code, 0, first.stderr);
+  const published = (JSON.parse(first.stdout) as { release: { commit: string }; images: Record<string, string> });
+  const baseRef = published.images.main ?? '';
+  assert.match(baseRef, new RegExp(`^${host}/image-only/main@sha256:`));
+  await run('docker', ['rmi', '-f', `${host}/image-only/main:${published.release.commit}`]);
+  await assert.rejects(run('docker', ['image', 'inspect', baseRef]), 'the engine no longer has the image');
+
+  const project = join(dir.path, 'image-only-project');
+  await mkdir(project, { recursive: true });
+  await writeFile(join(project, 'docker-compose.yml'), `services:\n  app:\n    image: ${baseRef}\n`);
+  const result = await flotilla(config, ['deploy', 'image-only', project, '--json']);
+  assert.equal(result.code, 0, result.stderr);
+  assert.match(result.stderr, /\[app\] pulling /);
+  const deployed = JSON.parse(result.stdout) as { release: { commit: string }; images: Record<string, string> };
+  createdImages.push(baseRef, `${host}/image-only/app:${deployed.release.commit}`);
+  // Same manifest, now in the app's own repository.
+  assert.equal(deployed.images.app?.split('@')[1], baseRef.split('@')[1]);
+  assert.equal((await run('docker', ['run', '--rm', baseRef, 'cat', '/marker'])).stdout.trim(), `pulled-${process.pid}`);
+
+  // An image nobody has: one line, BUILD_FAILED, and the release is marked failed.
+  await writeFile(join(project, 'docker-compose.yml'), `services:\n  app:\n    image: ${host}/image-only/missing:nope\n`);
+  const missing = await flotilla(config, ['deploy', 'image-only', project]);
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /could not be pulled.*\(BUILD_FAILED\)\n$/);
+  const releases = await flotillaJson<Release[]>(config, ['release', 'list', 'image-only']);
+  assert.deepEqual(releases.map((r) => r.status).sort(), ['failed', 'success', 'success']);
+});

@@ -3,6 +3,12 @@ import { FlotillaError } from '@flotilla/protocol';
 import type { ProjectService } from '../compose/load-project.js';
 import { contextTar } from './context-tar.js';
 
+export interface RegistryAuth {
+  username: string;
+  password: string;
+  serveraddress: string;
+}
+
 interface ProgressEvent {
   stream?: string;
   status?: string;
@@ -21,6 +27,16 @@ function follow(docker: Docker, stream: NodeJS.ReadableStream, onEvent: (event: 
       (event: ProgressEvent) => onEvent(event),
     );
   });
+}
+
+/** Logs pull/push progress as state changes only, not every byte-count tick, to keep the output readable. */
+function statusLogger(log: (line: string) => void): (event: ProgressEvent) => void {
+  let last = '';
+  return (e) => {
+    const line = e.status && e.id ? `${e.id}: ${e.status}` : (e.status ?? '');
+    if (line !== '' && line !== last && !e.progress) log(line);
+    last = line;
+  };
 }
 
 function failure(events: ProgressEvent[]): string | undefined {
@@ -46,28 +62,51 @@ export async function buildService(docker: Docker, service: ProjectService, ref:
   if (message) throw new FlotillaError('BUILD_FAILED', `building ${service.name} failed: ${message.trim()}`);
 }
 
-/** Tags a prebuilt local image for the registry. */
+/**
+ * Makes `source` (a service's `image:`) available in the local engine: used as is when present, else pulled, with
+ * `auth` when it lives in `auth.serveraddress` (this Flotilla's registry). Pull progress lines go to `log`.
+ */
+export async function ensureImage(docker: Docker, source: string, auth: RegistryAuth, log: (line: string) => void): Promise<void> {
+  try {
+    await docker.getImage(source).inspect();
+    return;
+  } catch (error) {
+    if ((error as { statusCode?: number }).statusCode !== 404) throw new FlotillaError('BUILD_FAILED', `image ${source}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+  }
+  log(`pulling ${source}`);
+  let events: ProgressEvent[];
+  try {
+    const stream = await docker.pull(source, registryHostOf(source) === auth.serveraddress ? { authconfig: auth } : {});
+    events = await follow(docker, stream, statusLogger(log));
+  } catch (error) {
+    throw new FlotillaError('BUILD_FAILED', `image ${source} is not available locally and could not be pulled: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+  }
+  const message = failure(events);
+  if (message) throw new FlotillaError('BUILD_FAILED', `image ${source} is not available locally and could not be pulled: ${message.trim()}`);
+}
+
+/** The registry host of an image reference, as the engine reads it (no dot, colon or "localhost": Docker Hub). */
+export function registryHostOf(ref: string): string {
+  const first = ref.split('/')[0] ?? '';
+  return ref.includes('/') && (first.includes('.') || first.includes(':') || first === 'localhost') ? first : 'docker.io';
+}
+
+/** Tags a local image for the registry. */
 export async function tagImage(docker: Docker, source: string, ref: string): Promise<void> {
   const at = ref.lastIndexOf(':');
   try {
     await docker.getImage(source).tag({ repo: ref.slice(0, at), tag: ref.slice(at + 1) });
   } catch (error) {
-    throw new FlotillaError('BUILD_FAILED', `image ${source} is not available locally: ${error instanceof Error ? error.message : String(error)}`);
+    throw new FlotillaError('BUILD_FAILED', `image ${source} could not be tagged: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
   }
 }
 
 /** Pushes `ref` and returns the manifest digest the registry reported. */
-export async function pushImage(docker: Docker, ref: string, auth: { username: string; password: string; serveraddress: string }, log: (line: string) => void): Promise<string> {
+export async function pushImage(docker: Docker, ref: string, auth: RegistryAuth, log: (line: string) => void): Promise<string> {
   let events: ProgressEvent[];
   try {
     const stream = await docker.getImage(ref).push({ authconfig: auth });
-    let last = '';
-    events = await follow(docker, stream, (e) => {
-      // Only state changes, not every byte-count tick, to keep the output readable.
-      const line = e.status && e.id ? `${e.id}: ${e.status}` : (e.status ?? '');
-      if (line !== '' && line !== last && !e.progress) log(line);
-      last = line;
-    });
+    events = await follow(docker, stream, statusLogger(log));
   } catch (error) {
     throw new FlotillaError('PUSH_FAILED', `pushing ${ref} failed: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
   }

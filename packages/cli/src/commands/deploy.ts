@@ -4,7 +4,7 @@ import Docker from 'dockerode';
 import { FlotillaError, path, slugSchema } from '@flotilla/protocol';
 import type { Fleet, Release } from '@flotilla/protocol';
 import { ApiClient } from '../api-client/api-client.js';
-import { buildService, pushImage, tagImage } from '../build/images.js';
+import { buildService, ensureImage, pushImage, tagImage } from '../build/images.js';
 import { loadProject } from '../compose/load-project.js';
 import { emit, progress } from '../output/output.js';
 import type { Output } from '../output/output.js';
@@ -41,6 +41,7 @@ export async function deploy(client: ApiClient, token: string, slug: string, dir
       const log = (line: string) => progress(output, `[${service.name}] ${line}`);
       if (service.image !== undefined) {
         log(`using image ${service.image}`);
+        await ensureImage(docker, service.image, auth, log);
         await tagImage(docker, service.image, ref);
       } else {
         log('building');
