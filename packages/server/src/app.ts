@@ -1,3 +1,4 @@
+import rateLimit from '@fastify/rate-limit';
 import Fastify from 'fastify';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { FlotillaError } from '@flotilla/protocol';
@@ -86,6 +87,11 @@ export async function buildApp(options: AppOptions): Promise<FlotillaApp> {
   app.addContentTypeParser('application/json', { parseAs: 'string' }, parseJson);
   registerErrorHandling(app);
   registerMetricsHooks(app, metrics);
+  // Only routes that ask for it are limited (see auth/routes.ts); an exceeded limit answers the usual error shape.
+  await app.register(rateLimit, {
+    global: false,
+    errorResponseBuilder: (_request, context) => new FlotillaError('RATE_LIMITED', `too many attempts; retry in ${Math.max(1, Math.ceil(context.ttl / 1000))} s`),
+  });
   app.get('/healthz', async (_request, reply) => {
     try {
       await sql`select 1`.execute(db);
