@@ -115,6 +115,9 @@ test('deploy builds, pushes and records a successful release; a failed build mar
   const result = await flotilla(config, ['deploy', 'deploy-test', project, '--json']);
   assert.equal(result.code, 0, result.stderr);
   assert.match(result.stderr, /\[web\] pushing /);
+  // Services build at the same time: the second starts before the first has been built and pushed.
+  const workerStarted = result.stderr.indexOf('[worker] building');
+  assert.ok(workerStarted >= 0 && workerStarted < result.stderr.indexOf('[web] pushing'), result.stderr);
   const deployed = JSON.parse(result.stdout) as { release: { id: number; commit: string; version: string; status: string }; images: Record<string, string> };
   assert.equal(deployed.release.status, 'success');
   const host = new URL(server.url).host;

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
 import Docker from 'dockerode';
+import pLimit from 'p-limit';
 import { FlotillaError, path, slugSchema } from '@flotilla/protocol';
 import type { Fleet, Release } from '@flotilla/protocol';
 import { ApiClient } from '../api-client/api-client.js';
@@ -20,8 +21,11 @@ export function imageRepository(registryHost: string, fleet: string, service: st
   return `${registryHost}/${fleet}/${service.toLowerCase()}`;
 }
 
+/** Services built and pushed at once: the engine builds in parallel, and a laptop has a few cores. */
+const CONCURRENT_BUILDS = 3;
+
 /**
- * Build every service, push it, then mark the release successful with digest-pinned images.
+ * Build every service (a few at a time), push it, then mark the release successful with digest-pinned images.
  * INVARIANT: the release is marked success only after every image is pushed; any failure after it was created
  * marks it failed, so devices never receive a half-deployed release.
  */
@@ -33,25 +37,34 @@ export async function deploy(client: ApiClient, token: string, slug: string, dir
   const release = await client.post<Release>(path('/fleets/:slug/releases', { slug: fleet.slug }), { commit, composition: project.composition, status: 'running' });
   progress(output, `release ${release.version} (${release.commit}) created for ${fleet.slug}; building ${project.services.length} service(s)`);
   try {
-    const images: Record<string, string> = {};
     const auth = { username: 'flotilla', password: token, serveraddress: registryHost };
-    for (const service of project.services) {
-      const repository = imageRepository(registryHost, fleet.slug, service.name);
-      const ref = `${repository}:${release.commit}`;
-      const log = (line: string) => progress(output, `[${service.name}] ${line}`);
-      if (service.image !== undefined) {
-        log(`using image ${service.image}`);
-        await ensureImage(docker, service.image, auth, log);
-        await tagImage(docker, service.image, ref);
-      } else {
-        log('building');
-        await buildService(docker, service, ref, log);
-      }
-      log(`pushing ${ref}`);
-      const digest = await pushImage(docker, ref, auth, log);
-      images[service.name] = `${repository}@${digest}`;
-      log(`pushed ${digest}`);
-    }
+    const limit = pLimit(CONCURRENT_BUILDS);
+    // Every service runs to its end even when another fails, so the release is marked failed only once nothing is
+    // still pushing for it.
+    const outcomes = await Promise.allSettled(
+      project.services.map((service) =>
+        limit(async (): Promise<[string, string]> => {
+          const repository = imageRepository(registryHost, fleet.slug, service.name);
+          const ref = `${repository}:${release.commit}`;
+          const log = (line: string) => progress(output, `[${service.name}] ${line}`);
+          if (service.image !== undefined) {
+            log(`using image ${service.image}`);
+            await ensureImage(docker, service.image, auth, log);
+            await tagImage(docker, service.image, ref);
+          } else {
+            log('building');
+            await buildService(docker, service, ref, log);
+          }
+          log(`pushing ${ref}`);
+          const digest = await pushImage(docker, ref, auth, log);
+          log(`pushed ${digest}`);
+          return [service.name, `${repository}@${digest}`];
+        }),
+      ),
+    );
+    const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
+    if (failed) throw failed.reason;
+    const images = Object.fromEntries(outcomes.map((o) => (o as PromiseFulfilledResult<[string, string]>).value));
     const done = await client.patch<Release>(path('/releases/:ref', { ref: release.id }), { status: 'success', images });
     return { release: { id: done.id, version: done.version, commit: done.commit, status: done.status }, images };
   } catch (error) {
