@@ -24,7 +24,7 @@ import { buildAppsReport } from './report/build-report.js';
 import { CpuSampler, collectMetrics } from './report/metrics.js';
 import { Reporter } from './report/reporter.js';
 import { openStore, type Phase } from './store/store.js';
-import { Wakeable, backoffMs } from './util/wakeable.js';
+import { Wakeable, backoffMs, pause } from './util/wakeable.js';
 
 export interface AgentOptions {
   configPath: string;
@@ -329,8 +329,8 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
       // Said once per start: an update that kills the agent every time must not thrash the engine and disk forever.
       log.error({ interruptedApplies: started.interruptedApplies, delayMs: started.delayMs }, 'crash loop during an update; holding the next attempt back');
       logs.system(`Update interrupted ${started.interruptedApplies} times in a row; waiting ${Math.round(started.delayMs / 1000)} s before trying again`);
-      // Its own Wakeable: polls wake the reconcile loop, and must not cut this wait short.
-      await new Wakeable().sleep(started.delayMs, abort.signal);
+      // A plain pause, not reconcileWake: polls wake the reconcile loop, and must not cut this wait short.
+      await pause(started.delayMs, abort.signal);
     }
     let targetJson = '';
     while (!abort.signal.aborted) {
@@ -376,7 +376,7 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
         } catch (error) {
           failures += 1;
           log.warn({ err: (error as Error).message, failures }, 'provisioning failed; will retry');
-          await new Wakeable().sleep(backoffMs(failures, 300_000, 2_000), abort.signal);
+          await pause(backoffMs(failures, 300_000, 2_000), abort.signal);
         }
       }
       return false;

@@ -1,6 +1,6 @@
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { DeviceLogLine } from '@flotilla/protocol';
+import { pause } from '../util/wakeable.js';
 import type { LogSource } from './docker-log-source.js';
 
 export interface LogTarget {
@@ -85,7 +85,7 @@ export class LogCollector {
       } catch {
         // container gone or engine restarting: the next sync decides whether to keep following
       }
-      await sleep(this.retryMs, undefined, { signal }).catch(() => undefined);
+      await pause(this.retryMs, signal);
     }
   }
 }

@@ -1,8 +1,8 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { gzip as gzipCallback } from 'node:zlib';
 import { DEVICE_ROUTES, path } from '@flotilla/protocol';
 import { httpExchange } from '../util/http.js';
+import { pause } from '../util/wakeable.js';
 import type { LogQueue } from './log-queue.js';
 
 const gzip = promisify(gzipCallback);
@@ -64,7 +64,7 @@ export class LogShipper {
         this.wakeUp = undefined;
         continue;
       }
-      await sleep(this.options.lingerMs ?? 100, undefined, { signal: this.abort.signal }).catch(() => undefined);
+      await pause(this.options.lingerMs ?? 100, this.abort.signal);
       if (this.stopped) break;
       queue.flush();
       const lines = queue.take(this.options.batchLines ?? 1_000);
@@ -78,7 +78,7 @@ export class LogShipper {
         this.options.onError?.(error instanceof Error ? error : new Error(String(error)));
         const delay = Math.min(this.options.maxBackoffMs ?? 60_000, (this.options.baseBackoffMs ?? 1_000) * 2 ** this.failures);
         this.failures = Math.min(this.failures + 1, 16);
-        await sleep(delay, undefined, { signal: this.abort.signal }).catch(() => undefined);
+        await pause(delay, this.abort.signal);
       }
     }
   }

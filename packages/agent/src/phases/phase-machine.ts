@@ -5,17 +5,17 @@ import { backoffMs } from '../util/wakeable.js';
  * What moves the device between phases. The work itself runs in concurrent loops (provisioning, poller, reconcile
  * runner); each reports what happened as one of these events, and only this table decides the phase.
  */
-export type PhaseEvent =
+export const PHASE_EVENTS = [
   /** The device has no device id yet; provisioning is (re)trying. */
-  | 'provision-needed'
+  'provision-needed',
   /** Provisioning returned: the device is registered. */
-  | 'provisioned'
+  'provisioned',
   /** A reconcile pass planned steps for some app: an update is under way. */
-  | 'work-planned'
+  'work-planned',
   /** A reconcile pass ended converged, waiting or failed (not cancelled): nothing is half applied any more. */
-  | 'pass-finished';
-
-export const PHASE_EVENTS: readonly PhaseEvent[] = ['provision-needed', 'provisioned', 'work-planned', 'pass-finished'];
+  'pass-finished',
+] as const;
+export type PhaseEvent = (typeof PHASE_EVENTS)[number];
 
 /** `null`: the event is refused in that phase, which is kept. */
 type Table = Record<Phase, Record<PhaseEvent, Phase | null>>;

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { REPORT_MIN_INTERVAL_MS, type DeviceReport } from '@flotilla/protocol';
 import type { ControlPlane } from '../control-plane/control-plane.js';
 import type { Store } from '../store/store.js';
-import { Wakeable, backoffMs } from '../util/wakeable.js';
+import { Wakeable, backoffMs, pause } from '../util/wakeable.js';
 import { diffReport, mergeReport } from './build-report.js';
 
 export interface ReporterDeps {
@@ -50,7 +50,7 @@ export class Reporter {
     const metricsInterval = deps.metricsIntervalMs ?? 300_000;
     while (!signal.aborted) {
       const wait = this.lastSentAt === 0 ? 0 : this.lastSentAt + minInterval - Date.now();
-      if (wait > 0) await sleep(wait, signal);
+      if (wait > 0) await pause(wait, signal);
       if (signal.aborted) break;
       let delay = metricsInterval;
       try {
@@ -77,16 +77,4 @@ export class Reporter {
       await this.wake.sleep(delay, signal);
     }
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done);
-  });
 }

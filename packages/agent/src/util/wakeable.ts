@@ -1,3 +1,5 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+
 /** A sleep that `wake()` or an abort ends early; lets loops be both periodic and triggerable. */
 export class Wakeable {
   private wakeUp: (() => void) | undefined;
@@ -27,6 +29,11 @@ export class Wakeable {
       this.wakeUp = done;
     });
   }
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts; never rejects. A plain wait that no wake() shortens. */
+export function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return sleep(ms, undefined, { signal }).catch(() => undefined);
 }
 
 /** Retry delay after `failures` consecutive failures: min(cap, base·2^(n-1)). */
