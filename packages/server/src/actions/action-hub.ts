@@ -8,7 +8,7 @@ import type { ActionResultMessage, ServerMessage } from '@flotilla/protocol';
  */
 export class ActionHub {
   private readonly sockets = new Map<number, WebSocket>();
-  private readonly waiters = new Map<number, Set<(result: ActionResultMessage) => void>>();
+  private readonly waiters = new Map<number, Set<(result: ActionResultMessage | undefined) => void>>();
 
   attach(deviceId: number, socket: WebSocket): void {
     // A device has one connection; a newer one (after a NAT rebinding) replaces a stale one.
@@ -44,6 +44,12 @@ export class ActionHub {
   resolve(result: ActionResultMessage): void {
     for (const waiter of this.waiters.get(result.id) ?? []) waiter(result);
     this.waiters.delete(result.id);
+  }
+
+  /** Ends every wait for action `id` now, with no answer (the action could not be handed over). */
+  forget(id: number): void {
+    for (const waiter of this.waiters.get(id) ?? []) waiter(undefined);
+    this.waiters.delete(id);
   }
 
   /** The device's answer to action `id`, or undefined after `timeoutMs`. */

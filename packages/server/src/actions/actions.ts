@@ -41,8 +41,12 @@ function toMessage(row: ActionRow): ActionMessage {
 
 const COLUMNS = ['id', 'action', 'service', 'force', 'status', 'error_code', 'error_message', 'created_at', 'expires_at'] as const;
 
-/** Queues an action for a device and hands it over at once when the device is connected to this node. */
-export async function createAction(db: Db, hub: ActionHub, deviceId: number, input: { action: DeviceAction; service?: string | undefined; force?: boolean | undefined; ttlSeconds: number }): Promise<DeviceActionRecord> {
+/**
+ * Queues an action for a device and hands it over at once when the device is connected to this node; then waits up
+ * to `waitMs` for the device's answer. The wait is registered before the hand-over, so an answer that arrives while
+ * the hand-over is still being recorded is not missed.
+ */
+export async function createAction(db: Db, hub: ActionHub, deviceId: number, input: { action: DeviceAction; service?: string | undefined; force?: boolean | undefined; ttlSeconds: number }, waitMs = 0): Promise<DeviceActionRecord> {
   const created = new Date();
   const row = await db
     .insertInto('device_actions')
@@ -61,8 +65,14 @@ export async function createAction(db: Db, hub: ActionHub, deviceId: number, inp
     })
     .returning(COLUMNS)
     .executeTakeFirstOrThrow();
-  if (hub.send(deviceId, toMessage(row))) await markDelivered(db, row.id);
-  return toRecord({ ...row, status: hub.isConnected(deviceId) ? 'delivered' : 'pending' });
+  const answer = waitMs > 0 ? hub.waitFor(row.id, waitMs) : undefined;
+  if (!hub.send(deviceId, toMessage(row))) {
+    hub.forget(row.id);
+    return toRecord(row);
+  }
+  await markDelivered(db, row.id);
+  if (answer && (await answer)) return (await getAction(db, deviceId, row.id)) ?? toRecord({ ...row, status: 'delivered' });
+  return toRecord({ ...row, status: 'delivered' });
 }
 
 async function markDelivered(db: Db, id: number): Promise<void> {

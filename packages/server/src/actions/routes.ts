@@ -32,12 +32,7 @@ export async function registerActionRoutes(app: FastifyInstance, ctx: AppContext
     const body = parse(deviceActionRequestSchema, request.body ?? {});
     if (body.action.endsWith('-service') && !body.service) throw new FlotillaError('VALIDATION_FAILED', `${body.action} needs a service`);
     const { wait } = parse(waitQuery, request.query);
-    const created = await createAction(db, hub, device.id, body);
-    if (created.status === 'delivered' && wait > 0) {
-      await hub.waitFor(created.id, wait);
-      return reply.status(201).send((await getAction(db, device.id, created.id)) ?? created);
-    }
-    return reply.status(201).send(created);
+    return reply.status(201).send(await createAction(db, hub, device.id, body, wait));
   });
 
   app.get(`${API_PREFIX}/devices/:uuid/actions`, async (request) => {

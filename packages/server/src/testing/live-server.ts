@@ -46,6 +46,8 @@ export interface LiveDevice {
   slug: string;
   uuid: string;
   deviceKey: string;
+  /** The PostgreSQL database the server runs on; undefined on SQLite. */
+  databaseUrl: string | undefined;
   /** `apiCall` against this server with the admin key unless another is given. */
   api: (method: string, path: string, body?: unknown, key?: string) => Promise<ApiAnswer>;
   close: () => Promise<void>;
@@ -72,7 +74,7 @@ export async function liveServerWithDevice(testDb: TestDatabase, options: Partia
     const deviceKey = generateKey();
     const registered = await api('POST', '/device/register', { application: fleet.data.id, uuid, device_type: 'generic-amd64', api_key: deviceKey }, pk.data.key);
     if (registered.status !== 201) throw new Error(`register: ${JSON.stringify(registered.data)}`);
-    return { server, apiKey, slug, uuid, deviceKey, api, close };
+    return { server, apiKey, slug, uuid, deviceKey, databaseUrl: created.url, api, close };
   } catch (error) {
     await close();
     throw error;
