@@ -1,7 +1,8 @@
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import type { DeviceLogLine } from '@flotilla/protocol';
 import { pause } from '../util/wakeable.js';
-import type { LogSource } from './docker-log-source.js';
+import type { LogSource, RawLogLine } from './docker-log-source.js';
+import { parseEngineStamp } from './engine-log-stream.js';
 
 export interface LogTarget {
   containerId: string;
@@ -14,12 +15,13 @@ const MAX_MESSAGE_CHARS = 16 * 1024;
 
 /**
  * Follows the output of every service container the agent runs and turns it into protocol log lines, plus the
- * agent's own system messages. Per-container positions (last engine timestamp seen) are kept in a small JSON file
- * so that after an agent restart following resumes where it stopped: no line twice, none skipped.
+ * agent's own system messages. Per-container positions (the engine stamp of the last line) are kept in a small JSON
+ * file so that after an agent restart following resumes where it stopped: no line twice, none skipped.
  */
 export class LogCollector {
   private readonly attached = new Map<string, AbortController>();
-  private positions = new Map<string, bigint>();
+  /** Per container, the engine stamp of the last line taken. */
+  private positions = new Map<string, string>();
   private positionsDirty = false;
 
   constructor(
@@ -58,7 +60,7 @@ export class LogCollector {
   /** Writes positions if they moved (call periodically and at stop). */
   flush(): void {
     if (!this.positionsFile || !this.positionsDirty) return;
-    const body = Object.fromEntries([...this.positions].map(([id, ns]) => [id, ns.toString()]));
+    const body = Object.fromEntries(this.positions);
     writeFileSync(`${this.positionsFile}.tmp`, JSON.stringify(body));
     renameSync(`${this.positionsFile}.tmp`, this.positionsFile);
     this.positionsDirty = false;
@@ -72,16 +74,16 @@ export class LogCollector {
 
   /** A container's stream ends when it stops; its restart policy may start it again, so follow again. */
   private async followLoop(target: LogTarget, signal: AbortSignal): Promise<void> {
+    const { containerId, serviceName, serviceId } = target;
+    const onLine = (raw: RawLogLine) => {
+      this.positions.set(containerId, raw.stamp);
+      this.positionsDirty = true;
+      const message = raw.message.length > MAX_MESSAGE_CHARS ? `${raw.message.slice(0, MAX_MESSAGE_CHARS)}…` : raw.message;
+      this.sink(serviceId === undefined ? { message, timestamp: raw.timestampMs, isStdErr: raw.isStdErr, serviceName } : { message, timestamp: raw.timestampMs, isStdErr: raw.isStdErr, serviceName, serviceId });
+    };
     while (!signal.aborted) {
       try {
-        await this.source.follow(target.containerId, this.positions.get(target.containerId), (raw) => {
-          this.positions.set(target.containerId, raw.timestampNs);
-          this.positionsDirty = true;
-          const message = raw.message.length > MAX_MESSAGE_CHARS ? `${raw.message.slice(0, MAX_MESSAGE_CHARS)}…` : raw.message;
-          const line: DeviceLogLine = { message, timestamp: Number(raw.timestampNs / 1_000_000n), isStdErr: raw.isStdErr, serviceName: target.serviceName };
-          if (target.serviceId !== undefined) line.serviceId = target.serviceId;
-          this.sink(line);
-        }, signal);
+        await this.source.follow(containerId, this.positions.get(containerId), onLine, signal);
       } catch {
         // container gone or engine restarting: the next sync decides whether to keep following
       }
@@ -90,13 +92,23 @@ export class LogCollector {
   }
 }
 
-function readPositions(file: string): Map<string, bigint> {
+/** Positions as saved: engine stamps per container; nanosecond counts (the earlier format) are converted. */
+function readPositions(file: string): Map<string, string> {
   try {
     const raw = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
-    const out = new Map<string, bigint>();
-    for (const [id, value] of Object.entries(raw)) if (typeof value === 'string' && /^\d+$/.test(value)) out.set(id, BigInt(value));
+    const out = new Map<string, string>();
+    for (const [id, value] of Object.entries(raw)) {
+      if (typeof value !== 'string') continue;
+      if (/^\d{1,30}$/.test(value)) out.set(id, stampOfNanoseconds(BigInt(value)));
+      else if (parseEngineStamp(value)) out.set(id, value);
+    }
     return out;
   } catch {
     return new Map();
   }
+}
+
+function stampOfNanoseconds(ns: bigint): string {
+  const second = new Date(Number(ns / 1_000_000_000n) * 1000).toISOString().slice(0, 19);
+  return `${second}.${String(ns % 1_000_000_000n).padStart(9, '0')}Z`;
 }

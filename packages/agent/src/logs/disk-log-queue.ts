@@ -32,8 +32,8 @@ export class DiskLogQueue implements LogQueue {
   private closedBytes = 0;
   private cursor: Position;
   private suppressed: number;
-  /** Lines read from disk from the cursor on, each with the position just after it. */
-  private window: { line: DeviceLogLine; end: Position }[] = [];
+  /** Lines read from disk from the cursor on (checked JSON texts), each with the position just after it. */
+  private window: { json: string; end: Position }[] = [];
   private windowEnd: Position;
   private taken: { count: number; notice: boolean } | undefined;
   private dirty = false;
@@ -71,14 +71,14 @@ export class DiskLogQueue implements LogQueue {
     while (this.closedBytes + this.writeSize > this.maxBytes && this.segments.length > 1) this.dropOldestSegment();
   }
 
-  take(max: number): DeviceLogLine[] {
+  take(max: number): string[] {
     while (this.window.length < max && this.readMore()) {
       // keep reading chunks until enough lines or nothing left
     }
     const notice = this.suppressed > 0;
-    const lines = this.window.slice(0, notice ? max - 1 : max).map((entry) => entry.line);
+    const lines = this.window.slice(0, notice ? max - 1 : max).map((entry) => entry.json);
     this.taken = { count: lines.length, notice };
-    return notice ? [suppressionNotice(this.suppressed, this.now()), ...lines] : lines;
+    return notice ? [JSON.stringify(suppressionNotice(this.suppressed, this.now())), ...lines] : lines;
   }
 
   ack(count: number): void {
@@ -179,8 +179,8 @@ export class DiskLogQueue implements LogQueue {
     for (let i = 0; i < buffer.length; i += 1) {
       if (buffer[i] !== 0x0a) continue;
       const end = { segment, offset: this.windowEnd.offset + i + 1 };
-      const line = parseLine(buffer.subarray(start, i).toString('utf8'));
-      if (line) this.window.push({ line, end });
+      const json = buffer.subarray(start, i).toString('utf8');
+      if (isLogLine(json)) this.window.push({ json, end });
       else this.suppressed += 1; // a torn or corrupt line (power cut mid-write): counted, not shipped
       start = i + 1;
     }
@@ -226,11 +226,10 @@ function sizeOf(path: string): number {
   }
 }
 
-function parseLine(text: string): DeviceLogLine | undefined {
+function isLogLine(text: string): boolean {
   try {
-    const parsed = deviceLogLineSchema.safeParse(JSON.parse(text));
-    return parsed.success ? parsed.data : undefined;
+    return deviceLogLineSchema.safeParse(JSON.parse(text)).success;
   } catch {
-    return undefined;
+    return false;
   }
 }

@@ -9,7 +9,8 @@ import { DiskLogQueue } from './disk-log-queue.js';
 import { MemoryLogQueue, lineBytes, type LogQueue } from './log-queue.js';
 
 const line = (n: number): DeviceLogLine => ({ message: `line ${n} ${'x'.repeat(40)}`, timestamp: 1_000 + n, serviceName: 'main' });
-const messages = (lines: DeviceLogLine[]) => lines.map((l) => l.message.split(' ').slice(0, 2).join(' '));
+const parsed = (lines: string[]) => lines.map((l) => JSON.parse(l) as DeviceLogLine);
+const messages = (lines: string[]) => parsed(lines).map((l) => l.message.split(' ').slice(0, 2).join(' '));
 
 async function withDir(fn: (dir: string) => Promise<void> | void) {
   const dir = await mkdtemp(join(tmpdir(), 'flotilla-logq-'));
@@ -45,7 +46,7 @@ for (const kind of kinds) {
       const per = lineBytes(line(0));
       const q = kind.make(dir, per * 40);
       for (let i = 0; i < 400; i += 1) q.push(line(i));
-      const batch = q.take(1_000);
+      const batch = parsed(q.take(1_000));
       const notice = batch[0]!;
       assert.equal(notice.isSystem, true);
       const dropped = Number(/Suppressed (\d+) message/.exec(notice.message)?.[1]);
@@ -92,7 +93,7 @@ test('disk: a torn last line (power cut mid-write) is counted, not shipped, and 
     const again = new DiskLogQueue(dir, 1 << 20);
     again.push(line(1));
     const batch = again.take(10);
-    assert.match(batch[0]!.message, /Suppressed 1 message/);
+    assert.match(parsed(batch)[0]!.message, /Suppressed 1 message/);
     assert.deepEqual(messages(batch.slice(1)), ['line 0', 'line 1']);
     again.close();
   }));
@@ -107,7 +108,7 @@ test('disk: stays within its byte budget across segments and removes delivered s
     assert.ok(files.length > 1, 'written in several segments');
     let total = 0;
     for (;;) {
-      const batch = q.take(50);
+      const batch = parsed(q.take(50));
       if (batch.length === 0) break;
       total += batch.filter((l) => !l.isSystem).length;
       q.ack(batch.length);

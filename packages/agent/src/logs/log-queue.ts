@@ -1,14 +1,14 @@
 import type { DeviceLogLine } from '@flotilla/protocol';
 
 /**
- * Lines waiting to be shipped. `take` reads from the head without removing; `ack` removes what the control plane
- * confirmed. INVARIANT: a line leaves the queue only by ack (delivered) or by overflow (counted, then announced by
+ * Lines waiting to be shipped, kept serialized (each line is turned into JSON once, when queued). `take` reads from
+ * the head without removing; `ack` removes what the control plane confirmed. INVARIANT: a line leaves the queue only by ack (delivered) or by overflow (counted, then announced by
  * one "Suppressed N message(s)" system line), never silently.
  */
 export interface LogQueue {
   push(line: DeviceLogLine): void;
-  /** Up to `max` lines from the head, oldest first, starting with any suppression notice. */
-  take(max: number): DeviceLogLine[];
+  /** Up to `max` lines from the head as JSON texts, oldest first, starting with any suppression notice. */
+  take(max: number): string[];
   /** Removes the first `count` lines returned by the last `take`. */
   ack(count: number): void;
   /** Lines waiting (not counting the suppression notice). */
@@ -20,9 +20,13 @@ export interface LogQueue {
 
 export const DEFAULT_RAM_LOG_BYTES = 8 * 1024 * 1024;
 
+/** What a queued line costs: the bytes of its JSON and a newline, as it is stored and shipped. */
 export function lineBytes(line: DeviceLogLine): number {
-  // The JSON length is what the queue stores and ships; a close, cheap measure of memory held.
-  return Buffer.byteLength(JSON.stringify(line)) + 1;
+  return jsonBytes(JSON.stringify(line));
+}
+
+function jsonBytes(json: string): number {
+  return Buffer.byteLength(json) + 1;
 }
 
 export function suppressionNotice(count: number, now: number): DeviceLogLine {
@@ -34,7 +38,7 @@ export function suppressionNotice(count: number, now: number): DeviceLogLine {
  * numbers, so lines dropped by overflow between a take and its ack are not acknowledged twice.
  */
 export class MemoryLogQueue implements LogQueue {
-  private lines: DeviceLogLine[] = [];
+  private lines: string[] = [];
   /** Sequence number of lines[0]. */
   private base = 0;
   /** Sequence number of the first line not yet acknowledged or dropped. */
@@ -49,8 +53,9 @@ export class MemoryLogQueue implements LogQueue {
   ) {}
 
   push(line: DeviceLogLine): void {
-    this.lines.push(line);
-    this.bytes += lineBytes(line);
+    const json = JSON.stringify(line);
+    this.lines.push(json);
+    this.bytes += jsonBytes(json);
     while (this.bytes > this.maxBytes && this.head < this.end()) {
       this.advanceHead();
       this.suppressed += 1;
@@ -58,10 +63,10 @@ export class MemoryLogQueue implements LogQueue {
     this.compact();
   }
 
-  take(max: number): DeviceLogLine[] {
-    const out: DeviceLogLine[] = [];
+  take(max: number): string[] {
+    const out: string[] = [];
     const notice = this.suppressed > 0;
-    if (notice) out.push(suppressionNotice(this.suppressed, this.now()));
+    if (notice) out.push(JSON.stringify(suppressionNotice(this.suppressed, this.now())));
     for (let seq = this.head; seq < this.end() && out.length < max; seq += 1) out.push(this.lines[seq - this.base]!);
     this.taken = { start: this.head, notice };
     return out;
@@ -93,7 +98,7 @@ export class MemoryLogQueue implements LogQueue {
   }
 
   private advanceHead(): void {
-    this.bytes -= lineBytes(this.lines[this.head - this.base]!);
+    this.bytes -= jsonBytes(this.lines[this.head - this.base]!);
     this.head += 1;
   }
 

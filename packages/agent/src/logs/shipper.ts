@@ -69,7 +69,7 @@ export class LogShipper {
       queue.flush();
       const lines = queue.take(this.options.batchLines ?? 1_000);
       try {
-        await this.send(lines.map((line) => JSON.stringify(line)).join('\n') + '\n');
+        await this.send(`${lines.join('\n')}\n`);
         queue.ack(lines.length);
         this.shipped += lines.length;
         this.failures = 0;
