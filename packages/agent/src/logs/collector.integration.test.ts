@@ -45,3 +45,19 @@ test('collects a container’s stdout and stderr in order, and resumes after a r
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('collects a TTY container’s output (no frames, CRLF line ends) as clean lines', async () => {
+  const image = await ensureBusyboxImage();
+  const name = `flotilla-logtest-tty-${process.pid}-${Date.now()}`;
+  const { stdout } = await run('docker', ['run', '-d', '-t', '--name', name, image, 'sh', '-c', 'echo "first line"; printf "second\\n"; echo "to stderr" >&2; sleep 1000']);
+  try {
+    const lines: DeviceLogLine[] = [];
+    const collector = new LogCollector(new DockerLogSource(), (l) => lines.push(l), undefined);
+    collector.sync([{ containerId: stdout.trim(), serviceName: 'tty' }]);
+    await waitFor('3 lines', () => lines.length >= 3, { timeoutMs: 15_000 });
+    collector.stop();
+    assert.deepEqual(lines.map((l) => [l.message, l.isStdErr]), [['first line', false], ['second', false], ['to stderr', false]]);
+  } finally {
+    await run('docker', ['rm', '-f', name]).catch(() => undefined);
+  }
+});
