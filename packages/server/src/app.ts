@@ -22,6 +22,7 @@ import { registerActionRoutes } from './actions/routes.js';
 import { LogHub } from './logs/log-hub.js';
 import { LogStore } from './logs/log-store.js';
 import { registerLogRoutes } from './logs/routes.js';
+import { PostgresBus, SingleNodeBus, type EventBus } from './bus/event-bus.js';
 
 export interface AppOptions {
   database: OpenedDatabase;
@@ -106,8 +107,13 @@ export async function buildApp(options: AppOptions): Promise<FlotillaApp> {
   registerDeviceUserRoutes(app, ctx);
   registerReleaseRoutes(app, ctx);
   registerDeviceRoutes(app, ctx, lastSeen);
-  registerLogRoutes(app, ctx, new LogStore(db, options.logRetention), new LogHub());
-  await registerActionRoutes(app, ctx, new ActionHub());
+  // Server nodes sharing a PostgreSQL database tell each other about logs and actions; SQLite has one node.
+  const { postgresUrl } = options.database;
+  const bus: EventBus = postgresUrl ? new PostgresBus(postgresUrl, db, app.log) : new SingleNodeBus();
+  await bus.start();
+  app.addHook('onClose', async () => bus.close());
+  registerLogRoutes(app, ctx, new LogStore(db, options.logRetention), new LogHub(), bus);
+  await registerActionRoutes(app, ctx, new ActionHub(), bus);
   await registerFlotillaRegistry(app, { db, storageDir: options.registryDir, publicUrl: () => ctx.publicUrl });
   registerOpenApi(app, ctx.routes);
   app.addHook('onClose', async () => {

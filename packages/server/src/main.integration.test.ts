@@ -40,8 +40,8 @@ for (const testDb of testDatabases()) {
         const others = first.lines.filter((l) => !l.startsWith('FLOTILLA_ADMIN ')).join('\n');
         assert.ok(!others.includes(admin.apiKey) && !others.includes(admin.password), 'secrets appear only in the admin line');
         first.child.kill('SIGTERM');
-        const [code] = (await once(first.child, 'exit')) as [number | null];
-        assert.equal(code, 0);
+        const [code, signal] = (await once(first.child, 'exit')) as [number | null, string | null];
+        assert.equal(code, 0, `exited with ${code ?? signal}; last output:\n${first.lines.slice(-10).join('\n')}`);
         const second = await run();
         assert.ok(!second.lines.some((l) => l.startsWith('FLOTILLA_ADMIN ')), 'no new admin on a database with users');
         second.child.kill('SIGINT');

@@ -1,14 +1,14 @@
 import type { WebSocket } from 'ws';
-import type { ActionResultMessage, ServerMessage } from '@flotilla/protocol';
+import type { ServerMessage } from '@flotilla/protocol';
 
 /**
- * The devices connected to this server node, and callers waiting for an action's result.
- * WARNING: connections are per node; behind a load balancer an action created on another node reaches the device
- * when it reconnects (pending actions are in the database), not at once.
+ * The devices connected to this server node, and callers waiting for an action to be delivered or answered.
+ * Connections are per node; the server bus (bus/event-bus.ts) carries actions and answers between nodes.
  */
 export class ActionHub {
   private readonly sockets = new Map<number, WebSocket>();
-  private readonly waiters = new Map<number, Set<(result: ActionResultMessage | undefined) => void>>();
+  /** Callers waiting for `delivered:<id>` or `settled:<id>`. */
+  private readonly waiters = new Map<string, Set<(value: boolean) => void>>();
 
   attach(deviceId: number, socket: WebSocket): void {
     // A device has one connection; a newer one (after a NAT rebinding) replaces a stale one.
@@ -41,31 +41,51 @@ export class ActionHub {
     return true;
   }
 
-  resolve(result: ActionResultMessage): void {
-    for (const waiter of this.waiters.get(result.id) ?? []) waiter(result);
-    this.waiters.delete(result.id);
+  /** Action `id` reached its device (here or on another node): wakes whoever waits for that. */
+  delivered(id: number): void {
+    this.signal(`delivered:${id}`, true);
   }
 
-  /** Ends every wait for action `id` now, with no answer (the action could not be handed over). */
+  /** The device answered action `id` (the answer is recorded): wakes whoever waits for that. */
+  settled(id: number): void {
+    this.signal(`settled:${id}`, true);
+  }
+
+  /** Ends every wait for action `id` now, unanswered (the action could not be handed over). */
   forget(id: number): void {
-    for (const waiter of this.waiters.get(id) ?? []) waiter(undefined);
-    this.waiters.delete(id);
+    this.signal(`delivered:${id}`, false);
+    this.signal(`settled:${id}`, false);
   }
 
-  /** The device's answer to action `id`, or undefined after `timeoutMs`. */
-  waitFor(id: number, timeoutMs: number): Promise<ActionResultMessage | undefined> {
+  /** True once action `id` reached its device, false after `timeoutMs`. */
+  waitForDelivery(id: number, timeoutMs: number): Promise<boolean> {
+    return this.wait(`delivered:${id}`, timeoutMs);
+  }
+
+  /** True once the device answered action `id`, false after `timeoutMs`. */
+  waitForAnswer(id: number, timeoutMs: number): Promise<boolean> {
+    return this.wait(`settled:${id}`, timeoutMs);
+  }
+
+  private signal(key: string, value: boolean): void {
+    for (const waiter of this.waiters.get(key) ?? []) waiter(value);
+    this.waiters.delete(key);
+  }
+
+  private wait(key: string, timeoutMs: number): Promise<boolean> {
     return new Promise((resolve) => {
-      let set = this.waiters.get(id);
+      let set = this.waiters.get(key);
       if (!set) {
         set = new Set();
-        this.waiters.set(id, set);
+        this.waiters.set(key, set);
       }
-      const waiter = (result: ActionResultMessage | undefined) => {
+      const waiter = (value: boolean) => {
         clearTimeout(timer);
         set.delete(waiter);
-        resolve(result);
+        if (set.size === 0 && this.waiters.get(key) === set) this.waiters.delete(key);
+        resolve(value);
       };
-      const timer = setTimeout(() => waiter(undefined), timeoutMs);
+      const timer = setTimeout(() => waiter(false), timeoutMs);
       set.add(waiter);
     });
   }

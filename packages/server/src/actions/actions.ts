@@ -2,6 +2,7 @@ import type { ActionMessage, ActionResultMessage, DeviceAction } from '@flotilla
 import type { Selectable } from 'kysely';
 import type { Db } from '../db/database.js';
 import type { Database } from '../db/schema.js';
+import type { EventBus } from '../bus/event-bus.js';
 import type { ActionHub } from './action-hub.js';
 
 export type ActionStatus = 'pending' | 'delivered' | 'done' | 'failed' | 'expired';
@@ -41,12 +42,15 @@ function toMessage(row: ActionRow): ActionMessage {
 
 const COLUMNS = ['id', 'action', 'service', 'force', 'status', 'error_code', 'error_message', 'created_at', 'expires_at'] as const;
 
+/** How long a node waits for another node to say it handed an action over, before answering "pending". */
+const OTHER_NODE_GRACE_MS = 300;
+
 /**
- * Queues an action for a device and hands it over at once when the device is connected to this node; then waits up
- * to `waitMs` for the device's answer. The wait is registered before the hand-over, so an answer that arrives while
- * the hand-over is still being recorded is not missed.
+ * Queues an action for a device and hands it over at once when the device is connected, to this node or (through
+ * the bus) to another; then waits up to `waitMs` for the device's answer. Waits are registered before the
+ * hand-over, so an early answer is never missed.
  */
-export async function createAction(db: Db, hub: ActionHub, deviceId: number, input: { action: DeviceAction; service?: string | undefined; force?: boolean | undefined; ttlSeconds: number }, waitMs = 0): Promise<DeviceActionRecord> {
+export async function createAction(db: Db, hub: ActionHub, bus: EventBus, deviceId: number, input: { action: DeviceAction; service?: string | undefined; force?: boolean | undefined; ttlSeconds: number }, waitMs = 0): Promise<DeviceActionRecord> {
   const created = new Date();
   const row = await db
     .insertInto('device_actions')
@@ -65,18 +69,48 @@ export async function createAction(db: Db, hub: ActionHub, deviceId: number, inp
     })
     .returning(COLUMNS)
     .executeTakeFirstOrThrow();
-  const answer = waitMs > 0 ? hub.waitFor(row.id, waitMs) : undefined;
-  if (!hub.send(deviceId, toMessage(row))) {
-    hub.forget(row.id);
-    return toRecord(row);
+  const answer = waitMs > 0 ? hub.waitForAnswer(row.id, waitMs) : undefined;
+  let delivered = false;
+  if (hub.isConnected(deviceId)) {
+    delivered = await handOver(db, hub, deviceId, row);
+  } else if (bus.shared) {
+    const elsewhere = hub.waitForDelivery(row.id, OTHER_NODE_GRACE_MS);
+    bus.publish({ type: 'action', deviceId, actionId: row.id });
+    delivered = await elsewhere;
   }
-  await markDelivered(db, row.id);
-  if (answer && (await answer)) return (await getAction(db, deviceId, row.id)) ?? toRecord({ ...row, status: 'delivered' });
-  return toRecord({ ...row, status: 'delivered' });
+  if (!delivered) {
+    hub.forget(row.id);
+    return (await getAction(db, deviceId, row.id)) ?? toRecord(row);
+  }
+  if (answer) await answer;
+  return (await getAction(db, deviceId, row.id)) ?? toRecord({ ...row, status: 'delivered' });
 }
 
-async function markDelivered(db: Db, id: number): Promise<void> {
-  await db.updateTable('device_actions').set({ status: 'delivered', delivered_at: new Date().toISOString() }).where('id', '=', id).where('status', '=', 'pending').execute();
+/**
+ * Hands a pending action to the device's connection on this node. The action is claimed in the database first, so
+ * that it reaches the device once even when a reconnect and another node's request race; it is given back when the
+ * connection is gone by then.
+ */
+export async function handOver(db: Db, hub: ActionHub, deviceId: number, row: ActionRow): Promise<boolean> {
+  const claimed = await db
+    .updateTable('device_actions')
+    .set({ status: 'delivered', delivered_at: new Date().toISOString() })
+    .where('id', '=', row.id)
+    .where('status', '=', 'pending')
+    .where('expires_at', '>', new Date().toISOString())
+    .executeTakeFirst();
+  if (Number(claimed.numUpdatedRows) !== 1) return false;
+  if (hub.send(deviceId, toMessage(row))) {
+    hub.delivered(row.id);
+    return true;
+  }
+  await db.updateTable('device_actions').set({ status: 'pending', delivered_at: null }).where('id', '=', row.id).where('status', '=', 'delivered').execute();
+  return false;
+}
+
+/** One pending action, for the node holding its device's connection (asked through the bus). */
+export async function pendingAction(db: Db, deviceId: number, id: number): Promise<ActionRow | undefined> {
+  return db.selectFrom('device_actions').select(COLUMNS).where('device_id', '=', deviceId).where('id', '=', id).where('status', '=', 'pending').executeTakeFirst();
 }
 
 /** On (re)connect: every pending, unexpired action of the device, oldest first. */
@@ -85,9 +119,8 @@ export async function deliverPending(db: Db, hub: ActionHub, deviceId: number): 
   const rows = await db.selectFrom('device_actions').select(COLUMNS).where('device_id', '=', deviceId).where('status', '=', 'pending').where('expires_at', '>', at).orderBy('id').execute();
   let sent = 0;
   for (const row of rows) {
-    if (!hub.send(deviceId, toMessage(row))) break;
-    await markDelivered(db, row.id);
-    sent += 1;
+    if (!hub.isConnected(deviceId)) break;
+    if (await handOver(db, hub, deviceId, row)) sent += 1;
   }
   return sent;
 }

@@ -1,14 +1,16 @@
 import websocket from '@fastify/websocket';
 import { API_PREFIX, DEVICE_ROUTES, FlotillaError, deviceActionRequestSchema, deviceMessageSchema, deviceUuidSchema } from '@flotilla/protocol';
 import type { FastifyInstance } from 'fastify';
+import { Gauge } from 'prom-client';
 import { z } from 'zod';
 import type { AppContext } from '../context.js';
 import { requireUser } from '../auth/principal.js';
 import { presentedKeyHash, requireOwnDevice } from '../device-api/device-auth.js';
 import { visibleDevice } from '../devices/devices.js';
 import { parse } from '../http/parse.js';
+import type { EventBus } from '../bus/event-bus.js';
 import type { ActionHub } from './action-hub.js';
-import { completeAction, createAction, deliverPending, getAction, listActions } from './actions.js';
+import { completeAction, createAction, deliverPending, getAction, handOver, listActions, pendingAction } from './actions.js';
 import { TargetWatcher } from './target-watcher.js';
 
 const refParams = z.object({ uuid: z.string().min(1).max(100) });
@@ -19,12 +21,33 @@ const waitQuery = z.object({ wait: z.coerce.number().int().min(0).max(30_000).de
 /**
  * Device actions. Users: `POST /api/v1/devices/:uuid/actions` (waits up to `?wait=` ms for the device's answer),
  * `GET …/actions`, `GET …/actions/:id`. Devices: one WebSocket at `GET /device/v1/:uuid/connect` (device key).
+ * With several server nodes, `bus` carries an action to the node holding its device's connection, and the news
+ * of its delivery and answer back.
  */
-export async function registerActionRoutes(app: FastifyInstance, ctx: AppContext, hub: ActionHub): Promise<void> {
+export async function registerActionRoutes(app: FastifyInstance, ctx: AppContext, hub: ActionHub, bus: EventBus): Promise<void> {
   const { db } = ctx;
   const watcher = new TargetWatcher(db, hub);
   app.addHook('onReady', async () => watcher.start());
   app.addHook('preClose', async () => watcher.stop());
+  new Gauge({
+    name: 'flotilla_device_connections',
+    help: 'Devices holding a WebSocket connection to this server node',
+    registers: [ctx.metrics.registry],
+    collect() {
+      this.set(hub.connectedCount());
+    },
+  });
+  const unsubscribe = bus.subscribe((message) => {
+    if (message.type === 'action-delivered') hub.delivered(message.actionId);
+    else if (message.type === 'action-settled') hub.settled(message.actionId);
+    else if (message.type === 'action' && hub.isConnected(message.deviceId)) {
+      void (async () => {
+        const row = await pendingAction(db, message.deviceId, message.actionId);
+        if (row && (await handOver(db, hub, message.deviceId, row))) bus.publish({ type: 'action-delivered', actionId: row.id });
+      })().catch((error: unknown) => app.log.error({ err: error }, 'handing over an action from another node failed'));
+    }
+  });
+  app.addHook('onClose', async () => unsubscribe());
 
   app.post(`${API_PREFIX}/devices/:uuid/actions`, async (request, reply) => {
     const user = await requireUser(db, request);
@@ -32,7 +55,7 @@ export async function registerActionRoutes(app: FastifyInstance, ctx: AppContext
     const body = parse(deviceActionRequestSchema, request.body ?? {});
     if (body.action.endsWith('-service') && !body.service) throw new FlotillaError('VALIDATION_FAILED', `${body.action} needs a service`);
     const { wait } = parse(waitQuery, request.query);
-    return reply.status(201).send(await createAction(db, hub, device.id, body, wait));
+    return reply.status(201).send(await createAction(db, hub, bus, device.id, body, wait));
   });
 
   app.get(`${API_PREFIX}/devices/:uuid/actions`, async (request) => {
@@ -79,7 +102,13 @@ export async function registerActionRoutes(app: FastifyInstance, ctx: AppContext
           const parsed = deviceMessageSchema.safeParse(raw);
           if (!parsed.success || parsed.data.type !== 'action-result') return;
           const result = parsed.data;
-          void completeAction(db, deviceId, result).then(() => hub.resolve(result), (error: unknown) => request.log.error({ err: error }, 'recording an action result failed'));
+          void completeAction(db, deviceId, result).then(
+            () => {
+              hub.settled(result.id);
+              if (bus.shared) bus.publish({ type: 'action-settled', actionId: result.id });
+            },
+            (error: unknown) => request.log.error({ err: error }, 'recording an action result failed'),
+          );
         });
         socket.on('close', () => hub.detach(deviceId, socket));
         void deliverPending(db, hub, deviceId).catch((error: unknown) => request.log.error({ err: error }, 'delivering pending actions failed'));

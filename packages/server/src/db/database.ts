@@ -18,6 +18,8 @@ export interface OpenedDatabase {
    * a statement per request would cost more than running it. Everything else goes through Kysely.
    */
   sqlite?: SqliteDatabase.Database;
+  /** PostgreSQL only: where it is, for connections of their own (the server bus listens on one). */
+  postgresUrl?: string;
 }
 
 export interface DatabaseOptions {
@@ -39,7 +41,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<OpenedData
   if (url && /^postgres(ql)?:\/\//.test(url)) {
     const pool = new pg.Pool({ connectionString: url, max: 10 });
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-    opened = { db, dialect: 'postgres', close: () => db.destroy() };
+    opened = { db, dialect: 'postgres', close: () => db.destroy(), postgresUrl: url };
   } else {
     let file = options.sqliteFile ?? ':memory:';
     if (!options.sqliteFile && options.dataDir) {

@@ -3,9 +3,8 @@ import type { LogEntry } from '@flotilla/protocol';
 type Listener = (entries: LogEntry[]) => void;
 
 /**
- * Live log fan-out inside one server process: ingest publishes, followers (SSE) subscribe per device.
- * WARNING: with several server nodes a follower only sees lines ingested by its own node; a shared bus
- * (PostgreSQL LISTEN/NOTIFY) is the way to scale this out.
+ * Live log fan-out inside one server process: ingest publishes, followers (SSE) subscribe per device. Lines
+ * ingested by other server nodes arrive through the server bus (see routes.ts).
  */
 export class LogHub {
   private readonly listeners = new Map<number, Set<Listener>>();

@@ -23,13 +23,14 @@ export class LogStore {
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** Stores a batch from a device and returns it as the API shows it. */
   /**
-   * `serviceNames` is asked only when a line carries a serviceId but no serviceName (balenaOS devices); Flotilla
-   * agents name the service on every line, so their batches cost no lookup.
+   * Stores a batch from a device and returns it as the API shows it, with the ids it was stored under (first and
+   * last; the rows of one batch are inserted in order). `serviceNames` is asked only when a line carries a serviceId
+   * but no serviceName (balenaOS devices); Flotilla agents name the service on every line, so their batches cost no
+   * lookup.
    */
-  async append(deviceId: number, lines: readonly DeviceLogLine[], serviceNames: () => Promise<ReadonlyMap<number, string>>): Promise<LogEntry[]> {
-    if (lines.length === 0) return [];
+  async append(deviceId: number, lines: readonly DeviceLogLine[], serviceNames: () => Promise<ReadonlyMap<number, string>>): Promise<{ entries: LogEntry[]; firstId: number; lastId: number }> {
+    if (lines.length === 0) return { entries: [], firstId: 0, lastId: 0 };
     const createdAt = this.now();
     // Only the newest `retention` lines of a batch could survive pruning anyway.
     const kept = lines.slice(-this.retention);
@@ -45,9 +46,30 @@ export class LogStore {
       service_name: line.serviceName?.replace(/\u0000/g, '') ?? (line.serviceId !== undefined ? (names?.get(line.serviceId) ?? null) : null),
     }));
     // Parameter limits (SQLite 32k, PostgreSQL 65k) allow a few thousand rows of 7 columns per statement.
-    for (let i = 0; i < rows.length; i += 500) await this.db.insertInto('device_logs').values(rows.slice(i, i + 500)).execute();
+    let firstId = Number.POSITIVE_INFINITY;
+    let lastId = 0;
+    for (let i = 0; i < rows.length; i += 500) {
+      const ids = await this.db.insertInto('device_logs').values(rows.slice(i, i + 500)).returning('id').execute();
+      for (const { id } of ids) {
+        firstId = Math.min(firstId, id);
+        lastId = Math.max(lastId, id);
+      }
+    }
     await this.prune(deviceId);
-    return rows.map((r) => toLogEntry({ ...r, id: 0 }));
+    return { entries: rows.map((r) => toLogEntry({ ...r, id: 0 })), firstId, lastId };
+  }
+
+  /** The device's lines with ids in (afterId, lastId], oldest first: what another server node stored just now. */
+  async range(deviceId: number, afterId: number, lastId: number): Promise<LogEntry[]> {
+    const rows = await this.db
+      .selectFrom('device_logs')
+      .select(['id', 'timestamp', 'created_at', 'message', 'is_system', 'is_std_err', 'service_name'])
+      .where('device_id', '=', deviceId)
+      .where('id', '>', afterId)
+      .where('id', '<=', lastId)
+      .orderBy('id')
+      .execute();
+    return rows.map(toLogEntry);
   }
 
   /** The newest `tail` lines (oldest first), optionally of one service. */

@@ -2,42 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { generateDeviceUuid, generateKey, type LogEntry } from '@flotilla/protocol';
 import { testDatabases, waitFor } from '@flotilla/testkit';
+import { followLogs as follow } from '../testing/clients.js';
 import { liveServerWithDevice, postDeviceLogs as postLogs } from '../testing/live-server.js';
-
-/** Reads Server-Sent Events `log` entries from a follow request until aborted. */
-function follow(url: string, key: string, onEntry: (e: LogEntry) => void): { ready: Promise<void>; close: () => void } {
-  const controller = new AbortController();
-  const ready = (async () => {
-    const response = await fetch(url, { headers: { authorization: `Bearer ${key}` }, signal: controller.signal });
-    assert.equal(response.headers.get('content-type'), 'text/event-stream');
-    const reader = response.body!.getReader();
-    const decoder = new TextDecoder();
-    let buffer = '';
-    let resolveReady!: () => void;
-    const first = new Promise<void>((r) => (resolveReady = r));
-    void (async () => {
-      try {
-        for (;;) {
-          const { value, done } = await reader.read();
-          if (done) return;
-          buffer += decoder.decode(value, { stream: true });
-          let index: number;
-          while ((index = buffer.indexOf('\n\n')) !== -1) {
-            const event = buffer.slice(0, index);
-            buffer = buffer.slice(index + 2);
-            if (event.startsWith(': following')) resolveReady();
-            const data = /^data: (.*)$/m.exec(event)?.[1];
-            if (data && event.startsWith('event: log')) onEntry(JSON.parse(data) as LogEntry);
-          }
-        }
-      } catch {
-        // aborted
-      }
-    })();
-    await first;
-  })();
-  return { ready, close: () => controller.abort() };
-}
 
 for (const db of testDatabases()) {
   test(`[${db.label}] device log stream is stored, tailed, and followed live in order`, async () => {

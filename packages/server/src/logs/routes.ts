@@ -7,6 +7,7 @@ import { requireUser } from '../auth/principal.js';
 import { presentedKeyHash, requireOwnDevice } from '../device-api/device-auth.js';
 import { visibleDevice } from '../devices/devices.js';
 import { parse } from '../http/parse.js';
+import type { EventBus } from '../bus/event-bus.js';
 import type { LogHub } from './log-hub.js';
 import type { LogStore } from './log-store.js';
 import { LogStreamError, readLogStream } from './ndjson-reader.js';
@@ -23,9 +24,24 @@ const HEARTBEAT_MS = 15_000;
 /**
  * Device logs: `POST /device/v2/:uuid/log-stream` (device key; gzip NDJSON, read as it arrives) and
  * `GET /api/v1/devices/:uuid/logs?tail=&service=&follow=1` (user; JSON, or Server-Sent Events when following).
+ * Followers on other server nodes hear of new lines through `bus` and read them from the database.
  */
-export function registerLogRoutes(app: FastifyInstance, ctx: AppContext, store: LogStore, hub: LogHub): void {
+export function registerLogRoutes(app: FastifyInstance, ctx: AppContext, store: LogStore, hub: LogHub, bus: EventBus): void {
   const { db } = ctx;
+  // One read at a time, in the order the news came, so followers see lines in order.
+  let reading: Promise<void> = Promise.resolve();
+  const unsubscribe = bus.subscribe((message) => {
+    if (message.type !== 'logs' || hub.followers(message.deviceId) === 0) return;
+    reading = reading
+      .then(async () => {
+        if (hub.followers(message.deviceId) > 0) hub.publish(message.deviceId, await store.range(message.deviceId, message.afterId, message.lastId));
+      })
+      .catch((error: unknown) => app.log.error({ err: error }, 'reading log lines stored by another node failed'));
+  });
+  app.addHook('onClose', async () => {
+    unsubscribe();
+    await reading;
+  });
   // Followers are ended before the server closes, or close() would wait for them forever.
   const followers = new Set<() => void>();
   app.addHook('preClose', async () => {
@@ -51,8 +67,9 @@ export function registerLogRoutes(app: FastifyInstance, ctx: AppContext, store: 
       const result = await readLogStream(body, {
         encoding: request.headers['content-encoding'],
         onLines: async (lines) => {
-          const entries = await store.append(device.id, lines, namesOnce);
-          hub.publish(device.id, entries);
+          const stored = await store.append(device.id, lines, namesOnce);
+          hub.publish(device.id, stored.entries);
+          if (bus.shared && stored.lastId > 0) bus.publish({ type: 'logs', deviceId: device.id, afterId: stored.firstId - 1, lastId: stored.lastId });
         },
       });
       return reply.status(201).send({ accepted: result.accepted, rejected: result.rejected });

@@ -1,0 +1,147 @@
+import { randomUUID } from 'node:crypto';
+import { sql } from 'kysely';
+import pg from 'pg';
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import type { Db } from '../db/database.js';
+
+/**
+ * What one server node tells the others. Only ids travel (PostgreSQL caps a notification at 8,000 bytes); the
+ * receiving node reads what it needs from the shared database.
+ */
+const busMessageSchema = z.discriminatedUnion('type', [
+  /** Device `deviceId` sent lines with ids in (afterId, lastId]. */
+  z.object({ type: z.literal('logs'), deviceId: z.number().int(), afterId: z.number().int(), lastId: z.number().int() }),
+  /** Action `actionId` was queued for `deviceId`: the node holding the device's connection hands it over. */
+  z.object({ type: z.literal('action'), deviceId: z.number().int(), actionId: z.number().int() }),
+  /** Action `actionId` reached its device. */
+  z.object({ type: z.literal('action-delivered'), actionId: z.number().int() }),
+  /** The device answered action `actionId` (the answer is in the database). */
+  z.object({ type: z.literal('action-settled'), actionId: z.number().int() }),
+]);
+export type BusMessage = z.infer<typeof busMessageSchema>;
+
+/**
+ * How server nodes sharing one database tell each other what happened on their connections: a device's log lines
+ * for followers elsewhere, and actions for devices connected elsewhere. A node never receives its own messages;
+ * what concerns its own connections it handles directly.
+ */
+export interface EventBus {
+  /** Whether other nodes can exist: false on SQLite, which one node owns. */
+  readonly shared: boolean;
+  publish(message: BusMessage): void;
+  subscribe(listener: (message: BusMessage) => void): () => void;
+  start(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** SQLite: one node, nobody to tell. */
+export class SingleNodeBus implements EventBus {
+  readonly shared = false;
+  publish(): void {}
+  subscribe(): () => void {
+    return () => undefined;
+  }
+  async start(): Promise<void> {}
+  async close(): Promise<void> {}
+}
+
+const CHANNEL = 'flotilla_bus';
+
+/**
+ * PostgreSQL LISTEN/NOTIFY. One dedicated connection listens (reconnecting with backoff when it drops; messages sent
+ * meanwhile are missed, which costs a follower some live lines or an action its instant delivery: the action still
+ * reaches the device when it reconnects). Notifications go out through the pool.
+ */
+export class PostgresBus implements EventBus {
+  readonly shared = true;
+  private readonly node = randomUUID();
+  private readonly listeners = new Set<(message: BusMessage) => void>();
+  private client: pg.Client | undefined;
+  private closed = false;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private failures = 0;
+
+  constructor(
+    private readonly connectionString: string,
+    private readonly db: Db,
+    private readonly log: Pick<Logger, 'warn' | 'info'>,
+  ) {}
+
+  async start(): Promise<void> {
+    await this.listen();
+  }
+
+  publish(message: BusMessage): void {
+    const payload = JSON.stringify({ node: this.node, message });
+    sql`select pg_notify(${CHANNEL}, ${payload})`.execute(this.db).catch((error: unknown) => {
+      this.log.warn({ err: (error as Error).message, type: message.type }, 'telling the other server nodes failed');
+    });
+  }
+
+  subscribe(listener: (message: BusMessage) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.retryTimer);
+    const client = this.client;
+    this.client = undefined;
+    await client?.end().catch(() => undefined);
+  }
+
+  private async listen(): Promise<void> {
+    const client = new pg.Client({ connectionString: this.connectionString, application_name: 'flotilla-bus' });
+    client.on('notification', (notification) => this.receive(notification.payload));
+    client.on('error', () => this.lost(client));
+    client.on('end', () => this.lost(client));
+    await client.connect();
+    await client.query(`LISTEN ${CHANNEL}`);
+    if (this.closed) {
+      await client.end().catch(() => undefined);
+      return;
+    }
+    this.client = client;
+    if (this.failures > 0) this.log.info('server bus listening again');
+    this.failures = 0;
+  }
+
+  private lost(client: pg.Client): void {
+    if (this.closed || this.client !== client) return;
+    this.client = undefined;
+    client.end().catch(() => undefined);
+    this.retry();
+  }
+
+  private retry(): void {
+    if (this.closed) return;
+    const delay = Math.min(10_000, 250 * 2 ** this.failures);
+    this.failures = Math.min(this.failures + 1, 10);
+    if (this.failures === 1) this.log.warn('server bus connection lost; reconnecting');
+    this.retryTimer = setTimeout(() => {
+      this.listen().catch(() => this.retry());
+    }, delay);
+    this.retryTimer.unref();
+  }
+
+  private receive(payload: string | undefined): void {
+    let parsed: { node?: unknown; message?: unknown };
+    try {
+      parsed = JSON.parse(payload ?? '') as typeof parsed;
+    } catch {
+      return;
+    }
+    if (parsed.node === this.node) return;
+    const message = busMessageSchema.safeParse(parsed.message);
+    if (!message.success) return;
+    for (const listener of this.listeners) {
+      try {
+        listener(message.data);
+      } catch (error) {
+        this.log.warn({ err: (error as Error).message }, 'a bus listener failed');
+      }
+    }
+  }
+}

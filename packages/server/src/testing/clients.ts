@@ -1,0 +1,60 @@
+import assert from 'node:assert/strict';
+import WebSocket from 'ws';
+import type { ActionMessage, LogEntry } from '@flotilla/protocol';
+
+/** Reads Server-Sent Events `log` entries from a follow request until aborted. */
+export function followLogs(url: string, key: string, onEntry: (e: LogEntry) => void): { ready: Promise<void>; close: () => void } {
+  const controller = new AbortController();
+  const ready = (async () => {
+    const response = await fetch(url, { headers: { authorization: `Bearer ${key}` }, signal: controller.signal });
+    assert.equal(response.headers.get('content-type'), 'text/event-stream');
+    const reader = response.body!.getReader();
+    const decoder = new TextDecoder();
+    let buffer = '';
+    let resolveReady!: () => void;
+    const first = new Promise<void>((r) => (resolveReady = r));
+    void (async () => {
+      try {
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) return;
+          buffer += decoder.decode(value, { stream: true });
+          let index: number;
+          while ((index = buffer.indexOf('\n\n')) !== -1) {
+            const event = buffer.slice(0, index);
+            buffer = buffer.slice(index + 2);
+            if (event.startsWith(': following')) resolveReady();
+            const data = /^data: (.*)$/m.exec(event)?.[1];
+            if (data && event.startsWith('event: log')) onEntry(JSON.parse(data) as LogEntry);
+          }
+        }
+      } catch {
+        // aborted
+      }
+    })();
+    await first;
+  })();
+  return { ready, close: () => controller.abort() };
+}
+
+/** A device's side of the connection, honest to the protocol: answers every action, ok unless told to fail. */
+export function connectDevice(url: string, uuid: string, key: string, answer: (m: ActionMessage) => { ok: boolean; error?: { code: string; message: string } } = () => ({ ok: true })) {
+  const received: ActionMessage[] = [];
+  const socket = new WebSocket(`${url.replace('http', 'ws')}/device/v1/${uuid}/connect`, { headers: { authorization: `Bearer ${key}` } });
+  const announcements: string[] = [];
+  socket.on('message', (data) => {
+    const message = JSON.parse(data.toString()) as ActionMessage | { type: 'target-changed' };
+    if (message.type !== 'action') {
+      announcements.push(message.type);
+      return;
+    }
+    received.push(message);
+    socket.send(JSON.stringify({ type: 'action-result', id: message.id, ...answer(message) }));
+  });
+  const opened = new Promise<void>((resolve, reject) => {
+    socket.on('open', () => resolve());
+    socket.on('unexpected-response', (_req, res) => reject(new Error(`upgrade refused: ${res.statusCode}`)));
+    socket.on('error', reject);
+  });
+  return { received, announcements, opened, close: () => socket.close() };
+}
