@@ -8,3 +8,4 @@ export * from './labels.js';
 export * from './user-api.js';
 export * from './routes.js';
 export * from './device-connection.js';
+export * from './device-types.js';

@@ -1,4 +1,5 @@
 import type Docker from 'dockerode';
+import type { Platform } from '@flotilla/protocol';
 import type { CurrentContainer, CurrentNetwork, CurrentVolume, LocalImage } from '../reconcile/state.js';
 
 /** Everything the agent owns in the engine (filtered by our labels and namespace), plus all local images. */
@@ -40,4 +41,14 @@ export interface ContainerEngine {
   renameContainer(id: string, name: string): Promise<void>;
   /** Image id of a local ref, or undefined. */
   imageId(ref: string): Promise<string | undefined>;
+  /** What a local image is built for (`architecture` and `variant` as the engine reports them), or undefined. */
+  imagePlatform(ref: string): Promise<ImagePlatform | undefined>;
+  /** The platform the engine runs containers for, or undefined when it is not one Flotilla knows. */
+  platform(): Promise<Platform | undefined>;
+}
+
+export interface ImagePlatform {
+  os: string;
+  architecture: string;
+  variant?: string | undefined;
 }

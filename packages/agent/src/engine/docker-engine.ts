@@ -1,9 +1,9 @@
 import { createRequire } from 'node:module';
 import type Docker from 'dockerode';
-import { LABELS } from '@flotilla/protocol';
+import { LABELS, platformOfEngine, type Platform } from '@flotilla/protocol';
 import { NAMESPACE_LABEL } from '../compose/names.js';
 import type { CurrentContainer } from '../reconcile/state.js';
-import type { ContainerEngine, EngineSnapshot, PullProgress, RegistryAuth } from './container-engine.js';
+import type { ContainerEngine, EngineSnapshot, ImagePlatform, PullProgress, RegistryAuth } from './container-engine.js';
 
 /**
  * WARNING: dockerode loads, at require time, modules for features the agent never uses: ssh2 (with a WebAssembly
@@ -188,5 +188,30 @@ export class DockerEngine implements ContainerEngine {
       if (statusCode(error) === 404) return undefined;
       throw error;
     }
+  }
+
+  async imagePlatform(ref: string): Promise<ImagePlatform | undefined> {
+    try {
+      // Variant is in the engine's answer since API 1.40; dockerode's types predate it.
+      const info = (await this.docker.getImage(ref).inspect()) as Docker.ImageInspectInfo & { Variant?: string };
+      return { os: info.Os, architecture: info.Architecture, variant: info.Variant || undefined };
+    } catch (error) {
+      if (statusCode(error) === 404) return undefined;
+      throw error;
+    }
+  }
+
+  /** The engine does not change architecture while the agent runs: asked once. */
+  private enginePlatform: Promise<Platform | undefined> | undefined;
+
+  platform(): Promise<Platform | undefined> {
+    this.enginePlatform ??= Promise.all([this.docker.version(), this.docker.info() as Promise<{ Architecture?: string }>]).then(
+      ([version, info]) => platformOfEngine(version.Arch, info.Architecture),
+      (error: unknown) => {
+        this.enginePlatform = undefined;
+        throw error;
+      },
+    );
+    return this.enginePlatform;
   }
 }

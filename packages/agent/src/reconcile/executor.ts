@@ -1,5 +1,6 @@
 import { mkdir, rm } from 'node:fs/promises';
 import type { Logger } from 'pino';
+import { FlotillaError, formatPlatform, runsOn } from '@flotilla/protocol';
 import type { ContainerEngine, RegistryAuth } from '../engine/container-engine.js';
 import type { Store } from '../store/store.js';
 import type { Action, Executors, Step, StepOf } from './steps.js';
@@ -18,6 +19,18 @@ export interface ExecutorDeps {
 }
 
 const DEFAULT_STOP_SECONDS = 10;
+
+/**
+ * Refuses an image the device cannot execute (built for another CPU architecture): started, it would only crash
+ * with "exec format error" and restart forever. Checked once the image is local, before anything depends on it.
+ */
+async function assertRunnable(engine: ContainerEngine, ref: string): Promise<void> {
+  const device = await engine.platform();
+  const image = device && (await engine.imagePlatform(ref));
+  if (!device || !image || runsOn(image, device)) return;
+  const built = [image.os, image.architecture, image.variant].filter(Boolean).join('/');
+  throw new FlotillaError('PLATFORM_MISMATCH', `image ${ref} is built for ${built}, and this device runs ${formatPlatform(device)}; deploy a release built for ${formatPlatform(device)}`);
+}
 
 /** The mapped executor table: one entry per action of StepArgs (a missing one does not compile). */
 export function createExecutors(deps: ExecutorDeps): Executors {
@@ -44,6 +57,7 @@ export function createExecutors(deps: ExecutorDeps): Executors {
       }
       // INVARIANT: recorded only once present, so cleanup never touches an image we neither pulled nor ran.
       store.addKnownImage(s.image);
+      await assertRunnable(engine, s.image);
     },
     removeImage: async (s) => {
       try {
@@ -63,6 +77,7 @@ export function createExecutors(deps: ExecutorDeps): Executors {
       const svc = s.service;
       // Adopt a locally present image so cleanup can remove it once no release needs it.
       store.addKnownImage(svc.image);
+      await assertRunnable(engine, svc.image);
       const lockDir = deps.serviceLockDir(svc.appId, svc.serviceName);
       await mkdir(lockDir, { recursive: true });
       if (svc.strategy === 'hand-over') await rm(`${lockDir}/handover-complete`, { force: true });

@@ -42,6 +42,12 @@ class MemoryEngine implements ContainerEngine {
     this.state.containers = this.state.containers.filter((x) => x.id !== id);
   }
   async renameContainer(): Promise<void> {}
+  async imagePlatform(): Promise<undefined> {
+    return undefined;
+  }
+  async platform(): Promise<undefined> {
+    return undefined;
+  }
   async imageId(): Promise<string | undefined> {
     return 'sha256:img';
   }

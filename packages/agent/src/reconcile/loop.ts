@@ -70,9 +70,9 @@ function stepApp(s: Step): number | undefined {
   }
 }
 
-/** Errors that retrying cannot fix: a bad target (validation) or a refused credential. */
+/** Errors that retrying cannot fix: a bad target (validation), a refused credential, an image for another CPU. */
 function isTerminal(error: unknown): boolean {
-  if (error instanceof FlotillaError) return error.code === 'VALIDATION_FAILED' || error.code === 'UNAUTHENTICATED';
+  if (error instanceof FlotillaError) return error.code === 'VALIDATION_FAILED' || error.code === 'UNAUTHENTICATED' || error.code === 'PLATFORM_MISMATCH';
   const status = typeof error === 'object' && error !== null && 'statusCode' in error ? Number((error as { statusCode: unknown }).statusCode) : 0;
   // Engine 400: the create options are invalid (e.g. unknown capability); the same target fails the same way.
   return status === 400;
