@@ -12,16 +12,17 @@
 //      bench re-runs itself under those flags when started without them.
 // Run: `node bench/agent.mjs` from the repository root, with a built tree (npx tsc -b) and Docker running.
 // BENCH_TRACE=1 also prints every per-second sample. Progress goes to stderr, the report to stdout.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { assertAlive, assertNodeProcess, launch, stop, stopAll, waitUntil } from './lib/children.mjs';
+import { assertAlive, assertNodeProcess, cleanupOnce, launch, stop, stopAll, waitUntil } from './lib/children.mjs';
 import { api, cli, startServer, writeComposeProject } from './lib/control-plane.mjs';
 import { buildImage, removeImages, removeNamespace, runningContainers } from './lib/docker.mjs';
 import { measureIdle, summarize } from './lib/proc-sampler.mjs';
+import { revision } from './lib/revision.mjs';
 
 const root = new URL('..', import.meta.url).pathname;
 
@@ -143,16 +144,6 @@ const mb = (n) => n.toFixed(1);
 const verdict = (value, target) => (value < target ? 'ok' : 'OVER');
 const loadText = (load) => load.map((l) => l.toFixed(2)).join(' ');
 
-function revision() {
-  try {
-    const head = execFileSync('git', ['-C', root, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
-    const dirty = execFileSync('git', ['-C', root, 'status', '--porcelain', '--untracked-files=no'], { encoding: 'utf8' }).trim() !== '';
-    return `${head}${dirty ? '+changes' : ''}`;
-  } catch {
-    return 'unknown';
-  }
-}
-
 function printIdle(title, run) {
   const rss = summarize(run.samples.map((s) => s.rss));
   const anon = summarize(run.samples.map((s) => s.anon));
@@ -182,26 +173,17 @@ function printReport(start, managed, unmanaged, pass) {
 }
 
 // ---------------------------------------------------------------------------------------------------- cleanup
-let cleaning;
-/** Idempotent: the `finally` and a Ctrl-C may both call it. Reports what it could not remove. */
-function cleanup() {
-  cleaning ??= (async () => {
-    await inProcessAgent?.stop().catch(() => undefined);
-    await stopAll();
-    const failures = [
-      ...removeNamespace(namespaces.managed),
-      ...removeNamespace(namespaces.unmanaged),
-      ...removeImages((ref) => ref === unmanagedImage || (registryHost !== undefined && ref.startsWith(`${registryHost}/`))),
-    ];
-    rmSync(dir, { recursive: true, force: true });
-    for (const failure of failures) progress(`cleanup: ${failure}`);
-  })();
-  return cleaning;
-}
-process.on('SIGINT', () => {
-  progress('interrupted; cleaning up');
-  void cleanup().finally(() => process.exit(130));
-});
+const cleanup = cleanupOnce(async () => {
+  await inProcessAgent?.stop().catch(() => undefined);
+  await stopAll();
+  const failures = [
+    ...removeNamespace(namespaces.managed),
+    ...removeNamespace(namespaces.unmanaged),
+    ...removeImages((ref) => ref === unmanagedImage || (registryHost !== undefined && ref.startsWith(`${registryHost}/`))),
+  ];
+  rmSync(dir, { recursive: true, force: true });
+  return failures;
+}, progress);
 
 try {
   const start = { date: new Date(), load: loadavg() };

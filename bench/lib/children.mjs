@@ -11,9 +11,10 @@ const running = new Set();
 /**
  * Starts `bin/<name> ...args`. Each output line goes to `onLine` first; unless it returns 'consumed' the line is
  * copied to stderr as `[name] line`. The returned child has `exited`, a promise of its exit code or signal.
+ * `env`, if given, is laid over the bench's environment (a variable set to undefined is left out).
  */
-export function launch(name, args, onLine = () => undefined) {
-  const child = spawn(join(root, 'bin', name), args, { stdio: ['ignore', 'pipe', 'pipe'] });
+export function launch(name, args, onLine = () => undefined, { env } = {}) {
+  const child = spawn(join(root, 'bin', name), args, { stdio: ['ignore', 'pipe', 'pipe'], env: env && { ...process.env, ...env } });
   running.add(child);
   child.exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve(code ?? signal)));
   child.exited.then(() => running.delete(child));
@@ -78,4 +79,24 @@ export async function waitUntil(description, check, { timeoutMs = 60_000, interv
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${description}${lastError ? `: ${lastError.message}` : ''}`);
     await sleep(intervalMs);
   }
+}
+
+/**
+ * Makes `work` (the bench's cleanup: stop children, remove what it created; resolves to the failures it could not
+ * fix) safe to call from both the bench's `finally` and Ctrl-C: it runs once, its failures are reported, and SIGINT
+ * exits 130 after it.
+ */
+export function cleanupOnce(work, report) {
+  let cleaning;
+  const cleanup = () => {
+    cleaning ??= (async () => {
+      for (const failure of await work()) report(`cleanup: ${failure}`);
+    })();
+    return cleaning;
+  };
+  process.on('SIGINT', () => {
+    report('interrupted; cleaning up');
+    void cleanup().finally(() => process.exit(130));
+  });
+  return cleanup;
 }

@@ -51,13 +51,15 @@ export function cli(configDir, args) {
 
 /**
  * Writes a compose project: one folder per service with a Dockerfile `FROM base`, a command that idles and exits
- * at once on TERM, and `volumes` as given ({service: ['name:/path']}).
+ * at once on TERM, and `volumes` as given ({service: ['name:/path']}). `files(name)`, if given, returns the files
+ * of a service's folder ({'Dockerfile': text, ...}) instead of that idle Dockerfile.
  */
-export function writeComposeProject(dir, base, services, volumes) {
+export function writeComposeProject(dir, base, services, volumes, { files } = {}) {
   const compose = ['services:'];
   for (const [name, mounts] of Object.entries(services)) {
     mkdirSync(join(dir, name), { recursive: true });
-    writeFileSync(join(dir, name, 'Dockerfile'), `FROM ${base}\nENV ROLE=${name}\nCMD ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 5 & wait $!; done"]\n`);
+    const contents = files?.(name) ?? { Dockerfile: `FROM ${base}\nENV ROLE=${name}\nCMD ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 5 & wait $!; done"]\n` };
+    for (const [file, text] of Object.entries(contents)) writeFileSync(join(dir, name, file), text);
     compose.push(`  ${name}:`, `    build: ${name}`);
     if (mounts.length) compose.push(`    volumes: [${mounts.map((m) => JSON.stringify(m)).join(', ')}]`);
   }

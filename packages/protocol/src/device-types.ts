@@ -55,8 +55,15 @@ export function platformOfDeviceType(deviceType: string): Platform | undefined {
   return arch ? { ...BY_ARCH[arch] } : undefined;
 }
 
+/** What an image says it is built for (`docker image inspect`: Os, Architecture, Variant). */
+export interface ImagePlatform {
+  os: string;
+  architecture: string;
+  variant?: string | undefined;
+}
+
 /** `linux/arm/v7`, as docker and OCI indexes write it. */
-export function formatPlatform(platform: Platform): string {
+export function formatPlatform(platform: ImagePlatform): string {
   return [platform.os, platform.architecture, platform.variant].filter(Boolean).join('/');
 }
 
@@ -75,7 +82,7 @@ export function parsePlatform(text: string): Platform | undefined {
  * Whether an image made for `image` (architecture and variant as the engine reports them) runs on `device`: the same
  * architecture, and for 32-bit ARM a variant no newer than the device's (a v7 board runs v6 code, not the reverse).
  */
-export function runsOn(image: { architecture: string; variant?: string | undefined }, device: Platform): boolean {
+export function runsOn(image: Pick<ImagePlatform, 'architecture' | 'variant'>, device: Platform): boolean {
   if (image.architecture !== device.architecture) return false;
   if (device.architecture !== 'arm') return true;
   const level = (v: string | undefined) => Number((v ?? 'v7').slice(1));

@@ -4,3 +4,4 @@ export * from './net.js';
 export * from './apt-mirror.js';
 export * from './base-images.js';
 export * from './databases.js';
+export * from './errors.js';

@@ -1,5 +1,5 @@
 import type Docker from 'dockerode';
-import type { Platform } from '@flotilla/protocol';
+import type { ImagePlatform, Platform } from '@flotilla/protocol';
 import type { CurrentContainer, CurrentNetwork, CurrentVolume, LocalImage } from '../reconcile/state.js';
 
 /** Everything the agent owns in the engine (filtered by our labels and namespace), plus all local images. */
@@ -47,8 +47,3 @@ export interface ContainerEngine {
   platform(): Promise<Platform | undefined>;
 }
 
-export interface ImagePlatform {
-  os: string;
-  architecture: string;
-  variant?: string | undefined;
-}

@@ -1,9 +1,9 @@
 import { createRequire } from 'node:module';
 import type Docker from 'dockerode';
-import { LABELS, platformOfEngine, type Platform } from '@flotilla/protocol';
+import { LABELS, platformOfEngine, type ImagePlatform, type Platform } from '@flotilla/protocol';
 import { NAMESPACE_LABEL } from '../compose/names.js';
 import type { CurrentContainer } from '../reconcile/state.js';
-import type { ContainerEngine, EngineSnapshot, ImagePlatform, PullProgress, RegistryAuth } from './container-engine.js';
+import type { ContainerEngine, EngineSnapshot, PullProgress, RegistryAuth } from './container-engine.js';
 
 /**
  * WARNING: dockerode loads, at require time, modules for features the agent never uses: ssh2 (with a WebAssembly

@@ -28,8 +28,7 @@ async function assertRunnable(engine: ContainerEngine, ref: string): Promise<voi
   const device = await engine.platform();
   const image = device && (await engine.imagePlatform(ref));
   if (!device || !image || runsOn(image, device)) return;
-  const built = [image.os, image.architecture, image.variant].filter(Boolean).join('/');
-  throw new FlotillaError('PLATFORM_MISMATCH', `image ${ref} is built for ${built}, and this device runs ${formatPlatform(device)}; deploy a release built for ${formatPlatform(device)}`);
+  throw new FlotillaError('PLATFORM_MISMATCH', `image ${ref} is built for ${formatPlatform(image)}, and this device runs ${formatPlatform(device)}; deploy a release built for ${formatPlatform(device)}`);
 }
 
 /** The mapped executor table: one entry per action of StepArgs (a missing one does not compile). */

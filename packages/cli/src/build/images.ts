@@ -1,7 +1,9 @@
 import Docker from 'dockerode';
-import { FlotillaError } from '@flotilla/protocol';
+import { FlotillaError, formatPlatform, type ImagePlatform } from '@flotilla/protocol';
 import type { ProjectService } from '../compose/load-project.js';
 import { contextTar } from './context-tar.js';
+import { enginePlatform, explainBuildFailure, imageRunsOn, inspectPlatform, traceBuildLine } from './platform.js';
+import type { BuildTrace, TargetPlatform } from './platform.js';
 
 export interface RegistryAuth {
   username: string;
@@ -44,45 +46,76 @@ function failure(events: ProgressEvent[]): string | undefined {
   return bad ? (bad.errorDetail?.message ?? bad.error ?? 'unknown error') : undefined;
 }
 
-/** Builds one service with the local engine and tags it `ref`; build output lines go to `log`. */
-export async function buildService(docker: Docker, service: ProjectService, ref: string, log: (line: string) => void): Promise<void> {
+/**
+ * Builds one service with the local engine for `target` and tags it `ref`; build output lines go to `log`. Returns
+ * the final stage's base image, so that a platform mismatch found afterwards can name it.
+ */
+export async function buildService(docker: Docker, service: ProjectService, ref: string, target: TargetPlatform, log: (line: string) => void): Promise<{ base?: string | undefined }> {
   if (!service.context) throw new Error(`service ${service.name} has no build context`);
-  const options: Docker.ImageBuildOptions = { t: ref, dockerfile: service.dockerfile, buildargs: service.buildArgs, rm: true, forcerm: true };
+  const options: Docker.ImageBuildOptions = { t: ref, dockerfile: service.dockerfile, buildargs: service.buildArgs, rm: true, forcerm: true, platform: target.name };
   if (service.target !== undefined) options.target = service.target;
+  const trace: BuildTrace = { execFormatError: false };
   let events: ProgressEvent[];
   try {
     const stream = await docker.buildImage(await contextTar(service.context, service.dockerfile), options);
     events = await follow(docker, stream, (e) => {
-      for (const line of (e.stream ?? '').split('\n')) if (line.trim() !== '') log(line.trimEnd());
+      for (const line of (e.stream ?? '').split('\n')) {
+        if (line.trim() === '') continue;
+        traceBuildLine(trace, line);
+        log(line.trimEnd());
+      }
     });
   } catch (error) {
-    throw new FlotillaError('BUILD_FAILED', `building ${service.name} failed: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+    throw await buildFailure(docker, service.name, error instanceof Error ? error.message : String(error), trace, target, error);
   }
   const message = failure(events);
-  if (message) throw new FlotillaError('BUILD_FAILED', `building ${service.name} failed: ${message.trim()}`);
+  if (message) throw await buildFailure(docker, service.name, message.trim(), trace, target);
+  return { base: trace.base };
+}
+
+/** A failed build as one line: the platform explanation when that is the cause, else the engine's message. */
+async function buildFailure(docker: Docker, service: string, message: string, trace: BuildTrace, target: TargetPlatform, cause?: unknown): Promise<FlotillaError> {
+  // Only an exec format error needs the engine's own platform, so the engine is asked only then.
+  const engine = trace.execFormatError || /exec format error/i.test(message) ? await enginePlatform(docker) : undefined;
+  // ANSI colour codes: the engine paints RUN output red.
+  const plain = message.replace(/\u001b\[[0-9;]*m/g, '');
+  return explainBuildFailure(service, plain, trace, target, engine) ?? new FlotillaError('BUILD_FAILED', `building ${service} failed: ${plain}`, cause === undefined ? undefined : { cause });
 }
 
 /**
- * Makes `source` (a service's `image:`) available in the local engine: used as is when present, else pulled, with
- * `auth` when it lives in `auth.serveraddress` (this Flotilla's registry). Pull progress lines go to `log`.
+ * Makes `source` (a service's `image:`) available in the local engine for `target`: used as is when present for a
+ * platform the devices run, else pulled for `target`, with `auth` when it lives in `auth.serveraddress` (this
+ * Flotilla's registry). Pull progress lines go to `log`. A local copy for another platform is re-pulled, since a
+ * multi-platform image has the right variant; when that pull fails the copy stays and the platform check after this
+ * refuses it with the reason.
  */
-export async function ensureImage(docker: Docker, source: string, auth: RegistryAuth, log: (line: string) => void): Promise<void> {
+export async function ensureImage(docker: Docker, source: string, auth: RegistryAuth, target: TargetPlatform, log: (line: string) => void): Promise<void> {
+  let local: ImagePlatform;
   try {
-    await docker.getImage(source).inspect();
-    return;
+    local = await inspectPlatform(docker, source);
   } catch (error) {
     if ((error as { statusCode?: number }).statusCode !== 404) throw new FlotillaError('BUILD_FAILED', `image ${source}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+    log(`pulling ${source} for ${target.name}`);
+    const reason = await pullImage(docker, source, auth, target, log);
+    if (reason !== undefined) throw new FlotillaError('BUILD_FAILED', `image ${source} is not available locally and could not be pulled: ${reason}`);
+    return;
   }
-  log(`pulling ${source}`);
-  let events: ProgressEvent[];
+  if (imageRunsOn(local, target)) return;
+  log(`the local copy of ${source} is ${formatPlatform(local)}; pulling ${target.name}`);
+  const reason = await pullImage(docker, source, auth, target, log);
+  if (reason !== undefined) log(`could not pull ${source} for ${target.name}: ${reason}`);
+}
+
+/** Pulls `source` for `target`; the failure reason, or undefined when it was pulled. */
+async function pullImage(docker: Docker, source: string, auth: RegistryAuth, target: TargetPlatform, log: (line: string) => void): Promise<string | undefined> {
+  const options: Record<string, unknown> = { platform: target.name };
+  if (registryHostOf(source) === auth.serveraddress) options.authconfig = auth;
   try {
-    const stream = await docker.pull(source, registryHostOf(source) === auth.serveraddress ? { authconfig: auth } : {});
-    events = await follow(docker, stream, statusLogger(log));
+    const stream = await docker.pull(source, options);
+    return failure(await follow(docker, stream, statusLogger(log)))?.trim();
   } catch (error) {
-    throw new FlotillaError('BUILD_FAILED', `image ${source} is not available locally and could not be pulled: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+    return error instanceof Error ? error.message : String(error);
   }
-  const message = failure(events);
-  if (message) throw new FlotillaError('BUILD_FAILED', `image ${source} is not available locally and could not be pulled: ${message.trim()}`);
 }
 
 /** The registry host of an image reference, as the engine reads it (no dot, colon or "localhost": Docker Hub). */

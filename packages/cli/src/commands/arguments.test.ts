@@ -1,19 +1,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { thrownCode } from '@flotilla/testkit';
 import { deviceRefSchema } from '@flotilla/protocol';
 import { checkArg, releaseRef } from './context.js';
 import { imageRepository } from './deploy.js';
 import { configJsonRequest } from './os.js';
 import { ownerPath } from './variables.js';
 
-const code = (fn: () => unknown) => {
-  try {
-    fn();
-    return 'no error';
-  } catch (error) {
-    return (error as { code?: string }).code;
-  }
-};
+const code = thrownCode;
 
 test('release references: id, commit prefix or none', () => {
   assert.equal(releaseRef('12'), 12);

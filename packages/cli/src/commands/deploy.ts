@@ -3,9 +3,11 @@ import type { Command } from 'commander';
 import Docker from 'dockerode';
 import pLimit from 'p-limit';
 import { FlotillaError, path, slugSchema } from '@flotilla/protocol';
-import type { Fleet, Release } from '@flotilla/protocol';
+import type { Fleet, Platform, Release } from '@flotilla/protocol';
 import { ApiClient } from '../api-client/api-client.js';
 import { buildService, ensureImage, pushImage, tagImage } from '../build/images.js';
+import { checkImagePlatform, platformFlag, targetPlatform } from '../build/platform.js';
+import type { ImageSource } from '../build/platform.js';
 import { loadProject } from '../compose/load-project.js';
 import { emit, progress } from '../output/output.js';
 import type { Output } from '../output/output.js';
@@ -24,18 +26,27 @@ export function imageRepository(registryHost: string, fleet: string, service: st
 /** Services built and pushed at once: the engine builds in parallel, and a laptop has a few cores. */
 const CONCURRENT_BUILDS = 3;
 
+export interface DeployOptions {
+  /** `--platform`, already validated: overrides the platform of the fleet's device type. */
+  platform?: Platform | undefined;
+}
+
 /**
- * Build every service (a few at a time), push it, then mark the release successful with digest-pinned images.
+ * Build every service (a few at a time) for the fleet's platform, check it, push it, then mark the release
+ * successful with digest-pinned images.
  * INVARIANT: the release is marked success only after every image is pushed; any failure after it was created
  * marks it failed, so devices never receive a half-deployed release.
+ * INVARIANT: no image is pushed unless the engine reports a platform the devices can run.
  */
-export async function deploy(client: ApiClient, token: string, slug: string, dir: string, output: Output, docker = new Docker()): Promise<DeployResult> {
+export async function deploy(client: ApiClient, token: string, slug: string, dir: string, output: Output, options: DeployOptions = {}, docker = new Docker()): Promise<DeployResult> {
   const project = await loadProject(dir);
   const fleet = await client.get<Fleet>(path('/fleets/:slug', { slug }));
+  // Before the release exists: an unknown device type leaves nothing behind to mark failed.
+  const target = targetPlatform(fleet, options.platform);
   const registryHost = new URL(client.baseUrl).host;
   const commit = randomBytes(16).toString('hex');
   const release = await client.post<Release>(path('/fleets/:slug/releases', { slug: fleet.slug }), { commit, composition: project.composition, status: 'running' });
-  progress(output, `release ${release.version} (${release.commit}) created for ${fleet.slug}; building ${project.services.length} service(s)`);
+  progress(output, `release ${release.version} (${release.commit}) created for ${fleet.slug}; building ${project.services.length} service(s) for ${target.name}`);
   try {
     const auth = { username: 'flotilla', password: token, serveraddress: registryHost };
     const limit = pLimit(CONCURRENT_BUILDS);
@@ -47,14 +58,17 @@ export async function deploy(client: ApiClient, token: string, slug: string, dir
           const repository = imageRepository(registryHost, fleet.slug, service.name);
           const ref = `${repository}:${release.commit}`;
           const log = (line: string) => progress(output, `[${service.name}] ${line}`);
+          let source: ImageSource;
           if (service.image !== undefined) {
             log(`using image ${service.image}`);
-            await ensureImage(docker, service.image, auth, log);
+            await ensureImage(docker, service.image, auth, target, log);
             await tagImage(docker, service.image, ref);
+            source = { kind: 'image', image: service.image };
           } else {
             log('building');
-            await buildService(docker, service, ref, log);
+            source = { kind: 'build', ...(await buildService(docker, service, ref, target, log)) };
           }
+          await checkImagePlatform(docker, service.name, ref, target, source);
           log(`pushing ${ref}`);
           const digest = await pushImage(docker, ref, auth, log);
           log(`pushed ${digest}`);
@@ -77,11 +91,14 @@ export async function deploy(client: ApiClient, token: string, slug: string, dir
 }
 
 export function registerDeployCommand(program: Command): void {
-  leaf(program, 'deploy <fleet> [dir]', 'build a compose project (or Dockerfile) locally, push it and create a release').action(async (slug: string, dir: string | undefined, opts: { json?: boolean }) =>
-    runCommand(opts, async (ctx) => {
-      const { url, token } = await ctx.credentials();
-      const result = await deploy(new ApiClient(url, token), token, checkArg(slugSchema, slug, 'fleet'), dir ?? '.', ctx.output);
-      emit(ctx.output, result, () => `deployed release ${result.release.version} (commit ${result.release.commit}) to ${slug}\n`);
-    }),
-  );
+  leaf(program, 'deploy <fleet> [dir]', 'build a compose project (or Dockerfile) locally, push it and create a release')
+    .option('--platform <os/arch[/variant]>', "build for this platform (e.g. linux/arm64, linux/arm/v7) instead of the one of the fleet's device type")
+    .action(async (slug: string, dir: string | undefined, opts: { json?: boolean; platform?: string }) =>
+      runCommand(opts, async (ctx) => {
+        const platform = platformFlag(opts.platform);
+        const { url, token } = await ctx.credentials();
+        const result = await deploy(new ApiClient(url, token), token, checkArg(slugSchema, slug, 'fleet'), dir ?? '.', ctx.output, { platform });
+        emit(ctx.output, result, () => `deployed release ${result.release.version} (commit ${result.release.commit}) to ${slug}\n`);
+      }),
+    );
 }
