@@ -24,18 +24,16 @@ export class LogStore {
   ) {}
 
   /**
-   * Stores a batch from a device and returns it as the API shows it, with the ids it was stored under (first and
-   * last; the rows of one batch are inserted in order). `serviceNames` is asked only when a line carries a serviceId
+   * Stores a batch from a device and returns all of it as the API shows it, with the ids the stored part got (first
+   * and last; the rows of one batch are inserted in order). `serviceNames` is asked only when a line carries a serviceId
    * but no serviceName (balenaOS devices); Flotilla agents name the service on every line, so their batches cost no
    * lookup.
    */
   async append(deviceId: number, lines: readonly DeviceLogLine[], serviceNames: () => Promise<ReadonlyMap<number, string>>): Promise<{ entries: LogEntry[]; firstId: number; lastId: number }> {
     if (lines.length === 0) return { entries: [], firstId: 0, lastId: 0 };
     const createdAt = this.now();
-    // Only the newest `retention` lines of a batch could survive pruning anyway.
-    const kept = lines.slice(-this.retention);
-    const names = kept.some((l) => l.serviceName === undefined && l.serviceId !== undefined) ? await serviceNames() : undefined;
-    const rows = kept.map((line) => ({
+    const names = lines.some((l) => l.serviceName === undefined && l.serviceId !== undefined) ? await serviceNames() : undefined;
+    const rows = lines.map((line) => ({
       device_id: deviceId,
       timestamp: line.timestamp,
       created_at: createdAt,
@@ -45,11 +43,14 @@ export class LogStore {
       is_std_err: line.isStdErr ? 1 : 0,
       service_name: line.serviceName?.replace(/\u0000/g, '') ?? (line.serviceId !== undefined ? (names?.get(line.serviceId) ?? null) : null),
     }));
+    // Only the newest `retention` lines of a batch could survive pruning, so only those are stored; live followers
+    // still get every line (the returned entries).
+    const stored = rows.slice(-this.retention);
     // Parameter limits (SQLite 32k, PostgreSQL 65k) allow a few thousand rows of 7 columns per statement.
     let firstId = Number.POSITIVE_INFINITY;
     let lastId = 0;
-    for (let i = 0; i < rows.length; i += 500) {
-      const ids = await this.db.insertInto('device_logs').values(rows.slice(i, i + 500)).returning('id').execute();
+    for (let i = 0; i < stored.length; i += 500) {
+      const ids = await this.db.insertInto('device_logs').values(stored.slice(i, i + 500)).returning('id').execute();
       for (const { id } of ids) {
         firstId = Math.min(firstId, id);
         lastId = Math.max(lastId, id);

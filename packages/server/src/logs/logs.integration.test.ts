@@ -77,12 +77,18 @@ for (const db of testDatabases()) {
     const { server, uuid, deviceKey, api } = live;
     try {
       const lines = Array.from({ length: 120 }, (_, i) => ({ message: `m${i}`, timestamp: i }));
+      const seen: string[] = [];
+      const stream = follow(`${server.url}/api/v1/devices/${uuid}/logs?follow=1&tail=0`, live.apiKey, (e) => seen.push(e.message));
+      await stream.ready;
       assert.equal(await postLogs(server.url, uuid, deviceKey, lines.slice(0, 70)), 201);
       assert.equal(await postLogs(server.url, uuid, deviceKey, lines.slice(70)), 201);
       const all = await api('GET', `/api/v1/devices/${uuid}/logs?tail=1000`);
       assert.equal(all.data.items.length, 50);
       assert.equal(all.data.items[0].message, 'm70');
       assert.equal(all.data.items[49].message, 'm119');
+      await waitFor('every line live', () => seen.length >= 120, { timeoutMs: 5_000 });
+      stream.close();
+      assert.deepEqual(seen, lines.map((l) => l.message), 'a follower sees every line, also of a batch larger than what is kept');
 
       assert.equal(await postLogs(server.url, uuid, generateKey(), lines.slice(0, 1)), 401);
       assert.equal(await postLogs(server.url, generateDeviceUuid(), deviceKey, lines.slice(0, 1)), 401);
