@@ -7,7 +7,14 @@ export const deviceUuidSchema = z
   .regex(/^[0-9a-f]{32}$|^[0-9a-f]{62}$/, 'must be 32 (or 62) lowercase hex characters');
 
 /** What a user may type to name a device: the full UUID or a unique prefix of at least 7 characters. */
-export const deviceRefSchema = z.string().regex(/^[0-9a-f]{7,62}$/, 'must be a device UUID or a prefix of 7+ hex chars');
+/** A device UUID or a prefix of 7+ hex characters of one. */
+export const deviceUuidRefPattern = /^[0-9a-f]{7,62}$/;
+/** How users name a device: its UUID, a prefix of 7+ hex characters of it, or its name. */
+export const deviceRefSchema = z
+  .string()
+  .min(1, 'must be a device UUID, a prefix of 7+ hex chars, or a device name')
+  .max(200)
+  .regex(/^[^\u0000-\u001f\u007f]+$/, 'must not contain control characters');
 
 export const slugSchema = z
   .string()

@@ -23,11 +23,14 @@ test('variable owner: exactly one of --fleet and --device, each validated', () =
   assert.equal(code(() => ownerPath({})), 'VALIDATION_FAILED');
   assert.equal(code(() => ownerPath({ fleet: 'a', device: 'abcdef0' })), 'VALIDATION_FAILED');
   assert.equal(code(() => ownerPath({ fleet: 'Bad Slug' })), 'VALIDATION_FAILED');
-  assert.equal(code(() => ownerPath({ device: '12' })), 'VALIDATION_FAILED');
+  assert.equal(ownerPath({ device: 'kitchen pi' }), '/devices/kitchen%20pi', 'a device name, escaped');
+  assert.equal(code(() => ownerPath({ device: '' })), 'VALIDATION_FAILED');
 });
 
 test('checkArg names the argument', () => {
-  assert.throws(() => checkArg(deviceRefSchema, 'xyz', 'device'), /invalid device "xyz"/);
+  assert.throws(() => checkArg(deviceRefSchema, '', 'device'), /invalid device ""/);
+  assert.throws(() => checkArg(deviceRefSchema, 'tab\there', 'device'), /control characters/);
+  assert.equal(checkArg(deviceRefSchema, 'kitchen-pi', 'device'), 'kitchen-pi', 'a device name');
 });
 
 test('os config flags map to the protocol request and are validated locally', () => {

@@ -41,7 +41,7 @@ export function registerDeviceCommands(program: Command): void {
       }),
     );
 
-  leaf(device, 'info <device>', 'show a device (uuid or 7+ char prefix)').action(async (ref: string, opts: { json?: boolean }) =>
+  leaf(device, 'info <device>', 'show a device (its name, UUID or a 7+ char UUID prefix)').action(async (ref: string, opts: { json?: boolean }) =>
     runCommand(opts, async (ctx) => {
       const found = await (await ctx.client()).get<Device>(devicePath(ref));
       emit(ctx.output, found, () => deviceDetails(found));

@@ -38,9 +38,11 @@ for (const testDb of testDatabases()) {
     test('bob cannot reach any of alpha\'s resources through a parameterised route', async () => {
       const routes = h.app.flotilla.routes.filter((r) => r.url.startsWith('/api/v1/') && r.url.includes(':'));
       assert.ok(routes.length > 20, `found only ${routes.length} routes`);
-      const fill: Record<string, string> = { slug: 'alpha', uuid: alpha.uuid, ref: alphaRelease, id: String(alphaKeyId), org: 'default', name: 'X', username: 'admin' };
-      for (const route of routes) {
-        const url = route.url.replace(/:([a-zA-Z]+)/g, (_, p: string) => fill[p] ?? 'x');
+      // Devices are tried by UUID and by name: a name resolves only among the caller's own devices.
+      const alphaName = (await h.call('GET', `/api/v1/devices/${alpha.uuid}`, h.adminKey)).data.name as string;
+      const fills: Record<string, string>[] = [alpha.uuid, alphaName].map((uuid) => ({ slug: 'alpha', uuid, ref: alphaRelease, id: String(alphaKeyId), org: 'default', name: 'X', username: 'admin' }));
+      for (const [route, fill] of routes.flatMap((r) => fills.map((f) => [r, f] as const))) {
+        const url = route.url.replace(/:([a-zA-Z]+)/g, (_, p: string) => encodeURIComponent(fill[p] ?? 'x'));
         const body = route.method === 'GET' || route.method === 'DELETE' ? undefined : { name: 'X', value: 'y', key: 'k', status: 'failed', username: 'bob' };
         for (const key of [bobToken, undefined, 'garbage-token-0123456789']) {
           const res = await h.call(route.method, url, key, body);

@@ -1,4 +1,4 @@
-import { FlotillaError, deviceRefSchema } from '@flotilla/protocol';
+import { FlotillaError, deviceRefSchema, deviceUuidRefPattern } from '@flotilla/protocol';
 import type { Device } from '@flotilla/protocol';
 import type { Db } from '../db/database.js';
 import type { Database } from '../db/schema.js';
@@ -11,25 +11,27 @@ import { findRelease } from '../releases/releases.js';
 export type DeviceRow = Omit<Database['devices'], 'id'> & { id: number };
 
 /** A device of the user's organizations by UUID or unique prefix (7+ chars). */
+/**
+ * The device `ref` names among those the user can see: a UUID, a unique prefix of 7+ hex characters of one, or else
+ * a device name (names are not unique, so a name two devices share is ambiguous).
+ */
 export async function visibleDevice(db: Db, user: UserPrincipal, ref: string): Promise<DeviceRow> {
   if (!deviceRefSchema.safeParse(ref).success) throw new FlotillaError('DEVICE_NOT_FOUND', `no device "${ref.slice(0, 80)}"`);
   const ids = orgIds(user);
-  const rows =
-    ids.length === 0
-      ? []
-      : await db
-          .selectFrom('devices')
-          .innerJoin('fleets', 'fleets.id', 'devices.fleet_id')
-          .selectAll('devices')
-          .where('fleets.organization_id', 'in', ids)
-          // The ref is hex only (checked above), so it cannot carry LIKE wildcards.
-          .where('devices.uuid', ref.length >= 32 ? '=' : 'like', ref.length >= 32 ? ref : `${ref}%`)
-          .limit(2)
-          .execute();
-  if (rows.length > 1) throw new FlotillaError('AMBIGUOUS_REFERENCE', `"${ref}" matches more than one device; give more characters`);
-  const row = rows[0];
-  if (!row) throw new FlotillaError('DEVICE_NOT_FOUND', `no device "${ref}"`);
-  return row;
+  if (ids.length === 0) throw new FlotillaError('DEVICE_NOT_FOUND', `no device "${ref}"`);
+  const visible = () => db.selectFrom('devices').innerJoin('fleets', 'fleets.id', 'devices.fleet_id').selectAll('devices').where('fleets.organization_id', 'in', ids).limit(2);
+  if (deviceUuidRefPattern.test(ref)) {
+    // The ref is hex only, so it cannot carry LIKE wildcards.
+    const byUuid = await visible()
+      .where('devices.uuid', ref.length >= 32 ? '=' : 'like', ref.length >= 32 ? ref : `${ref}%`)
+      .execute();
+    if (byUuid.length > 1) throw new FlotillaError('AMBIGUOUS_REFERENCE', `"${ref}" matches more than one device; give more characters`);
+    if (byUuid[0]) return byUuid[0];
+  }
+  const byName = await visible().where('devices.name', '=', ref).execute();
+  if (byName.length > 1) throw new FlotillaError('AMBIGUOUS_REFERENCE', `more than one device is named "${ref}"; use its UUID`);
+  if (!byName[0]) throw new FlotillaError('DEVICE_NOT_FOUND', `no device "${ref}"`);
+  return byName[0];
 }
 
 export function isOnline(lastSeenAt: string | null, at = Date.now()): boolean {

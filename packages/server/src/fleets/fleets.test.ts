@@ -88,6 +88,15 @@ for (const testDb of testDatabases()) {
       const state = await h.call('GET', `/device/v3/${a.uuid}/state`, a.deviceKey);
       assert.ok(state.data[a.uuid].apps[other.data.uuid], 'target state follows the move');
       assert.equal(state.data[a.uuid].name, 'renamed');
+
+      // By name: exact, within the user's organizations; a name two devices share is ambiguous.
+      assert.equal((await h.call('GET', '/api/v1/devices/renamed', h.adminKey)).data.uuid, a.uuid);
+      assert.equal((await h.call('GET', '/api/v1/devices/renam', h.adminKey)).data.error.code, 'DEVICE_NOT_FOUND');
+      assert.equal((await h.call('GET', `/api/v1/devices/${encodeURIComponent('two words')}`, h.adminKey)).data.error.code, 'DEVICE_NOT_FOUND');
+      await h.call('PATCH', `/api/v1/devices/${twinUuid}`, h.adminKey, { name: 'renamed' });
+      assert.equal((await h.call('GET', '/api/v1/devices/renamed', h.adminKey)).data.error.code, 'AMBIGUOUS_REFERENCE');
+      await h.call('PATCH', `/api/v1/devices/${twinUuid}`, h.adminKey, { name: 'two words' });
+      assert.equal((await h.call('GET', `/api/v1/devices/${encodeURIComponent('two words')}`, h.adminKey)).data.uuid, twinUuid);
     });
 
     test('metrics and health', async () => {
