@@ -38,6 +38,8 @@ export interface AppOptions {
   registryDir?: string;
   /** Log lines kept per device (default 1,000). */
   logRetention?: number;
+  /** How often registry garbage is collected (default daily; 0 never). */
+  registryGcIntervalMs?: number;
 }
 
 export type FlotillaApp = FastifyInstance & { flotilla: AppContext };
@@ -114,7 +116,7 @@ export async function buildApp(options: AppOptions): Promise<FlotillaApp> {
   app.addHook('onClose', async () => bus.close());
   registerLogRoutes(app, ctx, new LogStore(db, options.logRetention), new LogHub(), bus);
   await registerActionRoutes(app, ctx, new ActionHub(), bus);
-  await registerFlotillaRegistry(app, { db, storageDir: options.registryDir, publicUrl: () => ctx.publicUrl });
+  await registerFlotillaRegistry(app, { db, storageDir: options.registryDir, publicUrl: () => ctx.publicUrl, gcIntervalMs: options.registryGcIntervalMs });
   registerOpenApi(app, ctx.routes);
   app.addHook('onClose', async () => {
     await lastSeen.close();

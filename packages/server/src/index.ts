@@ -10,3 +10,6 @@ export type { RegistryPrincipal } from './auth/registry-access.js';
 export { bootstrapAdmin } from './auth/bootstrap.js';
 export type { AdminCredentials } from './auth/bootstrap.js';
 export { hashKey } from './auth/keys.js';
+export { collectGarbage, releaseImages } from './registry/gc.js';
+export type { GcResult } from './registry/gc.js';
+export { RegistryStorage } from './registry/storage.js';

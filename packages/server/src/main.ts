@@ -11,13 +11,16 @@ const program = new Command()
   .option('--public-url <url>', 'URL devices and CLIs reach this server at')
   .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent', 'info')
   .option('--log-retention <lines>', 'device log lines kept per device', '1000')
+  .option('--registry-gc-hours <hours>', 'hours between removals of registry images no release needs (0: never)', '24')
   .parse();
 
-const opts = program.opts<{ data: string; database?: string; host: string; port: string; publicUrl?: string; logLevel: string; logRetention: string }>();
+const opts = program.opts<{ data: string; database?: string; host: string; port: string; publicUrl?: string; logLevel: string; logRetention: string; registryGcHours: string }>();
 const port = Number(opts.port);
 if (!Number.isInteger(port) || port < 0 || port > 65535) program.error(`--port must be 0..65535, not ${opts.port}`);
 const logRetention = Number(opts.logRetention);
 if (!Number.isInteger(logRetention) || logRetention < 1 || logRetention > 1_000_000) program.error(`--log-retention must be 1..1000000, not ${opts.logRetention}`);
+const registryGcHours = Number(opts.registryGcHours);
+if (!(registryGcHours >= 0 && registryGcHours <= 24 * 365)) program.error(`--registry-gc-hours must be 0..8760, not ${opts.registryGcHours}`);
 
 const server = await startServer({
   dataDir: opts.data,
@@ -27,6 +30,7 @@ const server = await startServer({
   ...(opts.publicUrl === undefined ? {} : { publicUrl: opts.publicUrl }),
   logLevel: opts.logLevel,
   logRetention,
+  registryGcHours,
 });
 if (server.admin) {
   // WARNING: the only place secrets are printed; the launcher parses this exact line.

@@ -4,13 +4,15 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Db } from '../db/database.js';
 import { flotillaRegistryAccess } from './flotilla-access.js';
+import { collectGarbage, releaseImages } from './gc.js';
 import { registryPlugin } from './plugin.js';
+import { RegistryStorage } from './storage.js';
 
 /**
  * Registers the registry in the Flotilla app. Without a storage folder (in-memory database, tests) the images
  * go to a temp folder removed when the app closes, matching the lifetime of such a database.
  */
-export async function registerFlotillaRegistry(app: FastifyInstance, options: { db: Db; storageDir: string | undefined; publicUrl: () => string }): Promise<void> {
+export async function registerFlotillaRegistry(app: FastifyInstance, options: { db: Db; storageDir: string | undefined; publicUrl: () => string; gcIntervalMs?: number | undefined }): Promise<void> {
   let storageDir = options.storageDir;
   if (storageDir === undefined) {
     const temp = await mkdtemp(join(tmpdir(), 'flotilla-registry-'));
@@ -18,4 +20,40 @@ export async function registerFlotillaRegistry(app: FastifyInstance, options: { 
     storageDir = temp;
   }
   await app.register(registryPlugin, { storageDir, access: flotillaRegistryAccess(options.db), publicUrl: options.publicUrl });
+  scheduleGarbageCollection(app, options.db, new RegistryStorage(storageDir), options.gcIntervalMs ?? DAY_MS);
+}
+
+const DAY_MS = 24 * 3600 * 1000;
+/** The first collection waits this long after start, so a server restarted in a loop does no extra work. */
+const FIRST_GC_DELAY_MS = 10 * 60 * 1000;
+
+/**
+ * Collects registry garbage (registry/gc.ts) ten minutes after start and then every `intervalMs` (0: never), one
+ * run at a time; the server's close waits for a run in progress.
+ */
+function scheduleGarbageCollection(app: FastifyInstance, db: Db, storage: RegistryStorage, intervalMs: number): void {
+  if (intervalMs <= 0) return;
+  let running: Promise<void> | undefined;
+  const run = () => {
+    running ??= (async () => {
+      try {
+        const result = await collectGarbage(storage, await releaseImages(db));
+        app.log.info({ ...result }, 'registry garbage collected');
+      } catch (error) {
+        app.log.error({ err: error }, 'registry garbage collection failed');
+      } finally {
+        running = undefined;
+      }
+    })();
+  };
+  let timer = setTimeout(function tick() {
+    run();
+    timer = setTimeout(tick, intervalMs);
+    timer.unref();
+  }, Math.min(FIRST_GC_DELAY_MS, intervalMs));
+  timer.unref();
+  app.addHook('onClose', async () => {
+    clearTimeout(timer);
+    await running;
+  });
 }
