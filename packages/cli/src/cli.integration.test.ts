@@ -49,7 +49,10 @@ test('login stores credentials 0600; whoami; errors are one line with a code', a
   r = await flotilla(config, ['fleet', 'info']);
   assert.equal(r.code, 1);
   assert.match(r.stderr, /^error: missing required argument 'fleet' \(VALIDATION_FAILED\)\n$/);
-  r = await flotilla(config, ['device', 'info', 'XYZ']);
+  r = await flotilla(config, ['device', 'info', 'no such device']);
+  assert.equal(r.code, 1);
+  assert.equal(r.stderr, 'error: no device "no such device" (DEVICE_NOT_FOUND)\n');
+  r = await flotilla(config, ['device', 'info', 'bad\tname']);
   assert.equal(r.code, 1);
   assert.match(r.stderr, /\(VALIDATION_FAILED\)\n$/);
   assert.doesNotMatch(r.stderr, /\n\s+at /);
