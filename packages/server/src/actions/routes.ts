@@ -38,7 +38,10 @@ export async function registerActionRoutes(app: FastifyInstance, ctx: AppContext
     },
   });
   const unsubscribe = bus.subscribe((message) => {
-    if (message.type === 'action-delivered') hub.delivered(message.actionId);
+    if (message.type === 'resync') {
+      // Actions other nodes queued while this node could not hear them: offered to the devices connected here.
+      void Promise.all(hub.connectedDeviceIds().map((id) => deliverPending(db, hub, id))).catch((error: unknown) => app.log.error({ err: error }, 'offering pending actions again failed'));
+    } else if (message.type === 'action-delivered') hub.delivered(message.actionId);
     else if (message.type === 'action-settled') hub.settled(message.actionId);
     else if (message.type === 'action' && hub.isConnected(message.deviceId)) {
       void (async () => {

@@ -20,6 +20,11 @@ const busMessageSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('action-settled'), actionId: z.number().int() }),
 ]);
 export type BusMessage = z.infer<typeof busMessageSchema>;
+/**
+ * What subscribers hear: other nodes' messages, and `resync` after this node's bus connection came back, since
+ * whatever was said while it was down is lost: subscribers catch up from the database.
+ */
+export type BusEvent = BusMessage | { type: 'resync' };
 
 /**
  * How server nodes sharing one database tell each other what happened on their connections: a device's log lines
@@ -30,7 +35,7 @@ export interface EventBus {
   /** Whether other nodes can exist: false on SQLite, which one node owns. */
   readonly shared: boolean;
   publish(message: BusMessage): void;
-  subscribe(listener: (message: BusMessage) => void): () => void;
+  subscribe(listener: (event: BusEvent) => void): () => void;
   start(): Promise<void>;
   close(): Promise<void>;
 }
@@ -49,14 +54,14 @@ export class SingleNodeBus implements EventBus {
 const CHANNEL = 'flotilla_bus';
 
 /**
- * PostgreSQL LISTEN/NOTIFY. One dedicated connection listens (reconnecting with backoff when it drops; messages sent
- * meanwhile are missed, which costs a follower some live lines or an action its instant delivery: the action still
- * reaches the device when it reconnects). Notifications go out through the pool.
+ * PostgreSQL LISTEN/NOTIFY. One dedicated connection listens, reconnecting with backoff when it drops; messages
+ * sent meanwhile are missed, so subscribers get `resync` once it is back (pending actions are offered again; a
+ * follower may have missed some live lines). Notifications go out through the pool.
  */
 export class PostgresBus implements EventBus {
   readonly shared = true;
   private readonly node = randomUUID();
-  private readonly listeners = new Set<(message: BusMessage) => void>();
+  private readonly listeners = new Set<(event: BusEvent) => void>();
   private client: pg.Client | undefined;
   private closed = false;
   private retryTimer: NodeJS.Timeout | undefined;
@@ -79,7 +84,7 @@ export class PostgresBus implements EventBus {
     });
   }
 
-  subscribe(listener: (message: BusMessage) => void): () => void {
+  subscribe(listener: (event: BusEvent) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
@@ -104,8 +109,12 @@ export class PostgresBus implements EventBus {
       return;
     }
     this.client = client;
-    if (this.failures > 0) this.log.info('server bus listening again');
+    const recovered = this.failures > 0;
     this.failures = 0;
+    if (recovered) {
+      this.log.info('server bus listening again');
+      this.emit({ type: 'resync' });
+    }
   }
 
   private lost(client: pg.Client): void {
@@ -135,10 +144,13 @@ export class PostgresBus implements EventBus {
     }
     if (parsed.node === this.node) return;
     const message = busMessageSchema.safeParse(parsed.message);
-    if (!message.success) return;
+    if (message.success) this.emit(message.data);
+  }
+
+  private emit(event: BusEvent): void {
     for (const listener of this.listeners) {
       try {
-        listener(message.data);
+        listener(event);
       } catch (error) {
         this.log.warn({ err: (error as Error).message }, 'a bus listener failed');
       }
