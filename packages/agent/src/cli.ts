@@ -33,6 +33,17 @@ async function main(): Promise<void> {
     if (!parsed.success) throw new FlotillaError('VALIDATION_FAILED', `target file ${o.targetFile}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
     localTarget = parsed.data;
   }
+  // WARNING: handlers first. A stop asked for while the agent starts (provisioning can take a while) must not meet
+  // the default action, which kills the process at once; it is carried out as soon as the agent is up.
+  let stopping = false;
+  let stop: (() => void) | undefined;
+  const shutdown = (): void => {
+    if (stopping) return;
+    stopping = true;
+    stop?.();
+  };
+  process.on('SIGTERM', shutdown);
+  process.on('SIGINT', shutdown);
   const agent = await startAgent({
     configPath: o.config,
     dataDir: o.data,
@@ -45,14 +56,8 @@ async function main(): Promise<void> {
     ...(o.apiPort !== undefined ? { apiPort: Number(o.apiPort) } : {}),
     apiAddress: o.apiAddress,
   });
-  let stopping = false;
-  const shutdown = (): void => {
-    if (stopping) return;
-    stopping = true;
-    void agent.stop().then(() => process.exit(0));
-  };
-  process.on('SIGTERM', shutdown);
-  process.on('SIGINT', shutdown);
+  stop = () => void agent.stop().then(() => process.exit(0));
+  if (stopping) stop();
   process.on('SIGUSR1', () => agent.triggerUpdate());
 }
 

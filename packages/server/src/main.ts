@@ -22,6 +22,18 @@ if (!Number.isInteger(logRetention) || logRetention < 1 || logRetention > 1_000_
 const registryGcHours = Number(opts.registryGcHours);
 if (!(registryGcHours >= 0 && registryGcHours <= 24 * 365)) program.error(`--registry-gc-hours must be 0..8760, not ${opts.registryGcHours}`);
 
+// WARNING: handlers first. Parents (the launcher, tests, service managers) may signal as soon as they read the
+// "listening" line; a signal that met no handler would kill the process at once instead of closing it.
+let stopping = false;
+let stop: (() => void) | undefined;
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    if (stopping) return;
+    stopping = true;
+    stop?.();
+  });
+}
+
 const server = await startServer({
   dataDir: opts.data,
   ...(opts.database === undefined ? {} : { databaseUrl: opts.database }),
@@ -38,16 +50,12 @@ if (server.admin) {
 }
 process.stdout.write(`flotilla-server listening on ${server.url} (public URL ${server.app.flotilla.publicUrl})\n`);
 
-let stopping = false;
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(signal, () => {
-    if (stopping) return;
-    stopping = true;
-    const force = setTimeout(() => process.exit(1), 10_000);
-    force.unref();
-    server.close().then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
-  });
-}
+stop = () => {
+  const force = setTimeout(() => process.exit(1), 10_000);
+  force.unref();
+  server.close().then(
+    () => process.exit(0),
+    () => process.exit(1),
+  );
+};
+if (stopping) stop();
