@@ -86,11 +86,13 @@ export async function collectGarbage(storage: RegistryStorage, images: readonly 
 
   for (const repository of await repositories(storage)) {
     const dir = join(storage.root, 'repositories', repository);
-    const manifests = await listNames(join(dir, '_manifests'));
+    const manifests = new Set(await listNames(join(dir, '_manifests')));
     const keep = new Set<string>();
     const used = new Set<string>();
+    // An unreadable kept manifest may use any blob, so then no link of this repository is judged.
+    let unreadable = false;
     // Roots: what releases name, and every manifest pushed within the grace period.
-    const pending = [...(roots.get(repository) ?? [])].filter((hex) => manifests.includes(hex));
+    const pending = [...(roots.get(repository) ?? [])].filter((hex) => manifests.has(hex));
     for (const hex of manifests) if (await young(join(dir, '_manifests', hex))) pending.push(hex);
     while (pending.length > 0) {
       const hex = pending.pop()!;
@@ -98,18 +100,23 @@ export async function collectGarbage(storage: RegistryStorage, images: readonly 
       keep.add(hex);
       used.add(hex);
       const references = await manifestReferences(storage, hex);
-      if (references === undefined) continue; // unreadable: kept, and so is everything linked to this repository
-      for (const child of references.manifests) if (manifests.includes(child)) pending.push(child);
+      if (references === undefined) {
+        unreadable = true;
+        continue;
+      }
+      for (const child of references.manifests) if (manifests.has(child)) pending.push(child);
       for (const blob of references.blobs) used.add(blob);
     }
-    const unreadable = await anyUnreadable(storage, keep);
+    const tagsOf = new Map<string, string[]>();
+    for (const tag of await storage.tags(repository)) {
+      const digest = await storage.resolveTag(repository, tag);
+      if (digest) tagsOf.set(digest, [...(tagsOf.get(digest) ?? []), tag]);
+    }
     for (const hex of manifests) {
       if (keep.has(hex)) continue;
-      for (const tag of await storage.tags(repository)) {
-        if ((await storage.resolveTag(repository, tag)) === `sha256:${hex}`) {
-          await remove(join(dir, '_tags', tag));
-          result.tagsRemoved += 1;
-        }
+      for (const tag of tagsOf.get(`sha256:${hex}`) ?? []) {
+        await remove(join(dir, '_tags', tag));
+        result.tagsRemoved += 1;
       }
       await remove(join(dir, '_manifests', hex));
       result.manifestsRemoved += 1;
@@ -176,9 +183,4 @@ async function manifestReferences(storage: RegistryStorage, hex: string): Promis
   } catch {
     return undefined;
   }
-}
-
-async function anyUnreadable(storage: RegistryStorage, manifests: Set<string>): Promise<boolean> {
-  for (const hex of manifests) if ((await manifestReferences(storage, hex)) === undefined) return true;
-  return false;
 }
