@@ -58,6 +58,8 @@ test('an image runs on a device of its architecture; 32-bit ARM runs older varia
   assert.equal(runsOn({ architecture: 'arm', variant: 'v7' }, armv6), false);
   assert.equal(runsOn({ architecture: 'arm' }, armv7), true, 'no variant means v7');
   assert.equal(runsOn({ architecture: 'arm64' }, armv7), false);
+  assert.equal(runsOn({ os: 'linux', architecture: 'arm64' }, arm64), true);
+  assert.equal(runsOn({ os: 'windows', architecture: 'arm64' }, arm64), false, 'another os never runs');
 });
 
 test("the engine's own platform, from docker version and info", () => {

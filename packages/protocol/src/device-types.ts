@@ -79,10 +79,12 @@ export function parsePlatform(text: string): Platform | undefined {
 }
 
 /**
- * Whether an image made for `image` (architecture and variant as the engine reports them) runs on `device`: the same
- * architecture, and for 32-bit ARM a variant no newer than the device's (a v7 board runs v6 code, not the reverse).
+ * Whether an image made for `image` (os, architecture and variant as the engine reports them) runs on `device`: the
+ * same os when the image names one, the same architecture, and for 32-bit ARM a variant no newer than the device's
+ * (a v7 board runs v6 code, not the reverse).
  */
-export function runsOn(image: Pick<ImagePlatform, 'architecture' | 'variant'>, device: Platform): boolean {
+export function runsOn(image: Pick<ImagePlatform, 'architecture' | 'variant'> & { os?: string | undefined }, device: Platform): boolean {
+  if (image.os !== undefined && image.os !== device.os) return false;
   if (image.architecture !== device.architecture) return false;
   if (device.architecture !== 'arm') return true;
   const level = (v: string | undefined) => Number((v ?? 'v7').slice(1));

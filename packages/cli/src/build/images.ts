@@ -1,8 +1,8 @@
 import Docker from 'dockerode';
-import { FlotillaError, formatPlatform, type ImagePlatform } from '@flotilla/protocol';
+import { FlotillaError, formatPlatform, runsOn, type ImagePlatform } from '@flotilla/protocol';
 import type { ProjectService } from '../compose/load-project.js';
 import { contextTar } from './context-tar.js';
-import { enginePlatform, explainBuildFailure, imageRunsOn, inspectPlatform, traceBuildLine } from './platform.js';
+import { enginePlatform, explainBuildFailure, inspectPlatform, traceBuildLine } from './platform.js';
 import type { BuildTrace, TargetPlatform } from './platform.js';
 
 export interface RegistryAuth {
@@ -100,7 +100,7 @@ export async function ensureImage(docker: Docker, source: string, auth: Registry
     if (reason !== undefined) throw new FlotillaError('BUILD_FAILED', `image ${source} is not available locally and could not be pulled: ${reason}`);
     return;
   }
-  if (imageRunsOn(local, target)) return;
+  if (runsOn(local, target.platform)) return;
   log(`the local copy of ${source} is ${formatPlatform(local)}; pulling ${target.name}`);
   const reason = await pullImage(docker, source, auth, target, log);
   if (reason !== undefined) log(`could not pull ${source} for ${target.name}: ${reason}`);

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { thrownCode } from '@flotilla/testkit';
 import { FlotillaError } from '@flotilla/protocol';
-import { explainBuildFailure, imageRunsOn, platformFlag, targetPlatform, traceBuildLine } from './platform.js';
+import { runsOn } from '@flotilla/protocol';
+import { explainBuildFailure, platformFlag, targetPlatform, traceBuildLine } from './platform.js';
 import type { BuildTrace } from './platform.js';
 
 const code = thrownCode;
@@ -19,13 +20,13 @@ test('target platform: the flag wins, else the device type, else UNKNOWN_DEVICE_
 
 test('image platform check: architecture, os and the ARM variant', () => {
   const arm7 = targetPlatform({ slug: 'f', deviceType: 'raspberrypi3' }, undefined);
-  assert.equal(imageRunsOn({ os: 'linux', architecture: 'arm', variant: 'v6' }, arm7), true);
-  assert.equal(imageRunsOn({ os: 'linux', architecture: 'arm', variant: 'v8' }, arm7), false);
-  assert.equal(imageRunsOn({ os: 'linux', architecture: 'arm64', variant: 'v8' }, arm7), false);
+  assert.equal(runsOn({ os: 'linux', architecture: 'arm', variant: 'v6' }, arm7.platform), true);
+  assert.equal(runsOn({ os: 'linux', architecture: 'arm', variant: 'v8' }, arm7.platform), false);
+  assert.equal(runsOn({ os: 'linux', architecture: 'arm64', variant: 'v8' }, arm7.platform), false);
   const arm64 = targetPlatform({ slug: 'f', deviceType: 'generic-aarch64' }, undefined);
-  assert.equal(imageRunsOn({ os: 'linux', architecture: 'arm64', variant: 'v8' }, arm64), true);
-  assert.equal(imageRunsOn({ os: 'windows', architecture: 'arm64' }, arm64), false);
-  assert.equal(imageRunsOn({ os: 'linux', architecture: 'amd64' }, arm64), false);
+  assert.equal(runsOn({ os: 'linux', architecture: 'arm64', variant: 'v8' }, arm64.platform), true);
+  assert.equal(runsOn({ os: 'windows', architecture: 'arm64' }, arm64.platform), false);
+  assert.equal(runsOn({ os: 'linux', architecture: 'amd64' }, arm64.platform), false);
 });
 
 test('build output tracing: the last FROM and step, and exec format errors', () => {

@@ -39,10 +39,6 @@ export function targetPlatform(fleet: { slug: string; deviceType: string }, flag
   return { platform, name: formatPlatform(platform), reason: `fleet ${fleet.slug} (${fleet.deviceType})` };
 }
 
-/** Whether the devices can execute an image made for `image`. */
-export function imageRunsOn(image: ImagePlatform, target: TargetPlatform): boolean {
-  return image.os === target.platform.os && runsOn(image, target.platform);
-}
 
 /** The platform of a local image (engine fields `Os`, `Architecture`, `Variant`; the typings lack Variant). */
 export async function inspectPlatform(docker: Docker, ref: string): Promise<ImagePlatform> {
@@ -63,7 +59,7 @@ export async function checkImagePlatform(docker: Docker, service: string, ref: s
   } catch (error) {
     throw new FlotillaError('BUILD_FAILED', `service ${service}: image ${ref} could not be inspected: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
   }
-  if (!imageRunsOn(image, target)) throw new FlotillaError('PLATFORM_MISMATCH', mismatchMessage(service, formatPlatform(image), target, source));
+  if (!runsOn(image, target.platform)) throw new FlotillaError('PLATFORM_MISMATCH', mismatchMessage(service, formatPlatform(image), target, source));
 }
 
 export type ImageSource = { kind: 'build'; base?: string | undefined } | { kind: 'image'; image: string };

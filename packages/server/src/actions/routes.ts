@@ -108,7 +108,7 @@ export async function registerActionRoutes(app: FastifyInstance, ctx: AppContext
           void completeAction(db, deviceId, result).then(
             () => {
               hub.settled(result.id);
-              if (bus.shared) bus.publish({ type: 'action-settled', actionId: result.id });
+              bus.publish({ type: 'action-settled', actionId: result.id });
             },
             (error: unknown) => request.log.error({ err: error }, 'recording an action result failed'),
           );

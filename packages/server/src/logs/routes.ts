@@ -69,7 +69,7 @@ export function registerLogRoutes(app: FastifyInstance, ctx: AppContext, store: 
         onLines: async (lines) => {
           const stored = await store.append(device.id, lines, namesOnce);
           hub.publish(device.id, stored.entries);
-          if (bus.shared && stored.lastId > 0) bus.publish({ type: 'logs', deviceId: device.id, afterId: stored.firstId - 1, lastId: stored.lastId });
+          if (stored.lastId > 0) bus.publish({ type: 'logs', deviceId: device.id, afterId: stored.firstId - 1, lastId: stored.lastId });
         },
       });
       return reply.status(201).send({ accepted: result.accepted, rejected: result.rejected });
