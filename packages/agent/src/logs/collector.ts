@@ -79,7 +79,9 @@ export class LogCollector {
       this.positions.set(containerId, raw.stamp);
       this.positionsDirty = true;
       const message = raw.message.length > MAX_MESSAGE_CHARS ? `${raw.message.slice(0, MAX_MESSAGE_CHARS)}…` : raw.message;
-      this.sink(serviceId === undefined ? { message, timestamp: raw.timestampMs, isStdErr: raw.isStdErr, serviceName } : { message, timestamp: raw.timestampMs, isStdErr: raw.isStdErr, serviceName, serviceId });
+      const line: DeviceLogLine = { message, timestamp: raw.timestampMs, isStdErr: raw.isStdErr, serviceName };
+      if (serviceId !== undefined) line.serviceId = serviceId;
+      this.sink(line);
     };
     while (!signal.aborted) {
       try {
