@@ -30,7 +30,7 @@ import { promisify } from 'node:util';
 import { assertAlive, assertNodeProcess, cleanupOnce, launch, stop, stopAll, waitUntil } from './lib/children.mjs';
 import { api, cli, startServer, writeComposeProject } from './lib/control-plane.mjs';
 import { docker, removeImages, removeNamespace, runningContainers } from './lib/docker.mjs';
-import { measureIdle, percentile, summarize } from './lib/proc-sampler.mjs';
+import { measureIdle, summarize } from './lib/proc-sampler.mjs';
 import { revision } from './lib/revision.mjs';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -40,8 +40,10 @@ const rate = Number(process.env.BENCH_LOG_RATE ?? 430);
 const seconds = Number(process.env.BENCH_SECONDS ?? 60);
 const compareFlags = process.env.BENCH_COMPARE_FLAGS === '1';
 const trace = process.env.BENCH_TRACE === '1';
-if (!Number.isInteger(rate) || rate < 1) throw new Error(`BENCH_LOG_RATE must be a positive integer, not ${process.env.BENCH_LOG_RATE}`);
-if (!Number.isInteger(seconds) || seconds < 2) throw new Error(`BENCH_SECONDS must be an integer >= 2, not ${process.env.BENCH_SECONDS}`);
+if (!Number.isInteger(rate) || rate < 1)
+  throw new Error(`BENCH_LOG_RATE must be a positive integer, not ${process.env.BENCH_LOG_RATE}`);
+if (!Number.isInteger(seconds) || seconds < 2)
+  throw new Error(`BENCH_SECONDS must be an integer >= 2, not ${process.env.BENCH_SECONDS}`);
 const SETTLE_SECONDS = 10;
 /** How long the agent may take to ship what it queued once the producers are paused. */
 const DRAIN_TIMEOUT_MS = 180_000;
@@ -62,7 +64,10 @@ const progress = (message) => process.stderr.write(`bench: ${message}\n`);
 // ------------------------------------------------------------------------------------------------ the producers
 /** The service's loop: a burst of `rate` lines a second; TERM ends it at once, PAUSE_FILE silences it. */
 function producerScript(service) {
-  const print = service === STDERR_SERVICE ? `if [ $((i % 2)) -eq 1 ]; then echo "${service} $i ${PADDING}" >&2; else echo "${service} $i ${PADDING}"; fi` : `echo "${service} $i ${PADDING}"`;
+  const print =
+    service === STDERR_SERVICE
+      ? `if [ $((i % 2)) -eq 1 ]; then echo "${service} $i ${PADDING}" >&2; else echo "${service} $i ${PADDING}"; fi`
+      : `echo "${service} $i ${PADDING}"`;
   return [
     "trap 'exit 0' TERM",
     'i=0',
@@ -91,12 +96,24 @@ function serviceFiles(base) {
 /** service → container id of the agent's running containers in `namespace` (names are `<namespace><service>_…`). */
 function serviceContainers(namespace) {
   const out = {};
-  for (const line of docker(['ps', '--no-trunc', '--filter', `label=io.flotilla.namespace=${namespace}`, '--filter', 'status=running', '--format', '{{.ID}} {{.Names}}']).split('\n').filter(Boolean)) {
+  for (const line of docker([
+    'ps',
+    '--no-trunc',
+    '--filter',
+    `label=io.flotilla.namespace=${namespace}`,
+    '--filter',
+    'status=running',
+    '--format',
+    '{{.ID}} {{.Names}}',
+  ])
+    .split('\n')
+    .filter(Boolean)) {
     const [id, name] = line.split(' ');
     const service = SERVICES.find((s) => name.startsWith(`${namespace}${s}_`));
     if (service) out[service] = id;
   }
-  if (Object.keys(out).length !== SERVICES.length) throw new Error(`expected containers for ${SERVICES.join(', ')}, found ${JSON.stringify(out)}`);
+  if (Object.keys(out).length !== SERVICES.length)
+    throw new Error(`expected containers for ${SERVICES.join(', ')}, found ${JSON.stringify(out)}`);
   return out;
 }
 
@@ -160,8 +177,12 @@ async function followDeviceLogs(server, uuid) {
   };
 
   const controller = new AbortController();
-  const response = await fetch(`${server.url}/api/v1/devices/${uuid}/logs?follow=1&tail=0`, { headers: { authorization: `Bearer ${server.apiKey}` }, signal: controller.signal });
-  if (!response.ok) throw new Error(`following the device's logs answered ${response.status}: ${await response.text()}`);
+  const response = await fetch(`${server.url}/api/v1/devices/${uuid}/logs?follow=1&tail=0`, {
+    headers: { authorization: `Bearer ${server.apiKey}` },
+    signal: controller.signal,
+  });
+  if (!response.ok)
+    throw new Error(`following the device's logs answered ${response.status}: ${await response.text()}`);
   let following;
   const subscribed = new Promise((resolve) => (following = resolve));
   const reading = (async () => {
@@ -234,22 +255,48 @@ async function measureRun(label, agentEnv, base) {
     const slug = `bench-logs-${runNonce}`;
     await api(server, 'POST', '/fleets', { name: 'Agent log bench', slug, deviceType: 'generic-amd64' });
     const configPath = join(runDir, 'config.json');
-    writeFileSync(configPath, JSON.stringify(await api(server, 'POST', `/fleets/${slug}/config-json`, { developmentMode: true }), null, 2));
+    writeFileSync(
+      configPath,
+      JSON.stringify(await api(server, 'POST', `/fleets/${slug}/config-json`, { developmentMode: true }), null, 2),
+    );
     const project = join(runDir, 'project');
-    writeComposeProject(project, base, { web: [], worker: [], db: ['data:/data'] }, ['data'], { files: serviceFiles(base) });
+    writeComposeProject(project, base, { web: [], worker: [], db: ['data:/data'] }, ['data'], {
+      files: serviceFiles(base),
+    });
     const cliDir = join(runDir, 'cli');
     await cli(cliDir, ['login', '--url', server.url, '--api-key', server.apiKey]);
     progress(`[${label.key}] deploying the 3 logging services with bin/flotilla deploy`);
     const { release } = JSON.parse(await cli(cliDir, ['deploy', slug, project, '--json']));
 
     progress(`[${label.key}] starting the agent (${label.flags})`);
-    agent = launch('flotilla-agent', ['--config', configPath, '--data', join(runDir, 'device'), '--namespace', namespace, '--api-address', '127.0.0.1', '--api-port', String(await freePort()), '--log-level', 'warn'], undefined, { env: agentEnv });
+    agent = launch(
+      'flotilla-agent',
+      [
+        '--config',
+        configPath,
+        '--data',
+        join(runDir, 'device'),
+        '--namespace',
+        namespace,
+        '--api-address',
+        '127.0.0.1',
+        '--api-port',
+        String(await freePort()),
+        '--log-level',
+        'warn',
+      ],
+      undefined,
+      { env: agentEnv },
+    );
     const aliveAll = () => {
       server.alive();
       assertAlive(agent, 'flotilla-agent');
       follower?.alive();
     };
-    await waitUntil('the 3 services to run', () => runningContainers(namespace) === 3, { timeoutMs: 180_000, alive: aliveAll });
+    await waitUntil('the 3 services to run', () => runningContainers(namespace) === 3, {
+      timeoutMs: 180_000,
+      alive: aliveAll,
+    });
     const device = await waitUntil(
       'the device to report the release and be online',
       async () => {
@@ -262,15 +309,26 @@ async function measureRun(label, agentEnv, base) {
     );
     const exe = assertNodeProcess(agent.pid);
     const cmdline = readFileSync(`/proc/${agent.pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
-    const nodeFlags = cmdline.slice(1, cmdline.findIndex((arg) => arg.endsWith('main.mjs'))).join(' ') || 'none';
+    const nodeFlags =
+      cmdline
+        .slice(
+          1,
+          cmdline.findIndex((arg) => arg.endsWith('main.mjs')),
+        )
+        .join(' ') || 'none';
     follower = await followDeviceLogs(server, device.uuid);
     const containers = serviceContainers(namespace);
-    progress(`[${label.key}] agent pid ${agent.pid} (${exe}, flags: ${nodeFlags}) converged; following device ${device.uuid.slice(0, 7)}'s logs; settling ${SETTLE_SECONDS} s, then sampling for ${seconds} s`);
+    progress(
+      `[${label.key}] agent pid ${agent.pid} (${exe}, flags: ${nodeFlags}) converged; following device ${device.uuid.slice(0, 7)}'s logs; settling ${SETTLE_SECONDS} s, then sampling for ${seconds} s`,
+    );
     await sleep(SETTLE_SECONDS * 1000);
     aliveAll();
 
     const before = await loggedSeqs(containers);
-    const [agentRun, serverRun] = await Promise.all([measureIdle(agent.pid, seconds), measureIdle(server.child.pid, seconds)]);
+    const [agentRun, serverRun] = await Promise.all([
+      measureIdle(agent.pid, seconds),
+      measureIdle(server.child.pid, seconds),
+    ]);
     const after = await loggedSeqs(containers);
     aliveAll();
     const load = loadavg();
@@ -278,7 +336,9 @@ async function measureRun(label, agentEnv, base) {
 
     // Pause the producers, let the agent ship what it queued, then check the window's lines.
     const pausedAt = Date.now();
-    await Promise.all(Object.values(containers).map((id) => execFileAsync('docker', ['exec', id, 'touch', PAUSE_FILE])));
+    await Promise.all(
+      Object.values(containers).map((id) => execFileAsync('docker', ['exec', id, 'touch', PAUSE_FILE])),
+    );
     const ranges = Object.fromEntries(SERVICES.map((s) => [s, [before.seqs[s] + 1, after.seqs[s]]]));
     progress(`[${label.key}] window done; producers paused; waiting for the agent's queue to drain`);
     let drained = true;
@@ -305,7 +365,26 @@ async function measureRun(label, agentEnv, base) {
     const produced = Object.fromEntries(SERVICES.map((s) => [s, after.seqs[s] - before.seqs[s]]));
     const delivered = follower.tally.stored.filter((t) => t > before.at && t <= after.at).length;
     const tally = follower.tally;
-    return { label, agentRun, serverRun, load, restarted, ranges, check, drained, drainMs, storedTail: storedTail.length, tailUnseen, windowSeconds, produced, delivered, tally, nodeFlags, pid: agent.pid, device: device.uuid };
+    return {
+      label,
+      agentRun,
+      serverRun,
+      load,
+      restarted,
+      ranges,
+      check,
+      drained,
+      drainMs,
+      storedTail: storedTail.length,
+      tailUnseen,
+      windowSeconds,
+      produced,
+      delivered,
+      tally,
+      nodeFlags,
+      pid: agent.pid,
+      device: device.uuid,
+    };
   } finally {
     await follower?.stop();
     if (agent) await stop(agent);
@@ -326,40 +405,76 @@ function printRun(run) {
   const serverCpu = summarize(run.serverRun.samples.map((s) => s.cpu));
   const producedTotal = Object.values(run.produced).reduce((a, b) => a + b, 0);
   const { check, tally } = run;
-  console.log(`\n${run.label.title}: agent pid ${run.pid}, node flags ${run.nodeFlags}; device ${run.device.slice(0, 7)}`);
-  console.log(`  produced: ${producedTotal} lines in ${run.windowSeconds.toFixed(1)} s = ${(producedTotal / run.windowSeconds).toFixed(0)} lines/s (${SERVICES.map((s) => `${s} ${(run.produced[s] / run.windowSeconds).toFixed(0)}`).join(', ')}; ${STDERR_SERVICE}'s odd seqs on stderr; one burst a second, so ±1 burst per service at the window's edges)${run.restarted ? '; A CONTAINER WAS REPLACED during the window' : ''}`);
-  console.log(`  delivered: ${run.delivered} lines stored by the server in the same window = ${(run.delivered / run.windowSeconds).toFixed(0)} lines/s`);
-  console.log(`  agent CPU % of one core: mean ${pct(run.agentRun.cpuPercent)} (window total), per-second median ${pct(cpu.median)}, max ${pct(cpu.max)}`);
-  console.log(`  agent RSS MB: median ${mb(rss.median)}, max ${mb(rss.max)}; RssAnon median ${mb(anon.median)}, max ${mb(anon.max)}`);
-  console.log(`  server CPU % of one core (context): mean ${pct(run.serverRun.cpuPercent)}, per-second median ${pct(serverCpu.median)}, max ${pct(serverCpu.max)}`);
+  console.log(
+    `\n${run.label.title}: agent pid ${run.pid}, node flags ${run.nodeFlags}; device ${run.device.slice(0, 7)}`,
+  );
+  console.log(
+    `  produced: ${producedTotal} lines in ${run.windowSeconds.toFixed(1)} s = ${(producedTotal / run.windowSeconds).toFixed(0)} lines/s (${SERVICES.map((s) => `${s} ${(run.produced[s] / run.windowSeconds).toFixed(0)}`).join(', ')}; ${STDERR_SERVICE}'s odd seqs on stderr; one burst a second, so ±1 burst per service at the window's edges)${run.restarted ? '; A CONTAINER WAS REPLACED during the window' : ''}`,
+  );
+  console.log(
+    `  delivered: ${run.delivered} lines stored by the server in the same window = ${(run.delivered / run.windowSeconds).toFixed(0)} lines/s`,
+  );
+  console.log(
+    `  agent CPU % of one core: mean ${pct(run.agentRun.cpuPercent)} (window total), per-second median ${pct(cpu.median)}, max ${pct(cpu.max)}`,
+  );
+  console.log(
+    `  agent RSS MB: median ${mb(rss.median)}, max ${mb(rss.max)}; RssAnon median ${mb(anon.median)}, max ${mb(anon.max)}`,
+  );
+  console.log(
+    `  server CPU % of one core (context): mean ${pct(run.serverRun.cpuPercent)}, per-second median ${pct(serverCpu.median)}, max ${pct(serverCpu.max)}`,
+  );
   console.log(`  load average at the end of the window: ${loadText(run.load)}`);
-  const ranges = Object.entries(run.ranges).map(([s, [from, to]]) => `${s} ${from}..${to}`).join(', ');
-  console.log(`  delivery check (follow stream, producers paused after the window, ${!run.drained ? `NOT DRAINED within ${DRAIN_TIMEOUT_MS / 1000} s` : run.drainMs > 0 ? `last line stored ${(run.drainMs / 1000).toFixed(1)} s after the pause was asked` : 'nothing left to ship when the pause was asked'}): seqs ${ranges}`);
-  console.log(`    ${check.expected} lines expected, ${check.missing} missing, ${check.duplicates} duplicates; wrong stream flag ${tally.wrongStream}, malformed ${tally.malformed}; suppression notices ${tally.suppressionNotices} (${tally.suppressed} lines)`);
-  if (check.lag) console.log(`    engine stamp → stored by the server, ms: median ${check.lag.median}, p99 ${check.lag.p99}, max ${check.lag.max}`);
-  console.log(`  stored tail (GET …/logs, retention-bound): ${run.storedTail} lines, ${run.tailUnseen} of them not seen on the follow stream`);
+  const ranges = Object.entries(run.ranges)
+    .map(([s, [from, to]]) => `${s} ${from}..${to}`)
+    .join(', ');
+  console.log(
+    `  delivery check (follow stream, producers paused after the window, ${!run.drained ? `NOT DRAINED within ${DRAIN_TIMEOUT_MS / 1000} s` : run.drainMs > 0 ? `last line stored ${(run.drainMs / 1000).toFixed(1)} s after the pause was asked` : 'nothing left to ship when the pause was asked'}): seqs ${ranges}`,
+  );
+  console.log(
+    `    ${check.expected} lines expected, ${check.missing} missing, ${check.duplicates} duplicates; wrong stream flag ${tally.wrongStream}, malformed ${tally.malformed}; suppression notices ${tally.suppressionNotices} (${tally.suppressed} lines)`,
+  );
+  if (check.lag)
+    console.log(
+      `    engine stamp → stored by the server, ms: median ${check.lag.median}, p99 ${check.lag.p99}, max ${check.lag.max}`,
+    );
+  console.log(
+    `  stored tail (GET …/logs, retention-bound): ${run.storedTail} lines, ${run.tailUnseen} of them not seen on the follow stream`,
+  );
   if (trace) {
-    run.agentRun.samples.forEach((s, i) => console.log(`    t=${String(i + 1).padStart(3)} s  agent rss ${mb(s.rss)}  anon ${mb(s.anon)}  cpu ${pct(s.cpu)} %  server cpu ${pct(run.serverRun.samples[i].cpu)} %`));
+    run.agentRun.samples.forEach((s, i) => {
+      console.log(
+        `    t=${String(i + 1).padStart(3)} s  agent rss ${mb(s.rss)}  anon ${mb(s.anon)}  cpu ${pct(s.cpu)} %  server cpu ${pct(run.serverRun.samples[i].cpu)} %`,
+      );
+    });
   }
 }
 
 function printReport(start, runs) {
   console.log(`flotilla-agent log bench, started ${start.date.toISOString()}, revision ${revision()}`);
   console.log(`node ${process.version}, ${cpus().length} CPUs, load average at the start ${loadText(start.load)}`);
-  console.log(`3 services asked for ${rate} lines/s each; ${seconds} s window after ${SETTLE_SECONDS} s settling; CPU % is of one core, from /proc utime+stime`);
-  console.log('the server keeps only the newest --log-retention lines per device (default 1000), so delivery is counted on the live follow stream (GET /api/v1/devices/<uuid>/logs?follow=1), which carries every batch the server stores');
+  console.log(
+    `3 services asked for ${rate} lines/s each; ${seconds} s window after ${SETTLE_SECONDS} s settling; CPU % is of one core, from /proc utime+stime`,
+  );
+  console.log(
+    'the server keeps only the newest --log-retention lines per device (default 1000), so delivery is counted on the live follow stream (GET /api/v1/devices/<uuid>/logs?follow=1), which carries every batch the server stores',
+  );
   for (const run of runs) printRun(run);
   if (runs.length === 2) {
     const [a, b] = runs;
     const med = (run, key) => summarize(run.agentRun.samples.map((s) => s[key])).median;
-    console.log(`\nflags: agent CPU mean ${pct(a.agentRun.cpuPercent)} % (${a.nodeFlags}) vs ${pct(b.agentRun.cpuPercent)} % (${b.nodeFlags}); RSS median ${mb(med(a, 'rss'))} vs ${mb(med(b, 'rss'))} MB`);
+    console.log(
+      `\nflags: agent CPU mean ${pct(a.agentRun.cpuPercent)} % (${a.nodeFlags}) vs ${pct(b.agentRun.cpuPercent)} % (${b.nodeFlags}); RSS median ${mb(med(a, 'rss'))} vs ${mb(med(b, 'rss'))} MB`,
+    );
   }
 }
 
 // ----------------------------------------------------------------------------------------------------- cleanup
 const cleanup = cleanupOnce(async () => {
   await stopAll();
-  const failures = [...[...namespaces].flatMap((ns) => removeNamespace(ns)), ...removeImages((ref) => [...registryHosts].some((host) => ref.startsWith(`${host}/`)))];
+  const failures = [
+    ...[...namespaces].flatMap((ns) => removeNamespace(ns)),
+    ...removeImages((ref) => [...registryHosts].some((host) => ref.startsWith(`${host}/`))),
+  ];
   rmSync(dir, { recursive: true, force: true });
   return failures;
 }, progress);
@@ -367,8 +482,21 @@ const cleanup = cleanupOnce(async () => {
 try {
   const start = { date: new Date(), load: loadavg() };
   const base = await ensureBusyboxImage();
-  const runs = [await measureRun({ key: 'd', title: `DEFAULT device flags (packages/agent/node-flags: ${deviceFlags})`, flags: 'default flags' }, { FLOTILLA_AGENT_NODE_FLAGS: undefined }, base)];
-  if (compareFlags) runs.push(await measureRun({ key: 'n', title: 'NO node flags (FLOTILLA_AGENT_NODE_FLAGS="": TurboFan on)', flags: 'no flags' }, { FLOTILLA_AGENT_NODE_FLAGS: '' }, base));
+  const runs = [
+    await measureRun(
+      { key: 'd', title: `DEFAULT device flags (packages/agent/node-flags: ${deviceFlags})`, flags: 'default flags' },
+      { FLOTILLA_AGENT_NODE_FLAGS: undefined },
+      base,
+    ),
+  ];
+  if (compareFlags)
+    runs.push(
+      await measureRun(
+        { key: 'n', title: 'NO node flags (FLOTILLA_AGENT_NODE_FLAGS="": TurboFan on)', flags: 'no flags' },
+        { FLOTILLA_AGENT_NODE_FLAGS: '' },
+        base,
+      ),
+    );
   printReport(start, runs);
 } finally {
   await cleanup();

@@ -54,13 +54,26 @@ const progress = (message) => process.stderr.write(`bench: ${message}\n`);
  * measures it; the agent is stopped before returning. `alive()` throws if something it depends on has died.
  */
 async function idleRun(namespace, args, { ready = () => true, alive = () => undefined } = {}) {
-  const agent = launch('flotilla-agent', [...args, '--namespace', namespace, '--api-address', '127.0.0.1', '--api-port', String(await freePort()), '--log-level', 'warn']);
+  const agent = launch('flotilla-agent', [
+    ...args,
+    '--namespace',
+    namespace,
+    '--api-address',
+    '127.0.0.1',
+    '--api-port',
+    String(await freePort()),
+    '--log-level',
+    'warn',
+  ]);
   try {
     const aliveAll = () => {
       alive();
       assertAlive(agent, 'flotilla-agent');
     };
-    await waitUntil('the 3 services to run', () => runningContainers(namespace) === 3, { timeoutMs: 180_000, alive: aliveAll });
+    await waitUntil('the 3 services to run', () => runningContainers(namespace) === 3, {
+      timeoutMs: 180_000,
+      alive: aliveAll,
+    });
     const readiness = await waitUntil('the agent to be ready', ready, { timeoutMs: 120_000, alive: aliveAll });
     const exe = assertNodeProcess(agent.pid); // after the waits: the wrapper has long exec'd node by now
     progress(`pid ${agent.pid} (${exe}) converged; settling ${SETTLE_SECONDS} s, then sampling for ${seconds} s`);
@@ -83,7 +96,10 @@ async function measureManaged(base) {
     const slug = `bench-${nonce}`;
     await api(server, 'POST', '/fleets', { name: 'Agent bench', slug, deviceType: 'generic-amd64' });
     const configPath = join(dir, 'managed-config.json');
-    writeFileSync(configPath, JSON.stringify(await api(server, 'POST', `/fleets/${slug}/config-json`, { developmentMode: true }), null, 2));
+    writeFileSync(
+      configPath,
+      JSON.stringify(await api(server, 'POST', `/fleets/${slug}/config-json`, { developmentMode: true }), null, 2),
+    );
 
     const cliDir = join(dir, 'cli');
     const project = join(dir, 'project');
@@ -100,7 +116,10 @@ async function measureManaged(base) {
       return device.runningRelease === release.commit && device.isOnline ? device : false;
     };
     progress('starting the managed agent');
-    const result = await idleRun(namespaces.managed, ['--config', configPath, '--data', join(dir, 'managed-device')], { ready: reportsRelease, alive: server.alive });
+    const result = await idleRun(namespaces.managed, ['--config', configPath, '--data', join(dir, 'managed-device')], {
+      ready: reportsRelease,
+      alive: server.alive,
+    });
     return { ...result, release: release.version, device: result.readiness };
   } finally {
     await stop(server.child);
@@ -109,28 +128,61 @@ async function measureManaged(base) {
 
 /** The 3-service app as a local target state, as `--target-file` and startAgent({ localTarget }) take it. */
 function unmanagedTarget() {
-  const service = (id, role, composition = {}) => ({ id, image_id: id, image: unmanagedImage, environment: { ROLE: role }, labels: {}, composition });
-  const services = { web: service(1, 'web'), worker: service(2, 'worker'), db: service(3, 'db', { volumes: ['data:/data'] }) };
-  return { name: 'bench', config: {}, apps: { benchapp: { id: 4242, name: 'bench', releases: { [nonce]: { id: 1, services, volumes: { data: {} } } } } } };
+  const service = (id, role, composition = {}) => ({
+    id,
+    image_id: id,
+    image: unmanagedImage,
+    environment: { ROLE: role },
+    labels: {},
+    composition,
+  });
+  const services = {
+    web: service(1, 'web'),
+    worker: service(2, 'worker'),
+    db: service(3, 'db', { volumes: ['data:/data'] }),
+  };
+  return {
+    name: 'bench',
+    config: {},
+    apps: { benchapp: { id: 4242, name: 'bench', releases: { [nonce]: { id: 1, services, volumes: { data: {} } } } } },
+  };
 }
 
 async function measureUnmanaged(base, target) {
-  buildImage(unmanagedImage, `FROM ${base}\nRUN echo ${nonce} > /nonce\nCMD ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 5 & wait $!; done"]\n`);
+  buildImage(
+    unmanagedImage,
+    `FROM ${base}\nRUN echo ${nonce} > /nonce\nCMD ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 5 & wait $!; done"]\n`,
+  );
   const targetPath = join(dir, 'target.json');
   writeFileSync(targetPath, JSON.stringify(target));
   progress('starting the unmanaged agent');
-  return idleRun(namespaces.unmanaged, ['--config', join(dir, 'unmanaged-config.json'), '--data', join(dir, 'unmanaged-device'), '--target-file', targetPath]);
+  return idleRun(namespaces.unmanaged, [
+    '--config',
+    join(dir, 'unmanaged-config.json'),
+    '--data',
+    join(dir, 'unmanaged-device'),
+    '--target-file',
+    targetPath,
+  ]);
 }
 
 // ----------------------------------------------------------------------------------------------- no-op pass time
 async function measureNoOpPass(target) {
   progress(`timing ${passes} no-op passes in-process`);
-  inProcessAgent = await startAgent({ configPath: join(dir, 'unmanaged-config.json'), dataDir: join(dir, 'unmanaged-device'), namespace: namespaces.unmanaged, logLevel: 'warn', localTarget: target, apiPort: 0 });
+  inProcessAgent = await startAgent({
+    configPath: join(dir, 'unmanaged-config.json'),
+    dataDir: join(dir, 'unmanaged-device'),
+    namespace: namespaces.unmanaged,
+    logLevel: 'warn',
+    localTarget: target,
+    apiPort: 0,
+  });
   const durations = [];
   let steps = 0;
   for (let i = 0; i < passes + 20; i++) {
     const result = await inProcessAgent.reconcileNow();
-    if (result.outcome.kind !== 'done') throw new Error(`pass ${i} did not converge: ${JSON.stringify(result.outcome)}`);
+    if (result.outcome.kind !== 'done')
+      throw new Error(`pass ${i} did not converge: ${JSON.stringify(result.outcome)}`);
     steps += result.stepsExecuted;
     if (i >= 20) durations.push(result.durationMs); // the first 20 warm the JIT
   }
@@ -153,23 +205,46 @@ function printIdle(title, run) {
   const early = summarize(run.samples.slice(0, window).map((s) => s.rss)).median;
   const late = summarize(run.samples.slice(-window).map((s) => s.rss)).median;
   console.log(`\n${title}`);
-  console.log(`  services running after the idle window: ${run.servicesAfter}/3; agent pid ${run.pid}; load average at the end ${loadText(run.load)}`);
-  console.log(`  idle RSS MB: median ${mb(rss.median)}, min ${mb(rss.min)}, max ${mb(rss.max)}  (target < ${TARGETS.rssMb}: ${verdict(rss.median, TARGETS.rssMb)})`);
-  console.log(`    of which anonymous (heap, stacks): median ${mb(anon.median)}, max ${mb(anon.max)}; file-backed (node binary, libraries): median ${mb(file.median)}`);
-  console.log(`    trend: median of the first ${window} s ${mb(early)}, of the last ${window} s ${mb(late)} (${late >= early ? '+' : ''}${mb(late - early)})`);
-  console.log(`  idle CPU: ${run.cpuPercent.toFixed(3)} % of one core over ${run.samples.length} s  (target < ${TARGETS.cpuPercent}: ${verdict(run.cpuPercent, TARGETS.cpuPercent)}); busiest second ${cpu.max.toFixed(1)} %, one clock tick = ${run.tickMs} ms`);
+  console.log(
+    `  services running after the idle window: ${run.servicesAfter}/3; agent pid ${run.pid}; load average at the end ${loadText(run.load)}`,
+  );
+  console.log(
+    `  idle RSS MB: median ${mb(rss.median)}, min ${mb(rss.min)}, max ${mb(rss.max)}  (target < ${TARGETS.rssMb}: ${verdict(rss.median, TARGETS.rssMb)})`,
+  );
+  console.log(
+    `    of which anonymous (heap, stacks): median ${mb(anon.median)}, max ${mb(anon.max)}; file-backed (node binary, libraries): median ${mb(file.median)}`,
+  );
+  console.log(
+    `    trend: median of the first ${window} s ${mb(early)}, of the last ${window} s ${mb(late)} (${late >= early ? '+' : ''}${mb(late - early)})`,
+  );
+  console.log(
+    `  idle CPU: ${run.cpuPercent.toFixed(3)} % of one core over ${run.samples.length} s  (target < ${TARGETS.cpuPercent}: ${verdict(run.cpuPercent, TARGETS.cpuPercent)}); busiest second ${cpu.max.toFixed(1)} %, one clock tick = ${run.tickMs} ms`,
+  );
   if (trace) {
-    run.samples.forEach((s, i) => console.log(`    t=${String(i + 1).padStart(3)} s  rss ${mb(s.rss)}  anon ${mb(s.anon)}  file ${mb(s.file)}  cpu ${s.cpu.toFixed(1)} %`));
+    run.samples.forEach((s, i) => {
+      console.log(
+        `    t=${String(i + 1).padStart(3)} s  rss ${mb(s.rss)}  anon ${mb(s.anon)}  file ${mb(s.file)}  cpu ${s.cpu.toFixed(1)} %`,
+      );
+    });
   }
 }
 
 function printReport(start, managed, unmanaged, pass) {
   console.log(`flotilla-agent bench, started ${start.date.toISOString()}, revision ${revision()}`);
-  console.log(`node ${process.version}, ${cpus().length} CPUs, load average at the start ${loadText(start.load)}; ${seconds} s idle windows after ${SETTLE_SECONDS} s settling, ${passes} passes`);
-  printIdle(`MANAGED agent (headline): control plane on loopback, device API on, release ${managed.release} reported by device ${managed.device.uuid.slice(0, 7)}`, managed);
+  console.log(
+    `node ${process.version}, ${cpus().length} CPUs, load average at the start ${loadText(start.load)}; ${seconds} s idle windows after ${SETTLE_SECONDS} s settling, ${passes} passes`,
+  );
+  printIdle(
+    `MANAGED agent (headline): control plane on loopback, device API on, release ${managed.release} reported by device ${managed.device.uuid.slice(0, 7)}`,
+    managed,
+  );
   printIdle('UNMANAGED agent: --target-file, no control plane, device API on', unmanaged);
-  console.log(`\nNO-OP reconcile pass (in-process, unmanaged target, engine re-read + plan; node flags: ${process.execArgv.join(' ') || 'none'})`);
-  console.log(`  ms: median ${pass.median.toFixed(2)}, p99 ${pass.p99.toFixed(2)}, max ${pass.max.toFixed(2)}  (target < ${TARGETS.passMs}: ${verdict(pass.p99, TARGETS.passMs)} at p99; steps executed: ${pass.steps})`);
+  console.log(
+    `\nNO-OP reconcile pass (in-process, unmanaged target, engine re-read + plan; node flags: ${process.execArgv.join(' ') || 'none'})`,
+  );
+  console.log(
+    `  ms: median ${pass.median.toFixed(2)}, p99 ${pass.p99.toFixed(2)}, max ${pass.max.toFixed(2)}  (target < ${TARGETS.passMs}: ${verdict(pass.p99, TARGETS.passMs)} at p99; steps executed: ${pass.steps})`,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------------- cleanup
@@ -179,7 +254,9 @@ const cleanup = cleanupOnce(async () => {
   const failures = [
     ...removeNamespace(namespaces.managed),
     ...removeNamespace(namespaces.unmanaged),
-    ...removeImages((ref) => ref === unmanagedImage || (registryHost !== undefined && ref.startsWith(`${registryHost}/`))),
+    ...removeImages(
+      (ref) => ref === unmanagedImage || (registryHost !== undefined && ref.startsWith(`${registryHost}/`)),
+    ),
   ];
   rmSync(dir, { recursive: true, force: true });
   return failures;

@@ -12,7 +12,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -24,21 +23,55 @@ const dir = mkdtempSync(join(tmpdir(), 'flotilla-bench-'));
 const hash = (key) => createHash('sha256').update(key).digest('hex');
 
 // ------------------------------------------------------------------------------------------------ seed the database
-let t0 = performance.now();
+const t0 = performance.now();
 const opened = await openDatabase({ dataDir: dir });
 await opened.close();
 const sqlite = new Database(join(dir, 'flotilla.db'));
 const at = new Date().toISOString();
 sqlite.prepare(`INSERT INTO organizations (name, handle, created_at) VALUES ('bench', 'bench', ?)`).run(at);
-sqlite.prepare(`INSERT INTO users (username, email, password_hash, created_at) VALUES ('bench', NULL, NULL, ?)`).run(at);
-sqlite.prepare(`INSERT INTO fleets (uuid, organization_id, name, slug, device_type, pinned_release_id, revision, created_at) VALUES (?, 1, 'bench', 'bench', 'generic-amd64', NULL, 0, ?)`).run(randomBytes(16).toString('hex'), at);
-const composition = { services: { web: { build: '.', restart: 'always', ports: ['80:80'], labels: { 'io.balena.update.strategy': 'download-then-kill' } }, worker: { build: './worker', depends_on: ['web'], volumes: ['data:/data'] } }, volumes: { data: null } };
-sqlite.prepare(`INSERT INTO releases (fleet_id, "commit", version, status, is_final, composition_json, notes, created_at) VALUES (1, ?, '1.0.0', 'success', 1, ?, NULL, ?)`).run(randomBytes(16).toString('hex'), JSON.stringify(composition), at);
-for (const name of ['web', 'worker']) sqlite.prepare(`INSERT INTO release_services (release_id, name, image) VALUES (1, ?, ?)`).run(name, `127.0.0.1/bench/${name}@sha256:${randomBytes(32).toString('hex')}`);
-sqlite.prepare(`INSERT INTO env_vars (fleet_id, device_id, service, name, value, created_at) VALUES (1, NULL, NULL, 'MODE', 'bench', ?)`).run(at);
-sqlite.prepare(`INSERT INTO config_vars (fleet_id, device_id, key, name, value, created_at) VALUES (1, NULL, 'SUPERVISOR_POLL_INTERVAL', 'BALENA_SUPERVISOR_POLL_INTERVAL', '900000', ?)`).run(at);
+sqlite
+  .prepare(`INSERT INTO users (username, email, password_hash, created_at) VALUES ('bench', NULL, NULL, ?)`)
+  .run(at);
+sqlite
+  .prepare(
+    `INSERT INTO fleets (uuid, organization_id, name, slug, device_type, pinned_release_id, revision, created_at) VALUES (?, 1, 'bench', 'bench', 'generic-amd64', NULL, 0, ?)`,
+  )
+  .run(randomBytes(16).toString('hex'), at);
+const composition = {
+  services: {
+    web: {
+      build: '.',
+      restart: 'always',
+      ports: ['80:80'],
+      labels: { 'io.balena.update.strategy': 'download-then-kill' },
+    },
+    worker: { build: './worker', depends_on: ['web'], volumes: ['data:/data'] },
+  },
+  volumes: { data: null },
+};
+sqlite
+  .prepare(
+    `INSERT INTO releases (fleet_id, "commit", version, status, is_final, composition_json, notes, created_at) VALUES (1, ?, '1.0.0', 'success', 1, ?, NULL, ?)`,
+  )
+  .run(randomBytes(16).toString('hex'), JSON.stringify(composition), at);
+for (const name of ['web', 'worker'])
+  sqlite
+    .prepare(`INSERT INTO release_services (release_id, name, image) VALUES (1, ?, ?)`)
+    .run(name, `127.0.0.1/bench/${name}@sha256:${randomBytes(32).toString('hex')}`);
+sqlite
+  .prepare(
+    `INSERT INTO env_vars (fleet_id, device_id, service, name, value, created_at) VALUES (1, NULL, NULL, 'MODE', 'bench', ?)`,
+  )
+  .run(at);
+sqlite
+  .prepare(
+    `INSERT INTO config_vars (fleet_id, device_id, key, name, value, created_at) VALUES (1, NULL, 'SUPERVISOR_POLL_INTERVAL', 'BALENA_SUPERVISOR_POLL_INTERVAL', '900000', ?)`,
+  )
+  .run(at);
 const devices = [];
-const insert = sqlite.prepare(`INSERT INTO devices (uuid, fleet_id, name, device_type, key_hash, revision, services_json, created_at) VALUES (?, 1, ?, 'generic-amd64', ?, 0, '{}', ?)`);
+const insert = sqlite.prepare(
+  `INSERT INTO devices (uuid, fleet_id, name, device_type, key_hash, revision, services_json, created_at) VALUES (?, 1, ?, 'generic-amd64', ?, 0, '{}', ?)`,
+);
 sqlite.transaction(() => {
   for (let i = 0; i < deviceCount; i++) {
     const uuid = randomBytes(16).toString('hex');
@@ -52,7 +85,11 @@ console.log(`seeded ${deviceCount} devices in ${((performance.now() - t0) / 1000
 
 // ---------------------------------------------------------------------------------------------------- the server
 const port = 20_000 + Math.floor(Math.random() * 20_000);
-const server = spawn(process.execPath, [join(root, 'packages/server/dist/main.js'), '--data', dir, '--port', String(port), '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'inherit'] });
+const server = spawn(
+  process.execPath,
+  [join(root, 'packages/server/dist/main.js'), '--data', dir, '--port', String(port), '--log-level', 'warn'],
+  { stdio: ['ignore', 'pipe', 'inherit'] },
+);
 await new Promise((resolve, reject) => {
   server.on('exit', (code) => reject(new Error(`server exited ${code}`)));
   createInterface({ input: server.stdout }).on('line', (line) => {
@@ -66,14 +103,17 @@ function poll(device) {
     const headers = { authorization: `Bearer ${device.key}` };
     if (device.etag) headers['if-none-match'] = device.etag;
     const started = performance.now();
-    const req = http.request({ host: '127.0.0.1', port, path: `/device/v3/${device.uuid}/state`, agent, headers }, (res) => {
-      res.on('data', () => undefined);
-      res.on('end', () => {
-        if (res.statusCode !== 200 && res.statusCode !== 304) return reject(new Error(`status ${res.statusCode}`));
-        device.etag = res.headers.etag;
-        resolve({ ms: performance.now() - started, notModified: res.statusCode === 304 });
-      });
-    });
+    const req = http.request(
+      { host: '127.0.0.1', port, path: `/device/v3/${device.uuid}/state`, agent, headers },
+      (res) => {
+        res.on('data', () => undefined);
+        res.on('end', () => {
+          if (res.statusCode !== 200 && res.statusCode !== 304) return reject(new Error(`status ${res.statusCode}`));
+          device.etag = res.headers.etag;
+          resolve({ ms: performance.now() - started, notModified: res.statusCode === 304 });
+        });
+      },
+    );
     req.on('error', reject);
     req.end();
   });
@@ -102,16 +142,27 @@ async function phase(name, pick, limitMs) {
   const elapsed = (performance.now() - started) / 1000;
   latencies.sort((a, b) => a - b);
   const q = (p) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))].toFixed(2);
-  console.log(`${name}: ${latencies.length} polls in ${elapsed.toFixed(1)} s = ${Math.round(latencies.length / elapsed)} polls/s, p50 ${q(0.5)} ms, p99 ${q(0.99)} ms, 304 ${((100 * notModified) / latencies.length).toFixed(1)} %`);
+  console.log(
+    `${name}: ${latencies.length} polls in ${elapsed.toFixed(1)} s = ${Math.round(latencies.length / elapsed)} polls/s, p50 ${q(0.5)} ms, p99 ${q(0.99)} ms, 304 ${((100 * notModified) / latencies.length).toFixed(1)} %`,
+  );
 }
 
 try {
   let next = 0;
   await phase('warm-up (first poll of each device, no ETag)', () => devices[next++], 60_000);
   const known = devices.filter((d) => d.etag);
-  await phase(`steady (${known.length} devices holding an ETag, ${concurrency} connections, ${seconds} s)`, () => known[Math.floor(Math.random() * known.length)], seconds * 1000);
+  await phase(
+    `steady (${known.length} devices holding an ETag, ${concurrency} connections, ${seconds} s)`,
+    () => known[Math.floor(Math.random() * known.length)],
+    seconds * 1000,
+  );
   const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  console.log(metrics.split('\n').filter((l) => l.startsWith('flotilla_target_state_cache_total')).join('\n'));
+  console.log(
+    metrics
+      .split('\n')
+      .filter((l) => l.startsWith('flotilla_target_state_cache_total'))
+      .join('\n'),
+  );
 } finally {
   agent.destroy();
   server.removeAllListeners('exit');

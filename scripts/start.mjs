@@ -48,7 +48,10 @@ function launch(name, args, onLine = () => undefined) {
 async function api(method, path, apiKey, body) {
   const response = await fetch(`${url}${path}`, {
     method,
-    headers: { authorization: `Bearer ${apiKey}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    headers: {
+      authorization: `Bearer ${apiKey}`,
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await response.text();
@@ -85,14 +88,27 @@ await mkdir(deviceDir, { recursive: true });
 
 let admin = existsSync(adminFile) ? JSON.parse(await readFile(adminFile, 'utf8')) : undefined;
 const adminSaved = new Promise((resolve) => {
-  launch('flotilla-server', ['--data', join(home, 'server'), '--port', String(port), '--public-url', url, '--log-level', process.env.FLOTILLA_SERVER_LOG_LEVEL ?? 'warn'], (line) => {
-    if (!line.startsWith('FLOTILLA_ADMIN ')) return undefined;
-    admin = JSON.parse(line.slice('FLOTILLA_ADMIN '.length));
-    writeFile(adminFile, `${JSON.stringify(admin, null, 2)}\n`, { mode: 0o600 })
-      .then(() => chmod(adminFile, 0o600))
-      .then(resolve, (error) => fail(`cannot save ${adminFile}: ${error.message}`));
-    return 'consumed';
-  });
+  launch(
+    'flotilla-server',
+    [
+      '--data',
+      join(home, 'server'),
+      '--port',
+      String(port),
+      '--public-url',
+      url,
+      '--log-level',
+      process.env.FLOTILLA_SERVER_LOG_LEVEL ?? 'warn',
+    ],
+    (line) => {
+      if (!line.startsWith('FLOTILLA_ADMIN ')) return undefined;
+      admin = JSON.parse(line.slice('FLOTILLA_ADMIN '.length));
+      writeFile(adminFile, `${JSON.stringify(admin, null, 2)}\n`, { mode: 0o600 })
+        .then(() => chmod(adminFile, 0o600))
+        .then(resolve, (error) => fail(`cannot save ${adminFile}: ${error.message}`));
+      return 'consumed';
+    },
+  );
 });
 await waitHealthy();
 if (!admin) await Promise.race([adminSaved, sleep(2_000)]);
@@ -100,8 +116,13 @@ if (!admin) fail(`the server has data but ${adminFile} is missing; remove ${home
 
 const fleet = await api('GET', '/api/v1/fleets/local', admin.apiKey);
 if (fleet.status === 404) {
-  const created = await api('POST', '/api/v1/fleets', admin.apiKey, { name: 'local', slug: 'local', deviceType: 'generic-amd64' });
-  if (created.status !== 201 && created.status !== 200) fail(`cannot create fleet "local": ${JSON.stringify(created.json)}`);
+  const created = await api('POST', '/api/v1/fleets', admin.apiKey, {
+    name: 'local',
+    slug: 'local',
+    deviceType: 'generic-amd64',
+  });
+  if (created.status !== 201 && created.status !== 200)
+    fail(`cannot create fleet "local": ${JSON.stringify(created.json)}`);
 } else if (fleet.status !== 200) {
   fail(`cannot read fleet "local": ${JSON.stringify(fleet.json)}`);
 }

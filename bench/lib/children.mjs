@@ -14,7 +14,10 @@ const running = new Set();
  * `env`, if given, is laid over the bench's environment (a variable set to undefined is left out).
  */
 export function launch(name, args, onLine = () => undefined, { env } = {}) {
-  const child = spawn(join(root, 'bin', name), args, { stdio: ['ignore', 'pipe', 'pipe'], env: env && { ...process.env, ...env } });
+  const child = spawn(join(root, 'bin', name), args, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: env && { ...process.env, ...env },
+  });
   running.add(child);
   child.exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve(code ?? signal)));
   child.exited.then(() => running.delete(child));
@@ -44,7 +47,8 @@ export async function stopAll() {
 
 /** Throws if the child has already exited: waits poll this so a crashed program fails the bench at once. */
 export function assertAlive(child, name) {
-  if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${name} exited (${child.exitCode ?? child.signalCode}); see its output above`);
+  if (child.exitCode !== null || child.signalCode !== null)
+    throw new Error(`${name} exited (${child.exitCode ?? child.signalCode}); see its output above`);
 }
 
 /**
@@ -53,19 +57,25 @@ export function assertAlive(child, name) {
  */
 export function assertNodeProcess(pid) {
   const exe = basename(readlinkSync(`/proc/${pid}/exe`));
-  if (!exe.startsWith('node')) throw new Error(`pid ${pid} runs ${exe}, not node: does the bin/ wrapper still exec node?`);
+  if (!exe.startsWith('node'))
+    throw new Error(`pid ${pid} runs ${exe}, not node: does the bin/ wrapper still exec node?`);
   let children = '';
   try {
     children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();
   } catch {
     // kernel without CONFIG_PROC_CHILDREN: nothing to check
   }
-  if (children !== '') throw new Error(`pid ${pid} has child processes (${children}); their memory would not be counted`);
+  if (children !== '')
+    throw new Error(`pid ${pid} has child processes (${children}); their memory would not be counted`);
   return exe;
 }
 
 /** Polls `check` until it returns something other than undefined/false; `alive()` runs first and may throw. */
-export async function waitUntil(description, check, { timeoutMs = 60_000, intervalMs = 250, alive = () => undefined } = {}) {
+export async function waitUntil(
+  description,
+  check,
+  { timeoutMs = 60_000, intervalMs = 250, alive = () => undefined } = {},
+) {
   const deadline = Date.now() + timeoutMs;
   let lastError;
   for (;;) {
@@ -76,7 +86,10 @@ export async function waitUntil(description, check, { timeoutMs = 60_000, interv
     } catch (error) {
       lastError = error;
     }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${description}${lastError ? `: ${lastError.message}` : ''}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `timed out after ${timeoutMs / 1000} s waiting for ${description}${lastError ? `: ${lastError.message}` : ''}`,
+      );
     await sleep(intervalMs);
   }
 }

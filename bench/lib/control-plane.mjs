@@ -13,14 +13,18 @@ const root = new URL('../..', import.meta.url).pathname;
 export async function startServer(dataDir, port) {
   const url = `http://127.0.0.1:${port}`;
   let admin;
-  const child = launch('flotilla-server', ['--data', dataDir, '--port', String(port), '--public-url', url, '--log-level', 'warn'], (line) => {
-    if (line.startsWith('FLOTILLA_ADMIN ')) {
-      // WARNING: the line carries secrets; keep it off the terminal.
-      admin = JSON.parse(line.slice('FLOTILLA_ADMIN '.length));
-      return 'consumed';
-    }
-    return line.startsWith('flotilla-server listening') ? 'consumed' : undefined;
-  });
+  const child = launch(
+    'flotilla-server',
+    ['--data', dataDir, '--port', String(port), '--public-url', url, '--log-level', 'warn'],
+    (line) => {
+      if (line.startsWith('FLOTILLA_ADMIN ')) {
+        // WARNING: the line carries secrets; keep it off the terminal.
+        admin = JSON.parse(line.slice('FLOTILLA_ADMIN '.length));
+        return 'consumed';
+      }
+      return line.startsWith('flotilla-server listening') ? 'consumed' : undefined;
+    },
+  );
   const alive = () => assertAlive(child, 'flotilla-server');
   await waitUntil(`${url}/healthz`, async () => (await fetch(`${url}/healthz`)).ok, { alive });
   await waitUntil('the FLOTILLA_ADMIN line', () => admin, { timeoutMs: 5_000, alive });
@@ -31,7 +35,10 @@ export async function startServer(dataDir, port) {
 export async function api(server, method, path, body) {
   const response = await fetch(`${server.url}/api/v1${path}`, {
     method,
-    headers: { authorization: `Bearer ${server.apiKey}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    headers: {
+      authorization: `Bearer ${server.apiKey}`,
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await response.text();
@@ -42,10 +49,15 @@ export async function api(server, method, path, body) {
 /** Runs `bin/flotilla` with its own config folder, so the user's credentials are neither read nor written. */
 export function cli(configDir, args) {
   return new Promise((resolve, reject) => {
-    execFile(join(root, 'bin/flotilla'), args, { env: { ...process.env, FLOTILLA_CONFIG_DIR: configDir }, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
-      if (error) reject(new Error(`flotilla ${args.join(' ')} failed: ${stderr.trim() || error.message}`));
-      else resolve(stdout);
-    });
+    execFile(
+      join(root, 'bin/flotilla'),
+      args,
+      { env: { ...process.env, FLOTILLA_CONFIG_DIR: configDir }, maxBuffer: 16 * 1024 * 1024 },
+      (error, stdout, stderr) => {
+        if (error) reject(new Error(`flotilla ${args.join(' ')} failed: ${stderr.trim() || error.message}`));
+        else resolve(stdout);
+      },
+    );
   });
 }
 
@@ -58,7 +70,9 @@ export function writeComposeProject(dir, base, services, volumes, { files } = {}
   const compose = ['services:'];
   for (const [name, mounts] of Object.entries(services)) {
     mkdirSync(join(dir, name), { recursive: true });
-    const contents = files?.(name) ?? { Dockerfile: `FROM ${base}\nENV ROLE=${name}\nCMD ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 5 & wait $!; done"]\n` };
+    const contents = files?.(name) ?? {
+      Dockerfile: `FROM ${base}\nENV ROLE=${name}\nCMD ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 5 & wait $!; done"]\n`,
+    };
     for (const [file, text] of Object.entries(contents)) writeFileSync(join(dir, name, file), text);
     compose.push(`  ${name}:`, `    build: ${name}`);
     if (mounts.length) compose.push(`    volumes: [${mounts.map((m) => JSON.stringify(m)).join(', ')}]`);

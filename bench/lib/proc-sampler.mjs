@@ -32,7 +32,10 @@ export async function measureIdle(pid, seconds) {
   for (let i = 0; i < seconds; i++) {
     await sleep(1_000);
     const now = { at: performance.now(), ticks: cpuTicks(pid) };
-    samples.push({ ...memoryMb(pid), cpu: (100 * (now.ticks - previous.ticks)) / TICKS_PER_SECOND / ((now.at - previous.at) / 1000) });
+    samples.push({
+      ...memoryMb(pid),
+      cpu: (100 * (now.ticks - previous.ticks)) / TICKS_PER_SECOND / ((now.at - previous.at) / 1000),
+    });
     previous = now;
   }
   const cpuPercent = (100 * (previous.ticks - c0)) / TICKS_PER_SECOND / ((previous.at - t0) / 1000);

@@ -36,12 +36,15 @@ const result = await build({
   sourcemap: 'external',
   external: ['better-sqlite3', 'dockerode', 'bufferutil', 'utf-8-validate'],
   // CommonJS packages inside an ESM bundle call require() for node built-ins; give them a real one.
-  banner: { js: "import { createRequire as __flotillaCreateRequire } from 'node:module'; const require = __flotillaCreateRequire(import.meta.url);" },
+  banner: {
+    js: "import { createRequire as __flotillaCreateRequire } from 'node:module'; const require = __flotillaCreateRequire(import.meta.url);",
+  },
   legalComments: 'none',
   logLevel: 'warning',
   metafile: true,
 });
-const kb = Object.entries(result.metafile.outputs)
-  .filter(([file]) => file.endsWith('.mjs'))
-  .reduce((sum, [, output]) => sum + output.bytes, 0) / 1024;
+const kb =
+  Object.entries(result.metafile.outputs)
+    .filter(([file]) => file.endsWith('.mjs'))
+    .reduce((sum, [, output]) => sum + output.bytes, 0) / 1024;
 console.log(`agent bundle: ${outdir.slice(root.length)} (${kb.toFixed(0)} kB of JavaScript)`);

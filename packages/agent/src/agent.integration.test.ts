@@ -5,7 +5,18 @@ import pino from 'pino';
 import { LABELS, configJsonSchema } from '@flotilla/protocol';
 import { freePort, waitFor } from '@flotilla/testkit';
 import { startAgent, type AgentHandle } from './agent.js';
-import { buildImage, cleanup, docker, exec, harness, ourContainers, serviceOf, target, uniqueAppId, type Harness } from './test-support/fixtures.js';
+import {
+  buildImage,
+  cleanup,
+  docker,
+  exec,
+  harness,
+  ourContainers,
+  serviceOf,
+  target,
+  uniqueAppId,
+  type Harness,
+} from './test-support/fixtures.js';
 
 const quiet = pino({ level: process.env.FLOTILLA_TEST_LOG ?? 'silent' });
 
@@ -31,7 +42,15 @@ describe('agent against a fake control plane and the real engine', () => {
     h = await harness({ keepMe: 'untouched' });
     hostPort = await freePort();
     await Promise.all([buildImage(imgA, 'a'), buildImage(imgB, 'b')]);
-    agent = await startAgent({ configPath: h.configPath, dataDir: h.dataDir, namespace: h.namespace, pollIntervalMs: 300, reportIntervalMs: 100, logger: quiet, apiPort: 0 });
+    agent = await startAgent({
+      configPath: h.configPath,
+      dataDir: h.dataDir,
+      namespace: h.namespace,
+      pollIntervalMs: 300,
+      reportIntervalMs: 100,
+      logger: quiet,
+      apiPort: 0,
+    });
     uuid = agent.state().uuid;
   });
 
@@ -65,8 +84,16 @@ describe('agent against a fake control plane and the real engine', () => {
         releaseId: 1,
         volumes: ['data'],
         services: {
-          web: { image: imgA, environment: { GREETING: 'hello' }, composition: { depends_on: ['db'], ports: [`127.0.0.1:${hostPort}:8080`], networks: ['default', 'back'] } },
-          db: { image: imgB, labels: { 'com.example.role': 'db' }, composition: { volumes: ['data:/data'], healthcheck: { test: 'true', interval: '5s' } } },
+          web: {
+            image: imgA,
+            environment: { GREETING: 'hello' },
+            composition: { depends_on: ['db'], ports: [`127.0.0.1:${hostPort}:8080`], networks: ['default', 'back'] },
+          },
+          db: {
+            image: imgB,
+            labels: { 'com.example.role': 'db' },
+            composition: { volumes: ['data:/data'], healthcheck: { test: 'true', interval: '5s' } },
+          },
         },
       }),
     );
@@ -114,19 +141,33 @@ describe('agent against a fake control plane and the real engine', () => {
       releaseId: 1,
       volumes: ['data'],
       services: {
-        web: { image: imgA, environment: { GREETING: 'changed' }, composition: { depends_on: ['db'], ports: [`127.0.0.1:${hostPort}:8080`] } },
-        db: { image: imgB, labels: { 'com.example.role': 'db' }, composition: { volumes: ['data:/data'], healthcheck: { test: 'true', interval: '5s' } } },
+        web: {
+          image: imgA,
+          environment: { GREETING: 'changed' },
+          composition: { depends_on: ['db'], ports: [`127.0.0.1:${hostPort}:8080`] },
+        },
+        db: {
+          image: imgB,
+          labels: { 'com.example.role': 'db' },
+          composition: { volumes: ['data:/data'], healthcheck: { test: 'true', interval: '5s' } },
+        },
       },
     });
     h.cp.setTarget(uuid, t);
     agent.triggerUpdate();
-    await waitFor('web recreated', async () => {
-      const now = await running();
-      return now.get('web') !== undefined && now.get('web') !== before.get('web');
-    }, { timeoutMs: 30_000 });
+    await waitFor(
+      'web recreated',
+      async () => {
+        const now = await running();
+        return now.get('web') !== undefined && now.get('web') !== before.get('web');
+      },
+      { timeoutMs: 30_000 },
+    );
     const after = await running();
     assert.equal(after.get('db'), before.get('db'), 'db untouched');
-    assert.ok((await docker.getContainer(after.get('web') as string).inspect()).Config.Env.includes('GREETING=changed'));
+    assert.ok(
+      (await docker.getContainer(after.get('web') as string).inspect()).Config.Env.includes('GREETING=changed'),
+    );
     assert.equal((await ourContainers(h.namespace)).length, 2, 'old web container removed');
   });
 
@@ -161,7 +202,17 @@ describe('agent against a fake control plane and the real engine', () => {
     const reportsBefore = h.cp.reports.length;
     await h.cp.start(port);
     // A change while it was away: the agent must pick it up once back.
-    h.cp.setTarget(uuid, target({ appId, appUuid, commit: 'c3', releaseId: 3, volumes: ['data'], services: { web: { image: imgB }, db: { image: imgA, composition: { volumes: ['data:/data'] } } } }));
+    h.cp.setTarget(
+      uuid,
+      target({
+        appId,
+        appUuid,
+        commit: 'c3',
+        releaseId: 3,
+        volumes: ['data'],
+        services: { web: { image: imgB }, db: { image: imgA, composition: { volumes: ['data:/data'] } } },
+      }),
+    );
     agent.triggerUpdate();
     await waitFor('release c3 reported done', converged('c3'), { timeoutMs: 60_000 });
     assert.ok(h.cp.reports.length > reportsBefore);
@@ -171,15 +222,39 @@ describe('agent against a fake control plane and the real engine', () => {
 
   it('an invalid target state is rejected and reported; the running release stays', async () => {
     const before = await running();
-    const bad = target({ appId, appUuid, commit: 'cbad', releaseId: 9, services: { web: { image: imgB, composition: { ports: ['not a port'] } } } });
+    const bad = target({
+      appId,
+      appUuid,
+      commit: 'cbad',
+      releaseId: 9,
+      services: { web: { image: imgB, composition: { ports: ['not a port'] } } },
+    });
     h.cp.setTarget(uuid, bad);
     agent.triggerUpdate();
-    await waitFor('rejected reported', () => h.cp.state.get(uuid)?.apps?.[appUuid]?.releases.cbad?.update_status === 'rejected', { timeoutMs: 15_000 });
+    await waitFor(
+      'rejected reported',
+      () => h.cp.state.get(uuid)?.apps?.[appUuid]?.releases.cbad?.update_status === 'rejected',
+      { timeoutMs: 15_000 },
+    );
     assert.deepEqual(await running(), before);
     assert.equal(agent.state().targetCommits[appUuid], 'c3', 'last good target kept');
-    h.cp.setTarget(uuid, target({ appId, appUuid, commit: 'c3', releaseId: 3, volumes: ['data'], services: { web: { image: imgB }, db: { image: imgA, composition: { volumes: ['data:/data'] } } } }));
+    h.cp.setTarget(
+      uuid,
+      target({
+        appId,
+        appUuid,
+        commit: 'c3',
+        releaseId: 3,
+        volumes: ['data'],
+        services: { web: { image: imgB }, db: { image: imgA, composition: { volumes: ['data:/data'] } } },
+      }),
+    );
     agent.triggerUpdate();
-    await waitFor('rejection cleared from the report', () => h.cp.state.get(uuid)?.apps?.[appUuid]?.releases.cbad === undefined, { timeoutMs: 15_000 });
+    await waitFor(
+      'rejection cleared from the report',
+      () => h.cp.state.get(uuid)?.apps?.[appUuid]?.releases.cbad === undefined,
+      { timeoutMs: 15_000 },
+    );
   });
 
   it('restarted while the control plane is down: applies the persisted target (repairs drift)', async () => {
@@ -189,7 +264,15 @@ describe('agent against a fake control plane and the real engine', () => {
     const before = await running();
     // Drift while the agent is down: someone removes a service container.
     await docker.getContainer(before.get('web') as string).remove({ force: true });
-    agent = await startAgent({ configPath: h.configPath, dataDir: h.dataDir, namespace: h.namespace, pollIntervalMs: 300, reportIntervalMs: 100, logger: quiet, apiPort: 0 });
+    agent = await startAgent({
+      configPath: h.configPath,
+      dataDir: h.dataDir,
+      namespace: h.namespace,
+      pollIntervalMs: 300,
+      reportIntervalMs: 100,
+      logger: quiet,
+      apiPort: 0,
+    });
     await waitFor('web recreated offline', async () => (await running()).has('web'), { timeoutMs: 30_000 });
     assert.equal((await running()).get('db'), before.get('db'), 'db untouched');
     assert.equal(agent.state().targetCommits[appUuid], 'c3');
@@ -199,7 +282,14 @@ describe('agent against a fake control plane and the real engine', () => {
   it('removes the app, its network and volume when it leaves the target', async () => {
     h.cp.setTarget(uuid, { name: 'test-device', config: {}, apps: {} });
     agent.triggerUpdate();
-    await waitFor('everything gone', async () => (await ourContainers(h.namespace)).length === 0 && (await docker.listVolumes({ filters: JSON.stringify({ name: [`${h.namespace}${appId}_data`] }) })).Volumes.length === 0, { timeoutMs: 30_000 });
+    await waitFor(
+      'everything gone',
+      async () =>
+        (await ourContainers(h.namespace)).length === 0 &&
+        (await docker.listVolumes({ filters: JSON.stringify({ name: [`${h.namespace}${appId}_data`] }) })).Volumes
+          .length === 0,
+      { timeoutMs: 30_000 },
+    );
     const networks = await docker.listNetworks({ filters: JSON.stringify({ name: [`${h.namespace}${appId}_`] }) });
     assert.equal(networks.length, 0);
   });

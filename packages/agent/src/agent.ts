@@ -1,6 +1,16 @@
 import { join, resolve } from 'node:path';
 import pino, { type Logger } from 'pino';
-import { DEFAULT_LISTEN_PORT, DEFAULT_POLL_INTERVAL_MS, FlotillaError, configVarKey, generateKey, targetDeviceSchema, type DeviceReport, type TargetDevice, type UpdateStatus } from '@flotilla/protocol';
+import {
+  DEFAULT_LISTEN_PORT,
+  DEFAULT_POLL_INTERVAL_MS,
+  FlotillaError,
+  configVarKey,
+  generateKey,
+  targetDeviceSchema,
+  type DeviceReport,
+  type TargetDevice,
+  type UpdateStatus,
+} from '@flotilla/protocol';
 import { assertProvisionable, ensureIdentity, readConfig, type ConfigFile } from './config/config-file.js';
 import { buildTargetModel, type ModelContext } from './compose/target-model.js';
 import { HttpControlPlane, type ControlPlane } from './control-plane/control-plane.js';
@@ -80,7 +90,9 @@ export interface AgentHandle {
 }
 
 function overrideLockConfigured(device: TargetDevice | undefined): boolean {
-  return Object.entries(device?.config ?? {}).some(([k, v]) => configVarKey(k) === 'SUPERVISOR_OVERRIDE_LOCK' && v === '1');
+  return Object.entries(device?.config ?? {}).some(
+    ([k, v]) => configVarKey(k) === 'SUPERVISOR_OVERRIDE_LOCK' && v === '1',
+  );
 }
 
 export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
@@ -98,7 +110,8 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
   const phases = new PhaseMachine(store);
   const started = phases.start();
   // Nothing to replay: the engine is re-read and the persisted target re-applied, which finishes the interrupted work.
-  if (started.resumed) log.info({ interruptedApplies: started.interruptedApplies }, 'resuming after an interrupted apply');
+  if (started.resumed)
+    log.info({ interruptedApplies: started.interruptedApplies }, 'resuming after an interrupted apply');
   const phaseEvent = (event: PhaseEvent): void => {
     const t = phases.send(event);
     if (!t.ok) log.warn({ phase: t.from, event }, 'phase event refused; phase kept');
@@ -109,17 +122,27 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
   const apiEndpoint = file.config.apiEndpoint;
   const managed = apiEndpoint !== undefined;
   const controlPlane = options.controlPlane ?? (apiEndpoint ? new HttpControlPlane(apiEndpoint) : undefined);
-  if (options.localTarget) store.setTarget({ device: targetDeviceSchema.parse(options.localTarget), etag: null, source: 'local' });
+  if (options.localTarget)
+    store.setTarget({ device: targetDeviceSchema.parse(options.localTarget), etag: null, source: 'local' });
   if (file.config.hostname) await hostConfig.setHostname(file.config.hostname);
 
   const abort = new AbortController();
   const progress = new Map<string, number>();
   const servicesDir = join(options.dataDir, 'services');
-  const serviceLockDir = (appId: number, serviceName: string): string => lockDirOf(servicesDir, namespace, appId, serviceName);
+  const serviceLockDir = (appId: number, serviceName: string): string =>
+    lockDirOf(servicesDir, namespace, appId, serviceName);
   const supervisorApiKey = store.getSecret('supervisorApiKey', generateKey);
   const apiPort = options.apiPort ?? file.config.listenPort ?? DEFAULT_LISTEN_PORT;
-  const logs = await AgentLogs.create({ dataDir: options.dataDir, dockerSocket, log, persistent: file.config.persistentLogging === true, managed });
-  const registryHosts = new Set<string>([file.config.registryEndpoint, apiEndpoint ? new URL(apiEndpoint).host : undefined].filter((h): h is string => !!h));
+  const logs = await AgentLogs.create({
+    dataDir: options.dataDir,
+    dockerSocket,
+    log,
+    persistent: file.config.persistentLogging === true,
+    managed,
+  });
+  const registryHosts = new Set<string>(
+    [file.config.registryEndpoint, apiEndpoint ? new URL(apiEndpoint).host : undefined].filter((h): h is string => !!h),
+  );
   const registryAuth = (ref: string): RegistryAuth | undefined => {
     const host = ref.split('/')[0] ?? '';
     return registryHosts.has(host) ? { username: `d_${uuid}`, password: deviceApiKey, serveraddress: host } : undefined;
@@ -150,7 +173,13 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
   let force: { requestedAt: number; polled: boolean } | undefined;
   const planContext = async (): Promise<PlanContext> => {
     const { lockedApps, handoverComplete } = await scanLocks(servicesDir, namespace);
-    return { now: Date.now(), lockedApps, overrideLock: force !== undefined || overrideLockConfigured(store.getTarget()?.device), handoverComplete, heldStopped: actions.heldStopped(targetModel()) };
+    return {
+      now: Date.now(),
+      lockedApps,
+      overrideLock: force !== undefined || overrideLockConfigured(store.getTarget()?.device),
+      handoverComplete,
+      heldStopped: actions.heldStopped(targetModel()),
+    };
   };
 
   // Releases of the last target state that failed validation (reported 'rejected'; the previous target is kept).
@@ -176,7 +205,12 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
             const apps = buildAppsReport({ current: lastCurrent, target, statuses: lastStatuses, progress, failed });
             for (const [appUuid, commits] of Object.entries(rejected)) {
               const app = (apps[appUuid] ??= { release_uuid: null, releases: {} });
-              for (const commit of commits) app.releases[commit] = { ...app.releases[commit], update_status: 'rejected', services: app.releases[commit]?.services ?? {} };
+              for (const commit of commits)
+                app.releases[commit] = {
+                  ...app.releases[commit],
+                  update_status: 'rejected',
+                  services: app.releases[commit]?.services ?? {},
+                };
             }
             const updating = [...lastStatuses.values()].some((s) => s !== 'done');
             return {
@@ -197,7 +231,15 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
       : undefined;
 
   const executors = withSystemLogs(
-    createExecutors({ engine, store, log, registryAuth, progress, serviceLockDir, onProgress: () => reporter?.trigger() }),
+    createExecutors({
+      engine,
+      store,
+      log,
+      registryAuth,
+      progress,
+      serviceLockDir,
+      onProgress: () => reporter?.trigger(),
+    }),
     (message) => logs.system(message),
   );
   const loopDeps = {
@@ -240,7 +282,9 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
   let lockDeferred = false;
   const followLogs = (): void => {
     const target = targetModel();
-    const serviceIds = new Map((target?.apps ?? []).flatMap((a) => a.services.map((s) => [`${a.appId}/${s.serviceName}`, s.serviceId] as const)));
+    const serviceIds = new Map(
+      (target?.apps ?? []).flatMap((a) => a.services.map((s) => [`${a.appId}/${s.serviceName}`, s.serviceId] as const)),
+    );
     // Containers that ever ran stay followed while they exist, so a stop/start keeps its log position.
     logs.sync(
       (lastCurrent?.containers ?? [])
@@ -260,8 +304,13 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
       passes += 1;
       lastPass = result;
       if (result.outcome.kind !== 'cancelled') phaseEvent('pass-finished');
-      if (result.outcome.kind === 'error') log.error({ err: result.outcome.error.message, terminal: result.outcome.terminal }, 'reconcile pass failed');
-      else if (result.stepsExecuted > 0 || result.outcome.kind === 'retry-after') log.info({ outcome: result.outcome, iterations: result.iterations, ms: Math.round(result.durationMs) }, 'reconcile pass');
+      if (result.outcome.kind === 'error')
+        log.error({ err: result.outcome.error.message, terminal: result.outcome.terminal }, 'reconcile pass failed');
+      else if (result.stepsExecuted > 0 || result.outcome.kind === 'retry-after')
+        log.info(
+          { outcome: result.outcome, iterations: result.iterations, ms: Math.round(result.durationMs) },
+          'reconcile pass',
+        );
       // Said once when an update starts waiting for a lock, not on every retry.
       const locked = result.outcome.kind === 'retry-after' && result.outcome.reason.includes('update lock held');
       if (locked && !lockDeferred) logs.system('Update lock held, update deferred');
@@ -298,7 +347,13 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
     hostConfig,
     hostPower,
     developmentMode: () => file.config.developmentMode === true,
-    view: () => ({ current: lastCurrent, target: targetModel(), statuses: lastStatuses, progress, failed: lastPass?.outcome.kind === 'error' && lastPass.outcome.terminal }),
+    view: () => ({
+      current: lastCurrent,
+      target: targetModel(),
+      statuses: lastStatuses,
+      progress,
+      failed: lastPass?.outcome.kind === 'error' && lastPass.outcome.terminal,
+    }),
     lockOverridden: () => overrideLockConfigured(store.getTarget()?.device),
     exclusive,
     wake: () => reconcileWake.wake(),
@@ -327,8 +382,13 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
   const runner = (async () => {
     if (started.delayMs > 0) {
       // Said once per start: an update that kills the agent every time must not thrash the engine and disk forever.
-      log.error({ interruptedApplies: started.interruptedApplies, delayMs: started.delayMs }, 'crash loop during an update; holding the next attempt back');
-      logs.system(`Update interrupted ${started.interruptedApplies} times in a row; waiting ${Math.round(started.delayMs / 1000)} s before trying again`);
+      log.error(
+        { interruptedApplies: started.interruptedApplies, delayMs: started.delayMs },
+        'crash loop during an update; holding the next attempt back',
+      );
+      logs.system(
+        `Update interrupted ${started.interruptedApplies} times in a row; waiting ${Math.round(started.delayMs / 1000)} s before trying again`,
+      );
       // A plain pause, not reconcileWake: polls wake the reconcile loop, and must not cut this wait short.
       await pause(started.delayMs, abort.signal);
     }
@@ -431,7 +491,12 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
   let api: DeviceApiListener | undefined;
   if (apiPort !== 0) {
     try {
-      api = await listenDeviceApi({ actions, apiKey: supervisorApiKey, port: apiPort, host: options.apiAddress ?? '0.0.0.0' });
+      api = await listenDeviceApi({
+        actions,
+        apiKey: supervisorApiKey,
+        port: apiPort,
+        host: options.apiAddress ?? '0.0.0.0',
+      });
       log.info({ port: api.port }, 'local device API listening');
     } catch (error) {
       // The agent still keeps the apps running without its API; the failure is loud in the log.
@@ -472,7 +537,9 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
         lastPass,
         passes,
         reportsSent: reporter?.reportsSent ?? 0,
-        targetCommits: Object.fromEntries(Object.entries(record?.device.apps ?? {}).map(([k, a]) => [k, Object.keys(a.releases)[0] ?? null])),
+        targetCommits: Object.fromEntries(
+          Object.entries(record?.device.apps ?? {}).map(([k, a]) => [k, Object.keys(a.releases)[0] ?? null]),
+        ),
       };
     },
   };

@@ -1,12 +1,15 @@
 import { readFile } from 'node:fs/promises';
 import { Command } from 'commander';
 import { FlotillaError, targetDeviceSchema } from '@flotilla/protocol';
+import type { TargetDevice } from '@flotilla/protocol';
 import { startAgent } from './agent.js';
 
 /** `flotilla-agent --config <config.json> [--data <dir>] [--docker-socket <path>]`. Errors print `message (CODE)`. */
 const program = new Command()
   .name('flotilla-agent')
-  .description('Flotilla device agent: provisions from config.json and keeps the container engine converged to target state.')
+  .description(
+    'Flotilla device agent: provisions from config.json and keeps the container engine converged to target state.',
+  )
   .requiredOption('--config <path>', 'device config.json')
   .option('--data <dir>', 'state directory (SQLite database, update locks)', '/var/lib/flotilla-agent')
   .option('--docker-socket <path>', 'container engine socket', '/var/run/docker.sock')
@@ -14,23 +17,44 @@ const program = new Command()
   .option('--target-file <path>', 'unmanaged devices: a local target state (one device: {name, config, apps}) to apply')
   .option('--poll-interval <ms>', 'fixed poll interval in ms (default: target config, config.json or 900000 + jitter)')
   .option('--namespace <prefix>', 'prefix for engine object names, to run several agents on one engine (tests)', '')
-  .option('--host-config <mode>', 'real: write /etc/hostname, reboot/blink for real; dry-run (default): change nothing on this host')
+  .option(
+    '--host-config <mode>',
+    'real: write /etc/hostname, reboot/blink for real; dry-run (default): change nothing on this host',
+  )
   .option('--api-port <port>', 'local device API port (default: config.json listenPort or 48484; 0 disables it)')
   .option('--api-address <address>', 'local device API bind address', '0.0.0.0');
 
 async function main(): Promise<void> {
   program.parse();
-  const o = program.opts<{ config: string; data: string; dockerSocket: string; logLevel: string; targetFile?: string; pollInterval?: string; namespace: string; hostConfig?: string; apiPort?: string; apiAddress: string }>();
-  let localTarget;
+  const o = program.opts<{
+    config: string;
+    data: string;
+    dockerSocket: string;
+    logLevel: string;
+    targetFile?: string;
+    pollInterval?: string;
+    namespace: string;
+    hostConfig?: string;
+    apiPort?: string;
+    apiAddress: string;
+  }>();
+  let localTarget: TargetDevice | undefined;
   if (o.targetFile) {
     let raw: unknown;
     try {
       raw = JSON.parse(await readFile(o.targetFile, 'utf8'));
     } catch (error) {
-      throw new FlotillaError('VALIDATION_FAILED', `cannot read target file ${o.targetFile}: ${(error as Error).message}`);
+      throw new FlotillaError(
+        'VALIDATION_FAILED',
+        `cannot read target file ${o.targetFile}: ${(error as Error).message}`,
+      );
     }
     const parsed = targetDeviceSchema.safeParse(raw);
-    if (!parsed.success) throw new FlotillaError('VALIDATION_FAILED', `target file ${o.targetFile}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    if (!parsed.success)
+      throw new FlotillaError(
+        'VALIDATION_FAILED',
+        `target file ${o.targetFile}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+      );
     localTarget = parsed.data;
   }
   // WARNING: handlers first. A stop asked for while the agent starts (provisioning can take a while) must not meet

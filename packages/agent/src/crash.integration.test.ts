@@ -4,14 +4,45 @@ import { readFile } from 'node:fs/promises';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { waitFor } from '@flotilla/testkit';
-import { buildImage, cleanup, docker, exec, harness, ourContainers, serviceOf, target, uniqueAppId, type Harness } from './test-support/fixtures.js';
+import {
+  buildImage,
+  cleanup,
+  docker,
+  exec,
+  harness,
+  ourContainers,
+  serviceOf,
+  target,
+  uniqueAppId,
+  type Harness,
+} from './test-support/fixtures.js';
 import { exportImage } from './test-support/fake-registry.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/flotilla-agent', import.meta.url));
 
-function spawnAgent(h: Harness, failpoint?: string): { child: ChildProcess; exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }> } {
+function spawnAgent(
+  h: Harness,
+  failpoint?: string,
+): { child: ChildProcess; exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }> } {
   const env = { ...process.env, FLOTILLA_AGENT_FAILPOINT: failpoint ?? '' };
-  const child = spawn(BIN, ['--config', h.configPath, '--data', h.dataDir, '--namespace', h.namespace, '--poll-interval', '300', '--log-level', 'warn', '--api-port', '0'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(
+    BIN,
+    [
+      '--config',
+      h.configPath,
+      '--data',
+      h.dataDir,
+      '--namespace',
+      h.namespace,
+      '--poll-interval',
+      '300',
+      '--log-level',
+      'warn',
+      '--api-port',
+      '0',
+    ],
+    { env, stdio: ['ignore', 'ignore', 'pipe'] },
+  );
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
@@ -52,7 +83,17 @@ describe('kill -9 mid-update, then restart', { concurrency: true }, () => {
           await docker.getImage(r2local).remove();
         }
         const release = (n: number, image: string) =>
-          target({ appId, appUuid, commit: `c${n}`, releaseId: n, volumes: ['data'], services: { main: { image, environment: { N: String(n) }, composition: { volumes: ['data:/data'] } }, side: { image: r1, environment: { N: String(n) } } } });
+          target({
+            appId,
+            appUuid,
+            commit: `c${n}`,
+            releaseId: n,
+            volumes: ['data'],
+            services: {
+              main: { image, environment: { N: String(n) }, composition: { volumes: ['data:/data'] } },
+              side: { image: r1, environment: { N: String(n) } },
+            },
+          });
         const converged = (marker: string) => async (): Promise<boolean> => {
           const list = await ourContainers(h.namespace);
           if (list.length !== 2 || list.some((x) => x.State !== 'running')) return false;
@@ -62,7 +103,10 @@ describe('kill -9 mid-update, then restart', { concurrency: true }, () => {
 
         const first = spawnAgent(h, c.phase === 'install' ? c.failpoint : undefined);
         agents.push(first.child);
-        const uuid = await waitFor('uuid in config.json', async () => (JSON.parse(await readFile(h.configPath, 'utf8')) as { uuid?: string }).uuid);
+        const uuid = await waitFor(
+          'uuid in config.json',
+          async () => (JSON.parse(await readFile(h.configPath, 'utf8')) as { uuid?: string }).uuid,
+        );
         h.cp.setTarget(uuid, release(1, r1));
         if (c.phase === 'install') {
           const exit = await first.exited;

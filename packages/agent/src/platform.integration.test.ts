@@ -13,10 +13,18 @@ const quiet = pino({ level: process.env.FLOTILLA_TEST_LOG ?? 'silent' });
 async function buildArm64Image(tag: string): Promise<string> {
   const dir = await tempDir('flotilla-agent-arm64-');
   try {
-    await run('sh', ['-c', `cd '${dir.path}' && echo ${randomBytes(8).toString('hex')} > marker && printf 'FROM scratch\\nCOPY marker /marker\\nCMD ["/marker"]\\n' > Dockerfile`]);
-    await docker.buildImage({ context: dir.path, src: ['Dockerfile', 'marker'] }, { t: tag, platform: 'linux/arm64' }).then(
-      (stream) => new Promise((resolve, reject) => docker.modem.followProgress(stream, (error) => (error ? reject(error) : resolve(undefined)))),
-    );
+    await run('sh', [
+      '-c',
+      `cd '${dir.path}' && echo ${randomBytes(8).toString('hex')} > marker && printf 'FROM scratch\\nCOPY marker /marker\\nCMD ["/marker"]\\n' > Dockerfile`,
+    ]);
+    await docker
+      .buildImage({ context: dir.path, src: ['Dockerfile', 'marker'] }, { t: tag, platform: 'linux/arm64' })
+      .then(
+        (stream) =>
+          new Promise((resolve, reject) =>
+            docker.modem.followProgress(stream, (error) => (error ? reject(error) : resolve(undefined))),
+          ),
+      );
     assert.equal((await docker.getImage(tag).inspect()).Architecture, 'arm64');
     return tag;
   } finally {
@@ -31,7 +39,15 @@ it('an image built for another CPU is pulled but never started: the running rele
   const r1 = `flotilla-agent-it/platform:r1-${appId}`;
   const armLocal = `flotilla-agent-it/platform:arm64-${appId}`;
   const r3 = `flotilla-agent-it/platform:r3-${appId}`;
-  const agent = await startAgent({ configPath: h.configPath, dataDir: h.dataDir, namespace: h.namespace, pollIntervalMs: 300, reportIntervalMs: 100, logger: quiet, apiPort: 0 });
+  const agent = await startAgent({
+    configPath: h.configPath,
+    dataDir: h.dataDir,
+    namespace: h.namespace,
+    pollIntervalMs: 300,
+    reportIntervalMs: 100,
+    logger: quiet,
+    apiPort: 0,
+  });
   const uuid = agent.state().uuid;
   let armServed = '';
   try {
@@ -41,34 +57,71 @@ it('an image built for another CPU is pulled but never started: the running rele
 
     h.cp.setTarget(uuid, target({ appId, appUuid, commit: 'c1', releaseId: 1, services: { main: { image: r1 } } }));
     agent.triggerUpdate();
-    await waitFor('release 1 running', async () => (await ourContainers(h.namespace)).some((c) => c.State === 'running'), { timeoutMs: 30_000 });
+    await waitFor(
+      'release 1 running',
+      async () => (await ourContainers(h.namespace)).some((c) => c.State === 'running'),
+      { timeoutMs: 30_000 },
+    );
     const [first] = await ourContainers(h.namespace);
 
     // Release 2 is arm64 only; this engine is amd64.
-    h.cp.setTarget(uuid, target({ appId, appUuid, commit: 'c2', releaseId: 2, services: { main: { image: armServed } } }));
+    h.cp.setTarget(
+      uuid,
+      target({ appId, appUuid, commit: 'c2', releaseId: 2, services: { main: { image: armServed } } }),
+    );
     agent.triggerUpdate();
-    const failed = await waitFor('the update to fail', () => {
-      const pass = agent.state().lastPass;
-      return pass?.outcome.kind === 'error' ? pass.outcome : undefined;
-    }, { timeoutMs: 30_000 });
+    const failed = await waitFor(
+      'the update to fail',
+      () => {
+        const pass = agent.state().lastPass;
+        return pass?.outcome.kind === 'error' ? pass.outcome : undefined;
+      },
+      { timeoutMs: 30_000 },
+    );
     assert.equal(failed.terminal, true, 'retrying cannot fix it: no retries until the target changes');
     assert.match(failed.error.message, /built for linux\/arm64, and this device runs linux\/amd64/);
-    assert.ok((await docker.getImage(armServed).inspect()).Id, 'the image was downloaded (and is known, so it is cleaned up later)');
+    assert.ok(
+      (await docker.getImage(armServed).inspect()).Id,
+      'the image was downloaded (and is known, so it is cleaned up later)',
+    );
     const now = await ourContainers(h.namespace);
-    assert.deepEqual(now.map((c) => [c.Id, c.State]), [[first!.Id, 'running']], 'release 1 still runs, nothing of release 2 was created');
-    await waitFor('the failure reported', () => {
-      const last = h.cp.reports.at(-1)?.body[uuid];
-      return last?.status === 'Update failed' ? last : undefined;
-    }, { timeoutMs: 10_000 });
+    assert.deepEqual(
+      now.map((c) => [c.Id, c.State]),
+      [[first!.Id, 'running']],
+      'release 1 still runs, nothing of release 2 was created',
+    );
+    await waitFor(
+      'the failure reported',
+      () => {
+        const last = h.cp.reports.at(-1)?.body[uuid];
+        return last?.status === 'Update failed' ? last : undefined;
+      },
+      { timeoutMs: 10_000 },
+    );
 
     // A release the device can run converges as usual, and the unusable image is cleaned up.
     h.cp.setTarget(uuid, target({ appId, appUuid, commit: 'c3', releaseId: 3, services: { main: { image: r3 } } }));
     agent.triggerUpdate();
-    await waitFor('release 3 running', async () => {
-      const containers = await ourContainers(h.namespace);
-      return containers.length === 1 && containers[0]!.Image === r3 && containers[0]!.State === 'running';
-    }, { timeoutMs: 30_000 });
-    await waitFor('the arm64 image removed', async () => docker.getImage(armServed).inspect().then(() => false, () => true), { timeoutMs: 30_000 });
+    await waitFor(
+      'release 3 running',
+      async () => {
+        const containers = await ourContainers(h.namespace);
+        return containers.length === 1 && containers[0]!.Image === r3 && containers[0]!.State === 'running';
+      },
+      { timeoutMs: 30_000 },
+    );
+    await waitFor(
+      'the arm64 image removed',
+      async () =>
+        docker
+          .getImage(armServed)
+          .inspect()
+          .then(
+            () => false,
+            () => true,
+          ),
+      { timeoutMs: 30_000 },
+    );
   } finally {
     await agent.stop();
     await cleanup(h.namespace, [r1, r3, armLocal, ...(armServed ? [armServed] : [])]);

@@ -10,7 +10,12 @@ import { buildImage, cleanup, exec, ourContainers, uniqueNamespace } from './tes
 
 /** The part of @flotilla/server this test uses; imported at run time so the agent does not build against it. */
 interface ServerModule {
-  startServer(options: { host: string; port: number; dataDir?: string; logLevel?: string | false }): Promise<{ url: string; close: () => Promise<void>; admin?: { apiKey: string } }>;
+  startServer(options: {
+    host: string;
+    port: number;
+    dataDir?: string;
+    logLevel?: string | false;
+  }): Promise<{ url: string; close: () => Promise<void>; admin?: { apiKey: string } }>;
 }
 
 const SERVER_PACKAGE = '@flotilla/server';
@@ -24,7 +29,12 @@ describe('agent against the real flotilla server', () => {
   it('registers from a generated config.json, applies two releases, reports them running', async () => {
     const { startServer } = (await import(SERVER_PACKAGE)) as ServerModule;
     const dir = await tempDir('flotilla-agent-e2e-');
-    const server = await startServer({ host: '127.0.0.1', port: 0, dataDir: join(dir.path, 'server'), logLevel: false });
+    const server = await startServer({
+      host: '127.0.0.1',
+      port: 0,
+      dataDir: join(dir.path, 'server'),
+      logLevel: false,
+    });
     const namespace = uniqueNamespace();
     const nonce = randomBytes(4).toString('hex');
     const images = [`flotilla-agent-e2e/app:r1-${nonce}`, `flotilla-agent-e2e/app:r2-${nonce}`];
@@ -32,8 +42,16 @@ describe('agent against the real flotilla server', () => {
     try {
       const key = server.admin?.apiKey;
       assert.ok(key, 'fresh server bootstraps an admin with an API key');
-      const call = async (method: string, path: string, body?: unknown): Promise<any> => { // eslint-disable-line @typescript-eslint/no-explicit-any -- JSON answers of another package's API, checked by the assertions
-        const response = await fetch(`${server.url}${path}`, { method, headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+      // biome-ignore lint/suspicious/noExplicitAny: JSON answers of another package's API, checked by the assertions
+      const call = async (method: string, path: string, body?: unknown): Promise<any> => {
+        const response = await fetch(`${server.url}${path}`, {
+          method,
+          headers: {
+            authorization: `Bearer ${key}`,
+            ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+          },
+          ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        });
         const text = await response.text();
         assert.ok(response.ok, `${method} ${path} → ${response.status} ${text}`);
         return text ? JSON.parse(text) : undefined;
@@ -44,14 +62,26 @@ describe('agent against the real flotilla server', () => {
       const configJson = await call('POST', `/api/v1/fleets/${slug}/config-json`, {});
       const configPath = join(dir.path, 'config.json');
       await writeFile(configPath, JSON.stringify(configJson));
-      const release = (n: number) => call('POST', `/api/v1/fleets/${slug}/releases`, {
-        composition: { services: { main: { image: images[n - 1], environment: { RELEASE: String(n) }, volumes: ['data:/data'] } }, volumes: { data: {} } },
-        images: { main: images[n - 1] },
-        status: 'success',
-      }) as Promise<{ commit: string }>;
+      const release = (n: number) =>
+        call('POST', `/api/v1/fleets/${slug}/releases`, {
+          composition: {
+            services: { main: { image: images[n - 1], environment: { RELEASE: String(n) }, volumes: ['data:/data'] } },
+            volumes: { data: {} },
+          },
+          images: { main: images[n - 1] },
+          status: 'success',
+        }) as Promise<{ commit: string }>;
       const r1 = await release(1);
 
-      agent = await startAgent({ configPath, dataDir: join(dir.path, 'agent'), namespace, pollIntervalMs: 500, reportIntervalMs: 200, apiPort: 0, logger: pino({ level: process.env.FLOTILLA_TEST_LOG ?? 'silent' }) });
+      agent = await startAgent({
+        configPath,
+        dataDir: join(dir.path, 'agent'),
+        namespace,
+        pollIntervalMs: 500,
+        reportIntervalMs: 200,
+        apiPort: 0,
+        logger: pino({ level: process.env.FLOTILLA_TEST_LOG ?? 'silent' }),
+      });
       const uuid = agent.state().uuid;
       const runningMarker = async (): Promise<string | undefined> => {
         const list = await ourContainers(namespace);
@@ -59,16 +89,32 @@ describe('agent against the real flotilla server', () => {
         return (await exec(list[0].Id, 'cat /release')).trim();
       };
       await waitFor('release 1 running', async () => (await runningMarker()) === 'r1', { timeoutMs: 60_000 });
-      await waitFor('server sees release 1 applied', async () => (await call('GET', `/api/v1/devices/${uuid}`)).runningRelease === r1.commit, { timeoutMs: 30_000 });
+      await waitFor(
+        'server sees release 1 applied',
+        async () => (await call('GET', `/api/v1/devices/${uuid}`)).runningRelease === r1.commit,
+        { timeoutMs: 30_000 },
+      );
       // Logs and actions over the real routes: the agent's system lines reach the server's log store, and an action
       // sent through the user API runs on the device over its WebSocket and is recorded as done.
-      await waitFor('agent system lines on the server', async () => {
-        const { items } = (await call('GET', `/api/v1/devices/${uuid}/logs?tail=200`)) as { items: Array<{ message: string; isSystem: boolean }> };
-        return items.some((l) => l.isSystem && l.message === "Service started 'main'");
-      }, { timeoutMs: 30_000 });
-      await waitFor('device connected for actions', () => agent?.state().remoteActionsConnected === true, { timeoutMs: 30_000 });
+      await waitFor(
+        'agent system lines on the server',
+        async () => {
+          const { items } = (await call('GET', `/api/v1/devices/${uuid}/logs?tail=200`)) as {
+            items: Array<{ message: string; isSystem: boolean }>;
+          };
+          return items.some((l) => l.isSystem && l.message === "Service started 'main'");
+        },
+        { timeoutMs: 30_000 },
+      );
+      await waitFor('device connected for actions', () => agent?.state().remoteActionsConnected === true, {
+        timeoutMs: 30_000,
+      });
       const action = (await call('POST', `/api/v1/devices/${uuid}/actions`, { action: 'identify' })) as { id: number };
-      await waitFor('identify done', async () => (await call('GET', `/api/v1/devices/${uuid}/actions/${action.id}`)).status === 'done', { timeoutMs: 30_000 });
+      await waitFor(
+        'identify done',
+        async () => (await call('GET', `/api/v1/devices/${uuid}/actions/${action.id}`)).status === 'done',
+        { timeoutMs: 30_000 },
+      );
 
       const main = (await ourContainers(namespace))[0] as { Id: string };
       await exec(main.Id, 'echo kept > /data/file');
@@ -76,7 +122,11 @@ describe('agent against the real flotilla server', () => {
       const r2 = await release(2);
       agent.triggerUpdate();
       await waitFor('release 2 running', async () => (await runningMarker()) === 'r2', { timeoutMs: 60_000 });
-      await waitFor('server sees release 2 applied', async () => (await call('GET', `/api/v1/devices/${uuid}`)).runningRelease === r2.commit, { timeoutMs: 30_000 });
+      await waitFor(
+        'server sees release 2 applied',
+        async () => (await call('GET', `/api/v1/devices/${uuid}`)).runningRelease === r2.commit,
+        { timeoutMs: 30_000 },
+      );
       const now = (await ourContainers(namespace))[0] as { Id: string };
       assert.equal((await exec(now.Id, 'cat /data/file')).trim(), 'kept');
       assert.equal((await exec(now.Id, 'echo $RELEASE')).trim(), '2');

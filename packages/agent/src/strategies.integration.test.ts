@@ -6,13 +6,28 @@ import pino from 'pino';
 import { LABELS, type UpdateStrategy } from '@flotilla/protocol';
 import { waitFor } from '@flotilla/testkit';
 import { startAgent } from './agent.js';
-import { buildImage, cleanup, docker, exec, harness, ourContainers, target, uniqueAppId } from './test-support/fixtures.js';
+import {
+  buildImage,
+  cleanup,
+  docker,
+  exec,
+  harness,
+  ourContainers,
+  target,
+  uniqueAppId,
+} from './test-support/fixtures.js';
 import { exportImage } from './test-support/fake-registry.js';
 
 const quiet = pino({ level: process.env.FLOTILLA_TEST_LOG ?? 'silent' });
 
 async function imagePresent(ref: string): Promise<boolean> {
-  return docker.getImage(ref).inspect().then(() => true, () => false);
+  return docker
+    .getImage(ref)
+    .inspect()
+    .then(
+      () => true,
+      () => false,
+    );
 }
 
 /**
@@ -26,17 +41,34 @@ async function strategyScenario(strategy: UpdateStrategy): Promise<void> {
   const r1 = `flotilla-agent-it/${strategy}:r1-${appId}`;
   const r2local = `flotilla-agent-it/${strategy}:r2-${appId}`;
   let r2 = '';
-  const agent = await startAgent({ configPath: h.configPath, dataDir: h.dataDir, namespace: h.namespace, pollIntervalMs: 300, reportIntervalMs: 100, logger: quiet, apiPort: 0 });
+  const agent = await startAgent({
+    configPath: h.configPath,
+    dataDir: h.dataDir,
+    namespace: h.namespace,
+    pollIntervalMs: 300,
+    reportIntervalMs: 100,
+    logger: quiet,
+    apiPort: 0,
+  });
   const uuid = agent.state().uuid;
   try {
     await Promise.all([buildImage(r1, 'r1'), buildImage(r2local, 'r2')]);
     r2 = h.cp.serve(await exportImage(r2local, `v2/${strategy.replaceAll('-', '')}${appId}`));
     await docker.getImage(r2local).remove();
     const labels = { [LABELS.updateStrategy]: strategy };
-    const release = (commit: string, releaseId: number, image: string) => target({ appId, appUuid, commit, releaseId, volumes: ['data'], services: { main: { image, labels, composition: { volumes: ['data:/data'] } } } });
+    const release = (commit: string, releaseId: number, image: string) =>
+      target({
+        appId,
+        appUuid,
+        commit,
+        releaseId,
+        volumes: ['data'],
+        services: { main: { image, labels, composition: { volumes: ['data:/data'] } } },
+      });
     h.cp.setTarget(uuid, release('c1', 1, r1));
     agent.triggerUpdate();
-    const done = (commit: string) => () => h.cp.state.get(uuid)?.apps?.[appUuid]?.releases[commit]?.update_status === 'done';
+    const done = (commit: string) => () =>
+      h.cp.state.get(uuid)?.apps?.[appUuid]?.releases[commit]?.update_status === 'done';
     await waitFor('release 1 running', done('c1'), { timeoutMs: 30_000 });
     const [old] = await ourContainers(h.namespace);
     assert.ok(old);
@@ -54,7 +86,10 @@ async function strategyScenario(strategy: UpdateStrategy): Promise<void> {
       case 'download-then-kill':
       case 'hand-over':
         assert.ok(oldRunning, 'old release keeps running while the new image downloads');
-        await waitFor('Downloading reported', () => h.cp.state.get(uuid)?.apps?.[appUuid]?.releases.c2?.services.main?.status === 'Downloading');
+        await waitFor(
+          'Downloading reported',
+          () => h.cp.state.get(uuid)?.apps?.[appUuid]?.releases.c2?.services.main?.status === 'Downloading',
+        );
         assert.equal(h.cp.state.get(uuid)?.apps?.[appUuid]?.releases.c2?.update_status, 'downloading');
         break;
       case 'kill-then-download':
@@ -70,9 +105,17 @@ async function strategyScenario(strategy: UpdateStrategy): Promise<void> {
     h.cp.blobGate = undefined;
 
     if (strategy === 'hand-over') {
-      await waitFor('old and new running side by side', async () => (await ourContainers(h.namespace)).filter((c) => c.State === 'running').length === 2, { timeoutMs: 30_000 });
+      await waitFor(
+        'old and new running side by side',
+        async () => (await ourContainers(h.namespace)).filter((c) => c.State === 'running').length === 2,
+        { timeoutMs: 30_000 },
+      );
       await new Promise((r) => setTimeout(r, 1_000));
-      assert.equal((await ourContainers(h.namespace)).filter((c) => c.State === 'running').length, 2, 'old kept until hand-over completes');
+      assert.equal(
+        (await ourContainers(h.namespace)).filter((c) => c.State === 'running').length,
+        2,
+        'old kept until hand-over completes',
+      );
       await writeFile(join(h.dataDir, 'services', `${h.namespace}${appId}`, 'main', 'handover-complete'), '');
     }
     await waitFor('release 2 done', done('c2'), { timeoutMs: 60_000 });
@@ -101,20 +144,45 @@ describe('update strategies (real engine, real pulls from a fake registry)', { c
     const appUuid = `app${appId}`;
     const r1 = `flotilla-agent-it/handover-timeout:r1-${appId}`;
     const r2 = `flotilla-agent-it/handover-timeout:r2-${appId}`;
-    const agent = await startAgent({ configPath: h.configPath, dataDir: h.dataDir, namespace: h.namespace, pollIntervalMs: 300, reportIntervalMs: 100, logger: quiet, apiPort: 0 });
+    const agent = await startAgent({
+      configPath: h.configPath,
+      dataDir: h.dataDir,
+      namespace: h.namespace,
+      pollIntervalMs: 300,
+      reportIntervalMs: 100,
+      logger: quiet,
+      apiPort: 0,
+    });
     const uuid = agent.state().uuid;
     try {
       await Promise.all([buildImage(r1, 'r1'), buildImage(r2, 'r2')]);
       const labels = { [LABELS.updateStrategy]: 'hand-over', [LABELS.handoverTimeout]: '3000' };
-      h.cp.setTarget(uuid, target({ appId, appUuid, commit: 'c1', releaseId: 1, services: { main: { image: r1, labels } } }));
+      h.cp.setTarget(
+        uuid,
+        target({ appId, appUuid, commit: 'c1', releaseId: 1, services: { main: { image: r1, labels } } }),
+      );
       agent.triggerUpdate();
-      await waitFor('release 1', async () => (await ourContainers(h.namespace)).some((c) => c.State === 'running'), { timeoutMs: 30_000 });
-      h.cp.setTarget(uuid, target({ appId, appUuid, commit: 'c2', releaseId: 2, services: { main: { image: r2, labels } } }));
+      await waitFor('release 1', async () => (await ourContainers(h.namespace)).some((c) => c.State === 'running'), {
+        timeoutMs: 30_000,
+      });
+      h.cp.setTarget(
+        uuid,
+        target({ appId, appUuid, commit: 'c2', releaseId: 2, services: { main: { image: r2, labels } } }),
+      );
       agent.triggerUpdate();
-      await waitFor('both running', async () => (await ourContainers(h.namespace)).filter((c) => c.State === 'running').length === 2, { timeoutMs: 30_000 });
-      const fresh = (await ourContainers(h.namespace)).find((c) => c.Labels[LABELS.releaseCommit] === 'c2') as { Id: string };
+      await waitFor(
+        'both running',
+        async () => (await ourContainers(h.namespace)).filter((c) => c.State === 'running').length === 2,
+        { timeoutMs: 30_000 },
+      );
+      const fresh = (await ourContainers(h.namespace)).find((c) => c.Labels[LABELS.releaseCommit] === 'c2') as {
+        Id: string;
+      };
       const created = Date.parse((await docker.getContainer(fresh.Id).inspect()).Created);
-      await waitFor('old killed after the timeout', async () => (await ourContainers(h.namespace)).length === 1, { timeoutMs: 30_000, intervalMs: 50 });
+      await waitFor('old killed after the timeout', async () => (await ourContainers(h.namespace)).length === 1, {
+        timeoutMs: 30_000,
+        intervalMs: 50,
+      });
       // The engine's list gives creation in whole seconds, so the deadline may come up to 1 s early; never earlier.
       assert.ok(Date.now() - created >= 3_000 - 1_000, `not killed before the timeout (${Date.now() - created} ms)`);
       assert.equal((await ourContainers(h.namespace))[0]?.Id, fresh.Id);
@@ -130,11 +198,31 @@ describe('update strategies (real engine, real pulls from a fake registry)', { c
     const appId = uniqueAppId();
     const appUuid = `app${appId}`;
     const imgs = [1, 2, 3].map((n) => `flotilla-agent-it/lock:r${n}-${appId}`);
-    const agent = await startAgent({ configPath: h.configPath, dataDir: h.dataDir, namespace: h.namespace, pollIntervalMs: 300, reportIntervalMs: 100, logger: quiet, apiPort: 0 });
+    const agent = await startAgent({
+      configPath: h.configPath,
+      dataDir: h.dataDir,
+      namespace: h.namespace,
+      pollIntervalMs: 300,
+      reportIntervalMs: 100,
+      logger: quiet,
+      apiPort: 0,
+    });
     const uuid = agent.state().uuid;
-    const release = (n: number) => target({ appId, appUuid, commit: `c${n}`, releaseId: n, services: { main: { image: imgs[n - 1] as string }, side: { image: imgs[0] as string } } });
-    const running = async (): Promise<string[]> => (await ourContainers(h.namespace)).filter((c) => c.State === 'running').map((c) => c.Id).sort();
-    const done = (commit: string) => () => h.cp.state.get(uuid)?.apps?.[appUuid]?.releases[commit]?.update_status === 'done';
+    const release = (n: number) =>
+      target({
+        appId,
+        appUuid,
+        commit: `c${n}`,
+        releaseId: n,
+        services: { main: { image: imgs[n - 1] as string }, side: { image: imgs[0] as string } },
+      });
+    const running = async (): Promise<string[]> =>
+      (await ourContainers(h.namespace))
+        .filter((c) => c.State === 'running')
+        .map((c) => c.Id)
+        .sort();
+    const done = (commit: string) => () =>
+      h.cp.state.get(uuid)?.apps?.[appUuid]?.releases[commit]?.update_status === 'done';
     try {
       await Promise.all(imgs.map((img, i) => buildImage(img, `r${i + 1}`)));
       h.cp.setTarget(uuid, release(1));
@@ -148,7 +236,11 @@ describe('update strategies (real engine, real pulls from a fake registry)', { c
 
       h.cp.setTarget(uuid, release(2));
       agent.triggerUpdate();
-      await waitFor('c2 waiting on the lock', () => h.cp.state.get(uuid)?.apps?.[appUuid]?.releases.c2?.update_status === 'downloaded', { timeoutMs: 15_000 });
+      await waitFor(
+        'c2 waiting on the lock',
+        () => h.cp.state.get(uuid)?.apps?.[appUuid]?.releases.c2?.update_status === 'downloaded',
+        { timeoutMs: 15_000 },
+      );
       await new Promise((r) => setTimeout(r, 1_500));
       assert.deepEqual(await running(), before, 'nothing killed while the lock is held');
 

@@ -41,7 +41,15 @@ test('login stores credentials 0600; whoami; errors are one line with a code', a
   assert.equal(who.user.username, server.admin?.username);
   // Username/password login gets a session token.
   const other = join(dir.path, 'config-2');
-  r = await flotilla(other, ['login', '--url', server.url, '--username', server.admin?.username ?? '', '--password', server.admin?.password ?? '']);
+  r = await flotilla(other, [
+    'login',
+    '--url',
+    server.url,
+    '--username',
+    server.admin?.username ?? '',
+    '--password',
+    server.admin?.password ?? '',
+  ]);
   assert.equal(r.code, 0, r.stderr);
   assert.equal((await flotilla(other, ['logout'])).code, 0);
   assert.equal((await flotilla(other, ['whoami'])).code, 1);
@@ -71,11 +79,22 @@ test('fleets, variables, keys, os config, releases and device actions', async ()
 
   await flotillaJson(config, ['env', 'add', 'GREETING', 'hello', '--fleet', 'kitchen']);
   await flotillaJson(config, ['env', 'add', 'GREETING', 'hi', '--fleet', 'kitchen', '--service', 'web']);
-  let vars = await flotillaJson<Array<{ name: string; value: string; service: string | null }>>(config, ['env', 'list', '--fleet', 'kitchen']);
-  assert.deepEqual(vars.map((v) => [v.name, v.value, v.service]).sort(), [['GREETING', 'hello', null], ['GREETING', 'hi', 'web']]);
+  let vars = await flotillaJson<Array<{ name: string; value: string; service: string | null }>>(config, [
+    'env',
+    'list',
+    '--fleet',
+    'kitchen',
+  ]);
+  assert.deepEqual(vars.map((v) => [v.name, v.value, v.service]).sort(), [
+    ['GREETING', 'hello', null],
+    ['GREETING', 'hi', 'web'],
+  ]);
   await flotillaJson(config, ['env', 'rm', 'GREETING', '--fleet', 'kitchen', '--service', 'web']);
   vars = await flotillaJson(config, ['env', 'list', '--fleet', 'kitchen']);
-  assert.deepEqual(vars.map((v) => v.service), [null]);
+  assert.deepEqual(
+    vars.map((v) => v.service),
+    [null],
+  );
   r = await flotilla(config, ['env', 'list']);
   assert.match(r.stderr, /give exactly one of --fleet or --device \(VALIDATION_FAILED\)/);
   await flotillaJson(config, ['config', 'add', 'BALENA_SUPERVISOR_POLL_INTERVAL', '10000', '--fleet', 'kitchen']);
@@ -88,7 +107,11 @@ test('fleets, variables, keys, os config, releases and device actions', async ()
 
   const configFile = join(dir.path, 'config.json');
   await flotillaJson(config, ['os', 'config', 'kitchen', '-o', configFile, '--hostname', 'probe-1', '--dev']);
-  const written = JSON.parse(await readFile(configFile, 'utf8')) as { apiEndpoint: string; hostname: string; developmentMode: boolean };
+  const written = JSON.parse(await readFile(configFile, 'utf8')) as {
+    apiEndpoint: string;
+    hostname: string;
+    developmentMode: boolean;
+  };
   assert.equal(written.hostname, 'probe-1');
   assert.equal(written.developmentMode, true);
   assert.equal(written.apiEndpoint.replace(/\/$/, ''), server.url);
@@ -107,7 +130,10 @@ test('deploy builds, pushes and records a successful release; a failed build mar
   const project = join(dir.path, 'project');
   await mkdir(join(project, 'web'), { recursive: true });
   await mkdir(join(project, 'worker'), { recursive: true });
-  await writeFile(join(project, 'web', 'Dockerfile'), `FROM ${BUSYBOX_IMAGE}\nARG FLAVOUR\nCOPY . /app\nRUN echo "$FLAVOUR" > /flavour\nCMD ["sleep","3600"]\n`);
+  await writeFile(
+    join(project, 'web', 'Dockerfile'),
+    `FROM ${BUSYBOX_IMAGE}\nARG FLAVOUR\nCOPY . /app\nRUN echo "$FLAVOUR" > /flavour\nCMD ["sleep","3600"]\n`,
+  );
   await writeFile(join(project, 'web', 'secret.txt'), 'must not be sent');
   await writeFile(join(project, 'web', '.dockerignore'), 'secret.txt\n');
   await writeFile(join(project, 'worker', 'Dockerfile.worker'), `FROM ${BUSYBOX_IMAGE}\nCMD ["sleep","3600"]\n`);
@@ -121,7 +147,10 @@ test('deploy builds, pushes and records a successful release; a failed build mar
   // Services build at the same time: the second starts before the first has been built and pushed.
   const workerStarted = result.stderr.indexOf('[worker] building');
   assert.ok(workerStarted >= 0 && workerStarted < result.stderr.indexOf('[web] pushing'), result.stderr);
-  const deployed = JSON.parse(result.stdout) as { release: { id: number; commit: string; version: string; status: string }; images: Record<string, string> };
+  const deployed = JSON.parse(result.stdout) as {
+    release: { id: number; commit: string; version: string; status: string };
+    images: Record<string, string>;
+  };
   assert.equal(deployed.release.status, 'success');
   const host = new URL(server.url).host;
   for (const service of ['web', 'worker']) {
@@ -137,7 +166,10 @@ test('deploy builds, pushes and records a successful release; a failed build mar
   try {
     await run('docker', ['pull', deployed.images.web ?? '']);
     createdImages.push(deployed.images.web ?? '');
-    assert.equal((await run('docker', ['run', '--rm', deployed.images.web ?? '', 'cat', '/flavour'])).stdout.trim(), 'mint');
+    assert.equal(
+      (await run('docker', ['run', '--rm', deployed.images.web ?? '', 'cat', '/flavour'])).stdout.trim(),
+      'mint',
+    );
     await assert.rejects(run('docker', ['run', '--rm', deployed.images.web ?? '', 'cat', '/app/secret.txt']));
   } finally {
     await run('docker', ['logout', host]).catch(() => undefined);
@@ -158,7 +190,8 @@ test('deploy builds, pushes and records a successful release; a failed build mar
   const invalid = await flotilla(config, ['deploy', 'deploy-test', project]);
   assert.equal(invalid.code, 1);
   assert.match(invalid.stderr, /^error: docker-compose\.yml: services\.web: .*volume.* \(INVALID_COMPOSE\)\n$/);
-  for (const r of releases) createdImages.push(`${host}/deploy-test/web:${r.commit}`, `${host}/deploy-test/worker:${r.commit}`);
+  for (const r of releases)
+    createdImages.push(`${host}/deploy-test/web:${r.commit}`, `${host}/deploy-test/worker:${r.commit}`);
 });
 
 test('deploy of an image-only service pulls it when the engine lacks it (from this registry with the user key), and fails clearly when nobody has it', async () => {
@@ -168,10 +201,13 @@ test('deploy of an image-only service pulls it when the engine lacks it (from th
   // A base image that exists only in this server's registry once its local copy is gone.
   const base = join(dir.path, 'image-only-base');
   await mkdir(base, { recursive: true });
-  await writeFile(join(base, 'Dockerfile'), `FROM ${BUSYBOX_IMAGE}\nRUN echo pulled-${process.pid} > /marker\nCMD ["sleep","3600"]\n`);
+  await writeFile(
+    join(base, 'Dockerfile'),
+    `FROM ${BUSYBOX_IMAGE}\nRUN echo pulled-${process.pid} > /marker\nCMD ["sleep","3600"]\n`,
+  );
   const first = await flotilla(config, ['deploy', 'image-only', base, '--json']);
   assert.equal(first.code, 0, first.stderr);
-  const published = (JSON.parse(first.stdout) as { release: { commit: string }; images: Record<string, string> });
+  const published = JSON.parse(first.stdout) as { release: { commit: string }; images: Record<string, string> };
   const baseRef = published.images.main ?? '';
   assert.match(baseRef, new RegExp(`^${host}/image-only/main@sha256:`));
   await run('docker', ['rmi', '-f', `${host}/image-only/main:${published.release.commit}`]);
@@ -187,10 +223,16 @@ test('deploy of an image-only service pulls it when the engine lacks it (from th
   createdImages.push(baseRef, `${host}/image-only/app:${deployed.release.commit}`);
   // Same manifest, now in the app's own repository.
   assert.equal(deployed.images.app?.split('@')[1], baseRef.split('@')[1]);
-  assert.equal((await run('docker', ['run', '--rm', baseRef, 'cat', '/marker'])).stdout.trim(), `pulled-${process.pid}`);
+  assert.equal(
+    (await run('docker', ['run', '--rm', baseRef, 'cat', '/marker'])).stdout.trim(),
+    `pulled-${process.pid}`,
+  );
 
   // An image nobody has: one line, BUILD_FAILED, and the release is marked failed.
-  await writeFile(join(project, 'docker-compose.yml'), `services:\n  app:\n    image: ${host}/image-only/missing:nope\n`);
+  await writeFile(
+    join(project, 'docker-compose.yml'),
+    `services:\n  app:\n    image: ${host}/image-only/missing:nope\n`,
+  );
   const missing = await flotilla(config, ['deploy', 'image-only', project]);
   assert.equal(missing.code, 1);
   assert.match(missing.stderr, /could not be pulled.*\(BUILD_FAILED\)\n$/);

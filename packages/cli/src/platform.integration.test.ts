@@ -44,7 +44,10 @@ after(async () => {
     .filter((l) => l.startsWith(`${host}/`))
     .flatMap((l) => {
       const [repository, tag, digest] = l.split(' ');
-      return [tag && tag !== '<none>' ? `${repository}:${tag}` : '', digest && digest !== '<none>' ? `${repository}@${digest}` : ''].filter(Boolean);
+      return [
+        tag && tag !== '<none>' ? `${repository}:${tag}` : '',
+        digest && digest !== '<none>' ? `${repository}@${digest}` : '',
+      ].filter(Boolean);
     });
   if (refs.length > 0) await run('docker', ['rmi', '-f', ...refs]).catch(() => undefined);
   await run('docker', ['rmi', '-f', ARM64_SHELL_IMAGE]).catch(() => undefined);
@@ -65,7 +68,10 @@ const SCRATCH = 'FROM scratch\nCOPY hello.txt /hello.txt\nCMD ["/hello.txt"]\n';
 const BUSYBOX = `FROM ${BUSYBOX_IMAGE}\nCMD ["sleep","3600"]\n`;
 
 /** The registry's word on an image: the config blob of the manifest `reference` (a digest or tag) names. */
-async function registryPlatform(repository: string, reference: string): Promise<{ status: number; os?: string; architecture?: string }> {
+async function registryPlatform(
+  repository: string,
+  reference: string,
+): Promise<{ status: number; os?: string; architecture?: string }> {
   const headers = {
     authorization: `Basic ${Buffer.from(`flotilla:${server.admin?.apiKey ?? ''}`).toString('base64')}`,
     accept: 'application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json',
@@ -91,7 +97,18 @@ test('an arm64 fleet gets arm64 images: built for its device type, and image-onl
   assert.match(digest, /^sha256:[a-f0-9]{64}$/);
   // Without a platform the engine would have built linux/amd64 here.
   assert.deepEqual(await registryPlatform('pis/app', digest), { status: 200, os: 'linux', architecture: 'arm64' });
-  assert.equal((await run('docker', ['image', 'inspect', '--format', '{{.Architecture}}', `${host}/pis/app:${deployed.release.commit}`])).stdout.trim(), 'arm64');
+  assert.equal(
+    (
+      await run('docker', [
+        'image',
+        'inspect',
+        '--format',
+        '{{.Architecture}}',
+        `${host}/pis/app:${deployed.release.commit}`,
+      ])
+    ).stdout.trim(),
+    'arm64',
+  );
 
   // An image-only service naming that arm64 image, which the engine no longer has: pulled, checked, pushed.
   await run('docker', ['rmi', '-f', `${host}/pis/app:${deployed.release.commit}`]);
@@ -107,9 +124,19 @@ test('an arm64 fleet gets arm64 images: built for its device type, and image-onl
   await flotillaJson<Fleet>(config, ['fleet', 'create', 'PCs', '--slug', 'pcs', '--device-type', 'generic-amd64']);
   const refused = await flotilla(config, ['deploy', 'pcs', imageOnly]);
   assert.equal(refused.code, 1);
-  assert.match(refused.stderr.split('\n').at(-2) ?? '', /^error: service copy: image \S+ is linux\/arm64, but fleet pcs \(generic-amd64\) needs linux\/amd64; use an image published for linux\/amd64 \(PLATFORM_MISMATCH\)$/);
-  assert.deepEqual((await releases('pcs')).map((r) => r.status), ['failed']);
-  assert.equal((await registryPlatform('pcs/copy', (await releases('pcs'))[0]?.commit ?? '')).status, 404, 'nothing pushed');
+  assert.match(
+    refused.stderr.split('\n').at(-2) ?? '',
+    /^error: service copy: image \S+ is linux\/arm64, but fleet pcs \(generic-amd64\) needs linux\/amd64; use an image published for linux\/amd64 \(PLATFORM_MISMATCH\)$/,
+  );
+  assert.deepEqual(
+    (await releases('pcs')).map((r) => r.status),
+    ['failed'],
+  );
+  assert.equal(
+    (await registryPlatform('pcs/copy', (await releases('pcs'))[0]?.commit ?? '')).status,
+    404,
+    'nothing pushed',
+  );
 });
 
 test('a base image that exists only for amd64 is refused for an arm64 fleet: PLATFORM_MISMATCH, one line, nothing pushed', async () => {
@@ -119,15 +146,27 @@ test('a base image that exists only for amd64 is refused for an arm64 fleet: PLA
   assert.equal(result.code, 1);
   const lines = result.stderr.trimEnd().split('\n');
   const last = lines.at(-1) ?? '';
-  assert.match(last, /^error: service app was built for linux\/amd64, but fleet pis \(raspberrypi4-64\) needs linux\/arm64: /);
-  assert.match(last, new RegExp(`its base image ${BUSYBOX_IMAGE.replace(/[/.]/g, '\\$&')} is linux/amd64 on this machine; use a base image published for linux/arm64`));
+  assert.match(
+    last,
+    /^error: service app was built for linux\/amd64, but fleet pis \(raspberrypi4-64\) needs linux\/arm64: /,
+  );
+  assert.match(
+    last,
+    new RegExp(
+      `its base image ${BUSYBOX_IMAGE.replace(/[/.]/g, '\\$&')} is linux/amd64 on this machine; use a base image published for linux/arm64`,
+    ),
+  );
   assert.match(last, / \(PLATFORM_MISMATCH\)$/);
   assert.ok(!lines.some((l) => /^\s+at /.test(l)), 'no stack trace');
   const after = await releases('pis');
   assert.equal(after.length, before.length + 1);
   const release = after.find((r) => !before.some((b) => b.id === r.id));
   assert.equal(release?.status, 'failed');
-  assert.equal((await registryPlatform('pis/app', release?.commit ?? '')).status, 404, 'the amd64 image was not pushed');
+  assert.equal(
+    (await registryPlatform('pis/app', release?.commit ?? '')).status,
+    404,
+    'the amd64 image was not pushed',
+  );
 });
 
 test('--platform overrides the device type, and a bad one is VALIDATION_FAILED before anything happens', async () => {
@@ -136,13 +175,20 @@ test('--platform overrides the device type, and a bad one is VALIDATION_FAILED b
   assert.equal(result.code, 0, result.stderr);
   const deployed = JSON.parse(result.stdout) as Deployed;
   assert.equal(deployed.release.status, 'success');
-  assert.deepEqual(await registryPlatform('pis/app', deployed.images.app?.split('@')[1] ?? ''), { status: 200, os: 'linux', architecture: 'amd64' });
+  assert.deepEqual(await registryPlatform('pis/app', deployed.images.app?.split('@')[1] ?? ''), {
+    status: 200,
+    os: 'linux',
+    architecture: 'amd64',
+  });
 
   const before = await releases('pis');
   for (const bad of ['nonsense', 'linux/arm64/v7', 'windows/amd64']) {
     const invalid = await flotilla(config, ['deploy', 'pis', root, '--platform', bad]);
     assert.equal(invalid.code, 1);
-    assert.equal(invalid.stderr, `error: invalid --platform "${bad}": give os/arch[/variant], one of linux/amd64, linux/arm64, linux/arm/v7, linux/arm/v6 or linux/386 (VALIDATION_FAILED)\n`);
+    assert.equal(
+      invalid.stderr,
+      `error: invalid --platform "${bad}": give os/arch[/variant], one of linux/amd64, linux/arm64, linux/arm/v7, linux/arm/v6 or linux/386 (VALIDATION_FAILED)\n`,
+    );
   }
   assert.equal((await releases('pis')).length, before.length, 'no release created');
 });
@@ -152,13 +198,20 @@ test('an unknown device type needs --platform: UNKNOWN_DEVICE_TYPE, no release',
   const root = await project('toaster', SCRATCH);
   const result = await flotilla(config, ['deploy', 'toasters', root]);
   assert.equal(result.code, 1);
-  assert.match(result.stderr, /^error: fleet toasters has device type "toaster", whose CPU architecture flotilla does not know; pass --platform .+ \(UNKNOWN_DEVICE_TYPE\)\n$/);
+  assert.match(
+    result.stderr,
+    /^error: fleet toasters has device type "toaster", whose CPU architecture flotilla does not know; pass --platform .+ \(UNKNOWN_DEVICE_TYPE\)\n$/,
+  );
   assert.deepEqual(await releases('toasters'), []);
 
   const named = await flotilla(config, ['deploy', 'toasters', root, '--platform', 'linux/arm/v7', '--json']);
   assert.equal(named.code, 0, named.stderr);
   const deployed = JSON.parse(named.stdout) as Deployed;
-  assert.deepEqual(await registryPlatform('toasters/app', deployed.images.app?.split('@')[1] ?? ''), { status: 200, os: 'linux', architecture: 'arm' });
+  assert.deepEqual(await registryPlatform('toasters/app', deployed.images.app?.split('@')[1] ?? ''), {
+    status: 200,
+    os: 'linux',
+    architecture: 'arm',
+  });
 });
 
 test('a RUN step of a foreign-architecture image: one line that says to install QEMU emulation', async () => {

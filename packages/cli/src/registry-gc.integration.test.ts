@@ -12,7 +12,10 @@ async function project(dir: string, services: Record<string, string[]>): Promise
   const compose = ['services:'];
   for (const [name, lines] of Object.entries(services)) {
     await mkdir(join(dir, name), { recursive: true });
-    await writeFile(join(dir, name, 'Dockerfile'), [`FROM ${BUSYBOX_IMAGE}`, ...lines, 'CMD ["sleep","3600"]', ''].join('\n'));
+    await writeFile(
+      join(dir, name, 'Dockerfile'),
+      [`FROM ${BUSYBOX_IMAGE}`, ...lines, 'CMD ["sleep","3600"]', ''].join('\n'),
+    );
     compose.push(`  ${name}:`, `    build: ${name}`);
   }
   await writeFile(join(dir, 'docker-compose.yml'), `${compose.join('\n')}\n`);
@@ -40,7 +43,8 @@ test('registry garbage collection after a fleet is deleted: its images go, layer
       const result = await flotilla(config, ['deploy', slug, folder, '--json']);
       assert.equal(result.code, 0, result.stderr);
       const deployed = JSON.parse(result.stdout) as { release: { commit: string }; images: Record<string, string> };
-      for (const service of Object.keys(deployed.images)) localImages.push(`${host}/${slug}/${service}:${deployed.release.commit}`, deployed.images[service]!);
+      for (const service of Object.keys(deployed.images))
+        localImages.push(`${host}/${slug}/${service}:${deployed.release.commit}`, deployed.images[service]!);
       return deployed.images;
     };
     const kept = await deploy('keep', keepProject);
@@ -60,8 +64,11 @@ test('registry garbage collection after a fleet is deleted: its images go, layer
     await run('docker', ['login', '-u', 'x', '--password-stdin', host], { input: server.admin!.apiKey });
     try {
       await run('docker', ['pull', kept.web!]);
-      assert.equal((await run('docker', ['run', '--rm', kept.web!, 'cat', '/shared'])).stdout.trim(), `shared-${nonce}`);
-      await assert.rejects(run('docker', ['pull', dropped.extra!]), 'the deleted fleet\'s own image is gone');
+      assert.equal(
+        (await run('docker', ['run', '--rm', kept.web!, 'cat', '/shared'])).stdout.trim(),
+        `shared-${nonce}`,
+      );
+      await assert.rejects(run('docker', ['pull', dropped.extra!]), "the deleted fleet's own image is gone");
     } finally {
       await run('docker', ['logout', host]).catch(() => undefined);
     }

@@ -30,7 +30,12 @@ export const restartPolicySchema = z.enum(['no', 'always', 'on-failure', 'unless
 
 export const portSchema = z.union([
   z.number().int().min(1).max(65535),
-  z.string().regex(/^(\d{1,3}(\.\d{1,3}){3}:)?(\d{1,5}(-\d{1,5})?:)?\d{1,5}(-\d{1,5})?(\/(tcp|udp))?$/, 'a port such as 80, "8080:80" or "127.0.0.1:53:53/udp"'),
+  z
+    .string()
+    .regex(
+      /^(\d{1,3}(\.\d{1,3}){3}:)?(\d{1,5}(-\d{1,5})?:)?\d{1,5}(-\d{1,5})?(\/(tcp|udp))?$/,
+      'a port such as 80, "8080:80" or "127.0.0.1:53:53/udp"',
+    ),
 ]);
 
 export const buildSchema = z.union([
@@ -50,12 +55,22 @@ export const composeServiceSchema = z.strictObject({
   entrypoint: stringOrList.optional(),
   environment: envMapSchema.optional(),
   labels: z.union([z.array(z.string()), z.record(z.string(), z.string())]).optional(),
-  depends_on: z.union([z.array(serviceNameSchema), z.record(serviceNameSchema, z.object({ condition: z.string().optional() }))]).optional(),
+  depends_on: z
+    .union([z.array(serviceNameSchema), z.record(serviceNameSchema, z.object({ condition: z.string().optional() }))])
+    .optional(),
   restart: restartPolicySchema.optional(),
   volumes: z.array(z.string()).optional(),
   ports: z.array(portSchema).optional(),
   expose: z.array(z.union([z.string(), z.number()])).optional(),
-  networks: z.union([z.array(z.string()), z.record(z.string(), z.union([z.null(), z.object({ aliases: z.array(z.string()).optional(), ipv4_address: z.string().optional() })]))]).optional(),
+  networks: z
+    .union([
+      z.array(z.string()),
+      z.record(
+        z.string(),
+        z.union([z.null(), z.object({ aliases: z.array(z.string()).optional(), ipv4_address: z.string().optional() })]),
+      ),
+    ])
+    .optional(),
   network_mode: z.string().optional(),
   privileged: z.boolean().optional(),
   devices: z.array(z.string()).optional(),
@@ -105,7 +120,15 @@ export const composeNetworkSchema = z.union([
     ipam: z
       .object({
         driver: z.string().optional(),
-        config: z.array(z.object({ subnet: z.string().optional(), gateway: z.string().optional(), ip_range: z.string().optional() })).optional(),
+        config: z
+          .array(
+            z.object({
+              subnet: z.string().optional(),
+              gateway: z.string().optional(),
+              ip_range: z.string().optional(),
+            }),
+          )
+          .optional(),
       })
       .optional(),
   }),
@@ -114,7 +137,9 @@ export const composeNetworkSchema = z.union([
 export const composeFileSchema = z.strictObject({
   version: z.string().optional(),
   name: z.string().optional(),
-  services: z.record(serviceNameSchema, composeServiceSchema).refine((s) => Object.keys(s).length > 0, 'at least one service is required'),
+  services: z
+    .record(serviceNameSchema, composeServiceSchema)
+    .refine((s) => Object.keys(s).length > 0, 'at least one service is required'),
   volumes: z.record(z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/), composeVolumeSchema).optional(),
   networks: z.record(z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/), composeNetworkSchema).optional(),
 });

@@ -24,7 +24,10 @@ export const configJsonSchema = z.looseObject({
   applicationName: z.string().optional(),
   userId: intLike.optional(),
   deviceType: z.string().min(1).optional(),
-  hostname: z.string().regex(/^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/, 'a valid hostname label').optional(),
+  hostname: z
+    .string()
+    .regex(/^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/, 'a valid hostname label')
+    .optional(),
   persistentLogging: z.boolean().optional(),
   developmentMode: z.boolean().optional(),
   localMode: z.boolean().optional(),
@@ -34,7 +37,9 @@ export const configJsonSchema = z.looseObject({
   os: z
     .looseObject({
       sshKeys: z.array(z.string()).optional(),
-      network: z.looseObject({ wifi: z.looseObject({ ssid: z.string(), psk: z.string().optional() }).optional() }).optional(),
+      network: z
+        .looseObject({ wifi: z.looseObject({ ssid: z.string(), psk: z.string().optional() }).optional() })
+        .optional(),
     })
     .optional(),
 });

@@ -26,7 +26,7 @@ test('target state v3 as PROTOCOL.md shows it parses, with defaults filled in', 
                 main: {
                   id: 11,
                   image_id: 22,
-                  image: 'registry.local/v2/abc@sha256:' + 'f'.repeat(64),
+                  image: `registry.local/v2/abc@sha256:${'f'.repeat(64)}`,
                   running: true,
                   environment: { FOO: 'bar' },
                   labels: { 'io.balena.update.strategy': 'download-then-kill' },
@@ -47,15 +47,28 @@ test('target state v3 as PROTOCOL.md shows it parses, with defaults filled in', 
 });
 
 test('register accepts the Supervisor body (application as string id) and rejects a bad uuid', () => {
-  const ok = registerRequestSchema.parse({ application: '7', uuid, device_type: 'raspberrypi4-64', api_key: 'k'.repeat(32), extra: 1 });
+  const ok = registerRequestSchema.parse({
+    application: '7',
+    uuid,
+    device_type: 'raspberrypi4-64',
+    api_key: 'k'.repeat(32),
+    extra: 1,
+  });
   assert.equal(ok.application, 7);
-  assert.equal(registerRequestSchema.safeParse({ application: 7, uuid: 'XYZ', device_type: 'x', api_key: 'k'.repeat(32) }).success, false);
+  assert.equal(
+    registerRequestSchema.safeParse({ application: 7, uuid: 'XYZ', device_type: 'x', api_key: 'k'.repeat(32) }).success,
+    false,
+  );
 });
 
 test('a state report may carry only the fields that changed', () => {
   assert.ok(stateReportSchema.safeParse({ [uuid]: { cpu_usage: 12 } }).success);
   assert.equal(stateReportSchema.safeParse({ [uuid]: { cpu_usage: 'high' } }).success, false);
-  assert.equal(stateReportSchema.safeParse({ [uuid]: { apps: { a: { releases: { c: { update_status: 'exploded' } } } } } }).success, false);
+  assert.equal(
+    stateReportSchema.safeParse({ [uuid]: { apps: { a: { releases: { c: { update_status: 'exploded' } } } } } })
+      .success,
+    false,
+  );
 });
 
 test('compose: unknown keys are an error at deploy time, not on the device', () => {

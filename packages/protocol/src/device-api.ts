@@ -34,7 +34,9 @@ export type FindSelfResponse = z.infer<typeof findSelfResponseSchema>;
 
 // ---------------------------------------------------------------------------------------------------- target state
 /** One service's composition in target state: the compose keys of the release, minus build-only ones. */
-export const serviceCompositionSchema = composeServiceSchema.omit({ build: true, image: true, environment: true, labels: true }).loose();
+export const serviceCompositionSchema = composeServiceSchema
+  .omit({ build: true, image: true, environment: true, labels: true })
+  .loose();
 export type ServiceComposition = z.infer<typeof serviceCompositionSchema>;
 
 export const targetServiceSchema = z.looseObject({
@@ -65,7 +67,15 @@ export const targetNetworkSchema = z.looseObject({
   ipam: z
     .looseObject({
       driver: z.string().default('default'),
-      config: z.array(z.looseObject({ subnet: z.string().optional(), gateway: z.string().optional(), ip_range: z.string().optional() })).default([]),
+      config: z
+        .array(
+          z.looseObject({
+            subnet: z.string().optional(),
+            gateway: z.string().optional(),
+            ip_range: z.string().optional(),
+          }),
+        )
+        .default([]),
       options: z.record(z.string(), z.string()).default({}),
     })
     .default({ driver: 'default', config: [], options: {} }),
@@ -102,7 +112,14 @@ export const targetStateSchema = z.record(deviceUuidSchema, targetDeviceSchema);
 export type TargetState = z.infer<typeof targetStateSchema>;
 
 // --------------------------------------------------------------------------------------------------- current state
-export const updateStatusSchema = z.enum(['rejected', 'downloading', 'downloaded', 'applying changes', 'aborted', 'done']);
+export const updateStatusSchema = z.enum([
+  'rejected',
+  'downloading',
+  'downloaded',
+  'applying changes',
+  'aborted',
+  'done',
+]);
 export type UpdateStatus = z.infer<typeof updateStatusSchema>;
 
 export const serviceStatusSchema = z.string().max(100); // Running, Installing, Downloading, Exited, Stopping, ...

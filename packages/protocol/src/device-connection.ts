@@ -6,7 +6,17 @@ import { z } from 'zod';
  * a `type`; new kinds (tunnels) add types on the same connection, and a peer ignores types it does not know.
  */
 /** What a user can ask of a device (`POST /api/v1/devices/:uuid/actions`), delivered over this connection. */
-export const deviceActionSchema = z.enum(['restart', 'reboot', 'shutdown', 'identify', 'purge', 'update', 'restart-service', 'stop-service', 'start-service']);
+export const deviceActionSchema = z.enum([
+  'restart',
+  'reboot',
+  'shutdown',
+  'identify',
+  'purge',
+  'update',
+  'restart-service',
+  'stop-service',
+  'start-service',
+]);
 export type DeviceAction = z.infer<typeof deviceActionSchema>;
 
 export const actionMessageSchema = z.object({
@@ -31,8 +41,15 @@ export type ActionResultMessage = z.infer<typeof actionResultMessageSchema>;
 export const targetChangedMessageSchema = z.object({ type: z.literal('target-changed') });
 export type TargetChangedMessage = z.infer<typeof targetChangedMessageSchema>;
 
-export const serverMessageSchema = z.discriminatedUnion('type', [actionMessageSchema, targetChangedMessageSchema, z.object({ type: z.literal('ping') })]);
+export const serverMessageSchema = z.discriminatedUnion('type', [
+  actionMessageSchema,
+  targetChangedMessageSchema,
+  z.object({ type: z.literal('ping') }),
+]);
 export type ServerMessage = z.infer<typeof serverMessageSchema>;
 
-export const deviceMessageSchema = z.discriminatedUnion('type', [actionResultMessageSchema, z.object({ type: z.literal('pong') })]);
+export const deviceMessageSchema = z.discriminatedUnion('type', [
+  actionResultMessageSchema,
+  z.object({ type: z.literal('pong') }),
+]);
 export type DeviceMessage = z.infer<typeof deviceMessageSchema>;

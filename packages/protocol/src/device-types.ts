@@ -25,7 +25,7 @@ const DEVICE_TYPE_ARCH: Record<string, keyof typeof BY_ARCH> = {
   'qemux86-64': 'amd64',
   'surface-pro-6': 'amd64',
   'up-board': 'amd64',
-  'raspberrypi5': 'aarch64',
+  raspberrypi5: 'aarch64',
   'raspberrypi4-64': 'aarch64',
   'raspberrypi400-64': 'aarch64',
   'raspberrypicm4-ioboard': 'aarch64',
@@ -37,10 +37,10 @@ const DEVICE_TYPE_ARCH: Record<string, keyof typeof BY_ARCH> = {
   'rockpi-4b-rk3399': 'aarch64',
   'nanopc-t4': 'aarch64',
   'imx8mm-var-dart': 'aarch64',
-  'qemux86': 'i386',
-  'raspberrypi3': 'armv7hf',
-  'raspberrypi2': 'armv7hf',
-  'fincm3': 'armv7hf',
+  qemux86: 'i386',
+  raspberrypi3: 'armv7hf',
+  raspberrypi2: 'armv7hf',
+  fincm3: 'armv7hf',
   'beaglebone-black': 'armv7hf',
   'beaglebone-green': 'armv7hf',
   'raspberry-pi': 'rpi',
@@ -51,7 +51,11 @@ const GENERIC = /^generic-(amd64|aarch64|armv7ahf|armv7hf|rpi|i386)$/;
 /** The platform a device type's devices run, or undefined when the type is not one Flotilla knows. */
 export function platformOfDeviceType(deviceType: string): Platform | undefined {
   const generic = GENERIC.exec(deviceType)?.[1];
-  const arch = generic ? (generic === 'armv7ahf' ? 'armv7hf' : (generic as keyof typeof BY_ARCH)) : DEVICE_TYPE_ARCH[deviceType];
+  const arch = generic
+    ? generic === 'armv7ahf'
+      ? 'armv7hf'
+      : (generic as keyof typeof BY_ARCH)
+    : DEVICE_TYPE_ARCH[deviceType];
   return arch ? { ...BY_ARCH[arch] } : undefined;
 }
 
@@ -73,7 +77,8 @@ export function parsePlatform(text: string): Platform | undefined {
   if (!m) return undefined;
   const architecture = m[1] as Platform['architecture'];
   const variant = m[2] as Platform['variant'] | undefined;
-  if (variant && !(architecture === 'arm' ? variant !== 'v8' : architecture === 'arm64' && variant === 'v8')) return undefined;
+  if (variant && !(architecture === 'arm' ? variant !== 'v8' : architecture === 'arm64' && variant === 'v8'))
+    return undefined;
   if (architecture === 'arm') return { os: 'linux', architecture, variant: variant ?? 'v7' };
   return { os: 'linux', architecture };
 }
@@ -83,7 +88,10 @@ export function parsePlatform(text: string): Platform | undefined {
  * same os when the image names one, the same architecture, and for 32-bit ARM a variant no newer than the device's
  * (a v7 board runs v6 code, not the reverse).
  */
-export function runsOn(image: Pick<ImagePlatform, 'architecture' | 'variant'> & { os?: string | undefined }, device: Platform): boolean {
+export function runsOn(
+  image: Pick<ImagePlatform, 'architecture' | 'variant'> & { os?: string | undefined },
+  device: Platform,
+): boolean {
   if (image.os !== undefined && image.os !== device.os) return false;
   if (image.architecture !== device.architecture) return false;
   if (device.architecture !== 'arm') return true;

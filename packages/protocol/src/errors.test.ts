@@ -14,7 +14,9 @@ test('every error code maps to a 4xx/5xx status and has a description', () => {
 test('FlotillaError serialises to the documented body', () => {
   const error = new FlotillaError('DEVICE_NOT_FOUND', 'no device abc1234', { details: { uuid: 'abc1234' } });
   assert.equal(error.status, 404);
-  assert.deepEqual(error.toBody(), { error: { code: 'DEVICE_NOT_FOUND', message: 'no device abc1234', details: { uuid: 'abc1234' } } });
+  assert.deepEqual(error.toBody(), {
+    error: { code: 'DEVICE_NOT_FOUND', message: 'no device abc1234', details: { uuid: 'abc1234' } },
+  });
   assert.ok(isErrorBody(error.toBody()));
   assert.ok(!isErrorBody({ error: { code: 'NOT_A_CODE', message: 'x' } }));
   assert.ok(!isErrorCode('toString'), 'prototype keys are not codes');

@@ -47,8 +47,14 @@ export const ERROR_CODES = {
   NOT_LOGGED_IN: { status: 401, description: 'The CLI has no stored credentials; run `flotilla login`.' },
   BUILD_FAILED: { status: 400, description: 'Building a service image failed.' },
   PUSH_FAILED: { status: 502, description: 'Pushing an image to the registry failed.' },
-  PLATFORM_MISMATCH: { status: 400, description: "An image is built for a CPU architecture the fleet's devices cannot run." },
-  UNKNOWN_DEVICE_TYPE: { status: 400, description: 'The device type has no known CPU architecture; name the platform.' },
+  PLATFORM_MISMATCH: {
+    status: 400,
+    description: "An image is built for a CPU architecture the fleet's devices cannot run.",
+  },
+  UNKNOWN_DEVICE_TYPE: {
+    status: 400,
+    description: 'The device type has no known CPU architecture; name the platform.',
+  },
 } as const satisfies Record<string, { status: number; description: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

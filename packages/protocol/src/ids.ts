@@ -14,6 +14,7 @@ export const deviceRefSchema = z
   .string()
   .min(1, 'must be a device UUID, a prefix of 7+ hex chars, or a device name')
   .max(200)
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
   .regex(/^[^\u0000-\u001f\u007f]+$/, 'must not contain control characters');
 
 export const slugSchema = z
@@ -33,7 +34,10 @@ export const serviceNameSchema = z
 
 export const semverSchema = z
   .string()
-  .regex(/^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$/, 'must be a semantic version');
+  .regex(
+    /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$/,
+    'must be a semantic version',
+  );
 
 /** Environment variable names: POSIX-ish, as compose and balena accept them. */
 export const envNameSchema = z

@@ -18,7 +18,12 @@ export const LABELS = {
   handoverTimeout: 'io.balena.update.handover-timeout',
 } as const;
 
-export const UPDATE_STRATEGIES = ['download-then-kill', 'kill-then-download', 'delete-then-download', 'hand-over'] as const;
+export const UPDATE_STRATEGIES = [
+  'download-then-kill',
+  'kill-then-download',
+  'delete-then-download',
+  'hand-over',
+] as const;
 export type UpdateStrategy = (typeof UPDATE_STRATEGIES)[number];
 export const DEFAULT_UPDATE_STRATEGY: UpdateStrategy = 'download-then-kill';
 export const DEFAULT_HANDOVER_TIMEOUT_MS = 60_000;

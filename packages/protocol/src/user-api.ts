@@ -16,30 +16,66 @@ const name = z.string().trim().min(1).max(200);
 export const roleSchema = z.enum(['admin', 'member']);
 export type Role = z.infer<typeof roleSchema>;
 
-export const loginRequestSchema = z.strictObject({ username: z.string().min(1).max(200), password: z.string().min(1).max(1000) });
+export const loginRequestSchema = z.strictObject({
+  username: z.string().min(1).max(200),
+  password: z.string().min(1).max(1000),
+});
 export const loginResponseSchema = z.object({ token: z.string(), expiresAt: isoDate, user: z.lazy(() => userSchema) });
 
-export const userSchema = z.object({ id: z.number().int(), username: z.string(), email: z.string().nullable(), createdAt: isoDate });
+export const userSchema = z.object({
+  id: z.number().int(),
+  username: z.string(),
+  email: z.string().nullable(),
+  createdAt: isoDate,
+});
 export type User = z.infer<typeof userSchema>;
 
 export const createUserRequestSchema = z.strictObject({
-  username: z.string().min(2).max(100).regex(/^[a-zA-Z0-9_.@-]+$/),
+  username: z
+    .string()
+    .min(2)
+    .max(100)
+    .regex(/^[a-zA-Z0-9_.@-]+$/),
   email: z.email().optional(),
   password: z.string().min(8).max(1000),
 });
 
-export const organizationSchema = z.object({ id: z.number().int(), name: z.string(), handle: z.string(), role: roleSchema.optional(), createdAt: isoDate });
+export const organizationSchema = z.object({
+  id: z.number().int(),
+  name: z.string(),
+  handle: z.string(),
+  role: roleSchema.optional(),
+  createdAt: isoDate,
+});
 export type Organization = z.infer<typeof organizationSchema>;
 export const createOrganizationRequestSchema = z.strictObject({ name, handle: slugSchema.optional() });
 export const memberSchema = z.object({ user: userSchema, role: roleSchema });
-export const addMemberRequestSchema = z.strictObject({ username: z.string().min(1), role: roleSchema.default('member') });
+export const addMemberRequestSchema = z.strictObject({
+  username: z.string().min(1),
+  role: roleSchema.default('member'),
+});
 
-export const whoamiResponseSchema = z.object({ user: userSchema, organizations: z.array(organizationSchema), authMethod: z.enum(['session', 'api-key']) });
+export const whoamiResponseSchema = z.object({
+  user: userSchema,
+  organizations: z.array(organizationSchema),
+  authMethod: z.enum(['session', 'api-key']),
+});
 export type WhoamiResponse = z.infer<typeof whoamiResponseSchema>;
 
-export const apiKeySchema = z.object({ id: z.number().int(), name: z.string(), description: z.string().nullable(), createdAt: isoDate, expiresAt: isoDate.nullable(), lastUsedAt: isoDate.nullable() });
+export const apiKeySchema = z.object({
+  id: z.number().int(),
+  name: z.string(),
+  description: z.string().nullable(),
+  createdAt: isoDate,
+  expiresAt: isoDate.nullable(),
+  lastUsedAt: isoDate.nullable(),
+});
 export type ApiKey = z.infer<typeof apiKeySchema>;
-export const createApiKeyRequestSchema = z.strictObject({ name, description: z.string().max(1000).optional(), expiresAt: isoDate.optional() });
+export const createApiKeyRequestSchema = z.strictObject({
+  name,
+  description: z.string().max(1000).optional(),
+  expiresAt: isoDate.optional(),
+});
 /** The secret `key` appears in this response only; it is stored hashed. */
 export const createdApiKeySchema = apiKeySchema.extend({ key: z.string() });
 
@@ -72,8 +108,17 @@ export const updateFleetRequestSchema = z.strictObject({
   pinnedRelease: z.union([z.number().int(), commitSchema, z.null()]).optional(),
 });
 
-export const provisioningKeySchema = z.object({ id: z.number().int(), name: z.string().nullable(), createdAt: isoDate, expiresAt: isoDate.nullable(), revokedAt: isoDate.nullable() });
-export const createProvisioningKeyRequestSchema = z.strictObject({ name: z.string().max(200).optional(), expiresAt: isoDate.optional() });
+export const provisioningKeySchema = z.object({
+  id: z.number().int(),
+  name: z.string().nullable(),
+  createdAt: isoDate,
+  expiresAt: isoDate.nullable(),
+  revokedAt: isoDate.nullable(),
+});
+export const createProvisioningKeyRequestSchema = z.strictObject({
+  name: z.string().max(200).optional(),
+  expiresAt: isoDate.optional(),
+});
 export const createdProvisioningKeySchema = provisioningKeySchema.extend({ key: z.string() });
 
 // ------------------------------------------------------------------------------------------------------- devices
@@ -104,7 +149,17 @@ export const deviceSchema = z.object({
     storageTotal: z.number().nullable(),
   }),
   /** Services as last reported: `{ [serviceName]: { status, image, downloadProgress } }`. */
-  services: z.record(z.string(), z.object({ status: z.string(), image: z.string(), releaseCommit: z.string().nullable(), downloadProgress: z.number().nullable() })).default({}),
+  services: z
+    .record(
+      z.string(),
+      z.object({
+        status: z.string(),
+        image: z.string(),
+        releaseCommit: z.string().nullable(),
+        downloadProgress: z.number().nullable(),
+      }),
+    )
+    .default({}),
   createdAt: isoDate,
 });
 export type Device = z.infer<typeof deviceSchema>;
@@ -120,15 +175,30 @@ export const deviceActionRequestSchema = z.strictObject({
   service: serviceNameSchema.optional(),
   force: z.boolean().optional(),
   /** Seconds the action stays deliverable to an offline device. */
-  ttlSeconds: z.number().int().min(1).max(7 * 24 * 3600).default(3600),
+  ttlSeconds: z
+    .number()
+    .int()
+    .min(1)
+    .max(7 * 24 * 3600)
+    .default(3600),
 });
-export const deviceActionResponseSchema = z.object({ id: z.number().int(), action: deviceActionSchema, status: z.enum(['pending', 'delivered', 'done', 'failed', 'expired']), createdAt: isoDate });
+export const deviceActionResponseSchema = z.object({
+  id: z.number().int(),
+  action: deviceActionSchema,
+  status: z.enum(['pending', 'delivered', 'done', 'failed', 'expired']),
+  createdAt: isoDate,
+});
 
 // ------------------------------------------------------------------------------------------------------ releases
 export const releaseStatusSchema = z.enum(['running', 'success', 'failed']);
 export type ReleaseStatus = z.infer<typeof releaseStatusSchema>;
 
-export const releaseServiceSchema = z.object({ id: z.number().int(), name: serviceNameSchema, image: z.string(), imageId: z.number().int() });
+export const releaseServiceSchema = z.object({
+  id: z.number().int(),
+  name: serviceNameSchema,
+  image: z.string(),
+  imageId: z.number().int(),
+});
 export const releaseSchema = z.object({
   id: z.number().int(),
   fleet: z.string(),
@@ -169,8 +239,15 @@ export const envVarSchema = z.object({
   createdAt: isoDate,
 });
 export type EnvVar = z.infer<typeof envVarSchema>;
-export const setEnvVarRequestSchema = z.strictObject({ name: envNameSchema, value: z.string().max(64 * 1024), service: serviceNameSchema.optional() });
-export const setConfigVarRequestSchema = z.strictObject({ name: z.string().regex(/^(FLOTILLA|BALENA|RESIN)_[A-Z0-9_]+$/, 'a FLOTILLA_/BALENA_/RESIN_ prefixed name'), value: z.string().max(64 * 1024) });
+export const setEnvVarRequestSchema = z.strictObject({
+  name: envNameSchema,
+  value: z.string().max(64 * 1024),
+  service: serviceNameSchema.optional(),
+});
+export const setConfigVarRequestSchema = z.strictObject({
+  name: z.string().regex(/^(FLOTILLA|BALENA|RESIN)_[A-Z0-9_]+$/, 'a FLOTILLA_/BALENA_/RESIN_ prefixed name'),
+  value: z.string().max(64 * 1024),
+});
 export const tagSchema = z.object({ key: z.string(), value: z.string() });
 export const setTagRequestSchema = z.strictObject({ key: z.string().min(1).max(100), value: z.string().max(1000) });
 
@@ -193,7 +270,10 @@ export type LogEntry = z.infer<typeof logEntrySchema>;
 // ------------------------------------------------------------------------------------------------- config.json
 /** `POST /api/v1/fleets/:slug/config-json` body; the answer is a configJsonSchema document with a new provisioning key. */
 export const configJsonRequestSchema = z.strictObject({
-  hostname: z.string().regex(/^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/, 'a valid hostname label').optional(),
+  hostname: z
+    .string()
+    .regex(/^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/, 'a valid hostname label')
+    .optional(),
   developmentMode: z.boolean().optional(),
   persistentLogging: z.boolean().optional(),
   sshKeys: z.array(z.string().min(1).max(16_384)).max(100).optional(),

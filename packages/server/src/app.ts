@@ -46,9 +46,15 @@ export type FlotillaApp = FastifyInstance & { flotilla: AppContext };
 
 /** JSON bodies: an empty body is "no body" (optional bodies), bad JSON is INVALID_JSON, `__proto__` keys are dropped. */
 function parseJson(_request: unknown, body: string, done: (error: Error | null, value?: unknown) => void): void {
-  if (body.trim() === '') return done(null, undefined);
+  if (body.trim() === '') {
+    done(null, undefined);
+    return;
+  }
   try {
-    done(null, JSON.parse(body, (key, value: unknown) => (key === '__proto__' || key === 'constructor' ? undefined : value)));
+    done(
+      null,
+      JSON.parse(body, (key, value: unknown) => (key === '__proto__' || key === 'constructor' ? undefined : value)),
+    );
   } catch {
     done(new FlotillaError('INVALID_JSON', 'the request body is not valid JSON'));
   }
@@ -65,9 +71,25 @@ export async function buildApp(options: AppOptions): Promise<FlotillaApp> {
             // WARNING: keys and tokens must never reach the log.
             // The URL is logged without its query: balena clients may put a key in `?apikey=`.
             serializers: {
-              req: (req: { method: string; url: string; ip?: string }) => ({ method: req.method, url: req.url.split('?')[0], remoteAddress: req.ip }),
+              req: (req: { method: string; url: string; ip?: string }) => ({
+                method: req.method,
+                url: req.url.split('?')[0],
+                remoteAddress: req.ip,
+              }),
             },
-            redact: { paths: ['req.headers.authorization', 'req.headers.cookie', 'req.query.apikey', '*.password', '*.apiKey', '*.api_key', '*.key', '*.token'], censor: '[redacted]' },
+            redact: {
+              paths: [
+                'req.headers.authorization',
+                'req.headers.cookie',
+                'req.query.apikey',
+                '*.password',
+                '*.apiKey',
+                '*.api_key',
+                '*.key',
+                '*.token',
+              ],
+              censor: '[redacted]',
+            },
           },
     bodyLimit: options.bodyLimit ?? 1024 * 1024,
     return503OnClosing: true,
@@ -81,7 +103,15 @@ export async function buildApp(options: AppOptions): Promise<FlotillaApp> {
   });
   const { db } = options.database;
   const metrics = createMetrics(db, options.processMetrics ?? false);
-  const ctx: AppContext = { db, dialect: options.database.dialect, publicUrl: options.publicUrl.replace(/\/+$/, ''), metrics, stateCache: new TargetStateCache(), routes: [], sqlite: options.database.sqlite };
+  const ctx: AppContext = {
+    db,
+    dialect: options.database.dialect,
+    publicUrl: options.publicUrl.replace(/\/+$/, ''),
+    metrics,
+    stateCache: new TargetStateCache(),
+    routes: [],
+    sqlite: options.database.sqlite,
+  };
   const lastSeen = new LastSeenTracker(db);
   app.addHook('onRoute', (route) => {
     for (const method of [route.method].flat()) if (method !== 'HEAD') ctx.routes.push({ method, url: route.url });
@@ -93,7 +123,8 @@ export async function buildApp(options: AppOptions): Promise<FlotillaApp> {
   // Only routes that ask for it are limited (see auth/routes.ts); an exceeded limit answers the usual error shape.
   await app.register(rateLimit, {
     global: false,
-    errorResponseBuilder: (_request, context) => new FlotillaError('RATE_LIMITED', `too many attempts; retry in ${Math.max(1, Math.ceil(context.ttl / 1000))} s`),
+    errorResponseBuilder: (_request, context) =>
+      new FlotillaError('RATE_LIMITED', `too many attempts; retry in ${Math.max(1, Math.ceil(context.ttl / 1000))} s`),
   });
   app.get('/healthz', async (_request, reply) => {
     try {
@@ -116,7 +147,12 @@ export async function buildApp(options: AppOptions): Promise<FlotillaApp> {
   app.addHook('onClose', async () => bus.close());
   registerLogRoutes(app, ctx, new LogStore(db, options.logRetention), new LogHub(), bus);
   await registerActionRoutes(app, ctx, new ActionHub(), bus);
-  await registerFlotillaRegistry(app, { db, storageDir: options.registryDir, publicUrl: () => ctx.publicUrl, gcIntervalMs: options.registryGcIntervalMs });
+  await registerFlotillaRegistry(app, {
+    db,
+    storageDir: options.registryDir,
+    publicUrl: () => ctx.publicUrl,
+    gcIntervalMs: options.registryGcIntervalMs,
+  });
   registerOpenApi(app, ctx.routes);
   app.addHook('onClose', async () => {
     await lastSeen.close();

@@ -16,29 +16,53 @@ for (const testDb of testDatabases()) {
       const created = await testDb.create();
       try {
         const port = await freePort();
-        const args = [main, '--data', dir.path, '--port', String(port), '--log-level', 'info', ...(created.url ? ['--database', created.url] : [])];
+        const args = [
+          main,
+          '--data',
+          dir.path,
+          '--port',
+          String(port),
+          '--log-level',
+          'info',
+          ...(created.url ? ['--database', created.url] : []),
+        ];
         const run = async () => {
-          const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FLOTILLA_ADMIN_PASSWORD: '' } });
+          const child = spawn(process.execPath, args, {
+            stdio: ['ignore', 'pipe', 'pipe'],
+            env: { ...process.env, FLOTILLA_ADMIN_PASSWORD: '' },
+          });
           const lines: string[] = [];
           createInterface({ input: child.stdout }).on('line', (l) => lines.push(l));
           createInterface({ input: child.stderr }).on('line', (l) => lines.push(l));
           const deadline = Date.now() + 20_000;
-          while (!lines.some((l) => l.includes('listening on')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+          while (!lines.some((l) => l.includes('listening on')) && Date.now() < deadline)
+            await new Promise((r) => setTimeout(r, 50));
           return { child, lines };
         };
         const first = await run();
         const adminLines = first.lines.filter((l) => l.startsWith('FLOTILLA_ADMIN '));
         assert.equal(adminLines.length, 1, first.lines.join('\n'));
-        const admin = JSON.parse(adminLines[0]!.slice('FLOTILLA_ADMIN '.length)) as { username: string; password: string; apiKey: string };
+        const admin = JSON.parse(adminLines[0]!.slice('FLOTILLA_ADMIN '.length)) as {
+          username: string;
+          password: string;
+          apiKey: string;
+        };
         assert.equal(admin.username, 'admin');
         const url = `http://127.0.0.1:${port}`;
         assert.equal((await fetch(`${url}/healthz`)).status, 200);
         const whoami = await fetch(`${url}/api/v1/whoami`, { headers: { authorization: `Bearer ${admin.apiKey}` } });
         assert.equal(whoami.status, 200);
-        const login = await fetch(`${url}/api/v1/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'admin', password: admin.password }) });
+        const login = await fetch(`${url}/api/v1/auth/login`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ username: 'admin', password: admin.password }),
+        });
         assert.equal(login.status, 200);
         const others = first.lines.filter((l) => !l.startsWith('FLOTILLA_ADMIN ')).join('\n');
-        assert.ok(!others.includes(admin.apiKey) && !others.includes(admin.password), 'secrets appear only in the admin line');
+        assert.ok(
+          !others.includes(admin.apiKey) && !others.includes(admin.password),
+          'secrets appear only in the admin line',
+        );
         first.child.kill('SIGTERM');
         const [code, signal] = (await once(first.child, 'exit')) as [number | null, string | null];
         assert.equal(code, 0, `exited with ${code ?? signal}; last output:\n${first.lines.slice(-10).join('\n')}`);
@@ -54,10 +78,16 @@ for (const testDb of testDatabases()) {
 
     test('startServer on port 0 answers on its url and reports the admin', async () => {
       const created = await testDb.create();
-      const server = await startServer({ host: '127.0.0.1', port: 0, ...(created.url ? { databaseUrl: created.url } : {}) });
+      const server = await startServer({
+        host: '127.0.0.1',
+        port: 0,
+        ...(created.url ? { databaseUrl: created.url } : {}),
+      });
       try {
         assert.ok(server.admin);
-        const res = await fetch(`${server.url}/api/v1/fleets`, { headers: { authorization: `Bearer ${server.admin.apiKey}` } });
+        const res = await fetch(`${server.url}/api/v1/fleets`, {
+          headers: { authorization: `Bearer ${server.admin.apiKey}` },
+        });
         assert.equal(res.status, 200);
         assert.equal(server.app.flotilla.publicUrl, server.url);
       } finally {

@@ -14,13 +14,24 @@ const program = new Command()
   .option('--registry-gc-hours <hours>', 'hours between removals of registry images no release needs (0: never)', '24')
   .parse();
 
-const opts = program.opts<{ data: string; database?: string; host: string; port: string; publicUrl?: string; logLevel: string; logRetention: string; registryGcHours: string }>();
+const opts = program.opts<{
+  data: string;
+  database?: string;
+  host: string;
+  port: string;
+  publicUrl?: string;
+  logLevel: string;
+  logRetention: string;
+  registryGcHours: string;
+}>();
 const port = Number(opts.port);
 if (!Number.isInteger(port) || port < 0 || port > 65535) program.error(`--port must be 0..65535, not ${opts.port}`);
 const logRetention = Number(opts.logRetention);
-if (!Number.isInteger(logRetention) || logRetention < 1 || logRetention > 1_000_000) program.error(`--log-retention must be 1..1000000, not ${opts.logRetention}`);
+if (!Number.isInteger(logRetention) || logRetention < 1 || logRetention > 1_000_000)
+  program.error(`--log-retention must be 1..1000000, not ${opts.logRetention}`);
 const registryGcHours = Number(opts.registryGcHours);
-if (!(registryGcHours >= 0 && registryGcHours <= 24 * 365)) program.error(`--registry-gc-hours must be 0..8760, not ${opts.registryGcHours}`);
+if (!(registryGcHours >= 0 && registryGcHours <= 24 * 365))
+  program.error(`--registry-gc-hours must be 0..8760, not ${opts.registryGcHours}`);
 
 // WARNING: handlers first. Parents (the launcher, tests, service managers) may signal as soon as they read the
 // "listening" line; a signal that met no handler would kill the process at once instead of closing it.

@@ -36,7 +36,15 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
   try {
     const admin = await bootstrapAdmin(database.db);
     // The public URL must be known before listening when the port is fixed; with port 0 it is fixed up below.
-    const app = await buildApp({ database, publicUrl: options.publicUrl ?? 'http://localhost', logLevel: options.logLevel ?? false, processMetrics: true, registryDir: options.dataDir ? `${options.dataDir}/registry` : undefined, ...(options.logRetention === undefined ? {} : { logRetention: options.logRetention }), ...(options.registryGcHours === undefined ? {} : { registryGcIntervalMs: options.registryGcHours * 3600 * 1000 }) });
+    const app = await buildApp({
+      database,
+      publicUrl: options.publicUrl ?? 'http://localhost',
+      logLevel: options.logLevel ?? false,
+      processMetrics: true,
+      registryDir: options.dataDir ? `${options.dataDir}/registry` : undefined,
+      ...(options.logRetention === undefined ? {} : { logRetention: options.logRetention }),
+      ...(options.registryGcHours === undefined ? {} : { registryGcIntervalMs: options.registryGcHours * 3600 * 1000 }),
+    });
     await app.listen({ host: options.host, port: options.port });
     const address = app.server.address();
     const port = typeof address === 'object' && address ? address.port : options.port;

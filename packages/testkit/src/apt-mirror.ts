@@ -14,7 +14,8 @@ export async function debianMirror(suite = 'bookworm', aptDir = '/etc/apt'): Pro
   const sources: AptSource[] = [];
   const files: string[] = [join(aptDir, 'sources.list')];
   try {
-    for (const name of (await readdir(join(aptDir, 'sources.list.d'))).sort()) files.push(join(aptDir, 'sources.list.d', name));
+    for (const name of (await readdir(join(aptDir, 'sources.list.d'))).sort())
+      files.push(join(aptDir, 'sources.list.d', name));
   } catch {
     // no sources.list.d
   }

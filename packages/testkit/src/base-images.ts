@@ -67,17 +67,32 @@ export async function ensureBusyboxImage(): Promise<string> {
     const root = await tempDir('flotilla-busybox-');
     try {
       const rootfs = join(root.path, 'rootfs');
-      for (const dir of ['bin', 'sbin', 'usr/bin', 'usr/sbin', 'tmp', 'etc', 'root', 'var/run', 'data']) await mkdir(join(rootfs, dir), { recursive: true });
+      for (const dir of ['bin', 'sbin', 'usr/bin', 'usr/sbin', 'tmp', 'etc', 'root', 'var/run', 'data'])
+        await mkdir(join(rootfs, dir), { recursive: true });
       await copyFile(busybox, join(rootfs, 'bin/busybox'));
       const { stdout } = await run(busybox, ['--list']);
-      for (const applet of stdout.split('\n').map((s) => s.trim()).filter(Boolean)) {
+      for (const applet of stdout
+        .split('\n')
+        .map((s) => s.trim())
+        .filter(Boolean)) {
         if (applet !== 'busybox') await symlink('/bin/busybox', join(rootfs, 'bin', applet)).catch(() => undefined);
       }
-      await writeFile(join(rootfs, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n');
+      await writeFile(
+        join(rootfs, 'etc/passwd'),
+        'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n',
+      );
       await writeFile(join(rootfs, 'etc/group'), 'root:x:0:\nnogroup:x:65534:\n');
       const tarball = join(root.path, 'rootfs.tar');
       await run('tar', ['-C', rootfs, '-cf', tarball, '.']);
-      await run('docker', ['import', '--change', 'ENV PATH=/bin:/sbin:/usr/bin:/usr/sbin', '--change', 'CMD ["sh"]', tarball, BUSYBOX_IMAGE]);
+      await run('docker', [
+        'import',
+        '--change',
+        'ENV PATH=/bin:/sbin:/usr/bin:/usr/sbin',
+        '--change',
+        'CMD ["sh"]',
+        tarball,
+        BUSYBOX_IMAGE,
+      ]);
       return BUSYBOX_IMAGE;
     } finally {
       await root.remove();
@@ -94,7 +109,10 @@ export async function ensureDebianImage(): Promise<string> {
   return withLock('debian', async () => {
     if (await imageExists(DEBIAN_IMAGE)) return DEBIAN_IMAGE;
     const tarball = join(cacheDir(), 'debian-bookworm-minbase.tar');
-    const exists = await stat(tarball).then(() => true, () => false);
+    const exists = await stat(tarball).then(
+      () => true,
+      () => false,
+    );
     if (!exists) {
       const mirror = await debianMirror('bookworm');
       const work = await tempDir('flotilla-debootstrap-');
@@ -110,7 +128,15 @@ export async function ensureDebianImage(): Promise<string> {
         await work.remove();
       }
     }
-    await run('docker', ['import', '--change', 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', '--change', 'CMD ["bash"]', tarball, DEBIAN_IMAGE]);
+    await run('docker', [
+      'import',
+      '--change',
+      'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+      '--change',
+      'CMD ["bash"]',
+      tarball,
+      DEBIAN_IMAGE,
+    ]);
     return DEBIAN_IMAGE;
   });
 }

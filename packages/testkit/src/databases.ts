@@ -11,12 +11,16 @@ export type TestDatabase =
   | { dialect: 'postgres'; label: string; create: () => Promise<{ url: string; drop: () => Promise<void> }> };
 
 export function testDatabases(): TestDatabase[] {
-  const out: TestDatabase[] = [{ dialect: 'sqlite', label: 'sqlite', create: async () => ({ url: undefined, drop: async () => undefined }) }];
+  const out: TestDatabase[] = [
+    { dialect: 'sqlite', label: 'sqlite', create: async () => ({ url: undefined, drop: async () => undefined }) },
+  ];
   const adminUrl = process.env.FLOTILLA_TEST_POSTGRES_URL;
   if (adminUrl) {
     out.push({ dialect: 'postgres', label: 'postgres', create: () => createPostgresDatabase(adminUrl) });
   } else if (process.env.CI === 'true') {
-    throw new Error('CI=true but FLOTILLA_TEST_POSTGRES_URL is not set: the PostgreSQL half of the suite would not run');
+    throw new Error(
+      'CI=true but FLOTILLA_TEST_POSTGRES_URL is not set: the PostgreSQL half of the suite would not run',
+    );
   }
   return out;
 }

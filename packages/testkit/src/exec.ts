@@ -6,12 +6,21 @@ export interface ExecResult {
 }
 
 /** Runs a program without a shell; rejects with its stderr on a non-zero exit. */
-export function run(file: string, args: readonly string[], options: { input?: Buffer | string; cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<ExecResult> {
+export function run(
+  file: string,
+  args: readonly string[],
+  options: { input?: Buffer | string; cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): Promise<ExecResult> {
   return new Promise((resolve, reject) => {
     const child = execFile(
       file,
       args,
-      { cwd: options.cwd, env: options.env ?? process.env, maxBuffer: 64 * 1024 * 1024, timeout: options.timeoutMs ?? 10 * 60_000 },
+      {
+        cwd: options.cwd,
+        env: options.env ?? process.env,
+        maxBuffer: 64 * 1024 * 1024,
+        timeout: options.timeoutMs ?? 10 * 60_000,
+      },
       (error, stdout, stderr) => {
         if (error) {
           reject(new Error(`${file} ${args.join(' ')} failed: ${stderr.trim() || error.message}`, { cause: error }));

@@ -4,7 +4,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
  * Polls `check` until it returns a value other than undefined/false, or throws after `timeoutMs` with the last
  * error seen, so a failing integration test says what it was waiting for.
  */
-export async function waitFor<T>(description: string, check: () => Promise<T | undefined | false> | T | undefined | false, options: { timeoutMs?: number; intervalMs?: number } = {}): Promise<T> {
+export async function waitFor<T>(
+  description: string,
+  check: () => Promise<T | undefined | false> | T | undefined | false,
+  options: { timeoutMs?: number; intervalMs?: number } = {},
+): Promise<T> {
   const deadline = Date.now() + (options.timeoutMs ?? 30_000);
   let lastError: unknown;
   for (;;) {

@@ -4,7 +4,17 @@ import pino from 'pino';
 import { waitFor } from '@flotilla/testkit';
 import { startAgent, type AgentHandle } from '../agent.js';
 import { DryRunHostPower } from '../host/host-power.js';
-import { buildImage, cleanup, docker, exec, harness, ourContainers, target, uniqueAppId, type Harness } from '../test-support/fixtures.js';
+import {
+  buildImage,
+  cleanup,
+  docker,
+  exec,
+  harness,
+  ourContainers,
+  target,
+  uniqueAppId,
+  type Harness,
+} from '../test-support/fixtures.js';
 
 const quiet = pino({ level: process.env.FLOTILLA_TEST_LOG ?? 'silent' });
 
@@ -18,19 +28,39 @@ describe('actions from the control plane over the device connection', () => {
   const main = async (): Promise<{ id: string; state: string; startedAt: number }> => {
     const [c] = await ourContainers(h.namespace);
     assert.ok(c, 'the service container exists');
-    return { id: c.Id, state: c.State, startedAt: Date.parse((await docker.getContainer(c.Id).inspect()).State.StartedAt) };
+    return {
+      id: c.Id,
+      state: c.State,
+      startedAt: Date.parse((await docker.getContainer(c.Id).inspect()).State.StartedAt),
+    };
   };
 
   before(async () => {
     h = await harness();
     await buildImage(img, 'remote');
-    agent = await startAgent({ configPath: h.configPath, dataDir: h.dataDir, namespace: h.namespace, pollIntervalMs: 300, reportIntervalMs: 100, apiPort: 0, hostPower: power, logger: quiet });
+    agent = await startAgent({
+      configPath: h.configPath,
+      dataDir: h.dataDir,
+      namespace: h.namespace,
+      pollIntervalMs: 300,
+      reportIntervalMs: 100,
+      apiPort: 0,
+      hostPower: power,
+      logger: quiet,
+    });
     uuid = agent.state().uuid;
     await waitFor('registration', () => h.cp.devices.has(uuid));
-    h.cp.setTarget(uuid, target({ appId, appUuid: `app${appId}`, commit: 'c1', releaseId: 1, services: { main: { image: img } } }));
+    h.cp.setTarget(
+      uuid,
+      target({ appId, appUuid: `app${appId}`, commit: 'c1', releaseId: 1, services: { main: { image: img } } }),
+    );
     agent.triggerUpdate();
-    await waitFor('main running', async () => (await ourContainers(h.namespace)).some((c) => c.State === 'running'), { timeoutMs: 60_000 });
-    await waitFor('device connected', () => h.cp.connected(uuid) && agent.state().remoteActionsConnected, { timeoutMs: 20_000 });
+    await waitFor('main running', async () => (await ourContainers(h.namespace)).some((c) => c.State === 'running'), {
+      timeoutMs: 60_000,
+    });
+    await waitFor('device connected', () => h.cp.connected(uuid) && agent.state().remoteActionsConnected, {
+      timeoutMs: 20_000,
+    });
   });
 
   after(async () => {

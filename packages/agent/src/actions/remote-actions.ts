@@ -1,5 +1,12 @@
 import WebSocket from 'ws';
-import { DEVICE_ROUTES, FlotillaError, path, serverMessageSchema, type ActionMessage, type ActionResultMessage } from '@flotilla/protocol';
+import {
+  DEVICE_ROUTES,
+  FlotillaError,
+  path,
+  serverMessageSchema,
+  type ActionMessage,
+  type ActionResultMessage,
+} from '@flotilla/protocol';
 import type { DeviceActions } from '../device-api/backend.js';
 
 export interface RemoteActionsOptions {
@@ -42,7 +49,10 @@ export class RemoteActions {
     if (this.stopped) return;
     const url = new URL(path(DEVICE_ROUTES.connect.path, { uuid: this.options.uuid }), this.options.apiEndpoint);
     url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
-    const socket = new WebSocket(url, { headers: { authorization: `Bearer ${this.options.deviceApiKey}` }, handshakeTimeout: 15_000 });
+    const socket = new WebSocket(url, {
+      headers: { authorization: `Bearer ${this.options.deviceApiKey}` },
+      handshakeTimeout: 15_000,
+    });
     this.socket = socket;
     let alive = true;
     const heartbeat = setInterval(() => {
@@ -71,7 +81,10 @@ export class RemoteActions {
       if (this.connected) this.options.onEvent?.({ kind: 'disconnected' });
       this.connected = false;
       if (this.stopped) return;
-      const delay = Math.min(this.options.maxBackoffMs ?? 60_000, (this.options.baseBackoffMs ?? 1_000) * 2 ** this.failures);
+      const delay = Math.min(
+        this.options.maxBackoffMs ?? 60_000,
+        (this.options.baseBackoffMs ?? 1_000) * 2 ** this.failures,
+      );
       this.failures = Math.min(this.failures + 1, 16);
       this.timer = setTimeout(() => this.connect(), delay);
     });
@@ -101,7 +114,10 @@ export class RemoteActions {
       await this.run(message);
     } catch (error) {
       result.ok = false;
-      result.error = error instanceof FlotillaError ? { code: error.code, message: error.message } : { code: 'INTERNAL', message: error instanceof Error ? error.message : String(error) };
+      result.error =
+        error instanceof FlotillaError
+          ? { code: error.code, message: error.message }
+          : { code: 'INTERNAL', message: error instanceof Error ? error.message : String(error) };
     }
     if (socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(result));
   }

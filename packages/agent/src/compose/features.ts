@@ -36,7 +36,11 @@ export function featureGrants(labels: Record<string, string>, ctx: FeatureContex
   if (enabled(labels, 'sysfs')) grant.binds.push('/sys:/sys');
   if (enabled(labels, 'procfs')) grant.binds.push('/proc:/proc');
   if (enabled(labels, 'journal-logs')) {
-    grant.binds.push('/var/log/journal:/var/log/journal:ro', '/run/log/journal:/run/log/journal:ro', '/etc/machine-id:/etc/machine-id:ro');
+    grant.binds.push(
+      '/var/log/journal:/var/log/journal:ro',
+      '/run/log/journal:/run/log/journal:ro',
+      '/etc/machine-id:/etc/machine-id:ro',
+    );
   }
   if (enabled(labels, 'supervisor-api')) {
     // On a bridge network the host is reachable through the gateway alias; with network_mode host, on loopback.

@@ -26,7 +26,8 @@ export function parsePorts(ports: ReadonlyArray<string | number>): PortMapping {
     const hostIp = parts.pop() ?? '';
     const containerPorts = range(containerPart);
     const hostPorts = hostPart === undefined || hostPart === '' ? undefined : range(hostPart);
-    if (hostPorts && hostPorts.length !== containerPorts.length) throw new Error(`port ranges differ in length: ${text}`);
+    if (hostPorts && hostPorts.length !== containerPorts.length)
+      throw new Error(`port ranges differ in length: ${text}`);
     containerPorts.forEach((port, i) => {
       const key = `${port}/${proto}`;
       out.exposed[key] = {};
@@ -43,6 +44,7 @@ export function parsePorts(ports: ReadonlyArray<string | number>): PortMapping {
 export function durationToNs(text: string): number {
   const units: Record<string, number> = { us: 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };
   let total = 0;
-  for (const match of text.matchAll(/(\d+(?:\.\d+)?)(us|ms|s|m|h)/g)) total += Number(match[1]) * (units[match[2] as string] ?? 0);
+  for (const match of text.matchAll(/(\d+(?:\.\d+)?)(us|ms|s|m|h)/g))
+    total += Number(match[1]) * (units[match[2] as string] ?? 0);
   return Math.round(total);
 }

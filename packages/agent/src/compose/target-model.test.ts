@@ -15,7 +15,15 @@ const ctx: ModelContext = {
   serviceLockDir: (appId, name) => `/data/services/ns-${appId}/${name}`,
 };
 
-function device(o: { commit?: string; releaseId?: number; env?: Record<string, string>; labels?: Record<string, string>; composition?: Record<string, unknown> } = {}): TargetDevice {
+function device(
+  o: {
+    commit?: string;
+    releaseId?: number;
+    env?: Record<string, string>;
+    labels?: Record<string, string>;
+    composition?: Record<string, unknown>;
+  } = {},
+): TargetDevice {
   return targetDeviceSchema.parse({
     name: 'd',
     apps: {
@@ -25,7 +33,16 @@ function device(o: { commit?: string; releaseId?: number; env?: Record<string, s
         releases: {
           [o.commit ?? 'c1']: {
             id: o.releaseId ?? 1,
-            services: { main: { id: 1, image_id: 1, image: 'reg/img@sha256:1', environment: o.env ?? { A: '1' }, labels: o.labels ?? {}, composition: o.composition ?? {} } },
+            services: {
+              main: {
+                id: 1,
+                image_id: 1,
+                image: 'reg/img@sha256:1',
+                environment: o.env ?? { A: '1' },
+                labels: o.labels ?? {},
+                composition: o.composition ?? {},
+              },
+            },
             volumes: { data: {} },
           },
         },
@@ -53,14 +70,23 @@ describe('buildTargetModel()', () => {
   });
 
   it('hash does not depend on key order', () => {
-    assert.equal(main(device({ env: { A: '1', B: '2' } })).configHash, main(device({ env: { B: '2', A: '1' } })).configHash);
+    assert.equal(
+      main(device({ env: { A: '1', B: '2' } })).configHash,
+      main(device({ env: { B: '2', A: '1' } })).configHash,
+    );
     assert.equal(stableStringify({ b: 1, a: [{ d: 1, c: 2 }] }), '{"a":[{"c":2,"d":1}],"b":1}');
   });
 
   it('names volumes and networks <namespace><appId>_<name>, default network and alias', () => {
     const app = buildTargetModel(device({ composition: { volumes: ['data:/data'] } }), ctx).apps[0];
-    assert.deepEqual(app?.volumes.map((v) => v.name), ['ns-5_data']);
-    assert.deepEqual(app?.networks.map((n) => n.name), ['ns-5_default']);
+    assert.deepEqual(
+      app?.volumes.map((v) => v.name),
+      ['ns-5_data'],
+    );
+    assert.deepEqual(
+      app?.networks.map((n) => n.name),
+      ['ns-5_default'],
+    );
     const svc = app?.services[0];
     assert.equal(svc?.spec.HostConfig?.NetworkMode, 'ns-5_default');
     assert.deepEqual(svc?.spec.NetworkingConfig?.EndpointsConfig?.['ns-5_default']?.Aliases, ['main']);
@@ -75,7 +101,9 @@ describe('buildTargetModel()', () => {
   });
 
   it('network_mode host: no app network, supervisor API on loopback', () => {
-    const svc = main(device({ composition: { network_mode: 'host' }, labels: { 'io.balena.features.supervisor-api': '1' } }));
+    const svc = main(
+      device({ composition: { network_mode: 'host' }, labels: { 'io.balena.features.supervisor-api': '1' } }),
+    );
     assert.equal(svc.spec.HostConfig?.NetworkMode, 'host');
     assert.deepEqual(svc.networks, []);
     assert.ok(svc.spec.Env?.includes('BALENA_SUPERVISOR_ADDRESS=http://127.0.0.1:48484'));
@@ -83,25 +111,52 @@ describe('buildTargetModel()', () => {
   });
 
   it('feature labels mount host things', () => {
-    const labels = Object.fromEntries(['balena-socket', 'sysfs', 'procfs', 'dbus', 'kernel-modules', 'firmware', 'journal-logs'].map((f) => [`io.balena.features.${f}`, '1']));
+    const labels = Object.fromEntries(
+      ['balena-socket', 'sysfs', 'procfs', 'dbus', 'kernel-modules', 'firmware', 'journal-logs'].map((f) => [
+        `io.balena.features.${f}`,
+        '1',
+      ]),
+    );
     const binds = main(device({ labels })).spec.HostConfig?.Binds ?? [];
-    for (const expected of ['/var/run/docker.sock:/var/run/balena-engine.sock', '/sys:/sys', '/proc:/proc', '/run/dbus:/host/run/dbus', '/lib/modules:/lib/modules', '/lib/firmware:/lib/firmware', '/var/log/journal:/var/log/journal:ro']) {
+    for (const expected of [
+      '/var/run/docker.sock:/var/run/balena-engine.sock',
+      '/sys:/sys',
+      '/proc:/proc',
+      '/run/dbus:/host/run/dbus',
+      '/lib/modules:/lib/modules',
+      '/lib/firmware:/lib/firmware',
+      '/var/log/journal:/var/log/journal:ro',
+    ]) {
       assert.ok(binds.includes(expected), expected);
     }
   });
 
   it('restart default always; privileged, devices, caps, healthcheck passed through', () => {
-    const svc = main(device({ composition: { privileged: true, devices: ['/dev/ttyUSB0:/dev/ttyUSB0'], cap_add: ['NET_ADMIN'], cap_drop: ['MKNOD'], healthcheck: { test: 'true', interval: '1m30s' } } }));
+    const svc = main(
+      device({
+        composition: {
+          privileged: true,
+          devices: ['/dev/ttyUSB0:/dev/ttyUSB0'],
+          cap_add: ['NET_ADMIN'],
+          cap_drop: ['MKNOD'],
+          healthcheck: { test: 'true', interval: '1m30s' },
+        },
+      }),
+    );
     assert.equal(svc.spec.HostConfig?.RestartPolicy?.Name, 'always');
     assert.equal(svc.spec.HostConfig?.Privileged, true);
-    assert.deepEqual(svc.spec.HostConfig?.Devices, [{ PathOnHost: '/dev/ttyUSB0', PathInContainer: '/dev/ttyUSB0', CgroupPermissions: 'rwm' }]);
+    assert.deepEqual(svc.spec.HostConfig?.Devices, [
+      { PathOnHost: '/dev/ttyUSB0', PathInContainer: '/dev/ttyUSB0', CgroupPermissions: 'rwm' },
+    ]);
     assert.deepEqual(svc.spec.HostConfig?.CapAdd, ['NET_ADMIN']);
     assert.deepEqual(svc.spec.HostConfig?.CapDrop, ['MKNOD']);
     assert.deepEqual(svc.spec.Healthcheck, { Test: ['CMD-SHELL', 'true'], Interval: 90e9 });
   });
 
   it('strategy and hand-over timeout from labels', () => {
-    const svc = main(device({ labels: { 'io.balena.update.strategy': 'hand-over', 'io.balena.update.handover-timeout': '5000' } }));
+    const svc = main(
+      device({ labels: { 'io.balena.update.strategy': 'hand-over', 'io.balena.update.handover-timeout': '5000' } }),
+    );
     assert.equal(svc.strategy, 'hand-over');
     assert.equal(svc.handoverTimeoutMs, 5000);
     assert.equal(main(device({ labels: { 'io.balena.update.strategy': 'bogus' } })).strategy, 'download-then-kill');

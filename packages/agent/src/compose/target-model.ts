@@ -32,7 +32,9 @@ const list = (value: string | string[] | undefined): string[] | undefined =>
 
 function strategyOf(labels: Record<string, string>): UpdateStrategy {
   const value = labels[LABELS.updateStrategy];
-  return (UPDATE_STRATEGIES as readonly string[]).includes(value ?? '') ? (value as UpdateStrategy) : DEFAULT_UPDATE_STRATEGY;
+  return (UPDATE_STRATEGIES as readonly string[]).includes(value ?? '')
+    ? (value as UpdateStrategy)
+    : DEFAULT_UPDATE_STRATEGY;
 }
 
 function dependsOn(value: WireService['composition']['depends_on']): string[] {
@@ -66,12 +68,20 @@ export function stableStringify(value: unknown): string {
 }
 
 /** Labels that describe which release a container belongs to; they change without the container changing. */
-const METADATA_LABELS: readonly string[] = [LABELS.releaseCommit, LABELS.releaseId, LABELS.imageId, LABELS.serviceId, LABELS.configHash];
+const METADATA_LABELS: readonly string[] = [
+  LABELS.releaseCommit,
+  LABELS.releaseId,
+  LABELS.imageId,
+  LABELS.serviceId,
+  LABELS.configHash,
+];
 
 export function configHashOf(spec: Docker.ContainerCreateOptions): string {
   const labels = Object.fromEntries(Object.entries(spec.Labels ?? {}).filter(([k]) => !METADATA_LABELS.includes(k)));
   const { name: _name, Image: _image, ...rest } = spec;
-  return createHash('sha256').update(stableStringify({ ...rest, Labels: labels })).digest('hex');
+  return createHash('sha256')
+    .update(stableStringify({ ...rest, Labels: labels }))
+    .digest('hex');
 }
 
 interface ServiceInput {
@@ -91,7 +101,10 @@ export function buildService(input: ServiceInput, ctx: ModelContext): TargetServ
   const networkMode = c.network_mode;
   const hostNetwork = networkMode === 'host';
   const requested = c.networks === undefined ? [] : Array.isArray(c.networks) ? c.networks : Object.keys(c.networks);
-  const networks = networkMode !== undefined ? [] : (requested.length > 0 ? requested : ['default']).map((n) => networkName(ctx.namespace, appId, n));
+  const networks =
+    networkMode !== undefined
+      ? []
+      : (requested.length > 0 ? requested : ['default']).map((n) => networkName(ctx.namespace, appId, n));
   const grant = featureGrants(service.labels, { ...ctx, hostNetwork });
 
   // Only named volumes are allowed: arbitrary host binds are what the feature labels replace.
@@ -216,11 +229,25 @@ export function buildTargetModel(device: TargetDevice, ctx: ModelContext): Targe
     const commits = Object.keys(app.releases).sort();
     const commit = commits[0] ?? null;
     const release = commit === null ? undefined : app.releases[commit];
-    const model: TargetApp = { appId: app.id, appUuid, name: app.name, commit, releaseId: release?.id ?? null, services: [], volumes: [], networks: [] };
+    const model: TargetApp = {
+      appId: app.id,
+      appUuid,
+      name: app.name,
+      commit,
+      releaseId: release?.id ?? null,
+      services: [],
+      volumes: [],
+      networks: [],
+    };
     if (release && commit) {
       const networkNames = new Set(Object.keys(release.networks));
       const services = Object.entries(release.services);
-      const needsDefault = services.some(([, s]) => s.composition.network_mode === undefined && (s.composition.networks === undefined || (Array.isArray(s.composition.networks) && s.composition.networks.length === 0)));
+      const needsDefault = services.some(
+        ([, s]) =>
+          s.composition.network_mode === undefined &&
+          (s.composition.networks === undefined ||
+            (Array.isArray(s.composition.networks) && s.composition.networks.length === 0)),
+      );
       if (needsDefault) networkNames.add('default');
       // Networks a service names without the release declaring them get the defaults (like undeclared volumes).
       for (const [, s] of services) {
@@ -231,16 +258,35 @@ export function buildTargetModel(device: TargetDevice, ctx: ModelContext): Targe
         const n = release.networks[name];
         const fullName = networkName(ctx.namespace, app.id, name);
         const spec: Docker.NetworkCreateOptions = {
-            Name: fullName,
-            Driver: n?.driver ?? 'bridge',
-            ...(n?.driver_opts ? { Options: n.driver_opts } : {}),
-            ...(n?.internal !== undefined ? { Internal: n.internal } : {}),
-            ...(n?.enable_ipv6 !== undefined ? { EnableIPv6: n.enable_ipv6 } : {}),
-            ...(n?.ipam && n.ipam.config.length > 0 ? { IPAM: { Driver: n.ipam.driver, Config: n.ipam.config.map((c) => ({ ...(c.subnet ? { Subnet: c.subnet } : {}), ...(c.gateway ? { Gateway: c.gateway } : {}), ...(c.ip_range ? { IPRange: c.ip_range } : {}) })) } } : {}),
-            Labels: { ...(n?.labels ?? {}), [LABELS.supervised]: '1', [LABELS.appId]: String(app.id), [LABELS.appUuid]: appUuid, ...(ctx.namespace ? { [NAMESPACE_LABEL]: ctx.namespace } : {}) },
+          Name: fullName,
+          Driver: n?.driver ?? 'bridge',
+          ...(n?.driver_opts ? { Options: n.driver_opts } : {}),
+          ...(n?.internal !== undefined ? { Internal: n.internal } : {}),
+          ...(n?.enable_ipv6 !== undefined ? { EnableIPv6: n.enable_ipv6 } : {}),
+          ...(n?.ipam && n.ipam.config.length > 0
+            ? {
+                IPAM: {
+                  Driver: n.ipam.driver,
+                  Config: n.ipam.config.map((c) => ({
+                    ...(c.subnet ? { Subnet: c.subnet } : {}),
+                    ...(c.gateway ? { Gateway: c.gateway } : {}),
+                    ...(c.ip_range ? { IPRange: c.ip_range } : {}),
+                  })),
+                },
+              }
+            : {}),
+          Labels: {
+            ...(n?.labels ?? {}),
+            [LABELS.supervised]: '1',
+            [LABELS.appId]: String(app.id),
+            [LABELS.appUuid]: appUuid,
+            ...(ctx.namespace ? { [NAMESPACE_LABEL]: ctx.namespace } : {}),
+          },
         };
         // The app uuid label is metadata; the hash covers what the engine would build differently.
-        const configHash = createHash('sha256').update(stableStringify({ ...spec, Labels: { ...spec.Labels, [LABELS.appUuid]: '' } })).digest('hex');
+        const configHash = createHash('sha256')
+          .update(stableStringify({ ...spec, Labels: { ...spec.Labels, [LABELS.appUuid]: '' } }))
+          .digest('hex');
         (spec.Labels as Record<string, string>)[LABELS.configHash] = configHash;
         model.networks.push({ appId: app.id, name: fullName, configHash, spec });
       }
@@ -248,7 +294,8 @@ export function buildTargetModel(device: TargetDevice, ctx: ModelContext): Targe
       for (const [, s] of services) {
         for (const entry of s.composition.volumes ?? []) {
           const source = entry.split(':')[0];
-          if (source && !source.startsWith('/') && !source.startsWith('.') && entry.includes(':')) volumeNames.add(source);
+          if (source && !source.startsWith('/') && !source.startsWith('.') && entry.includes(':'))
+            volumeNames.add(source);
         }
       }
       for (const name of [...volumeNames].sort()) {
@@ -261,13 +308,31 @@ export function buildTargetModel(device: TargetDevice, ctx: ModelContext): Targe
             Name: fullName,
             Driver: v?.driver ?? 'local',
             DriverOpts: v?.driver_opts ?? {},
-            Labels: { ...(v?.labels ?? {}), [LABELS.supervised]: '1', [LABELS.appId]: String(app.id), [LABELS.appUuid]: appUuid, ...(ctx.namespace ? { [NAMESPACE_LABEL]: ctx.namespace } : {}) },
+            Labels: {
+              ...(v?.labels ?? {}),
+              [LABELS.supervised]: '1',
+              [LABELS.appId]: String(app.id),
+              [LABELS.appUuid]: appUuid,
+              ...(ctx.namespace ? { [NAMESPACE_LABEL]: ctx.namespace } : {}),
+            },
           },
         });
       }
       for (const [serviceName, service] of services.sort(([a], [b]) => (a < b ? -1 : 1))) {
         model.services.push(
-          buildService({ appId: app.id, appUuid, appName: app.name, releaseId: release.id, commit, serviceName, service, releaseNetworks: [...networkNames] }, ctx),
+          buildService(
+            {
+              appId: app.id,
+              appUuid,
+              appName: app.name,
+              releaseId: release.id,
+              commit,
+              serviceName,
+              service,
+              releaseNetworks: [...networkNames],
+            },
+            ctx,
+          ),
         );
       }
     }

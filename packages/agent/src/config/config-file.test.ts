@@ -12,10 +12,19 @@ describe('config.json', () => {
     try {
       const path = join(dir.path, 'config.json');
       await writeFile(path, '{nope');
-      await assert.rejects(readConfig(path), (e: unknown) => e instanceof FlotillaError && e.code === 'INVALID_CONFIG_JSON');
+      await assert.rejects(
+        readConfig(path),
+        (e: unknown) => e instanceof FlotillaError && e.code === 'INVALID_CONFIG_JSON',
+      );
       await writeFile(path, JSON.stringify({ apiEndpoint: 'ftp://x', uuid: 'NOT-HEX' }));
-      await assert.rejects(readConfig(path), (e: unknown) => e instanceof FlotillaError && e.code === 'INVALID_CONFIG_JSON' && /uuid/.test(e.message));
-      await assert.rejects(readConfig(join(dir.path, 'missing.json')), (e: unknown) => e instanceof FlotillaError && e.code === 'INVALID_CONFIG_JSON');
+      await assert.rejects(
+        readConfig(path),
+        (e: unknown) => e instanceof FlotillaError && e.code === 'INVALID_CONFIG_JSON' && /uuid/.test(e.message),
+      );
+      await assert.rejects(
+        readConfig(join(dir.path, 'missing.json')),
+        (e: unknown) => e instanceof FlotillaError && e.code === 'INVALID_CONFIG_JSON',
+      );
     } finally {
       await dir.remove();
     }

@@ -59,6 +59,14 @@ export function provisioningKey(config: ConfigJson): string | undefined {
 export function assertProvisionable(file: ConfigFile): void {
   const { config } = file;
   if (!config.apiEndpoint || (config.deviceId !== undefined && config.registered_at !== undefined)) return;
-  if (!provisioningKey(config)) throw new FlotillaError('INVALID_CONFIG_JSON', `${file.path} has apiEndpoint but neither provisioningApiKey nor apiKey, and the device is not registered`);
-  if (config.applicationId === undefined) throw new FlotillaError('INVALID_CONFIG_JSON', `${file.path} has apiEndpoint but no applicationId to register into`);
+  if (!provisioningKey(config))
+    throw new FlotillaError(
+      'INVALID_CONFIG_JSON',
+      `${file.path} has apiEndpoint but neither provisioningApiKey nor apiKey, and the device is not registered`,
+    );
+  if (config.applicationId === undefined)
+    throw new FlotillaError(
+      'INVALID_CONFIG_JSON',
+      `${file.path} has apiEndpoint but no applicationId to register into`,
+    );
 }

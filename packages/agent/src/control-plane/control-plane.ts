@@ -17,7 +17,10 @@ export type FetchTargetResult = { kind: 'unchanged' } | { kind: 'changed'; etag:
 
 /** The device-facing calls the agent makes; implemented over HTTP below, faked nowhere (tests use a real server). */
 export interface ControlPlane {
-  register(body: RegisterRequest, provisioningKey: string): Promise<{ kind: 'created'; response: RegisterResponse } | { kind: 'conflict' }>;
+  register(
+    body: RegisterRequest,
+    provisioningKey: string,
+  ): Promise<{ kind: 'created'; response: RegisterResponse } | { kind: 'conflict' }>;
   findSelf(uuid: string, key: string): Promise<number | undefined>;
   keyExchange(deviceId: number, deviceApiKey: string, provisioningKey: string): Promise<void>;
   fetchTarget(uuid: string, deviceApiKey: string, etag: string | null, signal: AbortSignal): Promise<FetchTargetResult>;
@@ -48,7 +51,12 @@ const json = (answer: HttpAnswer): unknown => JSON.parse(answer.body.toString('u
 export class HttpControlPlane implements ControlPlane {
   constructor(private readonly endpoint: string) {}
 
-  private async call(method: string, route: string, key: string, options: { body?: unknown; headers?: Record<string, string>; signal?: AbortSignal } = {}): Promise<HttpAnswer> {
+  private async call(
+    method: string,
+    route: string,
+    key: string,
+    options: { body?: unknown; headers?: Record<string, string>; signal?: AbortSignal } = {},
+  ): Promise<HttpAnswer> {
     try {
       return await httpExchange(new URL(route, this.endpoint), {
         method,
@@ -88,8 +96,13 @@ export class HttpControlPlane implements ControlPlane {
     }
   }
 
-  async register(body: RegisterRequest, provisioningKey: string): Promise<{ kind: 'created'; response: RegisterResponse } | { kind: 'conflict' }> {
-    const response = await this.call(DEVICE_ROUTES.register.method, DEVICE_ROUTES.register.path, provisioningKey, { body });
+  async register(
+    body: RegisterRequest,
+    provisioningKey: string,
+  ): Promise<{ kind: 'created'; response: RegisterResponse } | { kind: 'conflict' }> {
+    const response = await this.call(DEVICE_ROUTES.register.method, DEVICE_ROUTES.register.path, provisioningKey, {
+      body,
+    });
     if (response.status === 409) return { kind: 'conflict' };
     if (!ok(response)) return this.fail(response, 'register');
     return { kind: 'created', response: registerResponseSchema.parse(this.body(response, 'register')) };
@@ -105,20 +118,34 @@ export class HttpControlPlane implements ControlPlane {
 
   async keyExchange(deviceId: number, deviceApiKey: string, provisioningKey: string): Promise<void> {
     const route = path(DEVICE_ROUTES.keyExchange.path, { id: deviceId });
-    const response = await this.call(DEVICE_ROUTES.keyExchange.method, route, provisioningKey, { body: { apiKey: deviceApiKey } });
+    const response = await this.call(DEVICE_ROUTES.keyExchange.method, route, provisioningKey, {
+      body: { apiKey: deviceApiKey },
+    });
     if (!ok(response)) this.fail(response, 'key exchange');
   }
 
-  async fetchTarget(uuid: string, deviceApiKey: string, etag: string | null, signal: AbortSignal): Promise<FetchTargetResult> {
+  async fetchTarget(
+    uuid: string,
+    deviceApiKey: string,
+    etag: string | null,
+    signal: AbortSignal,
+  ): Promise<FetchTargetResult> {
     const route = path(DEVICE_ROUTES.targetState.path, { uuid });
-    const response = await this.call('GET', route, deviceApiKey, { signal, headers: etag ? { 'if-none-match': etag } : {} });
+    const response = await this.call('GET', route, deviceApiKey, {
+      signal,
+      headers: etag ? { 'if-none-match': etag } : {},
+    });
     if (response.status === 304) return { kind: 'unchanged' };
     if (!ok(response)) return this.fail(response, 'fetch target state');
     const raw = this.body(response, 'fetch target state');
     const parsed = targetStateSchema.safeParse(raw);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
-      throw new FlotillaError('VALIDATION_FAILED', `target state rejected: ${issue ? `${issue.path.join('.')}: ${issue.message}` : 'invalid'}`, { details: { rejected: releasesIn(raw, uuid) } });
+      throw new FlotillaError(
+        'VALIDATION_FAILED',
+        `target state rejected: ${issue ? `${issue.path.join('.')}: ${issue.message}` : 'invalid'}`,
+        { details: { rejected: releasesIn(raw, uuid) } },
+      );
     }
     const device = parsed.data[uuid];
     if (!device) throw new FlotillaError('VALIDATION_FAILED', `target state has no entry for device ${uuid}`);
@@ -126,7 +153,10 @@ export class HttpControlPlane implements ControlPlane {
   }
 
   async report(body: StateReport, deviceApiKey: string, signal: AbortSignal): Promise<void> {
-    const response = await this.call(DEVICE_ROUTES.reportState.method, DEVICE_ROUTES.reportState.path, deviceApiKey, { body, signal });
+    const response = await this.call(DEVICE_ROUTES.reportState.method, DEVICE_ROUTES.reportState.path, deviceApiKey, {
+      body,
+      signal,
+    });
     if (!ok(response)) this.fail(response, 'report state');
   }
 }
@@ -134,7 +164,9 @@ export class HttpControlPlane implements ControlPlane {
 /** App uuid → release commits named by a target state that failed validation, so the report can say 'rejected'. */
 export function releasesIn(raw: unknown, uuid: string): Record<string, string[]> {
   const out: Record<string, string[]> = {};
-  const apps = (raw as { [k: string]: { apps?: Record<string, { releases?: Record<string, unknown> }> } } | null)?.[uuid]?.apps;
+  const apps = (raw as { [k: string]: { apps?: Record<string, { releases?: Record<string, unknown> }> } } | null)?.[
+    uuid
+  ]?.apps;
   if (typeof apps !== 'object' || apps === null) return out;
   for (const [appUuid, app] of Object.entries(apps)) {
     if (typeof app?.releases === 'object' && app.releases !== null) out[appUuid] = Object.keys(app.releases);

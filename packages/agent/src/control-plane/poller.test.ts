@@ -11,5 +11,6 @@ describe('pollInterval()', () => {
     ['below 10 s ignored', { BALENA_SUPERVISOR_POLL_INTERVAL: '500' }, 120_000],
     ['garbage ignored', { BALENA_SUPERVISOR_POLL_INTERVAL: 'soon' }, 120_000],
   ];
-  for (const [name, config, expected] of cases) it(name, () => assert.equal(pollInterval(config ? device(config) : undefined, 120_000), expected));
+  for (const [name, config, expected] of cases)
+    it(name, () => assert.equal(pollInterval(config ? device(config) : undefined, 120_000), expected));
 });

@@ -52,7 +52,9 @@ export class Poller {
 
   private nextDelay(): number {
     const { deps } = this;
-    const interval = deps.fixedIntervalMs ?? pollInterval(deps.store.getTarget()?.device, deps.baseIntervalMs ?? DEFAULT_POLL_INTERVAL_MS);
+    const interval =
+      deps.fixedIntervalMs ??
+      pollInterval(deps.store.getTarget()?.device, deps.baseIntervalMs ?? DEFAULT_POLL_INTERVAL_MS);
     if (this.failures > 0) return backoffMs(this.failures, interval);
     const jitter = deps.fixedIntervalMs === undefined ? Math.random() * Math.min(POLL_JITTER_MS, interval / 10) : 0;
     return interval + jitter;
@@ -80,7 +82,10 @@ export class Poller {
         if (signal.aborted) break;
         this.failures += 1;
         const err = error instanceof Error ? error : new Error(String(error));
-        deps.log.warn({ err: err.message, failures: this.failures, permanent: error instanceof HttpError && !error.transient }, 'target state fetch failed; keeping the last target');
+        deps.log.warn(
+          { err: err.message, failures: this.failures, permanent: error instanceof HttpError && !error.transient },
+          'target state fetch failed; keeping the last target',
+        );
         deps.onError(err);
       }
       deps.onPolled({ changed, ok, startedAt });

@@ -6,7 +6,8 @@ import type { TargetModel, TargetService } from '../reconcile/state.js';
 import { openStore, type Store } from '../store/store.js';
 import { AgentActions, startOrder, type AgentActionsDeps } from './agent-actions.js';
 
-const svc = (serviceName: string, dependsOn: string[] = []): TargetService => ({ serviceName, dependsOn }) as TargetService;
+const svc = (serviceName: string, dependsOn: string[] = []): TargetService =>
+  ({ serviceName, dependsOn }) as TargetService;
 
 type HoldStore = Pick<Store, 'getStopHolds' | 'setStopHolds'>;
 
@@ -24,9 +25,18 @@ function memoryHolds(): HoldStore & { writes: number } {
 }
 
 const webService = (configHash = 'h1'): TargetService =>
-  ({ appId: 7, serviceName: 'web', commit: 'c1', configHash, dependsOn: [], running: true }) as unknown as TargetService;
+  ({
+    appId: 7,
+    serviceName: 'web',
+    commit: 'c1',
+    configHash,
+    dependsOn: [],
+    running: true,
+  }) as unknown as TargetService;
 const appTarget = (services: TargetService[]): TargetModel =>
-  ({ apps: [{ appId: 7, appUuid: 'u', name: 'app', commit: 'c1', releaseId: 1, services, volumes: [], networks: [] }] }) as unknown as TargetModel;
+  ({
+    apps: [{ appId: 7, appUuid: 'u', name: 'app', commit: 'c1', releaseId: 1, services, volumes: [], networks: [] }],
+  }) as unknown as TargetModel;
 
 /** AgentActions over a one-container engine that records stop/start calls; only what serviceAction uses. */
 function actionsFor(store: HoldStore, target: () => TargetModel, calls: string[] = []): AgentActions {
@@ -56,7 +66,11 @@ test('startOrder puts dependencies first and survives cycles and unknown names',
     { services: [svc('a', ['ghost']), svc('b')], expect: ['a', 'b'] },
     { services: [svc('a', ['b']), svc('b', ['a']), svc('c')], expect: ['c', 'a', 'b'] },
   ];
-  for (const c of cases) assert.deepEqual(startOrder(c.services).map((s) => s.serviceName), c.expect);
+  for (const c of cases)
+    assert.deepEqual(
+      startOrder(c.services).map((s) => s.serviceName),
+      c.expect,
+    );
 });
 
 test('a stopped service is held until started again or until its target changes', async () => {
@@ -94,7 +108,11 @@ test('holds are written through only when they change, and a re-created AgentAct
   for (let pass = 0; pass < 3; pass++) actions.heldStopped(target);
   assert.equal(store.writes, 1, 'planning passes over an unchanged target do not write');
   assert.deepEqual(store.getStopHolds(), { '7/web': 'c1:h1' });
-  assert.deepEqual([...actionsFor(store, () => target).heldStopped(target)], ['7/web'], 'a new AgentActions starts held');
+  assert.deepEqual(
+    [...actionsFor(store, () => target).heldStopped(target)],
+    ['7/web'],
+    'a new AgentActions starts held',
+  );
   await actions.serviceAction('start', 7, 'web', false);
   assert.equal(store.writes, 2);
   assert.deepEqual(store.getStopHolds(), {});

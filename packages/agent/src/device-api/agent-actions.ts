@@ -26,7 +26,13 @@ export interface AgentActionsDeps {
   hostPower: HostPower;
   developmentMode: () => boolean;
   /** The world as the last planning round saw it. */
-  view: () => { current: CurrentState | undefined; target: TargetModel | null; statuses: ReadonlyMap<number, UpdateStatus>; progress: ReadonlyMap<string, number>; failed: boolean };
+  view: () => {
+    current: CurrentState | undefined;
+    target: TargetModel | null;
+    statuses: ReadonlyMap<number, UpdateStatus>;
+    progress: ReadonlyMap<string, number>;
+    failed: boolean;
+  };
   /** Config var BALENA_SUPERVISOR_OVERRIDE_LOCK=1. */
   lockOverridden: () => boolean;
   /** Runs `fn` while no reconcile pass (nor another action) touches the engine. */
@@ -52,7 +58,9 @@ export function startOrder(services: readonly TargetService[]): TargetService[] 
   const placed = new Set<string>();
   let rest = [...services];
   while (rest.length > 0) {
-    const ready = rest.filter((s) => s.dependsOn.every((d) => placed.has(d) || !services.some((x) => x.serviceName === d)));
+    const ready = rest.filter((s) =>
+      s.dependsOn.every((d) => placed.has(d) || !services.some((x) => x.serviceName === d)),
+    );
     const batch = ready.length > 0 ? ready : rest;
     for (const s of batch) {
       out.push(s);
@@ -122,10 +130,13 @@ export class AgentActions implements DeviceActions {
       agentVersion: this.version,
       status: failed ? 'Update failed' : updating ? 'Updating' : 'Idle',
       updatePending: updating,
-      updateDownloaded: values.length > 0 && values.every((s) => s === 'downloaded' || s === 'done') && values.some((s) => s === 'downloaded'),
+      updateDownloaded:
+        values.length > 0 &&
+        values.every((s) => s === 'downloaded' || s === 'done') &&
+        values.some((s) => s === 'downloaded'),
       updateFailed: failed,
       downloadProgress: downloads.length ? Math.round(downloads.reduce((a, b) => a + b, 0) / downloads.length) : null,
-      commit: apps.find((a) => a.commit !== null)?.commit ?? (target?.apps[0]?.commit ?? null),
+      commit: apps.find((a) => a.commit !== null)?.commit ?? target?.apps[0]?.commit ?? null,
     };
   }
 
@@ -138,7 +149,9 @@ export class AgentActions implements DeviceActions {
       const reported = report[app.appUuid];
       const services = app.services.map((svc) => {
         const c = containerOf(containers, svc, current);
-        const status = (app.commit && reported?.releases[app.commit]?.services[svc.serviceName]?.status) ?? (c ? c.state : 'Awaiting download');
+        const status =
+          (app.commit && reported?.releases[app.commit]?.services[svc.serviceName]?.status) ??
+          (c ? c.state : 'Awaiting download');
         return {
           serviceName: svc.serviceName,
           serviceId: svc.serviceId,
@@ -152,7 +165,13 @@ export class AgentActions implements DeviceActions {
           downloadProgress: progress.get(svc.image) ?? null,
         };
       });
-      return { appId: app.appId, appUuid: app.appUuid, name: app.name, commit: reported?.release_uuid ?? null, services };
+      return {
+        appId: app.appId,
+        appUuid: app.appUuid,
+        name: app.name,
+        commit: reported?.release_uuid ?? null,
+        services,
+      };
     });
   }
 
@@ -203,7 +222,8 @@ export class AgentActions implements DeviceActions {
       const svc = this.targetApp(appId).services.find((s) => s.serviceName === serviceName);
       if (!svc) throw new FlotillaError('SERVICE_NOT_FOUND', `app ${appId} has no service ${serviceName}`);
       const c = pick(await this.appContainers(appId), serviceName);
-      if (!c) throw new FlotillaError('SERVICE_NOT_FOUND', `service ${serviceName} of app ${appId} has no container yet`);
+      if (!c)
+        throw new FlotillaError('SERVICE_NOT_FOUND', `service ${serviceName} of app ${appId} has no container yet`);
       const key = `${appId}/${serviceName}`;
       if (action === 'stop') {
         this.hold(key, signatureOf(svc));
@@ -220,7 +240,9 @@ export class AgentActions implements DeviceActions {
         this.deps.system(`Starting service '${serviceName}'`);
       }
       await this.deps.engine.startContainer(c.id);
-      this.deps.system(action === 'restart' ? `Service restarted '${serviceName}'` : `Service started '${serviceName}'`);
+      this.deps.system(
+        action === 'restart' ? `Service restarted '${serviceName}'` : `Service started '${serviceName}'`,
+      );
     });
     this.deps.wake();
   }
@@ -287,20 +309,29 @@ export class AgentActions implements DeviceActions {
     const { lockedApps } = await scanLocks(this.deps.servicesDir, this.deps.namespace);
     if (lockedApps.has(appId)) {
       this.deps.system('Update lock held, action refused');
-      throw new FlotillaError('UPDATE_LOCKED', `updates.lock is held by a service of app ${appId}; use force to override`);
+      throw new FlotillaError(
+        'UPDATE_LOCKED',
+        `updates.lock is held by a service of app ${appId}; use force to override`,
+      );
     }
   }
 
   private async guardAll(force: boolean): Promise<void> {
     if (force || this.deps.lockOverridden()) return;
     const { lockedApps } = await scanLocks(this.deps.servicesDir, this.deps.namespace);
-    if (lockedApps.size > 0) throw new FlotillaError('UPDATE_LOCKED', `updates.lock is held by app ${[...lockedApps].join(', ')}; use force to override`);
+    if (lockedApps.size > 0)
+      throw new FlotillaError(
+        'UPDATE_LOCKED',
+        `updates.lock is held by app ${[...lockedApps].join(', ')}; use force to override`,
+      );
   }
 
   /** Power actions run after the answer went out (balena answers 202 first). */
   private later(fn: () => Promise<void>): void {
     setTimeout(() => {
-      fn().catch((error: unknown) => this.deps.log.error({ err: (error as Error).message }, 'host power action failed'));
+      fn().catch((error: unknown) =>
+        this.deps.log.error({ err: (error as Error).message }, 'host power action failed'),
+      );
     }, 200).unref();
   }
 
@@ -328,13 +359,22 @@ function findService(target: TargetModel, key: string): TargetService | undefine
 
 /** The container that stands for a service: a running one first, then the newest. */
 function pick(containers: readonly CurrentContainer[], serviceName: string): CurrentContainer | undefined {
-  return containers.filter((c) => c.serviceName === serviceName).sort((a, b) => Number(isUp(b)) - Number(isUp(a)) || b.createdAt - a.createdAt)[0];
+  return containers
+    .filter((c) => c.serviceName === serviceName)
+    .sort((a, b) => Number(isUp(b)) - Number(isUp(a)) || b.createdAt - a.createdAt)[0];
 }
 
-function containerOf(containers: readonly CurrentContainer[], svc: TargetService, current: CurrentState | undefined): CurrentContainer | undefined {
+function containerOf(
+  containers: readonly CurrentContainer[],
+  svc: TargetService,
+  current: CurrentState | undefined,
+): CurrentContainer | undefined {
   const image = current && findImage(current.images, svc.image);
   const mine = containers.filter((c) => c.appId === svc.appId && c.serviceName === svc.serviceName);
-  return pick(image ? mine.filter((c) => c.imageId === image.id && c.configHash === svc.configHash) : [], svc.serviceName) ?? pick(mine, svc.serviceName);
+  return (
+    pick(image ? mine.filter((c) => c.imageId === image.id && c.configHash === svc.configHash) : [], svc.serviceName) ??
+    pick(mine, svc.serviceName)
+  );
 }
 
 function ipAddresses(): string[] {

@@ -7,14 +7,26 @@ import pino from 'pino';
 import { freePort, tempDir, waitFor } from '@flotilla/testkit';
 import { startAgent, type AgentHandle } from '../agent.js';
 import { DryRunHostPower } from '../host/host-power.js';
-import { buildImage, buildTalkingImage, cleanup, docker, exec, ourContainers, serviceOf, target, uniqueAppId, uniqueNamespace } from '../test-support/fixtures.js';
+import {
+  buildImage,
+  buildTalkingImage,
+  cleanup,
+  docker,
+  exec,
+  ourContainers,
+  serviceOf,
+  target,
+  uniqueAppId,
+  uniqueNamespace,
+} from '../test-support/fixtures.js';
 
 const quiet = pino({ level: process.env.FLOTILLA_TEST_LOG ?? 'silent' });
 
 interface Answer {
   status: number;
   text: string;
-  json: () => any; // eslint-disable-line @typescript-eslint/no-explicit-any -- test convenience over varied answers
+  // biome-ignore lint/suspicious/noExplicitAny: test convenience over varied answers
+  json: () => any;
 }
 
 /**
@@ -36,17 +48,27 @@ describe('local device API against a real agent and engine', () => {
   let prodAgent: AgentHandle | undefined;
   let prodDir: { path: string; remove: () => Promise<void> } | undefined;
 
-  const call = async (method: string, path: string, body?: unknown, o: { auth?: boolean; url?: string } = {}): Promise<Answer> => {
+  const call = async (
+    method: string,
+    path: string,
+    body?: unknown,
+    o: { auth?: boolean; url?: string } = {},
+  ): Promise<Answer> => {
     const headers: Record<string, string> = {};
     if (o.auth !== false) headers.authorization = `Bearer ${key}`;
     if (body !== undefined) headers['content-type'] = 'application/json';
-    const response = await fetch(`${o.url ?? base}${path}`, { method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
+    const response = await fetch(`${o.url ?? base}${path}`, {
+      method,
+      headers,
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
     const text = await response.text();
     return { status: response.status, text, json: () => JSON.parse(text) };
   };
   const containers = async (): Promise<Map<string, { id: string; state: string }>> =>
     new Map((await ourContainers(namespace)).map((c) => [serviceOf(c), { id: c.Id, state: c.State }]));
-  const startedAt = async (id: string): Promise<number> => Date.parse((await docker.getContainer(id).inspect()).State.StartedAt);
+  const startedAt = async (id: string): Promise<number> =>
+    Date.parse((await docker.getContainer(id).inspect()).State.StartedAt);
   const bothRunning = async (): Promise<Map<string, { id: string; state: string }> | undefined> => {
     const now = await containers();
     return now.size === 2 && [...now.values()].every((c) => c.state === 'running') ? now : undefined;
@@ -54,10 +76,14 @@ describe('local device API against a real agent and engine', () => {
   const passes = async (n: number): Promise<void> => {
     const start = agent.state().passes;
     agent.triggerUpdate();
-    await waitFor(`${n} more passes`, () => {
-      if (agent.state().passes < start + n) agent.triggerUpdate();
-      return agent.state().passes >= start + n;
-    }, { timeoutMs: 20_000 });
+    await waitFor(
+      `${n} more passes`,
+      () => {
+        if (agent.state().passes < start + n) agent.triggerUpdate();
+        return agent.state().passes >= start + n;
+      },
+      { timeoutMs: 20_000 },
+    );
   };
   const theTarget = target({
     appId,
@@ -65,7 +91,14 @@ describe('local device API against a real agent and engine', () => {
     commit: 'c1',
     releaseId: 1,
     volumes: ['data'],
-    services: { web: { image: imgWeb, composition: { depends_on: ['db'] } }, db: { image: imgDb, labels: { 'io.balena.features.supervisor-api': '1' }, composition: { volumes: ['data:/data'] } } },
+    services: {
+      web: { image: imgWeb, composition: { depends_on: ['db'] } },
+      db: {
+        image: imgDb,
+        labels: { 'io.balena.features.supervisor-api': '1' },
+        composition: { volumes: ['data:/data'] },
+      },
+    },
   });
 
   before(async () => {
@@ -74,7 +107,16 @@ describe('local device API against a real agent and engine', () => {
     const configPath = join(dir.path, 'config.json');
     await writeFile(configPath, JSON.stringify({ developmentMode: true }));
     const port = await freePort();
-    startOptions = { configPath, dataDir: join(dir.path, 'data'), namespace, apiPort: port, apiAddress: '127.0.0.1', pollIntervalMs: 500, logger: quiet, hostPower: power };
+    startOptions = {
+      configPath,
+      dataDir: join(dir.path, 'data'),
+      namespace,
+      apiPort: port,
+      apiAddress: '127.0.0.1',
+      pollIntervalMs: 500,
+      logger: quiet,
+      hostPower: power,
+    };
     agent = await startAgent(startOptions);
     assert.equal(agent.state().apiPort, port);
     base = `http://127.0.0.1:${port}`;
@@ -144,7 +186,9 @@ describe('local device API against a real agent and engine', () => {
 
   it('local logs stream a container line and system lines; blink is logged', async () => {
     const lines: Array<{ message: string; serviceName: string | null; isSystem: boolean; isStdErr: boolean }> = [];
-    const response = await new Promise<IncomingMessage>((resolve, reject) => get(`${base}/v2/local/logs`, resolve).on('error', reject));
+    const response = await new Promise<IncomingMessage>((resolve, reject) =>
+      get(`${base}/v2/local/logs`, resolve).on('error', reject),
+    );
     assert.equal(response.statusCode, 200);
     let buffer = '';
     response.setEncoding('utf8');
@@ -158,7 +202,11 @@ describe('local device API against a real agent and engine', () => {
     try {
       const web = (await containers()).get('web')!.id;
       await exec(web, 'echo hello-from-web > /tmp/say');
-      await waitFor('the line from web', () => lines.some((l) => l.message === 'hello-from-web' && l.serviceName === 'web' && l.isStdErr), { timeoutMs: 15_000 });
+      await waitFor(
+        'the line from web',
+        () => lines.some((l) => l.message === 'hello-from-web' && l.serviceName === 'web' && l.isStdErr),
+        { timeoutMs: 15_000 },
+      );
       assert.ok(lines.some((l) => /^tick \d+$/.test(l.message) && l.serviceName === 'web' && !l.isStdErr));
       assert.equal((await call('POST', '/v1/blink')).status, 200);
       await waitFor('identify system line', () => lines.some((l) => l.isSystem && l.message === 'Identify requested'));
@@ -207,7 +255,10 @@ describe('local device API against a real agent and engine', () => {
     assert.equal((await call('POST', `/v2/applications/${appId}/restart-service`, { serviceName: 'db' })).status, 200);
     assert.ok((await startedAt(db)) > t0);
     assert.equal((await containers()).get('db')!.id, db);
-    assert.equal((await call('POST', `/v2/applications/${appId}/restart-service`, { serviceName: 'nope' })).status, 404);
+    assert.equal(
+      (await call('POST', `/v2/applications/${appId}/restart-service`, { serviceName: 'nope' })).status,
+      404,
+    );
   });
 
   it('a stopped service stays stopped across an agent restart on the same data dir until started again', async () => {
@@ -236,10 +287,14 @@ describe('local device API against a real agent and engine', () => {
       await exec(before.get('db')!.id, 'echo precious > /data/file');
       const answer = await call('POST', route, route === '/v1/purge' ? { appId } : {});
       assert.equal(answer.status, 200, answer.text);
-      const after = await waitFor('app back with new containers', async () => {
-        const now = await bothRunning();
-        return now && now.get('db')!.id !== before.get('db')!.id ? now : undefined;
-      }, { timeoutMs: 30_000 });
+      const after = await waitFor(
+        'app back with new containers',
+        async () => {
+          const now = await bothRunning();
+          return now && now.get('db')!.id !== before.get('db')!.id ? now : undefined;
+        },
+        { timeoutMs: 30_000 },
+      );
       assert.equal((await exec(after.get('db')!.id, 'ls /data')).trim(), '', 'volume emptied');
     });
   }
@@ -265,7 +320,10 @@ describe('local device API against a real agent and engine', () => {
       assert.equal((await containers()).get('db')!.id, db);
       assert.deepEqual(power.requests, ['identify'], 'no power action under the lock');
       const t0 = await startedAt(db);
-      const forced = await call('POST', `/v2/applications/${appId}/restart-service`, { serviceName: 'db', force: true });
+      const forced = await call('POST', `/v2/applications/${appId}/restart-service`, {
+        serviceName: 'db',
+        force: true,
+      });
       assert.equal(forced.status, 200, forced.text);
       assert.ok((await startedAt(db)) > t0, 'forced restart happened');
     } finally {
@@ -276,7 +334,10 @@ describe('local device API against a real agent and engine', () => {
   it('reboot and shutdown answer 202 and run dry', async () => {
     assert.equal((await call('POST', '/v1/reboot')).status, 202);
     assert.equal((await call('POST', '/v1/shutdown', { force: true })).status, 202);
-    await waitFor('both power requests', () => power.requests.includes('reboot') && power.requests.includes('shutdown'));
+    await waitFor(
+      'both power requests',
+      () => power.requests.includes('reboot') && power.requests.includes('shutdown'),
+    );
     assert.equal((await bothRunning())?.size, 2, 'dry run: nothing stopped');
   });
 
@@ -285,18 +346,31 @@ describe('local device API against a real agent and engine', () => {
     const configPath = join(prodDir.path, 'config.json');
     await writeFile(configPath, JSON.stringify({ developmentMode: false }));
     const port = await freePort();
-    prodAgent = await startAgent({ configPath, dataDir: join(prodDir.path, 'data'), namespace: uniqueNamespace(), apiPort: port, apiAddress: '127.0.0.1', logger: quiet });
+    prodAgent = await startAgent({
+      configPath,
+      dataDir: join(prodDir.path, 'data'),
+      namespace: uniqueNamespace(),
+      apiPort: port,
+      apiAddress: '127.0.0.1',
+      logger: quiet,
+    });
     const url = `http://127.0.0.1:${port}`;
     assert.equal((await call('GET', '/v2/local/target-state', undefined, { auth: false, url })).status, 401);
     const Database = (await import('better-sqlite3')).default;
     const db = new Database(join(prodDir.path, 'data', 'agent.sqlite'), { readonly: true });
-    const prodKey = JSON.parse(db.prepare<[], { value: string }>("SELECT value FROM kv WHERE key = 'secret:supervisorApiKey'").get()!.value) as string;
+    const prodKey = JSON.parse(
+      db.prepare<[], { value: string }>("SELECT value FROM kv WHERE key = 'secret:supervisorApiKey'").get()!.value,
+    ) as string;
     db.close();
     const headers = { authorization: `Bearer ${prodKey}`, 'content-type': 'application/json' };
     const got = await fetch(`${url}/v2/local/target-state`, { headers });
     assert.equal(got.status, 403);
     assert.equal(((await got.json()) as { error: { code: string } }).error.code, 'LOCAL_MODE_DISABLED');
-    const posted = await fetch(`${url}/v2/local/target-state`, { method: 'POST', headers, body: JSON.stringify(theTarget) });
+    const posted = await fetch(`${url}/v2/local/target-state`, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify(theTarget),
+    });
     assert.equal(posted.status, 403);
     assert.equal((await fetch(`${url}/v2/local/logs`, { headers })).status, 403);
   });

@@ -12,14 +12,24 @@ export interface DeviceApiListener {
  * request. Most devices never receive one, and Fastify with its schema tooling costs ~7 MB of resident memory that
  * an idle device should not pay. Behaviour is the same as `app.listen()`: every request goes through the app.
  */
-export async function listenDeviceApi(options: { actions: DeviceActions; apiKey: string; port: number; host: string }): Promise<DeviceApiListener> {
-  let app: Promise<{ route: (req: IncomingMessage, res: ServerResponse) => void; close: () => Promise<unknown> }> | undefined;
+export async function listenDeviceApi(options: {
+  actions: DeviceActions;
+  apiKey: string;
+  port: number;
+  host: string;
+}): Promise<DeviceApiListener> {
+  let app:
+    | Promise<{ route: (req: IncomingMessage, res: ServerResponse) => void; close: () => Promise<unknown> }>
+    | undefined;
   const load = () =>
     (app ??= (async () => {
       const { buildDeviceApi } = await import('./server.js');
       const fastify = buildDeviceApi({ actions: options.actions, apiKey: options.apiKey });
       await fastify.ready();
-      return { route: (req: IncomingMessage, res: ServerResponse) => fastify.routing(req, res), close: () => fastify.close() };
+      return {
+        route: (req: IncomingMessage, res: ServerResponse) => fastify.routing(req, res),
+        close: () => fastify.close(),
+      };
     })());
   const server = createServer((req, res) => {
     load().then(

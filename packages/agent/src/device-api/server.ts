@@ -1,7 +1,13 @@
 import { timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { FlotillaError, LOCAL_API_ROUTES, isErrorCode, serviceNameSchema, targetDeviceSchema } from '@flotilla/protocol';
+import {
+  FlotillaError,
+  LOCAL_API_ROUTES,
+  isErrorCode,
+  serviceNameSchema,
+  targetDeviceSchema,
+} from '@flotilla/protocol';
 import type { DeviceActions, ServiceAction } from './backend.js';
 
 export interface DeviceApiOptions {
@@ -12,11 +18,27 @@ export interface DeviceApiOptions {
 
 const forceBody = z.looseObject({ force: z.boolean().optional() }).default({});
 const appBody = z.looseObject({ appId: z.coerce.number().int().positive(), force: z.boolean().optional() });
-const serviceBody = z.looseObject({ serviceName: serviceNameSchema.optional(), imageId: z.number().int().optional(), force: z.boolean().optional() });
+const serviceBody = z.looseObject({
+  serviceName: serviceNameSchema.optional(),
+  imageId: z.number().int().optional(),
+  force: z.boolean().optional(),
+});
 const appParams = z.object({ appId: z.coerce.number().int().positive() });
-const hostConfigBody = z.looseObject({ network: z.looseObject({ hostname: z.string().regex(/^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/).optional() }).optional() });
+const hostConfigBody = z.looseObject({
+  network: z
+    .looseObject({
+      hostname: z
+        .string()
+        .regex(/^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/)
+        .optional(),
+    })
+    .optional(),
+});
 /** Local mode accepts the device part of target state, bare or wrapped as `{local: …}` like the balena CLI sends. */
-const localTargetBody = z.union([z.looseObject({ local: targetDeviceSchema }).transform((b) => b.local), targetDeviceSchema]);
+const localTargetBody = z.union([
+  z.looseObject({ local: targetDeviceSchema }).transform((b) => b.local),
+  targetDeviceSchema,
+]);
 
 function keyMatches(given: string | undefined, expected: string): boolean {
   if (!given) return false;
@@ -46,27 +68,40 @@ export function buildDeviceApi(options: DeviceApiOptions): FastifyInstance {
     if (open.has(route)) return;
     // Local mode on a development device turns API auth off, as on balenaOS; production always checks the key.
     if (actions.developmentMode() && route.startsWith('/v2/local/')) return;
-    if (!keyMatches(presentedKey(request), options.apiKey)) throw new FlotillaError('UNAUTHENTICATED', 'a valid API key is required (?apikey= or Authorization: Bearer)');
+    if (!keyMatches(presentedKey(request), options.apiKey))
+      throw new FlotillaError('UNAUTHENTICATED', 'a valid API key is required (?apikey= or Authorization: Bearer)');
   });
 
   app.setErrorHandler((error: unknown, _request: FastifyRequest, reply: FastifyReply) => {
     if (error instanceof FlotillaError) return reply.status(error.status).send(error.toBody());
     if (error instanceof z.ZodError) {
-      return reply.status(400).send({ error: { code: 'VALIDATION_FAILED', message: 'invalid request', details: error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })) } });
+      return reply.status(400).send({
+        error: {
+          code: 'VALIDATION_FAILED',
+          message: 'invalid request',
+          details: error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })),
+        },
+      });
     }
     const status = (error as { statusCode?: number }).statusCode;
     const code = (error as { code?: string }).code;
-    if (status === 413) return reply.status(413).send({ error: { code: 'PAYLOAD_TOO_LARGE', message: 'request body too large' } });
+    if (status === 413)
+      return reply.status(413).send({ error: { code: 'PAYLOAD_TOO_LARGE', message: 'request body too large' } });
     if (status !== undefined && status >= 400 && status < 500) {
       const mapped = code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' ? 'UNSUPPORTED_MEDIA_TYPE' : 'INVALID_JSON';
-      return reply.status(status === 415 ? 415 : 400).send({ error: { code: isErrorCode(mapped) ? mapped : 'VALIDATION_FAILED', message: (error as Error).message } });
+      return reply.status(status === 415 ? 415 : 400).send({
+        error: { code: isErrorCode(mapped) ? mapped : 'VALIDATION_FAILED', message: (error as Error).message },
+      });
     }
     return reply.status(500).send({ error: { code: 'INTERNAL', message: 'internal error; see the agent log' } });
   });
-  app.setNotFoundHandler((_request, reply) => reply.status(404).send({ error: { code: 'NOT_FOUND', message: 'no such route' } }));
+  app.setNotFoundHandler((_request, reply) =>
+    reply.status(404).send({ error: { code: 'NOT_FOUND', message: 'no such route' } }),
+  );
 
   const requireDev = () => {
-    if (!actions.developmentMode()) throw new FlotillaError('LOCAL_MODE_DISABLED', 'local mode is only available on development devices');
+    if (!actions.developmentMode())
+      throw new FlotillaError('LOCAL_MODE_DISABLED', 'local mode is only available on development devices');
   };
 
   // ---------------------------------------------------------------------------------------------------------- v1
@@ -130,7 +165,12 @@ export function buildDeviceApi(options: DeviceApiOptions): FastifyInstance {
       out[a.name] = {
         appId: a.appId,
         commit: a.commit,
-        services: Object.fromEntries(a.services.map((s) => [s.serviceName, { status: s.status, releaseId: s.releaseId, downloadProgress: s.downloadProgress }])),
+        services: Object.fromEntries(
+          a.services.map((s) => [
+            s.serviceName,
+            { status: s.status, releaseId: s.releaseId, downloadProgress: s.downloadProgress },
+          ]),
+        ),
       };
     }
     return out;
@@ -142,8 +182,18 @@ export function buildDeviceApi(options: DeviceApiOptions): FastifyInstance {
     return {
       status: 'success',
       appState: actions.applying() ? 'applying' : 'applied',
-      overallDownloadProgress: downloads.length ? Math.round(downloads.reduce((x, y) => x + y, 0) / downloads.length) : null,
-      containers: services.map((s) => ({ status: s.status, serviceName: s.serviceName, appId: s.appId, imageId: s.imageId, serviceId: s.serviceId, containerId: s.containerId, createdAt: s.createdAt })),
+      overallDownloadProgress: downloads.length
+        ? Math.round(downloads.reduce((x, y) => x + y, 0) / downloads.length)
+        : null,
+      containers: services.map((s) => ({
+        status: s.status,
+        serviceName: s.serviceName,
+        appId: s.appId,
+        imageId: s.imageId,
+        serviceId: s.serviceId,
+        containerId: s.containerId,
+        createdAt: s.createdAt,
+      })),
       release: apps[0]?.commit ?? null,
     };
   });
@@ -162,8 +212,14 @@ export function buildDeviceApi(options: DeviceApiOptions): FastifyInstance {
     app.post(`/v2/applications/:appId/${action}-service`, async (req, reply) => {
       const { appId } = appParams.parse(req.params);
       const body = serviceBody.parse(req.body ?? {});
-      const service = body.serviceName ?? actions.apps().find((a) => a.appId === appId)?.services.find((s) => s.imageId === body.imageId)?.serviceName;
-      if (!service) throw new FlotillaError('VALIDATION_FAILED', 'serviceName (or the imageId of a running service) is required');
+      const service =
+        body.serviceName ??
+        actions
+          .apps()
+          .find((a) => a.appId === appId)
+          ?.services.find((s) => s.imageId === body.imageId)?.serviceName;
+      if (!service)
+        throw new FlotillaError('VALIDATION_FAILED', 'serviceName (or the imageId of a running service) is required');
       await actions.serviceAction(action, appId, service, body.force === true);
       return reply.type('text/plain').send('OK');
     });
@@ -184,7 +240,9 @@ export function buildDeviceApi(options: DeviceApiOptions): FastifyInstance {
     reply.hijack();
     reply.raw.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-cache' });
     const unsubscribe = actions.subscribeLogs((line) => {
-      reply.raw.write(`${JSON.stringify({ message: line.message, timestamp: line.timestamp, isSystem: line.isSystem ?? false, isStdErr: line.isStdErr ?? false, serviceName: line.serviceName ?? null })}\n`);
+      reply.raw.write(
+        `${JSON.stringify({ message: line.message, timestamp: line.timestamp, isSystem: line.isSystem ?? false, isStdErr: line.isStdErr ?? false, serviceName: line.serviceName ?? null })}\n`,
+      );
     });
     req.raw.on('close', unsubscribe);
   });

@@ -27,14 +27,22 @@ export interface RegistryAuth {
  */
 export interface ContainerEngine {
   snapshot(namespace: string, signal?: AbortSignal): Promise<EngineSnapshot>;
-  pull(ref: string, auth: RegistryAuth | undefined, onProgress: (p: PullProgress) => void, signal: AbortSignal): Promise<void>;
+  pull(
+    ref: string,
+    auth: RegistryAuth | undefined,
+    onProgress: (p: PullProgress) => void,
+    signal: AbortSignal,
+  ): Promise<void>;
   removeImage(ref: string): Promise<void>;
   createNetwork(spec: Docker.NetworkCreateOptions): Promise<void>;
   removeNetwork(name: string): Promise<void>;
   createVolume(spec: Docker.VolumeCreateOptions): Promise<void>;
   removeVolume(name: string): Promise<void>;
   /** Creates the container and connects `extraNetworks` (engine API 1.41 takes one network at create). */
-  createContainer(spec: Docker.ContainerCreateOptions, extraNetworks: Array<{ network: string; aliases: string[] }>): Promise<string>;
+  createContainer(
+    spec: Docker.ContainerCreateOptions,
+    extraNetworks: Array<{ network: string; aliases: string[] }>,
+  ): Promise<string>;
   startContainer(id: string): Promise<void>;
   stopContainer(id: string, timeoutSeconds: number): Promise<void>;
   removeContainer(id: string): Promise<void>;
@@ -46,4 +54,3 @@ export interface ContainerEngine {
   /** The platform the engine runs containers for, or undefined when it is not one Flotilla knows. */
   platform(): Promise<Platform | undefined>;
 }
-

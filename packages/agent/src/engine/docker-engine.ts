@@ -21,7 +21,10 @@ const UNUSED_BY_AGENT: Array<{ from: 'dockerode' | 'docker-modem'; name: string 
 /** The dockerode constructor with the unused modules stubbed; every dockerode client of the agent comes from here. */
 export function loadDockerode(): typeof Docker {
   const require = createRequire(import.meta.url);
-  const requireFrom = { dockerode: createRequire(require.resolve('dockerode')), 'docker-modem': createRequire(createRequire(require.resolve('dockerode')).resolve('docker-modem')) };
+  const requireFrom = {
+    dockerode: createRequire(require.resolve('dockerode')),
+    'docker-modem': createRequire(createRequire(require.resolve('dockerode')).resolve('docker-modem')),
+  };
   for (const { from, name } of UNUSED_BY_AGENT) {
     let resolved: string;
     try {
@@ -41,7 +44,9 @@ export function loadDockerode(): typeof Docker {
 }
 
 function statusCode(error: unknown): number | undefined {
-  return typeof error === 'object' && error !== null && 'statusCode' in error ? Number((error as { statusCode: unknown }).statusCode) : undefined;
+  return typeof error === 'object' && error !== null && 'statusCode' in error
+    ? Number((error as { statusCode: unknown }).statusCode)
+    : undefined;
 }
 
 /** Runs `fn`, treating the listed engine status codes as success (the thing is already in the wanted state). */
@@ -67,7 +72,7 @@ export class DockerEngine implements ContainerEngine {
   }
 
   private ours(namespace: string, labels: Record<string, string> | undefined | null): boolean {
-    if (!labels || labels[LABELS.supervised] !== '1') return false;
+    if (labels?.[LABELS.supervised] !== '1') return false;
     return (labels[NAMESPACE_LABEL] ?? '') === namespace;
   }
 
@@ -100,27 +105,52 @@ export class DockerEngine implements ContainerEngine {
     }
     return {
       containers: current,
-      volumes: (volumes.Volumes ?? []).filter((v) => this.ours(namespace, v.Labels)).map((v) => ({ name: v.Name, appId: Number(v.Labels[LABELS.appId]) })),
-      networks: networks.filter((n) => this.ours(namespace, n.Labels)).map((n) => ({ name: n.Name, appId: Number(n.Labels?.[LABELS.appId]), configHash: n.Labels?.[LABELS.configHash] ?? '' })),
+      volumes: (volumes.Volumes ?? [])
+        .filter((v) => this.ours(namespace, v.Labels))
+        .map((v) => ({ name: v.Name, appId: Number(v.Labels[LABELS.appId]) })),
+      networks: networks
+        .filter((n) => this.ours(namespace, n.Labels))
+        .map((n) => ({
+          name: n.Name,
+          appId: Number(n.Labels?.[LABELS.appId]),
+          configHash: n.Labels?.[LABELS.configHash] ?? '',
+        })),
       images: images.map((i) => ({ id: i.Id, repoTags: i.RepoTags ?? [], repoDigests: i.RepoDigests ?? [] })),
     };
   }
 
-  async pull(ref: string, auth: RegistryAuth | undefined, onProgress: (p: PullProgress) => void, signal: AbortSignal): Promise<void> {
-    const stream = (await this.docker.pull(ref, { ...(auth ? { authconfig: auth } : {}), abortSignal: signal })) as NodeJS.ReadableStream;
+  async pull(
+    ref: string,
+    auth: RegistryAuth | undefined,
+    onProgress: (p: PullProgress) => void,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const stream = (await this.docker.pull(ref, {
+      ...(auth ? { authconfig: auth } : {}),
+      abortSignal: signal,
+    })) as NodeJS.ReadableStream;
     const layers = new Map<string, LayerProgress>();
     await new Promise<void>((resolve, reject) => {
       this.docker.modem.followProgress(
         stream,
         (error: Error | null) => (error ? reject(error) : resolve()),
-        (event: { id?: string; status?: string; error?: string; progressDetail?: { current?: number; total?: number } }) => {
+        (event: {
+          id?: string;
+          status?: string;
+          error?: string;
+          progressDetail?: { current?: number; total?: number };
+        }) => {
           if (event.error) return reject(new Error(event.error));
           if (!event.id) return;
           const layer = layers.get(event.id) ?? { current: 0, total: 0 };
           if (event.status === 'Downloading' && event.progressDetail?.total) {
             layer.current = event.progressDetail.current ?? 0;
             layer.total = event.progressDetail.total;
-          } else if (event.status === 'Download complete' || event.status === 'Pull complete' || event.status === 'Already exists') {
+          } else if (
+            event.status === 'Download complete' ||
+            event.status === 'Pull complete' ||
+            event.status === 'Already exists'
+          ) {
             layer.current = layer.total = Math.max(layer.total, 1);
           }
           layers.set(event.id, layer);
@@ -157,10 +187,15 @@ export class DockerEngine implements ContainerEngine {
     await tolerate([404], () => this.docker.getVolume(name).remove());
   }
 
-  async createContainer(spec: Docker.ContainerCreateOptions, extraNetworks: Array<{ network: string; aliases: string[] }>): Promise<string> {
+  async createContainer(
+    spec: Docker.ContainerCreateOptions,
+    extraNetworks: Array<{ network: string; aliases: string[] }>,
+  ): Promise<string> {
     const container = await this.docker.createContainer(spec);
     for (const n of extraNetworks) {
-      await this.docker.getNetwork(n.network).connect({ Container: container.id, EndpointConfig: { Aliases: n.aliases } });
+      await this.docker
+        .getNetwork(n.network)
+        .connect({ Container: container.id, EndpointConfig: { Aliases: n.aliases } });
     }
     return container.id;
   }
@@ -205,7 +240,10 @@ export class DockerEngine implements ContainerEngine {
   private enginePlatform: Promise<Platform | undefined> | undefined;
 
   platform(): Promise<Platform | undefined> {
-    this.enginePlatform ??= Promise.all([this.docker.version(), this.docker.info() as Promise<{ Architecture?: string }>]).then(
+    this.enginePlatform ??= Promise.all([
+      this.docker.version(),
+      this.docker.info() as Promise<{ Architecture?: string }>,
+    ]).then(
       ([version, info]) => platformOfEngine(version.Arch, info.Architecture),
       (error: unknown) => {
         this.enginePlatform = undefined;

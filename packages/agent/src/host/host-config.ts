@@ -19,7 +19,8 @@ export class DryRunHostConfig implements HostConfig {
   constructor(private readonly log: Logger) {}
 
   async setHostname(name: string): Promise<void> {
-    if (name !== this.wanted) this.log.info({ hostname: name }, 'host config (dry run): hostname not changed on this machine');
+    if (name !== this.wanted)
+      this.log.info({ hostname: name }, 'host config (dry run): hostname not changed on this machine');
     this.wanted = name;
   }
 
@@ -51,5 +52,7 @@ export class EtcHostConfig implements HostConfig {
 }
 
 export function selectHostConfig(mode: string | undefined, log: Logger): HostConfig {
-  return (mode ?? process.env.FLOTILLA_AGENT_HOST_CONFIG) === 'real' ? new EtcHostConfig(log) : new DryRunHostConfig(log);
+  return (mode ?? process.env.FLOTILLA_AGENT_HOST_CONFIG) === 'real'
+    ? new EtcHostConfig(log)
+    : new DryRunHostConfig(log);
 }

@@ -73,7 +73,9 @@ export class SystemdHostPower implements HostPower {
         await sleep(200);
       }
       await writeFile(brightness, '0');
-    })().catch((error: unknown) => this.log.warn({ err: (error as Error).message, led }, 'identify: cannot blink the LED'));
+    })().catch((error: unknown) =>
+      this.log.warn({ err: (error as Error).message, led }, 'identify: cannot blink the LED'),
+    );
   }
 }
 
@@ -84,5 +86,7 @@ function systemctl(verb: 'reboot' | 'poweroff'): Promise<void> {
 }
 
 export function selectHostPower(mode: string | undefined, log: Logger): HostPower {
-  return (mode ?? process.env.FLOTILLA_AGENT_HOST_CONFIG) === 'real' ? new SystemdHostPower(log) : new DryRunHostPower(log);
+  return (mode ?? process.env.FLOTILLA_AGENT_HOST_CONFIG) === 'real'
+    ? new SystemdHostPower(log)
+    : new DryRunHostPower(log);
 }

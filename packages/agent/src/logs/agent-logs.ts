@@ -36,7 +36,11 @@ export class AgentLogs {
     queue: LogQueue | undefined,
   ) {
     this.queue = queue;
-    this.collector = new LogCollector(new DockerLogSource(options.dockerSocket), (line) => this.accept(line), join(options.dataDir, 'log-positions.json'));
+    this.collector = new LogCollector(
+      new DockerLogSource(options.dockerSocket),
+      (line) => this.accept(line),
+      join(options.dataDir, 'log-positions.json'),
+    );
     this.timer = setInterval(() => this.flush(), FLUSH_MS);
     this.timer.unref();
   }
@@ -45,7 +49,8 @@ export class AgentLogs {
     let queue: LogQueue | undefined;
     if (options.managed) {
       // Loaded only when asked for: most devices keep logs in RAM.
-      if (options.persistent) queue = new (await import('./disk-log-queue.js')).DiskLogQueue(join(options.dataDir, 'logs'));
+      if (options.persistent)
+        queue = new (await import('./disk-log-queue.js')).DiskLogQueue(join(options.dataDir, 'logs'));
       else queue = new MemoryLogQueue();
     }
     return new AgentLogs(options, queue);

@@ -26,13 +26,28 @@ test('positions saved by the earlier format (nanosecond counts) resume at the sa
   try {
     const file = join(dir, 'positions.json');
     await writeFile(file, JSON.stringify({ c1: '1795423201000000042', broken: 'x', c2: 12 }));
-    const source = scriptedSource([{ stamp: '2026-11-23T08:40:02.5Z', timestampMs: Date.parse('2026-11-23T08:40:02.5Z'), message: 'hi', isStdErr: true }]);
+    const source = scriptedSource([
+      {
+        stamp: '2026-11-23T08:40:02.5Z',
+        timestampMs: Date.parse('2026-11-23T08:40:02.5Z'),
+        message: 'hi',
+        isStdErr: true,
+      },
+    ]);
     const got: DeviceLogLine[] = [];
     const collector = new LogCollector(source, (line) => got.push(line), file);
     collector.sync([{ containerId: 'c1', serviceName: 'main', serviceId: 7 }]);
     await waitFor('the line', () => got.length === 1);
     assert.deepEqual(source.starts, ['2026-11-23T08:40:01.000000042Z']);
-    assert.deepEqual(got, [{ message: 'hi', timestamp: Date.parse('2026-11-23T08:40:02.5Z'), isStdErr: true, serviceName: 'main', serviceId: 7 }]);
+    assert.deepEqual(got, [
+      {
+        message: 'hi',
+        timestamp: Date.parse('2026-11-23T08:40:02.5Z'),
+        isStdErr: true,
+        serviceName: 'main',
+        serviceId: 7,
+      },
+    ]);
     collector.stop();
     assert.deepEqual(JSON.parse(await readFile(file, 'utf8')), { c1: '2026-11-23T08:40:02.5Z' });
   } finally {

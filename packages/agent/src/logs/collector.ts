@@ -78,7 +78,8 @@ export class LogCollector {
     const onLine = (raw: RawLogLine) => {
       this.positions.set(containerId, raw.stamp);
       this.positionsDirty = true;
-      const message = raw.message.length > MAX_MESSAGE_CHARS ? `${raw.message.slice(0, MAX_MESSAGE_CHARS)}…` : raw.message;
+      const message =
+        raw.message.length > MAX_MESSAGE_CHARS ? `${raw.message.slice(0, MAX_MESSAGE_CHARS)}…` : raw.message;
       const line: DeviceLogLine = { message, timestamp: raw.timestampMs, isStdErr: raw.isStdErr, serviceName };
       if (serviceId !== undefined) line.serviceId = serviceId;
       this.sink(line);

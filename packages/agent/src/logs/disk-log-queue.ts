@@ -1,4 +1,18 @@
-import { closeSync, fdatasyncSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  fdatasyncSync,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { deviceLogLineSchema, type DeviceLogLine } from '@flotilla/protocol';
 import { suppressionNotice, type LogQueue } from './log-queue.js';
@@ -54,7 +68,10 @@ export class DiskLogQueue implements LogQueue {
     this.suppressed = saved?.suppressed ?? 0;
     if (this.segments.length === 0) this.segments.push(saved ? saved.segment : 1);
     const first = this.segments[0]!;
-    this.cursor = saved && saved.segment >= first ? { segment: saved.segment, offset: saved.offset } : { segment: first, offset: 0 };
+    this.cursor =
+      saved && saved.segment >= first
+        ? { segment: saved.segment, offset: saved.offset }
+        : { segment: first, offset: 0 };
     const last = this.segments[this.segments.length - 1]!;
     this.writeFd = openSync(this.segmentPath(last), 'a');
     this.writeSize = fstatSync(this.writeFd).size;
@@ -202,7 +219,11 @@ export class DiskLogQueue implements LogQueue {
     try {
       const value = JSON.parse(readFileSync(join(this.dir, 'cursor.json'), 'utf8')) as Partial<CursorFile>;
       if (typeof value.segment === 'number' && typeof value.offset === 'number') {
-        return { segment: value.segment, offset: value.offset, suppressed: typeof value.suppressed === 'number' ? value.suppressed : 0 };
+        return {
+          segment: value.segment,
+          offset: value.offset,
+          suppressed: typeof value.suppressed === 'number' ? value.suppressed : 0,
+        };
       }
     } catch {
       // absent or damaged: start from the oldest segment (resending beats losing)

@@ -14,7 +14,11 @@ function frame(type: 0 | 1 | 2, payload: string | Buffer): Buffer {
 
 function split(chunks: Buffer[], tty = false, maxLineBytes?: number): string[] {
   const out: string[] = [];
-  const splitter = new EngineLogSplitter(tty, (text, isStdErr) => out.push(`${isStdErr ? 'err' : 'out'}:${text}`), maxLineBytes);
+  const splitter = new EngineLogSplitter(
+    tty,
+    (text, isStdErr) => out.push(`${isStdErr ? 'err' : 'out'}:${text}`),
+    maxLineBytes,
+  );
   for (const chunk of chunks) splitter.write(chunk);
   splitter.end();
   return out;
@@ -35,7 +39,11 @@ function cut(whole: Buffer, at: number[]): Buffer[] {
 
 const cases: { name: string; chunks: Buffer[]; tty?: boolean; want: string[] }[] = [
   { name: 'one frame, one line', chunks: [frame(1, 'hello\n')], want: ['out:hello'] },
-  { name: 'stderr frames are marked', chunks: [frame(2, 'oops\n'), frame(1, 'fine\n')], want: ['err:oops', 'out:fine'] },
+  {
+    name: 'stderr frames are marked',
+    chunks: [frame(2, 'oops\n'), frame(1, 'fine\n')],
+    want: ['err:oops', 'out:fine'],
+  },
   { name: 'several lines in one frame', chunks: [frame(1, 'a\nb\nc\n')], want: ['out:a', 'out:b', 'out:c'] },
   { name: 'a line across frames', chunks: [frame(1, 'hel'), frame(1, 'lo\n')], want: ['out:hello'] },
   {
@@ -43,14 +51,27 @@ const cases: { name: string; chunks: Buffer[]; tty?: boolean; want: string[] }[]
     chunks: [frame(1, 'out-'), frame(2, 'err-'), frame(1, 'line\n'), frame(2, 'line\n')],
     want: ['out:out-line', 'err:err-line'],
   },
-  { name: 'a header cut between chunks', chunks: [frame(1, 'x\n').subarray(0, 3), frame(1, 'x\n').subarray(3)], want: ['out:x'] },
+  {
+    name: 'a header cut between chunks',
+    chunks: [frame(1, 'x\n').subarray(0, 3), frame(1, 'x\n').subarray(3)],
+    want: ['out:x'],
+  },
   { name: 'CRLF loses its CR', chunks: [frame(1, 'dos\r\n')], want: ['out:dos'] },
   { name: 'an empty line stays a line', chunks: [frame(1, '\n')], want: ['out:'] },
   { name: 'an unfinished last line is emitted at the end', chunks: [frame(1, 'last')], want: ['out:last'] },
   { name: 'stdin frames count as output', chunks: [frame(0, 'in\n')], want: ['out:in'] },
   { name: 'an empty frame is skipped', chunks: [frame(1, ''), frame(1, 'a\n')], want: ['out:a'] },
-  { name: 'tty: raw output, no frames', chunks: [Buffer.from('one\r\ntw'), Buffer.from('o\n')], tty: true, want: ['out:one', 'out:two'] },
-  { name: 'a UTF-8 character cut between frames', chunks: [frame(1, Buffer.from('é\n').subarray(0, 1)), frame(1, Buffer.from('é\n').subarray(1))], want: ['out:é'] },
+  {
+    name: 'tty: raw output, no frames',
+    chunks: [Buffer.from('one\r\ntw'), Buffer.from('o\n')],
+    tty: true,
+    want: ['out:one', 'out:two'],
+  },
+  {
+    name: 'a UTF-8 character cut between frames',
+    chunks: [frame(1, Buffer.from('é\n').subarray(0, 1)), frame(1, Buffer.from('é\n').subarray(1))],
+    want: ['out:é'],
+  },
 ];
 
 for (const c of cases) {
@@ -63,7 +84,10 @@ test('splitter: a line longer than the limit comes out in pieces, so memory stay
   const long = 'x'.repeat(25);
   const chunks = [...long].map((ch) => frame(1, ch));
   const lines = split([...chunks, frame(1, '\n')], false, 10);
-  assert.deepEqual(lines.map((l) => l.length - 4), [10, 10, 5]);
+  assert.deepEqual(
+    lines.map((l) => l.length - 4),
+    [10, 10, 5],
+  );
 });
 
 test('splitter: however the engine cuts its stream, the same lines come out', () => {
@@ -78,7 +102,9 @@ test('splitter: however the engine cuts its stream, the same lines come out', ()
         const step = Math.ceil(bytes.length / pieces);
         for (let at = 0; at < bytes.length; at += step) frames.push(frame(stream, bytes.subarray(at, at + step)));
       }
-      const want = entries.map(({ stream, text }) => `${stream === 2 ? 'err' : 'out'}:${text.endsWith('\r') ? text.slice(0, -1) : text}`);
+      const want = entries.map(
+        ({ stream, text }) => `${stream === 2 ? 'err' : 'out'}:${text.endsWith('\r') ? text.slice(0, -1) : text}`,
+      );
       assert.deepEqual(split(cut(Buffer.concat(frames), cuts)), want);
     }),
     { numRuns: 300 },
@@ -91,7 +117,16 @@ test('stamps: nanoseconds, fewer digits, none, and what is not a stamp', () => {
   assert.deepEqual(parseEngineStamp('2026-11-23T08:40:01.5Z'), { secondMs: base, nanos: 500_000_000 });
   assert.deepEqual(parseEngineStamp('2026-11-23T08:40:01Z'), { secondMs: base, nanos: 0 });
   assert.deepEqual(parseEngineStamp('2026-11-23T08:40:02.000000001Z'), { secondMs: base + 1000, nanos: 1 });
-  for (const bad of ['', 'hello', '2026-11-23T08:40:01', '2026-11-23T08:40:01.Z', '2026-11-23T08:40:01.1234567890Z', '2026-11-23T08:40:01.12a4Z', '2026-11-23 08:40:01Z', '2026-11-23T08:40:01+01:00']) {
+  for (const bad of [
+    '',
+    'hello',
+    '2026-11-23T08:40:01',
+    '2026-11-23T08:40:01.Z',
+    '2026-11-23T08:40:01.1234567890Z',
+    '2026-11-23T08:40:01.12a4Z',
+    '2026-11-23 08:40:01Z',
+    '2026-11-23T08:40:01+01:00',
+  ]) {
     assert.equal(parseEngineStamp(bad), undefined, bad);
   }
   // The cached second must not let a damaged stamp of the same second through.

@@ -8,7 +8,11 @@ import type { DeviceLogLine } from '@flotilla/protocol';
 import { DiskLogQueue } from './disk-log-queue.js';
 import { MemoryLogQueue, lineBytes, type LogQueue } from './log-queue.js';
 
-const line = (n: number): DeviceLogLine => ({ message: `line ${n} ${'x'.repeat(40)}`, timestamp: 1_000 + n, serviceName: 'main' });
+const line = (n: number): DeviceLogLine => ({
+  message: `line ${n} ${'x'.repeat(40)}`,
+  timestamp: 1_000 + n,
+  serviceName: 'main',
+});
 const parsed = (lines: string[]) => lines.map((l) => JSON.parse(l) as DeviceLogLine);
 const messages = (lines: string[]) => parsed(lines).map((l) => l.message.split(' ').slice(0, 2).join(' '));
 
@@ -67,7 +71,16 @@ test('memory: lines dropped between take and ack are not acknowledged twice', ()
   const taken = q.take(5);
   for (let i = 10; i < 13; i += 1) q.push(line(i)); // drops lines 0-2 (taken, not yet acked)
   q.ack(taken.length);
-  assert.deepEqual(messages(q.take(100)).slice(1), ['line 5', 'line 6', 'line 7', 'line 8', 'line 9', 'line 10', 'line 11', 'line 12']);
+  assert.deepEqual(messages(q.take(100)).slice(1), [
+    'line 5',
+    'line 6',
+    'line 7',
+    'line 8',
+    'line 9',
+    'line 10',
+    'line 11',
+    'line 12',
+  ]);
 });
 
 test('disk: a restart resends exactly what was not acknowledged', () =>

@@ -37,14 +37,26 @@ test('ships gzip NDJSON with the device key; a failed request is retried and not
   await once(server, 'listening');
   const { port } = server.address() as { port: number };
   const queue = new MemoryLogQueue();
-  const shipper = new LogShipper({ apiEndpoint: `http://127.0.0.1:${port}`, uuid: 'c'.repeat(32), deviceApiKey: 'device-key-0123456789', queue, batchLines: 7, lingerMs: 5, baseBackoffMs: 10 });
+  const shipper = new LogShipper({
+    apiEndpoint: `http://127.0.0.1:${port}`,
+    uuid: 'c'.repeat(32),
+    deviceApiKey: 'device-key-0123456789',
+    queue,
+    batchLines: 7,
+    lingerMs: 5,
+    baseBackoffMs: 10,
+  });
   try {
     for (let i = 0; i < 50; i += 1) {
       queue.push({ message: `m${i}`, timestamp: i, isStdErr: i % 3 === 0, serviceName: 'main' });
       shipper.wake();
     }
     await waitFor('all 50 lines received', () => received.length >= 50, { timeoutMs: 10_000 });
-    assert.deepEqual(received.map((l) => l.message), Array.from({ length: 50 }, (_, i) => `m${i}`), 'in order, none twice, none lost');
+    assert.deepEqual(
+      received.map((l) => l.message),
+      Array.from({ length: 50 }, (_, i) => `m${i}`),
+      'in order, none twice, none lost',
+    );
     assert.equal(received[3]!.isStdErr, true);
     assert.ok(requests > 2, 'failures happened and were retried');
     assert.equal(queue.size(), 0);
@@ -62,7 +74,15 @@ test('an unreachable control plane keeps lines queued until it comes back', asyn
   const { port } = server.address() as { port: number };
   server.close();
   await once(server, 'close');
-  const shipper = new LogShipper({ apiEndpoint: `http://127.0.0.1:${port}`, uuid: 'd'.repeat(32), deviceApiKey: 'k'.repeat(20), queue, lingerMs: 1, baseBackoffMs: 20, maxBackoffMs: 50 });
+  const shipper = new LogShipper({
+    apiEndpoint: `http://127.0.0.1:${port}`,
+    uuid: 'd'.repeat(32),
+    deviceApiKey: 'k'.repeat(20),
+    queue,
+    lingerMs: 1,
+    baseBackoffMs: 20,
+    maxBackoffMs: 50,
+  });
   try {
     queue.push({ message: 'during outage', timestamp: 1 });
     shipper.wake();

@@ -76,7 +76,10 @@ export class LogShipper {
       } catch (error) {
         if (this.stopped) break;
         this.options.onError?.(error instanceof Error ? error : new Error(String(error)));
-        const delay = Math.min(this.options.maxBackoffMs ?? 60_000, (this.options.baseBackoffMs ?? 1_000) * 2 ** this.failures);
+        const delay = Math.min(
+          this.options.maxBackoffMs ?? 60_000,
+          (this.options.baseBackoffMs ?? 1_000) * 2 ** this.failures,
+        );
         this.failures = Math.min(this.failures + 1, 16);
         await pause(delay, this.abort.signal);
       }

@@ -9,7 +9,9 @@ const quiet = pino({ level: process.env.FLOTILLA_TEST_LOG ?? 'silent' });
 
 /** Tick numbers of `service` as the fake log-stream server received them (duplicates kept, arrival order). */
 function ticks(h: Harness, service: string): number[] {
-  return h.cp.logs.filter((l) => l.serviceName === service && !l.isStdErr && /^tick \d+$/.test(l.message)).map((l) => Number(l.message.slice(5)));
+  return h.cp.logs
+    .filter((l) => l.serviceName === service && !l.isStdErr && /^tick \d+$/.test(l.message))
+    .map((l) => Number(l.message.slice(5)));
 }
 
 /** At-least-once, in order: first occurrences are exactly 1, 2, …, n (a resent batch may repeat lines later). */
@@ -21,7 +23,11 @@ function assertInOrderWithoutGaps(seen: number[]): void {
     set.add(n);
     first.push(n);
   }
-  assert.deepEqual(first, first.map((_, i) => i + 1), `ticks out of order or missing: ${first.join(',')}`);
+  assert.deepEqual(
+    first,
+    first.map((_, i) => i + 1),
+    `ticks out of order or missing: ${first.join(',')}`,
+  );
 }
 
 describe('log shipping to the control plane (persistent logging)', () => {
@@ -35,7 +41,15 @@ describe('log shipping to the control plane (persistent logging)', () => {
   before(async () => {
     h = await harness({ persistentLogging: true });
     await buildTalkingImage(img);
-    options = { configPath: h.configPath, dataDir: h.dataDir, namespace: h.namespace, pollIntervalMs: 300, reportIntervalMs: 100, apiPort: 0, logger: quiet };
+    options = {
+      configPath: h.configPath,
+      dataDir: h.dataDir,
+      namespace: h.namespace,
+      pollIntervalMs: 300,
+      reportIntervalMs: 100,
+      apiPort: 0,
+      logger: quiet,
+    };
     agent = await startAgent(options);
   });
 
@@ -45,7 +59,7 @@ describe('log shipping to the control plane (persistent logging)', () => {
     await h.remove();
   });
 
-  it('a container\'s lines reach the log-stream endpoint in order, with the agent\'s system lines', async () => {
+  it("a container's lines reach the log-stream endpoint in order, with the agent's system lines", async () => {
     const uuid = agent.state().uuid;
     await waitFor('registration', () => h.cp.devices.has(uuid));
     h.cp.setTarget(uuid, target({ appId, appUuid, commit: 'c1', releaseId: 1, services: { talker: { image: img } } }));
@@ -55,8 +69,14 @@ describe('log shipping to the control plane (persistent logging)', () => {
     const line = h.cp.logs.find((l) => l.serviceName === 'talker');
     assert.equal(line?.uuid, uuid);
     assert.equal(typeof line?.serviceId, 'number');
-    assert.ok(h.cp.logs.some((l) => l.isSystem && l.message.startsWith("Installing service 'talker ")), 'install announced');
-    assert.ok(h.cp.logs.some((l) => l.isSystem && l.message === "Service started 'talker'"), 'start announced');
+    assert.ok(
+      h.cp.logs.some((l) => l.isSystem && l.message.startsWith("Installing service 'talker ")),
+      'install announced',
+    );
+    assert.ok(
+      h.cp.logs.some((l) => l.isSystem && l.message === "Service started 'talker'"),
+      'start announced',
+    );
   });
 
   it('lines written while the server is down are delivered after an agent restart', async () => {
@@ -68,7 +88,9 @@ describe('log shipping to the control plane (persistent logging)', () => {
     await agent.stop();
     await h.cp.start(port);
     agent = await startAgent(options);
-    await waitFor('ticks from after the restart', () => Math.max(...ticks(h, 'talker')) >= before + 25, { timeoutMs: 60_000 });
+    await waitFor('ticks from after the restart', () => Math.max(...ticks(h, 'talker')) >= before + 25, {
+      timeoutMs: 60_000,
+    });
     assertInOrderWithoutGaps(ticks(h, 'talker'));
   });
 });

@@ -7,23 +7,55 @@ import type { Action, Executors, Step, StepOf } from '../reconcile/steps.js';
 export function stepMessages(s: Step): { start: string; done: string; failed: string } | undefined {
   switch (s.action) {
     case 'fetch':
-      return { start: `Downloading image '${s.image}'`, done: `Downloaded image '${s.image}'`, failed: `Failed to download image '${s.image}'` };
+      return {
+        start: `Downloading image '${s.image}'`,
+        done: `Downloaded image '${s.image}'`,
+        failed: `Failed to download image '${s.image}'`,
+      };
     case 'removeImage':
-      return { start: `Deleting image '${s.image}'`, done: `Deleted image '${s.image}'`, failed: `Failed to delete image '${s.image}'` };
+      return {
+        start: `Deleting image '${s.image}'`,
+        done: `Deleted image '${s.image}'`,
+        failed: `Failed to delete image '${s.image}'`,
+      };
     case 'createVolume':
-      return { start: `Creating volume '${s.volume.name}'`, done: `Created volume '${s.volume.name}'`, failed: `Failed to create volume '${s.volume.name}'` };
+      return {
+        start: `Creating volume '${s.volume.name}'`,
+        done: `Created volume '${s.volume.name}'`,
+        failed: `Failed to create volume '${s.volume.name}'`,
+      };
     case 'removeVolume':
-      return { start: `Removing volume '${s.name}'`, done: `Removed volume '${s.name}'`, failed: `Failed to remove volume '${s.name}'` };
+      return {
+        start: `Removing volume '${s.name}'`,
+        done: `Removed volume '${s.name}'`,
+        failed: `Failed to remove volume '${s.name}'`,
+      };
     case 'createContainer': {
       const what = `'${s.service.serviceName} ${s.service.image}'`;
-      return { start: `Installing service ${what}`, done: `Installed service ${what}`, failed: `Failed to install service ${what}` };
+      return {
+        start: `Installing service ${what}`,
+        done: `Installed service ${what}`,
+        failed: `Failed to install service ${what}`,
+      };
     }
     case 'startContainer':
-      return { start: `Starting service '${s.serviceName}'`, done: `Service started '${s.serviceName}'`, failed: `Failed to start service '${s.serviceName}'` };
+      return {
+        start: `Starting service '${s.serviceName}'`,
+        done: `Service started '${s.serviceName}'`,
+        failed: `Failed to start service '${s.serviceName}'`,
+      };
     case 'stopContainer':
-      return { start: `Stopping service '${s.serviceName}'`, done: `Service stopped '${s.serviceName}'`, failed: `Failed to stop service '${s.serviceName}'` };
+      return {
+        start: `Stopping service '${s.serviceName}'`,
+        done: `Service stopped '${s.serviceName}'`,
+        failed: `Failed to stop service '${s.serviceName}'`,
+      };
     case 'killContainer':
-      return { start: `Killing service '${s.serviceName}'`, done: `Service killed '${s.serviceName}'`, failed: `Failed to kill service '${s.serviceName}'` };
+      return {
+        start: `Killing service '${s.serviceName}'`,
+        done: `Service killed '${s.serviceName}'`,
+        failed: `Failed to kill service '${s.serviceName}'`,
+      };
     default:
       return undefined;
   }
@@ -40,7 +72,8 @@ export function withSystemLogs(executors: Executors, system: (message: string) =
       try {
         await run(s, signal);
       } catch (error) {
-        if (messages && !signal.aborted) system(`${messages.failed}: ${error instanceof Error ? error.message : String(error)}`);
+        if (messages && !signal.aborted)
+          system(`${messages.failed}: ${error instanceof Error ? error.message : String(error)}`);
         throw error;
       }
       if (messages) system(messages.done);

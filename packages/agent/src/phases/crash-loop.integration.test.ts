@@ -42,7 +42,8 @@ test(`the ${CRASH_LOOP_THRESHOLD}th start in a row that finds an interrupted app
   const records: Array<{ msg?: string; interruptedApplies?: number; delayMs?: number }> = [];
   const sink = new Writable({
     write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString().split('\n')) if (line) records.push(JSON.parse(line) as (typeof records)[number]);
+      for (const line of chunk.toString().split('\n'))
+        if (line) records.push(JSON.parse(line) as (typeof records)[number]);
       done();
     },
   });
@@ -53,10 +54,18 @@ test(`the ${CRASH_LOOP_THRESHOLD}th start in a row that finds an interrupted app
     namespace,
     apiPort: 0,
     logger: pino({ level: 'info' }, sink),
-    localTarget: target({ appId, appUuid: `app${appId}`, commit: `c${appId}`, releaseId: 1, services: { main: { image } } }),
+    localTarget: target({
+      appId,
+      appUuid: `app${appId}`,
+      commit: `c${appId}`,
+      releaseId: 1,
+      services: { main: { image } },
+    }),
   });
 
-  const held = await waitFor('the crash-loop log record', () => records.find((r) => r.msg?.startsWith('crash loop during an update')));
+  const held = await waitFor('the crash-loop log record', () =>
+    records.find((r) => r.msg?.startsWith('crash loop during an update')),
+  );
   assert.equal(held.interruptedApplies, CRASH_LOOP_THRESHOLD);
   assert.equal(held.delayMs, CRASH_LOOP_BASE_MS);
   assert.equal(agent.state().phase, 'apply', 'still an interrupted update until a pass finishes');
@@ -65,7 +74,11 @@ test(`the ${CRASH_LOOP_THRESHOLD}th start in a row that finds an interrupted app
   assert.equal(agent.state().passes, 0);
   assert.deepEqual(await ourContainers(namespace), []);
 
-  await waitFor('main running after the hold', async () => (await ourContainers(namespace)).some((c) => c.State === 'running'), { timeoutMs: CRASH_LOOP_BASE_MS + 30_000 });
+  await waitFor(
+    'main running after the hold',
+    async () => (await ourContainers(namespace)).some((c) => c.State === 'running'),
+    { timeoutMs: CRASH_LOOP_BASE_MS + 30_000 },
+  );
   assert.ok(Date.now() - startedAt >= CRASH_LOOP_BASE_MS, 'the first pass waited for the hold');
   await waitFor('idle', () => agent?.state().phase === 'idle');
   await agent.stop();

@@ -4,7 +4,16 @@ import { describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { tempDir } from '@flotilla/testkit';
 import { openStore, type Phase, type Store } from '../store/store.js';
-import { CRASH_LOOP_CAP_MS, CRASH_LOOP_THRESHOLD, PHASE_EVENTS, PHASE_TABLE, PhaseMachine, crashLoopDelayMs, transition, type PhaseEvent } from './phase-machine.js';
+import {
+  CRASH_LOOP_CAP_MS,
+  CRASH_LOOP_THRESHOLD,
+  PHASE_EVENTS,
+  PHASE_TABLE,
+  PhaseMachine,
+  crashLoopDelayMs,
+  transition,
+  type PhaseEvent,
+} from './phase-machine.js';
 
 /** In-memory store slice with the real store's contract: the phase defaults to 'provision', writes are counted. */
 function memoryStore(phase?: Phase, interruptedApplies = 0) {
@@ -27,16 +36,61 @@ function memoryStore(phase?: Phase, interruptedApplies = 0) {
 // Each case: the phase the device starts in, the events in order, then the phase after each event ('refused' where
 // the event is not allowed and the phase before it is kept).
 const chains: Array<{ name: string; from: Phase; events: PhaseEvent[]; expect: Array<Phase | 'refused'> }> = [
-  { name: 'new device registers, then applies its first release', from: 'provision', events: ['provision-needed', 'provisioned', 'work-planned', 'work-planned', 'pass-finished'], expect: ['provision', 'idle', 'apply', 'apply', 'idle'] },
-  { name: 'provisioning retries stay in provision', from: 'provision', events: ['provision-needed', 'provision-needed', 'provisioned'], expect: ['provision', 'provision', 'idle'] },
-  { name: 'unmanaged device: a converged pass alone makes it idle', from: 'provision', events: ['pass-finished'], expect: ['idle'] },
-  { name: 'persisted target applied while provisioning still retries', from: 'provision', events: ['work-planned', 'provision-needed', 'pass-finished', 'provision-needed', 'provisioned'], expect: ['apply', 'refused', 'idle', 'provision', 'idle'] },
-  { name: 'provisioned device restarts idle', from: 'idle', events: ['provisioned', 'pass-finished'], expect: ['idle', 'idle'] },
-  { name: 'update found, applied, next pass converged', from: 'idle', events: ['work-planned', 'pass-finished', 'pass-finished'], expect: ['apply', 'idle', 'idle'] },
-  { name: 'config.json replaced by an unregistered one', from: 'idle', events: ['provision-needed', 'provisioned'], expect: ['provision', 'idle'] },
-  { name: 'resume after an interrupted apply: provisioning does not end the apply, the pass does', from: 'apply', events: ['provisioned', 'work-planned', 'pass-finished'], expect: ['apply', 'apply', 'idle'] },
+  {
+    name: 'new device registers, then applies its first release',
+    from: 'provision',
+    events: ['provision-needed', 'provisioned', 'work-planned', 'work-planned', 'pass-finished'],
+    expect: ['provision', 'idle', 'apply', 'apply', 'idle'],
+  },
+  {
+    name: 'provisioning retries stay in provision',
+    from: 'provision',
+    events: ['provision-needed', 'provision-needed', 'provisioned'],
+    expect: ['provision', 'provision', 'idle'],
+  },
+  {
+    name: 'unmanaged device: a converged pass alone makes it idle',
+    from: 'provision',
+    events: ['pass-finished'],
+    expect: ['idle'],
+  },
+  {
+    name: 'persisted target applied while provisioning still retries',
+    from: 'provision',
+    events: ['work-planned', 'provision-needed', 'pass-finished', 'provision-needed', 'provisioned'],
+    expect: ['apply', 'refused', 'idle', 'provision', 'idle'],
+  },
+  {
+    name: 'provisioned device restarts idle',
+    from: 'idle',
+    events: ['provisioned', 'pass-finished'],
+    expect: ['idle', 'idle'],
+  },
+  {
+    name: 'update found, applied, next pass converged',
+    from: 'idle',
+    events: ['work-planned', 'pass-finished', 'pass-finished'],
+    expect: ['apply', 'idle', 'idle'],
+  },
+  {
+    name: 'config.json replaced by an unregistered one',
+    from: 'idle',
+    events: ['provision-needed', 'provisioned'],
+    expect: ['provision', 'idle'],
+  },
+  {
+    name: 'resume after an interrupted apply: provisioning does not end the apply, the pass does',
+    from: 'apply',
+    events: ['provisioned', 'work-planned', 'pass-finished'],
+    expect: ['apply', 'apply', 'idle'],
+  },
   { name: 'resume finds nothing left to do', from: 'apply', events: ['pass-finished'], expect: ['idle'] },
-  { name: 'apply is not overwritten by a provisioning retry', from: 'apply', events: ['provision-needed', 'pass-finished'], expect: ['refused', 'idle'] },
+  {
+    name: 'apply is not overwritten by a provisioning retry',
+    from: 'apply',
+    events: ['provision-needed', 'pass-finished'],
+    expect: ['refused', 'idle'],
+  },
 ];
 
 describe('phase transitions', () => {
@@ -64,7 +118,10 @@ describe('phase transitions', () => {
       assert.deepEqual(Object.keys(PHASE_TABLE[phase]).sort(), [...PHASE_EVENTS].sort(), `events of ${phase}`);
       for (const event of PHASE_EVENTS) {
         const to = PHASE_TABLE[phase][event];
-        assert.deepEqual(transition(phase, event), to === null ? { ok: false, from: phase, event } : { ok: true, from: phase, to });
+        assert.deepEqual(
+          transition(phase, event),
+          to === null ? { ok: false, from: phase, event } : { ok: true, from: phase, to },
+        );
       }
     }
   });
@@ -105,14 +162,49 @@ describe('crash-loop detection', () => {
   });
 
   // Each case: the persisted phase and counter at start → what start() reports and what the counter becomes.
-  const starts: Array<{ name: string; phase: Phase | undefined; count: number; expect: { resumed: boolean; interruptedApplies: number; delayMs: number } }> = [
+  const starts: Array<{
+    name: string;
+    phase: Phase | undefined;
+    count: number;
+    expect: { resumed: boolean; interruptedApplies: number; delayMs: number };
+  }> = [
     { name: 'fresh device', phase: undefined, count: 0, expect: { resumed: false, interruptedApplies: 0, delayMs: 0 } },
-    { name: 'clean stop while idle', phase: 'idle', count: 0, expect: { resumed: false, interruptedApplies: 0, delayMs: 0 } },
-    { name: 'stale count with an idle phase is cleared', phase: 'idle', count: 7, expect: { resumed: false, interruptedApplies: 0, delayMs: 0 } },
-    { name: 'first interruption', phase: 'apply', count: 0, expect: { resumed: true, interruptedApplies: 1, delayMs: 0 } },
-    { name: 'fourth interruption: still no backoff', phase: 'apply', count: 3, expect: { resumed: true, interruptedApplies: 4, delayMs: 0 } },
-    { name: 'fifth interruption: crash loop', phase: 'apply', count: 4, expect: { resumed: true, interruptedApplies: 5, delayMs: 10_000 } },
-    { name: 'sixth interruption: doubled', phase: 'apply', count: 5, expect: { resumed: true, interruptedApplies: 6, delayMs: 20_000 } },
+    {
+      name: 'clean stop while idle',
+      phase: 'idle',
+      count: 0,
+      expect: { resumed: false, interruptedApplies: 0, delayMs: 0 },
+    },
+    {
+      name: 'stale count with an idle phase is cleared',
+      phase: 'idle',
+      count: 7,
+      expect: { resumed: false, interruptedApplies: 0, delayMs: 0 },
+    },
+    {
+      name: 'first interruption',
+      phase: 'apply',
+      count: 0,
+      expect: { resumed: true, interruptedApplies: 1, delayMs: 0 },
+    },
+    {
+      name: 'fourth interruption: still no backoff',
+      phase: 'apply',
+      count: 3,
+      expect: { resumed: true, interruptedApplies: 4, delayMs: 0 },
+    },
+    {
+      name: 'fifth interruption: crash loop',
+      phase: 'apply',
+      count: 4,
+      expect: { resumed: true, interruptedApplies: 5, delayMs: 10_000 },
+    },
+    {
+      name: 'sixth interruption: doubled',
+      phase: 'apply',
+      count: 5,
+      expect: { resumed: true, interruptedApplies: 6, delayMs: 20_000 },
+    },
   ];
   for (const c of starts) {
     it(`start: ${c.name}`, () => {

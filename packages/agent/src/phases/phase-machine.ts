@@ -62,7 +62,9 @@ export interface StartInfo {
 
 /** The device phase, persisted through the Store (which writes only on change), with crash-loop counting. */
 export class PhaseMachine {
-  constructor(private readonly store: Pick<Store, 'getPhase' | 'setPhase' | 'getInterruptedApplies' | 'setInterruptedApplies'>) {}
+  constructor(
+    private readonly store: Pick<Store, 'getPhase' | 'setPhase' | 'getInterruptedApplies' | 'setInterruptedApplies'>,
+  ) {}
 
   /** Call once per start, before any event: counts this start if the last run was cut short in 'apply'. */
   start(): StartInfo {

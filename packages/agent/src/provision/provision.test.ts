@@ -19,7 +19,16 @@ describe('provision() over HTTP against the fake control plane', () => {
     try {
       const path = join(dir.path, 'config.json');
       const uuid = 'b'.repeat(32);
-      await writeFile(path, JSON.stringify({ apiEndpoint: cp.url, apiKey: cp.provisioningKey, applicationId: 3, uuid, deviceApiKey: 'new-device-key-0123456789' }));
+      await writeFile(
+        path,
+        JSON.stringify({
+          apiEndpoint: cp.url,
+          apiKey: cp.provisioningKey,
+          applicationId: 3,
+          uuid,
+          deviceApiKey: 'new-device-key-0123456789',
+        }),
+      );
       const id = cp.addDevice(uuid, 'some-older-key-0123456789');
       const file = await provision(await ensureIdentity(await readConfig(path)), new HttpControlPlane(cp.url), log);
       assert.equal(file.config.deviceId, id);
@@ -43,7 +52,10 @@ describe('provision() over HTTP against the fake control plane', () => {
     try {
       const path = join(dir.path, 'config.json');
       await writeFile(path, JSON.stringify({ apiEndpoint: cp.url, provisioningApiKey: 'wrong', applicationId: 3 }));
-      await assert.rejects(provision(await ensureIdentity(await readConfig(path)), new HttpControlPlane(cp.url), log), /401/);
+      await assert.rejects(
+        provision(await ensureIdentity(await readConfig(path)), new HttpControlPlane(cp.url), log),
+        /401/,
+      );
       assert.equal(cp.devices.size, 0);
     } finally {
       await cp.stop();

@@ -22,8 +22,13 @@ export async function provision(file: ConfigFile, controlPlane: ControlPlane, lo
   const deviceApiKey = config.deviceApiKey;
   if (!uuid || !deviceApiKey) throw new Error('ensureIdentity() must run before provision()');
   const provKey = provisioningKey(config);
-  if (!provKey) throw new FlotillaError('INVALID_CONFIG_JSON', `${file.path} has apiEndpoint but neither provisioningApiKey nor apiKey, and the device is not registered`);
-  if (config.applicationId === undefined) throw new FlotillaError('INVALID_CONFIG_JSON', `${file.path} has no applicationId to register into`);
+  if (!provKey)
+    throw new FlotillaError(
+      'INVALID_CONFIG_JSON',
+      `${file.path} has apiEndpoint but neither provisioningApiKey nor apiKey, and the device is not registered`,
+    );
+  if (config.applicationId === undefined)
+    throw new FlotillaError('INVALID_CONFIG_JSON', `${file.path} has no applicationId to register into`);
 
   const result = await controlPlane.register(
     {
@@ -46,7 +51,8 @@ export async function provision(file: ConfigFile, controlPlane: ControlPlane, lo
     // Already registered: maybe with our key already (find with it), else exchange with the provisioning key.
     const own = await controlPlane.findSelf(uuid, deviceApiKey);
     const found = own ?? (await controlPlane.findSelf(uuid, provKey));
-    if (found === undefined) throw new FlotillaError('DEVICE_NOT_FOUND', `device ${uuid} exists (409) but cannot be found with our keys`);
+    if (found === undefined)
+      throw new FlotillaError('DEVICE_NOT_FOUND', `device ${uuid} exists (409) but cannot be found with our keys`);
     if (own === undefined) await controlPlane.keyExchange(found, deviceApiKey, provKey);
     deviceId = found;
     log.info({ deviceId, uuid }, 'device already registered; key exchanged');

@@ -28,7 +28,10 @@ async function assertRunnable(engine: ContainerEngine, ref: string): Promise<voi
   const device = await engine.platform();
   const image = device && (await engine.imagePlatform(ref));
   if (!device || !image || runsOn(image, device)) return;
-  throw new FlotillaError('PLATFORM_MISMATCH', `image ${ref} is built for ${formatPlatform(image)}, and this device runs ${formatPlatform(device)}; deploy a release built for ${formatPlatform(device)}`);
+  throw new FlotillaError(
+    'PLATFORM_MISMATCH',
+    `image ${ref} is built for ${formatPlatform(image)}, and this device runs ${formatPlatform(device)}; deploy a release built for ${formatPlatform(device)}`,
+  );
 }
 
 /** The mapped executor table: one entry per action of StepArgs (a missing one does not compile). */
@@ -63,7 +66,8 @@ export function createExecutors(deps: ExecutorDeps): Executors {
         await engine.removeImage(s.image);
       } catch (error) {
         // 409: something outside our labels (a user's container) still uses it; it is no longer ours to clean.
-        if (!(typeof error === 'object' && error !== null && (error as { statusCode?: number }).statusCode === 409)) throw error;
+        if (!(typeof error === 'object' && error !== null && (error as { statusCode?: number }).statusCode === 409))
+          throw error;
         deps.log.warn({ image: s.image }, 'image still in use outside the agent; no longer managed');
       }
       store.forgetImage(s.image);
@@ -112,7 +116,11 @@ function maybeCrash(when: 'before' | 'after', action: string): void {
   if (fp && fp.when === when && fp.action === action && ++fpCount >= fp.nth) process.kill(process.pid, 'SIGKILL');
 }
 
-export async function executeStep(executors: Executors, s: Exclude<Step, { action: 'wait' }>, signal: AbortSignal): Promise<void> {
+export async function executeStep(
+  executors: Executors,
+  s: Exclude<Step, { action: 'wait' }>,
+  signal: AbortSignal,
+): Promise<void> {
   maybeCrash('before', s.action);
   // The table is indexed by the step's own action, so the argument type matches; TS cannot correlate the union.
   const run = executors[s.action] as (step: StepOf<Exclude<Action, 'wait'>>, signal: AbortSignal) => Promise<void>;

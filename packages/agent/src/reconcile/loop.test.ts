@@ -13,7 +13,12 @@ import type { PlanContext, TargetModel, TargetService } from './state.js';
  * appear in the next snapshot unless `forget` is set (an engine that loses writes → the loop must notice).
  */
 class MemoryEngine implements ContainerEngine {
-  state: EngineSnapshot = { containers: [], volumes: [], networks: [{ name: '7_default', appId: 7, configHash: 'n' }], images: [{ id: 'sha256:img', repoTags: ['img:1'], repoDigests: [] }] };
+  state: EngineSnapshot = {
+    containers: [],
+    volumes: [],
+    networks: [{ name: '7_default', appId: 7, configHash: 'n' }],
+    images: [{ id: 'sha256:img', repoTags: ['img:1'], repoDigests: [] }],
+  };
   forget = false;
   createError: unknown;
   async snapshot(): Promise<EngineSnapshot> {
@@ -29,7 +34,19 @@ class MemoryEngine implements ContainerEngine {
     if (this.createError) throw this.createError;
     const id = `id-${this.state.containers.length}`;
     if (!this.forget) {
-      this.state.containers.push({ id, name: spec.name ?? '', appId: 7, appUuid: 'u', serviceName: 'web', releaseCommit: 'c', imageId: 'sha256:img', configHash: 'h', state: 'created', createdAt: 0, networks: ['7_default'] });
+      this.state.containers.push({
+        id,
+        name: spec.name ?? '',
+        appId: 7,
+        appUuid: 'u',
+        serviceName: 'web',
+        releaseCommit: 'c',
+        imageId: 'sha256:img',
+        configHash: 'h',
+        state: 'created',
+        createdAt: 0,
+        networks: ['7_default'],
+      });
     }
     return id;
   }
@@ -54,23 +71,67 @@ class MemoryEngine implements ContainerEngine {
 }
 
 const svc: TargetService = {
-  appId: 7, appUuid: 'u', serviceName: 'web', serviceId: 1, imageId: 1, releaseId: 1, commit: 'c', image: 'img:1', running: true,
-  strategy: 'download-then-kill', handoverTimeoutMs: 1, dependsOn: [], restart: 'always', containerName: 'web_1', configHash: 'h',
-  spec: { name: 'web_1' }, networks: ['7_default'], extraNetworks: [], volumes: [],
+  appId: 7,
+  appUuid: 'u',
+  serviceName: 'web',
+  serviceId: 1,
+  imageId: 1,
+  releaseId: 1,
+  commit: 'c',
+  image: 'img:1',
+  running: true,
+  strategy: 'download-then-kill',
+  handoverTimeoutMs: 1,
+  dependsOn: [],
+  restart: 'always',
+  containerName: 'web_1',
+  configHash: 'h',
+  spec: { name: 'web_1' },
+  networks: ['7_default'],
+  extraNetworks: [],
+  volumes: [],
 };
-const target: TargetModel = { apps: [{ appId: 7, appUuid: 'u', name: 'a', commit: 'c', releaseId: 1, services: [svc], volumes: [], networks: [{ appId: 7, name: '7_default', configHash: 'n', spec: { Name: '7_default' } }] }] };
+const target: TargetModel = {
+  apps: [
+    {
+      appId: 7,
+      appUuid: 'u',
+      name: 'a',
+      commit: 'c',
+      releaseId: 1,
+      services: [svc],
+      volumes: [],
+      networks: [{ appId: 7, name: '7_default', configHash: 'n', spec: { Name: '7_default' } }],
+    },
+  ],
+};
 
 function deps(engine: MemoryEngine, ctx: Partial<PlanContext> = {}): LoopDeps {
   const store = { addKnownImage: () => undefined, forgetImage: () => undefined } as unknown as Store; // only these two are used by the executors here
   const log = pino({ level: 'silent' });
   return {
     engine,
-    executors: createExecutors({ engine, store, log, registryAuth: () => undefined, progress: new Map(), onProgress: () => undefined, serviceLockDir: () => '/tmp/flotilla-agent-loop-test' }),
+    executors: createExecutors({
+      engine,
+      store,
+      log,
+      registryAuth: () => undefined,
+      progress: new Map(),
+      onProgress: () => undefined,
+      serviceLockDir: () => '/tmp/flotilla-agent-loop-test',
+    }),
     namespace: '',
     log,
     knownImages: () => [],
     target: () => target,
-    context: async () => ({ now: 0, lockedApps: new Set(), overrideLock: false, handoverComplete: new Set(), heldStopped: new Set(), ...ctx }),
+    context: async () => ({
+      now: 0,
+      lockedApps: new Set(),
+      overrideLock: false,
+      handoverComplete: new Set(),
+      heldStopped: new Set(),
+      ...ctx,
+    }),
     onPlanned: () => undefined,
   };
 }
@@ -97,7 +158,10 @@ describe('runPass()', () => {
     engine.forget = true;
     const result = await runPass(deps(engine), new AbortController().signal);
     assert.equal(result.outcome.kind, 'error');
-    assert.match(result.outcome.kind === 'error' ? result.outcome.error.message : '', /same steps were planned 3 times/);
+    assert.match(
+      result.outcome.kind === 'error' ? result.outcome.error.message : '',
+      /same steps were planned 3 times/,
+    );
   });
 
   it('engine 400 is terminal, other failures transient', async () => {
@@ -112,7 +176,19 @@ describe('runPass()', () => {
 
   it('only waits left (update lock): retry-after', async () => {
     const engine = new MemoryEngine();
-    engine.state.containers.push({ id: 'old', name: 'web_0', appId: 7, appUuid: 'u', serviceName: 'web', releaseCommit: 'b', imageId: 'sha256:img', configHash: 'old', state: 'running', createdAt: 0, networks: [] });
+    engine.state.containers.push({
+      id: 'old',
+      name: 'web_0',
+      appId: 7,
+      appUuid: 'u',
+      serviceName: 'web',
+      releaseCommit: 'b',
+      imageId: 'sha256:img',
+      configHash: 'old',
+      state: 'running',
+      createdAt: 0,
+      networks: [],
+    });
     const result = await runPass(deps(engine, { lockedApps: new Set([7]) }), new AbortController().signal);
     assert.equal(result.outcome.kind, 'retry-after');
     assert.equal(engine.state.containers.length, 1, 'locked container kept');

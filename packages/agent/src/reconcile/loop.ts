@@ -72,8 +72,12 @@ function stepApp(s: Step): number | undefined {
 
 /** Errors that retrying cannot fix: a bad target (validation), a refused credential, an image for another CPU. */
 function isTerminal(error: unknown): boolean {
-  if (error instanceof FlotillaError) return error.code === 'VALIDATION_FAILED' || error.code === 'UNAUTHENTICATED' || error.code === 'PLATFORM_MISMATCH';
-  const status = typeof error === 'object' && error !== null && 'statusCode' in error ? Number((error as { statusCode: unknown }).statusCode) : 0;
+  if (error instanceof FlotillaError)
+    return error.code === 'VALIDATION_FAILED' || error.code === 'UNAUTHENTICATED' || error.code === 'PLATFORM_MISMATCH';
+  const status =
+    typeof error === 'object' && error !== null && 'statusCode' in error
+      ? Number((error as { statusCode: unknown }).statusCode)
+      : 0;
   // Engine 400: the create options are invalid (e.g. unknown capability); the same target fails the same way.
   return status === 400;
 }
@@ -86,7 +90,12 @@ export async function runPass(deps: LoopDeps, signal: AbortSignal): Promise<Pass
   const started = performance.now();
   let iterations = 0;
   let stepsExecuted = 0;
-  const result = (outcome: PassOutcome): PassResult => ({ outcome, iterations, stepsExecuted, durationMs: performance.now() - started });
+  const result = (outcome: PassOutcome): PassResult => ({
+    outcome,
+    iterations,
+    stepsExecuted,
+    durationMs: performance.now() - started,
+  });
   let lastPlan = '';
   let samePlan = 0;
   try {
@@ -110,21 +119,39 @@ export async function runPass(deps: LoopDeps, signal: AbortSignal): Promise<Pass
       samePlan = key === lastPlan ? samePlan + 1 : 1;
       lastPlan = key;
       if (samePlan >= SAME_PLAN_LIMIT) {
-        return result({ kind: 'error', error: new Error(`reconcile loop: the same steps were planned ${samePlan} times: ${key.replaceAll('\n', ', ')}`), terminal: false });
+        return result({
+          kind: 'error',
+          error: new Error(
+            `reconcile loop: the same steps were planned ${samePlan} times: ${key.replaceAll('\n', ', ')}`,
+          ),
+          terminal: false,
+        });
       }
       deps.log.info({ steps: actionable.map(describeStep) }, 'executing');
       const settled = await Promise.allSettled(actionable.map((s) => executeStep(deps.executors, s, signal)));
       stepsExecuted += actionable.length;
-      const failures = settled.flatMap((r, i) => (r.status === 'rejected' ? [{ step: actionable[i] as Step, error: r.reason as unknown }] : []));
+      const failures = settled.flatMap((r, i) =>
+        r.status === 'rejected' ? [{ step: actionable[i] as Step, error: r.reason as unknown }] : [],
+      );
       if (signal.aborted) return result({ kind: 'cancelled' });
       if (failures.length > 0) {
         const first = failures[0] as { step: Step; error: unknown };
         const error = first.error instanceof Error ? first.error : new Error(String(first.error));
-        const message = failures.map((f) => `${describeStep(f.step)}: ${f.error instanceof Error ? f.error.message : String(f.error)}`).join('; ');
-        return result({ kind: 'error', error: new Error(message, { cause: error }), terminal: failures.every((f) => isTerminal(f.error)) });
+        const message = failures
+          .map((f) => `${describeStep(f.step)}: ${f.error instanceof Error ? f.error.message : String(f.error)}`)
+          .join('; ');
+        return result({
+          kind: 'error',
+          error: new Error(message, { cause: error }),
+          terminal: failures.every((f) => isTerminal(f.error)),
+        });
       }
     }
-    return result({ kind: 'error', error: new Error(`reconcile did not converge within ${MAX_ITERATIONS} rounds`), terminal: false });
+    return result({
+      kind: 'error',
+      error: new Error(`reconcile did not converge within ${MAX_ITERATIONS} rounds`),
+      terminal: false,
+    });
   } catch (error) {
     if (signal.aborted) return result({ kind: 'cancelled' });
     return result({ kind: 'error', error: error instanceof Error ? error : new Error(String(error)), terminal: false });

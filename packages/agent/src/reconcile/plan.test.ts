@@ -2,7 +2,15 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { UpdateStrategy } from '@flotilla/protocol';
 import { plan } from './plan.js';
-import type { CurrentContainer, CurrentState, LocalImage, PlanContext, TargetApp, TargetModel, TargetService } from './state.js';
+import type {
+  CurrentContainer,
+  CurrentState,
+  LocalImage,
+  PlanContext,
+  TargetApp,
+  TargetModel,
+  TargetService,
+} from './state.js';
 import type { Step } from './steps.js';
 
 // ------------------------------------------------------------------------------------------------------ builders
@@ -70,10 +78,24 @@ function container(svc: TargetService, o: Partial<CurrentContainer> = {}): Curre
 const image = (ref: string): LocalImage => ({ id: `id:${ref}`, repoTags: [ref], repoDigests: [] });
 
 function world(o: Partial<CurrentState> = {}): CurrentState {
-  return { containers: [], volumes: [], networks: [{ name: `${APP}_default`, appId: APP, configHash: 'net' }], images: [], knownImages: [], ...o };
+  return {
+    containers: [],
+    volumes: [],
+    networks: [{ name: `${APP}_default`, appId: APP, configHash: 'net' }],
+    images: [],
+    knownImages: [],
+    ...o,
+  };
 }
 
-const ctx = (o: Partial<PlanContext> = {}): PlanContext => ({ now: 10_000, lockedApps: new Set(), overrideLock: false, handoverComplete: new Set(), heldStopped: new Set(), ...o });
+const ctx = (o: Partial<PlanContext> = {}): PlanContext => ({
+  now: 10_000,
+  lockedApps: new Set(),
+  overrideLock: false,
+  handoverComplete: new Set(),
+  heldStopped: new Set(),
+  ...o,
+});
 
 function short(s: Step): string {
   switch (s.action) {
@@ -118,23 +140,45 @@ const cases: Case[] = [
   {
     name: 'first install: network, volume and fetch in one pass',
     current: world({ networks: [] }),
-    target: { apps: [app([service('web', { volumes: ['7_data'] })], { volumes: [{ appId: APP, name: '7_data', spec: { Name: '7_data' } }] })] },
+    target: {
+      apps: [
+        app([service('web', { volumes: ['7_data'] })], {
+          volumes: [{ appId: APP, name: '7_data', spec: { Name: '7_data' } }],
+        }),
+      ],
+    },
     expect: ['createNetwork 7_default', 'createVolume 7_data', 'fetch img/web:r2'],
   },
   {
     name: 'image present but volume missing: create volume, not the container yet',
     current: world({ images: [image('img/web:r2')] }),
-    target: { apps: [app([service('web', { volumes: ['7_data'] })], { volumes: [{ appId: APP, name: '7_data', spec: { Name: '7_data' } }] })] },
+    target: {
+      apps: [
+        app([service('web', { volumes: ['7_data'] })], {
+          volumes: [{ appId: APP, name: '7_data', spec: { Name: '7_data' } }],
+        }),
+      ],
+    },
     expect: ['createVolume 7_data'],
   },
-  { name: 'image present: create container', current: world({ images: [image(web2.image)] }), target: { apps: [app([web2])] }, expect: ['createContainer web_2'] },
+  {
+    name: 'image present: create container',
+    current: world({ images: [image(web2.image)] }),
+    target: { apps: [app([web2])] },
+    expect: ['createContainer web_2'],
+  },
   {
     name: 'created container: start it',
     current: world({ images: [image(web2.image)], containers: [container(web2, { state: 'created' })] }),
     target: { apps: [app([web2])] },
     expect: ['startContainer c-web-2'],
   },
-  { name: 'converged: no step', current: world({ images: [image(web2.image)], containers: [container(web2)] }), target: { apps: [app([web2])] }, expect: [] },
+  {
+    name: 'converged: no step',
+    current: world({ images: [image(web2.image)], containers: [container(web2)] }),
+    target: { apps: [app([web2])] },
+    expect: [],
+  },
   {
     name: 'same config in a new release: rename only, no restart',
     current: world({ images: [image(web2.image)], containers: [container(web2, { name: 'web_1' })] }),
@@ -143,7 +187,10 @@ const cases: Case[] = [
   },
   {
     name: 'exited with restart "no": left alone',
-    current: world({ images: [image('img/job:r2')], containers: [container(service('job', { restart: 'no' }), { state: 'exited' })] }),
+    current: world({
+      images: [image('img/job:r2')],
+      containers: [container(service('job', { restart: 'no' }), { state: 'exited' })],
+    }),
     target: { apps: [app([service('job', { restart: 'no' })])] },
     expect: [],
   },
@@ -155,13 +202,19 @@ const cases: Case[] = [
   },
   {
     name: 'depends_on: db not running yet, web waits',
-    current: world({ images: [image(web2.image), image('img/db:r2')], containers: [container(web2, { state: 'created' }), container(service('db'), { state: 'created' })] }),
+    current: world({
+      images: [image(web2.image), image('img/db:r2')],
+      containers: [container(web2, { state: 'created' }), container(service('db'), { state: 'created' })],
+    }),
     target: { apps: [app([service('web', { dependsOn: ['db'] }), service('db')])] },
     expect: ['startContainer c-db-2', 'wait'],
   },
   {
     name: 'depends_on: db running, web starts',
-    current: world({ images: [image(web2.image), image('img/db:r2')], containers: [container(web2, { state: 'created' }), container(service('db'))] }),
+    current: world({
+      images: [image(web2.image), image('img/db:r2')],
+      containers: [container(web2, { state: 'created' }), container(service('db'))],
+    }),
     target: { apps: [app([service('web', { dependsOn: ['db'] }), service('db')])] },
     expect: ['startContainer c-web-2'],
   },
@@ -192,7 +245,11 @@ const cases: Case[] = [
   },
   {
     name: 'converged: unused known image cleaned up last',
-    current: world({ images: [image(web1.image), image(web2.image)], containers: [container(web2)], knownImages: [web1.image, web2.image] }),
+    current: world({
+      images: [image(web1.image), image(web2.image)],
+      containers: [container(web2)],
+      knownImages: [web1.image, web2.image],
+    }),
     target: { apps: [app([web2])] },
     expect: ['removeImage img/web:r1'],
   },
@@ -236,26 +293,41 @@ const cases: Case[] = [
   },
   {
     name: 'hand-over: new started while old runs',
-    current: world({ images: [image(web1.image), image(web2.image)], containers: [container(web1), container(withStrategy('hand-over'), { state: 'created' })] }),
+    current: world({
+      images: [image(web1.image), image(web2.image)],
+      containers: [container(web1), container(withStrategy('hand-over'), { state: 'created' })],
+    }),
     target: { apps: [app([withStrategy('hand-over')])] },
     expect: ['startContainer c-web-2'],
   },
   {
     name: 'hand-over: waits for handover-complete',
-    current: world({ images: [image(web1.image), image(web2.image)], containers: [container(web1), container(withStrategy('hand-over'), { createdAt: 5_000 })] }),
+    current: world({
+      images: [image(web1.image), image(web2.image)],
+      containers: [container(web1), container(withStrategy('hand-over'), { createdAt: 5_000 })],
+    }),
     target: { apps: [app([withStrategy('hand-over')])] },
     expect: ['wait'],
   },
   {
     name: 'hand-over: complete file kills old',
-    current: world({ images: [image(web1.image), image(web2.image)], containers: [container(web1), container(withStrategy('hand-over'), { createdAt: 5_000 })] }),
+    current: world({
+      images: [image(web1.image), image(web2.image)],
+      containers: [container(web1), container(withStrategy('hand-over'), { createdAt: 5_000 })],
+    }),
     target: { apps: [app([withStrategy('hand-over')])] },
     ctx: { handoverComplete: new Set(['7/web']) },
     expect: ['killContainer c-web-1'],
   },
   {
     name: 'hand-over: timeout kills old',
-    current: world({ images: [image(web1.image), image(web2.image)], containers: [container(web1), container(service('web', { strategy: 'hand-over', handoverTimeoutMs: 1_000 }), { createdAt: 5_000 })] }),
+    current: world({
+      images: [image(web1.image), image(web2.image)],
+      containers: [
+        container(web1),
+        container(service('web', { strategy: 'hand-over', handoverTimeoutMs: 1_000 }), { createdAt: 5_000 }),
+      ],
+    }),
     target: { apps: [app([service('web', { strategy: 'hand-over', handoverTimeoutMs: 1_000 })])] },
     expect: ['killContainer c-web-1'],
   },
@@ -284,7 +356,11 @@ const cases: Case[] = [
   // networks
   {
     name: 'changed network definition: containers on it go first',
-    current: world({ images: [image(web2.image)], containers: [container(web2)], networks: [{ name: '7_default', appId: APP, configHash: 'old' }] }),
+    current: world({
+      images: [image(web2.image)],
+      containers: [container(web2)],
+      networks: [{ name: '7_default', appId: APP, configHash: 'old' }],
+    }),
     target: { apps: [app([web2])] },
     expect: ['killContainer c-web-2'],
   },
@@ -296,33 +372,64 @@ const cases: Case[] = [
   },
   {
     name: 'changed network definition under an update lock: nothing killed',
-    current: world({ images: [image(web2.image)], containers: [container(web2)], networks: [{ name: '7_default', appId: APP, configHash: 'old' }] }),
+    current: world({
+      images: [image(web2.image)],
+      containers: [container(web2)],
+      networks: [{ name: '7_default', appId: APP, configHash: 'old' }],
+    }),
     target: { apps: [app([web2])] },
     ctx: { lockedApps: new Set([APP]) },
     expect: ['wait'],
   },
   {
     name: 'container missing one of its networks (crash before connect): replaced',
-    current: world({ images: [image('img/web:r2')], containers: [container(service('web', { networks: ['7_default', '7_back'] }), { networks: ['7_default'], state: 'created' })], networks: [{ name: '7_default', appId: APP, configHash: 'net' }, { name: '7_back', appId: APP, configHash: 'net' }] }),
-    target: { apps: [app([service('web', { networks: ['7_default', '7_back'] })], { networks: [{ appId: APP, name: '7_default', configHash: 'net', spec: { Name: '7_default' } }, { appId: APP, name: '7_back', configHash: 'net', spec: { Name: '7_back' } }] })] },
+    current: world({
+      images: [image('img/web:r2')],
+      containers: [
+        container(service('web', { networks: ['7_default', '7_back'] }), { networks: ['7_default'], state: 'created' }),
+      ],
+      networks: [
+        { name: '7_default', appId: APP, configHash: 'net' },
+        { name: '7_back', appId: APP, configHash: 'net' },
+      ],
+    }),
+    target: {
+      apps: [
+        app([service('web', { networks: ['7_default', '7_back'] })], {
+          networks: [
+            { appId: APP, name: '7_default', configHash: 'net', spec: { Name: '7_default' } },
+            { appId: APP, name: '7_back', configHash: 'net', spec: { Name: '7_back' } },
+          ],
+        }),
+      ],
+    },
     expect: ['killContainer c-web-2'],
   },
   // env change, duplicates, removals
   {
     name: 'env change of one service recreates only that service',
-    current: world({ images: [image(web2.image), image('img/db:r2')], containers: [container(web2), container(service('db'))] }),
+    current: world({
+      images: [image(web2.image), image('img/db:r2')],
+      containers: [container(web2), container(service('db'))],
+    }),
     target: { apps: [app([service('web', { configHash: 'new-hash' }), service('db')])] },
     expect: ['killContainer c-web-2'],
   },
   {
     name: 'duplicate containers after a crash: keep the running one',
-    current: world({ images: [image(web2.image)], containers: [container(web2), container(web2, { id: 'dup', state: 'created' })] }),
+    current: world({
+      images: [image(web2.image)],
+      containers: [container(web2), container(web2, { id: 'dup', state: 'created' })],
+    }),
     target: { apps: [app([web2])] },
     expect: ['killContainer dup'],
   },
   {
     name: 'service removed from release: killed',
-    current: world({ images: [image(web2.image), image('img/db:r2')], containers: [container(web2), container(service('db'))] }),
+    current: world({
+      images: [image(web2.image), image('img/db:r2')],
+      containers: [container(web2), container(service('db'))],
+    }),
     target: { apps: [app([web2])] },
     expect: ['killContainer c-db-2'],
   },
@@ -346,7 +453,11 @@ const cases: Case[] = [
   },
   {
     name: 'volumes kept across releases while the app stays',
-    current: world({ images: [image(web2.image)], containers: [container(web2)], volumes: [{ name: '7_old', appId: APP }] }),
+    current: world({
+      images: [image(web2.image)],
+      containers: [container(web2)],
+      volumes: [{ name: '7_old', appId: APP }],
+    }),
     target: { apps: [app([web2])] },
     expect: [],
   },
@@ -394,14 +505,23 @@ const cases: Case[] = [
   },
   {
     name: 'held stopped: only that service; its sibling is still started',
-    current: world({ images: [image(web2.image), image('img/db:r2')], containers: [container(web2, { state: 'exited' }), container(service('db'), { state: 'exited' })] }),
+    current: world({
+      images: [image(web2.image), image('img/db:r2')],
+      containers: [container(web2, { state: 'exited' }), container(service('db'), { state: 'exited' })],
+    }),
     target: { apps: [app([web2, service('db')])] },
     ctx: { heldStopped: new Set([`${APP}/web`]) },
     expect: ['startContainer c-db-2'],
   },
   {
     name: 'a held-stopped dependency does not block its dependent from starting',
-    current: world({ images: [image(web2.image), image('img/db:r2')], containers: [container(service('web', { dependsOn: ['db'] }), { state: 'created' }), container(service('db'), { state: 'exited' })] }),
+    current: world({
+      images: [image(web2.image), image('img/db:r2')],
+      containers: [
+        container(service('web', { dependsOn: ['db'] }), { state: 'created' }),
+        container(service('db'), { state: 'exited' }),
+      ],
+    }),
     target: { apps: [app([service('web', { dependsOn: ['db'] }), service('db')])] },
     ctx: { heldStopped: new Set([`${APP}/db`]) },
     expect: ['startContainer c-web-2'],

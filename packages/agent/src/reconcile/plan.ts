@@ -1,4 +1,12 @@
-import type { CurrentContainer, CurrentState, LocalImage, PlanContext, TargetApp, TargetModel, TargetService } from './state.js';
+import type {
+  CurrentContainer,
+  CurrentState,
+  LocalImage,
+  PlanContext,
+  TargetApp,
+  TargetModel,
+  TargetService,
+} from './state.js';
 import { step, type Step } from './steps.js';
 
 /**
@@ -14,7 +22,9 @@ const DEPENDENCY_RETRY_MS = 2_000;
 /** Whether `ref` names a local image: by tag, by `repo@digest`, or by image id. */
 export function findImage(images: readonly LocalImage[], ref: string): LocalImage | undefined {
   const normalized = ref.includes(':') || ref.includes('@') ? ref : `${ref}:latest`;
-  return images.find((i) => i.id === ref || i.repoTags.includes(normalized) || i.repoDigests.includes(ref) || digestMatch(i, ref));
+  return images.find(
+    (i) => i.id === ref || i.repoTags.includes(normalized) || i.repoDigests.includes(ref) || digestMatch(i, ref),
+  );
 }
 
 /** `registry/repo@sha256:x` matches an image pulled under another repo name only by digest (balena re-tags releases). */
@@ -33,7 +43,12 @@ const isUp = (c: CurrentContainer): boolean => c.state === 'running' || c.state 
  */
 function matches(c: CurrentContainer, svc: TargetService, images: readonly LocalImage[]): boolean {
   const image = findImage(images, svc.image);
-  return image !== undefined && c.configHash === svc.configHash && c.imageId === image.id && svc.networks.every((n) => c.networks.includes(n));
+  return (
+    image !== undefined &&
+    c.configHash === svc.configHash &&
+    c.imageId === image.id &&
+    svc.networks.every((n) => c.networks.includes(n))
+  );
 }
 
 class Planner {
@@ -52,7 +67,9 @@ class Planner {
   /** Kill/stop go through here: INVARIANT no container of a locked app is killed or stopped unless overridden. */
   private kill(c: CurrentContainer, reason: string): void {
     if (this.locked(c.appId)) {
-      this.steps.push(step('wait', { reason: `update lock held by app ${c.appId}`, retryAfterMs: LOCK_RETRY_MS, appId: c.appId }));
+      this.steps.push(
+        step('wait', { reason: `update lock held by app ${c.appId}`, retryAfterMs: LOCK_RETRY_MS, appId: c.appId }),
+      );
       return;
     }
     this.steps.push(step('killContainer', { containerId: c.id, serviceName: c.serviceName, appId: c.appId, reason }));
@@ -76,14 +93,17 @@ class Planner {
 
   private planRemovedApps(targetIds: ReadonlySet<number>): void {
     const gone = new Set<number>();
-    for (const o of [...this.current.containers, ...this.current.volumes, ...this.current.networks]) if (!targetIds.has(o.appId)) gone.add(o.appId);
+    for (const o of [...this.current.containers, ...this.current.volumes, ...this.current.networks])
+      if (!targetIds.has(o.appId)) gone.add(o.appId);
     for (const appId of gone) {
       const containers = this.containersOf(appId);
       for (const c of containers) this.kill(c, 'app removed from target');
       // Volumes and networks go only once no container of the app is left (the engine refuses otherwise).
       if (containers.length === 0) {
-        for (const n of this.current.networks.filter((x) => x.appId === appId)) this.steps.push(step('removeNetwork', { name: n.name }));
-        for (const v of this.current.volumes.filter((x) => x.appId === appId)) this.steps.push(step('removeVolume', { name: v.name }));
+        for (const n of this.current.networks.filter((x) => x.appId === appId))
+          this.steps.push(step('removeNetwork', { name: n.name }));
+        for (const v of this.current.volumes.filter((x) => x.appId === appId))
+          this.steps.push(step('removeVolume', { name: v.name }));
       }
     }
   }
@@ -113,19 +133,30 @@ class Planner {
 
     // download-then-kill (and hand-over) kill nothing until every image of the app is present.
     const allImagesReady = app.services.every((s) => findImage(current.images, s.image) !== undefined);
-    for (const svc of app.services) this.planService(app, svc, containers, allImagesReady, existingNetworks, existingVolumes);
+    for (const svc of app.services)
+      this.planService(app, svc, containers, allImagesReady, existingNetworks, existingVolumes);
 
     // Networks the release no longer declares go once no container uses them.
     const wanted = new Set(app.networks.map((n) => n.name));
     for (const n of current.networks.filter((x) => x.appId === app.appId && !wanted.has(x.name))) {
-      if (!containers.some((c) => c.networks.includes(n.name))) this.steps.push(step('removeNetwork', { name: n.name }));
+      if (!containers.some((c) => c.networks.includes(n.name)))
+        this.steps.push(step('removeNetwork', { name: n.name }));
     }
   }
 
-  private planService(app: TargetApp, svc: TargetService, appContainers: CurrentContainer[], allImagesReady: boolean, networks: ReadonlySet<string>, volumes: ReadonlySet<string>): void {
+  private planService(
+    app: TargetApp,
+    svc: TargetService,
+    appContainers: CurrentContainer[],
+    allImagesReady: boolean,
+    networks: ReadonlySet<string>,
+    volumes: ReadonlySet<string>,
+  ): void {
     const { images } = this.current;
     const mine = appContainers.filter((c) => c.serviceName === svc.serviceName);
-    const matching = mine.filter((c) => matches(c, svc, images)).sort((a, b) => Number(isUp(b)) - Number(isUp(a)) || b.createdAt - a.createdAt);
+    const matching = mine
+      .filter((c) => matches(c, svc, images))
+      .sort((a, b) => Number(isUp(b)) - Number(isUp(a)) || b.createdAt - a.createdAt);
     const others = mine.filter((c) => !matching.includes(c));
     const image = findImage(images, svc.image);
     const [keep, ...duplicates] = matching;
@@ -134,7 +165,8 @@ class Planner {
 
     if (keep) {
       if (others.length > 0) this.retireOld(svc, keep, others);
-      if (keep.name !== svc.containerName) this.steps.push(step('updateMetadata', { containerId: keep.id, name: svc.containerName }));
+      if (keep.name !== svc.containerName)
+        this.steps.push(step('updateMetadata', { containerId: keep.id, name: svc.containerName }));
       // A service stopped on request stays stopped: as if its target said `running: false`.
       const shouldRun = svc.running && !this.held(svc.appId, svc.serviceName);
       if (shouldRun && !isUp(keep)) {
@@ -178,7 +210,9 @@ class Planner {
 
   private stop(c: CurrentContainer): void {
     if (this.locked(c.appId)) {
-      this.steps.push(step('wait', { reason: `update lock held by app ${c.appId}`, retryAfterMs: LOCK_RETRY_MS, appId: c.appId }));
+      this.steps.push(
+        step('wait', { reason: `update lock held by app ${c.appId}`, retryAfterMs: LOCK_RETRY_MS, appId: c.appId }),
+      );
       return;
     }
     this.steps.push(step('stopContainer', { containerId: c.id, serviceName: c.serviceName, appId: c.appId }));
@@ -191,7 +225,13 @@ class Planner {
       const deadline = fresh.createdAt + svc.handoverTimeoutMs;
       const complete = this.ctx.handoverComplete.has(`${svc.appId}/${svc.serviceName}`);
       if (!complete && this.ctx.now < deadline) {
-        this.steps.push(step('wait', { reason: `hand-over of ${svc.appId}/${svc.serviceName}`, retryAfterMs: Math.min(1_000, deadline - this.ctx.now), appId: svc.appId }));
+        this.steps.push(
+          step('wait', {
+            reason: `hand-over of ${svc.appId}/${svc.serviceName}`,
+            retryAfterMs: Math.min(1_000, deadline - this.ctx.now),
+            appId: svc.appId,
+          }),
+        );
         return;
       }
     }
@@ -217,11 +257,19 @@ class Planner {
     const waiting = svc.dependsOn.filter((dep) => {
       const depSvc = app.services.find((s) => s.serviceName === dep);
       // A dependency that is not meant to run (target or held stopped) does not block its dependents.
-      if (!depSvc || !depSvc.running || this.held(app.appId, dep)) return false;
-      return !this.current.containers.some((x) => x.appId === app.appId && x.serviceName === dep && isUp(x) && matches(x, depSvc, this.current.images));
+      if (!depSvc?.running || this.held(app.appId, dep)) return false;
+      return !this.current.containers.some(
+        (x) => x.appId === app.appId && x.serviceName === dep && isUp(x) && matches(x, depSvc, this.current.images),
+      );
     });
     if (waiting.length > 0) {
-      this.steps.push(step('wait', { reason: `${svc.serviceName} waits for ${waiting.join(', ')}`, retryAfterMs: DEPENDENCY_RETRY_MS, appId: app.appId }));
+      this.steps.push(
+        step('wait', {
+          reason: `${svc.serviceName} waits for ${waiting.join(', ')}`,
+          retryAfterMs: DEPENDENCY_RETRY_MS,
+          appId: app.appId,
+        }),
+      );
       return;
     }
     this.steps.push(step('startContainer', { containerId: c.id, serviceName: svc.serviceName, appId: app.appId }));
@@ -231,7 +279,11 @@ class Planner {
   private planImageCleanup(): void {
     const inUse = new Set(this.current.containers.map((c) => c.imageId));
     const targetImages = new Set(this.target.apps.flatMap((a) => a.services.map((s) => s.image)));
-    const targetIds = new Set(this.target.apps.flatMap((a) => a.services.map((s) => findImage(this.current.images, s.image)?.id)).filter((x): x is string => x !== undefined));
+    const targetIds = new Set(
+      this.target.apps
+        .flatMap((a) => a.services.map((s) => findImage(this.current.images, s.image)?.id))
+        .filter((x): x is string => x !== undefined),
+    );
     for (const ref of this.current.knownImages) {
       if (targetImages.has(ref)) continue;
       const img = findImage(this.current.images, ref);

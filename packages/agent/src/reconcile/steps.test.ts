@@ -7,8 +7,17 @@ const noop = async (): Promise<void> => undefined;
 describe('steps', () => {
   it('the executor table must name every action but wait (checked by the compiler)', () => {
     const complete: Executors = {
-      fetch: noop, removeImage: noop, createNetwork: noop, removeNetwork: noop, createVolume: noop, removeVolume: noop,
-      createContainer: noop, startContainer: noop, stopContainer: noop, killContainer: noop, updateMetadata: noop,
+      fetch: noop,
+      removeImage: noop,
+      createNetwork: noop,
+      removeNetwork: noop,
+      createVolume: noop,
+      removeVolume: noop,
+      createContainer: noop,
+      startContainer: noop,
+      stopContainer: noop,
+      killContainer: noop,
+      updateMetadata: noop,
     };
     // @ts-expect-error: a table without `updateMetadata` must not compile; if it ever does, tsc -b fails here.
     const incomplete: Executors = { ...complete, updateMetadata: undefined };

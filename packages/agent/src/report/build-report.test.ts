@@ -10,10 +10,16 @@ describe('diffReport()', () => {
   it('only changed keys; small metric changes are not worth a report', () => {
     const last = { status: 'Idle', cpu_usage: 3, memory_usage: 1000, apps: {} };
     assert.deepEqual(diffReport(last, { status: 'Idle', cpu_usage: 10, memory_usage: 1010, apps: {} }), {});
-    assert.deepEqual(diffReport(last, { status: 'Updating', cpu_usage: 50, memory_usage: 1010, apps: {} }), { status: 'Updating', cpu_usage: 50 });
+    assert.deepEqual(diffReport(last, { status: 'Updating', cpu_usage: 50, memory_usage: 1010, apps: {} }), {
+      status: 'Updating',
+      cpu_usage: 50,
+    });
   });
   it('merge keeps what the control plane has', () => {
-    assert.deepEqual(mergeReport({ a: 1, status: 'Idle' } as never, { status: 'Updating' }), { a: 1, status: 'Updating' });
+    assert.deepEqual(mergeReport({ a: 1, status: 'Idle' } as never, { status: 'Updating' }), {
+      a: 1,
+      status: 'Updating',
+    });
   });
 });
 
@@ -28,20 +34,65 @@ describe('buildAppsReport()', () => {
         releaseId: 2,
         volumes: [],
         networks: [],
-        services: [{ appId: 1, appUuid: 'u1', serviceName: 'web', serviceId: 1, imageId: 1, releaseId: 2, commit: 'c2', image: 'img:2', running: true, strategy: 'download-then-kill', handoverTimeoutMs: 1, dependsOn: [], restart: 'always', containerName: 'x', configHash: 'h2', spec: {}, networks: [], extraNetworks: [], volumes: [] }],
+        services: [
+          {
+            appId: 1,
+            appUuid: 'u1',
+            serviceName: 'web',
+            serviceId: 1,
+            imageId: 1,
+            releaseId: 2,
+            commit: 'c2',
+            image: 'img:2',
+            running: true,
+            strategy: 'download-then-kill',
+            handoverTimeoutMs: 1,
+            dependsOn: [],
+            restart: 'always',
+            containerName: 'x',
+            configHash: 'h2',
+            spec: {},
+            networks: [],
+            extraNetworks: [],
+            volumes: [],
+          },
+        ],
       },
     ],
   };
   it('old release running while the new downloads: both reported, release_uuid the old one', () => {
     const apps = buildAppsReport({
-      current: { containers: [{ id: 'c', name: 'web', appId: 1, appUuid: 'u1', serviceName: 'web', releaseCommit: 'c1', imageId: 'sha256:old', configHash: 'h1', state: 'running', createdAt: 0, networks: [] }], volumes: [], networks: [], images: [], knownImages: [] },
+      current: {
+        containers: [
+          {
+            id: 'c',
+            name: 'web',
+            appId: 1,
+            appUuid: 'u1',
+            serviceName: 'web',
+            releaseCommit: 'c1',
+            imageId: 'sha256:old',
+            configHash: 'h1',
+            state: 'running',
+            createdAt: 0,
+            networks: [],
+          },
+        ],
+        volumes: [],
+        networks: [],
+        images: [],
+        knownImages: [],
+      },
       target,
       statuses: new Map([[1, 'downloading']]),
       progress: new Map([['img:2', 42]]),
       failed: false,
     });
     assert.equal(apps.u1?.release_uuid, 'c1');
-    assert.deepEqual(apps.u1?.releases.c2, { update_status: 'downloading', services: { web: { image: 'img:2', status: 'Downloading', download_progress: 42 } } });
+    assert.deepEqual(apps.u1?.releases.c2, {
+      update_status: 'downloading',
+      services: { web: { image: 'img:2', status: 'Downloading', download_progress: 42 } },
+    });
     assert.equal(apps.u1?.releases.c1?.services.web?.status, 'Running');
   });
 });

@@ -49,10 +49,23 @@ export function buildAppsReport(input: ReportInput): Record<string, CurrentApp> 
     let allMatch = app.services.length > 0;
     for (const svc of app.services) {
       const image = findImage(current.images, svc.image);
-      const match = current.containers.find((c) => c.appId === app.appId && c.serviceName === svc.serviceName && image && c.imageId === image.id && c.configHash === svc.configHash);
+      const match = current.containers.find(
+        (c) =>
+          c.appId === app.appId &&
+          c.serviceName === svc.serviceName &&
+          image &&
+          c.imageId === image.id &&
+          c.configHash === svc.configHash,
+      );
       if (match) reported.add(match.id);
       const progress = input.progress.get(svc.image);
-      const status = match ? containerStatus(match) : progress !== undefined ? 'Downloading' : image ? 'Downloaded' : 'Awaiting download';
+      const status = match
+        ? containerStatus(match)
+        : progress !== undefined
+          ? 'Downloading'
+          : image
+            ? 'Downloaded'
+            : 'Awaiting download';
       if (!match || (svc.running && match.state !== 'running')) allMatch = false;
       services[svc.serviceName] = { image: svc.image, status, download_progress: progress ?? null };
     }
@@ -66,7 +79,8 @@ export function buildAppsReport(input: ReportInput): Record<string, CurrentApp> 
     const entry = (apps[c.appUuid] ??= { release_uuid: null, releases: {} });
     const release = (entry.releases[c.releaseCommit] ??= { services: {} });
     release.services[c.serviceName] = { image: c.imageId, status: containerStatus(c), download_progress: null };
-    if (entry.release_uuid === null && !target.apps.some((a) => a.appUuid === c.appUuid)) entry.release_uuid = c.releaseCommit;
+    if (entry.release_uuid === null && !target.apps.some((a) => a.appUuid === c.appUuid))
+      entry.release_uuid = c.releaseCommit;
   }
   // Apps without release_uuid still name the one their running containers belong to.
   for (const [uuid, entry] of Object.entries(apps)) {

@@ -31,7 +31,7 @@ export class CpuSampler {
     const previous = this.last;
     this.last = { idle, total };
     if (!previous || total === previous.total) return null;
-    return Math.round((100 * (1 - (idle - previous.idle) / (total - previous.total))) * 10) / 10;
+    return Math.round(100 * (1 - (idle - previous.idle) / (total - previous.total)) * 10) / 10;
   }
 }
 
@@ -59,7 +59,10 @@ export async function collectMetrics(cpu: CpuSampler, dataDir: string): Promise<
   let storage: { usage: number; total: number } | null = null;
   try {
     const s = await statfs(dataDir);
-    storage = { total: Math.round((s.blocks * s.bsize) / MB), usage: Math.round(((s.blocks - s.bfree) * s.bsize) / MB) };
+    storage = {
+      total: Math.round((s.blocks * s.bsize) / MB),
+      usage: Math.round(((s.blocks - s.bfree) * s.bsize) / MB),
+    };
   } catch {
     storage = null;
   }

@@ -55,7 +55,8 @@ describe('Reporter', () => {
       }
       while (sent.length < 2) await new Promise((r) => setTimeout(r, 20));
       await new Promise((r) => setTimeout(r, 600));
-      for (let i = 1; i < sent.length; i++) assert.ok((sent[i]?.at ?? 0) - (sent[i - 1]?.at ?? 0) >= 390, 'rate limited');
+      for (let i = 1; i < sent.length; i++)
+        assert.ok((sent[i]?.at ?? 0) - (sent[i - 1]?.at ?? 0) >= 390, 'rate limited');
       assert.deepEqual(sent.at(-1)?.body, { u: { status: 'Updating' } }, 'only the changed key');
       assert.deepEqual(store.getLastReport(), { status: 'Updating', os_version: 'x' });
     } finally {

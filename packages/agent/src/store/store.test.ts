@@ -40,7 +40,9 @@ test('a malformed stored hold map reads as nothing held rather than failing the 
     ];
     for (const c of cases) {
       const db = new Database(join(dir.path, 'agent.sqlite'));
-      db.prepare("INSERT INTO kv (key, value) VALUES ('stopHolds', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value").run(c.stored);
+      db.prepare(
+        "INSERT INTO kv (key, value) VALUES ('stopHolds', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+      ).run(c.stored);
       db.close();
       const store = openStore(dir.path);
       assert.deepEqual(store.getStopHolds(), c.expect, c.stored);

@@ -50,10 +50,16 @@ export function openStore(dataDir: string): Store {
     CREATE TABLE IF NOT EXISTS known_image (ref TEXT PRIMARY KEY, added_at INTEGER NOT NULL);
   `);
   const get = db.prepare<[string], { value: string }>('SELECT value FROM kv WHERE key = ?');
-  const put = db.prepare<[string, string]>('INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value');
-  const insertIfAbsent = db.prepare<[string, string]>('INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO NOTHING');
+  const put = db.prepare<[string, string]>(
+    'INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
+  );
+  const insertIfAbsent = db.prepare<[string, string]>(
+    'INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO NOTHING',
+  );
   const listImages = db.prepare<[], { ref: string }>('SELECT ref FROM known_image ORDER BY ref');
-  const addImage = db.prepare<[string, number]>('INSERT INTO known_image (ref, added_at) VALUES (?, ?) ON CONFLICT(ref) DO NOTHING');
+  const addImage = db.prepare<[string, number]>(
+    'INSERT INTO known_image (ref, added_at) VALUES (?, ?) ON CONFLICT(ref) DO NOTHING',
+  );
   const delImage = db.prepare<[string]>('DELETE FROM known_image WHERE ref = ?');
   let phase: Phase | undefined;
   let interruptedApplies: number | undefined;

@@ -3,7 +3,15 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { gunzipSync } from 'node:zlib';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { deviceLogLineSchema, deviceMessageSchema, type ActionMessage, type ActionResultMessage, type DeviceLogLine, type DeviceReport, type TargetDevice } from '@flotilla/protocol';
+import {
+  deviceLogLineSchema,
+  deviceMessageSchema,
+  type ActionMessage,
+  type ActionResultMessage,
+  type DeviceLogLine,
+  type DeviceReport,
+  type TargetDevice,
+} from '@flotilla/protocol';
 import type { ServedImage } from './fake-registry.js';
 
 interface Device {
@@ -71,7 +79,8 @@ export class FakeControlPlane {
         });
         ws.on('message', (data) => {
           const parsed = deviceMessageSchema.safeParse(JSON.parse(data.toString()));
-          if (parsed.success && parsed.data.type === 'action-result') this.pendingActions.get(parsed.data.id)?.(parsed.data);
+          if (parsed.success && parsed.data.type === 'action-result')
+            this.pendingActions.get(parsed.data.id)?.(parsed.data);
         });
       });
     });
@@ -150,21 +159,25 @@ export class FakeControlPlane {
     const key = this.bearer(req);
 
     if (method === 'POST' && url.pathname === '/device/register') {
-      if (key !== this.provisioningKey) return this.json(res, 401, { error: { code: 'UNAUTHENTICATED', message: 'bad provisioning key' } });
+      if (key !== this.provisioningKey)
+        return this.json(res, 401, { error: { code: 'UNAUTHENTICATED', message: 'bad provisioning key' } });
       const body = (await this.body(req)) as { uuid: string; api_key: string; application: number };
-      if (this.devices.has(body.uuid)) return this.json(res, 409, { error: { code: 'DEVICE_ALREADY_REGISTERED', message: 'exists' } });
+      if (this.devices.has(body.uuid))
+        return this.json(res, 409, { error: { code: 'DEVICE_ALREADY_REGISTERED', message: 'exists' } });
       const id = this.addDevice(body.uuid, body.api_key);
       return this.json(res, 201, { id, uuid: body.uuid, api_key: body.api_key });
     }
     if (method === 'GET' && url.pathname === '/v7/device') {
       const uuid = /uuid eq '([0-9a-f]+)'/.exec(url.searchParams.get('$filter') ?? '')?.[1] ?? '';
       const device = this.devices.get(uuid);
-      if (!device || (key !== device.apiKey && key !== this.provisioningKey)) return this.json(res, 401, { error: { code: 'UNAUTHENTICATED', message: 'no' } });
+      if (!device || (key !== device.apiKey && key !== this.provisioningKey))
+        return this.json(res, 401, { error: { code: 'UNAUTHENTICATED', message: 'no' } });
       return this.json(res, 200, { d: [{ id: device.id }] });
     }
     const exchange = /^\/api-key\/device\/(\d+)\/device-key$/.exec(url.pathname);
     if (method === 'POST' && exchange) {
-      if (key !== this.provisioningKey) return this.json(res, 401, { error: { code: 'UNAUTHENTICATED', message: 'no' } });
+      if (key !== this.provisioningKey)
+        return this.json(res, 401, { error: { code: 'UNAUTHENTICATED', message: 'no' } });
       const device = [...this.devices.values()].find((d) => d.id === Number(exchange[1]));
       if (!device) return this.json(res, 404, { error: { code: 'DEVICE_NOT_FOUND', message: 'no' } });
       device.apiKey = ((await this.body(req)) as { apiKey: string }).apiKey;
@@ -173,7 +186,8 @@ export class FakeControlPlane {
     const state = /^\/device\/v3\/([0-9a-f]+)\/state$/.exec(url.pathname);
     if (method === 'GET' && state) {
       const device = this.deviceByKey(key);
-      if (!device || device.uuid !== state[1]) return this.json(res, 401, { error: { code: 'UNAUTHENTICATED', message: 'no' } });
+      if (!device || device.uuid !== state[1])
+        return this.json(res, 401, { error: { code: 'UNAUTHENTICATED', message: 'no' } });
       const target = this.targets.get(device.uuid) ?? { name: 'device', config: {}, apps: {} };
       const body = JSON.stringify({ [device.uuid]: target });
       const etag = `"${createHash('sha256').update(body).digest('hex').slice(0, 16)}"`;
@@ -187,20 +201,24 @@ export class FakeControlPlane {
     if (method === 'PATCH' && url.pathname === '/device/v3/state') {
       const device = this.deviceByKey(key);
       const body = (await this.body(req)) as Record<string, DeviceReport>;
-      if (!device || Object.keys(body).some((u) => u !== device.uuid)) return this.json(res, 401, { error: { code: 'UNAUTHENTICATED', message: 'no' } });
+      if (!device || Object.keys(body).some((u) => u !== device.uuid))
+        return this.json(res, 401, { error: { code: 'UNAUTHENTICATED', message: 'no' } });
       this.reports.push({ at: Date.now(), body });
-      for (const [uuid, report] of Object.entries(body)) this.state.set(uuid, { ...(this.state.get(uuid) ?? {}), ...report });
+      for (const [uuid, report] of Object.entries(body))
+        this.state.set(uuid, { ...(this.state.get(uuid) ?? {}), ...report });
       return this.json(res, 200, {});
     }
     const logStream = /^\/device\/v2\/([0-9a-f]+)\/log-stream$/.exec(url.pathname);
     if (method === 'POST' && logStream) {
       const device = this.deviceByKey(key);
-      if (!device || device.uuid !== logStream[1]) return this.json(res, 401, { error: { code: 'UNAUTHENTICATED', message: 'no' } });
+      if (!device || device.uuid !== logStream[1])
+        return this.json(res, 401, { error: { code: 'UNAUTHENTICATED', message: 'no' } });
       const chunks: Buffer[] = [];
       for await (const chunk of req) chunks.push(chunk as Buffer);
       const raw = Buffer.concat(chunks);
       const text = (req.headers['content-encoding'] === 'gzip' ? gunzipSync(raw) : raw).toString('utf8');
-      for (const line of text.split('\n').filter((l) => l.trim() !== '')) this.logs.push({ ...deviceLogLineSchema.parse(JSON.parse(line)), uuid: device.uuid });
+      for (const line of text.split('\n').filter((l) => l.trim() !== ''))
+        this.logs.push({ ...deviceLogLineSchema.parse(JSON.parse(line)), uuid: device.uuid });
       return this.json(res, 201, {});
     }
     this.json(res, 404, { error: { code: 'NOT_FOUND', message: `${method} ${url.pathname}` } });
@@ -208,11 +226,16 @@ export class FakeControlPlane {
 
   private async registry(req: IncomingMessage, res: ServerResponse, pathname: string, method: string): Promise<void> {
     const auth = req.headers.authorization ?? '';
-    const [user, pass] = auth.startsWith('Basic ') ? Buffer.from(auth.slice(6), 'base64').toString('utf8').split(':') : [];
+    const [user, pass] = auth.startsWith('Basic ')
+      ? Buffer.from(auth.slice(6), 'base64').toString('utf8').split(':')
+      : [];
     const device = user?.startsWith('d_') ? this.devices.get(user.slice(2)) : undefined;
     if (!device || device.apiKey !== pass) {
       if (auth) this.registryAuthFailures += 1;
-      res.writeHead(401, { 'www-authenticate': 'Basic realm="flotilla-fake"', 'docker-distribution-api-version': 'registry/2.0' });
+      res.writeHead(401, {
+        'www-authenticate': 'Basic realm="flotilla-fake"',
+        'docker-distribution-api-version': 'registry/2.0',
+      });
       return void res.end();
     }
     if (pathname === '/v2/') {
@@ -225,13 +248,21 @@ export class FakeControlPlane {
     if (m[2] === 'manifests') {
       if (m[3] !== image.manifestDigest) return this.json(res, 404, { errors: [{ code: 'MANIFEST_UNKNOWN' }] });
       if (method === 'GET') this.pullsStarted += 1;
-      res.writeHead(200, { 'content-type': 'application/vnd.docker.distribution.manifest.v2+json', 'docker-content-digest': image.manifestDigest, 'content-length': image.manifest.length });
+      res.writeHead(200, {
+        'content-type': 'application/vnd.docker.distribution.manifest.v2+json',
+        'docker-content-digest': image.manifestDigest,
+        'content-length': image.manifest.length,
+      });
       return void res.end(method === 'HEAD' ? undefined : image.manifest);
     }
     const blob = image.blobs.get(m[3] as string);
     if (!blob) return this.json(res, 404, { errors: [{ code: 'BLOB_UNKNOWN' }] });
     if (method === 'GET' && this.blobGate) await this.blobGate;
-    res.writeHead(200, { 'content-type': 'application/octet-stream', 'docker-content-digest': m[3] as string, 'content-length': blob.length });
+    res.writeHead(200, {
+      'content-type': 'application/octet-stream',
+      'docker-content-digest': m[3] as string,
+      'content-length': blob.length,
+    });
     res.end(method === 'HEAD' ? undefined : blob);
   }
 }

@@ -23,7 +23,10 @@ export async function exportImage(localRef: string, repo: string): Promise<Serve
     const tarball = join(dir.path, 'image.tar');
     await run('docker', ['save', '-o', tarball, localRef]);
     await run('tar', ['-C', dir.path, '-xf', tarball]);
-    const [entry] = JSON.parse(await readFile(join(dir.path, 'manifest.json'), 'utf8')) as Array<{ Config: string; Layers: string[] }>;
+    const [entry] = JSON.parse(await readFile(join(dir.path, 'manifest.json'), 'utf8')) as Array<{
+      Config: string;
+      Layers: string[];
+    }>;
     if (!entry) throw new Error(`docker save of ${localRef} has no manifest`);
     const blobs = new Map<string, Buffer>();
     const config = await readFile(join(dir.path, entry.Config));
@@ -38,7 +41,11 @@ export async function exportImage(localRef: string, repo: string): Promise<Serve
       JSON.stringify({
         schemaVersion: 2,
         mediaType: 'application/vnd.docker.distribution.manifest.v2+json',
-        config: { mediaType: 'application/vnd.docker.container.image.v1+json', size: config.length, digest: sha(config) },
+        config: {
+          mediaType: 'application/vnd.docker.container.image.v1+json',
+          size: config.length,
+          digest: sha(config),
+        },
         layers,
       }),
     );

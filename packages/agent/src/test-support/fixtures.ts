@@ -42,7 +42,11 @@ export async function buildImage(tag: string, marker: string): Promise<string> {
 export async function buildTalkingImage(tag: string): Promise<string> {
   const base = await ensureBusyboxImage();
   const script = `trap 'exit 0' TERM; i=0; while true; do i=$((i+1)); echo "tick $i"; if [ -f /tmp/say ]; then cat /tmp/say >&2; rm -f /tmp/say; fi; sleep 0.2; done`;
-  const dockerfile = [`FROM ${base}`, `RUN echo ${randomBytes(8).toString('hex')} > /.nonce`, `CMD ["sh", "-c", ${JSON.stringify(script)}]`].join('\n');
+  const dockerfile = [
+    `FROM ${base}`,
+    `RUN echo ${randomBytes(8).toString('hex')} > /.nonce`,
+    `CMD ["sh", "-c", ${JSON.stringify(script)}]`,
+  ].join('\n');
   await run('docker', ['build', '-q', '-t', tag, '-'], { input: dockerfile });
   return tag;
 }
@@ -58,10 +62,26 @@ export function serviceOf(c: Docker.ContainerInfo): string {
 /** Removes everything labelled with the namespace, plus the given image refs. Tolerates what is already gone. */
 export async function cleanup(namespace: string, images: string[] = []): Promise<void> {
   const filters = JSON.stringify({ label: [`${NAMESPACE_LABEL}=${namespace}`] });
-  for (const c of await docker.listContainers({ all: true, filters })) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
-  for (const n of await docker.listNetworks({ filters })) await docker.getNetwork(n.Id).remove().catch(() => undefined);
-  for (const v of (await docker.listVolumes({ filters })).Volumes ?? []) await docker.getVolume(v.Name).remove().catch(() => undefined);
-  for (const image of images) await docker.getImage(image).remove({ force: true }).catch(() => undefined);
+  for (const c of await docker.listContainers({ all: true, filters }))
+    await docker
+      .getContainer(c.Id)
+      .remove({ force: true })
+      .catch(() => undefined);
+  for (const n of await docker.listNetworks({ filters }))
+    await docker
+      .getNetwork(n.Id)
+      .remove()
+      .catch(() => undefined);
+  for (const v of (await docker.listVolumes({ filters })).Volumes ?? [])
+    await docker
+      .getVolume(v.Name)
+      .remove()
+      .catch(() => undefined);
+  for (const image of images)
+    await docker
+      .getImage(image)
+      .remove({ force: true })
+      .catch(() => undefined);
 }
 
 export async function exec(containerId: string, command: string): Promise<string> {
@@ -77,7 +97,15 @@ export interface ServiceDef {
 }
 
 /** One device's target: one app with one release. */
-export function target(o: { appId: number; appUuid: string; commit: string; releaseId: number; services: Record<string, ServiceDef>; volumes?: string[]; config?: Record<string, string> }): TargetDevice {
+export function target(o: {
+  appId: number;
+  appUuid: string;
+  commit: string;
+  releaseId: number;
+  services: Record<string, ServiceDef>;
+  volumes?: string[];
+  config?: Record<string, string>;
+}): TargetDevice {
   let n = 0;
   return {
     name: 'test-device',
@@ -94,10 +122,20 @@ export function target(o: { appId: number; appUuid: string; commit: string; rele
             services: Object.fromEntries(
               Object.entries(o.services).map(([name, s]) => [
                 name,
-                { id: ++n, image_id: o.releaseId * 100 + n, image: s.image, running: s.running ?? true, environment: s.environment ?? {}, labels: s.labels ?? {}, composition: s.composition ?? {} },
+                {
+                  id: ++n,
+                  image_id: o.releaseId * 100 + n,
+                  image: s.image,
+                  running: s.running ?? true,
+                  environment: s.environment ?? {},
+                  labels: s.labels ?? {},
+                  composition: s.composition ?? {},
+                },
               ]),
             ),
-            volumes: Object.fromEntries((o.volumes ?? []).map((v) => [v, { driver: 'local', driver_opts: {}, labels: {} }])),
+            volumes: Object.fromEntries(
+              (o.volumes ?? []).map((v) => [v, { driver: 'local', driver_opts: {}, labels: {} }]),
+            ),
             networks: {},
           },
         },
@@ -121,7 +159,16 @@ export async function harness(extraConfig: Record<string, unknown> = {}): Promis
   await cp.start();
   const dir = await tempDir('flotilla-agent-it-');
   const configPath = join(dir.path, 'config.json');
-  await writeFile(configPath, JSON.stringify({ apiEndpoint: cp.url, provisioningApiKey: cp.provisioningKey, applicationId: 1, deviceType: 'generic-amd64', ...extraConfig }));
+  await writeFile(
+    configPath,
+    JSON.stringify({
+      apiEndpoint: cp.url,
+      provisioningApiKey: cp.provisioningKey,
+      applicationId: 1,
+      deviceType: 'generic-amd64',
+      ...extraConfig,
+    }),
+  );
   return {
     cp,
     dir: dir.path,

@@ -15,7 +15,14 @@ describe('httpExchange', () => {
       req.on('end', () => {
         if (req.url === '/echo') {
           res.writeHead(201, { etag: '"abc"', 'content-type': 'application/json' });
-          res.end(JSON.stringify({ method: req.method, auth: req.headers.authorization, length: req.headers['content-length'], body: Buffer.concat(chunks).toString() }));
+          res.end(
+            JSON.stringify({
+              method: req.method,
+              auth: req.headers.authorization,
+              length: req.headers['content-length'],
+              body: Buffer.concat(chunks).toString(),
+            }),
+          );
         } else if (req.url === '/big') {
           res.end(Buffer.alloc(64 * 1024, 'x'));
         } else if (req.url === '/silent') {
@@ -36,18 +43,34 @@ describe('httpExchange', () => {
   const init = { idleTimeoutMs: 5_000, maxBodyBytes: 1024 * 1024 };
 
   test('sends method, headers and body with its length, and buffers status, headers and body of the answer', async () => {
-    const answer = await httpExchange(new URL('/echo', base), { ...init, method: 'PATCH', headers: { authorization: 'Bearer k' }, body: 'héllo' });
+    const answer = await httpExchange(new URL('/echo', base), {
+      ...init,
+      method: 'PATCH',
+      headers: { authorization: 'Bearer k' },
+      body: 'héllo',
+    });
     assert.equal(answer.status, 201);
     assert.equal(answer.headers.etag, '"abc"');
-    assert.deepEqual(JSON.parse(answer.body.toString()), { method: 'PATCH', auth: 'Bearer k', length: '6', body: 'héllo' });
+    assert.deepEqual(JSON.parse(answer.body.toString()), {
+      method: 'PATCH',
+      auth: 'Bearer k',
+      length: '6',
+      body: 'héllo',
+    });
   });
 
   test('an answer over maxBodyBytes fails instead of growing in memory', async () => {
-    await assert.rejects(httpExchange(new URL('/big', base), { ...init, method: 'GET', maxBodyBytes: 1000 }), /larger than 1000 bytes/);
+    await assert.rejects(
+      httpExchange(new URL('/big', base), { ...init, method: 'GET', maxBodyBytes: 1000 }),
+      /larger than 1000 bytes/,
+    );
   });
 
   test('a silent server fails the request after the idle timeout', async () => {
-    await assert.rejects(httpExchange(new URL('/silent', base), { ...init, method: 'GET', idleTimeoutMs: 200 }), /no answer within 200 ms/);
+    await assert.rejects(
+      httpExchange(new URL('/silent', base), { ...init, method: 'GET', idleTimeoutMs: 200 }),
+      /no answer within 200 ms/,
+    );
   });
 
   test('an aborted signal ends the request with an AbortError', async () => {
@@ -62,6 +85,8 @@ describe('httpExchange', () => {
     await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
     const port = (closed.address() as AddressInfo).port;
     await new Promise((resolve) => closed.close(resolve));
-    await assert.rejects(httpExchange(new URL(`http://127.0.0.1:${port}/`), { ...init, method: 'GET' }), { code: 'ECONNREFUSED' });
+    await assert.rejects(httpExchange(new URL(`http://127.0.0.1:${port}/`), { ...init, method: 'GET' }), {
+      code: 'ECONNREFUSED',
+    });
   });
 });

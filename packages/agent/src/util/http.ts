@@ -28,7 +28,10 @@ export function httpExchange(url: URL, init: HttpInit): Promise<HttpAnswer> {
   return new Promise((resolve, reject) => {
     const req = send(url, {
       method: init.method,
-      headers: { ...init.headers, ...(init.body === undefined ? {} : { 'content-length': String(Buffer.byteLength(init.body)) }) },
+      headers: {
+        ...init.headers,
+        ...(init.body === undefined ? {} : { 'content-length': String(Buffer.byteLength(init.body)) }),
+      },
       signal: init.signal,
       timeout: init.idleTimeoutMs,
     });
@@ -46,7 +49,9 @@ export function httpExchange(url: URL, init: HttpInit): Promise<HttpAnswer> {
         chunks.push(chunk);
       });
       response.on('error', reject);
-      response.on('end', () => resolve({ status: response.statusCode ?? 0, headers: response.headers, body: Buffer.concat(chunks) }));
+      response.on('end', () =>
+        resolve({ status: response.statusCode ?? 0, headers: response.headers, body: Buffer.concat(chunks) }),
+      );
     });
     req.end(init.body);
   });

@@ -11,7 +11,8 @@ describe('backoffMs()', () => {
     [10, 900_000, 900_000],
     [3, 20_000, 20_000],
   ];
-  for (const [failures, cap, expected] of cases) it(`${failures} failures, cap ${cap} → ${expected}`, () => assert.equal(backoffMs(failures, cap), expected));
+  for (const [failures, cap, expected] of cases)
+    it(`${failures} failures, cap ${cap} → ${expected}`, () => assert.equal(backoffMs(failures, cap), expected));
 });
 
 describe('Wakeable', () => {

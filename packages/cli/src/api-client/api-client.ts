@@ -7,7 +7,10 @@ import { API_PREFIX, FlotillaError, isErrorBody } from '@flotilla/protocol';
 export class ApiClient {
   readonly baseUrl: string;
 
-  constructor(baseUrl: string, private readonly token?: string) {
+  constructor(
+    baseUrl: string,
+    private readonly token?: string,
+  ) {
     this.baseUrl = baseUrl.replace(/\/+$/, '');
   }
 
@@ -28,7 +31,12 @@ export class ApiClient {
    * Opens a long-lived GET (Server-Sent Events) and yields each event's `data` for events of type `event`.
    * Ends when the server closes the stream or `signal` aborts.
    */
-  async *events(path: string, event: string, query: Record<string, string | undefined>, signal: AbortSignal): AsyncGenerator<string> {
+  async *events(
+    path: string,
+    event: string,
+    query: Record<string, string | undefined>,
+    signal: AbortSignal,
+  ): AsyncGenerator<string> {
     const url = new URL(`${this.baseUrl}${API_PREFIX}${path}`);
     for (const [key, value] of Object.entries(query)) if (value !== undefined) url.searchParams.set(key, value);
     const headers: Record<string, string> = { accept: 'text/event-stream' };
@@ -61,11 +69,19 @@ export class ApiClient {
       }
     } catch (error) {
       if (signal.aborted) return;
-      throw new FlotillaError('NETWORK_ERROR', `the log stream broke: ${error instanceof Error ? error.message : String(error)}`);
+      throw new FlotillaError(
+        'NETWORK_ERROR',
+        `the log stream broke: ${error instanceof Error ? error.message : String(error)}`,
+      );
     }
   }
 
-  async request<T>(method: string, path: string, body?: unknown, query?: Record<string, string | undefined>): Promise<T> {
+  async request<T>(
+    method: string,
+    path: string,
+    body?: unknown,
+    query?: Record<string, string | undefined>,
+  ): Promise<T> {
     const url = new URL(`${this.baseUrl}${API_PREFIX}${path}`);
     for (const [key, value] of Object.entries(query ?? {})) if (value !== undefined) url.searchParams.set(key, value);
     const headers: Record<string, string> = { accept: 'application/json' };
@@ -73,7 +89,12 @@ export class ApiClient {
     if (body !== undefined) headers['content-type'] = 'application/json';
     let response: Response;
     try {
-      response = await fetch(url, { method, headers, body: body === undefined ? null : JSON.stringify(body), signal: AbortSignal.timeout(60_000) });
+      response = await fetch(url, {
+        method,
+        headers,
+        body: body === undefined ? null : JSON.stringify(body),
+        signal: AbortSignal.timeout(60_000),
+      });
     } catch (error) {
       throw unreachable(this.baseUrl, error);
     }
@@ -97,12 +118,21 @@ function failure(method: string, url: URL, status: number, text: string): Flotil
   } catch {
     parsed = undefined;
   }
-  if (isErrorBody(parsed)) return new FlotillaError(parsed.error.code, parsed.error.message, { details: parsed.error.details });
-  return new FlotillaError(status === 404 ? 'NOT_FOUND' : 'INTERNAL', `${method} ${url.pathname} failed with HTTP ${status}`);
+  if (isErrorBody(parsed))
+    return new FlotillaError(parsed.error.code, parsed.error.message, { details: parsed.error.details });
+  return new FlotillaError(
+    status === 404 ? 'NOT_FOUND' : 'INTERNAL',
+    `${method} ${url.pathname} failed with HTTP ${status}`,
+  );
 }
 
 /** The server could not be reached at all (refused, DNS, timeout): the innermost reason is the useful one. */
 function unreachable(baseUrl: string, error: unknown): FlotillaError {
-  const reason = error instanceof Error && error.cause instanceof Error ? error.cause.message : error instanceof Error ? error.message : String(error);
+  const reason =
+    error instanceof Error && error.cause instanceof Error
+      ? error.cause.message
+      : error instanceof Error
+        ? error.message
+        : String(error);
   return new FlotillaError('NETWORK_ERROR', `cannot reach ${baseUrl}: ${reason}`, { cause: error });
 }

@@ -1,5 +1,12 @@
 import type Docker from 'dockerode';
-import { FlotillaError, formatPlatform, parsePlatform, platformOfDeviceType, platformOfEngine, runsOn } from '@flotilla/protocol';
+import {
+  FlotillaError,
+  formatPlatform,
+  parsePlatform,
+  platformOfDeviceType,
+  platformOfEngine,
+  runsOn,
+} from '@flotilla/protocol';
 import type { ImagePlatform, Platform } from '@flotilla/protocol';
 
 /** The platform a deploy builds for, and why (for error messages that say where the requirement came from). */
@@ -18,7 +25,11 @@ const EXAMPLES = 'linux/amd64, linux/arm64, linux/arm/v7, linux/arm/v6 or linux/
 export function platformFlag(flag: string | undefined): Platform | undefined {
   if (flag === undefined) return undefined;
   const platform = parsePlatform(flag);
-  if (!platform) throw new FlotillaError('VALIDATION_FAILED', `invalid --platform ${JSON.stringify(flag)}: give os/arch[/variant], one of ${EXAMPLES}`);
+  if (!platform)
+    throw new FlotillaError(
+      'VALIDATION_FAILED',
+      `invalid --platform ${JSON.stringify(flag)}: give os/arch[/variant], one of ${EXAMPLES}`,
+    );
   return platform;
 }
 
@@ -27,7 +38,10 @@ export function platformFlag(flag: string | undefined): Platform | undefined {
  * device type. An unknown device type is an error rather than a guess, because a wrong guess ships images the
  * devices cannot execute.
  */
-export function targetPlatform(fleet: { slug: string; deviceType: string }, flag: Platform | undefined): TargetPlatform {
+export function targetPlatform(
+  fleet: { slug: string; deviceType: string },
+  flag: Platform | undefined,
+): TargetPlatform {
   if (flag) return { platform: flag, name: formatPlatform(flag), reason: '--platform' };
   const platform = platformOfDeviceType(fleet.deviceType);
   if (!platform) {
@@ -38,7 +52,6 @@ export function targetPlatform(fleet: { slug: string; deviceType: string }, flag
   }
   return { platform, name: formatPlatform(platform), reason: `fleet ${fleet.slug} (${fleet.deviceType})` };
 }
-
 
 /** The platform of a local image (engine fields `Os`, `Architecture`, `Variant`; the typings lack Variant). */
 export async function inspectPlatform(docker: Docker, ref: string): Promise<ImagePlatform> {
@@ -52,14 +65,25 @@ export async function inspectPlatform(docker: Docker, ref: string): Promise<Imag
  * only warns), so this check is what keeps an "exec format error" crash loop off the devices.
  * `source` says where the image came from: a built service's base image, or an `image:` reference.
  */
-export async function checkImagePlatform(docker: Docker, service: string, ref: string, target: TargetPlatform, source: ImageSource): Promise<void> {
+export async function checkImagePlatform(
+  docker: Docker,
+  service: string,
+  ref: string,
+  target: TargetPlatform,
+  source: ImageSource,
+): Promise<void> {
   let image: ImagePlatform;
   try {
     image = await inspectPlatform(docker, ref);
   } catch (error) {
-    throw new FlotillaError('BUILD_FAILED', `service ${service}: image ${ref} could not be inspected: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+    throw new FlotillaError(
+      'BUILD_FAILED',
+      `service ${service}: image ${ref} could not be inspected: ${error instanceof Error ? error.message : String(error)}`,
+      { cause: error },
+    );
   }
-  if (!runsOn(image, target.platform)) throw new FlotillaError('PLATFORM_MISMATCH', mismatchMessage(service, formatPlatform(image), target, source));
+  if (!runsOn(image, target.platform))
+    throw new FlotillaError('PLATFORM_MISMATCH', mismatchMessage(service, formatPlatform(image), target, source));
 }
 
 export type ImageSource = { kind: 'build'; base?: string | undefined } | { kind: 'image'; image: string };
@@ -102,7 +126,13 @@ export function traceBuildLine(trace: BuildTrace, line: string): void {
  * A one-line explanation of a failed build when the cause is the platform, else undefined (the engine's message is
  * then clear enough). `engine` is the build machine's own platform, when known.
  */
-export function explainBuildFailure(service: string, message: string, trace: BuildTrace, target: TargetPlatform, engine: string | undefined): FlotillaError | undefined {
+export function explainBuildFailure(
+  service: string,
+  message: string,
+  trace: BuildTrace,
+  target: TargetPlatform,
+  engine: string | undefined,
+): FlotillaError | undefined {
   // Newer engines refuse a base image that exists only for another platform instead of silently using it.
   const wrongBase = /does not match the specified platform(?:: wanted ([^,\s]+), actual: ([^\s,;)]+))?/.exec(message);
   if (wrongBase) {

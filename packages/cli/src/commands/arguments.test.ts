@@ -13,18 +13,36 @@ test('release references: id, commit prefix or none', () => {
   assert.equal(releaseRef('12'), 12);
   assert.equal(releaseRef('abcdef0'), 'abcdef0');
   assert.equal(releaseRef('none'), null);
-  assert.equal(code(() => releaseRef('v1.0')), 'VALIDATION_FAILED');
-  assert.equal(code(() => releaseRef('abc')), 'VALIDATION_FAILED');
+  assert.equal(
+    code(() => releaseRef('v1.0')),
+    'VALIDATION_FAILED',
+  );
+  assert.equal(
+    code(() => releaseRef('abc')),
+    'VALIDATION_FAILED',
+  );
 });
 
 test('variable owner: exactly one of --fleet and --device, each validated', () => {
   assert.equal(ownerPath({ fleet: 'kitchen' }), '/fleets/kitchen');
   assert.equal(ownerPath({ device: 'abcdef0' }), '/devices/abcdef0');
-  assert.equal(code(() => ownerPath({})), 'VALIDATION_FAILED');
-  assert.equal(code(() => ownerPath({ fleet: 'a', device: 'abcdef0' })), 'VALIDATION_FAILED');
-  assert.equal(code(() => ownerPath({ fleet: 'Bad Slug' })), 'VALIDATION_FAILED');
+  assert.equal(
+    code(() => ownerPath({})),
+    'VALIDATION_FAILED',
+  );
+  assert.equal(
+    code(() => ownerPath({ fleet: 'a', device: 'abcdef0' })),
+    'VALIDATION_FAILED',
+  );
+  assert.equal(
+    code(() => ownerPath({ fleet: 'Bad Slug' })),
+    'VALIDATION_FAILED',
+  );
   assert.equal(ownerPath({ device: 'kitchen pi' }), '/devices/kitchen%20pi', 'a device name, escaped');
-  assert.equal(code(() => ownerPath({ device: '' })), 'VALIDATION_FAILED');
+  assert.equal(
+    code(() => ownerPath({ device: '' })),
+    'VALIDATION_FAILED',
+  );
 });
 
 test('checkArg names the argument', () => {
@@ -34,18 +52,36 @@ test('checkArg names the argument', () => {
 });
 
 test('os config flags map to the protocol request and are validated locally', () => {
-  assert.deepEqual(configJsonRequest({ output: 'x', hostname: 'probe-1', dev: true, persistentLogging: true, sshKey: ['ssh-ed25519 AAA'], wifiSsid: 'home', wifiKey: 'password1', pollInterval: '60000' }), {
-    hostname: 'probe-1',
-    developmentMode: true,
-    persistentLogging: true,
-    sshKeys: ['ssh-ed25519 AAA'],
-    wifiSsid: 'home',
-    wifiKey: 'password1',
-    appUpdatePollInterval: 60000,
-  });
+  assert.deepEqual(
+    configJsonRequest({
+      output: 'x',
+      hostname: 'probe-1',
+      dev: true,
+      persistentLogging: true,
+      sshKey: ['ssh-ed25519 AAA'],
+      wifiSsid: 'home',
+      wifiKey: 'password1',
+      pollInterval: '60000',
+    }),
+    {
+      hostname: 'probe-1',
+      developmentMode: true,
+      persistentLogging: true,
+      sshKeys: ['ssh-ed25519 AAA'],
+      wifiSsid: 'home',
+      wifiKey: 'password1',
+      appUpdatePollInterval: 60000,
+    },
+  );
   assert.deepEqual(configJsonRequest({ output: 'x' }), {});
-  assert.equal(code(() => configJsonRequest({ output: 'x', wifiKey: 'short' })), 'VALIDATION_FAILED');
-  assert.equal(code(() => configJsonRequest({ output: 'x', pollInterval: '5' })), 'VALIDATION_FAILED');
+  assert.equal(
+    code(() => configJsonRequest({ output: 'x', wifiKey: 'short' })),
+    'VALIDATION_FAILED',
+  );
+  assert.equal(
+    code(() => configJsonRequest({ output: 'x', pollInterval: '5' })),
+    'VALIDATION_FAILED',
+  );
 });
 
 test('image repositories are lowercase <registry>/<fleet>/<service>', () => {

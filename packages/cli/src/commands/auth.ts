@@ -24,12 +24,21 @@ export function registerAuthCommands(program: Command): void {
         let token: string;
         if (opts.apiKey) token = opts.apiKey;
         else if (opts.username && opts.password) {
-          token = (await new ApiClient(base).post<{ token: string }>('/auth/login', { username: opts.username, password: opts.password })).token;
+          token = (
+            await new ApiClient(base).post<{ token: string }>('/auth/login', {
+              username: opts.username,
+              password: opts.password,
+            })
+          ).token;
         } else throw new FlotillaError('VALIDATION_FAILED', 'give --api-key, or --username and --password');
         // Check the credentials before storing them, so a typo is caught now rather than at the next command.
         const who = await new ApiClient(base, token).get<WhoamiResponse>('/whoami');
         const file = await writeCredentials({ url: base, token }, env);
-        emit(output, { url: base, user: who.user, credentialsFile: file }, () => `logged in to ${base} as ${who.user.username}\n`);
+        emit(
+          output,
+          { url: base, user: who.user, credentialsFile: file },
+          () => `logged in to ${base} as ${who.user.username}\n`,
+        );
       }),
     );
 

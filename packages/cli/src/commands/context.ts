@@ -23,7 +23,10 @@ export function leaf(parent: Command, spec: string, description: string): Comman
  * Runs a command body with its context and turns any failure into `error: <message> (<CODE>)` on stderr (and the
  * error body on stdout with --json) with exit code 1. INVARIANT: no stack trace ever reaches the user.
  */
-export async function runCommand(options: { json?: boolean }, body: (ctx: CommandContext) => Promise<void>): Promise<void> {
+export async function runCommand(
+  options: { json?: boolean },
+  body: (ctx: CommandContext) => Promise<void>,
+): Promise<void> {
   const output = stdOutput(options.json === true);
   const env = process.env;
   const ctx: CommandContext = {
@@ -39,7 +42,10 @@ export async function runCommand(options: { json?: boolean }, body: (ctx: Comman
     await body(ctx);
   } catch (error) {
     const { text, code } = formatError(error);
-    if (output.json) output.out(`${JSON.stringify({ error: { code, message: text.replace(/^error: /, '').replace(/ \([A-Z_]+\)$/, '') } })}\n`);
+    if (output.json)
+      output.out(
+        `${JSON.stringify({ error: { code, message: text.replace(/^error: /, '').replace(/ \([A-Z_]+\)$/, '') } })}\n`,
+      );
     output.err(`${text}\n`);
     process.exitCode = 1;
   }
@@ -49,7 +55,10 @@ export async function runCommand(options: { json?: boolean }, body: (ctx: Comman
 export function checkArg<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
   const result = schema.safeParse(value);
   if (result.success) return result.data;
-  throw new FlotillaError('VALIDATION_FAILED', `invalid ${what} ${JSON.stringify(value)}: ${result.error.issues[0]?.message ?? 'invalid'}`);
+  throw new FlotillaError(
+    'VALIDATION_FAILED',
+    `invalid ${what} ${JSON.stringify(value)}: ${result.error.issues[0]?.message ?? 'invalid'}`,
+  );
 }
 
 /** A release reference typed by the user: numeric id or (prefix of a) commit; `none` unpins. */
@@ -57,5 +66,8 @@ export function releaseRef(value: string): number | string | null {
   if (value === 'none') return null;
   if (/^\d+$/.test(value)) return Number(value);
   if (/^[0-9a-f]{7,64}$/.test(value)) return value;
-  throw new FlotillaError('VALIDATION_FAILED', `invalid release ${JSON.stringify(value)}: give a release id, a commit (7+ hex chars) or "none"`);
+  throw new FlotillaError(
+    'VALIDATION_FAILED',
+    `invalid release ${JSON.stringify(value)}: give a release id, a commit (7+ hex chars) or "none"`,
+  );
 }

@@ -38,15 +38,30 @@ export interface DeployOptions {
  * marks it failed, so devices never receive a half-deployed release.
  * INVARIANT: no image is pushed unless the engine reports a platform the devices can run.
  */
-export async function deploy(client: ApiClient, token: string, slug: string, dir: string, output: Output, options: DeployOptions = {}, docker = new Docker()): Promise<DeployResult> {
+export async function deploy(
+  client: ApiClient,
+  token: string,
+  slug: string,
+  dir: string,
+  output: Output,
+  options: DeployOptions = {},
+  docker = new Docker(),
+): Promise<DeployResult> {
   const project = await loadProject(dir);
   const fleet = await client.get<Fleet>(path('/fleets/:slug', { slug }));
   // Before the release exists: an unknown device type leaves nothing behind to mark failed.
   const target = targetPlatform(fleet, options.platform);
   const registryHost = new URL(client.baseUrl).host;
   const commit = randomBytes(16).toString('hex');
-  const release = await client.post<Release>(path('/fleets/:slug/releases', { slug: fleet.slug }), { commit, composition: project.composition, status: 'running' });
-  progress(output, `release ${release.version} (${release.commit}) created for ${fleet.slug}; building ${project.services.length} service(s) for ${target.name}`);
+  const release = await client.post<Release>(path('/fleets/:slug/releases', { slug: fleet.slug }), {
+    commit,
+    composition: project.composition,
+    status: 'running',
+  });
+  progress(
+    output,
+    `release ${release.version} (${release.commit}) created for ${fleet.slug}; building ${project.services.length} service(s) for ${target.name}`,
+  );
   try {
     const auth = { username: 'flotilla', password: token, serveraddress: registryHost };
     const limit = pLimit(CONCURRENT_BUILDS);
@@ -79,12 +94,20 @@ export async function deploy(client: ApiClient, token: string, slug: string, dir
     const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
     if (failed) throw failed.reason;
     const images = Object.fromEntries(outcomes.map((o) => (o as PromiseFulfilledResult<[string, string]>).value));
-    const done = await client.patch<Release>(path('/releases/:ref', { ref: release.id }), { status: 'success', images });
+    const done = await client.patch<Release>(path('/releases/:ref', { ref: release.id }), {
+      status: 'success',
+      images,
+    });
     return { release: { id: done.id, version: done.version, commit: done.commit, status: done.status }, images };
   } catch (error) {
-    await client.patch(path('/releases/:ref', { ref: release.id }), { status: 'failed' }).catch((patchError: unknown) => {
-      progress(output, `could not mark release ${release.id} failed: ${patchError instanceof Error ? patchError.message : String(patchError)}`);
-    });
+    await client
+      .patch(path('/releases/:ref', { ref: release.id }), { status: 'failed' })
+      .catch((patchError: unknown) => {
+        progress(
+          output,
+          `could not mark release ${release.id} failed: ${patchError instanceof Error ? patchError.message : String(patchError)}`,
+        );
+      });
     if (error instanceof FlotillaError) throw error;
     throw new FlotillaError('BUILD_FAILED', error instanceof Error ? error.message : String(error), { cause: error });
   }
@@ -92,13 +115,27 @@ export async function deploy(client: ApiClient, token: string, slug: string, dir
 
 export function registerDeployCommand(program: Command): void {
   leaf(program, 'deploy <fleet> [dir]', 'build a compose project (or Dockerfile) locally, push it and create a release')
-    .option('--platform <os/arch[/variant]>', "build for this platform (e.g. linux/arm64, linux/arm/v7) instead of the one of the fleet's device type")
+    .option(
+      '--platform <os/arch[/variant]>',
+      "build for this platform (e.g. linux/arm64, linux/arm/v7) instead of the one of the fleet's device type",
+    )
     .action(async (slug: string, dir: string | undefined, opts: { json?: boolean; platform?: string }) =>
       runCommand(opts, async (ctx) => {
         const platform = platformFlag(opts.platform);
         const { url, token } = await ctx.credentials();
-        const result = await deploy(new ApiClient(url, token), token, checkArg(slugSchema, slug, 'fleet'), dir ?? '.', ctx.output, { platform });
-        emit(ctx.output, result, () => `deployed release ${result.release.version} (commit ${result.release.commit}) to ${slug}\n`);
+        const result = await deploy(
+          new ApiClient(url, token),
+          token,
+          checkArg(slugSchema, slug, 'fleet'),
+          dir ?? '.',
+          ctx.output,
+          { platform },
+        );
+        emit(
+          ctx.output,
+          result,
+          () => `deployed release ${result.release.version} (commit ${result.release.commit}) to ${slug}\n`,
+        );
       }),
     );
 }

@@ -4,7 +4,8 @@ import type { Device, DeviceAction } from '@flotilla/protocol';
 import { emit, formatDetails, formatTable } from '../output/output.js';
 import { checkArg, leaf, releaseRef, runCommand } from './context.js';
 
-const devicePath = (ref: string, suffix = '') => path(`/devices/:uuid${suffix}`, { uuid: checkArg(deviceRefSchema, ref, 'device') });
+const devicePath = (ref: string, suffix = '') =>
+  path(`/devices/:uuid${suffix}`, { uuid: checkArg(deviceRefSchema, ref, 'device') });
 
 export function deviceDetails(d: Device): string {
   return (
@@ -22,7 +23,13 @@ export function deviceDetails(d: Device): string {
       ['os', [d.osVersion, d.osVariant].filter(Boolean).join(' ')],
       ['agent', d.agentVersion],
       ['ip address', d.ipAddress],
-    ]) + (Object.keys(d.services).length === 0 ? '' : formatTable(['service', 'status', 'release', 'image'], Object.entries(d.services).map(([name, s]) => [name, s.status, s.releaseCommit?.slice(0, 7), s.image])))
+    ]) +
+    (Object.keys(d.services).length === 0
+      ? ''
+      : formatTable(
+          ['service', 'status', 'release', 'image'],
+          Object.entries(d.services).map(([name, s]) => [name, s.status, s.releaseCommit?.slice(0, 7), s.image]),
+        ))
   );
 }
 
@@ -36,29 +43,61 @@ export function registerDeviceCommands(program: Command): void {
         const query = opts.fleet === undefined ? undefined : { fleet: checkArg(slugSchema, opts.fleet, 'fleet') };
         const { items } = await (await ctx.client()).get<{ items: Device[] }>('/devices', query);
         emit(ctx.output, items, () =>
-          formatTable(['uuid', 'name', 'fleet', 'online', 'status', 'release'], items.map((d) => [d.uuid.slice(0, 7), d.name, d.fleet, d.isOnline ? 'yes' : 'no', d.status, d.runningRelease?.slice(0, 7)])),
+          formatTable(
+            ['uuid', 'name', 'fleet', 'online', 'status', 'release'],
+            items.map((d) => [
+              d.uuid.slice(0, 7),
+              d.name,
+              d.fleet,
+              d.isOnline ? 'yes' : 'no',
+              d.status,
+              d.runningRelease?.slice(0, 7),
+            ]),
+          ),
         );
       }),
     );
 
-  leaf(device, 'info <device>', 'show a device (its name, UUID or a 7+ char UUID prefix)').action(async (ref: string, opts: { json?: boolean }) =>
-    runCommand(opts, async (ctx) => {
-      const found = await (await ctx.client()).get<Device>(devicePath(ref));
-      emit(ctx.output, found, () => deviceDetails(found));
-    }),
+  leaf(device, 'info <device>', 'show a device (its name, UUID or a 7+ char UUID prefix)').action(
+    async (ref: string, opts: { json?: boolean }) =>
+      runCommand(opts, async (ctx) => {
+        const found = await (await ctx.client()).get<Device>(devicePath(ref));
+        emit(ctx.output, found, () => deviceDetails(found));
+      }),
   );
 
-  const patchDevice = (spec: string, description: string, body: (value: string) => Record<string, unknown>, done: (d: Device) => string) =>
+  const patchDevice = (
+    spec: string,
+    description: string,
+    body: (value: string) => Record<string, unknown>,
+    done: (d: Device) => string,
+  ) =>
     leaf(device, spec, description).action(async (ref: string, value: string, opts: { json?: boolean }) =>
       runCommand(opts, async (ctx) => {
         const updated = await (await ctx.client()).patch<Device>(devicePath(ref), body(value));
         emit(ctx.output, updated, () => done(updated));
       }),
     );
-  patchDevice('rename <device> <name>', 'rename a device', (name) => ({ name }), (d) => `renamed ${d.uuid.slice(0, 7)} to ${d.name}\n`);
-  patchDevice('move <device> <fleet>', 'move a device to another fleet', (fleet) => ({ fleet: checkArg(slugSchema, fleet, 'fleet') }), (d) => `moved ${d.uuid.slice(0, 7)} to ${d.fleet}\n`);
-  patchDevice('pin <device> <release>', 'pin a device to a release (id or commit), or "none"', (r) => ({ pinnedRelease: releaseRef(r) }), (d) =>
-    d.pinnedRelease ? `pinned ${d.uuid.slice(0, 7)} to ${d.pinnedRelease}\n` : `${d.uuid.slice(0, 7)} follows its fleet\n`,
+  patchDevice(
+    'rename <device> <name>',
+    'rename a device',
+    (name) => ({ name }),
+    (d) => `renamed ${d.uuid.slice(0, 7)} to ${d.name}\n`,
+  );
+  patchDevice(
+    'move <device> <fleet>',
+    'move a device to another fleet',
+    (fleet) => ({ fleet: checkArg(slugSchema, fleet, 'fleet') }),
+    (d) => `moved ${d.uuid.slice(0, 7)} to ${d.fleet}\n`,
+  );
+  patchDevice(
+    'pin <device> <release>',
+    'pin a device to a release (id or commit), or "none"',
+    (r) => ({ pinnedRelease: releaseRef(r) }),
+    (d) =>
+      d.pinnedRelease
+        ? `pinned ${d.uuid.slice(0, 7)} to ${d.pinnedRelease}\n`
+        : `${d.uuid.slice(0, 7)} follows its fleet\n`,
   );
 
   leaf(device, 'rm <device>', 'delete a device').action(async (ref: string, opts: { json?: boolean }) =>
@@ -84,12 +123,24 @@ export function registerDeviceCommands(program: Command): void {
         const body: Record<string, unknown> = { action: opts.service === undefined ? action : 'restart-service' };
         if (opts.service !== undefined) body.service = checkArg(serviceNameSchema, opts.service, 'service');
         if (opts.force) body.force = true;
-        const result = await (await ctx.client()).post<{ id: number; status: string; error: { code: string; message: string } | null }>(devicePath(ref, '/actions'), body);
+        const result = await (await ctx.client()).post<{
+          id: number;
+          status: string;
+          error: { code: string; message: string } | null;
+        }>(devicePath(ref, '/actions'), body);
         // The server waits briefly for an online device's answer: a refusal (e.g. an update lock) is an error here.
         if (result.status === 'failed' && result.error) {
-          throw new FlotillaError(isErrorCode(result.error.code) ? result.error.code : 'CONFLICT', `the device refused ${action}: ${result.error.message}`);
+          throw new FlotillaError(
+            isErrorCode(result.error.code) ? result.error.code : 'CONFLICT',
+            `the device refused ${action}: ${result.error.message}`,
+          );
         }
-        const how = result.status === 'done' ? 'done' : result.status === 'pending' ? 'queued until the device is online' : result.status;
+        const how =
+          result.status === 'done'
+            ? 'done'
+            : result.status === 'pending'
+              ? 'queued until the device is online'
+              : result.status;
         emit(ctx.output, result, () => `${action} sent to ${ref}: ${how}\n`);
       }),
     );

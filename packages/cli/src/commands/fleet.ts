@@ -10,9 +10,15 @@ export function fleetDetails(fleet: Fleet): string {
     ['name', fleet.name],
     ['organization', fleet.organization],
     ['device type', fleet.deviceType],
-    ['target release', fleet.targetRelease ? `${fleet.targetRelease.version} (${fleet.targetRelease.commit.slice(0, 7)})` : null],
+    [
+      'target release',
+      fleet.targetRelease ? `${fleet.targetRelease.version} (${fleet.targetRelease.commit.slice(0, 7)})` : null,
+    ],
     ['pinned release', fleet.pinnedRelease],
-    ['devices', fleet.deviceCount === undefined ? null : `${fleet.deviceCount} (${fleet.onlineDeviceCount ?? 0} online)`],
+    [
+      'devices',
+      fleet.deviceCount === undefined ? null : `${fleet.deviceCount} (${fleet.onlineDeviceCount ?? 0} online)`,
+    ],
     ['created', fleet.createdAt],
   ]);
 }
@@ -48,7 +54,9 @@ export function registerFleetCommands(program: Command): void {
 
   leaf(fleet, 'info <fleet>', 'show a fleet').action(async (slug: string, opts: { json?: boolean }) =>
     runCommand(opts, async (ctx) => {
-      const found = await (await ctx.client()).get<Fleet>(path('/fleets/:slug', { slug: checkArg(slugSchema, slug, 'fleet') }));
+      const found = await (await ctx.client()).get<Fleet>(
+        path('/fleets/:slug', { slug: checkArg(slugSchema, slug, 'fleet') }),
+      );
       emit(ctx.output, found, () => fleetDetails(found));
     }),
   );
@@ -60,11 +68,21 @@ export function registerFleetCommands(program: Command): void {
     }),
   );
 
-  leaf(fleet, 'pin <fleet> <release>', 'pin the fleet to a release (id or commit), or "none" to follow the latest').action(
-    async (slug: string, release: string, opts: { json?: boolean }) =>
-      runCommand(opts, async (ctx) => {
-        const updated = await (await ctx.client()).patch<Fleet>(path('/fleets/:slug', { slug: checkArg(slugSchema, slug, 'fleet') }), { pinnedRelease: releaseRef(release) });
-        emit(ctx.output, updated, () => (updated.pinnedRelease ? `pinned ${updated.slug} to ${updated.pinnedRelease}\n` : `${updated.slug} follows the latest release\n`));
-      }),
+  leaf(
+    fleet,
+    'pin <fleet> <release>',
+    'pin the fleet to a release (id or commit), or "none" to follow the latest',
+  ).action(async (slug: string, release: string, opts: { json?: boolean }) =>
+    runCommand(opts, async (ctx) => {
+      const updated = await (await ctx.client()).patch<Fleet>(
+        path('/fleets/:slug', { slug: checkArg(slugSchema, slug, 'fleet') }),
+        { pinnedRelease: releaseRef(release) },
+      );
+      emit(ctx.output, updated, () =>
+        updated.pinnedRelease
+          ? `pinned ${updated.slug} to ${updated.pinnedRelease}\n`
+          : `${updated.slug} follows the latest release\n`,
+      );
+    }),
   );
 }

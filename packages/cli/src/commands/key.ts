@@ -15,24 +15,38 @@ export function registerKeyCommands(program: Command): void {
         const body: Record<string, string> = { name };
         if (opts.description !== undefined) body.description = opts.description;
         if (opts.expires !== undefined) {
-          if (Number.isNaN(Date.parse(opts.expires))) throw new FlotillaError('VALIDATION_FAILED', `invalid --expires ${JSON.stringify(opts.expires)}: an ISO-8601 date`);
+          if (Number.isNaN(Date.parse(opts.expires)))
+            throw new FlotillaError(
+              'VALIDATION_FAILED',
+              `invalid --expires ${JSON.stringify(opts.expires)}: an ISO-8601 date`,
+            );
           body.expiresAt = new Date(opts.expires).toISOString();
         }
         const created = await (await ctx.client()).post<ApiKey & { key: string }>('/api-keys', body);
-        emit(ctx.output, created, () => `created API key ${created.id} (${created.name}); it is shown only now:\n${created.key}\n`);
+        emit(
+          ctx.output,
+          created,
+          () => `created API key ${created.id} (${created.name}); it is shown only now:\n${created.key}\n`,
+        );
       }),
     );
 
   leaf(key, 'list', 'list your API keys').action(async (opts: { json?: boolean }) =>
     runCommand(opts, async (ctx) => {
       const { items } = await (await ctx.client()).get<{ items: ApiKey[] }>('/api-keys');
-      emit(ctx.output, items, () => formatTable(['id', 'name', 'description', 'created', 'expires', 'last used'], items.map((k) => [k.id, k.name, k.description, k.createdAt, k.expiresAt, k.lastUsedAt])));
+      emit(ctx.output, items, () =>
+        formatTable(
+          ['id', 'name', 'description', 'created', 'expires', 'last used'],
+          items.map((k) => [k.id, k.name, k.description, k.createdAt, k.expiresAt, k.lastUsedAt]),
+        ),
+      );
     }),
   );
 
   leaf(key, 'rm <id>', 'revoke an API key').action(async (id: string, opts: { json?: boolean }) =>
     runCommand(opts, async (ctx) => {
-      if (!/^\d+$/.test(id)) throw new FlotillaError('VALIDATION_FAILED', `invalid key id ${JSON.stringify(id)}: a number`);
+      if (!/^\d+$/.test(id))
+        throw new FlotillaError('VALIDATION_FAILED', `invalid key id ${JSON.stringify(id)}: a number`);
       await (await ctx.client()).delete(`/api-keys/${id}`);
       emit(ctx.output, { deleted: Number(id) }, () => `revoked API key ${id}\n`);
     }),

@@ -14,7 +14,10 @@ function colourOf(service: string): (text: string) => string {
 }
 
 export function formatLogEntry(entry: LogEntry, colour: boolean): string {
-  const time = new Date(entry.timestamp).toISOString().replace('T', ' ').replace(/\.\d+Z$/, '');
+  const time = new Date(entry.timestamp)
+    .toISOString()
+    .replace('T', ' ')
+    .replace(/\.\d+Z$/, '');
   const source = entry.isSystem ? 'system' : (entry.serviceName ?? 'unknown');
   const paint = colour ? (entry.isSystem ? pc.bold : colourOf(source)) : (text: string) => text;
   const message = colour && entry.isStdErr ? pc.red(entry.message) : entry.message;
@@ -27,30 +30,42 @@ export function registerLogsCommand(program: Command): void {
     .option('-f, --follow', 'keep the stream open and print lines as they arrive')
     .option('-t, --tail <lines>', 'how many recent lines to print first', '100')
     .option('--no-color', 'plain output')
-    .action(async (device: string, options: { json?: boolean; service?: string; follow?: boolean; tail: string; color: boolean }) =>
-      runCommand(options, async (ctx) => {
-        const ref = checkArg(deviceRefSchema, device, 'device');
-        const service = options.service === undefined ? undefined : checkArg(serviceNameSchema, options.service, 'service');
-        const tail = checkArg(z.coerce.number().int().min(0).max(100_000), options.tail, '--tail');
-        const client = await ctx.client();
-        const colour = options.color && !ctx.output.json && process.stdout.isTTY === true;
-        const print = (entry: LogEntry) => ctx.output.out(`${ctx.output.json ? JSON.stringify(entry) : formatLogEntry(entry, colour)}\n`);
-        const query = { tail: String(tail), service };
-        if (!options.follow) {
-          const { items } = await client.get<{ items: LogEntry[] }>(`/devices/${ref}/logs`, query);
-          for (const entry of items) print(entry);
-          return;
-        }
-        const abort = new AbortController();
-        const stop = () => abort.abort();
-        process.once('SIGINT', stop);
-        process.once('SIGTERM', stop);
-        try {
-          for await (const data of client.events(`/devices/${ref}/logs`, 'log', { ...query, follow: '1' }, abort.signal)) print(JSON.parse(data) as LogEntry);
-        } finally {
-          process.off('SIGINT', stop);
-          process.off('SIGTERM', stop);
-        }
-      }),
+    .action(
+      async (
+        device: string,
+        options: { json?: boolean; service?: string; follow?: boolean; tail: string; color: boolean },
+      ) =>
+        runCommand(options, async (ctx) => {
+          const ref = checkArg(deviceRefSchema, device, 'device');
+          const service =
+            options.service === undefined ? undefined : checkArg(serviceNameSchema, options.service, 'service');
+          const tail = checkArg(z.coerce.number().int().min(0).max(100_000), options.tail, '--tail');
+          const client = await ctx.client();
+          const colour = options.color && !ctx.output.json && process.stdout.isTTY === true;
+          const print = (entry: LogEntry) =>
+            ctx.output.out(`${ctx.output.json ? JSON.stringify(entry) : formatLogEntry(entry, colour)}\n`);
+          const query = { tail: String(tail), service };
+          if (!options.follow) {
+            const { items } = await client.get<{ items: LogEntry[] }>(`/devices/${ref}/logs`, query);
+            for (const entry of items) print(entry);
+            return;
+          }
+          const abort = new AbortController();
+          const stop = () => abort.abort();
+          process.once('SIGINT', stop);
+          process.once('SIGTERM', stop);
+          try {
+            for await (const data of client.events(
+              `/devices/${ref}/logs`,
+              'log',
+              { ...query, follow: '1' },
+              abort.signal,
+            ))
+              print(JSON.parse(data) as LogEntry);
+          } finally {
+            process.off('SIGINT', stop);
+            process.off('SIGTERM', stop);
+          }
+        }),
     );
 }

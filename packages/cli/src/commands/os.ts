@@ -37,14 +37,20 @@ export function registerOsCommands(program: Command): void {
     .option('--hostname <name>', 'device hostname')
     .option('--dev', 'development mode (local mode, open engine; never for production)')
     .option('--persistent-logging', 'keep logs across reboots')
-    .option('--ssh-key <key>', 'authorized SSH public key (repeatable)', (value: string, previous: string[] = []) => [...previous, value])
+    .option('--ssh-key <key>', 'authorized SSH public key (repeatable)', (value: string, previous: string[] = []) => [
+      ...previous,
+      value,
+    ])
     .option('--wifi-ssid <ssid>', 'WiFi network name')
     .option('--wifi-key <key>', 'WiFi passphrase')
     .option('--poll-interval <ms>', 'target state poll interval in ms (min 10000)')
     .action(async (slug: string, opts: OsConfigOptions) =>
       runCommand(opts, async (ctx) => {
         const body = configJsonRequest(opts);
-        const config = await (await ctx.client()).post<Record<string, unknown>>(path('/fleets/:slug/config-json', { slug: checkArg(slugSchema, slug, 'fleet') }), body);
+        const config = await (await ctx.client()).post<Record<string, unknown>>(
+          path('/fleets/:slug/config-json', { slug: checkArg(slugSchema, slug, 'fleet') }),
+          body,
+        );
         // WARNING: the file holds a provisioning key; keep it private.
         await writeFile(opts.output, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 });
         emit(ctx.output, { file: opts.output, config }, () => `wrote ${opts.output} for fleet ${slug}\n`);

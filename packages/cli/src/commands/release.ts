@@ -9,29 +9,49 @@ export function registerReleaseCommands(program: Command): void {
 
   leaf(release, 'list <fleet>', "list a fleet's releases").action(async (slug: string, opts: { json?: boolean }) =>
     runCommand(opts, async (ctx) => {
-      const { items } = await (await ctx.client()).get<{ items: Release[] }>(path('/fleets/:slug/releases', { slug: checkArg(slugSchema, slug, 'fleet') }));
+      const { items } = await (await ctx.client()).get<{ items: Release[] }>(
+        path('/fleets/:slug/releases', { slug: checkArg(slugSchema, slug, 'fleet') }),
+      );
       emit(ctx.output, items, () =>
-        formatTable(['id', 'version', 'commit', 'status', 'services', 'created'], items.map((r) => [r.id, r.version, r.commit.slice(0, 7), r.status, r.services.map((s) => s.name).join(','), r.createdAt])),
+        formatTable(
+          ['id', 'version', 'commit', 'status', 'services', 'created'],
+          items.map((r) => [
+            r.id,
+            r.version,
+            r.commit.slice(0, 7),
+            r.status,
+            r.services.map((s) => s.name).join(','),
+            r.createdAt,
+          ]),
+        ),
       );
     }),
   );
 
-  leaf(release, 'info <release>', 'show a release by id or commit').action(async (ref: string, opts: { json?: boolean }) =>
-    runCommand(opts, async (ctx) => {
-      const parsed = releaseRef(ref);
-      const found = await (await ctx.client()).get<Release>(path('/releases/:ref', { ref: String(parsed ?? ref) }));
-      emit(ctx.output, found, () =>
-        formatDetails([
-          ['id', found.id],
-          ['fleet', found.fleet],
-          ['version', found.version],
-          ['commit', found.commit],
-          ['status', found.status],
-          ['final', found.isFinal],
-          ['created', found.createdAt],
-          ['notes', found.notes],
-        ]) + formatTable(['service', 'image'], found.services.map((s) => [s.name, s.image])),
-      );
-    }),
+  leaf(release, 'info <release>', 'show a release by id or commit').action(
+    async (ref: string, opts: { json?: boolean }) =>
+      runCommand(opts, async (ctx) => {
+        const parsed = releaseRef(ref);
+        const found = await (await ctx.client()).get<Release>(path('/releases/:ref', { ref: String(parsed ?? ref) }));
+        emit(
+          ctx.output,
+          found,
+          () =>
+            formatDetails([
+              ['id', found.id],
+              ['fleet', found.fleet],
+              ['version', found.version],
+              ['commit', found.commit],
+              ['status', found.status],
+              ['final', found.isFinal],
+              ['created', found.createdAt],
+              ['notes', found.notes],
+            ]) +
+            formatTable(
+              ['service', 'image'],
+              found.services.map((s) => [s.name, s.image]),
+            ),
+        );
+      }),
   );
 }

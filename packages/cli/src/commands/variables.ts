@@ -13,8 +13,11 @@ interface ScopeOptions {
 
 /** `--fleet <slug>` or `--device <uuid>`, exactly one: the owner of the variables. */
 export function ownerPath(opts: ScopeOptions): string {
-  if ((opts.fleet === undefined) === (opts.device === undefined)) throw new FlotillaError('VALIDATION_FAILED', 'give exactly one of --fleet or --device');
-  return opts.fleet !== undefined ? path('/fleets/:slug', { slug: checkArg(slugSchema, opts.fleet, 'fleet') }) : path('/devices/:uuid', { uuid: checkArg(deviceRefSchema, opts.device, 'device') });
+  if ((opts.fleet === undefined) === (opts.device === undefined))
+    throw new FlotillaError('VALIDATION_FAILED', 'give exactly one of --fleet or --device');
+  return opts.fleet !== undefined
+    ? path('/fleets/:slug', { slug: checkArg(slugSchema, opts.fleet, 'fleet') })
+    : path('/devices/:uuid', { uuid: checkArg(deviceRefSchema, opts.device, 'device') });
 }
 
 function scoped(cmd: Command): Command {
@@ -23,12 +26,23 @@ function scoped(cmd: Command): Command {
 
 /** `env` and `config` share their shape: name/value pairs on a fleet or a device; env may name a service. */
 function registerVariableKind(program: Command, kind: 'env' | 'config'): void {
-  const group = program.command(kind).description(kind === 'env' ? 'environment variables of fleets and devices' : 'configuration variables (FLOTILLA_/BALENA_ prefixed) of fleets and devices');
-  const add = scoped(leaf(group, 'add <name> <value>', kind === 'env' ? 'set an environment variable' : 'set a configuration variable'));
+  const group = program
+    .command(kind)
+    .description(
+      kind === 'env'
+        ? 'environment variables of fleets and devices'
+        : 'configuration variables (FLOTILLA_/BALENA_ prefixed) of fleets and devices',
+    );
+  const add = scoped(
+    leaf(group, 'add <name> <value>', kind === 'env' ? 'set an environment variable' : 'set a configuration variable'),
+  );
   if (kind === 'env') add.option('--service <service>', 'only for this service');
   add.action(async (name: string, value: string, opts: ScopeOptions) =>
     runCommand(opts, async (ctx) => {
-      const body: Record<string, string> = { name: kind === 'env' ? checkArg(envNameSchema, name, 'name') : name, value };
+      const body: Record<string, string> = {
+        name: kind === 'env' ? checkArg(envNameSchema, name, 'name') : name,
+        value,
+      };
       if (opts.service !== undefined) body.service = checkArg(serviceNameSchema, opts.service, 'service');
       const saved = await (await ctx.client()).post<EnvVar>(`${ownerPath(opts)}/${kind}`, body);
       emit(ctx.output, saved, () => `set ${saved.name}${saved.service ? ` for ${saved.service}` : ''}\n`);
@@ -38,7 +52,17 @@ function registerVariableKind(program: Command, kind: 'env' | 'config'): void {
   scoped(leaf(group, 'list', `list ${kind} variables`)).action(async (opts: ScopeOptions) =>
     runCommand(opts, async (ctx) => {
       const { items } = await (await ctx.client()).get<{ items: EnvVar[] }>(`${ownerPath(opts)}/${kind}`);
-      emit(ctx.output, items, () => (kind === 'env' ? formatTable(['id', 'name', 'value', 'service'], items.map((v) => [v.id, v.name, v.value, v.service])) : formatTable(['id', 'name', 'value'], items.map((v) => [v.id, v.name, v.value]))));
+      emit(ctx.output, items, () =>
+        kind === 'env'
+          ? formatTable(
+              ['id', 'name', 'value', 'service'],
+              items.map((v) => [v.id, v.name, v.value, v.service]),
+            )
+          : formatTable(
+              ['id', 'name', 'value'],
+              items.map((v) => [v.id, v.name, v.value]),
+            ),
+      );
     }),
   );
 
@@ -46,7 +70,9 @@ function registerVariableKind(program: Command, kind: 'env' | 'config'): void {
   if (kind === 'env') rm.option('--service <service>', 'only the one for this service');
   rm.action(async (name: string, opts: ScopeOptions) =>
     runCommand(opts, async (ctx) => {
-      await (await ctx.client()).delete(`${ownerPath(opts)}/${kind}/${encodeURIComponent(name)}`, { service: opts.service });
+      await (await ctx.client()).delete(`${ownerPath(opts)}/${kind}/${encodeURIComponent(name)}`, {
+        service: opts.service,
+      });
       emit(ctx.output, { deleted: name }, () => `removed ${name}\n`);
     }),
   );
@@ -61,15 +87,26 @@ export function registerVariableCommands(program: Command): void {
     .requiredOption('--device <device>', 'device')
     .action(async (key: string, value: string, opts: ScopeOptions) =>
       runCommand(opts, async (ctx) => {
-        const saved = await (await ctx.client()).post<{ key: string; value: string }>(`${ownerPath({ device: opts.device })}/tags`, { key, value });
+        const saved = await (await ctx.client()).post<{ key: string; value: string }>(
+          `${ownerPath({ device: opts.device })}/tags`,
+          { key, value },
+        );
         emit(ctx.output, saved, () => `tagged ${opts.device} ${key}=${value}\n`);
       }),
     );
-  scoped(leaf(tag, 'list', 'list the tags of a device, or of every device of a fleet')).action(async (opts: ScopeOptions) =>
-    runCommand(opts, async (ctx) => {
-      const { items } = await (await ctx.client()).get<{ items: Array<{ key: string; value: string; device?: string }> }>(`${ownerPath(opts)}/tags`);
-      emit(ctx.output, items, () => formatTable(opts.fleet ? ['device', 'key', 'value'] : ['key', 'value'], items.map((t) => (opts.fleet ? [t.device, t.key, t.value] : [t.key, t.value]))));
-    }),
+  scoped(leaf(tag, 'list', 'list the tags of a device, or of every device of a fleet')).action(
+    async (opts: ScopeOptions) =>
+      runCommand(opts, async (ctx) => {
+        const { items } = await (await ctx.client()).get<{
+          items: Array<{ key: string; value: string; device?: string }>;
+        }>(`${ownerPath(opts)}/tags`);
+        emit(ctx.output, items, () =>
+          formatTable(
+            opts.fleet ? ['device', 'key', 'value'] : ['key', 'value'],
+            items.map((t) => (opts.fleet ? [t.device, t.key, t.value] : [t.key, t.value])),
+          ),
+        );
+      }),
   );
   leaf(tag, 'rm <key>', 'remove a tag from a device')
     .requiredOption('--device <device>', 'device')

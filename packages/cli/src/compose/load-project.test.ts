@@ -40,13 +40,20 @@ test('a lone Dockerfile is one service named main', async () => {
 
 test('compose: contexts, dockerfile, args (map and list), target, prebuilt image', async () => {
   const root = await project('multi', {
-    'docker-compose.yaml': 'services:\n  api:\n    build:\n      context: ./api\n      dockerfile: Dockerfile.prod\n      args: ["A=1", "B=two=2"]\n      target: run\n  web:\n    build: web\n  cache:\n    image: redis:7\nvolumes:\n  data:\n',
+    'docker-compose.yaml':
+      'services:\n  api:\n    build:\n      context: ./api\n      dockerfile: Dockerfile.prod\n      args: ["A=1", "B=two=2"]\n      target: run\n  web:\n    build: web\n  cache:\n    image: redis:7\nvolumes:\n  data:\n',
     'api/Dockerfile.prod': 'FROM scratch\n',
     'web/Dockerfile': 'FROM scratch\n',
   });
   const p = await loadProject(root);
   assert.deepEqual(p.services, [
-    { name: 'api', context: join(root, 'api'), dockerfile: 'Dockerfile.prod', buildArgs: { A: '1', B: 'two=2' }, target: 'run' },
+    {
+      name: 'api',
+      context: join(root, 'api'),
+      dockerfile: 'Dockerfile.prod',
+      buildArgs: { A: '1', B: 'two=2' },
+      target: 'run',
+    },
     { name: 'web', context: join(root, 'web'), dockerfile: 'Dockerfile', buildArgs: {} },
     { name: 'cache', dockerfile: 'Dockerfile', buildArgs: {}, image: 'redis:7' },
   ]);
@@ -54,22 +61,58 @@ test('compose: contexts, dockerfile, args (map and list), target, prebuilt image
 });
 
 test('docker-compose.yml wins over a Dockerfile in the same folder', async () => {
-  const root = await project('both', { 'docker-compose.yml': 'services:\n  x:\n    build: .\n', Dockerfile: 'FROM scratch\n' });
-  assert.deepEqual((await loadProject(root)).services.map((s) => s.name), ['x']);
+  const root = await project('both', {
+    'docker-compose.yml': 'services:\n  x:\n    build: .\n',
+    Dockerfile: 'FROM scratch\n',
+  });
+  assert.deepEqual(
+    (await loadProject(root)).services.map((s) => s.name),
+    ['x'],
+  );
 });
 
 test('invalid projects name the offending key', async () => {
   await rejectsWith(loadProject(await project('empty', {})), /no docker-compose.yml or Dockerfile/);
-  await rejectsWith(loadProject(await project('typo', { 'docker-compose.yml': 'services:\n  web:\n    build: .\n    enviroment: {}\n', Dockerfile: '' })), /services\.web: .*enviroment/);
-  await rejectsWith(loadProject(await project('port', { 'docker-compose.yml': 'services:\n  web:\n    image: x\n    ports: ["not a port"]\n' })), /services\.web\.ports\.0:/);
+  await rejectsWith(
+    loadProject(
+      await project('typo', {
+        'docker-compose.yml': 'services:\n  web:\n    build: .\n    enviroment: {}\n',
+        Dockerfile: '',
+      }),
+    ),
+    /services\.web: .*enviroment/,
+  );
+  await rejectsWith(
+    loadProject(
+      await project('port', { 'docker-compose.yml': 'services:\n  web:\n    image: x\n    ports: ["not a port"]\n' }),
+    ),
+    /services\.web\.ports\.0:/,
+  );
   await rejectsWith(loadProject(await project('yaml', { 'docker-compose.yml': 'services: [\n' })), /not valid YAML/);
-  await rejectsWith(loadProject(await project('nosvc', { 'docker-compose.yml': 'services: {}\n' })), /services: at least one service/);
-  await rejectsWith(loadProject(await project('escape', { 'docker-compose.yml': 'services:\n  web:\n    build: ../elsewhere\n' })), /must stay inside the project folder/);
-  await rejectsWith(loadProject(await project('nodockerfile', { 'docker-compose.yml': 'services:\n  web:\n    build: web\n' })), /services\.web\.build: no Dockerfile/);
-  await rejectsWith(loadProject(await project('neither', { 'docker-compose.yml': 'services:\n  web:\n    restart: always\n' })), /services\.web: needs build or image/);
+  await rejectsWith(
+    loadProject(await project('nosvc', { 'docker-compose.yml': 'services: {}\n' })),
+    /services: at least one service/,
+  );
+  await rejectsWith(
+    loadProject(await project('escape', { 'docker-compose.yml': 'services:\n  web:\n    build: ../elsewhere\n' })),
+    /must stay inside the project folder/,
+  );
+  await rejectsWith(
+    loadProject(await project('nodockerfile', { 'docker-compose.yml': 'services:\n  web:\n    build: web\n' })),
+    /services\.web\.build: no Dockerfile/,
+  );
+  await rejectsWith(
+    loadProject(await project('neither', { 'docker-compose.yml': 'services:\n  web:\n    restart: always\n' })),
+    /services\.web: needs build or image/,
+  );
 });
 
 test('validateComposition accepts what the protocol accepts', () => {
-  assert.deepEqual(validateComposition({ services: { a: { image: 'x', restart: 'always' } } }, 'f'), { services: { a: { image: 'x', restart: 'always' } } });
-  assert.throws(() => validateComposition({ services: { a: { image: 'x', restart: 'sometimes' } } }, 'f.yml'), /f\.yml: services\.a\.restart:/);
+  assert.deepEqual(validateComposition({ services: { a: { image: 'x', restart: 'always' } } }, 'f'), {
+    services: { a: { image: 'x', restart: 'always' } },
+  });
+  assert.throws(
+    () => validateComposition({ services: { a: { image: 'x', restart: 'sometimes' } } }, 'f.yml'),
+    /f\.yml: services\.a\.restart:/,
+  );
 });

@@ -43,9 +43,14 @@ export function validateComposition(document: unknown, fileName: string): Compos
   if (result.success) return result.data;
   const issue = result.error.issues[0];
   const where = issue ? keyPath(issue.path) : '(top level)';
-  const keys = issue && issue.code === 'unrecognized_keys' ? ` (unsupported key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.join(', ')})` : '';
+  const keys =
+    issue && issue.code === 'unrecognized_keys'
+      ? ` (unsupported key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.join(', ')})`
+      : '';
   const message = issue?.message ?? 'invalid';
-  throw new FlotillaError('INVALID_COMPOSE', `${fileName}: ${where}: ${message}${keys}`, { details: result.error.issues });
+  throw new FlotillaError('INVALID_COMPOSE', `${fileName}: ${where}: ${message}${keys}`, {
+    details: result.error.issues,
+  });
 }
 
 function envMap(value: unknown): Record<string, string> {
@@ -57,7 +62,8 @@ function envMap(value: unknown): Record<string, string> {
       else if (process.env[entry] !== undefined) out[entry] = process.env[entry] ?? '';
     }
   } else if (value && typeof value === 'object') {
-    for (const [key, v] of Object.entries(value as Record<string, unknown>)) if (v !== null && v !== undefined) out[key] = String(v);
+    for (const [key, v] of Object.entries(value as Record<string, unknown>))
+      if (v !== null && v !== undefined) out[key] = String(v);
   }
   return out;
 }
@@ -77,7 +83,11 @@ export async function loadProject(dirArg: string): Promise<Project> {
   }
   if (!composeFile) {
     if (await isFile(join(dir, 'Dockerfile'))) {
-      return { dir, composition: { services: { main: { build: '.' } } }, services: [{ name: 'main', context: dir, dockerfile: 'Dockerfile', buildArgs: {} }] };
+      return {
+        dir,
+        composition: { services: { main: { build: '.' } } },
+        services: [{ name: 'main', context: dir, dockerfile: 'Dockerfile', buildArgs: {} }],
+      };
     }
     throw new FlotillaError('INVALID_COMPOSE', `no docker-compose.yml or Dockerfile in ${dir}`);
   }
@@ -85,22 +95,34 @@ export async function loadProject(dirArg: string): Promise<Project> {
   try {
     document = parseYaml(await readFile(join(dir, composeFile), 'utf8'));
   } catch (error) {
-    throw new FlotillaError('INVALID_COMPOSE', `${composeFile}: not valid YAML: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`);
+    throw new FlotillaError(
+      'INVALID_COMPOSE',
+      `${composeFile}: not valid YAML: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`,
+    );
   }
   const composition = validateComposition(document, composeFile);
   const services: ProjectService[] = [];
   for (const [name, service] of Object.entries(composition.services)) {
     if (service.build === undefined) {
-      if (!service.image) throw new FlotillaError('INVALID_COMPOSE', `${composeFile}: services.${name}: needs build or image`);
+      if (!service.image)
+        throw new FlotillaError('INVALID_COMPOSE', `${composeFile}: services.${name}: needs build or image`);
       services.push({ name, dockerfile: 'Dockerfile', buildArgs: {}, image: service.image });
       continue;
     }
     const build = typeof service.build === 'string' ? { context: service.build } : service.build;
     const context = resolve(dir, build.context ?? '.');
     const rel = relative(dir, context);
-    if (rel.startsWith('..') || isAbsolute(rel)) throw new FlotillaError('INVALID_COMPOSE', `${composeFile}: services.${name}.build.context: must stay inside the project folder`);
+    if (rel.startsWith('..') || isAbsolute(rel))
+      throw new FlotillaError(
+        'INVALID_COMPOSE',
+        `${composeFile}: services.${name}.build.context: must stay inside the project folder`,
+      );
     const dockerfile = build.dockerfile ?? 'Dockerfile';
-    if (!(await isFile(join(context, dockerfile)))) throw new FlotillaError('INVALID_COMPOSE', `${composeFile}: services.${name}.build: no ${dockerfile} in ${rel || '.'}`);
+    if (!(await isFile(join(context, dockerfile))))
+      throw new FlotillaError(
+        'INVALID_COMPOSE',
+        `${composeFile}: services.${name}.build: no ${dockerfile} in ${rel || '.'}`,
+      );
     const entry: ProjectService = { name, context, dockerfile, buildArgs: envMap(build.args) };
     if (build.target !== undefined) entry.target = build.target;
     services.push(entry);

@@ -4,7 +4,13 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { tempDir } from '@flotilla/testkit';
-import { credentialsPath, readCredentials, removeCredentials, requireCredentials, writeCredentials } from './credentials.js';
+import {
+  credentialsPath,
+  readCredentials,
+  removeCredentials,
+  requireCredentials,
+  writeCredentials,
+} from './credentials.js';
 
 test('credentials path: FLOTILLA_CONFIG_DIR, then XDG_CONFIG_HOME, then ~/.config', () => {
   assert.equal(credentialsPath({ FLOTILLA_CONFIG_DIR: '/a' }), '/a/credentials.json');
@@ -34,7 +40,10 @@ test('a damaged file is reported, not crashed on', async () => {
   try {
     await mkdir(dir.path, { recursive: true });
     await writeFile(join(dir.path, 'credentials.json'), '{"url":"not a url","token":""}');
-    await assert.rejects(readCredentials({ FLOTILLA_CONFIG_DIR: dir.path }), (e: unknown) => (e as { code?: string }).code === 'NOT_LOGGED_IN');
+    await assert.rejects(
+      readCredentials({ FLOTILLA_CONFIG_DIR: dir.path }),
+      (e: unknown) => (e as { code?: string }).code === 'NOT_LOGGED_IN',
+    );
   } finally {
     await dir.remove();
   }

@@ -22,13 +22,18 @@ export async function readCredentials(env: NodeJS.ProcessEnv = process.env): Pro
     throw error;
   }
   const parsed = credentialsSchema.safeParse(JSON.parse(text));
-  if (!parsed.success) throw new FlotillaError('NOT_LOGGED_IN', `the credentials file ${credentialsPath(env)} is damaged; run \`flotilla login\` again`);
+  if (!parsed.success)
+    throw new FlotillaError(
+      'NOT_LOGGED_IN',
+      `the credentials file ${credentialsPath(env)} is damaged; run \`flotilla login\` again`,
+    );
   return parsed.data;
 }
 
 export async function requireCredentials(env: NodeJS.ProcessEnv = process.env): Promise<Credentials> {
   const credentials = await readCredentials(env);
-  if (!credentials) throw new FlotillaError('NOT_LOGGED_IN', 'not logged in; run `flotilla login --url <server> --api-key <key>`');
+  if (!credentials)
+    throw new FlotillaError('NOT_LOGGED_IN', 'not logged in; run `flotilla login --url <server> --api-key <key>`');
   return credentials;
 }
 
@@ -36,7 +41,10 @@ export async function requireCredentials(env: NodeJS.ProcessEnv = process.env): 
  * WARNING: the file holds a secret. It is created 0600 under a temp name and renamed, so it is never readable by
  * others, not even for a moment, and never half-written.
  */
-export async function writeCredentials(credentials: Credentials, env: NodeJS.ProcessEnv = process.env): Promise<string> {
+export async function writeCredentials(
+  credentials: Credentials,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<string> {
   const file = credentialsPath(env);
   await mkdir(dirname(file), { recursive: true, mode: 0o700 });
   const temp = `${file}.${process.pid}.tmp`;

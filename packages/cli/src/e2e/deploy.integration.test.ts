@@ -36,7 +36,9 @@ const namespace = `e2e${process.pid}x`;
 const fleet = `e2e-${process.pid}`;
 
 async function containers(): Promise<RunningContainer[]> {
-  const ids = (await run('docker', ['ps', '-q', '--filter', `label=io.flotilla.namespace=${namespace}`])).stdout.split('\n').filter(Boolean);
+  const ids = (await run('docker', ['ps', '-q', '--filter', `label=io.flotilla.namespace=${namespace}`])).stdout
+    .split('\n')
+    .filter(Boolean);
   if (ids.length === 0) return [];
   const inspected = JSON.parse((await run('docker', ['inspect', ...ids])).stdout) as Array<{
     Id: string;
@@ -63,7 +65,11 @@ async function converged(releaseId: number, description: string): Promise<Runnin
     description,
     async () => {
       const list = await containers();
-      return list.length === 2 && list.every((c) => c.releaseId === releaseId) && list.map((c) => c.service).join(',') === 'web,worker' ? list : undefined;
+      return list.length === 2 &&
+        list.every((c) => c.releaseId === releaseId) &&
+        list.map((c) => c.service).join(',') === 'web,worker'
+        ? list
+        : undefined;
     },
     { timeoutMs: 120_000, intervalMs: 250 },
   );
@@ -79,7 +85,9 @@ async function cleanup(): Promise<void> {
   if (networks.length > 0) await run('docker', ['network', 'rm', ...networks]).catch(() => undefined);
   if (server) {
     const host = new URL(server.url).host;
-    const images = (await run('docker', ['images', '--format', '{{.Repository}}:{{.Tag}}@{{.ID}}'])).stdout.split('\n').filter((l) => l.startsWith(`${host}/`));
+    const images = (await run('docker', ['images', '--format', '{{.Repository}}:{{.Tag}}@{{.ID}}'])).stdout
+      .split('\n')
+      .filter((l) => l.startsWith(`${host}/`));
     const imageIds = [...new Set(images.map((l) => l.split('@')[1] ?? ''))].filter(Boolean);
     if (imageIds.length > 0) await run('docker', ['rmi', '-f', ...imageIds]).catch(() => undefined);
   }
@@ -88,11 +96,29 @@ async function cleanup(): Promise<void> {
 async function writeProject(root: string, marker: string): Promise<void> {
   await mkdir(join(root, 'web'), { recursive: true });
   await mkdir(join(root, 'worker'), { recursive: true });
-  await writeFile(join(root, 'web', 'Dockerfile'), `FROM ${BUSYBOX_IMAGE}\nRUN echo ${marker} > /marker\nCMD ["sh","-c","trap 'exit 0' TERM; cat /marker > /data/marker; sleep 3600 & wait"]\n`);
-  await writeFile(join(root, 'worker', 'Dockerfile'), `FROM ${BUSYBOX_IMAGE}\nCMD ["sh","-c","trap 'exit 0' TERM; sleep 3600 & wait"]\n`);
+  await writeFile(
+    join(root, 'web', 'Dockerfile'),
+    `FROM ${BUSYBOX_IMAGE}\nRUN echo ${marker} > /marker\nCMD ["sh","-c","trap 'exit 0' TERM; cat /marker > /data/marker; sleep 3600 & wait"]\n`,
+  );
+  await writeFile(
+    join(root, 'worker', 'Dockerfile'),
+    `FROM ${BUSYBOX_IMAGE}\nCMD ["sh","-c","trap 'exit 0' TERM; sleep 3600 & wait"]\n`,
+  );
   await writeFile(
     join(root, 'docker-compose.yml'),
-    ['services:', '  web:', '    build: web', '    volumes: ["data:/data"]', '  worker:', '    build: worker', '    depends_on: [web]', '    volumes: ["data:/shared"]', 'volumes:', '  data: {}', ''].join('\n'),
+    [
+      'services:',
+      '  web:',
+      '    build: web',
+      '    volumes: ["data:/data"]',
+      '  worker:',
+      '    build: worker',
+      '    depends_on: [web]',
+      '    volumes: ["data:/shared"]',
+      'volumes:',
+      '  data: {}',
+      '',
+    ].join('\n'),
   );
 }
 
@@ -117,8 +143,20 @@ test('deploy to a real agent: run, env change, second release, pin back', async 
   const configJson = join(dir.path, 'config.json');
   await flotillaJson(config, ['os', 'config', fleet, '-o', configJson, '--poll-interval', '10000']);
 
-  agent = await startAgent({ configPath: configJson, dataDir: join(dir.path, 'agent'), namespace, pollIntervalMs: 300, reportIntervalMs: 100, apiPort: 0, logLevel: process.env.FLOTILLA_TEST_LOG ?? 'warn' });
-  const device = await waitFor('the device to register', async () => (await flotillaJson<Device[]>(config, ['device', 'list', '--fleet', fleet]))[0], { timeoutMs: 30_000 });
+  agent = await startAgent({
+    configPath: configJson,
+    dataDir: join(dir.path, 'agent'),
+    namespace,
+    pollIntervalMs: 300,
+    reportIntervalMs: 100,
+    apiPort: 0,
+    logLevel: process.env.FLOTILLA_TEST_LOG ?? 'warn',
+  });
+  const device = await waitFor(
+    'the device to register',
+    async () => (await flotillaJson<Device[]>(config, ['device', 'list', '--fleet', fleet]))[0],
+    { timeoutMs: 30_000 },
+  );
 
   // Release 1.
   const project = join(dir.path, 'project');
@@ -128,19 +166,36 @@ test('deploy to a real agent: run, env change, second release, pin back', async 
   let running = await converged(first.release.id, 'release 1 running');
   const volume = running.find((c) => c.service === 'web')?.volumes[0] ?? '';
   assert.match(volume, /_data:\/data$/, 'web has the named volume');
-  assert.ok(running.find((c) => c.service === 'worker')?.volumes[0]?.startsWith(volume.split(':')[0] ?? '-'), 'worker shares the same volume');
-  await waitFor('the device to report release 1', async () => (await flotillaJson<Device>(config, ['device', 'info', device.uuid])).runningRelease === first.release.commit, { timeoutMs: 60_000 });
+  assert.ok(
+    running.find((c) => c.service === 'worker')?.volumes[0]?.startsWith(volume.split(':')[0] ?? '-'),
+    'worker shares the same volume',
+  );
+  await waitFor(
+    'the device to report release 1',
+    async () =>
+      (await flotillaJson<Device>(config, ['device', 'info', device.uuid])).runningRelease === first.release.commit,
+    { timeoutMs: 60_000 },
+  );
   const reported = await flotillaJson<Device>(config, ['device', 'info', device.uuid]);
   assert.deepEqual(Object.keys(reported.services).sort(), ['web', 'worker']);
 
   // Device actions travel to the agent: restarting worker restarts that container only.
-  const startedAt = async (id: string) => (await run('docker', ['inspect', '--format', '{{.State.StartedAt}}', id])).stdout.trim();
+  const startedAt = async (id: string) =>
+    (await run('docker', ['inspect', '--format', '{{.State.StartedAt}}', id])).stdout.trim();
   const workerId = running.find((c) => c.service === 'worker')?.id ?? '';
   const webId = running.find((c) => c.service === 'web')?.id ?? '';
   const [workerStart, webStart] = [await startedAt(workerId), await startedAt(webId)];
-  const action = await flotillaJson<{ id: number; action: string; status: string }>(config, ['device', 'restart', device.uuid, '--service', 'worker']);
+  const action = await flotillaJson<{ id: number; action: string; status: string }>(config, [
+    'device',
+    'restart',
+    device.uuid,
+    '--service',
+    'worker',
+  ]);
   assert.equal(action.action, 'restart-service');
-  await waitFor('worker restarted by the action', async () => (await startedAt(workerId)) !== workerStart, { timeoutMs: 30_000 });
+  await waitFor('worker restarted by the action', async () => (await startedAt(workerId)) !== workerStart, {
+    timeoutMs: 30_000,
+  });
   assert.equal(await startedAt(webId), webStart, 'web not restarted');
   assert.equal((await flotilla(config, ['device', 'identify', device.uuid])).code, 0);
 
@@ -148,12 +203,24 @@ test('deploy to a real agent: run, env change, second release, pin back', async 
   const before1 = running;
   await flotillaJson(config, ['env', 'add', 'COLOUR', 'blue', '--fleet', fleet, '--service', 'web']);
   agent.triggerUpdate();
-  running = await waitFor('web to restart with COLOUR', async () => {
-    const list = await containers();
-    return list.find((c) => c.service === 'web')?.env.includes('COLOUR=blue') && list.length === 2 ? list : undefined;
-  }, { timeoutMs: 60_000, intervalMs: 250 });
-  assert.notEqual(running.find((c) => c.service === 'web')?.id, before1.find((c) => c.service === 'web')?.id, 'web recreated');
-  assert.equal(running.find((c) => c.service === 'worker')?.id, before1.find((c) => c.service === 'worker')?.id, 'worker untouched');
+  running = await waitFor(
+    'web to restart with COLOUR',
+    async () => {
+      const list = await containers();
+      return list.find((c) => c.service === 'web')?.env.includes('COLOUR=blue') && list.length === 2 ? list : undefined;
+    },
+    { timeoutMs: 60_000, intervalMs: 250 },
+  );
+  assert.notEqual(
+    running.find((c) => c.service === 'web')?.id,
+    before1.find((c) => c.service === 'web')?.id,
+    'web recreated',
+  );
+  assert.equal(
+    running.find((c) => c.service === 'worker')?.id,
+    before1.find((c) => c.service === 'worker')?.id,
+    'worker untouched',
+  );
   assert.ok(!running.find((c) => c.service === 'worker')?.env.includes('COLOUR=blue'));
 
   // Release 2.
@@ -161,16 +228,38 @@ test('deploy to a real agent: run, env change, second release, pin back', async 
   const second = await flotillaJson<{ release: { id: number; commit: string } }>(config, ['deploy', fleet, project]);
   agent.triggerUpdate();
   running = await converged(second.release.id, 'release 2 running');
-  const marker = async () => (await run('docker', ['exec', running.find((c) => c.service === 'worker')?.id ?? '', 'cat', '/shared/marker'])).stdout.trim();
-  assert.equal(await waitFor('release 2 marker in the volume', async () => ((await marker()) === 'second' ? 'second' : undefined)), 'second');
-  await waitFor('the device to report release 2', async () => (await flotillaJson<Device>(config, ['device', 'info', device.uuid])).runningRelease === second.release.commit, { timeoutMs: 60_000 });
+  const marker = async () =>
+    (
+      await run('docker', ['exec', running.find((c) => c.service === 'worker')?.id ?? '', 'cat', '/shared/marker'])
+    ).stdout.trim();
+  assert.equal(
+    await waitFor('release 2 marker in the volume', async () => ((await marker()) === 'second' ? 'second' : undefined)),
+    'second',
+  );
+  await waitFor(
+    'the device to report release 2',
+    async () =>
+      (await flotillaJson<Device>(config, ['device', 'info', device.uuid])).runningRelease === second.release.commit,
+    { timeoutMs: 60_000 },
+  );
 
   // Pin the device back to release 1.
   await flotillaJson(config, ['device', 'pin', device.uuid, String(first.release.id)]);
   agent.triggerUpdate();
   running = await converged(first.release.id, 'back on release 1');
-  assert.equal(await waitFor('release 1 marker in the volume', async () => ((await marker()) === 'first' ? 'first' : undefined)), 'first');
-  await waitFor('the device to report release 1 again', async () => (await flotillaJson<Device>(config, ['device', 'info', device.uuid])).runningRelease === first.release.commit, { timeoutMs: 60_000 });
+  assert.equal(
+    await waitFor('release 1 marker in the volume', async () => ((await marker()) === 'first' ? 'first' : undefined)),
+    'first',
+  );
+  await waitFor(
+    'the device to report release 1 again',
+    async () =>
+      (await flotillaJson<Device>(config, ['device', 'info', device.uuid])).runningRelease === first.release.commit,
+    { timeoutMs: 60_000 },
+  );
   const releases = await flotillaJson<Release[]>(config, ['release', 'list', fleet]);
-  assert.deepEqual(releases.map((r) => r.status), ['success', 'success']);
+  assert.deepEqual(
+    releases.map((r) => r.status),
+    ['success', 'success'],
+  );
 });

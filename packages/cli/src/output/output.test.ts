@@ -4,12 +4,28 @@ import { FlotillaError } from '@flotilla/protocol';
 import { emit, formatDetails, formatError, formatTable } from './output.js';
 
 test('tables: upper-case headers, aligned columns, "-" for empty cells, no trailing spaces', () => {
-  assert.equal(formatTable(['slug', 'devices'], [['kitchen', 3], ['garden-long', null]]), 'SLUG         DEVICES\nkitchen      3\ngarden-long  -\n');
+  assert.equal(
+    formatTable(
+      ['slug', 'devices'],
+      [
+        ['kitchen', 3],
+        ['garden-long', null],
+      ],
+    ),
+    'SLUG         DEVICES\nkitchen      3\ngarden-long  -\n',
+  );
   assert.equal(formatTable(['a'], []), 'nothing to show\n');
 });
 
 test('details line up', () => {
-  assert.equal(formatDetails([['id', 1], ['long key', 'x'], ['none', undefined]]), 'id:       1\nlong key: x\nnone:     -\n');
+  assert.equal(
+    formatDetails([
+      ['id', 1],
+      ['long key', 'x'],
+      ['none', undefined],
+    ]),
+    'id:       1\nlong key: x\nnone:     -\n',
+  );
 });
 
 test('emit prints JSON with --json, the human form otherwise', () => {
@@ -23,8 +39,14 @@ test('emit prints JSON with --json, the human form otherwise', () => {
 });
 
 test('errors: message and code, never a stack', () => {
-  assert.deepEqual(formatError(new FlotillaError('FLEET_NOT_FOUND', 'no fleet x')), { text: 'error: no fleet x (FLEET_NOT_FOUND)', code: 'FLEET_NOT_FOUND' });
+  assert.deepEqual(formatError(new FlotillaError('FLEET_NOT_FOUND', 'no fleet x')), {
+    text: 'error: no fleet x (FLEET_NOT_FOUND)',
+    code: 'FLEET_NOT_FOUND',
+  });
   assert.deepEqual(formatError(new Error('boom')), { text: 'error: boom (INTERNAL)', code: 'INTERNAL' });
-  assert.deepEqual(formatError(Object.assign(new Error('locked'), { code: 'UPDATE_LOCKED' })), { text: 'error: locked (UPDATE_LOCKED)', code: 'UPDATE_LOCKED' });
+  assert.deepEqual(formatError(Object.assign(new Error('locked'), { code: 'UPDATE_LOCKED' })), {
+    text: 'error: locked (UPDATE_LOCKED)',
+    code: 'UPDATE_LOCKED',
+  });
   assert.equal(formatError('plain').text, 'error: plain (INTERNAL)');
 });

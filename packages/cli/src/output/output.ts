@@ -25,11 +25,31 @@ export function formatTable(headers: string[], rows: Cell[][]): string {
   if (rows.length === 0) return 'nothing to show\n';
   const table = new Table({
     head: headers.map((h) => h.toUpperCase()),
-    chars: { top: '', 'top-mid': '', 'top-left': '', 'top-right': '', bottom: '', 'bottom-mid': '', 'bottom-left': '', 'bottom-right': '', left: '', 'left-mid': '', mid: '', 'mid-mid': '', right: '', 'right-mid': '', middle: '  ' },
+    chars: {
+      top: '',
+      'top-mid': '',
+      'top-left': '',
+      'top-right': '',
+      bottom: '',
+      'bottom-mid': '',
+      'bottom-left': '',
+      'bottom-right': '',
+      left: '',
+      'left-mid': '',
+      mid: '',
+      'mid-mid': '',
+      right: '',
+      'right-mid': '',
+      middle: '  ',
+    },
     style: { head: [], border: [], 'padding-left': 0, 'padding-right': 0 },
   });
   for (const row of rows) table.push(row.map(formatCell));
-  return `${table.toString().split('\n').map((l) => l.trimEnd()).join('\n')}\n`;
+  return `${table
+    .toString()
+    .split('\n')
+    .map((l) => l.trimEnd())
+    .join('\n')}\n`;
 }
 
 /** `key: value` lines, keys padded to line up. */
@@ -51,7 +71,10 @@ export function progress(output: Output, text: string): void {
 /** `error: <message> (<CODE>)`; never a stack. Unknown errors are INTERNAL. */
 export function formatError(error: unknown): { text: string; code: string } {
   if (error instanceof FlotillaError) return { text: `error: ${error.message} (${error.code})`, code: error.code };
-  const code = typeof error === 'object' && error !== null && isErrorCode((error as { code?: unknown }).code) ? String((error as { code: unknown }).code) : 'INTERNAL';
+  const code =
+    typeof error === 'object' && error !== null && isErrorCode((error as { code?: unknown }).code)
+      ? String((error as { code: unknown }).code)
+      : 'INTERNAL';
   const message = error instanceof Error ? error.message : String(error);
   return { text: `error: ${message} (${code})`, code };
 }

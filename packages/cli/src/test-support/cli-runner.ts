@@ -11,12 +11,21 @@ export interface CliResult {
 }
 
 /** Runs `flotilla <args>` with its own config folder; never throws on a non-zero exit. */
-export function flotilla(configDir: string, args: string[], options: { cwd?: string; timeoutMs?: number } = {}): Promise<CliResult> {
+export function flotilla(
+  configDir: string,
+  args: string[],
+  options: { cwd?: string; timeoutMs?: number } = {},
+): Promise<CliResult> {
   return new Promise((resolve) => {
     execFile(
       process.execPath,
       [CLI_MAIN, ...args],
-      { cwd: options.cwd, env: { ...process.env, FLOTILLA_CONFIG_DIR: configDir }, timeout: options.timeoutMs ?? 300_000, maxBuffer: 64 * 1024 * 1024 },
+      {
+        cwd: options.cwd,
+        env: { ...process.env, FLOTILLA_CONFIG_DIR: configDir },
+        timeout: options.timeoutMs ?? 300_000,
+        maxBuffer: 64 * 1024 * 1024,
+      },
       (error, stdout, stderr) => {
         const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
         resolve({ code, stdout, stderr });

@@ -13,7 +13,9 @@ async function slowDownHandOver(databaseUrl: string, ms: number): Promise<void> 
   try {
     await client.query(`CREATE FUNCTION slow_hand_over() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN IF current_query() LIKE '%delivered_at%' THEN PERFORM pg_sleep(${ms / 1000}); END IF; RETURN NULL; END $$`);
-    await client.query('CREATE TRIGGER slow_hand_over BEFORE UPDATE ON device_actions FOR EACH STATEMENT EXECUTE FUNCTION slow_hand_over()');
+    await client.query(
+      'CREATE TRIGGER slow_hand_over BEFORE UPDATE ON device_actions FOR EACH STATEMENT EXECUTE FUNCTION slow_hand_over()',
+    );
   } finally {
     await client.end();
   }
@@ -32,18 +34,31 @@ for (const db of testDatabases()) {
       await act({ action: 'restart-service', service: 'main' });
       const expiring = await act({ action: 'reboot', ttlSeconds: 1 });
       await new Promise((resolve) => setTimeout(resolve, 1_100));
-      const device = connectDevice(server.url, uuid, deviceKey, (m) => (m.action === 'restart-service' ? { ok: false, error: { code: 'UPDATE_LOCKED', message: 'lock held' } } : { ok: true }));
+      const device = connectDevice(server.url, uuid, deviceKey, (m) =>
+        m.action === 'restart-service'
+          ? { ok: false, error: { code: 'UPDATE_LOCKED', message: 'lock held' } }
+          : { ok: true },
+      );
       await device.opened;
       await waitFor('queued actions delivered', () => device.received.length >= 2, { timeoutMs: 5_000 });
-      assert.deepEqual(device.received.map((m) => m.action), ['identify', 'restart-service']);
+      assert.deepEqual(
+        device.received.map((m) => m.action),
+        ['identify', 'restart-service'],
+      );
       assert.equal(device.received[1]!.service, 'main');
       await waitFor('results recorded', async () => {
         const list = await live.api('GET', `/api/v1/devices/${uuid}/actions`);
-        return list.data.items.filter((a: { status: string }) => a.status === 'done' || a.status === 'failed').length === 2 ? list : undefined;
+        return list.data.items.filter((a: { status: string }) => a.status === 'done' || a.status === 'failed')
+          .length === 2
+          ? list
+          : undefined;
       });
       const failed = await live.api('GET', `/api/v1/devices/${uuid}/actions/${queued.data.id + 1}`);
       assert.deepEqual([failed.data.status, failed.data.error.code], ['failed', 'UPDATE_LOCKED']);
-      assert.equal((await live.api('GET', `/api/v1/devices/${uuid}/actions/${expiring.data.id}`)).data.status, 'expired');
+      assert.equal(
+        (await live.api('GET', `/api/v1/devices/${uuid}/actions/${expiring.data.id}`)).data.status,
+        'expired',
+      );
 
       // Online: the answer comes back in the same request, every time, also when actions come in together.
       const elapsed: number[] = [];
@@ -59,7 +74,9 @@ for (const db of testDatabases()) {
       }
       elapsed.sort((a, b) => a - b);
       assert.ok(elapsed.at(-1)! < 1_000, `slowest round trip ${elapsed.at(-1)!.toFixed(1)} ms`);
-      console.log(`# action round trip to an online device, 10 at once: median ${elapsed[15]!.toFixed(1)} ms, slowest ${elapsed.at(-1)!.toFixed(1)} ms of 30 (${db.label})`);
+      console.log(
+        `# action round trip to an online device, 10 at once: median ${elapsed[15]!.toFixed(1)} ms, slowest ${elapsed.at(-1)!.toFixed(1)} ms of 30 (${db.label})`,
+      );
 
       // A slow database (a loaded or distant one; here PostgreSQL made slow at the hand-over write) must not cost the
       // answer: it still comes back in the same request.
@@ -83,7 +100,10 @@ for (const db of testDatabases()) {
     try {
       await assert.rejects(connectDevice(server.url, uuid, generateKey()).opened, /401/);
       await assert.rejects(connectDevice(server.url, generateDeviceUuid(), generateKey()).opened, /401/);
-      assert.equal((await live.api('POST', `/api/v1/devices/${uuid}/actions`, { action: 'reboot' }, 'wrong')).status, 401);
+      assert.equal(
+        (await live.api('POST', `/api/v1/devices/${uuid}/actions`, { action: 'reboot' }, 'wrong')).status,
+        401,
+      );
       const bad = await live.api('POST', `/api/v1/devices/${uuid}/actions`, { action: 'explode' });
       assert.equal(bad.data.error.code, 'VALIDATION_FAILED');
       const noService = await live.api('POST', `/api/v1/devices/${uuid}/actions`, { action: 'stop-service' });
@@ -101,7 +121,9 @@ for (const db of testDatabases()) {
       await new Promise((resolve) => setTimeout(resolve, 2_500));
       assert.deepEqual(device.announcements, [], 'no change, no announcement');
       const started = performance.now();
-      assert.ok((await live.api('POST', `/api/v1/fleets/${live.slug}/env`, { name: 'GREETING', value: 'hi' })).status < 300);
+      assert.ok(
+        (await live.api('POST', `/api/v1/fleets/${live.slug}/env`, { name: 'GREETING', value: 'hi' })).status < 300,
+      );
       await waitFor('target-changed', () => device.announcements.length > 0, { timeoutMs: 5_000 });
       console.log(`# target change announced after ${(performance.now() - started).toFixed(0)} ms (${db.label})`);
       assert.deepEqual(device.announcements, ['target-changed']);

@@ -18,7 +18,10 @@ export interface DeviceActionRecord {
 }
 
 /** The columns read back; derived from the table so the two cannot drift apart. */
-type ActionRow = Pick<Selectable<Database['device_actions']>, 'id' | 'action' | 'service' | 'force' | 'status' | 'error_code' | 'error_message' | 'created_at' | 'expires_at'>;
+type ActionRow = Pick<
+  Selectable<Database['device_actions']>,
+  'id' | 'action' | 'service' | 'force' | 'status' | 'error_code' | 'error_message' | 'created_at' | 'expires_at'
+>;
 
 function toRecord(row: ActionRow, at = new Date().toISOString()): DeviceActionRecord {
   const open = row.status === 'pending' || row.status === 'delivered';
@@ -40,7 +43,17 @@ function toMessage(row: ActionRow): ActionMessage {
   return message;
 }
 
-const COLUMNS = ['id', 'action', 'service', 'force', 'status', 'error_code', 'error_message', 'created_at', 'expires_at'] as const;
+const COLUMNS = [
+  'id',
+  'action',
+  'service',
+  'force',
+  'status',
+  'error_code',
+  'error_message',
+  'created_at',
+  'expires_at',
+] as const;
 
 /** How long a node waits for another node to say it handed an action over, before answering "pending". */
 const OTHER_NODE_GRACE_MS = 300;
@@ -50,7 +63,14 @@ const OTHER_NODE_GRACE_MS = 300;
  * the bus) to another; then waits up to `waitMs` for the device's answer. Waits are registered before the
  * hand-over, so an early answer is never missed.
  */
-export async function createAction(db: Db, hub: ActionHub, bus: EventBus, deviceId: number, input: { action: DeviceAction; service?: string | undefined; force?: boolean | undefined; ttlSeconds: number }, waitMs = 0): Promise<DeviceActionRecord> {
+export async function createAction(
+  db: Db,
+  hub: ActionHub,
+  bus: EventBus,
+  deviceId: number,
+  input: { action: DeviceAction; service?: string | undefined; force?: boolean | undefined; ttlSeconds: number },
+  waitMs = 0,
+): Promise<DeviceActionRecord> {
   const created = new Date();
   const row = await db
     .insertInto('device_actions')
@@ -104,19 +124,37 @@ export async function handOver(db: Db, hub: ActionHub, deviceId: number, row: Ac
     hub.delivered(row.id);
     return true;
   }
-  await db.updateTable('device_actions').set({ status: 'pending', delivered_at: null }).where('id', '=', row.id).where('status', '=', 'delivered').execute();
+  await db
+    .updateTable('device_actions')
+    .set({ status: 'pending', delivered_at: null })
+    .where('id', '=', row.id)
+    .where('status', '=', 'delivered')
+    .execute();
   return false;
 }
 
 /** One pending action, for the node holding its device's connection (asked through the bus). */
 export async function pendingAction(db: Db, deviceId: number, id: number): Promise<ActionRow | undefined> {
-  return db.selectFrom('device_actions').select(COLUMNS).where('device_id', '=', deviceId).where('id', '=', id).where('status', '=', 'pending').executeTakeFirst();
+  return db
+    .selectFrom('device_actions')
+    .select(COLUMNS)
+    .where('device_id', '=', deviceId)
+    .where('id', '=', id)
+    .where('status', '=', 'pending')
+    .executeTakeFirst();
 }
 
 /** On (re)connect: every pending, unexpired action of the device, oldest first. */
 export async function deliverPending(db: Db, hub: ActionHub, deviceId: number): Promise<number> {
   const at = new Date().toISOString();
-  const rows = await db.selectFrom('device_actions').select(COLUMNS).where('device_id', '=', deviceId).where('status', '=', 'pending').where('expires_at', '>', at).orderBy('id').execute();
+  const rows = await db
+    .selectFrom('device_actions')
+    .select(COLUMNS)
+    .where('device_id', '=', deviceId)
+    .where('status', '=', 'pending')
+    .where('expires_at', '>', at)
+    .orderBy('id')
+    .execute();
   let sent = 0;
   for (const row of rows) {
     if (!hub.isConnected(deviceId)) break;
@@ -129,18 +167,34 @@ export async function deliverPending(db: Db, hub: ActionHub, deviceId: number): 
 export async function completeAction(db: Db, deviceId: number, result: ActionResultMessage): Promise<void> {
   await db
     .updateTable('device_actions')
-    .set({ status: result.ok ? 'done' : 'failed', error_code: result.error?.code ?? null, error_message: result.error?.message ?? null, completed_at: new Date().toISOString() })
+    .set({
+      status: result.ok ? 'done' : 'failed',
+      error_code: result.error?.code ?? null,
+      error_message: result.error?.message ?? null,
+      completed_at: new Date().toISOString(),
+    })
     .where('id', '=', result.id)
     .where('device_id', '=', deviceId)
     .execute();
 }
 
 export async function getAction(db: Db, deviceId: number, id: number): Promise<DeviceActionRecord | undefined> {
-  const row = await db.selectFrom('device_actions').select(COLUMNS).where('device_id', '=', deviceId).where('id', '=', id).executeTakeFirst();
+  const row = await db
+    .selectFrom('device_actions')
+    .select(COLUMNS)
+    .where('device_id', '=', deviceId)
+    .where('id', '=', id)
+    .executeTakeFirst();
   return row ? toRecord(row) : undefined;
 }
 
 export async function listActions(db: Db, deviceId: number, limit = 50): Promise<DeviceActionRecord[]> {
-  const rows = await db.selectFrom('device_actions').select(COLUMNS).where('device_id', '=', deviceId).orderBy('id', 'desc').limit(limit).execute();
+  const rows = await db
+    .selectFrom('device_actions')
+    .select(COLUMNS)
+    .where('device_id', '=', deviceId)
+    .orderBy('id', 'desc')
+    .limit(limit)
+    .execute();
   return rows.map((r) => toRecord(r));
 }

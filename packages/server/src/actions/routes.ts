@@ -1,5 +1,12 @@
 import websocket from '@fastify/websocket';
-import { API_PREFIX, DEVICE_ROUTES, FlotillaError, deviceActionRequestSchema, deviceMessageSchema, deviceUuidSchema } from '@flotilla/protocol';
+import {
+  API_PREFIX,
+  DEVICE_ROUTES,
+  FlotillaError,
+  deviceActionRequestSchema,
+  deviceMessageSchema,
+  deviceUuidSchema,
+} from '@flotilla/protocol';
 import type { FastifyInstance } from 'fastify';
 import { Gauge } from 'prom-client';
 import { z } from 'zod';
@@ -10,7 +17,15 @@ import { visibleDevice } from '../devices/devices.js';
 import { parse } from '../http/parse.js';
 import type { EventBus } from '../bus/event-bus.js';
 import type { ActionHub } from './action-hub.js';
-import { completeAction, createAction, deliverPending, getAction, handOver, listActions, pendingAction } from './actions.js';
+import {
+  completeAction,
+  createAction,
+  deliverPending,
+  getAction,
+  handOver,
+  listActions,
+  pendingAction,
+} from './actions.js';
 import { TargetWatcher } from './target-watcher.js';
 
 const refParams = z.object({ uuid: z.string().min(1).max(100) });
@@ -24,7 +39,12 @@ const waitQuery = z.object({ wait: z.coerce.number().int().min(0).max(30_000).de
  * With several server nodes, `bus` carries an action to the node holding its device's connection, and the news
  * of its delivery and answer back.
  */
-export async function registerActionRoutes(app: FastifyInstance, ctx: AppContext, hub: ActionHub, bus: EventBus): Promise<void> {
+export async function registerActionRoutes(
+  app: FastifyInstance,
+  ctx: AppContext,
+  hub: ActionHub,
+  bus: EventBus,
+): Promise<void> {
   const { db } = ctx;
   const watcher = new TargetWatcher(db, hub);
   app.addHook('onReady', async () => watcher.start());
@@ -40,13 +60,16 @@ export async function registerActionRoutes(app: FastifyInstance, ctx: AppContext
   const unsubscribe = bus.subscribe((message) => {
     if (message.type === 'resync') {
       // Actions other nodes queued while this node could not hear them: offered to the devices connected here.
-      void Promise.all(hub.connectedDeviceIds().map((id) => deliverPending(db, hub, id))).catch((error: unknown) => app.log.error({ err: error }, 'offering pending actions again failed'));
+      void Promise.all(hub.connectedDeviceIds().map((id) => deliverPending(db, hub, id))).catch((error: unknown) =>
+        app.log.error({ err: error }, 'offering pending actions again failed'),
+      );
     } else if (message.type === 'action-delivered') hub.delivered(message.actionId);
     else if (message.type === 'action-settled') hub.settled(message.actionId);
     else if (message.type === 'action' && hub.isConnected(message.deviceId)) {
       void (async () => {
         const row = await pendingAction(db, message.deviceId, message.actionId);
-        if (row && (await handOver(db, hub, message.deviceId, row))) bus.publish({ type: 'action-delivered', actionId: row.id });
+        if (row && (await handOver(db, hub, message.deviceId, row)))
+          bus.publish({ type: 'action-delivered', actionId: row.id });
       })().catch((error: unknown) => app.log.error({ err: error }, 'handing over an action from another node failed'));
     }
   });
@@ -56,7 +79,8 @@ export async function registerActionRoutes(app: FastifyInstance, ctx: AppContext
     const user = await requireUser(db, request);
     const device = await visibleDevice(db, user, parse(refParams, request.params).uuid);
     const body = parse(deviceActionRequestSchema, request.body ?? {});
-    if (body.action.endsWith('-service') && !body.service) throw new FlotillaError('VALIDATION_FAILED', `${body.action} needs a service`);
+    if (body.action.endsWith('-service') && !body.service)
+      throw new FlotillaError('VALIDATION_FAILED', `${body.action} needs a service`);
     const { wait } = parse(waitQuery, request.query);
     return reply.status(201).send(await createAction(db, hub, bus, device.id, body, wait));
   });
@@ -87,7 +111,11 @@ export async function registerActionRoutes(app: FastifyInstance, ctx: AppContext
         preValidation: async (request) => {
           const keyHash = presentedKeyHash(request);
           const { uuid } = parse(uuidParams, request.params);
-          const row = await db.selectFrom('devices').select(['id', 'key_hash']).where('uuid', '=', uuid).executeTakeFirst();
+          const row = await db
+            .selectFrom('devices')
+            .select(['id', 'key_hash'])
+            .where('uuid', '=', uuid)
+            .executeTakeFirst();
           requireOwnDevice(row, keyHash);
           (request as unknown as { deviceId: number }).deviceId = row!.id;
         },
@@ -114,7 +142,9 @@ export async function registerActionRoutes(app: FastifyInstance, ctx: AppContext
           );
         });
         socket.on('close', () => hub.detach(deviceId, socket));
-        void deliverPending(db, hub, deviceId).catch((error: unknown) => request.log.error({ err: error }, 'delivering pending actions failed'));
+        void deliverPending(db, hub, deviceId).catch((error: unknown) =>
+          request.log.error({ err: error }, 'delivering pending actions failed'),
+        );
       },
     );
   });

@@ -46,7 +46,12 @@ export class TargetWatcher {
       const rows = await this.db
         .selectFrom('devices')
         .innerJoin('fleets', 'fleets.id', 'devices.fleet_id')
-        .select(['devices.id as id', 'devices.revision as deviceRevision', 'devices.fleet_id as fleetId', 'fleets.revision as fleetRevision'])
+        .select([
+          'devices.id as id',
+          'devices.revision as deviceRevision',
+          'devices.fleet_id as fleetId',
+          'fleets.revision as fleetRevision',
+        ])
         .where('devices.id', 'in', connected.slice(i, i + CHUNK))
         .execute();
       for (const row of rows) {
@@ -54,7 +59,8 @@ export class TargetWatcher {
         const previous = this.seen.get(row.id);
         this.seen.set(row.id, key);
         // First sight: the device fetches on connect by itself, so only later changes are announced.
-        if (previous !== undefined && previous !== key && this.hub.send(row.id, { type: 'target-changed' })) this.notified += 1;
+        if (previous !== undefined && previous !== key && this.hub.send(row.id, { type: 'target-changed' }))
+          this.notified += 1;
       }
     }
   }

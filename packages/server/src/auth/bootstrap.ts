@@ -13,13 +13,24 @@ export interface AdminCredentials {
  * On a database without users: organization "default", user "admin" as its admin, and an API key. Returns the
  * secrets (shown once), or undefined when the database already had users.
  */
-export async function bootstrapAdmin(db: Db, password = process.env.FLOTILLA_ADMIN_PASSWORD): Promise<AdminCredentials | undefined> {
+export async function bootstrapAdmin(
+  db: Db,
+  password = process.env.FLOTILLA_ADMIN_PASSWORD,
+): Promise<AdminCredentials | undefined> {
   const any = await db.selectFrom('users').select('id').limit(1).executeTakeFirst();
   if (any) return undefined;
   const adminPassword = password && password.length > 0 ? password : randomBytes(18).toString('base64url');
   const user = await createUser(db, { username: 'admin', password: adminPassword });
   const existing = await db.selectFrom('organizations').select('id').where('handle', '=', 'default').executeTakeFirst();
-  const orgId = existing?.id ?? (await db.insertInto('organizations').values({ name: 'default', handle: 'default', created_at: now() }).returning('id').executeTakeFirstOrThrow()).id;
+  const orgId =
+    existing?.id ??
+    (
+      await db
+        .insertInto('organizations')
+        .values({ name: 'default', handle: 'default', created_at: now() })
+        .returning('id')
+        .executeTakeFirstOrThrow()
+    ).id;
   await db.insertInto('memberships').values({ organization_id: orgId, user_id: user.id, role: 'admin' }).execute();
   const key = await createApiKey(db, user.id, { name: 'admin', description: 'created on first start' });
   return { username: 'admin', password: adminPassword, apiKey: key.key };

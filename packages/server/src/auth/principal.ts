@@ -19,7 +19,11 @@ export async function userFromToken(db: Db, token: string): Promise<UserPrincipa
   const at = now();
   let userId: number | undefined;
   let authMethod: UserPrincipal['authMethod'] = 'api-key';
-  const key = await db.selectFrom('api_keys').select(['id', 'user_id', 'expires_at', 'last_used_at']).where('key_hash', '=', tokenHash).executeTakeFirst();
+  const key = await db
+    .selectFrom('api_keys')
+    .select(['id', 'user_id', 'expires_at', 'last_used_at'])
+    .where('key_hash', '=', tokenHash)
+    .executeTakeFirst();
   if (key && (key.expires_at === null || key.expires_at > at)) {
     userId = key.user_id;
     // Written at most once a minute so a busy CLI does not turn every read into a write.
@@ -27,7 +31,11 @@ export async function userFromToken(db: Db, token: string): Promise<UserPrincipa
       await db.updateTable('api_keys').set({ last_used_at: at }).where('id', '=', key.id).execute();
     }
   } else {
-    const session = await db.selectFrom('sessions').select(['user_id', 'expires_at']).where('token_hash', '=', tokenHash).executeTakeFirst();
+    const session = await db
+      .selectFrom('sessions')
+      .select(['user_id', 'expires_at'])
+      .where('token_hash', '=', tokenHash)
+      .executeTakeFirst();
     if (session && session.expires_at > at) {
       userId = session.user_id;
       authMethod = 'session';
@@ -38,7 +46,11 @@ export async function userFromToken(db: Db, token: string): Promise<UserPrincipa
 }
 
 export async function rolesOf(db: Db, userId: number): Promise<Map<number, Role>> {
-  const rows = await db.selectFrom('memberships').select(['organization_id', 'role']).where('user_id', '=', userId).execute();
+  const rows = await db
+    .selectFrom('memberships')
+    .select(['organization_id', 'role'])
+    .where('user_id', '=', userId)
+    .execute();
   return new Map(rows.map((r) => [r.organization_id, r.role]));
 }
 
@@ -56,5 +68,6 @@ export function orgIds(user: UserPrincipal): number[] {
 }
 
 export function requireOrgAdmin(user: UserPrincipal, organizationId: number): void {
-  if (user.roles.get(organizationId) !== 'admin') throw new FlotillaError('FORBIDDEN', 'only organization admins may do this');
+  if (user.roles.get(organizationId) !== 'admin')
+    throw new FlotillaError('FORBIDDEN', 'only organization admins may do this');
 }

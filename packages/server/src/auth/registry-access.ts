@@ -5,13 +5,19 @@ import { checkPassword } from './users.js';
 import { rolesOf } from './principal.js';
 
 /** Who is talking to the registry. */
-export type RegistryPrincipal = { kind: 'user'; userId: number; orgIds: number[] } | { kind: 'device'; uuid: string; fleetId: number; fleetSlug: string };
+export type RegistryPrincipal =
+  | { kind: 'user'; userId: number; orgIds: number[] }
+  | { kind: 'device'; uuid: string; fleetId: number; fleetSlug: string };
 
 /**
  * Basic-auth credentials of a registry client: `d_<uuid>` + device key → that device; any username + API key or
  * session token → its user; username + password → that user. Null when none of these hold.
  */
-export async function authenticateCredentials(db: Db, username: string, password: string): Promise<RegistryPrincipal | null> {
+export async function authenticateCredentials(
+  db: Db,
+  username: string,
+  password: string,
+): Promise<RegistryPrincipal | null> {
   if (password.length === 0 || password.length > 1000 || username.length > 200) return null;
   const deviceMatch = /^d_([0-9a-f]{32}|[0-9a-f]{62})$/.exec(username);
   if (deviceMatch?.[1]) {
@@ -21,7 +27,8 @@ export async function authenticateCredentials(db: Db, username: string, password
       .select(['devices.uuid', 'devices.key_hash', 'devices.fleet_id', 'fleets.slug'])
       .where('devices.uuid', '=', deviceMatch[1])
       .executeTakeFirst();
-    if (row?.key_hash && sameHash(row.key_hash, hashKey(password))) return { kind: 'device', uuid: row.uuid, fleetId: row.fleet_id, fleetSlug: row.slug };
+    if (row?.key_hash && sameHash(row.key_hash, hashKey(password)))
+      return { kind: 'device', uuid: row.uuid, fleetId: row.fleet_id, fleetSlug: row.slug };
     return null;
   }
   const byToken = await userFromToken(db, password);
@@ -58,6 +65,11 @@ export async function userMayPush(db: Db, principal: RegistryPrincipal, reposito
   if (principal.kind !== 'user' || principal.orgIds.length === 0) return false;
   const slug = fleetSlugOf(repository);
   if (!slug) return false;
-  const row = await db.selectFrom('fleets').select('id').where('slug', '=', slug).where('organization_id', 'in', principal.orgIds).executeTakeFirst();
+  const row = await db
+    .selectFrom('fleets')
+    .select('id')
+    .where('slug', '=', slug)
+    .where('organization_id', 'in', principal.orgIds)
+    .executeTakeFirst();
   return row !== undefined;
 }

@@ -10,7 +10,12 @@ import { liveServerWithDevice, postDeviceLogs, type LiveDevice } from '../testin
  * Two server nodes over one PostgreSQL database, as behind a load balancer: the device is connected to one, the
  * user talks to the other. (SQLite is one node's own database, so these run on PostgreSQL only.)
  */
-async function twoNodes(): Promise<{ live: LiveDevice; other: RunningServer; databaseUrl: string; close: () => Promise<void> }> {
+async function twoNodes(): Promise<{
+  live: LiveDevice;
+  other: RunningServer;
+  databaseUrl: string;
+  close: () => Promise<void>;
+}> {
   const postgres = testDatabases().find((d) => d.dialect === 'postgres')!;
   const live = await liveServerWithDevice(postgres);
   const other = await startServer({ host: '127.0.0.1', port: 0, databaseUrl: live.databaseUrl! });
@@ -58,11 +63,15 @@ async function queueSilently(databaseUrl: string, uuid: string): Promise<number>
 
 const hasPostgres = testDatabases().some((d) => d.dialect === 'postgres');
 
-test('[postgres] an action made on one node reaches a device connected to another, and its answer comes back', { skip: !hasPostgres && 'no PostgreSQL' }, async () => {
+test('[postgres] an action made on one node reaches a device connected to another, and its answer comes back', {
+  skip: !hasPostgres && 'no PostgreSQL',
+}, async () => {
   const { live, other, databaseUrl, close } = await twoNodes();
   const actOnA = (body: unknown) => live.api('POST', `/api/v1/devices/${live.uuid}/actions`, body);
   try {
-    const device = connectDevice(other.url, live.uuid, live.deviceKey, (m) => (m.action === 'reboot' ? { ok: false, error: { code: 'UPDATE_LOCKED', message: 'lock held' } } : { ok: true }));
+    const device = connectDevice(other.url, live.uuid, live.deviceKey, (m) =>
+      m.action === 'reboot' ? { ok: false, error: { code: 'UPDATE_LOCKED', message: 'lock held' } } : { ok: true },
+    );
     await device.opened;
     const elapsed: number[] = [];
     for (let i = 0; i < 5; i += 1) {
@@ -83,17 +92,27 @@ test('[postgres] an action made on one node reaches a device connected to anothe
     assert.equal(before.length, 2, 'one listener per node');
     const lost = await queueSilently(databaseUrl, live.uuid);
     await busListeners(databaseUrl, true);
-    await waitFor('both nodes listening again, on new connections', async () => {
-      const now = await busListeners(databaseUrl);
-      return now.length === 2 && now.every((pid) => !before.includes(pid));
-    }, { timeoutMs: 10_000 });
-    await waitFor('the lost action delivered and answered', async () => (await live.api('GET', `/api/v1/devices/${live.uuid}/actions/${lost}`)).data.status === 'done', { timeoutMs: 10_000 });
+    await waitFor(
+      'both nodes listening again, on new connections',
+      async () => {
+        const now = await busListeners(databaseUrl);
+        return now.length === 2 && now.every((pid) => !before.includes(pid));
+      },
+      { timeoutMs: 10_000 },
+    );
+    await waitFor(
+      'the lost action delivered and answered',
+      async () => (await live.api('GET', `/api/v1/devices/${live.uuid}/actions/${lost}`)).data.status === 'done',
+      { timeoutMs: 10_000 },
+    );
     assert.equal(device.received.filter((m) => m.id === lost).length, 1, 'exactly once');
     assert.equal((await actOnA({ action: 'identify' })).data.status, 'done', 'delivered after the bus reconnected');
 
     // Nobody holds the device's connection: the node answers "pending" at once, and the device gets it on connect.
     device.close();
-    await waitFor('the other node to let the connection go', async () => /^flotilla_device_connections 0$/m.test(await (await fetch(`${other.url}/metrics`)).text()));
+    await waitFor('the other node to let the connection go', async () =>
+      /^flotilla_device_connections 0$/m.test(await (await fetch(`${other.url}/metrics`)).text()),
+    );
     const started = performance.now();
     const queued = await actOnA({ action: 'identify' });
     assert.equal(queued.data.status, 'pending');
@@ -107,21 +126,32 @@ test('[postgres] an action made on one node reaches a device connected to anothe
   }
 });
 
-test('[postgres] a follower on one node sees, in order, the lines a device sends to another', { skip: !hasPostgres && 'no PostgreSQL' }, async () => {
+test('[postgres] a follower on one node sees, in order, the lines a device sends to another', {
+  skip: !hasPostgres && 'no PostgreSQL',
+}, async () => {
   const { live, other, close } = await twoNodes();
   try {
     const seen: string[] = [];
-    const stream = followLogs(`${live.server.url}/api/v1/devices/${live.uuid}/logs?follow=1&tail=0`, live.apiKey, (e) => seen.push(e.message));
+    const stream = followLogs(`${live.server.url}/api/v1/devices/${live.uuid}/logs?follow=1&tail=0`, live.apiKey, (e) =>
+      seen.push(e.message),
+    );
     await stream.ready;
     const started = performance.now();
     for (let batch = 0; batch < 5; batch += 1) {
-      const lines = Array.from({ length: 20 }, (_, i) => ({ message: `line ${batch * 20 + i}`, timestamp: Date.now(), serviceName: 'main' }));
+      const lines = Array.from({ length: 20 }, (_, i) => ({
+        message: `line ${batch * 20 + i}`,
+        timestamp: Date.now(),
+        serviceName: 'main',
+      }));
       assert.equal(await postDeviceLogs(other.url, live.uuid, live.deviceKey, lines), 201);
     }
     await waitFor('100 lines on the other node', () => seen.length >= 100, { timeoutMs: 5_000 });
     console.log(`# 100 lines followed through another node in ${(performance.now() - started).toFixed(0)} ms`);
     stream.close();
-    assert.deepEqual(seen, Array.from({ length: 100 }, (_, i) => `line ${i}`));
+    assert.deepEqual(
+      seen,
+      Array.from({ length: 100 }, (_, i) => `line ${i}`),
+    );
   } finally {
     await close();
   }

@@ -11,7 +11,12 @@ import type { Db } from '../db/database.js';
  */
 const busMessageSchema = z.discriminatedUnion('type', [
   /** Device `deviceId` sent lines with ids in (afterId, lastId]. */
-  z.object({ type: z.literal('logs'), deviceId: z.number().int(), afterId: z.number().int(), lastId: z.number().int() }),
+  z.object({
+    type: z.literal('logs'),
+    deviceId: z.number().int(),
+    afterId: z.number().int(),
+    lastId: z.number().int(),
+  }),
   /** Action `actionId` was queued for `deviceId`: the node holding the device's connection hands it over. */
   z.object({ type: z.literal('action'), deviceId: z.number().int(), actionId: z.number().int() }),
   /** Action `actionId` reached its device. */

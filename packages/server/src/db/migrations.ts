@@ -8,7 +8,8 @@ import type { Dialect } from './database.js';
 export function migrations(dialect: Dialect): MigrationProvider {
   // SQLite wants INTEGER PRIMARY KEY AUTOINCREMENT; PostgreSQL wants an identity/serial column.
   const id = dialect === 'postgres' ? ('serial' as const) : ('integer' as const);
-  const pk = (c: import('kysely').ColumnDefinitionBuilder) => (dialect === 'postgres' ? c.primaryKey() : c.primaryKey().autoIncrement());
+  const pk = (c: import('kysely').ColumnDefinitionBuilder) =>
+    dialect === 'postgres' ? c.primaryKey() : c.primaryKey().autoIncrement();
   const all: Record<string, Migration> = {
     '0001-initial': {
       async up(db: Kysely<unknown>) {
@@ -29,7 +30,9 @@ export function migrations(dialect: Dialect): MigrationProvider {
           .execute();
         await db.schema
           .createTable('memberships')
-          .addColumn('organization_id', 'integer', (c) => c.notNull().references('organizations.id').onDelete('cascade'))
+          .addColumn('organization_id', 'integer', (c) =>
+            c.notNull().references('organizations.id').onDelete('cascade'),
+          )
           .addColumn('user_id', 'integer', (c) => c.notNull().references('users.id').onDelete('cascade'))
           .addColumn('role', 'text', (c) => c.notNull())
           .addPrimaryKeyConstraint('memberships_pk', ['organization_id', 'user_id'])
@@ -57,7 +60,9 @@ export function migrations(dialect: Dialect): MigrationProvider {
           .createTable('fleets')
           .addColumn('id', id, pk)
           .addColumn('uuid', 'text', (c) => c.notNull().unique())
-          .addColumn('organization_id', 'integer', (c) => c.notNull().references('organizations.id').onDelete('cascade'))
+          .addColumn('organization_id', 'integer', (c) =>
+            c.notNull().references('organizations.id').onDelete('cascade'),
+          )
           .addColumn('name', 'text', (c) => c.notNull())
           // Globally unique: registry repositories are named `<fleet slug>/<service>`.
           .addColumn('slug', 'text', (c) => c.notNull().unique())
@@ -147,7 +152,11 @@ export function migrations(dialect: Dialect): MigrationProvider {
           .addColumn('value', 'text', (c) => c.notNull())
           .addColumn('created_at', 'text', (c) => c.notNull())
           .execute();
-        await db.schema.createIndex('config_vars_fleet_idx').on('config_vars').columns(['fleet_id', 'device_id']).execute();
+        await db.schema
+          .createIndex('config_vars_fleet_idx')
+          .on('config_vars')
+          .columns(['fleet_id', 'device_id'])
+          .execute();
         await db.schema
           .createTable('device_tags')
           .addColumn('device_id', 'integer', (c) => c.notNull().references('devices.id').onDelete('cascade'))
@@ -190,7 +199,11 @@ export function migrations(dialect: Dialect): MigrationProvider {
           .addColumn('delivered_at', 'text')
           .addColumn('completed_at', 'text')
           .execute();
-        await db.schema.createIndex('device_actions_device_idx').on('device_actions').columns(['device_id', 'status']).execute();
+        await db.schema
+          .createIndex('device_actions_device_idx')
+          .on('device_actions')
+          .columns(['device_id', 'status'])
+          .execute();
       },
     },
   };

@@ -6,7 +6,13 @@ import type { Generated } from 'kysely';
  */
 export interface Database {
   organizations: { id: Generated<number>; name: string; handle: string; created_at: string };
-  users: { id: Generated<number>; username: string; email: string | null; password_hash: string | null; created_at: string };
+  users: {
+    id: Generated<number>;
+    username: string;
+    email: string | null;
+    password_hash: string | null;
+    created_at: string;
+  };
   memberships: { organization_id: number; user_id: number; role: 'admin' | 'member' };
   sessions: { id: Generated<number>; user_id: number; token_hash: string; created_at: string; expires_at: string };
   api_keys: {

@@ -26,7 +26,10 @@ test('config names arrive with the BALENA_ prefix; device beats fleet', () => {
     release: null,
     fleetEnv: [],
     deviceEnv: [],
-    fleetConfig: [{ name: 'FLOTILLA_SUPERVISOR_DELTA', value: '1' }, { name: 'RESIN_HOST_CONFIG_gpu_mem', value: '16' }],
+    fleetConfig: [
+      { name: 'FLOTILLA_SUPERVISOR_DELTA', value: '1' },
+      { name: 'RESIN_HOST_CONFIG_gpu_mem', value: '16' },
+    ],
     deviceConfig: [{ name: 'BALENA_SUPERVISOR_DELTA', value: '0' }],
   });
   assert.deepEqual(state.u?.config, { BALENA_SUPERVISOR_DELTA: '0', BALENA_HOST_CONFIG_gpu_mem: '16' });
@@ -34,5 +37,9 @@ test('config names arrive with the BALENA_ prefix; device beats fleet', () => {
 });
 
 test('compose environment maps drop nulls and stringify scalars', () => {
-  assert.deepEqual(mergeEnvironment('s', { A: 1, B: true, C: null, D: 'x' }, { fleetEnv: [], deviceEnv: [] }), { A: '1', B: 'true', D: 'x' });
+  assert.deepEqual(mergeEnvironment('s', { A: 1, B: true, C: null, D: 'x' }, { fleetEnv: [], deviceEnv: [] }), {
+    A: '1',
+    B: 'true',
+    D: 'x',
+  });
 });

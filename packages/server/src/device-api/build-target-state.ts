@@ -1,11 +1,24 @@
 import { toTargetConfigName } from '@flotilla/protocol';
-import type { ComposeFile, ComposeService, TargetDevice, TargetNetwork, TargetService, TargetState, TargetVolume } from '@flotilla/protocol';
+import type {
+  ComposeFile,
+  ComposeService,
+  TargetDevice,
+  TargetNetwork,
+  TargetService,
+  TargetState,
+  TargetVolume,
+} from '@flotilla/protocol';
 
 /** Everything target state is computed from; loading it is the caller's business, so this stays pure. */
 export interface TargetStateInput {
   device: { uuid: string; name: string };
   fleet: { id: number; uuid: string; name: string };
-  release: { id: number; commit: string; composition: ComposeFile; services: { id: number; name: string; image: string | null }[] } | null;
+  release: {
+    id: number;
+    commit: string;
+    composition: ComposeFile;
+    services: { id: number; name: string; image: string | null }[];
+  } | null;
   /** Variables in ascending precedence within their kind; `service` null means every service. */
   fleetEnv: { name: string; value: string; service: string | null }[];
   deviceEnv: { name: string; value: string; service: string | null }[];
@@ -13,7 +26,9 @@ export interface TargetStateInput {
   deviceConfig: { name: string; value: string }[];
 }
 
-function toRecord(list: string[] | Record<string, string | number | boolean | null> | undefined): Record<string, string> {
+function toRecord(
+  list: string[] | Record<string, string | number | boolean | null> | undefined,
+): Record<string, string> {
   const out: Record<string, string> = {};
   if (Array.isArray(list)) {
     for (const item of list) {
@@ -28,7 +43,11 @@ function toRecord(list: string[] | Record<string, string | number | boolean | nu
 }
 
 /** Compose env < fleet < device < fleet-service < device-service: the later, more specific value wins. */
-export function mergeEnvironment(service: string, compose: ComposeService['environment'], input: Pick<TargetStateInput, 'fleetEnv' | 'deviceEnv'>): Record<string, string> {
+export function mergeEnvironment(
+  service: string,
+  compose: ComposeService['environment'],
+  input: Pick<TargetStateInput, 'fleetEnv' | 'deviceEnv'>,
+): Record<string, string> {
   const env = toRecord(compose);
   for (const layer of [
     input.fleetEnv.filter((v) => v.service === null),
@@ -91,7 +110,9 @@ export function buildTargetState(input: TargetStateInput): TargetState {
     [input.device.uuid]: {
       name: input.device.name,
       config,
-      apps: { [input.fleet.uuid]: { id: input.fleet.id, name: input.fleet.name, class: 'fleet', is_host: false, releases } },
+      apps: {
+        [input.fleet.uuid]: { id: input.fleet.id, name: input.fleet.name, class: 'fleet', is_host: false, releases },
+      },
     },
   };
 }

@@ -7,7 +7,14 @@ import { fleetWithDevice, harness } from '../testing/harness.js';
 
 const composition = {
   services: {
-    main: { build: '.', environment: { FROM_COMPOSE: 'c', OVERRIDDEN: 'compose' }, labels: { 'io.balena.update.strategy': 'hand-over' }, restart: 'always' as const, volumes: ['data:/data'], depends_on: ['db'] },
+    main: {
+      build: '.',
+      environment: { FROM_COMPOSE: 'c', OVERRIDDEN: 'compose' },
+      labels: { 'io.balena.update.strategy': 'hand-over' },
+      restart: 'always' as const,
+      volumes: ['data:/data'],
+      depends_on: ['db'],
+    },
     db: { image: 'postgres:16' },
   },
   volumes: { data: null },
@@ -24,7 +31,12 @@ for (const testDb of testDatabases()) {
 
     test('register, find self, key exchange and conflicts', async () => {
       const d = await fleetWithDevice(h, h.adminKey, 'reg');
-      const again = await h.call('POST', '/device/register', d.provisioningKey, { application: d.fleetId, uuid: d.uuid, device_type: 'x', api_key: generateKey() });
+      const again = await h.call('POST', '/device/register', d.provisioningKey, {
+        application: d.fleetId,
+        uuid: d.uuid,
+        device_type: 'x',
+        api_key: generateKey(),
+      });
       assert.equal(again.statusCode, 409);
       assert.equal(again.data.error.code, 'DEVICE_ALREADY_REGISTERED');
       const filter = `/v7/device?$select=id&$filter=${encodeURIComponent(`uuid eq '${d.uuid}'`)}`;
@@ -32,11 +44,22 @@ for (const testDb of testDatabases()) {
       assert.deepEqual((await h.call('GET', filter, d.provisioningKey)).data, { d: [{ id: d.deviceId }] });
       assert.equal((await h.call('GET', filter, 'not-a-key-at-all-000000')).statusCode, 401);
       const newKey = generateKey();
-      const exchanged = await h.call('POST', `/api-key/device/${d.deviceId}/device-key`, d.provisioningKey, { apiKey: newKey });
+      const exchanged = await h.call('POST', `/api-key/device/${d.deviceId}/device-key`, d.provisioningKey, {
+        apiKey: newKey,
+      });
       assert.equal(exchanged.statusCode, 200);
-      assert.equal((await h.call('GET', `/device/v3/${d.uuid}/state`, d.deviceKey)).statusCode, 401, 'the old key no longer works');
+      assert.equal(
+        (await h.call('GET', `/device/v3/${d.uuid}/state`, d.deviceKey)).statusCode,
+        401,
+        'the old key no longer works',
+      );
       assert.equal((await h.call('GET', `/device/v3/${d.uuid}/state`, newKey)).statusCode, 200);
-      const wrongFleet = await h.call('POST', '/device/register', d.provisioningKey, { application: d.fleetId + 1000, uuid: generateDeviceUuid(), device_type: 'x', api_key: generateKey() });
+      const wrongFleet = await h.call('POST', '/device/register', d.provisioningKey, {
+        application: d.fleetId + 1000,
+        uuid: generateDeviceUuid(),
+        device_type: 'x',
+        api_key: generateKey(),
+      });
       assert.equal(wrongFleet.statusCode, 403);
     });
 
@@ -44,7 +67,14 @@ for (const testDb of testDatabases()) {
       const d = await fleetWithDevice(h, h.adminKey, 'race');
       const uuid = generateDeviceUuid();
       const results = await Promise.all(
-        Array.from({ length: 6 }, () => h.call('POST', '/device/register', d.provisioningKey, { application: d.fleetId, uuid, device_type: 'x', api_key: generateKey() })),
+        Array.from({ length: 6 }, () =>
+          h.call('POST', '/device/register', d.provisioningKey, {
+            application: d.fleetId,
+            uuid,
+            device_type: 'x',
+            api_key: generateKey(),
+          }),
+        ),
       );
       assert.deepEqual(results.map((r) => r.statusCode).sort(), [201, 409, 409, 409, 409, 409]);
     });
@@ -53,12 +83,20 @@ for (const testDb of testDatabases()) {
       const d = await fleetWithDevice(h, h.adminKey, 'revoke');
       const keys = await h.call('GET', '/api/v1/fleets/revoke/provisioning-keys', h.adminKey);
       const id = keys.data.items[0].id;
-      assert.equal((await h.call('DELETE', `/api/v1/fleets/revoke/provisioning-keys/${id}`, h.adminKey)).statusCode, 200);
+      assert.equal(
+        (await h.call('DELETE', `/api/v1/fleets/revoke/provisioning-keys/${id}`, h.adminKey)).statusCode,
+        200,
+      );
       const body = { application: d.fleetId, uuid: generateDeviceUuid(), device_type: 'x', api_key: generateKey() };
       const revoked = await h.call('POST', '/device/register', d.provisioningKey, body);
       assert.equal(revoked.data.error.code, 'PROVISIONING_KEY_EXPIRED');
-      const expired = await h.call('POST', '/api/v1/fleets/revoke/provisioning-keys', h.adminKey, { expiresAt: new Date(Date.now() - 1000).toISOString() });
-      assert.equal((await h.call('POST', '/device/register', expired.data.key, body)).data.error.code, 'PROVISIONING_KEY_EXPIRED');
+      const expired = await h.call('POST', '/api/v1/fleets/revoke/provisioning-keys', h.adminKey, {
+        expiresAt: new Date(Date.now() - 1000).toISOString(),
+      });
+      assert.equal(
+        (await h.call('POST', '/device/register', expired.data.key, body)).data.error.code,
+        'PROVISIONING_KEY_EXPIRED',
+      );
     });
 
     test('target state follows releases, pins and variables, with ETag and 304', async () => {
@@ -80,19 +118,43 @@ for (const testDb of testDatabases()) {
       assert.equal(notYet.statusCode, 304, 'a running release is not a target');
       const early = await h.call('PATCH', `/api/v1/releases/${r1.data.id}`, h.adminKey, { status: 'success' });
       assert.equal(early.statusCode, 400, 'success needs every image');
-      const image = 'flotilla.test:8080/ts/main@sha256:' + 'a'.repeat(64);
-      const done = await h.call('PATCH', `/api/v1/releases/${r1.data.commit}`, h.adminKey, { images: { main: image }, status: 'success' });
+      const image = `flotilla.test:8080/ts/main@sha256:${'a'.repeat(64)}`;
+      const done = await h.call('PATCH', `/api/v1/releases/${r1.data.commit}`, h.adminKey, {
+        images: { main: image },
+        status: 'success',
+      });
       assert.equal(done.statusCode, 200, done.body);
-      assert.equal((await h.call('PATCH', `/api/v1/releases/${r1.data.id}`, h.adminKey, { status: 'failed' })).data.error.code, 'RELEASE_IMMUTABLE');
+      assert.equal(
+        (await h.call('PATCH', `/api/v1/releases/${r1.data.id}`, h.adminKey, { status: 'failed' })).data.error.code,
+        'RELEASE_IMMUTABLE',
+      );
 
       await h.call('POST', '/api/v1/fleets/ts/env', h.adminKey, { name: 'LEVEL', value: 'fleet' });
       await h.call('POST', '/api/v1/fleets/ts/env', h.adminKey, { name: 'OVERRIDDEN', value: 'fleet' });
       await h.call('POST', `/api/v1/devices/${d.uuid}/env`, h.adminKey, { name: 'LEVEL', value: 'device' });
-      await h.call('POST', '/api/v1/fleets/ts/env', h.adminKey, { name: 'SVC', value: 'fleet-service', service: 'main' });
-      await h.call('POST', `/api/v1/devices/${d.uuid.slice(0, 7)}/env`, h.adminKey, { name: 'SVC', value: 'device-service', service: 'main' });
-      await h.call('POST', `/api/v1/devices/${d.uuid}/env`, h.adminKey, { name: 'LEVEL', value: 'device-main', service: 'main' });
-      await h.call('POST', '/api/v1/fleets/ts/config', h.adminKey, { name: 'FLOTILLA_SUPERVISOR_POLL_INTERVAL', value: '60000' });
-      await h.call('POST', `/api/v1/devices/${d.uuid}/config`, h.adminKey, { name: 'RESIN_SUPERVISOR_POLL_INTERVAL', value: '30000' });
+      await h.call('POST', '/api/v1/fleets/ts/env', h.adminKey, {
+        name: 'SVC',
+        value: 'fleet-service',
+        service: 'main',
+      });
+      await h.call('POST', `/api/v1/devices/${d.uuid.slice(0, 7)}/env`, h.adminKey, {
+        name: 'SVC',
+        value: 'device-service',
+        service: 'main',
+      });
+      await h.call('POST', `/api/v1/devices/${d.uuid}/env`, h.adminKey, {
+        name: 'LEVEL',
+        value: 'device-main',
+        service: 'main',
+      });
+      await h.call('POST', '/api/v1/fleets/ts/config', h.adminKey, {
+        name: 'FLOTILLA_SUPERVISOR_POLL_INTERVAL',
+        value: '60000',
+      });
+      await h.call('POST', `/api/v1/devices/${d.uuid}/config`, h.adminKey, {
+        name: 'RESIN_SUPERVISOR_POLL_INTERVAL',
+        value: '30000',
+      });
 
       const full = await h.call('GET', url, d.deviceKey, undefined, { 'if-none-match': etag0 });
       assert.equal(full.statusCode, 200);
@@ -104,7 +166,12 @@ for (const testDb of testDatabases()) {
       const main = release.services.main;
       assert.ok(main);
       assert.equal(main.image, image);
-      assert.deepEqual(main.environment, { FROM_COMPOSE: 'c', OVERRIDDEN: 'fleet', LEVEL: 'device-main', SVC: 'device-service' });
+      assert.deepEqual(main.environment, {
+        FROM_COMPOSE: 'c',
+        OVERRIDDEN: 'fleet',
+        LEVEL: 'device-main',
+        SVC: 'device-service',
+      });
       assert.deepEqual(main.labels, { 'io.balena.update.strategy': 'hand-over' });
       assert.deepEqual(main.composition, { restart: 'always', volumes: ['data:/data'], depends_on: ['db'] });
       assert.equal(release.services.db?.image, 'postgres:16');
@@ -114,7 +181,10 @@ for (const testDb of testDatabases()) {
       assert.notEqual(etag1, etag0);
       assert.equal((await h.call('GET', url, d.deviceKey, undefined, { 'if-none-match': etag1 })).statusCode, 304);
 
-      const r2 = await h.call('POST', '/api/v1/fleets/ts/releases', h.adminKey, { composition: { services: { main: { image: 'x/y@sha256:' + 'b'.repeat(64) } } }, status: 'success' });
+      const r2 = await h.call('POST', '/api/v1/fleets/ts/releases', h.adminKey, {
+        composition: { services: { main: { image: `x/y@sha256:${'b'.repeat(64)}` } } },
+        status: 'success',
+      });
       assert.equal(r2.data.version, '0.0.2');
       const moved = await h.call('GET', url, d.deviceKey, undefined, { 'if-none-match': etag1 });
       assert.equal(moved.statusCode, 200);
@@ -132,10 +202,14 @@ for (const testDb of testDatabases()) {
       const d = await fleetWithDevice(h, h.adminKey, 'seen');
       assert.equal((await h.call('GET', `/api/v1/devices/${d.uuid}`, h.adminKey)).data.lastSeenAt, null);
       assert.equal((await h.call('GET', `/device/v3/${d.uuid}/state`, d.deviceKey)).statusCode, 200);
-      const device = await waitFor('lastSeenAt after a poll', async () => {
-        const res = await h.call('GET', `/api/v1/devices/${d.uuid}`, h.adminKey);
-        return res.data.lastSeenAt !== null && res.data;
-      }, { timeoutMs: 10_000 });
+      const device = await waitFor(
+        'lastSeenAt after a poll',
+        async () => {
+          const res = await h.call('GET', `/api/v1/devices/${d.uuid}`, h.adminKey);
+          return res.data.lastSeenAt !== null && res.data;
+        },
+        { timeoutMs: 10_000 },
+      );
       assert.equal(device.isOnline, true);
     });
 
@@ -150,7 +224,16 @@ for (const testDb of testDatabases()) {
           memory_usage: 100,
           memory_total: 1000,
           status: 'Idle',
-          apps: { [d.fleetUuid]: { releases: { abcdef1234567: { update_status: 'done', services: { main: { image: 'img', status: 'Running', download_progress: null } } } } } },
+          apps: {
+            [d.fleetUuid]: {
+              releases: {
+                abcdef1234567: {
+                  update_status: 'done',
+                  services: { main: { image: 'img', status: 'Running', download_progress: null } },
+                },
+              },
+            },
+          },
         },
       };
       const res = await h.call('PATCH', '/device/v3/state', d.deviceKey, report);
@@ -161,9 +244,19 @@ for (const testDb of testDatabases()) {
       assert.equal(device.data.agentVersion, '0.1.0');
       assert.equal(device.data.metrics.cpuUsage, 12);
       assert.equal(device.data.runningRelease, 'abcdef1234567');
-      assert.deepEqual(device.data.services.main, { status: 'Running', image: 'img', releaseCommit: 'abcdef1234567', downloadProgress: null });
-      assert.equal((await h.call('PATCH', '/device/v3/tags', d.deviceKey, { [d.uuid]: { room: 'kitchen' } })).statusCode, 200);
-      assert.deepEqual((await h.call('GET', `/api/v1/devices/${d.uuid}/tags`, h.adminKey)).data.items, [{ key: 'room', value: 'kitchen' }]);
+      assert.deepEqual(device.data.services.main, {
+        status: 'Running',
+        image: 'img',
+        releaseCommit: 'abcdef1234567',
+        downloadProgress: null,
+      });
+      assert.equal(
+        (await h.call('PATCH', '/device/v3/tags', d.deviceKey, { [d.uuid]: { room: 'kitchen' } })).statusCode,
+        200,
+      );
+      assert.deepEqual((await h.call('GET', `/api/v1/devices/${d.uuid}/tags`, h.adminKey)).data.items, [
+        { key: 'room', value: 'kitchen' },
+      ]);
     });
   });
 }

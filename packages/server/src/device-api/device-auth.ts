@@ -14,5 +14,6 @@ export function presentedKeyHash(request: FastifyRequest): string {
  * answer, so a key cannot be used to probe which UUIDs exist.
  */
 export function requireOwnDevice(row: { key_hash: string | null } | undefined, keyHash: string): void {
-  if (!row || row.key_hash === null || !sameHash(row.key_hash, keyHash)) throw new FlotillaError('UNAUTHENTICATED', 'the key is not valid for this device');
+  if (!row || row.key_hash === null || !sameHash(row.key_hash, keyHash))
+    throw new FlotillaError('UNAUTHENTICATED', 'the key is not valid for this device');
 }

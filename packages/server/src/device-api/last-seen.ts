@@ -38,12 +38,18 @@ export class LastSeenTracker {
     const at = Date.now();
     for (const id of ids) this.writtenAt.set(id, at);
     if (this.writtenAt.size > 500_000) this.writtenAt.clear();
-    this.flushing = this.flushing.then(async () => {
-      const stamp = new Date(at).toISOString();
-      for (let i = 0; i < ids.length; i += 500) {
-        await this.db.updateTable('devices').set({ last_seen_at: stamp }).where('id', 'in', ids.slice(i, i + 500)).execute();
-      }
-    }).catch(() => undefined);
+    this.flushing = this.flushing
+      .then(async () => {
+        const stamp = new Date(at).toISOString();
+        for (let i = 0; i < ids.length; i += 500) {
+          await this.db
+            .updateTable('devices')
+            .set({ last_seen_at: stamp })
+            .where('id', 'in', ids.slice(i, i + 500))
+            .execute();
+        }
+      })
+      .catch(() => undefined);
     return this.flushing;
   }
 

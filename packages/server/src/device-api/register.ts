@@ -11,13 +11,15 @@ import { fleetOfProvisioningKey } from '../fleets/provisioning-keys.js';
 export async function requireProvisioningKey(db: Db, key: string): Promise<number> {
   const found = await fleetOfProvisioningKey(db, key);
   if (!found) throw new FlotillaError('UNAUTHENTICATED', 'unknown provisioning key');
-  if ('expired' in found) throw new FlotillaError('PROVISIONING_KEY_EXPIRED', 'the provisioning key has expired or was revoked');
+  if ('expired' in found)
+    throw new FlotillaError('PROVISIONING_KEY_EXPIRED', 'the provisioning key has expired or was revoked');
   return found.fleetId;
 }
 
 /** INVARIANT: a provisioning key registers devices into its own fleet only. */
 export async function registerDevice(db: Db, fleetId: number, input: RegisterRequest): Promise<RegisterResponse> {
-  if (input.application !== fleetId) throw new FlotillaError('FORBIDDEN', 'the provisioning key belongs to another fleet');
+  if (input.application !== fleetId)
+    throw new FlotillaError('FORBIDDEN', 'the provisioning key belongs to another fleet');
   const existing = await db.selectFrom('devices').select('id').where('uuid', '=', input.uuid).executeTakeFirst();
   if (existing) throw new FlotillaError('DEVICE_ALREADY_REGISTERED', `device ${input.uuid} is already registered`);
   const keyHash = hashKey(input.api_key);
@@ -32,7 +34,8 @@ async function insertDevice(db: Db, fleetId: number, input: RegisterRequest, key
     return await insertDeviceRow(db, fleetId, input, keyHash);
   } catch (error) {
     // Two registrations of one UUID racing: the loser gets the answer it would have got a moment later.
-    if (isUniqueViolation(error)) throw new FlotillaError('DEVICE_ALREADY_REGISTERED', `device ${input.uuid} is already registered`);
+    if (isUniqueViolation(error))
+      throw new FlotillaError('DEVICE_ALREADY_REGISTERED', `device ${input.uuid} is already registered`);
     throw error;
   }
 }
@@ -72,8 +75,13 @@ function insertDeviceRow(db: Db, fleetId: number, input: RegisterRequest, keyHas
 
 /** Key exchange: a device that registered but lost the answer proves itself with the provisioning key. */
 export async function exchangeDeviceKey(db: Db, fleetId: number, deviceId: number, apiKey: string): Promise<void> {
-  const device = await db.selectFrom('devices').select(['id', 'fleet_id']).where('id', '=', deviceId).executeTakeFirst();
-  if (!device || device.fleet_id !== fleetId) throw new FlotillaError('DEVICE_NOT_FOUND', `no device ${deviceId} in this fleet`);
+  const device = await db
+    .selectFrom('devices')
+    .select(['id', 'fleet_id'])
+    .where('id', '=', deviceId)
+    .executeTakeFirst();
+  if (!device || device.fleet_id !== fleetId)
+    throw new FlotillaError('DEVICE_NOT_FOUND', `no device ${deviceId} in this fleet`);
   const keyHash = hashKey(apiKey);
   const holder = await db.selectFrom('devices').select('id').where('key_hash', '=', keyHash).executeTakeFirst();
   if (holder && holder.id !== deviceId) throw new FlotillaError('CONFLICT', 'choose another device key');

@@ -26,14 +26,26 @@ export function reportToPatch(report: DeviceReport, at = now()): DevicePatch {
   copy('storage_total', report.storage_total);
   if (report.is_on__commit !== undefined) patch.running_release = report.is_on__commit;
   if (report.apps) {
-    const services: Record<string, { status: string; image: string; releaseCommit: string | null; downloadProgress: number | null }> = {};
+    const services: Record<
+      string,
+      { status: string; image: string; releaseCommit: string | null; downloadProgress: number | null }
+    > = {};
     let running: string | null | undefined;
     for (const app of Object.values(report.apps)) {
       for (const [commit, release] of Object.entries(app.releases)) {
         for (const [name, s] of Object.entries(release.services)) {
-          services[name] = { status: s.status, image: s.image, releaseCommit: commit, downloadProgress: s.download_progress ?? null };
+          services[name] = {
+            status: s.status,
+            image: s.image,
+            releaseCommit: commit,
+            downloadProgress: s.download_progress ?? null,
+          };
         }
-        if (release.update_status === 'done' || (release.update_status === undefined && Object.values(release.services).every((s) => s.status === 'Running'))) running = commit;
+        if (
+          release.update_status === 'done' ||
+          (release.update_status === undefined && Object.values(release.services).every((s) => s.status === 'Running'))
+        )
+          running = commit;
       }
     }
     patch.services_json = JSON.stringify(services);

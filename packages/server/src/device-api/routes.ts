@@ -1,4 +1,12 @@
-import { DEVICE_ROUTES, FlotillaError, deviceUuidSchema, keyExchangeRequestSchema, registerRequestSchema, stateReportSchema, tagsReportSchema } from '@flotilla/protocol';
+import {
+  DEVICE_ROUTES,
+  FlotillaError,
+  deviceUuidSchema,
+  keyExchangeRequestSchema,
+  registerRequestSchema,
+  stateReportSchema,
+  tagsReportSchema,
+} from '@flotilla/protocol';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { AppContext } from '../context.js';
@@ -13,7 +21,12 @@ import { matchesEtag, pollLookup, targetStateFor } from './target-state.js';
 import { fleetOfProvisioningKey } from '../fleets/provisioning-keys.js';
 
 const uuidParams = z.object({ uuid: deviceUuidSchema });
-const idParams = z.object({ id: z.string().regex(/^\d{1,12}$/).transform(Number) });
+const idParams = z.object({
+  id: z
+    .string()
+    .regex(/^\d{1,12}$/)
+    .transform(Number),
+});
 const findSelfQuery = z.looseObject({ $filter: z.string().max(200) });
 const FILTER = /^\s*uuid\s+eq\s+'([0-9a-f]{32}|[0-9a-f]{62})'\s*$/;
 
@@ -34,11 +47,16 @@ export function registerDeviceRoutes(app: FastifyInstance, ctx: AppContext, last
     if (!key) throw new FlotillaError('UNAUTHENTICATED', 'missing Authorization: Bearer <key>');
     const match = FILTER.exec(parse(findSelfQuery, request.query).$filter);
     if (!match?.[1]) throw new FlotillaError('VALIDATION_FAILED', "only $filter=uuid eq '<uuid>' is supported");
-    const device = await db.selectFrom('devices').select(['id', 'fleet_id', 'key_hash']).where('uuid', '=', match[1]).executeTakeFirst();
+    const device = await db
+      .selectFrom('devices')
+      .select(['id', 'fleet_id', 'key_hash'])
+      .where('uuid', '=', match[1])
+      .executeTakeFirst();
     const keyHash = hashKey(key);
     if (device?.key_hash && sameHash(device.key_hash, keyHash)) return { d: [{ id: device.id }] };
     const provisioning = await fleetOfProvisioningKey(db, key);
-    if (provisioning && 'fleetId' in provisioning) return { d: device && device.fleet_id === provisioning.fleetId ? [{ id: device.id }] : [] };
+    if (provisioning && 'fleetId' in provisioning)
+      return { d: device && device.fleet_id === provisioning.fleetId ? [{ id: device.id }] : [] };
     // An unknown key that is not some device's key is not authenticated at all.
     const anyDevice = await db.selectFrom('devices').select('id').where('key_hash', '=', keyHash).executeTakeFirst();
     if (!anyDevice) throw new FlotillaError('UNAUTHENTICATED', 'unknown key');

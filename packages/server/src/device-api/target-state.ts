@@ -18,7 +18,11 @@ export interface PollRow {
 const pollStatements = new WeakMap<SqliteDatabase.Database, SqliteDatabase.Statement<[string], PollRow>>();
 
 /** The one query of every poll: identity, key and the revisions that validate a cached state. */
-export function pollLookup(db: Db, uuid: string, sqlite?: SqliteDatabase.Database): Promise<PollRow | undefined> | PollRow | undefined {
+export function pollLookup(
+  db: Db,
+  uuid: string,
+  sqlite?: SqliteDatabase.Database,
+): Promise<PollRow | undefined> | PollRow | undefined {
   if (sqlite) {
     let statement = pollStatements.get(sqlite);
     if (!statement) {
@@ -32,7 +36,13 @@ export function pollLookup(db: Db, uuid: string, sqlite?: SqliteDatabase.Databas
   return db
     .selectFrom('devices')
     .innerJoin('fleets', 'fleets.id', 'devices.fleet_id')
-    .select(['devices.id', 'devices.key_hash', 'devices.revision', 'devices.fleet_id', 'fleets.revision as fleet_revision'])
+    .select([
+      'devices.id',
+      'devices.key_hash',
+      'devices.revision',
+      'devices.fleet_id',
+      'fleets.revision as fleet_revision',
+    ])
     .where('devices.uuid', '=', uuid)
     .executeTakeFirst();
 }
@@ -49,30 +59,74 @@ export interface FleetPart {
 
 async function loadRelease(db: Db, releaseId: number | null): Promise<ReleasePart | null> {
   if (releaseId === null) return null;
-  const row = await db.selectFrom('releases').select(['id', 'commit', 'composition_json']).where('id', '=', releaseId).executeTakeFirst();
+  const row = await db
+    .selectFrom('releases')
+    .select(['id', 'commit', 'composition_json'])
+    .where('id', '=', releaseId)
+    .executeTakeFirst();
   if (!row) return null;
-  const services = await db.selectFrom('release_services').select(['id', 'name', 'image']).where('release_id', '=', row.id).orderBy('id').execute();
+  const services = await db
+    .selectFrom('release_services')
+    .select(['id', 'name', 'image'])
+    .where('release_id', '=', row.id)
+    .orderBy('id')
+    .execute();
   return { id: row.id, commit: row.commit, composition: JSON.parse(row.composition_json) as ComposeFile, services };
 }
 
 async function loadFleetPart(db: Db, fleetId: number): Promise<FleetPart> {
-  const fleet = await db.selectFrom('fleets').select(['id', 'uuid', 'name', 'pinned_release_id']).where('id', '=', fleetId).executeTakeFirstOrThrow();
+  const fleet = await db
+    .selectFrom('fleets')
+    .select(['id', 'uuid', 'name', 'pinned_release_id'])
+    .where('id', '=', fleetId)
+    .executeTakeFirstOrThrow();
   const release = await loadRelease(db, (await fleetTargetRelease(db, fleet))?.id ?? null);
-  const env = await db.selectFrom('env_vars').select(['name', 'value', 'service']).where('fleet_id', '=', fleet.id).where('device_id', 'is', null).orderBy('id').execute();
-  const config = await db.selectFrom('config_vars').select(['name', 'value']).where('fleet_id', '=', fleet.id).where('device_id', 'is', null).orderBy('id').execute();
+  const env = await db
+    .selectFrom('env_vars')
+    .select(['name', 'value', 'service'])
+    .where('fleet_id', '=', fleet.id)
+    .where('device_id', 'is', null)
+    .orderBy('id')
+    .execute();
+  const config = await db
+    .selectFrom('config_vars')
+    .select(['name', 'value'])
+    .where('fleet_id', '=', fleet.id)
+    .where('device_id', 'is', null)
+    .orderBy('id')
+    .execute();
   return { fleet: { id: fleet.id, uuid: fleet.uuid, name: fleet.name }, release, env, config };
 }
 
-export async function computeTargetState(db: Db, cache: TargetStateCache, row: { id: number; fleet_id: number; fleet_revision: number }): Promise<string> {
+export async function computeTargetState(
+  db: Db,
+  cache: TargetStateCache,
+  row: { id: number; fleet_id: number; fleet_revision: number },
+): Promise<string> {
   let fleetPart = cache.fleetPart(row.fleet_id, row.fleet_revision);
   if (!fleetPart) {
     fleetPart = await loadFleetPart(db, row.fleet_id);
     cache.setFleetPart(row.fleet_id, row.fleet_revision, fleetPart);
   }
-  const device = await db.selectFrom('devices').select(['uuid', 'name', 'pinned_release_id']).where('id', '=', row.id).executeTakeFirstOrThrow();
-  const release = device.pinned_release_id === null ? fleetPart.release : await loadRelease(db, device.pinned_release_id);
-  const env = await db.selectFrom('env_vars').select(['name', 'value', 'service']).where('device_id', '=', row.id).orderBy('id').execute();
-  const config = await db.selectFrom('config_vars').select(['name', 'value']).where('device_id', '=', row.id).orderBy('id').execute();
+  const device = await db
+    .selectFrom('devices')
+    .select(['uuid', 'name', 'pinned_release_id'])
+    .where('id', '=', row.id)
+    .executeTakeFirstOrThrow();
+  const release =
+    device.pinned_release_id === null ? fleetPart.release : await loadRelease(db, device.pinned_release_id);
+  const env = await db
+    .selectFrom('env_vars')
+    .select(['name', 'value', 'service'])
+    .where('device_id', '=', row.id)
+    .orderBy('id')
+    .execute();
+  const config = await db
+    .selectFrom('config_vars')
+    .select(['name', 'value'])
+    .where('device_id', '=', row.id)
+    .orderBy('id')
+    .execute();
   const state = buildTargetState({
     device: { uuid: device.uuid, name: device.name },
     fleet: fleetPart.fleet,
@@ -99,7 +153,13 @@ export async function targetStateFor(
   const cached = cache.get(uuid, row.fleet_id, row.fleet_revision, row.revision);
   if (cached) return { entry: cached, hit: true };
   const body = await computeTargetState(db, cache, row);
-  const entry: CachedState = { fleetId: row.fleet_id, fleetRevision: row.fleet_revision, deviceRevision: row.revision, etag: etagOf(body), body };
+  const entry: CachedState = {
+    fleetId: row.fleet_id,
+    fleetRevision: row.fleet_revision,
+    deviceRevision: row.revision,
+    etag: etagOf(body),
+    body,
+  };
   cache.set(uuid, entry);
   return { entry, hit: false };
 }

@@ -16,20 +16,29 @@ export type DeviceRow = Omit<Database['devices'], 'id'> & { id: number };
  * a device name (names are not unique, so a name two devices share is ambiguous).
  */
 export async function visibleDevice(db: Db, user: UserPrincipal, ref: string): Promise<DeviceRow> {
-  if (!deviceRefSchema.safeParse(ref).success) throw new FlotillaError('DEVICE_NOT_FOUND', `no device "${ref.slice(0, 80)}"`);
+  if (!deviceRefSchema.safeParse(ref).success)
+    throw new FlotillaError('DEVICE_NOT_FOUND', `no device "${ref.slice(0, 80)}"`);
   const ids = orgIds(user);
   if (ids.length === 0) throw new FlotillaError('DEVICE_NOT_FOUND', `no device "${ref}"`);
-  const visible = () => db.selectFrom('devices').innerJoin('fleets', 'fleets.id', 'devices.fleet_id').selectAll('devices').where('fleets.organization_id', 'in', ids).limit(2);
+  const visible = () =>
+    db
+      .selectFrom('devices')
+      .innerJoin('fleets', 'fleets.id', 'devices.fleet_id')
+      .selectAll('devices')
+      .where('fleets.organization_id', 'in', ids)
+      .limit(2);
   if (deviceUuidRefPattern.test(ref)) {
     // The ref is hex only, so it cannot carry LIKE wildcards.
     const byUuid = await visible()
       .where('devices.uuid', ref.length >= 32 ? '=' : 'like', ref.length >= 32 ? ref : `${ref}%`)
       .execute();
-    if (byUuid.length > 1) throw new FlotillaError('AMBIGUOUS_REFERENCE', `"${ref}" matches more than one device; give more characters`);
+    if (byUuid.length > 1)
+      throw new FlotillaError('AMBIGUOUS_REFERENCE', `"${ref}" matches more than one device; give more characters`);
     if (byUuid[0]) return byUuid[0];
   }
   const byName = await visible().where('devices.name', '=', ref).execute();
-  if (byName.length > 1) throw new FlotillaError('AMBIGUOUS_REFERENCE', `more than one device is named "${ref}"; use its UUID`);
+  if (byName.length > 1)
+    throw new FlotillaError('AMBIGUOUS_REFERENCE', `more than one device is named "${ref}"; use its UUID`);
   if (!byName[0]) throw new FlotillaError('DEVICE_NOT_FOUND', `no device "${ref}"`);
   return byName[0];
 }
@@ -39,8 +48,15 @@ export function isOnline(lastSeenAt: string | null, at = Date.now()): boolean {
 }
 
 export async function toDevice(db: Db, row: DeviceRow): Promise<Device> {
-  const fleet = await db.selectFrom('fleets').select(['id', 'slug', 'pinned_release_id']).where('id', '=', row.fleet_id).executeTakeFirstOrThrow();
-  const pinned = row.pinned_release_id === null ? undefined : await db.selectFrom('releases').select('commit').where('id', '=', row.pinned_release_id).executeTakeFirst();
+  const fleet = await db
+    .selectFrom('fleets')
+    .select(['id', 'slug', 'pinned_release_id'])
+    .where('id', '=', row.fleet_id)
+    .executeTakeFirstOrThrow();
+  const pinned =
+    row.pinned_release_id === null
+      ? undefined
+      : await db.selectFrom('releases').select('commit').where('id', '=', row.pinned_release_id).executeTakeFirst();
   const target = pinned?.commit ?? (await fleetTargetRelease(db, fleet))?.commit ?? null;
   let services: Device['services'] = {};
   try {
@@ -81,27 +97,43 @@ export async function toDevice(db: Db, row: DeviceRow): Promise<Device> {
 export async function listDevices(db: Db, user: UserPrincipal, fleetSlug?: string): Promise<Device[]> {
   const ids = orgIds(user);
   if (ids.length === 0) return [];
-  let q = db.selectFrom('devices').innerJoin('fleets', 'fleets.id', 'devices.fleet_id').selectAll('devices').where('fleets.organization_id', 'in', ids);
+  let q = db
+    .selectFrom('devices')
+    .innerJoin('fleets', 'fleets.id', 'devices.fleet_id')
+    .selectAll('devices')
+    .where('fleets.organization_id', 'in', ids);
   if (fleetSlug !== undefined) q = q.where('fleets.id', '=', (await visibleFleet(db, user, fleetSlug)).id);
   const rows = await q.orderBy('devices.id').limit(10_000).execute();
   return Promise.all(rows.map((r) => toDevice(db, r)));
 }
 
-export async function updateDevice(db: Db, user: UserPrincipal, ref: string, input: { name?: string | undefined; fleet?: string | undefined; pinnedRelease?: number | string | null | undefined }): Promise<Device> {
+export async function updateDevice(
+  db: Db,
+  user: UserPrincipal,
+  ref: string,
+  input: { name?: string | undefined; fleet?: string | undefined; pinnedRelease?: number | string | null | undefined },
+): Promise<Device> {
   const device = await visibleDevice(db, user, ref);
   const patch: { name?: string; fleet_id?: number; pinned_release_id?: number | null } = {};
   if (input.name !== undefined) patch.name = input.name;
   let fleetId = device.fleet_id;
   if (input.fleet !== undefined) {
     const target = await visibleFleet(db, user, input.fleet);
-    const current = await db.selectFrom('fleets').select('organization_id').where('id', '=', device.fleet_id).executeTakeFirstOrThrow();
-    if (target.organization_id !== current.organization_id) throw new FlotillaError('FORBIDDEN', 'a device can only move to a fleet of the same organization');
+    const current = await db
+      .selectFrom('fleets')
+      .select('organization_id')
+      .where('id', '=', device.fleet_id)
+      .executeTakeFirstOrThrow();
+    if (target.organization_id !== current.organization_id)
+      throw new FlotillaError('FORBIDDEN', 'a device can only move to a fleet of the same organization');
     fleetId = target.id;
     patch.fleet_id = target.id;
     // A pin names a release of the old fleet; it cannot follow the device.
     if (target.id !== device.fleet_id) patch.pinned_release_id = null;
   }
-  if (input.pinnedRelease !== undefined) patch.pinned_release_id = input.pinnedRelease === null ? null : (await findRelease(db, fleetId, input.pinnedRelease)).id;
+  if (input.pinnedRelease !== undefined)
+    patch.pinned_release_id =
+      input.pinnedRelease === null ? null : (await findRelease(db, fleetId, input.pinnedRelease)).id;
   if (Object.keys(patch).length > 0) await db.updateTable('devices').set(patch).where('id', '=', device.id).execute();
   await bumpDevice(db, device.id);
   return toDevice(db, await db.selectFrom('devices').selectAll().where('id', '=', device.id).executeTakeFirstOrThrow());

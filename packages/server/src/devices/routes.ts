@@ -1,10 +1,27 @@
-import { API_PREFIX, setConfigVarRequestSchema, setEnvVarRequestSchema, setTagRequestSchema, slugSchema, updateDeviceRequestSchema } from '@flotilla/protocol';
+import {
+  API_PREFIX,
+  setConfigVarRequestSchema,
+  setEnvVarRequestSchema,
+  setTagRequestSchema,
+  slugSchema,
+  updateDeviceRequestSchema,
+} from '@flotilla/protocol';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { AppContext } from '../context.js';
 import { requireUser } from '../auth/principal.js';
 import { parse } from '../http/parse.js';
-import { deleteConfig, deleteEnv, deleteTag, listConfig, listEnv, listTags, setConfig, setEnv, setTag } from '../variables/variables.js';
+import {
+  deleteConfig,
+  deleteEnv,
+  deleteTag,
+  listConfig,
+  listEnv,
+  listTags,
+  setConfig,
+  setEnv,
+  setTag,
+} from '../variables/variables.js';
 import { deleteDevice, listDevices, toDevice, updateDevice, visibleDevice } from './devices.js';
 
 const refParams = z.object({ uuid: z.string().min(1).max(100) });
@@ -39,12 +56,22 @@ export function registerDeviceUserRoutes(app: FastifyInstance, ctx: AppContext):
     return reply.status(204).send();
   });
 
-  app.get(`${base}/:uuid/env`, async (request) => ({ items: await listEnv(db, owner((await deviceOf(request)).device)) }));
-  app.get(`${base}/:uuid/config`, async (request) => ({ items: await listConfig(db, owner((await deviceOf(request)).device)) }));
-  app.get(`${base}/:uuid/tags`, async (request) => ({ items: await listTags(db, (await deviceOf(request)).device.id) }));
+  app.get(`${base}/:uuid/env`, async (request) => ({
+    items: await listEnv(db, owner((await deviceOf(request)).device)),
+  }));
+  app.get(`${base}/:uuid/config`, async (request) => ({
+    items: await listConfig(db, owner((await deviceOf(request)).device)),
+  }));
+  app.get(`${base}/:uuid/tags`, async (request) => ({
+    items: await listTags(db, (await deviceOf(request)).device.id),
+  }));
   for (const method of ['post', 'put'] as const) {
-    app[method](`${base}/:uuid/env`, async (request) => setEnv(db, owner((await deviceOf(request)).device), parse(setEnvVarRequestSchema, request.body)));
-    app[method](`${base}/:uuid/config`, async (request) => setConfig(db, owner((await deviceOf(request)).device), parse(setConfigVarRequestSchema, request.body)));
+    app[method](`${base}/:uuid/env`, async (request) =>
+      setEnv(db, owner((await deviceOf(request)).device), parse(setEnvVarRequestSchema, request.body)),
+    );
+    app[method](`${base}/:uuid/config`, async (request) =>
+      setConfig(db, owner((await deviceOf(request)).device), parse(setConfigVarRequestSchema, request.body)),
+    );
     app[method](`${base}/:uuid/tags`, async (request) => {
       const { device } = await deviceOf(request);
       const body = parse(setTagRequestSchema, request.body);
@@ -53,7 +80,12 @@ export function registerDeviceUserRoutes(app: FastifyInstance, ctx: AppContext):
   }
   app.delete(`${base}/:uuid/env/:name`, async (request, reply) => {
     const { device } = await deviceOf(request);
-    await deleteEnv(db, owner(device), parse(nameParams, request.params).name, parse(serviceQuery, request.query).service);
+    await deleteEnv(
+      db,
+      owner(device),
+      parse(nameParams, request.params).name,
+      parse(serviceQuery, request.query).service,
+    );
     return reply.status(204).send();
   });
   app.delete(`${base}/:uuid/config/:name`, async (request, reply) => {

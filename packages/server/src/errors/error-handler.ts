@@ -11,7 +11,13 @@ function mapped(code: ConstructorParameters<typeof FlotillaError>[0], message: s
 /** A unique or foreign-key constraint hit by a concurrent writer (SQLite or PostgreSQL). */
 export function isUniqueViolation(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
-  return code === '23505' || code === '23503' || code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || code === 'SQLITE_CONSTRAINT_FOREIGNKEY';
+  return (
+    code === '23505' ||
+    code === '23503' ||
+    code === 'SQLITE_CONSTRAINT_UNIQUE' ||
+    code === 'SQLITE_CONSTRAINT_PRIMARYKEY' ||
+    code === 'SQLITE_CONSTRAINT_FOREIGNKEY'
+  );
 }
 
 /** Maps any thrown value to the one wire error shape. Unknown errors become INTERNAL without a stack. */
@@ -19,18 +25,30 @@ export function toErrorBody(error: unknown): { status: number; body: ErrorBody; 
   if (error instanceof FlotillaError) return { status: error.status, body: error.toBody(), internal: false };
   if (error instanceof ZodError) {
     const issues = error.issues.map((i) => ({ path: i.path.map(String).join('.'), message: i.message, code: i.code }));
-    const e = new FlotillaError('VALIDATION_FAILED', `invalid input: ${issues.slice(0, 3).map((i) => `${i.path || '(root)'}: ${i.message}`).join('; ')}`, { details: { issues } });
+    const e = new FlotillaError(
+      'VALIDATION_FAILED',
+      `invalid input: ${issues
+        .slice(0, 3)
+        .map((i) => `${i.path || '(root)'}: ${i.message}`)
+        .join('; ')}`,
+      { details: { issues } },
+    );
     return { status: e.status, body: e.toBody(), internal: false };
   }
   if (isUniqueViolation(error)) return mapped('CONFLICT', 'the resource already exists or changed concurrently; retry');
   // PostgreSQL refuses NUL and unencodable characters in text (SQLite stores them): input the request hooks missed.
   const dbCode = (error as { code?: unknown } | null)?.code;
-  if (dbCode === '22021' || dbCode === '22P05') return mapped('VALIDATION_FAILED', 'the request contains characters that cannot be stored (NUL)');
+  if (dbCode === '22021' || dbCode === '22P05')
+    return mapped('VALIDATION_FAILED', 'the request contains characters that cannot be stored (NUL)');
   const fe = error as Partial<FastifyError> | undefined;
   const code = typeof fe?.code === 'string' ? fe.code : '';
   if (code === 'FST_ERR_CTP_BODY_TOO_LARGE') return mapped('PAYLOAD_TOO_LARGE', 'the request body is too large');
   if (code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return mapped('UNSUPPORTED_MEDIA_TYPE', 'unsupported content type');
-  if (code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || code === 'FST_ERR_CTP_INVALID_JSON_BODY' || error instanceof SyntaxError) {
+  if (
+    code === 'FST_ERR_CTP_EMPTY_JSON_BODY' ||
+    code === 'FST_ERR_CTP_INVALID_JSON_BODY' ||
+    error instanceof SyntaxError
+  ) {
     return mapped('INVALID_JSON', 'the request body is not valid JSON');
   }
   if (typeof fe?.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
@@ -48,6 +66,8 @@ export function registerErrorHandling(app: FastifyInstance): void {
     void reply.status(status).send(body);
   });
   app.setNotFoundHandler((request, reply) => {
-    void reply.status(404).send(new FlotillaError('NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`).toBody());
+    void reply
+      .status(404)
+      .send(new FlotillaError('NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`).toBody());
   });
 }

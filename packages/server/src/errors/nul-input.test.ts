@@ -35,9 +35,15 @@ for (const db of testDatabases()) {
   test(`[${db.label}] log lines holding NUL bytes are stored without them`, async () => {
     const live = await liveServerWithDevice(db);
     try {
-      assert.equal(await postDeviceLogs(live.server.url, live.uuid, live.deviceKey, [{ message: 'bin\u0000ary', timestamp: 1 }]), 201);
+      assert.equal(
+        await postDeviceLogs(live.server.url, live.uuid, live.deviceKey, [{ message: 'bin\u0000ary', timestamp: 1 }]),
+        201,
+      );
       const logs = await live.api('GET', `/api/v1/devices/${live.uuid}/logs`);
-      assert.deepEqual(logs.data.items.map((e: { message: string }) => e.message), ['binary']);
+      assert.deepEqual(
+        logs.data.items.map((e: { message: string }) => e.message),
+        ['binary'],
+      );
     } finally {
       await live.close();
     }

@@ -5,8 +5,16 @@ import type { FleetRow } from './fleets.js';
 import { createProvisioningKey } from './provisioning-keys.js';
 
 /** A config.json for a new device of the fleet, carrying a provisioning key made for it. */
-export async function makeConfigJson(db: Db, fleet: FleetRow, publicUrl: string, input: ConfigJsonRequest): Promise<ConfigJson> {
-  const key = await createProvisioningKey(db, fleet.id, { name: 'config.json', expiresAt: input.provisioningKeyExpiry });
+export async function makeConfigJson(
+  db: Db,
+  fleet: FleetRow,
+  publicUrl: string,
+  input: ConfigJsonRequest,
+): Promise<ConfigJson> {
+  const key = await createProvisioningKey(db, fleet.id, {
+    name: 'config.json',
+    expiresAt: input.provisioningKeyExpiry,
+  });
   const config: ConfigJson = {
     apiEndpoint: publicUrl,
     deltaEndpoint: publicUrl,
@@ -27,7 +35,10 @@ export async function makeConfigJson(db: Db, fleet: FleetRow, publicUrl: string,
   if (input.sshKeys !== undefined || input.wifiSsid !== undefined) {
     config.os = {};
     if (input.sshKeys !== undefined) config.os.sshKeys = input.sshKeys;
-    if (input.wifiSsid !== undefined) config.os.network = { wifi: { ssid: input.wifiSsid, ...(input.wifiKey === undefined ? {} : { psk: input.wifiKey }) } };
+    if (input.wifiSsid !== undefined)
+      config.os.network = {
+        wifi: { ssid: input.wifiSsid, ...(input.wifiKey === undefined ? {} : { psk: input.wifiKey }) },
+      };
   }
   return config;
 }

@@ -17,43 +17,85 @@ for (const testDb of testDatabases()) {
       const wrong = await h.call('POST', '/api/v1/auth/login', undefined, { username: 'admin', password: 'nope-nope' });
       assert.equal(wrong.statusCode, 401);
       assert.equal(wrong.data.error.code, 'INVALID_CREDENTIALS');
-      const unknown = await h.call('POST', '/api/v1/auth/login', undefined, { username: 'ghost', password: 'nope-nope' });
+      const unknown = await h.call('POST', '/api/v1/auth/login', undefined, {
+        username: 'ghost',
+        password: 'nope-nope',
+      });
       assert.equal(unknown.data.error.code, 'INVALID_CREDENTIALS');
-      const login = await h.call('POST', '/api/v1/auth/login', undefined, { username: 'admin', password: 'admin-password' });
+      const login = await h.call('POST', '/api/v1/auth/login', undefined, {
+        username: 'admin',
+        password: 'admin-password',
+      });
       assert.equal(login.statusCode, 200);
       const who = await h.call('GET', '/api/v1/whoami', login.data.token);
       assert.equal(who.data.user.username, 'admin');
       assert.equal(who.data.authMethod, 'session');
-      assert.deepEqual(who.data.organizations.map((o: { handle: string; role: string }) => [o.handle, o.role]), [['default', 'admin']]);
+      assert.deepEqual(
+        who.data.organizations.map((o: { handle: string; role: string }) => [o.handle, o.role]),
+        [['default', 'admin']],
+      );
       const created = await h.call('POST', '/api/v1/api-keys', login.data.token, { name: 'ci' });
       assert.equal(created.statusCode, 201);
       assert.equal((await h.call('GET', '/api/v1/whoami', created.data.key)).data.authMethod, 'api-key');
       const list = await h.call('GET', '/api/v1/api-keys', h.adminKey);
-      assert.ok(list.data.items.every((k: Record<string, unknown>) => !('key' in k)), 'secrets are shown once only');
+      assert.ok(
+        list.data.items.every((k: Record<string, unknown>) => !('key' in k)),
+        'secrets are shown once only',
+      );
       assert.equal((await h.call('DELETE', `/api/v1/api-keys/${created.data.id}`, h.adminKey)).statusCode, 204);
       assert.equal((await h.call('GET', '/api/v1/whoami', created.data.key)).statusCode, 401);
-      const expired = await h.call('POST', '/api/v1/api-keys', h.adminKey, { name: 'old', expiresAt: '2000-01-01T00:00:00Z' });
+      const expired = await h.call('POST', '/api/v1/api-keys', h.adminKey, {
+        name: 'old',
+        expiresAt: '2000-01-01T00:00:00Z',
+      });
       assert.equal((await h.call('GET', '/api/v1/whoami', expired.data.key)).statusCode, 401);
     });
 
-    test('members see their organization\'s fleets; only admins manage members', async () => {
+    test("members see their organization's fleets; only admins manage members", async () => {
       await h.call('POST', '/api/v1/users', h.adminKey, { username: 'carol', password: 'carol-password' });
-      const carol = (await h.call('POST', '/api/v1/auth/login', undefined, { username: 'carol', password: 'carol-password' })).data.token;
+      const carol = (
+        await h.call('POST', '/api/v1/auth/login', undefined, { username: 'carol', password: 'carol-password' })
+      ).data.token;
       await h.call('POST', '/api/v1/fleets', h.adminKey, { name: 'Shared Fleet' });
       assert.equal((await h.call('GET', '/api/v1/fleets/shared-fleet', carol)).statusCode, 404);
-      assert.equal((await h.call('POST', '/api/v1/organizations/default/members', h.adminKey, { username: 'carol' })).statusCode, 201);
+      assert.equal(
+        (await h.call('POST', '/api/v1/organizations/default/members', h.adminKey, { username: 'carol' })).statusCode,
+        201,
+      );
       assert.equal((await h.call('GET', '/api/v1/fleets/shared-fleet', carol)).statusCode, 200);
-      assert.equal((await h.call('POST', '/api/v1/organizations/default/members', carol, { username: 'carol', role: 'admin' })).statusCode, 403);
+      assert.equal(
+        (await h.call('POST', '/api/v1/organizations/default/members', carol, { username: 'carol', role: 'admin' }))
+          .statusCode,
+        403,
+      );
       assert.equal((await h.call('DELETE', '/api/v1/fleets/shared-fleet', carol)).statusCode, 403);
       const members = await h.call('GET', '/api/v1/organizations/default/members', carol);
-      assert.deepEqual(members.data.items.map((m: { user: { username: string }; role: string }) => [m.user.username, m.role]), [['admin', 'admin'], ['carol', 'member']]);
-      assert.equal((await h.call('DELETE', '/api/v1/organizations/default/members/admin', h.adminKey)).data.error.code, 'CONFLICT');
-      assert.equal((await h.call('POST', '/api/v1/fleets', h.adminKey, { name: 'Shared Fleet' })).data.error.code, 'SLUG_TAKEN');
+      assert.deepEqual(
+        members.data.items.map((m: { user: { username: string }; role: string }) => [m.user.username, m.role]),
+        [
+          ['admin', 'admin'],
+          ['carol', 'member'],
+        ],
+      );
+      assert.equal(
+        (await h.call('DELETE', '/api/v1/organizations/default/members/admin', h.adminKey)).data.error.code,
+        'CONFLICT',
+      );
+      assert.equal(
+        (await h.call('POST', '/api/v1/fleets', h.adminKey, { name: 'Shared Fleet' })).data.error.code,
+        'SLUG_TAKEN',
+      );
     });
 
     test('config.json carries the public URL and a working new provisioning key', async () => {
       const fleet = await h.call('POST', '/api/v1/fleets', h.adminKey, { name: 'cfg', deviceType: 'raspberrypi4-64' });
-      const res = await h.call('POST', '/api/v1/fleets/cfg/config-json', h.adminKey, { hostname: 'kiosk', developmentMode: true, sshKeys: ['ssh-ed25519 AAAA me'], wifiSsid: 'home', wifiKey: 'secret-psk' });
+      const res = await h.call('POST', '/api/v1/fleets/cfg/config-json', h.adminKey, {
+        hostname: 'kiosk',
+        developmentMode: true,
+        sshKeys: ['ssh-ed25519 AAAA me'],
+        wifiSsid: 'home',
+        wifiKey: 'secret-psk',
+      });
       assert.equal(res.statusCode, 200, res.body);
       const config = configJsonSchema.parse(res.data);
       assert.equal(config.apiEndpoint, 'http://flotilla.test:8080');
@@ -63,10 +105,18 @@ for (const testDb of testDatabases()) {
       assert.equal(config.hostname, 'kiosk');
       assert.deepEqual(config.os?.sshKeys, ['ssh-ed25519 AAAA me']);
       assert.deepEqual(config.os?.network?.wifi, { ssid: 'home', psk: 'secret-psk' });
-      const reg = await h.call('POST', '/device/register', config.provisioningApiKey, { application: fleet.data.id, uuid: generateDeviceUuid(), device_type: 'raspberrypi4-64', api_key: generateKey() });
+      const reg = await h.call('POST', '/device/register', config.provisioningApiKey, {
+        application: fleet.data.id,
+        uuid: generateDeviceUuid(),
+        device_type: 'raspberrypi4-64',
+        api_key: generateKey(),
+      });
       assert.equal(reg.statusCode, 201);
       assert.match((await h.call('GET', `/api/v1/devices/${reg.data.uuid}`, h.adminKey)).data.name, /^[a-z]+-[a-z]+$/);
-      assert.equal((await h.call('POST', '/api/v1/fleets/cfg/config-json', h.adminKey, { wifiKey: 'short' })).statusCode, 400);
+      assert.equal(
+        (await h.call('POST', '/api/v1/fleets/cfg/config-json', h.adminKey, { wifiKey: 'short' })).statusCode,
+        400,
+      );
     });
 
     test('device references: prefixes, ambiguity, moves between fleets', async () => {
@@ -78,13 +128,29 @@ for (const testDb of testDatabases()) {
       const pk = (await h.call('POST', '/api/v1/fleets/refs/provisioning-keys', h.adminKey, {})).data.key;
       const twin = a.uuid.slice(0, 7) + 'f'.repeat(25);
       const twinUuid = twin === a.uuid ? a.uuid.slice(0, 7) + 'e'.repeat(25) : twin;
-      assert.equal((await h.call('POST', '/device/register', pk, { application: a.fleetId, uuid: twinUuid, device_type: 'x', api_key: generateKey() })).statusCode, 201);
-      assert.equal((await h.call('GET', `/api/v1/devices/${a.uuid.slice(0, 7)}`, h.adminKey)).data.error.code, 'AMBIGUOUS_REFERENCE');
+      assert.equal(
+        (
+          await h.call('POST', '/device/register', pk, {
+            application: a.fleetId,
+            uuid: twinUuid,
+            device_type: 'x',
+            api_key: generateKey(),
+          })
+        ).statusCode,
+        201,
+      );
+      assert.equal(
+        (await h.call('GET', `/api/v1/devices/${a.uuid.slice(0, 7)}`, h.adminKey)).data.error.code,
+        'AMBIGUOUS_REFERENCE',
+      );
       const moved = await h.call('PATCH', `/api/v1/devices/${a.uuid}`, h.adminKey, { fleet: 'refs2', name: 'renamed' });
       assert.equal(moved.data.fleet, 'refs2');
       assert.equal(moved.data.name, 'renamed');
       const list = await h.call('GET', '/api/v1/devices?fleet=refs2', h.adminKey);
-      assert.deepEqual(list.data.items.map((d: { uuid: string }) => d.uuid), [a.uuid]);
+      assert.deepEqual(
+        list.data.items.map((d: { uuid: string }) => d.uuid),
+        [a.uuid],
+      );
       const state = await h.call('GET', `/device/v3/${a.uuid}/state`, a.deviceKey);
       assert.ok(state.data[a.uuid].apps[other.data.uuid], 'target state follows the move');
       assert.equal(state.data[a.uuid].name, 'renamed');
@@ -92,11 +158,17 @@ for (const testDb of testDatabases()) {
       // By name: exact, within the user's organizations; a name two devices share is ambiguous.
       assert.equal((await h.call('GET', '/api/v1/devices/renamed', h.adminKey)).data.uuid, a.uuid);
       assert.equal((await h.call('GET', '/api/v1/devices/renam', h.adminKey)).data.error.code, 'DEVICE_NOT_FOUND');
-      assert.equal((await h.call('GET', `/api/v1/devices/${encodeURIComponent('two words')}`, h.adminKey)).data.error.code, 'DEVICE_NOT_FOUND');
+      assert.equal(
+        (await h.call('GET', `/api/v1/devices/${encodeURIComponent('two words')}`, h.adminKey)).data.error.code,
+        'DEVICE_NOT_FOUND',
+      );
       await h.call('PATCH', `/api/v1/devices/${twinUuid}`, h.adminKey, { name: 'renamed' });
       assert.equal((await h.call('GET', '/api/v1/devices/renamed', h.adminKey)).data.error.code, 'AMBIGUOUS_REFERENCE');
       await h.call('PATCH', `/api/v1/devices/${twinUuid}`, h.adminKey, { name: 'two words' });
-      assert.equal((await h.call('GET', `/api/v1/devices/${encodeURIComponent('two words')}`, h.adminKey)).data.uuid, twinUuid);
+      assert.equal(
+        (await h.call('GET', `/api/v1/devices/${encodeURIComponent('two words')}`, h.adminKey)).data.uuid,
+        twinUuid,
+      );
     });
 
     test('metrics and health', async () => {

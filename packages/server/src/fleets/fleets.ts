@@ -17,29 +17,55 @@ export type FleetRow = Selectable<Database['fleets']>;
 /** The fleet with this slug if the user is a member of its organization; FLEET_NOT_FOUND otherwise (no existence leak). */
 export async function visibleFleet(db: Db, user: UserPrincipal, slug: string): Promise<FleetRow> {
   const ids = orgIds(user);
-  const row = ids.length === 0 ? undefined : await db.selectFrom('fleets').selectAll().where('slug', '=', slug).where('organization_id', 'in', ids).executeTakeFirst();
+  const row =
+    ids.length === 0
+      ? undefined
+      : await db
+          .selectFrom('fleets')
+          .selectAll()
+          .where('slug', '=', slug)
+          .where('organization_id', 'in', ids)
+          .executeTakeFirst();
   if (!row) throw new FlotillaError('FLEET_NOT_FOUND', `no fleet "${slug}"`);
   return row;
 }
 
 /** The release devices of the fleet run unless pinned: the pinned one, else the latest successful final one. */
-export async function fleetTargetRelease(db: Db, fleet: Pick<FleetRow, 'id' | 'pinned_release_id'>): Promise<{ id: number; commit: string; version: string } | null> {
+export async function fleetTargetRelease(
+  db: Db,
+  fleet: Pick<FleetRow, 'id' | 'pinned_release_id'>,
+): Promise<{ id: number; commit: string; version: string } | null> {
   const q = db.selectFrom('releases').select(['id', 'commit', 'version']).where('fleet_id', '=', fleet.id);
   const row =
     fleet.pinned_release_id !== null
       ? await q.where('id', '=', fleet.pinned_release_id).executeTakeFirst()
-      : await q.where('status', '=', 'success').where('is_final', '=', 1).orderBy('id', 'desc').limit(1).executeTakeFirst();
+      : await q
+          .where('status', '=', 'success')
+          .where('is_final', '=', 1)
+          .orderBy('id', 'desc')
+          .limit(1)
+          .executeTakeFirst();
   return row ?? null;
 }
 
 export async function toFleet(db: Db, row: FleetRow): Promise<Fleet> {
-  const org = await db.selectFrom('organizations').select('handle').where('id', '=', row.organization_id).executeTakeFirstOrThrow();
+  const org = await db
+    .selectFrom('organizations')
+    .select('handle')
+    .where('id', '=', row.organization_id)
+    .executeTakeFirstOrThrow();
   const target = await fleetTargetRelease(db, row);
-  const pinned = row.pinned_release_id === null ? null : await db.selectFrom('releases').select('commit').where('id', '=', row.pinned_release_id).executeTakeFirst();
+  const pinned =
+    row.pinned_release_id === null
+      ? null
+      : await db.selectFrom('releases').select('commit').where('id', '=', row.pinned_release_id).executeTakeFirst();
   const since = new Date(Date.now() - ONLINE_WINDOW_MS).toISOString();
   const counts = await db
     .selectFrom('devices')
-    .select((eb) => [eb.fn.countAll<number>().as('total'), eb.fn.sum<number>(eb.case().when('last_seen_at', '>', since).then(1).else(0).end()).as('online')])
+    .select((eb) => [
+      eb.fn.countAll<number>().as('total'),
+      eb.fn.sum<number>(eb.case().when('last_seen_at', '>', since).then(1).else(0).end()).as('online'),
+    ])
     .where('fleet_id', '=', row.id)
     .executeTakeFirst();
   return {
@@ -67,7 +93,11 @@ export async function listFleets(db: Db, user: UserPrincipal): Promise<Fleet[]> 
   return Promise.all(rows.map((r) => toFleet(db, r)));
 }
 
-export async function createFleet(db: Db, user: UserPrincipal, input: { name: string; slug?: string | undefined; deviceType: string; organization?: string | undefined }): Promise<Fleet> {
+export async function createFleet(
+  db: Db,
+  user: UserPrincipal,
+  input: { name: string; slug?: string | undefined; deviceType: string; organization?: string | undefined },
+): Promise<Fleet> {
   let organizationId: number;
   if (input.organization !== undefined) organizationId = (await visibleOrganization(db, user, input.organization)).id;
   else {
@@ -80,15 +110,30 @@ export async function createFleet(db: Db, user: UserPrincipal, input: { name: st
   if (taken) throw new FlotillaError('SLUG_TAKEN', `fleet slug "${slug}" is taken`);
   const row = await db
     .insertInto('fleets')
-    .values({ uuid: randomBytes(16).toString('hex'), organization_id: organizationId, name: input.name, slug, device_type: input.deviceType, pinned_release_id: null, revision: 0, created_at: now() })
+    .values({
+      uuid: randomBytes(16).toString('hex'),
+      organization_id: organizationId,
+      name: input.name,
+      slug,
+      device_type: input.deviceType,
+      pinned_release_id: null,
+      revision: 0,
+      created_at: now(),
+    })
     .returningAll()
     .executeTakeFirstOrThrow();
   return toFleet(db, row);
 }
 
-export async function updateFleet(db: Db, user: UserPrincipal, slug: string, input: { name?: string | undefined; pinnedRelease?: number | string | null | undefined }): Promise<Fleet> {
+export async function updateFleet(
+  db: Db,
+  user: UserPrincipal,
+  slug: string,
+  input: { name?: string | undefined; pinnedRelease?: number | string | null | undefined },
+): Promise<Fleet> {
   const fleet = await visibleFleet(db, user, slug);
-  if (input.name !== undefined) await db.updateTable('fleets').set({ name: input.name }).where('id', '=', fleet.id).execute();
+  if (input.name !== undefined)
+    await db.updateTable('fleets').set({ name: input.name }).where('id', '=', fleet.id).execute();
   if (input.pinnedRelease !== undefined) {
     const pinned = input.pinnedRelease === null ? null : (await findRelease(db, fleet.id, input.pinnedRelease)).id;
     await db.updateTable('fleets').set({ pinned_release_id: pinned }).where('id', '=', fleet.id).execute();

@@ -15,13 +15,27 @@ import type { AppContext } from '../context.js';
 import { requireUser } from '../auth/principal.js';
 import { parse } from '../http/parse.js';
 import { createRelease, listReleases } from '../releases/releases.js';
-import { deleteConfig, deleteEnv, listConfig, listEnv, listFleetTags, setConfig, setEnv } from '../variables/variables.js';
+import {
+  deleteConfig,
+  deleteEnv,
+  listConfig,
+  listEnv,
+  listFleetTags,
+  setConfig,
+  setEnv,
+} from '../variables/variables.js';
 import { makeConfigJson } from './config-json.js';
 import { createFleet, deleteFleet, listFleets, toFleet, updateFleet, visibleFleet } from './fleets.js';
 import { createProvisioningKey, listProvisioningKeys, revokeProvisioningKey } from './provisioning-keys.js';
 
 const slugParams = z.object({ slug: slugSchema });
-const keyParams = z.object({ slug: slugSchema, id: z.string().regex(/^\d{1,12}$/).transform(Number) });
+const keyParams = z.object({
+  slug: slugSchema,
+  id: z
+    .string()
+    .regex(/^\d{1,12}$/)
+    .transform(Number),
+});
 const nameParams = z.object({ slug: slugSchema, name: z.string().min(1).max(255) });
 const serviceQuery = z.object({ service: z.string().min(1).max(63).optional() });
 
@@ -54,11 +68,15 @@ export function registerFleetRoutes(app: FastifyInstance, ctx: AppContext): void
   });
 
   // ---------------------------------------------------------------------------------------- provisioning keys
-  app.get(`${base}/:slug/provisioning-keys`, async (request) => ({ items: await listProvisioningKeys(db, (await fleetOf(request)).fleet.id) }));
+  app.get(`${base}/:slug/provisioning-keys`, async (request) => ({
+    items: await listProvisioningKeys(db, (await fleetOf(request)).fleet.id),
+  }));
 
   app.post(`${base}/:slug/provisioning-keys`, async (request, reply) => {
     const { fleet } = await fleetOf(request);
-    return reply.status(201).send(await createProvisioningKey(db, fleet.id, parse(createProvisioningKeyRequestSchema, request.body ?? {})));
+    return reply
+      .status(201)
+      .send(await createProvisioningKey(db, fleet.id, parse(createProvisioningKeyRequestSchema, request.body ?? {})));
   });
 
   app.delete(`${base}/:slug/provisioning-keys/:id`, async (request) => {
@@ -72,7 +90,9 @@ export function registerFleetRoutes(app: FastifyInstance, ctx: AppContext): void
   });
 
   // ------------------------------------------------------------------------------------------------- releases
-  app.get(`${base}/:slug/releases`, async (request) => ({ items: await listReleases(db, (await fleetOf(request)).fleet.id) }));
+  app.get(`${base}/:slug/releases`, async (request) => ({
+    items: await listReleases(db, (await fleetOf(request)).fleet.id),
+  }));
 
   app.post(`${base}/:slug/releases`, async (request, reply) => {
     const { fleet } = await fleetOf(request);
@@ -80,7 +100,9 @@ export function registerFleetRoutes(app: FastifyInstance, ctx: AppContext): void
   });
 
   // ------------------------------------------------------------------------------------------------ variables
-  app.get(`${base}/:slug/env`, async (request) => ({ items: await listEnv(db, { fleetId: (await fleetOf(request)).fleet.id, deviceId: null }) }));
+  app.get(`${base}/:slug/env`, async (request) => ({
+    items: await listEnv(db, { fleetId: (await fleetOf(request)).fleet.id, deviceId: null }),
+  }));
   for (const method of ['post', 'put'] as const) {
     app[method](`${base}/:slug/env`, async (request) => {
       const { fleet } = await fleetOf(request);
@@ -93,14 +115,23 @@ export function registerFleetRoutes(app: FastifyInstance, ctx: AppContext): void
   }
   app.delete(`${base}/:slug/env/:name`, async (request, reply) => {
     const { fleet } = await fleetOf(request);
-    await deleteEnv(db, { fleetId: fleet.id, deviceId: null }, parse(nameParams, request.params).name, parse(serviceQuery, request.query).service);
+    await deleteEnv(
+      db,
+      { fleetId: fleet.id, deviceId: null },
+      parse(nameParams, request.params).name,
+      parse(serviceQuery, request.query).service,
+    );
     return reply.status(204).send();
   });
-  app.get(`${base}/:slug/config`, async (request) => ({ items: await listConfig(db, { fleetId: (await fleetOf(request)).fleet.id, deviceId: null }) }));
+  app.get(`${base}/:slug/config`, async (request) => ({
+    items: await listConfig(db, { fleetId: (await fleetOf(request)).fleet.id, deviceId: null }),
+  }));
   app.delete(`${base}/:slug/config/:name`, async (request, reply) => {
     const { fleet } = await fleetOf(request);
     await deleteConfig(db, { fleetId: fleet.id, deviceId: null }, parse(nameParams, request.params).name);
     return reply.status(204).send();
   });
-  app.get(`${base}/:slug/tags`, async (request) => ({ items: await listFleetTags(db, (await fleetOf(request)).fleet.id) }));
+  app.get(`${base}/:slug/tags`, async (request) => ({
+    items: await listFleetTags(db, (await fleetOf(request)).fleet.id),
+  }));
 }

@@ -23,10 +23,36 @@ const nasty = fc.constantFrom(
   '1e309',
   'null',
 );
-const segment = fc.oneof(nasty, fc.string({ maxLength: 40 }), fc.stringMatching(/^[0-9a-f]{7,32}$/), fc.nat().map(String));
+const segment = fc.oneof(
+  nasty,
+  fc.string({ maxLength: 40 }),
+  fc.stringMatching(/^[0-9a-f]{7,32}$/),
+  fc.nat().map(String),
+);
 const body = fc.oneof(
   fc.jsonValue().map((v) => JSON.stringify(v)),
-  fc.dictionary(fc.oneof(nasty, fc.constantFrom('name', 'slug', 'value', 'status', 'images', 'composition', 'uuid', 'application', 'api_key', 'pinnedRelease', 'service', 'key')), fc.oneof(fc.jsonValue(), nasty)).map((v) => JSON.stringify(v)),
+  fc
+    .dictionary(
+      fc.oneof(
+        nasty,
+        fc.constantFrom(
+          'name',
+          'slug',
+          'value',
+          'status',
+          'images',
+          'composition',
+          'uuid',
+          'application',
+          'api_key',
+          'pinnedRelease',
+          'service',
+          'key',
+        ),
+      ),
+      fc.oneof(fc.jsonValue(), nasty),
+    )
+    .map((v) => JSON.stringify(v)),
   fc.string({ maxLength: 200 }),
   nasty,
 );
@@ -50,9 +76,14 @@ for (const testDb of testDatabases()) {
           fc.asyncProperty(
             fc.array(segment, { minLength: 4, maxLength: 4 }),
             body,
-            fc.option(fc.constantFrom(...keys.map((k) => `Bearer ${k}`), 'Bearer', 'Basic Zm9vOmJhcg==', "Bearer ' OR 1=1 --"), { nil: undefined }),
+            fc.option(
+              fc.constantFrom(...keys.map((k) => `Bearer ${k}`), 'Bearer', 'Basic Zm9vOmJhcg==', "Bearer ' OR 1=1 --"),
+              { nil: undefined },
+            ),
             fc.constantFrom('application/json', 'text/plain', 'application/x-www-form-urlencoded', undefined),
-            fc.option(fc.dictionary(fc.constantFrom('$filter', 'fleet', 'service', 'apikey', '$select'), segment), { nil: undefined }),
+            fc.option(fc.dictionary(fc.constantFrom('$filter', 'fleet', 'service', 'apikey', '$select'), segment), {
+              nil: undefined,
+            }),
             async (segments, payload, authorization, contentType, query) => {
               let i = 0;
               const path = route.url.replace(/:([a-zA-Z]+)/g, () => encodeURIComponent(segments[i++ % 4] ?? 'x'));
@@ -61,7 +92,10 @@ for (const testDb of testDatabases()) {
               const res = await h.app.inject({
                 method: route.method as 'GET',
                 url: path + search,
-                headers: { ...(authorization ? { authorization } : {}), ...(contentType && withBody ? { 'content-type': contentType } : {}) },
+                headers: {
+                  ...(authorization ? { authorization } : {}),
+                  ...(contentType && withBody ? { 'content-type': contentType } : {}),
+                },
                 ...(withBody ? { payload } : {}),
               });
               if (route.url === '/metrics' || route.url === '/healthz' || route.url.endsWith('openapi.json')) {
@@ -71,7 +105,8 @@ for (const testDb of testDatabases()) {
               assert.ok(res.statusCode < 500, `${route.method} ${path}${search} → ${res.statusCode} ${res.body}`);
               // The registry answers in the OCI / Docker token formats its clients expect, not ours.
               const foreignFormat = route.url.startsWith('/v2') || route.url.startsWith('/auth/');
-              if (res.statusCode >= 400 && !foreignFormat) assert.ok(isErrorBody(JSON.parse(res.body)), `error body shape: ${res.body}`);
+              if (res.statusCode >= 400 && !foreignFormat)
+                assert.ok(isErrorBody(JSON.parse(res.body)), `error body shape: ${res.body}`);
             },
           ),
           { numRuns: 25, includeErrorInReport: true },
@@ -80,7 +115,12 @@ for (const testDb of testDatabases()) {
     });
 
     test('oversized and malformed bodies', async () => {
-      const big = await h.call('POST', '/api/v1/fleets', h.adminKey, JSON.stringify({ name: 'x'.repeat(2 * 1024 * 1024) }));
+      const big = await h.call(
+        'POST',
+        '/api/v1/fleets',
+        h.adminKey,
+        JSON.stringify({ name: 'x'.repeat(2 * 1024 * 1024) }),
+      );
       assert.equal(big.statusCode, 413);
       assert.equal(big.data.error.code, 'PAYLOAD_TOO_LARGE');
       const bad = await h.call('POST', '/api/v1/fleets', h.adminKey, '{"name":');

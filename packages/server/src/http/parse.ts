@@ -19,6 +19,7 @@ export function containsNul(value: unknown, depth = 0): boolean {
   // Only what a parser produced: arrays and plain objects (a streamed body or a Buffer is not walked).
   const proto = Object.getPrototypeOf(value) as unknown;
   if (!Array.isArray(value) && proto !== Object.prototype && proto !== null) return false;
-  for (const [key, item] of Object.entries(value)) if (key.includes('\u0000') || containsNul(item, depth + 1)) return true;
+  for (const [key, item] of Object.entries(value))
+    if (key.includes('\u0000') || containsNul(item, depth + 1)) return true;
   return false;
 }

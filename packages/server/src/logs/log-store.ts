@@ -9,7 +9,14 @@ export const DEFAULT_LOG_RETENTION = 1_000;
 type LogRow = Omit<Selectable<Database['device_logs']>, 'device_id'>;
 
 export function toLogEntry(row: LogRow): LogEntry {
-  return { timestamp: Number(row.timestamp), createdAt: Number(row.created_at), message: row.message, isSystem: row.is_system === 1, isStdErr: row.is_std_err === 1, serviceName: row.service_name };
+  return {
+    timestamp: Number(row.timestamp),
+    createdAt: Number(row.created_at),
+    message: row.message,
+    isSystem: row.is_system === 1,
+    isStdErr: row.is_std_err === 1,
+    serviceName: row.service_name,
+  };
 }
 
 /**
@@ -29,19 +36,29 @@ export class LogStore {
    * but no serviceName (balenaOS devices); Flotilla agents name the service on every line, so their batches cost no
    * lookup.
    */
-  async append(deviceId: number, lines: readonly DeviceLogLine[], serviceNames: () => Promise<ReadonlyMap<number, string>>): Promise<{ entries: LogEntry[]; firstId: number; lastId: number }> {
+  async append(
+    deviceId: number,
+    lines: readonly DeviceLogLine[],
+    serviceNames: () => Promise<ReadonlyMap<number, string>>,
+  ): Promise<{ entries: LogEntry[]; firstId: number; lastId: number }> {
     if (lines.length === 0) return { entries: [], firstId: 0, lastId: 0 };
     const createdAt = this.now();
-    const names = lines.some((l) => l.serviceName === undefined && l.serviceId !== undefined) ? await serviceNames() : undefined;
+    const names = lines.some((l) => l.serviceName === undefined && l.serviceId !== undefined)
+      ? await serviceNames()
+      : undefined;
     const rows = lines.map((line) => ({
       device_id: deviceId,
       timestamp: line.timestamp,
       created_at: createdAt,
       // Container output may hold NUL bytes; PostgreSQL text cannot, and a log line is no worse without them.
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: NUL is what is removed
       message: line.message.replace(/\u0000/g, ''),
       is_system: line.isSystem ? 1 : 0,
       is_std_err: line.isStdErr ? 1 : 0,
-      service_name: line.serviceName?.replace(/\u0000/g, '') ?? (line.serviceId !== undefined ? (names?.get(line.serviceId) ?? null) : null),
+      service_name:
+        // biome-ignore lint/suspicious/noControlCharactersInRegex: NUL is what is removed
+        line.serviceName?.replace(/\u0000/g, '') ??
+        (line.serviceId !== undefined ? (names?.get(line.serviceId) ?? null) : null),
     }));
     // Only the newest `retention` lines of a batch could survive pruning, so only those are stored; live followers
     // still get every line (the returned entries).
@@ -50,7 +67,11 @@ export class LogStore {
     let firstId = Number.POSITIVE_INFINITY;
     let lastId = 0;
     for (let i = 0; i < stored.length; i += 500) {
-      const ids = await this.db.insertInto('device_logs').values(stored.slice(i, i + 500)).returning('id').execute();
+      const ids = await this.db
+        .insertInto('device_logs')
+        .values(stored.slice(i, i + 500))
+        .returning('id')
+        .execute();
       for (const { id } of ids) {
         firstId = Math.min(firstId, id);
         lastId = Math.max(lastId, id);
@@ -93,6 +114,11 @@ export class LogStore {
       .offset(this.retention)
       .limit(1)
       .executeTakeFirst();
-    if (boundary) await this.db.deleteFrom('device_logs').where('device_id', '=', deviceId).where('id', '<=', boundary.id).execute();
+    if (boundary)
+      await this.db
+        .deleteFrom('device_logs')
+        .where('device_id', '=', deviceId)
+        .where('id', '<=', boundary.id)
+        .execute();
   }
 }

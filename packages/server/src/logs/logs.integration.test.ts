@@ -18,15 +18,27 @@ for (const db of testDatabases()) {
       ];
       assert.equal(await postLogs(server.url, uuid, deviceKey, first), 201);
       const tail = await api('GET', `/api/v1/devices/${uuid.slice(0, 7)}/logs?tail=10`);
-      assert.deepEqual(tail.data.items.map((e: LogEntry) => e.message), ['booting', 'hello from main', 'oops']);
+      assert.deepEqual(
+        tail.data.items.map((e: LogEntry) => e.message),
+        ['booting', 'hello from main', 'oops'],
+      );
       assert.equal(tail.data.items[2].isStdErr, true);
       const worker = await api('GET', `/api/v1/devices/${uuid}/logs?service=worker`);
-      assert.deepEqual(worker.data.items.map((e: LogEntry) => e.message), ['oops']);
+      assert.deepEqual(
+        worker.data.items.map((e: LogEntry) => e.message),
+        ['oops'],
+      );
 
       const seen: string[] = [];
-      const stream = follow(`${server.url}/api/v1/devices/${uuid}/logs?follow=1&tail=1`, key, (e) => seen.push(e.message));
+      const stream = follow(`${server.url}/api/v1/devices/${uuid}/logs?follow=1&tail=1`, key, (e) =>
+        seen.push(e.message),
+      );
       await stream.ready;
-      const lines = Array.from({ length: 20 }, (_, i) => ({ message: `live ${i}`, timestamp: 2_000 + i, serviceName: 'main' }));
+      const lines = Array.from({ length: 20 }, (_, i) => ({
+        message: `live ${i}`,
+        timestamp: 2_000 + i,
+        serviceName: 'main',
+      }));
       assert.equal(await postLogs(server.url, uuid, deviceKey, lines.slice(0, 10)), 201);
       assert.equal(await postLogs(server.url, uuid, deviceKey, lines.slice(10)), 201);
       await waitFor('20 live lines', () => seen.length >= 21, { timeoutMs: 5_000 });
@@ -47,7 +59,12 @@ for (const db of testDatabases()) {
       assert.equal(release.status, 201, JSON.stringify(release.data));
       // The ids a device sees are the ones in its target state.
       const state = await api('GET', `/device/v3/${uuid}/state`, undefined, deviceKey);
-      const releases = Object.values(state.data[uuid].apps as Record<string, { releases: Record<string, { services: Record<string, { id: number }> }> }>)[0]!.releases;
+      const releases = Object.values(
+        state.data[uuid].apps as Record<
+          string,
+          { releases: Record<string, { services: Record<string, { id: number }> }> }
+        >,
+      )[0]!.releases;
       const services = Object.values(releases)[0]!.services;
       const main = services.main!.id;
       const worker = services.worker!.id;
@@ -63,10 +80,18 @@ for (const db of testDatabases()) {
       const tail = await api('GET', `/api/v1/devices/${uuid}/logs?tail=10`);
       assert.deepEqual(
         tail.data.items.map((e: LogEntry) => [e.message, e.serviceName]),
-        [['by id', 'main'], ['by id, stderr', 'worker'], ['name wins', 'sidecar'], ['unknown id', null]],
+        [
+          ['by id', 'main'],
+          ['by id, stderr', 'worker'],
+          ['name wins', 'sidecar'],
+          ['unknown id', null],
+        ],
       );
       const onlyMain = await api('GET', `/api/v1/devices/${uuid}/logs?service=main`);
-      assert.deepEqual(onlyMain.data.items.map((e: LogEntry) => e.message), ['by id']);
+      assert.deepEqual(
+        onlyMain.data.items.map((e: LogEntry) => e.message),
+        ['by id'],
+      );
     } finally {
       await live.close();
     }
@@ -78,7 +103,9 @@ for (const db of testDatabases()) {
     try {
       const lines = Array.from({ length: 120 }, (_, i) => ({ message: `m${i}`, timestamp: i }));
       const seen: string[] = [];
-      const stream = follow(`${server.url}/api/v1/devices/${uuid}/logs?follow=1&tail=0`, live.apiKey, (e) => seen.push(e.message));
+      const stream = follow(`${server.url}/api/v1/devices/${uuid}/logs?follow=1&tail=0`, live.apiKey, (e) =>
+        seen.push(e.message),
+      );
       await stream.ready;
       assert.equal(await postLogs(server.url, uuid, deviceKey, lines.slice(0, 70)), 201);
       assert.equal(await postLogs(server.url, uuid, deviceKey, lines.slice(70)), 201);
@@ -88,12 +115,20 @@ for (const db of testDatabases()) {
       assert.equal(all.data.items[49].message, 'm119');
       await waitFor('every line live', () => seen.length >= 120, { timeoutMs: 5_000 });
       stream.close();
-      assert.deepEqual(seen, lines.map((l) => l.message), 'a follower sees every line, also of a batch larger than what is kept');
+      assert.deepEqual(
+        seen,
+        lines.map((l) => l.message),
+        'a follower sees every line, also of a batch larger than what is kept',
+      );
 
       assert.equal(await postLogs(server.url, uuid, generateKey(), lines.slice(0, 1)), 401);
       assert.equal(await postLogs(server.url, generateDeviceUuid(), deviceKey, lines.slice(0, 1)), 401);
       assert.equal((await api('GET', `/api/v1/devices/${uuid}/logs`, undefined, 'not-a-key')).status, 401);
-      const json = await fetch(`${server.url}/device/v2/${uuid}/log-stream`, { method: 'POST', headers: { authorization: `Bearer ${deviceKey}`, 'content-type': 'application/json' }, body: '{}' });
+      const json = await fetch(`${server.url}/device/v2/${uuid}/log-stream`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${deviceKey}`, 'content-type': 'application/json' },
+        body: '{}',
+      });
       assert.equal(json.status, 415);
     } finally {
       await live.close();

@@ -1,4 +1,11 @@
-import { API_PREFIX, DEVICE_ROUTES, FlotillaError, deviceUuidSchema, serviceNameSchema, type LogEntry } from '@flotilla/protocol';
+import {
+  API_PREFIX,
+  DEVICE_ROUTES,
+  FlotillaError,
+  deviceUuidSchema,
+  serviceNameSchema,
+  type LogEntry,
+} from '@flotilla/protocol';
 import type { FastifyInstance } from 'fastify';
 import type { Readable } from 'node:stream';
 import { z } from 'zod';
@@ -26,7 +33,13 @@ const HEARTBEAT_MS = 15_000;
  * `GET /api/v1/devices/:uuid/logs?tail=&service=&follow=1` (user; JSON, or Server-Sent Events when following).
  * Followers on other server nodes hear of new lines through `bus` and read them from the database.
  */
-export function registerLogRoutes(app: FastifyInstance, ctx: AppContext, store: LogStore, hub: LogHub, bus: EventBus): void {
+export function registerLogRoutes(
+  app: FastifyInstance,
+  ctx: AppContext,
+  store: LogStore,
+  hub: LogHub,
+  bus: EventBus,
+): void {
   const { db } = ctx;
   // One read at a time, in the order the news came, so followers see lines in order.
   let reading: Promise<void> = Promise.resolve();
@@ -34,7 +47,8 @@ export function registerLogRoutes(app: FastifyInstance, ctx: AppContext, store: 
     if (message.type !== 'logs' || hub.followers(message.deviceId) === 0) return;
     reading = reading
       .then(async () => {
-        if (hub.followers(message.deviceId) > 0) hub.publish(message.deviceId, await store.range(message.deviceId, message.afterId, message.lastId));
+        if (hub.followers(message.deviceId) > 0)
+          hub.publish(message.deviceId, await store.range(message.deviceId, message.afterId, message.lastId));
       })
       .catch((error: unknown) => app.log.error({ err: error }, 'reading log lines stored by another node failed'));
   });
@@ -54,7 +68,11 @@ export function registerLogRoutes(app: FastifyInstance, ctx: AppContext, store: 
   app.post(DEVICE_ROUTES.logStream.path, async (request, reply) => {
     const keyHash = presentedKeyHash(request);
     const { uuid } = parse(uuidParams, request.params);
-    const device = await db.selectFrom('devices').select(['id', 'key_hash', 'fleet_id']).where('uuid', '=', uuid).executeTakeFirst();
+    const device = await db
+      .selectFrom('devices')
+      .select(['id', 'key_hash', 'fleet_id'])
+      .where('uuid', '=', uuid)
+      .executeTakeFirst();
     requireOwnDevice(device, keyHash);
     if (!device) throw new FlotillaError('UNAUTHENTICATED', 'the key is not valid for this device');
     const body = request.body as Readable | undefined;
@@ -69,13 +87,21 @@ export function registerLogRoutes(app: FastifyInstance, ctx: AppContext, store: 
         onLines: async (lines) => {
           const stored = await store.append(device.id, lines, namesOnce);
           hub.publish(device.id, stored.entries);
-          if (stored.lastId > 0) bus.publish({ type: 'logs', deviceId: device.id, afterId: stored.firstId - 1, lastId: stored.lastId });
+          if (stored.lastId > 0)
+            bus.publish({ type: 'logs', deviceId: device.id, afterId: stored.firstId - 1, lastId: stored.lastId });
         },
       });
       return reply.status(201).send({ accepted: result.accepted, rejected: result.rejected });
     } catch (error) {
       if (error instanceof LogStreamError) {
-        throw new FlotillaError(error.kind === 'too-large' ? 'PAYLOAD_TOO_LARGE' : error.kind === 'encoding' ? 'UNSUPPORTED_MEDIA_TYPE' : 'VALIDATION_FAILED', error.message);
+        throw new FlotillaError(
+          error.kind === 'too-large'
+            ? 'PAYLOAD_TOO_LARGE'
+            : error.kind === 'encoding'
+              ? 'UNSUPPORTED_MEDIA_TYPE'
+              : 'VALIDATION_FAILED',
+          error.message,
+        );
       }
       throw error;
     }
@@ -90,10 +116,16 @@ export function registerLogRoutes(app: FastifyInstance, ctx: AppContext, store: 
 
     reply.hijack();
     const raw = reply.raw;
-    raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+    raw.writeHead(200, {
+      'content-type': 'text/event-stream',
+      'cache-control': 'no-cache',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+    });
     const send = (entries: LogEntry[]) => {
       for (const entry of entries) {
-        if (!query.service || entry.serviceName === query.service) raw.write(`event: log\ndata: ${JSON.stringify(entry)}\n\n`);
+        if (!query.service || entry.serviceName === query.service)
+          raw.write(`event: log\ndata: ${JSON.stringify(entry)}\n\n`);
       }
     };
     send(recent);

@@ -14,7 +14,12 @@ export interface Metrics {
 export function createMetrics(db: Db, defaults = false): Metrics {
   const registry = new Registry();
   if (defaults) collectDefaultMetrics({ register: registry });
-  const requests = new Counter({ name: 'flotilla_http_requests_total', help: 'HTTP requests answered', labelNames: ['method', 'route', 'status'] as const, registers: [registry] });
+  const requests = new Counter({
+    name: 'flotilla_http_requests_total',
+    help: 'HTTP requests answered',
+    labelNames: ['method', 'route', 'status'] as const,
+    registers: [registry],
+  });
   const duration = new Histogram({
     name: 'flotilla_http_request_duration_seconds',
     help: 'Time to answer HTTP requests',
@@ -22,14 +27,23 @@ export function createMetrics(db: Db, defaults = false): Metrics {
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
     registers: [registry],
   });
-  const targetStateCache = new Counter({ name: 'flotilla_target_state_cache_total', help: 'Target state lookups by cache result', labelNames: ['result'] as const, registers: [registry] });
+  const targetStateCache = new Counter({
+    name: 'flotilla_target_state_cache_total',
+    help: 'Target state lookups by cache result',
+    labelNames: ['result'] as const,
+    registers: [registry],
+  });
   new Gauge({
     name: 'flotilla_devices_online',
     help: `Devices seen within the last ${ONLINE_WINDOW_MS / 60_000} minutes`,
     registers: [registry],
     async collect() {
       const since = new Date(Date.now() - ONLINE_WINDOW_MS).toISOString();
-      const row = await db.selectFrom('devices').select((eb) => eb.fn.countAll<number>().as('n')).where('last_seen_at', '>', since).executeTakeFirst();
+      const row = await db
+        .selectFrom('devices')
+        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .where('last_seen_at', '>', since)
+        .executeTakeFirst();
       this.set(Number(row?.n ?? 0));
     },
   });

@@ -13,29 +13,54 @@ export async function listOrganizations(db: Db, user: UserPrincipal): Promise<Or
   const ids = orgIds(user);
   if (ids.length === 0) return [];
   const rows = await db.selectFrom('organizations').selectAll().where('id', 'in', ids).orderBy('id').execute();
-  return rows.map((r) => ({ id: r.id, name: r.name, handle: r.handle, role: user.roles.get(r.id), createdAt: r.created_at }));
+  return rows.map((r) => ({
+    id: r.id,
+    name: r.name,
+    handle: r.handle,
+    role: user.roles.get(r.id),
+    createdAt: r.created_at,
+  }));
 }
 
 export function handleFromName(name: string): string {
-  const handle = name.toLowerCase().replace(/[^a-z0-9_-]+/g, '-').replace(/^[-_]+|-+$/g, '').slice(0, 100);
+  const handle = name
+    .toLowerCase()
+    .replace(/[^a-z0-9_-]+/g, '-')
+    .replace(/^[-_]+|-+$/g, '')
+    .slice(0, 100);
   return handle || 'org';
 }
 
-export async function createOrganization(db: Db, user: UserPrincipal | null, input: { name: string; handle?: string | undefined }): Promise<Organization> {
+export async function createOrganization(
+  db: Db,
+  user: UserPrincipal | null,
+  input: { name: string; handle?: string | undefined },
+): Promise<Organization> {
   const handle = input.handle ?? handleFromName(input.name);
   const taken = await db.selectFrom('organizations').select('id').where('handle', '=', handle).executeTakeFirst();
   if (taken) throw new FlotillaError('SLUG_TAKEN', `organization handle "${handle}" is taken`);
   const created_at = now();
-  const row = await db.insertInto('organizations').values({ name: input.name, handle, created_at }).returning('id').executeTakeFirstOrThrow();
+  const row = await db
+    .insertInto('organizations')
+    .values({ name: input.name, handle, created_at })
+    .returning('id')
+    .executeTakeFirstOrThrow();
   if (user) {
-    await db.insertInto('memberships').values({ organization_id: row.id, user_id: user.userId, role: 'admin' }).execute();
+    await db
+      .insertInto('memberships')
+      .values({ organization_id: row.id, user_id: user.userId, role: 'admin' })
+      .execute();
     user.roles.set(row.id, 'admin');
   }
   return { id: row.id, name: input.name, handle, role: user ? 'admin' : undefined, createdAt: created_at };
 }
 
 /** An organization the user belongs to, by handle (or numeric id); 404 for any other. */
-export async function visibleOrganization(db: Db, user: UserPrincipal, ref: string): Promise<{ id: number; handle: string; name: string }> {
+export async function visibleOrganization(
+  db: Db,
+  user: UserPrincipal,
+  ref: string,
+): Promise<{ id: number; handle: string; name: string }> {
   const ids = orgIds(user);
   const byId = /^\d{1,15}$/.test(ref) ? Number(ref) : -1;
   const row =
@@ -63,16 +88,34 @@ export async function listMembers(db: Db, user: UserPrincipal, ref: string): Pro
   return rows.map((r) => ({ user: toUser(r), role: r.role }));
 }
 
-export async function addMember(db: Db, user: UserPrincipal, ref: string, input: { username: string; role: Role }): Promise<{ user: User; role: Role }> {
+export async function addMember(
+  db: Db,
+  user: UserPrincipal,
+  ref: string,
+  input: { username: string; role: Role },
+): Promise<{ user: User; role: Role }> {
   const org = await visibleOrganization(db, user, ref);
   requireOrgAdmin(user, org.id);
   const target = await db.selectFrom('users').selectAll().where('username', '=', input.username).executeTakeFirst();
   if (!target) throw new FlotillaError('USER_NOT_FOUND', `no user "${input.username}"`);
-  const existing = await db.selectFrom('memberships').select('role').where('organization_id', '=', org.id).where('user_id', '=', target.id).executeTakeFirst();
+  const existing = await db
+    .selectFrom('memberships')
+    .select('role')
+    .where('organization_id', '=', org.id)
+    .where('user_id', '=', target.id)
+    .executeTakeFirst();
   if (existing) {
-    await db.updateTable('memberships').set({ role: input.role }).where('organization_id', '=', org.id).where('user_id', '=', target.id).execute();
+    await db
+      .updateTable('memberships')
+      .set({ role: input.role })
+      .where('organization_id', '=', org.id)
+      .where('user_id', '=', target.id)
+      .execute();
   } else {
-    await db.insertInto('memberships').values({ organization_id: org.id, user_id: target.id, role: input.role }).execute();
+    await db
+      .insertInto('memberships')
+      .values({ organization_id: org.id, user_id: target.id, role: input.role })
+      .execute();
   }
   return { user: toUser(target), role: input.role };
 }
@@ -82,7 +125,13 @@ export async function removeMember(db: Db, user: UserPrincipal, ref: string, use
   requireOrgAdmin(user, org.id);
   const target = await db.selectFrom('users').select('id').where('username', '=', username).executeTakeFirst();
   if (!target) throw new FlotillaError('USER_NOT_FOUND', `no user "${username}"`);
-  const admins = await db.selectFrom('memberships').select('user_id').where('organization_id', '=', org.id).where('role', '=', 'admin').execute();
-  if (admins.length === 1 && admins[0]?.user_id === target.id) throw new FlotillaError('CONFLICT', 'cannot remove the last admin of an organization');
+  const admins = await db
+    .selectFrom('memberships')
+    .select('user_id')
+    .where('organization_id', '=', org.id)
+    .where('role', '=', 'admin')
+    .execute();
+  if (admins.length === 1 && admins[0]?.user_id === target.id)
+    throw new FlotillaError('CONFLICT', 'cannot remove the last admin of an organization');
   await db.deleteFrom('memberships').where('organization_id', '=', org.id).where('user_id', '=', target.id).execute();
 }

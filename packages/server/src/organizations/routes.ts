@@ -4,7 +4,14 @@ import { z } from 'zod';
 import type { AppContext } from '../context.js';
 import { requireUser } from '../auth/principal.js';
 import { parse } from '../http/parse.js';
-import { addMember, createOrganization, listMembers, listOrganizations, removeMember, visibleOrganization } from './organizations.js';
+import {
+  addMember,
+  createOrganization,
+  listMembers,
+  listOrganizations,
+  removeMember,
+  visibleOrganization,
+} from './organizations.js';
 
 const orgParams = z.object({ org: z.string().min(1).max(200) });
 const memberParams = z.object({ org: z.string().min(1).max(200), username: z.string().min(1).max(200) });
@@ -17,7 +24,9 @@ export function registerOrganizationRoutes(app: FastifyInstance, ctx: AppContext
 
   app.post(base, async (request, reply) => {
     const user = await requireUser(db, request);
-    return reply.status(201).send(await createOrganization(db, user, parse(createOrganizationRequestSchema, request.body)));
+    return reply
+      .status(201)
+      .send(await createOrganization(db, user, parse(createOrganizationRequestSchema, request.body)));
   });
 
   app.get(`${base}/:org`, async (request) => {

@@ -44,10 +44,13 @@ export async function requireAccess<P>(
   action: RegistryAction,
 ): Promise<void> {
   const header = request.headers.authorization;
-  const scope = repository === undefined ? undefined : `repository:${repository}:${action === 'push' ? 'pull,push' : 'pull'}`;
+  const scope =
+    repository === undefined ? undefined : `repository:${repository}:${action === 'push' ? 'pull,push' : 'pull'}`;
   const wwwAuthenticate = `Bearer realm="${challenge.realm}",service="${challenge.service}"${scope ? `,scope="${scope}"` : ''}`;
   const unauthorized = (message: string, insufficient = false) =>
-    new RegistryError('UNAUTHORIZED', message, { headers: { 'www-authenticate': insufficient ? `${wwwAuthenticate},error="insufficient_scope"` : wwwAuthenticate } });
+    new RegistryError('UNAUTHORIZED', message, {
+      headers: { 'www-authenticate': insufficient ? `${wwwAuthenticate},error="insufficient_scope"` : wwwAuthenticate },
+    });
 
   const bearer = /^Bearer\s+(\S+)$/i.exec(header ?? '')?.[1];
   if (bearer) {
@@ -62,7 +65,8 @@ export async function requireAccess<P>(
   const principal = await access.authenticate(basic.username, basic.password);
   if (principal === null) throw unauthorized('invalid username or password');
   if (repository === undefined) return;
-  if (!(await access.authorize(principal, repository, action))) throw new RegistryError('DENIED', `${action} on ${repository} is not allowed`);
+  if (!(await access.authorize(principal, repository, action)))
+    throw new RegistryError('DENIED', `${action} on ${repository} is not allowed`);
 }
 
 function hasGrant(grants: AccessGrant[], repository: string, action: RegistryAction): boolean {

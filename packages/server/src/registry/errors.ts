@@ -28,7 +28,11 @@ export class RegistryError extends Error {
   /** Extra response headers, e.g. `WWW-Authenticate` on 401. */
   readonly headers: Record<string, string>;
 
-  constructor(code: OciErrorCode, message: string, options: { detail?: unknown; headers?: Record<string, string> } = {}) {
+  constructor(
+    code: OciErrorCode,
+    message: string,
+    options: { detail?: unknown; headers?: Record<string, string> } = {},
+  ) {
     super(message);
     this.name = 'RegistryError';
     this.code = code;
@@ -41,6 +45,12 @@ export class RegistryError extends Error {
   }
 
   toBody(): { errors: Array<{ code: string; message: string; detail?: unknown }> } {
-    return { errors: [this.detail === undefined ? { code: this.code, message: this.message } : { code: this.code, message: this.message, detail: this.detail }] };
+    return {
+      errors: [
+        this.detail === undefined
+          ? { code: this.code, message: this.message }
+          : { code: this.code, message: this.message, detail: this.detail },
+      ],
+    };
   }
 }

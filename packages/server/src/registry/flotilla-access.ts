@@ -8,7 +8,8 @@ export function flotillaRegistryAccess(db: Db): RegistryAccess<RegistryPrincipal
   return {
     authenticate: (username, password) => authenticateCredentials(db, username, password),
     authorize: async (principal, repository, action) => {
-      if (principal.kind === 'device') return action === 'pull' && (await deviceMayPull(db, principal.uuid, repository));
+      if (principal.kind === 'device')
+        return action === 'pull' && (await deviceMayPull(db, principal.uuid, repository));
       return userMayPush(db, principal, repository);
     },
     subjectOf: (principal) => (principal.kind === 'device' ? `device:${principal.uuid}` : `user:${principal.userId}`),

@@ -35,13 +35,22 @@ async function registry() {
     const config = await blob(repository, `{"architecture":"amd64","os":"linux","n":${JSON.stringify(layers)}}`);
     const layerHexes = [];
     for (const layer of layers) layerHexes.push(await blob(repository, layer));
-    const hex = await manifest(repository, { schemaVersion: 2, config: { digest: `sha256:${config}` }, layers: layerHexes.map((h) => ({ digest: `sha256:${h}` })) }, tag);
+    const hex = await manifest(
+      repository,
+      {
+        schemaVersion: 2,
+        config: { digest: `sha256:${config}` },
+        layers: layerHexes.map((h) => ({ digest: `sha256:${h}` })),
+      },
+      tag,
+    );
     return { hex, config, layers: layerHexes, ref: `registry.test:8080/${repository}@sha256:${hex}` };
   };
   const blobExists = async (hex: string) => (await storage.blobSize(hex)) !== undefined;
   const blobCount = async () => {
     let n = 0;
-    for (const prefix of await readdir(join(dir.path, 'blobs', 'sha256'))) n += (await readdir(join(dir.path, 'blobs', 'sha256', prefix))).length;
+    for (const prefix of await readdir(join(dir.path, 'blobs', 'sha256')))
+      n += (await readdir(join(dir.path, 'blobs', 'sha256', prefix))).length;
     return n;
   };
   return { dir, storage, blob, manifest, image, blobExists, blobCount };
@@ -56,7 +65,11 @@ describe('registry garbage collection', () => {
       const otherRepo = await r.image('other/db', ['shared layer', 'db layer']);
       // An index that a release names, and its child.
       const child = await r.image('fleet/multi', ['arm layer']);
-      const index = await r.manifest('fleet/multi', { schemaVersion: 2, manifests: [{ digest: `sha256:${child.hex}` }] }, 'latest');
+      const index = await r.manifest(
+        'fleet/multi',
+        { schemaVersion: 2, manifests: [{ digest: `sha256:${child.hex}` }] },
+        'latest',
+      );
       // A failed push: blobs uploaded, no manifest.
       const orphan = await r.blob('fleet/web', 'orphan layer');
       const before = await r.blobCount();
@@ -65,28 +78,64 @@ describe('registry garbage collection', () => {
       const early = await collectGarbage(r.storage, [kept.ref, 'registry.test:8080/fleet/multi:latest']);
       assert.deepEqual([early.manifestsRemoved, early.linksRemoved, early.blobsRemoved], [0, 0, 0]);
 
-      const dry = await collectGarbage(r.storage, [kept.ref, 'registry.test:8080/fleet/multi:latest'], { now: LATER, dryRun: true });
+      const dry = await collectGarbage(r.storage, [kept.ref, 'registry.test:8080/fleet/multi:latest'], {
+        now: LATER,
+        dryRun: true,
+      });
       assert.equal(await r.blobCount(), before, 'a dry run removes nothing');
 
-      const result = await collectGarbage(r.storage, [kept.ref, 'registry.test:8080/fleet/multi:latest'], { now: LATER });
+      const result = await collectGarbage(r.storage, [kept.ref, 'registry.test:8080/fleet/multi:latest'], {
+        now: LATER,
+      });
       assert.deepEqual(dry, result, 'the dry run counted exactly what the real run removed');
-      for (const hex of [kept.hex, kept.config, ...kept.layers, index, child.hex, child.config, ...child.layers]) assert.ok(await r.blobExists(hex), `kept ${hex.slice(0, 8)}`);
-      assert.equal(await r.storage.manifestMediaType('fleet/web', kept.hex), 'application/vnd.oci.image.manifest.v1+json');
+      for (const hex of [kept.hex, kept.config, ...kept.layers, index, child.hex, child.config, ...child.layers])
+        assert.ok(await r.blobExists(hex), `kept ${hex.slice(0, 8)}`);
+      assert.equal(
+        await r.storage.manifestMediaType('fleet/web', kept.hex),
+        'application/vnd.oci.image.manifest.v1+json',
+      );
       assert.equal(await r.storage.resolveTag('fleet/web', 'c1'), `sha256:${kept.hex}`);
-      assert.equal(await r.storage.isLinked('fleet/web', kept.layers[0]!), true, 'the shared layer stays linked where a kept image uses it');
+      assert.equal(
+        await r.storage.isLinked('fleet/web', kept.layers[0]!),
+        true,
+        'the shared layer stays linked where a kept image uses it',
+      );
 
-      for (const hex of [dropped.hex, dropped.config, dropped.layers[1]!, otherRepo.hex, otherRepo.config, otherRepo.layers[1]!, orphan]) assert.equal(await r.blobExists(hex), false, `removed ${hex.slice(0, 8)}`);
+      for (const hex of [
+        dropped.hex,
+        dropped.config,
+        dropped.layers[1]!,
+        otherRepo.hex,
+        otherRepo.config,
+        otherRepo.layers[1]!,
+        orphan,
+      ])
+        assert.equal(await r.blobExists(hex), false, `removed ${hex.slice(0, 8)}`);
       assert.equal(await r.storage.manifestMediaType('fleet/web', dropped.hex), undefined);
-      assert.equal(await r.storage.resolveTag('fleet/web', 'c2'), undefined, 'the tag of a removed manifest goes with it');
-      assert.equal(await r.storage.isLinked('other/db', otherRepo.layers[0]!), false, 'a repository no release needs keeps no links');
+      assert.equal(
+        await r.storage.resolveTag('fleet/web', 'c2'),
+        undefined,
+        'the tag of a removed manifest goes with it',
+      );
+      assert.equal(
+        await r.storage.isLinked('other/db', otherRepo.layers[0]!),
+        false,
+        'a repository no release needs keeps no links',
+      );
       assert.equal(result.manifestsRemoved, 2);
       assert.equal(result.tagsRemoved, 1);
       assert.equal(result.blobsRemoved, 7);
       assert.ok(result.bytesFreed > 0);
-      assert.equal(result.blobsKept, (await r.blobCount()));
+      assert.equal(result.blobsKept, await r.blobCount());
 
-      const again = await collectGarbage(r.storage, [kept.ref, 'registry.test:8080/fleet/multi:latest'], { now: LATER });
-      assert.deepEqual([again.manifestsRemoved, again.tagsRemoved, again.linksRemoved, again.blobsRemoved], [0, 0, 0, 0], 'a second run finds nothing more');
+      const again = await collectGarbage(r.storage, [kept.ref, 'registry.test:8080/fleet/multi:latest'], {
+        now: LATER,
+      });
+      assert.deepEqual(
+        [again.manifestsRemoved, again.tagsRemoved, again.linksRemoved, again.blobsRemoved],
+        [0, 0, 0, 0],
+        'a second run finds nothing more',
+      );
     } finally {
       await r.dir.remove();
     }
@@ -130,11 +179,22 @@ for (const db of testDatabases()) {
     try {
       assert.equal((await h.call('POST', '/api/v1/fleets', h.adminKey, { name: 'gc', slug: 'gc' })).statusCode, 201);
       const composition = (image: string) => ({ services: { main: { image } } });
-      await h.call('POST', '/api/v1/fleets/gc/releases', h.adminKey, { composition: composition('r.test/gc/main@sha256:1'), status: 'success' });
-      await h.call('POST', '/api/v1/fleets/gc/releases', h.adminKey, { composition: composition('r.test/gc/main@sha256:2'), status: 'failed' });
-      const running = await h.call('POST', '/api/v1/fleets/gc/releases', h.adminKey, { composition: composition('r.test/gc/main@sha256:3') });
+      await h.call('POST', '/api/v1/fleets/gc/releases', h.adminKey, {
+        composition: composition('r.test/gc/main@sha256:1'),
+        status: 'success',
+      });
+      await h.call('POST', '/api/v1/fleets/gc/releases', h.adminKey, {
+        composition: composition('r.test/gc/main@sha256:2'),
+        status: 'failed',
+      });
+      const running = await h.call('POST', '/api/v1/fleets/gc/releases', h.adminKey, {
+        composition: composition('r.test/gc/main@sha256:3'),
+      });
       assert.equal(running.data.status, 'running');
-      assert.deepEqual((await releaseImages(h.app.flotilla.db)).sort(), ['r.test/gc/main@sha256:1', 'r.test/gc/main@sha256:3']);
+      assert.deepEqual((await releaseImages(h.app.flotilla.db)).sort(), [
+        'r.test/gc/main@sha256:1',
+        'r.test/gc/main@sha256:3',
+      ]);
     } finally {
       await h.close();
     }

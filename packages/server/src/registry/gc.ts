@@ -58,7 +58,11 @@ export function parseImageRef(ref: string): { repository: string; hex?: string; 
  * cannot be read is kept too. Each kept manifest keeps its config, layers and (for an index) child manifests.
  * `dryRun` only counts.
  */
-export async function collectGarbage(storage: RegistryStorage, images: readonly string[], options: { graceMs?: number; now?: number; dryRun?: boolean } = {}): Promise<GcResult> {
+export async function collectGarbage(
+  storage: RegistryStorage,
+  images: readonly string[],
+  options: { graceMs?: number; now?: number; dryRun?: boolean } = {},
+): Promise<GcResult> {
   const graceMs = options.graceMs ?? DEFAULT_GC_GRACE_MS;
   const now = options.now ?? Date.now();
   const young = async (path: string) => {
@@ -74,13 +78,21 @@ export async function collectGarbage(storage: RegistryStorage, images: readonly 
     removed.add(path);
     if (!options.dryRun) await rm(path, { force: true });
   };
-  const result: GcResult = { manifestsRemoved: 0, tagsRemoved: 0, linksRemoved: 0, blobsRemoved: 0, bytesFreed: 0, blobsKept: 0 };
+  const result: GcResult = {
+    manifestsRemoved: 0,
+    tagsRemoved: 0,
+    linksRemoved: 0,
+    blobsRemoved: 0,
+    bytesFreed: 0,
+    blobsKept: 0,
+  };
 
   const roots = new Map<string, Set<string>>();
   for (const image of images) {
     const ref = parseImageRef(image);
     if (!ref) continue;
-    const hex = ref.hex ?? (ref.tag ? (await storage.resolveTag(ref.repository, ref.tag))?.replace(/^sha256:/, '') : undefined);
+    const hex =
+      ref.hex ?? (ref.tag ? (await storage.resolveTag(ref.repository, ref.tag))?.replace(/^sha256:/, '') : undefined);
     if (hex) (roots.get(ref.repository) ?? roots.set(ref.repository, new Set()).get(ref.repository)!).add(hex);
   }
 
@@ -160,9 +172,14 @@ export async function collectGarbage(storage: RegistryStorage, images: readonly 
 async function repositories(storage: RegistryStorage): Promise<string[]> {
   const out: string[] = [];
   const walk = async (relative: string) => {
-    const entries = await readdir(join(storage.root, 'repositories', relative), { withFileTypes: true }).catch(() => []);
-    if (entries.some((e) => e.isDirectory() && (e.name === '_manifests' || e.name === '_blobs' || e.name === '_tags'))) out.push(relative);
-    for (const entry of entries) if (entry.isDirectory() && !entry.name.startsWith('_')) await walk(relative ? `${relative}/${entry.name}` : entry.name);
+    const entries = await readdir(join(storage.root, 'repositories', relative), { withFileTypes: true }).catch(
+      () => [],
+    );
+    if (entries.some((e) => e.isDirectory() && (e.name === '_manifests' || e.name === '_blobs' || e.name === '_tags')))
+      out.push(relative);
+    for (const entry of entries)
+      if (entry.isDirectory() && !entry.name.startsWith('_'))
+        await walk(relative ? `${relative}/${entry.name}` : entry.name);
   };
   await walk('');
   return out;
@@ -173,12 +190,21 @@ async function listNames(dir: string): Promise<string[]> {
 }
 
 /** The digests a manifest names: child manifests of an index, config and layers of an image; undefined if unreadable. */
-async function manifestReferences(storage: RegistryStorage, hex: string): Promise<{ manifests: string[]; blobs: string[] } | undefined> {
+async function manifestReferences(
+  storage: RegistryStorage,
+  hex: string,
+): Promise<{ manifests: string[]; blobs: string[] } | undefined> {
   try {
-    const body = JSON.parse(await readFile(storage.blobPath(hex), 'utf8')) as { manifests?: Array<{ digest?: string }>; config?: { digest?: string }; layers?: Array<{ digest?: string }> };
+    const body = JSON.parse(await readFile(storage.blobPath(hex), 'utf8')) as {
+      manifests?: Array<{ digest?: string }>;
+      config?: { digest?: string };
+      layers?: Array<{ digest?: string }>;
+    };
     const hexOf = (digest: string | undefined) => (digest?.startsWith('sha256:') ? digest.slice(7) : undefined);
     const manifests = (body.manifests ?? []).map((m) => hexOf(m.digest)).filter((h): h is string => h !== undefined);
-    const blobs = [body.config, ...(body.layers ?? [])].map((b) => hexOf(b?.digest)).filter((h): h is string => h !== undefined);
+    const blobs = [body.config, ...(body.layers ?? [])]
+      .map((b) => hexOf(b?.digest))
+      .filter((h): h is string => h !== undefined);
     return { manifests, blobs };
   } catch {
     return undefined;

@@ -11,7 +11,10 @@ export const MANIFEST_MEDIA_TYPES = new Set([
   'application/vnd.docker.distribution.manifest.v2+json',
   'application/vnd.docker.distribution.manifest.list.v2+json',
 ]);
-const INDEX_TYPES = new Set(['application/vnd.oci.image.index.v1+json', 'application/vnd.docker.distribution.manifest.list.v2+json']);
+const INDEX_TYPES = new Set([
+  'application/vnd.oci.image.index.v1+json',
+  'application/vnd.docker.distribution.manifest.list.v2+json',
+]);
 
 interface Descriptor {
   digest?: unknown;
@@ -29,7 +32,8 @@ async function readBody(ctx: HandlerContext): Promise<Buffer> {
   for await (const chunk of ctx.body) {
     const buffer = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string);
     total += buffer.length;
-    if (total > MAX_MANIFEST_BYTES) throw new RegistryError('SIZE_INVALID', `a manifest may not exceed ${MAX_MANIFEST_BYTES} bytes`);
+    if (total > MAX_MANIFEST_BYTES)
+      throw new RegistryError('SIZE_INVALID', `a manifest may not exceed ${MAX_MANIFEST_BYTES} bytes`);
     chunks.push(buffer);
   }
   return Buffer.concat(chunks);
@@ -46,16 +50,24 @@ async function resolve(ctx: HandlerContext, name: string, reference: string): Pr
 export async function handleManifest(ctx: HandlerContext, name: string, reference: string): Promise<unknown> {
   const { storage, request, reply } = ctx;
   const byDigest = reference.startsWith('sha256:');
-  if (byDigest ? !digestHex(reference) : !isTag(reference)) throw new RegistryError(byDigest ? 'DIGEST_INVALID' : 'TAG_INVALID', `invalid reference ${reference}`);
+  if (byDigest ? !digestHex(reference) : !isTag(reference))
+    throw new RegistryError(byDigest ? 'DIGEST_INVALID' : 'TAG_INVALID', `invalid reference ${reference}`);
   switch (request.method) {
     case 'GET':
     case 'HEAD': {
       const hex = await resolve(ctx, name, reference);
       const mediaType = hex === undefined ? undefined : await storage.manifestMediaType(name, hex);
-      if (hex === undefined || mediaType === undefined) throw new RegistryError('MANIFEST_UNKNOWN', 'manifest unknown', { detail: { name, reference } });
+      if (hex === undefined || mediaType === undefined)
+        throw new RegistryError('MANIFEST_UNKNOWN', 'manifest unknown', { detail: { name, reference } });
       const size = await storage.blobSize(hex);
-      if (size === undefined) throw new RegistryError('MANIFEST_UNKNOWN', 'manifest content is missing', { detail: { name, reference } });
-      void reply.headers({ 'content-type': mediaType, 'docker-content-digest': `sha256:${hex}`, 'content-length': String(size), etag: `"sha256:${hex}"` });
+      if (size === undefined)
+        throw new RegistryError('MANIFEST_UNKNOWN', 'manifest content is missing', { detail: { name, reference } });
+      void reply.headers({
+        'content-type': mediaType,
+        'docker-content-digest': `sha256:${hex}`,
+        'content-length': String(size),
+        etag: `"sha256:${hex}"`,
+      });
       return request.method === 'HEAD' ? reply.send() : reply.send(storage.readBlob(hex));
     }
     case 'PUT':
@@ -79,17 +91,26 @@ async function putManifest(ctx: HandlerContext, name: string, reference: string)
   const bytes = await readBody(ctx);
   const hex = createHash('sha256').update(bytes).digest('hex');
   const digest = `sha256:${hex}`;
-  if (reference.startsWith('sha256:') && reference !== digest) throw new RegistryError('DIGEST_INVALID', 'the manifest does not match the digest in the URL', { detail: { computed: digest } });
+  if (reference.startsWith('sha256:') && reference !== digest)
+    throw new RegistryError('DIGEST_INVALID', 'the manifest does not match the digest in the URL', {
+      detail: { computed: digest },
+    });
   let doc: ManifestDocument;
   try {
     doc = JSON.parse(bytes.toString('utf8')) as ManifestDocument;
   } catch {
     throw new RegistryError('MANIFEST_INVALID', 'the manifest is not valid JSON');
   }
-  if (typeof doc !== 'object' || doc === null) throw new RegistryError('MANIFEST_INVALID', 'the manifest is not a JSON object');
+  if (typeof doc !== 'object' || doc === null)
+    throw new RegistryError('MANIFEST_INVALID', 'the manifest is not a JSON object');
   const headerType = (request.headers['content-type'] ?? '').split(';')[0]?.trim() ?? '';
-  const mediaType = MANIFEST_MEDIA_TYPES.has(headerType) ? headerType : typeof doc.mediaType === 'string' ? doc.mediaType : '';
-  if (!MANIFEST_MEDIA_TYPES.has(mediaType)) throw new RegistryError('MANIFEST_INVALID', `unsupported manifest media type ${mediaType || '(none)'}`);
+  const mediaType = MANIFEST_MEDIA_TYPES.has(headerType)
+    ? headerType
+    : typeof doc.mediaType === 'string'
+      ? doc.mediaType
+      : '';
+  if (!MANIFEST_MEDIA_TYPES.has(mediaType))
+    throw new RegistryError('MANIFEST_INVALID', `unsupported manifest media type ${mediaType || '(none)'}`);
 
   // INVARIANT: a manifest is accepted only when everything it references is already in this repository, so a
   // device never gets a manifest whose layers cannot be pulled.
@@ -98,35 +119,48 @@ async function putManifest(ctx: HandlerContext, name: string, reference: string)
     for (const child of doc.manifests) {
       const childHex = typeof child.digest === 'string' ? digestHex(child.digest) : undefined;
       if (!childHex) throw new RegistryError('MANIFEST_INVALID', 'a child manifest has an invalid digest');
-      if ((await storage.manifestMediaType(name, childHex)) === undefined) throw new RegistryError('MANIFEST_BLOB_UNKNOWN', `manifest ${String(child.digest)} is not in ${name}`, { detail: { digest: child.digest } });
+      if ((await storage.manifestMediaType(name, childHex)) === undefined)
+        throw new RegistryError('MANIFEST_BLOB_UNKNOWN', `manifest ${String(child.digest)} is not in ${name}`, {
+          detail: { digest: child.digest },
+        });
     }
   } else {
-    if (!doc.config || !Array.isArray(doc.layers)) throw new RegistryError('MANIFEST_INVALID', 'an image manifest needs config and layers');
+    if (!doc.config || !Array.isArray(doc.layers))
+      throw new RegistryError('MANIFEST_INVALID', 'an image manifest needs config and layers');
     for (const descriptor of [doc.config, ...doc.layers]) {
       const blobHex = typeof descriptor.digest === 'string' ? digestHex(descriptor.digest) : undefined;
       if (!blobHex) throw new RegistryError('MANIFEST_INVALID', 'a descriptor has an invalid digest');
       if (!(await storage.isLinked(name, blobHex)) || (await storage.blobSize(blobHex)) === undefined) {
-        throw new RegistryError('MANIFEST_BLOB_UNKNOWN', `blob ${String(descriptor.digest)} is not in ${name}`, { detail: { digest: descriptor.digest } });
+        throw new RegistryError('MANIFEST_BLOB_UNKNOWN', `blob ${String(descriptor.digest)} is not in ${name}`, {
+          detail: { digest: descriptor.digest },
+        });
       }
     }
   }
   await storage.putBlobBytes(hex, bytes);
   await storage.putManifestLink(name, hex, mediaType);
   if (!reference.startsWith('sha256:')) await storage.putTag(name, reference, digest);
-  return reply.status(201).headers({ location: `/v2/${name}/manifests/${digest}`, 'docker-content-digest': digest, 'content-length': '0' }).send();
+  return reply
+    .status(201)
+    .headers({ location: `/v2/${name}/manifests/${digest}`, 'docker-content-digest': digest, 'content-length': '0' })
+    .send();
 }
 
 export async function handleTags(ctx: HandlerContext, name: string): Promise<unknown> {
   const { storage, request, reply, query } = ctx;
   if (request.method !== 'GET') throw new RegistryError('UNSUPPORTED', `${request.method} is not supported here`);
-  if (!(await storage.repositoryExists(name))) throw new RegistryError('NAME_UNKNOWN', 'repository name not known to registry', { detail: { name } });
+  if (!(await storage.repositoryExists(name)))
+    throw new RegistryError('NAME_UNKNOWN', 'repository name not known to registry', { detail: { name } });
   let tags = await storage.tags(name);
   const last = query.get('last');
   if (last !== null) tags = tags.filter((t) => t > last);
   const n = query.get('n');
   if (n !== null && /^\d+$/.test(n) && tags.length > Number(n)) {
     tags = tags.slice(0, Number(n));
-    void reply.header('link', `</v2/${name}/tags/list?n=${n}&last=${encodeURIComponent(tags.at(-1) ?? '')}>; rel="next"`);
+    void reply.header(
+      'link',
+      `</v2/${name}/tags/list?n=${n}&last=${encodeURIComponent(tags.at(-1) ?? '')}>; rel="next"`,
+    );
   }
   return reply.send({ name, tags });
 }

@@ -33,7 +33,7 @@ export type RegistryRoute =
 
 /** Splits the path after `/v2/` into what it addresses; undefined for anything else. */
 export function parseRegistryPath(rest: string): RegistryRoute | undefined {
-  if (rest === '' ) return { kind: 'base' };
+  if (rest === '') return { kind: 'base' };
   let m = /^(.+)\/blobs\/uploads\/([^/]*)$/.exec(rest);
   if (m?.[1] !== undefined) {
     const uploadId = m[2] ?? '';

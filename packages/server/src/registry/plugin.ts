@@ -46,7 +46,15 @@ export async function registryPlugin<P>(app: FastifyInstance, options: RegistryO
     }
     // Expected failures raised by the server's shared hooks (e.g. refused input) keep their status, in OCI shape.
     if (error instanceof FlotillaError) {
-      void reply.status(error.status).send({ errors: [{ code: error.status === 401 ? 'UNAUTHORIZED' : error.status === 403 ? 'DENIED' : 'UNSUPPORTED', message: error.message, detail: { code: error.code } }] });
+      void reply.status(error.status).send({
+        errors: [
+          {
+            code: error.status === 401 ? 'UNAUTHORIZED' : error.status === 403 ? 'DENIED' : 'UNSUPPORTED',
+            message: error.message,
+            detail: { code: error.code },
+          },
+        ],
+      });
       return;
     }
     request.log.error({ err: error }, 'registry request failed');
@@ -93,5 +101,10 @@ export async function registryPlugin<P>(app: FastifyInstance, options: RegistryO
     }
   };
   app.route({ method: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'], url: '/v2', handler, exposeHeadRoute: false });
-  app.route({ method: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'], url: '/v2/*', handler, exposeHeadRoute: false });
+  app.route({
+    method: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'],
+    url: '/v2/*',
+    handler,
+    exposeHeadRoute: false,
+  });
 }

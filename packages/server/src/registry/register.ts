@@ -12,14 +12,21 @@ import { RegistryStorage } from './storage.js';
  * Registers the registry in the Flotilla app. Without a storage folder (in-memory database, tests) the images
  * go to a temp folder removed when the app closes, matching the lifetime of such a database.
  */
-export async function registerFlotillaRegistry(app: FastifyInstance, options: { db: Db; storageDir: string | undefined; publicUrl: () => string; gcIntervalMs?: number | undefined }): Promise<void> {
+export async function registerFlotillaRegistry(
+  app: FastifyInstance,
+  options: { db: Db; storageDir: string | undefined; publicUrl: () => string; gcIntervalMs?: number | undefined },
+): Promise<void> {
   let storageDir = options.storageDir;
   if (storageDir === undefined) {
     const temp = await mkdtemp(join(tmpdir(), 'flotilla-registry-'));
     app.addHook('onClose', async () => rm(temp, { recursive: true, force: true }));
     storageDir = temp;
   }
-  await app.register(registryPlugin, { storageDir, access: flotillaRegistryAccess(options.db), publicUrl: options.publicUrl });
+  await app.register(registryPlugin, {
+    storageDir,
+    access: flotillaRegistryAccess(options.db),
+    publicUrl: options.publicUrl,
+  });
   scheduleGarbageCollection(app, options.db, new RegistryStorage(storageDir), options.gcIntervalMs ?? DAY_MS);
 }
 
@@ -46,11 +53,14 @@ function scheduleGarbageCollection(app: FastifyInstance, db: Db, storage: Regist
       }
     })();
   };
-  let timer = setTimeout(function tick() {
-    run();
-    timer = setTimeout(tick, intervalMs);
-    timer.unref();
-  }, Math.min(FIRST_GC_DELAY_MS, intervalMs));
+  let timer = setTimeout(
+    function tick() {
+      run();
+      timer = setTimeout(tick, intervalMs);
+      timer.unref();
+    },
+    Math.min(FIRST_GC_DELAY_MS, intervalMs),
+  );
   timer.unref();
   app.addHook('onClose', async () => {
     clearTimeout(timer);

@@ -10,7 +10,8 @@ import { parseScope, TokenSigner } from './token.js';
 
 test('repository names cannot escape the storage folder', () => {
   for (const ok of ['fleet/web', 'my-fleet/web_ui', 'a/b/c', 'a.b/c--d']) assert.equal(isRepositoryName(ok), true, ok);
-  for (const bad of ['../x', 'a/../b', '/a', 'a//b', 'A/b', 'a/', '', 'a/.b', `${'a'.repeat(256)}`]) assert.equal(isRepositoryName(bad), false, bad);
+  for (const bad of ['../x', 'a/../b', '/a', 'a//b', 'A/b', 'a/', '', 'a/.b', `${'a'.repeat(256)}`])
+    assert.equal(isRepositoryName(bad), false, bad);
   assert.equal(isTag('v1.0-rc_1'), true);
   assert.equal(isTag('.hidden'), false);
   assert.equal(isTag('a/b'), false);
@@ -22,10 +23,18 @@ test('repository names cannot escape the storage folder', () => {
 test('registry paths', () => {
   assert.deepEqual(parseRegistryPath(''), { kind: 'base' });
   assert.deepEqual(parseRegistryPath('f/web/blobs/uploads/'), { kind: 'uploads', name: 'f/web' });
-  assert.deepEqual(parseRegistryPath('f/web/blobs/uploads/0b4c6a3e-7a52-4f62-b0a1-1c7b8c1d2e3f'), { kind: 'uploads', name: 'f/web', uploadId: '0b4c6a3e-7a52-4f62-b0a1-1c7b8c1d2e3f' });
+  assert.deepEqual(parseRegistryPath('f/web/blobs/uploads/0b4c6a3e-7a52-4f62-b0a1-1c7b8c1d2e3f'), {
+    kind: 'uploads',
+    name: 'f/web',
+    uploadId: '0b4c6a3e-7a52-4f62-b0a1-1c7b8c1d2e3f',
+  });
   assert.equal(parseRegistryPath('f/web/blobs/uploads/../../x'), undefined);
   assert.deepEqual(parseRegistryPath('f/web/blobs/sha256:abc'), { kind: 'blob', name: 'f/web', digest: 'sha256:abc' });
-  assert.deepEqual(parseRegistryPath('f/manifests/x/manifests/latest'), { kind: 'manifest', name: 'f/manifests/x', reference: 'latest' });
+  assert.deepEqual(parseRegistryPath('f/manifests/x/manifests/latest'), {
+    kind: 'manifest',
+    name: 'f/manifests/x',
+    reference: 'latest',
+  });
   assert.deepEqual(parseRegistryPath('f/web/tags/list'), { kind: 'tags', name: 'f/web' });
   assert.equal(parseRegistryPath('f/web/other'), undefined);
 });
@@ -50,7 +59,12 @@ test('tokens: signed, expiring, secret persisted 0600 and reused', async () => {
     assert.deepEqual(signer.verify(token, 1010)?.access, [{ type: 'repository', name: 'f/web', actions: ['pull'] }]);
     assert.equal(signer.verify(token, 1061), undefined, 'expired');
     const [h, b, s] = token.split('.');
-    const forged = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(b ?? '', 'base64url').toString()), access: [{ type: 'repository', name: 'f/web', actions: ['pull', 'push'] }] })).toString('base64url');
+    const forged = Buffer.from(
+      JSON.stringify({
+        ...JSON.parse(Buffer.from(b ?? '', 'base64url').toString()),
+        access: [{ type: 'repository', name: 'f/web', actions: ['pull', 'push'] }],
+      }),
+    ).toString('base64url');
     assert.equal(signer.verify(`${h}.${forged}.${s}`, 1010), undefined, 'tampered claims');
     const again = await TokenSigner.open(dir.path);
     assert.ok(again.verify(token, 1010), 'same secret after a restart');

@@ -17,7 +17,8 @@ const access: RegistryAccess<P> = {
   authenticate: async (username, password) => {
     if (password === 'alice-key') return { kind: 'user', name: 'alice' };
     if (password === 'bob-key') return { kind: 'user', name: 'bob' };
-    if (username === 'd_0123456789abcdef0123456789abcdef' && password === 'device-key') return { kind: 'device', fleet: 'fleet-a' };
+    if (username === 'd_0123456789abcdef0123456789abcdef' && password === 'device-key')
+      return { kind: 'device', fleet: 'fleet-a' };
     return null;
   },
   authorize: async (p, repository, action) => {
@@ -53,7 +54,9 @@ after(async () => {
 });
 
 async function token(user: string, password: string, scope: string): Promise<string> {
-  const res = await fetch(`${base}/auth/v1/token?service=${host}&scope=${encodeURIComponent(scope)}`, { headers: { authorization: basic(user, password) } });
+  const res = await fetch(`${base}/auth/v1/token?service=${host}&scope=${encodeURIComponent(scope)}`, {
+    headers: { authorization: basic(user, password) },
+  });
   assert.equal(res.status, 200);
   const body = (await res.json()) as { token: string; access_token: string; expires_in: number; issued_at: string };
   assert.equal(body.token, body.access_token);
@@ -66,9 +69,13 @@ describe('registry protocol', () => {
     const res = await fetch(`${base}/v2/`);
     assert.equal(res.status, 401);
     assert.equal(res.headers.get('www-authenticate'), `Bearer realm="${base}/auth/v1/token",service="${host}"`);
-    const ok = await fetch(`${base}/v2/`, { headers: { authorization: `Bearer ${await token('x', 'alice-key', 'repository:fleet-a/main:pull')}` } });
+    const ok = await fetch(`${base}/v2/`, {
+      headers: { authorization: `Bearer ${await token('x', 'alice-key', 'repository:fleet-a/main:pull')}` },
+    });
     assert.equal(ok.status, 200);
-    const bad = await fetch(`${base}/auth/v1/token?service=${host}`, { headers: { authorization: basic('x', 'wrong') } });
+    const bad = await fetch(`${base}/auth/v1/token?service=${host}`, {
+      headers: { authorization: basic('x', 'wrong') },
+    });
     assert.equal(bad.status, 401);
   });
 
@@ -79,15 +86,30 @@ describe('registry protocol', () => {
     let res = await fetch(`${base}/v2/fleet-a/main/blobs/uploads/`, { method: 'POST', headers: auth });
     assert.equal(res.status, 202);
     const location = res.headers.get('location') ?? '';
-    res = await fetch(`${base}${location}`, { method: 'PATCH', headers: { ...auth, 'content-range': '0-9', 'content-type': 'application/octet-stream' }, body: content.subarray(0, 10) });
+    res = await fetch(`${base}${location}`, {
+      method: 'PATCH',
+      headers: { ...auth, 'content-range': '0-9', 'content-type': 'application/octet-stream' },
+      body: content.subarray(0, 10),
+    });
     assert.equal(res.status, 202);
     assert.equal(res.headers.get('range'), '0-9');
     // A chunk that does not continue where the upload is is refused.
-    res = await fetch(`${base}${location}`, { method: 'PATCH', headers: { ...auth, 'content-range': '5-9' }, body: content.subarray(5, 10) });
+    res = await fetch(`${base}${location}`, {
+      method: 'PATCH',
+      headers: { ...auth, 'content-range': '5-9' },
+      body: content.subarray(5, 10),
+    });
     assert.equal(res.status, 416);
     // Nothing is visible before the final PUT.
-    assert.equal((await fetch(`${base}/v2/fleet-a/main/blobs/${digest}`, { method: 'HEAD', headers: auth })).status, 404);
-    res = await fetch(`${base}${location}?digest=${digest}`, { method: 'PUT', headers: { ...auth, 'content-type': 'application/octet-stream' }, body: content.subarray(10) });
+    assert.equal(
+      (await fetch(`${base}/v2/fleet-a/main/blobs/${digest}`, { method: 'HEAD', headers: auth })).status,
+      404,
+    );
+    res = await fetch(`${base}${location}?digest=${digest}`, {
+      method: 'PUT',
+      headers: { ...auth, 'content-type': 'application/octet-stream' },
+      body: content.subarray(10),
+    });
     assert.equal(res.status, 201);
     assert.equal(res.headers.get('docker-content-digest'), digest);
 
@@ -101,21 +123,45 @@ describe('registry protocol', () => {
 
     // A wrong digest is refused and leaves nothing behind.
     const wrong = sha('something else');
-    res = await fetch(`${base}/v2/fleet-a/main/blobs/uploads/?digest=${wrong}`, { method: 'POST', headers: { ...auth, 'content-type': 'application/octet-stream' }, body: content });
+    res = await fetch(`${base}/v2/fleet-a/main/blobs/uploads/?digest=${wrong}`, {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/octet-stream' },
+      body: content,
+    });
     assert.equal(res.status, 400);
     assert.equal(((await res.json()) as { errors: Array<{ code: string }> }).errors[0]?.code, 'DIGEST_INVALID');
-    assert.equal((await readdir(join(dir.path, "uploads"))).length, 0, "a refused upload leaves no temp file");
+    assert.equal((await readdir(join(dir.path, 'uploads'))).length, 0, 'a refused upload leaves no temp file');
 
     // Cross-repository mount.
-    const auth2 = { authorization: `Bearer ${await token('x', 'alice-key', 'repository:fleet-a/other:pull,push repository:fleet-a/main:pull')}` };
-    res = await fetch(`${base}/v2/fleet-a/other/blobs/uploads/?mount=${digest}&from=fleet-a/main`, { method: 'POST', headers: auth2 });
+    const auth2 = {
+      authorization: `Bearer ${await token('x', 'alice-key', 'repository:fleet-a/other:pull,push repository:fleet-a/main:pull')}`,
+    };
+    res = await fetch(`${base}/v2/fleet-a/other/blobs/uploads/?mount=${digest}&from=fleet-a/main`, {
+      method: 'POST',
+      headers: auth2,
+    });
     assert.equal(res.status, 201);
 
     const config = Buffer.from('{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}');
-    res = await fetch(`${base}/v2/fleet-a/main/blobs/uploads/?digest=${sha(config)}`, { method: 'POST', headers: { ...auth, 'content-type': 'application/octet-stream' }, body: config });
+    res = await fetch(`${base}/v2/fleet-a/main/blobs/uploads/?digest=${sha(config)}`, {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/octet-stream' },
+      body: config,
+    });
     assert.equal(res.status, 201);
-    const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha(config), size: config.length }, layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest, size: content.length }] }));
-    res = await fetch(`${base}/v2/fleet-a/main/manifests/v1`, { method: 'PUT', headers: { ...auth, 'content-type': 'application/vnd.oci.image.manifest.v1+json' }, body: manifest });
+    const manifest = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha(config), size: config.length },
+        layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest, size: content.length }],
+      }),
+    );
+    res = await fetch(`${base}/v2/fleet-a/main/manifests/v1`, {
+      method: 'PUT',
+      headers: { ...auth, 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
+      body: manifest,
+    });
     assert.equal(res.status, 201);
     assert.equal(res.headers.get('docker-content-digest'), sha(manifest));
     for (const ref of ['v1', sha(manifest)]) {
@@ -126,22 +172,64 @@ describe('registry protocol', () => {
       assert.deepEqual(Buffer.from(await res.arrayBuffer()), manifest);
     }
     // A manifest naming a blob the repository lacks is refused.
-    const dangling = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { digest: sha('nope'), size: 4 }, layers: [] }));
-    res = await fetch(`${base}/v2/fleet-a/main/manifests/v2`, { method: 'PUT', headers: { ...auth, 'content-type': 'application/vnd.oci.image.manifest.v1+json' }, body: dangling });
+    const dangling = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        config: { digest: sha('nope'), size: 4 },
+        layers: [],
+      }),
+    );
+    res = await fetch(`${base}/v2/fleet-a/main/manifests/v2`, {
+      method: 'PUT',
+      headers: { ...auth, 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
+      body: dangling,
+    });
     assert.equal(res.status, 400);
     // Wrong digest in the URL is refused.
-    res = await fetch(`${base}/v2/fleet-a/main/manifests/${sha('x')}`, { method: 'PUT', headers: { ...auth, 'content-type': 'application/vnd.oci.image.manifest.v1+json' }, body: manifest });
+    res = await fetch(`${base}/v2/fleet-a/main/manifests/${sha('x')}`, {
+      method: 'PUT',
+      headers: { ...auth, 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
+      body: manifest,
+    });
     assert.equal(res.status, 400);
 
     // An image index over that manifest, by digest then by tag.
-    const index = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: sha(manifest), size: manifest.length, platform: { architecture: 'amd64', os: 'linux' } }] }));
-    res = await fetch(`${base}/v2/fleet-a/main/manifests/${sha(index)}`, { method: 'PUT', headers: { ...auth, 'content-type': 'application/vnd.oci.image.index.v1+json' }, body: index });
+    const index = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.index.v1+json',
+        manifests: [
+          {
+            mediaType: 'application/vnd.oci.image.manifest.v1+json',
+            digest: sha(manifest),
+            size: manifest.length,
+            platform: { architecture: 'amd64', os: 'linux' },
+          },
+        ],
+      }),
+    );
+    res = await fetch(`${base}/v2/fleet-a/main/manifests/${sha(index)}`, {
+      method: 'PUT',
+      headers: { ...auth, 'content-type': 'application/vnd.oci.image.index.v1+json' },
+      body: index,
+    });
     assert.equal(res.status, 201);
     res = await fetch(`${base}/v2/fleet-a/main/manifests/${sha(index)}`, { method: 'HEAD', headers: auth });
     assert.equal(res.headers.get('content-type'), 'application/vnd.oci.image.index.v1+json');
     assert.equal(res.headers.get('content-length'), String(index.length));
-    const orphanIndex = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [{ digest: sha('missing'), size: 1 }] }));
-    res = await fetch(`${base}/v2/fleet-a/main/manifests/multi`, { method: 'PUT', headers: { ...auth, 'content-type': 'application/vnd.oci.image.index.v1+json' }, body: orphanIndex });
+    const orphanIndex = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.index.v1+json',
+        manifests: [{ digest: sha('missing'), size: 1 }],
+      }),
+    );
+    res = await fetch(`${base}/v2/fleet-a/main/manifests/multi`, {
+      method: 'PUT',
+      headers: { ...auth, 'content-type': 'application/vnd.oci.image.index.v1+json' },
+      body: orphanIndex,
+    });
     assert.equal(res.status, 400);
 
     res = await fetch(`${base}/v2/fleet-a/main/tags/list`, { headers: auth });
@@ -149,7 +237,10 @@ describe('registry protocol', () => {
     res = await fetch(`${base}/v2/fleet-a/main/manifests/${sha(manifest)}`, { method: 'DELETE', headers: auth });
     assert.equal(res.status, 202);
     assert.equal((await fetch(`${base}/v2/fleet-a/main/manifests/v1`, { headers: auth })).status, 404);
-    assert.equal((await fetch(`${base}/v2/fleet-a/main/blobs/${digest}`, { method: 'DELETE', headers: auth })).status, 202);
+    assert.equal(
+      (await fetch(`${base}/v2/fleet-a/main/blobs/${digest}`, { method: 'DELETE', headers: auth })).status,
+      202,
+    );
     assert.equal((await fetch(`${base}/v2/fleet-a/main/blobs/${digest}`, { headers: auth })).status, 404);
   });
 
@@ -157,25 +248,47 @@ describe('registry protocol', () => {
     const auth = `Bearer ${await token('x', 'alice-key', 'repository:fleet-a/cut:pull,push')}`;
     const content = Buffer.alloc(256 * 1024, 7);
     const digest = sha(content);
-    const req = httpRequest(`${base}/v2/fleet-a/cut/blobs/uploads/?digest=${digest}`, { method: 'POST', headers: { authorization: auth, 'content-type': 'application/octet-stream', 'content-length': String(content.length) } });
+    const req = httpRequest(`${base}/v2/fleet-a/cut/blobs/uploads/?digest=${digest}`, {
+      method: 'POST',
+      headers: {
+        authorization: auth,
+        'content-type': 'application/octet-stream',
+        'content-length': String(content.length),
+      },
+    });
     req.on('error', () => undefined);
     req.write(content.subarray(0, 100 * 1024));
     await sleep(200);
     req.destroy();
     await sleep(200);
-    assert.equal((await fetch(`${base}/v2/fleet-a/cut/blobs/${digest}`, { method: 'HEAD', headers: { authorization: auth } })).status, 404);
+    assert.equal(
+      (await fetch(`${base}/v2/fleet-a/cut/blobs/${digest}`, { method: 'HEAD', headers: { authorization: auth } }))
+        .status,
+      404,
+    );
     const hex = digest.slice('sha256:'.length);
-    await assert.rejects(fileExists(join(dir.path, 'blobs', 'sha256', hex.slice(0, 2), hex)), 'no blob file under blobs/');
+    await assert.rejects(
+      fileExists(join(dir.path, 'blobs', 'sha256', hex.slice(0, 2), hex)),
+      'no blob file under blobs/',
+    );
   });
 
   test('access: bob and the device cannot push; the device cannot read another fleet', async () => {
     const bobToken = await token('bob', 'bob-key', 'repository:fleet-a/main:pull,push');
-    let res = await fetch(`${base}/v2/fleet-a/main/blobs/uploads/`, { method: 'POST', headers: { authorization: `Bearer ${bobToken}` } });
+    let res = await fetch(`${base}/v2/fleet-a/main/blobs/uploads/`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${bobToken}` },
+    });
     assert.equal(res.status, 401);
     assert.match(res.headers.get('www-authenticate') ?? '', /insufficient_scope/);
-    res = await fetch(`${base}/v2/fleet-a/main/blobs/uploads/`, { method: 'POST', headers: { authorization: basic('d_0123456789abcdef0123456789abcdef', 'device-key') } });
+    res = await fetch(`${base}/v2/fleet-a/main/blobs/uploads/`, {
+      method: 'POST',
+      headers: { authorization: basic('d_0123456789abcdef0123456789abcdef', 'device-key') },
+    });
     assert.equal(res.status, 403);
-    res = await fetch(`${base}/v2/fleet-b/main/tags/list`, { headers: { authorization: basic('d_0123456789abcdef0123456789abcdef', 'device-key') } });
+    res = await fetch(`${base}/v2/fleet-b/main/tags/list`, {
+      headers: { authorization: basic('d_0123456789abcdef0123456789abcdef', 'device-key') },
+    });
     assert.equal(res.status, 403);
     res = await fetch(`${base}/v2/../etc/manifests/latest`, { headers: { authorization: basic('x', 'alice-key') } });
     assert.notEqual(res.status, 200);
@@ -199,7 +312,9 @@ describe('registry with real clients', () => {
     await run('docker', ['rmi', ref]);
     await run('docker', ['logout', host]);
     // Pull with device credentials, by digest.
-    await run('docker', ['login', '-u', 'd_0123456789abcdef0123456789abcdef', '--password-stdin', host], { input: 'device-key' });
+    await run('docker', ['login', '-u', 'd_0123456789abcdef0123456789abcdef', '--password-stdin', host], {
+      input: 'device-key',
+    });
     const byDigest = `${host}/fleet-a/app@${digest}`;
     images.push(byDigest);
     await run('docker', ['pull', byDigest]);
@@ -215,14 +330,57 @@ describe('registry with real clients', () => {
     await ensureBusyboxImage();
     const archive = join(dir.path, 'busybox.tar');
     await run('docker', ['save', '-o', archive, BUSYBOX_IMAGE]);
-    await run('skopeo', ['copy', '--dest-tls-verify=false', '--dest-creds', 'x:alice-key', `docker-archive:${archive}`, `docker://${host}/fleet-a/busybox:latest`]);
-    const inspect = JSON.parse((await run('skopeo', ['inspect', '--tls-verify=false', '--creds', 'x:alice-key', `docker://${host}/fleet-a/busybox:latest`])).stdout) as { Digest: string; Layers: string[] };
+    await run('skopeo', [
+      'copy',
+      '--dest-tls-verify=false',
+      '--dest-creds',
+      'x:alice-key',
+      `docker-archive:${archive}`,
+      `docker://${host}/fleet-a/busybox:latest`,
+    ]);
+    const inspect = JSON.parse(
+      (
+        await run('skopeo', [
+          'inspect',
+          '--tls-verify=false',
+          '--creds',
+          'x:alice-key',
+          `docker://${host}/fleet-a/busybox:latest`,
+        ])
+      ).stdout,
+    ) as { Digest: string; Layers: string[] };
     assert.match(inspect.Digest, /^sha256:/);
-    await run('skopeo', ['copy', '--src-tls-verify=false', '--src-creds', 'x:alice-key', `docker://${host}/fleet-a/busybox:latest`, `oci:${join(dir.path, 'oci')}:copy`]);
+    await run('skopeo', [
+      'copy',
+      '--src-tls-verify=false',
+      '--src-creds',
+      'x:alice-key',
+      `docker://${host}/fleet-a/busybox:latest`,
+      `oci:${join(dir.path, 'oci')}:copy`,
+    ]);
     // Copy the OCI layout back as an index-free OCI manifest under a new tag; skopeo verifies every digest.
-    await run('skopeo', ['copy', '--dest-tls-verify=false', '--dest-creds', 'x:alice-key', '--format', 'oci', `oci:${join(dir.path, 'oci')}:copy`, `docker://${host}/fleet-a/busybox:oci`]);
-    const tags = await fetch(`${base}/v2/fleet-a/busybox/tags/list`, { headers: { authorization: basic('x', 'alice-key') } });
+    await run('skopeo', [
+      'copy',
+      '--dest-tls-verify=false',
+      '--dest-creds',
+      'x:alice-key',
+      '--format',
+      'oci',
+      `oci:${join(dir.path, 'oci')}:copy`,
+      `docker://${host}/fleet-a/busybox:oci`,
+    ]);
+    const tags = await fetch(`${base}/v2/fleet-a/busybox/tags/list`, {
+      headers: { authorization: basic('x', 'alice-key') },
+    });
     assert.deepEqual(((await tags.json()) as { tags: string[] }).tags, ['latest', 'oci']);
-    await assert.rejects(run('skopeo', ['inspect', '--tls-verify=false', '--creds', 'x:bob-key', `docker://${host}/fleet-a/busybox:latest`]));
+    await assert.rejects(
+      run('skopeo', [
+        'inspect',
+        '--tls-verify=false',
+        '--creds',
+        'x:bob-key',
+        `docker://${host}/fleet-a/busybox:latest`,
+      ]),
+    );
   });
 });

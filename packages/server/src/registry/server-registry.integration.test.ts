@@ -21,17 +21,25 @@ after(async () => {
 });
 
 async function api<T>(method: string, path: string, body?: unknown): Promise<T> {
-  const res = await fetch(`${server.url}/api/v1${path}`, { method, headers: { authorization: `Bearer ${server.admin?.apiKey ?? ''}`, 'content-type': 'application/json' }, body: body === undefined ? null : JSON.stringify(body) });
+  const res = await fetch(`${server.url}/api/v1${path}`, {
+    method,
+    headers: { authorization: `Bearer ${server.admin?.apiKey ?? ''}`, 'content-type': 'application/json' },
+    body: body === undefined ? null : JSON.stringify(body),
+  });
   assert.ok(res.ok, `${method} ${path}: ${res.status} ${await res.clone().text()}`);
   return (await res.json()) as T;
 }
 
 async function grants(user: string, password: string, scope: string): Promise<string[] | number> {
   const host = new URL(server.url).host;
-  const res = await fetch(`${server.url}/auth/v1/token?service=${host}&scope=${encodeURIComponent(scope)}`, { headers: { authorization: basic(user, password) } });
+  const res = await fetch(`${server.url}/auth/v1/token?service=${host}&scope=${encodeURIComponent(scope)}`, {
+    headers: { authorization: basic(user, password) },
+  });
   if (res.status !== 200) return res.status;
   const { token } = (await res.json()) as { token: string };
-  const claims = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString()) as { access: Array<{ actions: string[] }> };
+  const claims = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString()) as {
+    access: Array<{ actions: string[] }>;
+  };
   return claims.access[0]?.actions ?? [];
 }
 
@@ -60,8 +68,13 @@ test('users push their fleets; devices pull only their own fleet; others get not
   // The /v2/ challenge names the server's public URL.
   const res = await fetch(`${server.url}/v2/`);
   assert.equal(res.status, 401);
-  assert.equal(res.headers.get('www-authenticate'), `Bearer realm="${server.url}/auth/v1/token",service="${new URL(server.url).host}"`);
+  assert.equal(
+    res.headers.get('www-authenticate'),
+    `Bearer realm="${server.url}/auth/v1/token",service="${new URL(server.url).host}"`,
+  );
   // Direct basic auth on a registry route by a device for another fleet is refused.
-  const denied = await fetch(`${server.url}/v2/reg-b/web/tags/list`, { headers: { authorization: basic(`d_${uuid}`, deviceKey) } });
+  const denied = await fetch(`${server.url}/v2/reg-b/web/tags/list`, {
+    headers: { authorization: basic(`d_${uuid}`, deviceKey) },
+  });
   assert.equal(denied.status, 403);
 });

@@ -13,16 +13,25 @@ export const TOKEN_TTL_SECONDS = 3600;
  * Bad credentials are 401 (so `docker login` fails); a scope the principal may not have is left out of the token
  * rather than refused, as the spec says, and the registry then refuses the operation itself.
  */
-export function registerTokenRoute<P>(app: FastifyInstance, access: RegistryAccess<P>, signer: TokenSigner, service: () => string): void {
+export function registerTokenRoute<P>(
+  app: FastifyInstance,
+  access: RegistryAccess<P>,
+  signer: TokenSigner,
+  service: () => string,
+): void {
   app.get('/auth/v1/token', async (request, reply) => {
     const query = request.query as Record<string, string | string[] | undefined>;
     const basic = parseBasic(request.headers.authorization);
     if (!basic) {
-      throw new RegistryError('UNAUTHORIZED', 'basic credentials are required', { headers: { 'www-authenticate': 'Basic realm="flotilla"' } });
+      throw new RegistryError('UNAUTHORIZED', 'basic credentials are required', {
+        headers: { 'www-authenticate': 'Basic realm="flotilla"' },
+      });
     }
     const principal = await access.authenticate(basic.username, basic.password);
     if (principal === null) {
-      throw new RegistryError('UNAUTHORIZED', 'invalid username or password', { headers: { 'www-authenticate': 'Basic realm="flotilla"' } });
+      throw new RegistryError('UNAUTHORIZED', 'invalid username or password', {
+        headers: { 'www-authenticate': 'Basic realm="flotilla"' },
+      });
     }
     const scopes = query.scope === undefined ? [] : Array.isArray(query.scope) ? query.scope : [query.scope];
     const grants: AccessGrant[] = [];
@@ -32,7 +41,8 @@ export function registerTokenRoute<P>(app: FastifyInstance, access: RegistryAcce
       if (!parsed || !isRepositoryName(parsed.name)) continue;
       const allowed: RegistryAction[] = [];
       for (const action of new Set(parsed.actions.flatMap((a) => (a === '*' ? ['pull', 'push'] : [a])))) {
-        if ((action === 'pull' || action === 'push') && (await access.authorize(principal, parsed.name, action))) allowed.push(action);
+        if ((action === 'pull' || action === 'push') && (await access.authorize(principal, parsed.name, action)))
+          allowed.push(action);
       }
       const existing = grants.find((g) => g.name === parsed.name);
       if (existing) existing.actions = [...new Set([...existing.actions, ...allowed])];
@@ -40,7 +50,15 @@ export function registerTokenRoute<P>(app: FastifyInstance, access: RegistryAcce
     }
     const audience = typeof query.service === 'string' ? query.service : service();
     const issuedAt = new Date();
-    const token = signer.sign(access.subjectOf(principal), audience, grants, TOKEN_TTL_SECONDS, Math.floor(issuedAt.getTime() / 1000));
-    return reply.header('cache-control', 'no-store').send({ token, access_token: token, expires_in: TOKEN_TTL_SECONDS, issued_at: issuedAt.toISOString() });
+    const token = signer.sign(
+      access.subjectOf(principal),
+      audience,
+      grants,
+      TOKEN_TTL_SECONDS,
+      Math.floor(issuedAt.getTime() / 1000),
+    );
+    return reply
+      .header('cache-control', 'no-store')
+      .send({ token, access_token: token, expires_in: TOKEN_TTL_SECONDS, issued_at: issuedAt.toISOString() });
   });
 }

@@ -48,8 +48,23 @@ export class TokenSigner {
     return new TokenSigner(await readFile(file));
   }
 
-  sign(subject: string, audience: string, access: AccessGrant[], ttlSeconds: number, now = Math.floor(Date.now() / 1000)): string {
-    const claims: TokenClaims = { iss: ISSUER, sub: subject, aud: audience, iat: now, nbf: now - 5, exp: now + ttlSeconds, jti: randomBytes(12).toString('base64url'), access };
+  sign(
+    subject: string,
+    audience: string,
+    access: AccessGrant[],
+    ttlSeconds: number,
+    now = Math.floor(Date.now() / 1000),
+  ): string {
+    const claims: TokenClaims = {
+      iss: ISSUER,
+      sub: subject,
+      aud: audience,
+      iat: now,
+      nbf: now - 5,
+      exp: now + ttlSeconds,
+      jti: randomBytes(12).toString('base64url'),
+      access,
+    };
     const head = Buffer.from(JSON.stringify({ alg: 'HS256', typ: 'JWT' })).toString('base64url');
     const body = Buffer.from(JSON.stringify(claims)).toString('base64url');
     return `${head}.${body}.${this.mac(`${head}.${body}`)}`;
@@ -67,7 +82,8 @@ export class TokenSigner {
       const header = JSON.parse(Buffer.from(head, 'base64url').toString('utf8')) as { alg?: unknown };
       if (header.alg !== 'HS256') return undefined;
       const claims = JSON.parse(Buffer.from(body, 'base64url').toString('utf8')) as TokenClaims;
-      if (claims.iss !== ISSUER || typeof claims.exp !== 'number' || claims.exp < now || claims.nbf > now) return undefined;
+      if (claims.iss !== ISSUER || typeof claims.exp !== 'number' || claims.exp < now || claims.nbf > now)
+        return undefined;
       if (!Array.isArray(claims.access)) return undefined;
       return claims;
     } catch {

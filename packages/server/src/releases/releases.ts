@@ -37,7 +37,8 @@ function releaseQuery(db: Db, ref: number | string) {
 }
 
 function single(rows: ReleaseRow[], ref: number | string): ReleaseRow {
-  if (rows.length > 1) throw new FlotillaError('AMBIGUOUS_REFERENCE', `"${ref}" matches more than one release; give more characters`);
+  if (rows.length > 1)
+    throw new FlotillaError('AMBIGUOUS_REFERENCE', `"${ref}" matches more than one release; give more characters`);
   const row = rows[0];
   if (!row) throw new FlotillaError('RELEASE_NOT_FOUND', `no release "${ref}"`);
   return row;
@@ -57,7 +58,12 @@ export async function visibleRelease(db: Db, user: UserPrincipal, ref: string): 
 
 export async function toRelease(db: Db, row: ReleaseRow): Promise<Release> {
   const fleet = await db.selectFrom('fleets').select('slug').where('id', '=', row.fleet_id).executeTakeFirstOrThrow();
-  const services = await db.selectFrom('release_services').selectAll().where('release_id', '=', row.id).orderBy('id').execute();
+  const services = await db
+    .selectFrom('release_services')
+    .selectAll()
+    .where('release_id', '=', row.id)
+    .orderBy('id')
+    .execute();
   return {
     id: row.id,
     fleet: fleet.slug,
@@ -73,7 +79,12 @@ export async function toRelease(db: Db, row: ReleaseRow): Promise<Release> {
 }
 
 export async function listReleases(db: Db, fleetId: number): Promise<Release[]> {
-  const rows = await db.selectFrom('releases').selectAll().where('fleet_id', '=', fleetId).orderBy('id', 'desc').execute();
+  const rows = await db
+    .selectFrom('releases')
+    .selectAll()
+    .where('fleet_id', '=', fleetId)
+    .orderBy('id', 'desc')
+    .execute();
   return Promise.all(rows.map((r) => toRelease(db, r)));
 }
 
@@ -89,13 +100,18 @@ export interface CreateReleaseInput {
 
 function checkImages(composition: ComposeFile, images: Record<string, string>): void {
   for (const name of Object.keys(images)) {
-    if (!Object.hasOwn(composition.services, name)) throw new FlotillaError('SERVICE_NOT_FOUND', `no service "${name}" in the release`);
+    if (!Object.hasOwn(composition.services, name))
+      throw new FlotillaError('SERVICE_NOT_FOUND', `no service "${name}" in the release`);
   }
 }
 
 function requireAllImages(names: string[], images: Map<string, string | null>): void {
   const missing = names.filter((n) => !images.get(n));
-  if (missing.length > 0) throw new FlotillaError('VALIDATION_FAILED', `a successful release needs an image for every service; missing: ${missing.join(', ')}`);
+  if (missing.length > 0)
+    throw new FlotillaError(
+      'VALIDATION_FAILED',
+      `a successful release needs an image for every service; missing: ${missing.join(', ')}`,
+    );
 }
 
 export async function createRelease(db: Db, fleetId: number, input: CreateReleaseInput): Promise<Release> {
@@ -104,11 +120,17 @@ export async function createRelease(db: Db, fleetId: number, input: CreateReleas
   const images = new Map(names.map((n) => [n, input.images[n] ?? input.composition.services[n]?.image ?? null]));
   if (input.status === 'success') requireAllImages(names, images);
   const commit = input.commit ?? randomBytes(16).toString('hex');
-  const clash = await db.selectFrom('releases').select('id').where('fleet_id', '=', fleetId).where('commit', '=', commit).executeTakeFirst();
+  const clash = await db
+    .selectFrom('releases')
+    .select('id')
+    .where('fleet_id', '=', fleetId)
+    .where('commit', '=', commit)
+    .executeTakeFirst();
   if (clash) throw new FlotillaError('CONFLICT', `the fleet already has a release with commit ${commit}`);
   const versions = await db.selectFrom('releases').select('version').where('fleet_id', '=', fleetId).execute();
   const version = input.version ?? nextVersion(versions.map((v) => v.version));
-  if (versions.some((v) => v.version === version)) throw new FlotillaError('CONFLICT', `the fleet already has a release ${version}`);
+  if (versions.some((v) => v.version === version))
+    throw new FlotillaError('CONFLICT', `the fleet already has a release ${version}`);
   // One transaction: a release without its services would be a target devices cannot run.
   const row = await db.transaction().execute(async (trx) => {
     const inserted = await trx
@@ -126,7 +148,10 @@ export async function createRelease(db: Db, fleetId: number, input: CreateReleas
       .returningAll()
       .executeTakeFirstOrThrow();
     for (const name of names) {
-      await trx.insertInto('release_services').values({ release_id: inserted.id, name, image: images.get(name) ?? null }).execute();
+      await trx
+        .insertInto('release_services')
+        .values({ release_id: inserted.id, name, image: images.get(name) ?? null })
+        .execute();
     }
     if (input.status === 'success') await bumpFleet(trx, fleetId);
     return inserted;
@@ -134,7 +159,15 @@ export async function createRelease(db: Db, fleetId: number, input: CreateReleas
   return toRelease(db, row);
 }
 
-export async function updateRelease(db: Db, row: ReleaseRow, input: { status?: ReleaseStatus | undefined; images?: Record<string, string> | undefined; notes?: string | undefined }): Promise<Release> {
+export async function updateRelease(
+  db: Db,
+  row: ReleaseRow,
+  input: {
+    status?: ReleaseStatus | undefined;
+    images?: Record<string, string> | undefined;
+    notes?: string | undefined;
+  },
+): Promise<Release> {
   const finished = row.status !== 'running';
   if (finished && (input.images !== undefined || (input.status !== undefined && input.status !== row.status))) {
     throw new FlotillaError('RELEASE_IMMUTABLE', `release ${row.commit} is ${row.status} and cannot change`);
@@ -143,12 +176,24 @@ export async function updateRelease(db: Db, row: ReleaseRow, input: { status?: R
   if (input.images) {
     checkImages(composition, input.images);
     for (const [name, image] of Object.entries(input.images)) {
-      await db.updateTable('release_services').set({ image }).where('release_id', '=', row.id).where('name', '=', name).execute();
+      await db
+        .updateTable('release_services')
+        .set({ image })
+        .where('release_id', '=', row.id)
+        .where('name', '=', name)
+        .execute();
     }
   }
   if (input.status === 'success') {
-    const services = await db.selectFrom('release_services').select(['name', 'image']).where('release_id', '=', row.id).execute();
-    requireAllImages(services.map((s) => s.name), new Map(services.map((s) => [s.name, s.image])));
+    const services = await db
+      .selectFrom('release_services')
+      .select(['name', 'image'])
+      .where('release_id', '=', row.id)
+      .execute();
+    requireAllImages(
+      services.map((s) => s.name),
+      new Map(services.map((s) => [s.name, s.image])),
+    );
   }
   const patch: { status?: ReleaseStatus; notes?: string } = {};
   if (input.status !== undefined) patch.status = input.status;

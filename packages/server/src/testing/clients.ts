@@ -3,7 +3,11 @@ import WebSocket from 'ws';
 import type { ActionMessage, LogEntry } from '@flotilla/protocol';
 
 /** Reads Server-Sent Events `log` entries from a follow request until aborted. */
-export function followLogs(url: string, key: string, onEntry: (e: LogEntry) => void): { ready: Promise<void>; close: () => void } {
+export function followLogs(
+  url: string,
+  key: string,
+  onEntry: (e: LogEntry) => void,
+): { ready: Promise<void>; close: () => void } {
   const controller = new AbortController();
   const ready = (async () => {
     const response = await fetch(url, { headers: { authorization: `Bearer ${key}` }, signal: controller.signal });
@@ -38,9 +42,16 @@ export function followLogs(url: string, key: string, onEntry: (e: LogEntry) => v
 }
 
 /** A device's side of the connection, honest to the protocol: answers every action, ok unless told to fail. */
-export function connectDevice(url: string, uuid: string, key: string, answer: (m: ActionMessage) => { ok: boolean; error?: { code: string; message: string } } = () => ({ ok: true })) {
+export function connectDevice(
+  url: string,
+  uuid: string,
+  key: string,
+  answer: (m: ActionMessage) => { ok: boolean; error?: { code: string; message: string } } = () => ({ ok: true }),
+) {
   const received: ActionMessage[] = [];
-  const socket = new WebSocket(`${url.replace('http', 'ws')}/device/v1/${uuid}/connect`, { headers: { authorization: `Bearer ${key}` } });
+  const socket = new WebSocket(`${url.replace('http', 'ws')}/device/v1/${uuid}/connect`, {
+    headers: { authorization: `Bearer ${key}` },
+  });
   const announcements: string[] = [];
   socket.on('message', (data) => {
     const message = JSON.parse(data.toString()) as ActionMessage | { type: 'target-changed' };

@@ -12,7 +12,14 @@ export interface Harness {
   adminKey: string;
   close: () => Promise<void>;
   /** `app.inject` with JSON in and out, Bearer `key` when given. */
-  call: (method: string, url: string, key?: string, body?: unknown, headers?: Record<string, string>) => Promise<LightMyRequestResponse & { body: string; data: any }>; // eslint-disable-line @typescript-eslint/no-explicit-any -- tests read arbitrary JSON answers
+  call: (
+    method: string,
+    url: string,
+    key?: string,
+    body?: unknown,
+    headers?: Record<string, string>,
+    // biome-ignore lint/suspicious/noExplicitAny: tests read arbitrary JSON answers
+  ) => Promise<LightMyRequestResponse & { body: string; data: any }>;
 }
 
 export async function harness(testDb: TestDatabase): Promise<Harness> {
@@ -26,7 +33,11 @@ export async function harness(testDb: TestDatabase): Promise<Harness> {
     const response = await app.inject({
       method: method as 'GET',
       url,
-      headers: { ...(key ? { authorization: `Bearer ${key}` } : {}), ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
+      headers: {
+        ...(key ? { authorization: `Bearer ${key}` } : {}),
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        ...headers,
+      },
       ...(body === undefined ? {} : { payload: typeof body === 'string' ? body : JSON.stringify(body) }),
     });
     let data: unknown;
@@ -51,13 +62,30 @@ export async function harness(testDb: TestDatabase): Promise<Harness> {
 
 /** A fleet with a provisioning key and one registered device, made through the public endpoints. */
 export async function fleetWithDevice(h: Harness, key: string, slug: string, organization?: string) {
-  const fleet = await h.call('POST', '/api/v1/fleets', key, { name: slug, slug, ...(organization ? { organization } : {}) });
+  const fleet = await h.call('POST', '/api/v1/fleets', key, {
+    name: slug,
+    slug,
+    ...(organization ? { organization } : {}),
+  });
   if (fleet.statusCode !== 201) throw new Error(`create fleet: ${fleet.body}`);
   const pk = await h.call('POST', `/api/v1/fleets/${slug}/provisioning-keys`, key, {});
   if (pk.statusCode !== 201) throw new Error(`provisioning key: ${pk.body}`);
   const uuid = generateDeviceUuid();
   const deviceKey = generateKey();
-  const reg = await h.call('POST', '/device/register', pk.data.key, { application: fleet.data.id, uuid, device_type: 'generic-amd64', api_key: deviceKey });
+  const reg = await h.call('POST', '/device/register', pk.data.key, {
+    application: fleet.data.id,
+    uuid,
+    device_type: 'generic-amd64',
+    api_key: deviceKey,
+  });
   if (reg.statusCode !== 201) throw new Error(`register: ${reg.body}`);
-  return { fleetId: fleet.data.id as number, fleetUuid: fleet.data.uuid as string, slug, provisioningKey: pk.data.key as string, uuid, deviceKey, deviceId: reg.data.id as number };
+  return {
+    fleetId: fleet.data.id as number,
+    fleetUuid: fleet.data.uuid as string,
+    slug,
+    provisioningKey: pk.data.key as string,
+    uuid,
+    deviceKey,
+    deviceId: reg.data.id as number,
+  };
 }

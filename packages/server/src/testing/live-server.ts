@@ -6,12 +6,18 @@ import { startServer, type RunningServer, type StartServerOptions } from '../ser
 
 export interface ApiAnswer {
   status: number;
-  // Tests read arbitrary JSON answers.
-  data: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+  // biome-ignore lint/suspicious/noExplicitAny: tests read arbitrary JSON answers
+  data: any;
 }
 
 /** One JSON request to a listening server, Bearer `key`. */
-export async function apiCall(baseUrl: string, method: string, path: string, key: string, body?: unknown): Promise<ApiAnswer> {
+export async function apiCall(
+  baseUrl: string,
+  method: string,
+  path: string,
+  key: string,
+  body?: unknown,
+): Promise<ApiAnswer> {
   const response = await fetch(`${baseUrl}${path}`, {
     method,
     headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
@@ -28,15 +34,24 @@ export async function apiCall(baseUrl: string, method: string, path: string, key
 }
 
 /** Sends lines as a device does: one gzip NDJSON request to its log stream; resolves the HTTP status. */
-export function postDeviceLogs(baseUrl: string, uuid: string, deviceKey: string, lines: readonly unknown[]): Promise<number> {
+export function postDeviceLogs(
+  baseUrl: string,
+  uuid: string,
+  deviceKey: string,
+  lines: readonly unknown[],
+): Promise<number> {
   return new Promise((resolve, reject) => {
-    const headers = { authorization: `Bearer ${deviceKey}`, 'content-type': 'application/x-ndjson', 'content-encoding': 'gzip' };
+    const headers = {
+      authorization: `Bearer ${deviceKey}`,
+      'content-type': 'application/x-ndjson',
+      'content-encoding': 'gzip',
+    };
     const req = request(`${baseUrl}/device/v2/${uuid}/log-stream`, { method: 'POST', headers }, (res) => {
       res.resume();
       res.on('end', () => resolve(res.statusCode ?? 0));
     });
     req.on('error', reject);
-    req.end(gzipSync(lines.map((l) => JSON.stringify(l)).join('\n') + '\n'));
+    req.end(gzipSync(`${lines.map((l) => JSON.stringify(l)).join('\n')}\n`));
   });
 }
 
@@ -57,9 +72,17 @@ export interface LiveDevice {
  * A real server listening on loopback over a fresh database of `testDb`'s dialect, with a fleet and one device
  * registered through the public endpoints, as a device would.
  */
-export async function liveServerWithDevice(testDb: TestDatabase, options: Partial<StartServerOptions> = {}): Promise<LiveDevice> {
+export async function liveServerWithDevice(
+  testDb: TestDatabase,
+  options: Partial<StartServerOptions> = {},
+): Promise<LiveDevice> {
   const created = await testDb.create();
-  const server = await startServer({ host: '127.0.0.1', port: 0, ...options, ...(created.url ? { databaseUrl: created.url } : {}) });
+  const server = await startServer({
+    host: '127.0.0.1',
+    port: 0,
+    ...options,
+    ...(created.url ? { databaseUrl: created.url } : {}),
+  });
   const close = async () => {
     await server.close();
     await created.drop();
@@ -72,7 +95,12 @@ export async function liveServerWithDevice(testDb: TestDatabase, options: Partia
     const pk = await api('POST', `/api/v1/fleets/${slug}/provisioning-keys`, {});
     const uuid = generateDeviceUuid();
     const deviceKey = generateKey();
-    const registered = await api('POST', '/device/register', { application: fleet.data.id, uuid, device_type: 'generic-amd64', api_key: deviceKey }, pk.data.key);
+    const registered = await api(
+      'POST',
+      '/device/register',
+      { application: fleet.data.id, uuid, device_type: 'generic-amd64', api_key: deviceKey },
+      pk.data.key,
+    );
     if (registered.status !== 201) throw new Error(`register: ${JSON.stringify(registered.data)}`);
     return { server, apiKey, slug, uuid, deviceKey, databaseUrl: created.url, api, close };
   } catch (error) {

@@ -15,7 +15,9 @@ async function bump(db: Db, owner: VariableOwner): Promise<void> {
 function scoped<Q extends { where: (...args: never[]) => unknown }>(q: Q, owner: VariableOwner): Q {
   // Kysely's builders are typed per table; this helper only applies the two owner filters common to both tables.
   const b = q as unknown as { where: (col: string, op: string, v: unknown) => typeof b };
-  const out = b.where('fleet_id', '=', owner.fleetId).where('device_id', owner.deviceId === null ? 'is' : '=', owner.deviceId);
+  const out = b
+    .where('fleet_id', '=', owner.fleetId)
+    .where('device_id', owner.deviceId === null ? 'is' : '=', owner.deviceId);
   return out as unknown as Q;
 }
 
@@ -25,7 +27,11 @@ export async function listEnv(db: Db, owner: VariableOwner): Promise<EnvVar[]> {
   return rows.map((r) => ({ id: r.id, name: r.name, value: r.value, service: r.service, createdAt: r.created_at }));
 }
 
-export async function setEnv(db: Db, owner: VariableOwner, input: { name: string; value: string; service?: string | undefined }): Promise<EnvVar> {
+export async function setEnv(
+  db: Db,
+  owner: VariableOwner,
+  input: { name: string; value: string; service?: string | undefined },
+): Promise<EnvVar> {
   const service = input.service ?? null;
   const existing = await scoped(db.selectFrom('env_vars').selectAll(), owner)
     .where('name', '=', input.name)
@@ -39,7 +45,14 @@ export async function setEnv(db: Db, owner: VariableOwner, input: { name: string
     const created_at = now();
     const row = await db
       .insertInto('env_vars')
-      .values({ fleet_id: owner.fleetId, device_id: owner.deviceId, service, name: input.name, value: input.value, created_at })
+      .values({
+        fleet_id: owner.fleetId,
+        device_id: owner.deviceId,
+        service,
+        name: input.name,
+        value: input.value,
+        created_at,
+      })
       .returning('id')
       .executeTakeFirstOrThrow();
     result = { id: row.id, name: input.name, value: input.value, service, createdAt: created_at };
@@ -65,16 +78,29 @@ export async function listConfig(db: Db, owner: VariableOwner): Promise<EnvVar[]
 
 export async function setConfig(db: Db, owner: VariableOwner, input: { name: string; value: string }): Promise<EnvVar> {
   const key = configVarKey(input.name);
-  const existing = await scoped(db.selectFrom('config_vars').selectAll(), owner).where('key', '=', key).executeTakeFirst();
+  const existing = await scoped(db.selectFrom('config_vars').selectAll(), owner)
+    .where('key', '=', key)
+    .executeTakeFirst();
   let result: EnvVar;
   if (existing) {
-    await db.updateTable('config_vars').set({ value: input.value, name: input.name }).where('id', '=', existing.id).execute();
+    await db
+      .updateTable('config_vars')
+      .set({ value: input.value, name: input.name })
+      .where('id', '=', existing.id)
+      .execute();
     result = { id: existing.id, name: input.name, value: input.value, service: null, createdAt: existing.created_at };
   } else {
     const created_at = now();
     const row = await db
       .insertInto('config_vars')
-      .values({ fleet_id: owner.fleetId, device_id: owner.deviceId, key, name: input.name, value: input.value, created_at })
+      .values({
+        fleet_id: owner.fleetId,
+        device_id: owner.deviceId,
+        key,
+        name: input.name,
+        value: input.value,
+        created_at,
+      })
       .returning('id')
       .executeTakeFirstOrThrow();
     result = { id: row.id, name: input.name, value: input.value, service: null, createdAt: created_at };
@@ -84,30 +110,61 @@ export async function setConfig(db: Db, owner: VariableOwner, input: { name: str
 }
 
 export async function deleteConfig(db: Db, owner: VariableOwner, name: string): Promise<void> {
-  const result = await scoped(db.deleteFrom('config_vars'), owner).where('key', '=', configVarKey(name)).executeTakeFirst();
-  if (Number(result.numDeletedRows) === 0) throw new FlotillaError('VARIABLE_NOT_FOUND', `no config variable "${name}"`);
+  const result = await scoped(db.deleteFrom('config_vars'), owner)
+    .where('key', '=', configVarKey(name))
+    .executeTakeFirst();
+  if (Number(result.numDeletedRows) === 0)
+    throw new FlotillaError('VARIABLE_NOT_FOUND', `no config variable "${name}"`);
   await bump(db, owner);
 }
 
 // -------------------------------------------------------------------------------------------------------- tags
 export async function listTags(db: Db, deviceId: number): Promise<{ key: string; value: string }[]> {
-  return db.selectFrom('device_tags').select(['key', 'value']).where('device_id', '=', deviceId).orderBy('key').execute();
+  return db
+    .selectFrom('device_tags')
+    .select(['key', 'value'])
+    .where('device_id', '=', deviceId)
+    .orderBy('key')
+    .execute();
 }
 
-export async function setTag(db: Db, deviceId: number, key: string, value: string): Promise<{ key: string; value: string }> {
-  const existing = await db.selectFrom('device_tags').select('key').where('device_id', '=', deviceId).where('key', '=', key).executeTakeFirst();
-  if (existing) await db.updateTable('device_tags').set({ value }).where('device_id', '=', deviceId).where('key', '=', key).execute();
+export async function setTag(
+  db: Db,
+  deviceId: number,
+  key: string,
+  value: string,
+): Promise<{ key: string; value: string }> {
+  const existing = await db
+    .selectFrom('device_tags')
+    .select('key')
+    .where('device_id', '=', deviceId)
+    .where('key', '=', key)
+    .executeTakeFirst();
+  if (existing)
+    await db
+      .updateTable('device_tags')
+      .set({ value })
+      .where('device_id', '=', deviceId)
+      .where('key', '=', key)
+      .execute();
   else await db.insertInto('device_tags').values({ device_id: deviceId, key, value }).execute();
   return { key, value };
 }
 
 export async function deleteTag(db: Db, deviceId: number, key: string): Promise<void> {
-  const result = await db.deleteFrom('device_tags').where('device_id', '=', deviceId).where('key', '=', key).executeTakeFirst();
+  const result = await db
+    .deleteFrom('device_tags')
+    .where('device_id', '=', deviceId)
+    .where('key', '=', key)
+    .executeTakeFirst();
   if (Number(result.numDeletedRows) === 0) throw new FlotillaError('VARIABLE_NOT_FOUND', `no tag "${key}"`);
 }
 
 /** Fleet-wide tag view: each device's tags (tags belong to devices; the fleet route lists them all). */
-export async function listFleetTags(db: Db, fleetId: number): Promise<{ device: string; key: string; value: string }[]> {
+export async function listFleetTags(
+  db: Db,
+  fleetId: number,
+): Promise<{ device: string; key: string; value: string }[]> {
   return db
     .selectFrom('device_tags')
     .innerJoin('devices', 'devices.id', 'device_tags.device_id')
