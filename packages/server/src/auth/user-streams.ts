@@ -35,10 +35,14 @@ export class UserStreams {
 
   constructor(private readonly onError: (error: unknown) => void) {}
 
-  /** Tracks a stream until the returned function is called (when it ends for any reason). */
+  /**
+   * Tracks a stream until the returned function is called (when it ends for any reason). It is judged once at
+   * once: a revocation that landed between the request's authentication and this call is not missed.
+   */
   watch(stream: Stream): () => void {
     this.streams.add(stream);
     this.timer ??= setInterval(() => this.recheck(() => true), RECHECK_MS).unref();
+    this.judge(stream);
     return () => {
       this.streams.delete(stream);
       if (this.streams.size === 0 && this.timer) {
@@ -77,15 +81,16 @@ export class UserStreams {
   }
 
   private recheck(which: (stream: Stream) => boolean): void {
-    for (const stream of [...this.streams]) {
-      if (!which(stream)) continue;
-      void stream.stillAllowed().then(
-        (allowed) => {
-          if (!allowed) stream.end();
-        },
-        (error: unknown) => this.onError(error),
-      );
-    }
+    for (const stream of [...this.streams]) if (which(stream)) this.judge(stream);
+  }
+
+  private judge(stream: Stream): void {
+    void stream.stillAllowed().then(
+      (allowed) => {
+        if (!allowed && this.streams.has(stream)) stream.end();
+      },
+      (error: unknown) => this.onError(error),
+    );
   }
 }
 

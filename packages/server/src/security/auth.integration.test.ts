@@ -57,6 +57,8 @@ interface Live {
   url: string;
   adminKey: string;
   adminPassword: string;
+  /** PostgreSQL database the server runs on; undefined on SQLite. */
+  databaseUrl: string | undefined;
   close: () => Promise<void>;
 }
 
@@ -74,6 +76,7 @@ async function live(testDb: TestDatabase): Promise<Live> {
     url: server.url,
     adminKey: admin.apiKey,
     adminPassword: admin.password,
+    databaseUrl: created.url,
     close: async () => {
       await server.close();
       await created.drop();
@@ -488,6 +491,39 @@ for (const testDb of testDatabases()) {
       assert.equal(closed, 2);
       assert.equal(refusedAfterDelete, 401);
       assert.equal(refusedAfterRemoval, 404);
+    });
+
+    test('revocation on one server node closes streams held by another', {
+      skip: testDb.dialect !== 'postgres' && 'several nodes need PostgreSQL',
+    }, async () => {
+      const other = await startServer({ host: '127.0.0.1', port: 0, databaseUrl: s.databaseUrl! });
+      try {
+        const owner = await makeUser(s, 'clusterowner');
+        assert.equal(
+          (
+            await call(s.url, 'POST', '/api/v1/organizations', {
+              key: owner.key,
+              body: { name: 'C', handle: 'cluster' },
+            })
+          ).status,
+          201,
+        );
+        const { uuid } = await fleetWithDevice(s, owner.key, 'clusterf', 'cluster');
+        const spare = await call(s.url, 'POST', '/api/v1/api-keys', { key: owner.key, body: { name: 'spare' } });
+        const stream = await follow(s, uuid, owner.key);
+        const deletedAt = Date.now();
+        const deleted = await call(other.url, 'DELETE', `/api/v1/api-keys/${owner.keyId}`, { key: spare.data.key });
+        assert.equal(deleted.status, 204);
+        const ms = (await endedWithin(stream.ended, 3_000)) - deletedAt;
+        stream.abort();
+        console.log(
+          `security: auth: revocation across nodes (${testDb.label}): 1 stream, ` +
+            `${ms <= 1_000 ? 1 : 0} closed within 1 s (${Number.isFinite(ms) ? `${ms} ms` : 'still open'})`,
+        );
+        assert.ok(ms <= 1_000, `the stream on the other node ended after ${ms} ms`);
+      } finally {
+        await other.close();
+      }
     });
   });
 }
