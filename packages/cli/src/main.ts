@@ -7,8 +7,10 @@ import { registerDeviceCommands } from './commands/device.js';
 import { registerFleetCommands } from './commands/fleet.js';
 import { registerKeyCommands } from './commands/key.js';
 import { registerLogsCommand } from './commands/logs.js';
+import { registerOrgCommands } from './commands/org.js';
 import { registerOsCommands } from './commands/os.js';
 import { registerReleaseCommands } from './commands/release.js';
+import { registerUserCommands } from './commands/user.js';
 import { registerVariableCommands } from './commands/variables.js';
 
 export function buildProgram(): Command {
@@ -23,6 +25,8 @@ export function buildProgram(): Command {
   registerVariableCommands(program);
   registerReleaseCommands(program);
   registerKeyCommands(program);
+  registerOrgCommands(program);
+  registerUserCommands(program);
   registerOsCommands(program);
   registerDeployCommand(program);
   registerLogsCommand(program);

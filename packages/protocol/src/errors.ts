@@ -26,6 +26,7 @@ export const ERROR_CODES = {
   RELEASE_NOT_FOUND: { status: 404, description: 'No such release in this fleet.' },
   USER_NOT_FOUND: { status: 404, description: 'No such user.' },
   API_KEY_NOT_FOUND: { status: 404, description: 'No such API key.' },
+  INVITATION_NOT_FOUND: { status: 404, description: 'No such pending invitation for you.' },
   VARIABLE_NOT_FOUND: { status: 404, description: 'No such environment, config or tag variable.' },
   SERVICE_NOT_FOUND: { status: 404, description: 'No such service in the release.' },
   // Conflicts and state

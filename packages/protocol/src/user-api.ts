@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { composeFileSchema } from './compose.js';
 import { deviceActionSchema } from './device-connection.js';
+import { API_PREFIX } from './routes.js';
 import { commitSchema, deviceUuidSchema, envNameSchema, semverSchema, serviceNameSchema, slugSchema } from './ids.js';
 
 /**
@@ -38,6 +39,8 @@ export const createUserRequestSchema = z.strictObject({
     .regex(/^[a-zA-Z0-9_.@-]+$/),
   email: z.email().optional(),
   password: z.string().min(8).max(1000),
+  /** Whether the new user may create users too. */
+  serverAdmin: z.boolean().optional(),
 });
 
 export const organizationSchema = z.object({
@@ -50,15 +53,40 @@ export const organizationSchema = z.object({
 export type Organization = z.infer<typeof organizationSchema>;
 export const createOrganizationRequestSchema = z.strictObject({ name, handle: slugSchema.optional() });
 export const memberSchema = z.object({ user: userSchema, role: roleSchema });
-export const addMemberRequestSchema = z.strictObject({
-  username: z.string().min(1),
+
+/**
+ * Invitations: an organization admin invites a username; the answer (202, empty) is the same whether or not the
+ * user exists, so usernames cannot be probed, and nobody joins an organization without accepting.
+ */
+export const INVITATION_ROUTES = {
+  invite: { method: 'POST', path: `${API_PREFIX}/organizations/:org/invitations` },
+  list: { method: 'GET', path: `${API_PREFIX}/invitations` },
+  accept: { method: 'POST', path: `${API_PREFIX}/invitations/:id/accept` },
+  decline: { method: 'POST', path: `${API_PREFIX}/invitations/:id/decline` },
+} as const;
+export const inviteRequestSchema = z.strictObject({
+  username: z.string().min(1).max(200),
   role: roleSchema.default('member'),
 });
+export const inviteResponseSchema = z.object({});
+/** A pending invitation, as its invitee sees it. */
+export const invitationSchema = z.object({
+  id: z.number().int(),
+  organization: z.object({ id: z.number().int(), handle: z.string(), name: z.string() }),
+  role: roleSchema,
+  invitedBy: z.string().nullable(),
+  createdAt: isoDate,
+  expiresAt: isoDate,
+});
+export type Invitation = z.infer<typeof invitationSchema>;
+export const acceptInvitationResponseSchema = z.object({ organization: organizationSchema });
 
 export const whoamiResponseSchema = z.object({
   user: userSchema,
   organizations: z.array(organizationSchema),
   authMethod: z.enum(['session', 'api-key']),
+  /** Server administrators may create users. */
+  serverAdmin: z.boolean(),
 });
 export type WhoamiResponse = z.infer<typeof whoamiResponseSchema>;
 
@@ -114,6 +142,8 @@ export const provisioningKeySchema = z.object({
   createdAt: isoDate,
   expiresAt: isoDate.nullable(),
   revokedAt: isoDate.nullable(),
+  /** Who made the key (null for keys made before this was recorded); it works only while they administer the organization. */
+  createdBy: z.object({ id: z.number().int(), username: z.string() }).nullable(),
 });
 export const createProvisioningKeyRequestSchema = z.strictObject({
   name: z.string().max(200).optional(),

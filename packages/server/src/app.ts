@@ -1,11 +1,13 @@
-import rateLimit from '@fastify/rate-limit';
 import Fastify from 'fastify';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { FlotillaError } from '@flotilla/protocol';
 import { sql } from 'kysely';
 import type { AppContext } from './context.js';
 import type { OpenedDatabase } from './db/database.js';
+import { DEFAULT_GUESS_LIMITS, GuessLimiter, installGuessLimiter } from './auth/guess-limiter.js';
+import type { GuessLimits } from './auth/guess-limiter.js';
 import { registerAuthRoutes } from './auth/routes.js';
+import { installUserStreams } from './auth/user-streams.js';
 import { LastSeenTracker } from './device-api/last-seen.js';
 import { registerDeviceRoutes } from './device-api/routes.js';
 import { TargetStateCache } from './device-api/target-state-cache.js';
@@ -40,6 +42,8 @@ export interface AppOptions {
   logRetention?: number;
   /** How often registry garbage is collected (default daily; 0 never). */
   registryGcIntervalMs?: number;
+  /** Limits on wrong passwords and keys (auth/guess-limiter.ts); defaults in DEFAULT_GUESS_LIMITS. */
+  guessLimits?: Partial<GuessLimits>;
 }
 
 export type FlotillaApp = FastifyInstance & { flotilla: AppContext };
@@ -120,12 +124,9 @@ export async function buildApp(options: AppOptions): Promise<FlotillaApp> {
   app.addContentTypeParser('application/json', { parseAs: 'string' }, parseJson);
   registerErrorHandling(app);
   registerMetricsHooks(app, metrics);
-  // Only routes that ask for it are limited (see auth/routes.ts); an exceeded limit answers the usual error shape.
-  await app.register(rateLimit, {
-    global: false,
-    errorResponseBuilder: (_request, context) =>
-      new FlotillaError('RATE_LIMITED', `too many attempts; retry in ${Math.max(1, Math.ceil(context.ttl / 1000))} s`),
-  });
+  const guesses = new GuessLimiter({ ...DEFAULT_GUESS_LIMITS, ...options.guessLimits });
+  installGuessLimiter(app, guesses);
+  const userStreams = installUserStreams(app);
   app.get('/healthz', async (_request, reply) => {
     try {
       await sql`select 1`.execute(db);
@@ -144,11 +145,16 @@ export async function buildApp(options: AppOptions): Promise<FlotillaApp> {
   const { postgresUrl } = options.database;
   const bus: EventBus = postgresUrl ? new PostgresBus(postgresUrl, db, app.log) : new SingleNodeBus();
   await bus.start();
-  app.addHook('onClose', async () => bus.close());
+  const stopRelaying = userStreams.connect(bus);
+  app.addHook('onClose', async () => {
+    stopRelaying();
+    await bus.close();
+  });
   registerLogRoutes(app, ctx, new LogStore(db, options.logRetention), new LogHub(), bus);
   await registerActionRoutes(app, ctx, new ActionHub(), bus);
   await registerFlotillaRegistry(app, {
     db,
+    limiter: guesses,
     storageDir: options.registryDir,
     publicUrl: () => ctx.publicUrl,
     gcIntervalMs: options.registryGcIntervalMs,

@@ -52,6 +52,7 @@ export function registerAuthCommands(program: Command): void {
           ['email', who.user.email],
           ['server', url],
           ['auth', who.authMethod],
+          ['server admin', who.serverAdmin ? 'yes' : 'no'],
           ['organizations', who.organizations.map((o) => `${o.handle}${o.role ? ` (${o.role})` : ''}`).join(', ')],
         ]),
       );

@@ -4,6 +4,7 @@ import { generateDeviceUuid, generateKey } from '@flotilla/protocol';
 import { testDatabases } from '@flotilla/testkit';
 import type { Harness } from '../testing/harness.js';
 import { fleetWithDevice, harness } from '../testing/harness.js';
+import { GuessLimiter } from './guess-limiter.js';
 import { authenticateCredentials, deviceMayPull, userMayPush } from './registry-access.js';
 
 /**
@@ -111,8 +112,8 @@ for (const testDb of testDatabases()) {
       );
       assert.equal(
         (await h.call('POST', '/api/v1/users', bobToken, { username: 'eve', password: 'eve-password' })).statusCode,
-        201,
-        'bob administers bobco',
+        403,
+        'administering an organization does not make bob a server administrator',
       );
     });
 
@@ -166,13 +167,14 @@ for (const testDb of testDatabases()) {
 
     test('registry access: who may pull and push which repository', async () => {
       const db = h.app.flotilla.db;
-      const dev = await authenticateCredentials(db, `d_${alpha.uuid}`, alpha.deviceKey);
+      const guard = { limiter: new GuessLimiter(), source: '192.0.2.1' };
+      const dev = await authenticateCredentials(db, `d_${alpha.uuid}`, alpha.deviceKey, guard);
       assert.deepEqual(dev, { kind: 'device', uuid: alpha.uuid, fleetId: alpha.fleetId, fleetSlug: 'alpha' });
-      assert.equal(await authenticateCredentials(db, `d_${beta.uuid}`, alpha.deviceKey), null);
-      assert.equal(await authenticateCredentials(db, 'admin', 'wrong-password'), null);
-      const admin = await authenticateCredentials(db, 'admin', 'admin-password');
+      assert.equal(await authenticateCredentials(db, `d_${beta.uuid}`, alpha.deviceKey, guard), null);
+      assert.equal(await authenticateCredentials(db, 'admin', 'wrong-password', guard), null);
+      const admin = await authenticateCredentials(db, 'admin', 'admin-password', guard);
       assert.equal(admin?.kind, 'user');
-      const bob = await authenticateCredentials(db, 'anything', bobToken);
+      const bob = await authenticateCredentials(db, 'anything', bobToken, guard);
       assert.equal(bob?.kind, 'user');
       assert.ok(bob && admin);
       assert.equal(await deviceMayPull(db, alpha.uuid, 'alpha/main'), true);

@@ -10,7 +10,8 @@ export interface AdminCredentials {
 }
 
 /**
- * On a database without users: organization "default", user "admin" as its admin, and an API key. Returns the
+ * On a database without users: organization "default", user "admin" as its admin and a server administrator
+ * (the only one who can create users at first), and an API key. Returns the
  * secrets (shown once), or undefined when the database already had users.
  */
 export async function bootstrapAdmin(
@@ -20,7 +21,7 @@ export async function bootstrapAdmin(
   const any = await db.selectFrom('users').select('id').limit(1).executeTakeFirst();
   if (any) return undefined;
   const adminPassword = password && password.length > 0 ? password : randomBytes(18).toString('base64url');
-  const user = await createUser(db, { username: 'admin', password: adminPassword });
+  const user = await createUser(db, { username: 'admin', password: adminPassword, serverAdmin: true });
   const existing = await db.selectFrom('organizations').select('id').where('handle', '=', 'default').executeTakeFirst();
   const orgId =
     existing?.id ??

@@ -11,38 +11,68 @@ export interface UserPrincipal {
   /** Organization id → the user's role there. */
   roles: Map<number, Role>;
   authMethod: 'session' | 'api-key';
+  /** The API key or session the request presented, so what it opened can be closed when it is revoked. */
+  credential: UserCredential;
+  /** Server administrators may create users. */
+  serverAdmin: boolean;
+}
+
+export interface UserCredential {
+  kind: 'session' | 'api-key';
+  id: number;
 }
 
 /** The user behind an API key or session token, or undefined. */
 export async function userFromToken(db: Db, token: string): Promise<UserPrincipal | undefined> {
   const tokenHash = hashKey(token);
   const at = now();
-  let userId: number | undefined;
-  let authMethod: UserPrincipal['authMethod'] = 'api-key';
   const key = await db
     .selectFrom('api_keys')
-    .select(['id', 'user_id', 'expires_at', 'last_used_at'])
+    .select(['id', 'expires_at', 'last_used_at'])
     .where('key_hash', '=', tokenHash)
     .executeTakeFirst();
   if (key && (key.expires_at === null || key.expires_at > at)) {
-    userId = key.user_id;
     // Written at most once a minute so a busy CLI does not turn every read into a write.
     if (!key.last_used_at || Date.parse(key.last_used_at) < Date.now() - 60_000) {
       await db.updateTable('api_keys').set({ last_used_at: at }).where('id', '=', key.id).execute();
     }
-  } else {
-    const session = await db
-      .selectFrom('sessions')
-      .select(['user_id', 'expires_at'])
-      .where('token_hash', '=', tokenHash)
-      .executeTakeFirst();
-    if (session && session.expires_at > at) {
-      userId = session.user_id;
-      authMethod = 'session';
-    }
+    return userFromCredential(db, { kind: 'api-key', id: key.id });
   }
-  if (userId === undefined) return undefined;
-  return { kind: 'user', userId, roles: await rolesOf(db, userId), authMethod };
+  const session = await db.selectFrom('sessions').select('id').where('token_hash', '=', tokenHash).executeTakeFirst();
+  return session ? userFromCredential(db, { kind: 'session', id: session.id }) : undefined;
+}
+
+/**
+ * The user a credential (by id) stands for while it is still valid: not deleted, not expired. Long-lived streams
+ * call this again to learn whether they may stay open.
+ */
+export async function userFromCredential(db: Db, credential: UserCredential): Promise<UserPrincipal | undefined> {
+  const at = now();
+  const row =
+    credential.kind === 'api-key'
+      ? await db
+          .selectFrom('api_keys')
+          .innerJoin('users', 'users.id', 'api_keys.user_id')
+          .select(['users.id', 'users.is_server_admin'])
+          .where('api_keys.id', '=', credential.id)
+          .where((eb) => eb.or([eb('api_keys.expires_at', 'is', null), eb('api_keys.expires_at', '>', at)]))
+          .executeTakeFirst()
+      : await db
+          .selectFrom('sessions')
+          .innerJoin('users', 'users.id', 'sessions.user_id')
+          .select(['users.id', 'users.is_server_admin'])
+          .where('sessions.id', '=', credential.id)
+          .where('sessions.expires_at', '>', at)
+          .executeTakeFirst();
+  if (!row) return undefined;
+  return {
+    kind: 'user',
+    userId: row.id,
+    roles: await rolesOf(db, row.id),
+    authMethod: credential.kind,
+    credential,
+    serverAdmin: row.is_server_admin === 1,
+  };
 }
 
 export async function rolesOf(db: Db, userId: number): Promise<Map<number, Role>> {
@@ -54,7 +84,10 @@ export async function rolesOf(db: Db, userId: number): Promise<Map<number, Role>
   return new Map(rows.map((r) => [r.organization_id, r.role]));
 }
 
-/** The authenticated user of a user-API request; 401 otherwise. */
+/**
+ * The authenticated user of a user-API request; 401 otherwise. A wrong key is counted against the caller's address
+ * by the app's GuessLimiter (auth/guess-limiter.ts), which sees every 401 answered to a request with a key.
+ */
 export async function requireUser(db: Db, request: FastifyRequest): Promise<UserPrincipal> {
   const token = bearerToken(request.headers.authorization);
   if (!token) throw new FlotillaError('UNAUTHENTICATED', 'missing Authorization: Bearer <api key or session token>');

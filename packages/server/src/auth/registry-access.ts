@@ -1,4 +1,5 @@
 import type { Db } from '../db/database.js';
+import type { GuessLimiter } from './guess-limiter.js';
 import { hashKey, sameHash } from './keys.js';
 import { userFromToken } from './principal.js';
 import { checkPassword } from './users.js';
@@ -11,34 +12,40 @@ export type RegistryPrincipal =
 
 /**
  * Basic-auth credentials of a registry client: `d_<uuid>` + device key → that device; any username + API key or
- * session token → its user; username + password → that user. Null when none of these hold.
+ * session token → its user; username + password → that user. Null when none of these hold. Wrong ones are counted
+ * by `guard.limiter` for the client's address `guard.source` (a device key as a key, anything else as a password of
+ * `username`), which throws RATE_LIMITED once they are too many.
  */
 export async function authenticateCredentials(
   db: Db,
   username: string,
   password: string,
+  guard: { limiter: GuessLimiter; source: string },
 ): Promise<RegistryPrincipal | null> {
   if (password.length === 0 || password.length > 1000 || username.length > 200) return null;
+  const { limiter, source } = guard;
   const deviceMatch = /^d_([0-9a-f]{32}|[0-9a-f]{62})$/.exec(username);
   if (deviceMatch?.[1]) {
-    const row = await db
-      .selectFrom('devices')
-      .innerJoin('fleets', 'fleets.id', 'devices.fleet_id')
-      .select(['devices.uuid', 'devices.key_hash', 'devices.fleet_id', 'fleets.slug'])
-      .where('devices.uuid', '=', deviceMatch[1])
-      .executeTakeFirst();
-    if (row?.key_hash && sameHash(row.key_hash, hashKey(password)))
-      return { kind: 'device', uuid: row.uuid, fleetId: row.fleet_id, fleetSlug: row.slug };
-    return null;
+    const uuid = deviceMatch[1];
+    const device = await limiter.key(source, async () => {
+      const row = await db
+        .selectFrom('devices')
+        .innerJoin('fleets', 'fleets.id', 'devices.fleet_id')
+        .select(['devices.uuid', 'devices.key_hash', 'devices.fleet_id', 'fleets.slug'])
+        .where('devices.uuid', '=', uuid)
+        .executeTakeFirst();
+      return row?.key_hash && sameHash(row.key_hash, hashKey(password)) ? row : undefined;
+    });
+    return device ? { kind: 'device', uuid: device.uuid, fleetId: device.fleet_id, fleetSlug: device.slug } : null;
   }
-  const byToken = await userFromToken(db, password);
-  if (byToken) return { kind: 'user', userId: byToken.userId, orgIds: [...byToken.roles.keys()] };
-  try {
-    const user = await checkPassword(db, username, password);
-    return { kind: 'user', userId: user.id, orgIds: [...(await rolesOf(db, user.id)).keys()] };
-  } catch {
-    return null;
-  }
+  // A token is tried first, but a secret that is neither counts once, as a wrong password of `username`.
+  const user = await limiter.password(username, source, async () => {
+    const byToken = await userFromToken(db, password);
+    if (byToken) return { userId: byToken.userId, orgIds: [...byToken.roles.keys()] };
+    const found = await checkPassword(db, username, password).catch(() => undefined);
+    return found ? { userId: found.id, orgIds: [...(await rolesOf(db, found.id)).keys()] } : undefined;
+  });
+  return user ? { kind: 'user', ...user } : null;
 }
 
 function fleetSlugOf(repository: string): string | undefined {

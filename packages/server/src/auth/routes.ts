@@ -1,5 +1,5 @@
 import { API_PREFIX, createApiKeyRequestSchema, createUserRequestSchema, loginRequestSchema } from '@flotilla/protocol';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { AppContext } from '../context.js';
 import { parse } from '../http/parse.js';
@@ -15,34 +15,12 @@ const idParams = z.object({
     .transform(Number),
 });
 
-/**
- * Password logins per account per minute (successful ones included). Passwords are the only guessable secret a
- * client sends (API, device and provisioning keys are 32 random bytes), so this is where guessing is slowed down.
- * Counted per username, not per address: many users may share a proxy's address, and an attacker can change his.
- * Counts are per server node.
- */
-export const LOGIN_ATTEMPTS_PER_MINUTE = 10;
-
-/** The rate-limit key of a login: its username (body already parsed: the limit runs at preHandler), else the address. */
-function loginKey(request: FastifyRequest): string {
-  const username = (request.body as { username?: unknown } | undefined)?.username;
-  return typeof username === 'string' && username.length > 0 && username.length <= 200
-    ? `user:${username.toLowerCase()}`
-    : `ip:${request.ip}`;
-}
-
 export function registerAuthRoutes(app: FastifyInstance, ctx: AppContext): void {
   const { db } = ctx;
 
-  const loginLimit = {
-    max: LOGIN_ATTEMPTS_PER_MINUTE,
-    timeWindow: 60_000,
-    hook: 'preHandler' as const,
-    keyGenerator: loginKey,
-  };
-  app.post(`${API_PREFIX}/auth/login`, { config: { rateLimit: loginLimit } }, async (request) => {
+  app.post(`${API_PREFIX}/auth/login`, async (request) => {
     const body = parse(loginRequestSchema, request.body);
-    return login(db, body.username, body.password);
+    return app.guessLimiter.password(body.username, request.ip, () => login(db, body.username, body.password));
   });
 
   app.get(`${API_PREFIX}/whoami`, async (request) => {
@@ -51,6 +29,7 @@ export function registerAuthRoutes(app: FastifyInstance, ctx: AppContext): void 
       user: await getUser(db, user.userId),
       organizations: await listOrganizations(db, user),
       authMethod: user.authMethod,
+      serverAdmin: user.serverAdmin,
     };
   });
 
@@ -66,15 +45,17 @@ export function registerAuthRoutes(app: FastifyInstance, ctx: AppContext): void 
 
   app.delete(`${API_PREFIX}/api-keys/:id`, async (request, reply) => {
     const user = await requireUser(db, request);
-    await deleteApiKey(db, user, parse(idParams, request.params).id);
+    const { id } = parse(idParams, request.params);
+    await deleteApiKey(db, user, id);
+    app.userStreams.credentialRevoked({ kind: 'api-key', id });
     return reply.status(204).send();
   });
 
-  // Creating users is for organization admins (there is no self sign-up on a self-hosted control plane).
+  // Creating users is for server administrators only (there is no self sign-up on a self-hosted control plane):
+  // an organization admin is whoever created an organization, which any user may do.
   app.post(`${API_PREFIX}/users`, async (request, reply) => {
     const user = await requireUser(db, request);
-    if (![...user.roles.values()].includes('admin'))
-      throw new FlotillaError('FORBIDDEN', 'only organization admins may create users');
+    if (!user.serverAdmin) throw new FlotillaError('FORBIDDEN', 'only server administrators may create users');
     const body = parse(createUserRequestSchema, request.body);
     return reply.status(201).send(await createUser(db, body));
   });

@@ -11,7 +11,7 @@ export const SESSION_TTL_MS = 7 * 24 * 3600 * 1000;
 
 export async function createUser(
   db: Db,
-  input: { username: string; email?: string | undefined; password: string },
+  input: { username: string; email?: string | undefined; password: string; serverAdmin?: boolean | undefined },
 ): Promise<User> {
   const taken = await db.selectFrom('users').select('id').where('username', '=', input.username).executeTakeFirst();
   if (taken) throw new FlotillaError('SLUG_TAKEN', `username "${input.username}" is taken`);
@@ -23,6 +23,7 @@ export async function createUser(
       email: input.email ?? null,
       password_hash: await hashPassword(input.password),
       created_at,
+      is_server_admin: input.serverAdmin ? 1 : 0,
     })
     .returning('id')
     .executeTakeFirstOrThrow();
@@ -81,7 +82,7 @@ export async function createApiKey(
   userId: number,
   input: { name: string; description?: string | undefined; expiresAt?: string | undefined },
 ): Promise<ApiKey & { key: string }> {
-  const expiresAt = input.expiresAt === undefined ? null : isoOrThrow(input.expiresAt);
+  const expiresAt = input.expiresAt === undefined ? null : futureIsoOrThrow(input.expiresAt);
   const key = generateKey();
   const created_at = now();
   const row = await db
@@ -126,4 +127,12 @@ export function isoOrThrow(value: string): string {
   const ms = Date.parse(value);
   if (!Number.isFinite(ms)) throw new FlotillaError('VALIDATION_FAILED', `"${value}" is not an ISO-8601 date`);
   return new Date(ms).toISOString();
+}
+
+/** An expiry: an ISO-8601 date in the future (a key born expired is a mistake, never what was meant). */
+export function futureIsoOrThrow(value: string): string {
+  const iso = isoOrThrow(value);
+  if (Date.parse(iso) <= Date.now())
+    throw new FlotillaError('VALIDATION_FAILED', `expiry ${iso} is in the past; give a future date`);
+  return iso;
 }

@@ -23,6 +23,10 @@ const busMessageSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('action-delivered'), actionId: z.number().int() }),
   /** The device answered action `actionId` (the answer is in the database). */
   z.object({ type: z.literal('action-settled'), actionId: z.number().int() }),
+  /** An API key or session was deleted: streams it opened end (auth/user-streams.ts). */
+  z.object({ type: z.literal('credential-revoked'), kind: z.enum(['api-key', 'session']), id: z.number().int() }),
+  /** A user's memberships changed: their open streams are judged again. */
+  z.object({ type: z.literal('user-changed'), userId: z.number().int() }),
 ]);
 export type BusMessage = z.infer<typeof busMessageSchema>;
 /**

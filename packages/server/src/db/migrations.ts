@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import type { Kysely, Migration, MigrationProvider } from 'kysely';
 import type { Dialect } from './database.js';
 
@@ -204,6 +205,35 @@ export function migrations(dialect: Dialect): MigrationProvider {
           .on('device_actions')
           .columns(['device_id', 'status'])
           .execute();
+      },
+    },
+    '0004-auth': {
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .alterTable('users')
+          .addColumn('is_server_admin', 'integer', (c) => c.notNull().defaultTo(0))
+          .execute();
+        // The first user is the one the server bootstrapped: it stays able to create users.
+        await sql`update users set is_server_admin = 1 where id = (select min(id) from users)`.execute(db);
+        // Null on keys made before this migration: their creator was not recorded.
+        await db.schema
+          .alterTable('provisioning_keys')
+          .addColumn('created_by', 'integer', (c) => c.references('users.id').onDelete('cascade'))
+          .execute();
+        await db.schema
+          .createTable('invitations')
+          .addColumn('id', id, pk)
+          .addColumn('organization_id', 'integer', (c) =>
+            c.notNull().references('organizations.id').onDelete('cascade'),
+          )
+          .addColumn('user_id', 'integer', (c) => c.notNull().references('users.id').onDelete('cascade'))
+          .addColumn('role', 'text', (c) => c.notNull())
+          .addColumn('invited_by', 'integer', (c) => c.references('users.id').onDelete('set null'))
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('expires_at', 'text', (c) => c.notNull())
+          .addUniqueConstraint('invitations_org_user', ['organization_id', 'user_id'])
+          .execute();
+        await db.schema.createIndex('invitations_user_idx').on('invitations').column('user_id').execute();
       },
     },
   };

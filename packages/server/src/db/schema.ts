@@ -12,6 +12,8 @@ export interface Database {
     email: string | null;
     password_hash: string | null;
     created_at: string;
+    /** 1 for server administrators (who may create users), else 0. */
+    is_server_admin: Generated<number>;
   };
   memberships: { organization_id: number; user_id: number; role: 'admin' | 'member' };
   sessions: { id: Generated<number>; user_id: number; token_hash: string; created_at: string; expires_at: string };
@@ -45,6 +47,8 @@ export interface Database {
     created_at: string;
     expires_at: string | null;
     revoked_at: string | null;
+    /** The user who made the key; it works only while they administer the fleet's organization. Null: made before this was recorded. */
+    created_by: number | null;
   };
   devices: {
     id: Generated<number>;
@@ -131,5 +135,15 @@ export interface Database {
     expires_at: string;
     delivered_at: string | null;
     completed_at: string | null;
+  };
+  /** Pending invitations to join an organization; accepting one makes the membership. */
+  invitations: {
+    id: Generated<number>;
+    organization_id: number;
+    user_id: number;
+    role: 'admin' | 'member';
+    invited_by: number | null;
+    created_at: string;
+    expires_at: string;
   };
 }

@@ -90,9 +90,19 @@ for (const testDb of testDatabases()) {
       const body = { application: d.fleetId, uuid: generateDeviceUuid(), device_type: 'x', api_key: generateKey() };
       const revoked = await h.call('POST', '/device/register', d.provisioningKey, body);
       assert.equal(revoked.data.error.code, 'PROVISIONING_KEY_EXPIRED');
-      const expired = await h.call('POST', '/api/v1/fleets/revoke/provisioning-keys', h.adminKey, {
+      const bornExpired = await h.call('POST', '/api/v1/fleets/revoke/provisioning-keys', h.adminKey, {
         expiresAt: new Date(Date.now() - 1000).toISOString(),
       });
+      assert.equal(bornExpired.data.error.code, 'VALIDATION_FAILED');
+      // A key that expires later, seen after its expiry.
+      const expired = await h.call('POST', '/api/v1/fleets/revoke/provisioning-keys', h.adminKey, {
+        expiresAt: new Date(Date.now() + 3600_000).toISOString(),
+      });
+      await h.app.flotilla.db
+        .updateTable('provisioning_keys')
+        .set({ expires_at: new Date(Date.now() - 1000).toISOString() })
+        .where('id', '=', expired.data.id)
+        .execute();
       assert.equal(
         (await h.call('POST', '/device/register', expired.data.key, body)).data.error.code,
         'PROVISIONING_KEY_EXPIRED',

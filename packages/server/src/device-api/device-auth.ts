@@ -2,7 +2,11 @@ import { FlotillaError } from '@flotilla/protocol';
 import type { FastifyRequest } from 'fastify';
 import { bearerToken, hashKey, sameHash } from '../auth/keys.js';
 
-/** The device key presented with a device request, hashed; 401 when there is none. */
+/**
+ * The device key presented with a device request, hashed; 401 when there is none. Every 401 answered to a request
+ * that presented a key (a wrong device or provisioning key) is counted against its address by the app's
+ * GuessLimiter (auth/guess-limiter.ts), which refuses the address once it has guessed too often.
+ */
 export function presentedKeyHash(request: FastifyRequest): string {
   const token = bearerToken(request.headers.authorization, request.query);
   if (!token) throw new FlotillaError('UNAUTHENTICATED', 'missing Authorization: Bearer <device key>');

@@ -2,6 +2,7 @@ import type { FastifyError, FastifyInstance } from 'fastify';
 import { FlotillaError } from '@flotilla/protocol';
 import type { ErrorBody } from '@flotilla/protocol';
 import { ZodError } from 'zod';
+import { retryAfterOf } from '../auth/guess-limiter.js';
 
 function mapped(code: ConstructorParameters<typeof FlotillaError>[0], message: string) {
   const e = new FlotillaError(code, message);
@@ -63,6 +64,8 @@ export function registerErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((error, request, reply) => {
     const { status, body, internal } = toErrorBody(error);
     if (internal) request.log.error({ err: error }, 'unhandled error');
+    const retryAfter = error instanceof FlotillaError ? retryAfterOf(error) : undefined;
+    if (retryAfter !== undefined) void reply.header('retry-after', String(retryAfter));
     void reply.status(status).send(body);
   });
   app.setNotFoundHandler((request, reply) => {

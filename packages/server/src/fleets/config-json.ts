@@ -8,10 +8,11 @@ import { createProvisioningKey } from './provisioning-keys.js';
 export async function makeConfigJson(
   db: Db,
   fleet: FleetRow,
+  creator: { userId: number; username: string },
   publicUrl: string,
   input: ConfigJsonRequest,
 ): Promise<ConfigJson> {
-  const key = await createProvisioningKey(db, fleet.id, {
+  const key = await createProvisioningKey(db, fleet.id, creator, {
     name: 'config.json',
     expiresAt: input.provisioningKeyExpiry,
   });

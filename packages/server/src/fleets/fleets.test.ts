@@ -48,7 +48,8 @@ for (const testDb of testDatabases()) {
         name: 'old',
         expiresAt: '2000-01-01T00:00:00Z',
       });
-      assert.equal((await h.call('GET', '/api/v1/whoami', expired.data.key)).statusCode, 401);
+      assert.equal(expired.statusCode, 400, 'a key cannot be born expired');
+      assert.equal(expired.data.error.code, 'VALIDATION_FAILED');
     });
 
     test("members see their organization's fleets; only admins manage members", async () => {
@@ -59,15 +60,20 @@ for (const testDb of testDatabases()) {
       await h.call('POST', '/api/v1/fleets', h.adminKey, { name: 'Shared Fleet' });
       assert.equal((await h.call('GET', '/api/v1/fleets/shared-fleet', carol)).statusCode, 404);
       assert.equal(
-        (await h.call('POST', '/api/v1/organizations/default/members', h.adminKey, { username: 'carol' })).statusCode,
-        201,
+        (await h.call('POST', '/api/v1/organizations/default/invitations', h.adminKey, { username: 'carol' }))
+          .statusCode,
+        202,
       );
+      assert.equal((await h.call('GET', '/api/v1/fleets/shared-fleet', carol)).statusCode, 404, 'not yet accepted');
+      const [invitation] = (await h.call('GET', '/api/v1/invitations', carol)).data.items;
+      assert.equal((await h.call('POST', `/api/v1/invitations/${invitation.id}/accept`, carol)).statusCode, 200);
       assert.equal((await h.call('GET', '/api/v1/fleets/shared-fleet', carol)).statusCode, 200);
       assert.equal(
-        (await h.call('POST', '/api/v1/organizations/default/members', carol, { username: 'carol', role: 'admin' }))
+        (await h.call('POST', '/api/v1/organizations/default/invitations', carol, { username: 'carol', role: 'admin' }))
           .statusCode,
         403,
       );
+      assert.equal((await h.call('POST', '/api/v1/fleets/shared-fleet/provisioning-keys', carol, {})).statusCode, 403);
       assert.equal((await h.call('DELETE', '/api/v1/fleets/shared-fleet', carol)).statusCode, 403);
       const members = await h.call('GET', '/api/v1/organizations/default/members', carol);
       assert.deepEqual(

@@ -12,7 +12,9 @@ import {
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { AppContext } from '../context.js';
-import { requireUser } from '../auth/principal.js';
+import { requireOrgAdmin, requireUser } from '../auth/principal.js';
+import type { UserPrincipal } from '../auth/principal.js';
+import { getUser } from '../auth/users.js';
 import { parse } from '../http/parse.js';
 import { createRelease, listReleases } from '../releases/releases.js';
 import {
@@ -47,6 +49,11 @@ export function registerFleetRoutes(app: FastifyInstance, ctx: AppContext): void
     return { user, fleet: await visibleFleet(db, user, parse(slugParams, request.params).slug) };
   };
 
+  const creatorOf = async (user: UserPrincipal) => ({
+    userId: user.userId,
+    username: (await getUser(db, user.userId)).username,
+  });
+
   app.get(base, async (request) => ({ items: await listFleets(db, await requireUser(db, request)) }));
 
   app.post(base, async (request, reply) => {
@@ -72,11 +79,13 @@ export function registerFleetRoutes(app: FastifyInstance, ctx: AppContext): void
     items: await listProvisioningKeys(db, (await fleetOf(request)).fleet.id),
   }));
 
+  // Only organization admins make provisioning keys: a key works only while its creator administers the
+  // organization, so it cannot outlive the membership of whoever made it.
   app.post(`${base}/:slug/provisioning-keys`, async (request, reply) => {
-    const { fleet } = await fleetOf(request);
-    return reply
-      .status(201)
-      .send(await createProvisioningKey(db, fleet.id, parse(createProvisioningKeyRequestSchema, request.body ?? {})));
+    const { user, fleet } = await fleetOf(request);
+    requireOrgAdmin(user, fleet.organization_id);
+    const body = parse(createProvisioningKeyRequestSchema, request.body ?? {});
+    return reply.status(201).send(await createProvisioningKey(db, fleet.id, await creatorOf(user), body));
   });
 
   app.delete(`${base}/:slug/provisioning-keys/:id`, async (request) => {
@@ -85,8 +94,10 @@ export function registerFleetRoutes(app: FastifyInstance, ctx: AppContext): void
   });
 
   app.post(`${base}/:slug/config-json`, async (request) => {
-    const { fleet } = await fleetOf(request);
-    return makeConfigJson(db, fleet, ctx.publicUrl, parse(configJsonRequestSchema, request.body ?? {}));
+    const { user, fleet } = await fleetOf(request);
+    requireOrgAdmin(user, fleet.organization_id);
+    const body = parse(configJsonRequestSchema, request.body ?? {});
+    return makeConfigJson(db, fleet, await creatorOf(user), ctx.publicUrl, body);
   });
 
   // ------------------------------------------------------------------------------------------------- releases

@@ -10,7 +10,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Readable } from 'node:stream';
 import { z } from 'zod';
 import type { AppContext } from '../context.js';
-import { requireUser } from '../auth/principal.js';
+import { requireUser, userFromCredential } from '../auth/principal.js';
 import { presentedKeyHash, requireOwnDevice } from '../device-api/device-auth.js';
 import { visibleDevice } from '../devices/devices.js';
 import { parse } from '../http/parse.js';
@@ -132,10 +132,28 @@ export function registerLogRoutes(
     raw.write(': following\n\n');
     const unsubscribe = hub.subscribe(device.id, send);
     const heartbeat = setInterval(() => raw.write(': heartbeat\n\n'), HEARTBEAT_MS);
+    // INVARIANT: the stream ends as soon as the key or session that opened it is deleted, or the user can no
+    // longer see the device (membership removed).
+    const unwatch = app.userStreams.watch({
+      userId: user.userId,
+      credential: user.credential,
+      stillAllowed: async () => {
+        const fresh = await userFromCredential(db, user.credential);
+        return (
+          fresh !== undefined &&
+          (await visibleDevice(db, fresh, device.uuid).then(
+            () => true,
+            () => false,
+          ))
+        );
+      },
+      end: () => end(),
+    });
     const end = () => {
       if (!followers.delete(end)) return;
       clearInterval(heartbeat);
       unsubscribe();
+      unwatch();
       raw.end();
     };
     followers.add(end);

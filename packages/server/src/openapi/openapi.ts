@@ -20,7 +20,7 @@ const SCHEMAS: Record<string, { body?: z.ZodType; response?: z.ZodType; summary:
   'POST /api/v1/users': {
     body: p.createUserRequestSchema,
     response: p.userSchema,
-    summary: 'Create a user (organization admins)',
+    summary: 'Create a user (server administrators)',
   },
   'GET /api/v1/organizations': { response: p.listOf(p.organizationSchema), summary: 'Organizations of the caller' },
   'POST /api/v1/organizations': {
@@ -32,11 +32,18 @@ const SCHEMAS: Record<string, { body?: z.ZodType; response?: z.ZodType; summary:
     response: p.listOf(p.memberSchema),
     summary: 'Members of an organization',
   },
-  'POST /api/v1/organizations/:org/members': {
-    body: p.addMemberRequestSchema,
-    response: p.memberSchema,
-    summary: 'Add a member (admins)',
+  'DELETE /api/v1/organizations/:org/members/:username': { summary: 'Remove a member (admins)' },
+  'POST /api/v1/organizations/:org/invitations': {
+    body: p.inviteRequestSchema,
+    response: p.inviteResponseSchema,
+    summary: 'Invite a user by username (admins); 202 whether or not the user exists',
   },
+  'GET /api/v1/invitations': { response: p.listOf(p.invitationSchema), summary: "The caller's pending invitations" },
+  'POST /api/v1/invitations/:id/accept': {
+    response: p.acceptInvitationResponseSchema,
+    summary: 'Accept an invitation: become a member with its role',
+  },
+  'POST /api/v1/invitations/:id/decline': { summary: 'Decline an invitation' },
   'GET /api/v1/fleets': { response: p.listOf(p.fleetSchema), summary: 'Fleets visible to the caller' },
   'POST /api/v1/fleets': { body: p.createFleetRequestSchema, response: p.fleetSchema, summary: 'Create a fleet' },
   'GET /api/v1/fleets/:slug': { response: p.fleetSchema, summary: 'One fleet' },
@@ -52,7 +59,7 @@ const SCHEMAS: Record<string, { body?: z.ZodType; response?: z.ZodType; summary:
   'POST /api/v1/fleets/:slug/provisioning-keys': {
     body: p.createProvisioningKeyRequestSchema,
     response: p.createdProvisioningKeySchema,
-    summary: 'Create a provisioning key (shown once)',
+    summary: 'Create a provisioning key (organization admins; shown once, works while its creator is an admin)',
   },
   'POST /api/v1/fleets/:slug/config-json': {
     body: p.configJsonRequestSchema,

@@ -88,43 +88,18 @@ export async function listMembers(db: Db, user: UserPrincipal, ref: string): Pro
   return rows.map((r) => ({ user: toUser(r), role: r.role }));
 }
 
-export async function addMember(
-  db: Db,
-  user: UserPrincipal,
-  ref: string,
-  input: { username: string; role: Role },
-): Promise<{ user: User; role: Role }> {
+/** Removes a member; returns the removed user's id. A user who is not a member gets the same 404 as no user at all. */
+export async function removeMember(db: Db, user: UserPrincipal, ref: string, username: string): Promise<number> {
   const org = await visibleOrganization(db, user, ref);
   requireOrgAdmin(user, org.id);
-  const target = await db.selectFrom('users').selectAll().where('username', '=', input.username).executeTakeFirst();
-  if (!target) throw new FlotillaError('USER_NOT_FOUND', `no user "${input.username}"`);
-  const existing = await db
+  const target = await db
     .selectFrom('memberships')
-    .select('role')
-    .where('organization_id', '=', org.id)
-    .where('user_id', '=', target.id)
+    .innerJoin('users', 'users.id', 'memberships.user_id')
+    .select('users.id')
+    .where('memberships.organization_id', '=', org.id)
+    .where('users.username', '=', username)
     .executeTakeFirst();
-  if (existing) {
-    await db
-      .updateTable('memberships')
-      .set({ role: input.role })
-      .where('organization_id', '=', org.id)
-      .where('user_id', '=', target.id)
-      .execute();
-  } else {
-    await db
-      .insertInto('memberships')
-      .values({ organization_id: org.id, user_id: target.id, role: input.role })
-      .execute();
-  }
-  return { user: toUser(target), role: input.role };
-}
-
-export async function removeMember(db: Db, user: UserPrincipal, ref: string, username: string): Promise<void> {
-  const org = await visibleOrganization(db, user, ref);
-  requireOrgAdmin(user, org.id);
-  const target = await db.selectFrom('users').select('id').where('username', '=', username).executeTakeFirst();
-  if (!target) throw new FlotillaError('USER_NOT_FOUND', `no user "${username}"`);
+  if (!target) throw new FlotillaError('USER_NOT_FOUND', `no member "${username}" in this organization`);
   const admins = await db
     .selectFrom('memberships')
     .select('user_id')
@@ -134,4 +109,5 @@ export async function removeMember(db: Db, user: UserPrincipal, ref: string, use
   if (admins.length === 1 && admins[0]?.user_id === target.id)
     throw new FlotillaError('CONFLICT', 'cannot remove the last admin of an organization');
   await db.deleteFrom('memberships').where('organization_id', '=', org.id).where('user_id', '=', target.id).execute();
+  return target.id;
 }

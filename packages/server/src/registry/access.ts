@@ -9,8 +9,11 @@ export type RegistryAction = 'pull' | 'push';
  * `P` is whatever the host application uses as a principal.
  */
 export interface RegistryAccess<P> {
-  /** Basic-auth credentials → a principal, or null when they are wrong. */
-  authenticate(username: string, password: string): Promise<P | null>;
+  /**
+   * Basic-auth credentials from address `source` → a principal, or null when they are wrong; may throw (e.g.
+   * RATE_LIMITED when `source` has guessed too often).
+   */
+  authenticate(username: string, password: string, source: string): Promise<P | null>;
   /** Whether the principal may do `action` on `repository`. */
   authorize(principal: P, repository: string, action: RegistryAction): Promise<boolean>;
   /** Stable subject for tokens (logs only). */
@@ -62,7 +65,7 @@ export async function requireAccess<P>(
   }
   const basic = parseBasic(header);
   if (!basic) throw unauthorized('authentication required');
-  const principal = await access.authenticate(basic.username, basic.password);
+  const principal = await access.authenticate(basic.username, basic.password, request.ip);
   if (principal === null) throw unauthorized('invalid username or password');
   if (repository === undefined) return;
   if (!(await access.authorize(principal, repository, action)))

@@ -18,7 +18,7 @@ export const OCI_ERROR_STATUS = {
   DENIED: 403,
   UNSUPPORTED: 405,
   RANGE_INVALID: 416,
-  TOO_MANY_REQUESTS: 429,
+  TOOMANYREQUESTS: 429,
 } as const;
 export type OciErrorCode = keyof typeof OCI_ERROR_STATUS;
 

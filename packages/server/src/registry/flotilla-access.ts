@@ -1,12 +1,13 @@
+import type { GuessLimiter } from '../auth/guess-limiter.js';
 import type { Db } from '../db/database.js';
 import { authenticateCredentials, deviceMayPull, userMayPush } from '../auth/registry-access.js';
 import type { RegistryPrincipal } from '../auth/registry-access.js';
 import type { RegistryAccess } from './access.js';
 
 /** The registry's access rules for the Flotilla server: users push/pull their fleets' repos; devices pull their fleet's. */
-export function flotillaRegistryAccess(db: Db): RegistryAccess<RegistryPrincipal> {
+export function flotillaRegistryAccess(db: Db, limiter: GuessLimiter): RegistryAccess<RegistryPrincipal> {
   return {
-    authenticate: (username, password) => authenticateCredentials(db, username, password),
+    authenticate: (username, password, source) => authenticateCredentials(db, username, password, { limiter, source }),
     authorize: async (principal, repository, action) => {
       if (principal.kind === 'device')
         return action === 'pull' && (await deviceMayPull(db, principal.uuid, repository));

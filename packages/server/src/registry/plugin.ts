@@ -1,6 +1,7 @@
 import { FlotillaError } from '@flotilla/protocol';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Readable } from 'node:stream';
+import { retryAfterOf } from '../auth/guess-limiter.js';
 import type { RegistryAccess } from './access.js';
 import { requireAccess } from './access.js';
 import { RegistryError } from './errors.js';
@@ -46,10 +47,19 @@ export async function registryPlugin<P>(app: FastifyInstance, options: RegistryO
     }
     // Expected failures raised by the server's shared hooks (e.g. refused input) keep their status, in OCI shape.
     if (error instanceof FlotillaError) {
+      const retryAfter = retryAfterOf(error);
+      if (retryAfter !== undefined) void reply.header('retry-after', String(retryAfter));
       void reply.status(error.status).send({
         errors: [
           {
-            code: error.status === 401 ? 'UNAUTHORIZED' : error.status === 403 ? 'DENIED' : 'UNSUPPORTED',
+            code:
+              error.status === 401
+                ? 'UNAUTHORIZED'
+                : error.status === 403
+                  ? 'DENIED'
+                  : error.status === 429
+                    ? 'TOOMANYREQUESTS'
+                    : 'UNSUPPORTED',
             message: error.message,
             detail: { code: error.code },
           },

@@ -2,6 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
+import type { GuessLimiter } from '../auth/guess-limiter.js';
 import type { Db } from '../db/database.js';
 import { flotillaRegistryAccess } from './flotilla-access.js';
 import { collectGarbage, releaseImages } from './gc.js';
@@ -14,7 +15,13 @@ import { RegistryStorage } from './storage.js';
  */
 export async function registerFlotillaRegistry(
   app: FastifyInstance,
-  options: { db: Db; storageDir: string | undefined; publicUrl: () => string; gcIntervalMs?: number | undefined },
+  options: {
+    db: Db;
+    limiter: GuessLimiter;
+    storageDir: string | undefined;
+    publicUrl: () => string;
+    gcIntervalMs?: number | undefined;
+  },
 ): Promise<void> {
   let storageDir = options.storageDir;
   if (storageDir === undefined) {
@@ -24,7 +31,7 @@ export async function registerFlotillaRegistry(
   }
   await app.register(registryPlugin, {
     storageDir,
-    access: flotillaRegistryAccess(options.db),
+    access: flotillaRegistryAccess(options.db, options.limiter),
     publicUrl: options.publicUrl,
   });
   scheduleGarbageCollection(app, options.db, new RegistryStorage(storageDir), options.gcIntervalMs ?? DAY_MS);

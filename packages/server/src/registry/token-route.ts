@@ -27,7 +27,7 @@ export function registerTokenRoute<P>(
         headers: { 'www-authenticate': 'Basic realm="flotilla"' },
       });
     }
-    const principal = await access.authenticate(basic.username, basic.password);
+    const principal = await access.authenticate(basic.username, basic.password, request.ip);
     if (principal === null) {
       throw new RegistryError('UNAUTHORIZED', 'invalid username or password', {
         headers: { 'www-authenticate': 'Basic realm="flotilla"' },

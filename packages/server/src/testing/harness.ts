@@ -2,7 +2,7 @@ import { generateDeviceUuid, generateKey } from '@flotilla/protocol';
 import type { TestDatabase } from '@flotilla/testkit';
 import type { LightMyRequestResponse } from 'fastify';
 import { buildApp } from '../app.js';
-import type { FlotillaApp } from '../app.js';
+import type { AppOptions, FlotillaApp } from '../app.js';
 import { bootstrapAdmin } from '../auth/bootstrap.js';
 import { openDatabase } from '../db/database.js';
 
@@ -22,12 +22,12 @@ export interface Harness {
   ) => Promise<LightMyRequestResponse & { body: string; data: any }>;
 }
 
-export async function harness(testDb: TestDatabase): Promise<Harness> {
+export async function harness(testDb: TestDatabase, options: Partial<AppOptions> = {}): Promise<Harness> {
   const created = await testDb.create();
   const database = await openDatabase({ databaseUrl: created.url });
   const admin = await bootstrapAdmin(database.db, 'admin-password');
   if (!admin) throw new Error('fresh database already had users');
-  const app = await buildApp({ database, publicUrl: 'http://flotilla.test:8080', logLevel: false });
+  const app = await buildApp({ database, publicUrl: 'http://flotilla.test:8080', logLevel: false, ...options });
   await app.ready();
   const call: Harness['call'] = async (method, url, key, body, headers = {}) => {
     const response = await app.inject({
