@@ -1,8 +1,8 @@
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import { Kysely, Migrator, PostgresDialect, SqliteDialect } from 'kysely';
 import pg from 'pg';
+import { makePrivateDir, touchPrivateFile } from '../disk/private-files.js';
 import { migrations } from './migrations.js';
 import type { Database } from './schema.js';
 
@@ -45,8 +45,10 @@ export async function openDatabase(options: DatabaseOptions): Promise<OpenedData
   } else {
     let file = options.sqliteFile ?? ':memory:';
     if (!options.sqliteFile && options.dataDir) {
-      mkdirSync(options.dataDir, { recursive: true });
+      makePrivateDir(options.dataDir);
       file = join(options.dataDir, 'flotilla.db');
+      // SQLite gives its -wal and -shm files the database file's mode, so creating it 0600 covers all three.
+      touchPrivateFile(file);
     }
     const sqlite = new SqliteDatabase(file);
     sqlite.pragma('journal_mode = WAL');

@@ -7,6 +7,8 @@ import { flotillaRegistryAccess } from './flotilla-access.js';
 import { collectGarbage, releaseImages } from './gc.js';
 import { registryPlugin } from './plugin.js';
 import { RegistryStorage } from './storage.js';
+import type { DiskHealth } from '../disk/disk-health.js';
+import { reclaimAbandonedUploads } from './upload-space.js';
 
 /**
  * Registers the registry in the Flotilla app. Without a storage folder (in-memory database, tests) the images
@@ -14,7 +16,14 @@ import { RegistryStorage } from './storage.js';
  */
 export async function registerFlotillaRegistry(
   app: FastifyInstance,
-  options: { db: Db; storageDir: string | undefined; publicUrl: () => string; gcIntervalMs?: number | undefined },
+  options: {
+    db: Db;
+    storageDir: string | undefined;
+    publicUrl: () => string;
+    gcIntervalMs?: number | undefined;
+    /** The data folder's disk: abandoned uploads are one of the things it reclaims when space runs low. */
+    space?: DiskHealth | undefined;
+  },
 ): Promise<void> {
   let storageDir = options.storageDir;
   if (storageDir === undefined) {
@@ -26,7 +35,10 @@ export async function registerFlotillaRegistry(
     storageDir,
     access: flotillaRegistryAccess(options.db),
     publicUrl: options.publicUrl,
+    space: options.space,
   });
+  const uploadsRoot = storageDir;
+  options.space?.addReclaimer((enough) => reclaimAbandonedUploads(uploadsRoot, enough));
   scheduleGarbageCollection(app, options.db, new RegistryStorage(storageDir), options.gcIntervalMs ?? DAY_MS);
 }
 
