@@ -8,7 +8,10 @@ import { liveServerWithDevice } from '../testing/index.js';
 
 const LIMITS = { headerTimeoutMs: 1_500, requestTimeoutMs: 1_500, idleTimeoutMs: 3_000, maxConnections: 24 };
 
-/** A raw TCP client: what it received, and when (ms after `start`) the server closed it. */
+/** Longest any attack is kept up: a server without limits never cuts it, and the test must still end. */
+const GIVE_UP_MS = 15_000;
+
+/** A raw TCP client: what it received, and when (ms after `start`) the server closed it (Infinity: never). */
 function rawClient(url: string) {
   const { hostname, port } = new URL(url);
   const socket: Socket = connect(Number(port), hostname);
@@ -19,12 +22,13 @@ function rawClient(url: string) {
     received += d.toString();
   });
   socket.on('error', () => undefined);
-  const closed = new Promise<number>((resolve) =>
+  const closed = new Promise<number>((resolve) => {
     socket.on('close', () => {
       closedAfter = Date.now() - start;
       resolve(closedAfter);
-    }),
-  );
+    });
+    setTimeout(() => resolve(Number.POSITIVE_INFINITY), GIVE_UP_MS).unref();
+  });
   const connected = new Promise<void>((resolve) => socket.on('connect', () => resolve()));
   return {
     socket,
@@ -32,6 +36,7 @@ function rawClient(url: string) {
     closed,
     received: () => received,
     isClosed: () => closedAfter !== undefined,
+    givenUp: () => Date.now() - start > GIVE_UP_MS,
     write: (text: string) => (socket.destroyed ? false : socket.write(text)),
   };
 }
@@ -48,13 +53,14 @@ for (const testDb of testDatabases()) {
         const drips = slowloris.map(async (c) => {
           await c.connected;
           c.write('GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ');
-          while (!c.isClosed()) {
+          while (!c.isClosed() && !c.givenUp()) {
             c.write('a');
             await sleep(400);
           }
         });
         const cutAfter = await Promise.all(slowloris.map((c) => c.closed));
         await Promise.all(drips);
+        for (const c of slowloris) c.socket.destroy();
         const headerCut = cutAfter.filter((ms) => ms < LIMITS.headerTimeoutMs + 2_000).length;
 
         // Slow body: headers at once, then a byte every 300 ms of a declared 1,000-byte JSON body.
@@ -65,21 +71,18 @@ for (const testDb of testDatabases()) {
             `POST /api/v1/fleets HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${live.apiKey}\r\n` +
               'Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n ',
           );
-          while (!c.isClosed()) {
+          while (!c.isClosed() && !c.givenUp()) {
             c.write(' ');
             await sleep(300);
           }
         });
         const bodyCutAfter = await Promise.all(slowBodies.map((c) => c.closed));
         await Promise.all(bodyDrips);
+        for (const c of slowBodies) c.socket.destroy();
         const bodyCut = slowBodies.filter(
           (c, i) =>
             (bodyCutAfter[i] ?? Infinity) < LIMITS.requestTimeoutMs + 2_000 && /^HTTP\/1\.1 408/.test(c.received()),
         ).length;
-        assert.ok(
-          slowBodies.every((c) => c.received().includes('REQUEST_TIMEOUT')),
-          slowBodies[0]?.received(),
-        );
 
         // A device log stream that keeps sending, for well past the request timeout, stays open and is stored.
         const { hostname, port } = new URL(url);
@@ -147,6 +150,10 @@ for (const testDb of testDatabases()) {
         );
         assert.equal(headerCut, slowloris.length, `slowloris cut after ${cutAfter.join(', ')} ms`);
         assert.equal(bodyCut, slowBodies.length, `slow bodies cut after ${bodyCutAfter.join(', ')} ms`);
+        assert.ok(
+          slowBodies.every((c) => c.received().includes('REQUEST_TIMEOUT')),
+          slowBodies[0]?.received(),
+        );
         assert.ok(served <= LIMITS.maxConnections, `${served} served`);
         assert.ok(refused >= LIMITS.maxConnections, `${refused} refused`);
         assert.equal(served + refused, crowd.length);
