@@ -40,6 +40,10 @@ export async function openDatabase(options: DatabaseOptions): Promise<OpenedData
   let opened: OpenedDatabase;
   if (url && /^postgres(ql)?:\/\//.test(url)) {
     const pool = new pg.Pool({ connectionString: url, max: 10 });
+    // WARNING: an idle connection the database ends (restart, failover, an administrator, a database dropped
+    // while the pool closes) is reported here; without a listener that event would crash the whole process. The
+    // pool has already dropped that connection and opens a new one on the next query.
+    pool.on('error', () => undefined);
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     opened = { db, dialect: 'postgres', close: () => db.destroy(), postgresUrl: url };
   } else {
