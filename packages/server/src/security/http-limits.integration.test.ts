@@ -3,7 +3,7 @@ import { connect, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, test } from 'node:test';
 import WebSocket from 'ws';
-import { testDatabases } from '@flotilla/testkit';
+import { testDatabases, waitFor } from '@flotilla/testkit';
 import { liveServerWithDevice } from '../testing/index.js';
 
 const LIMITS = { headerTimeoutMs: 1_500, requestTimeoutMs: 1_500, idleTimeoutMs: 3_000, maxConnections: 24 };
@@ -115,6 +115,31 @@ for (const testDb of testDatabases()) {
         assert.match(answer, /^HTTP\/1\.1 201/);
         assert.equal(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)).accepted, sent);
 
+        // A registry upload over a slow link (a chunk every 500 ms) outlives the request timeout too.
+        const registryAuth = `Basic ${Buffer.from(`admin:${live.apiKey}`).toString('base64')}`;
+        const started = await fetch(`${url}/v2/${live.slug}/main/blobs/uploads/`, {
+          method: 'POST',
+          headers: { authorization: registryAuth },
+        });
+        assert.equal(started.status, 202);
+        const chunks = Math.ceil((LIMITS.requestTimeoutMs * 3) / 500);
+        const upload = rawClient(url);
+        await upload.connected;
+        upload.write(
+          `PATCH ${started.headers.get('location')} HTTP/1.1\r\nHost: x\r\nAuthorization: ${registryAuth}\r\n` +
+            `Content-Type: application/octet-stream\r\nContent-Length: ${chunks * 1024}\r\n\r\n`,
+        );
+        const uploadStart = Date.now();
+        for (let i = 0; i < chunks && !upload.isClosed(); i += 1) {
+          upload.write('u'.repeat(1024));
+          await sleep(500);
+        }
+        const uploadMs = Date.now() - uploadStart;
+        await waitFor('the upload to be answered', () => upload.received().includes('\r\n\r\n') || upload.isClosed());
+        upload.socket.destroy();
+        assert.match(upload.received(), /^HTTP\/1\.1 202/, 'the slow upload is accepted');
+        assert.match(upload.received(), new RegExp(`range: 0-${chunks * 1024 - 1}`, 'i'));
+
         // A device's WebSocket stays connected while silent for longer than the idle timeout.
         const ws = new WebSocket(`${url.replace('http', 'ws')}/device/v1/${live.uuid}/connect`, {
           headers: { authorization: `Bearer ${live.deviceKey}` },
@@ -146,7 +171,7 @@ for (const testDb of testDatabases()) {
             `${Math.max(...cutAfter)} ms at most; slow bodies ${slowBodies.length} attempts, ${bodyCut} answered 408 ` +
             `and closed; ${crowd.length} connections against a cap of ${LIMITS.maxConnections}: ${served} served, ` +
             `${refused} refused; a log stream of ${sent} lines kept open ${streamMs} ms (request timeout ` +
-            `${LIMITS.requestTimeoutMs} ms); device WebSocket silent past the idle timeout stayed open`,
+            `${LIMITS.requestTimeoutMs} ms); a registry upload trickled over ${uploadMs} ms accepted; device WebSocket silent past the idle timeout stayed open`,
         );
         assert.equal(headerCut, slowloris.length, `slowloris cut after ${cutAfter.join(', ')} ms`);
         assert.equal(bodyCut, slowBodies.length, `slow bodies cut after ${bodyCutAfter.join(', ')} ms`);
