@@ -39,11 +39,24 @@ export const ERROR_CODES = {
   DEVICE_OFFLINE: { status: 409, description: 'The device is not connected, so the action cannot be delivered now.' },
   LOCAL_MODE_DISABLED: { status: 403, description: 'Local mode is only available on development devices.' },
   RATE_LIMITED: { status: 429, description: 'Too many requests; retry later.' },
+  REQUEST_TIMEOUT: {
+    status: 408,
+    description: 'The request (headers or body) was not received in time; the connection is closed.',
+  },
   // Infrastructure
   INTERNAL: { status: 500, description: 'An unexpected error; the details are in the server log.' },
   UNAVAILABLE: { status: 503, description: 'A dependency (database, engine, control plane) is unreachable.' },
   ENGINE_ERROR: { status: 502, description: 'The container engine refused or failed an operation.' },
   NETWORK_ERROR: { status: 502, description: 'The other side could not be reached.' },
+  STORAGE_FULL: {
+    status: 507,
+    description: 'The server has no space left to store this; nothing was half-written. Retry once space is freed.',
+  },
+  STORAGE_LOW: {
+    status: 503,
+    description:
+      "Health check: free space on the server's data folder is below its threshold, or a write failed for lack of space.",
+  },
   // Client side (CLI, agent): reported with the same shape, mapped to a process exit instead of a response
   NOT_LOGGED_IN: { status: 401, description: 'The CLI has no stored credentials; run `flotilla login`.' },
   BUILD_FAILED: { status: 400, description: 'Building a service image failed.' },

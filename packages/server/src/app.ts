@@ -25,6 +25,10 @@ import { LogHub } from './logs/log-hub.js';
 import { LogStore } from './logs/log-store.js';
 import { registerLogRoutes } from './logs/routes.js';
 import { PostgresBus, SingleNodeBus, type EventBus } from './bus/event-bus.js';
+import { DiskHealth } from './disk/disk-health.js';
+import { isNoSpaceError } from './disk/no-space.js';
+import { DEFAULT_HTTP_LIMITS, httpServerFactory, registerRequestTimeout, type HttpLimits } from './http/limits.js';
+import { DEFAULT_RELEASE_TIMEOUT_MS, scheduleReleaseTimeout } from './releases/release-timeout.js';
 
 export interface AppOptions {
   database: OpenedDatabase;
@@ -44,7 +48,19 @@ export interface AppOptions {
   registryGcIntervalMs?: number;
   /** Limits on wrong passwords and keys (auth/guess-limiter.ts); defaults in DEFAULT_GUESS_LIMITS. */
   guessLimits?: Partial<GuessLimits>;
+  /** The data folder, whose free space `/healthz` reports and abandoned uploads are reclaimed on. */
+  dataDir?: string | undefined;
+  /** Below this much free space on the data folder: unhealthy, and new registry uploads are refused (default 100 MB). */
+  diskMinFreeBytes?: number;
+  /** How often free space is checked and abandoned uploads reclaimed when it is low (default 30 s). */
+  diskCheckIntervalMs?: number;
+  /** Releases still running this long after creation are marked failed (default 60 min; 0 never). */
+  releaseTimeoutMs?: number;
+  /** HTTP timeouts and connection cap (http/limits.ts); each defaults to DEFAULT_HTTP_LIMITS. */
+  http?: Partial<HttpLimits> | undefined;
 }
+
+export const DEFAULT_DISK_MIN_FREE_BYTES = 100 * 1024 * 1024;
 
 export type FlotillaApp = FastifyInstance & { flotilla: AppContext };
 
@@ -66,7 +82,9 @@ function parseJson(_request: unknown, body: string, done: (error: Error | null, 
 
 export async function buildApp(options: AppOptions): Promise<FlotillaApp> {
   const level = options.logLevel === undefined ? 'info' : options.logLevel;
+  const httpLimits: HttpLimits = { ...DEFAULT_HTTP_LIMITS, ...options.http };
   const app = Fastify({
+    serverFactory: httpServerFactory(httpLimits),
     logger:
       level === false
         ? false
@@ -123,6 +141,11 @@ export async function buildApp(options: AppOptions): Promise<FlotillaApp> {
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, parseJson);
   registerErrorHandling(app);
+  registerRequestTimeout(app, httpLimits.requestTimeoutMs);
+  const disk = new DiskHealth(options.dataDir, options.diskMinFreeBytes ?? DEFAULT_DISK_MIN_FREE_BYTES);
+  app.addHook('onError', async (_request, _reply, error) => {
+    if (isNoSpaceError(error)) await disk.noteNoSpace(error);
+  });
   registerMetricsHooks(app, metrics);
   const guesses = new GuessLimiter({ ...DEFAULT_GUESS_LIMITS, ...options.guessLimits });
   installGuessLimiter(app, guesses);
@@ -130,10 +153,17 @@ export async function buildApp(options: AppOptions): Promise<FlotillaApp> {
   app.get('/healthz', async (_request, reply) => {
     try {
       await sql`select 1`.execute(db);
-      return { status: 'ok' };
     } catch {
       return reply.status(503).send(new FlotillaError('UNAVAILABLE', 'the database does not answer').toBody());
     }
+    const space = await disk.status();
+    if (!space.ok)
+      return reply.status(503).send(
+        new FlotillaError('STORAGE_LOW', space.reason ?? 'storage is low', {
+          details: { freeBytes: space.freeBytes, minFreeBytes: space.minFreeBytes },
+        }).toBody(),
+      );
+    return { status: 'ok' };
   });
   registerAuthRoutes(app, ctx);
   registerOrganizationRoutes(app, ctx);
@@ -158,7 +188,16 @@ export async function buildApp(options: AppOptions): Promise<FlotillaApp> {
     storageDir: options.registryDir,
     publicUrl: () => ctx.publicUrl,
     gcIntervalMs: options.registryGcIntervalMs,
+    space: disk,
   });
+  disk.start(options.diskCheckIntervalMs ?? 30_000, app.log);
+  app.addHook('onClose', async () => disk.close());
+  const stopReleaseTimeout = scheduleReleaseTimeout(
+    db,
+    options.releaseTimeoutMs ?? DEFAULT_RELEASE_TIMEOUT_MS,
+    app.log,
+  );
+  app.addHook('onClose', stopReleaseTimeout);
   registerOpenApi(app, ctx.routes);
   app.addHook('onClose', async () => {
     await lastSeen.close();

@@ -1,6 +1,9 @@
 import { Command } from 'commander';
 import { startServer } from './server.js';
 
+// WARNING: everything this process creates (database, blobs, uploads, secrets) is for its own user only.
+process.umask(0o077);
+
 const program = new Command()
   .name('flotilla-server')
   .description('The Flotilla control plane')
@@ -12,6 +15,12 @@ const program = new Command()
   .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent', 'info')
   .option('--log-retention <lines>', 'device log lines kept per device', '1000')
   .option('--registry-gc-hours <hours>', 'hours between removals of registry images no release needs (0: never)', '24')
+  .option('--min-free-mb <mb>', 'free space on the data folder below which the server is unhealthy', '100')
+  .option('--release-timeout-min <minutes>', 'releases still running this long are marked failed (0: never)', '60')
+  .option('--http-header-timeout-s <s>', 'seconds a client has to send request line and headers', '20')
+  .option('--http-request-timeout-s <s>', 'seconds a client has to send a body (long streams exempt)', '60')
+  .option('--http-idle-timeout-s <s>', 'seconds a connection may stay silent (keep-alive, stalled streams)', '120')
+  .option('--max-connections <n>', 'open connections at most; more are refused', '10000')
   .parse();
 
 const opts = program.opts<{
@@ -23,6 +32,12 @@ const opts = program.opts<{
   logLevel: string;
   logRetention: string;
   registryGcHours: string;
+  minFreeMb: string;
+  releaseTimeoutMin: string;
+  httpHeaderTimeoutS: string;
+  httpRequestTimeoutS: string;
+  httpIdleTimeoutS: string;
+  maxConnections: string;
 }>();
 const port = Number(opts.port);
 if (!Number.isInteger(port) || port < 0 || port > 65535) program.error(`--port must be 0..65535, not ${opts.port}`);
@@ -32,6 +47,23 @@ if (!Number.isInteger(logRetention) || logRetention < 1 || logRetention > 1_000_
 const registryGcHours = Number(opts.registryGcHours);
 if (!(registryGcHours >= 0 && registryGcHours <= 24 * 365))
   program.error(`--registry-gc-hours must be 0..8760, not ${opts.registryGcHours}`);
+
+/** A number flag within [min, max], or the program exits with a clear message. */
+function numberFlag(flag: string, value: string, min: number, max: number, integer = false): number {
+  const n = Number(value);
+  if (value.trim() === '' || !(n >= min && n <= max) || (integer && !Number.isInteger(n)))
+    program.error(`${flag} must be ${integer ? 'an integer ' : ''}${min}..${max}, not ${value}`);
+  return n;
+}
+const minFreeMb = numberFlag('--min-free-mb', opts.minFreeMb, 0, 1024 * 1024);
+const releaseTimeoutMin = numberFlag('--release-timeout-min', opts.releaseTimeoutMin, 0, 7 * 24 * 60);
+const http = {
+  headerTimeoutMs: numberFlag('--http-header-timeout-s', opts.httpHeaderTimeoutS, 1, 3600) * 1000,
+  requestTimeoutMs: numberFlag('--http-request-timeout-s', opts.httpRequestTimeoutS, 1, 24 * 3600) * 1000,
+  // Above the 15 s heartbeat of log follow streams, which would otherwise be cut.
+  idleTimeoutMs: numberFlag('--http-idle-timeout-s', opts.httpIdleTimeoutS, 20, 24 * 3600) * 1000,
+  maxConnections: numberFlag('--max-connections', opts.maxConnections, 1, 1_000_000, true),
+};
 
 // WARNING: handlers first. Parents (the launcher, tests, service managers) may signal as soon as they read the
 // "listening" line; a signal that met no handler would kill the process at once instead of closing it.
@@ -54,6 +86,9 @@ const server = await startServer({
   logLevel: opts.logLevel,
   logRetention,
   registryGcHours,
+  diskMinFreeBytes: minFreeMb * 1024 * 1024,
+  releaseTimeoutMs: releaseTimeoutMin * 60 * 1000,
+  http,
 });
 if (server.admin) {
   // WARNING: the only place secrets are printed; the launcher parses this exact line.

@@ -3,6 +3,8 @@ import { bootstrapAdmin } from './auth/bootstrap.js';
 import { buildApp } from './app.js';
 import type { FlotillaApp } from './app.js';
 import { openDatabase } from './db/database.js';
+import { makePrivateDir, tightenTree } from './disk/private-files.js';
+import type { HttpLimits } from './http/limits.js';
 
 export interface StartServerOptions {
   /** Folder for the SQLite database (and later blobs). Without it and without databaseUrl: in-memory SQLite. */
@@ -20,6 +22,14 @@ export interface StartServerOptions {
   logRetention?: number;
   /** Hours between registry garbage collections (default 24; 0 never). */
   registryGcHours?: number;
+  /** Free space on the data folder below which the server is unhealthy and refuses new uploads (default 100 MB). */
+  diskMinFreeBytes?: number;
+  /** How often free space is checked (default 30 s). */
+  diskCheckIntervalMs?: number;
+  /** Releases still running this long after creation are marked failed (default 60 min; 0 never). */
+  releaseTimeoutMs?: number;
+  /** HTTP timeouts and connection cap. */
+  http?: Partial<HttpLimits>;
 }
 
 export interface RunningServer {
@@ -32,6 +42,8 @@ export interface RunningServer {
 
 /** Opens the database, bootstraps the admin on an empty one, and listens. */
 export async function startServer(options: StartServerOptions): Promise<RunningServer> {
+  // WARNING: the data folder holds every tenant's secrets; it is private before anything is written into it.
+  if (options.dataDir) makePrivateDir(options.dataDir);
   const database = await openDatabase({ dataDir: options.dataDir, databaseUrl: options.databaseUrl });
   try {
     const admin = await bootstrapAdmin(database.db);
@@ -44,7 +56,14 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
       registryDir: options.dataDir ? `${options.dataDir}/registry` : undefined,
       ...(options.logRetention === undefined ? {} : { logRetention: options.logRetention }),
       ...(options.registryGcHours === undefined ? {} : { registryGcIntervalMs: options.registryGcHours * 3600 * 1000 }),
+      dataDir: options.dataDir,
+      ...(options.diskMinFreeBytes === undefined ? {} : { diskMinFreeBytes: options.diskMinFreeBytes }),
+      ...(options.diskCheckIntervalMs === undefined ? {} : { diskCheckIntervalMs: options.diskCheckIntervalMs }),
+      ...(options.releaseTimeoutMs === undefined ? {} : { releaseTimeoutMs: options.releaseTimeoutMs }),
+      http: options.http,
     });
+    // Files earlier versions (or people) left group- or world-readable, and what this start created, become private.
+    if (options.dataDir) await tightenTree(options.dataDir);
     await app.listen({ host: options.host, port: options.port });
     const address = app.server.address();
     const port = typeof address === 'object' && address ? address.port : options.port;

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readFile, stat, writeFile, mkdir } from 'node:fs/promises';
+import { chmod, readFile, stat, writeFile, mkdir } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -30,6 +30,24 @@ test('write is 0600 and round-trips; remove; missing file is "not logged in"', a
     assert.deepEqual(JSON.parse(await readFile(file, 'utf8')), { url: 'http://127.0.0.1:1234', token: 'secret' });
     assert.equal(await removeCredentials(env), true);
     assert.equal(await removeCredentials(env), false);
+  } finally {
+    await dir.remove();
+  }
+});
+
+test('login into an existing folder open to others makes it 0700 and the file 0600', async () => {
+  const dir = await tempDir();
+  try {
+    const folder = join(dir.path, 'flotilla');
+    await mkdir(folder, { mode: 0o755 });
+    await chmod(folder, 0o755);
+    await writeFile(join(folder, 'credentials.json'), '{}', { mode: 0o644 });
+    const file = await writeCredentials(
+      { url: 'http://127.0.0.1:1234', token: 'secret' },
+      { FLOTILLA_CONFIG_DIR: folder },
+    );
+    assert.equal((await stat(folder)).mode & 0o777, 0o700);
+    assert.equal((await stat(file)).mode & 0o777, 0o600);
   } finally {
     await dir.remove();
   }

@@ -38,8 +38,8 @@ export async function requireCredentials(env: NodeJS.ProcessEnv = process.env): 
 }
 
 /**
- * WARNING: the file holds a secret. It is created 0600 under a temp name and renamed, so it is never readable by
- * others, not even for a moment, and never half-written.
+ * WARNING: the file holds a secret. It is created 0600 under a temp name and renamed, in a folder made 0700, so it is
+ * never readable by others, not even for a moment, and never half-written.
  */
 export async function writeCredentials(
   credentials: Credentials,
@@ -47,6 +47,8 @@ export async function writeCredentials(
 ): Promise<string> {
   const file = credentialsPath(env);
   await mkdir(dirname(file), { recursive: true, mode: 0o700 });
+  // mkdir's mode applies only to folders it creates: one made earlier (or by hand) may be open to others.
+  await chmod(dirname(file), 0o700);
   const temp = `${file}.${process.pid}.tmp`;
   await writeFile(temp, `${JSON.stringify(credentials, null, 2)}\n`, { mode: 0o600 });
   await chmod(temp, 0o600);

@@ -1,8 +1,8 @@
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import { Kysely, Migrator, PostgresDialect, SqliteDialect } from 'kysely';
 import pg from 'pg';
+import { makePrivateDir, touchPrivateFile } from '../disk/private-files.js';
 import { migrations } from './migrations.js';
 import type { Database } from './schema.js';
 
@@ -40,13 +40,19 @@ export async function openDatabase(options: DatabaseOptions): Promise<OpenedData
   let opened: OpenedDatabase;
   if (url && /^postgres(ql)?:\/\//.test(url)) {
     const pool = new pg.Pool({ connectionString: url, max: 10 });
+    // WARNING: an idle connection the database ends (restart, failover, an administrator, a database dropped
+    // while the pool closes) is reported here; without a listener that event would crash the whole process. The
+    // pool has already dropped that connection and opens a new one on the next query.
+    pool.on('error', () => undefined);
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     opened = { db, dialect: 'postgres', close: () => db.destroy(), postgresUrl: url };
   } else {
     let file = options.sqliteFile ?? ':memory:';
     if (!options.sqliteFile && options.dataDir) {
-      mkdirSync(options.dataDir, { recursive: true });
+      makePrivateDir(options.dataDir);
       file = join(options.dataDir, 'flotilla.db');
+      // SQLite gives its -wal and -shm files the database file's mode, so creating it 0600 covers all three.
+      touchPrivateFile(file);
     }
     const sqlite = new SqliteDatabase(file);
     sqlite.pragma('journal_mode = WAL');

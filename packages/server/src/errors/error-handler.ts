@@ -3,6 +3,7 @@ import { FlotillaError } from '@flotilla/protocol';
 import type { ErrorBody } from '@flotilla/protocol';
 import { ZodError } from 'zod';
 import { retryAfterOf } from '../auth/guess-limiter.js';
+import { isNoSpaceError, storageFullError } from '../disk/no-space.js';
 
 function mapped(code: ConstructorParameters<typeof FlotillaError>[0], message: string) {
   const e = new FlotillaError(code, message);
@@ -34,6 +35,10 @@ export function toErrorBody(error: unknown): { status: number; body: ErrorBody; 
         .join('; ')}`,
       { details: { issues } },
     );
+    return { status: e.status, body: e.toBody(), internal: false };
+  }
+  if (isNoSpaceError(error)) {
+    const e = storageFullError();
     return { status: e.status, body: e.toBody(), internal: false };
   }
   if (isUniqueViolation(error)) return mapped('CONFLICT', 'the resource already exists or changed concurrently; retry');

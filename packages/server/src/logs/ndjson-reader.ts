@@ -43,6 +43,9 @@ export async function readLogStream(body: Readable, options: NdjsonReadOptions):
   body.on('error', (error) => source.destroy(error));
 
   const result: NdjsonReadResult = { accepted: 0, rejected: 0 };
+  // WARNING: what storing the lines throws (a full disk, a lost database) is the server's failure, not a corrupt
+  // stream, and must reach the caller as it is.
+  let storeFailure: { error: unknown } | undefined;
   let pending = Buffer.alloc(0);
   let total = 0;
   let skippingLongLine = false;
@@ -75,7 +78,12 @@ export async function readLogStream(body: Readable, options: NdjsonReadOptions):
     pending = Buffer.from(data);
     if (batch.length) {
       result.accepted += batch.length;
-      await options.onLines(batch);
+      try {
+        await options.onLines(batch);
+      } catch (error) {
+        storeFailure = { error };
+        throw error;
+      }
     }
   };
   try {
@@ -87,6 +95,7 @@ export async function readLogStream(body: Readable, options: NdjsonReadOptions):
     }
   } catch (error) {
     if (error instanceof LogStreamError) throw error;
+    if (storeFailure) throw storeFailure.error;
     throw new LogStreamError('corrupt', `log stream could not be read: ${(error as Error).message}`);
   }
   if (pending.length && !skippingLongLine) await parseLines(Buffer.from('\n'));

@@ -10,6 +10,8 @@ import { handleManifest, handleTags } from './manifest-routes.js';
 import { isRepositoryName, parseRegistryPath } from './names.js';
 import { RegistryStorage } from './storage.js';
 import { TokenSigner } from './token.js';
+import { isNoSpaceError } from '../disk/no-space.js';
+import { sendStorageFull, shieldedBody, withUploadSpace, type UploadSpace } from './upload-space.js';
 import { registerTokenRoute } from './token-route.js';
 
 export interface RegistryOptions<P> {
@@ -18,6 +20,8 @@ export interface RegistryOptions<P> {
   access: RegistryAccess<P>;
   /** Public base URL of this server (realm of the token challenge); read per request as it may be fixed late. */
   publicUrl: () => string;
+  /** The data folder's disk: uploads are refused and abandoned ones reclaimed when it runs low. */
+  space?: UploadSpace | undefined;
 }
 
 export interface RegistryContext {
@@ -41,6 +45,10 @@ export async function registryPlugin<P>(app: FastifyInstance, options: RegistryO
   app.addContentTypeParser('*', (_request, _payload, done) => done(null));
 
   app.setErrorHandler((error: unknown, request, reply) => {
+    if (isNoSpaceError(error) || (error instanceof FlotillaError && error.code === 'STORAGE_FULL')) {
+      sendStorageFull(reply);
+      return;
+    }
     if (error instanceof RegistryError) {
       void reply.status(error.status).headers(error.headers).send(error.toBody());
       return;
@@ -86,7 +94,7 @@ export async function registryPlugin<P>(app: FastifyInstance, options: RegistryO
     if (!isRepositoryName(route.name)) throw new RegistryError('NAME_INVALID', `invalid repository name ${route.name}`);
     await requireAccess(request, options.access, signer, challenge(), route.name, action);
     void reply.header('docker-distribution-api-version', 'registry/2.0');
-    const body = request.raw as Readable;
+    const body = shieldedBody(request.raw as Readable, reply.raw);
     const ctx = { storage, request, reply, query: url.searchParams, body };
     switch (route.kind) {
       case 'uploads': {
@@ -100,7 +108,9 @@ export async function registryPlugin<P>(app: FastifyInstance, options: RegistryO
             url.searchParams.delete('mount');
           }
         }
-        return handleUploads(ctx, route.name, route.uploadId);
+        return withUploadSpace(options.space, route.uploadId === undefined, () =>
+          handleUploads(ctx, route.name, route.uploadId),
+        );
       }
       case 'blob':
         return handleBlob(ctx, route.name, route.digest);

@@ -8,6 +8,8 @@ import { flotillaRegistryAccess } from './flotilla-access.js';
 import { collectGarbage, releaseImages } from './gc.js';
 import { registryPlugin } from './plugin.js';
 import { RegistryStorage } from './storage.js';
+import type { DiskHealth } from '../disk/disk-health.js';
+import { reclaimAbandonedUploads } from './upload-space.js';
 
 /**
  * Registers the registry in the Flotilla app. Without a storage folder (in-memory database, tests) the images
@@ -21,6 +23,8 @@ export async function registerFlotillaRegistry(
     storageDir: string | undefined;
     publicUrl: () => string;
     gcIntervalMs?: number | undefined;
+    /** The data folder's disk: abandoned uploads are one of the things it reclaims when space runs low. */
+    space?: DiskHealth | undefined;
   },
 ): Promise<void> {
   let storageDir = options.storageDir;
@@ -33,7 +37,10 @@ export async function registerFlotillaRegistry(
     storageDir,
     access: flotillaRegistryAccess(options.db, options.limiter),
     publicUrl: options.publicUrl,
+    space: options.space,
   });
+  const uploadsRoot = storageDir;
+  options.space?.addReclaimer((enough) => reclaimAbandonedUploads(uploadsRoot, enough));
   scheduleGarbageCollection(app, options.db, new RegistryStorage(storageDir), options.gcIntervalMs ?? DAY_MS);
 }
 

@@ -198,7 +198,13 @@ export async function updateRelease(
   const patch: { status?: ReleaseStatus; notes?: string } = {};
   if (input.status !== undefined) patch.status = input.status;
   if (input.notes !== undefined) patch.notes = input.notes;
-  if (Object.keys(patch).length > 0) await db.updateTable('releases').set(patch).where('id', '=', row.id).execute();
+  if (Object.keys(patch).length > 0) {
+    // A running release may have been failed meanwhile (release-timeout.ts): only a still running one changes.
+    const query = db.updateTable('releases').set(patch).where('id', '=', row.id);
+    const result = await (finished ? query : query.where('status', '=', 'running')).executeTakeFirst();
+    if (!finished && Number(result.numUpdatedRows) === 0)
+      throw new FlotillaError('RELEASE_IMMUTABLE', `release ${row.commit} is finished and cannot change`);
+  }
   // Any change may concern a device pinned to this release, even a running one.
   await bumpFleet(db, row.fleet_id);
   const updated = await db.selectFrom('releases').selectAll().where('id', '=', row.id).executeTakeFirstOrThrow();

@@ -1,0 +1,90 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { DEVICE_ROUTES, FlotillaError } from '@flotilla/protocol';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+
+/** Timeouts and the connection cap of the HTTP server (all in milliseconds, except the count). */
+export interface HttpLimits {
+  /** Request line and headers must arrive within this (slowloris). */
+  headerTimeoutMs: number;
+  /** The body of an ordinary request must arrive within this after its headers. Long streams are exempt. */
+  requestTimeoutMs: number;
+  /** A connection on which nothing moves for this long is closed: idle keep-alive, stalled bodies and streams. */
+  idleTimeoutMs: number;
+  /** Open connections at most; more are refused at once. */
+  maxConnections: number;
+}
+
+export const DEFAULT_HTTP_LIMITS: HttpLimits = {
+  headerTimeoutMs: 20_000,
+  requestTimeoutMs: 60_000,
+  idleTimeoutMs: 120_000,
+  maxConnections: 10_000,
+};
+
+/**
+ * A fastify `serverFactory` for a Node HTTP server with these limits. Node's own request timeout (the whole request)
+ * stays off: it would cut the long streams below; requestTimeout() does that job per route instead.
+ */
+export function httpServerFactory(limits: HttpLimits) {
+  return (handler: (req: IncomingMessage, res: ServerResponse) => void): Server => {
+    const server = createServer(
+      {
+        headersTimeout: limits.headerTimeoutMs,
+        requestTimeout: 0,
+        keepAliveTimeout: limits.idleTimeoutMs,
+        // How often Node looks for expired headers; its default (30 s) would let a short header timeout run long.
+        connectionsCheckingInterval: Math.min(Math.max(Math.floor(limits.headerTimeoutMs / 4), 100), 30_000),
+      },
+      handler,
+    );
+    // INVARIANT: an upgraded WebSocket is not subject to this (ws clears the socket timeout); SSE follow streams
+    // send a heartbeat every 15 s, so the idle timeout must stay above that.
+    server.setTimeout(limits.idleTimeoutMs);
+    server.maxConnections = limits.maxConnections;
+    return server;
+  };
+}
+
+/**
+ * Requests that may rightly take hours to send: a device's log stream (one long chunked request), registry blob
+ * uploads over slow links, and WebSocket upgrades. They are bounded by the idle timeout instead (a stall, not a
+ * slow but moving stream, closes them).
+ */
+function isLongStream(request: FastifyRequest): boolean {
+  if (request.headers.upgrade !== undefined) return true;
+  if (request.method === 'POST' && request.routeOptions.url === DEVICE_ROUTES.logStream.path) return true;
+  return /^\/v2\/.+\/blobs\/uploads(?:\/|\?|$)/.test(request.url);
+}
+
+/**
+ * The body of every other request must be complete within `timeoutMs` of its headers, else the client gets 408
+ * REQUEST_TIMEOUT and the connection is closed (a client trickling its body a byte at a time holds nothing for long).
+ */
+export function registerRequestTimeout(app: FastifyInstance, timeoutMs: number): void {
+  if (timeoutMs <= 0) return;
+  app.addHook('onRequest', (request, reply, done) => {
+    const raw = request.raw;
+    if (raw.complete || isLongStream(request)) {
+      done();
+      return;
+    }
+    const timer = setTimeout(() => {
+      if (raw.complete || raw.destroyed) return;
+      const response = reply.raw;
+      const socket = raw.socket;
+      if (response.headersSent) {
+        socket.destroy();
+        return;
+      }
+      const body = new FlotillaError(
+        'REQUEST_TIMEOUT',
+        `the request body did not arrive within ${Math.round(timeoutMs / 1000)} s`,
+      ).toBody();
+      response.writeHead(408, { 'content-type': 'application/json; charset=utf-8', connection: 'close' });
+      response.end(JSON.stringify(body), () => socket.destroy());
+    }, timeoutMs);
+    timer.unref();
+    reply.raw.once('close', () => clearTimeout(timer));
+    done();
+  });
+}
