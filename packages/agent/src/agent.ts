@@ -480,6 +480,10 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
       remote = new Remote({
         ...credentials,
         actions,
+        heldEtag: () => {
+          const record = store.getTarget();
+          return record?.source === 'cloud' ? record.etag : null;
+        },
         defaultAppId: () => targetModel()?.apps[0]?.appId,
         onEvent: (event) => log.info({ event: event.kind, detail: event.detail }, 'remote actions'),
       });

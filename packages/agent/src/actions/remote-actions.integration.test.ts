@@ -102,4 +102,22 @@ describe('actions from the control plane over the device connection', () => {
       await exec(c.id, 'rm -f /tmp/balena/updates.lock');
     }
   });
+
+  it('each connect tells the server the ETag of the target the agent holds', async () => {
+    const reconnect = async (): Promise<string | null | undefined> => {
+      const connects = h.cp.connectEtags.length;
+      h.cp.disconnect(uuid);
+      await waitFor('reconnected', () => h.cp.connectEtags.length > connects && h.cp.connected(uuid), {
+        timeoutMs: 20_000,
+      });
+      return h.cp.connectEtags.at(-1);
+    };
+    assert.equal(await reconnect(), h.cp.etagOf(uuid));
+    const held = h.cp.etagOf(uuid);
+    const current = h.cp.targets.get(uuid)!;
+    h.cp.setTarget(uuid, { ...current, name: 'renamed' });
+    assert.notEqual(h.cp.etagOf(uuid), held);
+    await new Promise((resolve) => setTimeout(resolve, 1_500)); // several polls (every 300 ms)
+    assert.equal(await reconnect(), h.cp.etagOf(uuid), 'the target fetched since, not the one held before');
+  });
 });
