@@ -154,7 +154,8 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
     apiEndpoint,
     deviceApiKey,
     dockerSocket,
-    supervisorApi: { port: apiPort || (file.config.listenPort ?? DEFAULT_LISTEN_PORT), key: supervisorApiKey },
+    // The configured port is the one the API binds (it is never 0 here, which disables it): what apps are given.
+    supervisorApi: apiPort === 0 ? null : { port: apiPort, key: supervisorApiKey },
     serviceLockDir,
   };
 
@@ -181,6 +182,10 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
       heldStopped: actions.heldStopped(targetModel()),
     };
   };
+
+  // Set once the local device API listens, before the loop or the control plane start: every place that shows its
+  // port (the state report, the agent state) shows the port it actually listens on, and none when it does not.
+  let api: DeviceApiListener | undefined;
 
   // Releases of the last target state that failed validation (reported 'rejected'; the previous target is kept).
   let rejected: Record<string, string[]> = {};
@@ -215,7 +220,7 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
             const updating = [...lastStatuses.values()].some((s) => s !== 'done');
             return {
               status: failed ? 'Update failed' : updating ? 'Updating' : 'Idle',
-              api_port: modelContext.supervisorApi.port,
+              api_port: api?.port ?? null,
               // What lets the control plane call this device's API (balena reports the same key).
               api_secret: supervisorApiKey,
               os_version: `${process.platform} ${process.version}`,
@@ -338,7 +343,7 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
   const actions = new AgentActions({
     version: AGENT_VERSION,
     uuid,
-    apiPort: modelContext.supervisorApi.port,
+    apiPort,
     namespace,
     servicesDir,
     engine,
@@ -378,6 +383,22 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
     system: (message) => logs.system(message),
     subscribeLogs: (listener) => logs.subscribe(listener),
   });
+
+  // ------------------------------------------------------------------------------------------- local device API
+  if (apiPort !== 0) {
+    try {
+      api = await listenDeviceApi({
+        actions,
+        apiKey: supervisorApiKey,
+        port: apiPort,
+        host: options.apiAddress ?? '0.0.0.0',
+      });
+      log.info({ port: api.port }, 'local device API listening');
+    } catch (error) {
+      // The agent still keeps the apps running without its API; the failure is loud in the log.
+      log.error({ err: (error as Error).message, port: apiPort }, 'local device API could not listen');
+    }
+  }
 
   const runner = (async () => {
     if (started.delayMs > 0) {
@@ -489,23 +510,6 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
       });
       remote.start();
     });
-  }
-
-  // ------------------------------------------------------------------------------------------- local device API
-  let api: DeviceApiListener | undefined;
-  if (apiPort !== 0) {
-    try {
-      api = await listenDeviceApi({
-        actions,
-        apiKey: supervisorApiKey,
-        port: apiPort,
-        host: options.apiAddress ?? '0.0.0.0',
-      });
-      log.info({ port: api.port }, 'local device API listening');
-    } catch (error) {
-      // The agent still keeps the apps running without its API; the failure is loud in the log.
-      log.error({ err: (error as Error).message, port: apiPort }, 'local device API could not listen');
-    }
   }
 
   return {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
-import { waitFor } from '@flotilla/testkit';
+import { freePort, waitFor } from '@flotilla/testkit';
 import { startAgent, type AgentHandle } from '../agent.js';
 import { DryRunHostPower } from '../host/host-power.js';
 import {
@@ -44,7 +44,8 @@ describe('actions from the control plane over the device connection', () => {
       namespace: h.namespace,
       pollIntervalMs: 300,
       reportIntervalMs: 100,
-      apiPort: 0,
+      apiPort: await freePort(),
+      apiAddress: '127.0.0.1',
       hostPower: power,
       logger: quiet,
     });
@@ -61,6 +62,12 @@ describe('actions from the control plane over the device connection', () => {
     await waitFor('device connected', () => h.cp.connected(uuid) && agent.state().remoteActionsConnected, {
       timeoutMs: 20_000,
     });
+  });
+
+  it('reports the port its local device API listens on', async () => {
+    const port = agent.state().apiPort;
+    assert.ok(port && port > 0);
+    await waitFor('api_port reported', () => h.cp.state.get(uuid)?.api_port === port, { timeoutMs: 10_000 });
   });
 
   after(async () => {
