@@ -24,7 +24,7 @@ import { selectHostConfig, type HostConfig } from './host/host-config.js';
 import { selectHostPower, type HostPower } from './host/host-power.js';
 import { AgentLogs } from './logs/agent-logs.js';
 import { withSystemLogs } from './logs/step-messages.js';
-import { scanLocks, serviceLockDir as lockDirOf } from './locks/update-locks.js';
+import { SERVICES_DIR, isServiceLockDir, scanLocks, serviceLockDir as lockDirOf } from './locks/update-locks.js';
 import { PhaseMachine, type PhaseEvent } from './phases/phase-machine.js';
 import { AGENT_VERSION, defaultDeviceType, provision } from './provision/provision.js';
 import { createExecutors } from './reconcile/executor.js';
@@ -33,6 +33,7 @@ import type { CurrentState, PlanContext, TargetModel } from './reconcile/state.j
 import { buildAppsReport } from './report/build-report.js';
 import { CpuSampler, collectMetrics } from './report/metrics.js';
 import { Reporter } from './report/reporter.js';
+import { tightenPrivateTree } from './store/private-files.js';
 import { openStore, type Phase } from './store/store.js';
 import { Wakeable, backoffMs, pause } from './util/wakeable.js';
 
@@ -106,6 +107,9 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
   let file: ConfigFile = await ensureIdentity(read);
   const uuid = file.config.uuid as string;
   const deviceApiKey = file.config.deviceApiKey as string;
+  // Before anything is opened: what an older agent left readable to others is not, from here on.
+  const tightened = tightenPrivateTree(options.dataDir, isServiceLockDir);
+  if (tightened > 0) log.warn({ entries: tightened }, 'data folder entries were readable by others; made private');
   const store = openStore(options.dataDir);
   const phases = new PhaseMachine(store);
   const started = phases.start();
@@ -128,7 +132,7 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
 
   const abort = new AbortController();
   const progress = new Map<string, number>();
-  const servicesDir = join(options.dataDir, 'services');
+  const servicesDir = join(options.dataDir, SERVICES_DIR);
   const serviceLockDir = (appId: number, serviceName: string): string =>
     lockDirOf(servicesDir, namespace, appId, serviceName);
   const supervisorApiKey = store.getSecret('supervisorApiKey', generateKey);
