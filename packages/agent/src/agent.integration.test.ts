@@ -118,6 +118,9 @@ describe('agent against a fake control plane and the real engine', () => {
     const report = h.cp.state.get(uuid);
     assert.equal(report?.apps?.[appUuid]?.releases.c1?.services.web?.status, 'Running');
     assert.equal(typeof report?.memory_total, 'number');
+    // apiPort 0 disables the local API: no port is reported (it said 48484, where nothing listened).
+    assert.equal(report?.api_port, null);
+    assert.equal(agent.state().apiPort, undefined);
     assert.equal(report?.supervisor_version, '0.1.0');
   });
 

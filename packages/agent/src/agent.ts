@@ -24,7 +24,7 @@ import { selectHostConfig, type HostConfig } from './host/host-config.js';
 import { selectHostPower, type HostPower } from './host/host-power.js';
 import { AgentLogs } from './logs/agent-logs.js';
 import { withSystemLogs } from './logs/step-messages.js';
-import { scanLocks, serviceLockDir as lockDirOf } from './locks/update-locks.js';
+import { SERVICES_DIR, isServiceLockDir, scanLocks, serviceLockDir as lockDirOf } from './locks/update-locks.js';
 import { PhaseMachine, type PhaseEvent } from './phases/phase-machine.js';
 import { AGENT_VERSION, defaultDeviceType, provision } from './provision/provision.js';
 import { createExecutors } from './reconcile/executor.js';
@@ -33,6 +33,7 @@ import type { CurrentState, PlanContext, TargetModel } from './reconcile/state.j
 import { buildAppsReport } from './report/build-report.js';
 import { CpuSampler, collectMetrics } from './report/metrics.js';
 import { Reporter } from './report/reporter.js';
+import { tightenPrivateTree } from './store/private-files.js';
 import { openStore, type Phase } from './store/store.js';
 import { Wakeable, backoffMs, pause } from './util/wakeable.js';
 
@@ -106,6 +107,9 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
   let file: ConfigFile = await ensureIdentity(read);
   const uuid = file.config.uuid as string;
   const deviceApiKey = file.config.deviceApiKey as string;
+  // Before anything is opened: what an older agent left readable to others is not, from here on.
+  const tightened = tightenPrivateTree(options.dataDir, isServiceLockDir);
+  if (tightened > 0) log.warn({ entries: tightened }, 'data folder entries were readable by others; made private');
   const store = openStore(options.dataDir);
   const phases = new PhaseMachine(store);
   const started = phases.start();
@@ -128,7 +132,7 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
 
   const abort = new AbortController();
   const progress = new Map<string, number>();
-  const servicesDir = join(options.dataDir, 'services');
+  const servicesDir = join(options.dataDir, SERVICES_DIR);
   const serviceLockDir = (appId: number, serviceName: string): string =>
     lockDirOf(servicesDir, namespace, appId, serviceName);
   const supervisorApiKey = store.getSecret('supervisorApiKey', generateKey);
@@ -154,7 +158,8 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
     apiEndpoint,
     deviceApiKey,
     dockerSocket,
-    supervisorApi: { port: apiPort || (file.config.listenPort ?? DEFAULT_LISTEN_PORT), key: supervisorApiKey },
+    // The configured port is the one the API binds (it is never 0 here, which disables it): what apps are given.
+    supervisorApi: apiPort === 0 ? null : { port: apiPort, key: supervisorApiKey },
     serviceLockDir,
   };
 
@@ -181,6 +186,10 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
       heldStopped: actions.heldStopped(targetModel()),
     };
   };
+
+  // Set once the local device API listens, before the loop or the control plane start: every place that shows its
+  // port (the state report, the agent state) shows the port it actually listens on, and none when it does not.
+  let api: DeviceApiListener | undefined;
 
   // Releases of the last target state that failed validation (reported 'rejected'; the previous target is kept).
   let rejected: Record<string, string[]> = {};
@@ -215,7 +224,7 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
             const updating = [...lastStatuses.values()].some((s) => s !== 'done');
             return {
               status: failed ? 'Update failed' : updating ? 'Updating' : 'Idle',
-              api_port: modelContext.supervisorApi.port,
+              api_port: api?.port ?? null,
               // What lets the control plane call this device's API (balena reports the same key).
               api_secret: supervisorApiKey,
               os_version: `${process.platform} ${process.version}`,
@@ -338,7 +347,7 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
   const actions = new AgentActions({
     version: AGENT_VERSION,
     uuid,
-    apiPort: modelContext.supervisorApi.port,
+    apiPort,
     namespace,
     servicesDir,
     engine,
@@ -378,6 +387,22 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
     system: (message) => logs.system(message),
     subscribeLogs: (listener) => logs.subscribe(listener),
   });
+
+  // ------------------------------------------------------------------------------------------- local device API
+  if (apiPort !== 0) {
+    try {
+      api = await listenDeviceApi({
+        actions,
+        apiKey: supervisorApiKey,
+        port: apiPort,
+        host: options.apiAddress ?? '0.0.0.0',
+      });
+      log.info({ port: api.port }, 'local device API listening');
+    } catch (error) {
+      // The agent still keeps the apps running without its API; the failure is loud in the log.
+      log.error({ err: (error as Error).message, port: apiPort }, 'local device API could not listen');
+    }
+  }
 
   const runner = (async () => {
     if (started.delayMs > 0) {
@@ -480,28 +505,15 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
       remote = new Remote({
         ...credentials,
         actions,
+        heldEtag: () => {
+          const record = store.getTarget();
+          return record?.source === 'cloud' ? record.etag : null;
+        },
         defaultAppId: () => targetModel()?.apps[0]?.appId,
         onEvent: (event) => log.info({ event: event.kind, detail: event.detail }, 'remote actions'),
       });
       remote.start();
     });
-  }
-
-  // ------------------------------------------------------------------------------------------- local device API
-  let api: DeviceApiListener | undefined;
-  if (apiPort !== 0) {
-    try {
-      api = await listenDeviceApi({
-        actions,
-        apiKey: supervisorApiKey,
-        port: apiPort,
-        host: options.apiAddress ?? '0.0.0.0',
-      });
-      log.info({ port: api.port }, 'local device API listening');
-    } catch (error) {
-      // The agent still keeps the apps running without its API; the failure is loud in the log.
-      log.error({ err: (error as Error).message, port: apiPort }, 'local device API could not listen');
-    }
   }
 
   return {

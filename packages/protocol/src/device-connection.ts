@@ -5,6 +5,19 @@ import { z } from 'zod';
  * Bearer device key). It is outbound from the device, so it works behind NAT. Every message is a JSON object with
  * a `type`; new kinds (tunnels) add types on the same connection, and a peer ignores types it does not know.
  */
+/**
+ * The connect request's query parameter naming the target state the device holds: the `ETag` of its last fetch of
+ * `GET /device/v3/:uuid/state`, e.g. `?etag=%22Xy…%22`. As it attaches the connection, the server compares it with
+ * the device's current target and sends `target-changed` at once when they differ, or when the parameter is absent
+ * (agents from before it, and devices that hold no fetched target): a device never stays on a target that changed
+ * while it was away or connecting. From then on the server announces every change itself.
+ */
+export const DEVICE_CONNECT_ETAG_PARAM = 'etag';
+export const deviceConnectQuerySchema = z.object({
+  [DEVICE_CONNECT_ETAG_PARAM]: z.string().min(1).max(256).optional(),
+});
+export type DeviceConnectQuery = z.infer<typeof deviceConnectQuerySchema>;
+
 /** What a user can ask of a device (`POST /api/v1/devices/:uuid/actions`), delivered over this connection. */
 export const deviceActionSchema = z.enum([
   'restart',

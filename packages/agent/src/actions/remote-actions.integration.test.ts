@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
-import { waitFor } from '@flotilla/testkit';
+import { freePort, waitFor } from '@flotilla/testkit';
 import { startAgent, type AgentHandle } from '../agent.js';
 import { DryRunHostPower } from '../host/host-power.js';
 import {
@@ -44,7 +44,8 @@ describe('actions from the control plane over the device connection', () => {
       namespace: h.namespace,
       pollIntervalMs: 300,
       reportIntervalMs: 100,
-      apiPort: 0,
+      apiPort: await freePort(),
+      apiAddress: '127.0.0.1',
       hostPower: power,
       logger: quiet,
     });
@@ -61,6 +62,12 @@ describe('actions from the control plane over the device connection', () => {
     await waitFor('device connected', () => h.cp.connected(uuid) && agent.state().remoteActionsConnected, {
       timeoutMs: 20_000,
     });
+  });
+
+  it('reports the port its local device API listens on', async () => {
+    const port = agent.state().apiPort;
+    assert.ok(port && port > 0);
+    await waitFor('api_port reported', () => h.cp.state.get(uuid)?.api_port === port, { timeoutMs: 10_000 });
   });
 
   after(async () => {
@@ -101,5 +108,23 @@ describe('actions from the control plane over the device connection', () => {
     } finally {
       await exec(c.id, 'rm -f /tmp/balena/updates.lock');
     }
+  });
+
+  it('each connect tells the server the ETag of the target the agent holds', async () => {
+    const reconnect = async (): Promise<string | null | undefined> => {
+      const connects = h.cp.connectEtags.length;
+      h.cp.disconnect(uuid);
+      await waitFor('reconnected', () => h.cp.connectEtags.length > connects && h.cp.connected(uuid), {
+        timeoutMs: 20_000,
+      });
+      return h.cp.connectEtags.at(-1);
+    };
+    assert.equal(await reconnect(), h.cp.etagOf(uuid));
+    const held = h.cp.etagOf(uuid);
+    const current = h.cp.targets.get(uuid)!;
+    h.cp.setTarget(uuid, { ...current, name: 'renamed' });
+    assert.notEqual(h.cp.etagOf(uuid), held);
+    await new Promise((resolve) => setTimeout(resolve, 1_500)); // several polls (every 300 ms)
+    assert.equal(await reconnect(), h.cp.etagOf(uuid), 'the target fetched since, not the one held before');
   });
 });

@@ -1,5 +1,6 @@
 import WebSocket from 'ws';
 import {
+  DEVICE_CONNECT_ETAG_PARAM,
   DEVICE_ROUTES,
   FlotillaError,
   path,
@@ -14,6 +15,8 @@ export interface RemoteActionsOptions {
   uuid: string;
   deviceApiKey: string;
   actions: DeviceActions;
+  /** The ETag of the fetched target state the device holds (null: none), told to the server on each connect. */
+  heldEtag: () => string | null;
   /** The app the fleet's actions address (this device's fleet app id) when an action names none. */
   defaultAppId: () => number | undefined;
   onEvent?: (event: { kind: 'connected' | 'disconnected' | 'action'; detail?: string }) => void;
@@ -49,6 +52,10 @@ export class RemoteActions {
     if (this.stopped) return;
     const url = new URL(path(DEVICE_ROUTES.connect.path, { uuid: this.options.uuid }), this.options.apiEndpoint);
     url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+    // The server compares it with the current target and says `target-changed` at once when they differ, then
+    // announces every later change: no change made around a reconnect waits for the next poll.
+    const etag = this.options.heldEtag();
+    if (etag) url.searchParams.set(DEVICE_CONNECT_ETAG_PARAM, etag);
     const socket = new WebSocket(url, {
       headers: { authorization: `Bearer ${this.options.deviceApiKey}` },
       handshakeTimeout: 15_000,
@@ -68,7 +75,8 @@ export class RemoteActions {
       this.failures = 0;
       this.connected = true;
       this.options.onEvent?.({ kind: 'connected' });
-      // The target may have changed while the connection was down; announcements only cover what follows.
+      // The server announces a target that changed while the connection was down; a server from before the etag
+      // parameter does not, so the agent checks too (one conditional fetch, answered 304 when nothing changed).
       this.options.actions.triggerUpdate(false);
     });
     socket.on('message', (data) => {

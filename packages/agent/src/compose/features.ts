@@ -6,7 +6,7 @@ export interface FeatureContext {
   dockerSocket: string;
   apiEndpoint: string | undefined;
   deviceApiKey: string | undefined;
-  supervisorApi: { port: number; key: string };
+  supervisorApi: { port: number; key: string } | null;
   hostNetwork: boolean;
 }
 
@@ -42,7 +42,7 @@ export function featureGrants(labels: Record<string, string>, ctx: FeatureContex
       '/etc/machine-id:/etc/machine-id:ro',
     );
   }
-  if (enabled(labels, 'supervisor-api')) {
+  if (enabled(labels, 'supervisor-api') && ctx.supervisorApi) {
     // On a bridge network the host is reachable through the gateway alias; with network_mode host, on loopback.
     const host = ctx.hostNetwork ? '127.0.0.1' : 'host.docker.internal';
     if (!ctx.hostNetwork) grant.extraHosts.push('host.docker.internal:host-gateway');

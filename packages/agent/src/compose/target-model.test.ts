@@ -110,6 +110,12 @@ describe('buildTargetModel()', () => {
     assert.ok(svc.spec.Env?.includes('BALENA_SUPERVISOR_API_KEY=sup-key'));
   });
 
+  it('supervisor-api with the local API disabled: no address pointing at a port nobody listens on', () => {
+    const labelled = device({ labels: { 'io.balena.features.supervisor-api': '1' } });
+    const svc = buildTargetModel(labelled, { ...ctx, supervisorApi: null }).apps[0]!.services[0]!;
+    assert.ok(!svc.spec.Env?.some((e) => e.includes('SUPERVISOR')), String(svc.spec.Env));
+  });
+
   it('feature labels mount host things', () => {
     const labels = Object.fromEntries(
       ['balena-socket', 'sysfs', 'procfs', 'dbus', 'kernel-modules', 'firmware', 'journal-logs'].map((f) => [

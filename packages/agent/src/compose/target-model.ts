@@ -22,7 +22,8 @@ export interface ModelContext {
   apiEndpoint: string | undefined;
   deviceApiKey: string | undefined;
   dockerSocket: string;
-  supervisorApi: { port: number; key: string };
+  /** Where the local device API listens; null when it is disabled (then the supervisor-api feature grants nothing). */
+  supervisorApi: { port: number; key: string } | null;
   /** Host folder bind-mounted at /tmp/balena and /tmp/resin (holds updates.lock and handover-complete). */
   serviceLockDir: (appId: number, serviceName: string) => string;
 }

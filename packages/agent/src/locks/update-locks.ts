@@ -13,6 +13,18 @@ export function serviceLockDir(servicesDir: string, namespace: string, appId: nu
   return join(servicesDir, `${namespace}${appId}`, serviceName);
 }
 
+/** The folder of the data folder that holds the services' lock folders. */
+export const SERVICES_DIR = 'services';
+
+/**
+ * Whether `relativePath` (from the data folder, `/`-separated) is a service's lock folder, `services/<app>/<service>`:
+ * its contents are written by the service, not the agent.
+ */
+export function isServiceLockDir(relativePath: string): boolean {
+  const parts = relativePath.split('/');
+  return parts.length === 3 && parts[0] === SERVICES_DIR;
+}
+
 export interface LockScan {
   /** App ids where any service holds updates.lock (a lock blocks the whole app, as on balenaOS). */
   lockedApps: Set<number>;

@@ -1,5 +1,6 @@
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import type { DeviceLogLine } from '@flotilla/protocol';
+import { PRIVATE_FILE_MODE } from '../store/private-files.js';
 import { pause } from '../util/wakeable.js';
 import type { LogSource, RawLogLine } from './docker-log-source.js';
 import { parseEngineStamp } from './engine-log-stream.js';
@@ -61,7 +62,7 @@ export class LogCollector {
   flush(): void {
     if (!this.positionsFile || !this.positionsDirty) return;
     const body = Object.fromEntries(this.positions);
-    writeFileSync(`${this.positionsFile}.tmp`, JSON.stringify(body));
+    writeFileSync(`${this.positionsFile}.tmp`, JSON.stringify(body), { mode: PRIVATE_FILE_MODE });
     renameSync(`${this.positionsFile}.tmp`, this.positionsFile);
     this.positionsDirty = false;
   }

@@ -15,6 +15,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { deviceLogLineSchema, type DeviceLogLine } from '@flotilla/protocol';
+import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../store/private-files.js';
 import { suppressionNotice, type LogQueue } from './log-queue.js';
 
 export const DEFAULT_DISK_LOG_BYTES = 32 * 1024 * 1024;
@@ -57,7 +58,7 @@ export class DiskLogQueue implements LogQueue {
     private readonly maxBytes = DEFAULT_DISK_LOG_BYTES,
     private readonly now: () => number = Date.now,
   ) {
-    mkdirSync(dir, { recursive: true });
+    mkdirSync(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
     this.segmentBytes = Math.max(4096, Math.floor(maxBytes / SEGMENT_BYTES_DIVISOR));
     this.segments = readdirSync(dir)
       .map((name) => /^(\d{10})\.ndjson$/.exec(name)?.[1])
@@ -73,7 +74,7 @@ export class DiskLogQueue implements LogQueue {
         ? { segment: saved.segment, offset: saved.offset }
         : { segment: first, offset: 0 };
     const last = this.segments[this.segments.length - 1]!;
-    this.writeFd = openSync(this.segmentPath(last), 'a');
+    this.writeFd = openSync(this.segmentPath(last), 'a', PRIVATE_FILE_MODE);
     this.writeSize = fstatSync(this.writeFd).size;
     for (const segment of this.segments.slice(0, -1)) this.closedBytes += sizeOf(this.segmentPath(segment));
     this.windowEnd = { ...this.cursor };
@@ -150,7 +151,7 @@ export class DiskLogQueue implements LogQueue {
     this.closedBytes += this.writeSize;
     const next = this.segments[this.segments.length - 1]! + 1;
     this.segments.push(next);
-    this.writeFd = openSync(this.segmentPath(next), 'a');
+    this.writeFd = openSync(this.segmentPath(next), 'a', PRIVATE_FILE_MODE);
     this.writeSize = 0;
   }
 
@@ -234,7 +235,7 @@ export class DiskLogQueue implements LogQueue {
   private writeCursor(): void {
     const path = join(this.dir, 'cursor.json');
     const body: CursorFile = { ...this.cursor, suppressed: this.suppressed };
-    writeFileSync(`${path}.tmp`, JSON.stringify(body));
+    writeFileSync(`${path}.tmp`, JSON.stringify(body), { mode: PRIVATE_FILE_MODE });
     renameSync(`${path}.tmp`, path);
   }
 }

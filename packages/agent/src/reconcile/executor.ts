@@ -2,6 +2,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { FlotillaError, formatPlatform, runsOn } from '@flotilla/protocol';
 import type { ContainerEngine, RegistryAuth } from '../engine/container-engine.js';
+import { PRIVATE_DIR_MODE } from '../store/private-files.js';
 import type { Store } from '../store/store.js';
 import type { Action, Executors, Step, StepOf } from './steps.js';
 
@@ -82,7 +83,9 @@ export function createExecutors(deps: ExecutorDeps): Executors {
       store.addKnownImage(svc.image);
       await assertRunnable(engine, svc.image);
       const lockDir = deps.serviceLockDir(svc.appId, svc.serviceName);
-      await mkdir(lockDir, { recursive: true });
+      // WARNING: private like the rest of the data folder (0700, see store/private-files.ts); a service that runs as
+      // a non-root user cannot use /tmp/balena (it could not write there before either: a root-owned 0755 folder).
+      await mkdir(lockDir, { recursive: true, mode: PRIVATE_DIR_MODE });
       if (svc.strategy === 'hand-over') await rm(`${lockDir}/handover-complete`, { force: true });
       await engine.createContainer(
         svc.spec,

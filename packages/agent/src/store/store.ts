@@ -1,7 +1,7 @@
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { DeviceReport, TargetDevice } from '@flotilla/protocol';
+import { ensurePrivateFile, makePrivateDir } from './private-files.js';
 
 /** Where the device is in its life; persisted so a restart resumes in the same phase. */
 export type Phase = 'provision' | 'idle' | 'apply';
@@ -40,8 +40,10 @@ export interface Store {
 }
 
 export function openStore(dataDir: string): Store {
-  mkdirSync(dataDir, { recursive: true });
-  const db = new Database(join(dataDir, 'agent.sqlite'));
+  makePrivateDir(dataDir);
+  const file = join(dataDir, 'agent.sqlite');
+  ensurePrivateFile(file); // before SQLite makes it 0644; its -wal and -shm follow the file
+  const db = new Database(file);
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = FULL');
   db.pragma('busy_timeout = 5000');

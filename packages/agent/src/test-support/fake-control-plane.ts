@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { gunzipSync } from 'node:zlib';
 import { WebSocketServer, type WebSocket } from 'ws';
 import {
+  DEVICE_CONNECT_ETAG_PARAM,
   deviceLogLineSchema,
   deviceMessageSchema,
   type ActionMessage,
@@ -42,6 +43,8 @@ export class FakeControlPlane {
   private server: Server | undefined;
   /** Open device connections (`GET /device/v1/:uuid/connect`, WebSocket, device key). */
   private readonly sockets = new Map<string, WebSocket>();
+  /** The `etag` query parameter of each accepted connect, in order (null: none sent). */
+  readonly connectEtags: Array<string | null> = [];
   private readonly pendingActions = new Map<number, (result: ActionResultMessage) => void>();
   private nextActionId = 1;
   private nextId = 1;
@@ -73,6 +76,7 @@ export class FakeControlPlane {
         return;
       }
       wss.handleUpgrade(req, socket, head, (ws) => {
+        this.connectEtags.push(new URL(req.url ?? '/', 'http://x').searchParams.get(DEVICE_CONNECT_ETAG_PARAM));
         this.sockets.set(device.uuid, ws);
         ws.on('close', () => {
           if (this.sockets.get(device.uuid) === ws) this.sockets.delete(device.uuid);
@@ -101,6 +105,22 @@ export class FakeControlPlane {
 
   connected(uuid: string): boolean {
     return this.sockets.has(uuid);
+  }
+
+  /** Drops the device's connection, as a lost link does. */
+  disconnect(uuid: string): void {
+    this.sockets.get(uuid)?.terminate();
+  }
+
+  /** The ETag the device's target state is served with now. */
+  etagOf(uuid: string): string {
+    return this.targetAnswer(uuid).etag;
+  }
+
+  private targetAnswer(uuid: string): { body: string; etag: string } {
+    const target = this.targets.get(uuid) ?? { name: 'device', config: {}, apps: {} };
+    const body = JSON.stringify({ [uuid]: target });
+    return { body, etag: `"${createHash('sha256').update(body).digest('hex').slice(0, 16)}"` };
   }
 
   /** Sends an action over the device's connection and resolves with its action-result. */
@@ -188,9 +208,7 @@ export class FakeControlPlane {
       const device = this.deviceByKey(key);
       if (!device || device.uuid !== state[1])
         return this.json(res, 401, { error: { code: 'UNAUTHENTICATED', message: 'no' } });
-      const target = this.targets.get(device.uuid) ?? { name: 'device', config: {}, apps: {} };
-      const body = JSON.stringify({ [device.uuid]: target });
-      const etag = `"${createHash('sha256').update(body).digest('hex').slice(0, 16)}"`;
+      const { body, etag } = this.targetAnswer(device.uuid);
       if (req.headers['if-none-match'] === etag) {
         res.writeHead(304, { etag });
         return void res.end();

@@ -25,6 +25,11 @@ export class ActionHub {
     return [...this.sockets.keys()];
   }
 
+  /** The device's current connection to this node, if any (a newer one replaces an older one). */
+  socketOf(deviceId: number): WebSocket | undefined {
+    return this.sockets.get(deviceId);
+  }
+
   isConnected(deviceId: number): boolean {
     return this.sockets.has(deviceId);
   }

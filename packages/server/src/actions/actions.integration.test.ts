@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import pg from 'pg';
 import { generateDeviceUuid, generateKey } from '@flotilla/protocol';
 import { testDatabases, waitFor } from '@flotilla/testkit';
-import { connectDevice } from '../testing/clients.js';
+import { connectDevice, fetchTargetEtag } from '../testing/clients.js';
 import { liveServerWithDevice } from '../testing/live-server.js';
 
 /** Makes every write that records an action's hand-over (`delivered_at`) take `ms` longer, holding no row lock. */
@@ -116,7 +116,8 @@ for (const db of testDatabases()) {
   test(`[${db.label}] a connected device is told at once when its target changes, and only then`, async () => {
     const live = await liveServerWithDevice(db);
     try {
-      const device = connectDevice(live.server.url, live.uuid, live.deviceKey);
+      const etag = await fetchTargetEtag(live.server.url, live.uuid, live.deviceKey);
+      const device = connectDevice(live.server.url, live.uuid, live.deviceKey, undefined, { etag });
       await device.opened;
       await new Promise((resolve) => setTimeout(resolve, 2_500));
       assert.deepEqual(device.announcements, [], 'no change, no announcement');

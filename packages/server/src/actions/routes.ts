@@ -4,6 +4,7 @@ import {
   DEVICE_ROUTES,
   FlotillaError,
   deviceActionRequestSchema,
+  deviceConnectQuerySchema,
   deviceMessageSchema,
   deviceUuidSchema,
 } from '@flotilla/protocol';
@@ -46,7 +47,7 @@ export async function registerActionRoutes(
   bus: EventBus,
 ): Promise<void> {
   const { db } = ctx;
-  const watcher = new TargetWatcher(db, hub);
+  const watcher = new TargetWatcher(db, hub, ctx.stateCache);
   app.addHook('onReady', async () => watcher.start());
   app.addHook('preClose', async () => watcher.stop());
   new Gauge({
@@ -117,12 +118,23 @@ export async function registerActionRoutes(
             .where('uuid', '=', uuid)
             .executeTakeFirst();
           requireOwnDevice(row, keyHash);
-          (request as unknown as { deviceId: number }).deviceId = row!.id;
+          const { etag } = parse(deviceConnectQuerySchema, request.query);
+          Object.assign(request, { deviceId: row!.id, heldEtag: etag });
         },
       },
       (socket, request) => {
-        const deviceId = (request as unknown as { deviceId: number }).deviceId;
+        const { deviceId, heldEtag } = request as unknown as { deviceId: number; heldEtag: string | undefined };
         hub.attach(deviceId, socket);
+        // Told at once if its target moved on from the one it holds; see the INVARIANT in target-watcher.ts.
+        watcher.greet(deviceId, socket, heldEtag).then(
+          (known) => {
+            if (!known) socket.close(1008, 'device removed');
+          },
+          (error: unknown) => {
+            request.log.error({ err: error }, 'comparing a connecting device target failed; closing its connection');
+            socket.close(1011, 'try again');
+          },
+        );
         socket.on('message', (data) => {
           let raw: unknown;
           try {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
-import type { ActionMessage, LogEntry } from '@flotilla/protocol';
+import { DEVICE_CONNECT_ETAG_PARAM, DEVICE_ROUTES, path, type ActionMessage, type LogEntry } from '@flotilla/protocol';
 
 /** Reads Server-Sent Events `log` entries from a follow request until aborted. */
 export function followLogs(
@@ -41,17 +41,21 @@ export function followLogs(
   return { ready, close: () => controller.abort() };
 }
 
-/** A device's side of the connection, honest to the protocol: answers every action, ok unless told to fail. */
+/**
+ * A device's side of the connection, honest to the protocol: answers every action, ok unless told to fail. With
+ * `etag`, it says which target state it holds, as a current agent does; without, it is an agent from before that.
+ */
 export function connectDevice(
   url: string,
   uuid: string,
   key: string,
   answer: (m: ActionMessage) => { ok: boolean; error?: { code: string; message: string } } = () => ({ ok: true }),
+  options: { etag?: string | undefined } = {},
 ) {
   const received: ActionMessage[] = [];
-  const socket = new WebSocket(`${url.replace('http', 'ws')}/device/v1/${uuid}/connect`, {
-    headers: { authorization: `Bearer ${key}` },
-  });
+  const address = new URL(path(DEVICE_ROUTES.connect.path, { uuid }), url.replace('http', 'ws'));
+  if (options.etag !== undefined) address.searchParams.set(DEVICE_CONNECT_ETAG_PARAM, options.etag);
+  const socket = new WebSocket(address, { headers: { authorization: `Bearer ${key}` } });
   const announcements: string[] = [];
   socket.on('message', (data) => {
     const message = JSON.parse(data.toString()) as ActionMessage | { type: 'target-changed' };
@@ -68,4 +72,15 @@ export function connectDevice(
     socket.on('error', reject);
   });
   return { received, announcements, opened, close: () => socket.close() };
+}
+
+/** The device's fetch of its target state (`GET /device/v3/:uuid/state`): the ETag it then holds. */
+export async function fetchTargetEtag(url: string, uuid: string, key: string): Promise<string> {
+  const response = await fetch(`${url}${path(DEVICE_ROUTES.targetState.path, { uuid })}`, {
+    headers: { authorization: `Bearer ${key}` },
+  });
+  await response.arrayBuffer();
+  const etag = response.headers.get('etag');
+  assert.ok(response.status === 200 && etag, `target state: HTTP ${response.status}`);
+  return etag;
 }
