@@ -5,6 +5,7 @@ import type { ContainerEngine } from '../engine/container-engine.js';
 import type { TargetModel, TargetService } from '../reconcile/state.js';
 import { openStore, type Store } from '../store/store.js';
 import { AgentActions, startOrder, type AgentActionsDeps } from './agent-actions.js';
+import { StopHolds } from './stop-holds.js';
 
 const svc = (serviceName: string, dependsOn: string[] = []): TargetService =>
   ({ serviceName, dependsOn }) as TargetService;
@@ -39,16 +40,21 @@ const appTarget = (services: TargetService[]): TargetModel =>
   }) as unknown as TargetModel;
 
 /** AgentActions over a one-container engine that records stop/start calls; only what serviceAction uses. */
-function actionsFor(store: HoldStore, target: () => TargetModel, calls: string[] = []): AgentActions {
+function actionsFor(
+  store: HoldStore,
+  target: () => TargetModel,
+  calls: string[] = [],
+): { actions: AgentActions; holds: StopHolds } {
   const container = { id: 'c-web', appId: 7, serviceName: 'web', state: 'running', createdAt: 1 };
   const engine = {
     snapshot: async () => ({ containers: [container], volumes: [], networks: [], images: [] }),
     stopContainer: async (id: string) => void calls.push(`stop ${id}`),
     startContainer: async (id: string) => void calls.push(`start ${id}`),
   } as unknown as ContainerEngine;
-  return new AgentActions({
+  const holds = new StopHolds(store);
+  const actions = new AgentActions({
     engine,
-    store,
+    holds,
     namespace: 'unit-',
     servicesDir: '/nonexistent',
     view: () => ({ current: undefined, target: target(), statuses: new Map(), progress: new Map(), failed: false }),
@@ -57,6 +63,7 @@ function actionsFor(store: HoldStore, target: () => TargetModel, calls: string[]
     wake: () => undefined,
     system: () => undefined,
   } as unknown as AgentActionsDeps);
+  return { actions, holds };
 }
 
 test('startOrder puts dependencies first and survives cycles and unknown names', () => {
@@ -77,41 +84,41 @@ test('a stopped service is held until started again or until its target changes'
   const calls: string[] = [];
   const web = webService();
   let target = appTarget([web]);
-  const actions = actionsFor(memoryHolds(), () => target, calls);
+  const { actions, holds } = actionsFor(memoryHolds(), () => target, calls);
 
   await actions.serviceAction('stop', 7, 'web', false);
-  assert.deepEqual([...actions.heldStopped(target)], ['7/web']);
-  assert.deepEqual([...actions.heldStopped(target)], ['7/web'], 'still held on the next pass');
+  assert.deepEqual([...holds.heldStopped(target)], ['7/web']);
+  assert.deepEqual([...holds.heldStopped(target)], ['7/web'], 'still held on the next pass');
   await actions.serviceAction('start', 7, 'web', false);
-  assert.deepEqual([...actions.heldStopped(target)], []);
+  assert.deepEqual([...holds.heldStopped(target)], []);
 
   await actions.serviceAction('stop', 7, 'web', false);
   target = { apps: [{ ...target.apps[0]!, services: [{ ...web, configHash: 'h2' }] }] } as TargetModel;
-  assert.deepEqual([...actions.heldStopped(target)], [], 'a new target for the service releases the hold');
+  assert.deepEqual([...holds.heldStopped(target)], [], 'a new target for the service releases the hold');
   await actions.serviceAction('stop', 7, 'web', false);
-  assert.deepEqual([...actions.heldStopped({ apps: [] })], [], 'so does the service leaving the target');
+  assert.deepEqual([...holds.heldStopped({ apps: [] })], [], 'so does the service leaving the target');
   assert.deepEqual(calls, ['stop c-web', 'start c-web', 'stop c-web', 'stop c-web']);
   await assert.rejects(actions.serviceAction('stop', 8, 'web', false), /app 8 is not on this device/);
 });
 
-test('holds are written through only when they change, and a re-created AgentActions loads them', async () => {
+test('holds are written through only when they change, and re-created StopHolds load them', async () => {
   const store = memoryHolds();
   const target = appTarget([webService()]);
-  const actions = actionsFor(store, () => target);
-  assert.deepEqual([...actions.heldStopped(target)], []);
+  const { actions, holds } = actionsFor(store, () => target);
+  assert.deepEqual([...holds.heldStopped(target)], []);
   await actions.serviceAction('start', 7, 'web', false);
   await actions.serviceAction('restart', 7, 'web', false);
   assert.equal(store.writes, 0, 'nothing held, nothing to release: no write');
   await actions.serviceAction('stop', 7, 'web', false);
   await actions.serviceAction('stop', 7, 'web', false);
   assert.equal(store.writes, 1, 'stopping a held service again changes nothing');
-  for (let pass = 0; pass < 3; pass++) actions.heldStopped(target);
+  for (let pass = 0; pass < 3; pass++) holds.heldStopped(target);
   assert.equal(store.writes, 1, 'planning passes over an unchanged target do not write');
   assert.deepEqual(store.getStopHolds(), { '7/web': 'c1:h1' });
   assert.deepEqual(
-    [...actionsFor(store, () => target).heldStopped(target)],
+    [...actionsFor(store, () => target).holds.heldStopped(target)],
     ['7/web'],
-    'a new AgentActions starts held',
+    'new StopHolds start held',
   );
   await actions.serviceAction('start', 7, 'web', false);
   assert.equal(store.writes, 2);
@@ -123,12 +130,12 @@ test('a hold survives an agent restart over the same data dir until the service 
   try {
     let target = appTarget([webService('h1')]);
     const first = openStore(dir.path);
-    await actionsFor(first, () => target).serviceAction('stop', 7, 'web', false);
+    await actionsFor(first, () => target).actions.serviceAction('stop', 7, 'web', false);
     first.close();
 
     // The restarted agent: same data dir, same target; the hold holds for pass after pass.
     const second = openStore(dir.path);
-    const restarted = actionsFor(second, () => target);
+    const restarted = actionsFor(second, () => target).holds;
     assert.deepEqual([...restarted.heldStopped(target)], ['7/web']);
     assert.deepEqual([...restarted.heldStopped(target)], ['7/web']);
     target = appTarget([webService('h2')]);
@@ -139,7 +146,7 @@ test('a hold survives an agent restart over the same data dir until the service 
     const third = openStore(dir.path);
     assert.deepEqual(third.getStopHolds(), {});
     const old = appTarget([webService('h1')]);
-    assert.deepEqual([...actionsFor(third, () => old).heldStopped(old)], [], 'even under the old signature');
+    assert.deepEqual([...actionsFor(third, () => old).holds.heldStopped(old)], [], 'even under the old signature');
     third.close();
   } finally {
     await dir.remove();
