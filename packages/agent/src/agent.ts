@@ -10,6 +10,7 @@ import { DockerEngine } from './engine/docker-engine.js';
 import { registryAuthFor } from './engine/registry-auth.js';
 import { AgentActions } from './device-api/agent-actions.js';
 import { listenDeviceApi, type DeviceApiListener } from './device-api/listen.js';
+import { PendingRequests } from './device-api/pending-requests.js';
 import { StopHolds } from './device-api/stop-holds.js';
 import { selectHostConfig, type HostConfig } from './host/host-config.js';
 import { selectHostPower, type HostPower } from './host/host-power.js';
@@ -142,6 +143,7 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
   });
   const observed = new Observed();
   const holds = new StopHolds(store);
+  const pending = new PendingRequests();
   const reconcileWake = new Wakeable();
   const cpu = new CpuSampler();
   const session =
@@ -197,6 +199,7 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
     targets,
     scanLocks: () => scanLocks(servicesDir, namespace),
     heldStopped: (target) => holds.heldStopped(target),
+    requests: () => pending.get(),
     observed,
     phase,
     logs,
@@ -230,13 +233,14 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
     servicesDir,
     engine,
     holds,
+    requests: pending,
+    pass: () => controller.pass(),
     log,
     hostConfig,
     hostPower,
     developmentMode: () => file.config.developmentMode === true,
     view: () => observed.view(targets.model()),
     lockOverridden: () => targets.lockOverrideConfigured(),
-    exclusive: (fn) => controller.exclusive(fn),
     wake: () => controller.wake(),
     healthy: () => targets.readable() && controller.healthy(),
     triggerUpdate,

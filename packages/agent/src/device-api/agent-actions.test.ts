@@ -4,11 +4,10 @@ import { tempDir } from '@flotilla/testkit';
 import type { ContainerEngine } from '../engine/container-engine.js';
 import type { TargetModel, TargetService } from '../reconcile/state.js';
 import { openStore, type Store } from '../store/store.js';
-import { AgentActions, startOrder, type AgentActionsDeps } from './agent-actions.js';
+import type { PassResult } from '../reconcile/loop.js';
+import { AgentActions, type AgentActionsDeps } from './agent-actions.js';
+import { PendingRequests } from './pending-requests.js';
 import { StopHolds } from './stop-holds.js';
-
-const svc = (serviceName: string, dependsOn: string[] = []): TargetService =>
-  ({ serviceName, dependsOn }) as TargetService;
 
 type HoldStore = Pick<Store, 'getStopHolds' | 'setStopHolds'>;
 
@@ -39,46 +38,46 @@ const appTarget = (services: TargetService[]): TargetModel =>
     apps: [{ appId: 7, appUuid: 'u', name: 'app', commit: 'c1', releaseId: 1, services, volumes: [], networks: [] }],
   }) as unknown as TargetModel;
 
-/** AgentActions over a one-container engine that records stop/start calls; only what serviceAction uses. */
+const done: PassResult = { outcome: { kind: 'done' }, iterations: 1, stepsExecuted: 1, durationMs: 1 };
+
+/**
+ * AgentActions over a one-container engine (read only) and a fake reconcile pass that records what the planner
+ * would be asked for at that moment (requests and holds) and answers `answer()`.
+ */
 function actionsFor(
   store: HoldStore,
   target: () => TargetModel,
   calls: string[] = [],
-): { actions: AgentActions; holds: StopHolds } {
+  answer: () => PassResult = () => done,
+): { actions: AgentActions; holds: StopHolds; requests: PendingRequests } {
   const container = { id: 'c-web', appId: 7, serviceName: 'web', state: 'running', createdAt: 1 };
   const engine = {
     snapshot: async () => ({ containers: [container], volumes: [], networks: [], images: [] }),
-    stopContainer: async (id: string) => void calls.push(`stop ${id}`),
-    startContainer: async (id: string) => void calls.push(`start ${id}`),
   } as unknown as ContainerEngine;
   const holds = new StopHolds(store);
+  const requests = new PendingRequests();
+  const keys = (set: ReadonlySet<string | number>) => [...set].join(',');
   const actions = new AgentActions({
     engine,
     holds,
+    requests,
+    pass: async () => {
+      const r = requests.get();
+      const held = keys(holds.heldStopped(target()));
+      calls.push(
+        `pass stop=[${keys(r.stop)}] start=[${keys(r.start)}] purge=[${keys(r.purge)}] force=[${keys(r.force)}] held=[${held}]`,
+      );
+      return answer();
+    },
     namespace: 'unit-',
     servicesDir: '/nonexistent',
     view: () => ({ current: undefined, target: target(), statuses: new Map(), progress: new Map(), failed: false }),
     lockOverridden: () => false,
-    exclusive: (fn: () => Promise<unknown>) => fn(),
     wake: () => undefined,
     system: () => undefined,
   } as unknown as AgentActionsDeps);
-  return { actions, holds };
+  return { actions, holds, requests };
 }
-
-test('startOrder puts dependencies first and survives cycles and unknown names', () => {
-  const cases: Array<{ services: TargetService[]; expect: string[] }> = [
-    { services: [svc('web', ['db']), svc('db')], expect: ['db', 'web'] },
-    { services: [svc('a', ['b']), svc('b', ['c']), svc('c')], expect: ['c', 'b', 'a'] },
-    { services: [svc('a', ['ghost']), svc('b')], expect: ['a', 'b'] },
-    { services: [svc('a', ['b']), svc('b', ['a']), svc('c')], expect: ['c', 'a', 'b'] },
-  ];
-  for (const c of cases)
-    assert.deepEqual(
-      startOrder(c.services).map((s) => s.serviceName),
-      c.expect,
-    );
-});
 
 test('a stopped service is held until started again or until its target changes', async () => {
   const calls: string[] = [];
@@ -97,7 +96,12 @@ test('a stopped service is held until started again or until its target changes'
   assert.deepEqual([...holds.heldStopped(target)], [], 'a new target for the service releases the hold');
   await actions.serviceAction('stop', 7, 'web', false);
   assert.deepEqual([...holds.heldStopped({ apps: [] })], [], 'so does the service leaving the target');
-  assert.deepEqual(calls, ['stop c-web', 'start c-web', 'stop c-web', 'stop c-web']);
+  assert.deepEqual(calls, [
+    'pass stop=[] start=[] purge=[] force=[] held=[7/web]',
+    'pass stop=[] start=[7/web] purge=[] force=[] held=[]',
+    'pass stop=[] start=[] purge=[] force=[] held=[7/web]',
+    'pass stop=[] start=[] purge=[] force=[] held=[7/web]',
+  ]);
   await assert.rejects(actions.serviceAction('stop', 8, 'web', false), /app 8 is not on this device/);
 });
 
@@ -150,5 +154,109 @@ test('a hold survives an agent restart over the same data dir until the service 
     third.close();
   } finally {
     await dir.remove();
+  }
+});
+
+test('each action is a request to the planner, carried out by the next pass; a lock refuses what would kill', async () => {
+  const target = appTarget([webService()]);
+  const locked: PassResult = {
+    outcome: { kind: 'retry-after', ms: 5_000, reason: 'wait update lock held by app 7', lockedApps: [7] },
+    iterations: 1,
+    stepsExecuted: 0,
+    durationMs: 1,
+  };
+  const cases: Array<{
+    name: string;
+    run: (a: AgentActions) => Promise<void>;
+    answer: PassResult;
+    refused: boolean;
+    passes: string[];
+    held: string[];
+  }> = [
+    {
+      name: 'restart app: stop everything, then start everything',
+      run: (a) => a.restartApp(7, false),
+      answer: done,
+      refused: false,
+      passes: [
+        'pass stop=[7/web] start=[] purge=[] force=[] held=[]',
+        'pass stop=[] start=[7/web] purge=[] force=[] held=[]',
+      ],
+      held: [],
+    },
+    {
+      name: 'restart app under a lock: refused after the stop pass, nothing started',
+      run: (a) => a.restartApp(7, false),
+      answer: locked,
+      refused: true,
+      passes: ['pass stop=[7/web] start=[] purge=[] force=[] held=[]'],
+      held: [],
+    },
+    {
+      name: 'forced restart overrides the app lock',
+      run: (a) => a.restartApp(7, true),
+      answer: done,
+      refused: false,
+      passes: [
+        'pass stop=[7/web] start=[] purge=[] force=[7] held=[]',
+        'pass stop=[] start=[7/web] purge=[] force=[7] held=[]',
+      ],
+      held: [],
+    },
+    {
+      name: 'purge',
+      run: (a) => a.purgeApp(7, false),
+      answer: done,
+      refused: false,
+      passes: ['pass stop=[] start=[] purge=[7] force=[] held=[]'],
+      held: [],
+    },
+    {
+      name: 'purge under a lock',
+      run: (a) => a.purgeApp(7, false),
+      answer: locked,
+      refused: true,
+      passes: ['pass stop=[] start=[] purge=[7] force=[] held=[]'],
+      held: [],
+    },
+    {
+      name: 'stop-service under a lock: refused, and the hold is taken back',
+      run: (a) => a.serviceAction('stop', 7, 'web', false),
+      answer: locked,
+      refused: true,
+      passes: ['pass stop=[] start=[] purge=[] force=[] held=[7/web]'],
+      held: [],
+    },
+    {
+      name: 'restart-service under a lock: refused before its start',
+      run: (a) => a.serviceAction('restart', 7, 'web', false),
+      answer: locked,
+      refused: true,
+      passes: ['pass stop=[7/web] start=[] purge=[] force=[] held=[]'],
+      held: [],
+    },
+    {
+      name: 'start-service kills nothing: a lock elsewhere in the app does not refuse it',
+      run: (a) => a.serviceAction('start', 7, 'web', false),
+      answer: locked,
+      refused: false,
+      passes: ['pass stop=[] start=[7/web] purge=[] force=[] held=[]'],
+      held: [],
+    },
+  ];
+  for (const c of cases) {
+    const calls: string[] = [];
+    const { actions, holds, requests } = actionsFor(
+      memoryHolds(),
+      () => target,
+      calls,
+      () => c.answer,
+    );
+    const run = c.run(actions);
+    if (c.refused) await assert.rejects(run, { code: 'UPDATE_LOCKED' }, c.name);
+    else await run;
+    assert.deepEqual(calls, c.passes, c.name);
+    assert.deepEqual([...holds.heldStopped(target)], c.held, `${c.name}: holds`);
+    assert.deepEqual(requests.get().stop.size + requests.get().start.size + requests.get().purge.size, 0, 'withdrawn');
   }
 });

@@ -6,22 +6,29 @@ import type { HostConfig } from '../host/host-config.js';
 import type { HostPower } from '../host/host-power.js';
 import { scanLocks } from '../locks/update-locks.js';
 import type { DeviceView } from '../reconcile/observed.js';
-import type { CurrentContainer, TargetApp, TargetService } from '../reconcile/state.js';
+import type { PassResult } from '../reconcile/loop.js';
+import type { ActionRequests, CurrentContainer, TargetApp } from '../reconcile/state.js';
 import { updateState } from '../report/device-report.js';
 import { appStates, pickContainer as pick } from './app-states.js';
 import type { AppStateInfo, DeviceActions, DeviceInfo, ServiceAction } from './device-actions.js';
+import type { PendingRequests } from './pending-requests.js';
 import type { StopHolds } from './stop-holds.js';
 
-/** What the agent lends the actions: its engine, its view of the world, and its single-flight reconcile runner. */
+/** What the agent lends the actions: its view of the world, the planner's inputs, and its reconcile passes. */
 export interface AgentActionsDeps {
   version: string;
   uuid: string;
   apiPort: number;
   namespace: string;
   servicesDir: string;
-  engine: ContainerEngine;
+  /** Read only: an action on a service without a container is refused. Changes go through the planner. */
+  engine: Pick<ContainerEngine, 'snapshot'>;
   /** Services stopped on request (persisted, so one stays stopped across an agent restart). */
   holds: StopHolds;
+  /** Where an action hands the planner what it asks for (restart, purge, start/stop of a service). */
+  requests: PendingRequests;
+  /** Runs one reconcile pass (after the one in flight) and returns its result. */
+  pass: () => Promise<PassResult>;
   log: Logger;
   hostConfig: HostConfig;
   hostPower: HostPower;
@@ -30,8 +37,6 @@ export interface AgentActionsDeps {
   view: () => DeviceView;
   /** Config var BALENA_SUPERVISOR_OVERRIDE_LOCK=1. */
   lockOverridden: () => boolean;
-  /** Runs `fn` while no reconcile pass (nor another action) touches the engine. */
-  exclusive: <T>(fn: () => Promise<T>) => Promise<T>;
   /** Ask for a reconcile pass soon. */
   wake: () => void;
   healthy: () => boolean;
@@ -42,35 +47,16 @@ export interface AgentActionsDeps {
   subscribeLogs: (listener: (line: DeviceLogLine) => void) => () => void;
 }
 
-const STOP_SECONDS = 10;
-
-const isUp = (c: CurrentContainer): boolean => c.state === 'running' || c.state === 'restarting';
-
-/** Services in `depends_on` order (dependencies first); a cycle keeps the remaining ones in target order. */
-export function startOrder(services: readonly TargetService[]): TargetService[] {
-  const out: TargetService[] = [];
-  const placed = new Set<string>();
-  let rest = [...services];
-  while (rest.length > 0) {
-    const ready = rest.filter((s) =>
-      s.dependsOn.every((d) => placed.has(d) || !services.some((x) => x.serviceName === d)),
-    );
-    const batch = ready.length > 0 ? ready : rest;
-    for (const s of batch) {
-      out.push(s);
-      placed.add(s.serviceName);
-    }
-    rest = rest.filter((s) => !batch.includes(s));
-  }
-  return out;
-}
-
 /**
- * DeviceActions for the real agent: what the local API and the control plane's actions ask of the device.
- * A service stopped on request is held (StopHolds) until it is started again or a new target arrives for it.
+ * DeviceActions for the real agent: what the local API and the control plane's actions ask of the device. Actions
+ * that change containers do not touch the engine themselves: each becomes an input of the planner
+ * (PlanContext.requests, or a stop-hold) and waits for the pass that carries it out, so one set of rules (update
+ * locks, dependency order) decides for updates and actions alike. A service stopped on request is held (StopHolds)
+ * until it is started again or a new target arrives for it.
  */
 export class AgentActions implements DeviceActions {
   readonly version: string;
+  private queue: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly deps: AgentActionsDeps) {
     this.version = deps.version;
@@ -117,38 +103,24 @@ export class AgentActions implements DeviceActions {
   }
 
   async restartApp(appId: number, force: boolean): Promise<void> {
-    await this.deps.exclusive(async () => {
-      await this.guard(appId, force);
+    await this.serial(async () => {
       const app = this.targetApp(appId);
-      const containers = await this.appContainers(appId);
-      const order = startOrder(app.services);
-      this.deps.holds.release(order.map((svc) => `${appId}/${svc.serviceName}`));
+      const keys = app.services.map((svc) => `${appId}/${svc.serviceName}`);
       this.deps.system(`Restarting app ${app.name}`);
-      // Dependents stop first, dependencies start first.
-      for (const svc of [...order].reverse()) {
-        const c = pick(containers, svc.serviceName);
-        if (c && isUp(c)) await this.deps.engine.stopContainer(c.id, STOP_SECONDS);
-      }
-      for (const svc of order) {
-        const c = pick(containers, svc.serviceName);
-        if (c && svc.running) await this.deps.engine.startContainer(c.id);
-      }
+      // The planner stops dependents first and starts dependencies first, as for any update.
+      await this.carryOut(appId, { stop: new Set(keys) }, force);
+      this.deps.holds.release(keys);
+      await this.carryOut(appId, { start: new Set(keys) }, force);
       this.deps.system(`Restarted app ${app.name}`);
     });
     this.deps.wake();
   }
 
   async purgeApp(appId: number, force: boolean): Promise<void> {
-    await this.deps.exclusive(async () => {
-      await this.guard(appId, force);
+    await this.serial(async () => {
       const app = this.targetApp(appId);
       this.deps.system(`Purging data for app ${app.name}`);
-      const snapshot = await this.deps.engine.snapshot(this.deps.namespace);
-      for (const c of snapshot.containers.filter((x) => x.appId === appId)) {
-        await this.deps.engine.stopContainer(c.id, STOP_SECONDS);
-        await this.deps.engine.removeContainer(c.id);
-      }
-      for (const v of snapshot.volumes.filter((x) => x.appId === appId)) await this.deps.engine.removeVolume(v.name);
+      await this.carryOut(appId, { purge: new Set([appId]) }, force);
       this.deps.holds.release(app.services.map((svc) => `${appId}/${svc.serviceName}`));
       this.deps.system(`Purged data for app ${app.name}`);
     });
@@ -157,33 +129,31 @@ export class AgentActions implements DeviceActions {
   }
 
   async serviceAction(action: ServiceAction, appId: number, serviceName: string, force: boolean): Promise<void> {
-    await this.deps.exclusive(async () => {
-      // Starting kills nothing, so only stop and restart respect the update lock.
-      if (action !== 'start') await this.guard(appId, force);
+    await this.serial(async () => {
       const svc = this.targetApp(appId).services.find((s) => s.serviceName === serviceName);
       if (!svc) throw new FlotillaError('SERVICE_NOT_FOUND', `app ${appId} has no service ${serviceName}`);
-      const c = pick(await this.appContainers(appId), serviceName);
-      if (!c)
+      if (!pick(await this.appContainers(appId), serviceName))
         throw new FlotillaError('SERVICE_NOT_FOUND', `service ${serviceName} of app ${appId} has no container yet`);
       const key = `${appId}/${serviceName}`;
       if (action === 'stop') {
+        // INVARIANT: the hold is persisted before the pass that stops the container (a crash must not undo it).
+        const wasHeld = this.deps.holds.has(key);
         this.deps.holds.hold(key, svc);
-        this.deps.system(`Stopping service '${serviceName}'`);
-        await this.deps.engine.stopContainer(c.id, STOP_SECONDS);
-        this.deps.system(`Service stopped '${serviceName}'`);
+        try {
+          await this.carryOut(appId, {}, force);
+        } catch (error) {
+          if (!wasHeld) this.deps.holds.release([key]);
+          throw error;
+        }
         return;
       }
-      this.deps.holds.release([key]);
       if (action === 'restart') {
         this.deps.system(`Restarting service '${serviceName}'`);
-        await this.deps.engine.stopContainer(c.id, STOP_SECONDS);
-      } else {
-        this.deps.system(`Starting service '${serviceName}'`);
+        await this.carryOut(appId, { stop: new Set([key]) }, force);
       }
-      await this.deps.engine.startContainer(c.id);
-      this.deps.system(
-        action === 'restart' ? `Service restarted '${serviceName}'` : `Service started '${serviceName}'`,
-      );
+      this.deps.holds.release([key]);
+      await this.carryOut(appId, { start: new Set([key]) }, force);
+      if (action === 'restart') this.deps.system(`Service restarted '${serviceName}'`);
     });
     this.deps.wake();
   }
@@ -226,17 +196,41 @@ export class AgentActions implements DeviceActions {
   }
 
   // ----------------------------------------------------------------------------------------------------- helpers
-  /** INVARIANT: nothing of a locked app is stopped or removed on request unless forced (or overridden by config). */
-  private async guard(appId: number, force: boolean): Promise<void> {
-    if (force || this.deps.lockOverridden()) return;
-    const { lockedApps } = await scanLocks(this.deps.servicesDir, this.deps.namespace);
-    if (lockedApps.has(appId)) {
+  /**
+   * Runs device actions one at a time. Not under the engine's single flight: each action runs passes, which take
+   * it themselves.
+   */
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * Hands `request` to the planner and waits for the pass that carries it out (the next one, after any in flight).
+   * INVARIANT: nothing of a locked app is stopped or removed on request unless forced (or overridden by config):
+   * the planner waits instead of killing, and the action answers UPDATE_LOCKED; starts kill nothing, so a lock
+   * held elsewhere in the app does not refuse them.
+   */
+  private async carryOut(appId: number, request: Partial<ActionRequests>, force: boolean): Promise<void> {
+    this.deps.requests.set(force ? { ...request, force: new Set([appId]) } : request);
+    let result: PassResult;
+    try {
+      result = await this.deps.pass();
+    } finally {
+      this.deps.requests.clear();
+    }
+    const { outcome } = result;
+    const startsOnly = request.start !== undefined;
+    if (outcome.kind === 'retry-after' && outcome.lockedApps.includes(appId) && !startsOnly) {
       this.deps.system('Update lock held, action refused');
       throw new FlotillaError(
         'UPDATE_LOCKED',
         `updates.lock is held by a service of app ${appId}; use force to override`,
       );
     }
+    if (outcome.kind === 'error') throw outcome.error;
+    if (outcome.kind === 'cancelled') throw new Error('the agent is stopping');
   }
 
   private async guardAll(force: boolean): Promise<void> {

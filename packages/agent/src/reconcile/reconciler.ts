@@ -8,7 +8,7 @@ import type { PhaseEvent } from '../phases/phase-machine.js';
 import type { TargetSource } from '../target/target-source.js';
 import { runPass, type LoopDeps, type PassResult } from './loop.js';
 import type { Observed } from './observed.js';
-import type { CurrentState, PlanContext, TargetModel } from './state.js';
+import type { ActionRequests, CurrentState, PlanContext, TargetModel } from './state.js';
 import type { Executors } from './steps.js';
 
 export interface ReconcilerDeps {
@@ -22,6 +22,8 @@ export interface ReconcilerDeps {
   scanLocks: () => Promise<LockScan>;
   /** Services stopped on request (`<appId>/<service>`), after dropping holds whose service got a new target. */
   heldStopped: (target: TargetModel) => ReadonlySet<string>;
+  /** Device actions waiting for a pass to carry them out. */
+  requests: () => ActionRequests;
   /** Where what a pass saw is kept for the reporter and the device API. */
   observed: Observed;
   phase: (event: PhaseEvent) => void;
@@ -67,7 +69,7 @@ export class Reconciler {
         { outcome: result.outcome, iterations: result.iterations, ms: Math.round(result.durationMs) },
         'reconcile pass',
       );
-    const locked = result.outcome.kind === 'retry-after' && result.outcome.reason.includes('update lock held');
+    const locked = result.outcome.kind === 'retry-after' && result.outcome.lockedApps.length > 0;
     if (locked && !this.lockDeferred) deps.logs.system('Update lock held, update deferred');
     this.lockDeferred = locked;
     if (result.outcome.kind === 'error') deps.logs.system(`Update failed: ${result.outcome.error.message}`);
@@ -77,13 +79,15 @@ export class Reconciler {
   }
 
   private async planContext(target: TargetModel): Promise<PlanContext> {
-    const { lockedApps, handoverComplete } = await this.deps.scanLocks();
+    const { lockedApps, agentLocks, handoverComplete } = await this.deps.scanLocks();
     return {
       now: Date.now(),
       lockedApps,
       overrideLock: this.deps.targets.overrideLock(),
       handoverComplete,
       heldStopped: this.deps.heldStopped(target),
+      agentLocks,
+      requests: this.deps.requests(),
     };
   }
 

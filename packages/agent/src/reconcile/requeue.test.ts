@@ -27,7 +27,7 @@ describe('requeueAfter()', () => {
     },
     {
       name: 'waiting: come back when asked, error count kept',
-      outcome: { kind: 'retry-after', ms: 5_000, reason: 'update lock held by app 1' },
+      outcome: { kind: 'retry-after', ms: 5_000, reason: 'update lock held by app 1', lockedApps: [1] },
       errors: 2,
       expect: { delayMs: 5_000, errors: 2 },
     },
