@@ -1,46 +1,45 @@
 import { networkInterfaces } from 'node:os';
 import type { Logger } from 'pino';
-import { FlotillaError, type DeviceLogLine, type TargetDevice, type UpdateStatus } from '@flotilla/protocol';
+import { FlotillaError, type DeviceLogLine, type TargetDevice } from '@flotilla/protocol';
 import type { ContainerEngine } from '../engine/container-engine.js';
 import type { HostConfig } from '../host/host-config.js';
 import type { HostPower } from '../host/host-power.js';
 import { scanLocks } from '../locks/update-locks.js';
-import { findImage } from '../reconcile/plan.js';
-import type { CurrentContainer, CurrentState, TargetApp, TargetModel, TargetService } from '../reconcile/state.js';
-import { buildAppsReport } from '../report/build-report.js';
-import type { Store } from '../store/store.js';
-import type { AppStateInfo, DeviceActions, DeviceInfo, ServiceAction } from './backend.js';
+import type { DeviceView } from '../reconcile/observed.js';
+import type { PassResult } from '../reconcile/loop.js';
+import type { ActionRequests, CurrentContainer, TargetApp } from '../reconcile/state.js';
+import { updateState } from '../report/device-report.js';
+import { appStates, pickContainer as pick } from './app-states.js';
+import type { AppStateInfo, DeviceActions, DeviceInfo, ServiceAction } from './device-actions.js';
+import type { PendingRequests } from './pending-requests.js';
+import type { StopHolds } from './stop-holds.js';
 
-/** What the agent lends the actions: its engine, its view of the world, and its single-flight reconcile runner. */
+/** What the agent lends the actions: its view of the world, the planner's inputs, and its reconcile passes. */
 export interface AgentActionsDeps {
   version: string;
   uuid: string;
   apiPort: number;
   namespace: string;
   servicesDir: string;
-  engine: ContainerEngine;
-  /** Where holds live, so a service stopped on request stays stopped across an agent restart. */
-  store: Pick<Store, 'getStopHolds' | 'setStopHolds'>;
+  /** Read only: an action on a service without a container is refused. Changes go through the planner. */
+  engine: Pick<ContainerEngine, 'snapshot'>;
+  /** Services stopped on request (persisted, so one stays stopped across an agent restart). */
+  holds: StopHolds;
+  /** Where an action hands the planner what it asks for (restart, purge, start/stop of a service). */
+  requests: PendingRequests;
+  /** Runs one reconcile pass (after the one in flight) and returns its result. */
+  pass: () => Promise<PassResult>;
   log: Logger;
   hostConfig: HostConfig;
   hostPower: HostPower;
   developmentMode: () => boolean;
   /** The world as the last planning round saw it. */
-  view: () => {
-    current: CurrentState | undefined;
-    target: TargetModel | null;
-    statuses: ReadonlyMap<number, UpdateStatus>;
-    progress: ReadonlyMap<string, number>;
-    failed: boolean;
-  };
+  view: () => DeviceView;
   /** Config var BALENA_SUPERVISOR_OVERRIDE_LOCK=1. */
   lockOverridden: () => boolean;
-  /** Runs `fn` while no reconcile pass (nor another action) touches the engine. */
-  exclusive: <T>(fn: () => Promise<T>) => Promise<T>;
   /** Ask for a reconcile pass soon. */
   wake: () => void;
   healthy: () => boolean;
-  applying: () => boolean;
   triggerUpdate: (force: boolean) => void;
   localTarget: () => TargetDevice | undefined;
   setLocalTarget: (device: TargetDevice) => void;
@@ -48,55 +47,19 @@ export interface AgentActionsDeps {
   subscribeLogs: (listener: (line: DeviceLogLine) => void) => () => void;
 }
 
-const STOP_SECONDS = 10;
-
-const isUp = (c: CurrentContainer): boolean => c.state === 'running' || c.state === 'restarting';
-
-/** Services in `depends_on` order (dependencies first); a cycle keeps the remaining ones in target order. */
-export function startOrder(services: readonly TargetService[]): TargetService[] {
-  const out: TargetService[] = [];
-  const placed = new Set<string>();
-  let rest = [...services];
-  while (rest.length > 0) {
-    const ready = rest.filter((s) =>
-      s.dependsOn.every((d) => placed.has(d) || !services.some((x) => x.serviceName === d)),
-    );
-    const batch = ready.length > 0 ? ready : rest;
-    for (const s of batch) {
-      out.push(s);
-      placed.add(s.serviceName);
-    }
-    rest = rest.filter((s) => !batch.includes(s));
-  }
-  return out;
-}
-
 /**
- * DeviceActions for the real agent: what the local API and the control plane's actions ask of the device.
- *
- * Services stopped on request are "held": the planner does not start them (PlanContext.heldStopped) until they
- * are started again or a new target arrives for them (a different release or config: see `heldStopped`).
- * INVARIANT: every change to `held` is written through to the store (a stop's before its container is stopped), so
- * a crash or power cut never brings back a service the user stopped; an unchanged map is not re-written (fsync).
+ * DeviceActions for the real agent: what the local API and the control plane's actions ask of the device. Actions
+ * that change containers do not touch the engine themselves: each becomes an input of the planner
+ * (PlanContext.requests, or a stop-hold) and waits for the pass that carries it out, so one set of rules (update
+ * locks, dependency order) decides for updates and actions alike. A service stopped on request is held (StopHolds)
+ * until it is started again or a new target arrives for it.
  */
 export class AgentActions implements DeviceActions {
   readonly version: string;
-  /** `<appId>/<service>` → the target signature (commit + config hash) it was stopped under. */
-  private held: Map<string, string>;
+  private queue: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly deps: AgentActionsDeps) {
     this.version = deps.version;
-    this.held = new Map(Object.entries(deps.store.getStopHolds()));
-  }
-
-  /** The held set for the planner, after dropping holds whose service got a new target (or left it). */
-  heldStopped(target: TargetModel | null): ReadonlySet<string> {
-    const stale = [...this.held].filter(([key, signature]) => {
-      const svc = target && findService(target, key);
-      return !svc || signature !== signatureOf(svc);
-    });
-    this.release(stale.map(([key]) => key));
-    return new Set(this.held.keys());
   }
 
   developmentMode(): boolean {
@@ -108,7 +71,7 @@ export class AgentActions implements DeviceActions {
   }
 
   applying(): boolean {
-    return this.deps.applying();
+    return updateState(this.deps.view()).updatePending;
   }
 
   triggerUpdate(force: boolean): void {
@@ -116,10 +79,8 @@ export class AgentActions implements DeviceActions {
   }
 
   device(): DeviceInfo {
-    const { target, statuses, progress, failed } = this.deps.view();
-    const values = [...statuses.values()];
-    const updating = values.some((s) => s !== 'done');
-    const downloads = [...progress.values()];
+    const view = this.deps.view();
+    const state = updateState(view);
     const apps = this.apps();
     return {
       uuid: this.deps.uuid,
@@ -128,87 +89,39 @@ export class AgentActions implements DeviceActions {
       macAddress: macAddress(),
       osVersion: `${process.platform} ${process.version}`,
       agentVersion: this.version,
-      status: failed ? 'Update failed' : updating ? 'Updating' : 'Idle',
-      updatePending: updating,
-      updateDownloaded:
-        values.length > 0 &&
-        values.every((s) => s === 'downloaded' || s === 'done') &&
-        values.some((s) => s === 'downloaded'),
-      updateFailed: failed,
-      downloadProgress: downloads.length ? Math.round(downloads.reduce((a, b) => a + b, 0) / downloads.length) : null,
-      commit: apps.find((a) => a.commit !== null)?.commit ?? target?.apps[0]?.commit ?? null,
+      status: state.status,
+      updatePending: state.updatePending,
+      updateDownloaded: state.updateDownloaded,
+      updateFailed: state.updateFailed,
+      downloadProgress: state.downloadProgress,
+      commit: apps.find((a) => a.commit !== null)?.commit ?? view.target?.apps[0]?.commit ?? null,
     };
   }
 
   apps(): AppStateInfo[] {
-    const { current, target, statuses, progress, failed } = this.deps.view();
-    if (!target) return [];
-    const containers = current?.containers ?? [];
-    const report = current ? buildAppsReport({ current, target, statuses, progress, failed }) : {};
-    return target.apps.map((app) => {
-      const reported = report[app.appUuid];
-      const services = app.services.map((svc) => {
-        const c = containerOf(containers, svc, current);
-        const status =
-          (app.commit && reported?.releases[app.commit]?.services[svc.serviceName]?.status) ??
-          (c ? c.state : 'Awaiting download');
-        return {
-          serviceName: svc.serviceName,
-          serviceId: svc.serviceId,
-          appId: app.appId,
-          imageId: svc.imageId,
-          releaseId: svc.releaseId,
-          commit: svc.commit,
-          containerId: c?.id ?? null,
-          status: this.held.has(`${app.appId}/${svc.serviceName}`) && c && !isUp(c) ? 'Stopped' : status,
-          createdAt: c ? new Date(c.createdAt).toISOString() : null,
-          downloadProgress: progress.get(svc.image) ?? null,
-        };
-      });
-      return {
-        appId: app.appId,
-        appUuid: app.appUuid,
-        name: app.name,
-        commit: reported?.release_uuid ?? null,
-        services,
-      };
-    });
+    return appStates(this.deps.view(), (key) => this.deps.holds.has(key));
   }
 
   async restartApp(appId: number, force: boolean): Promise<void> {
-    await this.deps.exclusive(async () => {
-      await this.guard(appId, force);
+    await this.serial(async () => {
       const app = this.targetApp(appId);
-      const containers = await this.appContainers(appId);
-      const order = startOrder(app.services);
-      this.release(order.map((svc) => `${appId}/${svc.serviceName}`));
+      const keys = app.services.map((svc) => `${appId}/${svc.serviceName}`);
       this.deps.system(`Restarting app ${app.name}`);
-      // Dependents stop first, dependencies start first.
-      for (const svc of [...order].reverse()) {
-        const c = pick(containers, svc.serviceName);
-        if (c && isUp(c)) await this.deps.engine.stopContainer(c.id, STOP_SECONDS);
-      }
-      for (const svc of order) {
-        const c = pick(containers, svc.serviceName);
-        if (c && svc.running) await this.deps.engine.startContainer(c.id);
-      }
+      // The planner stops dependents first and starts dependencies first, as for any update.
+      await this.carryOut(appId, { stop: new Set(keys) }, force);
+      this.deps.holds.release(keys);
+      await this.carryOut(appId, { start: new Set(keys) }, force);
       this.deps.system(`Restarted app ${app.name}`);
     });
     this.deps.wake();
   }
 
   async purgeApp(appId: number, force: boolean): Promise<void> {
-    await this.deps.exclusive(async () => {
-      await this.guard(appId, force);
+    await this.serial(async () => {
       const app = this.targetApp(appId);
       this.deps.system(`Purging data for app ${app.name}`);
-      const snapshot = await this.deps.engine.snapshot(this.deps.namespace);
-      for (const c of snapshot.containers.filter((x) => x.appId === appId)) {
-        await this.deps.engine.stopContainer(c.id, STOP_SECONDS);
-        await this.deps.engine.removeContainer(c.id);
-      }
-      for (const v of snapshot.volumes.filter((x) => x.appId === appId)) await this.deps.engine.removeVolume(v.name);
-      this.release(app.services.map((svc) => `${appId}/${svc.serviceName}`));
+      await this.carryOut(appId, { purge: new Set([appId]) }, force);
+      this.deps.holds.release(app.services.map((svc) => `${appId}/${svc.serviceName}`));
       this.deps.system(`Purged data for app ${app.name}`);
     });
     // The reconciler re-creates the volumes (empty) and the containers.
@@ -216,33 +129,31 @@ export class AgentActions implements DeviceActions {
   }
 
   async serviceAction(action: ServiceAction, appId: number, serviceName: string, force: boolean): Promise<void> {
-    await this.deps.exclusive(async () => {
-      // Starting kills nothing, so only stop and restart respect the update lock.
-      if (action !== 'start') await this.guard(appId, force);
+    await this.serial(async () => {
       const svc = this.targetApp(appId).services.find((s) => s.serviceName === serviceName);
       if (!svc) throw new FlotillaError('SERVICE_NOT_FOUND', `app ${appId} has no service ${serviceName}`);
-      const c = pick(await this.appContainers(appId), serviceName);
-      if (!c)
+      if (!pick(await this.appContainers(appId), serviceName))
         throw new FlotillaError('SERVICE_NOT_FOUND', `service ${serviceName} of app ${appId} has no container yet`);
       const key = `${appId}/${serviceName}`;
       if (action === 'stop') {
-        this.hold(key, signatureOf(svc));
-        this.deps.system(`Stopping service '${serviceName}'`);
-        await this.deps.engine.stopContainer(c.id, STOP_SECONDS);
-        this.deps.system(`Service stopped '${serviceName}'`);
+        // INVARIANT: the hold is persisted before the pass that stops the container (a crash must not undo it).
+        const wasHeld = this.deps.holds.has(key);
+        this.deps.holds.hold(key, svc);
+        try {
+          await this.carryOut(appId, {}, force);
+        } catch (error) {
+          if (!wasHeld) this.deps.holds.release([key]);
+          throw error;
+        }
         return;
       }
-      this.release([key]);
       if (action === 'restart') {
         this.deps.system(`Restarting service '${serviceName}'`);
-        await this.deps.engine.stopContainer(c.id, STOP_SECONDS);
-      } else {
-        this.deps.system(`Starting service '${serviceName}'`);
+        await this.carryOut(appId, { stop: new Set([key]) }, force);
       }
-      await this.deps.engine.startContainer(c.id);
-      this.deps.system(
-        action === 'restart' ? `Service restarted '${serviceName}'` : `Service started '${serviceName}'`,
-      );
+      this.deps.holds.release([key]);
+      await this.carryOut(appId, { start: new Set([key]) }, force);
+      if (action === 'restart') this.deps.system(`Service restarted '${serviceName}'`);
     });
     this.deps.wake();
   }
@@ -285,35 +196,41 @@ export class AgentActions implements DeviceActions {
   }
 
   // ----------------------------------------------------------------------------------------------------- helpers
-  private hold(key: string, signature: string): void {
-    if (this.held.get(key) === signature) return;
-    this.persist(new Map(this.held).set(key, signature));
+  /**
+   * Runs device actions one at a time. Not under the engine's single flight: each action runs passes, which take
+   * it themselves.
+   */
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => undefined);
+    return run;
   }
 
-  private release(keys: readonly string[]): void {
-    if (!keys.some((k) => this.held.has(k))) return;
-    const next = new Map(this.held);
-    for (const k of keys) next.delete(k);
-    this.persist(next);
-  }
-
-  /** Store first, memory second: if the write throws, memory still matches what a restart would load. */
-  private persist(next: Map<string, string>): void {
-    this.deps.store.setStopHolds(Object.fromEntries(next));
-    this.held = next;
-  }
-
-  /** INVARIANT: nothing of a locked app is stopped or removed on request unless forced (or overridden by config). */
-  private async guard(appId: number, force: boolean): Promise<void> {
-    if (force || this.deps.lockOverridden()) return;
-    const { lockedApps } = await scanLocks(this.deps.servicesDir, this.deps.namespace);
-    if (lockedApps.has(appId)) {
+  /**
+   * Hands `request` to the planner and waits for the pass that carries it out (the next one, after any in flight).
+   * INVARIANT: nothing of a locked app is stopped or removed on request unless forced (or overridden by config):
+   * the planner waits instead of killing, and the action answers UPDATE_LOCKED; starts kill nothing, so a lock
+   * held elsewhere in the app does not refuse them.
+   */
+  private async carryOut(appId: number, request: Partial<ActionRequests>, force: boolean): Promise<void> {
+    this.deps.requests.set(force ? { ...request, force: new Set([appId]) } : request);
+    let result: PassResult;
+    try {
+      result = await this.deps.pass();
+    } finally {
+      this.deps.requests.clear();
+    }
+    const { outcome } = result;
+    const startsOnly = request.start !== undefined;
+    if (outcome.kind === 'retry-after' && outcome.lockedApps.includes(appId) && !startsOnly) {
       this.deps.system('Update lock held, action refused');
       throw new FlotillaError(
         'UPDATE_LOCKED',
         `updates.lock is held by a service of app ${appId}; use force to override`,
       );
     }
+    if (outcome.kind === 'error') throw outcome.error;
+    if (outcome.kind === 'cancelled') throw new Error('the agent is stopping');
   }
 
   private async guardAll(force: boolean): Promise<void> {
@@ -344,37 +261,6 @@ export class AgentActions implements DeviceActions {
   private async appContainers(appId: number): Promise<CurrentContainer[]> {
     return (await this.deps.engine.snapshot(this.deps.namespace)).containers.filter((c) => c.appId === appId);
   }
-}
-
-function signatureOf(svc: TargetService): string {
-  return `${svc.commit}:${svc.configHash}`;
-}
-
-function findService(target: TargetModel, key: string): TargetService | undefined {
-  const slash = key.indexOf('/');
-  const appId = Number(key.slice(0, slash));
-  const name = key.slice(slash + 1);
-  return target.apps.find((a) => a.appId === appId)?.services.find((s) => s.serviceName === name);
-}
-
-/** The container that stands for a service: a running one first, then the newest. */
-function pick(containers: readonly CurrentContainer[], serviceName: string): CurrentContainer | undefined {
-  return containers
-    .filter((c) => c.serviceName === serviceName)
-    .sort((a, b) => Number(isUp(b)) - Number(isUp(a)) || b.createdAt - a.createdAt)[0];
-}
-
-function containerOf(
-  containers: readonly CurrentContainer[],
-  svc: TargetService,
-  current: CurrentState | undefined,
-): CurrentContainer | undefined {
-  const image = current && findImage(current.images, svc.image);
-  const mine = containers.filter((c) => c.appId === svc.appId && c.serviceName === svc.serviceName);
-  return (
-    pick(image ? mine.filter((c) => c.imageId === image.id && c.configHash === svc.configHash) : [], svc.serviceName) ??
-    pick(mine, svc.serviceName)
-  );
 }
 
 function ipAddresses(): string[] {

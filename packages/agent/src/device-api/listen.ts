@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { DeviceActions } from './backend.js';
+import type { DeviceActions } from './device-actions.js';
 
 export interface DeviceApiListener {
   port: number;

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { FlotillaError, type DeviceLogLine, type TargetDevice } from '@flotilla/protocol';
-import type { AppStateInfo, DeviceActions, ServiceAction } from './backend.js';
+import type { AppStateInfo, DeviceActions, ServiceAction } from './device-actions.js';
 import { buildDeviceApi } from './server.js';
 
 const KEY = 'local-api-key-0123456789abcdef';

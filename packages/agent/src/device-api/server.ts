@@ -8,7 +8,7 @@ import {
   serviceNameSchema,
   targetDeviceSchema,
 } from '@flotilla/protocol';
-import type { DeviceActions, ServiceAction } from './backend.js';
+import type { DeviceActions, ServiceAction } from './device-actions.js';
 
 export interface DeviceApiOptions {
   actions: DeviceActions;

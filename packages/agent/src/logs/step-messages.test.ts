@@ -20,6 +20,8 @@ function table(fail: Set<string>): Executors {
     stopContainer: run,
     killContainer: run,
     updateMetadata: run,
+    takeLock: run,
+    releaseLock: run,
   };
 }
 

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { FlotillaError, formatPlatform, runsOn } from '@flotilla/protocol';
 import type { ContainerEngine, RegistryAuth } from '../engine/container-engine.js';
 import { PRIVATE_DIR_MODE } from '../store/private-files.js';
+import { releaseLocks, takeLocks } from '../locks/update-locks.js';
 import type { Store } from '../store/store.js';
 import type { Action, Executors, Step, StepOf } from './steps.js';
 
@@ -99,6 +100,12 @@ export function createExecutors(deps: ExecutorDeps): Executors {
       await engine.removeContainer(s.containerId);
     },
     updateMetadata: (s) => engine.renameContainer(s.containerId, s.name),
+    takeLock: async (s) => {
+      const dirs = s.services.map((name) => deps.serviceLockDir(s.appId, name));
+      // Not an error: the next round's scan finds the service's lock, and the app waits for it like any lock.
+      if (!(await takeLocks(dirs))) deps.log.info({ appId: s.appId }, 'a service took the update lock first');
+    },
+    releaseLock: (s) => releaseLocks(s.services.map((name) => deps.serviceLockDir(s.appId, name))),
   };
 }
 

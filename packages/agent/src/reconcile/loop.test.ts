@@ -5,7 +5,7 @@ import type { ContainerEngine, EngineSnapshot } from '../engine/container-engine
 import type { Store } from '../store/store.js';
 import { createExecutors } from './executor.js';
 import { runPass, type LoopDeps } from './loop.js';
-import type { PlanContext, TargetModel, TargetService } from './state.js';
+import { NO_REQUESTS, type PlanContext, type TargetModel, type TargetService } from './state.js';
 
 /**
  * runPass() with a small in-memory engine: enough to check outcomes (done, retry-after, error transient/terminal,
@@ -130,6 +130,8 @@ function deps(engine: MemoryEngine, ctx: Partial<PlanContext> = {}): LoopDeps {
       overrideLock: false,
       handoverComplete: new Set(),
       heldStopped: new Set(),
+      agentLocks: new Set(),
+      requests: NO_REQUESTS,
       ...ctx,
     }),
     onPlanned: () => undefined,

@@ -4,12 +4,13 @@ import type { ContainerEngine } from '../engine/container-engine.js';
 import { executeStep } from './executor.js';
 import { plan } from './plan.js';
 import type { CurrentState, PlanContext, TargetModel } from './state.js';
-import { describeStep, type Executors, type Step } from './steps.js';
+import { describeStep, stepAppId, type Executors, type Step } from './steps.js';
 
 /** How a pass ended (controller-runtime style): converged, come back later, or failed. */
 export type PassOutcome =
   | { kind: 'done' }
-  | { kind: 'retry-after'; ms: number; reason: string }
+  /** `lockedApps`: apps whose remaining work waits for an update lock a service holds. */
+  | { kind: 'retry-after'; ms: number; reason: string; lockedApps: number[] }
   | { kind: 'error'; error: Error; terminal: boolean }
   | { kind: 'cancelled' };
 
@@ -41,33 +42,13 @@ const SAME_PLAN_LIMIT = 3;
 export function appStatuses(target: TargetModel, steps: Step[]): Map<number, UpdateStatus> {
   const out = new Map<number, UpdateStatus>();
   for (const app of target.apps) {
-    const mine = steps.filter((s) => stepApp(s) === app.appId);
+    const mine = steps.filter((s) => stepAppId(s) === app.appId);
     if (mine.some((s) => s.action === 'fetch')) out.set(app.appId, 'downloading');
     else if (mine.length === 0) out.set(app.appId, 'done');
     else if (mine.every((s) => s.action === 'wait')) out.set(app.appId, 'downloaded');
     else out.set(app.appId, 'applying changes');
   }
   return out;
-}
-
-function stepApp(s: Step): number | undefined {
-  switch (s.action) {
-    case 'fetch':
-    case 'startContainer':
-    case 'stopContainer':
-    case 'killContainer':
-      return s.appId;
-    case 'wait':
-      return s.appId;
-    case 'createContainer':
-      return s.service.appId;
-    case 'createNetwork':
-      return s.network.appId;
-    case 'createVolume':
-      return s.volume.appId;
-    default:
-      return undefined;
-  }
 }
 
 /** Errors that retrying cannot fix: a bad target (validation), a refused credential, an image for another CPU. */
@@ -113,7 +94,8 @@ export async function runPass(deps: LoopDeps, signal: AbortSignal): Promise<Pass
         const waits = steps.filter((s) => s.action === 'wait');
         if (waits.length === 0) return result({ kind: 'done' });
         const ms = Math.min(...waits.map((w) => w.retryAfterMs));
-        return result({ kind: 'retry-after', ms, reason: waits.map(describeStep).join('; ') });
+        const lockedApps = [...new Set(waits.flatMap((w) => (w.lock && w.appId !== undefined ? [w.appId] : [])))];
+        return result({ kind: 'retry-after', ms, reason: waits.map(describeStep).join('; '), lockedApps });
       }
       const key = actionable.map(describeStep).sort().join('\n');
       samePlan = key === lastPlan ? samePlan + 1 : 1;

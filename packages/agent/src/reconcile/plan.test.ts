@@ -2,14 +2,15 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { UpdateStrategy } from '@flotilla/protocol';
 import { plan } from './plan.js';
-import type {
-  CurrentContainer,
-  CurrentState,
-  LocalImage,
-  PlanContext,
-  TargetApp,
-  TargetModel,
-  TargetService,
+import {
+  NO_REQUESTS,
+  type CurrentContainer,
+  type CurrentState,
+  type LocalImage,
+  type PlanContext,
+  type TargetApp,
+  type TargetModel,
+  type TargetService,
 } from './state.js';
 import type { Step } from './steps.js';
 
@@ -94,6 +95,8 @@ const ctx = (o: Partial<PlanContext> = {}): PlanContext => ({
   overrideLock: false,
   handoverComplete: new Set(),
   heldStopped: new Set(),
+  agentLocks: new Set(),
+  requests: NO_REQUESTS,
   ...o,
 });
 
@@ -117,8 +120,11 @@ function short(s: Step): string {
       return `${s.action} ${s.containerId}`;
     case 'updateMetadata':
       return `updateMetadata ${s.containerId} ${s.name}`;
+    case 'takeLock':
+    case 'releaseLock':
+      return `${s.action} ${s.appId} ${s.services.join(',')}`;
     case 'wait':
-      return `wait`;
+      return s.lock ? 'wait lock' : 'wait';
   }
 }
 
@@ -132,6 +138,7 @@ interface Case {
   current: CurrentState;
   target: TargetModel;
   ctx?: Partial<PlanContext>;
+  /** Steps once the agent holds the update locks of every service with a container (see the runner below). */
   expect: string[];
 }
 
@@ -337,7 +344,7 @@ const cases: Case[] = [
     current: world({ images: [image(web1.image), image(web2.image)], containers: [container(web1)] }),
     target: { apps: [app([web2])] },
     ctx: { lockedApps: new Set([APP]) },
-    expect: ['wait'],
+    expect: ['wait lock'],
   },
   {
     name: 'update lock overridden: kill',
@@ -379,7 +386,7 @@ const cases: Case[] = [
     }),
     target: { apps: [app([web2])] },
     ctx: { lockedApps: new Set([APP]) },
-    expect: ['wait'],
+    expect: ['wait lock'],
   },
   {
     name: 'container missing one of its networks (crash before connect): replaced',
@@ -494,7 +501,7 @@ const cases: Case[] = [
     current: world({ images: [image(web2.image)], containers: [container(web2)] }),
     target: { apps: [app([web2])] },
     ctx: { heldStopped: new Set([`${APP}/web`]), lockedApps: new Set([APP]) },
-    expect: ['wait'],
+    expect: ['wait lock'],
   },
   {
     name: 'hold released (not in the set): exited container started again',
@@ -535,11 +542,234 @@ const cases: Case[] = [
   },
 ];
 
+// ------------------------------------------------- update locks taken by the agent, and device action requests
+const db2 = service('db');
+const webOnDb = service('web', { dependsOn: ['db'] });
+const dataVolume = { appId: APP, name: '7_data', spec: { Name: '7_data' } };
+const requests = (o: Partial<PlanContext['requests']>): PlanContext['requests'] => ({ ...NO_REQUESTS, ...o });
+
+/** Run with exactly the context given (no lock taken unless `agentLocks` says so); the whole plan is compared. */
+const lockCases: Case[] = [
+  {
+    name: 'a kill needs the lock first: the agent takes it in every service folder of the app',
+    current: world({
+      images: [image(web1.image), image(web2.image), image(db2.image)],
+      containers: [container(web1), container(db2)],
+    }),
+    target: { apps: [app([web2, db2])] },
+    expect: ['takeLock 7 db,web'],
+  },
+  {
+    name: 'lock taken: the kill follows, the lock is kept',
+    current: world({ images: [image(web1.image), image(web2.image)], containers: [container(web1)] }),
+    target: { apps: [app([web2])] },
+    ctx: { agentLocks: new Set(['7/web']) },
+    expect: ['killContainer c-web-1'],
+  },
+  {
+    name: 'lock taken in part (crash while taking): taken again before any kill',
+    current: world({
+      images: [image(web1.image), image(web2.image), image(db2.image)],
+      containers: [container(web1), container(db2)],
+    }),
+    target: { apps: [app([web2, db2])] },
+    ctx: { agentLocks: new Set(['7/web']) },
+    expect: ['takeLock 7 db,web'],
+  },
+  {
+    name: 'nothing left to kill: the lock is released while the new container is created',
+    current: world({ images: [image(web2.image)] }),
+    target: { apps: [app([web2])] },
+    ctx: { agentLocks: new Set(['7/web']) },
+    expect: ['createContainer web_2', 'releaseLock 7 web'],
+  },
+  {
+    name: 'converged with a lock left by a crash: released',
+    current: world({ images: [image(web2.image)], containers: [container(web2)] }),
+    target: { apps: [app([web2])] },
+    ctx: { agentLocks: new Set(['7/web']) },
+    expect: ['releaseLock 7 web'],
+  },
+  {
+    name: "a service's lock wins over the agent's: wait, and let go of ours",
+    current: world({ images: [image(web1.image), image(web2.image)], containers: [container(web1)] }),
+    target: { apps: [app([web2])] },
+    ctx: { agentLocks: new Set(['7/web']), lockedApps: new Set([APP]) },
+    expect: ['wait lock', 'releaseLock 7 web'],
+  },
+  {
+    name: 'locks overridden (config var, forced update): kill without taking the lock',
+    current: world({ images: [image(web1.image), image(web2.image)], containers: [container(web1)] }),
+    target: { apps: [app([web2])] },
+    ctx: { overrideLock: true },
+    expect: ['killContainer c-web-1'],
+  },
+  {
+    name: 'a first install takes no lock',
+    current: world({ images: [image(web2.image)] }),
+    target: { apps: [app([web2])] },
+    expect: ['createContainer web_2'],
+  },
+  {
+    name: 'stop on request: the lock first',
+    current: world({ images: [image(web2.image)], containers: [container(web2)] }),
+    target: { apps: [app([web2])] },
+    ctx: { heldStopped: new Set(['7/web']) },
+    expect: ['takeLock 7 web'],
+  },
+  {
+    name: 'app removed from target: the lock first',
+    current: world({ networks: [], containers: [container(service('old', { appId: 8 }))] }),
+    target: { apps: [] },
+    expect: ['takeLock 8 old'],
+  },
+  // purge
+  {
+    name: 'purge: the lock, then the containers',
+    current: world({
+      images: [image(web2.image)],
+      containers: [container(web2)],
+      volumes: [{ name: '7_data', appId: APP }],
+    }),
+    target: { apps: [app([web2], { volumes: [dataVolume] })] },
+    ctx: { requests: requests({ purge: new Set([APP]) }) },
+    expect: ['takeLock 7 web'],
+  },
+  {
+    name: 'purge: containers go (stopped ones too) under the lock; volumes wait for them',
+    current: world({
+      images: [image(web2.image), image(db2.image)],
+      containers: [container(web2), container(db2, { state: 'exited' })],
+      volumes: [{ name: '7_data', appId: APP }],
+    }),
+    target: { apps: [app([web2, db2], { volumes: [dataVolume] })] },
+    ctx: { requests: requests({ purge: new Set([APP]) }), agentLocks: new Set(['7/db', '7/web']) },
+    expect: ['killContainer c-web-2', 'killContainer c-db-2'],
+  },
+  {
+    name: 'purge: then the volumes go, the networks stay, and the lock is released',
+    current: world({ images: [image(web2.image)], volumes: [{ name: '7_data', appId: APP }] }),
+    target: { apps: [app([web2], { volumes: [dataVolume] })] },
+    ctx: { requests: requests({ purge: new Set([APP]) }), agentLocks: new Set(['7/web']) },
+    expect: ['removeVolume 7_data', 'releaseLock 7 web'],
+  },
+  {
+    name: 'purge under a service lock: nothing removed',
+    current: world({
+      images: [image(web2.image)],
+      containers: [container(web2)],
+      volumes: [{ name: '7_data', appId: APP }],
+    }),
+    target: { apps: [app([web2], { volumes: [dataVolume] })] },
+    ctx: { requests: requests({ purge: new Set([APP]) }), lockedApps: new Set([APP]) },
+    expect: ['wait lock'],
+  },
+  {
+    name: 'forced purge under a service lock: containers go without the lock',
+    current: world({
+      images: [image(web2.image)],
+      containers: [container(web2)],
+      volumes: [{ name: '7_data', appId: APP }],
+    }),
+    target: { apps: [app([web2], { volumes: [dataVolume] })] },
+    ctx: { requests: requests({ purge: new Set([APP]), force: new Set([APP]) }), lockedApps: new Set([APP]) },
+    expect: ['killContainer c-web-2'],
+  },
+  // restart: stop, then start
+  {
+    name: 'restart, first half: dependents stop first',
+    current: world({
+      images: [image(webOnDb.image), image(db2.image)],
+      containers: [container(webOnDb), container(db2)],
+    }),
+    target: { apps: [app([webOnDb, db2])] },
+    ctx: { requests: requests({ stop: new Set(['7/web', '7/db']) }), agentLocks: new Set(['7/db', '7/web']) },
+    expect: ['stopContainer c-web-2'],
+  },
+  {
+    name: 'restart, first half: then their dependencies',
+    current: world({
+      images: [image(webOnDb.image), image(db2.image)],
+      containers: [container(webOnDb, { state: 'exited' }), container(db2)],
+    }),
+    target: { apps: [app([webOnDb, db2])] },
+    ctx: { requests: requests({ stop: new Set(['7/web', '7/db']) }), agentLocks: new Set(['7/db', '7/web']) },
+    expect: ['stopContainer c-db-2'],
+  },
+  {
+    name: 'restart, first half: a dependency cycle stops together',
+    current: world({
+      images: [image('img/a:r2'), image('img/b:r2')],
+      containers: [container(service('a', { dependsOn: ['b'] })), container(service('b', { dependsOn: ['a'] }))],
+    }),
+    target: { apps: [app([service('a', { dependsOn: ['b'] }), service('b', { dependsOn: ['a'] })])] },
+    ctx: { requests: requests({ stop: new Set(['7/a', '7/b']) }), agentLocks: new Set(['7/a', '7/b']) },
+    expect: ['stopContainer c-a-2', 'stopContainer c-b-2'],
+  },
+  {
+    name: 'restart, second half: dependencies start first, whatever the restart policy',
+    current: world({
+      images: [image(webOnDb.image), image('img/db:r2')],
+      containers: [
+        container(service('web', { dependsOn: ['db'], restart: 'no' }), { state: 'exited' }),
+        container(service('db', { restart: 'no' }), { state: 'exited' }),
+      ],
+    }),
+    target: { apps: [app([service('web', { dependsOn: ['db'], restart: 'no' }), service('db', { restart: 'no' })])] },
+    ctx: { requests: requests({ start: new Set(['7/web', '7/db']) }) },
+    expect: ['startContainer c-db-2', 'wait'],
+  },
+  {
+    name: 'start on request: an exited service with restart "no" is started',
+    current: world({
+      images: [image('img/job:r2')],
+      containers: [container(service('job', { restart: 'no' }), { state: 'exited' })],
+    }),
+    target: { apps: [app([service('job', { restart: 'no' })])] },
+    ctx: { requests: requests({ start: new Set(['7/job']) }) },
+    expect: ['startContainer c-job-2'],
+  },
+  {
+    name: 'start on request does not start what the target says not to run',
+    current: world({
+      images: [image(web2.image)],
+      containers: [container(service('web', { running: false }), { state: 'exited' })],
+    }),
+    target: { apps: [app([service('web', { running: false })])] },
+    ctx: { requests: requests({ start: new Set(['7/web']) }) },
+    expect: [],
+  },
+];
+
+const killing = (s: Step): s is Extract<Step, { action: 'killContainer' | 'stopContainer' }> =>
+  s.action === 'killContainer' || s.action === 'stopContainer';
+
 describe('plan()', () => {
+  // Each case runs twice. With the agent holding the lock of every service that has a container, the plan is
+  // `expect` (a releaseLock beside it is the lock cases' business). Without, every app that would see a kill or stop
+  // gets a takeLock instead (unless locks are overridden), and the rest of the plan is the same.
   for (const c of cases) {
     it(c.name, () => {
-      const steps = plan(c.current, c.target, ctx(c.ctx));
-      assert.deepEqual(steps.map(short).sort(), [...c.expect].sort());
+      const allLocks = new Set(c.current.containers.map((x) => `${x.appId}/${x.serviceName}`));
+      const held = plan(c.current, c.target, ctx({ agentLocks: allLocks, ...c.ctx }));
+      const visible = held.filter((s) => s.action !== 'releaseLock');
+      assert.deepEqual(visible.map(short).sort(), [...c.expect].sort());
+
+      const overridden = c.ctx?.overrideLock === true || (c.ctx?.requests?.force.size ?? 0) > 0;
+      if (overridden || c.ctx?.agentLocks) return;
+      const apps = [...new Set(visible.filter(killing).map((s) => s.appId))];
+      const takes = apps.map((appId) => {
+        const services = [...new Set(c.current.containers.filter((x) => x.appId === appId).map((x) => x.serviceName))];
+        return `takeLock ${appId} ${services.sort().join(',')}`;
+      });
+      const expected = [...visible.filter((s) => !killing(s)).map(short), ...takes].sort();
+      assert.deepEqual(plan(c.current, c.target, ctx(c.ctx)).map(short).sort(), expected, 'without the lock taken');
+    });
+  }
+
+  for (const c of lockCases) {
+    it(`locks and requests: ${c.name}`, () => {
+      assert.deepEqual(plan(c.current, c.target, ctx(c.ctx)).map(short).sort(), [...c.expect].sort());
     });
   }
 

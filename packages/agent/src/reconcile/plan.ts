@@ -60,23 +60,58 @@ class Planner {
     private readonly ctx: PlanContext,
   ) {}
 
-  private locked(appId: number): boolean {
-    return this.ctx.lockedApps.has(appId) && !this.ctx.overrideLock;
+  /** Update locks do not hold this app back: overridden by config, a forced update, or a forced action. */
+  private overridden(appId: number): boolean {
+    return this.ctx.overrideLock || this.ctx.requests.force.has(appId);
   }
 
-  /** Kill/stop go through here: INVARIANT no container of a locked app is killed or stopped unless overridden. */
-  private kill(c: CurrentContainer, reason: string): void {
+  private locked(appId: number): boolean {
+    return this.ctx.lockedApps.has(appId) && !this.overridden(appId);
+  }
+
+  /** The services of an app that have a container (each mounts its lock folder), in a stable order. */
+  private lockServices(appId: number): string[] {
+    return [...new Set(this.containersOf(appId).map((c) => c.serviceName))].sort();
+  }
+
+  /**
+   * Kill/stop go through here. INVARIANT: no container of an app is killed or stopped while one of its services
+   * holds the update lock (unless overridden), nor before the agent holds the lock itself, so no service can take
+   * it between the scan and the kill (a planned takeLock comes first; the kill in the next round).
+   */
+  private mayKill(c: CurrentContainer): boolean {
     if (this.locked(c.appId)) {
       this.steps.push(
-        step('wait', { reason: `update lock held by app ${c.appId}`, retryAfterMs: LOCK_RETRY_MS, appId: c.appId }),
+        step('wait', {
+          reason: `update lock held by app ${c.appId}`,
+          retryAfterMs: LOCK_RETRY_MS,
+          appId: c.appId,
+          lock: true,
+        }),
       );
-      return;
+      return false;
     }
-    this.steps.push(step('killContainer', { containerId: c.id, serviceName: c.serviceName, appId: c.appId, reason }));
+    if (this.overridden(c.appId)) return true;
+    const services = this.lockServices(c.appId);
+    if (services.every((s) => this.ctx.agentLocks.has(`${c.appId}/${s}`))) return true;
+    this.steps.push(step('takeLock', { appId: c.appId, services }));
+    return false;
   }
 
+  private kill(c: CurrentContainer, reason: string): void {
+    if (this.mayKill(c))
+      this.steps.push(step('killContainer', { containerId: c.id, serviceName: c.serviceName, appId: c.appId, reason }));
+  }
+
+  private stop(c: CurrentContainer): void {
+    if (this.mayKill(c))
+      this.steps.push(step('stopContainer', { containerId: c.id, serviceName: c.serviceName, appId: c.appId }));
+  }
+
+  /** Stopped on request (persisted hold) or being stopped by a device action (the first half of a restart). */
   private held(appId: number, serviceName: string): boolean {
-    return this.ctx.heldStopped.has(`${appId}/${serviceName}`);
+    const key = `${appId}/${serviceName}`;
+    return this.ctx.heldStopped.has(key) || this.ctx.requests.stop.has(key);
   }
 
   private containersOf(appId: number): CurrentContainer[] {
@@ -84,27 +119,51 @@ class Planner {
   }
 
   run(): Step[] {
-    const targetIds = new Set(this.target.apps.map((a) => a.appId));
-    for (const app of this.target.apps) this.planApp(app);
-    this.planRemovedApps(targetIds);
+    const { purge } = this.ctx.requests;
+    // A purged app is planned as if it had left the target; the passes after the purge bring it back.
+    const active = this.target.apps.filter((a) => !purge.has(a.appId));
+    for (const app of active) this.planApp(app);
+    this.planRemovedApps(new Set(active.map((a) => a.appId)));
     if (this.steps.every((s) => s.action === 'wait')) this.planImageCleanup();
+    this.planLockRelease();
     return dedupe(this.steps);
   }
 
-  private planRemovedApps(targetIds: ReadonlySet<number>): void {
+  private planRemovedApps(activeIds: ReadonlySet<number>): void {
     const gone = new Set<number>();
     for (const o of [...this.current.containers, ...this.current.volumes, ...this.current.networks])
-      if (!targetIds.has(o.appId)) gone.add(o.appId);
+      if (!activeIds.has(o.appId)) gone.add(o.appId);
     for (const appId of gone) {
+      const purged = this.ctx.requests.purge.has(appId);
       const containers = this.containersOf(appId);
-      for (const c of containers) this.kill(c, 'app removed from target');
+      for (const c of containers) this.kill(c, purged ? 'purge' : 'app removed from target');
       // Volumes and networks go only once no container of the app is left (the engine refuses otherwise).
       if (containers.length === 0) {
-        for (const n of this.current.networks.filter((x) => x.appId === appId))
-          this.steps.push(step('removeNetwork', { name: n.name }));
+        // A purge empties the app's data; its networks hold none and stay.
+        if (!purged)
+          for (const n of this.current.networks.filter((x) => x.appId === appId))
+            this.steps.push(step('removeNetwork', { name: n.name }));
         for (const v of this.current.volumes.filter((x) => x.appId === appId))
           this.steps.push(step('removeVolume', { name: v.name }));
       }
+    }
+  }
+
+  /** The agent lets go of an app's update lock once nothing of the app is left to kill or stop. */
+  private planLockRelease(): void {
+    const held = new Map<number, string[]>();
+    for (const key of this.ctx.agentLocks) {
+      const slash = key.indexOf('/');
+      const appId = Number(key.slice(0, slash));
+      held.set(appId, [...(held.get(appId) ?? []), key.slice(slash + 1)]);
+    }
+    for (const [appId, services] of held) {
+      const killing = this.steps.some(
+        (s) =>
+          (s.action === 'killContainer' || s.action === 'stopContainer' || s.action === 'takeLock') &&
+          s.appId === appId,
+      );
+      if (!killing) this.steps.push(step('releaseLock', { appId, services: services.sort() }));
     }
   }
 
@@ -133,8 +192,10 @@ class Planner {
 
     // download-then-kill (and hand-over) kill nothing until every image of the app is present.
     const allImagesReady = app.services.every((s) => findImage(current.images, s.image) !== undefined);
+    const toStop: Array<{ svc: TargetService; container: CurrentContainer }> = [];
     for (const svc of app.services)
-      this.planService(app, svc, containers, allImagesReady, existingNetworks, existingVolumes);
+      this.planService(app, svc, containers, allImagesReady, existingNetworks, existingVolumes, toStop);
+    this.planStops(app, toStop);
 
     // Networks the release no longer declares go once no container uses them.
     const wanted = new Set(app.networks.map((n) => n.name));
@@ -151,6 +212,7 @@ class Planner {
     allImagesReady: boolean,
     networks: ReadonlySet<string>,
     volumes: ReadonlySet<string>,
+    toStop: Array<{ svc: TargetService; container: CurrentContainer }>,
   ): void {
     const { images } = this.current;
     const mine = appContainers.filter((c) => c.serviceName === svc.serviceName);
@@ -170,11 +232,16 @@ class Planner {
       // A service stopped on request stays stopped: as if its target said `running: false`.
       const shouldRun = svc.running && !this.held(svc.appId, svc.serviceName);
       if (shouldRun && !isUp(keep)) {
-        const mayStart = keep.state === 'created' || svc.restart === 'always' || svc.restart === 'unless-stopped';
+        // A device action's start (or a restart's second half) starts it whatever its restart policy says.
+        const mayStart =
+          keep.state === 'created' ||
+          svc.restart === 'always' ||
+          svc.restart === 'unless-stopped' ||
+          this.ctx.requests.start.has(`${svc.appId}/${svc.serviceName}`);
         const oldGone = others.length === 0 || svc.strategy === 'hand-over';
         if (mayStart && oldGone) this.startWhenDepsRun(app, svc, keep);
       } else if (!shouldRun && isUp(keep)) {
-        this.stop(keep);
+        toStop.push({ svc, container: keep });
       }
       return;
     }
@@ -208,14 +275,16 @@ class Planner {
     }
   }
 
-  private stop(c: CurrentContainer): void {
-    if (this.locked(c.appId)) {
-      this.steps.push(
-        step('wait', { reason: `update lock held by app ${c.appId}`, retryAfterMs: LOCK_RETRY_MS, appId: c.appId }),
-      );
-      return;
-    }
-    this.steps.push(step('stopContainer', { containerId: c.id, serviceName: c.serviceName, appId: c.appId }));
+  /**
+   * Running services that must stop: dependents first (the reverse of the start order), so a service never loses
+   * a dependency while it runs; a dependency cycle stops all of them together.
+   */
+  private planStops(app: TargetApp, toStop: ReadonlyArray<{ svc: TargetService; container: CurrentContainer }>): void {
+    const stopping = new Set(toStop.map((x) => x.svc.serviceName));
+    const ready = toStop.filter(
+      ({ svc }) => !app.services.some((d) => stopping.has(d.serviceName) && d.dependsOn.includes(svc.serviceName)),
+    );
+    for (const { container } of ready.length > 0 ? ready : toStop) this.stop(container);
   }
 
   /** Old containers of a service whose new container exists: kill now, or after hand-over completes. */

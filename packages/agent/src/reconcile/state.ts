@@ -122,4 +122,25 @@ export interface PlanContext {
    * stopped if it runs, until the service is started again or a new target arrives for it (the agent prunes it).
    */
   heldStopped: ReadonlySet<string>;
+  /** `<appId>/<serviceName>` whose updates.lock the agent itself holds (taken before a kill, released after). */
+  agentLocks: ReadonlySet<string>;
+  /** Device actions waiting for a pass to carry them out, applied over the target. */
+  requests: ActionRequests;
 }
+
+/**
+ * What device actions (local API, control plane) ask of the planner: each is a change of the target for the passes
+ * that carry it out, so the planner's rules (update locks, dependency order) decide how, as for any update.
+ */
+export interface ActionRequests {
+  /** Apps being purged: planned as if gone from the target (containers, then volumes go; networks stay). */
+  purge: ReadonlySet<number>;
+  /** `<appId>/<serviceName>` to stop now (the first half of a restart): as if held stopped. */
+  stop: ReadonlySet<string>;
+  /** `<appId>/<serviceName>` to start even when its restart policy would leave it exited. */
+  start: ReadonlySet<string>;
+  /** Apps whose update locks the request overrides (`force`). */
+  force: ReadonlySet<number>;
+}
+
+export const NO_REQUESTS: ActionRequests = { purge: new Set(), stop: new Set(), start: new Set(), force: new Set() };

@@ -18,11 +18,13 @@ describe('steps', () => {
       stopContainer: noop,
       killContainer: noop,
       updateMetadata: noop,
+      takeLock: noop,
+      releaseLock: noop,
     };
     // @ts-expect-error: a table without `updateMetadata` must not compile; if it ever does, tsc -b fails here.
     const incomplete: Executors = { ...complete, updateMetadata: undefined };
     const actions: Array<Exclude<Action, 'wait'>> = Object.keys(complete) as Array<Exclude<Action, 'wait'>>;
-    assert.equal(actions.length, 11);
+    assert.equal(actions.length, 13);
     assert.ok(incomplete);
   });
 

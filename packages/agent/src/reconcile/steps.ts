@@ -18,8 +18,18 @@ export interface StepArgs {
   killContainer: { containerId: string; serviceName: string; appId: number; reason: string };
   /** Same config, new release: rename only, never a restart. */
   updateMetadata: { containerId: string; name: string };
-  /** Nothing to do yet, but not converged: the pass ends with retry-after. Never executed. */
-  wait: { reason: string; retryAfterMs: number; appId?: number };
+  /**
+   * The agent takes the app's update lock (creates updates.lock in each service's folder) before it kills or stops
+   * any of them, so no service can take the lock between the scan and the kill. Planned before the first kill/stop.
+   */
+  takeLock: { appId: number; services: string[] };
+  /** The app has nothing left to kill or stop: the agent lets go of the lock it took. */
+  releaseLock: { appId: number; services: string[] };
+  /**
+   * Nothing to do yet, but not converged: the pass ends with retry-after. Never executed. `lock`: the wait is for
+   * an update lock a service holds (what device actions answer 423 for).
+   */
+  wait: { reason: string; retryAfterMs: number; appId?: number; lock?: boolean };
 }
 
 export type Action = keyof StepArgs;
@@ -32,6 +42,28 @@ export type Executors = { [K in Exclude<Action, 'wait'>]: (step: StepOf<K>, sign
 export function step<K extends Action>(action: K, args: StepArgs[K]): StepOf<K> {
   // The spread is exactly StepOf<K>; TypeScript cannot see through the distributive Extract.
   return { action, ...args } as unknown as StepOf<K>;
+}
+
+/** The app a step works on, when it is about one app. */
+export function stepAppId(s: Step): number | undefined {
+  switch (s.action) {
+    case 'fetch':
+    case 'startContainer':
+    case 'stopContainer':
+    case 'killContainer':
+    case 'takeLock':
+    case 'releaseLock':
+    case 'wait':
+      return s.appId;
+    case 'createContainer':
+      return s.service.appId;
+    case 'createNetwork':
+      return s.network.appId;
+    case 'createVolume':
+      return s.volume.appId;
+    default:
+      return undefined;
+  }
 }
 
 /** A short human form for logs and loop detection. */
@@ -59,6 +91,10 @@ export function describeStep(s: Step): string {
       return `killContainer ${s.appId}/${s.serviceName} ${s.containerId.slice(0, 12)} (${s.reason})`;
     case 'updateMetadata':
       return `updateMetadata ${s.containerId.slice(0, 12)} → ${s.name}`;
+    case 'takeLock':
+      return `takeLock ${s.appId} ${s.services.join(',')}`;
+    case 'releaseLock':
+      return `releaseLock ${s.appId} ${s.services.join(',')}`;
     case 'wait':
       return `wait ${s.reason}`;
   }

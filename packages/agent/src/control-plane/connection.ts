@@ -8,9 +8,9 @@ import {
   type ActionMessage,
   type ActionResultMessage,
 } from '@flotilla/protocol';
-import type { DeviceActions } from '../device-api/backend.js';
+import type { DeviceActions } from '../device-api/device-actions.js';
 
-export interface RemoteActionsOptions {
+export interface ControlPlaneConnectionOptions {
   apiEndpoint: string;
   uuid: string;
   deviceApiKey: string;
@@ -25,18 +25,19 @@ export interface RemoteActionsOptions {
 }
 
 /**
- * Keeps one outbound WebSocket to the control plane and runs the actions it delivers (restart, reboot, identify,
- * update now, …) through the same DeviceActions as the local API, answering each with its result. Reconnects
- * with capped exponential backoff; the server delivers actions queued while the device was away on reconnect.
+ * The device's connection to the control plane: one outbound WebSocket (`GET /device/v1/<uuid>/connect`) that
+ * hears target announcements and runs the actions it delivers (restart, reboot, identify, update now, …) through
+ * the same DeviceActions as the local API, answering each with its result. Reconnects with capped exponential
+ * backoff; the server delivers actions queued while the device was away on reconnect.
  */
-export class RemoteActions {
+export class ControlPlaneConnection {
   private socket: WebSocket | undefined;
   private stopped = false;
   private failures = 0;
   private timer: NodeJS.Timeout | undefined;
   connected = false;
 
-  constructor(private readonly options: RemoteActionsOptions) {}
+  constructor(private readonly options: ControlPlaneConnectionOptions) {}
 
   start(): void {
     this.connect();

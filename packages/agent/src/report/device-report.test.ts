@@ -1,0 +1,93 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { UpdateStatus } from '@flotilla/protocol';
+import type { DeviceView } from '../reconcile/observed.js';
+import type { TargetModel } from '../reconcile/state.js';
+import { buildDeviceReport, reportable, updateState, type DeviceAbout, type UpdateState } from './device-report.js';
+import type { Metrics } from './metrics.js';
+
+describe('updateState()', () => {
+  const cases: Array<{
+    name: string;
+    statuses: UpdateStatus[];
+    progress?: number[];
+    failed?: boolean;
+    expect: Partial<UpdateState>;
+  }> = [
+    { name: 'no pass yet', statuses: [], expect: { status: 'Idle', updatePending: false, updateDownloaded: false } },
+    { name: 'converged', statuses: ['done', 'done'], expect: { status: 'Idle', updatePending: false } },
+    {
+      name: 'downloading, mean progress',
+      statuses: ['downloading', 'done'],
+      progress: [10, 41],
+      expect: { status: 'Updating', updatePending: true, updateDownloaded: false, downloadProgress: 26 },
+    },
+    {
+      name: 'downloaded, waiting (update lock)',
+      statuses: ['downloaded', 'done'],
+      expect: { status: 'Updating', updatePending: true, updateDownloaded: true, downloadProgress: null },
+    },
+    { name: 'applying', statuses: ['applying changes'], expect: { status: 'Updating', updateDownloaded: false } },
+    {
+      name: 'failed terminally wins',
+      statuses: ['applying changes'],
+      failed: true,
+      expect: { status: 'Update failed', updateFailed: true, updatePending: true },
+    },
+  ];
+  for (const c of cases)
+    it(c.name, () => {
+      const state = updateState({
+        statuses: new Map(c.statuses.map((s, i) => [i, s])),
+        progress: new Map((c.progress ?? []).map((p, i) => [`img:${i}`, p])),
+        failed: c.failed ?? false,
+      });
+      for (const [key, value] of Object.entries(c.expect)) assert.equal(state[key as keyof UpdateState], value, key);
+    });
+});
+
+describe('buildDeviceReport()', () => {
+  const target: TargetModel = {
+    apps: [{ appId: 1, appUuid: 'u1', name: 'a', commit: 'c2', releaseId: 2, services: [], volumes: [], networks: [] }],
+  };
+  const view: DeviceView = {
+    current: { containers: [], volumes: [], networks: [], images: [], knownImages: [] },
+    target,
+    statuses: new Map([[1, 'done']]),
+    progress: new Map(),
+    failed: false,
+  };
+  const about: DeviceAbout = {
+    api_port: 48484,
+    api_secret: 'secret',
+    os_version: 'linux v20',
+    os_variant: 'prod',
+    supervisor_version: '0.1.0',
+  };
+  const metrics = { cpu_usage: 3, memory_usage: 100, memory_total: 1000 } as Metrics;
+
+  it('is not reportable before the engine was read or without a target', () => {
+    assert.equal(reportable({ ...view, current: undefined }), false);
+    assert.equal(reportable({ ...view, target: null }), false);
+    assert.equal(reportable(view), true);
+  });
+
+  it('carries status, identity, metrics and apps; rejected releases beside the running one', () => {
+    if (!reportable(view)) throw new Error('unreachable');
+    const report = buildDeviceReport(view, { u1: ['c3'], u9: ['c9'] }, about, metrics);
+    assert.equal(report.status, 'Idle');
+    assert.equal(report.update_pending, false);
+    assert.equal(report.update_failed, false);
+    assert.equal(report.api_port, 48484);
+    assert.equal(report.cpu_usage, 3);
+    assert.equal(report.apps?.u1?.releases.c2?.update_status, 'done');
+    assert.deepEqual(report.apps?.u1?.releases.c3, { update_status: 'rejected', services: {} });
+    assert.deepEqual(report.apps?.u9, {
+      release_uuid: null,
+      releases: { c9: { update_status: 'rejected', services: {} } },
+    });
+    const failed = buildDeviceReport({ ...view, failed: true }, {}, about, metrics);
+    assert.equal(failed.status, 'Update failed');
+    assert.equal(failed.apps?.u1?.releases.c2?.update_status, 'aborted');
+  });
+});
