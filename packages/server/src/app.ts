@@ -16,6 +16,7 @@ import { createMetrics, registerMetricsHooks } from './metrics/metrics.js';
 import { registerOpenApi } from './openapi/openapi.js';
 import { registerOrganizationRoutes } from './organizations/routes.js';
 import { registerReleaseRoutes } from './releases/routes.js';
+import { redactUploadIds } from './registry/names.js';
 import { registerFlotillaRegistry } from './registry/register.js';
 import { ActionHub } from './actions/action-hub.js';
 import { registerActionRoutes } from './actions/routes.js';
@@ -40,6 +41,10 @@ export interface AppOptions {
   logRetention?: number;
   /** How often registry garbage is collected (default daily; 0 never). */
   registryGcIntervalMs?: number;
+  /** Largest registry blob upload in bytes (default 10 GiB; 0 no limit). */
+  registryMaxUploadBytes?: number;
+  /** Registry storage quota per organization in bytes (default 0: no quota). */
+  registryQuotaBytes?: number;
 }
 
 export type FlotillaApp = FastifyInstance & { flotilla: AppContext };
@@ -69,11 +74,12 @@ export async function buildApp(options: AppOptions): Promise<FlotillaApp> {
         : {
             level,
             // WARNING: keys and tokens must never reach the log.
-            // The URL is logged without its query: balena clients may put a key in `?apikey=`.
+            // The URL is logged without its query: balena clients may put a key in `?apikey=`; registry upload
+            // IDs (capabilities) are cut out of it.
             serializers: {
               req: (req: { method: string; url: string; ip?: string }) => ({
                 method: req.method,
-                url: req.url.split('?')[0],
+                url: redactUploadIds(req.url.split('?')[0] ?? ''),
                 remoteAddress: req.ip,
               }),
             },
@@ -152,6 +158,7 @@ export async function buildApp(options: AppOptions): Promise<FlotillaApp> {
     storageDir: options.registryDir,
     publicUrl: () => ctx.publicUrl,
     gcIntervalMs: options.registryGcIntervalMs,
+    limits: { maxUploadBytes: options.registryMaxUploadBytes, quotaBytes: options.registryQuotaBytes },
   });
   registerOpenApi(app, ctx.routes);
   app.addHook('onClose', async () => {

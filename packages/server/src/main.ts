@@ -12,6 +12,12 @@ const program = new Command()
   .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent', 'info')
   .option('--log-retention <lines>', 'device log lines kept per device', '1000')
   .option('--registry-gc-hours <hours>', 'hours between removals of registry images no release needs (0: never)', '24')
+  .option(
+    '--registry-max-upload-mb <mib>',
+    'largest image layer (blob) one upload may hold, in MiB (0: no limit)',
+    '10240',
+  )
+  .option('--registry-quota-mb <mib>', 'registry storage per organization, in MiB (0: unlimited)', '0')
   .parse();
 
 const opts = program.opts<{
@@ -23,6 +29,8 @@ const opts = program.opts<{
   logLevel: string;
   logRetention: string;
   registryGcHours: string;
+  registryMaxUploadMb: string;
+  registryQuotaMb: string;
 }>();
 const port = Number(opts.port);
 if (!Number.isInteger(port) || port < 0 || port > 65535) program.error(`--port must be 0..65535, not ${opts.port}`);
@@ -32,6 +40,12 @@ if (!Number.isInteger(logRetention) || logRetention < 1 || logRetention > 1_000_
 const registryGcHours = Number(opts.registryGcHours);
 if (!(registryGcHours >= 0 && registryGcHours <= 24 * 365))
   program.error(`--registry-gc-hours must be 0..8760, not ${opts.registryGcHours}`);
+const registryMaxUploadMb = Number(opts.registryMaxUploadMb);
+if (!(registryMaxUploadMb >= 0 && registryMaxUploadMb <= 2 ** 30))
+  program.error(`--registry-max-upload-mb must be 0..${2 ** 30}, not ${opts.registryMaxUploadMb}`);
+const registryQuotaMb = Number(opts.registryQuotaMb);
+if (!(registryQuotaMb >= 0 && registryQuotaMb <= 2 ** 30))
+  program.error(`--registry-quota-mb must be 0..${2 ** 30}, not ${opts.registryQuotaMb}`);
 
 // WARNING: handlers first. Parents (the launcher, tests, service managers) may signal as soon as they read the
 // "listening" line; a signal that met no handler would kill the process at once instead of closing it.
@@ -54,6 +68,8 @@ const server = await startServer({
   logLevel: opts.logLevel,
   logRetention,
   registryGcHours,
+  registryMaxUploadMb,
+  registryQuotaMb,
 });
 if (server.admin) {
   // WARNING: the only place secrets are printed; the launcher parses this exact line.

@@ -20,6 +20,10 @@ export interface StartServerOptions {
   logRetention?: number;
   /** Hours between registry garbage collections (default 24; 0 never). */
   registryGcHours?: number;
+  /** Largest registry blob upload in MiB (default 10240; 0 no limit). */
+  registryMaxUploadMb?: number;
+  /** Registry storage quota per organization in MiB (default 0: no quota). */
+  registryQuotaMb?: number;
 }
 
 export interface RunningServer {
@@ -29,6 +33,8 @@ export interface RunningServer {
   /** Present when this start created the admin user (empty database); the secrets are shown only here. */
   admin?: AdminCredentials;
 }
+
+const MIB = 1024 * 1024;
 
 /** Opens the database, bootstraps the admin on an empty one, and listens. */
 export async function startServer(options: StartServerOptions): Promise<RunningServer> {
@@ -44,6 +50,10 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
       registryDir: options.dataDir ? `${options.dataDir}/registry` : undefined,
       ...(options.logRetention === undefined ? {} : { logRetention: options.logRetention }),
       ...(options.registryGcHours === undefined ? {} : { registryGcIntervalMs: options.registryGcHours * 3600 * 1000 }),
+      ...(options.registryMaxUploadMb === undefined
+        ? {}
+        : { registryMaxUploadBytes: options.registryMaxUploadMb * MIB }),
+      ...(options.registryQuotaMb === undefined ? {} : { registryQuotaBytes: options.registryQuotaMb * MIB }),
     });
     await app.listen({ host: options.host, port: options.port });
     const address = app.server.address();

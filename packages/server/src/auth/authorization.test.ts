@@ -167,7 +167,9 @@ for (const testDb of testDatabases()) {
     test('registry access: who may pull and push which repository', async () => {
       const db = h.app.flotilla.db;
       const dev = await authenticateCredentials(db, `d_${alpha.uuid}`, alpha.deviceKey);
-      assert.deepEqual(dev, { kind: 'device', uuid: alpha.uuid, fleetId: alpha.fleetId, fleetSlug: 'alpha' });
+      const { credential, ...device } = dev ?? { credential: '' };
+      assert.deepEqual(device, { kind: 'device', uuid: alpha.uuid, fleetId: alpha.fleetId, fleetSlug: 'alpha' });
+      assert.match(credential, /^d:\d+:[0-9a-f]{16}$/, 'names the device key it was made from');
       assert.equal(await authenticateCredentials(db, `d_${beta.uuid}`, alpha.deviceKey), null);
       assert.equal(await authenticateCredentials(db, 'admin', 'wrong-password'), null);
       const admin = await authenticateCredentials(db, 'admin', 'admin-password');

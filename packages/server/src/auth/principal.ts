@@ -11,6 +11,8 @@ export interface UserPrincipal {
   /** Organization id → the user's role there. */
   roles: Map<number, Role>;
   authMethod: 'session' | 'api-key';
+  /** Id of the api_keys or sessions row authenticated with (by authMethod), so revocation can be re-checked. */
+  credentialId: number;
 }
 
 /** The user behind an API key or session token, or undefined. */
@@ -18,6 +20,7 @@ export async function userFromToken(db: Db, token: string): Promise<UserPrincipa
   const tokenHash = hashKey(token);
   const at = now();
   let userId: number | undefined;
+  let credentialId = 0;
   let authMethod: UserPrincipal['authMethod'] = 'api-key';
   const key = await db
     .selectFrom('api_keys')
@@ -26,6 +29,7 @@ export async function userFromToken(db: Db, token: string): Promise<UserPrincipa
     .executeTakeFirst();
   if (key && (key.expires_at === null || key.expires_at > at)) {
     userId = key.user_id;
+    credentialId = key.id;
     // Written at most once a minute so a busy CLI does not turn every read into a write.
     if (!key.last_used_at || Date.parse(key.last_used_at) < Date.now() - 60_000) {
       await db.updateTable('api_keys').set({ last_used_at: at }).where('id', '=', key.id).execute();
@@ -33,16 +37,17 @@ export async function userFromToken(db: Db, token: string): Promise<UserPrincipa
   } else {
     const session = await db
       .selectFrom('sessions')
-      .select(['user_id', 'expires_at'])
+      .select(['id', 'user_id', 'expires_at'])
       .where('token_hash', '=', tokenHash)
       .executeTakeFirst();
     if (session && session.expires_at > at) {
       userId = session.user_id;
+      credentialId = session.id;
       authMethod = 'session';
     }
   }
   if (userId === undefined) return undefined;
-  return { kind: 'user', userId, roles: await rolesOf(db, userId), authMethod };
+  return { kind: 'user', userId, roles: await rolesOf(db, userId), authMethod, credentialId };
 }
 
 export async function rolesOf(db: Db, userId: number): Promise<Map<number, Role>> {

@@ -4,7 +4,9 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Db } from '../db/database.js';
 import { flotillaRegistryAccess } from './flotilla-access.js';
-import { collectGarbage, releaseImages } from './gc.js';
+import { collectFleetGarbage } from './fleet-repositories.js';
+import { migrateRepositoryLayout } from './layout-migration.js';
+import type { RegistryLimits } from './limits.js';
 import { registryPlugin } from './plugin.js';
 import { RegistryStorage } from './storage.js';
 
@@ -14,7 +16,13 @@ import { RegistryStorage } from './storage.js';
  */
 export async function registerFlotillaRegistry(
   app: FastifyInstance,
-  options: { db: Db; storageDir: string | undefined; publicUrl: () => string; gcIntervalMs?: number | undefined },
+  options: {
+    db: Db;
+    storageDir: string | undefined;
+    publicUrl: () => string;
+    gcIntervalMs?: number | undefined;
+    limits?: { [K in keyof RegistryLimits]?: number | undefined };
+  },
 ): Promise<void> {
   let storageDir = options.storageDir;
   if (storageDir === undefined) {
@@ -22,12 +30,21 @@ export async function registerFlotillaRegistry(
     app.addHook('onClose', async () => rm(temp, { recursive: true, force: true }));
     storageDir = temp;
   }
+  const storage = new RegistryStorage(storageDir);
+  await storage.init();
+  const migrated = await migrateRepositoryLayout(storage, options.db);
+  if (migrated.moved + migrated.dropped > 0)
+    app.log.info({ ...migrated }, 'registry repositories moved to their fleet uuid (layout 2)');
+  const limits: Partial<RegistryLimits> = {};
+  if (options.limits?.maxUploadBytes !== undefined) limits.maxUploadBytes = options.limits.maxUploadBytes;
+  if (options.limits?.quotaBytes !== undefined) limits.quotaBytes = options.limits.quotaBytes;
   await app.register(registryPlugin, {
     storageDir,
     access: flotillaRegistryAccess(options.db),
     publicUrl: options.publicUrl,
+    limits,
   });
-  scheduleGarbageCollection(app, options.db, new RegistryStorage(storageDir), options.gcIntervalMs ?? DAY_MS);
+  scheduleGarbageCollection(app, options.db, storage, options.gcIntervalMs ?? DAY_MS);
 }
 
 const DAY_MS = 24 * 3600 * 1000;
@@ -44,7 +61,7 @@ function scheduleGarbageCollection(app: FastifyInstance, db: Db, storage: Regist
   const run = () => {
     running ??= (async () => {
       try {
-        const result = await collectGarbage(storage, await releaseImages(db));
+        const result = await collectFleetGarbage(db, storage);
         app.log.info({ ...result }, 'registry garbage collected');
       } catch (error) {
         app.log.error({ err: error }, 'registry garbage collection failed');

@@ -26,6 +26,9 @@ const access: RegistryAccess<P> = {
     return p.name === 'alice' && repository.startsWith('fleet-a/');
   },
   subjectOf: (p) => (p.kind === 'user' ? p.name : `device:${p.fleet}`),
+  credentialOf: (p) => JSON.stringify(p),
+  principalOf: async (credential) => JSON.parse(credential) as P,
+  locate: async (repository) => ({ key: repository, quotaGroup: async () => [repository.split('/')[0] ?? ''] }),
 };
 
 const sha = (b: Buffer | string) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
