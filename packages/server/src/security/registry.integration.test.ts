@@ -308,6 +308,7 @@ for (const db of testDatabases()) {
             answer.status === 403;
           tally.note(`${what}: ${answer.status} ${answer.code}`, refused);
         }
+        tally.finish();
         // The owner finishes the upload untouched.
         const second = Buffer.from('second half.');
         const whole = Buffer.concat([first, second]);
@@ -319,7 +320,6 @@ for (const db of testDatabases()) {
           second,
         );
         assert.equal(done.status, 201, done.text);
-        tally.finish();
       } finally {
         await r.close();
       }
