@@ -75,7 +75,10 @@ export async function collectFleetGarbage(
     // Asked after the folder was listed, and a fleet exists before anything can be pushed to it: a fleet created
     // meanwhile is found, so only truly deleted fleets count.
     orphaned: async (key) => {
-      const uuid = key.slice(0, key.indexOf('/'));
+      // Every key this server writes is `<fleet uuid>/<service>`; a folder of any other shape belongs to no fleet.
+      const slash = key.indexOf('/');
+      if (slash <= 0) return true;
+      const uuid = key.slice(0, slash);
       return (await db.selectFrom('fleets').select('id').where('uuid', '=', uuid).executeTakeFirst()) === undefined;
     },
   });
