@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http';
 import { RegistryError } from './errors.js';
 import type { HandlerContext } from './handler-context.js';
 import { byteLimit, tooLarge, usageOf } from './limits.js';
@@ -130,13 +131,22 @@ async function appendLimited(ctx: HandlerContext, uploadId: string, size: number
     exceeded = true;
     return refusal();
   });
+  // pipe() does not carry the body's end to the limiter when the client goes away; without this the write would wait
+  // forever. (The request itself is not destroyed on a refusal, so the 413 can still be sent.)
+  const body = ctx.body as IncomingMessage;
+  const cutOff = () => {
+    if (!body.complete) limit.destroy(new Error('the client closed the request before its body ended'));
+  };
+  body.once('close', cutOff);
   try {
-    return await ctx.storage.appendUpload(uploadId, ctx.body.pipe(limit));
+    return await ctx.storage.appendUpload(uploadId, body.pipe(limit));
   } catch (error) {
     if (!exceeded) throw error;
-    ctx.body.unpipe(limit);
+    body.unpipe(limit);
     await ctx.storage.cancelUpload(uploadId);
     throw refusal();
+  } finally {
+    body.off('close', cutOff);
   }
 }
 

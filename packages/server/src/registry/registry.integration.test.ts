@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { readlinkSync } from 'node:fs';
 import { access as fileExists, readdir, writeFile, mkdir } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -274,6 +275,18 @@ describe('registry protocol', () => {
       fileExists(join(dir.path, 'blobs', 'sha256', hex.slice(0, 2), hex)),
       'no blob file under blobs/',
     );
+    // The server let go of the upload: no write to it waits for a body that will never end.
+    const uploadsDir = join(dir.path, 'uploads');
+    const held = (await readdir('/proc/self/fd'))
+      .map((fd) => {
+        try {
+          return readlinkSync(`/proc/self/fd/${fd}`);
+        } catch {
+          return '';
+        }
+      })
+      .filter((target) => target.startsWith(uploadsDir));
+    assert.deepEqual(held, [], 'upload files still open');
   });
 
   test('access: bob and the device cannot push; the device cannot read another fleet', async () => {
