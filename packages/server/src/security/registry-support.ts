@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { generateDeviceUuid, generateKey } from '@flotilla/protocol';
 import type { TestDatabase } from '@flotilla/testkit';
 import { tempDir } from '@flotilla/testkit';
 import { createUser } from '../auth/users.js';
@@ -159,6 +161,52 @@ export async function newUser(
   const key = await r.api('POST', '/api/v1/api-keys', { name: `${username}-key` }, login.data.token);
   assert.equal(key.status, 201, JSON.stringify(key.data));
   return { id: user.id, username, password, session: login.data.token, apiKey: key.data.key, apiKeyId: key.data.id };
+}
+
+/** Creates fleet `slug` (in `organization`, else the caller's first) and returns its id. */
+export async function createFleet(
+  r: LiveRegistry,
+  slug: string,
+  key = r.adminKey,
+  organization?: string,
+): Promise<number> {
+  const answer = await r.api(
+    'POST',
+    '/api/v1/fleets',
+    { name: slug, slug, ...(organization ? { organization } : {}) },
+    key,
+  );
+  assert.equal(answer.status, 201, JSON.stringify(answer.data));
+  return answer.data.id as number;
+}
+
+/** Registers a device in the fleet as a device does, with a new provisioning key. */
+export async function registerDevice(r: LiveRegistry, slug: string, fleetId: number) {
+  const pk = await r.api('POST', `/api/v1/fleets/${slug}/provisioning-keys`, {});
+  const uuid = generateDeviceUuid();
+  const key = generateKey();
+  const registered = await r.api(
+    'POST',
+    '/device/register',
+    { application: fleetId, uuid, device_type: 'generic-amd64', api_key: key },
+    pk.data.key,
+  );
+  assert.equal(registered.status, 201, JSON.stringify(registered.data));
+  return { uuid, key, id: registered.data.id as number, provisioningKey: pk.data.key as string };
+}
+
+/** The handle of the admin's organization. */
+export async function adminOrganization(r: LiveRegistry): Promise<string> {
+  const orgs = await r.api('GET', '/api/v1/organizations');
+  return orgs.data.items[0].handle as string;
+}
+
+/** Every file below `dir`. */
+export async function filesUnder(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const entry of await readdir(dir, { withFileTypes: true, recursive: true }).catch(() => []))
+    if (entry.isFile()) out.push(join(entry.parentPath, entry.name));
+  return out;
 }
 
 /** Counts attempts and refusals of one attack and prints the summary line the report quotes. */

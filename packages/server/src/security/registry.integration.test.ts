@@ -4,12 +4,15 @@ import { createHmac, randomBytes } from 'node:crypto';
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { generateDeviceUuid, generateKey } from '@flotilla/protocol';
+import { generateKey } from '@flotilla/protocol';
 import { tempDir, testDatabases } from '@flotilla/testkit';
 import type { TestDatabase } from '@flotilla/testkit';
 import { RegistryStorage } from '../registry/storage.js';
-import type { LiveRegistry } from './registry-support.js';
 import {
+  adminOrganization,
+  createFleet,
+  filesUnder,
+  registerDevice,
   INDEX_TYPE,
   MANIFEST_TYPE,
   Tally,
@@ -28,43 +31,6 @@ import {
  * Attacks on the built-in registry of a live server, on each database. Each test counts its attempts and how many
  * the server refused, prints the figures, and fails if any attempt got through.
  */
-
-async function createFleet(r: LiveRegistry, slug: string, key = r.adminKey, organization?: string): Promise<number> {
-  const answer = await r.api(
-    'POST',
-    '/api/v1/fleets',
-    { name: slug, slug, ...(organization ? { organization } : {}) },
-    key,
-  );
-  assert.equal(answer.status, 201, JSON.stringify(answer.data));
-  return answer.data.id as number;
-}
-
-async function registerDevice(r: LiveRegistry, slug: string, fleetId: number) {
-  const pk = await r.api('POST', `/api/v1/fleets/${slug}/provisioning-keys`, {});
-  const uuid = generateDeviceUuid();
-  const key = generateKey();
-  const registered = await r.api(
-    'POST',
-    '/device/register',
-    { application: fleetId, uuid, device_type: 'generic-amd64', api_key: key },
-    pk.data.key,
-  );
-  assert.equal(registered.status, 201, JSON.stringify(registered.data));
-  return { uuid, key, id: registered.data.id as number, provisioningKey: pk.data.key as string };
-}
-
-async function adminOrganization(r: LiveRegistry): Promise<string> {
-  const orgs = await r.api('GET', '/api/v1/organizations');
-  return orgs.data.items[0].handle as string;
-}
-
-async function filesUnder(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const entry of await readdir(dir, { withFileTypes: true, recursive: true }).catch(() => []))
-    if (entry.isFile()) out.push(join(entry.parentPath, entry.name));
-  return out;
-}
 
 for (const db of testDatabases()) {
   describe(`[${db.label}] registry attacks`, () => {
