@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { RegistryStorage, collectGarbage, releaseImages, startServer } from '@flotilla/server';
+import { RegistryStorage, collectFleetGarbage, releaseImages, startServer } from '@flotilla/server';
 import { BUSYBOX_IMAGE, ensureBusyboxImage, run, tempDir } from '@flotilla/testkit';
 import { flotilla } from './test-support/cli-runner.js';
 
@@ -55,7 +55,9 @@ test('registry garbage collection after a fleet is deleted: its images go, layer
     const images = await releaseImages(server.app.flotilla.db);
     assert.deepEqual(images, [kept.web], 'only the kept fleet has releases left');
     // As if two days had passed: nothing is young any more.
-    const result = await collectGarbage(storage, images, { now: Date.now() + 2 * 24 * 3600 * 1000 });
+    const result = await collectFleetGarbage(server.app.flotilla.db, storage, {
+      now: Date.now() + 2 * 24 * 3600 * 1000,
+    });
     assert.ok(result.blobsRemoved >= 3 && result.bytesFreed > 0, JSON.stringify(result));
     assert.equal(result.manifestsRemoved, 2, 'drop/web and drop/extra');
 

@@ -18,6 +18,7 @@ import { createMetrics, registerMetricsHooks } from './metrics/metrics.js';
 import { registerOpenApi } from './openapi/openapi.js';
 import { registerOrganizationRoutes } from './organizations/routes.js';
 import { registerReleaseRoutes } from './releases/routes.js';
+import { redactUploadIds } from './registry/names.js';
 import { registerFlotillaRegistry } from './registry/register.js';
 import { ActionHub } from './actions/action-hub.js';
 import { registerActionRoutes } from './actions/routes.js';
@@ -58,6 +59,10 @@ export interface AppOptions {
   releaseTimeoutMs?: number;
   /** HTTP timeouts and connection cap (http/limits.ts); each defaults to DEFAULT_HTTP_LIMITS. */
   http?: Partial<HttpLimits> | undefined;
+  /** Largest registry blob upload in bytes (default 10 GiB; 0 no limit). */
+  registryMaxUploadBytes?: number;
+  /** Registry storage quota per organization in bytes (default 0: no quota). */
+  registryQuotaBytes?: number;
 }
 
 export const DEFAULT_DISK_MIN_FREE_BYTES = 100 * 1024 * 1024;
@@ -91,11 +96,12 @@ export async function buildApp(options: AppOptions): Promise<FlotillaApp> {
         : {
             level,
             // WARNING: keys and tokens must never reach the log.
-            // The URL is logged without its query: balena clients may put a key in `?apikey=`.
+            // The URL is logged without its query: balena clients may put a key in `?apikey=`; registry upload
+            // IDs (capabilities) are cut out of it.
             serializers: {
               req: (req: { method: string; url: string; ip?: string }) => ({
                 method: req.method,
-                url: req.url.split('?')[0],
+                url: redactUploadIds(req.url.split('?')[0] ?? ''),
                 remoteAddress: req.ip,
               }),
             },
@@ -189,6 +195,7 @@ export async function buildApp(options: AppOptions): Promise<FlotillaApp> {
     publicUrl: () => ctx.publicUrl,
     gcIntervalMs: options.registryGcIntervalMs,
     space: disk,
+    limits: { maxUploadBytes: options.registryMaxUploadBytes, quotaBytes: options.registryQuotaBytes },
   });
   disk.start(options.diskCheckIntervalMs ?? 30_000, app.log);
   app.addHook('onClose', async () => disk.close());

@@ -11,5 +11,6 @@ export { bootstrapAdmin } from './auth/bootstrap.js';
 export type { AdminCredentials } from './auth/bootstrap.js';
 export { hashKey } from './auth/keys.js';
 export { collectGarbage, releaseImages } from './registry/gc.js';
+export { collectFleetGarbage } from './registry/fleet-repositories.js';
 export type { GcResult } from './registry/gc.js';
 export { RegistryStorage } from './registry/storage.js';

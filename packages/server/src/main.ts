@@ -21,6 +21,12 @@ const program = new Command()
   .option('--http-request-timeout-s <s>', 'seconds a client has to send a body (long streams exempt)', '60')
   .option('--http-idle-timeout-s <s>', 'seconds a connection may stay silent (keep-alive, stalled streams)', '120')
   .option('--max-connections <n>', 'open connections at most; more are refused', '10000')
+  .option(
+    '--registry-max-upload-mb <mib>',
+    'largest image layer (blob) one upload may hold, in MiB (0: no limit)',
+    '10240',
+  )
+  .option('--registry-quota-mb <mib>', 'registry storage per organization, in MiB (0: unlimited)', '0')
   .parse();
 
 const opts = program.opts<{
@@ -38,6 +44,8 @@ const opts = program.opts<{
   httpRequestTimeoutS: string;
   httpIdleTimeoutS: string;
   maxConnections: string;
+  registryMaxUploadMb: string;
+  registryQuotaMb: string;
 }>();
 const port = Number(opts.port);
 if (!Number.isInteger(port) || port < 0 || port > 65535) program.error(`--port must be 0..65535, not ${opts.port}`);
@@ -47,6 +55,12 @@ if (!Number.isInteger(logRetention) || logRetention < 1 || logRetention > 1_000_
 const registryGcHours = Number(opts.registryGcHours);
 if (!(registryGcHours >= 0 && registryGcHours <= 24 * 365))
   program.error(`--registry-gc-hours must be 0..8760, not ${opts.registryGcHours}`);
+const registryMaxUploadMb = Number(opts.registryMaxUploadMb);
+if (!(registryMaxUploadMb >= 0 && registryMaxUploadMb <= 2 ** 30))
+  program.error(`--registry-max-upload-mb must be 0..${2 ** 30}, not ${opts.registryMaxUploadMb}`);
+const registryQuotaMb = Number(opts.registryQuotaMb);
+if (!(registryQuotaMb >= 0 && registryQuotaMb <= 2 ** 30))
+  program.error(`--registry-quota-mb must be 0..${2 ** 30}, not ${opts.registryQuotaMb}`);
 
 /** A number flag within [min, max], or the program exits with a clear message. */
 function numberFlag(flag: string, value: string, min: number, max: number, integer = false): number {
@@ -89,6 +103,8 @@ const server = await startServer({
   diskMinFreeBytes: minFreeMb * 1024 * 1024,
   releaseTimeoutMs: releaseTimeoutMin * 60 * 1000,
   http,
+  registryMaxUploadMb,
+  registryQuotaMb,
 });
 if (server.admin) {
   // WARNING: the only place secrets are printed; the launcher parses this exact line.

@@ -30,6 +30,10 @@ export interface StartServerOptions {
   releaseTimeoutMs?: number;
   /** HTTP timeouts and connection cap. */
   http?: Partial<HttpLimits>;
+  /** Largest registry blob upload in MiB (default 10240; 0 no limit). */
+  registryMaxUploadMb?: number;
+  /** Registry storage quota per organization in MiB (default 0: no quota). */
+  registryQuotaMb?: number;
 }
 
 export interface RunningServer {
@@ -39,6 +43,8 @@ export interface RunningServer {
   /** Present when this start created the admin user (empty database); the secrets are shown only here. */
   admin?: AdminCredentials;
 }
+
+const MIB = 1024 * 1024;
 
 /** Opens the database, bootstraps the admin on an empty one, and listens. */
 export async function startServer(options: StartServerOptions): Promise<RunningServer> {
@@ -61,6 +67,10 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
       ...(options.diskCheckIntervalMs === undefined ? {} : { diskCheckIntervalMs: options.diskCheckIntervalMs }),
       ...(options.releaseTimeoutMs === undefined ? {} : { releaseTimeoutMs: options.releaseTimeoutMs }),
       http: options.http,
+      ...(options.registryMaxUploadMb === undefined
+        ? {}
+        : { registryMaxUploadBytes: options.registryMaxUploadMb * MIB }),
+      ...(options.registryQuotaMb === undefined ? {} : { registryQuotaBytes: options.registryQuotaMb * MIB }),
     });
     // Files earlier versions (or people) left group- or world-readable, and what this start created, become private.
     if (options.dataDir) await tightenTree(options.dataDir);

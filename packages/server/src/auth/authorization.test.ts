@@ -169,7 +169,9 @@ for (const testDb of testDatabases()) {
       const db = h.app.flotilla.db;
       const guard = { limiter: new GuessLimiter(), source: '192.0.2.1' };
       const dev = await authenticateCredentials(db, `d_${alpha.uuid}`, alpha.deviceKey, guard);
-      assert.deepEqual(dev, { kind: 'device', uuid: alpha.uuid, fleetId: alpha.fleetId, fleetSlug: 'alpha' });
+      const { credential, ...device } = dev ?? { credential: '' };
+      assert.deepEqual(device, { kind: 'device', uuid: alpha.uuid, fleetId: alpha.fleetId, fleetSlug: 'alpha' });
+      assert.match(credential, /^d:\d+:[0-9a-f]{16}$/, 'names the device key it was made from');
       assert.equal(await authenticateCredentials(db, `d_${beta.uuid}`, alpha.deviceKey, guard), null);
       assert.equal(await authenticateCredentials(db, 'admin', 'wrong-password', guard), null);
       const admin = await authenticateCredentials(db, 'admin', 'admin-password', guard);

@@ -1,14 +1,27 @@
+import { createHash } from 'node:crypto';
 import type { Db } from '../db/database.js';
+import { now } from '../db/database.js';
 import type { GuessLimiter } from './guess-limiter.js';
 import { hashKey, sameHash } from './keys.js';
 import { userFromToken } from './principal.js';
 import { checkPassword } from './users.js';
 import { rolesOf } from './principal.js';
 
-/** Who is talking to the registry. */
+/**
+ * Who is talking to the registry, and with which credential (see `credentialOf`): `k:<api key id>`,
+ * `s:<session id>`, `p:<user id>:<fingerprint of the password hash>` or `d:<device id>:<fingerprint of the key hash>`.
+ */
 export type RegistryPrincipal =
-  | { kind: 'user'; userId: number; orgIds: number[] }
-  | { kind: 'device'; uuid: string; fleetId: number; fleetSlug: string };
+  | { kind: 'user'; userId: number; orgIds: number[]; credential: string }
+  | { kind: 'device'; uuid: string; fleetId: number; fleetSlug: string; credential: string };
+
+/**
+ * A short hash of a stored secret hash, so a token names the exact key or password it came from (a changed key or
+ * password ends it) without carrying anything that helps to guess either.
+ */
+function fingerprint(storedHash: string): string {
+  return createHash('sha256').update(`flotilla-registry-credential\0${storedHash}`).digest('hex').slice(0, 16);
+}
 
 /**
  * Basic-auth credentials of a registry client: `d_<uuid>` + device key → that device; any username + API key or
@@ -31,21 +44,84 @@ export async function authenticateCredentials(
       const row = await db
         .selectFrom('devices')
         .innerJoin('fleets', 'fleets.id', 'devices.fleet_id')
-        .select(['devices.uuid', 'devices.key_hash', 'devices.fleet_id', 'fleets.slug'])
+        .select(['devices.id', 'devices.uuid', 'devices.key_hash', 'devices.fleet_id', 'fleets.slug'])
         .where('devices.uuid', '=', uuid)
         .executeTakeFirst();
-      return row?.key_hash && sameHash(row.key_hash, hashKey(password)) ? row : undefined;
+      return row?.key_hash && sameHash(row.key_hash, hashKey(password))
+        ? { ...row, key_hash: row.key_hash }
+        : undefined;
     });
-    return device ? { kind: 'device', uuid: device.uuid, fleetId: device.fleet_id, fleetSlug: device.slug } : null;
+    return device ? deviceRegistryPrincipal(device) : null;
   }
   // A token is tried first, but a secret that is neither counts once, as a wrong password of `username`.
   const user = await limiter.password(username, source, async () => {
     const byToken = await userFromToken(db, password);
-    if (byToken) return { userId: byToken.userId, orgIds: [...byToken.roles.keys()] };
+    if (byToken) {
+      const credential = `${byToken.credential.kind === 'session' ? 's' : 'k'}:${byToken.credential.id}`;
+      return { kind: 'user' as const, userId: byToken.userId, orgIds: [...byToken.roles.keys()], credential };
+    }
     const found = await checkPassword(db, username, password).catch(() => undefined);
-    return found ? { userId: found.id, orgIds: [...(await rolesOf(db, found.id)).keys()] } : undefined;
+    return found ? ((await passwordRegistryPrincipal(db, found.id)) ?? undefined) : undefined;
   });
-  return user ? { kind: 'user', ...user } : null;
+  return user ?? null;
+}
+
+interface DeviceRow {
+  id: number;
+  uuid: string;
+  key_hash: string;
+  fleet_id: number;
+  slug: string;
+}
+
+function deviceRegistryPrincipal(row: DeviceRow): RegistryPrincipal {
+  const credential = `d:${row.id}:${fingerprint(row.key_hash)}`;
+  return { kind: 'device', uuid: row.uuid, fleetId: row.fleet_id, fleetSlug: row.slug, credential };
+}
+
+async function passwordRegistryPrincipal(db: Db, userId: number): Promise<RegistryPrincipal | null> {
+  const row = await db.selectFrom('users').select('password_hash').where('id', '=', userId).executeTakeFirst();
+  if (!row?.password_hash) return null;
+  const credential = `p:${userId}:${fingerprint(row.password_hash)}`;
+  return { kind: 'user', userId, orgIds: [...(await rolesOf(db, userId)).keys()], credential };
+}
+
+/**
+ * The principal behind a credential a registry token carries, read again from the database: null once the API key
+ * or session is gone or expired, the password or device key changed, or the device was deleted. One lookup by
+ * primary key (plus the user's memberships), cheap enough for every registry request.
+ */
+export async function principalFromCredential(db: Db, credential: string): Promise<RegistryPrincipal | null> {
+  const m = /^([ksdp]):(\d{1,15})(?::([0-9a-f]{16}))?$/.exec(credential);
+  if (!m?.[1] || !m[2]) return null;
+  const id = Number(m[2]);
+  const at = now();
+  switch (m[1]) {
+    case 'k':
+    case 's': {
+      const row =
+        m[1] === 'k'
+          ? await db.selectFrom('api_keys').select(['user_id', 'expires_at']).where('id', '=', id).executeTakeFirst()
+          : await db.selectFrom('sessions').select(['user_id', 'expires_at']).where('id', '=', id).executeTakeFirst();
+      if (!row || (row.expires_at !== null && row.expires_at <= at)) return null;
+      return { kind: 'user', userId: row.user_id, orgIds: [...(await rolesOf(db, row.user_id)).keys()], credential };
+    }
+    case 'p': {
+      const principal = await passwordRegistryPrincipal(db, id);
+      return principal?.credential === credential ? principal : null;
+    }
+    default: {
+      const row = await db
+        .selectFrom('devices')
+        .innerJoin('fleets', 'fleets.id', 'devices.fleet_id')
+        .select(['devices.id', 'devices.uuid', 'devices.key_hash', 'devices.fleet_id', 'fleets.slug'])
+        .where('devices.id', '=', id)
+        .executeTakeFirst();
+      if (!row?.key_hash) return null;
+      const principal = deviceRegistryPrincipal({ ...row, key_hash: row.key_hash });
+      return principal.credential === credential ? principal : null;
+    }
+  }
 }
 
 function fleetSlugOf(repository: string): string | undefined {

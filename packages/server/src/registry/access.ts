@@ -4,6 +4,17 @@ import type { AccessGrant, TokenSigner } from './token.js';
 
 export type RegistryAction = 'pull' | 'push';
 
+/** Where a repository lives on disk and which repositories share its storage quota. */
+export interface RepositoryLocation {
+  /**
+   * Storage key (a relative path below the storage's repositories folder). INVARIANT: derived from the owner's
+   * identity, never from a reusable name, so a new owner of the same name starts from an empty repository.
+   */
+  key: string;
+  /** Key prefixes whose blobs count against the same quota as this repository (its organization's fleets). */
+  quotaGroup: () => Promise<string[]>;
+}
+
 /**
  * What the registry needs to know about identities, passed in so the registry can be tested without a database.
  * `P` is whatever the host application uses as a principal.
@@ -16,8 +27,14 @@ export interface RegistryAccess<P> {
   authenticate(username: string, password: string, source: string): Promise<P | null>;
   /** Whether the principal may do `action` on `repository`. */
   authorize(principal: P, repository: string, action: RegistryAction): Promise<boolean>;
-  /** Stable subject for tokens (logs only). */
+  /** Stable subject (who): in tokens, and the owner of the uploads it opens. */
   subjectOf(principal: P): string;
+  /** The credential the principal authenticated with (which key, session, device key), carried in its tokens. */
+  credentialOf(principal: P): string;
+  /** The principal behind a credential taken from a token, read again now; null once it is revoked or changed. */
+  principalOf(credential: string): Promise<P | null>;
+  /** Where `repository` is stored; undefined when nothing owns that name (then it holds nothing). */
+  locate(repository: string): Promise<RepositoryLocation | undefined>;
 }
 
 export function parseBasic(header: string | undefined): { username: string; password: string } | undefined {
@@ -36,7 +53,12 @@ export interface Challenge {
 
 /**
  * Checks that the request may do `action` on `repository` (or just that it is authenticated when repository is
- * undefined, for `GET /v2/`). Accepts our bearer tokens and, for simple clients, Basic credentials directly.
+ * undefined, for `GET /v2/`) and returns who it is. Accepts our bearer tokens and, for simple clients, Basic
+ * credentials directly.
+ *
+ * INVARIANT: a token is only a hint of what was granted. Each use re-reads the credential it was minted from and
+ * asks `authorize` again, so a deleted key, an ended session, a changed device key or a removed membership ends
+ * access at once, not when the token expires.
  */
 export async function requireAccess<P>(
   request: FastifyRequest,
@@ -45,7 +67,7 @@ export async function requireAccess<P>(
   challenge: Challenge,
   repository: string | undefined,
   action: RegistryAction,
-): Promise<void> {
+): Promise<P> {
   const header = request.headers.authorization;
   const scope =
     repository === undefined ? undefined : `repository:${repository}:${action === 'push' ? 'pull,push' : 'pull'}`;
@@ -57,19 +79,25 @@ export async function requireAccess<P>(
 
   const bearer = /^Bearer\s+(\S+)$/i.exec(header ?? '')?.[1];
   if (bearer) {
-    const claims = signer.verify(bearer);
-    if (!claims) throw unauthorized('the token is invalid or expired');
-    if (repository === undefined) return;
-    if (hasGrant(claims.access, repository, action)) return;
-    throw unauthorized(`the token does not grant ${action} on ${repository}`, true);
+    const claims = signer.verify(bearer, challenge.service);
+    if (!claims) throw unauthorized('the token is invalid, expired or for another service');
+    const principal = await access.principalOf(claims.cred);
+    if (principal === null) throw unauthorized('the credential this token was issued for is no longer valid');
+    if (repository === undefined) return principal;
+    if (!hasGrant(claims.access, repository, action))
+      throw unauthorized(`the token does not grant ${action} on ${repository}`, true);
+    if (!(await access.authorize(principal, repository, action)))
+      throw new RegistryError('DENIED', `${action} on ${repository} is not allowed`);
+    return principal;
   }
   const basic = parseBasic(header);
   if (!basic) throw unauthorized('authentication required');
   const principal = await access.authenticate(basic.username, basic.password, request.ip);
   if (principal === null) throw unauthorized('invalid username or password');
-  if (repository === undefined) return;
+  if (repository === undefined) return principal;
   if (!(await access.authorize(principal, repository, action)))
     throw new RegistryError('DENIED', `${action} on ${repository} is not allowed`);
+  return principal;
 }
 
 function hasGrant(grants: AccessGrant[], repository: string, action: RegistryAction): boolean {

@@ -27,21 +27,24 @@ export class RegistryError extends Error {
   readonly detail: unknown;
   /** Extra response headers, e.g. `WWW-Authenticate` on 401. */
   readonly headers: Record<string, string>;
+  /** The HTTP status when it is not the code's usual one (the spec's codes have no "too large": 413 + DENIED). */
+  private readonly statusOverride: number | undefined;
 
   constructor(
     code: OciErrorCode,
     message: string,
-    options: { detail?: unknown; headers?: Record<string, string> } = {},
+    options: { detail?: unknown; headers?: Record<string, string>; status?: number } = {},
   ) {
     super(message);
     this.name = 'RegistryError';
     this.code = code;
     this.detail = options.detail;
     this.headers = options.headers ?? {};
+    this.statusOverride = options.status;
   }
 
   get status(): number {
-    return OCI_ERROR_STATUS[this.code];
+    return this.statusOverride ?? OCI_ERROR_STATUS[this.code];
   }
 
   toBody(): { errors: Array<{ code: string; message: string; detail?: unknown }> } {

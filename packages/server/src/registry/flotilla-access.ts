@@ -1,8 +1,14 @@
 import type { GuessLimiter } from '../auth/guess-limiter.js';
 import type { Db } from '../db/database.js';
-import { authenticateCredentials, deviceMayPull, userMayPush } from '../auth/registry-access.js';
+import {
+  authenticateCredentials,
+  deviceMayPull,
+  principalFromCredential,
+  userMayPush,
+} from '../auth/registry-access.js';
 import type { RegistryPrincipal } from '../auth/registry-access.js';
 import type { RegistryAccess } from './access.js';
+import { locateFleetRepository } from './fleet-repositories.js';
 
 /** The registry's access rules for the Flotilla server: users push/pull their fleets' repos; devices pull their fleet's. */
 export function flotillaRegistryAccess(db: Db, limiter: GuessLimiter): RegistryAccess<RegistryPrincipal> {
@@ -14,5 +20,8 @@ export function flotillaRegistryAccess(db: Db, limiter: GuessLimiter): RegistryA
       return userMayPush(db, principal, repository);
     },
     subjectOf: (principal) => (principal.kind === 'device' ? `device:${principal.uuid}` : `user:${principal.userId}`),
+    credentialOf: (principal) => principal.credential,
+    principalOf: (credential) => principalFromCredential(db, credential),
+    locate: (repository) => locateFleetRepository(db, repository),
   };
 }

@@ -1,5 +1,5 @@
-import { readFile, readdir, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readFile, readdir, rm, rmdir, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import type { Db } from '../db/database.js';
 import type { RegistryStorage } from './storage.js';
 
@@ -51,6 +51,22 @@ export function parseImageRef(ref: string): { repository: string; hex?: string; 
   return undefined;
 }
 
+export interface GcOptions {
+  graceMs?: number;
+  now?: number;
+  dryRun?: boolean;
+  /**
+   * Storage key of a repository named in an image (RegistryAccess.locate); undefined: not ours. Default: the
+   * name itself (a registry whose keys are its names).
+   */
+  keyOf?: (repository: string) => string | undefined;
+  /**
+   * Whether the repository stored under `key` has no owner any more (its fleet was deleted). Such a repository is
+   * unreachable, so it goes whole, without the grace period. Asked after the repository was listed.
+   */
+  orphaned?: (key: string) => Promise<boolean>;
+}
+
 /**
  * Removes what no release needs from the registry: manifests (and their tags) that no release that is not failed
  * names, links of repositories to blobs no kept manifest uses, and blobs no repository links any more. Anything
@@ -61,11 +77,12 @@ export function parseImageRef(ref: string): { repository: string; hex?: string; 
 export async function collectGarbage(
   storage: RegistryStorage,
   images: readonly string[],
-  options: { graceMs?: number; now?: number; dryRun?: boolean } = {},
+  options: GcOptions = {},
 ): Promise<GcResult> {
   const graceMs = options.graceMs ?? DEFAULT_GC_GRACE_MS;
   const now = options.now ?? Date.now();
-  const young = async (path: string) => {
+  const young = async (path: string, orphan = false) => {
+    if (orphan) return false;
     try {
       return now - (await stat(path)).mtimeMs < graceMs;
     } catch {
@@ -91,21 +108,23 @@ export async function collectGarbage(
   for (const image of images) {
     const ref = parseImageRef(image);
     if (!ref) continue;
-    const hex =
-      ref.hex ?? (ref.tag ? (await storage.resolveTag(ref.repository, ref.tag))?.replace(/^sha256:/, '') : undefined);
-    if (hex) (roots.get(ref.repository) ?? roots.set(ref.repository, new Set()).get(ref.repository)!).add(hex);
+    const key = options.keyOf ? options.keyOf(ref.repository) : ref.repository;
+    if (key === undefined) continue;
+    const hex = ref.hex ?? (ref.tag ? (await storage.resolveTag(key, ref.tag))?.replace(/^sha256:/, '') : undefined);
+    if (hex) (roots.get(key) ?? roots.set(key, new Set()).get(key)!).add(hex);
   }
 
   for (const repository of await repositories(storage)) {
-    const dir = join(storage.root, 'repositories', repository);
+    const dir = join(storage.repositoriesDir, repository);
+    const orphan = (await options.orphaned?.(repository)) ?? false;
     const manifests = new Set(await listNames(join(dir, '_manifests')));
     const keep = new Set<string>();
     const used = new Set<string>();
     // An unreadable kept manifest may use any blob, so then no link of this repository is judged.
     let unreadable = false;
     // Roots: what releases name, and every manifest pushed within the grace period.
-    const pending = [...(roots.get(repository) ?? [])].filter((hex) => manifests.has(hex));
-    for (const hex of manifests) if (await young(join(dir, '_manifests', hex))) pending.push(hex);
+    const pending = orphan ? [] : [...(roots.get(repository) ?? [])].filter((hex) => manifests.has(hex));
+    for (const hex of manifests) if (await young(join(dir, '_manifests', hex), orphan)) pending.push(hex);
     while (pending.length > 0) {
       const hex = pending.pop()!;
       if (keep.has(hex)) continue;
@@ -136,17 +155,30 @@ export async function collectGarbage(
     if (!unreadable) {
       for (const hex of await listNames(join(dir, '_blobs'))) {
         const link = join(dir, '_blobs', hex);
-        if (used.has(hex) || (await young(link))) continue;
+        if (used.has(hex) || (await young(link, orphan))) continue;
         await remove(link);
         result.linksRemoved += 1;
       }
+    }
+    // Whatever is left of an orphan (tags naming nothing, temp files) goes with its folder.
+    if (orphan && !options.dryRun) {
+      await rm(dir, { recursive: true, force: true });
+      // And the owner's folder once it holds nothing more (rmdir refuses a folder that is not empty).
+      for (let parent = dirname(dir); parent.startsWith(`${storage.repositoriesDir}/`); parent = dirname(parent))
+        if (
+          !(await rmdir(parent).then(
+            () => true,
+            () => false,
+          ))
+        )
+          break;
     }
   }
 
   // Blobs no repository links any more (read again now, so a link made meanwhile still protects its blob).
   const linked = new Set<string>();
   for (const repository of await repositories(storage)) {
-    const dir = join(storage.root, 'repositories', repository);
+    const dir = join(storage.repositoriesDir, repository);
     for (const kind of ['_blobs', '_manifests']) {
       for (const hex of await listNames(join(dir, kind))) if (!removed.has(join(dir, kind, hex))) linked.add(hex);
     }
@@ -172,9 +204,7 @@ export async function collectGarbage(
 async function repositories(storage: RegistryStorage): Promise<string[]> {
   const out: string[] = [];
   const walk = async (relative: string) => {
-    const entries = await readdir(join(storage.root, 'repositories', relative), { withFileTypes: true }).catch(
-      () => [],
-    );
+    const entries = await readdir(join(storage.repositoriesDir, relative), { withFileTypes: true }).catch(() => []);
     if (entries.some((e) => e.isDirectory() && (e.name === '_manifests' || e.name === '_blobs' || e.name === '_tags')))
       out.push(relative);
     for (const entry of entries)
@@ -190,7 +220,7 @@ async function listNames(dir: string): Promise<string[]> {
 }
 
 /** The digests a manifest names: child manifests of an index, config and layers of an image; undefined if unreadable. */
-async function manifestReferences(
+export async function manifestReferences(
   storage: RegistryStorage,
   hex: string,
 ): Promise<{ manifests: string[]; blobs: string[] } | undefined> {

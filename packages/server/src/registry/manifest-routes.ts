@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
 import { RegistryError } from './errors.js';
 import type { HandlerContext } from './handler-context.js';
+import { checkQuota } from './blob-routes.js';
+import { firstIssue, imageIndexSchema, imageManifestSchema, manifestHeadSchema } from './manifest-schema.js';
 import { digestHex, isTag } from './names.js';
 
 const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
@@ -16,16 +18,6 @@ const INDEX_TYPES = new Set([
   'application/vnd.docker.distribution.manifest.list.v2+json',
 ]);
 
-interface Descriptor {
-  digest?: unknown;
-}
-interface ManifestDocument {
-  mediaType?: unknown;
-  config?: Descriptor;
-  layers?: Descriptor[];
-  manifests?: Descriptor[];
-}
-
 async function readBody(ctx: HandlerContext): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let total = 0;
@@ -40,23 +32,24 @@ async function readBody(ctx: HandlerContext): Promise<Buffer> {
 }
 
 /** Resolves a tag or digest reference to the manifest digest hex, if this repository has it. */
-async function resolve(ctx: HandlerContext, name: string, reference: string): Promise<string | undefined> {
-  const digest = reference.startsWith('sha256:') ? reference : await ctx.storage.resolveTag(name, reference);
+async function resolve(ctx: HandlerContext, key: string, reference: string): Promise<string | undefined> {
+  const digest = reference.startsWith('sha256:') ? reference : await ctx.storage.resolveTag(key, reference);
   const hex = digest === undefined ? undefined : digestHex(digest);
   if (!hex) return undefined;
-  return (await ctx.storage.manifestMediaType(name, hex)) === undefined ? undefined : hex;
+  return (await ctx.storage.manifestMediaType(key, hex)) === undefined ? undefined : hex;
 }
 
-export async function handleManifest(ctx: HandlerContext, name: string, reference: string): Promise<unknown> {
+export async function handleManifest(ctx: HandlerContext, reference: string): Promise<unknown> {
   const { storage, request, reply } = ctx;
+  const { name, key } = ctx.repository;
   const byDigest = reference.startsWith('sha256:');
   if (byDigest ? !digestHex(reference) : !isTag(reference))
     throw new RegistryError(byDigest ? 'DIGEST_INVALID' : 'TAG_INVALID', `invalid reference ${reference}`);
   switch (request.method) {
     case 'GET':
     case 'HEAD': {
-      const hex = await resolve(ctx, name, reference);
-      const mediaType = hex === undefined ? undefined : await storage.manifestMediaType(name, hex);
+      const hex = await resolve(ctx, key, reference);
+      const mediaType = hex === undefined ? undefined : await storage.manifestMediaType(key, hex);
       if (hex === undefined || mediaType === undefined)
         throw new RegistryError('MANIFEST_UNKNOWN', 'manifest unknown', { detail: { name, reference } });
       const size = await storage.blobSize(hex);
@@ -71,14 +64,14 @@ export async function handleManifest(ctx: HandlerContext, name: string, referenc
       return request.method === 'HEAD' ? reply.send() : reply.send(storage.readBlob(hex));
     }
     case 'PUT':
-      return putManifest(ctx, name, reference);
+      return putManifest(ctx, reference);
     case 'DELETE': {
       if (!byDigest) {
-        if (!(await storage.deleteTag(name, reference))) throw new RegistryError('MANIFEST_UNKNOWN', 'tag unknown');
+        if (!(await storage.deleteTag(key, reference))) throw new RegistryError('MANIFEST_UNKNOWN', 'tag unknown');
         return reply.status(202).header('content-length', '0').send();
       }
       const hex = digestHex(reference) ?? '';
-      if (!(await storage.deleteManifest(name, hex))) throw new RegistryError('MANIFEST_UNKNOWN', 'manifest unknown');
+      if (!(await storage.deleteManifest(key, hex))) throw new RegistryError('MANIFEST_UNKNOWN', 'manifest unknown');
       return reply.status(202).header('content-length', '0').send();
     }
     default:
@@ -86,8 +79,9 @@ export async function handleManifest(ctx: HandlerContext, name: string, referenc
   }
 }
 
-async function putManifest(ctx: HandlerContext, name: string, reference: string): Promise<unknown> {
+async function putManifest(ctx: HandlerContext, reference: string): Promise<unknown> {
   const { storage, request, reply } = ctx;
+  const { name, key } = ctx.repository;
   const bytes = await readBody(ctx);
   const hex = createHash('sha256').update(bytes).digest('hex');
   const digest = `sha256:${hex}`;
@@ -95,63 +89,62 @@ async function putManifest(ctx: HandlerContext, name: string, reference: string)
     throw new RegistryError('DIGEST_INVALID', 'the manifest does not match the digest in the URL', {
       detail: { computed: digest },
     });
-  let doc: ManifestDocument;
+  let doc: unknown;
   try {
-    doc = JSON.parse(bytes.toString('utf8')) as ManifestDocument;
+    doc = JSON.parse(bytes.toString('utf8'));
   } catch {
     throw new RegistryError('MANIFEST_INVALID', 'the manifest is not valid JSON');
   }
-  if (typeof doc !== 'object' || doc === null)
-    throw new RegistryError('MANIFEST_INVALID', 'the manifest is not a JSON object');
+  const head = manifestHeadSchema.safeParse(doc);
+  if (!head.success)
+    throw new RegistryError('MANIFEST_INVALID', `the manifest is malformed: ${firstIssue(head.error)}`);
   const headerType = (request.headers['content-type'] ?? '').split(';')[0]?.trim() ?? '';
-  const mediaType = MANIFEST_MEDIA_TYPES.has(headerType)
-    ? headerType
-    : typeof doc.mediaType === 'string'
-      ? doc.mediaType
-      : '';
+  const mediaType = MANIFEST_MEDIA_TYPES.has(headerType) ? headerType : (head.data.mediaType ?? '');
   if (!MANIFEST_MEDIA_TYPES.has(mediaType))
     throw new RegistryError('MANIFEST_INVALID', `unsupported manifest media type ${mediaType || '(none)'}`);
 
   // INVARIANT: a manifest is accepted only when everything it references is already in this repository, so a
   // device never gets a manifest whose layers cannot be pulled.
   if (INDEX_TYPES.has(mediaType)) {
-    if (!Array.isArray(doc.manifests)) throw new RegistryError('MANIFEST_INVALID', 'an index needs a manifests array');
-    for (const child of doc.manifests) {
-      const childHex = typeof child.digest === 'string' ? digestHex(child.digest) : undefined;
-      if (!childHex) throw new RegistryError('MANIFEST_INVALID', 'a child manifest has an invalid digest');
-      if ((await storage.manifestMediaType(name, childHex)) === undefined)
-        throw new RegistryError('MANIFEST_BLOB_UNKNOWN', `manifest ${String(child.digest)} is not in ${name}`, {
+    const index = imageIndexSchema.safeParse(doc);
+    if (!index.success)
+      throw new RegistryError('MANIFEST_INVALID', `the index is malformed: ${firstIssue(index.error)}`);
+    for (const child of index.data.manifests) {
+      if ((await storage.manifestMediaType(key, digestHex(child.digest) ?? '')) === undefined)
+        throw new RegistryError('MANIFEST_BLOB_UNKNOWN', `manifest ${child.digest} is not in ${name}`, {
           detail: { digest: child.digest },
         });
     }
   } else {
-    if (!doc.config || !Array.isArray(doc.layers))
-      throw new RegistryError('MANIFEST_INVALID', 'an image manifest needs config and layers');
-    for (const descriptor of [doc.config, ...doc.layers]) {
-      const blobHex = typeof descriptor.digest === 'string' ? digestHex(descriptor.digest) : undefined;
-      if (!blobHex) throw new RegistryError('MANIFEST_INVALID', 'a descriptor has an invalid digest');
-      if (!(await storage.isLinked(name, blobHex)) || (await storage.blobSize(blobHex)) === undefined) {
-        throw new RegistryError('MANIFEST_BLOB_UNKNOWN', `blob ${String(descriptor.digest)} is not in ${name}`, {
+    const image = imageManifestSchema.safeParse(doc);
+    if (!image.success)
+      throw new RegistryError('MANIFEST_INVALID', `the image manifest is malformed: ${firstIssue(image.error)}`);
+    for (const descriptor of [image.data.config, ...image.data.layers]) {
+      const blobHex = digestHex(descriptor.digest) ?? '';
+      if (!(await storage.isLinked(key, blobHex)) || (await storage.blobSize(blobHex)) === undefined) {
+        throw new RegistryError('MANIFEST_BLOB_UNKNOWN', `blob ${descriptor.digest} is not in ${name}`, {
           detail: { digest: descriptor.digest },
         });
       }
     }
   }
+  await checkQuota(ctx, bytes.length, hex);
   await storage.putBlobBytes(hex, bytes);
-  await storage.putManifestLink(name, hex, mediaType);
-  if (!reference.startsWith('sha256:')) await storage.putTag(name, reference, digest);
+  await storage.putManifestLink(key, hex, mediaType);
+  if (!reference.startsWith('sha256:')) await storage.putTag(key, reference, digest);
   return reply
     .status(201)
     .headers({ location: `/v2/${name}/manifests/${digest}`, 'docker-content-digest': digest, 'content-length': '0' })
     .send();
 }
 
-export async function handleTags(ctx: HandlerContext, name: string): Promise<unknown> {
+export async function handleTags(ctx: HandlerContext): Promise<unknown> {
   const { storage, request, reply, query } = ctx;
+  const { name, key } = ctx.repository;
   if (request.method !== 'GET') throw new RegistryError('UNSUPPORTED', `${request.method} is not supported here`);
-  if (!(await storage.repositoryExists(name)))
+  if (!(await storage.repositoryExists(key)))
     throw new RegistryError('NAME_UNKNOWN', 'repository name not known to registry', { detail: { name } });
-  let tags = await storage.tags(name);
+  let tags = await storage.tags(key);
   const last = query.get('last');
   if (last !== null) tags = tags.filter((t) => t > last);
   const n = query.get('n');

@@ -48,3 +48,11 @@ export function parseRegistryPath(rest: string): RegistryRoute | undefined {
   if (m?.[1] !== undefined) return { kind: 'tags', name: m[1] };
   return undefined;
 }
+
+/**
+ * Text with the ID of every upload path (`/blobs/uploads/<id>`, `uploads/<id>` on disk) replaced, for logs.
+ * WARNING: an upload ID is a capability (with it its owner can write); it must never reach a log.
+ */
+export function redactUploadIds(text: string): string {
+  return text.replace(/(uploads\/)[^/?#\s'"]+/g, '$1[redacted]');
+}

@@ -6,8 +6,11 @@ import type { RegistryAccess } from './access.js';
 import { requireAccess } from './access.js';
 import { RegistryError } from './errors.js';
 import { handleBlob, handleUploads } from './blob-routes.js';
+import type { RegistryLimits } from './limits.js';
+import { DEFAULT_MAX_UPLOAD_BYTES } from './limits.js';
 import { handleManifest, handleTags } from './manifest-routes.js';
-import { isRepositoryName, parseRegistryPath } from './names.js';
+import { isRepositoryName, parseRegistryPath, redactUploadIds } from './names.js';
+import type { HandlerContext } from './handler-context.js';
 import { RegistryStorage } from './storage.js';
 import { TokenSigner } from './token.js';
 import { isNoSpaceError } from '../disk/no-space.js';
@@ -22,6 +25,8 @@ export interface RegistryOptions<P> {
   publicUrl: () => string;
   /** The data folder's disk: uploads are refused and abandoned ones reclaimed when it runs low. */
   space?: UploadSpace | undefined;
+  /** Upload size limit (default 10 GiB) and quota per quota group (default none); 0 means no limit. */
+  limits?: Partial<RegistryLimits>;
 }
 
 export interface RegistryContext {
@@ -39,6 +44,10 @@ export async function registryPlugin<P>(app: FastifyInstance, options: RegistryO
   const signer = await TokenSigner.open(options.storageDir);
   const service = () => new URL(options.publicUrl()).host;
   const challenge = () => ({ realm: `${options.publicUrl().replace(/\/+$/, '')}/auth/v1/token`, service: service() });
+  const limits: RegistryLimits = {
+    maxUploadBytes: options.limits?.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES,
+    quotaBytes: options.limits?.quotaBytes ?? 0,
+  };
 
   // Bodies are streamed to disk by the handlers, never buffered or parsed by Fastify.
   app.removeAllContentTypeParsers();
@@ -75,7 +84,12 @@ export async function registryPlugin<P>(app: FastifyInstance, options: RegistryO
       });
       return;
     }
-    request.log.error({ err: error }, 'registry request failed');
+    // WARNING: file system errors name their path, which may hold an upload ID (a capability): never log it raw.
+    const err = error instanceof Error ? error : new Error(String(error));
+    request.log.error(
+      { err: { type: err.name, message: redactUploadIds(err.message), stack: redactUploadIds(err.stack ?? '') } },
+      'registry request failed',
+    );
     void reply.status(500).send({ errors: [{ code: 'UNKNOWN', message: 'internal error' }] });
   });
   registerTokenRoute(app, options.access, signer, service);
@@ -92,32 +106,48 @@ export async function registryPlugin<P>(app: FastifyInstance, options: RegistryO
       return reply.header('docker-distribution-api-version', 'registry/2.0').send({});
     }
     if (!isRepositoryName(route.name)) throw new RegistryError('NAME_INVALID', `invalid repository name ${route.name}`);
-    await requireAccess(request, options.access, signer, challenge(), route.name, action);
+    const principal = await requireAccess(request, options.access, signer, challenge(), route.name, action);
+    const location = await options.access.locate(route.name);
+    if (!location)
+      throw new RegistryError('NAME_UNKNOWN', 'repository name not known to registry', {
+        detail: { name: route.name },
+      });
     void reply.header('docker-distribution-api-version', 'registry/2.0');
-    const body = shieldedBody(request.raw as Readable, reply.raw);
-    const ctx = { storage, request, reply, query: url.searchParams, body };
+    const ctx: HandlerContext = {
+      storage,
+      request,
+      reply,
+      query: url.searchParams,
+      body: shieldedBody(request.raw as Readable, reply.raw),
+      repository: { name: route.name, key: location.key, quotaGroup: location.quotaGroup },
+      subject: options.access.subjectOf(principal),
+      signer,
+      limits,
+    };
     switch (route.kind) {
       case 'uploads': {
         const from = url.searchParams.get('from');
+        let mountFrom: string | undefined;
         if (method === 'POST' && from !== null && url.searchParams.has('mount')) {
           // Mounting reads from another repository, so the caller needs pull there too.
           if (!isRepositoryName(from)) throw new RegistryError('NAME_INVALID', `invalid repository name ${from}`);
           try {
             await requireAccess(request, options.access, signer, challenge(), from, 'pull');
+            mountFrom = (await options.access.locate(from))?.key;
           } catch {
-            url.searchParams.delete('mount');
+            mountFrom = undefined;
           }
         }
         return withUploadSpace(options.space, route.uploadId === undefined, () =>
-          handleUploads(ctx, route.name, route.uploadId),
+          handleUploads(ctx, route.uploadId, mountFrom),
         );
       }
       case 'blob':
-        return handleBlob(ctx, route.name, route.digest);
+        return handleBlob(ctx, route.digest);
       case 'manifest':
-        return handleManifest(ctx, route.name, route.reference);
+        return handleManifest(ctx, route.reference);
       case 'tags':
-        return handleTags(ctx, route.name);
+        return handleTags(ctx);
     }
   };
   app.route({ method: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'], url: '/v2', handler, exposeHeadRoute: false });

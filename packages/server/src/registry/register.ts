@@ -5,7 +5,9 @@ import type { FastifyInstance } from 'fastify';
 import type { GuessLimiter } from '../auth/guess-limiter.js';
 import type { Db } from '../db/database.js';
 import { flotillaRegistryAccess } from './flotilla-access.js';
-import { collectGarbage, releaseImages } from './gc.js';
+import { collectFleetGarbage } from './fleet-repositories.js';
+import { migrateRepositoryLayout } from './layout-migration.js';
+import type { RegistryLimits } from './limits.js';
 import { registryPlugin } from './plugin.js';
 import { RegistryStorage } from './storage.js';
 import type { DiskHealth } from '../disk/disk-health.js';
@@ -25,6 +27,7 @@ export async function registerFlotillaRegistry(
     gcIntervalMs?: number | undefined;
     /** The data folder's disk: abandoned uploads are one of the things it reclaims when space runs low. */
     space?: DiskHealth | undefined;
+    limits?: { [K in keyof RegistryLimits]?: number | undefined };
   },
 ): Promise<void> {
   let storageDir = options.storageDir;
@@ -33,15 +36,24 @@ export async function registerFlotillaRegistry(
     app.addHook('onClose', async () => rm(temp, { recursive: true, force: true }));
     storageDir = temp;
   }
+  const storage = new RegistryStorage(storageDir);
+  await storage.init();
+  const migrated = await migrateRepositoryLayout(storage, options.db);
+  if (migrated.moved + migrated.dropped > 0)
+    app.log.info({ ...migrated }, 'registry repositories moved to their fleet uuid (layout 2)');
+  const limits: Partial<RegistryLimits> = {};
+  if (options.limits?.maxUploadBytes !== undefined) limits.maxUploadBytes = options.limits.maxUploadBytes;
+  if (options.limits?.quotaBytes !== undefined) limits.quotaBytes = options.limits.quotaBytes;
   await app.register(registryPlugin, {
     storageDir,
     access: flotillaRegistryAccess(options.db, options.limiter),
     publicUrl: options.publicUrl,
     space: options.space,
+    limits,
   });
   const uploadsRoot = storageDir;
   options.space?.addReclaimer((enough) => reclaimAbandonedUploads(uploadsRoot, enough));
-  scheduleGarbageCollection(app, options.db, new RegistryStorage(storageDir), options.gcIntervalMs ?? DAY_MS);
+  scheduleGarbageCollection(app, options.db, storage, options.gcIntervalMs ?? DAY_MS);
 }
 
 const DAY_MS = 24 * 3600 * 1000;
@@ -58,7 +70,7 @@ function scheduleGarbageCollection(app: FastifyInstance, db: Db, storage: Regist
   const run = () => {
     running ??= (async () => {
       try {
-        const result = await collectGarbage(storage, await releaseImages(db));
+        const result = await collectFleetGarbage(db, storage);
         app.log.info({ ...result }, 'registry garbage collected');
       } catch (error) {
         app.log.error({ err: error }, 'registry garbage collection failed');

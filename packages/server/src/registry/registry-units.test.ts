@@ -55,9 +55,18 @@ test('tokens: signed, expiring, secret persisted 0600 and reused', async () => {
   try {
     const signer = await TokenSigner.open(dir.path);
     assert.equal((await stat(join(dir.path, 'token-secret'))).mode & 0o777, 0o600);
-    const token = signer.sign('user:1', 'reg', [{ type: 'repository', name: 'f/web', actions: ['pull'] }], 60, 1000);
-    assert.deepEqual(signer.verify(token, 1010)?.access, [{ type: 'repository', name: 'f/web', actions: ['pull'] }]);
-    assert.equal(signer.verify(token, 1061), undefined, 'expired');
+    const token = signer.sign(
+      { subject: 'user:1', credential: 'k:1' },
+      'reg',
+      [{ type: 'repository', name: 'f/web', actions: ['pull'] }],
+      60,
+      1000,
+    );
+    assert.deepEqual(signer.verify(token, 'reg', 1010)?.access, [
+      { type: 'repository', name: 'f/web', actions: ['pull'] },
+    ]);
+    assert.equal(signer.verify(token, 'reg', 1061), undefined, 'expired');
+    assert.equal(signer.verify(token, 'other-registry', 1010), undefined, 'another audience');
     const [h, b, s] = token.split('.');
     const forged = Buffer.from(
       JSON.stringify({
@@ -65,13 +74,17 @@ test('tokens: signed, expiring, secret persisted 0600 and reused', async () => {
         access: [{ type: 'repository', name: 'f/web', actions: ['pull', 'push'] }],
       }),
     ).toString('base64url');
-    assert.equal(signer.verify(`${h}.${forged}.${s}`, 1010), undefined, 'tampered claims');
+    assert.equal(signer.verify(`${h}.${forged}.${s}`, 'reg', 1010), undefined, 'tampered claims');
     const again = await TokenSigner.open(dir.path);
-    assert.ok(again.verify(token, 1010), 'same secret after a restart');
+    assert.ok(again.verify(token, 'reg', 1010), 'same secret after a restart');
     assert.ok((await readFile(join(dir.path, 'token-secret'))).length >= 32);
     const other = await tempDir();
     try {
-      assert.equal((await TokenSigner.open(other.path)).verify(token, 1010), undefined, 'another secret rejects it');
+      assert.equal(
+        (await TokenSigner.open(other.path)).verify(token, 'reg', 1010),
+        undefined,
+        'another secret rejects it',
+      );
     } finally {
       await other.remove();
     }

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { readlinkSync } from 'node:fs';
 import { access as fileExists, readdir, writeFile, mkdir } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -26,6 +27,9 @@ const access: RegistryAccess<P> = {
     return p.name === 'alice' && repository.startsWith('fleet-a/');
   },
   subjectOf: (p) => (p.kind === 'user' ? p.name : `device:${p.fleet}`),
+  credentialOf: (p) => JSON.stringify(p),
+  principalOf: async (credential) => JSON.parse(credential) as P,
+  locate: async (repository) => ({ key: repository, quotaGroup: async () => [repository.split('/')[0] ?? ''] }),
 };
 
 const sha = (b: Buffer | string) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
@@ -271,6 +275,18 @@ describe('registry protocol', () => {
       fileExists(join(dir.path, 'blobs', 'sha256', hex.slice(0, 2), hex)),
       'no blob file under blobs/',
     );
+    // The server let go of the upload: no write to it waits for a body that will never end.
+    const uploadsDir = join(dir.path, 'uploads');
+    const held = (await readdir('/proc/self/fd'))
+      .map((fd) => {
+        try {
+          return readlinkSync(`/proc/self/fd/${fd}`);
+        } catch {
+          return '';
+        }
+      })
+      .filter((target) => target.startsWith(uploadsDir));
+    assert.deepEqual(held, [], 'upload files still open');
   });
 
   test('access: bob and the device cannot push; the device cannot read another fleet', async () => {

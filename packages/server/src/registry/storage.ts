@@ -9,9 +9,12 @@ import { pipeline } from 'node:stream/promises';
  * On-disk layout (all below `root`):
  *   blobs/sha256/<aa>/<hex>            content-addressed bytes, shared by every repository (layers, configs, manifests)
  *   uploads/<uuid>                     an upload in progress; never visible as a blob
- *   repositories/<name>/_blobs/<hex>   empty marker: this repository may serve that blob
- *   repositories/<name>/_manifests/<hex>  the manifest's media type
- *   repositories/<name>/_tags/<tag>    the digest the tag points at
+ *   repos/<key>/_blobs/<hex>           empty marker: this repository may serve that blob
+ *   repos/<key>/_manifests/<hex>       the manifest's media type
+ *   repos/<key>/_tags/<tag>            the digest the tag points at
+ *
+ * `<key>` is the repository's storage key (RepositoryLocation.key: `<fleet uuid>/<service>` in Flotilla), not its
+ * public name; the `repositories/<name>` folders of the first layout are moved by layout-migration.ts.
  *
  * INVARIANT: a file appears under blobs/ only by rename() after its sha256 was checked, so a crash mid-upload
  * leaves at most a stray file in uploads/, never a wrong or partial blob. Small metadata files are written to a
@@ -23,7 +26,7 @@ export class RegistryStorage {
   async init(): Promise<void> {
     await mkdir(join(this.root, 'blobs', 'sha256'), { recursive: true });
     await mkdir(join(this.root, 'uploads'), { recursive: true });
-    await mkdir(join(this.root, 'repositories'), { recursive: true });
+    await mkdir(this.repositoriesDir, { recursive: true });
     await this.sweepUploads();
   }
 
@@ -48,8 +51,13 @@ export class RegistryStorage {
     return join(this.root, 'blobs', 'sha256', hex.slice(0, 2), hex);
   }
 
+  /** Folder holding every repository, by storage key. */
+  get repositoriesDir(): string {
+    return join(this.root, 'repos');
+  }
+
   private repoDir(name: string): string {
-    return join(this.root, 'repositories', name);
+    return join(this.repositoriesDir, name);
   }
 
   private uploadPath(id: string): string {
@@ -81,8 +89,7 @@ export class RegistryStorage {
     return true;
   }
 
-  async startUpload(): Promise<string> {
-    const id = randomUUID();
+  async startUpload(id: string = randomUUID()): Promise<string> {
     await writeFile(this.uploadPath(id), '');
     return id;
   }

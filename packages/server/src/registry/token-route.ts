@@ -6,7 +6,11 @@ import { isRepositoryName } from './names.js';
 import type { AccessGrant, TokenSigner } from './token.js';
 import { parseScope } from './token.js';
 
-export const TOKEN_TTL_SECONDS = 3600;
+/**
+ * Five minutes, as Docker Hub. Revocation no longer waits for expiry (every use re-checks the credential), so this
+ * only bounds how long a leaked token is worth anything; clients fetch a new one when it runs out.
+ */
+export const TOKEN_TTL_SECONDS = 300;
 
 /**
  * `GET /auth/v1/token?service=&scope=repository:<repo>:pull,push` with Basic auth (Docker token-auth spec).
@@ -21,6 +25,9 @@ export function registerTokenRoute<P>(
 ): void {
   app.get('/auth/v1/token', async (request, reply) => {
     const query = request.query as Record<string, string | string[] | undefined>;
+    // INVARIANT: tokens are minted only for this registry (their audience), and the registry accepts no other.
+    if (query.service !== undefined && query.service !== service())
+      throw new RegistryError('DENIED', `this server issues tokens for service "${service()}" only`);
     const basic = parseBasic(request.headers.authorization);
     if (!basic) {
       throw new RegistryError('UNAUTHORIZED', 'basic credentials are required', {
@@ -48,11 +55,10 @@ export function registerTokenRoute<P>(
       if (existing) existing.actions = [...new Set([...existing.actions, ...allowed])];
       else grants.push({ type: 'repository', name: parsed.name, actions: allowed });
     }
-    const audience = typeof query.service === 'string' ? query.service : service();
     const issuedAt = new Date();
     const token = signer.sign(
-      access.subjectOf(principal),
-      audience,
+      { subject: access.subjectOf(principal), credential: access.credentialOf(principal) },
+      service(),
       grants,
       TOKEN_TTL_SECONDS,
       Math.floor(issuedAt.getTime() / 1000),

@@ -18,6 +18,11 @@ export interface TokenClaims {
   exp: number;
   jti: string;
   access: AccessGrant[];
+  /**
+   * The credential the token was minted from (RegistryAccess.credentialOf). INVARIANT: every use of the token
+   * re-reads this credential, so deleting a key, ending a session or changing a device key ends the token too.
+   */
+  cred: string;
 }
 
 const ISSUER = 'flotilla';
@@ -49,7 +54,7 @@ export class TokenSigner {
   }
 
   sign(
-    subject: string,
+    identity: { subject: string; credential: string },
     audience: string,
     access: AccessGrant[],
     ttlSeconds: number,
@@ -57,21 +62,25 @@ export class TokenSigner {
   ): string {
     const claims: TokenClaims = {
       iss: ISSUER,
-      sub: subject,
+      sub: identity.subject,
       aud: audience,
       iat: now,
       nbf: now - 5,
       exp: now + ttlSeconds,
       jti: randomBytes(12).toString('base64url'),
       access,
+      cred: identity.credential,
     };
     const head = Buffer.from(JSON.stringify({ alg: 'HS256', typ: 'JWT' })).toString('base64url');
     const body = Buffer.from(JSON.stringify(claims)).toString('base64url');
     return `${head}.${body}.${this.mac(`${head}.${body}`)}`;
   }
 
-  /** The claims of a valid, unexpired token signed by us; undefined otherwise. */
-  verify(token: string, now = Math.floor(Date.now() / 1000)): TokenClaims | undefined {
+  /**
+   * The claims of a valid, unexpired token signed by us for `audience` (the service, i.e. this registry's host);
+   * undefined otherwise. A token minted for another service sharing the secret is refused.
+   */
+  verify(token: string, audience: string, now = Math.floor(Date.now() / 1000)): TokenClaims | undefined {
     const parts = token.split('.');
     if (parts.length !== 3) return undefined;
     const [head, body, sig] = parts as [string, string, string];
@@ -84,6 +93,8 @@ export class TokenSigner {
       const claims = JSON.parse(Buffer.from(body, 'base64url').toString('utf8')) as TokenClaims;
       if (claims.iss !== ISSUER || typeof claims.exp !== 'number' || claims.exp < now || claims.nbf > now)
         return undefined;
+      if (claims.aud !== audience || typeof claims.sub !== 'string' || typeof claims.cred !== 'string')
+        return undefined;
       if (!Array.isArray(claims.access)) return undefined;
       return claims;
     } catch {
@@ -93,6 +104,11 @@ export class TokenSigner {
 
   private mac(input: string): string {
     return createHmac('sha256', this.secret).update(input).digest('base64url');
+  }
+
+  /** A MAC of `input` under a key derived for `purpose`, so it can never be mistaken for a token signature. */
+  tag(purpose: string, input: string): Buffer {
+    return createHmac('sha256', this.secret).update(`${purpose}\0${input}`).digest();
   }
 }
 
