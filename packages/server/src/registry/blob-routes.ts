@@ -1,4 +1,3 @@
-import type { IncomingMessage } from 'node:http';
 import { RegistryError } from './errors.js';
 import type { HandlerContext } from './handler-context.js';
 import { byteLimit, tooLarge, usageOf } from './limits.js';
@@ -131,12 +130,14 @@ async function appendLimited(ctx: HandlerContext, uploadId: string, size: number
     exceeded = true;
     return refusal();
   });
-  // pipe() does not carry the body's end to the limiter when the client goes away; without this the write would wait
-  // forever. (The request itself is not destroyed on a refusal, so the 413 can still be sent.)
-  const body = ctx.body as IncomingMessage;
+  // pipe() carries neither the body's error nor its early close to the limiter when the client goes away; without
+  // this the write would wait forever. (The body is not destroyed on a refusal, so the 413 can still be sent.)
+  const { body } = ctx;
+  const failed = (error: Error) => limit.destroy(error);
   const cutOff = () => {
-    if (!body.complete) limit.destroy(new Error('the client closed the request before its body ended'));
+    if (!body.readableEnded) limit.destroy(new Error('the client closed the request before its body ended'));
   };
+  body.once('error', failed);
   body.once('close', cutOff);
   try {
     return await ctx.storage.appendUpload(uploadId, body.pipe(limit));
@@ -146,6 +147,7 @@ async function appendLimited(ctx: HandlerContext, uploadId: string, size: number
     await ctx.storage.cancelUpload(uploadId);
     throw refusal();
   } finally {
+    body.off('error', failed);
     body.off('close', cutOff);
   }
 }

@@ -118,7 +118,7 @@ export async function registryPlugin<P>(app: FastifyInstance, options: RegistryO
       request,
       reply,
       query: url.searchParams,
-      body: shieldedBody(request.raw as Readable, reply.raw),
+      body: shieldedBody(request.raw, reply.raw),
       repository: { name: route.name, key: location.key, quotaGroup: location.quotaGroup },
       subject: options.access.subjectOf(principal),
       signer,

@@ -1,6 +1,7 @@
 import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
+import type { IncomingMessage } from 'node:http';
 import type { FastifyReply } from 'fastify';
 import { isNoSpaceError, storageFullError } from '../disk/no-space.js';
 
@@ -72,9 +73,16 @@ export async function reclaimAbandonedUploads(
  * The request body behind a stream of its own. WARNING: a failed write to disk makes `pipeline` destroy its source;
  * destroying the request itself would reset the connection before the client could read the 507.
  */
-export function shieldedBody(raw: Readable, response: NodeJS.EventEmitter): Readable {
+export function shieldedBody(raw: IncomingMessage, response: NodeJS.EventEmitter): Readable {
   const body = new PassThrough();
+  // WARNING: whoever reads the body sees its error; this listener only keeps an error of a body nobody reads (any
+  // more) from becoming an uncaught exception that would end the server.
+  body.on('error', () => undefined);
   raw.on('error', (error) => body.destroy(error));
+  // A client that goes away mid-body must end the reader's wait, also when the request closes without an error.
+  raw.on('close', () => {
+    if (!raw.complete) body.destroy(new Error('the client closed the request before its body ended'));
+  });
   raw.pipe(body);
   // A body nobody read (or no longer reads) is drained once the answer is out, so the connection stays usable.
   response.once('close', () => {

@@ -178,7 +178,7 @@ for (const testDb of testDatabases()) {
         const basic: [string, string] = ['admin', `guess-${i}`];
         const answer =
           i % 2 === 0
-            ? await call(s.url, 'GET', '/auth/v1/token?service=x&scope=repository:a/b:pull', { basic })
+            ? await call(s.url, 'GET', '/auth/v1/token?scope=repository:a/b:pull', { basic })
             : await call(s.url, 'GET', '/v2/', { basic });
         statuses.push(answer.status);
         if (answer.status === 429) {
@@ -190,12 +190,12 @@ for (const testDb of testDatabases()) {
       const refused = counts[429] ?? 0;
       const seconds = (Date.now() - started) / 1000;
       // The right password from the guesser's address is refused while it is blocked, on every path.
-      const rightHere = await call(s.url, 'GET', '/auth/v1/token?service=x', { basic: ['admin', s.adminPassword] });
+      const rightHere = await call(s.url, 'GET', '/auth/v1/token', { basic: ['admin', s.adminPassword] });
       const loginHere = await call(s.url, 'POST', '/api/v1/auth/login', {
         body: { username: 'admin', password: s.adminPassword },
       });
       // The real user, elsewhere, is not locked out.
-      const rightElsewhere = await call(s.url, 'GET', '/auth/v1/token?service=x', {
+      const rightElsewhere = await call(s.url, 'GET', '/auth/v1/token', {
         basic: ['admin', s.adminPassword],
         from: ELSEWHERE,
       });
