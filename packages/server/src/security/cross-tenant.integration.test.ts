@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { testDatabases } from '@flotilla/testkit';
-import { AttackTally, bounded } from '../testing/attacks.js';
+import { AttackTally, basicAuth, bounded } from '../testing/attacks.js';
+import { sha256Digest } from '../testing/registry-client.js';
 import { twoTenants, type HttpAnswer, type Tenant, type TwoTenants } from '../testing/tenants.js';
 
 /**
@@ -210,6 +211,68 @@ for (const testDb of testDatabases()) {
       const own = await t.call('GET', `/api/v1/devices/${a.uuid}`, { key: a.token });
       assert.equal(own.data.fleet, a.slug);
       assert.equal(own.data.pinnedRelease, null);
+    });
+
+    test("user A's credentials on B's registry repositories: no token grant, no pull, push, delete or mount", async () => {
+      const { a, b } = t;
+      const repo = `${b.slug}/main`;
+      const img = b.image;
+      const tally = new AttackTally('cross-tenant registry');
+      const host = new URL(t.url).host;
+      for (const auth of [
+        basicAuth(a.username, a.apiKey),
+        basicAuth(a.username, a.password),
+        basicAuth('x', a.token),
+      ]) {
+        const headers = { authorization: auth };
+        for (const actions of ['pull', 'push', 'pull,push', '*']) {
+          const res = await t.call('GET', `/auth/v1/token?service=${host}&scope=repository:${repo}:${actions}`, {
+            headers,
+          });
+          const grants = JSON.parse(Buffer.from(res.data.token.split('.')[1], 'base64url').toString()).access;
+          tally.record(
+            res.status === 200 && grants.every((g: { actions: string[] }) => g.actions.length === 0),
+            `token ${actions} → ${res.text}`,
+          );
+        }
+        const blob = Buffer.from('not yours');
+        for (const [method, path, body] of [
+          ['GET', `/v2/${repo}/manifests/${img.tag}`],
+          ['HEAD', `/v2/${repo}/manifests/${img.manifestDigest}`],
+          ['GET', `/v2/${repo}/blobs/${img.layerDigest}`],
+          ['GET', `/v2/${repo}/tags/list`],
+          ['POST', `/v2/${repo}/blobs/uploads/`],
+          ['POST', `/v2/${repo}/blobs/uploads/?digest=${sha256Digest(blob)}`, blob],
+          ['PUT', `/v2/${repo}/manifests/${img.tag}`, Buffer.from('{}')],
+          ['DELETE', `/v2/${repo}/manifests/${img.manifestDigest}`],
+          ['DELETE', `/v2/${repo}/blobs/${img.layerDigest}`],
+          // B's blob through A's own repository: blobs are stored once by digest, but served per repository.
+          ['GET', `/v2/${a.slug}/main/blobs/${img.layerDigest}`],
+        ] as const) {
+          const res = await t.call(method, path, { headers, ...(body ? { body } : {}) });
+          const expected = path.startsWith(`/v2/${a.slug}/`) ? [404] : [401, 403];
+          tally.record(expected.includes(res.status), `${method} ${path} → ${res.status} ${res.text}`);
+        }
+        // A mount from B's repository falls back to a plain upload (202), never links B's blob (201).
+        const mount = await t.call(
+          'POST',
+          `/v2/${a.slug}/main/blobs/uploads/?mount=${img.layerDigest}&from=${encodeURIComponent(repo)}`,
+          { headers },
+        );
+        tally.record(mount.status === 202, `mount from ${repo} → ${mount.status}`);
+        const read = await t.call('GET', `/v2/${a.slug}/main/blobs/${img.layerDigest}`, { headers });
+        tally.record(read.status === 404, `read of the mounted blob → ${read.status}`);
+      }
+      tally.finish();
+      // B still has its image.
+      const own = await t.call('GET', `/v2/${repo}/manifests/${img.tag}`, {
+        headers: {
+          authorization: basicAuth(b.username, b.apiKey),
+          accept: 'application/vnd.oci.image.manifest.v1+json',
+        },
+      });
+      assert.equal(own.status, 200);
+      assert.equal(own.headers.get('docker-content-digest'), img.manifestDigest);
     });
   });
 }
