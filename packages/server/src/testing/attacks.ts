@@ -19,9 +19,12 @@ export class AttackTally {
     else this.leaks.push(what);
   }
 
-  /** Prints the summary and fails with the list of attempts that were not refused. */
-  finish(unit = 'requests'): void {
-    console.log(`security: ${this.topic}: ${this.attempts} ${unit}, ${this.refused} refused`);
+  /**
+   * Prints the summary and fails with the list of attempts that were not refused. `outcome` names what a refusal
+   * is where "refused" would mislead (a race's winner is not refused, it is one safe answer among others).
+   */
+  finish(unit = 'requests', outcome = 'refused'): void {
+    console.log(`security: ${this.topic}: ${this.attempts} ${unit}, ${this.refused} ${outcome}`);
     assert.deepEqual(this.leaks, [], `${this.leaks.length} of ${this.attempts} attempts were not refused`);
     assert.ok(this.attempts > 0, 'no attempt was made');
   }
