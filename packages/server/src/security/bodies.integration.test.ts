@@ -159,7 +159,7 @@ for (const testDb of testDatabases()) {
           `security: gzip bomb of ${bomb.length} bytes (1 GiB of 0x${fill.toString(16)}): ${result.status} in ${result.ms} ms, RSS +${grewMiB} MiB`,
         );
         tally.record(
-          result.status === 413 && result.ms < 15_000 && grewMiB < 200,
+          result.status === 413 && result.ms < 6_000 && grewMiB < 200,
           `bomb 0x${fill.toString(16)} → ${result.status} in ${result.ms} ms, RSS +${grewMiB} MiB: ${result.text}`,
         );
         assert.ok(await healthy(), 'unhealthy after the bomb');
@@ -310,7 +310,7 @@ for (const testDb of testDatabases()) {
           );
         }
       }
-      tally.finish();
+      tally.finish('requests', 'harmless (no pollution, no 500, no silently lost variable)');
       assert.deepEqual(Object.getOwnPropertyNames(Object.prototype).sort(), protoKeys);
       assert.equal(({} as Record<string, unknown>).polluted, undefined);
       // Everything still answers, and a device's target state is still built.
