@@ -39,12 +39,18 @@ export const semverSchema = z
     'must be a semantic version',
   );
 
-/** Environment variable names: POSIX-ish, as compose and balena accept them. */
+/**
+ * Environment variable names: POSIX-ish, as compose and balena accept them. INVARIANT: not `__proto__`: a target
+ * state's environment is an object keyed by name, and assigning that key to a JavaScript object sets its prototype
+ * instead (the server's target-state builder, and any device-side reader that copies by assignment), so such a
+ * variable was accepted and never reached a container.
+ */
 export const envNameSchema = z
   .string()
   .min(1)
   .max(255)
-  .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'letters, digits and "_", not starting with a digit');
+  .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'letters, digits and "_", not starting with a digit')
+  .refine((name) => name !== '__proto__', '__proto__ cannot be delivered to devices');
 
 export function generateDeviceUuid(): string {
   return randomBytes(16).toString('hex');

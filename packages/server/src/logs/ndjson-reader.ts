@@ -51,27 +51,31 @@ export async function readLogStream(body: Readable, options: NdjsonReadOptions):
   let skippingLongLine = false;
   const parseLines = async (chunk: Buffer) => {
     const batch: DeviceLogLine[] = [];
-    let data = pending.length ? Buffer.concat([pending, chunk]) : chunk;
+    let from = 0;
+    if (skippingLongLine) {
+      // The rest of an over-long line is dropped as it arrives, never kept or scanned again.
+      const end = chunk.indexOf(0x0a);
+      if (end === -1) return;
+      skippingLongLine = false;
+      from = end + 1;
+    }
+    let data = pending.length ? Buffer.concat([pending, chunk.subarray(from)]) : chunk.subarray(from);
     let start = 0;
-    for (let i = 0; i < data.length; i += 1) {
-      if (data[i] !== 0x0a) continue;
-      if (skippingLongLine) {
-        skippingLongLine = false;
+    // WARNING: a gzip bomb decompresses to tens of MiB of newlines; blank lines must cost next to nothing.
+    for (let i = data.indexOf(0x0a); i !== -1; i = data.indexOf(0x0a, start)) {
+      const line = i === start ? 'empty' : parseLine(data.subarray(start, i));
+      if (line === 'empty') {
+        // blank separator lines are allowed
+      } else if (line) {
+        batch.push(line);
       } else {
-        const line = parseLine(data.subarray(start, i));
-        if (line === 'empty') {
-          // blank separator lines are allowed
-        } else if (line) {
-          batch.push(line);
-        } else {
-          result.rejected += 1;
-        }
+        result.rejected += 1;
       }
       start = i + 1;
     }
     data = data.subarray(start);
     if (data.length > maxLine) {
-      result.rejected += skippingLongLine ? 0 : 1;
+      result.rejected += 1;
       skippingLongLine = true;
       data = Buffer.alloc(0);
     }

@@ -93,6 +93,9 @@ export function registerLogRoutes(
       });
       return reply.status(201).send({ accepted: result.accepted, rejected: result.rejected });
     } catch (error) {
+      // WARNING: the body was read only in part and is read no further, so this connection cannot carry another
+      // request: kept alive, the client's next request on it would wait behind the unread rest until a timeout.
+      void reply.header('connection', 'close');
       if (error instanceof LogStreamError) {
         throw new FlotillaError(
           error.kind === 'too-large'

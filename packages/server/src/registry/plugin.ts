@@ -1,6 +1,5 @@
 import { FlotillaError } from '@flotilla/protocol';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Readable } from 'node:stream';
 import { retryAfterOf } from '../auth/guess-limiter.js';
 import type { RegistryAccess } from './access.js';
 import { requireAccess } from './access.js';

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { sql } from 'kysely';
 import { FlotillaError, commitSchema } from '@flotilla/protocol';
 import type { ComposeFile, Release, ReleaseStatus } from '@flotilla/protocol';
 import type { Db } from '../db/database.js';
@@ -120,19 +121,23 @@ export async function createRelease(db: Db, fleetId: number, input: CreateReleas
   const images = new Map(names.map((n) => [n, input.images[n] ?? input.composition.services[n]?.image ?? null]));
   if (input.status === 'success') requireAllImages(names, images);
   const commit = input.commit ?? randomBytes(16).toString('hex');
-  const clash = await db
-    .selectFrom('releases')
-    .select('id')
-    .where('fleet_id', '=', fleetId)
-    .where('commit', '=', commit)
-    .executeTakeFirst();
-  if (clash) throw new FlotillaError('CONFLICT', `the fleet already has a release with commit ${commit}`);
-  const versions = await db.selectFrom('releases').select('version').where('fleet_id', '=', fleetId).execute();
-  const version = input.version ?? nextVersion(versions.map((v) => v.version));
-  if (versions.some((v) => v.version === version))
-    throw new FlotillaError('CONFLICT', `the fleet already has a release ${version}`);
   // One transaction: a release without its services would be a target devices cannot run.
   const row = await db.transaction().execute(async (trx) => {
+    // INVARIANT: versions are unique per fleet. The next version is read from the fleet's releases, so creations
+    // on one fleet are serialised by locking its row first (a no-op update: a row lock on PostgreSQL, the write
+    // lock on SQLite); without it, concurrent creations on PostgreSQL all read the same latest version.
+    await trx.updateTable('fleets').set({ revision: sql`revision` }).where('id', '=', fleetId).execute();
+    const clash = await trx
+      .selectFrom('releases')
+      .select('id')
+      .where('fleet_id', '=', fleetId)
+      .where('commit', '=', commit)
+      .executeTakeFirst();
+    if (clash) throw new FlotillaError('CONFLICT', `the fleet already has a release with commit ${commit}`);
+    const versions = await trx.selectFrom('releases').select('version').where('fleet_id', '=', fleetId).execute();
+    const version = input.version ?? nextVersion(versions.map((v) => v.version));
+    if (versions.some((v) => v.version === version))
+      throw new FlotillaError('CONFLICT', `the fleet already has a release ${version}`);
     const inserted = await trx
       .insertInto('releases')
       .values({

@@ -2,3 +2,6 @@
 export * from './clients.js';
 export * from './harness.js';
 export * from './live-server.js';
+export * from './attacks.js';
+export * from './registry-client.js';
+export * from './tenants.js';

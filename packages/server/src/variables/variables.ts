@@ -12,6 +12,16 @@ async function bump(db: Db, owner: VariableOwner): Promise<void> {
   else await bumpDevice(db, owner.deviceId);
 }
 
+/**
+ * Bumps the owner's revision as the first write of a set's transaction, which also locks the owner's row until
+ * commit. INVARIANT: one variable per owner, name (and service): the tables have no unique key for it (device and
+ * service may be NULL), so "update if it exists, else insert" must run one at a time per owner; without the lock,
+ * concurrent sets on PostgreSQL each found nothing and each inserted a row.
+ */
+async function lockOwner(trx: Db, owner: VariableOwner): Promise<void> {
+  await bump(trx, owner);
+}
+
 function scoped<Q extends { where: (...args: never[]) => unknown }>(q: Q, owner: VariableOwner): Q {
   // Kysely's builders are typed per table; this helper only applies the two owner filters common to both tables.
   const b = q as unknown as { where: (col: string, op: string, v: unknown) => typeof b };
@@ -33,17 +43,18 @@ export async function setEnv(
   input: { name: string; value: string; service?: string | undefined },
 ): Promise<EnvVar> {
   const service = input.service ?? null;
-  const existing = await scoped(db.selectFrom('env_vars').selectAll(), owner)
-    .where('name', '=', input.name)
-    .where('service', service === null ? 'is' : '=', service)
-    .executeTakeFirst();
-  let result: EnvVar;
-  if (existing) {
-    await db.updateTable('env_vars').set({ value: input.value }).where('id', '=', existing.id).execute();
-    result = { id: existing.id, name: input.name, value: input.value, service, createdAt: existing.created_at };
-  } else {
+  return db.transaction().execute(async (trx) => {
+    await lockOwner(trx, owner);
+    const existing = await scoped(trx.selectFrom('env_vars').selectAll(), owner)
+      .where('name', '=', input.name)
+      .where('service', service === null ? 'is' : '=', service)
+      .executeTakeFirst();
+    if (existing) {
+      await trx.updateTable('env_vars').set({ value: input.value }).where('id', '=', existing.id).execute();
+      return { id: existing.id, name: input.name, value: input.value, service, createdAt: existing.created_at };
+    }
     const created_at = now();
-    const row = await db
+    const row = await trx
       .insertInto('env_vars')
       .values({
         fleet_id: owner.fleetId,
@@ -55,10 +66,8 @@ export async function setEnv(
       })
       .returning('id')
       .executeTakeFirstOrThrow();
-    result = { id: row.id, name: input.name, value: input.value, service, createdAt: created_at };
-  }
-  await bump(db, owner);
-  return result;
+    return { id: row.id, name: input.name, value: input.value, service, createdAt: created_at };
+  });
 }
 
 /** Removes by name (all services, or one with `service`). */
@@ -78,20 +87,21 @@ export async function listConfig(db: Db, owner: VariableOwner): Promise<EnvVar[]
 
 export async function setConfig(db: Db, owner: VariableOwner, input: { name: string; value: string }): Promise<EnvVar> {
   const key = configVarKey(input.name);
-  const existing = await scoped(db.selectFrom('config_vars').selectAll(), owner)
-    .where('key', '=', key)
-    .executeTakeFirst();
-  let result: EnvVar;
-  if (existing) {
-    await db
-      .updateTable('config_vars')
-      .set({ value: input.value, name: input.name })
-      .where('id', '=', existing.id)
-      .execute();
-    result = { id: existing.id, name: input.name, value: input.value, service: null, createdAt: existing.created_at };
-  } else {
+  return db.transaction().execute(async (trx) => {
+    await lockOwner(trx, owner);
+    const existing = await scoped(trx.selectFrom('config_vars').selectAll(), owner)
+      .where('key', '=', key)
+      .executeTakeFirst();
+    if (existing) {
+      await trx
+        .updateTable('config_vars')
+        .set({ value: input.value, name: input.name })
+        .where('id', '=', existing.id)
+        .execute();
+      return { id: existing.id, name: input.name, value: input.value, service: null, createdAt: existing.created_at };
+    }
     const created_at = now();
-    const row = await db
+    const row = await trx
       .insertInto('config_vars')
       .values({
         fleet_id: owner.fleetId,
@@ -103,10 +113,8 @@ export async function setConfig(db: Db, owner: VariableOwner, input: { name: str
       })
       .returning('id')
       .executeTakeFirstOrThrow();
-    result = { id: row.id, name: input.name, value: input.value, service: null, createdAt: created_at };
-  }
-  await bump(db, owner);
-  return result;
+    return { id: row.id, name: input.name, value: input.value, service: null, createdAt: created_at };
+  });
 }
 
 export async function deleteConfig(db: Db, owner: VariableOwner, name: string): Promise<void> {
