@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
-import { Kysely, Migrator, PostgresDialect, SqliteDialect } from 'kysely';
+import { Kysely, Migrator, PostgresDialect, SqliteDialect, SqliteDriver } from 'kysely';
+import type { DatabaseConnection, Driver } from 'kysely';
 import pg from 'pg';
 import { makePrivateDir, touchPrivateFile } from '../disk/private-files.js';
 import { migrations } from './migrations.js';
@@ -59,7 +60,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<OpenedData
     sqlite.pragma('synchronous = NORMAL');
     sqlite.pragma('foreign_keys = ON');
     sqlite.pragma('busy_timeout = 5000');
-    const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+    const db = new Kysely<Database>({ dialect: new KeepingErrorsSqliteDialect(sqlite) });
     opened = { db, dialect: 'sqlite', close: () => db.destroy(), sqlite };
   }
   const migrator = new Migrator({ db: opened.db, provider: migrations(opened.dialect) });
@@ -73,4 +74,24 @@ export async function openDatabase(options: DatabaseOptions): Promise<OpenedData
 
 export function now(): string {
   return new Date().toISOString();
+}
+
+/**
+ * SQLite rolls a transaction back by itself on some errors (SQLITE_FULL, SQLITE_IOERR, SQLITE_NOMEM …). Kysely then
+ * sends its own ROLLBACK, which fails with "no transaction is active" and replaces the error that matters: a full
+ * disk would answer 500 instead of 507 STORAGE_FULL. INVARIANT: the error a transaction failed with is the one seen.
+ */
+class KeepingErrorsSqliteDialect extends SqliteDialect {
+  constructor(private readonly sqlite: SqliteDatabase.Database) {
+    super({ database: sqlite });
+  }
+
+  override createDriver(): Driver {
+    const { sqlite } = this;
+    return new (class extends SqliteDriver {
+      override async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
+        if (sqlite.inTransaction) await super.rollbackTransaction(connection);
+      }
+    })({ database: sqlite });
+  }
 }

@@ -19,6 +19,7 @@ const NAMES_NO_TENANT_RESOURCE = new Map<string, string>([
   ['GET /api/v1/organizations', 'the caller’s organizations (checked for leaks below)'],
   ['POST /api/v1/organizations', 'creates a new organization'],
   ['GET /api/v1/fleets', 'the caller’s fleets (checked for leaks below)'],
+  ['GET /api/v1/invitations', 'the caller’s own invitations (B’s pending one is checked unchanged below)'],
   ['GET /api/v1/openapi.json', 'the public API description'],
 ]);
 
@@ -45,7 +46,7 @@ function attacksOn(a: Tenant, b: Tenant): Attack[] {
   // Organization by handle.
   add('GET', `${api}/organizations/:org`, { org: b.org });
   add('GET', `${api}/organizations/:org/members`, { org: b.org });
-  add('POST', `${api}/organizations/:org/members`, { org: b.org }, { username: a.username, role: 'admin' });
+  add('POST', `${api}/organizations/:org/invitations`, { org: b.org }, { username: a.username, role: 'admin' });
   add('DELETE', `${api}/organizations/:org/members/:username`, { org: b.org, username: b.username });
 
   // Fleet by slug, and what hangs off it.
@@ -103,6 +104,8 @@ function attacksOn(a: Tenant, b: Tenant): Attack[] {
   }
 
   add('DELETE', `${api}/api-keys/:id`, { id: b.apiKeyId });
+  add('POST', `${api}/invitations/:id/accept`, { id: b.invitationId });
+  add('POST', `${api}/invitations/:id/decline`, { id: b.invitationId });
 
   // B's resources named in a body or query of a request about A's own resources.
   add('POST', `${api}/fleets`, {}, { name: 'stolen', slug: 'stolen-fleet', organization: b.org });
@@ -139,6 +142,7 @@ async function stateOf(t: TwoTenants, b: Tenant): Promise<unknown> {
     `/api/v1/devices/${b.uuid}/actions`,
     `/api/v1/releases/${b.releaseId}`,
     '/api/v1/api-keys',
+    '/api/v1/invitations',
   ];
   const state: Record<string, unknown> = {};
   for (const path of paths) {

@@ -71,6 +71,8 @@ export interface Tenant {
   releaseId: number;
   releaseCommit: string;
   actionId: number;
+  /** A pending invitation addressed to this tenant's user (into the bootstrap organization). */
+  invitationId: number;
   /** Names of the fleet's and the device's env var, config var and the device's tag. */
   envName: string;
   configName: string;
@@ -187,6 +189,8 @@ async function makeTenant(call: TwoTenants['call'], url: string, adminKey: strin
     configName,
     tagKey,
     image,
+    // Set by twoTenants once both tenants exist.
+    invitationId: 0,
   };
 }
 
@@ -194,8 +198,19 @@ async function makeTenant(call: TwoTenants['call'], url: string, adminKey: strin
  * A real server on loopback over a fresh database of `testDb`'s dialect, with a data folder, and two tenants made
  * by the bootstrap admin: users "alpha-user" (org alpha-org, fleet alpha-fleet) and "beta-user" (beta-org,
  * beta-fleet), each with a device, a release and its image, variables, a tag, a pending action, a provisioning
- * key and an API key. Neither user is a member of the other's organization.
+ * key, an API key and a pending invitation into the bootstrap organization. Neither user is a member of the other's
+ * organization.
  */
+/** Invites the tenant's user into the bootstrap organization and returns the invitation's id as the user sees it. */
+async function pendingInvitation(call: TwoTenants['call'], adminKey: string, tenant: Tenant): Promise<number> {
+  const body = { username: tenant.username, role: 'member' };
+  await expectStatus(call('POST', '/api/v1/organizations/default/invitations', { key: adminKey, body }), 202, 'invite');
+  const listed = await expectStatus(call('GET', '/api/v1/invitations', { key: tenant.token }), 200, 'invitations');
+  const id = (listed.data as { items?: { id: number }[] }).items?.[0]?.id;
+  if (id === undefined) throw new Error(`no invitation for ${tenant.username}`);
+  return id;
+}
+
 export async function twoTenants(testDb: TestDatabase): Promise<TwoTenants> {
   const outer = await tempDir('flotilla-security-');
   const created = await testDb.create();
@@ -219,6 +234,7 @@ export async function twoTenants(testDb: TestDatabase): Promise<TwoTenants> {
     const call: TwoTenants['call'] = (method, path, o) => httpCall(url, method, path, o);
     const a = await makeTenant(call, url, adminKey, 'alpha');
     const b = await makeTenant(call, url, adminKey, 'beta');
+    for (const tenant of [a, b]) tenant.invitationId = await pendingInvitation(call, adminKey, tenant);
     return { server, url, dataDir, outerDir: outer.path, adminKey, a, b, call, close };
   } catch (error) {
     await close();
