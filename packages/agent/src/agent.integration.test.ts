@@ -15,6 +15,7 @@ import {
   harness,
   ourContainers,
   reportedApp,
+  reportedDone,
   serviceOf,
   type Harness,
 } from './test-support/fixtures.js';
@@ -38,10 +39,7 @@ describe('agent against the real control plane and the real engine', () => {
     const list = await ourContainers(h.namespace);
     return new Map(list.filter((c) => c.State === 'running').map((c) => [serviceOf(c), c.Id]));
   };
-  const converged = (commit: string) => async (): Promise<boolean> => {
-    const app = reportedApp(h, uuid);
-    return app?.release_uuid === commit && app.releases[commit]?.update_status === 'done';
-  };
+  const converged = (commit: string) => (): boolean => reportedDone(h, uuid, commit);
   const swapped: ReleaseSpec = {
     volumes: ['data'],
     services: { web: { image: imgB }, db: { image: imgA, compose: { volumes: ['data:/data'] } } },

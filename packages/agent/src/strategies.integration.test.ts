@@ -6,7 +6,16 @@ import pino from 'pino';
 import { LABELS, type UpdateStrategy } from '@flotilla/protocol';
 import { waitFor } from '@flotilla/testkit';
 import { startAgent } from './agent.js';
-import { buildImage, cleanup, docker, exec, harness, ourContainers, reportedApp } from './test-support/fixtures.js';
+import {
+  buildImage,
+  cleanup,
+  docker,
+  exec,
+  harness,
+  ourContainers,
+  reportedApp,
+  reportedDone,
+} from './test-support/fixtures.js';
 
 const quiet = pino({ level: process.env.FLOTILLA_TEST_LOG ?? 'silent' });
 
@@ -50,7 +59,7 @@ async function strategyScenario(strategy: UpdateStrategy): Promise<void> {
       h.cp.release({ volumes: ['data'], services: { main: { image, labels, compose: { volumes: ['data:/data'] } } } });
     const c1 = await release(r1);
     agent.triggerUpdate();
-    const done = (commit: string) => () => reportedApp(h, uuid)?.releases[commit]?.update_status === 'done';
+    const done = (commit: string) => () => reportedDone(h, uuid, commit);
     await waitFor('release 1 running', done(c1), { timeoutMs: 30_000 });
     const [old] = await ourContainers(h.namespace);
     assert.ok(old);
@@ -189,7 +198,7 @@ describe('update strategies (real engine, real pulls from the server registry)',
         .filter((c) => c.State === 'running')
         .map((c) => c.Id)
         .sort();
-    const done = (commit: string) => () => reportedApp(h, uuid)?.releases[commit]?.update_status === 'done';
+    const done = (commit: string) => () => reportedDone(h, uuid, commit);
     try {
       await Promise.all(imgs.map((img, i) => buildImage(img, `r${i + 1}`)));
       const c1 = await release(1);

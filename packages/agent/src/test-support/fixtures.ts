@@ -177,6 +177,15 @@ export function reportedApp(h: Harness, uuid: string): CurrentApp | undefined {
   return h.cp.tap.state.get(uuid)?.apps?.[h.cp.fleet.uuid];
 }
 
+/**
+ * The device reported release `commit` applied: done, with every service of it running as targeted (release_uuid).
+ * WARNING: `update_status` alone is not enough; see the todo test in report/device-report.test.ts.
+ */
+export function reportedDone(h: Harness, uuid: string, commit: string): boolean {
+  const app = reportedApp(h, uuid);
+  return app?.release_uuid === commit && app.releases[commit]?.update_status === 'done';
+}
+
 /** The device key the agent wrote to config.json when it provisioned. */
 export async function deviceKeyOf(h: Harness): Promise<string> {
   const config = JSON.parse(await readFile(h.configPath, 'utf8')) as { deviceApiKey?: string };
