@@ -4,8 +4,7 @@ import { it } from 'node:test';
 import pino from 'pino';
 import { run, tempDir, waitFor } from '@flotilla/testkit';
 import { startAgent } from './agent.js';
-import { exportImage } from './test-support/fake-registry.js';
-import { buildImage, cleanup, docker, harness, ourContainers, target, uniqueAppId } from './test-support/fixtures.js';
+import { buildImage, cleanup, docker, harness, ourContainers } from './test-support/fixtures.js';
 
 const quiet = pino({ level: process.env.FLOTILLA_TEST_LOG ?? 'silent' });
 
@@ -34,11 +33,10 @@ async function buildArm64Image(tag: string): Promise<string> {
 
 it('an image built for another CPU is pulled but never started: the running release stays, the update fails clearly', async () => {
   const h = await harness();
-  const appId = uniqueAppId();
-  const appUuid = `app${appId}`;
-  const r1 = `flotilla-agent-it/platform:r1-${appId}`;
-  const armLocal = `flotilla-agent-it/platform:arm64-${appId}`;
-  const r3 = `flotilla-agent-it/platform:r3-${appId}`;
+  const nonce = Math.random().toString(16).slice(2, 8);
+  const r1 = `flotilla-agent-it/platform:r1-${nonce}`;
+  const armLocal = `flotilla-agent-it/platform:arm64-${nonce}`;
+  const r3 = `flotilla-agent-it/platform:r3-${nonce}`;
   const agent = await startAgent({
     configPath: h.configPath,
     dataDir: h.dataDir,
@@ -52,10 +50,10 @@ it('an image built for another CPU is pulled but never started: the running rele
   let armServed = '';
   try {
     await Promise.all([buildImage(r1, 'r1'), buildImage(r3, 'r3'), buildArm64Image(armLocal)]);
-    armServed = h.cp.serve(await exportImage(armLocal, `v2/arm${appId}`));
+    armServed = await h.cp.push(armLocal, 'main');
     await docker.getImage(armLocal).remove({ force: true });
 
-    h.cp.setTarget(uuid, target({ appId, appUuid, commit: 'c1', releaseId: 1, services: { main: { image: r1 } } }));
+    await h.cp.release({ services: { main: { image: r1 } } });
     agent.triggerUpdate();
     await waitFor(
       'release 1 running',
@@ -65,10 +63,7 @@ it('an image built for another CPU is pulled but never started: the running rele
     const [first] = await ourContainers(h.namespace);
 
     // Release 2 is arm64 only; this engine is amd64.
-    h.cp.setTarget(
-      uuid,
-      target({ appId, appUuid, commit: 'c2', releaseId: 2, services: { main: { image: armServed } } }),
-    );
+    await h.cp.release({ services: { main: { image: armServed } } });
     agent.triggerUpdate();
     const failed = await waitFor(
       'the update to fail',
@@ -90,17 +85,12 @@ it('an image built for another CPU is pulled but never started: the running rele
       [[first!.Id, 'running']],
       'release 1 still runs, nothing of release 2 was created',
     );
-    await waitFor(
-      'the failure reported',
-      () => {
-        const last = h.cp.reports.at(-1)?.body[uuid];
-        return last?.status === 'Update failed' ? last : undefined;
-      },
-      { timeoutMs: 10_000 },
-    );
+    await waitFor('the failure reported', async () => (await h.cp.device(uuid)).status === 'Update failed', {
+      timeoutMs: 10_000,
+    });
 
     // A release the device can run converges as usual, and the unusable image is cleaned up.
-    h.cp.setTarget(uuid, target({ appId, appUuid, commit: 'c3', releaseId: 3, services: { main: { image: r3 } } }));
+    await h.cp.release({ services: { main: { image: r3 } } });
     agent.triggerUpdate();
     await waitFor(
       'release 3 running',

@@ -4,21 +4,10 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import pino from 'pino';
+import { startServer } from '@flotilla/server';
 import { tempDir, waitFor } from '@flotilla/testkit';
 import { startAgent } from './agent.js';
 import { buildImage, cleanup, exec, ourContainers, uniqueNamespace } from './test-support/fixtures.js';
-
-/** The part of @flotilla/server this test uses; imported at run time so the agent does not build against it. */
-interface ServerModule {
-  startServer(options: {
-    host: string;
-    port: number;
-    dataDir?: string;
-    logLevel?: string | false;
-  }): Promise<{ url: string; close: () => Promise<void>; admin?: { apiKey: string } }>;
-}
-
-const SERVER_PACKAGE = '@flotilla/server';
 
 /**
  * End to end against the real control plane (packages/server): fleet, config.json and releases made through its
@@ -27,7 +16,6 @@ const SERVER_PACKAGE = '@flotilla/server';
  */
 describe('agent against the real flotilla server', () => {
   it('registers from a generated config.json, applies two releases, reports them running', async () => {
-    const { startServer } = (await import(SERVER_PACKAGE)) as ServerModule;
     const dir = await tempDir('flotilla-agent-e2e-');
     const server = await startServer({
       host: '127.0.0.1',

@@ -13,10 +13,9 @@ import {
   exec,
   harness,
   ourContainers,
-  target,
-  uniqueAppId,
+  reportedApp,
+  reportedDone,
 } from './test-support/fixtures.js';
-import { exportImage } from './test-support/fake-registry.js';
 
 const quiet = pino({ level: process.env.FLOTILLA_TEST_LOG ?? 'silent' });
 
@@ -31,15 +30,15 @@ async function imagePresent(ref: string): Promise<boolean> {
 }
 
 /**
- * Each strategy: release 1 runs from a local image; release 2's image exists only in the fake registry, whose blob
- * downloads are held while the test looks at the world mid-pull, then released.
+ * Each strategy: release 1 runs from a local image; release 2's image exists only in the server's registry, whose
+ * blob downloads the tap holds while the test looks at the world mid-pull, then lets through.
  */
 async function strategyScenario(strategy: UpdateStrategy): Promise<void> {
   const h = await harness();
-  const appId = uniqueAppId();
-  const appUuid = `app${appId}`;
-  const r1 = `flotilla-agent-it/${strategy}:r1-${appId}`;
-  const r2local = `flotilla-agent-it/${strategy}:r2-${appId}`;
+  const appId = h.cp.fleet.id;
+  const nonce = Math.random().toString(16).slice(2, 8);
+  const r1 = `flotilla-agent-it/${strategy}:r1-${nonce}`;
+  const r2local = `flotilla-agent-it/${strategy}:r2-${nonce}`;
   let r2 = '';
   const agent = await startAgent({
     configPath: h.configPath,
@@ -53,44 +52,36 @@ async function strategyScenario(strategy: UpdateStrategy): Promise<void> {
   const uuid = agent.state().uuid;
   try {
     await Promise.all([buildImage(r1, 'r1'), buildImage(r2local, 'r2')]);
-    r2 = h.cp.serve(await exportImage(r2local, `v2/${strategy.replaceAll('-', '')}${appId}`));
+    r2 = await h.cp.push(r2local, 'main');
     await docker.getImage(r2local).remove();
     const labels = { [LABELS.updateStrategy]: strategy };
-    const release = (commit: string, releaseId: number, image: string) =>
-      target({
-        appId,
-        appUuid,
-        commit,
-        releaseId,
-        volumes: ['data'],
-        services: { main: { image, labels, composition: { volumes: ['data:/data'] } } },
-      });
-    h.cp.setTarget(uuid, release('c1', 1, r1));
+    const release = (image: string) =>
+      h.cp.release({ volumes: ['data'], services: { main: { image, labels, compose: { volumes: ['data:/data'] } } } });
+    const c1 = await release(r1);
     agent.triggerUpdate();
-    const done = (commit: string) => () =>
-      h.cp.state.get(uuid)?.apps?.[appUuid]?.releases[commit]?.update_status === 'done';
-    await waitFor('release 1 running', done('c1'), { timeoutMs: 30_000 });
+    const done = (commit: string) => () => reportedDone(h, uuid, commit);
+    await waitFor('release 1 running', done(c1), { timeoutMs: 30_000 });
     const [old] = await ourContainers(h.namespace);
     assert.ok(old);
     await exec(old.Id, 'echo kept > /data/file');
 
-    let release2!: () => void;
-    h.cp.blobGate = new Promise((resolve) => (release2 = resolve));
-    h.cp.setTarget(uuid, release('c2', 2, r2));
+    const releaseBlobs = h.cp.tap.holdBlobs();
+    const c2 = await release(r2);
     agent.triggerUpdate();
-    await waitFor('pull of release 2 started', () => h.cp.pullsStarted > 0, { timeoutMs: 30_000 });
-    await new Promise((r) => setTimeout(r, 300));
+    await waitFor('pull of release 2 started', () => h.cp.tap.pullsStarted > 0, { timeoutMs: 30_000 });
+    // The pull is held; what must be true of the world by then is reported once the agent is in the download.
+    await waitFor(
+      'Downloading reported',
+      () => reportedApp(h, uuid)?.releases[c2]?.services.main?.status === 'Downloading',
+      { timeoutMs: 15_000 },
+    );
     const during = await ourContainers(h.namespace);
     const oldRunning = during.some((c) => c.Id === old.Id && c.State === 'running');
     switch (strategy) {
       case 'download-then-kill':
       case 'hand-over':
         assert.ok(oldRunning, 'old release keeps running while the new image downloads');
-        await waitFor(
-          'Downloading reported',
-          () => h.cp.state.get(uuid)?.apps?.[appUuid]?.releases.c2?.services.main?.status === 'Downloading',
-        );
-        assert.equal(h.cp.state.get(uuid)?.apps?.[appUuid]?.releases.c2?.update_status, 'downloading');
+        assert.equal(reportedApp(h, uuid)?.releases[c2]?.update_status, 'downloading');
         break;
       case 'kill-then-download':
         assert.equal(during.length, 0, 'old release killed before the download');
@@ -101,8 +92,7 @@ async function strategyScenario(strategy: UpdateStrategy): Promise<void> {
         assert.equal(await imagePresent(r1), false, 'old image deleted before the download');
         break;
     }
-    release2();
-    h.cp.blobGate = undefined;
+    releaseBlobs();
 
     if (strategy === 'hand-over') {
       await waitFor(
@@ -110,6 +100,7 @@ async function strategyScenario(strategy: UpdateStrategy): Promise<void> {
         async () => (await ourContainers(h.namespace)).filter((c) => c.State === 'running').length === 2,
         { timeoutMs: 30_000 },
       );
+      // Nothing may happen here until the test writes the complete file: the wait is the thing under test.
       await new Promise((r) => setTimeout(r, 1_000));
       assert.equal(
         (await ourContainers(h.namespace)).filter((c) => c.State === 'running').length,
@@ -118,11 +109,11 @@ async function strategyScenario(strategy: UpdateStrategy): Promise<void> {
       );
       await writeFile(join(h.dataDir, 'services', `${h.namespace}${appId}`, 'main', 'handover-complete'), '');
     }
-    await waitFor('release 2 done', done('c2'), { timeoutMs: 60_000 });
+    await waitFor('release 2 done', done(c2), { timeoutMs: 60_000 });
     const after = await ourContainers(h.namespace);
     assert.equal(after.length, 1, 'exactly one container');
     assert.equal((await exec((after[0] as { Id: string }).Id, 'cat /release /data/file')).trim(), 'r2\nkept');
-    assert.equal(h.cp.registryAuthFailures, 0, 'registry credentials d_<uuid>/device key accepted');
+    assert.equal(h.cp.tap.registryAuthFailures, 0, 'registry credentials d_<uuid>/device key accepted');
     if (strategy !== 'delete-then-download') {
       await waitFor('old image cleaned up once unused', async () => !(await imagePresent(r1)), { timeoutMs: 15_000 });
     }
@@ -133,17 +124,16 @@ async function strategyScenario(strategy: UpdateStrategy): Promise<void> {
   }
 }
 
-describe('update strategies (real engine, real pulls from a fake registry)', { concurrency: true }, () => {
+describe('update strategies (real engine, real pulls from the server registry)', { concurrency: true }, () => {
   for (const strategy of ['download-then-kill', 'kill-then-download', 'delete-then-download', 'hand-over'] as const) {
     it(strategy, () => strategyScenario(strategy));
   }
 
   it('hand-over without the complete file: old killed after io.balena.update.handover-timeout', async () => {
     const h = await harness();
-    const appId = uniqueAppId();
-    const appUuid = `app${appId}`;
-    const r1 = `flotilla-agent-it/handover-timeout:r1-${appId}`;
-    const r2 = `flotilla-agent-it/handover-timeout:r2-${appId}`;
+    const nonce = Math.random().toString(16).slice(2, 8);
+    const r1 = `flotilla-agent-it/handover-timeout:r1-${nonce}`;
+    const r2 = `flotilla-agent-it/handover-timeout:r2-${nonce}`;
     const agent = await startAgent({
       configPath: h.configPath,
       dataDir: h.dataDir,
@@ -153,29 +143,22 @@ describe('update strategies (real engine, real pulls from a fake registry)', { c
       logger: quiet,
       apiPort: 0,
     });
-    const uuid = agent.state().uuid;
     try {
       await Promise.all([buildImage(r1, 'r1'), buildImage(r2, 'r2')]);
       const labels = { [LABELS.updateStrategy]: 'hand-over', [LABELS.handoverTimeout]: '3000' };
-      h.cp.setTarget(
-        uuid,
-        target({ appId, appUuid, commit: 'c1', releaseId: 1, services: { main: { image: r1, labels } } }),
-      );
+      await h.cp.release({ services: { main: { image: r1, labels } } });
       agent.triggerUpdate();
       await waitFor('release 1', async () => (await ourContainers(h.namespace)).some((c) => c.State === 'running'), {
         timeoutMs: 30_000,
       });
-      h.cp.setTarget(
-        uuid,
-        target({ appId, appUuid, commit: 'c2', releaseId: 2, services: { main: { image: r2, labels } } }),
-      );
+      const c2 = await h.cp.release({ services: { main: { image: r2, labels } } });
       agent.triggerUpdate();
       await waitFor(
         'both running',
         async () => (await ourContainers(h.namespace)).filter((c) => c.State === 'running').length === 2,
         { timeoutMs: 30_000 },
       );
-      const fresh = (await ourContainers(h.namespace)).find((c) => c.Labels[LABELS.releaseCommit] === 'c2') as {
+      const fresh = (await ourContainers(h.namespace)).find((c) => c.Labels[LABELS.releaseCommit] === c2) as {
         Id: string;
       };
       const created = Date.parse((await docker.getContainer(fresh.Id).inspect()).Created);
@@ -195,9 +178,9 @@ describe('update strategies (real engine, real pulls from a fake registry)', { c
 
   it('update lock blocks kill/restart until released; force overrides it', async () => {
     const h = await harness();
-    const appId = uniqueAppId();
-    const appUuid = `app${appId}`;
-    const imgs = [1, 2, 3].map((n) => `flotilla-agent-it/lock:r${n}-${appId}`);
+    const appId = h.cp.fleet.id;
+    const nonce = Math.random().toString(16).slice(2, 8);
+    const imgs = [1, 2, 3].map((n) => `flotilla-agent-it/lock:r${n}-${nonce}`);
     const agent = await startAgent({
       configPath: h.configPath,
       dataDir: h.dataDir,
@@ -209,48 +192,47 @@ describe('update strategies (real engine, real pulls from a fake registry)', { c
     });
     const uuid = agent.state().uuid;
     const release = (n: number) =>
-      target({
-        appId,
-        appUuid,
-        commit: `c${n}`,
-        releaseId: n,
-        services: { main: { image: imgs[n - 1] as string }, side: { image: imgs[0] as string } },
-      });
+      h.cp.release({ services: { main: { image: imgs[n - 1] as string }, side: { image: imgs[0] as string } } });
     const running = async (): Promise<string[]> =>
       (await ourContainers(h.namespace))
         .filter((c) => c.State === 'running')
         .map((c) => c.Id)
         .sort();
-    const done = (commit: string) => () =>
-      h.cp.state.get(uuid)?.apps?.[appUuid]?.releases[commit]?.update_status === 'done';
+    const done = (commit: string) => () => reportedDone(h, uuid, commit);
     try {
       await Promise.all(imgs.map((img, i) => buildImage(img, `r${i + 1}`)));
-      h.cp.setTarget(uuid, release(1));
+      const c1 = await release(1);
       agent.triggerUpdate();
-      await waitFor('release 1', done('c1'), { timeoutMs: 30_000 });
+      await waitFor('release 1', done(c1), { timeoutMs: 30_000 });
       const lock = join(h.dataDir, 'services', `${h.namespace}${appId}`, 'side', 'updates.lock');
       // The service takes the lock from inside its container, through the /tmp/balena bind mount.
-      const side = (await ourContainers(h.namespace)).find((c) => c.Labels[LABELS.serviceName] === 'side');
+      const side = await waitFor('side running', async () =>
+        (await ourContainers(h.namespace)).find(
+          (c) => c.Labels[LABELS.serviceName] === 'side' && c.State === 'running',
+        ),
+      );
       await exec((side as { Id: string }).Id, 'touch /tmp/balena/updates.lock');
       const before = await running();
 
-      h.cp.setTarget(uuid, release(2));
+      const c2 = await release(2);
       agent.triggerUpdate();
       await waitFor(
         'c2 waiting on the lock',
-        () => h.cp.state.get(uuid)?.apps?.[appUuid]?.releases.c2?.update_status === 'downloaded',
+        () => reportedApp(h, uuid)?.releases[c2]?.update_status === 'downloaded',
         { timeoutMs: 15_000 },
       );
-      await new Promise((r) => setTimeout(r, 1_500));
+      // Not a moment of quiet but passes: the agent looked at the world again, twice, and still killed nothing.
+      const passes = agent.state().passes;
+      await waitFor('two more passes while locked', () => agent.state().passes >= passes + 2, { timeoutMs: 15_000 });
       assert.deepEqual(await running(), before, 'nothing killed while the lock is held');
 
       await rm(lock);
-      await waitFor('c2 applied once the lock is released', done('c2'), { timeoutMs: 30_000 });
+      await waitFor('c2 applied once the lock is released', done(c2), { timeoutMs: 30_000 });
 
       await exec((side as { Id: string }).Id, 'touch /tmp/balena/updates.lock');
-      h.cp.setTarget(uuid, release(3));
+      const c3 = await release(3);
       agent.triggerUpdate({ force: true });
-      await waitFor('c3 applied despite the lock (forced)', done('c3'), { timeoutMs: 30_000 });
+      await waitFor('c3 applied despite the lock (forced)', done(c3), { timeoutMs: 30_000 });
     } finally {
       await agent.stop();
       await cleanup(h.namespace, imgs);

@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { freePort, tempDir, testDatabases } from '@flotilla/testkit';
+import { freePort, tempDir, testDatabases, waitFor } from '@flotilla/testkit';
 import { startServer } from './server.js';
 
 const main = fileURLToPath(new URL('./main.js', import.meta.url));
@@ -34,9 +34,10 @@ for (const testDb of testDatabases()) {
           const lines: string[] = [];
           createInterface({ input: child.stdout }).on('line', (l) => lines.push(l));
           createInterface({ input: child.stderr }).on('line', (l) => lines.push(l));
-          const deadline = Date.now() + 20_000;
-          while (!lines.some((l) => l.includes('listening on')) && Date.now() < deadline)
-            await new Promise((r) => setTimeout(r, 50));
+          await waitFor('the server process listening', () => lines.some((l) => l.includes('listening on')), {
+            timeoutMs: 20_000,
+            intervalMs: 50,
+          });
           return { child, lines };
         };
         const first = await run();

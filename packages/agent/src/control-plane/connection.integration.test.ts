@@ -7,12 +7,11 @@ import { DryRunHostPower } from '../host/host-power.js';
 import {
   buildImage,
   cleanup,
+  deviceKeyOf,
   docker,
   exec,
   harness,
   ourContainers,
-  target,
-  uniqueAppId,
   type Harness,
 } from '../test-support/fixtures.js';
 
@@ -23,8 +22,7 @@ describe('actions from the control plane over the device connection', () => {
   let agent: AgentHandle;
   let uuid: string;
   const power = new DryRunHostPower(quiet);
-  const appId = uniqueAppId();
-  const img = `flotilla-agent-it/remote:${appId}`;
+  const img = `flotilla-agent-it/remote:${Math.random().toString(16).slice(2, 8)}`;
   const main = async (): Promise<{ id: string; state: string; startedAt: number }> => {
     const [c] = await ourContainers(h.namespace);
     assert.ok(c, 'the service container exists');
@@ -50,16 +48,13 @@ describe('actions from the control plane over the device connection', () => {
       logger: quiet,
     });
     uuid = agent.state().uuid;
-    await waitFor('registration', () => h.cp.devices.has(uuid));
-    h.cp.setTarget(
-      uuid,
-      target({ appId, appUuid: `app${appId}`, commit: 'c1', releaseId: 1, services: { main: { image: img } } }),
-    );
+    await waitFor('registration', () => h.cp.registered(uuid));
+    await h.cp.release({ services: { main: { image: img } } });
     agent.triggerUpdate();
     await waitFor('main running', async () => (await ourContainers(h.namespace)).some((c) => c.State === 'running'), {
       timeoutMs: 60_000,
     });
-    await waitFor('device connected', () => h.cp.connected(uuid) && agent.state().remoteActionsConnected, {
+    await waitFor('device connected', () => h.cp.tap.connected(uuid) && agent.state().remoteActionsConnected, {
       timeoutMs: 20_000,
     });
   });
@@ -67,7 +62,7 @@ describe('actions from the control plane over the device connection', () => {
   it('reports the port its local device API listens on', async () => {
     const port = agent.state().apiPort;
     assert.ok(port && port > 0);
-    await waitFor('api_port reported', () => h.cp.state.get(uuid)?.api_port === port, { timeoutMs: 10_000 });
+    await waitFor('api_port reported', () => h.cp.tap.state.get(uuid)?.api_port === port, { timeoutMs: 10_000 });
   });
 
   after(async () => {
@@ -78,20 +73,21 @@ describe('actions from the control plane over the device connection', () => {
 
   it('restart (default app), stop-service (stays stopped), start-service, identify', async () => {
     const before = await main();
-    assert.deepEqual(await h.cp.sendAction(uuid, { action: 'restart' }), { type: 'action-result', id: 1, ok: true });
+    const { status, error } = await h.cp.sendAction(uuid, { action: 'restart' });
+    assert.deepEqual({ status, error }, { status: 'done', error: null });
     const restarted = await main();
     assert.equal(restarted.id, before.id);
     assert.ok(restarted.startedAt > before.startedAt);
 
-    assert.equal((await h.cp.sendAction(uuid, { action: 'stop-service', service: 'main' })).ok, true);
+    assert.equal((await h.cp.sendAction(uuid, { action: 'stop-service', service: 'main' })).status, 'done');
     const passes = agent.state().passes;
     agent.triggerUpdate();
     await waitFor('two passes', () => agent.state().passes >= passes + 2);
     assert.equal((await main()).state, 'exited');
-    assert.equal((await h.cp.sendAction(uuid, { action: 'start-service', service: 'main' })).ok, true);
+    assert.equal((await h.cp.sendAction(uuid, { action: 'start-service', service: 'main' })).status, 'done');
     assert.equal((await main()).state, 'running');
 
-    assert.equal((await h.cp.sendAction(uuid, { action: 'identify' })).ok, true);
+    assert.equal((await h.cp.sendAction(uuid, { action: 'identify' })).status, 'done');
     assert.deepEqual(power.requests, ['identify']);
   });
 
@@ -100,10 +96,10 @@ describe('actions from the control plane over the device connection', () => {
     await exec(c.id, 'touch /tmp/balena/updates.lock');
     try {
       const refused = await h.cp.sendAction(uuid, { action: 'restart' });
-      assert.equal(refused.ok, false);
+      assert.equal(refused.status, 'failed');
       assert.equal(refused.error?.code, 'UPDATE_LOCKED');
       assert.equal((await main()).startedAt, c.startedAt);
-      assert.equal((await h.cp.sendAction(uuid, { action: 'restart', force: true })).ok, true);
+      assert.equal((await h.cp.sendAction(uuid, { action: 'restart', force: true })).status, 'done');
       assert.ok((await main()).startedAt > c.startedAt);
     } finally {
       await exec(c.id, 'rm -f /tmp/balena/updates.lock');
@@ -111,20 +107,32 @@ describe('actions from the control plane over the device connection', () => {
   });
 
   it('each connect tells the server the ETag of the target the agent holds', async () => {
+    const tap = h.cp.tap;
+    const key = await deviceKeyOf(h);
+    /** The ETag the server serves the device's target state with now (asked directly, not through the tap). */
+    const etagOf = async (): Promise<string | null> => {
+      const response = await fetch(`${h.cp.server.url}/device/v3/${uuid}/state`, {
+        headers: { authorization: `Bearer ${key}` },
+      });
+      await response.arrayBuffer();
+      return response.headers.get('etag');
+    };
     const reconnect = async (): Promise<string | null | undefined> => {
-      const connects = h.cp.connectEtags.length;
-      h.cp.disconnect(uuid);
-      await waitFor('reconnected', () => h.cp.connectEtags.length > connects && h.cp.connected(uuid), {
+      const connects = tap.connectEtags.length;
+      tap.disconnect(uuid);
+      await waitFor('reconnected', () => tap.connectEtags.length > connects && tap.connected(uuid), {
         timeoutMs: 20_000,
       });
-      return h.cp.connectEtags.at(-1);
+      return tap.connectEtags.at(-1);
     };
-    assert.equal(await reconnect(), h.cp.etagOf(uuid));
-    const held = h.cp.etagOf(uuid);
-    const current = h.cp.targets.get(uuid)!;
-    h.cp.setTarget(uuid, { ...current, name: 'renamed' });
-    assert.notEqual(h.cp.etagOf(uuid), held);
-    await new Promise((resolve) => setTimeout(resolve, 1_500)); // several polls (every 300 ms)
-    assert.equal(await reconnect(), h.cp.etagOf(uuid), 'the target fetched since, not the one held before');
+    assert.equal(await reconnect(), await etagOf());
+    const held = await etagOf();
+    await h.cp.api('PATCH', `/api/v1/devices/${uuid}`, { name: 'renamed' });
+    const changed = await etagOf();
+    assert.notEqual(changed, held);
+    await waitFor('the new target fetched', () => tap.targetEtags.at(-1) === changed, { timeoutMs: 10_000 });
+    const passes = agent.state().passes;
+    await waitFor('a pass over it', () => agent.state().passes > passes, { timeoutMs: 10_000 });
+    assert.equal(await reconnect(), changed, 'the target fetched since, not the one held before');
   });
 });

@@ -42,6 +42,7 @@ test('collects a container’s stdout and stderr in order, and resumes after a r
     const second = new LogCollector(new DockerLogSource(), (l) => again.push(l), positions);
     second.sync([{ containerId, serviceName: 'main' }]);
     await waitFor('the new line', () => again.some((l) => l.message === 'after restart'), { timeoutMs: 15_000 });
+    // Nothing else may arrive: a quiet moment after the new line is what this checks.
     await new Promise((resolve) => setTimeout(resolve, 300));
     second.stop();
     assert.deepEqual(

@@ -86,6 +86,7 @@ test('an unreachable control plane keeps lines queued until it comes back', asyn
   try {
     queue.push({ message: 'during outage', timestamp: 1 });
     shipper.wake();
+    // Several failed attempts (backoff 20–50 ms) must leave the line queued: the quiet time is what is checked.
     await new Promise((resolve) => setTimeout(resolve, 200));
     assert.equal(queue.size(), 1, 'kept while the server is down');
     server.listen(port, '127.0.0.1');

@@ -69,7 +69,7 @@ test(`the ${CRASH_LOOP_THRESHOLD}th start in a row that finds an interrupted app
   assert.equal(held.interruptedApplies, CRASH_LOOP_THRESHOLD);
   assert.equal(held.delayMs, CRASH_LOOP_BASE_MS);
   assert.equal(agent.state().phase, 'apply', 'still an interrupted update until a pass finishes');
-  // Well inside the hold: nothing has touched the engine.
+  // Well inside the hold: nothing has touched the engine (a stretch of nothing is what the hold promises).
   await new Promise((resolve) => setTimeout(resolve, CRASH_LOOP_BASE_MS / 2));
   assert.equal(agent.state().passes, 0);
   assert.deepEqual(await ourContainers(namespace), []);

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import pino from 'pino';
 import type { DeviceReport, StateReport } from '@flotilla/protocol';
-import { tempDir } from '@flotilla/testkit';
+import { tempDir, waitFor } from '@flotilla/testkit';
 import type { ControlPlane } from '../control-plane/control-plane.js';
 import { openStore } from '../store/store.js';
 import { Reporter } from './reporter.js';
@@ -45,16 +45,20 @@ describe('Reporter', () => {
       const started = Date.now();
       reporter.start(abort.signal);
       // The first attempt fails (offline); the retry sends everything.
-      while (sent.length < 1) await new Promise((r) => setTimeout(r, 20));
+      await waitFor('the first report sent', () => sent.length >= 1, { timeoutMs: 5_000 });
       assert.deepEqual(sent[0]?.body, { u: { status: 'Idle', os_version: 'x' } });
       assert.ok((sent[0]?.at ?? 0) - started < 5_000);
       for (const s of ['Updating', 'Idle', 'Updating']) {
         status = s;
         reporter.trigger();
+        // Changes 50 ms apart, inside one 400 ms window: the spacing is the input under test, not a wait.
         await new Promise((r) => setTimeout(r, 50));
       }
-      while (sent.length < 2) await new Promise((r) => setTimeout(r, 20));
-      await new Promise((r) => setTimeout(r, 600));
+      await waitFor(
+        'the last change sent and acknowledged',
+        () => sent.length >= 2 && store.getLastReport()?.status === 'Updating',
+        { timeoutMs: 5_000 },
+      );
       for (let i = 1; i < sent.length; i++)
         assert.ok((sent[i]?.at ?? 0) - (sent[i - 1]?.at ?? 0) >= 390, 'rate limited');
       assert.deepEqual(sent.at(-1)?.body, { u: { status: 'Updating' } }, 'only the changed key');

@@ -5,7 +5,7 @@ import { describe, it } from 'node:test';
 import pino from 'pino';
 import { waitFor } from '@flotilla/testkit';
 import { startAgent } from '../agent.js';
-import { buildTalkingImage, cleanup, harness, ourContainers, target, uniqueAppId } from '../test-support/fixtures.js';
+import { buildTalkingImage, cleanup, harness, ourContainers } from '../test-support/fixtures.js';
 
 const quiet = pino({ level: process.env.FLOTILLA_TEST_LOG ?? 'silent' });
 
@@ -33,9 +33,7 @@ const readableByOthers = (all: Map<string, Entry>): string[] =>
 describe('the agent data folder is private', () => {
   it('a fresh start creates nothing others can read, and a start tightens what was left readable', async () => {
     const h = await harness({ persistentLogging: true });
-    const appId = uniqueAppId();
-    const appUuid = `app${appId}`;
-    const img = `flotilla-agent-it/private:${appId}`;
+    const img = `flotilla-agent-it/private:${Math.random().toString(16).slice(2, 8)}`;
     let agent: Awaited<ReturnType<typeof startAgent>> | undefined;
     const start = () =>
       startAgent({
@@ -51,21 +49,29 @@ describe('the agent data folder is private', () => {
       await buildTalkingImage(img);
       agent = await start();
       const uuid = agent.state().uuid;
-      await waitFor('registration', () => h.cp.devices.has(uuid));
-      h.cp.setTarget(uuid, target({ appId, appUuid, commit: 'c1', releaseId: 1, services: { main: { image: img } } }));
+      await waitFor('registration', () => h.cp.registered(uuid));
+      await h.cp.release({ services: { main: { image: img } } });
       agent.triggerUpdate();
       await waitFor('main running', async () => (await ourContainers(h.namespace)).some((c) => c.State === 'running'), {
         timeoutMs: 60_000,
       });
       await waitFor(
         'service lines shipped',
-        () => h.cp.logs.some((l) => l.uuid === uuid && l.message.startsWith('tick')),
-        {
-          timeoutMs: 30_000,
-        },
+        async () =>
+          ((await h.cp.api('GET', `/api/v1/devices/${uuid}/logs?tail=50`)).items as Array<{ message: string }>).some(
+            (l) => l.message.startsWith('tick'),
+          ),
+        { timeoutMs: 30_000 },
       );
       // Written once a second: the log queue cursor and the followed containers' positions.
-      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      await waitFor(
+        'the log cursor and positions written',
+        async () => {
+          const all = await modes(h.dataDir);
+          return all.has('logs/cursor.json') && all.has('log-positions.json');
+        },
+        { timeoutMs: 10_000 },
+      );
 
       // Fresh: everything the agent made while running (the store with its WAL, log queue, positions, lock folders).
       const fresh = await modes(h.dataDir);

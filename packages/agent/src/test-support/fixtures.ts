@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import Docker from 'dockerode';
-import { LABELS, type TargetDevice } from '@flotilla/protocol';
+import { LABELS, type CurrentApp, type TargetDevice } from '@flotilla/protocol';
 import { ensureBusyboxImage, run, tempDir } from '@flotilla/testkit';
 import { NAMESPACE_LABEL } from '../compose/names.js';
-import { FakeControlPlane } from './fake-control-plane.js';
+import { ControlPlane } from './control-plane.js';
 
 export const docker = new Docker({ socketPath: '/var/run/docker.sock' });
 
@@ -96,7 +96,7 @@ export interface ServiceDef {
   running?: boolean;
 }
 
-/** One device's target: one app with one release. */
+/** One device's target: one app with one release (for local targets: `setLocalTarget`, unmanaged devices). */
 export function target(o: {
   appId: number;
   appUuid: string;
@@ -145,7 +145,7 @@ export function target(o: {
 }
 
 export interface Harness {
-  cp: FakeControlPlane;
+  cp: ControlPlane;
   dir: string;
   configPath: string;
   dataDir: string;
@@ -153,22 +153,12 @@ export interface Harness {
   remove: () => Promise<void>;
 }
 
-/** A fake control plane on loopback and a config.json pointing at it (not yet registered). */
+/** The real control plane (behind its tap) and the fleet's generated config.json, plus `extraConfig` (not yet registered). */
 export async function harness(extraConfig: Record<string, unknown> = {}): Promise<Harness> {
-  const cp = new FakeControlPlane();
-  await cp.start();
+  const cp = await ControlPlane.start();
   const dir = await tempDir('flotilla-agent-it-');
   const configPath = join(dir.path, 'config.json');
-  await writeFile(
-    configPath,
-    JSON.stringify({
-      apiEndpoint: cp.url,
-      provisioningApiKey: cp.provisioningKey,
-      applicationId: 1,
-      deviceType: 'generic-amd64',
-      ...extraConfig,
-    }),
-  );
+  await cp.writeConfig(configPath, extraConfig);
   return {
     cp,
     dir: dir.path,
@@ -176,8 +166,29 @@ export async function harness(extraConfig: Record<string, unknown> = {}): Promis
     dataDir: join(dir.path, 'data'),
     namespace: uniqueNamespace(),
     remove: async () => {
-      await cp.stop();
+      await cp.close();
       await dir.remove();
     },
   };
+}
+
+/** What the device last reported about the fleet's app, as the server accepted it. */
+export function reportedApp(h: Harness, uuid: string): CurrentApp | undefined {
+  return h.cp.tap.state.get(uuid)?.apps?.[h.cp.fleet.uuid];
+}
+
+/**
+ * The device reported release `commit` applied: done, with every service of it running as targeted (release_uuid).
+ * WARNING: `update_status` alone is not enough; see the todo test in report/device-report.test.ts.
+ */
+export function reportedDone(h: Harness, uuid: string, commit: string): boolean {
+  const app = reportedApp(h, uuid);
+  return app?.release_uuid === commit && app.releases[commit]?.update_status === 'done';
+}
+
+/** The device key the agent wrote to config.json when it provisioned. */
+export async function deviceKeyOf(h: Harness): Promise<string> {
+  const config = JSON.parse(await readFile(h.configPath, 'utf8')) as { deviceApiKey?: string };
+  if (!config.deviceApiKey) throw new Error('config.json has no device key yet');
+  return config.deviceApiKey;
 }

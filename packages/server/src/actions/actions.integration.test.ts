@@ -33,6 +33,7 @@ for (const db of testDatabases()) {
       assert.equal(queued.data.status, 'pending');
       await act({ action: 'restart-service', service: 'main' });
       const expiring = await act({ action: 'reboot', ttlSeconds: 1 });
+      // Its 1 s time to live must pass before the device connects: the passing time is the input under test.
       await new Promise((resolve) => setTimeout(resolve, 1_100));
       const device = connectDevice(server.url, uuid, deviceKey, (m) =>
         m.action === 'restart-service'
@@ -119,6 +120,7 @@ for (const db of testDatabases()) {
       const etag = await fetchTargetEtag(live.server.url, live.uuid, live.deviceKey);
       const device = connectDevice(live.server.url, live.uuid, live.deviceKey, undefined, { etag });
       await device.opened;
+      // Nothing may arrive while nothing changes: the quiet stretch is what this checks.
       await new Promise((resolve) => setTimeout(resolve, 2_500));
       assert.deepEqual(device.announcements, [], 'no change, no announcement');
       const started = performance.now();

@@ -1,0 +1,186 @@
+import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { connect, type AddressInfo, type Socket } from 'node:net';
+import { gunzipSync } from 'node:zlib';
+import { DEVICE_CONNECT_ETAG_PARAM, type DeviceReport } from '@flotilla/protocol';
+
+/**
+ * A wire tap between the agent and the real control plane (packages/server). It answers nothing itself: every
+ * request and every WebSocket upgrade is forwarded byte for byte to the server, whose answer goes back unchanged.
+ * It only records what the device sent that the server accepted (reports, connects), and injects the faults a
+ * test asks for, which a healthy server cannot produce on demand:
+ * - `holdBlobs()`: registry blob downloads wait until released (to look at the world in the middle of a pull);
+ * - `serveTarget()`: the device's target-state request is answered with the given body (an invalid target the
+ *   real server, which validates every release, never serves);
+ * - `disconnect()`: the device's WebSocket is cut, as a lost link does;
+ * - `down()` / `up()`: the control plane is unreachable (connections refused, open ones cut), then back on the
+ *   same port.
+ * INVARIANT: without a fault in force, what passes through is what the server said;
+ * tap.contract.integration.test.ts runs the device routes directly and through the tap and compares the answers.
+ */
+export class Tap {
+  /** `METHOD /path` of every request, in arrival order. */
+  readonly requests: string[] = [];
+  /** State reports (`PATCH /device/v3/state`) the server accepted, in order. */
+  readonly reports: Array<{ at: number; body: Record<string, DeviceReport> }> = [];
+  /** Merged view of everything each device reported (and the server accepted). */
+  readonly state = new Map<string, DeviceReport>();
+  /** The `etag` query parameter of each connect the server accepted (null: none sent), in order. */
+  readonly connectEtags: Array<string | null> = [];
+  /** The ETag of each target state the server answered 200 to the device, in order. */
+  readonly targetEtags: string[] = [];
+  /** Manifest GETs the registry answered 200: pulls started. */
+  pullsStarted = 0;
+  /** Registry requests answered 401 although they carried credentials. */
+  registryAuthFailures = 0;
+  upstream: URL | undefined;
+  port = 0;
+  private server: Server | undefined;
+  private readonly open = new Set<Socket>();
+  private readonly deviceSockets = new Map<string, Socket>();
+  private blobHold: Promise<void> | undefined;
+  private readonly targets = new Map<string, string>();
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  get host(): string {
+    return `127.0.0.1:${this.port}`;
+  }
+
+  /** Listens on `port` (0: a free one; the same port again after `down()`). */
+  async up(port = this.port): Promise<void> {
+    const server = createServer((req, res) => this.forward(req, res));
+    server.on('connection', (socket) => {
+      this.open.add(socket);
+      socket.on('close', () => this.open.delete(socket));
+    });
+    server.on('upgrade', (req, socket, head) => this.upgrade(req, socket as Socket, head));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, '127.0.0.1', () => resolve());
+    });
+    this.port = (server.address() as AddressInfo).port;
+    this.server = server;
+  }
+
+  /** Unreachable: stops listening and cuts every open connection. */
+  async down(): Promise<void> {
+    const server = this.server;
+    this.server = undefined;
+    if (!server) return;
+    for (const socket of this.open) socket.destroy();
+    for (const socket of this.deviceSockets.values()) socket.destroy();
+    this.deviceSockets.clear();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  connected(uuid: string): boolean {
+    return this.deviceSockets.has(uuid);
+  }
+
+  /** Cuts the device's WebSocket connection, as a lost link does. */
+  disconnect(uuid: string): void {
+    this.deviceSockets.get(uuid)?.destroy();
+  }
+
+  /** Blob downloads wait until the returned function is called. */
+  holdBlobs(): () => void {
+    let release!: () => void;
+    const hold = new Promise<void>((resolve) => (release = resolve));
+    this.blobHold = hold;
+    return () => {
+      if (this.blobHold === hold) this.blobHold = undefined;
+      release();
+    };
+  }
+
+  /** Answers the device's target-state requests with `body` (200, no ETag) instead of the server; undefined: stop. */
+  serveTarget(uuid: string, body: unknown): void {
+    if (body === undefined) this.targets.delete(uuid);
+    else this.targets.set(uuid, JSON.stringify(body));
+  }
+
+  private forward(req: IncomingMessage, res: ServerResponse): void {
+    const url = new URL(req.url ?? '/', 'http://tap');
+    const method = req.method ?? 'GET';
+    this.requests.push(`${method} ${url.pathname}`);
+    const injected = /^\/device\/v3\/([0-9a-f]+)\/state$/.exec(url.pathname);
+    const body = injected && method === 'GET' ? this.targets.get(injected[1] as string) : undefined;
+    if (body !== undefined) {
+      req.resume();
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(body);
+      return;
+    }
+    const isReport = method === 'PATCH' && url.pathname === '/device/v3/state';
+    const isRegistry = url.pathname.startsWith('/v2/');
+    const hold = method === 'GET' && /^\/v2\/.+\/blobs\/sha256:/.test(url.pathname) ? this.blobHold : undefined;
+    const chunks: Buffer[] = [];
+    if (isReport) req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    const send = (): void => {
+      const upstream = this.upstream;
+      if (!upstream) return void res.destroy();
+      const out = request(
+        { host: upstream.hostname, port: upstream.port, method, path: req.url, headers: req.headers },
+        (answer) => {
+          const status = answer.statusCode ?? 502;
+          if (isReport && status >= 200 && status < 300) this.recordReport(req, Buffer.concat(chunks));
+          if (injected && method === 'GET' && status === 200 && typeof answer.headers.etag === 'string')
+            this.targetEtags.push(answer.headers.etag);
+          if (isRegistry && status === 200 && method === 'GET' && /\/manifests\//.test(url.pathname))
+            this.pullsStarted += 1;
+          if (isRegistry && status === 401 && req.headers.authorization) this.registryAuthFailures += 1;
+          res.writeHead(status, answer.headers);
+          answer.pipe(res);
+        },
+      );
+      out.on('error', () => res.destroy());
+      res.on('close', () => out.destroy());
+      req.pipe(out);
+    };
+    if (hold) hold.then(send, send);
+    else send();
+  }
+
+  private recordReport(req: IncomingMessage, raw: Buffer): void {
+    const text = (req.headers['content-encoding'] === 'gzip' ? gunzipSync(raw) : raw).toString('utf8');
+    const body = JSON.parse(text) as Record<string, DeviceReport>;
+    this.reports.push({ at: Date.now(), body });
+    for (const [uuid, report] of Object.entries(body))
+      this.state.set(uuid, { ...(this.state.get(uuid) ?? {}), ...report });
+  }
+
+  private upgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
+    const upstream = this.upstream;
+    if (!upstream) return void socket.destroy();
+    const url = new URL(req.url ?? '/', 'http://tap');
+    this.requests.push(`${req.method ?? 'GET'} ${url.pathname}`);
+    const device = /^\/device\/v1\/([0-9a-f]+)\/connect$/.exec(url.pathname)?.[1];
+    const out = connect(Number(upstream.port), upstream.hostname, () => {
+      const lines = [`${req.method} ${req.url} HTTP/1.1`];
+      for (let i = 0; i < req.rawHeaders.length; i += 2) lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`);
+      out.write(`${lines.join('\r\n')}\r\n\r\n`);
+      if (head.length) out.write(head);
+      out.once('data', (first: Buffer) => {
+        if (device && first.subarray(0, 12).toString('latin1') === 'HTTP/1.1 101') {
+          this.connectEtags.push(url.searchParams.get(DEVICE_CONNECT_ETAG_PARAM));
+          this.deviceSockets.set(device, socket);
+          socket.on('close', () => {
+            if (this.deviceSockets.get(device) === socket) this.deviceSockets.delete(device);
+          });
+        }
+      });
+      out.pipe(socket);
+      socket.pipe(out);
+    });
+    const end = (): void => {
+      out.destroy();
+      socket.destroy();
+    };
+    out.on('error', end);
+    out.on('close', end);
+    socket.on('error', end);
+    socket.on('close', end);
+  }
+}
