@@ -198,7 +198,7 @@ export async function buildApp(options: AppOptions): Promise<FlotillaApp> {
     app.log,
   );
   app.addHook('onClose', stopReleaseTimeout);
-  registerOpenApi(app, ctx.routes);
+  registerOpenApi(app, db);
   app.addHook('onClose', async () => {
     await lastSeen.close();
   });

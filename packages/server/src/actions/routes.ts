@@ -1,9 +1,8 @@
 import websocket from '@fastify/websocket';
 import {
-  API_PREFIX,
   DEVICE_ROUTES,
   FlotillaError,
-  deviceActionRequestSchema,
+  USER_ROUTES as R,
   deviceConnectQuerySchema,
   deviceMessageSchema,
   deviceUuidSchema,
@@ -12,10 +11,10 @@ import type { FastifyInstance } from 'fastify';
 import { Gauge } from 'prom-client';
 import { z } from 'zod';
 import type { AppContext } from '../context.js';
-import { requireUser } from '../auth/principal.js';
 import { presentedKeyHash, requireOwnDevice } from '../device-api/device-auth.js';
 import { visibleDevice } from '../devices/devices.js';
 import { parse } from '../http/parse.js';
+import { serve } from '../http/serve.js';
 import type { EventBus } from '../bus/event-bus.js';
 import type { ActionHub } from './action-hub.js';
 import {
@@ -29,10 +28,7 @@ import {
 } from './actions.js';
 import { TargetWatcher } from './target-watcher.js';
 
-const refParams = z.object({ uuid: z.string().min(1).max(100) });
-const actionParams = z.object({ uuid: z.string().min(1).max(100), id: z.coerce.number().int().positive() });
 const uuidParams = z.object({ uuid: deviceUuidSchema });
-const waitQuery = z.object({ wait: z.coerce.number().int().min(0).max(30_000).default(5_000) });
 
 /**
  * Device actions. Users: `POST /api/v1/devices/:uuid/actions` (waits up to `?wait=` ms for the device's answer),
@@ -76,25 +72,19 @@ export async function registerActionRoutes(
   });
   app.addHook('onClose', async () => unsubscribe());
 
-  app.post(`${API_PREFIX}/devices/:uuid/actions`, async (request, reply) => {
-    const user = await requireUser(db, request);
-    const device = await visibleDevice(db, user, parse(refParams, request.params).uuid);
-    const body = parse(deviceActionRequestSchema, request.body ?? {});
+  serve(app, db, R.createDeviceAction, async ({ user, params, query, body }) => {
+    const device = await visibleDevice(db, user, params.uuid);
     if (body.action.endsWith('-service') && !body.service)
       throw new FlotillaError('VALIDATION_FAILED', `${body.action} needs a service`);
-    const { wait } = parse(waitQuery, request.query);
-    return reply.status(201).send(await createAction(db, hub, bus, device.id, body, wait));
+    return createAction(db, hub, bus, device.id, body, query.wait);
   });
 
-  app.get(`${API_PREFIX}/devices/:uuid/actions`, async (request) => {
-    const user = await requireUser(db, request);
-    const device = await visibleDevice(db, user, parse(refParams, request.params).uuid);
+  serve(app, db, R.listDeviceActions, async ({ user, params }) => {
+    const device = await visibleDevice(db, user, params.uuid);
     return { items: await listActions(db, device.id) };
   });
 
-  app.get(`${API_PREFIX}/devices/:uuid/actions/:id`, async (request) => {
-    const user = await requireUser(db, request);
-    const params = parse(actionParams, request.params);
+  serve(app, db, R.getDeviceAction, async ({ user, params }) => {
     const device = await visibleDevice(db, user, params.uuid);
     const action = await getAction(db, device.id, params.id);
     if (!action) throw new FlotillaError('NOT_FOUND', `no action ${params.id} for this device`);

@@ -1,31 +1,19 @@
-import {
-  API_PREFIX,
-  DEVICE_ROUTES,
-  FlotillaError,
-  deviceUuidSchema,
-  serviceNameSchema,
-  type LogEntry,
-} from '@flotilla/protocol';
+import { DEVICE_ROUTES, FlotillaError, USER_ROUTES as R, deviceUuidSchema, type LogEntry } from '@flotilla/protocol';
 import type { FastifyInstance } from 'fastify';
 import type { Readable } from 'node:stream';
 import { z } from 'zod';
 import type { AppContext } from '../context.js';
-import { requireUser, userFromCredential } from '../auth/principal.js';
+import { userFromCredential } from '../auth/principal.js';
 import { presentedKeyHash, requireOwnDevice } from '../device-api/device-auth.js';
 import { visibleDevice } from '../devices/devices.js';
 import { parse } from '../http/parse.js';
+import { HIJACKED, serve } from '../http/serve.js';
 import type { EventBus } from '../bus/event-bus.js';
 import type { LogHub } from './log-hub.js';
 import type { LogStore } from './log-store.js';
 import { LogStreamError, readLogStream } from './ndjson-reader.js';
 
 const uuidParams = z.object({ uuid: deviceUuidSchema });
-const refParams = z.object({ uuid: z.string().min(1).max(100) });
-const logsQuery = z.object({
-  tail: z.coerce.number().int().min(0).max(100_000).default(100),
-  follow: z.enum(['1', 'true', '0', 'false']).optional(),
-  service: serviceNameSchema.optional(),
-});
 const HEARTBEAT_MS = 15_000;
 
 /**
@@ -107,10 +95,8 @@ export function registerLogRoutes(
     }
   });
 
-  app.get(`${API_PREFIX}/devices/:uuid/logs`, async (request, reply) => {
-    const user = await requireUser(db, request);
-    const device = await visibleDevice(db, user, parse(refParams, request.params).uuid);
-    const query = parse(logsQuery, request.query);
+  serve(app, db, R.deviceLogs, async ({ user, params, query, request, reply }) => {
+    const device = await visibleDevice(db, user, params.uuid);
     const recent = await store.tail(device.id, query.tail, query.service);
     if (query.follow !== '1' && query.follow !== 'true') return { items: recent };
 
@@ -158,6 +144,7 @@ export function registerLogRoutes(
     };
     followers.add(end);
     request.raw.on('close', end);
+    return HIJACKED;
   });
 }
 
