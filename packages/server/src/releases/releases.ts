@@ -4,6 +4,7 @@ import type { ComposeFile, Release, ReleaseStatus } from '@flotilla/protocol';
 import type { Db } from '../db/database.js';
 import { now } from '../db/database.js';
 import { bumpFleet } from '../db/revisions.js';
+import { inTransaction } from '../db/transaction.js';
 import type { UserPrincipal } from '../auth/principal.js';
 import { orgIds } from '../auth/principal.js';
 import { nextVersion } from './versions.js';
@@ -132,7 +133,7 @@ export async function createRelease(db: Db, fleetId: number, input: CreateReleas
   if (versions.some((v) => v.version === version))
     throw new FlotillaError('CONFLICT', `the fleet already has a release ${version}`);
   // One transaction: a release without its services would be a target devices cannot run.
-  const row = await db.transaction().execute(async (trx) => {
+  const row = await inTransaction(db, async (trx) => {
     const inserted = await trx
       .insertInto('releases')
       .values({
@@ -173,40 +174,44 @@ export async function updateRelease(
     throw new FlotillaError('RELEASE_IMMUTABLE', `release ${row.commit} is ${row.status} and cannot change`);
   }
   const composition = JSON.parse(row.composition_json) as ComposeFile;
-  if (input.images) {
-    checkImages(composition, input.images);
-    for (const [name, image] of Object.entries(input.images)) {
-      await db
-        .updateTable('release_services')
-        .set({ image })
-        .where('release_id', '=', row.id)
-        .where('name', '=', name)
-        .execute();
+  if (input.images) checkImages(composition, input.images);
+  // One transaction: a refused change (a missing image, a release failed meanwhile) leaves no image half-set, and no
+  // device sees images of a release whose status did not change with them.
+  const updated = await inTransaction(db, async (trx) => {
+    if (input.images) {
+      for (const [name, image] of Object.entries(input.images)) {
+        await trx
+          .updateTable('release_services')
+          .set({ image })
+          .where('release_id', '=', row.id)
+          .where('name', '=', name)
+          .execute();
+      }
     }
-  }
-  if (input.status === 'success') {
-    const services = await db
-      .selectFrom('release_services')
-      .select(['name', 'image'])
-      .where('release_id', '=', row.id)
-      .execute();
-    requireAllImages(
-      services.map((s) => s.name),
-      new Map(services.map((s) => [s.name, s.image])),
-    );
-  }
-  const patch: { status?: ReleaseStatus; notes?: string } = {};
-  if (input.status !== undefined) patch.status = input.status;
-  if (input.notes !== undefined) patch.notes = input.notes;
-  if (Object.keys(patch).length > 0) {
-    // A running release may have been failed meanwhile (release-timeout.ts): only a still running one changes.
-    const query = db.updateTable('releases').set(patch).where('id', '=', row.id);
-    const result = await (finished ? query : query.where('status', '=', 'running')).executeTakeFirst();
-    if (!finished && Number(result.numUpdatedRows) === 0)
-      throw new FlotillaError('RELEASE_IMMUTABLE', `release ${row.commit} is finished and cannot change`);
-  }
-  // Any change may concern a device pinned to this release, even a running one.
-  await bumpFleet(db, row.fleet_id);
-  const updated = await db.selectFrom('releases').selectAll().where('id', '=', row.id).executeTakeFirstOrThrow();
+    if (input.status === 'success') {
+      const services = await trx
+        .selectFrom('release_services')
+        .select(['name', 'image'])
+        .where('release_id', '=', row.id)
+        .execute();
+      requireAllImages(
+        services.map((s) => s.name),
+        new Map(services.map((s) => [s.name, s.image])),
+      );
+    }
+    const patch: { status?: ReleaseStatus; notes?: string } = {};
+    if (input.status !== undefined) patch.status = input.status;
+    if (input.notes !== undefined) patch.notes = input.notes;
+    if (Object.keys(patch).length > 0) {
+      // A running release may have been failed meanwhile (release-timeout.ts): only a still running one changes.
+      const query = trx.updateTable('releases').set(patch).where('id', '=', row.id);
+      const result = await (finished ? query : query.where('status', '=', 'running')).executeTakeFirst();
+      if (!finished && Number(result.numUpdatedRows) === 0)
+        throw new FlotillaError('RELEASE_IMMUTABLE', `release ${row.commit} is finished and cannot change`);
+    }
+    // Any change may concern a device pinned to this release, even a running one.
+    await bumpFleet(trx, row.fleet_id);
+    return trx.selectFrom('releases').selectAll().where('id', '=', row.id).executeTakeFirstOrThrow();
+  });
   return toRelease(db, updated);
 }
