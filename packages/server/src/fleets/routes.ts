@@ -5,24 +5,14 @@ import { requireOrgAdmin } from '../auth/principal.js';
 import type { UserPrincipal } from '../auth/principal.js';
 import { getUser } from '../auth/users.js';
 import { serve } from '../http/serve.js';
-import { createRelease, listReleases } from '../releases/releases.js';
-import {
-  deleteConfig,
-  deleteEnv,
-  listConfig,
-  listEnv,
-  listFleetTags,
-  setConfig,
-  setEnv,
-} from '../variables/variables.js';
 import { makeConfigJson } from './config-json.js';
 import { createFleet, deleteFleet, listFleets, toFleet, updateFleet, visibleFleet } from './fleets.js';
 import { createProvisioningKey, listProvisioningKeys, revokeProvisioningKey } from './provisioning-keys.js';
 
+/** Fleets, their provisioning keys and config.json; their releases are in releases/, variables in variables/. */
 export function registerFleetRoutes(app: FastifyInstance, ctx: AppContext): void {
   const { db } = ctx;
   const fleetOf = (user: UserPrincipal, params: { slug: string }) => visibleFleet(db, user, params.slug);
-  const fleetOwner = (fleet: { id: number }) => ({ fleetId: fleet.id, deviceId: null });
 
   const creatorOf = async (user: UserPrincipal) => ({
     userId: user.userId,
@@ -67,36 +57,4 @@ export function registerFleetRoutes(app: FastifyInstance, ctx: AppContext): void
     requireOrgAdmin(user, fleet.organization_id);
     return makeConfigJson(db, fleet, await creatorOf(user), ctx.publicUrl, body);
   });
-
-  // ------------------------------------------------------------------------------------------------- releases
-  serve(app, db, R.listFleetReleases, async ({ user, params }) => ({
-    items: await listReleases(db, (await fleetOf(user, params)).id),
-  }));
-
-  serve(app, db, R.createRelease, async ({ user, params, body }) =>
-    createRelease(db, (await fleetOf(user, params)).id, body),
-  );
-
-  // ------------------------------------------------------------------------------------------------ variables
-  serve(app, db, R.listFleetEnv, async ({ user, params }) => ({
-    items: await listEnv(db, fleetOwner(await fleetOf(user, params))),
-  }));
-  for (const route of [R.setFleetEnv, R.putFleetEnv])
-    serve(app, db, route, async ({ user, params, body }) => setEnv(db, fleetOwner(await fleetOf(user, params)), body));
-  serve(app, db, R.deleteFleetEnv, async ({ user, params, query }) => {
-    await deleteEnv(db, fleetOwner(await fleetOf(user, params)), params.name, query.service);
-  });
-  serve(app, db, R.listFleetConfig, async ({ user, params }) => ({
-    items: await listConfig(db, fleetOwner(await fleetOf(user, params))),
-  }));
-  for (const route of [R.setFleetConfig, R.putFleetConfig])
-    serve(app, db, route, async ({ user, params, body }) =>
-      setConfig(db, fleetOwner(await fleetOf(user, params)), body),
-    );
-  serve(app, db, R.deleteFleetConfig, async ({ user, params }) => {
-    await deleteConfig(db, fleetOwner(await fleetOf(user, params)), params.name);
-  });
-  serve(app, db, R.listFleetTags, async ({ user, params }) => ({
-    items: await listFleetTags(db, (await fleetOf(user, params)).id),
-  }));
 }

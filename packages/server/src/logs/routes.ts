@@ -4,7 +4,8 @@ import type { Readable } from 'node:stream';
 import { z } from 'zod';
 import type { AppContext } from '../context.js';
 import { userFromCredential } from '../auth/principal.js';
-import { presentedKeyHash, requireOwnDevice } from '../device-api/device-auth.js';
+import { authenticateDevice, presentedKeyHash } from '../device-api/device-auth.js';
+import { serviceNamesOfFleet } from '../releases/releases.js';
 import { visibleDevice } from '../devices/devices.js';
 import { parse } from '../http/parse.js';
 import { HIJACKED, serve } from '../http/serve.js';
@@ -56,19 +57,13 @@ export function registerLogRoutes(
   app.post(DEVICE_ROUTES.logStream.path, async (request, reply) => {
     const keyHash = presentedKeyHash(request);
     const { uuid } = parse(uuidParams, request.params);
-    const device = await db
-      .selectFrom('devices')
-      .select(['id', 'key_hash', 'fleet_id'])
-      .where('uuid', '=', uuid)
-      .executeTakeFirst();
-    requireOwnDevice(device, keyHash);
-    if (!device) throw new FlotillaError('UNAUTHENTICATED', 'the key is not valid for this device');
+    const device = await authenticateDevice(db, uuid, keyHash);
     const body = request.body as Readable | undefined;
     if (!body || typeof (body as Readable).pipe !== 'function') {
       throw new FlotillaError('UNSUPPORTED_MEDIA_TYPE', 'send the log stream as application/x-ndjson');
     }
     let serviceNames: Promise<Map<number, string>> | undefined;
-    const namesOnce = () => (serviceNames ??= serviceNamesOf(ctx, device.fleet_id));
+    const namesOnce = () => (serviceNames ??= serviceNamesOfFleet(db, device.fleet_id));
     try {
       const result = await readLogStream(body, {
         encoding: request.headers['content-encoding'],
@@ -146,15 +141,4 @@ export function registerLogRoutes(
     request.raw.on('close', end);
     return HIJACKED;
   });
-}
-
-/** serviceId → name for the fleet's releases, so lines that carry only a serviceId still show their service. */
-async function serviceNamesOf(ctx: AppContext, fleetId: number): Promise<Map<number, string>> {
-  const rows = await ctx.db
-    .selectFrom('release_services')
-    .innerJoin('releases', 'releases.id', 'release_services.release_id')
-    .select(['release_services.id', 'release_services.name'])
-    .where('releases.fleet_id', '=', fleetId)
-    .execute();
-  return new Map(rows.map((r) => [r.id, r.name]));
 }

@@ -215,3 +215,14 @@ export async function updateRelease(
   });
   return toRelease(db, updated);
 }
+
+/** serviceId → name for the fleet's releases, so log lines that carry only a serviceId still show their service. */
+export async function serviceNamesOfFleet(db: Db, fleetId: number): Promise<Map<number, string>> {
+  const rows = await db
+    .selectFrom('release_services')
+    .innerJoin('releases', 'releases.id', 'release_services.release_id')
+    .select(['release_services.id', 'release_services.name'])
+    .where('releases.fleet_id', '=', fleetId)
+    .execute();
+  return new Map(rows.map((r) => [r.id, r.name]));
+}
