@@ -48,6 +48,10 @@ export const ERROR_CODES = {
   UNAVAILABLE: { status: 503, description: 'A dependency (database, engine, control plane) is unreachable.' },
   ENGINE_ERROR: { status: 502, description: 'The container engine refused or failed an operation.' },
   NETWORK_ERROR: { status: 502, description: 'The other side could not be reached.' },
+  UNEXPECTED_RESPONSE: {
+    status: 502,
+    description: 'The other side answered with a body that does not match the protocol (a version mismatch?).',
+  },
   STORAGE_FULL: {
     status: 507,
     description: 'The server has no space left to store this; nothing was half-written. Retry once space is freed.',

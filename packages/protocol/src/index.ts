@@ -7,5 +7,7 @@ export * from './config-json.js';
 export * from './labels.js';
 export * from './user-api.js';
 export * from './routes.js';
+export * from './user-routes.js';
+export * from './api-client.js';
 export * from './device-connection.js';
 export * from './device-types.js';

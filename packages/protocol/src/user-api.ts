@@ -1,7 +1,6 @@
 import { z } from 'zod';
 import { composeFileSchema } from './compose.js';
 import { deviceActionSchema } from './device-connection.js';
-import { API_PREFIX } from './routes.js';
 import { commitSchema, deviceUuidSchema, envNameSchema, semverSchema, serviceNameSchema, slugSchema } from './ids.js';
 
 /**
@@ -56,14 +55,9 @@ export const memberSchema = z.object({ user: userSchema, role: roleSchema });
 
 /**
  * Invitations: an organization admin invites a username; the answer (202, empty) is the same whether or not the
- * user exists, so usernames cannot be probed, and nobody joins an organization without accepting.
+ * user exists, so usernames cannot be probed, and nobody joins an organization without accepting. Routes: USER_ROUTES
+ * invite, listInvitations, acceptInvitation, declineInvitation.
  */
-export const INVITATION_ROUTES = {
-  invite: { method: 'POST', path: `${API_PREFIX}/organizations/:org/invitations` },
-  list: { method: 'GET', path: `${API_PREFIX}/invitations` },
-  accept: { method: 'POST', path: `${API_PREFIX}/invitations/:id/accept` },
-  decline: { method: 'POST', path: `${API_PREFIX}/invitations/:id/decline` },
-} as const;
 export const inviteRequestSchema = z.strictObject({
   username: z.string().min(1).max(200),
   role: roleSchema.default('member'),
@@ -215,8 +209,12 @@ export const deviceActionRequestSchema = z.strictObject({
 export const deviceActionResponseSchema = z.object({
   id: z.number().int(),
   action: deviceActionSchema,
+  service: z.string().nullable(),
   status: z.enum(['pending', 'delivered', 'done', 'failed', 'expired']),
+  /** Why the device refused or failed the action, when it did. */
+  error: z.object({ code: z.string(), message: z.string() }).nullable(),
   createdAt: isoDate,
+  expiresAt: isoDate,
 });
 
 // ------------------------------------------------------------------------------------------------------ releases
@@ -279,6 +277,8 @@ export const setConfigVarRequestSchema = z.strictObject({
   value: z.string().max(64 * 1024),
 });
 export const tagSchema = z.object({ key: z.string(), value: z.string() });
+/** A tag in the fleet-wide view: tags belong to devices, so each names its device's UUID. */
+export const fleetTagSchema = tagSchema.extend({ device: z.string() });
 export const setTagRequestSchema = z.strictObject({ key: z.string().min(1).max(100), value: z.string().max(1000) });
 
 // ---------------------------------------------------------------------------------------------------------- lists

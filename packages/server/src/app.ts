@@ -9,6 +9,7 @@ import type { GuessLimits } from './auth/guess-limiter.js';
 import { registerAuthRoutes } from './auth/routes.js';
 import { installUserStreams } from './auth/user-streams.js';
 import { LastSeenTracker } from './device-api/last-seen.js';
+import { createPollLookup } from './device-api/poll-lookup.js';
 import { registerDeviceRoutes } from './device-api/routes.js';
 import { TargetStateCache } from './device-api/target-state-cache.js';
 import { registerDeviceUserRoutes } from './devices/routes.js';
@@ -19,9 +20,11 @@ import { registerOpenApi } from './openapi/openapi.js';
 import { registerOrganizationRoutes } from './organizations/routes.js';
 import { registerReleaseRoutes } from './releases/routes.js';
 import { redactUploadIds } from './registry/names.js';
+import { registerVariableRoutes } from './variables/routes.js';
 import { registerFlotillaRegistry } from './registry/register.js';
-import { ActionHub } from './actions/action-hub.js';
 import { registerActionRoutes } from './actions/routes.js';
+import { ConnectionHub } from './device-connection/connection-hub.js';
+import { registerDeviceConnection } from './device-connection/routes.js';
 import { LogHub } from './logs/log-hub.js';
 import { LogStore } from './logs/log-store.js';
 import { registerLogRoutes } from './logs/routes.js';
@@ -138,7 +141,6 @@ export async function buildApp(options: AppOptions): Promise<FlotillaApp> {
     metrics,
     stateCache: new TargetStateCache(),
     routes: [],
-    sqlite: options.database.sqlite,
   };
   const lastSeen = new LastSeenTracker(db);
   app.addHook('onRoute', (route) => {
@@ -176,7 +178,8 @@ export async function buildApp(options: AppOptions): Promise<FlotillaApp> {
   registerFleetRoutes(app, ctx);
   registerDeviceUserRoutes(app, ctx);
   registerReleaseRoutes(app, ctx);
-  registerDeviceRoutes(app, ctx, lastSeen);
+  registerVariableRoutes(app, ctx);
+  registerDeviceRoutes(app, ctx, lastSeen, createPollLookup(options.database));
   // Server nodes sharing a PostgreSQL database tell each other about logs and actions; SQLite has one node.
   const { postgresUrl } = options.database;
   const bus: EventBus = postgresUrl ? new PostgresBus(postgresUrl, db, app.log) : new SingleNodeBus();
@@ -187,7 +190,9 @@ export async function buildApp(options: AppOptions): Promise<FlotillaApp> {
     await bus.close();
   });
   registerLogRoutes(app, ctx, new LogStore(db, options.logRetention), new LogHub(), bus);
-  await registerActionRoutes(app, ctx, new ActionHub(), bus);
+  const connections = new ConnectionHub();
+  registerActionRoutes(app, ctx, connections, bus);
+  await registerDeviceConnection(app, ctx, connections, bus);
   await registerFlotillaRegistry(app, {
     db,
     limiter: guesses,
@@ -205,7 +210,7 @@ export async function buildApp(options: AppOptions): Promise<FlotillaApp> {
     app.log,
   );
   app.addHook('onClose', stopReleaseTimeout);
-  registerOpenApi(app, ctx.routes);
+  registerOpenApi(app, db);
   app.addHook('onClose', async () => {
     await lastSeen.close();
   });

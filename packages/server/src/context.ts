@@ -1,4 +1,5 @@
-import type { Db, Dialect } from './db/database.js';
+import type { Db } from './db/database.js';
+import type { Dialect } from './db/dialect.js';
 import type { Metrics } from './metrics/metrics.js';
 import type { TargetStateCache } from './device-api/target-state-cache.js';
 
@@ -10,8 +11,6 @@ export interface AppContext {
   publicUrl: string;
   metrics: Metrics;
   stateCache: TargetStateCache;
-  /** Every route registered, for the OpenAPI document and the tests that must cover each endpoint. */
-  /** Raw SQLite handle for the poll hot path; absent on PostgreSQL. */
-  sqlite?: import('better-sqlite3').Database | undefined;
+  /** Every route registered, for the tests that must cover each endpoint. */
   routes: { method: string; url: string }[];
 }

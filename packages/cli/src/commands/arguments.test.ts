@@ -5,7 +5,7 @@ import { deviceRefSchema } from '@flotilla/protocol';
 import { checkArg, releaseRef } from './context.js';
 import { imageRepository } from './deploy.js';
 import { configJsonRequest } from './os.js';
-import { ownerPath } from './variables.js';
+import { ownerOf } from './variables.js';
 
 const code = thrownCode;
 
@@ -24,23 +24,23 @@ test('release references: id, commit prefix or none', () => {
 });
 
 test('variable owner: exactly one of --fleet and --device, each validated', () => {
-  assert.equal(ownerPath({ fleet: 'kitchen' }), '/fleets/kitchen');
-  assert.equal(ownerPath({ device: 'abcdef0' }), '/devices/abcdef0');
+  assert.deepEqual(ownerOf({ fleet: 'kitchen' }), { fleet: { slug: 'kitchen' } });
+  assert.deepEqual(ownerOf({ device: 'abcdef0' }), { device: { uuid: 'abcdef0' } });
   assert.equal(
-    code(() => ownerPath({})),
+    code(() => ownerOf({})),
     'VALIDATION_FAILED',
   );
   assert.equal(
-    code(() => ownerPath({ fleet: 'a', device: 'abcdef0' })),
+    code(() => ownerOf({ fleet: 'a', device: 'abcdef0' })),
     'VALIDATION_FAILED',
   );
   assert.equal(
-    code(() => ownerPath({ fleet: 'Bad Slug' })),
+    code(() => ownerOf({ fleet: 'Bad Slug' })),
     'VALIDATION_FAILED',
   );
-  assert.equal(ownerPath({ device: 'kitchen pi' }), '/devices/kitchen%20pi', 'a device name, escaped');
+  assert.deepEqual(ownerOf({ device: 'kitchen pi' }), { device: { uuid: 'kitchen pi' } }, 'a device name');
   assert.equal(
-    code(() => ownerPath({ device: '' })),
+    code(() => ownerOf({ device: '' })),
     'VALIDATION_FAILED',
   );
 });

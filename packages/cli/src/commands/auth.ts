@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
-import { FlotillaError } from '@flotilla/protocol';
-import type { WhoamiResponse } from '@flotilla/protocol';
+import { FlotillaError, USER_ROUTES } from '@flotilla/protocol';
 import { ApiClient } from '../api-client/api-client.js';
 import { removeCredentials, writeCredentials } from '../credentials/credentials.js';
 import { emit, formatDetails } from '../output/output.js';
@@ -25,14 +24,13 @@ export function registerAuthCommands(program: Command): void {
         if (opts.apiKey) token = opts.apiKey;
         else if (opts.username && opts.password) {
           token = (
-            await new ApiClient(base).post<{ token: string }>('/auth/login', {
-              username: opts.username,
-              password: opts.password,
+            await new ApiClient(base).call(USER_ROUTES.login, {
+              body: { username: opts.username, password: opts.password },
             })
           ).token;
         } else throw new FlotillaError('VALIDATION_FAILED', 'give --api-key, or --username and --password');
         // Check the credentials before storing them, so a typo is caught now rather than at the next command.
-        const who = await new ApiClient(base, token).get<WhoamiResponse>('/whoami');
+        const who = await new ApiClient(base, token).call(USER_ROUTES.whoami);
         const file = await writeCredentials({ url: base, token }, env);
         emit(
           output,
@@ -45,7 +43,7 @@ export function registerAuthCommands(program: Command): void {
   leaf(program, 'whoami', 'show the logged-in user and server').action(async (opts: { json?: boolean }) =>
     runCommand(opts, async (ctx) => {
       const { url } = await ctx.credentials();
-      const who = await (await ctx.client()).get<WhoamiResponse>('/whoami');
+      const who = await (await ctx.client()).call(USER_ROUTES.whoami);
       emit(ctx.output, { url, ...who }, () =>
         formatDetails([
           ['user', who.user.username],

@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
 import Docker from 'dockerode';
 import pLimit from 'p-limit';
-import { FlotillaError, path, slugSchema } from '@flotilla/protocol';
-import type { Fleet, Platform, Release } from '@flotilla/protocol';
+import { FlotillaError, USER_ROUTES, slugSchema } from '@flotilla/protocol';
+import type { Platform } from '@flotilla/protocol';
 import { ApiClient } from '../api-client/api-client.js';
 import { buildService, ensureImage, pushImage, tagImage } from '../images/images.js';
 import { checkImagePlatform, platformFlag, targetPlatform } from '../images/platform.js';
@@ -48,15 +48,14 @@ export async function deploy(
   docker = new Docker(),
 ): Promise<DeployResult> {
   const project = await loadProject(dir);
-  const fleet = await client.get<Fleet>(path('/fleets/:slug', { slug }));
+  const fleet = await client.call(USER_ROUTES.getFleet, { params: { slug } });
   // Before the release exists: an unknown device type leaves nothing behind to mark failed.
   const target = targetPlatform(fleet, options.platform);
   const registryHost = new URL(client.baseUrl).host;
   const commit = randomBytes(16).toString('hex');
-  const release = await client.post<Release>(path('/fleets/:slug/releases', { slug: fleet.slug }), {
-    commit,
-    composition: project.composition,
-    status: 'running',
+  const release = await client.call(USER_ROUTES.createRelease, {
+    params: { slug: fleet.slug },
+    body: { commit, composition: project.composition, status: 'running' },
   });
   progress(
     output,
@@ -93,15 +92,15 @@ export async function deploy(
     );
     const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
     if (failed) throw failed.reason;
-    const images = Object.fromEntries(outcomes.map((o) => (o as PromiseFulfilledResult<[string, string]>).value));
-    const done = await client.patch<Release>(path('/releases/:ref', { ref: release.id }), {
-      status: 'success',
-      images,
+    const images = Object.fromEntries(outcomes.flatMap((o) => (o.status === 'fulfilled' ? [o.value] : [])));
+    const done = await client.call(USER_ROUTES.updateRelease, {
+      params: { ref: release.id },
+      body: { status: 'success', images },
     });
     return { release: { id: done.id, version: done.version, commit: done.commit, status: done.status }, images };
   } catch (error) {
     await client
-      .patch(path('/releases/:ref', { ref: release.id }), { status: 'failed' })
+      .call(USER_ROUTES.updateRelease, { params: { ref: release.id }, body: { status: 'failed' } })
       .catch((patchError: unknown) => {
         progress(
           output,

@@ -1,11 +1,17 @@
 import type { Command } from 'commander';
-import { FlotillaError, deviceRefSchema, isErrorCode, path, serviceNameSchema, slugSchema } from '@flotilla/protocol';
-import type { Device, DeviceAction } from '@flotilla/protocol';
+import {
+  FlotillaError,
+  USER_ROUTES,
+  deviceRefSchema,
+  isErrorCode,
+  serviceNameSchema,
+  slugSchema,
+} from '@flotilla/protocol';
+import type { Device, DeviceAction, RouteInput } from '@flotilla/protocol';
 import { emit, formatDetails, formatTable } from '../output/output.js';
 import { checkArg, leaf, releaseRef, runCommand } from './context.js';
 
-const devicePath = (ref: string, suffix = '') =>
-  path(`/devices/:uuid${suffix}`, { uuid: checkArg(deviceRefSchema, ref, 'device') });
+const deviceParams = (ref: string) => ({ uuid: checkArg(deviceRefSchema, ref, 'device') });
 
 export function deviceDetails(d: Device): string {
   return (
@@ -41,7 +47,7 @@ export function registerDeviceCommands(program: Command): void {
     .action(async (opts: { fleet?: string; json?: boolean }) =>
       runCommand(opts, async (ctx) => {
         const query = opts.fleet === undefined ? undefined : { fleet: checkArg(slugSchema, opts.fleet, 'fleet') };
-        const { items } = await (await ctx.client()).get<{ items: Device[] }>('/devices', query);
+        const { items } = await (await ctx.client()).call(USER_ROUTES.listDevices, { query });
         emit(ctx.output, items, () =>
           formatTable(
             ['uuid', 'name', 'fleet', 'online', 'status', 'release'],
@@ -61,7 +67,7 @@ export function registerDeviceCommands(program: Command): void {
   leaf(device, 'info <device>', 'show a device (its name, UUID or a 7+ char UUID prefix)').action(
     async (ref: string, opts: { json?: boolean }) =>
       runCommand(opts, async (ctx) => {
-        const found = await (await ctx.client()).get<Device>(devicePath(ref));
+        const found = await (await ctx.client()).call(USER_ROUTES.getDevice, { params: deviceParams(ref) });
         emit(ctx.output, found, () => deviceDetails(found));
       }),
   );
@@ -69,12 +75,15 @@ export function registerDeviceCommands(program: Command): void {
   const patchDevice = (
     spec: string,
     description: string,
-    body: (value: string) => Record<string, unknown>,
+    body: (value: string) => RouteInput<typeof USER_ROUTES.updateDevice>['body'],
     done: (d: Device) => string,
   ) =>
     leaf(device, spec, description).action(async (ref: string, value: string, opts: { json?: boolean }) =>
       runCommand(opts, async (ctx) => {
-        const updated = await (await ctx.client()).patch<Device>(devicePath(ref), body(value));
+        const updated = await (await ctx.client()).call(USER_ROUTES.updateDevice, {
+          params: deviceParams(ref),
+          body: body(value),
+        });
         emit(ctx.output, updated, () => done(updated));
       }),
     );
@@ -102,7 +111,7 @@ export function registerDeviceCommands(program: Command): void {
 
   leaf(device, 'rm <device>', 'delete a device').action(async (ref: string, opts: { json?: boolean }) =>
     runCommand(opts, async (ctx) => {
-      await (await ctx.client()).delete(devicePath(ref));
+      await (await ctx.client()).call(USER_ROUTES.deleteDevice, { params: deviceParams(ref) });
       emit(ctx.output, { deleted: ref }, () => `deleted device ${ref}\n`);
     }),
   );
@@ -120,14 +129,15 @@ export function registerDeviceCommands(program: Command): void {
     if (action === 'restart') cmd.option('--service <name>', 'only this service');
     cmd.action(async (ref: string, opts: { force?: boolean; service?: string; json?: boolean }) =>
       runCommand(opts, async (ctx) => {
-        const body: Record<string, unknown> = { action: opts.service === undefined ? action : 'restart-service' };
-        if (opts.service !== undefined) body.service = checkArg(serviceNameSchema, opts.service, 'service');
-        if (opts.force) body.force = true;
-        const result = await (await ctx.client()).post<{
-          id: number;
-          status: string;
-          error: { code: string; message: string } | null;
-        }>(devicePath(ref, '/actions'), body);
+        const body: RouteInput<typeof USER_ROUTES.createDeviceAction>['body'] = {
+          action: opts.service === undefined ? action : 'restart-service',
+          ...(opts.service === undefined ? {} : { service: checkArg(serviceNameSchema, opts.service, 'service') }),
+          ...(opts.force ? { force: true } : {}),
+        };
+        const result = await (await ctx.client()).call(USER_ROUTES.createDeviceAction, {
+          params: deviceParams(ref),
+          body,
+        });
         // The server waits briefly for an online device's answer: a refusal (e.g. an update lock) is an error here.
         if (result.status === 'failed' && result.error) {
           throw new FlotillaError(

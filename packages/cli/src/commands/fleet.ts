@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
-import { path, slugSchema } from '@flotilla/protocol';
+import { USER_ROUTES, slugSchema } from '@flotilla/protocol';
 import type { Fleet } from '@flotilla/protocol';
+
+const fleetParams = (slug: string) => ({ slug: checkArg(slugSchema, slug, 'fleet') });
 import { emit, formatDetails, formatTable } from '../output/output.js';
 import { checkArg, leaf, releaseRef, runCommand } from './context.js';
 
@@ -32,17 +34,20 @@ export function registerFleetCommands(program: Command): void {
     .option('--org <handle>', 'organization (default: your first)')
     .action(async (name: string, opts: { slug?: string; deviceType: string; org?: string; json?: boolean }) =>
       runCommand(opts, async (ctx) => {
-        const body: Record<string, string> = { name, deviceType: opts.deviceType };
-        if (opts.slug !== undefined) body.slug = checkArg(slugSchema, opts.slug, 'slug');
-        if (opts.org !== undefined) body.organization = opts.org;
-        const created = await (await ctx.client()).post<Fleet>('/fleets', body);
+        const body = {
+          name,
+          deviceType: opts.deviceType,
+          ...(opts.slug === undefined ? {} : { slug: checkArg(slugSchema, opts.slug, 'slug') }),
+          ...(opts.org === undefined ? {} : { organization: opts.org }),
+        };
+        const created = await (await ctx.client()).call(USER_ROUTES.createFleet, { body });
         emit(ctx.output, created, () => `created fleet ${created.slug}\n`);
       }),
     );
 
   leaf(fleet, 'list', 'list your fleets').action(async (opts: { json?: boolean }) =>
     runCommand(opts, async (ctx) => {
-      const { items } = await (await ctx.client()).get<{ items: Fleet[] }>('/fleets');
+      const { items } = await (await ctx.client()).call(USER_ROUTES.listFleets);
       emit(ctx.output, items, () =>
         formatTable(
           ['slug', 'name', 'organization', 'device type', 'devices', 'release'],
@@ -54,16 +59,14 @@ export function registerFleetCommands(program: Command): void {
 
   leaf(fleet, 'info <fleet>', 'show a fleet').action(async (slug: string, opts: { json?: boolean }) =>
     runCommand(opts, async (ctx) => {
-      const found = await (await ctx.client()).get<Fleet>(
-        path('/fleets/:slug', { slug: checkArg(slugSchema, slug, 'fleet') }),
-      );
+      const found = await (await ctx.client()).call(USER_ROUTES.getFleet, { params: fleetParams(slug) });
       emit(ctx.output, found, () => fleetDetails(found));
     }),
   );
 
   leaf(fleet, 'rm <fleet>', 'delete a fleet').action(async (slug: string, opts: { json?: boolean }) =>
     runCommand(opts, async (ctx) => {
-      await (await ctx.client()).delete(path('/fleets/:slug', { slug: checkArg(slugSchema, slug, 'fleet') }));
+      await (await ctx.client()).call(USER_ROUTES.deleteFleet, { params: fleetParams(slug) });
       emit(ctx.output, { deleted: slug }, () => `deleted fleet ${slug}\n`);
     }),
   );
@@ -74,10 +77,10 @@ export function registerFleetCommands(program: Command): void {
     'pin the fleet to a release (id or commit), or "none" to follow the latest',
   ).action(async (slug: string, release: string, opts: { json?: boolean }) =>
     runCommand(opts, async (ctx) => {
-      const updated = await (await ctx.client()).patch<Fleet>(
-        path('/fleets/:slug', { slug: checkArg(slugSchema, slug, 'fleet') }),
-        { pinnedRelease: releaseRef(release) },
-      );
+      const updated = await (await ctx.client()).call(USER_ROUTES.updateFleet, {
+        params: fleetParams(slug),
+        body: { pinnedRelease: releaseRef(release) },
+      });
       emit(ctx.output, updated, () =>
         updated.pinnedRelease
           ? `pinned ${updated.slug} to ${updated.pinnedRelease}\n`

@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
-import { FlotillaError } from '@flotilla/protocol';
-import type { ApiKey } from '@flotilla/protocol';
+import { FlotillaError, USER_ROUTES } from '@flotilla/protocol';
 import { emit, formatTable } from '../output/output.js';
 import { leaf, runCommand } from './context.js';
 
@@ -12,17 +11,17 @@ export function registerKeyCommands(program: Command): void {
     .option('--expires <iso-date>', 'expiry, e.g. 2027-01-01T00:00:00Z')
     .action(async (name: string, opts: { description?: string; expires?: string; json?: boolean }) =>
       runCommand(opts, async (ctx) => {
-        const body: Record<string, string> = { name };
-        if (opts.description !== undefined) body.description = opts.description;
-        if (opts.expires !== undefined) {
-          if (Number.isNaN(Date.parse(opts.expires)))
-            throw new FlotillaError(
-              'VALIDATION_FAILED',
-              `invalid --expires ${JSON.stringify(opts.expires)}: an ISO-8601 date`,
-            );
-          body.expiresAt = new Date(opts.expires).toISOString();
-        }
-        const created = await (await ctx.client()).post<ApiKey & { key: string }>('/api-keys', body);
+        if (opts.expires !== undefined && Number.isNaN(Date.parse(opts.expires)))
+          throw new FlotillaError(
+            'VALIDATION_FAILED',
+            `invalid --expires ${JSON.stringify(opts.expires)}: an ISO-8601 date`,
+          );
+        const body = {
+          name,
+          ...(opts.description === undefined ? {} : { description: opts.description }),
+          ...(opts.expires === undefined ? {} : { expiresAt: new Date(opts.expires).toISOString() }),
+        };
+        const created = await (await ctx.client()).call(USER_ROUTES.createApiKey, { body });
         emit(
           ctx.output,
           created,
@@ -33,7 +32,7 @@ export function registerKeyCommands(program: Command): void {
 
   leaf(key, 'list', 'list your API keys').action(async (opts: { json?: boolean }) =>
     runCommand(opts, async (ctx) => {
-      const { items } = await (await ctx.client()).get<{ items: ApiKey[] }>('/api-keys');
+      const { items } = await (await ctx.client()).call(USER_ROUTES.listApiKeys);
       emit(ctx.output, items, () =>
         formatTable(
           ['id', 'name', 'description', 'created', 'expires', 'last used'],
@@ -47,7 +46,7 @@ export function registerKeyCommands(program: Command): void {
     runCommand(opts, async (ctx) => {
       if (!/^\d+$/.test(id))
         throw new FlotillaError('VALIDATION_FAILED', `invalid key id ${JSON.stringify(id)}: a number`);
-      await (await ctx.client()).delete(`/api-keys/${id}`);
+      await (await ctx.client()).call(USER_ROUTES.deleteApiKey, { params: { id } });
       emit(ctx.output, { deleted: Number(id) }, () => `revoked API key ${id}\n`);
     }),
   );

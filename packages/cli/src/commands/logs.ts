@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import pc from 'picocolors';
-import { deviceRefSchema, serviceNameSchema, type LogEntry } from '@flotilla/protocol';
+import { USER_ROUTES, deviceRefSchema, logEntrySchema, serviceNameSchema, type LogEntry } from '@flotilla/protocol';
 import { z } from 'zod';
 import { checkArg, leaf, runCommand } from './context.js';
 
@@ -44,9 +44,9 @@ export function registerLogsCommand(program: Command): void {
           const colour = options.color && !ctx.output.json && process.stdout.isTTY === true;
           const print = (entry: LogEntry) =>
             ctx.output.out(`${ctx.output.json ? JSON.stringify(entry) : formatLogEntry(entry, colour)}\n`);
-          const query = { tail: String(tail), service };
+          const input = { params: { uuid: ref }, query: { tail, service } };
           if (!options.follow) {
-            const { items } = await client.get<{ items: LogEntry[] }>(`/devices/${ref}/logs`, query);
+            const { items } = await client.call(USER_ROUTES.deviceLogs, input);
             for (const entry of items) print(entry);
             return;
           }
@@ -55,13 +55,15 @@ export function registerLogsCommand(program: Command): void {
           process.once('SIGINT', stop);
           process.once('SIGTERM', stop);
           try {
-            for await (const data of client.events(
-              `/devices/${ref}/logs`,
+            const following = { ...input, query: { ...input.query, follow: '1' as const } };
+            for await (const entry of client.events(
+              USER_ROUTES.deviceLogs,
+              following,
               'log',
-              { ...query, follow: '1' },
+              logEntrySchema,
               abort.signal,
             ))
-              print(JSON.parse(data) as LogEntry);
+              print(entry);
           } finally {
             process.off('SIGINT', stop);
             process.off('SIGTERM', stop);

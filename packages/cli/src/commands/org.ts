@@ -1,13 +1,7 @@
 import type { Command } from 'commander';
-import { API_PREFIX, FlotillaError, INVITATION_ROUTES, path, roleSchema } from '@flotilla/protocol';
-import type { Invitation, Organization, User } from '@flotilla/protocol';
+import { FlotillaError, USER_ROUTES, roleSchema } from '@flotilla/protocol';
 import { emit, formatTable } from '../output/output.js';
 import { checkArg, leaf, runCommand } from './context.js';
-
-/** A protocol route path relative to the API prefix, as ApiClient takes it. */
-function apiPath(template: string, params: Record<string, string | number> = {}): string {
-  return path(template, params).slice(API_PREFIX.length);
-}
 
 function invitationId(id: string): number {
   if (!/^\d{1,12}$/.test(id))
@@ -24,7 +18,7 @@ export function registerOrgCommands(program: Command): void {
 
   leaf(org, 'list', 'list your organizations').action(async (opts: { json?: boolean }) =>
     runCommand(opts, async (ctx) => {
-      const { items } = await (await ctx.client()).get<{ items: Organization[] }>('/organizations');
+      const { items } = await (await ctx.client()).call(USER_ROUTES.listOrganizations);
       emit(ctx.output, items, () =>
         formatTable(
           ['handle', 'name', 'role'],
@@ -39,7 +33,7 @@ export function registerOrgCommands(program: Command): void {
     .action(async (name: string, opts: { handle?: string; json?: boolean }) =>
       runCommand(opts, async (ctx) => {
         const body = opts.handle === undefined ? { name } : { name, handle: opts.handle };
-        const created = await (await ctx.client()).post<Organization>('/organizations', body);
+        const created = await (await ctx.client()).call(USER_ROUTES.createOrganization, { body });
         emit(ctx.output, created, () => `created organization ${created.handle}\n`);
       }),
     );
@@ -47,9 +41,7 @@ export function registerOrgCommands(program: Command): void {
   leaf(org, 'members <org>', 'list the members of an organization').action(
     async (ref: string, opts: { json?: boolean }) =>
       runCommand(opts, async (ctx) => {
-        const { items } = await (await ctx.client()).get<{ items: { user: User; role: string }[] }>(
-          `/organizations/${encodeURIComponent(ref)}/members`,
-        );
+        const { items } = await (await ctx.client()).call(USER_ROUTES.listMembers, { params: { org: ref } });
         emit(ctx.output, items, () =>
           formatTable(
             ['username', 'role', 'email'],
@@ -68,7 +60,7 @@ export function registerOrgCommands(program: Command): void {
     .action(async (ref: string, username: string, opts: { role: string; json?: boolean }) =>
       runCommand(opts, async (ctx) => {
         const role = checkArg(roleSchema, opts.role, '--role');
-        await (await ctx.client()).post(apiPath(INVITATION_ROUTES.invite.path, { org: ref }), { username, role });
+        await (await ctx.client()).call(USER_ROUTES.invite, { params: { org: ref }, body: { username, role } });
         emit(
           ctx.output,
           { organization: ref, username, role },
@@ -81,9 +73,7 @@ export function registerOrgCommands(program: Command): void {
   leaf(org, 'remove <org> <username>', 'remove a member from an organization (admins)').action(
     async (ref: string, username: string, opts: { json?: boolean }) =>
       runCommand(opts, async (ctx) => {
-        await (await ctx.client()).delete(
-          `/organizations/${encodeURIComponent(ref)}/members/${encodeURIComponent(username)}`,
-        );
+        await (await ctx.client()).call(USER_ROUTES.removeMember, { params: { org: ref, username } });
         emit(ctx.output, { organization: ref, removed: username }, () => `removed ${username} from ${ref}\n`);
       }),
   );
@@ -91,7 +81,7 @@ export function registerOrgCommands(program: Command): void {
   leaf(program, 'invitations', 'list your pending invitations to organizations').action(
     async (opts: { json?: boolean }) =>
       runCommand(opts, async (ctx) => {
-        const { items } = await (await ctx.client()).get<{ items: Invitation[] }>(apiPath(INVITATION_ROUTES.list.path));
+        const { items } = await (await ctx.client()).call(USER_ROUTES.listInvitations);
         emit(ctx.output, items, () =>
           items.length === 0
             ? 'no pending invitations\n'
@@ -107,15 +97,15 @@ export function registerOrgCommands(program: Command): void {
   leaf(invitation, 'accept <id>', 'accept an invitation: join the organization with its role').action(
     async (id: string, opts: { json?: boolean }) =>
       runCommand(opts, async (ctx) => {
-        const { organization } = await (await ctx.client()).post<{ organization: Organization }>(
-          apiPath(INVITATION_ROUTES.accept.path, { id: invitationId(id) }),
-        );
+        const { organization } = await (await ctx.client()).call(USER_ROUTES.acceptInvitation, {
+          params: { id: invitationId(id) },
+        });
         emit(ctx.output, { organization }, () => `joined ${organization.handle} as ${organization.role ?? 'member'}\n`);
       }),
   );
   leaf(invitation, 'decline <id>', 'decline an invitation').action(async (id: string, opts: { json?: boolean }) =>
     runCommand(opts, async (ctx) => {
-      await (await ctx.client()).post(apiPath(INVITATION_ROUTES.decline.path, { id: invitationId(id) }));
+      await (await ctx.client()).call(USER_ROUTES.declineInvitation, { params: { id: invitationId(id) } });
       emit(ctx.output, { declined: Number(id) }, () => `declined invitation ${id}\n`);
     }),
   );

@@ -1,6 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { configJsonRequestSchema, path, slugSchema } from '@flotilla/protocol';
+import { USER_ROUTES, configJsonRequestSchema, slugSchema } from '@flotilla/protocol';
+import type { ConfigJsonRequest } from '@flotilla/protocol';
 import { emit } from '../output/output.js';
 import { checkArg, leaf, runCommand } from './context.js';
 
@@ -17,7 +18,7 @@ interface OsConfigOptions {
 }
 
 /** The request body from the flags, validated locally with the protocol schema so mistakes name the flag. */
-export function configJsonRequest(opts: OsConfigOptions): Record<string, unknown> {
+export function configJsonRequest(opts: OsConfigOptions): ConfigJsonRequest {
   const body: Record<string, unknown> = {};
   if (opts.hostname !== undefined) body.hostname = opts.hostname;
   if (opts.dev) body.developmentMode = true;
@@ -26,8 +27,7 @@ export function configJsonRequest(opts: OsConfigOptions): Record<string, unknown
   if (opts.wifiSsid !== undefined) body.wifiSsid = opts.wifiSsid;
   if (opts.wifiKey !== undefined) body.wifiKey = opts.wifiKey;
   if (opts.pollInterval !== undefined) body.appUpdatePollInterval = Number(opts.pollInterval);
-  checkArg(configJsonRequestSchema, body, 'os config options');
-  return body;
+  return checkArg(configJsonRequestSchema, body, 'os config options');
 }
 
 export function registerOsCommands(program: Command): void {
@@ -47,10 +47,10 @@ export function registerOsCommands(program: Command): void {
     .action(async (slug: string, opts: OsConfigOptions) =>
       runCommand(opts, async (ctx) => {
         const body = configJsonRequest(opts);
-        const config = await (await ctx.client()).post<Record<string, unknown>>(
-          path('/fleets/:slug/config-json', { slug: checkArg(slugSchema, slug, 'fleet') }),
+        const config = await (await ctx.client()).call(USER_ROUTES.fleetConfigJson, {
+          params: { slug: checkArg(slugSchema, slug, 'fleet') },
           body,
-        );
+        });
         // WARNING: the file holds a provisioning key; keep it private.
         await writeFile(opts.output, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 });
         emit(ctx.output, { file: opts.output, config }, () => `wrote ${opts.output} for fleet ${slug}\n`);

@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
-import { path, slugSchema } from '@flotilla/protocol';
-import type { Release } from '@flotilla/protocol';
+import { USER_ROUTES, slugSchema } from '@flotilla/protocol';
 import { emit, formatDetails, formatTable } from '../output/output.js';
 import { checkArg, leaf, releaseRef, runCommand } from './context.js';
 
@@ -9,9 +8,9 @@ export function registerReleaseCommands(program: Command): void {
 
   leaf(release, 'list <fleet>', "list a fleet's releases").action(async (slug: string, opts: { json?: boolean }) =>
     runCommand(opts, async (ctx) => {
-      const { items } = await (await ctx.client()).get<{ items: Release[] }>(
-        path('/fleets/:slug/releases', { slug: checkArg(slugSchema, slug, 'fleet') }),
-      );
+      const { items } = await (await ctx.client()).call(USER_ROUTES.listFleetReleases, {
+        params: { slug: checkArg(slugSchema, slug, 'fleet') },
+      });
       emit(ctx.output, items, () =>
         formatTable(
           ['id', 'version', 'commit', 'status', 'services', 'created'],
@@ -32,7 +31,9 @@ export function registerReleaseCommands(program: Command): void {
     async (ref: string, opts: { json?: boolean }) =>
       runCommand(opts, async (ctx) => {
         const parsed = releaseRef(ref);
-        const found = await (await ctx.client()).get<Release>(path('/releases/:ref', { ref: String(parsed ?? ref) }));
+        const found = await (await ctx.client()).call(USER_ROUTES.getRelease, {
+          params: { ref: String(parsed ?? ref) },
+        });
         emit(
           ctx.output,
           found,

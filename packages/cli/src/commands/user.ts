@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
-import { createUserRequestSchema } from '@flotilla/protocol';
-import type { User } from '@flotilla/protocol';
+import { USER_ROUTES, createUserRequestSchema } from '@flotilla/protocol';
 import { emit } from '../output/output.js';
 import { checkArg, leaf, runCommand } from './context.js';
 
@@ -24,7 +23,7 @@ export function registerUserCommands(program: Command): void {
             },
             'user',
           );
-          const created = await (await ctx.client()).post<User>('/users', body);
+          const created = await (await ctx.client()).call(USER_ROUTES.createUser, { body });
           emit(ctx.output, created, () => `created user ${created.username}\n`);
         }),
     );

@@ -1,6 +1,12 @@
 import type { Command } from 'commander';
-import { deviceRefSchema, envNameSchema, FlotillaError, path, serviceNameSchema, slugSchema } from '@flotilla/protocol';
-import type { EnvVar } from '@flotilla/protocol';
+import {
+  deviceRefSchema,
+  envNameSchema,
+  FlotillaError,
+  serviceNameSchema,
+  slugSchema,
+  USER_ROUTES as R,
+} from '@flotilla/protocol';
 import { emit, formatTable } from '../output/output.js';
 import { checkArg, leaf, runCommand } from './context.js';
 
@@ -11,13 +17,15 @@ interface ScopeOptions {
   json?: boolean;
 }
 
-/** `--fleet <slug>` or `--device <uuid>`, exactly one: the owner of the variables. */
-export function ownerPath(opts: ScopeOptions): string {
+/** The owner of the variables, from `--fleet <slug>` or `--device <uuid>`, exactly one, checked before any call. */
+export type Owner = { fleet: { slug: string } } | { device: { uuid: string } };
+
+export function ownerOf(opts: ScopeOptions): Owner {
   if ((opts.fleet === undefined) === (opts.device === undefined))
     throw new FlotillaError('VALIDATION_FAILED', 'give exactly one of --fleet or --device');
   return opts.fleet !== undefined
-    ? path('/fleets/:slug', { slug: checkArg(slugSchema, opts.fleet, 'fleet') })
-    : path('/devices/:uuid', { uuid: checkArg(deviceRefSchema, opts.device, 'device') });
+    ? { fleet: { slug: checkArg(slugSchema, opts.fleet, 'fleet') } }
+    : { device: { uuid: checkArg(deviceRefSchema, opts.device, 'device') } };
 }
 
 function scoped(cmd: Command): Command {
@@ -39,19 +47,40 @@ function registerVariableKind(program: Command, kind: 'env' | 'config'): void {
   if (kind === 'env') add.option('--service <service>', 'only for this service');
   add.action(async (name: string, value: string, opts: ScopeOptions) =>
     runCommand(opts, async (ctx) => {
-      const body: Record<string, string> = {
-        name: kind === 'env' ? checkArg(envNameSchema, name, 'name') : name,
-        value,
-      };
-      if (opts.service !== undefined) body.service = checkArg(serviceNameSchema, opts.service, 'service');
-      const saved = await (await ctx.client()).post<EnvVar>(`${ownerPath(opts)}/${kind}`, body);
+      const owner = ownerOf(opts);
+      const client = await ctx.client();
+      const service =
+        opts.service === undefined ? {} : { service: checkArg(serviceNameSchema, opts.service, 'service') };
+      const saved =
+        kind === 'env'
+          ? 'fleet' in owner
+            ? await client.call(R.setFleetEnv, {
+                params: owner.fleet,
+                body: { name: checkArg(envNameSchema, name, 'name'), value, ...service },
+              })
+            : await client.call(R.setDeviceEnv, {
+                params: owner.device,
+                body: { name: checkArg(envNameSchema, name, 'name'), value, ...service },
+              })
+          : 'fleet' in owner
+            ? await client.call(R.setFleetConfig, { params: owner.fleet, body: { name, value } })
+            : await client.call(R.setDeviceConfig, { params: owner.device, body: { name, value } });
       emit(ctx.output, saved, () => `set ${saved.name}${saved.service ? ` for ${saved.service}` : ''}\n`);
     }),
   );
 
   scoped(leaf(group, 'list', `list ${kind} variables`)).action(async (opts: ScopeOptions) =>
     runCommand(opts, async (ctx) => {
-      const { items } = await (await ctx.client()).get<{ items: EnvVar[] }>(`${ownerPath(opts)}/${kind}`);
+      const owner = ownerOf(opts);
+      const client = await ctx.client();
+      const { items } =
+        kind === 'env'
+          ? 'fleet' in owner
+            ? await client.call(R.listFleetEnv, { params: owner.fleet })
+            : await client.call(R.listDeviceEnv, { params: owner.device })
+          : 'fleet' in owner
+            ? await client.call(R.listFleetConfig, { params: owner.fleet })
+            : await client.call(R.listDeviceConfig, { params: owner.device });
       emit(ctx.output, items, () =>
         kind === 'env'
           ? formatTable(
@@ -70,9 +99,17 @@ function registerVariableKind(program: Command, kind: 'env' | 'config'): void {
   if (kind === 'env') rm.option('--service <service>', 'only the one for this service');
   rm.action(async (name: string, opts: ScopeOptions) =>
     runCommand(opts, async (ctx) => {
-      await (await ctx.client()).delete(`${ownerPath(opts)}/${kind}/${encodeURIComponent(name)}`, {
-        service: opts.service,
-      });
+      const owner = ownerOf(opts);
+      const client = await ctx.client();
+      const query = { service: opts.service };
+      if (kind === 'env')
+        await ('fleet' in owner
+          ? client.call(R.deleteFleetEnv, { params: { ...owner.fleet, name }, query })
+          : client.call(R.deleteDeviceEnv, { params: { ...owner.device, name }, query }));
+      else
+        await ('fleet' in owner
+          ? client.call(R.deleteFleetConfig, { params: { ...owner.fleet, name } })
+          : client.call(R.deleteDeviceConfig, { params: { ...owner.device, name } }));
       emit(ctx.output, { deleted: name }, () => `removed ${name}\n`);
     }),
   );
@@ -87,32 +124,43 @@ export function registerVariableCommands(program: Command): void {
     .requiredOption('--device <device>', 'device')
     .action(async (key: string, value: string, opts: ScopeOptions) =>
       runCommand(opts, async (ctx) => {
-        const saved = await (await ctx.client()).post<{ key: string; value: string }>(
-          `${ownerPath({ device: opts.device })}/tags`,
-          { key, value },
-        );
+        const owner = ownerOf({ device: opts.device });
+        if (!('device' in owner)) throw new FlotillaError('VALIDATION_FAILED', 'give --device');
+        const saved = await (await ctx.client()).call(R.setDeviceTag, { params: owner.device, body: { key, value } });
         emit(ctx.output, saved, () => `tagged ${opts.device} ${key}=${value}\n`);
       }),
     );
   scoped(leaf(tag, 'list', 'list the tags of a device, or of every device of a fleet')).action(
     async (opts: ScopeOptions) =>
       runCommand(opts, async (ctx) => {
-        const { items } = await (await ctx.client()).get<{
-          items: Array<{ key: string; value: string; device?: string }>;
-        }>(`${ownerPath(opts)}/tags`);
-        emit(ctx.output, items, () =>
-          formatTable(
-            opts.fleet ? ['device', 'key', 'value'] : ['key', 'value'],
-            items.map((t) => (opts.fleet ? [t.device, t.key, t.value] : [t.key, t.value])),
-          ),
-        );
+        const owner = ownerOf(opts);
+        const client = await ctx.client();
+        if ('fleet' in owner) {
+          const { items } = await client.call(R.listFleetTags, { params: owner.fleet });
+          emit(ctx.output, items, () =>
+            formatTable(
+              ['device', 'key', 'value'],
+              items.map((t) => [t.device, t.key, t.value]),
+            ),
+          );
+        } else {
+          const { items } = await client.call(R.listDeviceTags, { params: owner.device });
+          emit(ctx.output, items, () =>
+            formatTable(
+              ['key', 'value'],
+              items.map((t) => [t.key, t.value]),
+            ),
+          );
+        }
       }),
   );
   leaf(tag, 'rm <key>', 'remove a tag from a device')
     .requiredOption('--device <device>', 'device')
     .action(async (key: string, opts: ScopeOptions) =>
       runCommand(opts, async (ctx) => {
-        await (await ctx.client()).delete(`${ownerPath({ device: opts.device })}/tags/${encodeURIComponent(key)}`);
+        const owner = ownerOf({ device: opts.device });
+        if (!('device' in owner)) throw new FlotillaError('VALIDATION_FAILED', 'give --device');
+        await (await ctx.client()).call(R.deleteDeviceTag, { params: { ...owner.device, name: key } });
         emit(ctx.output, { deleted: key }, () => `removed tag ${key}\n`);
       }),
     );

@@ -3,7 +3,7 @@ import type { Selectable } from 'kysely';
 import type { Db } from '../db/database.js';
 import type { Database } from '../db/schema.js';
 import type { EventBus } from '../bus/event-bus.js';
-import type { ActionHub } from './action-hub.js';
+import type { ConnectionHub } from '../device-connection/connection-hub.js';
 
 export type ActionStatus = 'pending' | 'delivered' | 'done' | 'failed' | 'expired';
 
@@ -65,7 +65,7 @@ const OTHER_NODE_GRACE_MS = 300;
  */
 export async function createAction(
   db: Db,
-  hub: ActionHub,
+  hub: ConnectionHub,
   bus: EventBus,
   deviceId: number,
   input: { action: DeviceAction; service?: string | undefined; force?: boolean | undefined; ttlSeconds: number },
@@ -111,7 +111,7 @@ export async function createAction(
  * that it reaches the device once even when a reconnect and another node's request race; it is given back when the
  * connection is gone by then.
  */
-export async function handOver(db: Db, hub: ActionHub, deviceId: number, row: ActionRow): Promise<boolean> {
+export async function handOver(db: Db, hub: ConnectionHub, deviceId: number, row: ActionRow): Promise<boolean> {
   const claimed = await db
     .updateTable('device_actions')
     .set({ status: 'delivered', delivered_at: new Date().toISOString() })
@@ -145,7 +145,7 @@ export async function pendingAction(db: Db, deviceId: number, id: number): Promi
 }
 
 /** On (re)connect: every pending, unexpired action of the device, oldest first. */
-export async function deliverPending(db: Db, hub: ActionHub, deviceId: number): Promise<number> {
+export async function deliverPending(db: Db, hub: ConnectionHub, deviceId: number): Promise<number> {
   const at = new Date().toISOString();
   const rows = await db
     .selectFrom('device_actions')

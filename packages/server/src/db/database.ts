@@ -5,9 +5,10 @@ import type { DatabaseConnection, Driver } from 'kysely';
 import pg from 'pg';
 import { makePrivateDir, touchPrivateFile } from '../disk/private-files.js';
 import { migrations } from './migrations.js';
+import type { Dialect } from './dialect.js';
 import type { Database } from './schema.js';
 
-export type Dialect = 'sqlite' | 'postgres';
+export type { Dialect } from './dialect.js';
 export type Db = Kysely<Database>;
 
 export interface OpenedDatabase {
@@ -15,8 +16,9 @@ export interface OpenedDatabase {
   dialect: Dialect;
   close: () => Promise<void>;
   /**
-   * SQLite only: the raw handle, for the one hot path (the target-state poll lookup) where building and preparing
-   * a statement per request would cost more than running it. Everything else goes through Kysely.
+   * SQLite only: the raw handle, for the one hot path (the target-state poll lookup, device-api/poll-lookup.ts)
+   * where building and preparing a statement per request would cost more than running it. Everything else goes
+   * through Kysely. WARNING: not for routes: the app hands them the lookup, never this handle.
    */
   sqlite?: SqliteDatabase.Database;
   /** PostgreSQL only: where it is, for connections of their own (the server bus listens on one). */

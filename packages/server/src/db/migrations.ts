@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import type { Kysely, Migration, MigrationProvider } from 'kysely';
-import type { Dialect } from './database.js';
+import type { Dialect } from './dialect.js';
 
 /**
  * Migrations live in code so a single binary carries its schema. INVARIANT: a released migration is never edited;

@@ -1,6 +1,7 @@
 import { FlotillaError } from '@flotilla/protocol';
 import type { FastifyRequest } from 'fastify';
 import { bearerToken, hashKey, sameHash } from '../auth/keys.js';
+import type { Db } from '../db/database.js';
 
 /**
  * The device key presented with a device request, hashed; 401 when there is none. Every 401 answered to a request
@@ -20,4 +21,23 @@ export function presentedKeyHash(request: FastifyRequest): string {
 export function requireOwnDevice(row: { key_hash: string | null } | undefined, keyHash: string): void {
   if (!row || row.key_hash === null || !sameHash(row.key_hash, keyHash))
     throw new FlotillaError('UNAUTHENTICATED', 'the key is not valid for this device');
+}
+
+/**
+ * The device a device key speaks for, checked with requireOwnDevice (an unknown UUID and a wrong key are the same
+ * 401): its id and fleet.
+ */
+export async function authenticateDevice(
+  db: Db,
+  uuid: string,
+  keyHash: string,
+): Promise<{ id: number; fleet_id: number }> {
+  const row = await db
+    .selectFrom('devices')
+    .select(['id', 'key_hash', 'fleet_id'])
+    .where('uuid', '=', uuid)
+    .executeTakeFirst();
+  requireOwnDevice(row, keyHash);
+  if (!row) throw new FlotillaError('UNAUTHENTICATED', 'the key is not valid for this device');
+  return { id: row.id, fleet_id: row.fleet_id };
 }

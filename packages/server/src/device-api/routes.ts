@@ -10,15 +10,16 @@ import {
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { AppContext } from '../context.js';
-import { bearerToken, hashKey, sameHash } from '../auth/keys.js';
+import { bearerToken } from '../auth/keys.js';
 import { parse } from '../http/parse.js';
 import { setTag } from '../variables/variables.js';
-import { presentedKeyHash, requireOwnDevice } from './device-auth.js';
+import { authenticateDevice, presentedKeyHash, requireOwnDevice } from './device-auth.js';
+import { findSelf } from './find-self.js';
 import type { LastSeenTracker } from './last-seen.js';
 import { exchangeDeviceKey, registerDevice, requireProvisioningKey } from './register.js';
 import { applyReport } from './report.js';
-import { matchesEtag, pollLookup, targetStateFor } from './target-state.js';
-import { fleetOfProvisioningKey } from '../fleets/provisioning-keys.js';
+import type { PollLookup } from './poll-lookup.js';
+import { matchesEtag, targetStateFor } from './target-state.js';
 
 const uuidParams = z.object({ uuid: deviceUuidSchema });
 const idParams = z.object({
@@ -31,7 +32,12 @@ const findSelfQuery = z.looseObject({ $filter: z.string().max(200) });
 const FILTER = /^\s*uuid\s+eq\s+'([0-9a-f]{32}|[0-9a-f]{62})'\s*$/;
 
 /** The balena-Supervisor-compatible device endpoints (see PROTOCOL.md). */
-export function registerDeviceRoutes(app: FastifyInstance, ctx: AppContext, lastSeen: LastSeenTracker): void {
+export function registerDeviceRoutes(
+  app: FastifyInstance,
+  ctx: AppContext,
+  lastSeen: LastSeenTracker,
+  pollLookup: PollLookup,
+): void {
   const { db } = ctx;
 
   app.post(DEVICE_ROUTES.register.path, async (request, reply) => {
@@ -47,20 +53,7 @@ export function registerDeviceRoutes(app: FastifyInstance, ctx: AppContext, last
     if (!key) throw new FlotillaError('UNAUTHENTICATED', 'missing Authorization: Bearer <key>');
     const match = FILTER.exec(parse(findSelfQuery, request.query).$filter);
     if (!match?.[1]) throw new FlotillaError('VALIDATION_FAILED', "only $filter=uuid eq '<uuid>' is supported");
-    const device = await db
-      .selectFrom('devices')
-      .select(['id', 'fleet_id', 'key_hash'])
-      .where('uuid', '=', match[1])
-      .executeTakeFirst();
-    const keyHash = hashKey(key);
-    if (device?.key_hash && sameHash(device.key_hash, keyHash)) return { d: [{ id: device.id }] };
-    const provisioning = await fleetOfProvisioningKey(db, key);
-    if (provisioning && 'fleetId' in provisioning)
-      return { d: device && device.fleet_id === provisioning.fleetId ? [{ id: device.id }] : [] };
-    // An unknown key that is not some device's key is not authenticated at all.
-    const anyDevice = await db.selectFrom('devices').select('id').where('key_hash', '=', keyHash).executeTakeFirst();
-    if (!anyDevice) throw new FlotillaError('UNAUTHENTICATED', 'unknown key');
-    return { d: [] };
+    return findSelf(db, match[1], key);
   });
 
   app.post(DEVICE_ROUTES.keyExchange.path, async (request, reply) => {
@@ -77,7 +70,7 @@ export function registerDeviceRoutes(app: FastifyInstance, ctx: AppContext, last
   app.get(DEVICE_ROUTES.targetState.path, async (request, reply) => {
     const keyHash = presentedKeyHash(request);
     const { uuid } = parse(uuidParams, request.params);
-    const row = await pollLookup(db, uuid, ctx.sqlite);
+    const row = await pollLookup(uuid);
     requireOwnDevice(row, keyHash);
     if (!row) throw new FlotillaError('UNAUTHENTICATED', 'the key is not valid for this device');
     lastSeen.seen(row.id);
@@ -92,11 +85,9 @@ export function registerDeviceRoutes(app: FastifyInstance, ctx: AppContext, last
     const keyHash = presentedKeyHash(request);
     const report = parse(stateReportSchema, request.body);
     for (const [uuid, deviceReport] of Object.entries(report)) {
-      const row = await db.selectFrom('devices').select(['id', 'key_hash']).where('uuid', '=', uuid).executeTakeFirst();
-      requireOwnDevice(row, keyHash);
-      if (!row) continue;
-      await applyReport(db, row.id, deviceReport);
-      lastSeen.written(row.id);
+      const device = await authenticateDevice(db, uuid, keyHash);
+      await applyReport(db, device.id, deviceReport);
+      lastSeen.written(device.id);
     }
     return {};
   });
@@ -105,10 +96,8 @@ export function registerDeviceRoutes(app: FastifyInstance, ctx: AppContext, last
     const keyHash = presentedKeyHash(request);
     const report = parse(tagsReportSchema, request.body);
     for (const [uuid, tags] of Object.entries(report)) {
-      const row = await db.selectFrom('devices').select(['id', 'key_hash']).where('uuid', '=', uuid).executeTakeFirst();
-      requireOwnDevice(row, keyHash);
-      if (!row) continue;
-      for (const [key, value] of Object.entries(tags)) await setTag(db, row.id, key, value);
+      const device = await authenticateDevice(db, uuid, keyHash);
+      for (const [key, value] of Object.entries(tags)) await setTag(db, device.id, key, value);
     }
     return {};
   });

@@ -1,4 +1,14 @@
-import type { FleetPart } from './target-state.js';
+import type { TargetStateInput } from './build-target-state.js';
+
+export type ReleasePart = NonNullable<TargetStateInput['release']>;
+
+/** The parts of target state shared by every device of a fleet; valid while the fleet's revision is unchanged. */
+export interface FleetPart {
+  fleet: { id: number; uuid: string; name: string };
+  release: ReleasePart | null;
+  env: TargetStateInput['fleetEnv'];
+  config: TargetStateInput['fleetConfig'];
+}
 
 /**
  * Computed target states keyed by device UUID. An entry is valid while the device's and its fleet's revision

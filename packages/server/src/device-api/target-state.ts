@@ -1,61 +1,9 @@
 import { createHash } from 'node:crypto';
 import type { ComposeFile } from '@flotilla/protocol';
-import type SqliteDatabase from 'better-sqlite3';
 import type { Db } from '../db/database.js';
 import { fleetTargetRelease } from '../fleets/fleets.js';
 import { buildTargetState } from './build-target-state.js';
-import type { TargetStateInput } from './build-target-state.js';
-import type { CachedState, TargetStateCache } from './target-state-cache.js';
-
-export interface PollRow {
-  id: number;
-  key_hash: string | null;
-  revision: number;
-  fleet_id: number;
-  fleet_revision: number;
-}
-
-const pollStatements = new WeakMap<SqliteDatabase.Database, SqliteDatabase.Statement<[string], PollRow>>();
-
-/** The one query of every poll: identity, key and the revisions that validate a cached state. */
-export function pollLookup(
-  db: Db,
-  uuid: string,
-  sqlite?: SqliteDatabase.Database,
-): Promise<PollRow | undefined> | PollRow | undefined {
-  if (sqlite) {
-    let statement = pollStatements.get(sqlite);
-    if (!statement) {
-      statement = sqlite.prepare<[string], PollRow>(
-        'SELECT d.id, d.key_hash, d.revision, d.fleet_id, f.revision AS fleet_revision FROM devices d JOIN fleets f ON f.id = d.fleet_id WHERE d.uuid = ?',
-      );
-      pollStatements.set(sqlite, statement);
-    }
-    return statement.get(uuid);
-  }
-  return db
-    .selectFrom('devices')
-    .innerJoin('fleets', 'fleets.id', 'devices.fleet_id')
-    .select([
-      'devices.id',
-      'devices.key_hash',
-      'devices.revision',
-      'devices.fleet_id',
-      'fleets.revision as fleet_revision',
-    ])
-    .where('devices.uuid', '=', uuid)
-    .executeTakeFirst();
-}
-
-type ReleasePart = NonNullable<TargetStateInput['release']>;
-
-/** The parts of target state shared by every device of a fleet; valid while the fleet's revision is unchanged. */
-export interface FleetPart {
-  fleet: { id: number; uuid: string; name: string };
-  release: ReleasePart | null;
-  env: TargetStateInput['fleetEnv'];
-  config: TargetStateInput['fleetConfig'];
-}
+import type { CachedState, FleetPart, ReleasePart, TargetStateCache } from './target-state-cache.js';
 
 async function loadRelease(db: Db, releaseId: number | null): Promise<ReleasePart | null> {
   if (releaseId === null) return null;

@@ -1,31 +1,20 @@
-import {
-  API_PREFIX,
-  DEVICE_ROUTES,
-  FlotillaError,
-  deviceUuidSchema,
-  serviceNameSchema,
-  type LogEntry,
-} from '@flotilla/protocol';
+import { DEVICE_ROUTES, FlotillaError, USER_ROUTES as R, deviceUuidSchema, type LogEntry } from '@flotilla/protocol';
 import type { FastifyInstance } from 'fastify';
 import type { Readable } from 'node:stream';
 import { z } from 'zod';
 import type { AppContext } from '../context.js';
-import { requireUser, userFromCredential } from '../auth/principal.js';
-import { presentedKeyHash, requireOwnDevice } from '../device-api/device-auth.js';
+import { userFromCredential } from '../auth/principal.js';
+import { authenticateDevice, presentedKeyHash } from '../device-api/device-auth.js';
+import { serviceNamesOfFleet } from '../releases/releases.js';
 import { visibleDevice } from '../devices/devices.js';
 import { parse } from '../http/parse.js';
+import { HIJACKED, serve } from '../http/serve.js';
 import type { EventBus } from '../bus/event-bus.js';
 import type { LogHub } from './log-hub.js';
 import type { LogStore } from './log-store.js';
 import { LogStreamError, readLogStream } from './ndjson-reader.js';
 
 const uuidParams = z.object({ uuid: deviceUuidSchema });
-const refParams = z.object({ uuid: z.string().min(1).max(100) });
-const logsQuery = z.object({
-  tail: z.coerce.number().int().min(0).max(100_000).default(100),
-  follow: z.enum(['1', 'true', '0', 'false']).optional(),
-  service: serviceNameSchema.optional(),
-});
 const HEARTBEAT_MS = 15_000;
 
 /**
@@ -68,19 +57,13 @@ export function registerLogRoutes(
   app.post(DEVICE_ROUTES.logStream.path, async (request, reply) => {
     const keyHash = presentedKeyHash(request);
     const { uuid } = parse(uuidParams, request.params);
-    const device = await db
-      .selectFrom('devices')
-      .select(['id', 'key_hash', 'fleet_id'])
-      .where('uuid', '=', uuid)
-      .executeTakeFirst();
-    requireOwnDevice(device, keyHash);
-    if (!device) throw new FlotillaError('UNAUTHENTICATED', 'the key is not valid for this device');
+    const device = await authenticateDevice(db, uuid, keyHash);
     const body = request.body as Readable | undefined;
     if (!body || typeof (body as Readable).pipe !== 'function') {
       throw new FlotillaError('UNSUPPORTED_MEDIA_TYPE', 'send the log stream as application/x-ndjson');
     }
     let serviceNames: Promise<Map<number, string>> | undefined;
-    const namesOnce = () => (serviceNames ??= serviceNamesOf(ctx, device.fleet_id));
+    const namesOnce = () => (serviceNames ??= serviceNamesOfFleet(db, device.fleet_id));
     try {
       const result = await readLogStream(body, {
         encoding: request.headers['content-encoding'],
@@ -110,10 +93,8 @@ export function registerLogRoutes(
     }
   });
 
-  app.get(`${API_PREFIX}/devices/:uuid/logs`, async (request, reply) => {
-    const user = await requireUser(db, request);
-    const device = await visibleDevice(db, user, parse(refParams, request.params).uuid);
-    const query = parse(logsQuery, request.query);
+  serve(app, db, R.deviceLogs, async ({ user, params, query, request, reply }) => {
+    const device = await visibleDevice(db, user, params.uuid);
     const recent = await store.tail(device.id, query.tail, query.service);
     if (query.follow !== '1' && query.follow !== 'true') return { items: recent };
 
@@ -161,16 +142,6 @@ export function registerLogRoutes(
     };
     followers.add(end);
     request.raw.on('close', end);
+    return HIJACKED;
   });
-}
-
-/** serviceId → name for the fleet's releases, so lines that carry only a serviceId still show their service. */
-async function serviceNamesOf(ctx: AppContext, fleetId: number): Promise<Map<number, string>> {
-  const rows = await ctx.db
-    .selectFrom('release_services')
-    .innerJoin('releases', 'releases.id', 'release_services.release_id')
-    .select(['release_services.id', 'release_services.name'])
-    .where('releases.fleet_id', '=', fleetId)
-    .execute();
-  return new Map(rows.map((r) => [r.id, r.name]));
 }

@@ -178,40 +178,55 @@ export async function updateRelease(
     throw new FlotillaError('RELEASE_IMMUTABLE', `release ${row.commit} is ${row.status} and cannot change`);
   }
   const composition = JSON.parse(row.composition_json) as ComposeFile;
-  if (input.images) {
-    checkImages(composition, input.images);
-    for (const [name, image] of Object.entries(input.images)) {
-      await db
-        .updateTable('release_services')
-        .set({ image })
-        .where('release_id', '=', row.id)
-        .where('name', '=', name)
-        .execute();
+  if (input.images) checkImages(composition, input.images);
+  // One transaction: a refused change (a missing image, a release failed meanwhile) leaves no image half-set, and no
+  // device sees images of a release whose status did not change with them.
+  const updated = await db.transaction().execute(async (trx) => {
+    if (input.images) {
+      for (const [name, image] of Object.entries(input.images)) {
+        await trx
+          .updateTable('release_services')
+          .set({ image })
+          .where('release_id', '=', row.id)
+          .where('name', '=', name)
+          .execute();
+      }
     }
-  }
-  if (input.status === 'success') {
-    const services = await db
-      .selectFrom('release_services')
-      .select(['name', 'image'])
-      .where('release_id', '=', row.id)
-      .execute();
-    requireAllImages(
-      services.map((s) => s.name),
-      new Map(services.map((s) => [s.name, s.image])),
-    );
-  }
-  const patch: { status?: ReleaseStatus; notes?: string } = {};
-  if (input.status !== undefined) patch.status = input.status;
-  if (input.notes !== undefined) patch.notes = input.notes;
-  if (Object.keys(patch).length > 0) {
-    // A running release may have been failed meanwhile (release-timeout.ts): only a still running one changes.
-    const query = db.updateTable('releases').set(patch).where('id', '=', row.id);
-    const result = await (finished ? query : query.where('status', '=', 'running')).executeTakeFirst();
-    if (!finished && Number(result.numUpdatedRows) === 0)
-      throw new FlotillaError('RELEASE_IMMUTABLE', `release ${row.commit} is finished and cannot change`);
-  }
-  // Any change may concern a device pinned to this release, even a running one.
-  await bumpFleet(db, row.fleet_id);
-  const updated = await db.selectFrom('releases').selectAll().where('id', '=', row.id).executeTakeFirstOrThrow();
+    if (input.status === 'success') {
+      const services = await trx
+        .selectFrom('release_services')
+        .select(['name', 'image'])
+        .where('release_id', '=', row.id)
+        .execute();
+      requireAllImages(
+        services.map((s) => s.name),
+        new Map(services.map((s) => [s.name, s.image])),
+      );
+    }
+    const patch: { status?: ReleaseStatus; notes?: string } = {};
+    if (input.status !== undefined) patch.status = input.status;
+    if (input.notes !== undefined) patch.notes = input.notes;
+    if (Object.keys(patch).length > 0) {
+      // A running release may have been failed meanwhile (release-timeout.ts): only a still running one changes.
+      const query = trx.updateTable('releases').set(patch).where('id', '=', row.id);
+      const result = await (finished ? query : query.where('status', '=', 'running')).executeTakeFirst();
+      if (!finished && Number(result.numUpdatedRows) === 0)
+        throw new FlotillaError('RELEASE_IMMUTABLE', `release ${row.commit} is finished and cannot change`);
+    }
+    // Any change may concern a device pinned to this release, even a running one.
+    await bumpFleet(trx, row.fleet_id);
+    return trx.selectFrom('releases').selectAll().where('id', '=', row.id).executeTakeFirstOrThrow();
+  });
   return toRelease(db, updated);
+}
+
+/** serviceId → name for the fleet's releases, so log lines that carry only a serviceId still show their service. */
+export async function serviceNamesOfFleet(db: Db, fleetId: number): Promise<Map<number, string>> {
+  const rows = await db
+    .selectFrom('release_services')
+    .innerJoin('releases', 'releases.id', 'release_services.release_id')
+    .select(['release_services.id', 'release_services.name'])
+    .where('releases.fleet_id', '=', fleetId)
+    .execute();
+  return new Map(rows.map((r) => [r.id, r.name]));
 }

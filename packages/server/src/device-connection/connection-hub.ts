@@ -5,7 +5,7 @@ import type { ServerMessage } from '@flotilla/protocol';
  * The devices connected to this server node, and callers waiting for an action to be delivered or answered.
  * Connections are per node; the server bus (bus/event-bus.ts) carries actions and answers between nodes.
  */
-export class ActionHub {
+export class ConnectionHub {
   private readonly sockets = new Map<number, WebSocket>();
   /** Callers waiting for `delivered:<id>` or `settled:<id>`. */
   private readonly waiters = new Map<string, Set<(value: boolean) => void>>();

@@ -2,7 +2,7 @@ import type { WebSocket } from 'ws';
 import type { Db } from '../db/database.js';
 import type { TargetStateCache } from '../device-api/target-state-cache.js';
 import { targetStateFor } from '../device-api/target-state.js';
-import type { ActionHub } from './action-hub.js';
+import type { ConnectionHub } from './connection-hub.js';
 
 const CHUNK = 500;
 
@@ -44,7 +44,7 @@ export class TargetWatcher {
 
   constructor(
     private readonly db: Db,
-    private readonly hub: ActionHub,
+    private readonly hub: ConnectionHub,
     private readonly cache: TargetStateCache,
     private readonly intervalMs = 1_000,
   ) {}

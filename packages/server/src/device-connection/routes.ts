@@ -1,0 +1,98 @@
+import websocket from '@fastify/websocket';
+import { DEVICE_ROUTES, deviceConnectQuerySchema, deviceMessageSchema, deviceUuidSchema } from '@flotilla/protocol';
+import type { FastifyInstance } from 'fastify';
+import { Gauge } from 'prom-client';
+import { z } from 'zod';
+import { completeAction, deliverPending } from '../actions/actions.js';
+import type { EventBus } from '../bus/event-bus.js';
+import type { AppContext } from '../context.js';
+import { authenticateDevice, presentedKeyHash } from '../device-api/device-auth.js';
+import { parse } from '../http/parse.js';
+import { dispatchBusMessages } from './bus-dispatch.js';
+import type { ConnectionHub } from './connection-hub.js';
+import { TargetWatcher } from './target-watcher.js';
+
+const uuidParams = z.object({ uuid: deviceUuidSchema });
+
+/**
+ * The device connection: one WebSocket per device at `GET /device/v1/:uuid/connect` (device key), over which this
+ * node pushes actions and `target-changed` news and devices answer. With several server nodes, `bus` carries an
+ * action to the node holding its device's connection, and the news of its delivery and answer back
+ * (bus-dispatch.ts); the target watcher announces target changes to the devices connected here.
+ */
+export async function registerDeviceConnection(
+  app: FastifyInstance,
+  ctx: AppContext,
+  hub: ConnectionHub,
+  bus: EventBus,
+): Promise<void> {
+  const { db } = ctx;
+  const watcher = new TargetWatcher(db, hub, ctx.stateCache);
+  app.addHook('onReady', async () => watcher.start());
+  app.addHook('preClose', async () => watcher.stop());
+  new Gauge({
+    name: 'flotilla_device_connections',
+    help: 'Devices holding a WebSocket connection to this server node',
+    registers: [ctx.metrics.registry],
+    collect() {
+      this.set(hub.connectedCount());
+    },
+  });
+  const unsubscribe = dispatchBusMessages(db, hub, bus, app.log);
+  app.addHook('onClose', async () => unsubscribe());
+
+  await app.register(async (scope) => {
+    await scope.register(websocket, { options: { maxPayload: 1024 * 1024 } });
+    scope.addHook('preClose', async () => hub.closeAll());
+    scope.get(
+      DEVICE_ROUTES.connect.path,
+      {
+        websocket: true,
+        // Authenticate before the upgrade, so a bad key gets a plain 401 and no socket.
+        preValidation: async (request) => {
+          const keyHash = presentedKeyHash(request);
+          const { uuid } = parse(uuidParams, request.params);
+          const device = await authenticateDevice(db, uuid, keyHash);
+          const { etag } = parse(deviceConnectQuerySchema, request.query);
+          Object.assign(request, { deviceId: device.id, heldEtag: etag });
+        },
+      },
+      (socket, request) => {
+        const { deviceId, heldEtag } = request as unknown as { deviceId: number; heldEtag: string | undefined };
+        hub.attach(deviceId, socket);
+        // Told at once if its target moved on from the one it holds; see the INVARIANT in target-watcher.ts.
+        watcher.greet(deviceId, socket, heldEtag).then(
+          (known) => {
+            if (!known) socket.close(1008, 'device removed');
+          },
+          (error: unknown) => {
+            request.log.error({ err: error }, 'comparing a connecting device target failed; closing its connection');
+            socket.close(1011, 'try again');
+          },
+        );
+        socket.on('message', (data) => {
+          let raw: unknown;
+          try {
+            raw = JSON.parse(data.toString());
+          } catch {
+            return;
+          }
+          const parsed = deviceMessageSchema.safeParse(raw);
+          if (!parsed.success || parsed.data.type !== 'action-result') return;
+          const result = parsed.data;
+          void completeAction(db, deviceId, result).then(
+            () => {
+              hub.settled(result.id);
+              bus.publish({ type: 'action-settled', actionId: result.id });
+            },
+            (error: unknown) => request.log.error({ err: error }, 'recording an action result failed'),
+          );
+        });
+        socket.on('close', () => hub.detach(deviceId, socket));
+        void deliverPending(db, hub, deviceId).catch((error: unknown) =>
+          request.log.error({ err: error }, 'delivering pending actions failed'),
+        );
+      },
+    );
+  });
+}
