@@ -22,25 +22,44 @@ export interface DeviceView {
 export class Observed {
   current: CurrentState | undefined;
   statuses: ReadonlyMap<number, UpdateStatus> = new Map();
+  /** Per app id, the release commit its status was planned for. */
+  private plannedCommits: ReadonlyMap<number, string | null> = new Map();
   failed = false;
   /** Filled by the executor's fetch steps; entries are removed when a pull ends. */
   readonly progress = new Map<string, number>();
 
-  planned(statuses: ReadonlyMap<number, UpdateStatus>, current: CurrentState): void {
+  planned(statuses: ReadonlyMap<number, UpdateStatus>, current: CurrentState, target: TargetModel): void {
     this.statuses = statuses;
     this.current = current;
+    this.plannedCommits = new Map(target.apps.map((app) => [app.appId, app.commit]));
   }
 
   passed(result: PassResult): void {
     this.failed = result.outcome.kind === 'error' && result.outcome.terminal;
   }
 
-  /** Some app still has steps to run. */
-  updating(): boolean {
-    return [...this.statuses.values()].some((s) => s !== 'done');
+  view(target: TargetModel | null): DeviceView {
+    return {
+      current: this.current,
+      target,
+      statuses: this.statusesFor(target),
+      progress: this.progress,
+      failed: this.failed,
+    };
   }
 
-  view(target: TargetModel | null): DeviceView {
-    return { current: this.current, target, statuses: this.statuses, progress: this.progress, failed: this.failed };
+  /**
+   * INVARIANT: a status describes the release it was planned for. An app whose target moved on since the last
+   * planning round (a new release fetched between rounds) is being applied, never "done" with a release it has not
+   * pulled yet.
+   */
+  private statusesFor(target: TargetModel | null): ReadonlyMap<number, UpdateStatus> {
+    let moved: Map<number, UpdateStatus> | undefined;
+    for (const app of target?.apps ?? []) {
+      if (!this.statuses.has(app.appId) || this.plannedCommits.get(app.appId) === app.commit) continue;
+      moved ??= new Map(this.statuses);
+      moved.set(app.appId, 'applying changes');
+    }
+    return moved ?? this.statuses;
   }
 }

@@ -51,7 +51,7 @@ export class Reconciler {
       knownImages: deps.knownImages,
       target: () => deps.targets.model(),
       context: (target) => this.planContext(target),
-      onPlanned: (statuses, current) => this.planned(statuses, current),
+      onPlanned: (statuses, current, target) => this.planned(statuses, current, target),
     };
   }
 
@@ -91,10 +91,10 @@ export class Reconciler {
     };
   }
 
-  private planned(statuses: Map<number, UpdateStatus>, current: CurrentState): void {
+  private planned(statuses: Map<number, UpdateStatus>, current: CurrentState, target: TargetModel): void {
     // Persisted only when there is work, so converged passes cost no disk write.
     if ([...statuses.values()].some((s) => s !== 'done')) this.deps.phase('work-planned');
-    this.deps.observed.planned(statuses, current);
+    this.deps.observed.planned(statuses, current, target);
     this.deps.changed();
   }
 }

@@ -96,16 +96,23 @@ describe('a release the reconciler has not planned yet', () => {
   // Found by the agent tests against the real server, which serves the fleet's app before its first release: the
   // last round planned the app without a release ('done', nothing to do), and the next report joins that status,
   // kept per app id, to the new release's commit. For up to one planning round the device says it runs a release
-  // it has not even pulled, and the server (device-api/report.ts) records it as the running release.
-  it('is not reported done on the strength of the previous target', {
-    todo: 'statuses are kept per app id, not per release (Observed.view joins them to any later target)',
-  }, () => {
+  // it has not even pulled, and the server (device-api/report.ts) recorded it as the running release.
+  it('is not reported done on the strength of the previous target', () => {
     const observed = new Observed();
     const empty = { containers: [], volumes: [], networks: [], images: [], knownImages: [] };
     const app = { appId: 1, appUuid: 'u1', name: 'a', volumes: [], networks: [] };
-    observed.planned(new Map([[1, 'done']]), empty);
+    observed.planned(new Map([[1, 'done']]), empty, {
+      apps: [{ ...app, commit: null, releaseId: null, services: [] }],
+    });
     const withRelease: TargetModel = {
-      apps: [{ ...app, commit: 'c1', releaseId: 1, services: [{ serviceName: 'main' } as TargetService] }],
+      apps: [
+        {
+          ...app,
+          commit: 'c1',
+          releaseId: 1,
+          services: [{ serviceName: 'main', image: 'registry.test/fleet/main@sha256:00' } as TargetService],
+        },
+      ],
     };
     const view = observed.view(withRelease);
     if (!reportable(view)) throw new Error('unreachable');
@@ -115,6 +122,12 @@ describe('a release the reconciler has not planned yet', () => {
       { api_port: null, api_secret: 's', os_version: 'x', os_variant: 'prod', supervisor_version: '0.1.0' },
       {} as Metrics,
     );
-    assert.notEqual(report.apps?.u1?.releases.c1?.update_status, 'done');
+    assert.equal(report.apps?.u1?.releases.c1?.update_status, 'applying changes');
+    assert.equal(report.status, 'Updating');
+    // Once a round has planned the release itself, its own status is what is reported.
+    observed.planned(new Map([[1, 'done']]), empty, withRelease);
+    const planned = observed.view(withRelease);
+    if (!reportable(planned)) throw new Error('unreachable');
+    assert.equal(planned.statuses.get(1), 'done');
   });
 });
