@@ -8,7 +8,7 @@ import { path, DEVICE_ROUTES } from './routes.js';
 
 const uuid = 'a'.repeat(32);
 
-test('target state v3 as PROTOCOL.md shows it parses, with defaults filled in', () => {
+test('target state v3 as docs/protocol.md describes it parses, with defaults filled in', () => {
   const state = targetStateSchema.parse({
     [uuid]: {
       name: 'snowy-pine',

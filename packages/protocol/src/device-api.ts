@@ -3,7 +3,7 @@ import { composeServiceSchema } from './compose.js';
 import { deviceUuidSchema } from './ids.js';
 
 /**
- * Device ⇄ control plane payloads (see ../shared/PROTOCOL.md). The shapes follow the balena Supervisor so that a
+ * Device ⇄ control plane payloads (see docs/protocol.md). The shapes follow the balena Supervisor so that a
  * real balenaOS device can talk to Flotilla; object schemas are loose where the Supervisor may send fields we do not
  * use, so a newer Supervisor is not rejected for an extra key.
  */

@@ -31,7 +31,7 @@ const idParams = z.object({
 const findSelfQuery = z.looseObject({ $filter: z.string().max(200) });
 const FILTER = /^\s*uuid\s+eq\s+'([0-9a-f]{32}|[0-9a-f]{62})'\s*$/;
 
-/** The balena-Supervisor-compatible device endpoints (see PROTOCOL.md). */
+/** The balena-Supervisor-compatible device endpoints (see docs/protocol.md). */
 export function registerDeviceRoutes(
   app: FastifyInstance,
   ctx: AppContext,
