@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startServer, type RunningServer } from '@flotilla/server';
+import { apiCall, type ApiAnswer } from '@flotilla/server/testing';
 import type { Device } from '@flotilla/protocol';
 import { run, tempDir } from '@flotilla/testkit';
 import { Tap } from './tap.js';
@@ -19,12 +20,6 @@ export interface ReleaseSpec {
   services: Record<string, ServiceSpec>;
   volumes?: string[];
   networks?: string[];
-}
-
-export interface ApiAnswer {
-  status: number;
-  // biome-ignore lint/suspicious/noExplicitAny: JSON answers of the server's API, checked by each test's assertions
-  data: any;
 }
 
 /**
@@ -57,7 +52,7 @@ export class ControlPlane {
       const adminKey = server.admin?.apiKey;
       if (!adminKey) throw new Error('a fresh server bootstraps an admin with an API key');
       const slug = `fleet-${randomBytes(4).toString('hex')}`;
-      const answer = await call(server.url, adminKey, 'POST', '/api/v1/fleets', { name: slug, slug });
+      const answer = await apiCall(server.url, 'POST', '/api/v1/fleets', adminKey, { name: slug, slug });
       if (answer.status !== 201) throw new Error(`create fleet: ${answer.status} ${JSON.stringify(answer.data)}`);
       const fleet = { id: answer.data.id as number, uuid: answer.data.uuid as string, slug };
       return new ControlPlane(tap, server, adminKey, fleet, async () => {
@@ -79,7 +74,7 @@ export class ControlPlane {
 
   /** One user-API request with the admin key, whatever its status. */
   answer(method: string, path: string, body?: unknown): Promise<ApiAnswer> {
-    return call(this.server.url, this.adminKey, method, path, body);
+    return apiCall(this.server.url, method, path, this.adminKey, body);
   }
 
   /** One user-API request with the admin key; fails the test on an error status. */
@@ -169,20 +164,4 @@ export class ControlPlane {
   async close(): Promise<void> {
     await this.removeDir();
   }
-}
-
-async function call(baseUrl: string, key: string, method: string, path: string, body?: unknown): Promise<ApiAnswer> {
-  const response = await fetch(`${baseUrl}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    body: body === undefined ? null : JSON.stringify(body),
-  });
-  const text = await response.text();
-  let data: unknown;
-  try {
-    data = text ? JSON.parse(text) : undefined;
-  } catch {
-    data = text;
-  }
-  return { status: response.status, data };
 }

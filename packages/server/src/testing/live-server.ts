@@ -3,6 +3,7 @@ import { gzipSync } from 'node:zlib';
 import { generateDeviceUuid, generateKey } from '@flotilla/protocol';
 import type { TestDatabase } from '@flotilla/testkit';
 import { startServer, type RunningServer, type StartServerOptions } from '../server.js';
+import { httpCall } from './tenants.js';
 
 export interface ApiAnswer {
   status: number;
@@ -18,19 +19,8 @@ export async function apiCall(
   key: string,
   body?: unknown,
 ): Promise<ApiAnswer> {
-  const response = await fetch(`${baseUrl}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    body: body === undefined ? null : JSON.stringify(body),
-  });
-  const text = await response.text();
-  let data: unknown;
-  try {
-    data = text ? JSON.parse(text) : undefined;
-  } catch {
-    data = undefined;
-  }
-  return { status: response.status, data };
+  const { status, data } = await httpCall(baseUrl, method, path, { key, body });
+  return { status, data };
 }
 
 /** Sends lines as a device does: one gzip NDJSON request to its log stream; resolves the HTTP status. */
