@@ -45,6 +45,8 @@ export interface RunningServer {
 }
 
 const MIB = 1024 * 1024;
+/** How long a closing server waits for requests in flight before it cuts the connections left open. */
+const CLOSE_GRACE_MS = 3_000;
 
 /** Opens the database, bootstraps the admin on an empty one, and listens. */
 export async function startServer(options: StartServerOptions): Promise<RunningServer> {
@@ -83,7 +85,15 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
     let closed: Promise<void> | undefined;
     const close = () =>
       (closed ??= (async () => {
-        await app.close();
+        // Requests in flight get a grace period to finish. WARNING: fastify only reaps connections that are idle
+        // when the close starts; a keep-alive connection caught between requests then holds the close open until
+        // the idle timeout (minutes), so whatever is still open after the grace period is cut.
+        const cut = setTimeout(() => app.server.closeAllConnections(), CLOSE_GRACE_MS);
+        try {
+          await app.close();
+        } finally {
+          clearTimeout(cut);
+        }
         await database.close();
       })());
     return admin ? { url, close, app, admin } : { url, close, app };
