@@ -84,7 +84,9 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
 for (const built of ['packages/server/dist/main.js', 'packages/agent/dist/bundle/main.mjs']) {
   if (!existsSync(join(root, built))) fail('not built yet: run `npm run setup` first');
 }
-await mkdir(deviceDir, { recursive: true });
+// Secrets live here (admin.json, the device's keys): private folders, also when an earlier run left them looser.
+await mkdir(deviceDir, { recursive: true, mode: 0o700 });
+await Promise.all([chmod(home, 0o700), chmod(deviceDir, 0o700)]);
 
 let admin = existsSync(adminFile) ? JSON.parse(await readFile(adminFile, 'utf8')) : undefined;
 const adminSaved = new Promise((resolve) => {
