@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
-import pino from 'pino';
 import { LABELS, configJsonSchema } from '@flotilla/protocol';
 import { freePort, waitFor } from '@flotilla/testkit';
-import { startAgent, type AgentHandle } from './agent.js';
+import type { AgentHandle } from './agent.js';
 import type { ReleaseSpec } from './test-support/control-plane.js';
 import {
   buildImage,
@@ -18,9 +17,8 @@ import {
   reportedDone,
   serviceOf,
   type Harness,
+  startHarnessAgent,
 } from './test-support/fixtures.js';
-
-const quiet = pino({ level: process.env.FLOTILLA_TEST_LOG ?? 'silent' });
 
 describe('agent against the real control plane and the real engine', () => {
   let h: Harness;
@@ -51,15 +49,7 @@ describe('agent against the real control plane and the real engine', () => {
     appUuid = h.cp.fleet.uuid;
     hostPort = await freePort();
     await Promise.all([buildImage(imgA, 'a'), buildImage(imgB, 'b')]);
-    agent = await startAgent({
-      configPath: h.configPath,
-      dataDir: h.dataDir,
-      namespace: h.namespace,
-      pollIntervalMs: 300,
-      reportIntervalMs: 100,
-      logger: quiet,
-      apiPort: 0,
-    });
+    agent = await startHarnessAgent(h);
     uuid = agent.state().uuid;
   });
 
@@ -256,15 +246,7 @@ describe('agent against the real control plane and the real engine', () => {
     const before = await running();
     // Drift while the agent is down: someone removes a service container.
     await docker.getContainer(before.get('web') as string).remove({ force: true });
-    agent = await startAgent({
-      configPath: h.configPath,
-      dataDir: h.dataDir,
-      namespace: h.namespace,
-      pollIntervalMs: 300,
-      reportIntervalMs: 100,
-      logger: quiet,
-      apiPort: 0,
-    });
+    agent = await startHarnessAgent(h);
     await waitFor('web recreated offline', async () => (await running()).has('web'), { timeoutMs: 30_000 });
     assert.equal((await running()).get('db'), before.get('db'), 'db untouched');
     assert.equal(agent.state().targetCommits[appUuid], commits.c3);

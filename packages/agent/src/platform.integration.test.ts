@@ -1,12 +1,8 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { it } from 'node:test';
-import pino from 'pino';
 import { run, tempDir, waitFor } from '@flotilla/testkit';
-import { startAgent } from './agent.js';
-import { buildImage, cleanup, docker, harness, ourContainers } from './test-support/fixtures.js';
-
-const quiet = pino({ level: process.env.FLOTILLA_TEST_LOG ?? 'silent' });
+import { buildImage, cleanup, docker, harness, ourContainers, startHarnessAgent } from './test-support/fixtures.js';
 
 /** An image built for linux/arm64 (FROM scratch, so no emulation is needed to build it on this amd64 engine). */
 async function buildArm64Image(tag: string): Promise<string> {
@@ -37,15 +33,7 @@ it('an image built for another CPU is pulled but never started: the running rele
   const r1 = `flotilla-agent-it/platform:r1-${nonce}`;
   const armLocal = `flotilla-agent-it/platform:arm64-${nonce}`;
   const r3 = `flotilla-agent-it/platform:r3-${nonce}`;
-  const agent = await startAgent({
-    configPath: h.configPath,
-    dataDir: h.dataDir,
-    namespace: h.namespace,
-    pollIntervalMs: 300,
-    reportIntervalMs: 100,
-    logger: quiet,
-    apiPort: 0,
-  });
+  const agent = await startHarnessAgent(h);
   const uuid = agent.state().uuid;
   let armServed = '';
   try {

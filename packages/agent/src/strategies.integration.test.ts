@@ -2,10 +2,8 @@ import assert from 'node:assert/strict';
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import pino from 'pino';
 import { LABELS, type UpdateStrategy } from '@flotilla/protocol';
 import { waitFor } from '@flotilla/testkit';
-import { startAgent } from './agent.js';
 import {
   buildImage,
   cleanup,
@@ -15,9 +13,8 @@ import {
   ourContainers,
   reportedApp,
   reportedDone,
+  startHarnessAgent,
 } from './test-support/fixtures.js';
-
-const quiet = pino({ level: process.env.FLOTILLA_TEST_LOG ?? 'silent' });
 
 async function imagePresent(ref: string): Promise<boolean> {
   return docker
@@ -40,15 +37,7 @@ async function strategyScenario(strategy: UpdateStrategy): Promise<void> {
   const r1 = `flotilla-agent-it/${strategy}:r1-${nonce}`;
   const r2local = `flotilla-agent-it/${strategy}:r2-${nonce}`;
   let r2 = '';
-  const agent = await startAgent({
-    configPath: h.configPath,
-    dataDir: h.dataDir,
-    namespace: h.namespace,
-    pollIntervalMs: 300,
-    reportIntervalMs: 100,
-    logger: quiet,
-    apiPort: 0,
-  });
+  const agent = await startHarnessAgent(h);
   const uuid = agent.state().uuid;
   try {
     await Promise.all([buildImage(r1, 'r1'), buildImage(r2local, 'r2')]);
@@ -134,15 +123,7 @@ describe('update strategies (real engine, real pulls from the server registry)',
     const nonce = Math.random().toString(16).slice(2, 8);
     const r1 = `flotilla-agent-it/handover-timeout:r1-${nonce}`;
     const r2 = `flotilla-agent-it/handover-timeout:r2-${nonce}`;
-    const agent = await startAgent({
-      configPath: h.configPath,
-      dataDir: h.dataDir,
-      namespace: h.namespace,
-      pollIntervalMs: 300,
-      reportIntervalMs: 100,
-      logger: quiet,
-      apiPort: 0,
-    });
+    const agent = await startHarnessAgent(h);
     try {
       await Promise.all([buildImage(r1, 'r1'), buildImage(r2, 'r2')]);
       const labels = { [LABELS.updateStrategy]: 'hand-over', [LABELS.handoverTimeout]: '3000' };
@@ -181,15 +162,7 @@ describe('update strategies (real engine, real pulls from the server registry)',
     const appId = h.cp.fleet.id;
     const nonce = Math.random().toString(16).slice(2, 8);
     const imgs = [1, 2, 3].map((n) => `flotilla-agent-it/lock:r${n}-${nonce}`);
-    const agent = await startAgent({
-      configPath: h.configPath,
-      dataDir: h.dataDir,
-      namespace: h.namespace,
-      pollIntervalMs: 300,
-      reportIntervalMs: 100,
-      logger: quiet,
-      apiPort: 0,
-    });
+    const agent = await startHarnessAgent(h);
     const uuid = agent.state().uuid;
     const release = (n: number) =>
       h.cp.release({ services: { main: { image: imgs[n - 1] as string }, side: { image: imgs[0] as string } } });

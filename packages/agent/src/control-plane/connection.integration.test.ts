@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import pino from 'pino';
 import { freePort, waitFor } from '@flotilla/testkit';
 import { startAgent, type AgentHandle } from '../agent.js';
 import { DryRunHostPower } from '../host/host-power.js';
@@ -13,9 +12,8 @@ import {
   harness,
   ourContainers,
   type Harness,
+  quiet,
 } from '../test-support/fixtures.js';
-
-const quiet = pino({ level: process.env.FLOTILLA_TEST_LOG ?? 'silent' });
 
 describe('actions from the control plane over the device connection', () => {
   let h: Harness;

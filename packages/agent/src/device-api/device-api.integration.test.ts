@@ -3,7 +3,6 @@ import { get, type IncomingMessage } from 'node:http';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import pino from 'pino';
 import { freePort, tempDir, waitFor } from '@flotilla/testkit';
 import { startAgent, type AgentHandle } from '../agent.js';
 import { DryRunHostPower } from '../host/host-power.js';
@@ -18,9 +17,8 @@ import {
   target,
   uniqueAppId,
   uniqueNamespace,
+  quiet,
 } from '../test-support/fixtures.js';
-
-const quiet = pino({ level: process.env.FLOTILLA_TEST_LOG ?? 'silent' });
 
 interface Answer {
   status: number;

@@ -2,13 +2,19 @@ import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import pino from 'pino';
 import { ensureBusyboxImage, run, tempDir, waitFor } from '@flotilla/testkit';
 import { startAgent, type AgentHandle } from '../agent.js';
-import { cleanup, ourContainers, serviceOf, target, uniqueAppId, uniqueNamespace } from '../test-support/fixtures.js';
+import {
+  cleanup,
+  ourContainers,
+  serviceOf,
+  target,
+  uniqueAppId,
+  uniqueNamespace,
+  quiet,
+} from '../test-support/fixtures.js';
 import { AGENT_LOCK_MARK, LOCK_FILE, serviceLockDir } from './update-locks.js';
 
-const quiet = pino({ level: process.env.FLOTILLA_TEST_LOG ?? 'silent' });
 const SERVICES = ['a', 'b', 'c'];
 
 /**

@@ -1,11 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import pino from 'pino';
 import { startAgent, type AgentHandle, type AgentOptions } from '../agent.js';
 import { run, waitFor } from '@flotilla/testkit';
-import { buildTalkingImage, cleanup, harness, ourContainers, type Harness } from '../test-support/fixtures.js';
-
-const quiet = pino({ level: process.env.FLOTILLA_TEST_LOG ?? 'silent' });
+import { buildTalkingImage, cleanup, harness, ourContainers, type Harness, quiet } from '../test-support/fixtures.js';
 
 interface Line {
   message: string;

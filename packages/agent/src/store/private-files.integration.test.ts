@@ -2,12 +2,9 @@ import assert from 'node:assert/strict';
 import { chmod, lstat, mkdir, readdir, stat, symlink, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { describe, it } from 'node:test';
-import pino from 'pino';
 import { waitFor } from '@flotilla/testkit';
-import { startAgent } from '../agent.js';
-import { buildTalkingImage, cleanup, harness, ourContainers } from '../test-support/fixtures.js';
-
-const quiet = pino({ level: process.env.FLOTILLA_TEST_LOG ?? 'silent' });
+import type { startAgent } from '../agent.js';
+import { buildTalkingImage, cleanup, harness, ourContainers, startHarnessAgent } from '../test-support/fixtures.js';
 
 interface Entry {
   mode: number;
@@ -35,16 +32,7 @@ describe('the agent data folder is private', () => {
     const h = await harness({ persistentLogging: true });
     const img = `flotilla-agent-it/private:${Math.random().toString(16).slice(2, 8)}`;
     let agent: Awaited<ReturnType<typeof startAgent>> | undefined;
-    const start = () =>
-      startAgent({
-        configPath: h.configPath,
-        dataDir: h.dataDir,
-        namespace: h.namespace,
-        pollIntervalMs: 300,
-        reportIntervalMs: 100,
-        apiPort: 0,
-        logger: quiet,
-      });
+    const start = () => startHarnessAgent(h);
     try {
       await buildTalkingImage(img);
       agent = await start();

@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import Docker from 'dockerode';
 import { LABELS, type CurrentApp, type TargetDevice } from '@flotilla/protocol';
 import { ensureBusyboxImage, run, tempDir } from '@flotilla/testkit';
+import pino from 'pino';
+import { startAgent, type AgentOptions } from '../agent.js';
 import { NAMESPACE_LABEL } from '../compose/names.js';
 import { ControlPlane } from './control-plane.js';
 
@@ -170,6 +172,26 @@ export async function harness(extraConfig: Record<string, unknown> = {}): Promis
       await dir.remove();
     },
   };
+}
+
+/** The agents of integration tests log nothing unless FLOTILLA_TEST_LOG names a level. */
+export const quiet = pino({ level: process.env.FLOTILLA_TEST_LOG ?? 'silent' });
+
+/**
+ * An agent on the harness's config, data folder and namespace, polling every 300 ms and reporting every 100 ms
+ * (quick tests), without its local device API; `options` override any of that.
+ */
+export function startHarnessAgent(h: Harness, options: Partial<AgentOptions> = {}) {
+  return startAgent({
+    configPath: h.configPath,
+    dataDir: h.dataDir,
+    namespace: h.namespace,
+    pollIntervalMs: 300,
+    reportIntervalMs: 100,
+    logger: quiet,
+    apiPort: 0,
+    ...options,
+  });
 }
 
 /** What the device last reported about the fleet's app, as the server accepted it. */
