@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { streamOpenMessageSchema } from './remote-access.js';
 
 /**
  * Messages on the one WebSocket a Flotilla agent keeps open to the control plane (`GET /device/v1/:uuid/connect`,
@@ -57,6 +58,7 @@ export type TargetChangedMessage = z.infer<typeof targetChangedMessageSchema>;
 export const serverMessageSchema = z.discriminatedUnion('type', [
   actionMessageSchema,
   targetChangedMessageSchema,
+  streamOpenMessageSchema,
   z.object({ type: z.literal('ping') }),
 ]);
 export type ServerMessage = z.infer<typeof serverMessageSchema>;

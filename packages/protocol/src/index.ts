@@ -10,4 +10,5 @@ export * from './routes.js';
 export * from './user-routes.js';
 export * from './api-client.js';
 export * from './device-connection.js';
+export * from './remote-access.js';
 export * from './device-types.js';

@@ -9,8 +9,10 @@ export const DEVICE_ROUTES = {
   reportState: { method: 'PATCH', path: '/device/v3/state' },
   reportTags: { method: 'PATCH', path: '/device/v3/tags' },
   logStream: { method: 'POST', path: '/device/v2/:uuid/log-stream' },
-  /** Flotilla agents keep one WebSocket here for actions (and later tunnels). */
+  /** Flotilla agents keep one WebSocket here for actions, target news and stream requests. */
   connect: { method: 'GET', path: '/device/v1/:uuid/connect' },
+  /** A WebSocket the agent dials for one shell or tunnel stream the server asked for (remote-access.ts). */
+  stream: { method: 'GET', path: '/device/v1/:uuid/streams/:id' },
   registryToken: { method: 'GET', path: '/auth/v1/token' },
   delta: { method: 'GET', path: '/api/v3/delta' },
 } as const;

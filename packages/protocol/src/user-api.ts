@@ -13,8 +13,19 @@ const isoDate = z.string();
 const name = z.string().trim().min(1).max(200);
 
 // --------------------------------------------------------------------------------------------- identity and access
-export const roleSchema = z.enum(['admin', 'member']);
+/**
+ * A member's role in an organization decides what they may do there:
+ * - `admin`: everything, including members, invitations and provisioning keys;
+ * - `member`: the organization's fleets, devices and releases, and shells, tunnels and public URLs on its devices;
+ * - `observer`: reads only (fleets, devices, releases, logs, the remote-access audit log); changes nothing and
+ *   opens no shell, tunnel or public URL.
+ */
+export const roleSchema = z.enum(['admin', 'member', 'observer']);
 export type Role = z.infer<typeof roleSchema>;
+/** Roles that may change things in their organization (every write route). */
+export const WRITER_ROLES: readonly Role[] = ['admin', 'member'];
+/** Roles that may open a shell or tunnel on, or publish, the organization's devices. */
+export const REMOTE_ACCESS_ROLES: readonly Role[] = ['admin', 'member'];
 
 export const loginRequestSchema = z.strictObject({
   username: z.string().min(1).max(200),

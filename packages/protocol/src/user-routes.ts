@@ -3,6 +3,7 @@ import { configJsonSchema } from './config-json.js';
 import { serviceNameSchema, slugSchema } from './ids.js';
 import { API_PREFIX } from './routes.js';
 import * as api from './user-api.js';
+import * as remote from './remote-access.js';
 
 /**
  * Every route of the user API under /api/v1, defined once: the server registers each entry (server
@@ -490,6 +491,52 @@ export const USER_ROUTES = {
     query: logsQuerySchema,
     response: api.listOf(api.logEntrySchema),
     summary: 'Recent log lines; with ?follow=1 a Server-Sent Events stream (event "log") that stays open',
+  },
+
+  // ------------------------------------------------------------------------------------- remote access
+  // The shell and tunnel routes are WebSocket upgrades (remote-access.ts describes the frames); a plain GET gets 400.
+  deviceShell: {
+    method: 'GET',
+    path: `${p}/devices/:uuid/shell`,
+    params: deviceParams,
+    query: remote.shellQuerySchema,
+    summary: "WebSocket: a shell on the device's host or in a service's container, or one command (?command=)",
+  },
+  deviceTunnel: {
+    method: 'GET',
+    path: `${p}/devices/:uuid/tunnel`,
+    params: deviceParams,
+    query: remote.tunnelQuerySchema,
+    summary: "WebSocket: one TCP connection to a port on the device's host or a service's address",
+  },
+  getDevicePublicUrl: {
+    method: 'GET',
+    path: `${p}/devices/:uuid/public-url`,
+    params: deviceParams,
+    response: remote.publicUrlSchema,
+    summary: "Whether the device's public URL is on, its port and its address",
+  },
+  enableDevicePublicUrl: {
+    method: 'PUT',
+    path: `${p}/devices/:uuid/public-url`,
+    params: deviceParams,
+    body: remote.enablePublicUrlRequestSchema,
+    response: remote.publicUrlSchema,
+    summary: "Make the device's HTTP service (default port 80) reachable through the server at a public URL",
+  },
+  disableDevicePublicUrl: {
+    method: 'DELETE',
+    path: `${p}/devices/:uuid/public-url`,
+    params: deviceParams,
+    status: 204,
+    summary: "Turn the device's public URL off; its open connections close at once",
+  },
+  listRemoteSessions: {
+    method: 'GET',
+    path: `${p}/remote-sessions`,
+    query: remote.remoteSessionsQuerySchema,
+    response: api.listOf(remote.remoteSessionSchema),
+    summary: 'The audit log of shells, tunnels and public-URL connections to devices you can see, newest first',
   },
 
   // ------------------------------------------------------------------------------------------------- the API

@@ -7,6 +7,7 @@ import {
   serverMessageSchema,
   type ActionMessage,
   type ActionResultMessage,
+  type StreamOpenMessage,
 } from '@flotilla/protocol';
 import type { DeviceActions } from '../device-api/device-actions.js';
 
@@ -20,6 +21,8 @@ export interface ControlPlaneConnectionOptions {
   /** The app the fleet's actions address (this device's fleet app id) when an action names none. */
   defaultAppId: () => number | undefined;
   onEvent?: (event: { kind: 'connected' | 'disconnected' | 'action'; detail?: string }) => void;
+  /** The server asks for a shell or tunnel stream (remote/): the agent dials it. Absent: such requests are ignored. */
+  onStreamOpen?: (message: StreamOpenMessage) => void;
   baseBackoffMs?: number;
   maxBackoffMs?: number;
 }
@@ -115,6 +118,10 @@ export class ControlPlaneConnection {
     }
     if (message.type === 'target-changed') {
       this.options.actions.triggerUpdate(false);
+      return;
+    }
+    if (message.type === 'stream-open') {
+      this.options.onStreamOpen?.(message);
       return;
     }
     const result: ActionResultMessage = { type: 'action-result', id: message.id, ok: true };

@@ -1,5 +1,5 @@
 import { FlotillaError } from '@flotilla/protocol';
-import type { Role } from '@flotilla/protocol';
+import { REMOTE_ACCESS_ROLES, WRITER_ROLES, type Role } from '@flotilla/protocol';
 import type { FastifyRequest } from 'fastify';
 import type { Db } from '../db/database.js';
 import { now } from '../db/database.js';
@@ -103,4 +103,20 @@ export function orgIds(user: UserPrincipal): number[] {
 export function requireOrgAdmin(user: UserPrincipal, organizationId: number): void {
   if (user.roles.get(organizationId) !== 'admin')
     throw new FlotillaError('FORBIDDEN', 'only organization admins may do this');
+}
+
+/**
+ * The user as a write route sees them: only the organizations where their role may change things. An observer's
+ * organizations drop out, so a write there finds nothing to change (and says why: see serve.ts).
+ */
+export function asWriter(user: UserPrincipal): UserPrincipal {
+  if ([...user.roles.values()].every((role) => WRITER_ROLES.includes(role))) return user;
+  return { ...user, roles: new Map([...user.roles].filter(([, role]) => WRITER_ROLES.includes(role))) };
+}
+
+/** FORBIDDEN unless the user's role in the organization allows shells, tunnels and public URLs. */
+export function requireRemoteAccess(user: UserPrincipal, organizationId: number): void {
+  const role = user.roles.get(organizationId);
+  if (role === undefined || !REMOTE_ACCESS_ROLES.includes(role))
+    throw new FlotillaError('FORBIDDEN', `your role (${role ?? 'none'}) does not allow remote access to this device`);
 }

@@ -236,6 +236,43 @@ export function migrations(dialect: Dialect): MigrationProvider {
         await db.schema.createIndex('invitations_user_idx').on('invitations').column('user_id').execute();
       },
     },
+    '0005-remote-access': {
+      async up(db: Kysely<unknown>) {
+        // Null: the device's public URL is off (nothing is reachable unless enabled).
+        await db.schema.alterTable('devices').addColumn('public_url_port', 'integer').execute();
+        // The audit log outlives the device and the user it names, so no foreign keys: ids and names are kept.
+        await db.schema
+          .createTable('remote_sessions')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('organization_id', 'integer', (c) => c.notNull())
+          .addColumn('device_id', 'integer', (c) => c.notNull())
+          .addColumn('device_uuid', 'text', (c) => c.notNull())
+          .addColumn('device_name', 'text')
+          .addColumn('user_id', 'integer')
+          .addColumn('username', 'text')
+          .addColumn('kind', 'text', (c) => c.notNull())
+          .addColumn('target', 'text', (c) => c.notNull())
+          .addColumn('request_json', 'text', (c) => c.notNull())
+          .addColumn('relay_node', 'text', (c) => c.notNull())
+          .addColumn('remote_address', 'text')
+          .addColumn('started_at', 'text', (c) => c.notNull())
+          .addColumn('ended_at', 'text')
+          .addColumn('bytes_in', 'bigint', (c) => c.notNull().defaultTo(0))
+          .addColumn('bytes_out', 'bigint', (c) => c.notNull().defaultTo(0))
+          .addColumn('end_reason', 'text')
+          .execute();
+        await db.schema
+          .createIndex('remote_sessions_org_idx')
+          .on('remote_sessions')
+          .columns(['organization_id', 'started_at'])
+          .execute();
+        await db.schema
+          .createIndex('remote_sessions_device_idx')
+          .on('remote_sessions')
+          .columns(['device_id', 'started_at'])
+          .execute();
+      },
+    },
   };
   return { getMigrations: async () => all };
 }

@@ -1,4 +1,5 @@
 import type { Generated } from 'kysely';
+import type { Role } from '@flotilla/protocol';
 
 /**
  * Table shapes. Portable across SQLite and PostgreSQL on purpose: timestamps are ISO-8601 text (sortable, no
@@ -15,7 +16,7 @@ export interface Database {
     /** 1 for server administrators (who may create users), else 0. */
     is_server_admin: Generated<number>;
   };
-  memberships: { organization_id: number; user_id: number; role: 'admin' | 'member' };
+  memberships: { organization_id: number; user_id: number; role: Role };
   sessions: { id: Generated<number>; user_id: number; token_hash: string; created_at: string; expires_at: string };
   api_keys: {
     id: Generated<number>;
@@ -77,6 +78,8 @@ export interface Database {
     running_release: string | null;
     services_json: string;
     created_at: string;
+    /** The device port its public URL reaches; null: the public URL is off. */
+    public_url_port: number | null;
   };
   releases: {
     id: Generated<number>;
@@ -141,9 +144,33 @@ export interface Database {
     id: Generated<number>;
     organization_id: number;
     user_id: number;
-    role: 'admin' | 'member';
+    role: Role;
     invited_by: number | null;
     created_at: string;
     expires_at: string;
+  };
+  /** The remote-access audit log: one row per shell, tunnel connection or public-URL connection. */
+  remote_sessions: {
+    /** The stream id (32 hex), also the path segment the device dials. */
+    id: string;
+    organization_id: number;
+    device_id: number;
+    device_uuid: string;
+    device_name: string | null;
+    /** Null for a public URL's visitors. */
+    user_id: number | null;
+    username: string | null;
+    kind: 'shell' | 'tunnel' | 'public-url';
+    target: string;
+    /** The StreamRequest sent to the device. */
+    request_json: string;
+    /** Base URL of the server node holding the user's half; the device's half is relayed there. */
+    relay_node: string;
+    remote_address: string | null;
+    started_at: string;
+    ended_at: string | null;
+    bytes_in: number;
+    bytes_out: number;
+    end_reason: string | null;
   };
 }
