@@ -1,3 +1,4 @@
+import websocket from '@fastify/websocket';
 import Fastify from 'fastify';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { FlotillaError } from '@flotilla/protocol';
@@ -25,13 +26,23 @@ import { registerFlotillaRegistry } from './registry/register.js';
 import { registerActionRoutes } from './actions/routes.js';
 import { ConnectionHub } from './device-connection/connection-hub.js';
 import { registerDeviceConnection } from './device-connection/routes.js';
+import { installRemoteAccess } from './remote-access/install.js';
+import { PublicUrls } from './remote-access/public-urls.js';
+import { registerRemoteAccessRoutes } from './remote-access/routes.js';
+import { StreamBroker } from './remote-access/stream-broker.js';
 import { LogHub } from './logs/log-hub.js';
 import { LogStore } from './logs/log-store.js';
 import { registerLogRoutes } from './logs/routes.js';
 import { PostgresBus, SingleNodeBus, type EventBus } from './bus/event-bus.js';
 import { DiskHealth } from './disk/disk-health.js';
 import { isNoSpaceError } from './disk/no-space.js';
-import { DEFAULT_HTTP_LIMITS, httpServerFactory, registerRequestTimeout, type HttpLimits } from './http/limits.js';
+import {
+  DEFAULT_HTTP_LIMITS,
+  httpServerFactory,
+  registerRequestTimeout,
+  type FrontDoor,
+  type HttpLimits,
+} from './http/limits.js';
 import { DEFAULT_RELEASE_TIMEOUT_MS, scheduleReleaseTimeout } from './releases/release-timeout.js';
 
 export interface AppOptions {
@@ -66,6 +77,12 @@ export interface AppOptions {
   registryMaxUploadBytes?: number;
   /** Registry storage quota per organization in bytes (default 0: no quota). */
   registryQuotaBytes?: number;
+  /** How the other server nodes reach this one (default: the public URL). */
+  nodeUrl?: string;
+  /** Wildcard domain of host-based public device URLs (`<uuid>.<domain>`); without it they are path-based. */
+  publicUrlDomain?: string;
+  /** How long a shell or tunnel waits for the device to dial its half (default 10 s). */
+  remoteDialTimeoutMs?: number;
 }
 
 export const DEFAULT_DISK_MIN_FREE_BYTES = 100 * 1024 * 1024;
@@ -91,8 +108,9 @@ function parseJson(_request: unknown, body: string, done: (error: Error | null, 
 export async function buildApp(options: AppOptions): Promise<FlotillaApp> {
   const level = options.logLevel === undefined ? 'info' : options.logLevel;
   const httpLimits: HttpLimits = { ...DEFAULT_HTTP_LIMITS, ...options.http };
+  const frontDoor: FrontDoor = {};
   const app = Fastify({
-    serverFactory: httpServerFactory(httpLimits),
+    serverFactory: httpServerFactory(httpLimits, frontDoor),
     logger:
       level === false
         ? false
@@ -138,6 +156,7 @@ export async function buildApp(options: AppOptions): Promise<FlotillaApp> {
     db,
     dialect: options.database.dialect,
     publicUrl: options.publicUrl.replace(/\/+$/, ''),
+    nodeUrl: (options.nodeUrl ?? options.publicUrl).replace(/\/+$/, ''),
     metrics,
     stateCache: new TargetStateCache(),
     routes: [],
@@ -192,7 +211,29 @@ export async function buildApp(options: AppOptions): Promise<FlotillaApp> {
   registerLogRoutes(app, ctx, new LogStore(db, options.logRetention), new LogHub(), bus);
   const connections = new ConnectionHub();
   registerActionRoutes(app, ctx, connections, bus);
-  await registerDeviceConnection(app, ctx, connections, bus);
+  const broker = new StreamBroker({
+    db,
+    hub: connections,
+    bus,
+    nodeUrl: () => ctx.nodeUrl,
+    log: app.log,
+    ...(options.remoteDialTimeoutMs === undefined ? {} : { dialTimeoutMs: options.remoteDialTimeoutMs }),
+  });
+  const publicUrls = new PublicUrls({
+    db,
+    broker,
+    publicUrl: () => ctx.publicUrl,
+    domain: options.publicUrlDomain,
+    log: app.log,
+  });
+  // WebSocket routes share one scope: the plugin's upgrade listener and its per-request hooks stay off the others.
+  await app.register(async (scope) => {
+    await scope.register(websocket, { options: { maxPayload: 1024 * 1024 } });
+    registerDeviceConnection(scope, ctx, connections, bus);
+    registerRemoteAccessRoutes(scope, ctx, broker, publicUrls);
+  });
+  installRemoteAccess(app, ctx, broker, bus);
+  frontDoor.route = publicUrls;
   await registerFlotillaRegistry(app, {
     db,
     limiter: guesses,

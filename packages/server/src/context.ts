@@ -9,6 +9,8 @@ export interface AppContext {
   dialect: Dialect;
   /** Base URL devices and CLIs reach this server at, without a trailing slash. */
   publicUrl: string;
+  /** Base URL the other server nodes reach this one at (remote-access relays), without a trailing slash. */
+  nodeUrl: string;
   metrics: Metrics;
   stateCache: TargetStateCache;
   /** Every route registered, for the tests that must cover each endpoint. */

@@ -27,6 +27,11 @@ const program = new Command()
     '10240',
   )
   .option('--registry-quota-mb <mib>', 'registry storage per organization, in MiB (0: unlimited)', '0')
+  .option('--node-url <url>', 'URL the other server nodes reach this one at (default: the listening address)')
+  .option(
+    '--public-url-domain <domain>',
+    'wildcard domain for public device URLs, <uuid>.<domain> (default: path-based, <public URL>/public/<uuid>/)',
+  )
   .parse();
 
 const opts = program.opts<{
@@ -46,7 +51,23 @@ const opts = program.opts<{
   maxConnections: string;
   registryMaxUploadMb: string;
   registryQuotaMb: string;
+  nodeUrl?: string;
+  publicUrlDomain?: string;
 }>();
+/** A URL flag: http(s) with a host, or the program exits with a clear message. */
+function urlFlag(flag: string, value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  let url: URL | undefined;
+  try {
+    url = new URL(value);
+  } catch {}
+  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:'))
+    program.error(`${flag} must be an http:// or https:// URL, not ${value}`);
+  return value;
+}
+const nodeUrl = urlFlag('--node-url', opts.nodeUrl);
+if (opts.publicUrlDomain !== undefined && !/^(?=.{1,200}$)([a-z0-9-]+\.)*[a-z0-9-]+$/i.test(opts.publicUrlDomain))
+  program.error(`--public-url-domain must be a domain name like devices.example.com, not ${opts.publicUrlDomain}`);
 const port = Number(opts.port);
 if (!Number.isInteger(port) || port < 0 || port > 65535) program.error(`--port must be 0..65535, not ${opts.port}`);
 const logRetention = Number(opts.logRetention);
@@ -105,6 +126,8 @@ const server = await startServer({
   http,
   registryMaxUploadMb,
   registryQuotaMb,
+  ...(nodeUrl === undefined ? {} : { nodeUrl }),
+  ...(opts.publicUrlDomain === undefined ? {} : { publicUrlDomain: opts.publicUrlDomain }),
 });
 if (server.admin) {
   // WARNING: the only place secrets are printed; the launcher parses this exact line.

@@ -3,6 +3,7 @@ import { bootstrapAdmin } from './auth/bootstrap.js';
 import { buildApp } from './app.js';
 import type { FlotillaApp } from './app.js';
 import { openDatabase } from './db/database.js';
+import { closeAbandonedSessions } from './remote-access/sessions.js';
 import { makePrivateDir, tightenTree } from './disk/private-files.js';
 import type { HttpLimits } from './http/limits.js';
 
@@ -34,6 +35,12 @@ export interface StartServerOptions {
   registryMaxUploadMb?: number;
   /** Registry storage quota per organization in MiB (default 0: no quota). */
   registryQuotaMb?: number;
+  /** How the other server nodes reach this one; defaults to the listening address. */
+  nodeUrl?: string;
+  /** Wildcard domain for host-based public device URLs (`<uuid>.<domain>`); without it they are path-based. */
+  publicUrlDomain?: string;
+  /** How long a shell or tunnel waits for the device to dial (default 10 s). */
+  remoteDialTimeoutMs?: number;
 }
 
 export interface RunningServer {
@@ -73,6 +80,9 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
         ? {}
         : { registryMaxUploadBytes: options.registryMaxUploadMb * MIB }),
       ...(options.registryQuotaMb === undefined ? {} : { registryQuotaBytes: options.registryQuotaMb * MIB }),
+      ...(options.nodeUrl === undefined ? {} : { nodeUrl: options.nodeUrl }),
+      ...(options.publicUrlDomain === undefined ? {} : { publicUrlDomain: options.publicUrlDomain }),
+      ...(options.remoteDialTimeoutMs === undefined ? {} : { remoteDialTimeoutMs: options.remoteDialTimeoutMs }),
     });
     // Files earlier versions (or people) left group- or world-readable, and what this start created, become private.
     if (options.dataDir) await tightenTree(options.dataDir);
@@ -82,6 +92,9 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
     const host = options.host.includes(':') ? `[${options.host}]` : options.host;
     const url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`;
     if (!options.publicUrl) app.flotilla.publicUrl = url;
+    if (!options.nodeUrl) app.flotilla.nodeUrl = url;
+    // Streams this node relayed before a kill or power cut are over; the audit log says so.
+    await closeAbandonedSessions(database.db, app.flotilla.nodeUrl);
     let closed: Promise<void> | undefined;
     const close = () =>
       (closed ??= (async () => {

@@ -27,6 +27,15 @@ const busMessageSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('credential-revoked'), kind: z.enum(['api-key', 'session']), id: z.number().int() }),
   /** A user's memberships changed: their open streams are judged again. */
   z.object({ type: z.literal('user-changed'), userId: z.number().int() }),
+  /** Remote-access stream `streamId` (a remote_sessions row) waits for device `deviceId`: its node asks the device. */
+  z.object({ type: z.literal('stream-open'), deviceId: z.number().int(), streamId: z.string().max(64) }),
+  /** The device's remote-access streams (of one kind, or all) end now, wherever they are relayed. */
+  z.object({
+    type: z.literal('streams-end'),
+    deviceId: z.number().int(),
+    kind: z.enum(['shell', 'tunnel', 'public-url']).nullable(),
+    reason: z.enum(['device-deleted', 'disabled']),
+  }),
 ]);
 export type BusMessage = z.infer<typeof busMessageSchema>;
 /**

@@ -1,4 +1,3 @@
-import websocket from '@fastify/websocket';
 import { DEVICE_ROUTES, deviceConnectQuerySchema, deviceMessageSchema, deviceUuidSchema } from '@flotilla/protocol';
 import type { FastifyInstance } from 'fastify';
 import { Gauge } from 'prom-client';
@@ -19,13 +18,14 @@ const uuidParams = z.object({ uuid: deviceUuidSchema });
  * node pushes actions and `target-changed` news and devices answer. With several server nodes, `bus` carries an
  * action to the node holding its device's connection, and the news of its delivery and answer back
  * (bus-dispatch.ts); the target watcher announces target changes to the devices connected here.
+ * `app` is the scope that has the WebSocket plugin (app.ts).
  */
-export async function registerDeviceConnection(
+export function registerDeviceConnection(
   app: FastifyInstance,
   ctx: AppContext,
   hub: ConnectionHub,
   bus: EventBus,
-): Promise<void> {
+): void {
   const { db } = ctx;
   const watcher = new TargetWatcher(db, hub, ctx.stateCache);
   app.addHook('onReady', async () => watcher.start());
@@ -41,58 +41,55 @@ export async function registerDeviceConnection(
   const unsubscribe = dispatchBusMessages(db, hub, bus, app.log);
   app.addHook('onClose', async () => unsubscribe());
 
-  await app.register(async (scope) => {
-    await scope.register(websocket, { options: { maxPayload: 1024 * 1024 } });
-    scope.addHook('preClose', async () => hub.closeAll());
-    scope.get(
-      DEVICE_ROUTES.connect.path,
-      {
-        websocket: true,
-        // Authenticate before the upgrade, so a bad key gets a plain 401 and no socket.
-        preValidation: async (request) => {
-          const keyHash = presentedKeyHash(request);
-          const { uuid } = parse(uuidParams, request.params);
-          const device = await authenticateDevice(db, uuid, keyHash);
-          const { etag } = parse(deviceConnectQuerySchema, request.query);
-          Object.assign(request, { deviceId: device.id, heldEtag: etag });
+  app.addHook('preClose', async () => hub.closeAll());
+  app.get(
+    DEVICE_ROUTES.connect.path,
+    {
+      websocket: true,
+      // Authenticate before the upgrade, so a bad key gets a plain 401 and no socket.
+      preValidation: async (request) => {
+        const keyHash = presentedKeyHash(request);
+        const { uuid } = parse(uuidParams, request.params);
+        const device = await authenticateDevice(db, uuid, keyHash);
+        const { etag } = parse(deviceConnectQuerySchema, request.query);
+        Object.assign(request, { deviceId: device.id, heldEtag: etag });
+      },
+    },
+    (socket, request) => {
+      const { deviceId, heldEtag } = request as unknown as { deviceId: number; heldEtag: string | undefined };
+      hub.attach(deviceId, socket);
+      // Told at once if its target moved on from the one it holds; see the INVARIANT in target-watcher.ts.
+      watcher.greet(deviceId, socket, heldEtag).then(
+        (known) => {
+          if (!known) socket.close(1008, 'device removed');
         },
-      },
-      (socket, request) => {
-        const { deviceId, heldEtag } = request as unknown as { deviceId: number; heldEtag: string | undefined };
-        hub.attach(deviceId, socket);
-        // Told at once if its target moved on from the one it holds; see the INVARIANT in target-watcher.ts.
-        watcher.greet(deviceId, socket, heldEtag).then(
-          (known) => {
-            if (!known) socket.close(1008, 'device removed');
+        (error: unknown) => {
+          request.log.error({ err: error }, 'comparing a connecting device target failed; closing its connection');
+          socket.close(1011, 'try again');
+        },
+      );
+      socket.on('message', (data) => {
+        let raw: unknown;
+        try {
+          raw = JSON.parse(data.toString());
+        } catch {
+          return;
+        }
+        const parsed = deviceMessageSchema.safeParse(raw);
+        if (!parsed.success || parsed.data.type !== 'action-result') return;
+        const result = parsed.data;
+        void completeAction(db, deviceId, result).then(
+          () => {
+            hub.settled(result.id);
+            bus.publish({ type: 'action-settled', actionId: result.id });
           },
-          (error: unknown) => {
-            request.log.error({ err: error }, 'comparing a connecting device target failed; closing its connection');
-            socket.close(1011, 'try again');
-          },
+          (error: unknown) => request.log.error({ err: error }, 'recording an action result failed'),
         );
-        socket.on('message', (data) => {
-          let raw: unknown;
-          try {
-            raw = JSON.parse(data.toString());
-          } catch {
-            return;
-          }
-          const parsed = deviceMessageSchema.safeParse(raw);
-          if (!parsed.success || parsed.data.type !== 'action-result') return;
-          const result = parsed.data;
-          void completeAction(db, deviceId, result).then(
-            () => {
-              hub.settled(result.id);
-              bus.publish({ type: 'action-settled', actionId: result.id });
-            },
-            (error: unknown) => request.log.error({ err: error }, 'recording an action result failed'),
-          );
-        });
-        socket.on('close', () => hub.detach(deviceId, socket));
-        void deliverPending(db, hub, deviceId).catch((error: unknown) =>
-          request.log.error({ err: error }, 'delivering pending actions failed'),
-        );
-      },
-    );
-  });
+      });
+      socket.on('close', () => hub.detach(deviceId, socket));
+      void deliverPending(db, hub, deviceId).catch((error: unknown) =>
+        request.log.error({ err: error }, 'delivering pending actions failed'),
+      );
+    },
+  );
 }

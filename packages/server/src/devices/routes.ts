@@ -22,5 +22,7 @@ export function registerDeviceUserRoutes(app: FastifyInstance, ctx: AppContext):
   serve(app, db, R.deleteDevice, async ({ user, params }) => {
     const device = await deviceOf(user, params);
     await deleteDevice(db, user, device.uuid);
+    // Its shells, tunnels and public-URL connections end at once, on every node.
+    app.remoteAccess.endDeviceStreams(device.id, null, 'device-deleted');
   });
 }

@@ -32,7 +32,10 @@ export function registerFleetRoutes(app: FastifyInstance, ctx: AppContext): void
 
   serve(app, db, R.deleteFleet, async ({ user, params }) => {
     const fleet = await fleetOf(user, params);
+    const devices = await db.selectFrom('devices').select('id').where('fleet_id', '=', fleet.id).execute();
     await deleteFleet(db, user, fleet.slug);
+    // Its devices' shells, tunnels and public-URL connections end at once, on every node.
+    for (const device of devices) app.remoteAccess.endDeviceStreams(device.id, null, 'device-deleted');
   });
 
   // ---------------------------------------------------------------------------------------- provisioning keys

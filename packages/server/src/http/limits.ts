@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { DEVICE_ROUTES, FlotillaError } from '@flotilla/protocol';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 
@@ -22,10 +23,23 @@ export const DEFAULT_HTTP_LIMITS: HttpLimits = {
 };
 
 /**
+ * Requests the server answers before fastify sees them: the public device URLs (remote-access/public-urls.ts),
+ * whose paths and hosts belong to the devices' own HTTP services, WebSocket upgrades included.
+ */
+export interface FrontDoor {
+  /** Set once the routes that use it are registered; until then every request goes to fastify. */
+  route?: {
+    matches(request: IncomingMessage): boolean;
+    request(request: IncomingMessage, response: ServerResponse): void;
+    upgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void;
+  };
+}
+
+/**
  * A fastify `serverFactory` for a Node HTTP server with these limits. Node's own request timeout (the whole request)
  * stays off: it would cut the long streams below; requestTimeout() does that job per route instead.
  */
-export function httpServerFactory(limits: HttpLimits) {
+export function httpServerFactory(limits: HttpLimits, frontDoor: FrontDoor = {}) {
   return (handler: (req: IncomingMessage, res: ServerResponse) => void): Server => {
     const server = createServer(
       {
@@ -35,8 +49,22 @@ export function httpServerFactory(limits: HttpLimits) {
         // How often Node looks for expired headers; its default (30 s) would let a short header timeout run long.
         connectionsCheckingInterval: Math.min(Math.max(Math.floor(limits.headerTimeoutMs / 4), 100), 30_000),
       },
-      handler,
+      (request, response) => {
+        if (frontDoor.route?.matches(request)) frontDoor.route.request(request, response);
+        else handler(request, response);
+      },
     );
+    // WARNING: fastify's WebSocket plugin listens for 'upgrade' too and would route the public URL's upgrades as its
+    // own (404); only emitting them elsewhere keeps them apart, so 'upgrade' is intercepted at the emitter.
+    const emit = server.emit.bind(server) as (event: string, ...args: unknown[]) => boolean;
+    server.emit = ((event: string, ...args: unknown[]) => {
+      const route = frontDoor.route;
+      if (event === 'upgrade' && route?.matches(args[0] as IncomingMessage)) {
+        route.upgrade(args[0] as IncomingMessage, args[1] as Duplex, args[2] as Buffer);
+        return true;
+      }
+      return emit(event, ...args);
+    }) as Server['emit'];
     // INVARIANT: an upgraded WebSocket is not subject to this (ws clears the socket timeout); SSE follow streams
     // send a heartbeat every 15 s, so the idle timeout must stay above that.
     server.setTimeout(limits.idleTimeoutMs);
