@@ -23,7 +23,9 @@ export const DEFAULT_DIAL_TIMEOUT_MS = 10_000;
 
 interface Waiting {
   deviceId: number;
+  kind: RemoteSessionKind;
   arrive: (socket: WebSocket) => void;
+  cancel: (error: FlotillaError) => void;
 }
 
 interface Live {
@@ -98,6 +100,8 @@ export class StreamBroker {
       };
       this.waiting.set(id, {
         deviceId,
+        kind: request.kind,
+        cancel: (error) => cancel(error),
         arrive: (socket) => {
           settle();
           resolve(socket);
@@ -113,7 +117,9 @@ export class StreamBroker {
     try {
       return { id, device: await arrived };
     } catch (error) {
-      const reason = (error as FlotillaError).code === 'DEVICE_OFFLINE' ? 'device-offline' : 'closed';
+      const ended = (error as FlotillaError).details as { reason?: string } | undefined;
+      const reason =
+        (error as FlotillaError).code === 'DEVICE_OFFLINE' ? 'device-offline' : (ended?.reason ?? 'closed');
       await recordSessionEnd(db, id, { bytesIn: 0, bytesOut: 0, reason });
       throw error;
     }
@@ -170,7 +176,7 @@ export class StreamBroker {
         error instanceof FlotillaError ? error : new FlotillaError('INTERNAL', 'opening the stream failed');
       if (!(error instanceof FlotillaError)) this.deps.log.error({ err: error }, 'opening a remote stream failed');
       sendControl(user, { type: 'error', code: failure.code, message: failure.message });
-      closeWith(user, 1011, failure.code);
+      closeWith(user, failure.code === 'FORBIDDEN' ? STREAM_CLOSE_REVOKED : 1011, failure.code);
       return;
     }
     const { id, device } = opened;
@@ -208,8 +214,11 @@ export class StreamBroker {
     reason: 'device-deleted' | 'disabled',
     fromBus = false,
   ): void {
-    for (const stream of [...this.live.values()])
-      if (stream.deviceId === deviceId && (kind === null || stream.kind === kind)) stream.end(reason);
+    const ends = (stream: { deviceId: number; kind: RemoteSessionKind }) =>
+      stream.deviceId === deviceId && (kind === null || stream.kind === kind);
+    for (const stream of [...this.live.values()]) if (ends(stream)) stream.end(reason);
+    for (const stream of [...this.waiting.values()])
+      if (ends(stream)) stream.cancel(new FlotillaError('FORBIDDEN', endMessage(reason), { details: { reason } }));
     if (!fromBus) this.deps.bus.publish({ type: 'streams-end', deviceId, kind, reason });
   }
 

@@ -5,3 +5,4 @@ export * from './live-server.js';
 export * from './attacks.js';
 export * from './registry-client.js';
 export * from './tenants.js';
+export * from './stream-device.js';
