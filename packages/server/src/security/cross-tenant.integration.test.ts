@@ -92,6 +92,13 @@ function attacksOn(a: Tenant, b: Tenant): Attack[] {
     add('POST', `${device}/actions?wait=0`, uuid, { action: 'reboot' });
     add('GET', `${device}/actions`, uuid);
     add('GET', `${device}/actions/:id`, { uuid: ref, id: b.actionId });
+    // Remote access: the WebSocket routes check before the upgrade, so a plain GET meets the same refusal.
+    add('GET', `${device}/shell`, uuid);
+    add('GET', `${device}/tunnel?port=22`, uuid);
+    add('GET', `${device}/public-url`, uuid);
+    add('PUT', `${device}/public-url`, uuid, { port: 80 });
+    add('DELETE', `${device}/public-url`, uuid);
+    add('GET', `${api}/remote-sessions?device=:uuid`, uuid);
   }
   // B's action id through A's own device.
   add('GET', `${device}/actions/:id`, { uuid: a.uuid, id: b.actionId });
@@ -140,6 +147,8 @@ async function stateOf(t: TwoTenants, b: Tenant): Promise<unknown> {
     `/api/v1/devices/${b.uuid}/config`,
     `/api/v1/devices/${b.uuid}/tags`,
     `/api/v1/devices/${b.uuid}/actions`,
+    `/api/v1/devices/${b.uuid}/public-url`,
+    '/api/v1/remote-sessions',
     `/api/v1/releases/${b.releaseId}`,
     '/api/v1/api-keys',
     '/api/v1/invitations',
