@@ -10,6 +10,8 @@
 //
 // Left outside the bundle, loaded from node_modules at run time:
 // - better-sqlite3: a native addon;
+// - @lydell/node-pty: a native addon (prebuilt, in a per-platform package it finds at run time), imported only when
+//   a remote host terminal opens;
 // - dockerode: required through createRequire by engine/docker-engine.ts, which first stubs the modules dockerode
 //   loads for features the agent never uses (ssh, BuildKit gRPC);
 // - ws's optional native helpers (bufferutil, utf-8-validate): ws runs without them.
@@ -34,7 +36,7 @@ const result = await build({
   minifySyntax: true,
   minifyIdentifiers: process.env.MINID === '1',
   sourcemap: 'external',
-  external: ['better-sqlite3', 'dockerode', 'bufferutil', 'utf-8-validate'],
+  external: ['better-sqlite3', '@lydell/node-pty', 'dockerode', 'bufferutil', 'utf-8-validate'],
   // CommonJS packages inside an ESM bundle call require() for node built-ins; give them a real one.
   banner: {
     js: "import { createRequire as __flotillaCreateRequire } from 'node:module'; const require = __flotillaCreateRequire(import.meta.url);",

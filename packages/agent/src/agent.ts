@@ -1,6 +1,12 @@
 import { join, resolve } from 'node:path';
 import pino, { type Logger } from 'pino';
-import { DEFAULT_LISTEN_PORT, DEFAULT_POLL_INTERVAL_MS, generateKey, type TargetDevice } from '@flotilla/protocol';
+import {
+  DEFAULT_LISTEN_PORT,
+  DEFAULT_POLL_INTERVAL_MS,
+  FlotillaError,
+  generateKey,
+  type TargetDevice,
+} from '@flotilla/protocol';
 import { assertProvisionable, ensureIdentity, readConfig } from './config/config-file.js';
 import type { ModelContext } from './compose/target-model.js';
 import { HttpControlPlane, type ControlPlane } from './control-plane/control-plane.js';
@@ -51,6 +57,13 @@ export interface AgentOptions {
   apiAddress?: string;
   engine?: ContainerEngine;
   controlPlane?: ControlPlane;
+  /**
+   * Remote host shells run this command, split at spaces (default: $SHELL, else /bin/sh): e.g.
+   * `nsenter -t 1 -m -u -i -n -p -- sh` for an agent in a container with the host's pid namespace.
+   */
+  hostShell?: string;
+  /** Remote streams (shells, tunnelled connections) open at once; more are refused (default 256). */
+  maxRemoteStreams?: number;
   /** Reboot/shutdown/identify; default follows `hostConfig` (dry-run unless 'real'). */
   hostPower?: HostPower;
   logger?: Logger;
@@ -66,6 +79,8 @@ export interface AgentState {
   apiPort: number | undefined;
   logsShipped: number;
   remoteActionsConnected: boolean;
+  /** Remote shells and tunnelled connections dialling or open. */
+  remoteStreams: number;
   lastPass: PassResult | undefined;
   passes: number;
   reportsSent: number;
@@ -94,6 +109,14 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
   const log = options.logger ?? pino({ level: options.logLevel ?? 'info', base: { name: 'flotilla-agent' } });
   const namespace = options.namespace ?? '';
   const dockerSocket = options.dockerSocket ?? '/var/run/docker.sock';
+  // Checked here, not when the first remote shell is asked for, which is long after the operator looked.
+  if (options.hostShell !== undefined && options.hostShell.trim() === '')
+    throw new FlotillaError('VALIDATION_FAILED', 'the host shell command is empty');
+  if (
+    options.maxRemoteStreams !== undefined &&
+    !(Number.isInteger(options.maxRemoteStreams) && options.maxRemoteStreams > 0)
+  )
+    throw new FlotillaError('VALIDATION_FAILED', 'maxRemoteStreams must be a positive integer');
   const read = await readConfig(options.configPath);
   assertProvisionable(read);
   const file = await ensureIdentity(read);
@@ -177,6 +200,12 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
             supervisor_version: AGENT_VERSION,
           }),
           metrics: () => collectMetrics(cpu, options.dataDir),
+          remote: {
+            engine,
+            namespace,
+            ...(options.hostShell !== undefined ? { hostShell: options.hostShell } : {}),
+            ...(options.maxRemoteStreams !== undefined ? { maxStreams: options.maxRemoteStreams } : {}),
+          },
           ...(options.pollIntervalMs !== undefined ? { pollIntervalMs: options.pollIntervalMs } : {}),
           ...(options.reportIntervalMs !== undefined ? { reportIntervalMs: options.reportIntervalMs } : {}),
         })
@@ -311,6 +340,7 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
         apiPort: api?.port,
         logsShipped: logs.shipped,
         remoteActionsConnected: session?.connected ?? false,
+        remoteStreams: session?.remoteStreams ?? 0,
         lastPass: controller.lastPass,
         passes: controller.passes,
         reportsSent: session?.reportsSent ?? 0,

@@ -22,7 +22,12 @@ const program = new Command()
     'real: write /etc/hostname, reboot/blink for real; dry-run (default): change nothing on this host',
   )
   .option('--api-port <port>', 'local device API port (default: config.json listenPort or 48484; 0 disables it)')
-  .option('--api-address <address>', 'local device API bind address', '0.0.0.0');
+  .option('--api-address <address>', 'local device API bind address', '0.0.0.0')
+  .option(
+    '--host-shell <command>',
+    'remote shells on the host run this (split at spaces; default: $SHELL or /bin/sh), e.g. "nsenter -t 1 -m -u -i -n -p -- sh" in a container',
+  )
+  .option('--max-remote-streams <n>', 'remote shells and tunnelled connections open at once (default 256)');
 
 async function main(): Promise<void> {
   program.parse();
@@ -37,6 +42,8 @@ async function main(): Promise<void> {
     hostConfig?: string;
     apiPort?: string;
     apiAddress: string;
+    hostShell?: string;
+    maxRemoteStreams?: string;
   }>();
   let localTarget: TargetDevice | undefined;
   if (o.targetFile) {
@@ -79,6 +86,8 @@ async function main(): Promise<void> {
     ...(localTarget ? { localTarget } : {}),
     ...(o.apiPort !== undefined ? { apiPort: Number(o.apiPort) } : {}),
     apiAddress: o.apiAddress,
+    ...(o.hostShell !== undefined ? { hostShell: o.hostShell } : {}),
+    ...(o.maxRemoteStreams !== undefined ? { maxRemoteStreams: Number(o.maxRemoteStreams) } : {}),
   });
   stop = () => void agent.stop().then(() => process.exit(0));
   if (stopping) stop();

@@ -7,6 +7,7 @@ import type { PhaseEvent } from '../phases/phase-machine.js';
 import { provision } from '../provision/provision.js';
 import type { DeviceView } from '../reconcile/observed.js';
 import { buildDeviceReport, reportable, type DeviceAbout } from '../report/device-report.js';
+import type { RemoteAccess, RemoteAccessOptions } from '../remote/remote-access.js';
 import type { Metrics } from '../report/metrics.js';
 import { Reporter } from '../report/reporter.js';
 import type { Store } from '../store/store.js';
@@ -34,6 +35,8 @@ export interface ControlPlaneSessionDeps {
   view: () => DeviceView;
   about: () => DeviceAbout;
   metrics: () => Promise<Metrics>;
+  /** Shells and tunnels the control plane asks for (remote/): the engine and the agent's settings. */
+  remote: Pick<RemoteAccessOptions, 'engine' | 'namespace' | 'hostShell' | 'maxStreams'>;
   /** Fixed poll interval without jitter (tests, bench). */
   pollIntervalMs?: number;
   /** Minimum delay between reports (tests shorten it). */
@@ -50,6 +53,7 @@ export class ControlPlaneSession {
   private readonly poller: Poller;
   private readonly reporter: Reporter;
   private connection: ControlPlaneConnection | undefined;
+  private remote: RemoteAccess | undefined;
   private provisioned: Promise<boolean> | undefined;
 
   constructor(private readonly deps: ControlPlaneSessionDeps) {
@@ -92,8 +96,18 @@ export class ControlPlaneSession {
       const credentials = { apiEndpoint: deps.apiEndpoint, uuid: deps.uuid, deviceApiKey: deps.deviceApiKey };
       await deps.logs.startShipping(credentials);
       // Loaded only on managed devices (the WebSocket client is not needed otherwise).
-      const { ControlPlaneConnection: Connection } = await import('./connection.js');
+      const [{ ControlPlaneConnection: Connection }, { RemoteAccess: Remote }] = await Promise.all([
+        import('./connection.js'),
+        import('../remote/remote-access.js'),
+      ]);
       if (signal.aborted) return;
+      const remote = new Remote({
+        ...credentials,
+        ...deps.remote,
+        appId: () => deps.targets.model()?.apps[0]?.appId,
+        log: deps.log,
+      });
+      this.remote = remote;
       this.connection = new Connection({
         ...credentials,
         actions,
@@ -104,6 +118,7 @@ export class ControlPlaneSession {
         },
         defaultAppId: () => deps.targets.model()?.apps[0]?.appId,
         onEvent: (event) => deps.log.info({ event: event.kind, detail: event.detail }, 'remote actions'),
+        onStreamOpen: (message) => remote.open(message),
       });
       this.connection.start();
     });
@@ -123,6 +138,11 @@ export class ControlPlaneSession {
     return this.connection?.connected ?? false;
   }
 
+  /** Remote streams (shells, tunnelled connections) dialling or open. */
+  get remoteStreams(): number {
+    return this.remote?.active ?? 0;
+  }
+
   get reportsSent(): number {
     return this.reporter.reportsSent;
   }
@@ -131,6 +151,7 @@ export class ControlPlaneSession {
   async stop(): Promise<void> {
     await this.provisioned;
     this.connection?.stop();
+    await this.remote?.stop();
     await this.poller.stopped();
     await this.reporter.stopped();
   }

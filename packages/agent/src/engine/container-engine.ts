@@ -1,3 +1,4 @@
+import type { Duplex } from 'node:stream';
 import type Docker from 'dockerode';
 import type { ImagePlatform, Platform } from '@flotilla/protocol';
 import type { CurrentContainer, CurrentNetwork, CurrentVolume, LocalImage } from '../reconcile/state.js';
@@ -19,6 +20,34 @@ export interface RegistryAuth {
   username: string;
   password: string;
   serveraddress: string;
+}
+
+/** A service's running container, as remote access reaches it. */
+export interface ServiceContainer {
+  id: string;
+  /** The IPv4 address the device's host reaches it at: 127.0.0.1 with host networking; undefined when none. */
+  address: string | undefined;
+}
+
+/** A process to start in a running container (engine exec). */
+export interface ExecSpec {
+  cmd: string[];
+  /** A pseudo-terminal: output is the terminal's bytes; without one, stdout and stderr come multiplexed. */
+  tty: boolean;
+  /** `NAME=value` entries added to the container's environment. */
+  env: string[];
+}
+
+/** A process started in a container, with its stdin and output on one connection to the engine. */
+export interface ExecProcess {
+  /**
+   * Write stdin here; end() closes it (the process reads EOF). Reads are the terminal's bytes with a TTY, else the
+   * engine's multiplexed frames (engine-frames.ts). Closes when the process has ended and its output is read.
+   */
+  stream: Duplex;
+  resize(cols: number, rows: number): Promise<void>;
+  /** The exit status, once the stream has ended. */
+  exitCode(): Promise<number>;
 }
 
 /**
@@ -53,4 +82,14 @@ export interface ContainerEngine {
   imagePlatform(ref: string): Promise<ImagePlatform | undefined>;
   /** The platform the engine runs containers for, or undefined when it is not one Flotilla knows. */
   platform(): Promise<Platform | undefined>;
+  /**
+   * The running container of `service` (of app `appId` when given) among ours; the newest when a hand-over runs two.
+   */
+  serviceContainer(
+    namespace: string,
+    service: string,
+    appId: number | undefined,
+  ): Promise<ServiceContainer | undefined>;
+  /** Starts a process in a running container (remote shells). */
+  exec(containerId: string, spec: ExecSpec): Promise<ExecProcess>;
 }

@@ -1,9 +1,19 @@
 import { createRequire } from 'node:module';
+import type { Duplex } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type Docker from 'dockerode';
-import { LABELS, platformOfEngine, type ImagePlatform, type Platform } from '@flotilla/protocol';
+import { FlotillaError, LABELS, platformOfEngine, type ImagePlatform, type Platform } from '@flotilla/protocol';
 import { NAMESPACE_LABEL } from '../compose/names.js';
 import type { CurrentContainer } from '../reconcile/state.js';
-import type { ContainerEngine, EngineSnapshot, PullProgress, RegistryAuth } from './container-engine.js';
+import type {
+  ContainerEngine,
+  EngineSnapshot,
+  ExecProcess,
+  ExecSpec,
+  PullProgress,
+  RegistryAuth,
+  ServiceContainer,
+} from './container-engine.js';
 
 /**
  * WARNING: dockerode loads, at require time, modules for features the agent never uses: ssh2 (with a WebAssembly
@@ -251,5 +261,58 @@ export class DockerEngine implements ContainerEngine {
       },
     );
     return this.enginePlatform;
+  }
+
+  async serviceContainer(
+    namespace: string,
+    service: string,
+    appId: number | undefined,
+  ): Promise<ServiceContainer | undefined> {
+    const label = [`${LABELS.supervised}=1`, `${LABELS.serviceName}=${service}`];
+    if (appId !== undefined) label.push(`${LABELS.appId}=${appId}`);
+    const running = await this.docker.listContainers({ filters: JSON.stringify({ label, status: ['running'] }) });
+    const [c] = running.filter((x) => this.ours(namespace, x.Labels)).sort((a, b) => b.Created - a.Created);
+    if (!c) return undefined;
+    const mode = c.HostConfig?.NetworkMode ?? '';
+    if (mode === 'host') return { id: c.Id, address: '127.0.0.1' };
+    // The container's own network (NetworkMode names it) first; any other it is attached to otherwise.
+    const networks = c.NetworkSettings?.Networks ?? {};
+    const address = networks[mode]?.IPAddress || Object.values(networks).find((n) => n.IPAddress)?.IPAddress;
+    return { id: c.Id, address: address || undefined };
+  }
+
+  async exec(containerId: string, spec: ExecSpec): Promise<ExecProcess> {
+    let exec: Docker.Exec;
+    try {
+      exec = await this.docker.getContainer(containerId).exec({
+        Cmd: spec.cmd,
+        Tty: spec.tty,
+        Env: spec.env,
+        AttachStdin: true,
+        AttachStdout: true,
+        AttachStderr: true,
+      });
+    } catch (error) {
+      const code = statusCode(error);
+      if (code === 404 || code === 409) throw new FlotillaError('SERVICE_NOT_FOUND', 'the container is not running');
+      throw error;
+    }
+    // The hijacked connection: the engine's socket itself (stdin in, output out), so end() closes stdin.
+    const stream = (await exec.start({ hijack: true, stdin: true, Tty: spec.tty })) as Duplex;
+    return {
+      stream,
+      resize: async (cols, rows) => {
+        await exec.resize({ w: cols, h: rows });
+      },
+      exitCode: async () => {
+        // The engine may still say Running for a moment after it closed the stream.
+        for (let attempt = 0; attempt < 50; attempt++) {
+          const info = await exec.inspect();
+          if (!info.Running && info.ExitCode !== null) return info.ExitCode;
+          await sleep(100);
+        }
+        throw new FlotillaError('ENGINE_ERROR', 'the engine did not report the exit status of the process');
+      },
+    };
   }
 }

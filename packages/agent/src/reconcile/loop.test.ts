@@ -68,6 +68,12 @@ class MemoryEngine implements ContainerEngine {
   async imageId(): Promise<string | undefined> {
     return 'sha256:img';
   }
+  async serviceContainer(): Promise<undefined> {
+    return undefined;
+  }
+  async exec(): Promise<never> {
+    throw new Error('the reconcile loop runs no process in a container');
+  }
 }
 
 const svc: TargetService = {
