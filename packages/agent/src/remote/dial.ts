@@ -27,8 +27,8 @@ export function dialStream(credentials: DeviceCredentials, id: string): { ws: We
     // WARNING: a client must mask its frames (RFC 6455 §5.3) so that bytes an attacker chooses cannot pass for HTTP to
     // a cleartext intermediary that does not speak WebSocket and poison its cache (§10.3). Inside TLS no intermediary
     // sees them, so the all-zero key is used there: ws then sends the data as it is, where a random key costs a copy
-    // and a byte-wise XOR in JavaScript (without TurboFan, as the agent runs: ~10× less throughput, measured by
-    // bench/remote-tunnel.mjs). Over cleartext the key stays random.
+    // and a byte-wise XOR in JavaScript where ws finds no native `bufferutil` (without TurboFan, as the agent runs:
+    // ~10× less throughput, measured by bench/remote-tunnel.mjs). Over cleartext the key stays random.
     ...(tls ? { generateMask: (mask: Buffer) => mask.fill(0) } : {}),
   });
   const opened = new Promise<void>((resolve, reject) => {
