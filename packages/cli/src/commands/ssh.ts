@@ -110,6 +110,11 @@ async function runShell(apiUrl: string, token: string, invocation: SshInvocation
   process.once('exit', restore);
 
   let signalled: number | undefined;
+  // Signals are handled here only in raw mode, to end the session cleanly and leave the terminal as it was.
+  // WARNING: not otherwise. A stdout pipe on Linux is written synchronously, so while a reader is not reading the
+  // process sits in write(2) and a JavaScript handler would never run: SIGTERM must keep its default action
+  // (Node restores the terminal and the process dies; the server sees the connection go and ends the command).
+  const handleSignals = mode.raw;
   const onSignal = (signal: NodeJS.Signals) => {
     signalled = constants.signals[signal];
     session.close();
@@ -120,7 +125,7 @@ async function runShell(apiUrl: string, token: string, invocation: SshInvocation
     signalled ??= error.code === 'EPIPE' ? constants.signals.SIGPIPE : constants.signals.SIGTERM;
     session.close();
   };
-  for (const signal of SIGNALS) process.on(signal, onSignal);
+  if (handleSignals) for (const signal of SIGNALS) process.on(signal, onSignal);
   if (mode.tty && stdout.isTTY) stdout.on('resize', onResize);
   stdout.on('error', onOutputError);
   process.stderr.on('error', onOutputError);

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -57,6 +58,33 @@ test('stdin is piped to the command and its end is eof', { timeout: TEST_TIMEOUT
   assert.deepEqual(relay.streams.at(-1)?.controls, [{ type: 'eof' }]);
   const wc = await flotilla(config, ['ssh', 'probe-1', '--', 'wc', '-l'], { input: 'a\nb\nc\n', timeoutMs: 20_000 });
   assert.equal(wc.stdout.trim(), '3');
+});
+
+test('stdout back-pressure: a reader that stops reading stops the device', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  const total = 64 * 1024 * 1024;
+  const seen = relay.streams.length;
+  const child = spawn(process.execPath, [CLI_MAIN, 'ssh', 'probe-1', '--', `head -c ${total} /dev/zero`], {
+    env: { ...process.env, FLOTILLA_CONFIG_DIR: config },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  try {
+    child.stdout.pause();
+    await waitFor('the stream', () => relay.streams[seen], { timeoutMs: 10_000 });
+    const session = () => relay.sessions[relay.sessions.length - 1]!;
+    await waitFor('the device to send', () => session().bytesOut > 0, { timeoutMs: 10_000 });
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    const stalled = session().bytesOut;
+    t.diagnostic(`stdout not read: the device could send ${(stalled / 2 ** 20).toFixed(1)} MiB`);
+    assert.ok(stalled < 32 * 1024 * 1024, `the device sent ${stalled} bytes to a reader that reads nothing`);
+    let received = 0;
+    child.stdout.on('data', (chunk: Buffer) => (received += chunk.length));
+    child.stdout.resume();
+    const code = await new Promise((resolve) => child.once('exit', resolve));
+    assert.equal(code, 0);
+    assert.equal(received, total);
+  } finally {
+    child.kill('SIGKILL');
+  }
 });
 
 test('-t asks for a terminal: the output comes back on stdout through the device’s pseudo-terminal', {

@@ -216,6 +216,90 @@ test('tunnel: bad mappings, devices and addresses are refused before anything li
   }
 });
 
+/** A device-side server that writes `total` bytes to each client as fast as the client takes them. */
+async function sourceServer(total: number) {
+  const pushed: number[] = [];
+  const server = createServer((socket) => {
+    const index = pushed.push(0) - 1;
+    const chunk = Buffer.alloc(64 * 1024, 7);
+    socket.on('error', () => undefined);
+    const pump = () => {
+      while (pushed[index]! < total) {
+        pushed[index]! += chunk.length;
+        if (!socket.write(chunk)) return void socket.once('drain', pump);
+      }
+      socket.end();
+    };
+    pump();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { server, pushed };
+}
+
+/** A device-side server that accepts connections and never reads. */
+async function sinkServer() {
+  const server = createServer((socket) => {
+    socket.pause();
+    socket.on('error', () => undefined);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return server;
+}
+
+test('tunnel back-pressure: a client that stops reading stops the device; a device that stops reading stops the client', {
+  timeout: TEST_TIMEOUT_MS,
+}, async (t) => {
+  const total = 128 * 1024 * 1024;
+  // Loopback kernel buffers on both sockets of each of the three hops hold a few MiB each; without back-pressure the
+  // CLI would take everything the device sends (or the client writes) into its memory instead.
+  const bounded = 48 * 1024 * 1024;
+  const source = await sourceServer(total);
+  const sink = await sinkServer();
+  const tunnel = await startTunnel(['probe-1', `0:${portOf(source.server)}`, `0:${portOf(sink)}`], 2);
+  try {
+    const [sourcePort, sinkPort] = tunnel.ports as [number, number];
+    const reader = connect({ host: '127.0.0.1', port: sourcePort });
+    reader.pause();
+    await waitFor('the device to start sending', () => (source.pushed[0] ?? 0) > 0, { timeoutMs: 5_000 });
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    const stalled = source.pushed[0]!;
+    t.diagnostic(`device → client, client not reading: the device could push ${(stalled / 2 ** 20).toFixed(1)} MiB`);
+    assert.ok(stalled < bounded, `the device pushed ${stalled} bytes to a client that reads nothing`);
+    let received = 0;
+    reader.on('data', (chunk: Buffer) => (received += chunk.length));
+    const ended = new Promise((resolve) => reader.once('end', resolve));
+    reader.resume();
+    await ended;
+    assert.equal(received, total, 'everything arrives once the client reads');
+
+    const writer = connect({ host: '127.0.0.1', port: sinkPort });
+    writer.on('error', () => undefined);
+    await new Promise((resolve) => writer.once('connect', resolve));
+    let accepted = 0;
+    const chunk = Buffer.alloc(64 * 1024, 9);
+    const deadline = Date.now() + 1_500;
+    while (Date.now() < deadline && accepted < total) {
+      if (writer.write(chunk)) accepted += chunk.length;
+      else {
+        accepted += chunk.length;
+        await Promise.race([
+          new Promise((resolve) => writer.once('drain', resolve)),
+          new Promise((resolve) => setTimeout(resolve, Math.max(0, deadline - Date.now()))),
+        ]);
+      }
+    }
+    const flushed = accepted - writer.writableLength;
+    t.diagnostic(`client → device, device not reading: the client could write ${(flushed / 2 ** 20).toFixed(1)} MiB`);
+    assert.ok(flushed < bounded, `the client wrote ${flushed} bytes to a device that reads nothing`);
+    writer.destroy();
+  } finally {
+    tunnel.child.kill('SIGINT');
+    source.server.close();
+    sink.close();
+  }
+  assert.equal(await tunnel.exit, 0);
+});
+
 test('openTunnel, the module the bench uses: ports in mapping order, close() stops listening', {
   timeout: TEST_TIMEOUT_MS,
 }, async () => {

@@ -229,11 +229,23 @@ function control(ws: WebSocket, message: StreamControl): void {
   if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(message));
 }
 
-/** Sends device output, counting it for the audit record. */
-function output(ws: WebSocket, stream: { sent(bytes: number): void }, frame: Buffer, payload: number): void {
+/** More than this unsent to the user and the device stops reading its output, as the agent does. */
+const WINDOW = 1024 * 1024;
+
+/** Sends device output, counting it for the audit record; pauses `source` while the user does not keep up. */
+function output(
+  ws: WebSocket,
+  stream: { sent(bytes: number): void },
+  frame: Buffer,
+  payload: number,
+  source?: NodeJS.ReadableStream,
+): void {
   if (ws.readyState !== WebSocket.OPEN) return;
   stream.sent(payload);
-  ws.send(frame, { binary: true });
+  ws.send(frame, { binary: true }, () => {
+    if (source?.isPaused() && ws.bufferedAmount < WINDOW / 2) source.resume();
+  });
+  if (source && ws.bufferedAmount > WINDOW) source.pause();
 }
 
 /** `sh` (or `sh -c <command>`) as the device would run it on its host. */
@@ -269,8 +281,12 @@ function serveShell(
   }
   // Its own process group, so ending the stream ends what the command started too (a `sleep` holding stdout).
   const child = spawnChild('sh', args, { env, cwd: '/tmp', stdio: 'pipe', detached: true });
-  child.stdout.on('data', (data: Buffer) => output(ws, stream, channelFrame(STREAM_CHANNEL.stdout, data), data.length));
-  child.stderr.on('data', (data: Buffer) => output(ws, stream, channelFrame(STREAM_CHANNEL.stderr, data), data.length));
+  child.stdout.on('data', (data: Buffer) =>
+    output(ws, stream, channelFrame(STREAM_CHANNEL.stdout, data), data.length, child.stdout),
+  );
+  child.stderr.on('data', (data: Buffer) =>
+    output(ws, stream, channelFrame(STREAM_CHANNEL.stderr, data), data.length, child.stderr),
+  );
   child.stdin.on('error', () => undefined);
   child.once('spawn', () => control(ws, { type: 'ready' }));
   // 'close' comes after the child's stdout and stderr ended: every output frame was sent before `exit`.
