@@ -58,6 +58,13 @@ test('stdin is piped to the command and its end is eof', { timeout: TEST_TIMEOUT
   assert.deepEqual(relay.streams.at(-1)?.controls, [{ type: 'eof' }]);
   const wc = await flotilla(config, ['ssh', 'probe-1', '--', 'wc', '-l'], { input: 'a\nb\nc\n', timeoutMs: 20_000 });
   assert.equal(wc.stdout.trim(), '3');
+  // The command ends before its stdin does: the CLI stops reading and exits with its status.
+  const head = await flotilla(config, ['ssh', 'probe-1', '--', 'head', '-c', '5;', 'exit', '4'], {
+    input: Buffer.alloc(16 * 1024 * 1024, 'x'),
+    timeoutMs: 20_000,
+  });
+  assert.equal(head.stdout, 'xxxxx');
+  assert.equal(head.code, 4, head.stderr);
 });
 
 test('stdout back-pressure: a reader that stops reading stops the device', { timeout: TEST_TIMEOUT_MS }, async (t) => {
@@ -107,6 +114,10 @@ test('refusals print the server’s message and code and exit 1', { timeout: TES
   assert.equal(r.stdout, '');
   r = await flotilla(config, ['ssh', 'nope', '--', 'true'], { timeoutMs: 20_000 });
   assert.equal(r.stderr, 'error: no device "nope" (DEVICE_NOT_FOUND)\n');
+  assert.equal(r.code, 1);
+  // The device's own refusal, sent as `error` on the stream.
+  r = await flotilla(config, ['ssh', 'probe-1', 'nosuch', '--', 'true'], { timeoutMs: 20_000 });
+  assert.equal(r.stderr, 'error: no service nosuch on the device (SERVICE_NOT_FOUND)\n');
   assert.equal(r.code, 1);
   r = await flotilla(config, ['ssh', 'probe-1', 'Bad/Service', '--', 'true'], { timeoutMs: 20_000 });
   assert.match(r.stderr, /^error: invalid service "Bad\/Service": .+ \(VALIDATION_FAILED\)\n$/);

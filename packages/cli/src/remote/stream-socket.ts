@@ -14,6 +14,7 @@ export interface StreamEndpoint {
 const HANDSHAKE_TIMEOUT_MS = 30_000;
 /** An error body is a few hundred bytes; more is not one of ours. */
 const MAX_ERROR_BODY = 64 * 1024;
+const ERROR_BODY_TIMEOUT_MS = 5_000;
 
 /** `http(s)://host[/prefix]` + the route path with `:uuid` filled, as `ws(s)://…`, with the defined query params. */
 export function streamUrl(
@@ -32,17 +33,20 @@ export function streamUrl(
 
 /**
  * Opens the WebSocket of one stream. Resolves once upgraded; rejects with a FlotillaError: the server's own code and
- * message when it refused the upgrade with an error body (403, 404, 409 …), NETWORK_ERROR when it cannot be reached.
+ * message when it refused the upgrade with an error body (403, 404, 409 …), NETWORK_ERROR when it cannot be reached
+ * or `signal` aborted first.
  * INVARIANT: it resolves with the socket paused; the caller resumes it once its listeners are on. A first frame
  * (`ready`) that came in the same TCP read as the upgrade answer is emitted on the next tick, before a promise's
  * continuation runs, and would otherwise be lost.
  */
-export function openStreamSocket(endpoint: StreamEndpoint, url: string): Promise<WebSocket> {
+export function openStreamSocket(endpoint: StreamEndpoint, url: string, signal?: AbortSignal): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
     let settled = false;
+    const onAbort = () => fail(new FlotillaError('NETWORK_ERROR', 'the stream was abandoned before it opened'));
     const fail = (error: FlotillaError) => {
       if (settled) return;
       settled = true;
+      signal?.removeEventListener('abort', onAbort);
       ws.terminate();
       reject(error);
     };
@@ -52,7 +56,11 @@ export function openStreamSocket(endpoint: StreamEndpoint, url: string): Promise
       // Shell and tunnel bytes are often compressed already; deflating them costs CPU for little.
       perMessageDeflate: false,
     });
+    signal?.addEventListener('abort', onAbort, { once: true });
     ws.on('unexpected-response', (_request, response) => {
+      // A server that sends the status and then stalls must not hold us: the status alone will do.
+      const timer = setTimeout(() => fail(refusal(url, response.statusCode ?? 0, '')), ERROR_BODY_TIMEOUT_MS);
+      response.once('close', () => clearTimeout(timer));
       readErrorBody(response).then(
         (text) => fail(refusal(url, response.statusCode ?? 0, text)),
         () => fail(refusal(url, response.statusCode ?? 0, '')),
@@ -62,6 +70,7 @@ export function openStreamSocket(endpoint: StreamEndpoint, url: string): Promise
     ws.once('open', () => {
       if (settled) return;
       settled = true;
+      signal?.removeEventListener('abort', onAbort);
       ws.pause();
       resolve(ws);
     });

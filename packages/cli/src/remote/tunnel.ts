@@ -131,26 +131,30 @@ function forward(
   report: (error: FlotillaError) => void,
 ): Connection {
   let ws: WebSocket | undefined;
-  let gone = false;
+  // A client that leaves while its stream is still opening (or the tunnel closing) abandons the handshake at once,
+  // so nothing waits for the handshake timeout.
+  const opening = new AbortController();
   // 'close' follows every socket error (a local client's reset); the stream is ended there.
   socket.on('error', () => undefined);
   socket.once('close', () => {
-    gone = true;
+    opening.abort();
     if (ws) closeStream(ws);
   });
-  openStreamSocket(endpoint, url).then(
+  openStreamSocket(endpoint, url, opening.signal).then(
     (opened) => {
-      if (gone) return opened.terminate();
+      // The client may have left between the upgrade and this continuation.
+      if (opening.signal.aborted) return opened.terminate();
       ws = opened;
       bridge(socket, opened, report);
     },
     (error: FlotillaError) => {
-      if (!gone) report(error);
+      if (!opening.signal.aborted) report(error);
       socket.destroy();
     },
   );
   return {
     destroy() {
+      opening.abort();
       socket.destroy();
       ws?.terminate();
     },

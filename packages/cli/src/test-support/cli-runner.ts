@@ -32,6 +32,8 @@ export function flotilla(
       },
     );
     // Without `input`, stdin stays an open pipe nobody writes to, as before.
+    // A command may exit without reading all of it (EPIPE then): that is its business, not a runner failure.
+    child.stdin?.on('error', () => undefined);
     if (options.input !== undefined) child.stdin?.end(options.input);
   });
 }

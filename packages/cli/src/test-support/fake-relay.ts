@@ -141,7 +141,7 @@ export async function startFakeRelay(options: FakeRelayOptions): Promise<FakeRel
         sockets.add(ws);
         ws.once('close', () => sockets.delete(ws));
         const stream = record(kind, device, query, ws, request.socket.remoteAddress ?? null);
-        if (kind === 'shell') serveShell(ws, stream, shellQuerySchema.parse(query));
+        if (kind === 'shell') serveShell(ws, stream, device, shellQuerySchema.parse(query));
         else serveTunnel(ws, stream, device, tunnelQuerySchema.parse(query));
       });
     } catch (error) {
@@ -252,8 +252,16 @@ function output(
 function serveShell(
   ws: WebSocket,
   stream: { sent(bytes: number): void },
+  device: FakeDevice,
   query: ReturnType<typeof shellQuerySchema.parse>,
 ): void {
+  // The agent runs a service's shell in its container; this fake runs every shell on its host, and refuses a
+  // service the device does not have as the agent does.
+  if (query.service !== undefined && device.services[query.service] === undefined) {
+    control(ws, { type: 'error', code: 'SERVICE_NOT_FOUND', message: `no service ${query.service} on the device` });
+    ws.close(1000);
+    return;
+  }
   const args = query.command === undefined ? [] : ['-c', query.command];
   const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: '/tmp', PS1: '$ ', TERM: 'xterm' };
   if (query.tty === '1') {
