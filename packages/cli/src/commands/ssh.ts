@@ -111,9 +111,9 @@ async function runShell(apiUrl: string, token: string, invocation: SshInvocation
 
   let signalled: number | undefined;
   // Signals are handled here only in raw mode, to end the session cleanly and leave the terminal as it was.
-  // WARNING: not otherwise. A stdout pipe on Linux is written synchronously, so while a reader is not reading the
-  // process sits in write(2) and a JavaScript handler would never run: SIGTERM must keep its default action
-  // (Node restores the terminal and the process dies; the server sees the connection go and ends the command).
+  // WARNING: not otherwise. While a reader does not read our stdout, what the device sent waits here, and a handled
+  // SIGTERM would end the session only to wait for ever on the final flush. SIGTERM keeps its default action: the
+  // process dies (Node restores the terminal on the way), the server sees the connection go and ends the command.
   const handleSignals = mode.raw;
   const onSignal = (signal: NodeJS.Signals) => {
     signalled = constants.signals[signal];
