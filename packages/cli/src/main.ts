@@ -10,6 +10,9 @@ import { registerLogsCommand } from './commands/logs.js';
 import { registerOrgCommands } from './commands/org.js';
 import { registerOsCommands } from './commands/os.js';
 import { registerReleaseCommands } from './commands/release.js';
+import { registerSessionsCommand } from './commands/sessions.js';
+import { registerSshCommand } from './commands/ssh.js';
+import { registerTunnelCommand } from './commands/tunnel.js';
 import { registerUserCommands } from './commands/user.js';
 import { registerVariableCommands } from './commands/variables.js';
 
@@ -30,6 +33,9 @@ export function buildProgram(): Command {
   registerOsCommands(program);
   registerDeployCommand(program);
   registerLogsCommand(program);
+  registerSshCommand(program);
+  registerTunnelCommand(program);
+  registerSessionsCommand(program);
   return program;
 }
 

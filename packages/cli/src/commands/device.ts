@@ -10,6 +10,7 @@ import {
 import type { Device, DeviceAction, RouteInput } from '@flotilla/protocol';
 import { emit, formatDetails, formatTable } from '../output/output.js';
 import { checkArg, leaf, releaseRef, runCommand } from './context.js';
+import { registerPublicUrlCommands } from './public-url.js';
 
 const deviceParams = (ref: string) => ({ uuid: checkArg(deviceRefSchema, ref, 'device') });
 
@@ -155,4 +156,6 @@ export function registerDeviceCommands(program: Command): void {
       }),
     );
   }
+
+  registerPublicUrlCommands(device);
 }

@@ -10,14 +10,14 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs `flotilla <args>` with its own config folder; never throws on a non-zero exit. */
+/** Runs `flotilla <args>` with its own config folder (and `input` as its whole stdin); never throws on a non-zero exit. */
 export function flotilla(
   configDir: string,
   args: string[],
-  options: { cwd?: string; timeoutMs?: number } = {},
+  options: { cwd?: string; timeoutMs?: number; input?: string | Buffer } = {},
 ): Promise<CliResult> {
   return new Promise((resolve) => {
-    execFile(
+    const child = execFile(
       process.execPath,
       [CLI_MAIN, ...args],
       {
@@ -31,6 +31,10 @@ export function flotilla(
         resolve({ code, stdout, stderr });
       },
     );
+    // Without `input`, stdin stays an open pipe nobody writes to, as before.
+    // A command may exit without reading all of it (EPIPE then): that is its business, not a runner failure.
+    child.stdin?.on('error', () => undefined);
+    if (options.input !== undefined) child.stdin?.end(options.input);
   });
 }
 
