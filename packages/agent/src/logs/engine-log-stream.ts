@@ -1,10 +1,11 @@
+import { EngineFrames } from '../engine/engine-frames.js';
+
 /**
  * Turns the bytes of an engine log stream (`GET /containers/:id/logs`) into lines, in one pass and without
  * intermediate streams: a device following chatty services spends its log CPU here.
  *
- * Without a TTY the engine multiplexes stdout and stderr into frames: an 8-byte header (stream type at byte 0:
- * 0 stdin, 1 stdout, 2 stderr; payload length as a big-endian uint32 at bytes 4–7) then the payload. A frame may
- * be cut anywhere across chunks, and a line across frames; with a TTY the stream is the raw terminal output.
+ * Without a TTY the engine multiplexes stdout and stderr into frames (engine/engine-frames.ts), and a line may be
+ * cut across frames; with a TTY the stream is the raw terminal output.
  * Lines end at LF (a CR before it is dropped); bytes are decoded as UTF-8 only once a line is whole, so a character
  * cut between chunks is never mangled. A line longer than `maxLineBytes` is emitted in pieces so memory stays bounded.
  */
@@ -12,11 +13,10 @@ export class EngineLogSplitter {
   /** Unfinished line per stream: [stdout, stderr]. */
   private readonly partial: [Buffer[], Buffer[]] = [[], []];
   private readonly partialBytes: [number, number] = [0, 0];
-  /** Header bytes of a frame cut between chunks. */
-  private header: Buffer | undefined;
-  /** Payload bytes still expected for the current frame, and its stream. */
-  private frameLeft = 0;
-  private frameStream: 0 | 1 = 0;
+  /** Splits the multiplexed frames (no TTY); payload pieces arrive as views of the chunk. */
+  private readonly frames = new EngineFrames((output, data) =>
+    this.payload(data, 0, data.length, output === 'stderr' ? 1 : 0),
+  );
 
   constructor(
     private readonly tty: boolean,
@@ -25,46 +25,14 @@ export class EngineLogSplitter {
   ) {}
 
   write(chunk: Buffer): void {
-    if (this.tty) {
-      this.payload(chunk, 0, chunk.length, 0);
-      return;
-    }
-    let at = 0;
-    if (this.header) {
-      // Finish a header cut by the previous chunk.
-      const need = 8 - this.header.length;
-      this.header = Buffer.concat([this.header, chunk.subarray(0, need)]);
-      at = Math.min(need, chunk.length);
-      if (this.header.length < 8) return;
-      this.startFrame(this.header, 0);
-      this.header = undefined;
-    }
-    while (at < chunk.length) {
-      if (this.frameLeft > 0) {
-        const end = Math.min(chunk.length, at + this.frameLeft);
-        this.payload(chunk, at, end, this.frameStream);
-        this.frameLeft -= end - at;
-        at = end;
-        continue;
-      }
-      if (chunk.length - at < 8) {
-        this.header = Buffer.from(chunk.subarray(at));
-        return;
-      }
-      this.startFrame(chunk, at);
-      at += 8;
-    }
+    if (this.tty) this.payload(chunk, 0, chunk.length, 0);
+    else this.frames.write(chunk);
   }
 
   /** The stream ended: an unfinished last line is still a line. */
   end(): void {
     this.flushPartial(0);
     this.flushPartial(1);
-  }
-
-  private startFrame(buffer: Buffer, at: number): void {
-    this.frameStream = buffer[at] === 2 ? 1 : 0;
-    this.frameLeft = buffer.readUInt32BE(at + 4);
   }
 
   private payload(buffer: Buffer, start: number, end: number, stream: 0 | 1): void {
