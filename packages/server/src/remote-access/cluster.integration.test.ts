@@ -63,10 +63,7 @@ describe('remote access across two server nodes (postgres)', { skip: postgres ? 
         headers: { authorization: `Bearer ${live.apiKey}` },
       });
       assert.equal(response.status, 204);
-      const closed = await Promise.race([
-        stream.closed,
-        new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 5_000)),
-      ]);
+      const closed = await stream.closedWithin(5_000);
       assert.equal(closed?.code, STREAM_CLOSE_REVOKED);
     } finally {
       source.close();

@@ -201,10 +201,7 @@ for (const db of testDatabases()) {
         await waitFor('ready', () => stream.controls.length > 0, { timeoutMs: 5_000 });
         const deleted = await live.api('DELETE', `/api/v1/api-keys/${member.keyId}`, undefined, member.key);
         assert.equal(deleted.status, 204, JSON.stringify(deleted.data));
-        const closed = await Promise.race([
-          stream.closed,
-          new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 3_000)),
-        ]);
+        const closed = await stream.closedWithin(3_000);
         assert.equal(closed?.code, STREAM_CLOSE_REVOKED);
       } finally {
         source.close();
@@ -219,10 +216,7 @@ for (const db of testDatabases()) {
         await stream.opened;
         const removed = await live.api('DELETE', `/api/v1/organizations/${member.org}/members/${member.username}`);
         assert.equal(removed.status, 204, JSON.stringify(removed.data));
-        const closed = await Promise.race([
-          stream.closed,
-          new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 3_000)),
-        ]);
+        const closed = await stream.closedWithin(3_000);
         assert.equal(closed?.code, STREAM_CLOSE_REVOKED);
       } finally {
         source.close();
@@ -277,10 +271,7 @@ for (const db of testDatabases()) {
         await stream.opened;
         await waitFor('ready', () => stream.controls.length > 0, { timeoutMs: 5_000 });
         assert.equal((await live.api('DELETE', `/api/v1/devices/${live.uuid}`)).status, 204);
-        const closed = await Promise.race([
-          stream.closed,
-          new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 3_000)),
-        ]);
+        const closed = await stream.closedWithin(3_000);
         assert.equal(closed?.code, STREAM_CLOSE_REVOKED);
         const sessions = await live.api('GET', '/api/v1/remote-sessions?limit=1');
         assert.equal(sessions.data.items[0].endReason, 'device-deleted');

@@ -138,5 +138,8 @@ export function userStream(url: string, route: string, key: string) {
     });
     socket.on('error', (error) => reject(error));
   });
-  return { socket, controls, data, closed, opened };
+  /** The close code and reason if the socket closes within `ms`, else undefined. */
+  const closedWithin = (ms: number) =>
+    Promise.race([closed, new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), ms))]);
+  return { socket, controls, data, closed, closedWithin, opened };
 }
