@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { createServer as createHttpServer } from 'node:http';
+import { createServer as createHttpServer, request as httpRequest } from 'node:http';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { STREAM_CHANNEL, STREAM_CLOSE_REVOKED, channelFrame, generateKey } from '@flotilla/protocol';
@@ -48,7 +48,7 @@ for (const db of testDatabases()) {
     let tunnel: (port: number, key?: string) => ReturnType<typeof userStream>;
 
     before(async () => {
-      live = await liveServerWithDevice(db);
+      live = await liveServerWithDevice(db, { publicUrlDomain: 'devices.test' });
       device = streamDevice(live.server.url, live.uuid, live.deviceKey);
       await device.opened;
       tunnel = (port, key = live.apiKey) =>
@@ -238,10 +238,34 @@ for (const db of testDatabases()) {
         await off.arrayBuffer();
         const enabled = await live.api('PUT', base, { port });
         assert.equal(enabled.status, 200, JSON.stringify(enabled.data));
-        assert.equal(enabled.data.url, `${live.server.url}/public/${live.uuid}/`);
-        const served = await fetch(`${enabled.data.url}hello?x=1`);
+        // Host-based with a wildcard domain (the name resolves to nothing here, so the Host header says it) …
+        const port0 = new URL(live.server.url).port;
+        assert.equal(enabled.data.url, `http://${live.uuid}.devices.test:${port0}/`);
+        const byHost = await new Promise<string>((resolve, reject) => {
+          const request = httpRequest(
+            {
+              host: '127.0.0.1',
+              port: port0,
+              path: '/by-host',
+              headers: { host: `${live.uuid}.devices.test:${port0}` },
+            },
+            (response) => {
+              let text = '';
+              response.on('data', (chunk: Buffer) => {
+                text += chunk.toString();
+              });
+              response.on('end', () => resolve(text));
+            },
+          );
+          request.on('error', reject);
+          request.end();
+        });
+        assert.equal(byHost, 'page /by-host');
+        // … and path-based always.
+        const pathBased = `${live.server.url}/public/${live.uuid}/`;
+        const served = await fetch(`${pathBased}hello?x=1`);
         assert.equal(await served.text(), 'page /hello?x=1');
-        const ws = new WebSocket(`${enabled.data.url.replace('http', 'ws')}echo`);
+        const ws = new WebSocket(`${pathBased.replace('http', 'ws')}echo`);
         await new Promise((resolve, reject) => {
           ws.once('open', resolve);
           ws.once('error', reject);
@@ -255,7 +279,7 @@ for (const db of testDatabases()) {
           wsClosed,
           new Promise((_, reject) => setTimeout(() => reject(new Error('still open')), 3_000)),
         ]);
-        const after = await fetch(`${enabled.data.url}hello`);
+        const after = await fetch(`${pathBased}hello`);
         assert.equal(after.status, 404);
         await after.arrayBuffer();
       } finally {
