@@ -83,6 +83,8 @@ export interface AppOptions {
   publicUrlDomain?: string;
   /** How long a shell or tunnel waits for the device to dial its half (default 10 s). */
   remoteDialTimeoutMs?: number;
+  /** Days the remote-access audit log keeps ended sessions (default 90; 0 forever). */
+  auditRetentionDays?: number;
 }
 
 export const DEFAULT_DISK_MIN_FREE_BYTES = 100 * 1024 * 1024;
@@ -232,7 +234,7 @@ export async function buildApp(options: AppOptions): Promise<FlotillaApp> {
     registerDeviceConnection(scope, ctx, connections, bus);
     registerRemoteAccessRoutes(scope, ctx, broker, publicUrls);
   });
-  installRemoteAccess(app, ctx, broker, bus);
+  installRemoteAccess(app, ctx, broker, bus, options.auditRetentionDays ?? 90);
   frontDoor.route = publicUrls;
   await registerFlotillaRegistry(app, {
     db,

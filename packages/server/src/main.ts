@@ -27,6 +27,7 @@ const program = new Command()
     '10240',
   )
   .option('--registry-quota-mb <mib>', 'registry storage per organization, in MiB (0: unlimited)', '0')
+  .option('--audit-retention-days <days>', 'days the remote-access audit log keeps ended sessions (0: forever)', '90')
   .option('--node-url <url>', 'URL the other server nodes reach this one at (default: the listening address)')
   .option(
     '--public-url-domain <domain>',
@@ -53,6 +54,7 @@ const opts = program.opts<{
   registryQuotaMb: string;
   nodeUrl?: string;
   publicUrlDomain?: string;
+  auditRetentionDays: string;
 }>();
 /** A URL flag: http(s) with a host, or the program exits with a clear message. */
 function urlFlag(flag: string, value: string | undefined): string | undefined {
@@ -66,6 +68,7 @@ function urlFlag(flag: string, value: string | undefined): string | undefined {
   return value;
 }
 const nodeUrl = urlFlag('--node-url', opts.nodeUrl);
+const auditRetentionDays = numberFlag('--audit-retention-days', opts.auditRetentionDays, 0, 100 * 365, true);
 if (opts.publicUrlDomain !== undefined && !/^(?=.{1,200}$)([a-z0-9-]+\.)*[a-z0-9-]+$/i.test(opts.publicUrlDomain))
   program.error(`--public-url-domain must be a domain name like devices.example.com, not ${opts.publicUrlDomain}`);
 const port = Number(opts.port);
@@ -127,6 +130,7 @@ const server = await startServer({
   registryMaxUploadMb,
   registryQuotaMb,
   ...(nodeUrl === undefined ? {} : { nodeUrl }),
+  auditRetentionDays,
   ...(opts.publicUrlDomain === undefined ? {} : { publicUrlDomain: opts.publicUrlDomain }),
 });
 if (server.admin) {

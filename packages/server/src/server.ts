@@ -41,6 +41,8 @@ export interface StartServerOptions {
   publicUrlDomain?: string;
   /** How long a shell or tunnel waits for the device to dial (default 10 s). */
   remoteDialTimeoutMs?: number;
+  /** Days the remote-access audit log keeps ended sessions (default 90; 0 forever). */
+  auditRetentionDays?: number;
 }
 
 export interface RunningServer {
@@ -83,6 +85,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
       ...(options.nodeUrl === undefined ? {} : { nodeUrl: options.nodeUrl }),
       ...(options.publicUrlDomain === undefined ? {} : { publicUrlDomain: options.publicUrlDomain }),
       ...(options.remoteDialTimeoutMs === undefined ? {} : { remoteDialTimeoutMs: options.remoteDialTimeoutMs }),
+      ...(options.auditRetentionDays === undefined ? {} : { auditRetentionDays: options.auditRetentionDays }),
     });
     // Files earlier versions (or people) left group- or world-readable, and what this start created, become private.
     if (options.dataDir) await tightenTree(options.dataDir);

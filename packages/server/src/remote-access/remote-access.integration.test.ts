@@ -8,6 +8,7 @@ import { testDatabases, waitFor } from '@flotilla/testkit';
 import WebSocket, { WebSocketServer } from 'ws';
 import { liveServerWithDevice, type LiveDevice } from '../testing/live-server.js';
 import { streamDevice, userStream } from '../testing/stream-device.js';
+import { pruneSessions } from './sessions.js';
 
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 
@@ -286,6 +287,27 @@ for (const db of testDatabases()) {
         echo.close();
         page.close();
       }
+    });
+
+    test('the audit log drops sessions that ended before the retention window, and only those', async () => {
+      const { db } = live.server.app.flotilla;
+      const ended = await db.selectFrom('remote_sessions').select('id').where('ended_at', 'is not', null).execute();
+      assert.ok(ended.length >= 2, 'sessions recorded by the tests above');
+      await db
+        .updateTable('remote_sessions')
+        .set({ ended_at: '2000-01-01T00:00:00.000Z' })
+        .where('id', '=', ended[0]!.id)
+        .execute();
+      const removed = await pruneSessions(db, new Date(Date.now() - 90 * 86_400_000).toISOString());
+      assert.equal(removed, 1);
+      const left = await db.selectFrom('remote_sessions').select('id').where('ended_at', 'is not', null).execute();
+      assert.deepEqual(
+        left.map((r) => r.id).sort(),
+        ended
+          .slice(1)
+          .map((r) => r.id)
+          .sort(),
+      );
     });
 
     test('deleting the device ends its streams', async () => {

@@ -111,3 +111,13 @@ export async function listSessions(
     endReason: row.end_reason,
   }));
 }
+
+/** Removes audit records of sessions that ended before `before` (ISO time); returns how many. */
+export async function pruneSessions(db: Db, before: string): Promise<number> {
+  const result = await db
+    .deleteFrom('remote_sessions')
+    .where('ended_at', 'is not', null)
+    .where('ended_at', '<', before)
+    .executeTakeFirst();
+  return Number(result.numDeletedRows);
+}
