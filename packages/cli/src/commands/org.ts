@@ -56,7 +56,7 @@ export function registerOrgCommands(program: Command): void {
     'invite <org> <username>',
     'invite a user to an organization (admins); they join once they accept. The answer is the same whether or not the user exists',
   )
-    .option('--role <role>', 'admin or member', 'member')
+    .option('--role <role>', 'admin, member or observer (reads only; no shell or tunnel)', 'member')
     .action(async (ref: string, username: string, opts: { role: string; json?: boolean }) =>
       runCommand(opts, async (ctx) => {
         const role = checkArg(roleSchema, opts.role, '--role');
