@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { constants } from 'node:os';
 import type { Command } from 'commander';
 import { FlotillaError, deviceRefSchema, serviceNameSchema } from '@flotilla/protocol';
@@ -106,6 +107,7 @@ async function runShell(apiUrl: string, token: string, invocation: SshInvocation
   if (mode.raw && stdin.isTTY) {
     stdin.setRawMode(true);
     raw = true;
+    passOutputThrough();
   }
   process.once('exit', restore);
 
@@ -143,6 +145,19 @@ async function runShell(apiUrl: string, token: string, invocation: SshInvocation
     // The output error listeners stay: the last flush may still meet a closed pipe, and an 'error' nobody
     // listens to would crash with a stack.
   }
+}
+
+/**
+ * Turns off the local terminal's output processing (OPOST), as ssh's raw mode does: the device's terminal already
+ * made the output what the screen must show. WARNING: Node's raw mode (libuv) leaves OPOST and ONLCR on, so each
+ * "\n" from the device became "\r\n" here (the device's "\r\n" arrived as "\r\r\n"), and a full-screen program
+ * that moves the cursor down with a bare line feed (its terminal raw on the device: tmux, vi) would land in column 0.
+ * Node cannot clear the flag; `stty` run on the same terminal can. setRawMode(false), and Node when the process
+ * dies of a signal, put back the modes from before raw mode, OPOST included. Without a working `stty` the output
+ * stays as Node's raw mode leaves it.
+ */
+function passOutputThrough(): void {
+  spawnSync('stty', ['-opost'], { stdio: ['inherit', 'ignore', 'ignore'], timeout: 2_000 });
 }
 
 /** Resolves once everything written to `stream` so far was handed to the OS (or the stream is gone). */

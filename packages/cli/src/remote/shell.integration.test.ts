@@ -208,6 +208,7 @@ test('the local terminal is raw during the session and cooked after it, however 
       assert.match(during, /(^|\s)-icanon(\s|$)/, 'raw: no line editing');
       assert.match(during, /(^|\s)-echo(\s|$)/, 'raw: the device echoes, not the local terminal');
       assert.match(during, /(^|\s)-isig(\s|$)/, 'raw: Ctrl-C is a byte, not a signal');
+      assert.match(during, /(^|\s)-opost(\s|$)/, 'raw: the device’s output reaches the screen unchanged');
       if (ending === 'drop') stream.drop();
       else {
         const children = await readFile(`/proc/${sh.pid}/task/${sh.pid}/children`, 'utf8');
@@ -220,6 +221,7 @@ test('the local terminal is raw during the session and cooked after it, however 
       assert.match(after, /(^|\s)icanon(\s|$)/, 'canonical mode is back');
       assert.match(after, /(^|\s)echo(\s|$)/, 'echo is back');
       assert.match(after, /(^|\s)isig(\s|$)/, 'Ctrl-C is a signal again');
+      assert.match(after, /(^|\s)opost(\s|$)/, 'output processing is back');
       if (ending === 'drop') assert.match(sh.output(), /closed before the command ended.*\(NETWORK_ERROR\)/);
       await sh.exit;
     } finally {
