@@ -10,7 +10,11 @@ export function registerDeviceUserRoutes(app: FastifyInstance, ctx: AppContext):
   const { db } = ctx;
   const deviceOf = (user: UserPrincipal, params: { uuid: string }) => visibleDevice(db, user, params.uuid);
 
-  serve(app, db, R.listDevices, async ({ user, query }) => ({ items: await listDevices(db, user, query.fleet) }));
+  serve(app, db, R.listDevices, async ({ user, query }) => {
+    // TODO(dashboard server helper): search, status, release, sort, limit, offset and a true total.
+    const items = await listDevices(db, user, query.fleet);
+    return { items, total: items.length };
+  });
 
   serve(app, db, R.getDevice, async ({ user, params }) => toDevice(db, await deviceOf(user, params)));
 
