@@ -25,7 +25,12 @@ export type BrowserSessionResponse = z.infer<typeof browserSessionResponseSchema
 
 export const csrfTokenResponseSchema = z.object({ csrfToken: z.string() });
 
-/** Device status as the dashboard filters it. */
+/**
+ * Device status as the dashboard filters it, derived by the server from what devices report (server
+ * `devices/device-status.ts`): `online` = polled, reported or connected within the last 30 minutes (`isOnline`);
+ * `offline` = not online; `updating` = online and reporting `Updating` (or `Downloading`, `Installing`,
+ * `Applying changes`); `failed` = online and reporting `Update failed`. Updating and failed devices are online too.
+ */
 export const deviceStatusFilterSchema = z.enum(['online', 'offline', 'updating', 'failed']);
 export type DeviceStatusFilter = z.infer<typeof deviceStatusFilterSchema>;
 
@@ -40,7 +45,12 @@ export const listDevicesQuerySchema = z.object({
   status: deviceStatusFilterSchema.optional(),
   /** A release commit (or its 7+ character prefix) the device runs. */
   release: z.string().min(1).max(64).optional(),
+  /**
+   * `name` (case-insensitive), `lastSeen` (never seen counts as oldest), `status` (online and idle, updating, failed,
+   * offline) or `created`; `-` first descends. Ties, and no sort, go by id.
+   */
   sort: z.enum(['name', '-name', 'lastSeen', '-lastSeen', 'status', '-status', 'created', '-created']).optional(),
+  /** Devices per page; 100 when absent. A client that needs them all asks page after page until `total`. */
   limit: z.coerce.number().int().min(1).max(1_000).optional(),
   offset: z.coerce.number().int().min(0).max(10_000_000).optional(),
 });
