@@ -5,6 +5,8 @@ import { testDatabases } from '@flotilla/testkit';
 import type { Harness } from '../testing/harness.js';
 import { harness } from '../testing/harness.js';
 import { seedDevices, type SeededDevice } from '../testing/seed-devices.js';
+import { userFromToken } from '../auth/principal.js';
+import { listDevices } from './device-list.js';
 import { deviceStateOf, matchesStatus } from './device-status.js';
 
 const COMMIT_A = 'aaaaaaa1111111111111111111111111';
@@ -156,6 +158,26 @@ for (const testDb of testDatabases()) {
       }
       const pastTheEnd = await list({ offset: 300 });
       assert.deepEqual(pastTheEnd, { items: [], total: 300 });
+    });
+
+    test('a page costs a fixed number of queries, whatever its size', async () => {
+      const { db, dialect } = h.app.flotilla;
+      const user = await userFromToken(db, h.adminKey);
+      assert.ok(user);
+      for (const limit of [1, 10, 1000]) {
+        let queries = 0;
+        const counting = db.withPlugin({
+          transformQuery: (args) => {
+            queries += 1;
+            return args.node;
+          },
+          transformResult: async (args) => args.result,
+        });
+        const page = await listDevices(counting, dialect, user, { limit, sort: '-lastSeen' });
+        assert.equal(page.items.length, Math.min(limit, 320));
+        // The fleet lookup is skipped without ?fleet=; count, page, then fleets, pins and one target per fleet.
+        assert.ok(queries <= 6, `${queries} queries for a page of ${limit}`);
+      }
     });
 
     test('bad queries are refused; an unknown fleet is a 404', async () => {
