@@ -12,3 +12,4 @@ export * from './api-client.js';
 export * from './device-connection.js';
 export * from './remote-access.js';
 export * from './device-types.js';
+export * from './browser.js';

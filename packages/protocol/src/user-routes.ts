@@ -4,6 +4,7 @@ import { serviceNameSchema, slugSchema } from './ids.js';
 import { API_PREFIX } from './routes.js';
 import * as api from './user-api.js';
 import * as remote from './remote-access.js';
+import * as browser from './browser.js';
 
 /**
  * Every route of the user API under /api/v1, defined once: the server registers each entry (server
@@ -64,6 +65,26 @@ export const USER_ROUTES = {
     body: api.loginRequestSchema,
     response: api.loginResponseSchema,
     summary: 'Log in with a password; returns a session token',
+  },
+  browserLogin: {
+    method: 'POST',
+    path: `${p}/auth/browser-session`,
+    auth: 'none',
+    body: api.loginRequestSchema,
+    response: browser.browserSessionResponseSchema,
+    summary: 'Sign in a browser: sets the HttpOnly session cookie and returns its CSRF token',
+  },
+  csrfToken: {
+    method: 'GET',
+    path: `${p}/auth/csrf`,
+    response: browser.csrfTokenResponseSchema,
+    summary: "The CSRF token of the caller's cookie session (the dashboard after a reload)",
+  },
+  logout: {
+    method: 'POST',
+    path: `${p}/auth/logout`,
+    status: 204,
+    summary: 'End the session that made this request (cookie or session token) and clear the cookie',
   },
   whoami: {
     method: 'GET',
@@ -343,9 +364,9 @@ export const USER_ROUTES = {
   listDevices: {
     method: 'GET',
     path: `${p}/devices`,
-    query: z.object({ fleet: slugSchema.optional() }),
-    response: api.listOf(api.deviceSchema),
-    summary: 'Devices visible to the caller (?fleet=<slug>)',
+    query: browser.listDevicesQuerySchema,
+    response: browser.devicePageSchema,
+    summary: 'Devices visible to the caller: ?fleet=, search, status, release, sort, limit and offset',
   },
   getDevice: {
     method: 'GET',
@@ -491,6 +512,13 @@ export const USER_ROUTES = {
     query: logsQuerySchema,
     response: api.listOf(api.logEntrySchema),
     summary: 'Recent log lines; with ?follow=1 a Server-Sent Events stream (event "log") that stays open',
+  },
+
+  fleetEvents: {
+    method: 'GET',
+    path: `${p}/fleets/:slug/events`,
+    params: fleetParams,
+    summary: 'Server-Sent Events: each change of a device of the fleet (event "device") and removals',
   },
 
   // ------------------------------------------------------------------------------------- remote access

@@ -13,8 +13,9 @@ import { LastSeenTracker } from './device-api/last-seen.js';
 import { createPollLookup } from './device-api/poll-lookup.js';
 import { registerDeviceRoutes } from './device-api/routes.js';
 import { TargetStateCache } from './device-api/target-state-cache.js';
+import { DEFAULT_DASHBOARD_DIR, registerDashboard } from './dashboard/register-dashboard.js';
 import { registerDeviceUserRoutes } from './devices/routes.js';
-import { registerErrorHandling, toErrorBody } from './errors/error-handler.js';
+import { apiNotFound, registerErrorHandling, toErrorBody } from './errors/error-handler.js';
 import { registerFleetRoutes } from './fleets/routes.js';
 import { createMetrics, registerMetricsHooks } from './metrics/metrics.js';
 import { registerOpenApi } from './openapi/openapi.js';
@@ -30,6 +31,8 @@ import { installRemoteAccess } from './remote-access/install.js';
 import { PublicUrls } from './remote-access/public-urls.js';
 import { registerRemoteAccessRoutes } from './remote-access/routes.js';
 import { StreamBroker } from './remote-access/stream-broker.js';
+import { DeviceChanges } from './events/device-changes.js';
+import { registerFleetEventRoutes } from './events/routes.js';
 import { LogHub } from './logs/log-hub.js';
 import { LogStore } from './logs/log-store.js';
 import { registerLogRoutes } from './logs/routes.js';
@@ -85,6 +88,11 @@ export interface AppOptions {
   remoteDialTimeoutMs?: number;
   /** Days the remote-access audit log keeps ended sessions (default 90; 0 forever). */
   auditRetentionDays?: number;
+  /**
+   * Folder of the built web dashboard, served at `/` (default: packages/dashboard/dist of this repository); without
+   * an index.html there, `/` says the dashboard is not built.
+   */
+  dashboardDir?: string;
 }
 
 export const DEFAULT_DISK_MIN_FREE_BYTES = 100 * 1024 * 1024;
@@ -154,6 +162,9 @@ export async function buildApp(options: AppOptions): Promise<FlotillaApp> {
   });
   const { db } = options.database;
   const metrics = createMetrics(db, options.processMetrics ?? false);
+  const deviceChanges = new DeviceChanges(db, {
+    onError: (error, what) => app.log.error({ err: error }, `${what} failed`),
+  });
   const ctx: AppContext = {
     db,
     dialect: options.database.dialect,
@@ -161,15 +172,18 @@ export async function buildApp(options: AppOptions): Promise<FlotillaApp> {
     nodeUrl: (options.nodeUrl ?? options.publicUrl).replace(/\/+$/, ''),
     metrics,
     stateCache: new TargetStateCache(),
+    deviceChanges,
     routes: [],
   };
-  const lastSeen = new LastSeenTracker(db);
+  const lastSeen = new LastSeenTracker(db, undefined, undefined, (ids) => deviceChanges.changed(ids));
   app.addHook('onRoute', (route) => {
     for (const method of [route.method].flat()) if (method !== 'HEAD') ctx.routes.push({ method, url: route.url });
   });
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, parseJson);
   registerErrorHandling(app);
+  // First, so the not-found handler it sets is the one every scope registered later inherits.
+  await registerDashboard(app, options.dashboardDir ?? DEFAULT_DASHBOARD_DIR, apiNotFound);
   registerRequestTimeout(app, httpLimits.requestTimeoutMs);
   const disk = new DiskHealth(options.dataDir, options.diskMinFreeBytes ?? DEFAULT_DISK_MIN_FREE_BYTES);
   app.addHook('onError', async (_request, _reply, error) => {
@@ -206,10 +220,14 @@ export async function buildApp(options: AppOptions): Promise<FlotillaApp> {
   const bus: EventBus = postgresUrl ? new PostgresBus(postgresUrl, db, app.log) : new SingleNodeBus();
   await bus.start();
   const stopRelaying = userStreams.connect(bus);
+  const stopChanges = deviceChanges.connect(bus);
   app.addHook('onClose', async () => {
     stopRelaying();
+    stopChanges();
+    await deviceChanges.close();
     await bus.close();
   });
+  registerFleetEventRoutes(app, ctx);
   registerLogRoutes(app, ctx, new LogStore(db, options.logRetention), new LogHub(), bus);
   const connections = new ConnectionHub();
   registerActionRoutes(app, ctx, connections, bus);
@@ -231,7 +249,7 @@ export async function buildApp(options: AppOptions): Promise<FlotillaApp> {
   // WebSocket routes share one scope: the plugin's upgrade listener and its per-request hooks stay off the others.
   await app.register(async (scope) => {
     await scope.register(websocket, { options: { maxPayload: 1024 * 1024 } });
-    registerDeviceConnection(scope, ctx, connections, bus);
+    registerDeviceConnection(scope, ctx, connections, bus, lastSeen);
     registerRemoteAccessRoutes(scope, ctx, broker, publicUrls);
   });
   installRemoteAccess(app, ctx, broker, bus, options.auditRetentionDays ?? 90);

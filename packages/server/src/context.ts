@@ -2,6 +2,7 @@ import type { Db } from './db/database.js';
 import type { Dialect } from './db/dialect.js';
 import type { Metrics } from './metrics/metrics.js';
 import type { TargetStateCache } from './device-api/target-state-cache.js';
+import type { DeviceChanges } from './events/device-changes.js';
 
 /** What every route module needs, passed explicitly instead of module singletons. */
 export interface AppContext {
@@ -13,6 +14,8 @@ export interface AppContext {
   nodeUrl: string;
   metrics: Metrics;
   stateCache: TargetStateCache;
+  /** News of device changes for the fleets' live feeds: write sites note what they changed (events/). */
+  deviceChanges: DeviceChanges;
   /** Every route registered, for the tests that must cover each endpoint. */
   routes: { method: string; url: string }[];
 }

@@ -29,6 +29,7 @@ const program = new Command()
   .option('--registry-quota-mb <mib>', 'registry storage per organization, in MiB (0: unlimited)', '0')
   .option('--audit-retention-days <days>', 'days the remote-access audit log keeps ended sessions (0: forever)', '90')
   .option('--node-url <url>', 'URL the other server nodes reach this one at (default: the listening address)')
+  .option('--dashboard-dir <dir>', 'folder of the built web dashboard served at / (default: packages/dashboard/dist)')
   .option(
     '--public-url-domain <domain>',
     'wildcard domain for public device URLs, <uuid>.<domain> (default: path-based, <public URL>/public/<uuid>/)',
@@ -55,6 +56,7 @@ const opts = program.opts<{
   nodeUrl?: string;
   publicUrlDomain?: string;
   auditRetentionDays: string;
+  dashboardDir?: string;
 }>();
 /** A URL flag: http(s) with a host, or the program exits with a clear message. */
 function urlFlag(flag: string, value: string | undefined): string | undefined {
@@ -132,6 +134,7 @@ const server = await startServer({
   ...(nodeUrl === undefined ? {} : { nodeUrl }),
   auditRetentionDays,
   ...(opts.publicUrlDomain === undefined ? {} : { publicUrlDomain: opts.publicUrlDomain }),
+  ...(opts.dashboardDir === undefined ? {} : { dashboardDir: opts.dashboardDir }),
 });
 if (server.admin) {
   // WARNING: the only place secrets are printed; the launcher parses this exact line.

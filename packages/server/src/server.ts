@@ -43,6 +43,8 @@ export interface StartServerOptions {
   remoteDialTimeoutMs?: number;
   /** Days the remote-access audit log keeps ended sessions (default 90; 0 forever). */
   auditRetentionDays?: number;
+  /** Folder of the built web dashboard, served at `/` (default: packages/dashboard/dist of this repository). */
+  dashboardDir?: string;
 }
 
 export interface RunningServer {
@@ -86,6 +88,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
       ...(options.publicUrlDomain === undefined ? {} : { publicUrlDomain: options.publicUrlDomain }),
       ...(options.remoteDialTimeoutMs === undefined ? {} : { remoteDialTimeoutMs: options.remoteDialTimeoutMs }),
       ...(options.auditRetentionDays === undefined ? {} : { auditRetentionDays: options.auditRetentionDays }),
+      ...(options.dashboardDir === undefined ? {} : { dashboardDir: options.dashboardDir }),
     });
     // Files earlier versions (or people) left group- or world-readable, and what this start created, become private.
     if (options.dataDir) await tightenTree(options.dataDir);

@@ -12,6 +12,8 @@ import { emit, formatDetails, formatTable } from '../output/output.js';
 import { checkArg, leaf, releaseRef, runCommand } from './context.js';
 import { registerPublicUrlCommands } from './public-url.js';
 
+const DEVICE_PAGE = 1_000;
+
 const deviceParams = (ref: string) => ({ uuid: checkArg(deviceRefSchema, ref, 'device') });
 
 export function deviceDetails(d: Device): string {
@@ -47,8 +49,16 @@ export function registerDeviceCommands(program: Command): void {
     .option('--fleet <fleet>', 'only this fleet')
     .action(async (opts: { fleet?: string; json?: boolean }) =>
       runCommand(opts, async (ctx) => {
-        const query = opts.fleet === undefined ? undefined : { fleet: checkArg(slugSchema, opts.fleet, 'fleet') };
-        const { items } = await (await ctx.client()).call(USER_ROUTES.listDevices, { query });
+        const fleet = opts.fleet === undefined ? {} : { fleet: checkArg(slugSchema, opts.fleet, 'fleet') };
+        const client = await ctx.client();
+        // The server answers a page at a time (1,000 at most): every page, so the list is whole.
+        const items: Device[] = [];
+        for (;;) {
+          const query = { ...fleet, limit: DEVICE_PAGE, offset: items.length };
+          const page = await client.call(USER_ROUTES.listDevices, { query });
+          items.push(...page.items);
+          if (page.items.length < DEVICE_PAGE || items.length >= page.total) break;
+        }
         emit(ctx.output, items, () =>
           formatTable(
             ['uuid', 'name', 'fleet', 'online', 'status', 'release'],

@@ -1,5 +1,6 @@
 import { FlotillaError } from '@flotilla/protocol';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { sessionCookieOf } from './browser-session.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -155,9 +156,13 @@ export function retryAfterOf(error: FlotillaError): number | undefined {
   return typeof details?.retryAfterSeconds === 'number' ? details.retryAfterSeconds : undefined;
 }
 
-/** Whether the request presents a bearer key or token (API key, session, device, provisioning or registry token). */
+/**
+ * Whether the request presents a bearer key or token (API key, session, device, provisioning or registry token), or
+ * the dashboard's session cookie to the API (browsers send it with every request, pages and assets too).
+ */
 function presentsKey(request: FastifyRequest): boolean {
   if (/^Bearer\s/i.test(request.headers.authorization ?? '')) return true;
+  if (request.url.startsWith('/api/') && sessionCookieOf(request) !== undefined) return true;
   const query = request.query as Record<string, unknown> | undefined;
   return typeof query?.apikey === 'string';
 }

@@ -3,6 +3,7 @@ import { REMOTE_ACCESS_ROLES, WRITER_ROLES, type Role } from '@flotilla/protocol
 import type { FastifyRequest } from 'fastify';
 import type { Db } from '../db/database.js';
 import { now } from '../db/database.js';
+import { isWebSocketUpgrade, requireCsrf, requireOwnOrigin, sessionCookieOf } from './browser-session.js';
 import { bearerToken, hashKey } from './keys.js';
 
 export interface UserPrincipal {
@@ -38,7 +39,16 @@ export async function userFromToken(db: Db, token: string): Promise<UserPrincipa
     }
     return userFromCredential(db, { kind: 'api-key', id: key.id });
   }
-  const session = await db.selectFrom('sessions').select('id').where('token_hash', '=', tokenHash).executeTakeFirst();
+  return userFromSessionToken(db, token);
+}
+
+/** The user behind a session token (never an API key: the dashboard's cookie holds only sessions), or undefined. */
+export async function userFromSessionToken(db: Db, token: string): Promise<UserPrincipal | undefined> {
+  const session = await db
+    .selectFrom('sessions')
+    .select('id')
+    .where('token_hash', '=', hashKey(token))
+    .executeTakeFirst();
   return session ? userFromCredential(db, { kind: 'session', id: session.id }) : undefined;
 }
 
@@ -85,10 +95,33 @@ export async function rolesOf(db: Db, userId: number): Promise<Map<number, Role>
 }
 
 /**
- * The authenticated user of a user-API request; 401 otherwise. A wrong key is counted against the caller's address
- * by the app's GuessLimiter (auth/guess-limiter.ts), which sees every 401 answered to a request with a key.
+ * The authenticated user of a user-API request; 401 otherwise. A wrong key or cookie is counted against the
+ * caller's address by the app's GuessLimiter (auth/guess-limiter.ts), which sees every 401 answered to a request
+ * presenting one.
+ *
+ * An Authorization header decides alone. Without one, the dashboard's session cookie is taken (browser-session.ts),
+ * and then INVARIANT: a request other than GET/HEAD must carry the session's CSRF token, and a WebSocket upgrade
+ * must come from the server's own origin (`ownOrigins`: origins besides the one the request reached, e.g. the
+ * public URL's); else 403, whatever the route.
  */
-export async function requireUser(db: Db, request: FastifyRequest): Promise<UserPrincipal> {
+export async function requireUser(
+  db: Db,
+  request: FastifyRequest,
+  ownOrigins: readonly string[] = [],
+): Promise<UserPrincipal> {
+  if (request.headers.authorization === undefined) {
+    const cookie = sessionCookieOf(request);
+    if (cookie === undefined)
+      throw new FlotillaError(
+        'UNAUTHENTICATED',
+        'missing Authorization: Bearer <api key or session token> (or the dashboard session cookie)',
+      );
+    const user = await userFromSessionToken(db, cookie);
+    if (!user) throw new FlotillaError('UNAUTHENTICATED', 'the session cookie is invalid or expired; sign in again');
+    if (isWebSocketUpgrade(request)) requireOwnOrigin(request, ownOrigins);
+    else requireCsrf(request, cookie);
+    return user;
+  }
   const token = bearerToken(request.headers.authorization);
   if (!token) throw new FlotillaError('UNAUTHENTICATED', 'missing Authorization: Bearer <api key or session token>');
   const user = await userFromToken(db, token);

@@ -53,6 +53,11 @@ export async function login(
   return { token, expiresAt, user };
 }
 
+/** Ends a session (logout); its open streams are the caller's to end (UserStreams.credentialRevoked). */
+export async function deleteSession(db: Db, sessionId: number): Promise<void> {
+  await db.deleteFrom('sessions').where('id', '=', sessionId).execute();
+}
+
 export async function getUser(db: Db, userId: number): Promise<User> {
   const row = await db.selectFrom('users').selectAll().where('id', '=', userId).executeTakeFirst();
   if (!row) throw new FlotillaError('USER_NOT_FOUND', 'no such user');

@@ -36,6 +36,14 @@ const busMessageSchema = z.discriminatedUnion('type', [
     kind: z.enum(['shell', 'tunnel', 'public-url']).nullable(),
     reason: z.enum(['device-deleted', 'disabled']),
   }),
+  /** These devices changed (their rows are read again by nodes whose followers watch their fleets). */
+  z.object({ type: z.literal('devices-changed'), ids: z.array(z.number().int()).max(1000) }),
+  /** The fleet's target release changed: each of its unpinned devices changed. */
+  z.object({ type: z.literal('fleet-devices-changed'), fleetId: z.number().int() }),
+  /** The device left fleet `fleetId` (deleted or moved). */
+  z.object({ type: z.literal('device-removed'), fleetId: z.number().int(), uuid: z.string().max(64) }),
+  /** The fleet was deleted: its followers start over. */
+  z.object({ type: z.literal('fleet-removed'), fleetId: z.number().int() }),
 ]);
 export type BusMessage = z.infer<typeof busMessageSchema>;
 /**

@@ -273,6 +273,18 @@ export function migrations(dialect: Dialect): MigrationProvider {
           .execute();
       },
     },
+    '0006-device-last-seen': {
+      async up(db: Kysely<unknown>) {
+        // The live device feed looks every second for devices of followed fleets whose last sign of life just left
+        // the online window (events/device-changes.ts), and the device list filters and counts by it: a range of
+        // this index each time, not a scan of the fleet.
+        await db.schema
+          .createIndex('devices_fleet_last_seen_idx')
+          .on('devices')
+          .columns(['fleet_id', 'last_seen_at'])
+          .execute();
+      },
+    },
   };
   return { getMigrations: async () => all };
 }

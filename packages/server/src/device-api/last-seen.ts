@@ -14,6 +14,8 @@ export class LastSeenTracker {
     private readonly db: Db,
     private readonly flushMs = 2_000,
     private readonly minGapMs = 60_000,
+    /** Told which devices' last_seen_at was written, once the write is done (their live feeds change). */
+    private readonly onWritten: (ids: number[]) => void = () => undefined,
   ) {}
 
   seen(deviceId: number): void {
@@ -48,6 +50,7 @@ export class LastSeenTracker {
             .where('id', 'in', ids.slice(i, i + 500))
             .execute();
         }
+        this.onWritten(ids);
       })
       .catch(() => undefined);
     return this.flushing;

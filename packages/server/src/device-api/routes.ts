@@ -45,7 +45,9 @@ export function registerDeviceRoutes(
     if (!key) throw new FlotillaError('UNAUTHENTICATED', 'missing Authorization: Bearer <provisioning key>');
     const fleetId = await requireProvisioningKey(db, key);
     const body = parse(registerRequestSchema, request.body);
-    return reply.status(201).send(await registerDevice(db, fleetId, body));
+    const registered = await registerDevice(db, fleetId, body);
+    ctx.deviceChanges.changed([registered.id]);
+    return reply.status(201).send(registered);
   });
 
   app.get(DEVICE_ROUTES.findSelf.path, async (request) => {
@@ -88,6 +90,7 @@ export function registerDeviceRoutes(
       const device = await authenticateDevice(db, uuid, keyHash);
       await applyReport(db, device.id, deviceReport);
       lastSeen.written(device.id);
+      ctx.deviceChanges.changed([device.id]);
     }
     return {};
   });
@@ -98,6 +101,7 @@ export function registerDeviceRoutes(
     for (const [uuid, tags] of Object.entries(report)) {
       const device = await authenticateDevice(db, uuid, keyHash);
       for (const [key, value] of Object.entries(tags)) await setTag(db, device.id, key, value);
+      ctx.deviceChanges.changed([device.id]);
     }
     return {};
   });

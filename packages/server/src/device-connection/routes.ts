@@ -6,6 +6,7 @@ import { completeAction, deliverPending } from '../actions/actions.js';
 import type { EventBus } from '../bus/event-bus.js';
 import type { AppContext } from '../context.js';
 import { authenticateDevice, presentedKeyHash } from '../device-api/device-auth.js';
+import type { LastSeenTracker } from '../device-api/last-seen.js';
 import { parse } from '../http/parse.js';
 import { dispatchBusMessages } from './bus-dispatch.js';
 import type { ConnectionHub } from './connection-hub.js';
@@ -25,6 +26,7 @@ export function registerDeviceConnection(
   ctx: AppContext,
   hub: ConnectionHub,
   bus: EventBus,
+  lastSeen: LastSeenTracker,
 ): void {
   const { db } = ctx;
   const watcher = new TargetWatcher(db, hub, ctx.stateCache);
@@ -58,6 +60,9 @@ export function registerDeviceConnection(
     (socket, request) => {
       const { deviceId, heldEtag } = request as unknown as { deviceId: number; heldEtag: string | undefined };
       hub.attach(deviceId, socket);
+      // A device that connects is alive; its live feed hears of the connection either way.
+      lastSeen.seen(deviceId);
+      ctx.deviceChanges.changed([deviceId]);
       // Told at once if its target moved on from the one it holds; see the INVARIANT in target-watcher.ts.
       watcher.greet(deviceId, socket, heldEtag).then(
         (known) => {
@@ -86,7 +91,10 @@ export function registerDeviceConnection(
           (error: unknown) => request.log.error({ err: error }, 'recording an action result failed'),
         );
       });
-      socket.on('close', () => hub.detach(deviceId, socket));
+      socket.on('close', () => {
+        hub.detach(deviceId, socket);
+        ctx.deviceChanges.changed([deviceId]);
+      });
       void deliverPending(db, hub, deviceId).catch((error: unknown) =>
         request.log.error({ err: error }, 'delivering pending actions failed'),
       );

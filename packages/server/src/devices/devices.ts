@@ -1,16 +1,15 @@
 import { FlotillaError, deviceRefSchema, deviceUuidRefPattern } from '@flotilla/protocol';
 import type { Device } from '@flotilla/protocol';
 import type { Db } from '../db/database.js';
-import type { Database } from '../db/schema.js';
 import { bumpDevice } from '../db/revisions.js';
 import type { UserPrincipal } from '../auth/principal.js';
 import { orgIds } from '../auth/principal.js';
-import { ONLINE_WINDOW_MS, fleetTargetRelease, visibleFleet } from '../fleets/fleets.js';
+import { visibleFleet } from '../fleets/fleets.js';
 import { findRelease } from '../releases/releases.js';
+import { toDevice, type DeviceRow } from './device-view.js';
 
-export type DeviceRow = Omit<Database['devices'], 'id'> & { id: number };
+export type { DeviceRow } from './device-view.js';
 
-/** A device of the user's organizations by UUID or unique prefix (7+ chars). */
 /**
  * The device `ref` names among those the user can see: a UUID, a unique prefix of 7+ hex characters of one, or else
  * a device name (names are not unique, so a name two devices share is ambiguous).
@@ -43,76 +42,12 @@ export async function visibleDevice(db: Db, user: UserPrincipal, ref: string): P
   return byName[0];
 }
 
-export function isOnline(lastSeenAt: string | null, at = Date.now()): boolean {
-  return lastSeenAt !== null && Date.parse(lastSeenAt) > at - ONLINE_WINDOW_MS;
-}
-
-export async function toDevice(db: Db, row: DeviceRow): Promise<Device> {
-  const fleet = await db
-    .selectFrom('fleets')
-    .select(['id', 'slug', 'pinned_release_id'])
-    .where('id', '=', row.fleet_id)
-    .executeTakeFirstOrThrow();
-  const pinned =
-    row.pinned_release_id === null
-      ? undefined
-      : await db.selectFrom('releases').select('commit').where('id', '=', row.pinned_release_id).executeTakeFirst();
-  const target = pinned?.commit ?? (await fleetTargetRelease(db, fleet))?.commit ?? null;
-  let services: Device['services'] = {};
-  try {
-    services = JSON.parse(row.services_json) as Device['services'];
-  } catch {
-    services = {};
-  }
-  return {
-    id: row.id,
-    uuid: row.uuid,
-    name: row.name,
-    fleet: fleet.slug,
-    deviceType: row.device_type,
-    isOnline: isOnline(row.last_seen_at),
-    lastSeenAt: row.last_seen_at,
-    status: row.status,
-    pinnedRelease: pinned?.commit ?? null,
-    runningRelease: row.running_release,
-    targetRelease: target,
-    osVersion: row.os_version,
-    osVariant: row.os_variant,
-    agentVersion: row.agent_version,
-    ipAddress: row.ip_address,
-    macAddress: row.mac_address,
-    metrics: {
-      cpuUsage: row.cpu_usage,
-      cpuTemp: row.cpu_temp,
-      memoryUsage: row.memory_usage,
-      memoryTotal: row.memory_total,
-      storageUsage: row.storage_usage,
-      storageTotal: row.storage_total,
-    },
-    services,
-    createdAt: row.created_at,
-  };
-}
-
-export async function listDevices(db: Db, user: UserPrincipal, fleetSlug?: string): Promise<Device[]> {
-  const ids = orgIds(user);
-  if (ids.length === 0) return [];
-  let q = db
-    .selectFrom('devices')
-    .innerJoin('fleets', 'fleets.id', 'devices.fleet_id')
-    .selectAll('devices')
-    .where('fleets.organization_id', 'in', ids);
-  if (fleetSlug !== undefined) q = q.where('fleets.id', '=', (await visibleFleet(db, user, fleetSlug)).id);
-  const rows = await q.orderBy('devices.id').limit(10_000).execute();
-  return Promise.all(rows.map((r) => toDevice(db, r)));
-}
-
 export async function updateDevice(
   db: Db,
   user: UserPrincipal,
   ref: string,
   input: { name?: string | undefined; fleet?: string | undefined; pinnedRelease?: number | string | null | undefined },
-): Promise<Device> {
+): Promise<{ device: Device; movedFrom: number | null }> {
   const device = await visibleDevice(db, user, ref);
   const patch: { name?: string; fleet_id?: number; pinned_release_id?: number | null } = {};
   if (input.name !== undefined) patch.name = input.name;
@@ -136,7 +71,8 @@ export async function updateDevice(
       input.pinnedRelease === null ? null : (await findRelease(db, fleetId, input.pinnedRelease)).id;
   if (Object.keys(patch).length > 0) await db.updateTable('devices').set(patch).where('id', '=', device.id).execute();
   await bumpDevice(db, device.id);
-  return toDevice(db, await db.selectFrom('devices').selectAll().where('id', '=', device.id).executeTakeFirstOrThrow());
+  const row = await db.selectFrom('devices').selectAll().where('id', '=', device.id).executeTakeFirstOrThrow();
+  return { device: await toDevice(db, row), movedFrom: fleetId === device.fleet_id ? null : device.fleet_id };
 }
 
 export async function deleteDevice(db: Db, user: UserPrincipal, ref: string): Promise<void> {

@@ -1,4 +1,4 @@
-import type { FastifyError, FastifyInstance } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { FlotillaError } from '@flotilla/protocol';
 import type { ErrorBody } from '@flotilla/protocol';
 import { ZodError } from 'zod';
@@ -73,9 +73,11 @@ export function registerErrorHandling(app: FastifyInstance): void {
     if (retryAfter !== undefined) void reply.header('retry-after', String(retryAfter));
     void reply.status(status).send(body);
   });
-  app.setNotFoundHandler((request, reply) => {
-    void reply
-      .status(404)
-      .send(new FlotillaError('NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`).toBody());
-  });
+}
+
+/** The answer to a path nothing serves; the dashboard's registration installs it (dashboard/). */
+export function apiNotFound(request: FastifyRequest, reply: FastifyReply): void {
+  void reply
+    .status(404)
+    .send(new FlotillaError('NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`).toBody());
 }

@@ -27,13 +27,17 @@ export function registerFleetRoutes(app: FastifyInstance, ctx: AppContext): void
 
   serve(app, db, R.updateFleet, async ({ user, params, body }) => {
     const fleet = await fleetOf(user, params);
-    return updateFleet(db, user, fleet.slug, body);
+    const updated = await updateFleet(db, user, fleet.slug, body);
+    // A new pin moves the target release of every device of the fleet that is not pinned itself.
+    if (body.pinnedRelease !== undefined) ctx.deviceChanges.fleetChanged(fleet.id);
+    return updated;
   });
 
   serve(app, db, R.deleteFleet, async ({ user, params }) => {
     const fleet = await fleetOf(user, params);
     const devices = await db.selectFrom('devices').select('id').where('fleet_id', '=', fleet.id).execute();
     await deleteFleet(db, user, fleet.slug);
+    ctx.deviceChanges.fleetRemoved(fleet.id);
     // Its devices' shells, tunnels and public-URL connections end at once, on every node.
     for (const device of devices) app.remoteAccess.endDeviceStreams(device.id, null, 'device-deleted');
   });

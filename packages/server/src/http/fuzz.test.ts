@@ -129,7 +129,8 @@ for (const testDb of testDatabases()) {
       const invalid = await h.call('POST', '/api/v1/fleets', h.adminKey, { name: 'ok', extra: 1 });
       assert.equal(invalid.data.error.code, 'VALIDATION_FAILED');
       assert.ok(Array.isArray(invalid.data.error.details.issues));
-      const missing = await h.call('GET', '/no/such/route');
+      // Outside the server's own paths a GET is the dashboard's (its index.html once built): ask under /api.
+      const missing = await h.call('GET', '/api/v1/no/such/route');
       assert.equal(missing.statusCode, 404);
       assert.equal(missing.data.error.code, 'NOT_FOUND');
     });

@@ -10,11 +10,18 @@ export function registerReleaseRoutes(app: FastifyInstance, ctx: AppContext): vo
   serve(app, db, R.listFleetReleases, async ({ user, params }) => ({
     items: await listReleases(db, (await visibleFleet(db, user, params.slug)).id),
   }));
-  serve(app, db, R.createRelease, async ({ user, params, body }) =>
-    createRelease(db, (await visibleFleet(db, user, params.slug)).id, body),
-  );
+  // A release that becomes successful may be the fleet's new target: its devices' live feeds hear of it.
+  serve(app, db, R.createRelease, async ({ user, params, body }) => {
+    const fleet = await visibleFleet(db, user, params.slug);
+    const release = await createRelease(db, fleet.id, body);
+    if (release.status === 'success') ctx.deviceChanges.fleetChanged(fleet.id);
+    return release;
+  });
   serve(app, db, R.getRelease, async ({ user, params }) => toRelease(db, await visibleRelease(db, user, params.ref)));
-  serve(app, db, R.updateRelease, async ({ user, params, body }) =>
-    updateRelease(db, await visibleRelease(db, user, params.ref), body),
-  );
+  serve(app, db, R.updateRelease, async ({ user, params, body }) => {
+    const row = await visibleRelease(db, user, params.ref);
+    const release = await updateRelease(db, row, body);
+    if (row.status !== 'success' && release.status === 'success') ctx.deviceChanges.fleetChanged(row.fleet_id);
+    return release;
+  });
 }

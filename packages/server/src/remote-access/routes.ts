@@ -80,7 +80,7 @@ export function registerRemoteAccessRoutes(
       method: 'GET',
       url: route.path,
       preValidation: async (request) => {
-        const user = await requireUser(db, request);
+        const user = await requireUser(db, request, [ctx.publicUrl]);
         const params = parse(route.params, request.params);
         const query = parse(route.query, request.query);
         const { device, organizationId } = await reachableDevice(ctx, user, params.uuid);

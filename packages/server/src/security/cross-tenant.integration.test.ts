@@ -12,6 +12,12 @@ import { twoTenants, type HttpAnswer, type Tenant, type TwoTenants } from '../te
  */
 const NAMES_NO_TENANT_RESOURCE = new Map<string, string>([
   ['POST /api/v1/auth/login', 'credentials only; guessing is the login rate limit’s concern'],
+  [
+    'POST /api/v1/auth/browser-session',
+    'credentials only, as /auth/login (the cookie is checked in security/browser-session)',
+  ],
+  ['GET /api/v1/auth/csrf', 'the caller’s own cookie session'],
+  ['POST /api/v1/auth/logout', 'ends the caller’s own session'],
   ['GET /api/v1/whoami', 'the caller only (its answer is checked for leaks below)'],
   ['GET /api/v1/api-keys', 'the caller’s own keys (checked for leaks below)'],
   ['POST /api/v1/api-keys', 'creates a key of the caller'],
@@ -71,6 +77,7 @@ function attacksOn(a: Tenant, b: Tenant): Attack[] {
   add('DELETE', `${fleet}/env/:name`, { slug: b.slug, name: b.envName });
   add('DELETE', `${fleet}/config/:name`, { slug: b.slug, name: b.configName });
   add('GET', `${fleet}/tags`, slug);
+  add('GET', `${fleet}/events`, slug);
 
   // Device by UUID, short UUID (7 and 12 characters) and name.
   const device = `${api}/devices/:uuid`;
@@ -117,6 +124,8 @@ function attacksOn(a: Tenant, b: Tenant): Attack[] {
   // B's resources named in a body or query of a request about A's own resources.
   add('POST', `${api}/fleets`, {}, { name: 'stolen', slug: 'stolen-fleet', organization: b.org });
   add('GET', `${api}/devices?fleet=:slug`, slug);
+  add('GET', `${api}/devices?fleet=:slug&release=:release`, { slug: b.slug, release: b.releaseCommit });
+  add('GET', `${api}/devices?fleet=:slug&search=:search`, { slug: b.slug, search: b.uuid.slice(0, 7) });
   add('PATCH', device, { uuid: a.uuid }, { fleet: b.slug });
   for (const pinnedRelease of [b.releaseId, b.releaseCommit]) {
     add('PATCH', device, { uuid: a.uuid }, { pinnedRelease });
@@ -184,12 +193,29 @@ for (const testDb of testDatabases()) {
       for (const route of [...attacked, ...NAMES_NO_TENANT_RESOURCE.keys()])
         assert.ok(served.includes(route), `${route} is listed here but no longer served`);
 
+      // B's device runs B's release, so the list filters below have something of B's to leak; B finds it itself.
+      const report = { [b.uuid]: { is_on__commit: b.releaseCommit, status: 'Idle' } };
+      assert.equal((await t.call('PATCH', '/device/v3/state', { key: b.deviceKey, body: report })).status, 200);
+      for (const query of [`release=${b.releaseCommit.slice(0, 7)}`, 'search=beta', `search=${b.uuid.slice(0, 9)}`]) {
+        const own = await t.call('GET', `/api/v1/devices?${query}`, { key: b.token });
+        assert.deepEqual(
+          own.data.items.map((d: { uuid: string }) => d.uuid),
+          [b.uuid],
+          `B's own ?${query} finds B's device`,
+        );
+      }
+
       const before = await stateOf(t, b);
       const tally = new AttackTally('cross-tenant');
       // Both of A's credentials: the session token and the API key take different paths to a principal.
       const tasks = [a.token, a.apiKey].flatMap((key) =>
         attacks.map((attack) => async () => {
-          const res = await t.call(attack.route.split(' ')[0] as string, attack.path, { key, body: attack.body });
+          // Bounded: a stream (fleet events) let through would otherwise keep this request open forever.
+          const res = await t.call(attack.route.split(' ')[0] as string, attack.path, {
+            key,
+            body: attack.body,
+            signal: AbortSignal.timeout(10_000),
+          });
           tally.record(refused(res), `${attack.route.split(' ')[0]} ${attack.path} → ${res.status} ${res.text}`);
         }),
       );
@@ -203,8 +229,21 @@ for (const testDb of testDatabases()) {
       });
       await bounded(8, tasks);
 
-      // Lists answer 200 with A's things only.
-      for (const path of ['/api/v1/fleets', '/api/v1/devices', '/api/v1/organizations', '/api/v1/whoami']) {
+      // Lists answer 200 with A's things only, whatever B's names, UUIDs and commits their filters carry.
+      for (const path of [
+        '/api/v1/fleets',
+        '/api/v1/devices',
+        '/api/v1/organizations',
+        '/api/v1/whoami',
+        `/api/v1/devices?release=${b.releaseCommit}`,
+        `/api/v1/devices?release=${b.releaseCommit.slice(0, 7)}`,
+        `/api/v1/devices?search=${b.uuid.slice(0, 7)}`,
+        `/api/v1/devices?search=${encodeURIComponent(b.deviceName)}`,
+        '/api/v1/devices?search=beta',
+        `/api/v1/devices?fleet=${a.slug}&release=${b.releaseCommit}`,
+        `/api/v1/devices?fleet=${a.slug}&search=${b.uuid}`,
+        `/api/v1/devices?status=offline&sort=-lastSeen&limit=1000`,
+      ]) {
         const res = await t.call('GET', path, { key: a.token });
         const leaked = [b.slug, b.uuid, b.org, b.deviceName].filter((s) => res.text.includes(s));
         tally.record(res.status === 200 && leaked.length === 0, `list ${path} → ${res.status} shows ${leaked}`);

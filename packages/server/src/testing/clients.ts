@@ -84,3 +84,56 @@ export async function fetchTargetEtag(url: string, uuid: string, key: string): P
   assert.ok(response.status === 200 && etag, `target state: HTTP ${response.status}`);
   return etag;
 }
+
+export interface ServerEvent {
+  type: string;
+  // biome-ignore lint/suspicious/noExplicitAny: tests read arbitrary JSON events
+  data: any;
+  /** performance.now() when it arrived. */
+  at: number;
+}
+
+/**
+ * Reads a Server-Sent Events stream (the fleet's device feed) into `events` until closed. `ready` resolves once the
+ * server said it follows (`: following`), `ended` when the server ends the stream.
+ */
+export function readEventStream(url: string, headers: Record<string, string>) {
+  const controller = new AbortController();
+  const events: ServerEvent[] = [];
+  let resolveReady!: () => void;
+  let rejectReady!: (error: Error) => void;
+  const ready = new Promise<void>((resolve, reject) => {
+    resolveReady = resolve;
+    rejectReady = reject;
+  });
+  const ended = (async () => {
+    const response = await fetch(url, { headers, signal: controller.signal });
+    if (response.status !== 200 || response.headers.get('content-type') !== 'text/event-stream') {
+      rejectReady(new Error(`not a stream: ${response.status} ${await response.text()}`));
+      return;
+    }
+    const reader = response.body!.getReader();
+    const decoder = new TextDecoder();
+    let buffer = '';
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        buffer += decoder.decode(value, { stream: true });
+        let index: number;
+        while ((index = buffer.indexOf('\n\n')) !== -1) {
+          const block = buffer.slice(0, index);
+          buffer = buffer.slice(index + 2);
+          if (block.startsWith(': following')) resolveReady();
+          const type = /^event: (.*)$/m.exec(block)?.[1];
+          const data = /^data: (.*)$/m.exec(block)?.[1];
+          if (type && data) events.push({ type, data: JSON.parse(data), at: performance.now() });
+        }
+      }
+    } catch {
+      // aborted by close()
+    }
+  })();
+  ended.catch((error: unknown) => rejectReady(error as Error));
+  return { events, ready, ended, close: () => controller.abort() };
+}

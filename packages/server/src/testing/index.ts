@@ -6,3 +6,4 @@ export * from './attacks.js';
 export * from './registry-client.js';
 export * from './tenants.js';
 export * from './stream-device.js';
+export * from './seed-devices.js';

@@ -67,9 +67,12 @@ export function registerVariableRoutes(app: FastifyInstance, ctx: AppContext): v
   for (const route of [R.setDeviceConfig, R.putDeviceConfig])
     serve(app, db, route, async ({ user, params, body }) => setConfig(db, await deviceOwner(user, params), body));
   for (const route of [R.setDeviceTag, R.putDeviceTag])
-    serve(app, db, route, async ({ user, params, body }) =>
-      setTag(db, (await deviceOf(user, params)).id, body.key, body.value),
-    );
+    serve(app, db, route, async ({ user, params, body }) => {
+      const device = await deviceOf(user, params);
+      const tag = await setTag(db, device.id, body.key, body.value);
+      ctx.deviceChanges.changed([device.id]);
+      return tag;
+    });
   serve(app, db, R.deleteDeviceEnv, async ({ user, params, query }) => {
     await deleteEnv(db, await deviceOwner(user, params), params.name, query.service);
   });
@@ -77,6 +80,8 @@ export function registerVariableRoutes(app: FastifyInstance, ctx: AppContext): v
     await deleteConfig(db, await deviceOwner(user, params), params.name);
   });
   serve(app, db, R.deleteDeviceTag, async ({ user, params }) => {
-    await deleteTag(db, (await deviceOf(user, params)).id, params.name);
+    const device = await deviceOf(user, params);
+    await deleteTag(db, device.id, params.name);
+    ctx.deviceChanges.changed([device.id]);
   });
 }

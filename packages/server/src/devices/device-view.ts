@@ -1,0 +1,87 @@
+import { FlotillaError, type Device } from '@flotilla/protocol';
+import type { Db } from '../db/database.js';
+import type { Database } from '../db/schema.js';
+import { ONLINE_WINDOW_MS, fleetTargetRelease } from '../fleets/fleets.js';
+
+export type DeviceRow = Omit<Database['devices'], 'id'> & { id: number };
+
+export function isOnline(lastSeenAt: string | null, at = Date.now()): boolean {
+  return lastSeenAt !== null && Date.parse(lastSeenAt) > at - ONLINE_WINDOW_MS;
+}
+
+const unique = <T>(values: T[]): T[] => [...new Set(values)];
+
+/**
+ * Devices as the user API shows them. INVARIANT (pages of 1,000 devices, the live feed of a 10,000-device fleet):
+ * a fixed number of queries whatever the number of rows: their fleets, their pinned releases, and each distinct
+ * fleet's target release once; never a query per device.
+ */
+export async function toDevices(db: Db, rows: readonly DeviceRow[]): Promise<Device[]> {
+  if (rows.length === 0) return [];
+  const fleetIds = unique(rows.map((r) => r.fleet_id));
+  const fleets = await db
+    .selectFrom('fleets')
+    .select(['id', 'slug', 'pinned_release_id'])
+    .where('id', 'in', fleetIds)
+    .execute();
+  const pinnedIds = unique(rows.flatMap((r) => (r.pinned_release_id === null ? [] : [r.pinned_release_id])));
+  const pinned =
+    pinnedIds.length === 0
+      ? []
+      : await db.selectFrom('releases').select(['id', 'commit']).where('id', 'in', pinnedIds).execute();
+  const pinnedCommit = new Map(pinned.map((r) => [r.id, r.commit]));
+  const fleetById = new Map(fleets.map((f) => [f.id, f]));
+  const targets = new Map(
+    await Promise.all(fleets.map(async (f) => [f.id, (await fleetTargetRelease(db, f))?.commit ?? null] as const)),
+  );
+  const at = Date.now();
+  // A device's fleet exists (foreign key); one deleted between the two reads took its devices with it.
+  return rows.flatMap((row) => {
+    const fleet = fleetById.get(row.fleet_id);
+    if (!fleet) return [];
+    const pin = row.pinned_release_id === null ? null : (pinnedCommit.get(row.pinned_release_id) ?? null);
+    const device: Device = {
+      id: row.id,
+      uuid: row.uuid,
+      name: row.name,
+      fleet: fleet.slug,
+      deviceType: row.device_type,
+      isOnline: isOnline(row.last_seen_at, at),
+      lastSeenAt: row.last_seen_at,
+      status: row.status,
+      pinnedRelease: pin,
+      runningRelease: row.running_release,
+      targetRelease: pin ?? targets.get(row.fleet_id) ?? null,
+      osVersion: row.os_version,
+      osVariant: row.os_variant,
+      agentVersion: row.agent_version,
+      ipAddress: row.ip_address,
+      macAddress: row.mac_address,
+      metrics: {
+        cpuUsage: row.cpu_usage,
+        cpuTemp: row.cpu_temp,
+        memoryUsage: row.memory_usage,
+        memoryTotal: row.memory_total,
+        storageUsage: row.storage_usage,
+        storageTotal: row.storage_total,
+      },
+      services: parseServices(row.services_json),
+      createdAt: row.created_at,
+    };
+    return [device];
+  });
+}
+
+export async function toDevice(db: Db, row: DeviceRow): Promise<Device> {
+  const [device] = await toDevices(db, [row]);
+  if (!device) throw new FlotillaError('DEVICE_NOT_FOUND', `no device "${row.uuid}"`);
+  return device;
+}
+
+function parseServices(json: string): Device['services'] {
+  try {
+    return JSON.parse(json) as Device['services'];
+  } catch {
+    return {};
+  }
+}
