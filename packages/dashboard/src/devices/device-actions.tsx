@@ -16,7 +16,7 @@ export interface DeviceActionsProps {
 export function DeviceActions({ deviceName, results, onAction }: DeviceActionsProps) {
   const [confirming, setConfirming] = useState<DeviceAction | null>(null);
   return (
-    <section aria-labelledby="actions-title">
+    <section className="area-actions" aria-labelledby="actions-title">
       <h2 id="actions-title">Actions</h2>
       <div className="button-row">
         {DEVICE_ACTIONS.map((action) => (

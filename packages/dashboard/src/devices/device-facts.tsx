@@ -50,7 +50,7 @@ export function DeviceFacts({ device, now }: { device: Device; now: number }) {
   ];
   const shown = metrics.filter((entry): entry is [string, string] => entry[1] !== null);
   return (
-    <>
+    <div className="area-facts">
       <dl className="facts">
         {facts.map(([term, value]) => (
           <div key={term} className="fact">
@@ -72,6 +72,6 @@ export function DeviceFacts({ device, now }: { device: Device; now: number }) {
           </dl>
         </section>
       )}
-    </>
+    </div>
   );
 }

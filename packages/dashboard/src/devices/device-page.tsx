@@ -56,14 +56,14 @@ export function DevicePage() {
       )}
       {!d && device.loading && <p className="page-status">Loading the device…</p>}
       {d && (
+        // INVARIANT: the DOM order is the phone's one-column order (and so the tab order on every screen); the wide
+        // layout only places these areas in two columns (styles.css, .device-grid).
         <div className="device-grid">
-          <div className="device-main">
-            <DeviceFacts device={d} now={now} />
-            <DeviceServices device={d} onAction={actions.run} />
-            <LogView uuid={d.uuid} services={Object.keys(d.services).sort()} />
-          </div>
-          <div className="device-side">
-            <DeviceActions deviceName={d.name} results={actions.results} onAction={actions.run} />
+          <DeviceFacts device={d} now={now} />
+          <DeviceActions deviceName={d.name} results={actions.results} onAction={actions.run} />
+          <DeviceServices device={d} onAction={actions.run} />
+          <LogView uuid={d.uuid} services={Object.keys(d.services).sort()} />
+          <div className="area-more">
             <DeviceTags uuid={d.uuid} />
             <DeviceSettings key={d.uuid} device={d} onChanged={(changed) => device.mutate(() => changed)} />
           </div>

@@ -14,7 +14,7 @@ export function DeviceServices({
 }) {
   const services = Object.entries(device.services).sort(([a], [b]) => a.localeCompare(b));
   return (
-    <section aria-labelledby="services-title">
+    <section className="area-services" aria-labelledby="services-title">
       <h2 id="services-title">Services</h2>
       {services.length === 0 ? (
         <p className="muted">The device reports no service.</p>

@@ -32,7 +32,7 @@ export function DeviceSettings({ device, onChanged }: { device: Device; onChange
   const successful = (releases.data?.items ?? []).filter((r) => r.status === 'success');
 
   return (
-    <section aria-labelledby="settings-title">
+    <section className="area-settings" aria-labelledby="settings-title">
       <h2 id="settings-title">Settings</h2>
       <form className="inline-form" onSubmit={(e) => save(e, { name: name.trim() }, 'Renamed.')}>
         <label htmlFor="device-name">Name</label>

@@ -7,7 +7,7 @@ export function DeviceTags({ uuid }: { uuid: string }) {
   const api = useApi();
   const tags = useResource(`tags:${uuid}`, () => api.call(USER_ROUTES.listDeviceTags, { params: { uuid } }));
   return (
-    <section aria-labelledby="tags-title">
+    <section className="area-tags" aria-labelledby="tags-title">
       <h2 id="tags-title">Tags</h2>
       <ErrorText error={tags.error} />
       {tags.data &&

@@ -95,3 +95,12 @@ test('the cache holds at most maxPages pages, dropping the farthest from the lat
 test('a page size or bound below one is refused', () => {
   assert.throws(() => new RowCache({ pageSize: 0, maxPages: 1 }), RangeError);
 });
+
+test('an answer longer than a page keeps only the page size, so later rows do not shift', () => {
+  const cache = new RowCache<Row>({ pageSize: 10, maxPages: 5 });
+  const generation = cache.startFetch(0);
+  cache.fill(generation, 0, rows(0, 25), 25);
+  assert.equal(cache.rowAt(9)?.name, 'd9');
+  assert.equal(cache.rowAt(10), undefined);
+  assert.deepEqual(cache.pagesToFetch(0, 24), [1, 2]);
+});

@@ -77,7 +77,8 @@ export class RowCache<T extends { readonly uuid: string }> {
   fill(generation: number, page: number, items: T[], total: number): boolean {
     if (generation !== this.generation) return false;
     this.loading.delete(page);
-    this.pages.set(page, { items, stale: false });
+    // A server that answers more rows than asked would shift every later page: keep the page's own rows only.
+    this.pages.set(page, { items: items.slice(0, this.pageSize), stale: false });
     this.total = total;
     for (const item of items) this.removed.delete(item.uuid);
     this.evictAround(page);

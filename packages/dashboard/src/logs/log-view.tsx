@@ -39,7 +39,7 @@ export function LogView({ uuid, services }: { uuid: string; services: readonly s
   };
 
   return (
-    <section className="logs" aria-labelledby="logs-title">
+    <section className="logs area-logs" aria-labelledby="logs-title">
       <div className="section-head">
         <h2 id="logs-title">Logs</h2>
         <LiveIndicator state={state} />
