@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # npm run setup: make this machine ready to run and test Flotilla. Idempotent; safe to run again at any time.
-#  1. Debian packages the project needs (Docker engine, zstd, skopeo, debootstrap, busybox-static), when missing
+#  1. Debian packages the project needs (Docker engine, zstd, skopeo, debootstrap, busybox-static, chromium), when missing
 #  2. dockerd running
-#  3. npm dependencies (from the lockfile), the TypeScript build and the agent bundle
+#  3. npm dependencies (from the lockfile), the TypeScript build, the agent bundle and the dashboard (Vite)
 #  4. bin/flotilla, bin/flotilla-server, bin/flotilla-agent executable
 set -euo pipefail
 cd "$(dirname "$0")/.."
 say() { printf '\033[1msetup:\033[0m %s\n' "$*"; }
 
-# command-or-file → Debian package
+# command-or-file → Debian package (chromium: the dashboard's browser tests drive Debian's build, not a download)
 declare -A NEED=(
   [dockerd]=docker.io
   [zstd]=zstd
@@ -16,6 +16,7 @@ declare -A NEED=(
   [debootstrap]=debootstrap
   [/bin/busybox]=busybox-static
   [curl]=curl
+  [/usr/bin/chromium]=chromium
 )
 missing=()
 for probe in "${!NEED[@]}"; do

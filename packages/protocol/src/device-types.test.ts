@@ -1,6 +1,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { formatPlatform, parsePlatform, platformOfDeviceType, platformOfEngine, runsOn } from './device-types.js';
+import {
+  DEVICE_TYPES,
+  formatPlatform,
+  parsePlatform,
+  platformOfDeviceType,
+  platformOfEngine,
+  runsOn,
+} from './device-types.js';
 
 test('device types map to the platform their devices run', () => {
   const cases: [string, string | undefined][] = [
@@ -68,4 +75,10 @@ test("the engine's own platform, from docker version and info", () => {
   assert.equal(formatPlatform(platformOfEngine('arm', 'armv7l')!), 'linux/arm/v7');
   assert.equal(formatPlatform(platformOfEngine('arm', 'armv6l')!), 'linux/arm/v6');
   assert.equal(platformOfEngine('mips64le'), undefined);
+});
+
+test('every device type offered in a picker has a platform, and none is listed twice', () => {
+  assert.ok(DEVICE_TYPES.includes('generic-amd64') && DEVICE_TYPES.includes('raspberrypi4-64'));
+  assert.equal(new Set(DEVICE_TYPES).size, DEVICE_TYPES.length);
+  for (const type of DEVICE_TYPES) assert.ok(platformOfDeviceType(type), type);
 });

@@ -48,6 +48,15 @@ const DEVICE_TYPE_ARCH: Record<string, keyof typeof BY_ARCH> = {
 
 const GENERIC = /^generic-(amd64|aarch64|armv7ahf|armv7hf|rpi|i386)$/;
 
+/**
+ * Every device type Flotilla knows, generic ones first: what a fleet may be created with in a picker (the dashboard).
+ * INVARIANT: each one has a platform (platformOfDeviceType), which the test checks.
+ */
+export const DEVICE_TYPES: readonly string[] = [
+  ...['amd64', 'aarch64', 'armv7hf', 'rpi', 'i386'].map((arch) => `generic-${arch}`),
+  ...Object.keys(DEVICE_TYPE_ARCH).sort(),
+];
+
 /** The platform a device type's devices run, or undefined when the type is not one Flotilla knows. */
 export function platformOfDeviceType(deviceType: string): Platform | undefined {
   const generic = GENERIC.exec(deviceType)?.[1];

@@ -1,0 +1,30 @@
+import { Navigate, Route, Routes } from 'react-router';
+import { RequireSession } from './auth/require-session.js';
+import { SignInPage } from './auth/sign-in-page.js';
+import { DevicePage } from './devices/device-page.js';
+import { FleetDevicesPage } from './devices/fleet-devices-page.js';
+import { FleetsPage } from './fleets/fleets-page.js';
+import { OrganizationsPage } from './orgs/organizations-page.js';
+import { Layout } from './ui/layout.js';
+
+export function App() {
+  return (
+    <Routes>
+      <Route path="/sign-in" element={<SignInPage />} />
+      <Route
+        element={
+          <RequireSession>
+            <Layout />
+          </RequireSession>
+        }
+      >
+        <Route index element={<Navigate to="/fleets" replace />} />
+        <Route path="/fleets" element={<FleetsPage />} />
+        <Route path="/fleets/:slug" element={<FleetDevicesPage />} />
+        <Route path="/devices/:uuid" element={<DevicePage />} />
+        <Route path="/organizations" element={<OrganizationsPage />} />
+        <Route path="*" element={<p className="page-status">No such page.</p>} />
+      </Route>
+    </Routes>
+  );
+}

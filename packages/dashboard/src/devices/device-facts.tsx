@@ -1,0 +1,77 @@
+import type { Device } from '@flotilla/protocol';
+import { Link } from 'react-router';
+import { formatUsage, short, timeAgo } from '../ui/format.js';
+import { StatusBadge } from '../ui/status-badge.js';
+
+/** What the device is and runs, as a description list (reads well to a screen reader and on a phone). */
+export function DeviceFacts({ device, now }: { device: Device; now: number }) {
+  const facts: [string, React.ReactNode][] = [
+    ['Status', <StatusBadge key="s" device={device} />],
+    [
+      'Fleet',
+      <Link key="f" to={`/fleets/${encodeURIComponent(device.fleet)}`}>
+        {device.fleet}
+      </Link>,
+    ],
+    ['Release running', <code key="r">{short(device.runningRelease)}</code>],
+    ['Release target', <code key="t">{short(device.targetRelease)}</code>],
+    [
+      'Pinned to',
+      device.pinnedRelease === null ? 'the fleet’s release' : <code key="p">{short(device.pinnedRelease)}</code>,
+    ],
+    ['Device type', device.deviceType],
+    ['OS', [device.osVersion, device.osVariant].filter(Boolean).join(' ') || '—'],
+    ['Agent', device.agentVersion ?? '—'],
+    ['IP address', device.ipAddress ?? '—'],
+    ['MAC address', device.macAddress ?? '—'],
+    [
+      'Last seen',
+      device.lastSeenAt ? (
+        <time key="l" dateTime={device.lastSeenAt}>
+          {timeAgo(device.lastSeenAt, now)}
+        </time>
+      ) : (
+        'never'
+      ),
+    ],
+    [
+      'UUID',
+      <code key="u" className="uuid">
+        {device.uuid}
+      </code>,
+    ],
+  ];
+  const m = device.metrics;
+  const metrics: [string, string | null][] = [
+    ['CPU', m.cpuUsage === null ? null : `${Math.round(m.cpuUsage)} %`],
+    ['Temperature', m.cpuTemp === null ? null : `${Math.round(m.cpuTemp)} °C`],
+    ['Memory', formatUsage(m.memoryUsage, m.memoryTotal)],
+    ['Storage', formatUsage(m.storageUsage, m.storageTotal)],
+  ];
+  const shown = metrics.filter((entry): entry is [string, string] => entry[1] !== null);
+  return (
+    <div className="area-facts">
+      <dl className="facts">
+        {facts.map(([term, value]) => (
+          <div key={term} className="fact">
+            <dt>{term}</dt>
+            <dd>{value}</dd>
+          </div>
+        ))}
+      </dl>
+      {shown.length > 0 && (
+        <section aria-labelledby="metrics-title">
+          <h2 id="metrics-title">Resources</h2>
+          <dl className="facts metrics">
+            {shown.map(([term, value]) => (
+              <div key={term} className="fact">
+                <dt>{term}</dt>
+                <dd>{value}</dd>
+              </div>
+            ))}
+          </dl>
+        </section>
+      )}
+    </div>
+  );
+}

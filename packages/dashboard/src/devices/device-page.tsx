@@ -1,0 +1,74 @@
+import { USER_ROUTES } from '@flotilla/protocol';
+import { useState } from 'react';
+import { Link, useParams } from 'react-router';
+import { useResource } from '../api/use-resource.js';
+import { useApi } from '../auth/session.js';
+import { LogView } from '../logs/log-view.js';
+import { ErrorText } from '../ui/error-text.js';
+import { LiveIndicator } from '../ui/live-indicator.js';
+import { useNow } from '../ui/use-now.js';
+import { DeviceActions } from './device-actions.js';
+import { DeviceFacts } from './device-facts.js';
+import { DeviceServices } from './device-services.js';
+import { DeviceSettings } from './device-settings.js';
+import { DeviceTags } from './device-tags.js';
+import { useDeviceActions } from './use-device-actions.js';
+import { useFleetEvents } from './use-fleet-events.js';
+
+export function DevicePage() {
+  const { uuid: ref = '' } = useParams();
+  const api = useApi();
+  const device = useResource(`device:${ref}`, () => api.call(USER_ROUTES.getDevice, { params: { uuid: ref } }));
+  const [removed, setRemoved] = useState(false);
+  const d = device.data;
+  const uuid = d?.uuid ?? ref;
+  const live = useFleetEvents(d?.fleet ?? null, {
+    onDevice: (changed) => {
+      if (changed.uuid === uuid) device.mutate(() => changed);
+    },
+    onRemoved: (gone) => {
+      if (gone === uuid) setRemoved(true);
+    },
+    onReconnected: device.reload,
+  });
+  const actions = useDeviceActions(uuid);
+  const now = useNow();
+
+  return (
+    <section className="device-page" aria-labelledby="device-title">
+      <div className="page-head">
+        <p className="crumbs">
+          <Link to="/fleets">Fleets</Link> /{' '}
+          {d && (
+            <>
+              <Link to={`/fleets/${encodeURIComponent(d.fleet)}`}>{d.fleet}</Link> /
+            </>
+          )}
+        </p>
+        <h1 id="device-title">{d?.name ?? ref}</h1>
+        {d && <LiveIndicator state={live} />}
+      </div>
+      <ErrorText error={device.error} />
+      {removed && (
+        <p className="error" role="alert">
+          This device was deleted.
+        </p>
+      )}
+      {!d && device.loading && <p className="page-status">Loading the device…</p>}
+      {d && (
+        // INVARIANT: the DOM order is the phone's one-column order (and so the tab order on every screen); the wide
+        // layout only places these areas in two columns (styles.css, .device-grid).
+        <div className="device-grid">
+          <DeviceFacts device={d} now={now} />
+          <DeviceActions deviceName={d.name} results={actions.results} onAction={actions.run} />
+          <DeviceServices device={d} onAction={actions.run} />
+          <LogView uuid={d.uuid} services={Object.keys(d.services).sort()} />
+          <div className="area-more">
+            <DeviceTags uuid={d.uuid} />
+            <DeviceSettings key={d.uuid} device={d} onChanged={(changed) => device.mutate(() => changed)} />
+          </div>
+        </div>
+      )}
+    </section>
+  );
+}

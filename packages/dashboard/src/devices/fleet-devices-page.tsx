@@ -1,0 +1,73 @@
+import { USER_ROUTES } from '@flotilla/protocol';
+import { useCallback, useMemo } from 'react';
+import { Link, useParams, useSearchParams } from 'react-router';
+import { useResource } from '../api/use-resource.js';
+import { useApi } from '../auth/session.js';
+import { ErrorText } from '../ui/error-text.js';
+import { short } from '../ui/format.js';
+import { LiveIndicator } from '../ui/live-indicator.js';
+import { useNow } from '../ui/use-now.js';
+import { DeviceFiltersBar } from './device-filters.js';
+import { type DeviceFilters, filtersFromParams, filtersKey, filtersToParams } from './device-query.js';
+import { DeviceTable } from './device-table.js';
+import { useDeviceRows } from './use-device-rows.js';
+
+export function FleetDevicesPage() {
+  const { slug = '' } = useParams();
+  const api = useApi();
+  const [params, setParams] = useSearchParams();
+  const paramsText = params.toString();
+  // biome-ignore lint/correctness/useExhaustiveDependencies: the text of the params is their identity
+  const filters = useMemo(() => filtersFromParams(params), [paramsText]);
+  const setFilters = useCallback(
+    (next: DeviceFilters) => setParams(filtersToParams(next), { replace: true }),
+    [setParams],
+  );
+  const fleet = useResource(`fleet:${slug}`, () => api.call(USER_ROUTES.getFleet, { params: { slug } }));
+  const releases = useResource(`releases:${slug}`, () => api.call(USER_ROUTES.listFleetReleases, { params: { slug } }));
+  const rows = useDeviceRows(api, slug, filters);
+  const now = useNow();
+
+  return (
+    <section className="fleet-devices" aria-labelledby="fleet-title">
+      <div className="page-head">
+        <p className="crumbs">
+          <Link to="/fleets">Fleets</Link> /
+        </p>
+        <h1 id="fleet-title">{fleet.data?.name ?? slug}</h1>
+        <LiveIndicator state={rows.live} />
+      </div>
+      <ErrorText error={fleet.error} />
+      {fleet.data && (
+        <p className="fleet-facts">
+          <span>{fleet.data.deviceType}</span>
+          <span>
+            Release:{' '}
+            {fleet.data.targetRelease ? (
+              <>
+                {fleet.data.targetRelease.version} <code>{short(fleet.data.targetRelease.commit)}</code>
+                {fleet.data.pinnedRelease !== null && ' (pinned)'}
+              </>
+            ) : (
+              'none yet'
+            )}
+          </span>
+          <span aria-live="polite">{rows.total === null ? 'Counting devices…' : `${rows.total} devices match`}</span>
+        </p>
+      )}
+      <DeviceFiltersBar filters={filters} releases={releases.data?.items ?? []} onChange={setFilters} />
+      <ErrorText error={rows.error} />
+      {rows.total === 0 ? (
+        <p className="page-status">No device matches.</p>
+      ) : (
+        <DeviceTable
+          rows={rows}
+          sort={filters.sort}
+          onSort={(sort) => setFilters({ ...filters, sort })}
+          resultKey={filtersKey(slug, filters)}
+          now={now}
+        />
+      )}
+    </section>
+  );
+}

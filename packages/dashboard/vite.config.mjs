@@ -1,0 +1,28 @@
+import react from '@vitejs/plugin-react';
+import { defineConfig } from 'vite';
+
+// The server serves dist/app at / under `script-src 'self'; style-src 'self'`.
+// INVARIANT: the build emits no inline script or style: CSS goes to a file linked from index.html, and no asset is
+// inlined as a data: URI (assetsInlineLimit 0) so no CSP source beyond 'self' is ever needed.
+export default defineConfig({
+  root: import.meta.dirname,
+  base: '/',
+  plugins: [react()],
+  build: {
+    outDir: 'dist/app',
+    emptyOutDir: true,
+    assetsInlineLimit: 0,
+    cssCodeSplit: false,
+    sourcemap: true,
+    target: 'es2022',
+    reportCompressedSize: true,
+    rolldownOptions: {
+      onLog(level, log, handler) {
+        // @flotilla/protocol's ids.js imports node:crypto for key generation, which only the server and agent call;
+        // the bundle tree-shakes those functions away, so the browser stand-in Vite puts there is never reached.
+        if (level === 'warn' && log.message.includes('"node:crypto" has been externalized')) return;
+        handler(level, log);
+      },
+    },
+  },
+});
