@@ -89,7 +89,7 @@ export interface AppOptions {
   /** Days the remote-access audit log keeps ended sessions (default 90; 0 forever). */
   auditRetentionDays?: number;
   /**
-   * Folder of the built web dashboard, served at `/` (default: packages/dashboard/dist of this repository); without
+   * Folder of the built web dashboard, served at `/` (default: packages/dashboard/dist/app of this repository); without
    * an index.html there, `/` says the dashboard is not built.
    */
   dashboardDir?: string;

@@ -43,7 +43,7 @@ export interface StartServerOptions {
   remoteDialTimeoutMs?: number;
   /** Days the remote-access audit log keeps ended sessions (default 90; 0 forever). */
   auditRetentionDays?: number;
-  /** Folder of the built web dashboard, served at `/` (default: packages/dashboard/dist of this repository). */
+  /** Folder of the built web dashboard, served at `/` (default: packages/dashboard/dist/app of this repository). */
   dashboardDir?: string;
 }
 

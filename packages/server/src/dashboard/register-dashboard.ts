@@ -4,8 +4,8 @@ import { fileURLToPath } from 'node:url';
 import fastifyStatic from '@fastify/static';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 
-/** The built dashboard of this repository (packages/dashboard/dist), seen from packages/server/dist/dashboard/. */
-export const DEFAULT_DASHBOARD_DIR = fileURLToPath(new URL('../../../dashboard/dist/', import.meta.url));
+/** The built dashboard of this repository (packages/dashboard/dist/app), seen from packages/server/dist/dashboard/. */
+export const DEFAULT_DASHBOARD_DIR = fileURLToPath(new URL('../../../dashboard/dist/app/', import.meta.url));
 
 /**
  * Paths that belong to the API, the device API, the registry and the public device URLs: never the dashboard's,
