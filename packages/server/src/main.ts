@@ -29,7 +29,10 @@ const program = new Command()
   .option('--registry-quota-mb <mib>', 'registry storage per organization, in MiB (0: unlimited)', '0')
   .option('--audit-retention-days <days>', 'days the remote-access audit log keeps ended sessions (0: forever)', '90')
   .option('--node-url <url>', 'URL the other server nodes reach this one at (default: the listening address)')
-  .option('--dashboard-dir <dir>', 'folder of the built web dashboard served at / (default: packages/dashboard/dist/app)')
+  .option(
+    '--dashboard-dir <dir>',
+    'folder of the built web dashboard served at / (default: packages/dashboard/dist/app)',
+  )
   .option(
     '--public-url-domain <domain>',
     'wildcard domain for public device URLs, <uuid>.<domain> (default: path-based, <public URL>/public/<uuid>/)',
