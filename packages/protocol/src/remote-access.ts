@@ -109,19 +109,26 @@ export function parseStreamControl(text: string): StreamControl | undefined {
   return parsed.success ? parsed.data : undefined;
 }
 
-/** A binary shell frame: the channel byte, then `data`. */
-export function channelFrame(channel: StreamChannel, data: Uint8Array): Buffer {
-  const frame = Buffer.allocUnsafe(data.length + 1);
+/**
+ * A binary shell frame: the channel byte, then `data`.
+ * INVARIANT: no `Buffer` here: the dashboard calls it in the browser, where there is none.
+ */
+export function channelFrame(channel: StreamChannel, data: Uint8Array): Uint8Array {
+  const frame = new Uint8Array(data.length + 1);
   frame[0] = channel;
   frame.set(data, 1);
   return frame;
 }
 
-/** Splits a binary shell frame; undefined for an empty or unknown-channel frame. */
-export function readChannelFrame(frame: Buffer): { channel: StreamChannel; data: Buffer } | undefined {
+/**
+ * Splits a binary shell frame; undefined for an empty or unknown-channel frame. `data` is a view of the same kind
+ * as `frame` (a Buffer's is a Buffer: `subarray` keeps the class), sharing its memory.
+ */
+export function readChannelFrame<T extends Uint8Array>(frame: T): { channel: StreamChannel; data: T } | undefined {
   const channel = frame[0];
   if (channel !== 0 && channel !== 1 && channel !== 2) return undefined;
-  return { channel, data: frame.subarray(1) };
+  // Buffer and Uint8Array both return their own class from subarray.
+  return { channel, data: frame.subarray(1) as T };
 }
 
 /** Close code a relay uses when an authority ends the stream (revoked key, device deleted, URL disabled). */

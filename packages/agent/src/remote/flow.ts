@@ -49,8 +49,8 @@ export class Flow {
     if (this.sourcesPaused) source.pause();
   }
 
-  /** Sends a frame (binary for a Buffer, text for a string); dropped once the WebSocket is closing. */
-  send(data: Buffer | string): void {
+  /** Sends a frame (binary for bytes, text for a string); dropped once the WebSocket is closing. */
+  send(data: Uint8Array | string): void {
     if (this.ws.readyState !== WebSocket.OPEN) return;
     const size = typeof data === 'string' ? Buffer.byteLength(data) : data.length;
     this.unconfirmed += size;

@@ -25,7 +25,7 @@ export class SendWindow {
     private readonly limit = SEND_WINDOW_BYTES,
   ) {}
 
-  send(frame: Buffer): void {
+  send(frame: Uint8Array): void {
     this.pending += frame.length;
     this.ws.send(frame, { binary: true }, () => {
       this.pending -= frame.length;

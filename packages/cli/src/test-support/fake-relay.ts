@@ -236,7 +236,7 @@ const WINDOW = 1024 * 1024;
 function output(
   ws: WebSocket,
   stream: { sent(bytes: number): void },
-  frame: Buffer,
+  frame: Uint8Array,
   payload: number,
   source?: NodeJS.ReadableStream,
 ): void {

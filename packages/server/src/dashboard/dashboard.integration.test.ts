@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { tempDir, testDatabases } from '@flotilla/testkit';
 import { harness, type Harness } from '../testing/harness.js';
-import { DASHBOARD_SECURITY_HEADERS } from './register-dashboard.js';
+import { DASHBOARD_SECURITY_HEADERS, pageSecurityHeaders, withNonce } from './register-dashboard.js';
 
 const INDEX = '<!doctype html><html><head><script type="module" src="/assets/app-3f9a1c.js"></script></head></html>';
 const SCRIPT = 'console.log("dashboard");';
@@ -34,17 +34,37 @@ describe('the dashboard served at /', () => {
     assert.doesNotMatch(String(headers['content-security-policy']), /unsafe-inline|unsafe-eval/);
   };
 
-  test('index.html at / and at every app route, revalidated on each load, with the security headers', async () => {
+  test('index.html at / and at every app route, never stored, with the security headers and a fresh nonce', async () => {
+    const nonces = new Set<string>();
     for (const path of ['/', '/index.html', '/fleets/demo/devices', '/devices/3f9a1c2?tab=logs', '/settings/keys']) {
       const res = await h.call('GET', path);
       assert.equal(res.statusCode, 200, path);
-      assert.equal(res.body, INDEX, path);
+      // The nonce is in the CSP (for style elements only) and in the page, where the app reads it.
+      const csp = String(res.headers['content-security-policy']);
+      const nonce = /style-src 'self' 'nonce-([A-Za-z0-9+/]{22}==)';/.exec(csp)?.[1];
+      assert.ok(nonce, `${path}: ${csp}`);
+      assert.equal(Buffer.from(nonce, 'base64').length, 16, path);
+      nonces.add(nonce);
+      assert.equal(res.body, withNonce(INDEX, nonce), path);
+      assert.ok(res.body.startsWith(`<!doctype html><html><head><meta name="csp-nonce" content="${nonce}">`), res.body);
       assert.match(String(res.headers['content-type']), /^text\/html/, path);
-      assert.equal(res.headers['cache-control'], 'no-cache', path);
-      assertSecurityHeaders(res.headers, path);
+      for (const [name, value] of Object.entries(pageSecurityHeaders(nonce))) assert.equal(res.headers[name], value);
+      assert.equal(res.headers['cache-control'], 'no-store', path);
+      assert.match(csp, /script-src 'self';/);
+      assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval|script-src[^;]*nonce/);
     }
+    assert.equal(nonces.size, 5, 'every response has its own nonce');
     const head = await h.call('HEAD', '/fleets/demo');
     assert.equal(head.statusCode, 200);
+    assert.equal(head.headers['cache-control'], 'no-store');
+  });
+
+  test('withNonce puts the meta first in <head>, whatever its attributes, or first in a page without one', () => {
+    assert.equal(
+      withNonce('<html><HEAD lang="en"><title>x</title>', 'n'),
+      '<html><HEAD lang="en"><meta name="csp-nonce" content="n"><title>x</title>',
+    );
+    assert.equal(withNonce('<html><header>', 'n'), '<meta name="csp-nonce" content="n"><html><header>');
   });
 
   test('hashed assets are cached for good; other files are revalidated', async () => {
