@@ -2,8 +2,10 @@ import react from '@vitejs/plugin-react';
 import { defineConfig } from 'vite';
 
 // The server serves dist/app at / under `script-src 'self'; style-src 'self'`.
-// INVARIANT: the build emits no inline script or style: CSS goes to a file linked from index.html, and no asset is
-// inlined as a data: URI (assetsInlineLimit 0) so no CSP source beyond 'self' is ever needed.
+// INVARIANT: the build emits no inline script or style: CSS goes to files (the app's linked from index.html; a lazily
+// loaded chunk's, such as the web terminal's xterm.css, linked when the chunk loads), and no asset is inlined as a
+// data: URI (assetsInlineLimit 0) so no CSP source beyond 'self' is ever needed. (xterm.js itself makes <style>
+// elements at run time; those carry the page's nonce: src/csp-nonce.ts.)
 export default defineConfig({
   root: import.meta.dirname,
   base: '/',
@@ -12,7 +14,7 @@ export default defineConfig({
     outDir: 'dist/app',
     emptyOutDir: true,
     assetsInlineLimit: 0,
-    cssCodeSplit: false,
+    cssCodeSplit: true,
     sourcemap: true,
     target: 'es2022',
     reportCompressedSize: true,

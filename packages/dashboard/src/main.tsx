@@ -1,4 +1,6 @@
-// WARNING: first import: zod must be told not to try `new Function` before any schema parses (see the module).
+// WARNING: first import: every <style> element made from here on must carry the page's CSP nonce (see the module).
+import './csp-nonce.js';
+// WARNING: next import: zod must be told not to try `new Function` before any schema parses (see the module).
 import './csp-safe-zod.js';
 import { StrictMode } from 'react';
 import { createRoot } from 'react-dom/client';

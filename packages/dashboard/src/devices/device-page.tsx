@@ -4,6 +4,7 @@ import { Link, useParams } from 'react-router';
 import { useResource } from '../api/use-resource.js';
 import { useApi } from '../auth/session.js';
 import { LogView } from '../logs/log-view.js';
+import { TerminalPanel } from '../terminal/terminal-panel.js';
 import { ErrorText } from '../ui/error-text.js';
 import { LiveIndicator } from '../ui/live-indicator.js';
 import { useNow } from '../ui/use-now.js';
@@ -63,6 +64,7 @@ export function DevicePage() {
           <DeviceActions deviceName={d.name} results={actions.results} onAction={actions.run} />
           <DeviceServices device={d} onAction={actions.run} />
           <LogView uuid={d.uuid} services={Object.keys(d.services).sort()} />
+          <TerminalPanel uuid={d.uuid} services={Object.keys(d.services).sort()} />
           <div className="area-more">
             <DeviceTags uuid={d.uuid} />
             <DeviceSettings key={d.uuid} device={d} onChanged={(changed) => device.mutate(() => changed)} />
