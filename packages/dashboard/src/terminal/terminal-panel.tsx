@@ -99,7 +99,7 @@ function TerminalView({
   onEnd(status: string, failed: boolean): void;
   onLeave(): void;
 }) {
-  const boxRef = useRef<HTMLDivElement>(null);
+  const boxRef = useRef<HTMLElement>(null);
   // The callbacks change every render; the stream must not be reopened for that.
   const events = useRef({ onReady, onEnd, onLeave });
   events.current = { onReady, onEnd, onLeave };
@@ -130,5 +130,5 @@ function TerminalView({
     };
   }, [uuid, service]);
 
-  return <div className="terminal-box" ref={boxRef} role="group" aria-label={label} />;
+  return <section className="terminal-box" ref={boxRef} aria-label={label} />;
 }
