@@ -2,7 +2,8 @@
 // npm start: a working Flotilla on this machine with its embedded defaults.
 //   - flotilla-server on http://127.0.0.1:8080 with SQLite and blobs under .flotilla/server
 //   - a fleet "local" and one device agent (.flotilla/device) running against the local Docker engine
-// Prints the URL, the admin login and API key (kept in .flotilla/admin.json, mode 0600) and the device.
+// Prints the dashboard's URL, the admin's username, password and API key (kept in .flotilla/admin.json, mode 0600)
+// and the device.
 // Ctrl-C stops both. Run it again to resume: data, credentials and the device's identity persist.
 //   FLOTILLA_PORT (8080), FLOTILLA_HOME (.flotilla), FLOTILLA_SERVER_LOG_LEVEL (warn) override the defaults.
 import { spawn } from 'node:child_process';
@@ -147,8 +148,8 @@ if (!device) fail('the local device did not register and report within 60 s');
 
 process.stdout.write(`
 Flotilla is running.
-  server     ${url}   (data in ${home})
-  login      user "${admin.username}", password in ${adminFile}
+  dashboard  ${url}   (data in ${home})
+  sign in    username ${admin.username}, password ${admin.password}   (both kept in ${adminFile})
   API key    ${admin.apiKey}
   CLI        bin/flotilla login --url ${url} --api-key ${admin.apiKey}
   fleet      local

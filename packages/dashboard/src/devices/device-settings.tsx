@@ -1,5 +1,5 @@
 import { type Device, USER_ROUTES } from '@flotilla/protocol';
-import { type FormEvent, useState } from 'react';
+import { type FormEvent, useEffect, useRef, useState } from 'react';
 import { useNavigate } from 'react-router';
 import { describeError } from '../api/dashboard-api.js';
 import { useResource } from '../api/use-resource.js';
@@ -30,6 +30,17 @@ export function DeviceSettings({ device, onChanged }: { device: Device; onChange
     }
   };
   const successful = (releases.data?.items ?? []).filter((r) => r.status === 'success');
+  // A release deployed while the page is open reaches the device (its target) before this list: refetch it, once
+  // per such commit, so it can be pinned without a reload.
+  const askedFor = useRef<string | null>(null);
+  const target = device.targetRelease;
+  const known = releases.data?.items.some((r) => r.commit === target) ?? true;
+  const reloadReleases = releases.reload;
+  useEffect(() => {
+    if (known || target === null || askedFor.current === target) return;
+    askedFor.current = target;
+    reloadReleases();
+  }, [known, target, reloadReleases]);
 
   return (
     <section className="area-settings" aria-labelledby="settings-title">

@@ -36,6 +36,16 @@ test('scrolling asks for the missing pages of the visible rows, within the total
   assert.deepEqual(filled(0, [0]).pagesToFetch(0, 50), [], 'an empty result asks for nothing more');
 });
 
+test('an empty result that went stale is asked for again (a device joined an empty fleet)', () => {
+  const cache = filled(0, [0]);
+  cache.invalidate();
+  assert.deepEqual(cache.pagesToFetch(0, 0), [0]);
+  const generation = cache.startFetch(0);
+  assert.ok(cache.fill(generation, 0, rows(0, 1), 1));
+  assert.equal(cache.rowAt(0)?.name, 'd0');
+  assert.deepEqual(cache.pagesToFetch(0, 0), []);
+});
+
 test('rowAt finds a row by its index across pages', () => {
   const cache = filled(35, [0, 3]);
   assert.equal(cache.rowAt(0)?.name, 'd0');

@@ -51,10 +51,12 @@ export class RowCache<T extends { readonly uuid: string }> {
   /**
    * Pages to fetch so rows `first`..`last` (inclusive) can be shown: missing or stale, and not already on their way.
    * Before the first answer only page 0 is asked for, as the total is not known yet.
+   * INVARIANT: page 0 is always within reach, even when the last answer counted no row: an empty result that went
+   * stale (a device joined an empty fleet) must be asked for again, or the table would stay empty.
    */
   pagesToFetch(first: number, last: number): number[] {
     if (this.total === null) return this.loading.has(0) ? [] : [0];
-    const lastRow = Math.min(last, this.total - 1);
+    const lastRow = Math.max(0, Math.min(last, this.total - 1));
     const wanted: number[] = [];
     for (
       let page = Math.floor(Math.max(0, first) / this.pageSize);

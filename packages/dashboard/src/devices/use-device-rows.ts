@@ -28,7 +28,13 @@ export interface DeviceRows {
  * may move a row (a filter or a sort other than by name is in use), asks for a refetch of the shown pages, at most
  * one per REFRESH_AFTER_MS.
  */
-export function useDeviceRows(api: DashboardApi, fleet: string, filters: DeviceFilters): DeviceRows {
+export function useDeviceRows(
+  api: DashboardApi,
+  fleet: string,
+  filters: DeviceFilters,
+  /** Told of every device event too, after the rows took it (the page may refetch what it shows around them). */
+  onDevice?: (device: Device) => void,
+): DeviceRows {
   const cacheRef = useRef<RowCache<Device> | null>(null);
   cacheRef.current ??= new RowCache<Device>({ pageSize: PAGE_SIZE, maxPages: MAX_PAGES });
   const cache = cacheRef.current;
@@ -94,6 +100,7 @@ export function useDeviceRows(api: DashboardApi, fleet: string, filters: DeviceF
       const orderMayChange = current.sort !== 'name' && current.sort !== '-name';
       const filtered = current.search.trim() !== '' || current.status !== '' || current.release !== '';
       if (!held || orderMayChange || filtered) refreshSoon();
+      onDevice?.(device);
     },
     onRemoved: (uuid) => {
       cache.remove(uuid);

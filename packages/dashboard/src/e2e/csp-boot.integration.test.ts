@@ -2,15 +2,12 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
 import { chromiumSkipReason, launchChromium } from './chromium.js';
+import { PACKAGE_DIR, SCREENSHOT_DIR } from './screenshots.js';
 import { serveDashboard } from './static-server.js';
 
-// dist/tsc/e2e/ → the package folder.
-const pkg = fileURLToPath(new URL('../../../', import.meta.url));
-const app = join(pkg, 'dist', 'app');
-const shots = process.env.FLOTILLA_SCREENSHOT_DIR ?? join(pkg, 'dist', 'screenshots');
+const app = join(PACKAGE_DIR, 'dist', 'app');
 const skip = chromiumSkipReason();
 
 let browser: Browser;
@@ -21,7 +18,7 @@ before(async () => {
   assert.ok(existsSync(join(app, 'index.html')), `${app} is not built: npm run build -w @flotilla/dashboard`);
   server = await serveDashboard(app);
   browser = await launchChromium();
-  mkdirSync(shots, { recursive: true });
+  mkdirSync(SCREENSHOT_DIR, { recursive: true });
 });
 after(async () => {
   await browser?.close();
@@ -76,7 +73,6 @@ test('the built dashboard boots under the strict CSP and its sign-in form works 
     assert.equal(await focusedId(page), 'password');
     await page.keyboard.type('not-a-real-password');
     assert.equal(await page.getByLabel('Username').inputValue(), 'ada');
-    await page.screenshot({ path: join(shots, 'sign-in-1280.png') });
     await page.keyboard.press('Enter');
     // The request reaches the (static) server and its refusal is shown as text with its code.
     const alert = page.getByRole('alert');
@@ -113,7 +109,7 @@ test('the sign-in page fits a phone-width screen', { skip }, async () => {
     await page.getByRole('button', { name: 'Sign in' }).waitFor({ timeout: 15_000 });
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     assert.ok(overflow <= 0, `the page is ${overflow} px wider than the screen`);
-    await page.screenshot({ path: join(shots, 'sign-in-390.png') });
+    await page.screenshot({ path: join(SCREENSHOT_DIR, 'sign-in-390.png') });
     assert.deepEqual(await violations(), []);
     assert.deepEqual(problems, []);
   } finally {

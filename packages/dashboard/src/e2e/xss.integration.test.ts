@@ -1,0 +1,223 @@
+/**
+ * Every user- or device-controlled string the dashboard shows is text, never markup: `<script>` and `<img onerror>`
+ * payloads are planted through the user API and the device endpoints of a real server (each field with its own
+ * label), every page that shows them is opened (and the dialogs that repeat a name), some arrive live through the
+ * event streams while a page is open, and each page must show the payload as text with nothing run: no
+ * `window.__xss`, no <img> or inline <script> in the document, no dialog, no CSP violation, no error.
+ *
+ * Not planted, because the dashboard does not show them: variables (names and values), release notes. Release
+ * versions, commits, usernames, slugs and compose service names cannot hold markup (the protocol's schemas refuse it).
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import {
+  DEVICE_ROUTES,
+  type DeviceLogLine,
+  type DeviceReport,
+  USER_ROUTES,
+  generateDeviceUuid,
+  generateKey,
+  path,
+} from '@flotilla/protocol';
+import { postDeviceLogs } from '@flotilla/server/testing';
+import type { Browser, Page } from 'playwright-core';
+import { chromiumSkipReason, launchChromium } from './chromium.js';
+import { type DashboardServer, signIn, startDashboardServer } from './dashboard-server.js';
+import { type PageWatch, watchPage } from './watched-page.js';
+
+const skip = chromiumSkipReason();
+const SCRIPT = '<script>window.__xss=1</script>';
+const IMG = '<img src=x onerror="window.__xss=1">';
+/** The payload planted in one field, labelled so the test can tell which field it sees. */
+const planted = (field: string) => `${field} ${SCRIPT} ${IMG}`;
+/** For fields of at most 63 characters (a log line's service name). */
+const plantedShort = (field: string) => `${field} ${IMG}`;
+
+const P = {
+  organization: planted('org'),
+  fleet: planted('fleet'),
+  fleetType: planted('ftype'),
+  deviceType: planted('dtype'),
+  device: planted('device'),
+  renamedLive: planted('renamed'),
+  tagKey: planted('tkey'),
+  tagValue: planted('tvalue'),
+  userTagKey: planted('ukey'),
+  userTagValue: planted('uvalue'),
+  status: planted('status'),
+  statusLive: planted('live'),
+  os: planted('os'),
+  variant: planted('variant'),
+  agent: planted('agent'),
+  ip: planted('ip'),
+  mac: planted('mac'),
+  service: plantedShort('svc'),
+  image: planted('image'),
+  serviceStatus: planted('sstatus'),
+  logService: plantedShort('lsvc'),
+  apiKey: planted('key'),
+};
+/** A log line with ANSI colours around HTML, as `docker logs` of a hostile service would give it. */
+const LOG_LINE = `\u001b[1;31mlog ${SCRIPT}\u001b[0m plain ${IMG} <b>not bold</b>`;
+const LOG_TEXT = `log ${SCRIPT} plain ${IMG} <b>not bold</b>`;
+const LOG_LIVE = `\u001b[32mlive ${IMG}\u001b[0m`;
+
+type Probed = Window & { __xss?: unknown };
+
+describe('the dashboard renders planted markup as text and runs none of it', { skip }, () => {
+  let world: DashboardServer;
+  let browser: Browser;
+  let watch: PageWatch;
+  let page: Page;
+  let slug = '';
+  let uuid = '';
+  let deviceKey = '';
+
+  const deviceCall = async (route: { method: string; path: string }, params: Record<string, string>, body: unknown) => {
+    const response = await fetch(`${world.url}${path(route.path, params)}`, {
+      method: route.method,
+      headers: { authorization: `Bearer ${deviceKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    assert.ok(response.ok, `${route.method} ${route.path}: ${response.status} ${await response.text()}`);
+  };
+  const report = (body: DeviceReport) => deviceCall(DEVICE_ROUTES.reportState, {}, { [uuid]: body });
+  const log = async (lines: DeviceLogLine[]) =>
+    assert.equal(await postDeviceLogs(world.url, uuid, deviceKey, lines), 201);
+
+  before(async () => {
+    world = await startDashboardServer('dash-xss');
+    const { api } = world;
+    await api.call(USER_ROUTES.createOrganization, { body: { name: P.organization, handle: 'xss-org' } });
+    const fleet = await api.call(USER_ROUTES.createFleet, {
+      body: { name: P.fleet, slug: 'xss-fleet', deviceType: P.fleetType, organization: 'xss-org' },
+    });
+    slug = fleet.slug;
+    const provisioning = await api.call(USER_ROUTES.createProvisioningKey, { params: { slug }, body: {} });
+    uuid = generateDeviceUuid();
+    deviceKey = generateKey();
+    const registered = await fetch(`${world.url}${DEVICE_ROUTES.register.path}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${provisioning.key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ application: fleet.id, uuid, device_type: P.deviceType, api_key: deviceKey }),
+    });
+    assert.equal(registered.status, 201, await registered.text());
+    await api.call(USER_ROUTES.updateDevice, { params: { uuid }, body: { name: P.device } });
+    await api.call(USER_ROUTES.setDeviceTag, { params: { uuid }, body: { key: P.userTagKey, value: P.userTagValue } });
+    await deviceCall(DEVICE_ROUTES.reportTags, {}, { [uuid]: { [P.tagKey]: P.tagValue } });
+    await report({
+      status: P.status,
+      os_version: P.os,
+      os_variant: P.variant,
+      supervisor_version: P.agent,
+      ip_address: P.ip,
+      mac_address: P.mac,
+      apps: {
+        app: {
+          releases: { [IMG]: { services: { [P.service]: { image: P.image, status: P.serviceStatus } } } },
+        },
+      },
+    });
+    await log([
+      { message: LOG_LINE, timestamp: Date.now(), serviceName: P.logService },
+      { message: `${SCRIPT}${IMG}`, timestamp: Date.now(), isSystem: true, isStdErr: true },
+    ]);
+    await api.call(USER_ROUTES.createApiKey, { body: { name: P.apiKey } });
+
+    browser = await launchChromium();
+    watch = await watchPage(browser, { width: 1280, height: 800 });
+    page = watch.page;
+    await signIn(page, world.url, world.admin.username, world.admin.password);
+    // The session check before signing in is refused (401): how the app knows to show the form.
+    assert.deepEqual(new Set(watch.failedResponses.splice(0)), new Set(['401 GET /api/v1/auth/csrf']));
+  });
+  after(async () => {
+    await watch?.close();
+    await browser?.close();
+    await world?.close();
+  });
+
+  /** Each text is on screen (visible, as text), and the page ran nothing of it. */
+  const assertInert = async (texts: readonly string[]) => {
+    for (const text of texts) await page.getByText(text).first().waitFor({ timeout: 10_000 });
+    const state = await page.evaluate(() => ({
+      xss: (window as Probed).__xss,
+      images: document.querySelectorAll('img').length,
+      inlineScripts: [...document.scripts].filter((s) => !s.src).length,
+      handlers: document.querySelectorAll('[onerror], [onload], [onclick]').length,
+    }));
+    assert.deepEqual(state, { xss: undefined, images: 0, inlineScripts: 0, handlers: 0 });
+    assert.deepEqual(await watch.violations(), []);
+    assert.deepEqual(watch.problems, []);
+    assert.deepEqual(watch.failedResponses, []);
+  };
+  /** Opens a dialog with `open`, checks it, and closes it with Cancel. */
+  const inDialog = async (open: () => Promise<void>, texts: readonly string[]) => {
+    await open();
+    const dialog = page.getByRole('dialog');
+    await dialog.waitFor();
+    await assertInert(texts);
+    await dialog.getByRole('button', { name: 'Cancel' }).click();
+    await dialog.waitFor({ state: 'detached' });
+  };
+
+  test('the fleets page and the delete-fleet dialog', async () => {
+    await page.goto(`${world.url}/fleets`, { waitUntil: 'load' });
+    await assertInert([P.fleet, P.fleetType]);
+    const row = page.locator('table.data tbody tr').filter({ hasText: P.fleet });
+    await inDialog(() => row.getByRole('button', { name: /^Delete/ }).click(), [`Delete fleet ${P.fleet}?`]);
+  });
+
+  test("the fleet's device table, with a rename and a status arriving live", async () => {
+    await page.goto(`${world.url}/fleets/${slug}`, { waitUntil: 'load' });
+    await page.getByText('Live', { exact: true }).waitFor();
+    await assertInert([P.fleet, P.fleetType, P.device, P.status, P.agent, P.ip]);
+    await world.api.call(USER_ROUTES.updateDevice, { params: { uuid }, body: { name: P.renamedLive } });
+    await report({ status: P.statusLive });
+    await assertInert([P.renamedLive, P.statusLive]);
+  });
+
+  test('the device page, its dialogs, and a log line arriving live', async () => {
+    await page.locator('.device-table').getByRole('link', { name: P.renamedLive }).click();
+    await page.getByRole('heading', { name: 'Actions' }).waitFor();
+    const fields = [P.renamedLive, P.statusLive, P.deviceType, P.os, P.variant, P.agent, P.ip, P.mac];
+    await assertInert([...fields, P.tagKey, P.tagValue, P.userTagKey, P.userTagValue]);
+    await assertInert([P.service, P.image, P.serviceStatus, IMG.slice(0, 7)]);
+    const box = page.getByRole('log', { name: 'Device log' });
+    await assertInert([LOG_TEXT, P.logService, `${SCRIPT}${IMG}`]);
+    // The escape codes became a style on the text around the HTML, and the HTML stayed characters.
+    assert.equal(await box.locator('.log-message .ansi-bold').first().textContent(), `log ${SCRIPT}`);
+    assert.equal(await box.locator('b').count(), 0);
+    assert.ok((await page.getByLabel('Service').locator('option').allTextContents()).includes(P.service));
+
+    await log([{ message: LOG_LIVE, timestamp: Date.now(), serviceName: P.logService }]);
+    await assertInert([`live ${IMG}`]);
+
+    await inDialog(
+      () => page.getByRole('button', { name: 'Reboot', exact: true }).click(),
+      [`Reboot ${P.renamedLive}?`],
+    );
+    await inDialog(
+      () => page.getByRole('button', { name: 'Delete device' }).click(),
+      [`Delete device ${P.renamedLive}?`],
+    );
+  });
+
+  test('the organizations page and the revoke-key dialog', async () => {
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Organizations' }).click();
+    await assertInert([P.organization, P.apiKey]);
+    const row = page.locator('table.data tbody tr').filter({ hasText: P.apiKey });
+    await inDialog(() => row.getByRole('button', { name: /^Revoke/ }).click(), [`Revoke key ${P.apiKey}?`]);
+  });
+
+  test('the checks see markup that was parsed: the same payload through innerHTML fails them', async () => {
+    await page.evaluate((html) => document.querySelector('main')?.insertAdjacentHTML('beforeend', html), IMG);
+    await page.waitForFunction(
+      () => ((window as Window & { __cspViolations?: string[] }).__cspViolations ?? []).length,
+    );
+    await assert.rejects(assertInert([]), /images: 1/);
+    // The CSP refused the handler (which is why __xss stays unset even then), and said so.
+    assert.match((await watch.violations())[0] ?? '', /^script-src-attr/);
+    assert.equal(await page.evaluate(() => (window as Probed).__xss), undefined);
+  });
+});
