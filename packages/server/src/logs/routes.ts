@@ -3,11 +3,11 @@ import type { FastifyInstance } from 'fastify';
 import type { Readable } from 'node:stream';
 import { z } from 'zod';
 import type { AppContext } from '../context.js';
-import { userFromCredential } from '../auth/principal.js';
 import { authenticateDevice, presentedKeyHash } from '../device-api/device-auth.js';
 import { serviceNamesOfFleet } from '../releases/releases.js';
 import { visibleDevice } from '../devices/devices.js';
 import { parse } from '../http/parse.js';
+import { EventStreams } from '../http/event-stream.js';
 import { HIJACKED, serve } from '../http/serve.js';
 import type { EventBus } from '../bus/event-bus.js';
 import type { LogHub } from './log-hub.js';
@@ -15,7 +15,6 @@ import type { LogStore } from './log-store.js';
 import { LogStreamError, readLogStream } from './ndjson-reader.js';
 
 const uuidParams = z.object({ uuid: deviceUuidSchema });
-const HEARTBEAT_MS = 15_000;
 
 /**
  * Device logs: `POST /device/v2/:uuid/log-stream` (device key; gzip NDJSON, read as it arrives) and
@@ -45,11 +44,7 @@ export function registerLogRoutes(
     unsubscribe();
     await reading;
   });
-  // Followers are ended before the server closes, or close() would wait for them forever.
-  const followers = new Set<() => void>();
-  app.addHook('preClose', async () => {
-    for (const end of [...followers]) end();
-  });
+  const followers = new EventStreams(app, db);
 
   // The log stream is read as a stream, not buffered: it may stay open as long as the device keeps writing.
   app.addContentTypeParser('application/x-ndjson', (_request, payload, done) => done(null, payload));
@@ -98,50 +93,28 @@ export function registerLogRoutes(
     const recent = await store.tail(device.id, query.tail, query.service);
     if (query.follow !== '1' && query.follow !== 'true') return { items: recent };
 
-    reply.hijack();
-    const raw = reply.raw;
-    raw.writeHead(200, {
-      'content-type': 'text/event-stream',
-      'cache-control': 'no-cache',
-      connection: 'keep-alive',
-      'x-accel-buffering': 'no',
+    let unsubscribe = () => {};
+    const stream = followers.start({
+      request,
+      reply,
+      user,
+      // INVARIANT: the user can still see the device (membership kept, device not deleted).
+      stillAllowed: (fresh) =>
+        visibleDevice(db, fresh, device.uuid).then(
+          () => true,
+          () => false,
+        ),
+      onEnd: () => unsubscribe(),
     });
     const send = (entries: LogEntry[]) => {
-      for (const entry of entries) {
+      for (const entry of entries)
         if (!query.service || entry.serviceName === query.service)
-          raw.write(`event: log\ndata: ${JSON.stringify(entry)}\n\n`);
-      }
+          stream.write(`event: log\ndata: ${JSON.stringify(entry)}\n\n`);
     };
+    // Subscribed before the backlog is written, so a stream that ends while writing it unsubscribes too.
+    unsubscribe = hub.subscribe(device.id, send);
     send(recent);
-    raw.write(': following\n\n');
-    const unsubscribe = hub.subscribe(device.id, send);
-    const heartbeat = setInterval(() => raw.write(': heartbeat\n\n'), HEARTBEAT_MS);
-    // INVARIANT: the stream ends as soon as the key or session that opened it is deleted, or the user can no
-    // longer see the device (membership removed).
-    const unwatch = app.userStreams.watch({
-      userId: user.userId,
-      credential: user.credential,
-      stillAllowed: async () => {
-        const fresh = await userFromCredential(db, user.credential);
-        return (
-          fresh !== undefined &&
-          (await visibleDevice(db, fresh, device.uuid).then(
-            () => true,
-            () => false,
-          ))
-        );
-      },
-      end: () => end(),
-    });
-    const end = () => {
-      if (!followers.delete(end)) return;
-      clearInterval(heartbeat);
-      unsubscribe();
-      unwatch();
-      raw.end();
-    };
-    followers.add(end);
-    request.raw.on('close', end);
+    stream.write(': following\n\n');
     return HIJACKED;
   });
 }
