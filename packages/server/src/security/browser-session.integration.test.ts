@@ -80,7 +80,9 @@ for (const testDb of testDatabases()) {
         ['POST', '/api/v1/auth/logout', undefined],
         ['DELETE', `/api/v1/devices/${live.uuid}`, undefined],
       ];
-      const wrongs = [undefined, '', 'nope', `${session.csrf.slice(0, -1)}0`, session.csrf.toUpperCase()];
+      // One character off (never the token itself, whatever its last character), and the same letters upper-cased.
+      const oneOff = `${session.csrf.slice(0, -1)}${session.csrf.endsWith('0') ? '1' : '0'}`;
+      const wrongs = [undefined, '', 'nope', oneOff, session.csrf.toUpperCase()];
       for (const [method, path, body] of writes) {
         for (const wrong of wrongs) {
           const headers = wrong === undefined ? cookie : { ...cookie, [CSRF_HEADER]: wrong };
