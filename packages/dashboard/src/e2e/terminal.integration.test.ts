@@ -5,97 +5,44 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { mkdirSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { type AgentHandle, startAgent } from '@flotilla/agent';
-import { USER_ROUTES, createApiClient } from '@flotilla/protocol';
-import { type RunningServer, startServer } from '@flotilla/server';
-import { run, tempDir, waitFor } from '@flotilla/testkit';
+import { USER_ROUTES } from '@flotilla/protocol';
+import { waitFor } from '@flotilla/testkit';
 import type { Browser, Page } from 'playwright-core';
 import { chromiumSkipReason, launchChromium } from './chromium.js';
+import { type DashboardServer, signIn, startDashboardServer } from './dashboard-server.js';
+import { type RealDevice, startRealDevice } from './real-device.js';
+import { SCREENSHOT_DIR } from './screenshots.js';
+import { watchPage } from './watched-page.js';
 
-const pkg = fileURLToPath(new URL('../../../', import.meta.url));
-const app = join(pkg, 'dist', 'app');
-const shots = process.env.FLOTILLA_SCREENSHOT_DIR ?? join(pkg, 'dist', 'screenshots');
 const skip = chromiumSkipReason();
-const namespace = `webterm${process.pid}x`;
 
-let dir: Awaited<ReturnType<typeof tempDir>>;
-let server: RunningServer;
-let agent: AgentHandle | undefined;
+let world: DashboardServer | undefined;
+let device: RealDevice | undefined;
 let browser: Browser | undefined;
 let uuid: string;
 
 before(async () => {
   if (skip) return;
-  assert.ok(existsSync(join(app, 'index.html')), `${app} is not built: npm run build -w @flotilla/dashboard`);
-  dir = await tempDir('flotilla-web-terminal-');
-  server = await startServer({ dataDir: join(dir.path, 'server'), host: '127.0.0.1', port: 0, dashboardDir: app });
-  const api = createApiClient({ baseUrl: server.url, token: server.admin?.apiKey });
-  const fleet = await api.call(USER_ROUTES.createFleet, {
+  world = await startDashboardServer('web-terminal');
+  const fleet = await world.api.call(USER_ROUTES.createFleet, {
     body: { name: 'Web terminal', slug: `webterm-${process.pid}` },
   });
-  const config = await api.call(USER_ROUTES.fleetConfigJson, { params: { slug: fleet.slug }, body: {} });
-  const configPath = join(dir.path, 'config.json');
-  await writeFile(configPath, JSON.stringify(config), { mode: 0o600 });
-  agent = await startAgent({
-    configPath,
-    dataDir: join(dir.path, 'agent'),
-    namespace,
-    pollIntervalMs: 300,
-    reportIntervalMs: 100,
-    apiPort: 0,
-    logLevel: process.env.FLOTILLA_TEST_LOG ?? 'warn',
-  });
-  const started = agent;
-  uuid = await waitFor(
-    'the device to register and connect',
-    async () => {
-      const [device] = (await api.call(USER_ROUTES.listDevices, { query: { fleet: fleet.slug } })).items;
-      // Shells need the device's WebSocket, which the agent opens after registering.
-      return device && started.state().remoteActionsConnected ? device.uuid : undefined;
-    },
-    { timeoutMs: 30_000, intervalMs: 200 },
-  );
+  device = await startRealDevice(world, fleet.slug, 'webterm');
+  uuid = device.uuid;
   browser = await launchChromium();
-  mkdirSync(shots, { recursive: true });
+  mkdirSync(SCREENSHOT_DIR, { recursive: true });
 });
 
 after(async () => {
   // Each step runs whatever the one before did: a failed stop must not leave engine objects behind.
   await browser?.close().catch(() => undefined);
-  await agent?.stop().catch(() => undefined);
-  await server?.close().catch(() => undefined);
-  const containers = await run('docker', ['ps', '-aq', '--filter', `label=io.flotilla.namespace=${namespace}`]).catch(
-    () => ({ stdout: '' }),
-  );
-  const ids = containers.stdout.split('\n').filter(Boolean);
-  if (ids.length > 0) await run('docker', ['rm', '-f', '-v', ...ids]).catch(() => undefined);
-  await dir?.remove();
+  await device?.close().catch(() => undefined);
+  await world?.close().catch(() => undefined);
 });
-
-/** A page that records every CSP violation and uncaught error from its first script on. */
-async function watchedPage(viewport: { width: number; height: number }) {
-  if (!browser) throw new Error('no browser');
-  const context = await browser.newContext({ viewport });
-  const page = await context.newPage();
-  const problems: string[] = [];
-  page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
-  page.on('console', (message) => {
-    if (/content security policy/i.test(message.text())) problems.push(`console: ${message.text()}`);
-  });
-  await page.addInitScript(() => {
-    const seen: string[] = [];
-    (window as unknown as { cspViolations: string[] }).cspViolations = seen;
-    document.addEventListener('securitypolicyviolation', (e) => seen.push(`${e.violatedDirective} ${e.blockedURI}`));
-  });
-  const violations = () => page.evaluate(() => (window as unknown as { cspViolations: string[] }).cspViolations);
-  return { context, page, problems, violations };
-}
 
 /** The terminal's screen as xterm's DOM renderer draws it, one string per row, trailing blanks cut. */
 function screen(page: Page): Promise<string[]> {
@@ -120,7 +67,7 @@ async function sttySize(page: Page): Promise<{ rows: number; cols: number }> {
     `stty size after ${marker}`,
     async () => {
       const lines = await screen(page);
-      const at = lines.findIndex((line) => line === marker);
+      const at = lines.indexOf(marker);
       const answer = at >= 0 ? lines[at + 1]?.match(/^(\d+) (\d+)$/) : undefined;
       return answer ? { rows: Number(answer[1]), cols: Number(answer[2]) } : undefined;
     },
@@ -132,16 +79,11 @@ async function sttySize(page: Page): Promise<{ rows: number; cols: number }> {
 test('a host terminal on the device page: a command runs, resizing reaches the device, the exit status shows', {
   skip,
 }, async () => {
-  const { context, page, problems, violations } = await watchedPage({ width: 1280, height: 900 });
+  assert.ok(browser && world);
+  const { page, problems, violations, close } = await watchPage(browser, { width: 1280, height: 900 });
   try {
-    const admin = server.admin;
-    assert.ok(admin);
-    await page.goto(`${server.url}/sign-in`, { waitUntil: 'load', timeout: 15_000 });
-    await page.getByLabel('Username').fill(admin.username);
-    await page.getByLabel('Password').fill(admin.password);
-    await page.getByRole('button', { name: 'Sign in' }).click();
-    await page.getByRole('heading', { name: 'Fleets' }).first().waitFor({ timeout: 15_000 });
-    await page.goto(`${server.url}/devices/${uuid}`, { waitUntil: 'load', timeout: 15_000 });
+    await signIn(page, world.url, world.admin.username, world.admin.password);
+    await page.goto(`${world.url}/devices/${uuid}`, { waitUntil: 'load', timeout: 15_000 });
 
     const panel = page.getByRole('region', { name: 'Terminal', exact: true });
     await panel.getByLabel('Shell on').selectOption({ label: 'Host' });
@@ -174,7 +116,7 @@ test('a host terminal on the device page: a command runs, resizing reaches the d
     const wide = await sttySize(page);
     const drawnRows = await page.locator('.terminal-box .xterm-rows > div').count();
     assert.equal(wide.rows, drawnRows);
-    await page.screenshot({ path: join(shots, 'terminal-1280.png'), fullPage: true });
+    await page.screenshot({ path: join(SCREENSHOT_DIR, 'terminal-1280.png'), fullPage: true });
     await page.setViewportSize({ width: 1000, height: 900 });
     const narrow = await waitFor(
       'the device to see the narrower terminal',
@@ -202,7 +144,7 @@ test('a host terminal on the device page: a command runs, resizing reaches the d
     assert.deepEqual(await violations(), []);
     assert.deepEqual(problems, []);
   } finally {
-    await context.close();
+    await close();
   }
 });
 
@@ -245,9 +187,10 @@ function upgradeStatus(url: string, headers: Record<string, string>): Promise<nu
 test('index.html carries a fresh nonce per response; a cookie WebSocket from another origin is refused', {
   skip,
 }, async () => {
+  const { url, admin } = world!;
   const nonces = new Set<string>();
   for (let i = 0; i < 3; i++) {
-    const response = await fetch(`${server.url}/devices/${uuid}`);
+    const response = await fetch(`${url}/devices/${uuid}`);
     const csp = response.headers.get('content-security-policy') ?? '';
     const nonce = /style-src 'self' 'nonce-([^']+)'/.exec(csp)?.[1];
     assert.ok(nonce, csp);
@@ -258,18 +201,16 @@ test('index.html carries a fresh nonce per response; a cookie WebSocket from ano
   }
   assert.equal(nonces.size, 3);
 
-  const admin = server.admin;
-  assert.ok(admin);
-  const signIn = await fetch(`${server.url}${USER_ROUTES.browserLogin.path}`, {
+  const signedIn = await fetch(`${url}${USER_ROUTES.browserLogin.path}`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ username: admin.username, password: admin.password }),
   });
-  assert.equal(signIn.status, 200);
-  const cookie = (signIn.headers.get('set-cookie') ?? '').split(';')[0] ?? '';
-  const shell = `${server.url}/api/v1/devices/${uuid}/shell?tty=1`;
+  assert.equal(signedIn.status, 200);
+  const cookie = (signedIn.headers.get('set-cookie') ?? '').split(';')[0] ?? '';
+  const shell = `${url}/api/v1/devices/${uuid}/shell?tty=1`;
   assert.equal(await upgradeStatus(shell, { cookie, origin: 'http://evil.example' }), 403);
   assert.equal(await upgradeStatus(shell, { cookie }), 403);
   // The same cookie from the dashboard's own origin is let through: the refusal is the origin's doing.
-  assert.equal(await upgradeStatus(shell, { cookie, origin: new URL(server.url).origin }), 101);
+  assert.equal(await upgradeStatus(shell, { cookie, origin: new URL(url).origin }), 101);
 });
