@@ -2,6 +2,40 @@ import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 import { DEVICE_CONNECT_ETAG_PARAM, DEVICE_ROUTES, path, type ActionMessage, type LogEntry } from '@flotilla/protocol';
 
+/**
+ * Hands each block of a Server-Sent Events body (up to a blank line) to `onBlock`, parsed: whether it is the
+ * server's `: following` comment, its event type and its JSON data; until the body ends or the request is aborted.
+ */
+async function eachEvent(
+  response: Response,
+  // biome-ignore lint/suspicious/noExplicitAny: tests read arbitrary JSON events
+  onBlock: (block: { following: boolean; type: string | undefined; data: any }) => void,
+): Promise<void> {
+  const reader = response.body!.getReader();
+  const decoder = new TextDecoder();
+  let buffer = '';
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buffer += decoder.decode(value, { stream: true });
+      let index: number;
+      while ((index = buffer.indexOf('\n\n')) !== -1) {
+        const block = buffer.slice(0, index);
+        buffer = buffer.slice(index + 2);
+        const data = /^data: (.*)$/m.exec(block)?.[1];
+        onBlock({
+          following: block.startsWith(': following'),
+          type: /^event: (.*)$/m.exec(block)?.[1],
+          data: data ? JSON.parse(data) : undefined,
+        });
+      }
+    }
+  } catch {
+    // aborted
+  }
+}
+
 /** Reads Server-Sent Events `log` entries from a follow request until aborted. */
 export function followLogs(
   url: string,
@@ -12,30 +46,12 @@ export function followLogs(
   const ready = (async () => {
     const response = await fetch(url, { headers: { authorization: `Bearer ${key}` }, signal: controller.signal });
     assert.equal(response.headers.get('content-type'), 'text/event-stream');
-    const reader = response.body!.getReader();
-    const decoder = new TextDecoder();
-    let buffer = '';
     let resolveReady!: () => void;
     const first = new Promise<void>((r) => (resolveReady = r));
-    void (async () => {
-      try {
-        for (;;) {
-          const { value, done } = await reader.read();
-          if (done) return;
-          buffer += decoder.decode(value, { stream: true });
-          let index: number;
-          while ((index = buffer.indexOf('\n\n')) !== -1) {
-            const event = buffer.slice(0, index);
-            buffer = buffer.slice(index + 2);
-            if (event.startsWith(': following')) resolveReady();
-            const data = /^data: (.*)$/m.exec(event)?.[1];
-            if (data && event.startsWith('event: log')) onEntry(JSON.parse(data) as LogEntry);
-          }
-        }
-      } catch {
-        // aborted
-      }
-    })();
+    void eachEvent(response, ({ following, type, data }) => {
+      if (following) resolveReady();
+      if (type === 'log' && data !== undefined) onEntry(data as LogEntry);
+    });
     await first;
   })();
   return { ready, close: () => controller.abort() };
@@ -112,27 +128,10 @@ export function readEventStream(url: string, headers: Record<string, string>) {
       rejectReady(new Error(`not a stream: ${response.status} ${await response.text()}`));
       return;
     }
-    const reader = response.body!.getReader();
-    const decoder = new TextDecoder();
-    let buffer = '';
-    try {
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) return;
-        buffer += decoder.decode(value, { stream: true });
-        let index: number;
-        while ((index = buffer.indexOf('\n\n')) !== -1) {
-          const block = buffer.slice(0, index);
-          buffer = buffer.slice(index + 2);
-          if (block.startsWith(': following')) resolveReady();
-          const type = /^event: (.*)$/m.exec(block)?.[1];
-          const data = /^data: (.*)$/m.exec(block)?.[1];
-          if (type && data) events.push({ type, data: JSON.parse(data), at: performance.now() });
-        }
-      }
-    } catch {
-      // aborted by close()
-    }
+    await eachEvent(response, ({ following, type, data }) => {
+      if (following) resolveReady();
+      if (type && data !== undefined) events.push({ type, data, at: performance.now() });
+    });
   })();
   ended.catch((error: unknown) => rejectReady(error as Error));
   return { events, ready, ended, close: () => controller.abort() };
