@@ -45,7 +45,14 @@ const deviceItemParams = z.object({ uuid: deviceRef, name: variableName });
 const orgParams = z.object({ org: orgRef });
 const idParams = z.object({ id: numericId });
 const releaseParams = z.object({ ref: z.string().min(1).max(100) });
-const serviceQuery = z.object({ service: z.string().min(1).max(63).optional() });
+/**
+ * Which rows of a name a delete removes: `service` names one service's. Without it, every row of the name (each
+ * service's too), unless `exact=1`: then only the one for all services, which is how a client removes that one alone.
+ */
+const serviceQuery = z.object({
+  service: z.string().min(1).max(63).optional(),
+  exact: z.enum(['1', '0']).optional(),
+});
 
 export const logsQuerySchema = z.object({
   tail: z.coerce.number().int().min(0).max(100_000).default(100),
@@ -320,7 +327,7 @@ export const USER_ROUTES = {
     status: 204,
     params: fleetItemParams,
     query: serviceQuery,
-    summary: 'Delete a fleet environment variable (?service= for a service one)',
+    summary: 'Delete a fleet environment variable (?service= for a service one, ?exact=1 for the all-services one)',
   },
   listFleetConfig: {
     method: 'GET',
@@ -419,7 +426,7 @@ export const USER_ROUTES = {
     status: 204,
     params: deviceItemParams,
     query: serviceQuery,
-    summary: 'Delete a device environment variable (?service= for a service one)',
+    summary: 'Delete a device environment variable (?service= for a service one, ?exact=1 for the all-services one)',
   },
   listDeviceConfig: {
     method: 'GET',

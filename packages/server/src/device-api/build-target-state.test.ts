@@ -1,22 +1,49 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { buildTargetState, mergeEnvironment } from './build-target-state.js';
+import { buildTargetState } from './build-target-state.js';
 
-test('environment precedence: compose < fleet < device < fleet-service < device-service', () => {
-  const env = mergeEnvironment('web', ['A=compose', 'B=compose', 'C=compose', 'D=compose', 'E=compose', 'BROKEN'], {
+// The merge order itself is protocol's (effective-variables.test.ts); these check that target state applies it.
+
+test("each service's environment: compose < fleet < device < fleet-service < device-service", () => {
+  const state = buildTargetState({
+    device: { uuid: 'u', name: 'n' },
+    fleet: { id: 1, uuid: 'f', name: 'fleet' },
+    release: {
+      id: 3,
+      commit: 'c0ffee',
+      composition: {
+        services: {
+          web: { image: 'web', environment: ['A=compose', 'B=compose', 'C=compose', 'D=compose', 'E=compose'] },
+          db: { image: 'db', environment: { A: 1, N: null } },
+        },
+      },
+      services: [
+        { id: 1, name: 'web', image: null },
+        { id: 2, name: 'db', image: null },
+      ],
+    },
     fleetEnv: [
       { name: 'B', value: 'fleet', service: null },
       { name: 'C', value: 'fleet', service: null },
       { name: 'D', value: 'fleet-web', service: 'web' },
-      { name: 'X', value: 'fleet-other', service: 'other' },
     ],
     deviceEnv: [
       { name: 'C', value: 'device', service: null },
       { name: 'D', value: 'device', service: null },
       { name: 'E', value: 'device-web', service: 'web' },
     ],
+    fleetConfig: [],
+    deviceConfig: [],
   });
-  assert.deepEqual(env, { A: 'compose', B: 'fleet', C: 'device', D: 'fleet-web', E: 'device-web' });
+  const services = state.u?.apps.f?.releases.c0ffee?.services;
+  assert.deepEqual(services?.web?.environment, {
+    A: 'compose',
+    B: 'fleet',
+    C: 'device',
+    D: 'fleet-web',
+    E: 'device-web',
+  });
+  assert.deepEqual(services?.db?.environment, { A: '1', B: 'fleet', C: 'device', D: 'device' });
 });
 
 test('config names arrive with the BALENA_ prefix; device beats fleet', () => {
@@ -34,12 +61,4 @@ test('config names arrive with the BALENA_ prefix; device beats fleet', () => {
   });
   assert.deepEqual(state.u?.config, { BALENA_SUPERVISOR_DELTA: '0', BALENA_HOST_CONFIG_gpu_mem: '16' });
   assert.deepEqual(state.u?.apps.f?.releases, {});
-});
-
-test('compose environment maps drop nulls and stringify scalars', () => {
-  assert.deepEqual(mergeEnvironment('s', { A: 1, B: true, C: null, D: 'x' }, { fleetEnv: [], deviceEnv: [] }), {
-    A: '1',
-    B: 'true',
-    D: 'x',
-  });
 });

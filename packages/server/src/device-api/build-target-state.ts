@@ -1,4 +1,4 @@
-import { toTargetConfigName } from '@flotilla/protocol';
+import { composeRecord, mergeConfig, mergeEnvironment } from '@flotilla/protocol';
 import type {
   ComposeFile,
   ComposeService,
@@ -19,45 +19,14 @@ export interface TargetStateInput {
     composition: ComposeFile;
     services: { id: number; name: string; image: string | null }[];
   } | null;
-  /** Variables in ascending precedence within their kind; `service` null means every service. */
+  /**
+   * Variables in the order they were written; `service` null means every service. How they merge is protocol's
+   * effective-variables.ts, the same code the dashboard explains a device's variables with.
+   */
   fleetEnv: { name: string; value: string; service: string | null }[];
   deviceEnv: { name: string; value: string; service: string | null }[];
   fleetConfig: { name: string; value: string }[];
   deviceConfig: { name: string; value: string }[];
-}
-
-function toRecord(
-  list: string[] | Record<string, string | number | boolean | null> | undefined,
-): Record<string, string> {
-  const out: Record<string, string> = {};
-  if (Array.isArray(list)) {
-    for (const item of list) {
-      const eq = item.indexOf('=');
-      if (eq > 0) out[item.slice(0, eq)] = item.slice(eq + 1);
-    }
-  } else if (list) {
-    // A null value in compose means "take it from the build host"; there is no such host on a device.
-    for (const [k, v] of Object.entries(list)) if (v !== null) out[k] = String(v);
-  }
-  return out;
-}
-
-/** Compose env < fleet < device < fleet-service < device-service: the later, more specific value wins. */
-export function mergeEnvironment(
-  service: string,
-  compose: ComposeService['environment'],
-  input: Pick<TargetStateInput, 'fleetEnv' | 'deviceEnv'>,
-): Record<string, string> {
-  const env = toRecord(compose);
-  for (const layer of [
-    input.fleetEnv.filter((v) => v.service === null),
-    input.deviceEnv.filter((v) => v.service === null),
-    input.fleetEnv.filter((v) => v.service === service),
-    input.deviceEnv.filter((v) => v.service === service),
-  ]) {
-    for (const v of layer) env[v.name] = v.value;
-  }
-  return env;
 }
 
 function composition(service: ComposeService): Record<string, unknown> {
@@ -66,14 +35,14 @@ function composition(service: ComposeService): Record<string, unknown> {
 }
 
 function volume(v: ComposeFile['volumes'] extends Record<string, infer V> | undefined ? V : never): TargetVolume {
-  return { driver: v?.driver ?? 'local', driver_opts: v?.driver_opts ?? {}, labels: toRecord(v?.labels) };
+  return { driver: v?.driver ?? 'local', driver_opts: v?.driver_opts ?? {}, labels: composeRecord(v?.labels) };
 }
 
 function network(n: ComposeFile['networks'] extends Record<string, infer V> | undefined ? V : never): TargetNetwork {
   const out: TargetNetwork = {
     driver: n?.driver ?? 'bridge',
     driver_opts: n?.driver_opts ?? {},
-    labels: toRecord(n?.labels),
+    labels: composeRecord(n?.labels),
     ipam: { driver: n?.ipam?.driver ?? 'default', config: n?.ipam?.config ?? [], options: {} },
   };
   if (n?.internal !== undefined) out.internal = n.internal;
@@ -82,8 +51,7 @@ function network(n: ComposeFile['networks'] extends Record<string, infer V> | un
 }
 
 export function buildTargetState(input: TargetStateInput): TargetState {
-  const config: Record<string, string> = {};
-  for (const v of [...input.fleetConfig, ...input.deviceConfig]) config[toTargetConfigName(v.name)] = v.value;
+  const config = mergeConfig(input);
   const releases: TargetDevice['apps'][string]['releases'] = {};
   const release = input.release;
   if (release) {
@@ -96,7 +64,7 @@ export function buildTargetState(input: TargetStateInput): TargetState {
         image: s.image ?? compose.image ?? '',
         running: true,
         environment: mergeEnvironment(s.name, compose.environment, input),
-        labels: toRecord(compose.labels),
+        labels: composeRecord(compose.labels),
         composition: composition(compose),
       };
     }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { generateDeviceUuid, generateKey, targetStateSchema } from '@flotilla/protocol';
+import { effectiveEnvironment, generateDeviceUuid, generateKey, targetStateSchema } from '@flotilla/protocol';
 import { testDatabases, waitFor } from '@flotilla/testkit';
 import type { Harness } from '../testing/harness.js';
 import { fleetWithDevice, harness } from '../testing/harness.js';
@@ -182,6 +182,17 @@ for (const testDb of testDatabases()) {
         LEVEL: 'device-main',
         SVC: 'device-service',
       });
+      // What the dashboard shows from the same user API lists is exactly what the device got.
+      const listed = async (url: string) => (await h.call('GET', url, h.adminKey)).data.items;
+      const explained = effectiveEnvironment('main', composition.services.main.environment, {
+        fleetEnv: await listed('/api/v1/fleets/ts/env'),
+        deviceEnv: await listed(`/api/v1/devices/${d.uuid}/env`),
+      });
+      assert.deepEqual(Object.fromEntries(explained.map((v) => [v.name, v.value])), main.environment);
+      assert.deepEqual(
+        explained.find((v) => v.name === 'LEVEL')?.overridden.map((v) => v.source),
+        ['fleet', 'device'],
+      );
       assert.deepEqual(main.labels, { 'io.balena.update.strategy': 'hand-over' });
       assert.deepEqual(main.composition, { restart: 'always', volumes: ['data:/data'], depends_on: ['db'] });
       assert.equal(release.services.db?.image, 'postgres:16');

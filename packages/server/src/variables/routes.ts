@@ -38,7 +38,7 @@ export function registerVariableRoutes(app: FastifyInstance, ctx: AppContext): v
   for (const route of [R.setFleetEnv, R.putFleetEnv])
     serve(app, db, route, async ({ user, params, body }) => setEnv(db, await fleetOwner(user, params), body));
   serve(app, db, R.deleteFleetEnv, async ({ user, params, query }) => {
-    await deleteEnv(db, await fleetOwner(user, params), params.name, query.service);
+    await deleteEnv(db, await fleetOwner(user, params), params.name, query.service, query.exact === '1');
   });
   serve(app, db, R.listFleetConfig, async ({ user, params }) => ({
     items: await listConfig(db, await fleetOwner(user, params)),
@@ -74,7 +74,7 @@ export function registerVariableRoutes(app: FastifyInstance, ctx: AppContext): v
       return tag;
     });
   serve(app, db, R.deleteDeviceEnv, async ({ user, params, query }) => {
-    await deleteEnv(db, await deviceOwner(user, params), params.name, query.service);
+    await deleteEnv(db, await deviceOwner(user, params), params.name, query.service, query.exact === '1');
   });
   serve(app, db, R.deleteDeviceConfig, async ({ user, params }) => {
     await deleteConfig(db, await deviceOwner(user, params), params.name);

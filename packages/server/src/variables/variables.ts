@@ -70,10 +70,20 @@ export async function setEnv(
   });
 }
 
-/** Removes by name (all services, or one with `service`). */
-export async function deleteEnv(db: Db, owner: VariableOwner, name: string, service?: string): Promise<void> {
+/**
+ * Removes by name: the one of `service`; without it, every row of the name, unless `exact` (then only the one for
+ * all services).
+ */
+export async function deleteEnv(
+  db: Db,
+  owner: VariableOwner,
+  name: string,
+  service?: string,
+  exact = false,
+): Promise<void> {
   let q = scoped(db.deleteFrom('env_vars'), owner).where('name', '=', name);
   if (service !== undefined) q = q.where('service', '=', service);
+  else if (exact) q = q.where('service', 'is', null);
   const result = await q.executeTakeFirst();
   if (Number(result.numDeletedRows) === 0) throw new FlotillaError('VARIABLE_NOT_FOUND', `no variable "${name}"`);
   await bump(db, owner);
