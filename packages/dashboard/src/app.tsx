@@ -6,6 +6,8 @@ import { FleetDevicesPage } from './devices/fleet-devices-page.js';
 import { FleetsPage } from './fleets/fleets-page.js';
 import { OrganizationsPage } from './orgs/organizations-page.js';
 import { Layout } from './ui/layout.js';
+import { DeviceVariablesPage } from './variables/device-variables-page.js';
+import { FleetVariablesPage } from './variables/fleet-variables-page.js';
 
 export function App() {
   return (
@@ -22,6 +24,9 @@ export function App() {
         <Route path="/fleets" element={<FleetsPage />} />
         <Route path="/fleets/:slug" element={<FleetDevicesPage />} />
         <Route path="/devices/:uuid" element={<DevicePage />} />
+        <Route path="/fleets/:slug/variables" element={<FleetVariablesPage kind="env" />} />
+        <Route path="/fleets/:slug/configuration" element={<FleetVariablesPage kind="config" />} />
+        <Route path="/devices/:uuid/variables" element={<DeviceVariablesPage />} />
         <Route path="/organizations" element={<OrganizationsPage />} />
         <Route path="*" element={<p className="page-status">No such page.</p>} />
       </Route>

@@ -284,7 +284,9 @@ export const setEnvVarRequestSchema = z.strictObject({
   service: serviceNameSchema.optional(),
 });
 export const setConfigVarRequestSchema = z.strictObject({
-  name: z.string().regex(/^(FLOTILLA|BALENA|RESIN)_[A-Z0-9_]+$/, 'a FLOTILLA_/BALENA_/RESIN_ prefixed name'),
+  name: z
+    .string()
+    .regex(/^(FLOTILLA|BALENA|RESIN)_[A-Z0-9_]+$/, 'FLOTILLA_, BALENA_ or RESIN_, then capitals, digits and "_"'),
   value: z.string().max(64 * 1024),
 });
 export const tagSchema = z.object({ key: z.string(), value: z.string() });

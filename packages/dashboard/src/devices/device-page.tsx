@@ -66,6 +66,13 @@ export function DevicePage() {
           <LogView uuid={d.uuid} services={Object.keys(d.services).sort()} />
           <TerminalPanel uuid={d.uuid} services={Object.keys(d.services).sort()} />
           <div className="area-more">
+            <section aria-labelledby="variables-link-title">
+              <h2 id="variables-link-title">Variables</h2>
+              <p>
+                <Link to={`/devices/${encodeURIComponent(d.uuid)}/variables`}>Variables and configuration</Link>: what
+                each service inherits from the fleet, and the device's own values.
+              </p>
+            </section>
             <DeviceTags uuid={d.uuid} />
             <DeviceSettings key={d.uuid} device={d} onChanged={(changed) => device.mutate(() => changed)} />
           </div>

@@ -3,6 +3,7 @@ import { useCallback, useMemo, useRef } from 'react';
 import { Link, useParams, useSearchParams } from 'react-router';
 import { useResource } from '../api/use-resource.js';
 import { useApi } from '../auth/session.js';
+import { FleetNav } from '../fleets/fleet-nav.js';
 import { ErrorText } from '../ui/error-text.js';
 import { short } from '../ui/format.js';
 import { LiveIndicator } from '../ui/live-indicator.js';
@@ -49,6 +50,7 @@ export function FleetDevicesPage() {
         <h1 id="fleet-title">{fleet.data?.name ?? slug}</h1>
         <LiveIndicator state={rows.live} />
       </div>
+      <FleetNav slug={slug} />
       <ErrorText error={fleet.error} />
       {fleet.data && (
         <p className="fleet-facts">
