@@ -5,8 +5,9 @@
  * event streams while a page is open, and each page must show the payload as text with nothing run: no
  * `window.__xss`, no <img> or inline <script> in the document, no dialog, no CSP violation, no error.
  *
- * Not planted, because the dashboard does not show them: variables (names and values), release notes. Release
- * versions, commits, usernames, slugs and compose service names cannot hold markup (the protocol's schemas refuse it).
+ * Not planted, because the dashboard does not show them: release notes. Release versions, commits, usernames, slugs,
+ * compose service names and variable names cannot hold markup (the protocol's schemas refuse it); variable values
+ * (fleet and device, environment and configuration, one line and many) can, and are planted.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -56,6 +57,12 @@ const P = {
   serviceStatus: planted('sstatus'),
   logService: plantedShort('lsvc'),
   apiKey: planted('key'),
+  fleetEnv: planted('fenv'),
+  fleetConfig: planted('fconf'),
+  deviceEnv: planted('denv'),
+  deviceConfig: planted('dconf'),
+  /** Many lines: shown by its start, the whole value one click away. */
+  multiLine: `mline\n${SCRIPT}\n${IMG}`,
 };
 /** A log line with ANSI colours around HTML, as `docker logs` of a hostile service would give it. */
 const LOG_LINE = `\u001b[1;31mlog ${SCRIPT}\u001b[0m plain ${IMG} <b>not bold</b>`;
@@ -123,6 +130,17 @@ describe('the dashboard renders planted markup as text and runs none of it', { s
       { message: `${SCRIPT}${IMG}`, timestamp: Date.now(), isSystem: true, isStdErr: true },
     ]);
     await api.call(USER_ROUTES.createApiKey, { body: { name: P.apiKey } });
+    await api.call(USER_ROUTES.setFleetEnv, { params: { slug }, body: { name: 'FLEET_VAR', value: P.fleetEnv } });
+    await api.call(USER_ROUTES.setFleetEnv, { params: { slug }, body: { name: 'MULTI', value: P.multiLine } });
+    await api.call(USER_ROUTES.setFleetConfig, {
+      params: { slug },
+      body: { name: 'FLOTILLA_XSS', value: P.fleetConfig },
+    });
+    await api.call(USER_ROUTES.setDeviceEnv, { params: { uuid }, body: { name: 'FLEET_VAR', value: P.deviceEnv } });
+    await api.call(USER_ROUTES.setDeviceConfig, {
+      params: { uuid },
+      body: { name: 'BALENA_XSS', value: P.deviceConfig },
+    });
 
     browser = await launchChromium();
     watch = await watchPage(browser, { width: 1280, height: 800 });
@@ -201,6 +219,30 @@ describe('the dashboard renders planted markup as text and runs none of it', { s
       () => page.getByRole('button', { name: 'Delete device' }).click(),
       [`Delete device ${P.renamedLive}?`],
     );
+  });
+
+  test('the fleet variables and configuration pages, the edit form and the delete dialog', async () => {
+    await page.goto(`${world.url}/fleets/${slug}/variables`, { waitUntil: 'load' });
+    await assertInert([P.fleet, P.fleetEnv]);
+    const multi = page.locator('tbody tr').filter({ hasText: 'MULTI' });
+    await multi.locator('summary').click();
+    await assertInert([SCRIPT, IMG]);
+    await multi.getByRole('button', { name: 'Edit MULTI' }).click();
+    assert.equal(await page.getByRole('form', { name: 'Edit MULTI' }).getByLabel('Value').inputValue(), P.multiLine);
+    await assertInert([]);
+    await inDialog(() => multi.getByRole('button', { name: 'Delete MULTI' }).click(), ['Delete MULTI?']);
+    await page.getByRole('navigation', { name: 'Fleet' }).getByRole('link', { name: 'Configuration' }).click();
+    await assertInert([P.fleetConfig]);
+  });
+
+  test("the device's variables: inherited, overriding and overridden values", async () => {
+    await page.goto(`${world.url}/devices/${uuid}/variables`, { waitUntil: 'load' });
+    await assertInert([P.renamedLive, P.fleetConfig, P.deviceConfig]);
+    await assertInert([P.fleetEnv, P.deviceEnv]);
+    await page.getByRole('button', { name: 'Override MULTI' }).click();
+    const form = page.getByRole('form', { name: 'Override MULTI on this device' });
+    assert.equal(await form.getByLabel('Value').inputValue(), P.multiLine);
+    await assertInert([]);
   });
 
   test('the organizations page and the revoke-key dialog', async () => {

@@ -29,10 +29,30 @@ for (const testDb of testDatabases()) {
       const { slug, uuid } = live;
       for (const path of [`/api/v1/fleets/${slug}`, `/api/v1/devices/${uuid}`, `/api/v1/fleets/${slug}/releases`])
         assert.equal((await live.api('GET', path, undefined, key)).status, 200, path);
+      // Variables for the observer's deletes to aim at: still there afterwards.
+      await live.api('POST', `/api/v1/fleets/${slug}/env`, { name: 'A', value: 'kept' });
+      await live.api('POST', `/api/v1/fleets/${slug}/config`, { name: 'FLOTILLA_A', value: 'kept' });
+      await live.api('POST', `/api/v1/devices/${uuid}/env`, { name: 'A', value: 'kept', service: 'main' });
+      await live.api('POST', `/api/v1/devices/${uuid}/config`, { name: 'BALENA_A', value: 'kept' });
+      const variables = async () =>
+        Promise.all(
+          [`/api/v1/fleets/${slug}/env`, `/api/v1/fleets/${slug}/config`].flatMap((fleetPath, i) => [
+            live.api('GET', fleetPath).then((a) => a.data.items),
+            live.api('GET', `/api/v1/devices/${uuid}/${i === 0 ? 'env' : 'config'}`).then((a) => a.data.items),
+          ]),
+        );
+      const stored = await variables();
       const writes: Array<[string, string, unknown?]> = [
         ['PATCH', `/api/v1/fleets/${slug}`, { name: 'renamed' }],
         ['DELETE', `/api/v1/fleets/${slug}`],
         ['POST', `/api/v1/fleets/${slug}/env`, { name: 'A', value: '1' }],
+        ['PUT', `/api/v1/fleets/${slug}/config`, { name: 'FLOTILLA_A', value: '1' }],
+        ['DELETE', `/api/v1/fleets/${slug}/env/A?exact=1`],
+        ['DELETE', `/api/v1/fleets/${slug}/config/FLOTILLA_A`],
+        ['POST', `/api/v1/devices/${uuid}/env`, { name: 'A', value: '1', service: 'main' }],
+        ['POST', `/api/v1/devices/${uuid}/config`, { name: 'BALENA_A', value: '1' }],
+        ['DELETE', `/api/v1/devices/${uuid}/env/A?service=main`],
+        ['DELETE', `/api/v1/devices/${uuid}/config/BALENA_A`],
         ['POST', `/api/v1/fleets/${slug}/releases`, { composition: { services: { main: { image: 'x/y' } } } }],
         ['PATCH', `/api/v1/devices/${uuid}`, { name: 'renamed' }],
         ['DELETE', `/api/v1/devices/${uuid}`],
@@ -50,6 +70,8 @@ for (const testDb of testDatabases()) {
       // Nothing changed: the fleet and the device are as they were.
       assert.equal((await live.api('GET', `/api/v1/fleets/${slug}`)).data.name, slug);
       assert.equal((await live.api('GET', `/api/v1/devices/${uuid}`)).status, 200);
+      assert.deepEqual(await variables(), stored);
+      assert.equal(stored.flat().length, 4);
     });
   });
 }
