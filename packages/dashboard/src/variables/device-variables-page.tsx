@@ -10,6 +10,7 @@ import { useMemo, useState } from 'react';
 import { Link, useParams } from 'react-router';
 import { useResource } from '../api/use-resource.js';
 import { useApi } from '../auth/session.js';
+import { useFleetEvents } from '../devices/use-fleet-events.js';
 import { ErrorText } from '../ui/error-text.js';
 import { short } from '../ui/format.js';
 import { EffectiveTable } from './effective-table.js';
@@ -31,6 +32,14 @@ export function DeviceVariablesPage() {
   const d = device.data;
   const uuid = d?.uuid ?? ref;
   const slug = d?.fleet ?? null;
+  // A deploy or a pin changes the device's target release, and with it the services and their compose values.
+  useFleetEvents(slug, {
+    onDevice: (changed) => {
+      if (changed.uuid === uuid) device.mutate(() => changed);
+    },
+    onRemoved: () => undefined,
+    onReconnected: device.reload,
+  });
   const fleet = useResource(slug && `fleet:${slug}`, () =>
     api.call(USER_ROUTES.getFleet, { params: { slug: slug ?? '' } }),
   );
@@ -85,10 +94,10 @@ export function DeviceVariablesPage() {
         </p>
         <h1 id="variables-title">Variables</h1>
       </div>
-      {[device, fleet, release, fleetEnv, fleetConfig, deviceEnv, deviceConfig].map((r, i) => (
-        // biome-ignore lint/suspicious/noArrayIndexKey: a fixed list of resources, always in this order
-        <ErrorText key={i} error={r.error} />
-      ))}
+      {/* One failure said once: a device not found fails every load after it for the same reason. */}
+      <ErrorText
+        error={[device, fleet, release, fleetEnv, fleetConfig, deviceEnv, deviceConfig].find((r) => r.error)?.error}
+      />
       {canWrite === false && (
         <p className="notice">
           Your role in this device's organization only reads: you can see these, not change them.

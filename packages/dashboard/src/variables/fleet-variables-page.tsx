@@ -62,9 +62,7 @@ export function FleetVariablesPage({ kind }: { kind: VariableKind }) {
         <h1 id="variables-title">{text.title}</h1>
       </div>
       <FleetNav slug={slug} />
-      <ErrorText error={fleet.error} />
-      <ErrorText error={vars.error} />
-      <ErrorText error={releases.error} />
+      <ErrorText error={fleet.error ?? vars.error ?? releases.error} />
       <p className="var-about">{text.about}</p>
       {canWrite === false && (
         <p className="notice">Your role in this fleet's organization only reads: you can see these, not change them.</p>
