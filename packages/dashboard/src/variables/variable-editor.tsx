@@ -71,9 +71,10 @@ export function VariableEditor({ kind, addTitle, services, target, onSave, onCan
   const fieldProps = (field: DraftField) => ({
     id: `${id}-${field}`,
     'aria-invalid': errors[field] ? true : undefined,
-    'aria-describedby': [errors[field] ? `${id}-${field}-error` : '', field === 'name' ? `${id}-name-hint` : '']
-      .filter(Boolean)
-      .join(' '),
+    'aria-describedby':
+      [errors[field] ? `${id}-${field}-error` : '', field === 'name' ? `${id}-name-hint` : '']
+        .filter(Boolean)
+        .join(' ') || undefined,
   });
   const fieldError = (field: DraftField) =>
     errors[field] && (
