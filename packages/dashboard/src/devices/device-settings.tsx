@@ -6,6 +6,7 @@ import { useResource } from '../api/use-resource.js';
 import { useApi } from '../auth/session.js';
 import { ConfirmDialog } from '../ui/confirm-dialog.js';
 import { short } from '../ui/format.js';
+import { pinDevice, pinnedWords } from './pin-device.js';
 
 /** Rename, pin to a release of the fleet, delete. Each answer replaces the device shown (`onChanged`). */
 export function DeviceSettings({ device, onChanged }: { device: Device; onChanged(device: Device): void }) {
@@ -19,11 +20,11 @@ export function DeviceSettings({ device, onChanged }: { device: Device; onChange
   const [message, setMessage] = useState<{ text: string; ok: boolean } | null>(null);
   const [deleting, setDeleting] = useState(false);
 
-  const save = async (event: FormEvent, body: { name?: string; pinnedRelease?: string | null }, done: string) => {
+  const save = async (event: FormEvent, change: () => Promise<Device>, done: string) => {
     event.preventDefault();
     setMessage(null);
     try {
-      onChanged(await api.call(USER_ROUTES.updateDevice, { params: { uuid: device.uuid }, body }));
+      onChanged(await change());
       setMessage({ text: done, ok: true });
     } catch (e) {
       setMessage({ text: describeError(e), ok: false });
@@ -45,7 +46,16 @@ export function DeviceSettings({ device, onChanged }: { device: Device; onChange
   return (
     <section className="area-settings" aria-labelledby="settings-title">
       <h2 id="settings-title">Settings</h2>
-      <form className="inline-form" onSubmit={(e) => save(e, { name: name.trim() }, 'Renamed.')}>
+      <form
+        className="inline-form"
+        onSubmit={(e) =>
+          save(
+            e,
+            () => api.call(USER_ROUTES.updateDevice, { params: { uuid: device.uuid }, body: { name: name.trim() } }),
+            'Renamed.',
+          )
+        }
+      >
         <label htmlFor="device-name">Name</label>
         <input id="device-name" required maxLength={200} value={name} onChange={(e) => setName(e.target.value)} />
         <button type="submit" disabled={name.trim() === '' || name.trim() === device.name}>
@@ -54,9 +64,10 @@ export function DeviceSettings({ device, onChanged }: { device: Device; onChange
       </form>
       <form
         className="inline-form"
-        onSubmit={(e) =>
-          save(e, { pinnedRelease: pin === '' ? null : pin }, pin === '' ? 'Follows the fleet.' : 'Pinned.')
-        }
+        onSubmit={(e) => {
+          const release = pin === '' ? null : pin;
+          return save(e, () => pinDevice(api, device.uuid, release), pinnedWords(release));
+        }}
       >
         <label htmlFor="device-pin">Release</label>
         <select id="device-pin" value={pin} onChange={(e) => setPin(e.target.value)}>
