@@ -4,7 +4,7 @@
  * against the bytes the registry serves); a release's page shows its services, images and composition; pinning the
  * fleet from it brings the device back to that release, a device is pinned and unpinned from it, and the fleet is
  * unpinned; the fleet page downloads a config.json that parses as one and names the fleet, its secret kept out of
- * the page. Screenshots: releases-1280.png, release-1280.png, release-390.png.
+ * the page. Screenshots: releases-1280.png, release-1280.png, release-390.png, config-json-1280.png.
  */
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
@@ -221,6 +221,7 @@ describe("a fleet's releases and provisioning in the dashboard", { skip }, () =>
     await page.getByLabel('Hostname').fill('gate-7');
     await page.getByLabel('Poll interval (s)').fill('60');
     await page.getByLabel('Keep logs across reboots').check();
+    await page.locator('details.provisioning').screenshot({ path: join(SCREENSHOT_DIR, 'config-json-1280.png') });
     const downloading = page.waitForEvent('download', { timeout: SHOWN_MS });
     await page.getByRole('button', { name: 'Download config.json' }).click();
     const download = await downloading;
