@@ -20,7 +20,7 @@ export function DeviceSettings({ device, onChanged }: { device: Device; onChange
   const [message, setMessage] = useState<{ text: string; ok: boolean } | null>(null);
   const [deleting, setDeleting] = useState(false);
 
-  const save = async (event: FormEvent, change: () => Promise<Device>, done: string) => {
+  const apply = async (event: FormEvent, change: () => Promise<Device>, done: string) => {
     event.preventDefault();
     setMessage(null);
     try {
@@ -30,6 +30,8 @@ export function DeviceSettings({ device, onChanged }: { device: Device; onChange
       setMessage({ text: describeError(e), ok: false });
     }
   };
+  const save = (event: FormEvent, body: { name?: string; pinnedRelease?: string | null }, done: string) =>
+    apply(event, () => api.call(USER_ROUTES.updateDevice, { params: { uuid: device.uuid }, body }), done);
   const successful = (releases.data?.items ?? []).filter((r) => r.status === 'success');
   // A release deployed while the page is open reaches the device (its target) before this list: refetch it, once
   // per such commit, so it can be pinned without a reload.
@@ -46,16 +48,7 @@ export function DeviceSettings({ device, onChanged }: { device: Device; onChange
   return (
     <section className="area-settings" aria-labelledby="settings-title">
       <h2 id="settings-title">Settings</h2>
-      <form
-        className="inline-form"
-        onSubmit={(e) =>
-          save(
-            e,
-            () => api.call(USER_ROUTES.updateDevice, { params: { uuid: device.uuid }, body: { name: name.trim() } }),
-            'Renamed.',
-          )
-        }
-      >
+      <form className="inline-form" onSubmit={(e) => save(e, { name: name.trim() }, 'Renamed.')}>
         <label htmlFor="device-name">Name</label>
         <input id="device-name" required maxLength={200} value={name} onChange={(e) => setName(e.target.value)} />
         <button type="submit" disabled={name.trim() === '' || name.trim() === device.name}>
@@ -66,7 +59,7 @@ export function DeviceSettings({ device, onChanged }: { device: Device; onChange
         className="inline-form"
         onSubmit={(e) => {
           const release = pin === '' ? null : pin;
-          return save(e, () => pinDevice(api, device.uuid, release), pinnedWords(release));
+          return apply(e, () => pinDevice(api, device.uuid, release), pinnedWords(release));
         }}
       >
         <label htmlFor="device-pin">Release</label>
