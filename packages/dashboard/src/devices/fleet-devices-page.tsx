@@ -3,6 +3,7 @@ import { useCallback, useMemo, useRef } from 'react';
 import { Link, useParams, useSearchParams } from 'react-router';
 import { useResource } from '../api/use-resource.js';
 import { useApi } from '../auth/session.js';
+import { ConfigJsonPanel } from '../provisioning/config-json-panel.js';
 import { ErrorText } from '../ui/error-text.js';
 import { short } from '../ui/format.js';
 import { LiveIndicator } from '../ui/live-indicator.js';
@@ -64,6 +65,7 @@ export function FleetDevicesPage() {
               'none yet'
             )}
           </span>
+          <Link to={`/fleets/${encodeURIComponent(slug)}/releases`}>Releases</Link>
           <span aria-live="polite">
             {rows.total === null
               ? 'Counting devices…'
@@ -84,6 +86,7 @@ export function FleetDevicesPage() {
           now={now}
         />
       )}
+      {fleet.data && <ConfigJsonPanel fleet={fleet.data} />}
     </section>
   );
 }

@@ -5,8 +5,9 @@
  * event streams while a page is open, and each page must show the payload as text with nothing run: no
  * `window.__xss`, no <img> or inline <script> in the document, no dialog, no CSP violation, no error.
  *
- * Not planted, because the dashboard does not show them: variables (names and values), release notes. Release
- * versions, commits, usernames, slugs and compose service names cannot hold markup (the protocol's schemas refuse it).
+ * Not planted, because the dashboard does not show them: variables (names and values). Release versions, commits,
+ * usernames, slugs and compose service names cannot hold markup (the protocol's schemas refuse it); a release's
+ * notes, images and composition values (environment, labels, command) can, and are planted.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -56,6 +57,11 @@ const P = {
   serviceStatus: planted('sstatus'),
   logService: plantedShort('lsvc'),
   apiKey: planted('key'),
+  releaseNotes: planted('notes'),
+  releaseImage: planted('rimage'),
+  envValue: planted('envval'),
+  label: planted('label'),
+  command: planted('command'),
 };
 /** A log line with ANSI colours around HTML, as `docker logs` of a hostile service would give it. */
 const LOG_LINE = `\u001b[1;31mlog ${SCRIPT}\u001b[0m plain ${IMG} <b>not bold</b>`;
@@ -72,6 +78,8 @@ describe('the dashboard renders planted markup as text and runs none of it', { s
   let slug = '';
   let uuid = '';
   let deviceKey = '';
+  let releaseId = 0;
+  let releaseVersion = '';
 
   const deviceCall = async (route: { method: string; path: string }, params: Record<string, string>, body: unknown) => {
     const response = await fetch(`${world.url}${path(route.path, params)}`, {
@@ -123,6 +131,21 @@ describe('the dashboard renders planted markup as text and runs none of it', { s
       { message: `${SCRIPT}${IMG}`, timestamp: Date.now(), isSystem: true, isStdErr: true },
     ]);
     await api.call(USER_ROUTES.createApiKey, { body: { name: P.apiKey } });
+    const release = await api.call(USER_ROUTES.createRelease, {
+      params: { slug },
+      body: {
+        composition: {
+          services: {
+            app: { build: '.', environment: { GREETING: P.envValue }, labels: { note: P.label }, command: P.command },
+          },
+        },
+        images: { app: P.releaseImage },
+        status: 'success',
+        notes: P.releaseNotes,
+      },
+    });
+    releaseId = release.id;
+    releaseVersion = release.version;
 
     browser = await launchChromium();
     watch = await watchPage(browser, { width: 1280, height: 800 });
@@ -200,6 +223,23 @@ describe('the dashboard renders planted markup as text and runs none of it', { s
     await inDialog(
       () => page.getByRole('button', { name: 'Delete device' }).click(),
       [`Delete device ${P.renamedLive}?`],
+    );
+  });
+
+  test("the fleet's releases, a release's page with its composition, and the pin-fleet dialog", async () => {
+    await page.goto(`${world.url}/fleets/${slug}/releases`, { waitUntil: 'load' });
+    await assertInert([P.fleet, releaseVersion]);
+    await page.getByRole('link', { name: releaseVersion, exact: true }).click();
+    await page.getByRole('heading', { name: `Release ${releaseVersion}` }).waitFor();
+    assert.equal(new URL(page.url()).pathname, `/releases/${releaseId}`);
+    await page.locator('pre.composition').waitFor();
+    await assertInert([P.fleet, P.releaseNotes, P.releaseImage, P.envValue, P.label, P.command]);
+    const devices = page.getByLabel('Device', { exact: true });
+    await devices.locator(`option[value="${uuid}"]`).waitFor({ state: 'attached' });
+    assert.ok((await devices.locator('option').allTextContents()).some((t) => t.startsWith(`${P.renamedLive} (`)));
+    await inDialog(
+      () => page.getByRole('button', { name: 'Pin the fleet to this release' }).click(),
+      [`Pin fleet ${P.fleet} to ${releaseVersion}?`],
     );
   });
 
