@@ -160,6 +160,16 @@ test('deploy builds, pushes and records a successful release; a failed build mar
   const info = await flotillaJson<Release>(config, ['release', 'info', String(deployed.release.id)]);
   assert.equal(info.status, 'success');
   assert.deepEqual(info.services.map((s) => s.image).sort(), [deployed.images.web, deployed.images.worker].sort());
+  // Who deployed it, and what each image weighs in the registry, in JSON and in words.
+  assert.equal(info.createdBy?.username, server.admin?.username);
+  assert.ok(
+    info.services.every((s) => (s.imageSize ?? 0) > 0),
+    'the registry holds both images',
+  );
+  const human = await flotilla(config, ['release', 'info', String(deployed.release.id)]);
+  assert.match(human.stdout, new RegExp(`^by: +${server.admin?.username}$`, 'm'));
+  assert.match(human.stdout, /^size: +\d+\.\d (KiB|MiB)$/m);
+  assert.match(human.stdout, /^web +\S+@sha256:[a-f0-9]{64} +\d+\.\d (KiB|MiB)$/m);
   // The image really is in the registry: pull it back by digest after removing the local copy.
   await run('docker', ['rmi', '-f', `${host}/deploy-test/web:${deployed.release.commit}`]);
   await run('docker', ['login', '-u', 'x', '--password-stdin', host], { input: server.admin?.apiKey ?? '' });

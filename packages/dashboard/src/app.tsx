@@ -5,6 +5,8 @@ import { DevicePage } from './devices/device-page.js';
 import { FleetDevicesPage } from './devices/fleet-devices-page.js';
 import { FleetsPage } from './fleets/fleets-page.js';
 import { OrganizationsPage } from './orgs/organizations-page.js';
+import { FleetReleasesPage } from './releases/fleet-releases-page.js';
+import { ReleasePage } from './releases/release-page.js';
 import { Layout } from './ui/layout.js';
 import { DeviceVariablesPage } from './variables/device-variables-page.js';
 import { FleetVariablesPage } from './variables/fleet-variables-page.js';
@@ -23,6 +25,8 @@ export function App() {
         <Route index element={<Navigate to="/fleets" replace />} />
         <Route path="/fleets" element={<FleetsPage />} />
         <Route path="/fleets/:slug" element={<FleetDevicesPage />} />
+        <Route path="/fleets/:slug/releases" element={<FleetReleasesPage />} />
+        <Route path="/releases/:ref" element={<ReleasePage />} />
         <Route path="/devices/:uuid" element={<DevicePage />} />
         <Route path="/fleets/:slug/variables" element={<FleetVariablesPage kind="env" />} />
         <Route path="/fleets/:slug/configuration" element={<FleetVariablesPage kind="config" />} />

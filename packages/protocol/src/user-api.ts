@@ -237,6 +237,11 @@ export const releaseServiceSchema = z.object({
   name: serviceNameSchema,
   image: z.string(),
   imageId: z.number().int(),
+  /**
+   * Bytes the image's manifest names (config plus layers, compressed as pushed), read from this server's registry;
+   * null when it does not hold the image (not pushed yet, another registry, or an index without the fleet's platform).
+   */
+  imageSize: z.number().int().nonnegative().nullable(),
 });
 export const releaseSchema = z.object({
   id: z.number().int(),
@@ -249,6 +254,8 @@ export const releaseSchema = z.object({
   services: z.array(releaseServiceSchema),
   notes: z.string().nullable(),
   createdAt: isoDate,
+  /** Who created (deployed) it; null for releases made before this was recorded, or whose user was deleted. */
+  createdBy: z.object({ id: z.number().int(), username: z.string() }).nullable(),
 });
 export type Release = z.infer<typeof releaseSchema>;
 export const createReleaseRequestSchema = z.strictObject({

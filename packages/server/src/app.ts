@@ -23,6 +23,7 @@ import { registerOrganizationRoutes } from './organizations/routes.js';
 import { registerReleaseRoutes } from './releases/routes.js';
 import { redactUploadIds } from './registry/names.js';
 import { registerVariableRoutes } from './variables/routes.js';
+import { ImageSizes } from './registry/image-size.js';
 import { registerFlotillaRegistry } from './registry/register.js';
 import { registerActionRoutes } from './actions/routes.js';
 import { ConnectionHub } from './device-connection/connection-hub.js';
@@ -212,7 +213,6 @@ export async function buildApp(options: AppOptions): Promise<FlotillaApp> {
   registerOrganizationRoutes(app, ctx);
   registerFleetRoutes(app, ctx);
   registerDeviceUserRoutes(app, ctx);
-  registerReleaseRoutes(app, ctx);
   registerVariableRoutes(app, ctx);
   registerDeviceRoutes(app, ctx, lastSeen, createPollLookup(options.database));
   // Server nodes sharing a PostgreSQL database tell each other about logs and actions; SQLite has one node.
@@ -254,7 +254,7 @@ export async function buildApp(options: AppOptions): Promise<FlotillaApp> {
   });
   installRemoteAccess(app, ctx, broker, bus, options.auditRetentionDays ?? 90);
   frontDoor.route = publicUrls;
-  await registerFlotillaRegistry(app, {
+  const registryStorage = await registerFlotillaRegistry(app, {
     db,
     limiter: guesses,
     storageDir: options.registryDir,
@@ -263,6 +263,8 @@ export async function buildApp(options: AppOptions): Promise<FlotillaApp> {
     space: disk,
     limits: { maxUploadBytes: options.registryMaxUploadBytes, quotaBytes: options.registryQuotaBytes },
   });
+  // After the registry: a release shows the size of its images as the registry's storage holds them.
+  registerReleaseRoutes(app, ctx, new ImageSizes(registryStorage));
   disk.start(options.diskCheckIntervalMs ?? 30_000, app.log);
   app.addHook('onClose', async () => disk.close());
   const stopReleaseTimeout = scheduleReleaseTimeout(

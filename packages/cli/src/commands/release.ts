@@ -1,7 +1,16 @@
 import type { Command } from 'commander';
-import { USER_ROUTES, slugSchema } from '@flotilla/protocol';
+import { type Release, USER_ROUTES, slugSchema } from '@flotilla/protocol';
 import { emit, formatDetails, formatTable } from '../output/output.js';
 import { checkArg, leaf, releaseRef, runCommand } from './context.js';
+import { formatBytes } from './sessions.js';
+
+/** The images' bytes together; unknown (null) when the registry holds none of them, `≥` when only some. */
+function totalSize(release: Release): string | null {
+  const known = release.services.flatMap((s) => (s.imageSize === null ? [] : [s.imageSize]));
+  if (known.length === 0) return null;
+  const total = formatBytes(known.reduce((a, b) => a + b, 0));
+  return known.length < release.services.length ? `≥ ${total}` : total;
+}
 
 export function registerReleaseCommands(program: Command): void {
   const release = program.command('release').description('inspect releases');
@@ -13,13 +22,15 @@ export function registerReleaseCommands(program: Command): void {
       });
       emit(ctx.output, items, () =>
         formatTable(
-          ['id', 'version', 'commit', 'status', 'services', 'created'],
+          ['id', 'version', 'commit', 'status', 'services', 'size', 'by', 'created'],
           items.map((r) => [
             r.id,
             r.version,
             r.commit.slice(0, 7),
             r.status,
             r.services.map((s) => s.name).join(','),
+            totalSize(r),
+            r.createdBy?.username,
             r.createdAt,
           ]),
         ),
@@ -46,11 +57,13 @@ export function registerReleaseCommands(program: Command): void {
               ['status', found.status],
               ['final', found.isFinal],
               ['created', found.createdAt],
+              ['by', found.createdBy?.username],
+              ['size', totalSize(found)],
               ['notes', found.notes],
             ]) +
             formatTable(
-              ['service', 'image'],
-              found.services.map((s) => [s.name, s.image]),
+              ['service', 'image', 'size'],
+              found.services.map((s) => [s.name, s.image, s.imageSize === null ? null : formatBytes(s.imageSize)]),
             ),
         );
       }),

@@ -6,6 +6,7 @@ import { useResource } from '../api/use-resource.js';
 import { useApi } from '../auth/session.js';
 import { ConfirmDialog } from '../ui/confirm-dialog.js';
 import { short } from '../ui/format.js';
+import { pinDevice, pinnedWords } from './pin-device.js';
 
 /** Rename, pin to a release of the fleet, delete. Each answer replaces the device shown (`onChanged`). */
 export function DeviceSettings({ device, onChanged }: { device: Device; onChanged(device: Device): void }) {
@@ -19,16 +20,18 @@ export function DeviceSettings({ device, onChanged }: { device: Device; onChange
   const [message, setMessage] = useState<{ text: string; ok: boolean } | null>(null);
   const [deleting, setDeleting] = useState(false);
 
-  const save = async (event: FormEvent, body: { name?: string; pinnedRelease?: string | null }, done: string) => {
+  const apply = async (event: FormEvent, change: () => Promise<Device>, done: string) => {
     event.preventDefault();
     setMessage(null);
     try {
-      onChanged(await api.call(USER_ROUTES.updateDevice, { params: { uuid: device.uuid }, body }));
+      onChanged(await change());
       setMessage({ text: done, ok: true });
     } catch (e) {
       setMessage({ text: describeError(e), ok: false });
     }
   };
+  const save = (event: FormEvent, body: { name?: string; pinnedRelease?: string | null }, done: string) =>
+    apply(event, () => api.call(USER_ROUTES.updateDevice, { params: { uuid: device.uuid }, body }), done);
   const successful = (releases.data?.items ?? []).filter((r) => r.status === 'success');
   // A release deployed while the page is open reaches the device (its target) before this list: refetch it, once
   // per such commit, so it can be pinned without a reload.
@@ -54,9 +57,10 @@ export function DeviceSettings({ device, onChanged }: { device: Device; onChange
       </form>
       <form
         className="inline-form"
-        onSubmit={(e) =>
-          save(e, { pinnedRelease: pin === '' ? null : pin }, pin === '' ? 'Follows the fleet.' : 'Pinned.')
-        }
+        onSubmit={(e) => {
+          const release = pin === '' ? null : pin;
+          return apply(e, () => pinDevice(api, device.uuid, release), pinnedWords(release));
+        }}
       >
         <label htmlFor="device-pin">Release</label>
         <select id="device-pin" value={pin} onChange={(e) => setPin(e.target.value)}>

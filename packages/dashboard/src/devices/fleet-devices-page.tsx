@@ -4,6 +4,7 @@ import { Link, useParams, useSearchParams } from 'react-router';
 import { useResource } from '../api/use-resource.js';
 import { useApi } from '../auth/session.js';
 import { FleetNav } from '../fleets/fleet-nav.js';
+import { ConfigJsonPanel } from '../provisioning/config-json-panel.js';
 import { ErrorText } from '../ui/error-text.js';
 import { short } from '../ui/format.js';
 import { LiveIndicator } from '../ui/live-indicator.js';
@@ -66,6 +67,7 @@ export function FleetDevicesPage() {
               'none yet'
             )}
           </span>
+          <Link to={`/fleets/${encodeURIComponent(slug)}/releases`}>Releases</Link>
           <span aria-live="polite">
             {rows.total === null
               ? 'Counting devices…'
@@ -86,6 +88,7 @@ export function FleetDevicesPage() {
           now={now}
         />
       )}
+      {fleet.data && <ConfigJsonPanel fleet={fleet.data} />}
     </section>
   );
 }

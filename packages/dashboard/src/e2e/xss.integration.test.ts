@@ -5,9 +5,9 @@
  * event streams while a page is open, and each page must show the payload as text with nothing run: no
  * `window.__xss`, no <img> or inline <script> in the document, no dialog, no CSP violation, no error.
  *
- * Not planted, because the dashboard does not show them: release notes. Release versions, commits, usernames, slugs,
- * compose service names and variable names cannot hold markup (the protocol's schemas refuse it); variable values
- * (fleet and device, environment and configuration, one line and many) can, and are planted.
+ * Release versions, commits, usernames, slugs, compose service names and variable names cannot hold markup (the
+ * protocol's schemas refuse it); a release's notes, images and composition values (environment, labels, command),
+ * and variable values (fleet and device, environment and configuration, one line and many) can, and are planted.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -63,6 +63,11 @@ const P = {
   deviceConfig: planted('dconf'),
   /** Many lines: shown by its start, the whole value one click away. */
   multiLine: `mline\n${SCRIPT}\n${IMG}`,
+  releaseNotes: planted('notes'),
+  releaseImage: planted('rimage'),
+  envValue: planted('envval'),
+  label: planted('label'),
+  command: planted('command'),
 };
 /** A log line with ANSI colours around HTML, as `docker logs` of a hostile service would give it. */
 const LOG_LINE = `\u001b[1;31mlog ${SCRIPT}\u001b[0m plain ${IMG} <b>not bold</b>`;
@@ -79,6 +84,8 @@ describe('the dashboard renders planted markup as text and runs none of it', { s
   let slug = '';
   let uuid = '';
   let deviceKey = '';
+  let releaseId = 0;
+  let releaseVersion = '';
 
   const deviceCall = async (route: { method: string; path: string }, params: Record<string, string>, body: unknown) => {
     const response = await fetch(`${world.url}${path(route.path, params)}`, {
@@ -141,6 +148,21 @@ describe('the dashboard renders planted markup as text and runs none of it', { s
       params: { uuid },
       body: { name: 'BALENA_XSS', value: P.deviceConfig },
     });
+    const release = await api.call(USER_ROUTES.createRelease, {
+      params: { slug },
+      body: {
+        composition: {
+          services: {
+            app: { build: '.', environment: { GREETING: P.envValue }, labels: { note: P.label }, command: P.command },
+          },
+        },
+        images: { app: P.releaseImage },
+        status: 'success',
+        notes: P.releaseNotes,
+      },
+    });
+    releaseId = release.id;
+    releaseVersion = release.version;
 
     browser = await launchChromium();
     watch = await watchPage(browser, { width: 1280, height: 800 });
@@ -221,6 +243,23 @@ describe('the dashboard renders planted markup as text and runs none of it', { s
     );
   });
 
+  test("the fleet's releases, a release's page with its composition, and the pin-fleet dialog", async () => {
+    await page.goto(`${world.url}/fleets/${slug}/releases`, { waitUntil: 'load' });
+    await assertInert([P.fleet, releaseVersion]);
+    await page.getByRole('link', { name: releaseVersion, exact: true }).click();
+    await page.getByRole('heading', { name: `Release ${releaseVersion}` }).waitFor();
+    assert.equal(new URL(page.url()).pathname, `/releases/${releaseId}`);
+    await page.locator('pre.composition').waitFor();
+    await assertInert([P.fleet, P.releaseNotes, P.releaseImage, P.envValue, P.label, P.command]);
+    const devices = page.getByLabel('Device', { exact: true });
+    await devices.locator(`option[value="${uuid}"]`).waitFor({ state: 'attached' });
+    assert.ok((await devices.locator('option').allTextContents()).some((t) => t.startsWith(`${P.renamedLive} (`)));
+    await inDialog(
+      () => page.getByRole('button', { name: 'Pin the fleet to this release' }).click(),
+      [`Pin fleet ${P.fleet} to ${releaseVersion}?`],
+    );
+  });
+
   test('the fleet variables and configuration pages, the edit form and the delete dialog', async () => {
     await page.goto(`${world.url}/fleets/${slug}/variables`, { waitUntil: 'load' });
     await assertInert([P.fleet, P.fleetEnv]);
@@ -238,7 +277,7 @@ describe('the dashboard renders planted markup as text and runs none of it', { s
   test("the device's variables: inherited, overriding and overridden values", async () => {
     await page.goto(`${world.url}/devices/${uuid}/variables`, { waitUntil: 'load' });
     await assertInert([P.renamedLive, P.fleetConfig, P.deviceConfig]);
-    await assertInert([P.fleetEnv, P.deviceEnv]);
+    await assertInert([P.fleetEnv, P.deviceEnv, P.envValue]);
     await page.getByRole('button', { name: 'Override MULTI' }).click();
     const form = page.getByRole('form', { name: 'Override MULTI on this device' });
     assert.equal(await form.getByLabel('Value').inputValue(), P.multiLine);

@@ -8,6 +8,7 @@ export function FleetNav({ slug }: { slug: string }) {
       <NavLink to={base} end>
         Devices
       </NavLink>
+      <NavLink to={`${base}/releases`}>Releases</NavLink>
       <NavLink to={`${base}/variables`}>Variables</NavLink>
       <NavLink to={`${base}/configuration`}>Configuration</NavLink>
     </nav>

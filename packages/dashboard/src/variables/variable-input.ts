@@ -61,7 +61,9 @@ export function isDeviceSource(source: EnvSource | ConfigSource): boolean {
 }
 
 /** The service names of some releases, each once, sorted: what a fleet variable may be scoped to. */
-export function servicesOf(releases: readonly Pick<Release, 'services'>[]): string[] {
+export function servicesOf(
+  releases: readonly { services: readonly Pick<Release['services'][number], 'name'>[] }[],
+): string[] {
   return [...new Set(releases.flatMap((r) => r.services.map((s) => s.name)))].sort();
 }
 

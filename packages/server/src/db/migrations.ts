@@ -285,6 +285,16 @@ export function migrations(dialect: Dialect): MigrationProvider {
           .execute();
       },
     },
+    '0007-release-created-by': {
+      async up(db: Kysely<unknown>) {
+        // Who created each release. Null on releases made before this migration (their creator was not recorded)
+        // and once the user is deleted: a release outlives its author, so the reference is cleared, not cascaded.
+        await db.schema
+          .alterTable('releases')
+          .addColumn('created_by', 'integer', (c) => c.references('users.id').onDelete('set null'))
+          .execute();
+      },
+    },
   };
   return { getMigrations: async () => all };
 }

@@ -91,6 +91,8 @@ export interface Database {
     composition_json: string;
     notes: string | null;
     created_at: string;
+    /** The user who created the release; null: made before this was recorded, or that user was deleted. */
+    created_by: number | null;
   };
   release_services: { id: Generated<number>; release_id: number; name: string; image: string | null };
   env_vars: {

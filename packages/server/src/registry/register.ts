@@ -15,7 +15,8 @@ import { reclaimAbandonedUploads } from './upload-space.js';
 
 /**
  * Registers the registry in the Flotilla app. Without a storage folder (in-memory database, tests) the images
- * go to a temp folder removed when the app closes, matching the lifetime of such a database.
+ * go to a temp folder removed when the app closes, matching the lifetime of such a database. Returns the storage,
+ * which the release routes read image sizes from.
  */
 export async function registerFlotillaRegistry(
   app: FastifyInstance,
@@ -29,7 +30,7 @@ export async function registerFlotillaRegistry(
     space?: DiskHealth | undefined;
     limits?: { [K in keyof RegistryLimits]?: number | undefined };
   },
-): Promise<void> {
+): Promise<RegistryStorage> {
   let storageDir = options.storageDir;
   if (storageDir === undefined) {
     const temp = await mkdtemp(join(tmpdir(), 'flotilla-registry-'));
@@ -54,6 +55,7 @@ export async function registerFlotillaRegistry(
   const uploadsRoot = storageDir;
   options.space?.addReclaimer((enough) => reclaimAbandonedUploads(uploadsRoot, enough));
   scheduleGarbageCollection(app, options.db, storage, options.gcIntervalMs ?? DAY_MS);
+  return storage;
 }
 
 const DAY_MS = 24 * 3600 * 1000;

@@ -40,7 +40,12 @@ for (const testDb of testDatabases()) {
         // A CLI finishing late cannot turn it into a success, through the API or with the row it read before.
         const late = await h.call('PATCH', `/api/v1/releases/${stale.data.id}`, h.adminKey, { status: 'success' });
         assert.equal(late.statusCode, 409);
-        await assert.rejects(updateRelease(db, staleRow, { status: 'success' }), /RELEASE_IMMUTABLE|finished/);
+        // The refusal comes before any image is looked at, so no registry is needed here.
+        const noRegistry = { of: async () => null };
+        await assert.rejects(
+          updateRelease(db, noRegistry, staleRow, { status: 'success' }),
+          /RELEASE_IMMUTABLE|finished/,
+        );
         assert.equal(await status(stale.data.id), 'failed');
       } finally {
         await h.close();

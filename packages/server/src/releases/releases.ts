@@ -1,12 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { sql } from 'kysely';
-import { FlotillaError, commitSchema } from '@flotilla/protocol';
+import { FlotillaError, commitSchema, platformOfDeviceType } from '@flotilla/protocol';
 import type { ComposeFile, Release, ReleaseStatus } from '@flotilla/protocol';
 import type { Db } from '../db/database.js';
 import { now } from '../db/database.js';
 import { bumpFleet } from '../db/revisions.js';
 import type { UserPrincipal } from '../auth/principal.js';
 import { orgIds } from '../auth/principal.js';
+import type { ImageOwner } from '../registry/image-size.js';
 import { nextVersion } from './versions.js';
 
 export interface ReleaseRow {
@@ -19,6 +20,7 @@ export interface ReleaseRow {
   composition_json: string;
   notes: string | null;
   created_at: string;
+  created_by: number | null;
 }
 
 /** A release of the fleet by id or commit (a unique prefix of 7+ hex characters is enough). */
@@ -57,36 +59,79 @@ export async function visibleRelease(db: Db, user: UserPrincipal, ref: string): 
   return single(rows, ref);
 }
 
-export async function toRelease(db: Db, row: ReleaseRow): Promise<Release> {
-  const fleet = await db.selectFrom('fleets').select('slug').where('id', '=', row.fleet_id).executeTakeFirstOrThrow();
+/** Reads the bytes of a release's images (registry/image-size.ts); a test may give a registry-less one. */
+export interface ImageSizeReader {
+  of(image: string, owner: ImageOwner): Promise<number | null>;
+}
+
+export async function toRelease(db: Db, sizes: ImageSizeReader, row: ReleaseRow): Promise<Release> {
+  const [release] = await toReleases(db, sizes, row.fleet_id, [row]);
+  if (!release) throw new Error('toReleases returns one release per row');
+  return release;
+}
+
+/**
+ * The API view of releases of one fleet, in the order given: three queries whatever their number (fleet, services,
+ * creators), then the image sizes, each read once however many releases share an image.
+ */
+async function toReleases(db: Db, sizes: ImageSizeReader, fleetId: number, rows: ReleaseRow[]): Promise<Release[]> {
+  if (rows.length === 0) return [];
+  const fleet = await db
+    .selectFrom('fleets')
+    .select(['slug', 'uuid', 'device_type'])
+    .where('id', '=', fleetId)
+    .executeTakeFirstOrThrow();
+  const ids = rows.map((r) => r.id);
   const services = await db
     .selectFrom('release_services')
     .selectAll()
-    .where('release_id', '=', row.id)
+    .where('release_id', 'in', ids)
     .orderBy('id')
     .execute();
-  return {
-    id: row.id,
-    fleet: fleet.slug,
-    commit: row.commit,
-    version: row.version,
-    status: row.status,
-    isFinal: row.is_final === 1,
-    composition: JSON.parse(row.composition_json) as ComposeFile,
-    services: services.map((s) => ({ id: s.id, name: s.name, image: s.image ?? '', imageId: s.id })),
-    notes: row.notes,
-    createdAt: row.created_at,
-  };
+  const creatorIds = [...new Set(rows.map((r) => r.created_by).filter((id): id is number => id !== null))];
+  const creators =
+    creatorIds.length === 0
+      ? []
+      : await db.selectFrom('users').select(['id', 'username']).where('id', 'in', creatorIds).execute();
+  const usernames = new Map(creators.map((u) => [u.id, u.username]));
+  const owner: ImageOwner = { slug: fleet.slug, uuid: fleet.uuid, platform: platformOfDeviceType(fleet.device_type) };
+  const imageSizes = new Map<string, number | null>();
+  for (const image of new Set(services.map((s) => s.image).filter((i): i is string => !!i)))
+    imageSizes.set(image, await sizes.of(image, owner));
+  return rows.map((row) => {
+    const creator = row.created_by === null ? undefined : usernames.get(row.created_by);
+    return {
+      id: row.id,
+      fleet: fleet.slug,
+      commit: row.commit,
+      version: row.version,
+      status: row.status,
+      isFinal: row.is_final === 1,
+      composition: JSON.parse(row.composition_json) as ComposeFile,
+      services: services
+        .filter((s) => s.release_id === row.id)
+        .map((s) => ({
+          id: s.id,
+          name: s.name,
+          image: s.image ?? '',
+          imageId: s.id,
+          imageSize: s.image ? (imageSizes.get(s.image) ?? null) : null,
+        })),
+      notes: row.notes,
+      createdAt: row.created_at,
+      createdBy: row.created_by === null || creator === undefined ? null : { id: row.created_by, username: creator },
+    };
+  });
 }
 
-export async function listReleases(db: Db, fleetId: number): Promise<Release[]> {
+export async function listReleases(db: Db, sizes: ImageSizeReader, fleetId: number): Promise<Release[]> {
   const rows = await db
     .selectFrom('releases')
     .selectAll()
     .where('fleet_id', '=', fleetId)
     .orderBy('id', 'desc')
     .execute();
-  return Promise.all(rows.map((r) => toRelease(db, r)));
+  return toReleases(db, sizes, fleetId, rows);
 }
 
 export interface CreateReleaseInput {
@@ -97,6 +142,8 @@ export interface CreateReleaseInput {
   status: ReleaseStatus;
   isFinal: boolean;
   notes?: string | undefined;
+  /** The user creating it (who deployed), shown with the release. */
+  createdBy: number;
 }
 
 function checkImages(composition: ComposeFile, images: Record<string, string>): void {
@@ -115,7 +162,12 @@ function requireAllImages(names: string[], images: Map<string, string | null>): 
     );
 }
 
-export async function createRelease(db: Db, fleetId: number, input: CreateReleaseInput): Promise<Release> {
+export async function createRelease(
+  db: Db,
+  sizes: ImageSizeReader,
+  fleetId: number,
+  input: CreateReleaseInput,
+): Promise<Release> {
   checkImages(input.composition, input.images);
   const names = Object.keys(input.composition.services);
   const images = new Map(names.map((n) => [n, input.images[n] ?? input.composition.services[n]?.image ?? null]));
@@ -149,6 +201,7 @@ export async function createRelease(db: Db, fleetId: number, input: CreateReleas
         composition_json: JSON.stringify(input.composition),
         notes: input.notes ?? null,
         created_at: now(),
+        created_by: input.createdBy,
       })
       .returningAll()
       .executeTakeFirstOrThrow();
@@ -161,11 +214,12 @@ export async function createRelease(db: Db, fleetId: number, input: CreateReleas
     if (input.status === 'success') await bumpFleet(trx, fleetId);
     return inserted;
   });
-  return toRelease(db, row);
+  return toRelease(db, sizes, row);
 }
 
 export async function updateRelease(
   db: Db,
+  sizes: ImageSizeReader,
   row: ReleaseRow,
   input: {
     status?: ReleaseStatus | undefined;
@@ -217,7 +271,7 @@ export async function updateRelease(
     await bumpFleet(trx, row.fleet_id);
     return trx.selectFrom('releases').selectAll().where('id', '=', row.id).executeTakeFirstOrThrow();
   });
-  return toRelease(db, updated);
+  return toRelease(db, sizes, updated);
 }
 
 /** serviceId → name for the fleet's releases, so log lines that carry only a serviceId still show their service. */
