@@ -109,7 +109,7 @@ export function DeviceVariablesPage() {
         <p className="var-about">
           {commit === null
             ? 'The device has no release yet: these are what every service will share. '
-            : `Per service of release ${release.data?.version ?? ''} (${short(commit)}). `}
+            : `Per service of release ${release.data ? `${release.data.version} (${short(commit)})` : short(commit)}. `}
           Later wins: the release's compose file &lt; fleet &lt; device &lt; fleet · service &lt; device · service. A
           value the device sets for all services does not beat one the fleet sets for a service.
         </p>
