@@ -259,7 +259,13 @@ if (postgres)
 
     test('writes on node B reach a follower on node A within 2 s', async () => {
       const stream = follow(live.server.url, live.slug, live.apiKey);
-      await stream.ready;
+      const counts = readEventStream(`${live.server.url}/api/v1/fleet-counts/events`, {
+        authorization: `Bearer ${live.apiKey}`,
+      });
+      await Promise.all([stream.ready, counts.ready]);
+      // The figures as they were before the report, so the ones after it came through the bus.
+      await waitFor('the first counts', () => counts.events.length > 0, { timeoutMs: DEADLINE_MS });
+      assert.equal(counts.events[0]?.data.failed, 0);
       const latencies: Record<string, number> = {};
       const b = other.url;
       try {
@@ -271,6 +277,14 @@ if (postgres)
           from,
           'report on B',
           (e) => e.type === 'device' && e.data.status === 'Update failed',
+          since,
+          latencies,
+        );
+        await eventAfter(
+          counts,
+          1,
+          'counts after a report on B',
+          (e) => e.type === 'counts' && e.data.fleet === live.slug && e.data.failed === 1,
           since,
           latencies,
         );
@@ -317,6 +331,7 @@ if (postgres)
         console.log(`# fleet event latency, write on B, follower on A: ${JSON.stringify(latencies)}`);
       } finally {
         stream.close();
+        counts.close();
       }
     });
   });
