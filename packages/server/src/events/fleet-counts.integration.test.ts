@@ -157,6 +157,10 @@ for (const testDb of testDatabases()) {
     });
 
     test('another organization sees none of these fleets; removing the membership ends the stream', async () => {
+      for (const key of ['nonsense', live.deviceKey]) {
+        const refused = await live.api('GET', '/api/v1/fleet-counts/events', undefined, key);
+        assert.equal(refused.status, 401, JSON.stringify(refused.data));
+      }
       const password = generateKey();
       const user = await live.api('POST', '/api/v1/users', { username: 'outsider', password });
       const token = (await live.api('POST', '/api/v1/auth/login', { username: 'outsider', password })).data.token;
