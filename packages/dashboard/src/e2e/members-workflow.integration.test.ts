@@ -69,6 +69,12 @@ describe('members, roles, moves and live fleet counts in the browser', { skip },
   before(async () => {
     world = await startDashboardServer('dash-members');
     await world.api.call(USER_ROUTES.createUser, { body: OLGA });
+    // A second invitation, which olga declines.
+    await world.api.call(USER_ROUTES.createOrganization, { body: { name: 'Lab', handle: 'lab' } });
+    await world.api.call(USER_ROUTES.invite, {
+      params: { org: 'lab' },
+      body: { username: OLGA.username, role: 'admin' },
+    });
     await world.api.call(USER_ROUTES.createFleet, { body: { name: 'North', slug: 'north' } });
     await world.api.call(USER_ROUTES.createFleet, { body: { name: 'South', slug: 'south' } });
     await report(await register('north', 'pump-1'), { status: 'Idle' });
@@ -109,8 +115,11 @@ describe('members, roles, moves and live fleet counts in the browser', { skip },
     });
   const nav = (page: Page, name: string) =>
     page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name }).click();
+  /** The organization `default` on the Organizations page (the admin also has `Lab`). */
+  const defaultOrg = (page: Page): Locator =>
+    page.locator('article').filter({ has: page.getByRole('heading', { name: 'default @default' }) });
   const memberRow = (page: Page, username: string): Locator =>
-    page
+    defaultOrg(page)
       .getByRole('table', { name: 'Members' })
       .locator('tbody tr')
       .filter({ has: page.getByRole('rowheader', { name: username, exact: true }) });
@@ -126,24 +135,33 @@ describe('members, roles, moves and live fleet counts in the browser', { skip },
     assert.deepEqual(admin.failedResponses.splice(0), ['401 GET /api/v1/auth/csrf']);
     await nav(page, 'Organizations');
     await memberRow(page, world.admin.username).waitFor();
-    await page.getByLabel('Invite username').fill(OLGA.username);
-    await page.getByLabel('as', { exact: true }).selectOption('member');
-    await page.getByRole('button', { name: 'Invite', exact: true }).click();
+    await defaultOrg(page).getByLabel('Invite username').fill(OLGA.username);
+    await defaultOrg(page).getByLabel('as', { exact: true }).selectOption('member');
+    await defaultOrg(page).getByRole('button', { name: 'Invite', exact: true }).click();
     await page.getByText('Invitation sent to olga as member, if that user exists').waitFor();
     await assertClean(admin);
   });
 
-  step('olga, in her own browser, accepts and sees the organization with her role', async () => {
+  step('olga, in her own browser, declines one invitation, accepts the other and sees her role', async () => {
     const page = olga.page;
     await signIn(page, world.url, OLGA.username, OLGA.password);
     olga.failedResponses.splice(0);
     await nav(page, 'Organizations');
+    const lab = page.locator('.invitations li').filter({ hasText: 'Lab' });
+    await lab.getByRole('button', { name: /^Decline/ }).click();
+    await page.getByText('You declined the invitation to Lab.').waitFor();
+    await lab.waitFor({ state: 'detached' });
     const invitation = page.locator('.invitations li').filter({ hasText: 'invites you as member' });
     await invitation.waitFor();
     assert.match((await invitation.textContent()) ?? '', /default.*invites you as member \(from admin\)/);
     await invitation.getByRole('button', { name: /^Accept/ }).click();
     await page.getByText('You joined default as member.').waitFor();
     await page.getByText('Your role: member').waitFor();
+    assert.equal(await page.getByRole('heading', { name: /^Lab/ }).count(), 0, 'not in the declined organization');
+    assert.equal(
+      (await world.apiAs(world.admin.apiKey).call(USER_ROUTES.listMembers, { params: { org: 'lab' } })).items.length,
+      1,
+    );
     await memberRow(page, OLGA.username).waitFor();
     // A member is no admin: no role pickers, no remove buttons, no invite form.
     assert.equal(await page.getByRole('button', { name: /^Set role/ }).count(), 0);
