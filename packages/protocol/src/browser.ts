@@ -29,10 +29,18 @@ export const csrfTokenResponseSchema = z.object({ csrfToken: z.string() });
  * Device status as the dashboard filters it, derived by the server from what devices report (server
  * `devices/device-status.ts`): `online` = polled, reported or connected within the last 30 minutes (`isOnline`);
  * `offline` = not online; `updating` = online and reporting `Updating` (or `Downloading`, `Installing`,
- * `Applying changes`); `failed` = online and reporting `Update failed`. Updating and failed devices are online too.
+ * `Applying changes`); `failed` = online and reporting `Update failed` or `update_failed: true` (Device
+ * `updateFailed`), failed winning over updating. Updating and failed devices are online too.
  */
 export const deviceStatusFilterSchema = z.enum(['online', 'offline', 'updating', 'failed']);
 export type DeviceStatusFilter = z.infer<typeof deviceStatusFilterSchema>;
+/** Reported statuses (compared case-insensitively) that make an online device `updating`. */
+export const UPDATING_STATUSES: readonly string[] = ['updating', 'downloading', 'installing', 'applying changes'];
+/**
+ * Reported statuses (compared case-insensitively) that make an online device `failed`; so does a report's
+ * `update_failed: true` (the balena Supervisor says it that way), until a report says `update_failed: false`.
+ */
+export const FAILED_STATUSES: readonly string[] = ['update failed'];
 
 /**
  * Query of `GET /api/v1/devices`: everything optional, so older clients (`?fleet=`) keep working. Paging is by
@@ -67,3 +75,28 @@ export const devicePageSchema = z.object({ items: z.array(deviceSchema), total: 
  * reconnects refetches what it shows: events missed meanwhile are not replayed.
  */
 export const deviceRemovedEventSchema = z.object({ uuid: z.string() });
+
+/**
+ * `GET /api/v1/fleet-counts/events`: Server-Sent Events with the device counts by status of every fleet the caller
+ * sees, the live figures of the fleets page. On open, `event: counts` for each such fleet; then one for a fleet
+ * whenever its figures changed (a device reporting, going offline, joining, leaving), coalesced to at most one per
+ * fleet per second. A fleet created after the stream opened is not in it: the client reconnects to see it. A client
+ * that reconnects gets every fleet's figures again.
+ */
+export const fleetCountsSchema = z.object({
+  /** The fleet's slug. */
+  fleet: z.string(),
+  total: z.number().int(),
+  online: z.number().int(),
+  offline: z.number().int(),
+  updating: z.number().int(),
+  failed: z.number().int(),
+});
+export type FleetCounts = z.infer<typeof fleetCountsSchema>;
+
+/**
+ * `event: fleet-changed` on `GET /fleets/:slug/events`, `data: {targetRelease}`: the fleet's release changed (a
+ * deploy, a pin), so every device following it has a new target. One event for the whole fleet instead of one per
+ * device: the client refetches the rows it shows (and the fleet).
+ */
+export const fleetChangedEventSchema = z.object({ targetRelease: z.string().nullable() });

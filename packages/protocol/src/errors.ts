@@ -34,6 +34,10 @@ export const ERROR_CODES = {
   DEVICE_ALREADY_REGISTERED: { status: 409, description: 'A device with this UUID is already registered.' },
   SLUG_TAKEN: { status: 409, description: 'That slug or name is already in use.' },
   RELEASE_IMMUTABLE: { status: 409, description: 'A finished release cannot be changed.' },
+  LAST_ADMIN: {
+    status: 409,
+    description: 'An organization keeps at least one admin: its last admin cannot be removed, demoted or step down.',
+  },
   AMBIGUOUS_REFERENCE: { status: 409, description: 'A short identifier matches more than one resource.' },
   UPDATE_LOCKED: { status: 423, description: 'An update lock held by a service blocks this action.' },
   DEVICE_OFFLINE: { status: 409, description: 'The device is not connected, so the action cannot be delivered now.' },

@@ -63,6 +63,12 @@ export const organizationSchema = z.object({
 export type Organization = z.infer<typeof organizationSchema>;
 export const createOrganizationRequestSchema = z.strictObject({ name, handle: slugSchema.optional() });
 export const memberSchema = z.object({ user: userSchema, role: roleSchema });
+export type Member = z.infer<typeof memberSchema>;
+/**
+ * `PATCH /organizations/:org/members/:userId` (admins): the member's new role, in force at once everywhere: a
+ * member lowered to observer loses their open shells and tunnels, as a removed member loses every stream.
+ */
+export const setMemberRoleRequestSchema = z.strictObject({ role: roleSchema });
 
 /**
  * Invitations: an organization admin invites a username; the answer (202, empty) is the same whether or not the
@@ -166,6 +172,8 @@ export const deviceSchema = z.object({
   isOnline: z.boolean(),
   lastSeenAt: isoDate.nullable(),
   status: z.string().nullable(),
+  /** The last report said the update failed (`update_failed`); cleared by one saying it did not. */
+  updateFailed: z.boolean().default(false),
   pinnedRelease: z.string().nullable(),
   /** Commit of the release the device reports as fully applied. */
   runningRelease: z.string().nullable(),

@@ -158,6 +158,14 @@ export const USER_ROUTES = {
     response: api.listOf(api.memberSchema),
     summary: 'Members of an organization',
   },
+  setMemberRole: {
+    method: 'PATCH',
+    path: `${p}/organizations/:org/members/:userId`,
+    params: z.object({ org: orgRef, userId: numericId }),
+    body: api.setMemberRoleRequestSchema,
+    response: api.memberSchema,
+    summary: "Set a member's role (admins; by user id); in force at once, the last admin stays one",
+  },
   removeMember: {
     method: 'DELETE',
     path: `${p}/organizations/:org/members/:username`,
@@ -525,7 +533,12 @@ export const USER_ROUTES = {
     method: 'GET',
     path: `${p}/fleets/:slug/events`,
     params: fleetParams,
-    summary: 'Server-Sent Events: each change of a device of the fleet (event "device") and removals',
+    summary: 'Server-Sent Events: each change of a device of the fleet (event "device"), removals, release changes',
+  },
+  fleetCountsEvents: {
+    method: 'GET',
+    path: `${p}/fleet-counts/events`,
+    summary: 'Server-Sent Events: device counts by status of each fleet you see (event "counts"), live',
   },
 
   // ------------------------------------------------------------------------------------- remote access

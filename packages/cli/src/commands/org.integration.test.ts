@@ -48,6 +48,19 @@ test('users, organizations and invitations through the real binary', async () =>
     r = await flotilla(dora, ['invitation', 'decline', String(invitations[0]?.id)]);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /\(INVITATION_NOT_FOUND\)\n$/);
+    r = await flotilla(admin, ['org', 'role', 'lab', 'dora', 'observer']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'dora is now observer in lab\n');
+    assert.match((await flotilla(admin, ['org', 'members', 'lab'])).stdout, /^dora\s+observer/m);
+    r = await flotilla(dora, ['org', 'role', 'lab', 'admin', 'observer']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /\(observers only read\) \(ORGANIZATION_NOT_FOUND\)\n$/);
+    r = await flotilla(admin, ['org', 'role', 'lab', 'admin', 'member']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /\(LAST_ADMIN\)\n$/);
+    r = await flotilla(admin, ['org', 'role', 'lab', 'ghost', 'member']);
+    assert.match(r.stderr, /no member "ghost" in lab \(USER_NOT_FOUND\)\n$/);
+    assert.equal((await flotilla(admin, ['org', 'role', 'lab', 'dora', 'owner'])).code, 1);
     assert.equal((await flotilla(admin, ['org', 'remove', 'lab', 'dora'])).code, 0);
     assert.deepEqual(await flotillaJson(dora, ['org', 'list']), []);
   } finally {

@@ -70,6 +70,26 @@ export function registerOrgCommands(program: Command): void {
       }),
     );
 
+  leaf(
+    org,
+    'role <org> <username> <role>',
+    "set a member's role (admins): admin, member or observer; in force at once (an observer's shells and tunnels end)",
+  ).action(async (ref: string, username: string, roleArg: string, opts: { json?: boolean }) =>
+    runCommand(opts, async (ctx) => {
+      const role = checkArg(roleSchema, roleArg, '<role>');
+      const client = await ctx.client();
+      // The route takes the user's id, which the member list gives for the name.
+      const { items } = await client.call(USER_ROUTES.listMembers, { params: { org: ref } });
+      const member = items.find((m) => m.user.username === username);
+      if (!member) throw new FlotillaError('USER_NOT_FOUND', `no member "${username}" in ${ref}`);
+      const set = await client.call(USER_ROUTES.setMemberRole, {
+        params: { org: ref, userId: member.user.id },
+        body: { role },
+      });
+      emit(ctx.output, set, () => `${set.user.username} is now ${set.role} in ${ref}\n`);
+    }),
+  );
+
   leaf(org, 'remove <org> <username>', 'remove a member from an organization (admins)').action(
     async (ref: string, username: string, opts: { json?: boolean }) =>
       runCommand(opts, async (ctx) => {

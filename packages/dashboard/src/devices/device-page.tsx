@@ -10,6 +10,7 @@ import { LiveIndicator } from '../ui/live-indicator.js';
 import { useNow } from '../ui/use-now.js';
 import { DeviceActions } from './device-actions.js';
 import { DeviceFacts } from './device-facts.js';
+import { DeviceMove } from './device-move.js';
 import { DeviceServices } from './device-services.js';
 import { DeviceSettings } from './device-settings.js';
 import { DeviceTags } from './device-tags.js';
@@ -28,7 +29,15 @@ export function DevicePage() {
       if (changed.uuid === uuid) device.mutate(() => changed);
     },
     onRemoved: (gone) => {
-      if (gone === uuid) setRemoved(true);
+      // Gone from this fleet: deleted, or moved to another fleet (then it is shown there, and followed there).
+      if (gone === uuid)
+        api.call(USER_ROUTES.getDevice, { params: { uuid } }).then(
+          (moved) => device.mutate(() => moved),
+          () => setRemoved(true),
+        );
+    },
+    onFleetChanged: () => {
+      if (d?.pinnedRelease === null) device.reload();
     },
     onReconnected: device.reload,
   });
@@ -75,6 +84,7 @@ export function DevicePage() {
             </section>
             <DeviceTags uuid={d.uuid} />
             <DeviceSettings key={d.uuid} device={d} onChanged={(changed) => device.mutate(() => changed)} />
+            <DeviceMove device={d} onChanged={(changed) => device.mutate(() => changed)} />
           </div>
         </div>
       )}

@@ -1,19 +1,26 @@
-import type { Device, DeviceStatusFilter } from '@flotilla/protocol';
+import { type Device, type DeviceStatusFilter, FAILED_STATUSES, UPDATING_STATUSES } from '@flotilla/protocol';
 
 /**
- * Which of the dashboard's four states a device is in, for its badge. The agent reports `Idle`, `Updating` or
- * `Update failed` as `status`; a device that is not connected is offline whatever it last reported.
+ * Which of the dashboard's four states a device is in, for its badge, as the server's status filter decides it
+ * (protocol `deviceStatusFilterSchema`): offline when not connected, whatever it last reported; failed when its
+ * status says so or its last report said `update_failed` (the balena Supervisor's way), before updating.
  */
-export function deviceState(device: Pick<Device, 'isOnline' | 'status'>): DeviceStatusFilter {
+export function deviceState(device: Pick<Device, 'isOnline' | 'status' | 'updateFailed'>): DeviceStatusFilter {
   if (!device.isOnline) return 'offline';
-  if (device.status === 'Update failed') return 'failed';
-  if (device.status === 'Updating') return 'updating';
+  const status = device.status?.toLowerCase() ?? '';
+  if (device.updateFailed || FAILED_STATUSES.includes(status)) return 'failed';
+  if (UPDATING_STATUSES.includes(status)) return 'updating';
   return 'online';
 }
 
-/** The words on the badge: the device's own status while online (`Idle`, `Updating` …), else `Offline`. */
-export function deviceStateLabel(device: Pick<Device, 'isOnline' | 'status'>): string {
+/**
+ * The words on the badge: the device's own status while online (`Idle`, `Updating` …), `Update failed` when only
+ * the flag says so, else `Offline`.
+ */
+export function deviceStateLabel(device: Pick<Device, 'isOnline' | 'status' | 'updateFailed'>): string {
   if (!device.isOnline) return 'Offline';
+  if (deviceState(device) === 'failed' && !FAILED_STATUSES.includes(device.status?.toLowerCase() ?? ''))
+    return 'Update failed';
   return device.status ?? 'Online';
 }
 

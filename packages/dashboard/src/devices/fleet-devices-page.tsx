@@ -1,5 +1,5 @@
 import { USER_ROUTES } from '@flotilla/protocol';
-import { useCallback, useMemo, useRef } from 'react';
+import { useCallback, useMemo } from 'react';
 import { Link, useParams, useSearchParams } from 'react-router';
 import { useResource } from '../api/use-resource.js';
 import { useApi } from '../auth/session.js';
@@ -27,16 +27,9 @@ export function FleetDevicesPage() {
   );
   const fleet = useResource(`fleet:${slug}`, () => api.call(USER_ROUTES.getFleet, { params: { slug } }));
   const releases = useResource(`releases:${slug}`, () => api.call(USER_ROUTES.listFleetReleases, { params: { slug } }));
-  // The fleet's release (shown above) and its releases (the filter) change with a deploy or a pin, which no page
-  // event names; a device given a target release the page does not show as the fleet's is the sign. Each such
-  // commit asks once, so a burst of events from a 10,000-device fleet costs one refetch, not one per device.
-  const shownTarget = fleet.data?.targetRelease?.commit ?? null;
-  const askedFor = useRef<string | null>(null);
-  const rows = useDeviceRows(api, slug, filters, (device) => {
-    const commit = device.targetRelease;
-    if (!fleet.data || device.pinnedRelease !== null || commit === null || commit === shownTarget) return;
-    if (askedFor.current === commit) return;
-    askedFor.current = commit;
+  // The fleet's release (shown above) and its releases (the filter) change with a deploy or a pin: the stream's one
+  // `fleet-changed` event says so.
+  const rows = useDeviceRows(api, slug, filters, undefined, () => {
     fleet.reload();
     releases.reload();
   });

@@ -34,6 +34,8 @@ export function useDeviceRows(
   filters: DeviceFilters,
   /** Told of every device event too, after the rows took it (the page may refetch what it shows around them). */
   onDevice?: (device: Device) => void,
+  /** Told when the fleet's release changed, after the shown rows were asked for again. */
+  onFleetChanged?: (targetRelease: string | null) => void,
 ): DeviceRows {
   const cacheRef = useRef<RowCache<Device> | null>(null);
   cacheRef.current ??= new RowCache<Device>({ pageSize: PAGE_SIZE, maxPages: MAX_PAGES });
@@ -106,6 +108,13 @@ export function useDeviceRows(
       cache.remove(uuid);
       bump();
       fetchShown();
+    },
+    onFleetChanged: (targetRelease) => {
+      // Each unpinned device's target changed: the rows on screen are fetched again (a page or two), whatever the
+      // size of the fleet, instead of an event per device.
+      cache.invalidate();
+      fetchShown();
+      onFleetChanged?.(targetRelease);
     },
     onReconnected: () => {
       cache.invalidate();

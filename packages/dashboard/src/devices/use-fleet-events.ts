@@ -1,4 +1,11 @@
-import { type Device, USER_ROUTES, deviceRemovedEventSchema, deviceSchema, path } from '@flotilla/protocol';
+import {
+  type Device,
+  USER_ROUTES,
+  deviceRemovedEventSchema,
+  deviceSchema,
+  fleetChangedEventSchema,
+  path,
+} from '@flotilla/protocol';
 import { useEffect, useRef, useState } from 'react';
 import { LiveStream } from '../api/live-stream.js';
 import { parseEvent } from '../api/parse-event.js';
@@ -7,6 +14,11 @@ import { useApi } from '../auth/session.js';
 export interface FleetEventHandlers {
   onDevice(device: Device): void;
   onRemoved(uuid: string): void;
+  /**
+   * The fleet's release changed (a deploy, a pin): every device following it has a new target. One event for the
+   * whole fleet, never one per device: refetch what is shown.
+   */
+  onFleetChanged?(targetRelease: string | null): void;
   /** The stream came back after a break: events were missed, refetch what is shown. */
   onReconnected(): void;
 }
@@ -33,6 +45,10 @@ export function useFleetEvents(slug: string | null, handlers: FleetEventHandlers
         'device-removed': (data) => {
           const removed = parseEvent(deviceRemovedEventSchema, data, 'device-removed');
           if (removed) handlersRef.current.onRemoved(removed.uuid);
+        },
+        'fleet-changed': (data) => {
+          const changed = parseEvent(fleetChangedEventSchema, data, 'fleet-changed');
+          if (changed) handlersRef.current.onFleetChanged?.(changed.targetRelease);
         },
       },
       onOpen: (reconnected) => {

@@ -8,6 +8,8 @@
  * Release versions, commits, usernames, slugs, compose service names and variable names cannot hold markup (the
  * protocol's schemas refuse it); a release's notes, images and composition values (environment, labels, command),
  * and variable values (fleet and device, environment and configuration, one line and many) can, and are planted.
+ * Organization and fleet names are also checked where the members work shows them: a pending invitation (and the
+ * answer to accepting it), and the device page's move picker.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -37,6 +39,7 @@ const plantedShort = (field: string) => `${field} ${IMG}`;
 const P = {
   organization: planted('org'),
   fleet: planted('fleet'),
+  otherFleet: planted('second'),
   fleetType: planted('ftype'),
   deviceType: planted('dtype'),
   device: planted('device'),
@@ -107,6 +110,15 @@ describe('the dashboard renders planted markup as text and runs none of it', { s
       body: { name: P.fleet, slug: 'xss-fleet', deviceType: P.fleetType, organization: 'xss-org' },
     });
     slug = fleet.slug;
+    // A second fleet of the organization: offered by name in the device page's move picker.
+    await api.call(USER_ROUTES.createFleet, {
+      body: { name: P.otherFleet, slug: 'xss-fleet-2', deviceType: P.fleetType, organization: 'xss-org' },
+    });
+    // An invitation shows the organization's name to its invitee (here the admin, invited again as admin).
+    await api.call(USER_ROUTES.invite, {
+      params: { org: 'xss-org' },
+      body: { username: world.admin.username, role: 'admin' },
+    });
     const provisioning = await api.call(USER_ROUTES.createProvisioningKey, { params: { slug }, body: {} });
     uuid = generateDeviceUuid();
     deviceKey = generateKey();
@@ -203,7 +215,7 @@ describe('the dashboard renders planted markup as text and runs none of it', { s
 
   test('the fleets page and the delete-fleet dialog', async () => {
     await page.goto(`${world.url}/fleets`, { waitUntil: 'load' });
-    await assertInert([P.fleet, P.fleetType]);
+    await assertInert([P.fleet, P.fleetType, P.otherFleet]);
     const row = page.locator('table.data tbody tr').filter({ hasText: P.fleet });
     await inDialog(() => row.getByRole('button', { name: /^Delete/ }).click(), [`Delete fleet ${P.fleet}?`]);
   });
@@ -229,6 +241,11 @@ describe('the dashboard renders planted markup as text and runs none of it', { s
     assert.equal(await box.locator('.log-message .ansi-bold').first().textContent(), `log ${SCRIPT}`);
     assert.equal(await box.locator('b').count(), 0);
     assert.ok((await page.getByLabel('Service').locator('option').allTextContents()).includes(P.service));
+    const moveTo = await page.getByLabel('Move to fleet').locator('option').allTextContents();
+    assert.ok(
+      moveTo.some((text) => text.startsWith(`${P.otherFleet} (`)),
+      JSON.stringify(moveTo),
+    );
 
     await log([{ message: LOG_LIVE, timestamp: Date.now(), serviceName: P.logService }]);
     await assertInert([`live ${IMG}`]);
@@ -287,6 +304,9 @@ describe('the dashboard renders planted markup as text and runs none of it', { s
   test('the organizations page and the revoke-key dialog', async () => {
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Organizations' }).click();
     await assertInert([P.organization, P.apiKey]);
+    const invitation = page.locator('.invitations li').filter({ hasText: P.organization });
+    await invitation.getByRole('button', { name: /^Accept/ }).click();
+    await assertInert([`You joined ${P.organization} as admin.`]);
     const row = page.locator('table.data tbody tr').filter({ hasText: P.apiKey });
     await inDialog(() => row.getByRole('button', { name: /^Revoke/ }).click(), [`Revoke key ${P.apiKey}?`]);
   });

@@ -1,4 +1,4 @@
-import { type Fleet, USER_ROUTES } from '@flotilla/protocol';
+import { type Fleet, USER_ROUTES, WRITER_ROLES } from '@flotilla/protocol';
 import { useState } from 'react';
 import { Link } from 'react-router';
 import { useResource } from '../api/use-resource.js';
@@ -6,19 +6,28 @@ import { useApi } from '../auth/session.js';
 import { ConfirmDialog } from '../ui/confirm-dialog.js';
 import { ErrorText } from '../ui/error-text.js';
 import { short } from '../ui/format.js';
+import { LiveIndicator } from '../ui/live-indicator.js';
 import { CreateFleetForm } from './create-fleet-form.js';
 import { FleetCounts } from './fleet-counts.js';
+import { useFleetCounts } from './use-fleet-counts.js';
 
 export function FleetsPage() {
   const api = useApi();
   const fleets = useResource('fleets', () => api.call(USER_ROUTES.listFleets));
   const [deleting, setDeleting] = useState<Fleet | null>(null);
   const items = fleets.data?.items;
+  const live = useFleetCounts(items ? items.map((f) => f.slug).join(' ') : null);
+  // An observer's organizations offer no delete (the server would refuse it anyway).
+  const orgs = useResource('organizations', () => api.call(USER_ROUTES.listOrganizations));
+  const writable = new Set(
+    (orgs.data?.items ?? []).filter((o) => o.role === undefined || WRITER_ROLES.includes(o.role)).map((o) => o.handle),
+  );
 
   return (
     <section aria-labelledby="fleets-title">
       <div className="page-head">
         <h1 id="fleets-title">Fleets</h1>
+        {items && items.length > 0 && <LiveIndicator state={live.live} />}
       </div>
       <ErrorText error={fleets.error} />
       {items === undefined ? (
@@ -53,12 +62,14 @@ export function FleetsPage() {
                     <FleetRelease fleet={fleet} />
                   </td>
                   <td>
-                    <FleetCounts slug={fleet.slug} />
+                    <FleetCounts slug={fleet.slug} counts={live.counts.get(fleet.slug)} />
                   </td>
                   <td>
-                    <button type="button" className="danger subtle" onClick={() => setDeleting(fleet)}>
-                      Delete<span className="visually-hidden"> fleet {fleet.name}</span>
-                    </button>
+                    {writable.has(fleet.organization) && (
+                      <button type="button" className="danger subtle" onClick={() => setDeleting(fleet)}>
+                        Delete<span className="visually-hidden"> fleet {fleet.name}</span>
+                      </button>
+                    )}
                   </td>
                 </tr>
               ))}

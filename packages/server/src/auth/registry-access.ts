@@ -3,16 +3,30 @@ import type { Db } from '../db/database.js';
 import { now } from '../db/database.js';
 import type { GuessLimiter } from './guess-limiter.js';
 import { hashKey, sameHash } from './keys.js';
-import { userFromToken } from './principal.js';
+import { type Role, WRITER_ROLES } from '@flotilla/protocol';
+import { rolesOf, userFromToken } from './principal.js';
 import { checkPassword } from './users.js';
-import { rolesOf } from './principal.js';
+
+/** A user principal from their roles as read now (the caller reads them afresh on every registry request). */
+function userPrincipal(userId: number, roles: ReadonlyMap<number, Role>, credential: string): RegistryPrincipal {
+  const writerOrgIds = [...roles].filter(([, role]) => WRITER_ROLES.includes(role)).map(([id]) => id);
+  return { kind: 'user', userId, orgIds: [...roles.keys()], writerOrgIds, credential };
+}
 
 /**
  * Who is talking to the registry, and with which credential (see `credentialOf`): `k:<api key id>`,
  * `s:<session id>`, `p:<user id>:<fingerprint of the password hash>` or `d:<device id>:<fingerprint of the key hash>`.
  */
 export type RegistryPrincipal =
-  | { kind: 'user'; userId: number; orgIds: number[]; credential: string }
+  | {
+      kind: 'user';
+      userId: number;
+      /** Organizations the user belongs to (pull). */
+      orgIds: number[];
+      /** Organizations where the user's role may change things (push): an observer's are not among them. */
+      writerOrgIds: number[];
+      credential: string;
+    }
   | { kind: 'device'; uuid: string; fleetId: number; fleetSlug: string; credential: string };
 
 /**
@@ -58,7 +72,7 @@ export async function authenticateCredentials(
     const byToken = await userFromToken(db, password);
     if (byToken) {
       const credential = `${byToken.credential.kind === 'session' ? 's' : 'k'}:${byToken.credential.id}`;
-      return { kind: 'user' as const, userId: byToken.userId, orgIds: [...byToken.roles.keys()], credential };
+      return userPrincipal(byToken.userId, byToken.roles, credential);
     }
     const found = await checkPassword(db, username, password).catch(() => undefined);
     return found ? ((await passwordRegistryPrincipal(db, found.id)) ?? undefined) : undefined;
@@ -83,7 +97,7 @@ async function passwordRegistryPrincipal(db: Db, userId: number): Promise<Regist
   const row = await db.selectFrom('users').select('password_hash').where('id', '=', userId).executeTakeFirst();
   if (!row?.password_hash) return null;
   const credential = `p:${userId}:${fingerprint(row.password_hash)}`;
-  return { kind: 'user', userId, orgIds: [...(await rolesOf(db, userId)).keys()], credential };
+  return userPrincipal(userId, await rolesOf(db, userId), credential);
 }
 
 /**
@@ -104,7 +118,7 @@ export async function principalFromCredential(db: Db, credential: string): Promi
           ? await db.selectFrom('api_keys').select(['user_id', 'expires_at']).where('id', '=', id).executeTakeFirst()
           : await db.selectFrom('sessions').select(['user_id', 'expires_at']).where('id', '=', id).executeTakeFirst();
       if (!row || (row.expires_at !== null && row.expires_at <= at)) return null;
-      return { kind: 'user', userId: row.user_id, orgIds: [...(await rolesOf(db, row.user_id)).keys()], credential };
+      return userPrincipal(row.user_id, await rolesOf(db, row.user_id), credential);
     }
     case 'p': {
       const principal = await passwordRegistryPrincipal(db, id);
@@ -143,16 +157,25 @@ export async function deviceMayPull(db: Db, deviceUuid: string, repository: stri
   return row?.slug === slug;
 }
 
-/** A user may push (and pull) `<fleet slug>/<anything>` when the fleet belongs to one of the user's organizations. */
+/** A user may push `<fleet slug>/<anything>` when the fleet belongs to an organization where they are no observer. */
 export async function userMayPush(db: Db, principal: RegistryPrincipal, repository: string): Promise<boolean> {
-  if (principal.kind !== 'user' || principal.orgIds.length === 0) return false;
+  return principal.kind === 'user' && userHasFleet(db, principal.writerOrgIds, repository);
+}
+
+/** Whether the user may pull `repository`: a fleet of an organization they belong to, in whatever role. */
+export async function userMayPull(db: Db, principal: RegistryPrincipal, repository: string): Promise<boolean> {
+  return principal.kind === 'user' && userHasFleet(db, principal.orgIds, repository);
+}
+
+async function userHasFleet(db: Db, orgIds: number[], repository: string): Promise<boolean> {
+  if (orgIds.length === 0) return false;
   const slug = fleetSlugOf(repository);
   if (!slug) return false;
   const row = await db
     .selectFrom('fleets')
     .select('id')
     .where('slug', '=', slug)
-    .where('organization_id', 'in', principal.orgIds)
+    .where('organization_id', 'in', orgIds)
     .executeTakeFirst();
   return row !== undefined;
 }

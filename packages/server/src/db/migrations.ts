@@ -295,6 +295,15 @@ export function migrations(dialect: Dialect): MigrationProvider {
           .execute();
       },
     },
+    '0008-device-update-failed': {
+      async up(db: Kysely<unknown>) {
+        // A report's `update_failed` (1/0): the balena Supervisor says a failed update this way, not in `status`.
+        await db.schema
+          .alterTable('devices')
+          .addColumn('update_failed', 'integer', (c) => c.notNull().defaultTo(0))
+          .execute();
+      },
+    },
   };
   return { getMigrations: async () => all };
 }

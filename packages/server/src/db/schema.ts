@@ -62,6 +62,8 @@ export interface Database {
     /** INVARIANT: bumped by every change to this device that can alter its target state. */
     revision: number;
     status: string | null;
+    /** 1 while the device's last word on it was `update_failed: true`. */
+    update_failed: Generated<number>;
     last_seen_at: string | null;
     os_version: string | null;
     os_variant: string | null;

@@ -1,9 +1,10 @@
 import type { DeviceReport } from '@flotilla/protocol';
+import type { Updateable } from 'kysely';
 import type { Db } from '../db/database.js';
 import type { Database } from '../db/schema.js';
 import { now } from '../db/database.js';
 
-type DevicePatch = Partial<Omit<Database['devices'], 'id'>>;
+type DevicePatch = Updateable<Database['devices']>;
 
 /** Folds a (partial) current-state report into the device row; absent fields keep their stored values. */
 export function reportToPatch(report: DeviceReport, at = now()): DevicePatch {
@@ -17,6 +18,7 @@ export function reportToPatch(report: DeviceReport, at = now()): DevicePatch {
   copy('ip_address', report.ip_address);
   copy('mac_address', report.mac_address);
   copy('status', report.status);
+  if (report.update_failed !== undefined) patch.update_failed = report.update_failed ? 1 : 0;
   copy('api_port', report.api_port);
   copy('cpu_usage', report.cpu_usage);
   copy('cpu_temp', report.cpu_temp);

@@ -15,7 +15,7 @@ const MINUTE = 60_000;
 
 /**
  * A fleet of 300 devices covering every filter: names in mixed case with duplicates, three ages of last sign of
- * life, four reported statuses, two running releases sharing a 7-character prefix, tags, and creation times in
+ * life, four reported statuses, `update_failed` flags, two running releases sharing a 7-character prefix, tags, and creation times in
  * the reverse order of their ids.
  */
 function shape(now: number) {
@@ -24,12 +24,20 @@ function shape(now: number) {
     last_seen_at:
       i % 3 === 0 ? null : new Date(now - (i % 3 === 1 ? MINUTE : 120 * MINUTE) - (i % 1000) * 1000).toISOString(),
     status: [null, 'Idle', 'Updating', 'Update failed', 'updating'][i % 5] ?? null,
+    // The balena Supervisor's way of saying it: failed whatever the status says, even `Updating`.
+    update_failed: i % 7 === 1 ? 1 : 0,
     running_release: i % 4 === 0 ? COMMIT_A : i % 4 === 1 ? COMMIT_B : null,
     created_at: new Date(now - (i % 1000) * 1000).toISOString(),
   });
 }
 
 type Query = Record<string, string | number>;
+
+const stateRow = (d: Partial<SeededDevice>) => ({
+  last_seen_at: d.last_seen_at ?? null,
+  status: d.status ?? null,
+  update_failed: d.update_failed ?? 0,
+});
 
 for (const testDb of testDatabases()) {
   describe(`GET /api/v1/devices: search, filters, sorts and pages in SQL (${testDb.label})`, () => {
@@ -85,16 +93,15 @@ for (const testDb of testDatabases()) {
     test('status filters follow the definitions of device-status.ts', async () => {
       const counts: Record<string, number> = {};
       for (const status of ['online', 'offline', 'updating', 'failed'] as DeviceStatusFilter[]) {
-        const expected = seeded.filter((d) =>
-          matchesStatus(deviceStateOf({ last_seen_at: d.last_seen_at ?? null, status: d.status ?? null }, now), status),
-        );
+        const expected = seeded.filter((d) => matchesStatus(deviceStateOf(stateRow(d), now), status));
         const got = await list({ status, limit: 1000 });
         assert.equal(got.total, expected.length, status);
         assert.deepEqual(uuids(got.items), uuids(expected), status);
         counts[status] = got.total;
       }
-      // Seen a minute ago: i % 3 === 1; of those, i % 5 is 2 or 4 (Updating, updating) or 3 (Update failed).
-      assert.deepEqual(counts, { online: 100, offline: 200, updating: 40, failed: 20 });
+      // Seen a minute ago: i % 3 === 1; of those, failed: i % 5 is 3 (Update failed) or i % 7 is 1 (update_failed);
+      // updating: i % 5 is 2 or 4 (Updating, updating) and not failed.
+      assert.deepEqual(counts, { online: 100, offline: 200, updating: 34, failed: 32 });
       for (const d of (await list({ status: 'online', limit: 1000 })).items) assert.equal(d.isOnline, true);
     });
 
@@ -125,7 +132,7 @@ for (const testDb of testDatabases()) {
       const expected = seeded.filter(
         (d) =>
           d.running_release === COMMIT_A &&
-          deviceStateOf({ last_seen_at: d.last_seen_at ?? null, status: d.status ?? null }, now) !== 'offline' &&
+          deviceStateOf(stateRow(d), now) !== 'offline' &&
           d.name.toLowerCase().includes('dev'),
       );
       assert.deepEqual(uuids(combined.items), uuids(expected));
@@ -137,7 +144,7 @@ for (const testDb of testDatabases()) {
         if (sort === 'name') return d.name.toLowerCase();
         if (sort === 'lastSeen') return d.last_seen_at ?? '';
         if (sort === 'created') return d.created_at;
-        const state = deviceStateOf({ last_seen_at: d.last_seen_at ?? null, status: d.status ?? null }, now);
+        const state = deviceStateOf(stateRow(d), now);
         return ['idle', 'updating', 'failed', 'offline'].indexOf(state);
       };
       for (const sort of ['name', 'lastSeen', 'status', 'created']) {

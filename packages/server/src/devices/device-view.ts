@@ -1,9 +1,10 @@
 import { FlotillaError, type Device } from '@flotilla/protocol';
+import type { Selectable } from 'kysely';
 import type { Db } from '../db/database.js';
 import type { Database } from '../db/schema.js';
 import { ONLINE_WINDOW_MS, fleetTargetRelease } from '../fleets/fleets.js';
 
-export type DeviceRow = Omit<Database['devices'], 'id'> & { id: number };
+export type DeviceRow = Selectable<Database['devices']>;
 
 export function isOnline(lastSeenAt: string | null, at = Date.now()): boolean {
   return lastSeenAt !== null && Date.parse(lastSeenAt) > at - ONLINE_WINDOW_MS;
@@ -49,6 +50,7 @@ export async function toDevices(db: Db, rows: readonly DeviceRow[]): Promise<Dev
       isOnline: isOnline(row.last_seen_at, at),
       lastSeenAt: row.last_seen_at,
       status: row.status,
+      updateFailed: row.update_failed === 1,
       pinnedRelease: pin,
       runningRelease: row.running_release,
       targetRelease: pin ?? targets.get(row.fleet_id) ?? null,

@@ -3,14 +3,21 @@ import type { EventBus } from '../bus/event-bus.js';
 import type { Db } from '../db/database.js';
 import { onlineSince } from '../devices/device-status.js';
 import { toDevices, type DeviceRow } from '../devices/device-view.js';
-import { ONLINE_WINDOW_MS } from '../fleets/fleets.js';
+import { ONLINE_WINDOW_MS, fleetTargetRelease } from '../fleets/fleets.js';
 
 /** What a follower of a fleet hears; `lost` means news may have been missed: the follower must start over. */
 export type DeviceEvent =
   | { type: 'device'; device: Device }
   | { type: 'device-removed'; uuid: string }
+  /** The fleet's release changed: each unpinned device has a new target (the follower refetches what it shows). */
+  | { type: 'fleet-changed'; targetRelease: string | null }
   | { type: 'lost' };
 export type DeviceListener = (event: DeviceEvent) => void;
+/**
+ * What a follower of a fleet's figures hears (the fleets page's live counts): `touched` once per round in which a
+ * device of the fleet changed, joined, left or went offline; `lost` as above.
+ */
+export type TouchListener = (event: 'touched' | 'lost') => void;
 
 export interface DeviceChangesOptions {
   /** Least time between two rounds of news, so one device makes at most one event per round (default 250 ms). */
@@ -37,8 +44,10 @@ const READ_CHUNK = 500;
  * `targetRelease` changes), `removed` or `fleetRemoved` after their write committed; only ids are noted. A round
  * every `coalesceMs` at most reads the noted devices that belong to a followed fleet (nothing is read when no one
  * here follows), turns them into Devices in a few queries, and hands each follower of the device's fleet one event
- * per device, whatever the number of writes meanwhile. Level-based: the event carries the device as the database
- * has it when the round reads, so a burst ends on the last state.
+ * per device, whatever the number of writes meanwhile. A fleet's release change is one `fleet-changed` event, not
+ * one per device, however large the fleet. Level-based: the event carries the device as the database has it when
+ * the round reads, so a burst ends on the last state. Followers of a fleet's figures (`followTouches`) hear only
+ * that its devices changed, once per round.
  *
  * With several server nodes, the ids go out on the bus each round (batched) and other nodes note them in turn.
  * Going offline is not a write: a timer looks for devices of followed fleets whose `last_seen_at` crossed the
@@ -50,6 +59,7 @@ const READ_CHUNK = 500;
  */
 export class DeviceChanges {
   private readonly followers = new Map<number, Set<DeviceListener>>();
+  private readonly touchFollowers = new Map<number, Set<TouchListener>>();
   private dirty = new Set<number>();
   private dirtyFleets = new Set<number>();
   private removals: Removal[] = [];
@@ -76,7 +86,7 @@ export class DeviceChanges {
   /** The devices changed (a report, tags, a rename, a pin, a move into another fleet, a connection …). */
   changed(deviceIds: Iterable<number>): void {
     for (const id of deviceIds) {
-      if (this.followers.size > 0) this.dirty.add(id);
+      if (this.following()) this.dirty.add(id);
       if (this.bus?.shared) this.outgoing.ids.add(id);
     }
     this.schedule();
@@ -92,7 +102,7 @@ export class DeviceChanges {
   /** The devices left their fleets (deleted, or moved to another fleet: note `changed` for that too). */
   removed(devices: Iterable<Removal>): void {
     for (const removal of devices) {
-      if (this.followers.has(removal.fleetId)) this.removals.push(removal);
+      if (this.follows(removal.fleetId)) this.removals.push(removal);
       if (this.bus?.shared) this.outgoing.removals.push(removal);
     }
     this.schedule();
@@ -101,29 +111,26 @@ export class DeviceChanges {
   /** The fleet was deleted: its followers are told to start over (and find it gone), on every node. */
   fleetRemoved(fleetId: number, fromBus = false): void {
     for (const listener of [...(this.followers.get(fleetId) ?? [])]) this.tell(listener, { type: 'lost' });
+    for (const listener of [...(this.touchFollowers.get(fleetId) ?? [])]) this.touch(listener, 'lost');
     if (!fromBus) this.bus?.publish({ type: 'fleet-removed', fleetId });
   }
 
   /** Hears the fleet's news until the returned function is called. */
   follow(fleetId: number, listener: DeviceListener): () => void {
-    let set = this.followers.get(fleetId);
-    if (!set) {
-      set = new Set();
-      this.followers.set(fleetId, set);
-    }
-    set.add(listener);
-    this.offlineFrom ??= onlineSince(Date.now(), this.windowMs);
-    this.offlineTimer ??= setInterval(() => void this.checkOffline(), this.offlineCheckMs).unref();
-    return () => {
-      set.delete(listener);
-      if (set.size === 0 && this.followers.get(fleetId) === set) this.followers.delete(fleetId);
-      if (this.followers.size === 0) this.stopOfflineWatch();
-    };
+    return this.add(this.followers, fleetId, listener);
+  }
+
+  /**
+   * Hears that the fleet's devices changed, without their rows, until the returned function is called: enough for
+   * whoever recounts the fleet's figures (events/fleet-counts.ts). No Device is built for such a follower.
+   */
+  followTouches(fleetId: number, listener: TouchListener): () => void {
+    return this.add(this.touchFollowers, fleetId, listener);
   }
 
   followerCount(): number {
     let n = 0;
-    for (const set of this.followers.values()) n += set.size;
+    for (const set of [...this.followers.values(), ...this.touchFollowers.values()]) n += set.size;
     return n;
   }
 
@@ -132,7 +139,7 @@ export class DeviceChanges {
     this.bus = bus;
     return bus.subscribe((event) => {
       if (event.type === 'devices-changed') {
-        if (this.followers.size === 0) return;
+        if (!this.following()) return;
         for (const id of event.ids) this.dirty.add(id);
         this.schedule();
       } else if (event.type === 'fleet-devices-changed') {
@@ -140,13 +147,16 @@ export class DeviceChanges {
         this.dirtyFleets.add(event.fleetId);
         this.schedule();
       } else if (event.type === 'device-removed') {
-        if (!this.followers.has(event.fleetId)) return;
+        if (!this.follows(event.fleetId)) return;
         this.removals.push({ fleetId: event.fleetId, uuid: event.uuid });
         this.schedule();
       } else if (event.type === 'fleet-removed') this.fleetRemoved(event.fleetId, true);
-      else if (event.type === 'resync')
+      else if (event.type === 'resync') {
         for (const set of [...this.followers.values()])
           for (const listener of [...set]) this.tell(listener, { type: 'lost' });
+        for (const set of [...this.touchFollowers.values()])
+          for (const listener of [...set]) this.touch(listener, 'lost');
+      }
     });
   }
 
@@ -187,9 +197,10 @@ export class DeviceChanges {
       this.dirty = new Set();
       this.dirtyFleets = new Set();
       this.removals = [];
-      const followed = [...this.followers.keys()];
+      const followed = this.followedFleets();
       if (followed.length === 0) return;
       const sent = new Set<number>();
+      const touched = new Set<number>();
       for (let i = 0; i < ids.length; i += READ_CHUNK) {
         const rows = await this.db
           .selectFrom('devices')
@@ -197,30 +208,28 @@ export class DeviceChanges {
           .where('id', 'in', ids.slice(i, i + READ_CHUNK))
           .where('fleet_id', 'in', followed)
           .execute();
+        for (const row of rows) touched.add(row.fleet_id);
         await this.send(rows, sent);
       }
       for (const fleetId of fleets) {
-        // Keyset pages: a 10,000-device fleet is read 500 at a time, never held whole.
-        let after = 0;
-        for (;;) {
-          const rows = await this.db
-            .selectFrom('devices')
-            .selectAll()
-            .where('fleet_id', '=', fleetId)
-            .where('pinned_release_id', 'is', null)
-            .where('id', '>', after)
-            .orderBy('id')
-            .limit(READ_CHUNK)
-            .execute();
-          await this.send(rows, sent);
-          const last = rows.at(-1);
-          if (!last || rows.length < READ_CHUNK) break;
-          after = last.id;
-        }
+        // One event for the fleet, never one per device: a deploy to 10,000 devices is one line on the stream.
+        const fleet = await this.db
+          .selectFrom('fleets')
+          .select(['id', 'pinned_release_id'])
+          .where('id', '=', fleetId)
+          .executeTakeFirst();
+        if (!fleet) continue;
+        const targetRelease = (await fleetTargetRelease(this.db, fleet))?.commit ?? null;
+        for (const listener of [...(this.followers.get(fleetId) ?? [])])
+          this.tell(listener, { type: 'fleet-changed', targetRelease });
       }
-      for (const removal of removals)
+      for (const removal of removals) {
+        touched.add(removal.fleetId);
         for (const listener of [...(this.followers.get(removal.fleetId) ?? [])])
           this.tell(listener, { type: 'device-removed', uuid: removal.uuid });
+      }
+      for (const fleetId of touched)
+        for (const listener of [...(this.touchFollowers.get(fleetId) ?? [])]) this.touch(listener, 'touched');
     } catch (error) {
       this.options.onError(error, 'sending device news to followers');
     }
@@ -236,6 +245,43 @@ export class DeviceChanges {
       for (const listener of [...(this.followers.get(fleetId ?? -1) ?? [])])
         this.tell(listener, { type: 'device', device });
     }
+  }
+
+  private touch(listener: TouchListener, event: 'touched' | 'lost'): void {
+    try {
+      listener(event);
+    } catch (error) {
+      this.options.onError(error, 'a fleet figures follower failed');
+    }
+  }
+
+  private add<L>(map: Map<number, Set<L>>, fleetId: number, listener: L): () => void {
+    let set = map.get(fleetId);
+    if (!set) {
+      set = new Set();
+      map.set(fleetId, set);
+    }
+    set.add(listener);
+    this.offlineFrom ??= onlineSince(Date.now(), this.windowMs);
+    this.offlineTimer ??= setInterval(() => void this.checkOffline(), this.offlineCheckMs).unref();
+    return () => {
+      set.delete(listener);
+      if (set.size === 0 && map.get(fleetId) === set) map.delete(fleetId);
+      if (!this.following()) this.stopOfflineWatch();
+    };
+  }
+
+  private following(): boolean {
+    return this.followers.size > 0 || this.touchFollowers.size > 0;
+  }
+
+  private follows(fleetId: number): boolean {
+    return this.followers.has(fleetId) || this.touchFollowers.has(fleetId);
+  }
+
+  /** Fleets someone here follows, for their devices or their figures. */
+  private followedFleets(): number[] {
+    return [...new Set([...this.followers.keys(), ...this.touchFollowers.keys()])];
   }
 
   private tell(listener: DeviceListener, event: DeviceEvent): void {
@@ -261,7 +307,7 @@ export class DeviceChanges {
   /** Devices of followed fleets whose last sign of life left the online window since the last look. */
   private async checkOffline(): Promise<void> {
     if (this.checkingOffline || this.offlineFrom === undefined) return;
-    const followed = [...this.followers.keys()];
+    const followed = this.followedFleets();
     if (followed.length === 0) return;
     this.checkingOffline = true;
     try {

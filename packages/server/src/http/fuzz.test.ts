@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
-import { isErrorBody } from '@flotilla/protocol';
+import { USER_ROUTES, isErrorBody } from '@flotilla/protocol';
 import { testDatabases } from '@flotilla/testkit';
 import type { Harness } from '../testing/harness.js';
 import { fleetWithDevice, harness } from '../testing/harness.js';
@@ -86,6 +86,9 @@ for (const testDb of testDatabases()) {
               nil: undefined,
             }),
             async (segments, payload, authorization, contentType, query) => {
+              // With a user's credentials this route, having no parameter to get wrong, opens a stream that stays
+              // open (inject would wait for its end forever); every refusal of it is fuzzed still.
+              if (route.url === USER_ROUTES.fleetCountsEvents.path && authorization === `Bearer ${h.adminKey}`) return;
               let i = 0;
               const path = route.url.replace(/:([a-zA-Z]+)/g, () => encodeURIComponent(segments[i++ % 4] ?? 'x'));
               const search = query ? `?${new URLSearchParams(query).toString()}` : '';

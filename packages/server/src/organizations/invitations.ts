@@ -101,7 +101,7 @@ export async function acceptInvitation(db: Db, user: UserPrincipal, id: number):
         .where('role', '=', 'admin')
         .execute();
       if (admins.length === 1)
-        throw new FlotillaError('CONFLICT', 'the last admin of an organization cannot step down');
+        throw new FlotillaError('LAST_ADMIN', 'the last admin of an organization cannot step down');
     }
     if (member)
       await tx

@@ -107,7 +107,65 @@ export async function removeMember(db: Db, user: UserPrincipal, ref: string, use
     .where('role', '=', 'admin')
     .execute();
   if (admins.length === 1 && admins[0]?.user_id === target.id)
-    throw new FlotillaError('CONFLICT', 'cannot remove the last admin of an organization');
+    throw new FlotillaError('LAST_ADMIN', 'cannot remove the last admin of an organization');
   await db.deleteFrom('memberships').where('organization_id', '=', org.id).where('user_id', '=', target.id).execute();
   return target.id;
+}
+
+/**
+ * Sets the role of member `userId` (admins only). A user who is not a member gets the same 404 as no user at all.
+ * INVARIANT: an organization keeps at least one admin: lowering its last admin is LAST_ADMIN. The caller's own role
+ * and the admins are read again under the organization's lock, so two admins demoting each other at once cannot
+ * leave none, and an admin demoted a moment ago cannot act on a role read before. The caller tells the open streams
+ * (`userStreams.userChanged`) once this returns, so the new role is in force at once.
+ */
+export async function setMemberRole(
+  db: Db,
+  user: UserPrincipal,
+  ref: string,
+  userId: number,
+  role: Role,
+): Promise<{ user: User; role: Role }> {
+  const org = await visibleOrganization(db, user, ref);
+  requireOrgAdmin(user, org.id);
+  return db.transaction().execute(async (tx) => {
+    const roles = await lockedRoles(tx, org.id);
+    if (roles.get(user.userId) !== 'admin')
+      throw new FlotillaError('FORBIDDEN', 'only organization admins may do this');
+    const target = await tx.selectFrom('users').selectAll().where('id', '=', userId).executeTakeFirst();
+    const current = roles.get(userId);
+    if (!target || current === undefined)
+      throw new FlotillaError('USER_NOT_FOUND', `no member with user id ${userId} in this organization`);
+    const admins = [...roles.values()].filter((r) => r === 'admin').length;
+    if (current === 'admin' && role !== 'admin' && admins === 1)
+      throw new FlotillaError('LAST_ADMIN', 'the last admin of an organization stays admin');
+    if (current !== role)
+      await tx
+        .updateTable('memberships')
+        .set({ role })
+        .where('organization_id', '=', org.id)
+        .where('user_id', '=', userId)
+        .execute();
+    if (userId === user.userId) user.roles.set(org.id, role);
+    return { user: toUser(target), role };
+  });
+}
+
+/**
+ * The organization's members (user id → role), read after taking the organization's row lock for the rest of the
+ * transaction: a no-op update works on both dialects (a PostgreSQL row lock; SQLite's write lock), so a concurrent
+ * change of roles waits for this transaction, then reads again (each statement reads what is committed).
+ */
+async function lockedRoles(tx: Db, organizationId: number): Promise<Map<number, Role>> {
+  await tx
+    .updateTable('organizations')
+    .set((eb) => ({ handle: eb.ref('handle') }))
+    .where('id', '=', organizationId)
+    .execute();
+  const rows = await tx
+    .selectFrom('memberships')
+    .select(['user_id', 'role'])
+    .where('organization_id', '=', organizationId)
+    .execute();
+  return new Map(rows.map((r) => [r.user_id, r.role]));
 }

@@ -8,6 +8,7 @@ import {
   listMembers,
   listOrganizations,
   removeMember,
+  setMemberRole,
   visibleOrganization,
 } from './organizations.js';
 
@@ -26,6 +27,13 @@ export function registerOrganizationRoutes(app: FastifyInstance, ctx: AppContext
   });
 
   serve(app, db, R.listMembers, async ({ user, params }) => ({ items: await listMembers(db, user, params.org) }));
+
+  serve(app, db, R.setMemberRole, async ({ user, params, body }) => {
+    const member = await setMemberRole(db, user, params.org, params.userId, body.role);
+    // In force at once: their streams are judged again with the new role (a shell or tunnel ends for an observer).
+    app.userStreams.userChanged(member.user.id);
+    return member;
+  });
 
   serve(app, db, R.removeMember, async ({ user, params }) => {
     const removed = await removeMember(db, user, params.org, params.username);

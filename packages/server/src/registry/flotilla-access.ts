@@ -4,20 +4,25 @@ import {
   authenticateCredentials,
   deviceMayPull,
   principalFromCredential,
+  userMayPull,
   userMayPush,
 } from '../auth/registry-access.js';
 import type { RegistryPrincipal } from '../auth/registry-access.js';
 import type { RegistryAccess } from './access.js';
 import { locateFleetRepository } from './fleet-repositories.js';
 
-/** The registry's access rules for the Flotilla server: users push/pull their fleets' repos; devices pull their fleet's. */
+/**
+ * The registry's access rules for the Flotilla server: users pull their fleets' repos and push them unless observers
+ * there; devices pull their fleet's.
+ */
 export function flotillaRegistryAccess(db: Db, limiter: GuessLimiter): RegistryAccess<RegistryPrincipal> {
   return {
     authenticate: (username, password, source) => authenticateCredentials(db, username, password, { limiter, source }),
     authorize: async (principal, repository, action) => {
       if (principal.kind === 'device')
         return action === 'pull' && (await deviceMayPull(db, principal.uuid, repository));
-      return userMayPush(db, principal, repository);
+      // An observer reads (pulls) and never writes (pushes); roles are read afresh on every request (principalOf).
+      return action === 'pull' ? userMayPull(db, principal, repository) : userMayPush(db, principal, repository);
     },
     subjectOf: (principal) => (principal.kind === 'device' ? `device:${principal.uuid}` : `user:${principal.userId}`),
     credentialOf: (principal) => principal.credential,

@@ -224,6 +224,25 @@ for (const db of testDatabases()) {
       }
     });
 
+    test('lowering the role to observer ends the stream at once; the observer keeps reading', async () => {
+      const member = await memberWithRole(live, 'member');
+      const userId = (await live.api('GET', '/api/v1/whoami', undefined, member.key)).data.user.id as number;
+      const source = await tcpServer(() => undefined);
+      try {
+        const stream = tunnel(source.port, member.key);
+        await stream.opened;
+        const lowered = await live.api('PATCH', `/api/v1/organizations/${member.org}/members/${userId}`, {
+          role: 'observer',
+        });
+        assert.equal(lowered.status, 200, JSON.stringify(lowered.data));
+        const closed = await stream.closedWithin(3_000);
+        assert.equal(closed?.code, STREAM_CLOSE_REVOKED);
+        assert.equal((await live.api('GET', `/api/v1/devices/${live.uuid}`, undefined, member.key)).status, 200);
+      } finally {
+        source.close();
+      }
+    });
+
     test('a public URL serves the device page and WebSockets only while it is on', async () => {
       const page = createHttpServer((request, response) => response.end(`page ${request.url}`));
       const echo = new WebSocketServer({ server: page });

@@ -27,6 +27,10 @@ const NAMES_NO_TENANT_RESOURCE = new Map<string, string>([
   ['GET /api/v1/fleets', 'the caller’s fleets (checked for leaks below)'],
   ['GET /api/v1/invitations', 'the caller’s own invitations (B’s pending one is checked unchanged below)'],
   ['GET /api/v1/openapi.json', 'the public API description'],
+  [
+    'GET /api/v1/fleet-counts/events',
+    'the counts of the caller’s fleets (events/fleet-counts.integration.test: another organization’s user gets none)',
+  ],
 ]);
 
 interface Attack {
@@ -54,6 +58,8 @@ function attacksOn(a: Tenant, b: Tenant): Attack[] {
   add('GET', `${api}/organizations/:org/members`, { org: b.org });
   add('POST', `${api}/organizations/:org/invitations`, { org: b.org }, { username: a.username, role: 'admin' });
   add('DELETE', `${api}/organizations/:org/members/:username`, { org: b.org, username: b.username });
+  // Any user id: A never gets past finding B's organization, whose members it names.
+  add('PATCH', `${api}/organizations/:org/members/:userId`, { org: b.org, userId: 1 }, { role: 'observer' });
 
   // Fleet by slug, and what hangs off it.
   const slug = { slug: b.slug };

@@ -186,6 +186,50 @@ for (const db of testDatabases()) {
       }
     });
 
+    test('an observer pulls and never pushes; lowering a member to observer ends their push at once', async () => {
+      const r = await liveRegistry(db);
+      const tally = new Tally('observer registry access');
+      try {
+        await createFleet(r, 'obs');
+        const org = await adminOrganization(r);
+        await pushImage(r, basicAuth('admin', r.adminKey), 'obs/web', 'v1', 'observer layer');
+        const dana = await newUser(r, 'dana');
+        const orgId = (await r.api('GET', '/api/v1/organizations')).data.items[0].id as number;
+        await r.db
+          .insertInto('memberships')
+          .values({ organization_id: orgId, user_id: dana.id, role: 'member' })
+          .execute();
+        const scope = 'repository:obs/web:pull,push';
+        const token = await registryToken(r, 'dana', dana.apiKey, scope);
+        assert.equal(typeof token, 'string');
+        const auth = bearer(token as string);
+        const upload = await registryCall(r, 'POST', '/v2/obs/web/blobs/uploads/', auth);
+        assert.equal(upload.status, 202, 'a member pushes');
+
+        const lowered = await r.api('PATCH', `/api/v1/organizations/${org}/members/${dana.id}`, { role: 'observer' });
+        assert.equal(lowered.status, 200, JSON.stringify(lowered.data));
+        // The token minted while she was a member, and new credentials alike: pull yes, push no.
+        for (const [name, credentials] of [
+          ['token', auth],
+          ['api key', basicAuth('dana', dana.apiKey)],
+          ['password', basicAuth('dana', dana.password)],
+        ] as const) {
+          const pull = await registryCall(r, 'GET', '/v2/obs/web/manifests/v1', credentials);
+          assert.equal(pull.status, 200, `observer ${name} pulls`);
+          const push = await registryCall(r, 'POST', '/v2/obs/web/blobs/uploads/', credentials);
+          tally.note(`observer ${name} push: ${push.status}`, push.status === 401 || push.status === 403);
+        }
+        const granted = await registryToken(r, 'dana', dana.apiKey, scope);
+        if (typeof granted === 'string') {
+          const push = await registryCall(r, 'POST', '/v2/obs/web/blobs/uploads/', bearer(granted));
+          tally.note(`observer's new token push: ${push.status}`, push.status === 401 || push.status === 403);
+        } else tally.note(`observer's token request: ${granted}`, true);
+        tally.finish();
+      } finally {
+        await r.close();
+      }
+    });
+
     test('a token for another service (audience) is refused', async () => {
       const r = await liveRegistry(db);
       const tally = new Tally('token audience');
