@@ -168,10 +168,10 @@ export const USER_ROUTES = {
   },
   removeMember: {
     method: 'DELETE',
-    path: `${p}/organizations/:org/members/:username`,
+    path: `${p}/organizations/:org/members/:userId`,
     status: 204,
-    params: z.object({ org: orgRef, username: z.string().min(1).max(200) }),
-    summary: 'Remove a member (admins)',
+    params: z.object({ org: orgRef, userId: numericId }),
+    summary: 'Remove a member (admins; by user id); in force at once, the last admin stays',
   },
   invite: {
     method: 'POST',

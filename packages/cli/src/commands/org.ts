@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { FlotillaError, USER_ROUTES, roleSchema } from '@flotilla/protocol';
+import type { ApiClient } from '../api-client/api-client.js';
 import { emit, formatTable } from '../output/output.js';
 import { checkArg, leaf, runCommand } from './context.js';
 
@@ -78,12 +79,9 @@ export function registerOrgCommands(program: Command): void {
     runCommand(opts, async (ctx) => {
       const role = checkArg(roleSchema, roleArg, '<role>');
       const client = await ctx.client();
-      // The route takes the user's id, which the member list gives for the name.
-      const { items } = await client.call(USER_ROUTES.listMembers, { params: { org: ref } });
-      const member = items.find((m) => m.user.username === username);
-      if (!member) throw new FlotillaError('USER_NOT_FOUND', `no member "${username}" in ${ref}`);
+      const userId = await memberId(client, ref, username);
       const set = await client.call(USER_ROUTES.setMemberRole, {
-        params: { org: ref, userId: member.user.id },
+        params: { org: ref, userId },
         body: { role },
       });
       emit(ctx.output, set, () => `${set.user.username} is now ${set.role} in ${ref}\n`);
@@ -93,7 +91,9 @@ export function registerOrgCommands(program: Command): void {
   leaf(org, 'remove <org> <username>', 'remove a member from an organization (admins)').action(
     async (ref: string, username: string, opts: { json?: boolean }) =>
       runCommand(opts, async (ctx) => {
-        await (await ctx.client()).call(USER_ROUTES.removeMember, { params: { org: ref, username } });
+        const client = await ctx.client();
+        const userId = await memberId(client, ref, username);
+        await client.call(USER_ROUTES.removeMember, { params: { org: ref, userId } });
         emit(ctx.output, { organization: ref, removed: username }, () => `removed ${username} from ${ref}\n`);
       }),
   );
@@ -129,4 +129,12 @@ export function registerOrgCommands(program: Command): void {
       emit(ctx.output, { declined: Number(id) }, () => `declined invitation ${id}\n`);
     }),
   );
+}
+
+/** The user id of member `username` of organization `ref`: the member routes take ids, which the member list gives. */
+async function memberId(client: ApiClient, ref: string, username: string): Promise<number> {
+  const { items } = await client.call(USER_ROUTES.listMembers, { params: { org: ref } });
+  const member = items.find((m) => m.user.username === username);
+  if (!member) throw new FlotillaError('USER_NOT_FOUND', `no member "${username}" in ${ref}`);
+  return member.user.id;
 }

@@ -3,6 +3,7 @@ import { useState } from 'react';
 import { Link, useParams } from 'react-router';
 import { useResource } from '../api/use-resource.js';
 import { useApi } from '../auth/session.js';
+import { useCanWrite } from '../auth/use-can-write.js';
 import { LogView } from '../logs/log-view.js';
 import { TerminalPanel } from '../terminal/terminal-panel.js';
 import { ErrorText } from '../ui/error-text.js';
@@ -41,6 +42,13 @@ export function DevicePage() {
     },
     onReconnected: device.reload,
   });
+  // Observers get the page without its controls (shown only once the role is known to allow them). Keyed by the
+  // device, not its fleet: a move stays within the organization, and the controls must not blink out during one.
+  const organization = useResource(d ? `device-organization:${d.uuid}` : null, async () => {
+    const fleet = await api.call(USER_ROUTES.getFleet, { params: { slug: d?.fleet ?? '' } });
+    return fleet.organization;
+  });
+  const canWrite = useCanWrite(organization.data) === true;
   const actions = useDeviceActions(uuid);
   const now = useNow();
 
@@ -70,10 +78,10 @@ export function DevicePage() {
         // layout only places these areas in two columns (styles.css, .device-grid).
         <div className="device-grid">
           <DeviceFacts device={d} now={now} />
-          <DeviceActions deviceName={d.name} results={actions.results} onAction={actions.run} />
-          <DeviceServices device={d} onAction={actions.run} />
+          {canWrite && <DeviceActions deviceName={d.name} results={actions.results} onAction={actions.run} />}
+          <DeviceServices device={d} onAction={canWrite ? actions.run : undefined} />
           <LogView uuid={d.uuid} services={Object.keys(d.services).sort()} />
-          <TerminalPanel uuid={d.uuid} services={Object.keys(d.services).sort()} />
+          {canWrite && <TerminalPanel uuid={d.uuid} services={Object.keys(d.services).sort()} />}
           <div className="area-more">
             <section aria-labelledby="variables-link-title">
               <h2 id="variables-link-title">Variables</h2>
@@ -83,8 +91,12 @@ export function DevicePage() {
               </p>
             </section>
             <DeviceTags uuid={d.uuid} />
-            <DeviceSettings key={d.uuid} device={d} onChanged={(changed) => device.mutate(() => changed)} />
-            <DeviceMove device={d} onChanged={(changed) => device.mutate(() => changed)} />
+            {canWrite && (
+              <>
+                <DeviceSettings key={d.uuid} device={d} onChanged={(changed) => device.mutate(() => changed)} />
+                <DeviceMove device={d} onChanged={(changed) => device.mutate(() => changed)} />
+              </>
+            )}
           </div>
         </div>
       )}

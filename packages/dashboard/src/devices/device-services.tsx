@@ -4,13 +4,13 @@ import { short } from '../ui/format.js';
 
 const SERVICE_ACTIONS: DeviceAction[] = ['restart-service', 'stop-service', 'start-service'];
 
-/** The services as the device last reported them, each with its own restart, stop and start. */
+/** The services as the device last reported them, each with its own restart, stop and start (without `onAction`, none). */
 export function DeviceServices({
   device,
   onAction,
 }: {
   device: Device;
-  onAction(action: DeviceAction, service: string): void;
+  onAction?: (action: DeviceAction, service: string) => void;
 }) {
   const services = Object.entries(device.services).sort(([a], [b]) => a.localeCompare(b));
   return (
@@ -27,9 +27,11 @@ export function DeviceServices({
                 <th scope="col">Status</th>
                 <th scope="col">Release</th>
                 <th scope="col">Image</th>
-                <th scope="col">
-                  <span className="visually-hidden">Actions</span>
-                </th>
+                {onAction && (
+                  <th scope="col">
+                    <span className="visually-hidden">Actions</span>
+                  </th>
+                )}
               </tr>
             </thead>
             <tbody>
@@ -46,14 +48,16 @@ export function DeviceServices({
                   <td className="image" data-label="Image">
                     <code>{service.image}</code>
                   </td>
-                  <td className="row-actions">
-                    {SERVICE_ACTIONS.map((action) => (
-                      <button key={action} type="button" onClick={() => onAction(action, name)}>
-                        {ACTION_LABELS[action]}
-                        <span className="visually-hidden"> {name}</span>
-                      </button>
-                    ))}
-                  </td>
+                  {onAction && (
+                    <td className="row-actions">
+                      {SERVICE_ACTIONS.map((action) => (
+                        <button key={action} type="button" onClick={() => onAction(action, name)}>
+                          {ACTION_LABELS[action]}
+                          <span className="visually-hidden"> {name}</span>
+                        </button>
+                      ))}
+                    </td>
+                  )}
                 </tr>
               ))}
             </tbody>

@@ -9,7 +9,15 @@ import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { DEVICE_ROUTES, type DeviceReport, USER_ROUTES, generateDeviceUuid, generateKey } from '@flotilla/protocol';
+import {
+  CSRF_HEADER,
+  DEVICE_ROUTES,
+  type DeviceReport,
+  USER_ROUTES,
+  generateDeviceUuid,
+  generateKey,
+} from '@flotilla/protocol';
+import { waitFor } from '@flotilla/testkit';
 import type { Browser, Locator, Page } from 'playwright-core';
 import { chromiumSkipReason, launchChromium } from './chromium.js';
 import { type DashboardServer, signIn, startDashboardServer } from './dashboard-server.js';
@@ -189,23 +197,40 @@ describe('members, roles, moves and live fleet counts in the browser', { skip },
     await assertClean(admin, [`409 PATCH /api/v1/organizations/default/members/${id}`]);
   });
 
-  step('olga as observer: no delete or admin control is offered, and a write is refused with the reason', async () => {
-    const page = olga.page;
-    await page.reload({ waitUntil: 'load' });
-    await page.getByText('Your role: observer').waitFor();
-    await nav(page, 'Fleets');
-    await page.getByRole('link', { name: 'North', exact: true }).waitFor();
-    assert.equal(await page.getByRole('button', { name: /^Delete/ }).count(), 0);
-    await page.getByRole('link', { name: 'North', exact: true }).click();
-    await page.locator('.device-table').getByRole('link', { name: 'pump-1' }).click();
-    await page.getByRole('heading', { name: 'Actions' }).waitFor();
-    await page.getByRole('button', { name: 'Identify' }).click();
-    await page.getByText(/observers only read/).waitFor({ timeout: LIVE_MS });
-    const { uuid } = device(0);
-    await assertClean(olga, [`404 POST /api/v1/devices/${uuid}/actions?wait=5000`]);
-    const actions = await world.api.call(USER_ROUTES.listDeviceActions, { params: { uuid } });
-    assert.equal(actions.items.length, 0, 'nothing reached the device');
-  });
+  step(
+    'olga as observer: no write control is offered, and a write from her session is refused with the reason',
+    async () => {
+      const page = olga.page;
+      await page.reload({ waitUntil: 'load' });
+      await page.getByText('Your role: observer').waitFor();
+      await nav(page, 'Fleets');
+      await page.getByRole('link', { name: 'North', exact: true }).waitFor();
+      assert.equal(await page.getByRole('button', { name: /^Delete/ }).count(), 0);
+      await page.getByRole('link', { name: 'North', exact: true }).click();
+      await page.locator('.device-table').getByRole('link', { name: 'pump-1' }).click();
+      // The device page reads everything (facts, services, logs) and offers no control once her role is known.
+      await page.getByRole('heading', { name: 'Logs' }).waitFor();
+      await page.getByRole('link', { name: 'Variables and configuration' }).waitFor();
+      await waitFor('the actions to leave an observer page', async () => {
+        return (await page.getByRole('heading', { name: 'Actions' }).count()) === 0;
+      });
+      for (const name of [/^Identify/, /^Restart/, /^Rename/, /^Pin/, /^Move/, /^Delete device/, /^Open terminal/])
+        assert.equal(await page.getByRole('button', { name }).count(), 0, `no ${name} button`);
+      // The server is what refuses: her own cookie session, with its CSRF token, asking for an action.
+      const { uuid } = device(0);
+      const csrf = await page.request.get(`${world.url}${USER_ROUTES.csrfToken.path}`);
+      const token = ((await csrf.json()) as { csrfToken: string }).csrfToken;
+      const refused = await page.request.post(`${world.url}/api/v1/devices/${uuid}/actions`, {
+        headers: { [CSRF_HEADER]: token, origin: world.url },
+        data: { action: 'identify' },
+      });
+      assert.equal(refused.status(), 404);
+      assert.match(((await refused.json()) as { error: { message: string } }).error.message, /observers only read/);
+      await assertClean(olga, []);
+      const actions = await world.api.call(USER_ROUTES.listDeviceActions, { params: { uuid } });
+      assert.equal(actions.items.length, 0, 'nothing reached the device');
+    },
+  );
 
   step('the fleets page counts devices by status live: a report, a failed update, a new device', async () => {
     const page = admin.page;

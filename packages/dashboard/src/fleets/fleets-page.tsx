@@ -1,8 +1,9 @@
-import { type Fleet, USER_ROUTES, WRITER_ROLES } from '@flotilla/protocol';
+import { type Fleet, USER_ROUTES } from '@flotilla/protocol';
 import { useState } from 'react';
 import { Link } from 'react-router';
 import { useResource } from '../api/use-resource.js';
 import { useApi } from '../auth/session.js';
+import { useWritableOrganizations } from '../auth/use-can-write.js';
 import { ConfirmDialog } from '../ui/confirm-dialog.js';
 import { ErrorText } from '../ui/error-text.js';
 import { short } from '../ui/format.js';
@@ -18,10 +19,7 @@ export function FleetsPage() {
   const items = fleets.data?.items;
   const live = useFleetCounts(items ? items.map((f) => f.slug).join(' ') : null);
   // An observer's organizations offer no delete (the server would refuse it anyway).
-  const orgs = useResource('organizations', () => api.call(USER_ROUTES.listOrganizations));
-  const writable = new Set(
-    (orgs.data?.items ?? []).filter((o) => o.role === undefined || WRITER_ROLES.includes(o.role)).map((o) => o.handle),
-  );
+  const writable = useWritableOrganizations();
 
   return (
     <section aria-labelledby="fleets-title">
@@ -65,7 +63,7 @@ export function FleetsPage() {
                     <FleetCounts slug={fleet.slug} counts={live.counts.get(fleet.slug)} />
                   </td>
                   <td>
-                    {writable.has(fleet.organization) && (
+                    {writable?.has(fleet.organization) && (
                       <button type="button" className="danger subtle" onClick={() => setDeleting(fleet)}>
                         Delete<span className="visually-hidden"> fleet {fleet.name}</span>
                       </button>

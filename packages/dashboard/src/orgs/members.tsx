@@ -89,7 +89,7 @@ export function Members({ org, admin, onOwnRoleChanged }: MembersProps) {
           title={`Remove ${removing.user.username} from ${org}?`}
           confirmLabel="Remove member"
           onConfirm={async () => {
-            await api.call(USER_ROUTES.removeMember, { params: { org, username: removing.user.username } });
+            await api.call(USER_ROUTES.removeMember, { params: { org, userId: removing.user.id } });
             setResult({ text: `${removing.user.username} was removed.`, ok: true });
             members.reload();
             if (removing.user.id === user?.id) onOwnRoleChanged();

@@ -15,7 +15,7 @@ import { ErrorText } from '../ui/error-text.js';
 import { short } from '../ui/format.js';
 import { EffectiveTable } from './effective-table.js';
 import { OwnedVariables } from './owned-variables.js';
-import { useCanWrite } from './use-can-write.js';
+import { useCanWrite } from '../auth/use-can-write.js';
 import { variableCalls } from './variable-calls.js';
 import { ADD, type EditorTarget } from './variable-editor.js';
 import './variables.css';

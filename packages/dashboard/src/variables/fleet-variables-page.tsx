@@ -6,7 +6,7 @@ import { useApi } from '../auth/session.js';
 import { FleetNav } from '../fleets/fleet-nav.js';
 import { ErrorText } from '../ui/error-text.js';
 import { OwnedVariables } from './owned-variables.js';
-import { useCanWrite } from './use-can-write.js';
+import { useCanWrite } from '../auth/use-can-write.js';
 import { variableCalls } from './variable-calls.js';
 import { ADD, type EditorTarget } from './variable-editor.js';
 import { type VariableKind, servicesOf } from './variable-input.js';

@@ -84,8 +84,9 @@ for (const testDb of testDatabases()) {
         ],
       );
       assert.equal(
-        (await h.call('DELETE', '/api/v1/organizations/default/members/admin', h.adminKey)).data.error.code,
-        'CONFLICT',
+        (await h.call('DELETE', `/api/v1/organizations/default/members/${members.data.items[0].user.id}`, h.adminKey))
+          .data.error.code,
+        'LAST_ADMIN',
       );
       assert.equal(
         (await h.call('POST', '/api/v1/fleets', h.adminKey, { name: 'Shared Fleet' })).data.error.code,

@@ -98,7 +98,7 @@ for (const testDb of testDatabases()) {
       assert.equal((await setRole(adminId, 'observer', ada.key)).statusCode, 200);
       const self = await setRole(ada.id, 'member', ada.key);
       assert.equal(self.data.error.code, 'LAST_ADMIN');
-      const removed = await h.call('DELETE', `/api/v1/organizations/${org}/members/ada`, ada.key);
+      const removed = await h.call('DELETE', `/api/v1/organizations/${org}/members/${ada.id}`, ada.key);
       assert.equal(removed.data.error.code, 'LAST_ADMIN');
       assert.equal((await setRole(adminId, 'admin', ada.key)).statusCode, 200);
     });

@@ -88,28 +88,27 @@ export async function listMembers(db: Db, user: UserPrincipal, ref: string): Pro
   return rows.map((r) => ({ user: toUser(r), role: r.role }));
 }
 
-/** Removes a member; returns the removed user's id. A user who is not a member gets the same 404 as no user at all. */
-export async function removeMember(db: Db, user: UserPrincipal, ref: string, username: string): Promise<number> {
+/**
+ * Removes member `userId` (admins only); a user who is not a member gets the same 404 as no user at all. Decided
+ * under the organization's lock like `setMemberRole`, so two admins removing each other cannot leave none. The caller
+ * tells the open streams (`userStreams.userChanged`), so the removal is in force at once.
+ */
+export async function removeMember(db: Db, user: UserPrincipal, ref: string, userId: number): Promise<void> {
   const org = await visibleOrganization(db, user, ref);
   requireOrgAdmin(user, org.id);
-  const target = await db
-    .selectFrom('memberships')
-    .innerJoin('users', 'users.id', 'memberships.user_id')
-    .select('users.id')
-    .where('memberships.organization_id', '=', org.id)
-    .where('users.username', '=', username)
-    .executeTakeFirst();
-  if (!target) throw new FlotillaError('USER_NOT_FOUND', `no member "${username}" in this organization`);
-  const admins = await db
-    .selectFrom('memberships')
-    .select('user_id')
-    .where('organization_id', '=', org.id)
-    .where('role', '=', 'admin')
-    .execute();
-  if (admins.length === 1 && admins[0]?.user_id === target.id)
-    throw new FlotillaError('LAST_ADMIN', 'cannot remove the last admin of an organization');
-  await db.deleteFrom('memberships').where('organization_id', '=', org.id).where('user_id', '=', target.id).execute();
-  return target.id;
+  await db.transaction().execute(async (tx) => {
+    const roles = await lockedRoles(tx, org.id);
+    if (roles.get(user.userId) !== 'admin')
+      throw new FlotillaError('FORBIDDEN', 'only organization admins may do this');
+    const current = roles.get(userId);
+    if (current === undefined)
+      throw new FlotillaError('USER_NOT_FOUND', `no member with user id ${userId} in this organization`);
+    const admins = [...roles.values()].filter((r) => r === 'admin').length;
+    if (current === 'admin' && admins === 1)
+      throw new FlotillaError('LAST_ADMIN', 'cannot remove the last admin of an organization');
+    await tx.deleteFrom('memberships').where('organization_id', '=', org.id).where('user_id', '=', userId).execute();
+  });
+  if (userId === user.userId) user.roles.delete(org.id);
 }
 
 /**

@@ -36,8 +36,8 @@ export function registerOrganizationRoutes(app: FastifyInstance, ctx: AppContext
   });
 
   serve(app, db, R.removeMember, async ({ user, params }) => {
-    const removed = await removeMember(db, user, params.org, params.username);
-    app.userStreams.userChanged(removed);
+    await removeMember(db, user, params.org, params.userId);
+    app.userStreams.userChanged(params.userId);
   });
 
   // Nobody joins an organization without accepting: admins invite, the invitee accepts or declines.

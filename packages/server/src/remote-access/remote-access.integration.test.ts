@@ -29,7 +29,8 @@ async function drained(stream: ReturnType<typeof userStream>): Promise<Buffer> {
 async function memberWithRole(live: LiveDevice, role: 'member' | 'observer') {
   const username = `u${randomBytes(4).toString('hex')}`;
   const password = generateKey();
-  assert.equal((await live.api('POST', '/api/v1/users', { username, password })).status, 201);
+  const created = await live.api('POST', '/api/v1/users', { username, password });
+  assert.equal(created.status, 201);
   const login = await live.api('POST', '/api/v1/auth/login', { username, password });
   const token = login.data.token as string;
   const whoami = await live.api('GET', '/api/v1/whoami');
@@ -39,7 +40,7 @@ async function memberWithRole(live: LiveDevice, role: 'member' | 'observer') {
   const accepted = await live.api('POST', `/api/v1/invitations/${invitations.data.items[0].id}/accept`, {}, token);
   assert.ok(accepted.status < 300, JSON.stringify(accepted.data));
   const key = await live.api('POST', '/api/v1/api-keys', { name: 'k' }, token);
-  return { username, org, key: key.data.key as string, keyId: key.data.id as number };
+  return { userId: created.data.id as number, org, key: key.data.key as string, keyId: key.data.id as number };
 }
 
 for (const db of testDatabases()) {
@@ -215,7 +216,7 @@ for (const db of testDatabases()) {
       try {
         const stream = tunnel(source.port, member.key);
         await stream.opened;
-        const removed = await live.api('DELETE', `/api/v1/organizations/${member.org}/members/${member.username}`);
+        const removed = await live.api('DELETE', `/api/v1/organizations/${member.org}/members/${member.userId}`);
         assert.equal(removed.status, 204, JSON.stringify(removed.data));
         const closed = await stream.closedWithin(3_000);
         assert.equal(closed?.code, STREAM_CLOSE_REVOKED);
@@ -226,12 +227,11 @@ for (const db of testDatabases()) {
 
     test('lowering the role to observer ends the stream at once; the observer keeps reading', async () => {
       const member = await memberWithRole(live, 'member');
-      const userId = (await live.api('GET', '/api/v1/whoami', undefined, member.key)).data.user.id as number;
       const source = await tcpServer(() => undefined);
       try {
         const stream = tunnel(source.port, member.key);
         await stream.opened;
-        const lowered = await live.api('PATCH', `/api/v1/organizations/${member.org}/members/${userId}`, {
+        const lowered = await live.api('PATCH', `/api/v1/organizations/${member.org}/members/${member.userId}`, {
           role: 'observer',
         });
         assert.equal(lowered.status, 200, JSON.stringify(lowered.data));

@@ -57,8 +57,8 @@ function attacksOn(a: Tenant, b: Tenant): Attack[] {
   add('GET', `${api}/organizations/:org`, { org: b.org });
   add('GET', `${api}/organizations/:org/members`, { org: b.org });
   add('POST', `${api}/organizations/:org/invitations`, { org: b.org }, { username: a.username, role: 'admin' });
-  add('DELETE', `${api}/organizations/:org/members/:username`, { org: b.org, username: b.username });
   // Any user id: A never gets past finding B's organization, whose members it names.
+  add('DELETE', `${api}/organizations/:org/members/:userId`, { org: b.org, userId: 1 });
   add('PATCH', `${api}/organizations/:org/members/:userId`, { org: b.org, userId: 1 }, { role: 'observer' });
 
   // Fleet by slug, and what hangs off it.

@@ -157,7 +157,7 @@ for (const db of testDatabases()) {
 
         assert.equal((await r.api('DELETE', `/api/v1/api-keys/${extraKey.data.id}`)).status, 204);
         await r.db.deleteFrom('sessions').where('user_id', '=', carol.id).execute(); // signed out / expired
-        assert.equal((await r.api('DELETE', `/api/v1/organizations/${org}/members/carol`)).status, 204);
+        assert.equal((await r.api('DELETE', `/api/v1/organizations/${org}/members/${carol.id}`)).status, 204);
         const exchanged = await r.api(
           'POST',
           `/api-key/device/${deviceA.id}/device-key`,
