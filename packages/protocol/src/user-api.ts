@@ -299,9 +299,12 @@ export const setEnvVarRequestSchema = z.strictObject({
   service: serviceNameSchema.optional(),
 });
 export const setConfigVarRequestSchema = z.strictObject({
+  // Lower case is allowed after the prefix: balena's host settings keep config.txt's own spelling
+  // (`BALENA_HOST_CONFIG_gpu_mem`, `BALENA_HOST_CONFIG_dtoverlay`).
   name: z
     .string()
-    .regex(/^(FLOTILLA|BALENA|RESIN)_[A-Z0-9_]+$/, 'FLOTILLA_, BALENA_ or RESIN_, then capitals, digits and "_"'),
+    .max(200)
+    .regex(/^(FLOTILLA|BALENA|RESIN)_[A-Za-z0-9_]+$/, 'FLOTILLA_, BALENA_ or RESIN_, then letters, digits and "_"'),
   value: z.string().max(64 * 1024),
 });
 export const tagSchema = z.object({ key: z.string(), value: z.string() });

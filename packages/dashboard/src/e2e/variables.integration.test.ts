@@ -169,7 +169,7 @@ describe('variables through the dashboard', { skip }, () => {
     await add.getByRole('button', { name: 'Add variable' }).click();
     const refusal = add.getByRole('alert');
     await refusal.waitFor(WAIT);
-    assert.equal(await refusal.textContent(), 'Name: FLOTILLA_, BALENA_ or RESIN_, then capitals, digits and "_"');
+    assert.equal(await refusal.textContent(), 'Name: FLOTILLA_, BALENA_ or RESIN_, then letters, digits and "_"');
     assert.equal(await add.getByLabel('Name').getAttribute('aria-invalid'), 'true');
     assert.equal(await add.getByLabel('Name').evaluate((e) => document.activeElement === e), true, 'focused');
     await add.getByLabel('Name').fill('FLOTILLA_SUPERVISOR_DELTA');

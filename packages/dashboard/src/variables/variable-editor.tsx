@@ -108,7 +108,7 @@ export function VariableEditor({ kind, addTitle, services, target, onSave, onCan
         <p id={`${id}-name-hint`} className="muted hint">
           {kind === 'env'
             ? 'Letters, digits and _, not starting with a digit.'
-            : 'FLOTILLA_, BALENA_ or RESIN_, then capitals, digits and _ (the three prefixes name one setting).'}
+            : 'FLOTILLA_, BALENA_ or RESIN_, then letters, digits and _ (the three prefixes name one setting).'}
         </p>
         {fieldError('name')}
       </div>

@@ -16,7 +16,7 @@ test('a draft becomes the body the server takes: no service key for all services
 
 test("a draft the server would refuse is refused field by field, in the protocol schema's words", () => {
   assert.deepEqual(checkDraft('config', { name: 'SUPERVISOR_DELTA', value: '1', service: '' }).errors, {
-    name: 'Name: FLOTILLA_, BALENA_ or RESIN_, then capitals, digits and "_"',
+    name: 'Name: FLOTILLA_, BALENA_ or RESIN_, then letters, digits and "_"',
   });
   assert.deepEqual(checkDraft('env', { name: '1ABC', value: 'x', service: '' }).errors, {
     name: 'Name: letters, digits and "_", not starting with a digit',

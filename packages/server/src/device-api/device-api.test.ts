@@ -165,12 +165,18 @@ for (const testDb of testDatabases()) {
         name: 'RESIN_SUPERVISOR_POLL_INTERVAL',
         value: '30000',
       });
+      // balena's host settings keep config.txt's lower-case names after the prefix.
+      const hostConfig = await h.call('POST', '/api/v1/fleets/ts/config', h.adminKey, {
+        name: 'BALENA_HOST_CONFIG_gpu_mem',
+        value: '16',
+      });
+      assert.equal(hostConfig.statusCode, 200, hostConfig.body);
 
       const full = await h.call('GET', url, d.deviceKey, undefined, { 'if-none-match': etag0 });
       assert.equal(full.statusCode, 200);
       const state = targetStateSchema.parse(full.data)[d.uuid];
       assert.ok(state);
-      assert.deepEqual(state.config, { BALENA_SUPERVISOR_POLL_INTERVAL: '30000' });
+      assert.deepEqual(state.config, { BALENA_SUPERVISOR_POLL_INTERVAL: '30000', BALENA_HOST_CONFIG_gpu_mem: '16' });
       const release = state.apps[d.fleetUuid]?.releases[r1.data.commit];
       assert.ok(release, 'the successful release is the target');
       const main = release.services.main;
