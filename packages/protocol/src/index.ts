@@ -13,3 +13,4 @@ export * from './device-connection.js';
 export * from './remote-access.js';
 export * from './device-types.js';
 export * from './browser.js';
+export * from './deltas.js';
