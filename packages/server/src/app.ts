@@ -12,6 +12,7 @@ import { installUserStreams } from './auth/user-streams.js';
 import { LastSeenTracker } from './device-api/last-seen.js';
 import { createPollLookup } from './device-api/poll-lookup.js';
 import { registerDeviceRoutes } from './device-api/routes.js';
+import { installDeltas } from './deltas/install.js';
 import { TargetStateCache } from './device-api/target-state-cache.js';
 import { DEFAULT_DASHBOARD_DIR, registerDashboard } from './dashboard/register-dashboard.js';
 import { registerDeviceUserRoutes } from './devices/routes.js';
@@ -93,6 +94,8 @@ export interface AppOptions {
    * an index.html there, `/` says the dashboard is not built.
    */
   dashboardDir?: string;
+  /** Delta computation (deltas/): concurrency (default 1), largest layer in bytes (default 4 GiB), pending wait. */
+  deltas?: { concurrency?: number; maxLayerBytes?: number; retryAfterMs?: number };
 }
 
 export const DEFAULT_DISK_MIN_FREE_BYTES = 100 * 1024 * 1024;
@@ -254,7 +257,7 @@ export async function buildApp(options: AppOptions): Promise<FlotillaApp> {
   });
   installRemoteAccess(app, ctx, broker, bus, options.auditRetentionDays ?? 90);
   frontDoor.route = publicUrls;
-  await registerFlotillaRegistry(app, {
+  const registryStorage = await registerFlotillaRegistry(app, {
     db,
     limiter: guesses,
     storageDir: options.registryDir,
@@ -263,6 +266,7 @@ export async function buildApp(options: AppOptions): Promise<FlotillaApp> {
     space: disk,
     limits: { maxUploadBytes: options.registryMaxUploadBytes, quotaBytes: options.registryQuotaBytes },
   });
+  await installDeltas(app, ctx, registryStorage, options.deltas);
   disk.start(options.diskCheckIntervalMs ?? 30_000, app.log);
   app.addHook('onClose', async () => disk.close());
   const stopReleaseTimeout = scheduleReleaseTimeout(

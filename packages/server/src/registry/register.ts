@@ -29,7 +29,7 @@ export async function registerFlotillaRegistry(
     space?: DiskHealth | undefined;
     limits?: { [K in keyof RegistryLimits]?: number | undefined };
   },
-): Promise<void> {
+): Promise<RegistryStorage> {
   let storageDir = options.storageDir;
   if (storageDir === undefined) {
     const temp = await mkdtemp(join(tmpdir(), 'flotilla-registry-'));
@@ -54,6 +54,7 @@ export async function registerFlotillaRegistry(
   const uploadsRoot = storageDir;
   options.space?.addReclaimer((enough) => reclaimAbandonedUploads(uploadsRoot, enough));
   scheduleGarbageCollection(app, options.db, storage, options.gcIntervalMs ?? DAY_MS);
+  return storage;
 }
 
 const DAY_MS = 24 * 3600 * 1000;
