@@ -125,8 +125,11 @@ export async function downloadDelta(
       // A 200 (the server ignored the range) starts the file over; a 206 appends where the file ends.
       const out = createWriteStream(file, status === 206 ? { flags: 'a' } : { flags: 'w' });
       response.pipe(out);
-      response.on('error', (error) => out.destroy(error));
-      response.on('aborted', () => out.destroy(new Error('the server closed the download early')));
+      // A cut link: keep every byte that arrived (the next try resumes after them), then fail below.
+      response.on('error', () => out.end());
+      response.on('close', () => {
+        if (!response.complete) out.end();
+      });
       out.on('error', (error) =>
         reject(signal.aborted ? error : new FlotillaError('NETWORK_ERROR', `delta download: ${error.message}`)),
       );

@@ -32,8 +32,11 @@ export class Tap {
   pullsStarted = 0;
   /** Registry requests answered 401 although they carried credentials. */
   registryAuthFailures = 0;
+  /** Delta downloads the server answered: each one's Range header, status and the body bytes passed on. */
+  readonly deltaDownloads: Array<{ range: string | undefined; status: number; bytes: number }> = [];
   upstream: URL | undefined;
   port = 0;
+  private deltaCut: number | undefined;
   private server: Server | undefined;
   private readonly open = new Set<Socket>();
   private readonly deviceSockets = new Map<string, Socket>();
@@ -95,6 +98,11 @@ export class Tap {
     };
   }
 
+  /** The next delta download's connection is cut once `bytes` of its body have passed, as a dropped link does. */
+  cutNextDeltaDownload(bytes: number): void {
+    this.deltaCut = bytes;
+  }
+
   /** Answers the device's target-state requests with `body` (200, no ETag) instead of the server; undefined: stop. */
   serveTarget(uuid: string, body: unknown): void {
     if (body === undefined) this.targets.delete(uuid);
@@ -115,6 +123,7 @@ export class Tap {
     }
     const isReport = method === 'PATCH' && url.pathname === '/device/v3/state';
     const isRegistry = url.pathname.startsWith('/v2/');
+    const isDelta = method === 'GET' && /^\/device\/v1\/[0-9a-f]+\/deltas\/\d+\/\d+\/sha256(:|%3A)/.test(url.pathname);
     const hold = method === 'GET' && /^\/v2\/.+\/blobs\/sha256:/.test(url.pathname) ? this.blobHold : undefined;
     const chunks: Buffer[] = [];
     if (isReport) req.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -132,6 +141,7 @@ export class Tap {
             this.pullsStarted += 1;
           if (isRegistry && status === 401 && req.headers.authorization) this.registryAuthFailures += 1;
           res.writeHead(status, answer.headers);
+          if (isDelta) return this.passDelta(req, answer, res, status);
           answer.pipe(res);
         },
       );
@@ -141,6 +151,25 @@ export class Tap {
     };
     if (hold) hold.then(send, send);
     else send();
+  }
+
+  private passDelta(req: IncomingMessage, answer: IncomingMessage, res: ServerResponse, status: number): void {
+    const record = { range: req.headers.range, status, bytes: 0 };
+    this.deltaDownloads.push(record);
+    const cut = this.deltaCut;
+    this.deltaCut = undefined;
+    answer.on('data', (chunk: Buffer) => {
+      if (cut !== undefined && record.bytes + chunk.length >= cut) {
+        const part = chunk.subarray(0, cut - record.bytes);
+        record.bytes += part.length;
+        res.write(part, () => res.destroy());
+        answer.destroy();
+        return;
+      }
+      record.bytes += chunk.length;
+      res.write(chunk);
+    });
+    answer.on('end', () => res.end());
   }
 
   private recordReport(req: IncomingMessage, raw: Buffer): void {
