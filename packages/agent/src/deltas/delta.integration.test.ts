@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readFile, readdir, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { ensureBusyboxImage, run, tempDir, waitFor } from '@flotilla/testkit';
 import {
@@ -21,6 +23,7 @@ import { deltaTag } from './delta-tag.js';
  * device runs A (pulled), then moves to B, which it must get by delta (or, when the delta is bad, by a pull).
  */
 const PAYLOAD_BYTES = 1024 * 1024;
+const AGENT_BIN = fileURLToPath(new URL('../../../../bin/flotilla-agent', import.meta.url));
 
 interface Pair {
   a: string;
@@ -212,6 +215,85 @@ describe('delta updates', { timeout: 240_000 }, () => {
       );
     } finally {
       await agent?.stop();
+      await cleanup(h.namespace);
+      await h.remove();
+    }
+  });
+
+  it('a delta not ready within the device’s limit falls back to a pull', async () => {
+    const h = await harness();
+    const nonce = randomBytes(4).toString('hex');
+    let agent: Awaited<ReturnType<typeof startHarnessAgent>> | undefined;
+    try {
+      const pair = await pushPair(h, nonce);
+      h.cp.tap.holdDeltasPending(true);
+      const updated = await updateAtoB(h, pair, { deltaPendingLimitMs: 1_500 });
+      agent = updated.agent;
+      assert.equal(updated.imageId, pair.bId);
+      assert.equal(h.cp.tap.deltaDownloads.length, 0);
+      assert.equal(await metric(h, 'flotilla_delta_outcomes_total', '{outcome="fallback"}'), 1);
+      const pulled = await docker.getImage(pair.b).inspect();
+      assert.ok(pulled.RepoDigests.includes(pair.b), 'B came by a pull');
+    } finally {
+      await agent?.stop();
+      await cleanup(h.namespace);
+      await h.remove();
+    }
+  });
+
+  it('an agent killed (-9) mid-download resumes the delta from the bytes on disk when it starts again', async () => {
+    const h = await harness();
+    const nonce = randomBytes(4).toString('hex');
+    const started: ChildProcess[] = [];
+    const agentProcess = () => {
+      const child = spawn(
+        AGENT_BIN,
+        ['--config', h.configPath, '--data', h.dataDir, '--namespace', h.namespace, '--poll-interval', '300'],
+        { stdio: ['ignore', 'ignore', process.env.FLOTILLA_TEST_LOG ? 'inherit' : 'ignore'] },
+      );
+      started.push(child);
+      return child;
+    };
+    try {
+      const pair = await pushPair(h, nonce);
+      const first = agentProcess();
+      const uuid = await waitFor(
+        'the agent registered',
+        async () => {
+          const config = JSON.parse(await readFile(h.configPath, 'utf8')) as { uuid?: string };
+          return config.uuid && (await h.cp.registered(config.uuid)) ? config.uuid : undefined;
+        },
+        { timeoutMs: 30_000 },
+      );
+      const commitA = await h.cp.release({ services: { main: { image: pair.a } } });
+      await waitFor('release A running', () => reportedDone(h, uuid, commitA), { timeoutMs: 60_000 });
+      const held = 64 * 1024;
+      h.cp.tap.stallNextDeltaDownload(held);
+      const commitB = await h.cp.release({ services: { main: { image: pair.b } } });
+      const partial = async () => {
+        const dir = join(h.dataDir, 'deltas');
+        const name = (await readdir(dir).catch(() => [] as string[])).find((n) => n.endsWith('.part'));
+        return name ? (await stat(join(dir, name))).size : 0;
+      };
+      await waitFor('part of the delta on disk', async () => (await partial()) === held, { timeoutMs: 30_000 });
+      const exited = new Promise((resolve) => first.once('exit', resolve));
+      first.kill('SIGKILL');
+      await exited;
+      h.cp.tap.releaseStalls();
+      agentProcess();
+      await waitFor('release B running', () => reportedDone(h, uuid, commitB), { timeoutMs: 90_000 });
+      const [container] = (await ourContainers(h.namespace)).filter((c) => c.State === 'running');
+      assert.equal(container?.ImageID, pair.bId);
+      const { pair: stored } = await storedDelta(h);
+      assert.deepEqual(
+        h.cp.tap.deltaDownloads.map((d) => [d.range, d.bytes]),
+        [
+          [undefined, held],
+          [`bytes=${held}-`, stored.size - held],
+        ],
+      );
+    } finally {
+      for (const child of started) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       await cleanup(h.namespace);
       await h.remove();
     }

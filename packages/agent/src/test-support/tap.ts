@@ -37,6 +37,8 @@ export class Tap {
   upstream: URL | undefined;
   port = 0;
   private deltaCut: number | undefined;
+  private deltaStall: { bytes: number; held: ServerResponse[] } | undefined;
+  private deltaPending = false;
   private server: Server | undefined;
   private readonly open = new Set<Socket>();
   private readonly deviceSockets = new Map<string, Socket>();
@@ -103,6 +105,23 @@ export class Tap {
     this.deltaCut = bytes;
   }
 
+  /**
+   * The next delta download passes `bytes` of its body and then nothing more (the connection stays open, as a
+   * link that went silent): a test can kill the agent there. Cut held connections with `releaseStalls()`.
+   */
+  stallNextDeltaDownload(bytes: number): void {
+    this.deltaStall = { bytes, held: [] };
+  }
+
+  releaseStalls(): void {
+    for (const res of this.deltaStall?.held ?? []) res.destroy();
+  }
+
+  /** While on, the device's delta asks are answered 202 pending (as a server still computing) instead of forwarded. */
+  holdDeltasPending(on: boolean): void {
+    this.deltaPending = on;
+  }
+
   /** Answers the device's target-state requests with `body` (200, no ETag) instead of the server; undefined: stop. */
   serveTarget(uuid: string, body: unknown): void {
     if (body === undefined) this.targets.delete(uuid);
@@ -119,6 +138,12 @@ export class Tap {
       req.resume();
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(body);
+      return;
+    }
+    if (this.deltaPending && method === 'POST' && /^\/device\/v1\/[0-9a-f]+\/deltas$/.test(url.pathname)) {
+      req.resume();
+      res.writeHead(202, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ status: 'pending', retryAfterMs: 200 }));
       return;
     }
     const isReport = method === 'PATCH' && url.pathname === '/device/v3/state';
@@ -158,7 +183,15 @@ export class Tap {
     this.deltaDownloads.push(record);
     const cut = this.deltaCut;
     this.deltaCut = undefined;
+    const stall = this.deltaStall && this.deltaStall.held.length === 0 ? this.deltaStall : undefined;
+    if (stall) stall.held.push(res);
     answer.on('data', (chunk: Buffer) => {
+      if (stall) {
+        const part = chunk.subarray(0, Math.max(0, stall.bytes - record.bytes));
+        record.bytes += part.length;
+        if (part.length > 0) res.write(part);
+        return;
+      }
       if (cut !== undefined && record.bytes + chunk.length >= cut) {
         const part = chunk.subarray(0, cut - record.bytes);
         record.bytes += part.length;
@@ -169,7 +202,9 @@ export class Tap {
       record.bytes += chunk.length;
       res.write(chunk);
     });
-    answer.on('end', () => res.end());
+    answer.on('end', () => {
+      if (!stall) res.end();
+    });
   }
 
   private recordReport(req: IncomingMessage, raw: Buffer): void {
