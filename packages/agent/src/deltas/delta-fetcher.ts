@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { mkdir, rm, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -51,7 +52,19 @@ export interface DeltaFetchRequest {
  * but an abort or a full disk, logging why and telling the server.
  */
 export class DeltaFetcher {
+  private tool: Promise<boolean> | undefined;
+
   constructor(private readonly options: DeltaFetcherOptions) {}
+
+  /** Whether xdelta3 runs here; asked once, so a device without it never downloads a delta it cannot apply. */
+  private xdelta3(): Promise<boolean> {
+    this.tool ??= new Promise((resolve) => {
+      const child = spawn('xdelta3', ['-V'], { stdio: 'ignore' });
+      child.on('error', () => resolve(false));
+      child.on('exit', (code) => resolve(code === 0));
+    });
+    return this.tool;
+  }
 
   private get dir(): string {
     return join(this.options.dataDir, 'deltas');
@@ -62,6 +75,10 @@ export class DeltaFetcher {
     const tag = deltaTag(request.image);
     const imageId = this.options.targetImageId(request.appId, request.serviceName, request.image);
     if (!tag || imageId === undefined || !this.options.enabled()) return false;
+    if (!(await this.xdelta3())) {
+      log.warn({ image: request.image }, 'xdelta3 is not installed: pulling instead of using a delta');
+      return false;
+    }
     const { containers } = await this.options.engine.snapshot(this.options.namespace, signal);
     const base = containers.find(
       (c) =>
