@@ -30,7 +30,12 @@ interface Pair {
   b: string;
   /** B's image ID as built, which is its config digest in the registry. */
   bId: string;
+  aId: string;
 }
+
+/** Everything a test's pair may leave in the engine: both references, B's delta tag, both images. */
+const pairImages = (pair: Pair | undefined): string[] =>
+  pair ? [pair.a, pair.b, deltaTag(pair.b) ?? pair.b, pair.bId, pair.aId] : [];
 
 /** Builds A and B (B: 300 KiB of A's payload replaced), pushes both, removes every local copy; their digest refs. */
 async function pushPair(h: Harness, nonce: string): Promise<Pair> {
@@ -60,6 +65,7 @@ async function pushPair(h: Harness, nonce: string): Promise<Pair> {
     const localA = await build('a', payload);
     const localB = await build('b', changed);
     const bId = (await docker.getImage(localB).inspect()).Id;
+    const aId = (await docker.getImage(localA).inspect()).Id;
     const a = await h.cp.push(localA, 'main');
     const b = await h.cp.push(localB, 'main');
     for (const ref of [localA, localB]) await docker.getImage(ref).remove({ force: true });
@@ -75,7 +81,7 @@ async function pushPair(h: Harness, nonce: string): Promise<Pair> {
       false,
       'B must not be local before the update',
     );
-    return { a, b, bId };
+    return { a, b, bId, aId };
   } finally {
     await dir.remove();
   }
@@ -115,9 +121,10 @@ describe('delta updates', { timeout: 240_000 }, () => {
   it('moves A → B by delta: the image ID is the registry’s, no layer of B is pulled, the bytes saved are counted', async () => {
     const h = await harness();
     const nonce = randomBytes(4).toString('hex');
+    let pair: Pair | undefined;
     let agent: Awaited<ReturnType<typeof startHarnessAgent>> | undefined;
     try {
-      const pair = await pushPair(h, nonce);
+      pair = await pushPair(h, nonce);
       const pullsBefore = h.cp.tap.pullsStarted;
       const updated = await updateAtoB(h, pair);
       agent = updated.agent;
@@ -134,7 +141,7 @@ describe('delta updates', { timeout: 240_000 }, () => {
       assert.ok(saved > PAYLOAD_BYTES / 2, `saved ${saved} bytes`);
     } finally {
       await agent?.stop();
-      await cleanup(h.namespace);
+      await cleanup(h.namespace, pairImages(pair));
       await h.remove();
     }
   });
@@ -142,9 +149,10 @@ describe('delta updates', { timeout: 240_000 }, () => {
   it('a corrupted delta is detected and the device pulls B instead', async () => {
     const h = await harness();
     const nonce = randomBytes(4).toString('hex');
+    let pair: Pair | undefined;
     let agent: Awaited<ReturnType<typeof startHarnessAgent>> | undefined;
     try {
-      const pair = await pushPair(h, nonce);
+      pair = await pushPair(h, nonce);
       const corrupt = async () => {
         // Computed ahead when B is released (the device runs A): flip bytes in it and record the flipped file's
         // digest, so the download checks pass and only the rebuild's own checks can catch it.
@@ -188,7 +196,7 @@ describe('delta updates', { timeout: 240_000 }, () => {
       );
     } finally {
       await agent?.stop();
-      await cleanup(h.namespace);
+      await cleanup(h.namespace, pairImages(pair));
       await h.remove();
     }
   });
@@ -196,9 +204,10 @@ describe('delta updates', { timeout: 240_000 }, () => {
   it('a delta download cut mid-way resumes where it stopped: every byte crosses the link once', async () => {
     const h = await harness();
     const nonce = randomBytes(4).toString('hex');
+    let pair: Pair | undefined;
     let agent: Awaited<ReturnType<typeof startHarnessAgent>> | undefined;
     try {
-      const pair = await pushPair(h, nonce);
+      pair = await pushPair(h, nonce);
       h.cp.tap.cutNextDeltaDownload(100 * 1024);
       const updated = await updateAtoB(h, pair);
       agent = updated.agent;
@@ -215,7 +224,7 @@ describe('delta updates', { timeout: 240_000 }, () => {
       );
     } finally {
       await agent?.stop();
-      await cleanup(h.namespace);
+      await cleanup(h.namespace, pairImages(pair));
       await h.remove();
     }
   });
@@ -223,9 +232,10 @@ describe('delta updates', { timeout: 240_000 }, () => {
   it('a delta not ready within the device’s limit falls back to a pull', async () => {
     const h = await harness();
     const nonce = randomBytes(4).toString('hex');
+    let pair: Pair | undefined;
     let agent: Awaited<ReturnType<typeof startHarnessAgent>> | undefined;
     try {
-      const pair = await pushPair(h, nonce);
+      pair = await pushPair(h, nonce);
       h.cp.tap.holdDeltasPending(true);
       const updated = await updateAtoB(h, pair, { deltaPendingLimitMs: 1_500 });
       agent = updated.agent;
@@ -236,7 +246,7 @@ describe('delta updates', { timeout: 240_000 }, () => {
       assert.ok(pulled.RepoDigests.includes(pair.b), 'B came by a pull');
     } finally {
       await agent?.stop();
-      await cleanup(h.namespace);
+      await cleanup(h.namespace, pairImages(pair));
       await h.remove();
     }
   });
@@ -244,6 +254,7 @@ describe('delta updates', { timeout: 240_000 }, () => {
   it('an agent killed (-9) mid-download resumes the delta from the bytes on disk when it starts again', async () => {
     const h = await harness();
     const nonce = randomBytes(4).toString('hex');
+    let pair: Pair | undefined;
     const started: ChildProcess[] = [];
     const agentProcess = () => {
       const child = spawn(
@@ -255,7 +266,7 @@ describe('delta updates', { timeout: 240_000 }, () => {
       return child;
     };
     try {
-      const pair = await pushPair(h, nonce);
+      pair = await pushPair(h, nonce);
       const first = agentProcess();
       const uuid = await waitFor(
         'the agent registered',
@@ -294,7 +305,7 @@ describe('delta updates', { timeout: 240_000 }, () => {
       );
     } finally {
       for (const child of started) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-      await cleanup(h.namespace);
+      await cleanup(h.namespace, pairImages(pair));
       await h.remove();
     }
   });

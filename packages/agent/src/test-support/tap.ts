@@ -195,7 +195,9 @@ export class Tap {
       if (cut !== undefined && record.bytes + chunk.length >= cut) {
         const part = chunk.subarray(0, cut - record.bytes);
         record.bytes += part.length;
-        res.write(part, () => res.destroy());
+        // The tap closes its side after the bytes (FIN, not a reset, which could drop bytes already sent), so the
+        // test knows exactly what reached the device before the cut.
+        res.write(part, () => res.socket?.end());
         answer.destroy();
         return;
       }
