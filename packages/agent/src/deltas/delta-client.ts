@@ -1,4 +1,4 @@
-import { createWriteStream } from 'node:fs';
+import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
@@ -118,24 +118,44 @@ export async function downloadDelta(
         response.on('error', reject);
         return;
       }
-      let received = 0;
-      response.on('data', (chunk: Buffer) => {
-        received += chunk.length;
-      });
+      // WARNING: written synchronously as each chunk arrives, never piped: a paused response holds chunks in its own
+      // buffer, and a cut link destroys the response with them, so the next try would download them again.
       // A 200 (the server ignored the range) starts the file over; a 206 appends where the file ends.
-      const out = createWriteStream(file, status === 206 ? { flags: 'a' } : { flags: 'w' });
-      response.pipe(out);
-      // A cut link: keep every byte that arrived (the next try resumes after them), then fail below.
-      response.on('error', () => out.end());
-      response.on('close', () => {
-        if (!response.complete) out.end();
+      let fd: number;
+      try {
+        fd = openSync(file, status === 206 ? 'a' : 'w');
+      } catch (error) {
+        response.destroy();
+        reject(error);
+        return;
+      }
+      let received = 0;
+      let failed: unknown;
+      response.on('data', (chunk: Buffer) => {
+        if (failed) return;
+        try {
+          writeSync(fd, chunk);
+          received += chunk.length;
+        } catch (error) {
+          failed = error;
+          response.destroy();
+        }
       });
-      out.on('error', (error) =>
-        reject(signal.aborted ? error : new FlotillaError('NETWORK_ERROR', `delta download: ${error.message}`)),
-      );
-      out.on('finish', () => {
-        if (response.complete) resolve(received);
-        else reject(new FlotillaError('NETWORK_ERROR', 'delta download cut before its end'));
+      response.on('error', () => undefined);
+      response.on('close', () => {
+        try {
+          fsyncSync(fd);
+        } finally {
+          closeSync(fd);
+        }
+        if (failed) reject(failed);
+        else if (response.complete) resolve(received);
+        else
+          reject(
+            signal.aborted
+              ? signal.reason
+              : new FlotillaError('NETWORK_ERROR', 'delta download cut before its end; the next try resumes'),
+          );
       });
     });
     req.end();

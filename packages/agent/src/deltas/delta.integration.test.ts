@@ -168,16 +168,16 @@ describe('delta updates', { timeout: 240_000 }, () => {
         await rename(`${stored.pairFile}.tmp`, stored.pairFile);
         return true;
       };
-      // Hold blob downloads so B's pull cannot start before the delta is corrupted... B comes by delta first anyway;
-      // the server computes the delta before the device asks, so corrupt it between the release and the ask.
-      agent = await startHarnessAgent(h, { deltaPendingLimitMs: 30_000, pollIntervalMs: 60_000 });
+      // The device hears of B at once (its connection), so its delta asks are held pending at the tap until the
+      // delta the server computed ahead has been corrupted.
+      agent = await startHarnessAgent(h, { deltaPendingLimitMs: 30_000 });
       const uuid = agent.state().uuid;
       const commitA = await h.cp.release({ services: { main: { image: pair.a } } });
-      agent.triggerUpdate();
       await waitFor('release A running', () => reportedDone(h, uuid, commitA), { timeoutMs: 60_000 });
+      h.cp.tap.holdDeltasPending(true);
       const commitB = await h.cp.release({ services: { main: { image: pair.b } } });
       await waitFor('delta computed ahead and corrupted', corrupt, { timeoutMs: 30_000 });
-      agent.triggerUpdate();
+      h.cp.tap.holdDeltasPending(false);
       await waitFor('release B running', () => reportedDone(h, uuid, commitB), { timeoutMs: 90_000 });
       const [container] = (await ourContainers(h.namespace)).filter((c) => c.State === 'running');
       assert.equal(container?.ImageID, pair.bId);
