@@ -12,6 +12,7 @@ say() { printf '\033[1msetup:\033[0m %s\n' "$*"; }
 declare -A NEED=(
   [dockerd]=docker.io
   [zstd]=zstd
+  [xdelta3]=xdelta3
   [skopeo]=skopeo
   [debootstrap]=debootstrap
   [/bin/busybox]=busybox-static

@@ -27,6 +27,7 @@ import { PhaseMachine, type PhaseEvent } from './phases/phase-machine.js';
 import { AGENT_VERSION, defaultDeviceType } from './provision/provision.js';
 import { ReconcileController } from './reconcile/controller.js';
 import { createExecutors } from './reconcile/executor.js';
+import { DeltaFetcher, deltasEnabled } from './deltas/delta-fetcher.js';
 import type { PassResult } from './reconcile/loop.js';
 import { Observed } from './reconcile/observed.js';
 import { Reconciler } from './reconcile/reconciler.js';
@@ -51,6 +52,8 @@ export interface AgentOptions {
   localTarget?: TargetDevice;
   /** Minimum delay between reports (default 10 s; tests shorten it). */
   reportIntervalMs?: number;
+  /** How long a delta may stay pending on the server before the image is pulled instead (default 2 min). */
+  deltaPendingLimitMs?: number;
   /** Local device API port (default config.json listenPort, else 48484); 0 disables the API (tests use freePort()). */
   apiPort?: number;
   /** Address the local device API binds (default 0.0.0.0, as containers and the LAN reach it; tests 127.0.0.1). */
@@ -223,6 +226,23 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
       }),
       progress: observed.progress,
       serviceLockDir,
+      deltas:
+        managed && apiEndpoint
+          ? new DeltaFetcher({
+              engine,
+              log,
+              endpoint: { apiEndpoint, uuid, deviceApiKey },
+              dataDir: options.dataDir,
+              namespace,
+              enabled: () => deltasEnabled(targets.device()),
+              targetImageId: (appId, serviceName, image) =>
+                targets
+                  .model()
+                  ?.apps.find((a) => a.appId === appId)
+                  ?.services.find((s) => s.serviceName === serviceName && s.image === image)?.imageId,
+              ...(options.deltaPendingLimitMs !== undefined ? { pendingLimitMs: options.deltaPendingLimitMs } : {}),
+            })
+          : undefined,
       onProgress: () => session?.reportSoon(),
     }),
     (message) => logs.system(message),

@@ -25,7 +25,8 @@ export function toTargetConfigName(name: string): string {
 /** Well-known config keys (without prefix) and their defaults as the agent applies them. */
 export const CONFIG_DEFAULTS = {
   SUPERVISOR_POLL_INTERVAL: '900000',
-  SUPERVISOR_DELTA: '0',
+  /** Flotilla deltas are on unless a fleet or device sets this to 0 (BALENA_SUPERVISOR_DELTA is the same key). */
+  SUPERVISOR_DELTA: '1',
   SUPERVISOR_LOCAL_MODE: '0',
   SUPERVISOR_PERSISTENT_LOGGING: '0',
   SUPERVISOR_OVERRIDE_LOCK: '0',

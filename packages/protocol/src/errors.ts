@@ -29,6 +29,11 @@ export const ERROR_CODES = {
   INVITATION_NOT_FOUND: { status: 404, description: 'No such pending invitation for you.' },
   VARIABLE_NOT_FOUND: { status: 404, description: 'No such environment, config or tag variable.' },
   SERVICE_NOT_FOUND: { status: 404, description: 'No such service in the release.' },
+  IMAGE_NOT_FOUND: { status: 404, description: "No such image in a release of the device's fleet." },
+  DELTA_NOT_FOUND: {
+    status: 404,
+    description: 'No delta with this digest for these images (recomputed or collected); ask for the delta again.',
+  },
   // Conflicts and state
   CONFLICT: { status: 409, description: 'The request conflicts with the current state of the resource.' },
   DEVICE_ALREADY_REGISTERED: { status: 409, description: 'A device with this UUID is already registered.' },
@@ -65,6 +70,10 @@ export const ERROR_CODES = {
     description:
       "Health check: free space on the server's data folder is below its threshold, or a write failed for lack of space.",
   },
+  DELTA_UNAVAILABLE: {
+    status: 409,
+    description: 'No delta can be made between these images (too large, failed, or nothing in common); pull instead.',
+  },
   // Client side (CLI, agent): reported with the same shape, mapped to a process exit instead of a response
   NOT_LOGGED_IN: { status: 401, description: 'The CLI has no stored credentials; run `flotilla login`.' },
   BUILD_FAILED: { status: 400, description: 'Building a service image failed.' },
@@ -72,6 +81,15 @@ export const ERROR_CODES = {
   PLATFORM_MISMATCH: {
     status: 400,
     description: "An image is built for a CPU architecture the fleet's devices cannot run.",
+  },
+  DELTA_INVALID: {
+    status: 502,
+    description:
+      'A delta did not rebuild the image byte for byte (digest mismatch); it was discarded and the image pulled.',
+  },
+  INSUFFICIENT_DISK: {
+    status: 507,
+    description: 'Not enough free disk on the device for this update; the running release is kept.',
   },
   UNKNOWN_DEVICE_TYPE: {
     status: 400,

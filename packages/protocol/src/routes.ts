@@ -14,7 +14,14 @@ export const DEVICE_ROUTES = {
   /** A WebSocket the agent dials for one shell or tunnel stream the server asked for (remote-access.ts). */
   stream: { method: 'GET', path: '/device/v1/:uuid/streams/:id' },
   registryToken: { method: 'GET', path: '/auth/v1/token' },
+  /** balena's delta endpoint (balenaOS devices); not served yet. Flotilla agents use the three below (deltas.ts). */
   delta: { method: 'GET', path: '/api/v3/delta' },
+  /** Ask for a delta between two images of the device's fleet: 200 ready (descriptor) or 202 pending. */
+  deltaRequest: { method: 'POST', path: '/device/v1/:uuid/deltas' },
+  /** The delta's bytes, with Range; `:digest` must still be the pair's delta (404 otherwise: ask again). */
+  deltaDownload: { method: 'GET', path: '/device/v1/:uuid/deltas/:from/:to/:digest' },
+  /** What became of a delta (applied or fell back to a pull), with the bytes it saved. */
+  deltaOutcome: { method: 'POST', path: '/device/v1/:uuid/delta-outcomes' },
 } as const;
 
 export const API_PREFIX = '/api/v1';

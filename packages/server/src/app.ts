@@ -12,6 +12,7 @@ import { installUserStreams } from './auth/user-streams.js';
 import { LastSeenTracker } from './device-api/last-seen.js';
 import { createPollLookup } from './device-api/poll-lookup.js';
 import { registerDeviceRoutes } from './device-api/routes.js';
+import { installDeltas } from './deltas/install.js';
 import { TargetStateCache } from './device-api/target-state-cache.js';
 import { DEFAULT_DASHBOARD_DIR, registerDashboard } from './dashboard/register-dashboard.js';
 import { registerDeviceUserRoutes } from './devices/routes.js';
@@ -94,6 +95,8 @@ export interface AppOptions {
    * an index.html there, `/` says the dashboard is not built.
    */
   dashboardDir?: string;
+  /** Delta computation (deltas/): concurrency (default 1), largest layer in bytes (default 4 GiB), pending wait. */
+  deltas?: { concurrency?: number; maxLayerBytes?: number; retryAfterMs?: number };
 }
 
 export const DEFAULT_DISK_MIN_FREE_BYTES = 100 * 1024 * 1024;
@@ -265,6 +268,7 @@ export async function buildApp(options: AppOptions): Promise<FlotillaApp> {
   });
   // After the registry: a release shows the size of its images as the registry's storage holds them.
   registerReleaseRoutes(app, ctx, new ImageSizes(registryStorage));
+  await installDeltas(app, ctx, registryStorage, options.deltas);
   disk.start(options.diskCheckIntervalMs ?? 30_000, app.log);
   app.addHook('onClose', async () => disk.close());
   const stopReleaseTimeout = scheduleReleaseTimeout(

@@ -16,6 +16,8 @@ export interface AppContext {
   stateCache: TargetStateCache;
   /** News of device changes for the fleets' live feeds: write sites note what they changed (events/). */
   deviceChanges: DeviceChanges;
+  /** Queues the deltas a newly deployed release's devices will ask for (deltas/); set once deltas are installed. */
+  deltas?: { precompute(fleetId: number, releaseId: number): Promise<void> };
   /** Every route registered, for the tests that must cover each endpoint. */
   routes: { method: string; url: string }[];
 }

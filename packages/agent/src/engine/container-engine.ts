@@ -1,4 +1,4 @@
-import type { Duplex } from 'node:stream';
+import type { Duplex, Readable } from 'node:stream';
 import type Docker from 'dockerode';
 import type { ImagePlatform, Platform } from '@flotilla/protocol';
 import type { CurrentContainer, CurrentNetwork, CurrentVolume, LocalImage } from '../reconcile/state.js';
@@ -63,6 +63,10 @@ export interface ContainerEngine {
     signal: AbortSignal,
   ): Promise<void>;
   removeImage(ref: string): Promise<void>;
+  /** `docker save` of one image: a tar of its config, manifest.json and uncompressed layers (deltas' sources). */
+  exportImage(ref: string, signal: AbortSignal): Promise<Readable>;
+  /** `docker load` of a tar in `docker save` format; layers whose chain the engine has may be left out of it. */
+  loadImage(tar: Readable, signal: AbortSignal): Promise<void>;
   createNetwork(spec: Docker.NetworkCreateOptions): Promise<void>;
   removeNetwork(name: string): Promise<void>;
   createVolume(spec: Docker.VolumeCreateOptions): Promise<void>;

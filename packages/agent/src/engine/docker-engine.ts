@@ -1,9 +1,10 @@
 import { createRequire } from 'node:module';
-import type { Duplex } from 'node:stream';
+import type { Duplex, Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type Docker from 'dockerode';
 import { FlotillaError, LABELS, platformOfEngine, type ImagePlatform, type Platform } from '@flotilla/protocol';
 import { NAMESPACE_LABEL } from '../compose/names.js';
+import { deltaTag } from '../deltas/delta-tag.js';
 import type { CurrentContainer } from '../reconcile/state.js';
 import type {
   ContainerEngine,
@@ -107,6 +108,7 @@ export class DockerEngine implements ContainerEngine {
         serviceName: labels[LABELS.serviceName] ?? '',
         releaseCommit: labels[LABELS.releaseCommit] ?? '',
         imageId: c.ImageID,
+        ...(Number(labels[LABELS.imageId]) > 0 ? { targetImageId: Number(labels[LABELS.imageId]) } : {}),
         configHash: labels[LABELS.configHash] ?? '',
         state: c.State,
         createdAt: c.Created * 1000,
@@ -176,9 +178,28 @@ export class DockerEngine implements ContainerEngine {
     });
   }
 
+  async exportImage(ref: string, signal: AbortSignal): Promise<Readable> {
+    const stream = (await this.docker.getImage(ref).get()) as Readable;
+    signal.addEventListener('abort', () => stream.destroy(signal.reason as Error), { once: true });
+    return stream;
+  }
+
+  async loadImage(tar: Readable, signal: AbortSignal): Promise<void> {
+    const answer = (await this.docker.loadImage(tar, { quiet: true, abortSignal: signal })) as NodeJS.ReadableStream;
+    await new Promise<void>((resolve, reject) => {
+      this.docker.modem.followProgress(answer, (error: Error | null, events: Array<{ error?: string }>) => {
+        const failed = error ?? events.find((e) => e.error);
+        if (failed) reject(failed instanceof Error ? failed : new Error(failed.error));
+        else resolve();
+      });
+    });
+  }
+
   async removeImage(ref: string): Promise<void> {
     // 404: already gone. 409 (in use by some container) is a real refusal and surfaces.
     await tolerate([404], () => this.docker.getImage(ref).remove({ noprune: false }));
+    const loaded = deltaTag(ref);
+    if (loaded) await tolerate([404], () => this.docker.getImage(loaded).remove({ noprune: false }));
   }
 
   async createNetwork(spec: Docker.NetworkCreateOptions): Promise<void> {
@@ -201,7 +222,9 @@ export class DockerEngine implements ContainerEngine {
     spec: Docker.ContainerCreateOptions,
     extraNetworks: Array<{ network: string; aliases: string[] }>,
   ): Promise<string> {
-    const container = await this.docker.createContainer(spec);
+    const container = await this.docker.createContainer(
+      spec.Image ? { ...spec, Image: await this.localRef(spec.Image) } : spec,
+    );
     for (const n of extraNetworks) {
       await this.docker
         .getNetwork(n.network)
@@ -226,9 +249,27 @@ export class DockerEngine implements ContainerEngine {
     await this.docker.getContainer(id).rename({ name });
   }
 
+  /** `ref` itself, or its delta tag when only an image rebuilt from a delta stands for it (deltas/delta-tag.ts). */
+  private async localRef(ref: string): Promise<string> {
+    const loaded = deltaTag(ref);
+    if (!loaded) return ref;
+    const present = async (r: string) =>
+      this.docker
+        .getImage(r)
+        .inspect()
+        .then(
+          () => true,
+          (error: unknown) => {
+            if (statusCode(error) === 404) return false;
+            throw error;
+          },
+        );
+    return (await present(ref)) || !(await present(loaded)) ? ref : loaded;
+  }
+
   async imageId(ref: string): Promise<string | undefined> {
     try {
-      return (await this.docker.getImage(ref).inspect()).Id;
+      return (await this.docker.getImage(await this.localRef(ref)).inspect()).Id;
     } catch (error) {
       if (statusCode(error) === 404) return undefined;
       throw error;
@@ -238,7 +279,9 @@ export class DockerEngine implements ContainerEngine {
   async imagePlatform(ref: string): Promise<ImagePlatform | undefined> {
     try {
       // Variant is in the engine's answer since API 1.40; dockerode's types predate it.
-      const info = (await this.docker.getImage(ref).inspect()) as Docker.ImageInspectInfo & { Variant?: string };
+      const info = (await this.docker.getImage(await this.localRef(ref)).inspect()) as Docker.ImageInspectInfo & {
+        Variant?: string;
+      };
       return { os: info.Os, architecture: info.Architecture, variant: info.Variant || undefined };
     } catch (error) {
       if (statusCode(error) === 404) return undefined;

@@ -1,6 +1,7 @@
 import { mkdir, rm } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { FlotillaError, formatPlatform, runsOn } from '@flotilla/protocol';
+import type { DeltaFetcher } from '../deltas/delta-fetcher.js';
 import type { ContainerEngine, RegistryAuth } from '../engine/container-engine.js';
 import { PRIVATE_DIR_MODE } from '../store/private-files.js';
 import { releaseLocks, takeLocks } from '../locks/update-locks.js';
@@ -18,6 +19,8 @@ export interface ExecutorDeps {
   /** Told whenever download progress changes (the reporter rate-limits what it sends). */
   onProgress: () => void;
   serviceLockDir: (appId: number, serviceName: string) => string;
+  /** Gets an image by delta when it can (false: pull it); absent on unmanaged devices. */
+  deltas?: Pick<DeltaFetcher, 'fetch'> | undefined;
 }
 
 const DEFAULT_STOP_SECONDS = 10;
@@ -39,12 +42,18 @@ async function assertRunnable(engine: ContainerEngine, ref: string): Promise<voi
 /** The mapped executor table: one entry per action of StepArgs (a missing one does not compile). */
 export function createExecutors(deps: ExecutorDeps): Executors {
   const { engine, store } = deps;
+  const fetched = async (image: string) => {
+    // INVARIANT: recorded only once present, so cleanup never touches an image we neither pulled nor ran.
+    store.addKnownImage(image);
+    await assertRunnable(engine, image);
+  };
   return {
     fetch: async (s, signal) => {
       if ((await engine.imageId(s.image)) === undefined) {
         deps.progress.set(s.image, 0);
         deps.onProgress();
         try {
+          if (deps.deltas && (await deps.deltas.fetch(s, signal))) return await fetched(s.image);
           await engine.pull(
             s.image,
             deps.registryAuth(s.image),
@@ -59,9 +68,7 @@ export function createExecutors(deps: ExecutorDeps): Executors {
           deps.progress.delete(s.image);
         }
       }
-      // INVARIANT: recorded only once present, so cleanup never touches an image we neither pulled nor ran.
-      store.addKnownImage(s.image);
-      await assertRunnable(engine, s.image);
+      await fetched(s.image);
     },
     removeImage: async (s) => {
       try {

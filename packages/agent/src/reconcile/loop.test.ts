@@ -26,6 +26,12 @@ class MemoryEngine implements ContainerEngine {
   }
   async pull(): Promise<void> {}
   async removeImage(): Promise<void> {}
+  async exportImage(): Promise<never> {
+    throw new Error('the memory engine holds no image bytes');
+  }
+  async loadImage(): Promise<void> {
+    throw new Error('the memory engine holds no image bytes');
+  }
   async createNetwork(): Promise<void> {}
   async removeNetwork(): Promise<void> {}
   async createVolume(): Promise<void> {}

@@ -8,6 +8,7 @@ import type {
   TargetService,
 } from './state.js';
 import { step, type Step } from './steps.js';
+import { deltaTag } from '../deltas/delta-tag.js';
 
 /**
  * The pure planner: given what runs and what should run, the steps that can be taken NOW. It never looks at Docker,
@@ -22,8 +23,14 @@ const DEPENDENCY_RETRY_MS = 2_000;
 /** Whether `ref` names a local image: by tag, by `repo@digest`, or by image id. */
 export function findImage(images: readonly LocalImage[], ref: string): LocalImage | undefined {
   const normalized = ref.includes(':') || ref.includes('@') ? ref : `${ref}:latest`;
+  const loaded = deltaTag(ref);
   return images.find(
-    (i) => i.id === ref || i.repoTags.includes(normalized) || i.repoDigests.includes(ref) || digestMatch(i, ref),
+    (i) =>
+      i.id === ref ||
+      i.repoTags.includes(normalized) ||
+      i.repoDigests.includes(ref) ||
+      digestMatch(i, ref) ||
+      (loaded !== undefined && i.repoTags.includes(loaded)),
   );
 }
 

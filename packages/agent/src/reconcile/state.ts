@@ -16,6 +16,8 @@ export interface CurrentContainer {
   releaseCommit: string;
   /** The engine's image id (`sha256:…`) the container runs. */
   imageId: string;
+  /** The target state's `image_id` it was created for (its label); what a delta is asked from. */
+  targetImageId?: number;
   configHash: string;
   state: 'created' | 'running' | 'restarting' | 'exited' | 'paused' | 'removing' | 'dead' | string;
   /** Creation time, epoch ms; the hand-over timeout counts from the new container's creation. */

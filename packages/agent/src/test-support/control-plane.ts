@@ -33,6 +33,8 @@ export class ControlPlane {
     readonly server: RunningServer,
     readonly adminKey: string,
     readonly fleet: { id: number; uuid: string; slug: string },
+    /** The server's data folder (its registry is `registry/` in it). */
+    readonly dataDir: string,
     private readonly removeDir: () => Promise<void>,
   ) {}
 
@@ -55,7 +57,7 @@ export class ControlPlane {
       const answer = await apiCall(server.url, 'POST', '/api/v1/fleets', adminKey, { name: slug, slug });
       if (answer.status !== 201) throw new Error(`create fleet: ${answer.status} ${JSON.stringify(answer.data)}`);
       const fleet = { id: answer.data.id as number, uuid: answer.data.uuid as string, slug };
-      return new ControlPlane(tap, server, adminKey, fleet, async () => {
+      return new ControlPlane(tap, server, adminKey, fleet, join(dir.path, 'server'), async () => {
         await tap.down();
         await server.close();
         await dir.remove();

@@ -32,8 +32,13 @@ export class Tap {
   pullsStarted = 0;
   /** Registry requests answered 401 although they carried credentials. */
   registryAuthFailures = 0;
+  /** Delta downloads the server answered: each one's Range header, status and the body bytes passed on. */
+  readonly deltaDownloads: Array<{ range: string | undefined; status: number; bytes: number }> = [];
   upstream: URL | undefined;
   port = 0;
+  private deltaCut: number | undefined;
+  private deltaStall: { bytes: number; held: ServerResponse[] } | undefined;
+  private deltaPending = false;
   private server: Server | undefined;
   private readonly open = new Set<Socket>();
   private readonly deviceSockets = new Map<string, Socket>();
@@ -95,6 +100,28 @@ export class Tap {
     };
   }
 
+  /** The next delta download's connection is cut once `bytes` of its body have passed, as a dropped link does. */
+  cutNextDeltaDownload(bytes: number): void {
+    this.deltaCut = bytes;
+  }
+
+  /**
+   * The next delta download passes `bytes` of its body and then nothing more (the connection stays open, as a
+   * link that went silent): a test can kill the agent there. Cut held connections with `releaseStalls()`.
+   */
+  stallNextDeltaDownload(bytes: number): void {
+    this.deltaStall = { bytes, held: [] };
+  }
+
+  releaseStalls(): void {
+    for (const res of this.deltaStall?.held ?? []) res.destroy();
+  }
+
+  /** While on, the device's delta asks are answered 202 pending (as a server still computing) instead of forwarded. */
+  holdDeltasPending(on: boolean): void {
+    this.deltaPending = on;
+  }
+
   /** Answers the device's target-state requests with `body` (200, no ETag) instead of the server; undefined: stop. */
   serveTarget(uuid: string, body: unknown): void {
     if (body === undefined) this.targets.delete(uuid);
@@ -113,8 +140,15 @@ export class Tap {
       res.end(body);
       return;
     }
+    if (this.deltaPending && method === 'POST' && /^\/device\/v1\/[0-9a-f]+\/deltas$/.test(url.pathname)) {
+      req.resume();
+      res.writeHead(202, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ status: 'pending', retryAfterMs: 200 }));
+      return;
+    }
     const isReport = method === 'PATCH' && url.pathname === '/device/v3/state';
     const isRegistry = url.pathname.startsWith('/v2/');
+    const isDelta = method === 'GET' && /^\/device\/v1\/[0-9a-f]+\/deltas\/\d+\/\d+\/sha256(:|%3A)/.test(url.pathname);
     const hold = method === 'GET' && /^\/v2\/.+\/blobs\/sha256:/.test(url.pathname) ? this.blobHold : undefined;
     const chunks: Buffer[] = [];
     if (isReport) req.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -132,6 +166,7 @@ export class Tap {
             this.pullsStarted += 1;
           if (isRegistry && status === 401 && req.headers.authorization) this.registryAuthFailures += 1;
           res.writeHead(status, answer.headers);
+          if (isDelta) return this.passDelta(req, answer, res, status);
           answer.pipe(res);
         },
       );
@@ -141,6 +176,37 @@ export class Tap {
     };
     if (hold) hold.then(send, send);
     else send();
+  }
+
+  private passDelta(req: IncomingMessage, answer: IncomingMessage, res: ServerResponse, status: number): void {
+    const record = { range: req.headers.range, status, bytes: 0 };
+    this.deltaDownloads.push(record);
+    const cut = this.deltaCut;
+    this.deltaCut = undefined;
+    const stall = this.deltaStall && this.deltaStall.held.length === 0 ? this.deltaStall : undefined;
+    if (stall) stall.held.push(res);
+    answer.on('data', (chunk: Buffer) => {
+      if (stall) {
+        const part = chunk.subarray(0, Math.max(0, stall.bytes - record.bytes));
+        record.bytes += part.length;
+        if (part.length > 0) res.write(part);
+        return;
+      }
+      if (cut !== undefined && record.bytes + chunk.length >= cut) {
+        const part = chunk.subarray(0, cut - record.bytes);
+        record.bytes += part.length;
+        // The tap closes its side after the bytes (FIN, not a reset, which could drop bytes already sent), so the
+        // test knows exactly what reached the device before the cut.
+        res.write(part, () => res.socket?.end());
+        answer.destroy();
+        return;
+      }
+      record.bytes += chunk.length;
+      res.write(chunk);
+    });
+    answer.on('end', () => {
+      if (!stall) res.end();
+    });
   }
 
   private recordReport(req: IncomingMessage, raw: Buffer): void {

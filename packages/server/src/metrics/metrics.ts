@@ -9,6 +9,14 @@ export interface Metrics {
   requests: Counter<'method' | 'route' | 'status'>;
   duration: Histogram<'method' | 'route'>;
   targetStateCache: Counter<'result'>;
+  /** Delta asks by answer: hit (ready), pending (a miss being computed), unavailable (a miss: the device pulls). */
+  deltaRequests: Counter<'result'>;
+  deltaComputations: Counter<'result'>;
+  /** What devices reported: applied, or fallback (they pulled instead). */
+  deltaOutcomes: Counter<'outcome'>;
+  deltaBytesDownloaded: Counter;
+  /** Per applied delta, what a plain pull of the same layers would have downloaded minus the delta's bytes. */
+  deltaBytesSaved: Counter;
 }
 
 export function createMetrics(db: Db, defaults = false): Metrics {
@@ -33,6 +41,34 @@ export function createMetrics(db: Db, defaults = false): Metrics {
     labelNames: ['result'] as const,
     registers: [registry],
   });
+  const deltaRequests = new Counter({
+    name: 'flotilla_delta_requests_total',
+    help: 'Delta requests by answer: hit, pending (miss, being computed), unavailable (miss, the device pulls)',
+    labelNames: ['result'] as const,
+    registers: [registry],
+  });
+  const deltaComputations = new Counter({
+    name: 'flotilla_delta_computations_total',
+    help: 'Delta computations by result: ready, impossible (recorded; devices pull), error (retried when asked)',
+    labelNames: ['result'] as const,
+    registers: [registry],
+  });
+  const deltaOutcomes = new Counter({
+    name: 'flotilla_delta_outcomes_total',
+    help: 'Deltas devices applied, or fell back from to a plain pull',
+    labelNames: ['outcome'] as const,
+    registers: [registry],
+  });
+  const deltaBytesDownloaded = new Counter({
+    name: 'flotilla_delta_downloaded_bytes_total',
+    help: 'Delta bytes devices reported downloading',
+    registers: [registry],
+  });
+  const deltaBytesSaved = new Counter({
+    name: 'flotilla_delta_saved_bytes_total',
+    help: 'Bytes applied deltas saved against a plain pull of the same layers',
+    registers: [registry],
+  });
   new Gauge({
     name: 'flotilla_devices_online',
     help: `Devices seen within the last ${ONLINE_WINDOW_MS / 60_000} minutes`,
@@ -47,7 +83,17 @@ export function createMetrics(db: Db, defaults = false): Metrics {
       this.set(Number(row?.n ?? 0));
     },
   });
-  return { registry, requests, duration, targetStateCache };
+  return {
+    registry,
+    requests,
+    duration,
+    targetStateCache,
+    deltaRequests,
+    deltaComputations,
+    deltaOutcomes,
+    deltaBytesDownloaded,
+    deltaBytesSaved,
+  };
 }
 
 export function registerMetricsHooks(app: FastifyInstance, metrics: Metrics): void {

@@ -46,6 +46,18 @@ const DEVICE_DOCS: {
   { route: p.DEVICE_ROUTES.logStream, summary: 'Stream log lines: gzip NDJSON (Bearer device key)' },
   { route: p.DEVICE_ROUTES.connect, summary: 'WebSocket for device actions (Bearer device key)' },
   { route: p.DEVICE_ROUTES.registryToken, summary: 'Registry token (Docker token auth)' },
+  {
+    route: p.DEVICE_ROUTES.deltaRequest,
+    body: p.deltaRequestSchema,
+    response: p.deltaAnswerSchema,
+    summary: "Ask for a delta between two images of the device's fleet: ready, or 202 pending (Bearer device key)",
+  },
+  { route: p.DEVICE_ROUTES.deltaDownload, summary: 'Download a delta, with Range to resume (Bearer device key)' },
+  {
+    route: p.DEVICE_ROUTES.deltaOutcome,
+    body: p.deltaOutcomeSchema,
+    summary: 'Report what became of a delta: applied or fallback, with bytes (Bearer device key)',
+  },
   { route: { method: 'GET', path: '/healthz' }, summary: 'Health: database reachable, enough free disk' },
   { route: { method: 'GET', path: '/metrics' }, summary: 'Prometheus metrics' },
 ];

@@ -1,6 +1,8 @@
 import { readFile, readdir, rm, rmdir, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Db } from '../db/database.js';
+import { type DeltaGcResult, collectDeltaGarbage } from '../deltas/delta-gc.js';
+import { DeltaStore } from '../deltas/delta-store.js';
 import type { RegistryStorage } from './storage.js';
 
 /** A manifest some release needs: repository name and sha256 hex. */
@@ -9,7 +11,7 @@ export interface RegistryRoot {
   hex: string;
 }
 
-export interface GcResult {
+export interface GcResult extends DeltaGcResult {
   manifestsRemoved: number;
   tagsRemoved: number;
   linksRemoved: number;
@@ -102,6 +104,9 @@ export async function collectGarbage(
     blobsRemoved: 0,
     bytesFreed: 0,
     blobsKept: 0,
+    deltaPairsRemoved: 0,
+    deltasRemoved: 0,
+    deltaBytesFreed: 0,
   };
 
   const roots = new Map<string, Set<string>>();
@@ -197,6 +202,18 @@ export async function collectGarbage(
       result.bytesFreed += size;
     }
   }
+
+  // Deltas of manifests no longer kept (a manifest blob removed now, or in a dry run would be).
+  const gone = async (hex: string) =>
+    removed.has(storage.blobPath(hex)) ||
+    (await stat(storage.blobPath(hex)).then(
+      () => false,
+      () => true,
+    ));
+  Object.assign(
+    result,
+    await collectDeltaGarbage(new DeltaStore(storage.root), gone, { graceMs, now, dryRun: options.dryRun }),
+  );
   return result;
 }
 

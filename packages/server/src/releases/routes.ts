@@ -14,6 +14,11 @@ import {
 
 export function registerReleaseRoutes(app: FastifyInstance, ctx: AppContext, sizes: ImageSizeReader): void {
   const { db } = ctx;
+  const deployed = (fleetId: number, releaseId: number) => {
+    ctx.deviceChanges.fleetChanged(fleetId);
+    // Never throws (failures are logged): a delta not computed ahead is computed when a device asks.
+    void ctx.deltas?.precompute(fleetId, releaseId);
+  };
   serve(app, db, R.listFleetReleases, async ({ user, params }) => ({
     items: await listReleases(db, sizes, (await visibleFleet(db, user, params.slug)).id),
   }));
@@ -21,7 +26,7 @@ export function registerReleaseRoutes(app: FastifyInstance, ctx: AppContext, siz
   serve(app, db, R.createRelease, async ({ user, params, body }) => {
     const fleet = await visibleFleet(db, user, params.slug);
     const release = await createRelease(db, sizes, fleet.id, { ...body, createdBy: user.userId });
-    if (release.status === 'success') ctx.deviceChanges.fleetChanged(fleet.id);
+    if (release.status === 'success') deployed(fleet.id, release.id);
     return release;
   });
   serve(app, db, R.getRelease, async ({ user, params }) =>
@@ -30,7 +35,7 @@ export function registerReleaseRoutes(app: FastifyInstance, ctx: AppContext, siz
   serve(app, db, R.updateRelease, async ({ user, params, body }) => {
     const row = await visibleRelease(db, user, params.ref);
     const release = await updateRelease(db, sizes, row, body);
-    if (row.status !== 'success' && release.status === 'success') ctx.deviceChanges.fleetChanged(row.fleet_id);
+    if (row.status !== 'success' && release.status === 'success') deployed(row.fleet_id, release.id);
     return release;
   });
 }

@@ -1,0 +1,203 @@
+import { spawn } from 'node:child_process';
+import { mkdir, rm, stat, statfs } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  CONFIG_DEFAULTS,
+  type DeltaDescriptor,
+  FlotillaError,
+  type TargetDevice,
+  configVarKey,
+} from '@flotilla/protocol';
+import type { Logger } from 'pino';
+import type { ContainerEngine } from '../engine/container-engine.js';
+import { PRIVATE_DIR_MODE } from '../store/private-files.js';
+import { applyDelta, verifyDeltaFile } from './apply-delta.js';
+import { type DeltaEndpoint, askDelta, downloadDelta, reportOutcome } from './delta-client.js';
+import { deltaTag } from './delta-tag.js';
+
+/** Config var SUPERVISOR_DELTA (any prefix): deltas are on unless it is `0` (or `false`). */
+export function deltasEnabled(device: TargetDevice | undefined): boolean {
+  const entry = Object.entries(device?.config ?? {}).find(([k]) => configVarKey(k) === 'SUPERVISOR_DELTA');
+  const value = entry?.[1] ?? CONFIG_DEFAULTS.SUPERVISOR_DELTA;
+  return value !== '0' && value.toLowerCase() !== 'false';
+}
+
+export interface DeltaFetcherOptions {
+  engine: ContainerEngine;
+  log: Logger;
+  endpoint: DeltaEndpoint;
+  /** The agent's data folder; partial deltas live in `<dataDir>/deltas/` so a restart resumes them. */
+  dataDir: string;
+  namespace: string;
+  enabled: () => boolean;
+  /** The target's image_id of `image` for that service (the model the planner planned from), if any. */
+  targetImageId: (appId: number, serviceName: string, image: string) => number | undefined;
+  /** How long a delta may stay pending on the server before the device pulls instead. Default 2 minutes. */
+  pendingLimitMs?: number;
+  /** Download attempts (each resumes where the previous stopped) before falling back. Default 5. */
+  downloadAttempts?: number;
+}
+
+export interface DeltaFetchRequest {
+  image: string;
+  appId: number;
+  serviceName: string;
+}
+
+/**
+ * Gets a target image by delta instead of a pull when it can: the service's running container names the image it
+ * was made from (its target image_id), the server computes the delta between the two, the device downloads it
+ * (resuming) and rebuilds the image (apply-delta.ts). Falls back (resolves false: the caller pulls) on anything
+ * but an abort or a full disk, logging why and telling the server.
+ */
+export class DeltaFetcher {
+  private tool: Promise<boolean> | undefined;
+
+  constructor(private readonly options: DeltaFetcherOptions) {}
+
+  /** Whether xdelta3 runs here; asked once, so a device without it never downloads a delta it cannot apply. */
+  private xdelta3(): Promise<boolean> {
+    this.tool ??= new Promise((resolve) => {
+      const child = spawn('xdelta3', ['-V'], { stdio: 'ignore' });
+      child.on('error', () => resolve(false));
+      child.on('exit', (code) => resolve(code === 0));
+    });
+    return this.tool;
+  }
+
+  private get dir(): string {
+    return join(this.options.dataDir, 'deltas');
+  }
+
+  async fetch(request: DeltaFetchRequest, signal: AbortSignal): Promise<boolean> {
+    const { log } = this.options;
+    const tag = deltaTag(request.image);
+    const imageId = this.options.targetImageId(request.appId, request.serviceName, request.image);
+    if (!tag || imageId === undefined || !this.options.enabled()) return false;
+    if (!(await this.xdelta3())) {
+      log.warn({ image: request.image }, 'xdelta3 is not installed: pulling instead of using a delta');
+      return false;
+    }
+    const { containers } = await this.options.engine.snapshot(this.options.namespace, signal);
+    const base = containers.find(
+      (c) =>
+        c.appId === request.appId &&
+        c.serviceName === request.serviceName &&
+        c.targetImageId !== undefined &&
+        c.targetImageId !== imageId,
+    );
+    if (!base?.targetImageId) return false;
+    const pair = { fromImageId: base.targetImageId, toImageId: imageId };
+    let delta: DeltaDescriptor | undefined;
+    let bytesDownloaded = 0;
+    try {
+      delta = await this.ask(pair.fromImageId, pair.toImageId, signal);
+      if (!delta) throw new FlotillaError('DELTA_UNAVAILABLE', 'the delta was not ready in time');
+      await mkdir(this.dir, { recursive: true, mode: PRIVATE_DIR_MODE });
+      const file = join(this.dir, `${delta.digest.slice('sha256:'.length)}.part`);
+      await this.ensureSpace(delta, file, request.image);
+      bytesDownloaded = await this.download(delta, file, signal);
+      await verifyDeltaFile(file, delta);
+      const work = join(this.dir, `work-${delta.digest.slice('sha256:'.length, 23)}`);
+      await rm(work, { recursive: true, force: true });
+      await mkdir(work, { mode: PRIVATE_DIR_MODE });
+      try {
+        await applyDelta({
+          engine: this.options.engine,
+          baseRef: base.imageId,
+          delta,
+          deltaFile: file,
+          workDir: work,
+          tag,
+          signal,
+        });
+      } catch (error) {
+        // A delta that does not rebuild the image is useless: the next try downloads it anew, or pulls.
+        if (error instanceof FlotillaError && error.code === 'DELTA_INVALID') await rm(file, { force: true });
+        throw error;
+      } finally {
+        await rm(work, { recursive: true, force: true });
+      }
+      await rm(file, { force: true });
+      log.info(
+        { image: request.image, deltaBytes: delta.size, pullBytes: delta.pullBytes, downloadedNow: bytesDownloaded },
+        'image rebuilt from a delta',
+      );
+      await this.report({ ...pair, outcome: 'applied', bytesDownloaded: delta.size, pullBytes: delta.pullBytes });
+      return true;
+    } catch (error) {
+      if (signal.aborted) throw error;
+      if (error instanceof FlotillaError && error.code === 'INSUFFICIENT_DISK') throw error;
+      const reason = error instanceof Error ? error.message : String(error);
+      log.warn({ image: request.image, reason }, 'delta not used; pulling the image instead');
+      await this.report({
+        ...pair,
+        outcome: 'fallback',
+        reason: reason.slice(0, 500),
+        bytesDownloaded,
+        pullBytes: delta?.pullBytes ?? 0,
+      });
+      return false;
+    }
+  }
+
+  /** Asks until the delta is ready or the pending limit is over (undefined then). */
+  private async ask(fromImageId: number, toImageId: number, signal: AbortSignal): Promise<DeltaDescriptor | undefined> {
+    const deadline = Date.now() + (this.options.pendingLimitMs ?? 120_000);
+    for (;;) {
+      const answer = await askDelta(this.options.endpoint, fromImageId, toImageId, signal);
+      if (answer.status === 'ready') return answer.delta;
+      const wait = Math.min(answer.retryAfterMs, deadline - Date.now());
+      if (wait <= 0) return undefined;
+      await sleep(wait, undefined, { signal });
+    }
+  }
+
+  /**
+   * Rebuilding needs room for the rest of the delta, the rebuilt layers, the base layers read from the engine and
+   * the engine's own unpacked copy; without it the device says so and keeps its release (the step fails and is
+   * retried, and download-then-kill never stops what runs before the new image is there).
+   */
+  private async ensureSpace(delta: DeltaDescriptor, file: string, image: string): Promise<void> {
+    const have = (await stat(file).catch(() => undefined))?.size ?? 0;
+    const layers = delta.layers.reduce((sum, l) => sum + l.size, 0);
+    const needed = delta.size - have + 3 * layers;
+    const fs = await statfs(this.dir);
+    const free = fs.bavail * fs.bsize;
+    if (free < needed) {
+      const mb = (n: number) => `${Math.ceil(n / 1024 / 1024)} MB`;
+      throw new FlotillaError(
+        'INSUFFICIENT_DISK',
+        `not enough space to update to ${image}: ${mb(needed)} needed in ${this.dir}, ${mb(free)} free; the running release is kept`,
+      );
+    }
+  }
+
+  /** Downloads with resume, retrying a cut link a few times; the bytes received over the network by this call. */
+  private async download(delta: DeltaDescriptor, file: string, signal: AbortSignal): Promise<number> {
+    const attempts = this.options.downloadAttempts ?? 5;
+    let received = 0;
+    for (let attempt = 1; ; attempt += 1) {
+      const before = (await stat(file).catch(() => undefined))?.size ?? 0;
+      if (before > 0) this.options.log.info({ file, bytes: before }, 'resuming a delta download');
+      try {
+        received += await downloadDelta(this.options.endpoint, delta.path, file, delta.size, signal);
+        return received;
+      } catch (error) {
+        received += ((await stat(file).catch(() => undefined))?.size ?? 0) - before;
+        if (signal.aborted || attempt >= attempts) throw error;
+        this.options.log.warn({ err: error, attempt }, 'delta download cut; resuming');
+        await sleep(Math.min(10_000, 500 * 2 ** attempt), undefined, { signal });
+      }
+    }
+  }
+
+  private async report(outcome: Parameters<typeof reportOutcome>[1]): Promise<void> {
+    try {
+      await reportOutcome(this.options.endpoint, outcome, AbortSignal.timeout(30_000));
+    } catch (error) {
+      this.options.log.warn({ err: error }, 'could not report the delta outcome');
+    }
+  }
+}

@@ -1,0 +1,312 @@
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, readFile, readdir, rename, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, it } from 'node:test';
+import { ensureBusyboxImage, run, tempDir, waitFor } from '@flotilla/testkit';
+import {
+  type Harness,
+  cleanup,
+  docker,
+  harness,
+  ourContainers,
+  reportedDone,
+  startHarnessAgent,
+} from '../test-support/fixtures.js';
+import { deltaTag } from './delta-tag.js';
+
+/**
+ * Deltas end to end: the real server (computing with xdelta3 from its registry), the real agent and the real engine.
+ * Release A and release B of one service differ by a small change in a 1 MiB payload layer plus a marker layer; the
+ * device runs A (pulled), then moves to B, which it must get by delta (or, when the delta is bad, by a pull).
+ */
+const PAYLOAD_BYTES = 1024 * 1024;
+const AGENT_BIN = fileURLToPath(new URL('../../../../bin/flotilla-agent', import.meta.url));
+
+interface Pair {
+  a: string;
+  b: string;
+  /** B's image ID as built, which is its config digest in the registry. */
+  bId: string;
+  aId: string;
+}
+
+/** Everything a test's pair may leave in the engine: both references, B's delta tag, both images. */
+const pairImages = (pair: Pair | undefined): string[] =>
+  pair ? [pair.a, pair.b, deltaTag(pair.b) ?? pair.b, pair.bId, pair.aId] : [];
+
+/** Builds A and B (B: 300 KiB of A's payload replaced), pushes both, removes every local copy; their digest refs. */
+async function pushPair(h: Harness, nonce: string): Promise<Pair> {
+  const base = await ensureBusyboxImage();
+  const dir = await tempDir('flotilla-delta-it-');
+  try {
+    const payload = randomBytes(PAYLOAD_BYTES);
+    const build = async (name: string, bytes: Buffer) => {
+      const context = join(dir.path, name);
+      await mkdir(context);
+      await writeFile(join(context, 'payload'), bytes);
+      await writeFile(
+        join(context, 'Dockerfile'),
+        [
+          `FROM ${base}`,
+          'COPY payload /payload',
+          `RUN echo ${name} > /release && echo ${nonce} > /.nonce`,
+          `CMD ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]`,
+        ].join('\n'),
+      );
+      const tag = `flotilla-delta-it/${name}:${nonce}`;
+      await run('docker', ['build', '-q', '-t', tag, context]);
+      return tag;
+    };
+    const changed = Buffer.from(payload);
+    randomBytes(300 * 1024).copy(changed, 200 * 1024);
+    const localA = await build('a', payload);
+    const localB = await build('b', changed);
+    const bId = (await docker.getImage(localB).inspect()).Id;
+    const aId = (await docker.getImage(localA).inspect()).Id;
+    const a = await h.cp.push(localA, 'main');
+    const b = await h.cp.push(localB, 'main');
+    for (const ref of [localA, localB]) await docker.getImage(ref).remove({ force: true });
+    await run('docker', ['rmi', '-f', a, b]).catch(() => undefined);
+    assert.equal(
+      await docker
+        .getImage(b)
+        .inspect()
+        .then(
+          () => true,
+          () => false,
+        ),
+      false,
+      'B must not be local before the update',
+    );
+    return { a, b, bId, aId };
+  } finally {
+    await dir.remove();
+  }
+}
+
+async function metric(h: Harness, name: string, label = ''): Promise<number> {
+  const text = await (await fetch(`${h.cp.server.url}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name}${label} `));
+  return line ? Number(line.split(' ')[1]) : 0;
+}
+
+/** Runs A on a fresh device, then releases B; resolves once B runs. Returns the container's image ID. */
+async function updateAtoB(h: Harness, pair: Pair, agentOptions: Parameters<typeof startHarnessAgent>[1] = {}) {
+  const agent = await startHarnessAgent(h, { deltaPendingLimitMs: 30_000, ...agentOptions });
+  const uuid = agent.state().uuid;
+  const commitA = await h.cp.release({ services: { main: { image: pair.a } } });
+  await waitFor('release A running', () => reportedDone(h, uuid, commitA), { timeoutMs: 60_000 });
+  const commitB = await h.cp.release({ services: { main: { image: pair.b } } });
+  await waitFor('release B running', () => reportedDone(h, uuid, commitB), { timeoutMs: 90_000 });
+  const [container] = (await ourContainers(h.namespace)).filter((c) => c.State === 'running');
+  assert.ok(container, 'one container runs');
+  return { agent, uuid, imageId: container.ImageID };
+}
+
+/** The server's stored delta of the only computed pair: its file and pair record. */
+async function storedDelta(h: Harness) {
+  const root = join(h.cp.dataDir, 'registry', 'deltas');
+  const [pairName] = await readdir(join(root, 'pairs'));
+  assert.ok(pairName, 'a pair was computed');
+  const pairFile = join(root, 'pairs', pairName);
+  const pair = JSON.parse(await readFile(pairFile, 'utf8')) as { ok: boolean; digest: string; size: number };
+  const hex = pair.digest.slice('sha256:'.length);
+  return { root, pairFile, pair, file: join(root, 'sha256', hex.slice(0, 2), hex) };
+}
+
+describe('delta updates', { timeout: 240_000 }, () => {
+  it('moves A → B by delta: the image ID is the registry’s, no layer of B is pulled, the bytes saved are counted', async () => {
+    const h = await harness();
+    const nonce = randomBytes(4).toString('hex');
+    let pair: Pair | undefined;
+    let agent: Awaited<ReturnType<typeof startHarnessAgent>> | undefined;
+    try {
+      pair = await pushPair(h, nonce);
+      const pullsBefore = h.cp.tap.pullsStarted;
+      const updated = await updateAtoB(h, pair);
+      agent = updated.agent;
+      assert.equal(updated.imageId, pair.bId, 'the rebuilt image is byte for byte the one pushed');
+      assert.equal(h.cp.tap.pullsStarted, pullsBefore + 1, 'only A was pulled');
+      const inspected = await docker.getImage(deltaTag(pair.b)!).inspect();
+      assert.equal(inspected.Id, pair.bId);
+      const { pair: stored } = await storedDelta(h);
+      assert.equal(h.cp.tap.deltaDownloads.length, 1);
+      assert.equal(h.cp.tap.deltaDownloads[0]?.bytes, stored.size);
+      assert.ok(stored.size < 400 * 1024, `delta of ${stored.size} bytes for a 300 KiB change`);
+      assert.equal(await metric(h, 'flotilla_delta_outcomes_total', '{outcome="applied"}'), 1);
+      const saved = await metric(h, 'flotilla_delta_saved_bytes_total');
+      assert.ok(saved > PAYLOAD_BYTES / 2, `saved ${saved} bytes`);
+    } finally {
+      await agent?.stop();
+      await cleanup(h.namespace, pairImages(pair));
+      await h.remove();
+    }
+  });
+
+  it('a corrupted delta is detected and the device pulls B instead', async () => {
+    const h = await harness();
+    const nonce = randomBytes(4).toString('hex');
+    let pair: Pair | undefined;
+    let agent: Awaited<ReturnType<typeof startHarnessAgent>> | undefined;
+    try {
+      pair = await pushPair(h, nonce);
+      const corrupt = async () => {
+        // Computed ahead when B is released (the device runs A): flip bytes in it and record the flipped file's
+        // digest, so the download checks pass and only the rebuild's own checks can catch it.
+        const stored = await storedDelta(h).catch(() => undefined);
+        if (!stored?.pair.ok) return false;
+        const bytes = await readFile(stored.file);
+        for (let i = 64; i < bytes.length; i += 97) bytes[i] = (bytes[i] ?? 0) ^ 0xff;
+        const hex = createHash('sha256').update(bytes).digest('hex');
+        const file = join(stored.root, 'sha256', hex.slice(0, 2), hex);
+        await mkdir(join(stored.root, 'sha256', hex.slice(0, 2)), { recursive: true });
+        await writeFile(file, bytes);
+        await writeFile(`${stored.pairFile}.tmp`, JSON.stringify({ ...stored.pair, digest: `sha256:${hex}` }));
+        await rename(`${stored.pairFile}.tmp`, stored.pairFile);
+        return true;
+      };
+      // The device hears of B at once (its connection), so its delta asks are held pending at the tap until the
+      // delta the server computed ahead has been corrupted.
+      agent = await startHarnessAgent(h, { deltaPendingLimitMs: 30_000 });
+      const uuid = agent.state().uuid;
+      const commitA = await h.cp.release({ services: { main: { image: pair.a } } });
+      await waitFor('release A running', () => reportedDone(h, uuid, commitA), { timeoutMs: 60_000 });
+      h.cp.tap.holdDeltasPending(true);
+      const commitB = await h.cp.release({ services: { main: { image: pair.b } } });
+      await waitFor('delta computed ahead and corrupted', corrupt, { timeoutMs: 30_000 });
+      h.cp.tap.holdDeltasPending(false);
+      await waitFor('release B running', () => reportedDone(h, uuid, commitB), { timeoutMs: 90_000 });
+      const [container] = (await ourContainers(h.namespace)).filter((c) => c.State === 'running');
+      assert.equal(container?.ImageID, pair.bId);
+      assert.equal(await metric(h, 'flotilla_delta_outcomes_total', '{outcome="fallback"}'), 1);
+      assert.equal(await metric(h, 'flotilla_delta_outcomes_total', '{outcome="applied"}'), 0);
+      assert.equal(
+        await docker
+          .getImage(deltaTag(pair.b)!)
+          .inspect()
+          .then(
+            () => true,
+            () => false,
+          ),
+        false,
+        'nothing is left tagged from the bad delta',
+      );
+    } finally {
+      await agent?.stop();
+      await cleanup(h.namespace, pairImages(pair));
+      await h.remove();
+    }
+  });
+
+  it('a delta download cut mid-way resumes where it stopped: every byte crosses the link once', async () => {
+    const h = await harness();
+    const nonce = randomBytes(4).toString('hex');
+    let pair: Pair | undefined;
+    let agent: Awaited<ReturnType<typeof startHarnessAgent>> | undefined;
+    try {
+      pair = await pushPair(h, nonce);
+      h.cp.tap.cutNextDeltaDownload(100 * 1024);
+      const updated = await updateAtoB(h, pair);
+      agent = updated.agent;
+      assert.equal(updated.imageId, pair.bId);
+      const { pair: stored } = await storedDelta(h);
+      const downloads = h.cp.tap.deltaDownloads;
+      assert.equal(downloads.length, 2, JSON.stringify(downloads));
+      assert.deepEqual(
+        downloads.map((d) => [d.range, d.status, d.bytes]),
+        [
+          [undefined, 200, 100 * 1024],
+          [`bytes=${100 * 1024}-`, 206, stored.size - 100 * 1024],
+        ],
+      );
+    } finally {
+      await agent?.stop();
+      await cleanup(h.namespace, pairImages(pair));
+      await h.remove();
+    }
+  });
+
+  it('a delta not ready within the device’s limit falls back to a pull', async () => {
+    const h = await harness();
+    const nonce = randomBytes(4).toString('hex');
+    let pair: Pair | undefined;
+    let agent: Awaited<ReturnType<typeof startHarnessAgent>> | undefined;
+    try {
+      pair = await pushPair(h, nonce);
+      h.cp.tap.holdDeltasPending(true);
+      const updated = await updateAtoB(h, pair, { deltaPendingLimitMs: 1_500 });
+      agent = updated.agent;
+      assert.equal(updated.imageId, pair.bId);
+      assert.equal(h.cp.tap.deltaDownloads.length, 0);
+      assert.equal(await metric(h, 'flotilla_delta_outcomes_total', '{outcome="fallback"}'), 1);
+      const pulled = await docker.getImage(pair.b).inspect();
+      assert.ok(pulled.RepoDigests.includes(pair.b), 'B came by a pull');
+    } finally {
+      await agent?.stop();
+      await cleanup(h.namespace, pairImages(pair));
+      await h.remove();
+    }
+  });
+
+  it('an agent killed (-9) mid-download resumes the delta from the bytes on disk when it starts again', async () => {
+    const h = await harness();
+    const nonce = randomBytes(4).toString('hex');
+    let pair: Pair | undefined;
+    const started: ChildProcess[] = [];
+    const agentProcess = () => {
+      const child = spawn(
+        AGENT_BIN,
+        ['--config', h.configPath, '--data', h.dataDir, '--namespace', h.namespace, '--poll-interval', '300'],
+        { stdio: ['ignore', 'ignore', process.env.FLOTILLA_TEST_LOG ? 'inherit' : 'ignore'] },
+      );
+      started.push(child);
+      return child;
+    };
+    try {
+      pair = await pushPair(h, nonce);
+      const first = agentProcess();
+      const uuid = await waitFor(
+        'the agent registered',
+        async () => {
+          const config = JSON.parse(await readFile(h.configPath, 'utf8')) as { uuid?: string };
+          return config.uuid && (await h.cp.registered(config.uuid)) ? config.uuid : undefined;
+        },
+        { timeoutMs: 30_000 },
+      );
+      const commitA = await h.cp.release({ services: { main: { image: pair.a } } });
+      await waitFor('release A running', () => reportedDone(h, uuid, commitA), { timeoutMs: 60_000 });
+      const held = 64 * 1024;
+      h.cp.tap.stallNextDeltaDownload(held);
+      const commitB = await h.cp.release({ services: { main: { image: pair.b } } });
+      const partial = async () => {
+        const dir = join(h.dataDir, 'deltas');
+        const name = (await readdir(dir).catch(() => [] as string[])).find((n) => n.endsWith('.part'));
+        return name ? (await stat(join(dir, name))).size : 0;
+      };
+      await waitFor('part of the delta on disk', async () => (await partial()) === held, { timeoutMs: 30_000 });
+      const exited = new Promise((resolve) => first.once('exit', resolve));
+      first.kill('SIGKILL');
+      await exited;
+      h.cp.tap.releaseStalls();
+      agentProcess();
+      await waitFor('release B running', () => reportedDone(h, uuid, commitB), { timeoutMs: 90_000 });
+      const [container] = (await ourContainers(h.namespace)).filter((c) => c.State === 'running');
+      assert.equal(container?.ImageID, pair.bId);
+      const { pair: stored } = await storedDelta(h);
+      assert.deepEqual(
+        h.cp.tap.deltaDownloads.map((d) => [d.range, d.bytes]),
+        [
+          [undefined, held],
+          [`bytes=${held}-`, stored.size - held],
+        ],
+      );
+    } finally {
+      for (const child of started) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await cleanup(h.namespace, pairImages(pair));
+      await h.remove();
+    }
+  });
+});

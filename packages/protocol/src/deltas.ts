@@ -1,0 +1,78 @@
+import { z } from 'zod';
+
+/**
+ * Flotilla's own delta updates (docs/protocol.md, server deltas/README.md). A device that needs image B of a release
+ * and runs image A of the same service asks for a delta between them by their image ids (the `image_id` of target
+ * state, so the server checks both belong to releases of the device's own fleet), downloads it with Range (it
+ * resumes), rebuilds B's new layers from A's, and loads B only if every layer's sha256 equals B's config diffIDs.
+ *
+ * The balena delta endpoint (DEVICE_ROUTES.delta) is a different format, for balenaOS devices.
+ */
+
+/** The one delta format so far: per layer xdelta3 (VCDIFF, lzma secondary) against A's layer at the same index. */
+export const DELTA_FORMAT = 'xdelta3-layers-v1';
+
+/**
+ * xdelta3's source window (`-B`) on both sides. INVARIANT: the decoder's window is at least the encoder's, or it
+ * cannot reach every source byte a copy names; it also bounds the device's memory while applying (the issue's 256 MB
+ * budget for small boards).
+ */
+export const DELTA_SOURCE_WINDOW_BYTES = 128 * 1024 * 1024;
+
+const sha256Digest = z.string().regex(/^sha256:[0-9a-f]{64}$/);
+const imageId = z.number().int().positive();
+
+export const deltaRequestSchema = z.object({ fromImageId: imageId, toImageId: imageId });
+export type DeltaRequest = z.infer<typeof deltaRequestSchema>;
+
+/** One layer of B rebuilt by the delta: its bytes are `[offset, offset + length)` of the delta file. */
+export const deltaLayerSchema = z.object({
+  /** B's layer, as its config's rootfs.diff_ids names it: the sha256 of the rebuilt (uncompressed) tar. */
+  diffId: sha256Digest,
+  /** Size of the rebuilt tar. */
+  size: z.number().int().nonnegative(),
+  /** A's layer the delta copies from (A's layer at the same index); null: an empty source. */
+  source: sha256Digest.nullable(),
+  offset: z.number().int().nonnegative(),
+  length: z.number().int().nonnegative(),
+});
+export type DeltaLayer = z.infer<typeof deltaLayerSchema>;
+
+export const deltaDescriptorSchema = z.object({
+  format: z.literal(DELTA_FORMAT),
+  /** sha256 of the whole delta file: what the device checks before using a byte of it. */
+  digest: sha256Digest,
+  size: z.number().int().nonnegative(),
+  /** Download path (DEVICE_ROUTES.deltaDownload, filled in); GET it with Range to resume. */
+  path: z.string().startsWith('/'),
+  /** B's image config (its image ID in the engine), verbatim: the device loads B with it. */
+  config: z.string().min(2),
+  /** sha256 of `config`: the image ID the engine must report once B is loaded. */
+  configDigest: sha256Digest,
+  /** B's layers that A lacks, in B's rootfs order; every other layer of B is one A has. */
+  layers: z.array(deltaLayerSchema),
+  /** Bytes a plain pull of the same layers downloads (their compressed sizes in B's manifest). */
+  pullBytes: z.number().int().nonnegative(),
+});
+export type DeltaDescriptor = z.infer<typeof deltaDescriptorSchema>;
+
+export const deltaAnswerSchema = z.discriminatedUnion('status', [
+  /** Being computed: ask again after `retryAfterMs`; the device pulls once its own time limit is over. */
+  z.object({ status: z.literal('pending'), retryAfterMs: z.number().int().positive() }),
+  z.object({ status: z.literal('ready'), delta: deltaDescriptorSchema }),
+]);
+export type DeltaAnswer = z.infer<typeof deltaAnswerSchema>;
+
+/** What became of a delta on the device, for the server's metrics and log. */
+export const deltaOutcomeSchema = z.object({
+  fromImageId: imageId,
+  toImageId: imageId,
+  /** applied: B was loaded from the delta; fallback: the device pulled B instead (see `reason`). */
+  outcome: z.enum(['applied', 'fallback']),
+  reason: z.string().max(500).optional(),
+  /** Delta bytes downloaded over the network for this update (resumed parts counted once). */
+  bytesDownloaded: z.number().int().nonnegative(),
+  /** What a plain pull of the same layers would have downloaded. */
+  pullBytes: z.number().int().nonnegative(),
+});
+export type DeltaOutcome = z.infer<typeof deltaOutcomeSchema>;

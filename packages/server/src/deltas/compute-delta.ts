@@ -1,0 +1,182 @@
+import { execFile, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { type Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { promisify } from 'node:util';
+import { createGunzip } from 'node:zlib';
+import { DELTA_SOURCE_WINDOW_BYTES, type DeltaLayer } from '@flotilla/protocol';
+import type { RegistryStorage } from '../registry/storage.js';
+import type { DeltaStore, StoredPair } from './delta-store.js';
+
+const run = promisify(execFile);
+
+/** Why no delta can be made; recorded as a FailedPair so it is not tried again for every device. */
+export class DeltaImpossible extends Error {}
+
+interface ImageManifest {
+  config: { digest: string };
+  layers: Array<{ digest: string; size: number; mediaType?: string }>;
+}
+
+async function readManifest(storage: RegistryStorage, hex: string): Promise<ImageManifest> {
+  let body: Partial<ImageManifest> & { manifests?: unknown };
+  try {
+    body = JSON.parse(await readFile(storage.blobPath(hex), 'utf8')) as typeof body;
+  } catch {
+    throw new DeltaImpossible(`manifest sha256:${hex} is not in the registry`);
+  }
+  if (body.manifests) throw new DeltaImpossible('image indexes (multi-platform manifests) have no deltas yet');
+  if (!body.config?.digest || !Array.isArray(body.layers)) throw new DeltaImpossible('not an image manifest');
+  return body as ImageManifest;
+}
+
+const hexOf = (digest: string) => {
+  if (!/^sha256:[0-9a-f]{64}$/.test(digest)) throw new DeltaImpossible(`unsupported digest ${digest}`);
+  return digest.slice(7);
+};
+
+/** Passes bytes through, failing once more than `limit` went by (bounds the server's temp disk per computation). */
+function capped(limit: number): Transform {
+  let seen = 0;
+  return new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      seen += chunk.length;
+      if (seen > limit) done(new DeltaImpossible(`layers larger than the delta size limit (${limit} bytes)`));
+      else done(null, chunk);
+    },
+  });
+}
+
+function decompressor(mediaType: string | undefined): Transform | undefined {
+  if (!mediaType || mediaType.endsWith('gzip')) return createGunzip();
+  if (mediaType.endsWith('.tar') || mediaType.endsWith('tar')) return undefined;
+  throw new DeltaImpossible(`layer media type ${mediaType} has no deltas yet`);
+}
+
+/**
+ * Writes a layer's uncompressed tar to `out` and checks its sha256 against `diffId`, so a delta is never encoded
+ * from (or to) bytes other than the ones the image config names.
+ */
+async function unpackLayer(
+  storage: RegistryStorage,
+  layer: ImageManifest['layers'][number],
+  diffId: string,
+  out: string,
+  limit: number,
+): Promise<number> {
+  const hash = createHash('sha256');
+  const hashing = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      hash.update(chunk);
+      done(null, chunk);
+    },
+  });
+  const source: Readable = storage.readBlob(hexOf(layer.digest));
+  const unzip = decompressor(layer.mediaType);
+  await pipeline([source, ...(unzip ? [unzip] : []), capped(limit), hashing, createWriteStream(out)]);
+  if (`sha256:${hash.digest('hex')}` !== diffId)
+    throw new DeltaImpossible(`layer ${layer.digest} does not unpack to its diffID ${diffId}`);
+  return (await stat(out)).size;
+}
+
+async function sha256File(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  await pipeline(createReadStream(path), hash);
+  return `sha256:${hash.digest('hex')}`;
+}
+
+export interface ComputeLimits {
+  /** Largest uncompressed layer (source or target) a delta is computed for. */
+  maxLayerBytes: number;
+}
+
+/**
+ * The delta from image A (manifest `fromHex`) to image B (`toHex`): for each layer of B whose diffID A lacks, an
+ * xdelta3 encoding against A's layer at the same index (an empty source past A's last layer), concatenated into one
+ * file. Stored through `store` (atomic); the pair records a DeltaImpossible reason instead when none can be made.
+ */
+export async function computeDelta(
+  storage: RegistryStorage,
+  store: DeltaStore,
+  fromHex: string,
+  toHex: string,
+  limits: ComputeLimits,
+  signal?: AbortSignal,
+): Promise<StoredPair> {
+  const work = await store.workDir();
+  try {
+    const from = await readManifest(storage, fromHex);
+    const to = await readManifest(storage, toHex);
+    const fromConfig = JSON.parse(await readFile(storage.blobPath(hexOf(from.config.digest)), 'utf8')) as {
+      rootfs?: { diff_ids?: string[] };
+    };
+    const toConfigText = await readFile(storage.blobPath(hexOf(to.config.digest)), 'utf8');
+    const toConfig = JSON.parse(toConfigText) as { rootfs?: { diff_ids?: string[] } };
+    const fromDiffIds = fromConfig.rootfs?.diff_ids ?? [];
+    const toDiffIds = toConfig.rootfs?.diff_ids ?? [];
+    if (fromDiffIds.length !== from.layers.length || toDiffIds.length !== to.layers.length)
+      throw new DeltaImpossible('an image config does not name one diffID per layer');
+    const have = new Set(fromDiffIds);
+    const empty = join(work, 'empty');
+    await writeFile(empty, '');
+    const deltaFile = join(work, 'delta');
+    await writeFile(deltaFile, '');
+    const layers: DeltaLayer[] = [];
+    let offset = 0;
+    let pullBytes = 0;
+    for (const [index, diffId] of toDiffIds.entries()) {
+      if (have.has(diffId)) continue;
+      signal?.throwIfAborted();
+      const sourceLayer = from.layers[index];
+      const sourceDiffId = fromDiffIds[index];
+      const source = sourceLayer && sourceDiffId ? join(work, 'source.tar') : empty;
+      if (sourceLayer && sourceDiffId)
+        await unpackLayer(storage, sourceLayer, sourceDiffId, source, limits.maxLayerBytes);
+      const target = join(work, 'target.tar');
+      const size = await unpackLayer(storage, to.layers[index]!, diffId, target, limits.maxLayerBytes);
+      const encoded = join(work, 'layer.vcdiff');
+      // -A: no application header (it would carry temp file names, so equal inputs gave unequal deltas).
+      await run(
+        'xdelta3',
+        ['-e', '-f', '-9', '-S', 'lzma', '-A', '-B', String(DELTA_SOURCE_WINDOW_BYTES), '-s', source, target, encoded],
+        { signal },
+      );
+      const length = (await stat(encoded)).size;
+      await pipeline(createReadStream(encoded), createWriteStream(deltaFile, { flags: 'a' }));
+      layers.push({ diffId, size, source: source === empty ? null : sourceDiffId!, offset, length });
+      offset += length;
+      pullBytes += to.layers[index]!.size;
+      await Promise.all([rm(encoded), rm(target), source === empty ? undefined : rm(source)]);
+    }
+    const pair: StoredPair = {
+      ok: true,
+      digest: await sha256File(deltaFile),
+      size: offset,
+      config: toConfigText,
+      configDigest: to.config.digest,
+      layers,
+      pullBytes,
+    };
+    await store.putPair(fromHex, toHex, pair, deltaFile);
+    return pair;
+  } catch (error) {
+    if (!(error instanceof DeltaImpossible)) throw error;
+    const pair: StoredPair = { ok: false, reason: error.message };
+    await store.putPair(fromHex, toHex, pair);
+    return pair;
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+/** Whether xdelta3 can be run here (the server answers DELTA_UNAVAILABLE without it, and devices pull). */
+export async function xdelta3Available(): Promise<boolean> {
+  return new Promise((resolve) => {
+    const child = spawn('xdelta3', ['-V'], { stdio: 'ignore' });
+    child.on('error', () => resolve(false));
+    child.on('exit', (code) => resolve(code === 0));
+  });
+}

@@ -1,0 +1,107 @@
+import {
+  DEVICE_ROUTES,
+  type DeltaAnswer,
+  FlotillaError,
+  deltaOutcomeSchema,
+  deltaRequestSchema,
+  deviceUuidSchema,
+  DELTA_FORMAT,
+  path,
+} from '@flotilla/protocol';
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import type { AppContext } from '../context.js';
+import { authenticateDevice, presentedKeyHash } from '../device-api/device-auth.js';
+import { parse } from '../http/parse.js';
+import { parseRange } from '../registry/blob-routes.js';
+import type { DeltaService } from './delta-service.js';
+import type { DeltaStore } from './delta-store.js';
+
+const uuidParams = z.object({ uuid: deviceUuidSchema });
+const id = z
+  .string()
+  .regex(/^[1-9]\d{0,11}$/)
+  .transform(Number);
+const downloadParams = z.object({
+  uuid: deviceUuidSchema,
+  from: id,
+  to: id,
+  digest: z.string().regex(/^sha256:[0-9a-f]{64}$/),
+});
+
+/** Flotilla's delta routes for devices (docs/protocol.md, Deltas); each authenticates the device by its key. */
+export function registerDeltaRoutes(
+  app: FastifyInstance,
+  ctx: AppContext,
+  deltas: DeltaService,
+  store: DeltaStore,
+): void {
+  const device = async (request: Parameters<typeof presentedKeyHash>[0], uuid: string) =>
+    authenticateDevice(ctx.db, uuid, presentedKeyHash(request));
+
+  app.post(DEVICE_ROUTES.deltaRequest.path, async (request, reply) => {
+    const { uuid } = parse(uuidParams, request.params);
+    const { fleet_id } = await device(request, uuid);
+    const body = parse(deltaRequestSchema, request.body);
+    const found = await deltas.request(fleet_id, body.fromImageId, body.toImageId);
+    if (found.status === 'pending') return reply.status(202).send(found satisfies DeltaAnswer);
+    const { ok: _ok, ...pair } = found.pair;
+    const answer: DeltaAnswer = {
+      status: 'ready',
+      delta: {
+        format: DELTA_FORMAT,
+        ...pair,
+        path: path(DEVICE_ROUTES.deltaDownload.path, {
+          uuid,
+          from: body.fromImageId,
+          to: body.toImageId,
+          digest: pair.digest,
+        }),
+      },
+    };
+    return answer;
+  });
+
+  app.get(DEVICE_ROUTES.deltaDownload.path, async (request, reply) => {
+    const params = parse(downloadParams, request.params);
+    const { fleet_id } = await device(request, params.uuid);
+    const pair = await deltas.readyPair(fleet_id, params.from, params.to);
+    const hex = params.digest.slice('sha256:'.length);
+    const size = pair?.digest === params.digest ? await store.blobSize(hex) : undefined;
+    if (size === undefined)
+      throw new FlotillaError('DELTA_NOT_FOUND', 'this delta is not (or no longer) the one for these images');
+    void reply.headers({
+      'content-type': 'application/octet-stream',
+      'accept-ranges': 'bytes',
+      etag: `"${params.digest}"`,
+    });
+    const range = parseRange(request.headers.range, size);
+    if (range === 'invalid')
+      return reply
+        .status(416)
+        .header('content-range', `bytes */${size}`)
+        .send(new FlotillaError('VALIDATION_FAILED', 'unsatisfiable range').toBody());
+    if (range) {
+      void reply.status(206).headers({
+        'content-range': `bytes ${range.start}-${range.end}/${size}`,
+        'content-length': String(range.end - range.start + 1),
+      });
+      return reply.send(store.readBlob(hex, range));
+    }
+    void reply.header('content-length', String(size));
+    return reply.send(store.readBlob(hex));
+  });
+
+  app.post(DEVICE_ROUTES.deltaOutcome.path, async (request, reply) => {
+    const { uuid } = parse(uuidParams, request.params);
+    const { id: deviceId } = await device(request, uuid);
+    const outcome = parse(deltaOutcomeSchema, request.body);
+    const { metrics } = ctx;
+    metrics.deltaOutcomes.inc({ outcome: outcome.outcome });
+    metrics.deltaBytesDownloaded.inc(outcome.bytesDownloaded);
+    if (outcome.outcome === 'applied')
+      metrics.deltaBytesSaved.inc(Math.max(0, outcome.pullBytes - outcome.bytesDownloaded));
+    request.log.info({ deviceId, ...outcome }, 'delta outcome reported');
+    return reply.status(204).send();
+  });
+}
