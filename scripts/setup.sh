@@ -39,7 +39,10 @@ if ! docker info >/dev/null 2>&1; then
   say "starting dockerd"
   if [[ $(id -u) -ne 0 ]]; then echo "setup: dockerd is not running and only root can start it" >&2; exit 1; fi
   mkdir -p /var/log
-  nohup dockerd >/var/log/flotilla-dockerd.log 2>&1 &
+  # Its own session: a job control that ends the caller's process group (a CI step, a terminal) must not take the
+  # engine with it. A stale pid file from an engine that was killed would stop it starting.
+  rm -f /var/run/docker.pid
+  setsid nohup dockerd >>/var/log/flotilla-dockerd.log 2>&1 </dev/null &
   for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
   docker info >/dev/null 2>&1 || { echo "setup: dockerd did not come up; see /var/log/flotilla-dockerd.log" >&2; exit 1; }
 fi
