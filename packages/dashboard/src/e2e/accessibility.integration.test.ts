@@ -191,10 +191,57 @@ describe('the dashboard is accessible: axe on every page, and a main flow by key
       },
     };
     await deviceCall(DEVICE_ROUTES.reportState, { [uuid]: report });
+    // Every colour a log line can take (ansi.ts's classes, dim too, on each background), an error line and a system
+    // line: their contrast on the log's dark background is audited like the rest.
+    const ansi = [30, 31, 32, 33, 34, 35, 36, 37, 90, 91, 92, 93, 94, 95, 96, 97].map(
+      (fg) => `\u001b[${fg}mfg ${fg}\u001b[0m`,
+    );
+    const dim = [30, 90, 37].map((fg) => `\u001b[2;${fg}mdim ${fg}\u001b[0m`);
+    const bg = [40, 41, 42, 43, 44, 45, 46, 47, 100, 107].map((n) => `\u001b[${n}mbg ${n}\u001b[0m`);
     await postDeviceLogs(world.url, uuid, deviceKey, [
       { message: 'listening on :80', timestamp: Date.now(), serviceName: 'web' },
+      { message: `colours ${ansi.join(' ')}`, timestamp: Date.now(), serviceName: 'web' },
+      { message: `dim ${dim.join(' ')} on ${bg.join(' ')}`, timestamp: Date.now(), serviceName: 'web' },
+      { message: 'warning: low disk', timestamp: Date.now(), serviceName: 'web', isStdErr: true },
       { message: 'Service started', timestamp: Date.now(), isSystem: true },
     ]);
+    // More devices, one in each state a badge shows: updating, failed, offline (never reported).
+    for (const [name, state] of [
+      ['pump-2', { status: 'Updating' }],
+      ['pump-3', { status: 'Update failed', update_failed: true }],
+      ['pump-4', null],
+    ] as const) {
+      const other = { uuid: generateDeviceUuid(), key: generateKey() };
+      const made = await fetch(`${world.url}${DEVICE_ROUTES.register.path}`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${provisioning.key}`, 'content-type': 'application/json' },
+        body: JSON.stringify({
+          application: fleet.id,
+          uuid: other.uuid,
+          device_type: 'generic-amd64',
+          api_key: other.key,
+        }),
+      });
+      assert.equal(made.status, 201, await made.text());
+      await api.call(USER_ROUTES.updateDevice, { params: { uuid: other.uuid }, body: { name } });
+      if (state) {
+        const response = await fetch(`${world.url}${DEVICE_ROUTES.reportState.path}`, {
+          method: DEVICE_ROUTES.reportState.method,
+          headers: { authorization: `Bearer ${other.key}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ [other.uuid]: state }),
+        });
+        assert.equal(response.status, 200, await response.text());
+      }
+    }
+    // A failed release beside the good one: the releases list shows both badges.
+    await api.call(USER_ROUTES.createRelease, {
+      params: { slug },
+      body: {
+        composition: { services: { web: { build: '.' } } },
+        images: { web: 'registry.local/north/web:2' },
+        status: 'failed',
+      },
+    });
     await api.call(USER_ROUTES.setFleetEnv, { params: { slug }, body: { name: 'GREETING', value: 'hi' } });
     await api.call(USER_ROUTES.setFleetConfig, { params: { slug }, body: { name: 'FLOTILLA_POLL', value: '60' } });
     await api.call(USER_ROUTES.setDeviceEnv, { params: { uuid }, body: { name: 'GREETING', value: 'hey' } });
@@ -214,6 +261,9 @@ describe('the dashboard is accessible: axe on every page, and a main flow by key
       const found: string[] = [];
       const check = async (name: string) => {
         for (const line of await audit(page)) found.push(`${name}: ${line}`);
+        // Fits the screen: nothing makes the page scroll sideways (wide tables scroll inside their own box).
+        const wide = await page.evaluate(() => document.documentElement.scrollWidth);
+        if (wide > viewport.width) found.push(`${name}: the page is ${wide} px wide on a ${viewport.width} px screen`);
       };
       /** Opens a dialog, audits the page under it, and closes it with Cancel. */
       const checkDialog = async (name: string, open: Locator) => {
@@ -231,8 +281,13 @@ describe('the dashboard is accessible: axe on every page, and a main flow by key
       try {
         await visit('/sign-in', page.getByRole('heading', { name: 'Sign in to Flotilla' }));
         await check('sign-in');
+        await page.getByLabel('Username').fill(world.admin.username);
+        await page.getByLabel('Password').fill('not the password');
+        await page.getByRole('button', { name: 'Sign in' }).click();
+        await page.getByRole('alert').waitFor();
+        await check('sign-in refused');
         await signIn(page, world.url, world.admin.username, world.admin.password);
-        await visit('/fleets', page.getByText('1 in all'));
+        await visit('/fleets', page.getByText('4 in all'));
         await check('fleets');
         await checkDialog(
           'delete-fleet dialog',
@@ -247,6 +302,13 @@ describe('the dashboard is accessible: axe on every page, and a main flow by key
         await visit(`/devices/${uuid}`, page.getByText('listening on :80'));
         await page.getByText('Running').first().waitFor();
         await check('device');
+        // An action's result line (pending: the device is not connected), and the status colours of the others.
+        await page.getByRole('button', { name: 'Identify', exact: true }).click();
+        await page
+          .locator('.action-results li')
+          .filter({ hasText: /^Identify: / })
+          .waitFor();
+        await check('device with an action result');
         await checkDialog('reboot dialog', page.getByRole('button', { name: 'Reboot', exact: true }));
         await checkDialog('delete-device dialog', page.getByRole('button', { name: 'Delete device' }));
         await visit(`/fleets/${slug}/releases`, page.getByRole('link', { name: releaseVersion, exact: true }));
@@ -275,8 +337,12 @@ describe('the dashboard is accessible: axe on every page, and a main flow by key
         assert.deepEqual(found, [], `axe found ${found.length} violations:\n${found.join('\n')}`);
         assert.deepEqual(await watch.violations(), [], 'the CSP stayed on and nothing broke it');
         assert.deepEqual(watch.problems, []);
-        // The session check before signing in is refused (401), once for each sign-in page load.
-        assert.deepEqual(new Set(watch.failedResponses), new Set(['401 GET /api/v1/auth/csrf']));
+        // The session check before signing in is refused (401), once for each sign-in page load; so is the wrong
+        // password.
+        assert.deepEqual(
+          new Set(watch.failedResponses),
+          new Set(['401 GET /api/v1/auth/csrf', `401 POST ${USER_ROUTES.browserLogin.path}`]),
+        );
       } finally {
         timings[`axe ${viewport.width}`] = Math.round(performance.now() - started);
         await watch.close();
@@ -330,10 +396,8 @@ describe('the dashboard is accessible: axe on every page, and a main flow by key
         'focus is back on Reboot',
       );
       const actions = await world.api.call(USER_ROUTES.listDeviceActions, { params: { uuid } });
-      assert.deepEqual(
-        actions.items.map((a) => a.action),
-        ['reboot'],
-      );
+      // The page audits ran Identify; this flow's one is the only reboot.
+      assert.equal(actions.items.filter((a) => a.action === 'reboot').length, 1);
 
       // Escape leaves a dialog without acting, and focus returns to the button that opened it.
       await tabTo(page, 'Delete device');
