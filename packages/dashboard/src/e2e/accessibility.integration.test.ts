@@ -303,6 +303,9 @@ describe('the dashboard is accessible: axe on every page, and a main flow by key
         await visit(`/fleets/${slug}`, page.locator('.device-table').getByRole('link', { name: 'pump-1' }));
         await page.getByText('Live', { exact: true }).waitFor();
         await check('fleet devices');
+        await page.getByText('Add a device: download a config.json').click();
+        await page.getByLabel('Hostname').waitFor();
+        await check('fleet devices, config.json form open');
         await visit(`/devices/${uuid}`, page.getByText('listening on :80'));
         await page.getByText('Running').first().waitFor();
         await check('device');
@@ -424,6 +427,10 @@ describe('the dashboard is accessible: axe on every page, and a main flow by key
         ...(await tabTo(page, 'Identify', 'Tab', 200)),
       ];
       tabStops = round.length;
+      // The skip link takes focus past the navigation, to the page's main content.
+      await tabTo(page, 'Skip to content', 'Shift+Tab', 200);
+      await page.keyboard.press('Enter');
+      assert.equal(await page.evaluate(() => document.activeElement?.id), 'main');
       assert.deepEqual(await watch.violations(), []);
       assert.deepEqual(watch.problems, []);
       assert.deepEqual(watch.failedResponses, ['401 GET /api/v1/auth/csrf']);
