@@ -41,7 +41,11 @@ export function DeviceActions({ deviceName, results, onAction }: DeviceActionsPr
         <ConfirmDialog
           title={`${ACTION_LABELS[confirming]} ${deviceName}?`}
           confirmLabel={ACTION_LABELS[confirming]}
-          onConfirm={async () => onAction(confirming)}
+          onConfirm={async () => {
+            // Not awaited: the action's progress (up to a minute while the device is away) is its line in the
+            // results, announced there; the dialog closes once it is sent, and focus goes back to its button.
+            onAction(confirming);
+          }}
           onClose={() => setConfirming(null)}
         >
           <p>{CONFIRM_ACTIONS[confirming]}</p>

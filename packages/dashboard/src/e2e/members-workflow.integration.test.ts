@@ -270,6 +270,8 @@ describe('members, roles, moves and live fleet counts in the browser', { skip },
     await page.goto(`${world.url}/devices/${first.uuid}`, { waitUntil: 'load' });
     await page.getByRole('heading', { name: 'pump-1' }).waitFor();
     const picker = page.getByLabel('Move to fleet');
+    // The fleets it offers load after the page: wait for one before reading the list.
+    await picker.locator('option[value="south"]').waitFor({ state: 'attached' });
     assert.deepEqual(await picker.locator('option').allTextContents(), [
       'Choose a fleet',
       'South (south, generic-amd64)',

@@ -13,8 +13,9 @@ export interface ConfirmDialogProps {
 }
 
 /**
- * A modal confirmation on the browser's own <dialog>: it traps focus, closes on Escape, and returns focus to where
- * it was, with no script of ours for any of it.
+ * A modal confirmation on the browser's own <dialog>: it traps focus and closes on Escape with no script of ours.
+ * Focus goes back to the control that opened it however it ends (Escape, Cancel, done): the browser restores it
+ * only when the dialog is closed, and Cancel or a finished action remove it instead.
  */
 export function ConfirmDialog({
   title,
@@ -30,13 +31,20 @@ export function ConfirmDialog({
   const [typed, setTyped] = useState('');
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
+  // What had focus when the dialog was first rendered, before showModal moved it: the control that opened it.
+  const [opener] = useState(() => document.activeElement);
 
   // No close() on cleanup: a removed <dialog> stops being modal by itself, and a close() there would fire `close`
   // (so onClose) after StrictMode's trial unmount, closing a dialog that was just opened.
+  // INVARIANT: the cleanup's focus() only takes once the dialog is gone: while it is modal the opener is inert and
+  // focus() does nothing (so StrictMode's trial unmount leaves focus in the dialog).
   useEffect(() => {
     const dialog = ref.current;
     if (dialog && !dialog.open) dialog.showModal();
-  }, []);
+    return () => {
+      if (opener instanceof HTMLElement && opener.isConnected) opener.focus();
+    };
+  }, [opener]);
 
   const ready = typeToConfirm === undefined || typed === typeToConfirm;
   const submit = async (event: FormEvent) => {

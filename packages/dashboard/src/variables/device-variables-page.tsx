@@ -137,6 +137,7 @@ export function DeviceVariablesPage() {
         <h3>Set on this device</h3>
         <OwnedVariables
           kind="env"
+          headingLevel={3}
           calls={calls.deviceEnv}
           rows={deviceEnv.data}
           onChanged={deviceEnv.reload}
@@ -181,6 +182,7 @@ export function DeviceVariablesPage() {
         <h3>Set on this device</h3>
         <OwnedVariables
           kind="config"
+          headingLevel={3}
           calls={calls.deviceConfig}
           rows={deviceConfig.data}
           onChanged={deviceConfig.reload}

@@ -81,6 +81,7 @@ export function FleetVariablesPage({ kind }: { kind: VariableKind }) {
         empty={text.empty}
         addTitle={text.addTitle}
         deleteNote={text.deleteNote}
+        headingLevel={2}
       />
     </section>
   );

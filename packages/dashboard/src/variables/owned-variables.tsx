@@ -25,6 +25,8 @@ export interface OwnedVariablesProps {
   /** What deleting one does, said in its confirmation. */
   deleteNote: string;
   note?(row: EnvVar): string | null;
+  /** The add / edit form's heading level: one below the heading these variables sit under. */
+  headingLevel: 2 | 3;
 }
 
 const scoped = (name: string, service: string | null) => (service ? `${name} for ${service}` : name);
@@ -74,6 +76,7 @@ export function OwnedVariables(props: OwnedVariablesProps) {
           target={target}
           onSave={save}
           onCancel={() => onTarget(ADD)}
+          headingLevel={props.headingLevel}
         />
       )}
       {deleting && (

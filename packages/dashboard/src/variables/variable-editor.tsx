@@ -23,13 +23,17 @@ export interface VariableEditorProps {
   onSave(draft: Draft): Promise<void>;
   /** Back to adding, from editing or overriding. */
   onCancel(): void;
+  /** The form's heading level: one below the heading of the section it sits in (axe's heading-order). */
+  headingLevel: 2 | 3;
 }
 
 /**
  * The add / edit / override form of a variable. The parent gives it a new `key` with each target, so its fields
  * start from the target's draft. Values may be long and multi-line: a textarea, kept as typed (not trimmed).
  */
-export function VariableEditor({ kind, addTitle, services, target, onSave, onCancel }: VariableEditorProps) {
+export function VariableEditor(props: VariableEditorProps) {
+  const { kind, addTitle, services, target, onSave, onCancel } = props;
+  const Heading = props.headingLevel === 2 ? 'h2' : 'h3';
   const id = useId();
   const valueRef = useRef<HTMLTextAreaElement>(null);
   const [draft, setDraft] = useState<Draft>(target.draft);
@@ -93,7 +97,7 @@ export function VariableEditor({ kind, addTitle, services, target, onSave, onCan
 
   return (
     <form className="card var-editor" onSubmit={submit} aria-labelledby={`${id}-title`} noValidate>
-      <h3 id={`${id}-title`}>{title}</h3>
+      <Heading id={`${id}-title`}>{title}</Heading>
       <div className="var-field">
         <label htmlFor={`${id}-name`}>Name</label>
         <input
