@@ -5,6 +5,7 @@ import { useResource } from '../api/use-resource.js';
 import { useApi } from '../auth/session.js';
 import { useCanWrite } from '../auth/use-can-write.js';
 import { LogView } from '../logs/log-view.js';
+import { DevicePublicUrl } from '../remote/device-public-url.js';
 import { TerminalPanel } from '../terminal/terminal-panel.js';
 import { ErrorText } from '../ui/error-text.js';
 import { LiveIndicator } from '../ui/live-indicator.js';
@@ -91,6 +92,7 @@ export function DevicePage() {
               </p>
             </section>
             <DeviceTags uuid={d.uuid} />
+            <DevicePublicUrl uuid={d.uuid} canWrite={canWrite} />
             {canWrite && (
               <>
                 <DeviceSettings key={d.uuid} device={d} onChanged={(changed) => device.mutate(() => changed)} />

@@ -1,12 +1,14 @@
 /**
  * The web terminal end to end: a real flotilla-server serving the built dashboard, a real agent (in-process, from
  * the fleet's config.json, its own engine namespace), Chromium signed in through the form. Also the server's side
- * of the page's security: a fresh CSP nonce per index.html, and a cookie WebSocket from another origin refused.
+ * of the page's security: a fresh CSP nonce per index.html, and a cookie WebSocket from another origin refused; and
+ * the device's public URL, turned on and off from its page.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
-import { connect } from 'node:net';
+import { createServer } from 'node:http';
+import { type AddressInfo, connect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { USER_ROUTES } from '@flotilla/protocol';
@@ -213,4 +215,39 @@ test('index.html carries a fresh nonce per response; a cookie WebSocket from ano
   assert.equal(await upgradeStatus(shell, { cookie }), 403);
   // The same cookie from the dashboard's own origin is let through: the refusal is the origin's doing.
   assert.equal(await upgradeStatus(shell, { cookie, origin: new URL(url).origin }), 101);
+});
+
+test('the device page turns the public URL on for a port, shows where it answers, and turns it off', {
+  skip,
+}, async () => {
+  assert.ok(browser && world);
+  // The device is this machine (an in-process agent): a web server here is the device's HTTP service.
+  const web = createServer((request, response) => response.end(`device web answered ${request.url}`));
+  await new Promise<void>((resolve) => web.listen(0, '127.0.0.1', resolve));
+  const { port } = web.address() as AddressInfo;
+  const { page, problems, violations, close } = await watchPage(browser, { width: 390, height: 844 });
+  try {
+    await signIn(page, world.url, world.admin.username, world.admin.password);
+    await page.goto(`${world.url}/devices/${uuid}`, { waitUntil: 'load', timeout: 15_000 });
+    const panel = page.getByRole('region', { name: 'Public URL' });
+    await panel.getByText(/^Off:/).waitFor();
+    await panel.getByLabel('Port').fill(String(port));
+    await panel.getByRole('button', { name: 'Turn on' }).click();
+    await panel.getByText(`Public URL on, reaching port ${port}.`).waitFor();
+    const href = await panel.getByRole('link').getAttribute('href');
+    assert.ok(href, 'the address is a link');
+    const answer = await fetch(`${href}hello`);
+    assert.equal(await answer.text(), 'device web answered /hello');
+    // Nothing wider than a phone: the long address wraps.
+    assert.equal(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), true);
+
+    await panel.getByRole('button', { name: 'Turn off' }).click();
+    await panel.getByText(/^Public URL off/).waitFor();
+    assert.equal((await fetch(`${href}hello`)).status, 404);
+    assert.deepEqual(await violations(), []);
+    assert.deepEqual(problems, []);
+  } finally {
+    await close();
+    await new Promise((resolve) => web.close(resolve));
+  }
 });
