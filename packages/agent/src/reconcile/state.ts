@@ -64,6 +64,12 @@ export interface TargetService {
   running: boolean;
   strategy: UpdateStrategy;
   handoverTimeoutMs: number;
+  /**
+   * A resource only one container can hold at a time (a published host port, a host device, host networking), as
+   * text for the logs; undefined when none. With it, hand-over cannot run old and new side by side: the old
+   * container is stopped just before the new one starts.
+   */
+  exclusive?: string;
   dependsOn: string[];
   restart: 'no' | 'always' | 'on-failure' | 'unless-stopped';
   containerName: string;
