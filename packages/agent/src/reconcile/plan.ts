@@ -363,7 +363,7 @@ class Planner {
         .filter((x): x is string => x !== undefined),
     );
     for (const ref of this.current.knownImages) {
-      if (targetImages.has(ref)) continue;
+      if (targetImages.has(ref) || this.ctx.keepImages?.has(ref)) continue;
       const img = findImage(this.current.images, ref);
       // A ref already gone is forgotten by the executor's removeImage (idempotent).
       if (!img || (!inUse.has(img.id) && !targetIds.has(img.id))) this.steps.push(step('removeImage', { image: ref }));

@@ -132,6 +132,11 @@ export interface PlanContext {
   agentLocks: ReadonlySet<string>;
   /** Device actions waiting for a pass to carry them out, applied over the target. */
   requests: ActionRequests;
+  /**
+   * Image refs kept although no container or target uses them: the committed releases' (self-rollback goes back to
+   * them, also offline), until a newer release is committed.
+   */
+  keepImages?: ReadonlySet<string>;
 }
 
 /**
