@@ -66,11 +66,13 @@ export function buildDeviceReport(
 ): DeviceReport {
   const apps = withRejected(buildAppsReport(view), rejected);
   const rollback = view.rollback ?? null;
-  // The refused release, beside the one the device went back to.
+  // The refused release, beside the one the device went back to (which the applied target names).
   if (rollback)
-    for (const app of Object.values(apps))
-      if (app.release_uuid === rollback.to_commit)
-        app.releases[rollback.from_commit] = { update_status: 'aborted', services: {} };
+    for (const app of view.target.apps) {
+      const entry = apps[app.appUuid];
+      if (entry && app.commit === rollback.to_commit)
+        entry.releases[rollback.from_commit] = { update_status: 'aborted', services: {} };
+    }
   const state = updateState(view);
   return {
     status: state.status,
