@@ -170,6 +170,7 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
     system: (message) => logSystem(message),
     changed: () => session?.reportSoon(),
     wake: () => reconcileWake.wake(),
+    stoppedOnRequest: (model) => new Set([...(model ? holds.heldStopped(model) : []), ...pending.get().stop]),
   });
   const targets = new TargetSource({ store, context: modelContext, effective: (device) => watch.effective(device) });
   if (options.localTarget) targets.setLocal(options.localTarget);

@@ -2,15 +2,7 @@ import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { waitFor } from '@flotilla/testkit';
-import {
-  buildImage,
-  cleanup,
-  docker,
-  exec,
-  harness,
-  ourContainers,
-  serviceOf,
-} from './test-support/fixtures.js';
+import { buildImage, cleanup, docker, exec, harness, ourContainers, serviceOf } from './test-support/fixtures.js';
 import { exitOf, spawnAgent } from './test-support/agent-process.js';
 
 /**

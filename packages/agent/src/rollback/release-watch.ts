@@ -43,6 +43,11 @@ export interface ReleaseWatchDeps {
   changed: () => void;
   /** Ask for a reconcile pass (a rollback to carry out, a soak to look at again, images to prune). */
   wake: () => void;
+  /**
+   * `<appId>/<service>` stopped on request (held, or the first half of a restart): their exit is no failure.
+   * WARNING: without it, `stop-service` during a soak would roll the release back.
+   */
+  stoppedOnRequest: (model: TargetModel | null) => ReadonlySet<string>;
   now?: () => number;
 }
 
@@ -121,7 +126,9 @@ export class ReleaseWatch {
       const ended = now - soak.since >= soakMs;
       const modelApp = view.model?.apps.find((a) => a.appUuid === appUuid);
       const runs: ServiceRun[] = [];
+      const stopped = this.deps.stoppedOnRequest(view.model);
       for (const svc of modelApp?.services ?? []) {
+        if (!svc.running || stopped.has(`${svc.appId}/${svc.serviceName}`)) continue;
         const container = view.current.containers
           .filter((c) => c.appId === app.id && c.serviceName === svc.serviceName && c.configHash === svc.configHash)
           .sort((a, b) => b.createdAt - a.createdAt)[0];
