@@ -56,6 +56,8 @@ export interface ContainerRun {
   /** Restarts the engine's restart policy made (a crash loop, or `on-failure` exits). */
   restartCount: number;
   exitCode: number;
+  /** When it last started (the engine's text); '' when it never did. Changes with every start, by hand or policy. */
+  startedAt: string;
   /** The compose healthcheck's verdict; undefined when the container has none. */
   health: 'starting' | 'healthy' | 'unhealthy' | undefined;
 }

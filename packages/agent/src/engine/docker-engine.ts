@@ -291,6 +291,7 @@ export class DockerEngine implements ContainerEngine {
         state: info.State.Status,
         restartCount: info.RestartCount,
         exitCode: info.State.ExitCode,
+        startedAt: info.State.StartedAt.startsWith('0001-') ? '' : info.State.StartedAt,
         health: health === 'starting' || health === 'healthy' || health === 'unhealthy' ? health : undefined,
       };
     } catch (error) {

@@ -34,7 +34,7 @@ const model = (commit: string): TargetModel =>
         appId: 1,
         appUuid: 'app1',
         commit,
-        services: [{ appId: 1, serviceName: 'main', configHash: `h-${commit}`, running: true }],
+        services: [{ appId: 1, serviceName: 'main', configHash: `h-${commit}`, running: true, restart: 'no' }],
       },
     ],
   }) as unknown as TargetModel;
@@ -61,7 +61,7 @@ function setup() {
   let stored: Rollout = EMPTY_ROLLOUT;
   let target = device('c1');
   let now = 1_000_000;
-  let run: ContainerRun = { state: 'running', restartCount: 0, exitCode: 0, health: undefined };
+  let run: ContainerRun = { state: 'running', restartCount: 0, exitCode: 0, startedAt: 't0', health: undefined };
   const system: string[] = [];
   let stopped = new Set<string>();
   const watch = new ReleaseWatch({
@@ -75,9 +75,10 @@ function setup() {
     stoppedOnRequest: () => stopped,
     now: () => now,
   });
-  const pass = (commit: string, status = 'done') =>
+  /** A pass that applied `commit`; `runs`: the release whose container exists (another one while it downloads). */
+  const pass = (commit: string, status = 'done', runs = commit) =>
     watch.afterPass({
-      current: { containers: [container(commit)], volumes: [], networks: [], images: [], knownImages: [] },
+      current: { containers: [container(runs)], volumes: [], networks: [], images: [], knownImages: [] },
       statuses: new Map([[1, status]]),
       model: model(commit),
     });
@@ -99,8 +100,8 @@ describe('ReleaseWatch', () => {
     await t.pass('c1');
     assert.equal(t.stored().committed.app1?.commit, 'c1');
     t.target('c2');
-    await t.pass('c2', 'applying changes');
-    assert.deepEqual(t.stored().soaking, {}, 'not watched before it converged');
+    await t.pass('c2', 'downloading', 'c1');
+    assert.deepEqual(t.stored().soaking, {}, 'not watched before it is applied');
     await t.pass('c2');
     assert.equal(t.stored().soaking.app1?.commit, 'c2');
     assert.deepEqual([...t.watch.keepImages()], ['img:c1'], 'the way back is kept during the soak');
@@ -139,6 +140,22 @@ describe('ReleaseWatch', () => {
     t.watch.retry();
     assert.equal(t.watch.rollback(), null, 'a forced update tries it again');
     assert.deepEqual(Object.keys(t.watch.effective(device('c2')).apps.app1?.releases ?? {}), ['c2']);
+  });
+
+  it('starts by hand (the engine then resets its restart count) still count towards a crash loop', async () => {
+    const t = setup();
+    await t.pass('c1');
+    t.target('c2');
+    await t.pass('c2', 'applying changes');
+    assert.equal(t.stored().soaking.app1?.commit, 'c2', 'watched once applied, converged or not');
+    for (const startedAt of ['t1', 't2', 't3']) {
+      t.run({ startedAt, restartCount: 0 });
+      await t.pass('c2', 'applying changes');
+      assert.deepEqual(t.stored().refused, {}, `not yet at ${startedAt}`);
+    }
+    t.run({ startedAt: 't4', restartCount: 0 });
+    await t.pass('c2', 'applying changes');
+    assert.match(t.stored().refused.app1?.reason ?? '', /crash-looping: restarted 3 times/);
   });
 
   it('a new release ends the refusal', async () => {

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { configVarKey, CONFIG_DEFAULTS, type DeviceRollback, type TargetDevice } from '@flotilla/protocol';
-import type { ContainerEngine } from '../engine/container-engine.js';
+import type { ContainerEngine, ContainerRun } from '../engine/container-engine.js';
 import type { CurrentState, TargetModel } from '../reconcile/state.js';
 import type { Store } from '../store/store.js';
 import {
@@ -63,6 +63,8 @@ export interface ReleaseWatchDeps {
 export class ReleaseWatch {
   private rollout: Rollout;
   private timer: NodeJS.Timeout | undefined;
+  /** Per container under watch, the start times seen (see counted()). */
+  private readonly starts = new Map<string, Set<string>>();
   private readonly now: () => number;
 
   constructor(private readonly deps: ReleaseWatchDeps) {
@@ -117,27 +119,34 @@ export class ReleaseWatch {
         if (converged) next = this.commit(next, appUuid, committedApp(app, commit));
         continue;
       }
+      const modelApp = view.model?.apps.find((a) => a.appUuid === appUuid);
+      const stopped = this.deps.stoppedOnRequest(view.model);
+      const watched = (modelApp?.services ?? [])
+        .filter((svc) => svc.running && !stopped.has(`${svc.appId}/${svc.serviceName}`))
+        .map((svc) => ({
+          svc,
+          container: view.current?.containers
+            .filter((c) => c.appId === app.id && c.serviceName === svc.serviceName && c.configHash === svc.configHash)
+            .sort((a, b) => b.createdAt - a.createdAt)[0],
+        }));
       if (soak?.commit !== commit) {
-        if (!converged) continue;
+        // Applied: every service of it has its container. Not "converged": a crash loop can keep passes from ending
+        // done (the engine shows a container between two restarts as exited, which a pass starts again).
+        if (!converged && !watched.every((w) => w.container)) continue;
         next = { ...next, soaking: { ...next.soaking, [appUuid]: { commit, since: now } } };
         this.deps.system(`Watching release ${commit} for ${soakMs / 1000} s before keeping it`);
         continue;
       }
       const ended = now - soak.since >= soakMs;
-      const modelApp = view.model?.apps.find((a) => a.appUuid === appUuid);
       const runs: ServiceRun[] = [];
-      const stopped = this.deps.stoppedOnRequest(view.model);
-      for (const svc of modelApp?.services ?? []) {
-        if (!svc.running || stopped.has(`${svc.appId}/${svc.serviceName}`)) continue;
-        const container = view.current.containers
-          .filter((c) => c.appId === app.id && c.serviceName === svc.serviceName && c.configHash === svc.configHash)
-          .sort((a, b) => b.createdAt - a.createdAt)[0];
-        if (container)
-          runs.push({
-            service: svc.serviceName,
-            containerId: container.id,
-            run: await this.deps.engine.inspectRun(container.id),
-          });
+      for (const { svc, container } of watched) {
+        if (!container) continue;
+        runs.push({
+          service: svc.serviceName,
+          containerId: container.id,
+          restart: svc.restart,
+          run: this.counted(container.id, await this.deps.engine.inspectRun(container.id)),
+        });
       }
       const failure = verdict(runs, ended);
       if (failure) {
@@ -162,8 +171,22 @@ export class ReleaseWatch {
         this.deps.system(`Release ${commit} ran well for ${soakMs / 1000} s; keeping it`);
       }
     }
+    if (Object.keys(next.soaking).length === 0) this.starts.clear();
     this.save(next);
     this.schedule(soakMs);
+  }
+
+  /**
+   * The run with its restarts as the larger of the engine's count and the starts seen here. WARNING: the engine resets
+   * its count when the container is started by hand, which a pass does when it finds it exited between two restarts;
+   * the starts seen (in memory: after a restart of the agent the engine's count is what is left) keep the tally.
+   */
+  private counted(id: string, run: ContainerRun | undefined): ContainerRun | undefined {
+    if (!run) return run;
+    const seen = this.starts.get(id) ?? new Set<string>();
+    if (run.startedAt) seen.add(run.startedAt);
+    this.starts.set(id, seen);
+    return { ...run, restartCount: Math.max(run.restartCount, seen.size - 1) };
   }
 
   private commit(rollout: Rollout, appUuid: string, committed: Rollout['committed'][string]): Rollout {

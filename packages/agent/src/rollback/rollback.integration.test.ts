@@ -218,6 +218,7 @@ describe('self-rollback (real engine, real server)', { concurrency: true }, () =
       await waitFor('release 3 done', () => reportedDone(h, uuid, c3), { timeoutMs: 30_000 });
       await waitFor('refusal over', () => reportedRollback(h, uuid) === null, { timeoutMs: 15_000 });
       assert.ok(await mainRuns(h, 'r3')());
+      assert.equal((await h.cp.device(uuid)).rollback, null, 'the server no longer shows a rollback');
     } finally {
       await agent.stop();
       await cleanup(h.namespace, [r1, r2local, r3, ...(r2 ? [r2] : [])]);

@@ -118,10 +118,11 @@ describe('rollout', () => {
 });
 
 describe('verdict()', () => {
-  const run = (o: Partial<NonNullable<ServiceRun['run']>>): ServiceRun => ({
+  const run = (o: Partial<NonNullable<ServiceRun['run']>>, restart: ServiceRun['restart'] = 'always'): ServiceRun => ({
     service: 'main',
     containerId: 'c',
-    run: { state: 'running', restartCount: 0, exitCode: 0, health: undefined, ...o },
+    restart,
+    run: { state: 'running', restartCount: 0, exitCode: 0, startedAt: '', health: undefined, ...o },
   });
   const cases: Array<{ name: string; runs: ServiceRun[]; ended?: boolean; expect: RegExp | undefined }> = [
     { name: 'running, no healthcheck', runs: [run({})], expect: undefined },
@@ -137,7 +138,16 @@ describe('verdict()', () => {
       runs: [run({ state: 'restarting', restartCount: 4, exitCode: 2 })],
       expect: /exited non-zero \(last exit code 2\) and was restarted 4 times/,
     },
-    { name: 'exited non-zero for good', runs: [run({ state: 'exited', exitCode: 1 })], expect: /exited with code 1/ },
+    {
+      name: 'exited non-zero for good (restart: no)',
+      runs: [run({ state: 'exited', exitCode: 1 }, 'no')],
+      expect: /exited with code 1/,
+    },
+    {
+      name: 'exited non-zero, about to be restarted by its policy: not yet',
+      runs: [run({ state: 'exited', exitCode: 1, restartCount: 1 }, 'on-failure')],
+      expect: undefined,
+    },
     { name: 'exited 0 (one-shot)', runs: [run({ state: 'exited', exitCode: 0 })], expect: undefined },
     { name: 'unhealthy', runs: [run({ health: 'unhealthy' })], expect: /unhealthy by its healthcheck/ },
     { name: 'still starting during the soak', runs: [run({ health: 'starting' })], expect: undefined },
@@ -147,7 +157,11 @@ describe('verdict()', () => {
       ended: true,
       expect: /did not become healthy/,
     },
-    { name: 'container gone', runs: [{ service: 'main', containerId: 'c', run: undefined }], expect: undefined },
+    {
+      name: 'container gone',
+      runs: [{ service: 'main', containerId: 'c', restart: 'always', run: undefined }],
+      expect: undefined,
+    },
   ];
   for (const c of cases)
     it(c.name, () => {

@@ -7,6 +7,8 @@ export const CRASH_LOOP_RESTARTS = 3;
 export interface ServiceRun {
   service: string;
   containerId: string;
+  /** The service's restart policy: only with `no` is an exit final (the engine restarts the others). */
+  restart: 'no' | 'always' | 'on-failure' | 'unless-stopped';
   run: ContainerRun | undefined;
 }
 
@@ -23,7 +25,7 @@ export interface Failure {
  * healthcheck's own `retries` are the grace), or, once the soak has ended, is still not healthy.
  */
 export function verdict(runs: readonly ServiceRun[], soakEnded: boolean): Failure | undefined {
-  for (const { service, containerId, run } of runs) {
+  for (const { service, containerId, restart, run } of runs) {
     if (!run) continue;
     const fail = (reason: string): Failure => ({ service, containerId, reason });
     if (run.restartCount >= CRASH_LOOP_RESTARTS)
@@ -32,7 +34,9 @@ export function verdict(runs: readonly ServiceRun[], soakEnded: boolean): Failur
           ? `service ${service} exited non-zero (last exit code ${run.exitCode}) and was restarted ${run.restartCount} times`
           : `service ${service} is crash-looping: restarted ${run.restartCount} times`,
       );
-    if ((run.state === 'exited' || run.state === 'dead') && run.exitCode !== 0)
+    // WARNING: with any other policy the engine shows a container that is about to be restarted as exited for a
+    // moment; judged then, a service with restarts left would count as gone for good.
+    if ((run.state === 'exited' || run.state === 'dead') && run.exitCode !== 0 && restart === 'no')
       return fail(`service ${service} exited with code ${run.exitCode}`);
     if (run.health === 'unhealthy') return fail(`service ${service} is unhealthy by its healthcheck`);
     if (soakEnded && run.health === 'starting')
