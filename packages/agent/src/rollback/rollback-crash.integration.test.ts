@@ -14,6 +14,7 @@ import {
 import {
   CRASHES,
   buildScriptImage,
+  imagePresent,
   mainOn,
   mainRuns,
   reportedRollback,
@@ -124,4 +125,48 @@ describe('self-rollback survives kill -9', { concurrency: true }, () => {
       }
     });
   }
+  it('during the soak of a good release: the soak goes on from when it started, not from the restart', async () => {
+    const h = await harness();
+    const n = Math.random().toString(16).slice(2, 8);
+    const r1 = `flotilla-agent-it/rollback-kill-good:r1-${n}`;
+    const r2 = `flotilla-agent-it/rollback-kill-good:r2-${n}`;
+    const soakMs = 8_000;
+    const agents: AgentProcess[] = [];
+    try {
+      await Promise.all([buildImage(r1, 'r1'), buildImage(r2, 'r2')]);
+      await setSoak(h, soakMs / 1000);
+      const first = spawnAgent(h);
+      agents.push(first);
+      const uuid = await uuidOf(h);
+      await h.cp.release({ services: { main: { image: r1 } } });
+      await waitFor('release 1 running', mainRuns(h, 'r1'), { timeoutMs: 60_000 });
+      const c2 = await h.cp.release({ services: { main: { image: r2 } } });
+      await waitFor(
+        'the agent watches release 2',
+        async () => (await systemLines(h, uuid)).some((l) => l.startsWith(`Watching release ${c2}`)),
+        { timeoutMs: 30_000, intervalMs: 100 },
+      );
+      // The line reached the server after the watch began: the soak began at or before this instant.
+      const watchedBy = Date.now();
+      // Late in the soak, so a soak counted again from the restart would show.
+      await new Promise((r) => setTimeout(r, soakMs - 3_000));
+      await exitOf(first.child, 'SIGKILL');
+      const restartedAt = Date.now();
+      agents.push(spawnAgent(h));
+      await waitFor('release 1 image pruned: release 2 kept', async () => !(await imagePresent(r1)), {
+        timeoutMs: 30_000,
+        intervalMs: 100,
+      });
+      const keptAfterRestartMs = Date.now() - restartedAt;
+      console.log(
+        `kill -9 ${soakMs - 3_000} ms into an ${soakMs} ms soak: release kept ${keptAfterRestartMs} ms after the restart, ${Date.now() - watchedBy} ms after the watch began`,
+      );
+      assert.ok(keptAfterRestartMs < soakMs - 1_000, `the soak was not started over (${keptAfterRestartMs} ms)`);
+      assert.ok(await mainRuns(h, 'r2')());
+    } finally {
+      for (const a of agents) await exitOf(a.child, 'SIGKILL');
+      await cleanup(h.namespace, [r1, r2]);
+      await h.remove();
+    }
+  });
 });
