@@ -31,6 +31,7 @@ import { DeltaFetcher, deltasEnabled } from './deltas/delta-fetcher.js';
 import type { PassResult } from './reconcile/loop.js';
 import { Observed } from './reconcile/observed.js';
 import { Reconciler } from './reconcile/reconciler.js';
+import { ReleaseWatch } from './rollback/release-watch.js';
 import { CpuSampler, collectMetrics } from './report/metrics.js';
 import { tightenPrivateTree } from './store/private-files.js';
 import { openStore, type Phase } from './store/store.js';
@@ -160,7 +161,21 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
     supervisorApi: apiPort === 0 ? null : { port: apiPort, key: supervisorApiKey },
     serviceLockDir,
   };
-  const targets = new TargetSource({ store, context: modelContext });
+  // Wakes the reconcile controller (made below, once the parts it drives exist).
+  const reconcileWake = new Wakeable();
+  let session: ControlPlaneSession | undefined;
+  let logSystem = (_message: string): void => undefined;
+  const watch = new ReleaseWatch({
+    store,
+    engine,
+    device: () => store.getTarget()?.device,
+    log,
+    system: (message) => logSystem(message),
+    changed: () => session?.reportSoon(),
+    wake: () => reconcileWake.wake(),
+    stoppedOnRequest: (model) => new Set([...(model ? holds.heldStopped(model) : []), ...pending.get().stop]),
+  });
+  const targets = new TargetSource({ store, context: modelContext, effective: (device) => watch.effective(device) });
   if (options.localTarget) targets.setLocal(options.localTarget);
   if (file.config.hostname) await hostConfig.setHostname(file.config.hostname);
 
@@ -172,15 +187,16 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
     persistent: file.config.persistentLogging === true,
     managed,
   });
+  logSystem = (message) => logs.system(message);
   const observed = new Observed();
+  const view = () => ({ ...observed.view(targets.model()), rollback: watch.rollback() });
   const holds = new StopHolds(store);
   const pending = new PendingRequests();
-  const reconcileWake = new Wakeable();
   const cpu = new CpuSampler();
   // Set once the local device API listens, before the loop or the control plane start: every place that shows its
   // port (the state report, the agent state) shows the port it actually listens on, and none when it does not.
   let api: DeviceApiListener | undefined;
-  const session =
+  session =
     managed && controlPlane
       ? new ControlPlaneSession({
           controlPlane,
@@ -194,7 +210,7 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
           logs,
           phase,
           wakeReconcile: () => reconcileWake.wake(),
-          view: () => observed.view(targets.model()),
+          view,
           about: () => ({
             api_port: api?.port ?? null,
             api_secret: supervisorApiKey,
@@ -261,6 +277,8 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
     phase,
     logs,
     changed: () => session?.reportSoon(),
+    keepImages: () => watch.keepImages(),
+    afterPass: (seen) => watch.afterPass(seen),
   });
   const pollIntervalMs = options.pollIntervalMs ?? file.config.appUpdatePollInterval ?? DEFAULT_POLL_INTERVAL_MS;
   const controller = new ReconcileController({
@@ -273,6 +291,8 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
   });
 
   const triggerUpdate = (force: boolean): void => {
+    // A forced update is the explicit word that lets a refused release be tried again.
+    if (force) watch.retry();
     // Without a control plane no fetch is coming: the stored target is the one a forced pass converges on.
     if (force) targets.force.requested(Date.now(), session === undefined);
     if (session) session.pollNow();
@@ -296,7 +316,7 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
     hostConfig,
     hostPower,
     developmentMode: () => file.config.developmentMode === true,
-    view: () => observed.view(targets.model()),
+    view,
     lockOverridden: () => targets.lockOverrideConfigured(),
     wake: () => controller.wake(),
     healthy: () => targets.readable() && controller.healthy(),
@@ -339,6 +359,7 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
     async stop() {
       // Outside first (no new requests or actions), then the loop, then the log pipeline, the store last.
       abort.abort();
+      watch.stop();
       await api?.close().catch(() => undefined);
       await controller.stopped();
       await session?.stop();

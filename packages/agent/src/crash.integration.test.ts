@@ -1,61 +1,9 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { waitFor } from '@flotilla/testkit';
-import {
-  buildImage,
-  cleanup,
-  docker,
-  exec,
-  harness,
-  ourContainers,
-  serviceOf,
-  type Harness,
-} from './test-support/fixtures.js';
-
-const BIN = fileURLToPath(new URL('../../../bin/flotilla-agent', import.meta.url));
-
-function spawnAgent(
-  h: Harness,
-  failpoint?: string,
-): { child: ChildProcess; exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }> } {
-  const env = { ...process.env, FLOTILLA_AGENT_FAILPOINT: failpoint ?? '' };
-  const child = spawn(
-    BIN,
-    [
-      '--config',
-      h.configPath,
-      '--data',
-      h.dataDir,
-      '--namespace',
-      h.namespace,
-      '--poll-interval',
-      '300',
-      '--log-level',
-      'warn',
-      '--api-port',
-      '0',
-    ],
-    { env, stdio: ['ignore', 'ignore', 'pipe'] },
-  );
-  let stderr = '';
-  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on('exit', (code, signal) => {
-      if (stderr && process.env.FLOTILLA_TEST_LOG) process.stderr.write(stderr);
-      resolve({ code, signal });
-    }),
-  );
-  return { child, exited };
-}
-
-/** Kills the process with `signal` and resolves once it has exited. */
-function exitOf(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill(signal);
-  return exited;
-}
+import { buildImage, cleanup, docker, exec, harness, ourContainers, serviceOf } from './test-support/fixtures.js';
+import { exitOf, spawnAgent } from './test-support/agent-process.js';
 
 /**
  * Each case SIGKILLs the agent process at one instant of an update (a failpoint inside the executor does the

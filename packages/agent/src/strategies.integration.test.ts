@@ -15,6 +15,7 @@ import {
   reportedDone,
   startHarnessAgent,
 } from './test-support/fixtures.js';
+import { setSoak } from './test-support/rollback.js';
 
 async function imagePresent(ref: string): Promise<boolean> {
   return docker
@@ -40,6 +41,8 @@ async function strategyScenario(strategy: UpdateStrategy): Promise<void> {
   const agent = await startHarnessAgent(h);
   const uuid = agent.state().uuid;
   try {
+    // Release 1's image is the way back until release 2 has passed its soak (self-rollback): a short one here.
+    await setSoak(h, 1);
     await Promise.all([buildImage(r1, 'r1'), buildImage(r2local, 'r2')]);
     r2 = await h.cp.push(r2local, 'main');
     await docker.getImage(r2local).remove();

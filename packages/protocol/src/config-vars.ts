@@ -32,4 +32,6 @@ export const CONFIG_DEFAULTS = {
   SUPERVISOR_OVERRIDE_LOCK: '0',
   SUPERVISOR_INSTANT_UPDATE_TRIGGER: '1',
   SUPERVISOR_HARDWARE_METRICS: '1',
+  /** Flotilla agents: seconds a newly applied release is watched before it counts as good (0: no self-rollback). */
+  ROLLBACK_SOAK_SECONDS: '300',
 } as const satisfies Record<string, string>;

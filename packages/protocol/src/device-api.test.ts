@@ -71,6 +71,23 @@ test('a state report may carry only the fields that changed', () => {
   );
 });
 
+test('a report may carry a rollback (Flotilla agents), null when it ended, or none at all (balena Supervisor)', () => {
+  const rollback = {
+    from_commit: 'b'.repeat(32),
+    to_commit: 'a'.repeat(32),
+    reason: 'service main is crash-looping: restarted 3 times',
+    service: 'main',
+    logs: ['fatal: no config'],
+    at: '2026-12-01T02:15:00.000Z',
+  };
+  assert.deepEqual(stateReportSchema.parse({ [uuid]: { update_failed: true, rollback } })[uuid]?.rollback, rollback);
+  assert.equal(stateReportSchema.parse({ [uuid]: { rollback: null } })[uuid]?.rollback, null);
+  assert.equal(stateReportSchema.parse({ [uuid]: { status: 'Idle' } })[uuid]?.rollback, undefined);
+  assert.equal(stateReportSchema.safeParse({ [uuid]: { rollback: { ...rollback, logs: 'fatal' } } }).success, false);
+  const tooMany = { ...rollback, logs: Array.from({ length: 51 }, (_, i) => `line ${i}`) };
+  assert.equal(stateReportSchema.safeParse({ [uuid]: { rollback: tooMany } }).success, false);
+});
+
 test('compose: unknown keys are an error at deploy time, not on the device', () => {
   assert.ok(composeFileSchema.safeParse({ services: { main: { build: '.', restart: 'always' } } }).success);
   const bad = composeFileSchema.safeParse({ services: { main: { build: '.', restrat: 'always' } } });

@@ -143,6 +143,27 @@ export const currentAppSchema = z.looseObject({
 export type CurrentRelease = z.infer<typeof currentReleaseSchema>;
 export type CurrentApp = z.infer<typeof currentAppSchema>;
 
+/**
+ * Flotilla agents only (the balena Supervisor never sends it): the device went back by itself from a release that
+ * failed while it was watched after applying it, and refuses that release until told otherwise. `null` once it no
+ * longer refuses it (a new target, or a forced update).
+ */
+export const deviceRollbackSchema = z.object({
+  /** Commit of the release the device rolled back from (the one it refuses). */
+  from_commit: z.string().max(64),
+  /** Commit of the release it went back to. */
+  to_commit: z.string().max(64),
+  /** Why, in words: crash loop, non-zero exits, unhealthy by its healthcheck. */
+  reason: z.string().max(1000),
+  /** The service that failed, when one did. */
+  service: z.string().max(63).nullable(),
+  /** The failing service's last output lines, oldest first. */
+  logs: z.array(z.string().max(2000)).max(50),
+  /** When the device decided to roll back (ISO 8601). */
+  at: z.string().max(40),
+});
+export type DeviceRollback = z.infer<typeof deviceRollbackSchema>;
+
 const nullableInt = z.number().int().min(0).nullable().optional();
 /** One device's report. Every field is optional: a report carries only what changed since the last one. */
 export const deviceReportSchema = z.looseObject({
@@ -160,6 +181,7 @@ export const deviceReportSchema = z.looseObject({
   update_pending: z.boolean().optional(),
   update_downloaded: z.boolean().optional(),
   update_failed: z.boolean().optional(),
+  rollback: deviceRollbackSchema.nullable().optional(),
   is_on__commit: z.string().max(64).nullable().optional(),
   logs_channel: z.string().nullable().optional(),
   cpu_usage: nullableInt,

@@ -163,6 +163,22 @@ export const createProvisioningKeyRequestSchema = z.strictObject({
 export const createdProvisioningKeySchema = provisioningKeySchema.extend({ key: z.string() });
 
 // ------------------------------------------------------------------------------------------------------- devices
+/** The device went back by itself from a release that failed after it was applied, and refuses that release. */
+export const deviceRollbackViewSchema = z.object({
+  /** Commit of the release the device rolled back from (and refuses until a new release, a pin or a forced update). */
+  fromCommit: z.string(),
+  /** Commit of the release it went back to. */
+  toCommit: z.string(),
+  reason: z.string(),
+  /** The service that failed, when one did. */
+  service: z.string().nullable(),
+  /** That service's last output lines, oldest first. */
+  logs: z.array(z.string()),
+  /** When the device decided to roll back. */
+  at: z.string(),
+});
+export type DeviceRollbackView = z.infer<typeof deviceRollbackViewSchema>;
+
 export const deviceSchema = z.object({
   id: z.number().int(),
   uuid: deviceUuidSchema,
@@ -204,6 +220,8 @@ export const deviceSchema = z.object({
     )
     .default({}),
   createdAt: isoDate,
+  /** Set while the device refuses a release it rolled back from (Flotilla agents only); null otherwise. */
+  rollback: deviceRollbackViewSchema.nullable().default(null),
 });
 export type Device = z.infer<typeof deviceSchema>;
 export const updateDeviceRequestSchema = z.strictObject({

@@ -167,6 +167,18 @@ describe('buildTargetModel()', () => {
     assert.equal(svc.handoverTimeoutMs, 5000);
     assert.equal(main(device({ labels: { 'io.balena.update.strategy': 'bogus' } })).strategy, 'download-then-kill');
   });
+
+  it('exclusive resources: fixed host ports, devices, host networking; not ephemeral ports', () => {
+    const exclusive = (composition: Record<string, unknown>) => main(device({ composition })).exclusive;
+    assert.equal(
+      exclusive({ ports: ['8080:80', '127.0.0.1:53:53/udp'] }),
+      'host port 8080->80/tcp, 127.0.0.1:53->53/udp',
+    );
+    assert.equal(exclusive({ ports: ['80', 81], expose: [90] }), undefined);
+    assert.equal(exclusive({ devices: ['/dev/ttyUSB0:/dev/ttyUSB0'] }), 'device /dev/ttyUSB0');
+    assert.equal(exclusive({ network_mode: 'host' }), 'host networking');
+    assert.equal(exclusive({}), undefined);
+  });
 });
 
 describe('ports', () => {

@@ -56,6 +56,27 @@ function healthcheck(hc: WireService['composition']['healthcheck']): Docker.Heal
   };
 }
 
+/**
+ * What only one container can hold at a time, as text for the logs: published host ports (a fixed host port; an
+ * ephemeral one, `"80"` or `":80"`, never clashes), host devices, host networking (whatever it listens on is the
+ * host's). Undefined when none: then hand-over may run the old and the new container side by side.
+ */
+export function exclusiveResource(
+  bindings: Record<string, Array<{ HostIp: string; HostPort: string }>>,
+  devices: readonly string[],
+  hostNetwork: boolean,
+): string | undefined {
+  const ports = Object.entries(bindings).flatMap(([port, list]) =>
+    list.filter((b) => b.HostPort !== '').map((b) => `${b.HostIp ? `${b.HostIp}:` : ''}${b.HostPort}->${port}`),
+  );
+  const held = [
+    ...(ports.length > 0 ? [`host port ${ports.join(', ')}`] : []),
+    ...(devices.length > 0 ? [`device ${devices.map((d) => d.split(':')[0]).join(', ')}`] : []),
+    ...(hostNetwork ? ['host networking'] : []),
+  ];
+  return held.length > 0 ? held.join('; ') : undefined;
+}
+
 /** Stable JSON (sorted keys) so the hash does not depend on key order in target state. */
 export function stableStringify(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(stableStringify).join(',')}]`;
@@ -212,6 +233,7 @@ export function buildService(input: ServiceInput, ctx: ModelContext): TargetServ
     strategy,
     handoverTimeoutMs: Number.isFinite(timeoutLabel) && timeoutLabel > 0 ? timeoutLabel : DEFAULT_HANDOVER_TIMEOUT_MS,
     dependsOn: dependsOn(c.depends_on),
+    exclusive: exclusiveResource(ports.bindings, c.devices ?? [], hostNetwork),
     restart,
     containerName: name,
     configHash,

@@ -50,6 +50,18 @@ export interface ExecProcess {
   exitCode(): Promise<number>;
 }
 
+/** How a container has fared since it was created: what self-rollback judges a new release by. */
+export interface ContainerRun {
+  state: string;
+  /** Restarts the engine's restart policy made (a crash loop, or `on-failure` exits). */
+  restartCount: number;
+  exitCode: number;
+  /** When it last started (the engine's text); '' when it never did. Changes with every start, by hand or policy. */
+  startedAt: string;
+  /** The compose healthcheck's verdict; undefined when the container has none. */
+  health: 'starting' | 'healthy' | 'unhealthy' | undefined;
+}
+
 /**
  * The narrow surface of the container engine the agent needs. The Docker implementation is engine/docker-engine.ts;
  * every method is idempotent where the engine allows it (removing something already gone succeeds).
@@ -94,6 +106,10 @@ export interface ContainerEngine {
     service: string,
     appId: number | undefined,
   ): Promise<ServiceContainer | undefined>;
+  /** Restart count, exit code and health of a container; undefined when it is gone. */
+  inspectRun(id: string): Promise<ContainerRun | undefined>;
+  /** The container's last `lines` lines of output (stdout and stderr), oldest first; [] when it is gone. */
+  tailLogs(id: string, lines: number): Promise<string[]>;
   /** Starts a process in a running container (remote shells). */
   exec(containerId: string, spec: ExecSpec): Promise<ExecProcess>;
 }

@@ -6,8 +6,10 @@ import { FlotillaError, LABELS, platformOfEngine, type ImagePlatform, type Platf
 import { NAMESPACE_LABEL } from '../compose/names.js';
 import { deltaTag } from '../deltas/delta-tag.js';
 import type { CurrentContainer } from '../reconcile/state.js';
+import { EngineFrames } from './engine-frames.js';
 import type {
   ContainerEngine,
+  ContainerRun,
   EngineSnapshot,
   ExecProcess,
   ExecSpec,
@@ -322,6 +324,45 @@ export class DockerEngine implements ContainerEngine {
     const networks = c.NetworkSettings?.Networks ?? {};
     const address = networks[mode]?.IPAddress || Object.values(networks).find((n) => n.IPAddress)?.IPAddress;
     return { id: c.Id, address: address || undefined };
+  }
+
+  async inspectRun(id: string): Promise<ContainerRun | undefined> {
+    try {
+      const info = await this.docker.getContainer(id).inspect();
+      const health = info.State.Health?.Status;
+      return {
+        state: info.State.Status,
+        restartCount: info.RestartCount,
+        exitCode: info.State.ExitCode,
+        startedAt: info.State.StartedAt.startsWith('0001-') ? '' : info.State.StartedAt,
+        health: health === 'starting' || health === 'healthy' || health === 'unhealthy' ? health : undefined,
+      };
+    } catch (error) {
+      if (statusCode(error) === 404) return undefined;
+      throw error;
+    }
+  }
+
+  async tailLogs(id: string, lines: number): Promise<string[]> {
+    let raw: Buffer;
+    try {
+      const container = this.docker.getContainer(id);
+      const tty = (await container.inspect()).Config.Tty;
+      raw = (await container.logs({ stdout: true, stderr: true, tail: lines, follow: false })) as Buffer;
+      if (!tty) {
+        const parts: Buffer[] = [];
+        new EngineFrames((_output, data) => parts.push(Buffer.from(data))).write(raw);
+        raw = Buffer.concat(parts);
+      }
+    } catch (error) {
+      if (statusCode(error) === 404) return [];
+      throw error;
+    }
+    return raw
+      .toString('utf8')
+      .split(/\r?\n/)
+      .filter((line) => line !== '')
+      .slice(-lines);
   }
 
   async exec(containerId: string, spec: ExecSpec): Promise<ExecProcess> {

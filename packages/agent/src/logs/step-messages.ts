@@ -1,3 +1,4 @@
+import { HANDOVER_FELL_BACK } from '../reconcile/plan.js';
 import type { Action, Executors, Step, StepOf } from '../reconcile/steps.js';
 
 /**
@@ -51,6 +52,12 @@ export function stepMessages(s: Step): { start: string; done: string; failed: st
         failed: `Failed to stop service '${s.serviceName}'`,
       };
     case 'killContainer':
+      if (s.reason.startsWith(HANDOVER_FELL_BACK))
+        return {
+          start: `Hand-over of service '${s.serviceName}' fell back to stopping the old container first (${s.reason.slice(HANDOVER_FELL_BACK.length + 2)} held exclusively)`,
+          done: `Service killed '${s.serviceName}'`,
+          failed: `Failed to kill service '${s.serviceName}'`,
+        };
       return {
         start: `Killing service '${s.serviceName}'`,
         done: `Service killed '${s.serviceName}'`,

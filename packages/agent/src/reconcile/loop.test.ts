@@ -77,6 +77,12 @@ class MemoryEngine implements ContainerEngine {
   async serviceContainer(): Promise<undefined> {
     return undefined;
   }
+  async inspectRun(): Promise<undefined> {
+    return undefined;
+  }
+  async tailLogs(): Promise<string[]> {
+    return [];
+  }
   async exec(): Promise<never> {
     throw new Error('the reconcile loop runs no process in a container');
   }

@@ -1,4 +1,4 @@
-import type { UpdateStatus } from '@flotilla/protocol';
+import type { DeviceRollback, UpdateStatus } from '@flotilla/protocol';
 import type { PassResult } from './loop.js';
 import type { CurrentState, TargetModel } from './state.js';
 
@@ -13,6 +13,8 @@ export interface DeviceView {
   progress: ReadonlyMap<string, number>;
   /** The last pass failed terminally: the update is aborted until a new target or an explicit trigger. */
   failed: boolean;
+  /** The device rolled back from a release by itself and refuses it (rollback/); null or absent otherwise. */
+  rollback?: DeviceRollback | null;
 }
 
 /**

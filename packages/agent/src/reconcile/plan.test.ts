@@ -338,6 +338,37 @@ const cases: Case[] = [
     target: { apps: [app([service('web', { strategy: 'hand-over', handoverTimeoutMs: 1_000 })])] },
     expect: ['killContainer c-web-1'],
   },
+  {
+    name: 'hand-over with an exclusive resource: new container still created while old runs',
+    current: world({ images: [image(web1.image), image(web2.image)], containers: [container(web1)] }),
+    target: { apps: [app([service('web', { strategy: 'hand-over', exclusive: 'host port 8080->80/tcp' })])] },
+    expect: ['createContainer web_2'],
+  },
+  {
+    name: 'hand-over with an exclusive resource: old killed before the new one starts',
+    current: world({
+      images: [image(web1.image), image(web2.image)],
+      containers: [
+        container(web1),
+        container(service('web', { strategy: 'hand-over', exclusive: 'host port 8080->80/tcp' }), {
+          state: 'created',
+        }),
+      ],
+    }),
+    target: { apps: [app([service('web', { strategy: 'hand-over', exclusive: 'host port 8080->80/tcp' })])] },
+    expect: ['killContainer c-web-1'],
+  },
+  {
+    name: 'hand-over with an exclusive resource: new started once old is gone',
+    current: world({
+      images: [image(web1.image), image(web2.image)],
+      containers: [
+        container(service('web', { strategy: 'hand-over', exclusive: 'host networking' }), { state: 'created' }),
+      ],
+    }),
+    target: { apps: [app([service('web', { strategy: 'hand-over', exclusive: 'host networking' })])] },
+    expect: ['startContainer c-web-2'],
+  },
   // locks
   {
     name: 'update lock: no kill, wait instead',

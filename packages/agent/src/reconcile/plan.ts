@@ -19,6 +19,8 @@ import { deltaTag } from '../deltas/delta-tag.js';
 
 const LOCK_RETRY_MS = 5_000;
 const DEPENDENCY_RETRY_MS = 2_000;
+/** The kill reason when hand-over cannot run old and new side by side (the system log says so). */
+export const HANDOVER_FELL_BACK = 'hand-over fell back to stop-then-start';
 
 /** Whether `ref` names a local image: by tag, by `repo@digest`, or by image id. */
 export function findImage(images: readonly LocalImage[], ref: string): LocalImage | undefined {
@@ -245,7 +247,8 @@ class Planner {
           svc.restart === 'always' ||
           svc.restart === 'unless-stopped' ||
           this.ctx.requests.start.has(`${svc.appId}/${svc.serviceName}`);
-        const oldGone = others.length === 0 || svc.strategy === 'hand-over';
+        // Hand-over starts the new container beside the old one, unless they would fight over an exclusive resource.
+        const oldGone = others.length === 0 || (svc.strategy === 'hand-over' && svc.exclusive === undefined);
         if (mayStart && oldGone) this.startWhenDepsRun(app, svc, keep);
       } else if (!shouldRun && isUp(keep)) {
         toStop.push({ svc, container: keep });
@@ -296,6 +299,12 @@ class Planner {
 
   /** Old containers of a service whose new container exists: kill now, or after hand-over completes. */
   private retireOld(svc: TargetService, fresh: CurrentContainer, old: CurrentContainer[]): void {
+    if (svc.strategy === 'hand-over' && svc.exclusive !== undefined) {
+      // The new container could never start while the old one holds the resource (the start fails forever): it is
+      // created first, then the old one goes, then it starts, so the gap is one stop and one start.
+      for (const o of old) this.kill(o, `${HANDOVER_FELL_BACK}: ${svc.exclusive}`);
+      return;
+    }
     if (svc.strategy === 'hand-over' && old.some(isUp)) {
       if (!isUp(fresh)) return; // start the new one first (planned by the caller)
       const deadline = fresh.createdAt + svc.handoverTimeoutMs;
@@ -361,7 +370,7 @@ class Planner {
         .filter((x): x is string => x !== undefined),
     );
     for (const ref of this.current.knownImages) {
-      if (targetImages.has(ref)) continue;
+      if (targetImages.has(ref) || this.ctx.keepImages?.has(ref)) continue;
       const img = findImage(this.current.images, ref);
       // A ref already gone is forgotten by the executor's removeImage (idempotent).
       if (!img || (!inUse.has(img.id) && !targetIds.has(img.id))) this.steps.push(step('removeImage', { image: ref }));

@@ -30,6 +30,14 @@ export interface ReconcilerDeps {
   logs: Pick<AgentLogs, 'system' | 'sync'>;
   /** Something the state report shows may have changed. */
   changed: () => void;
+  /** Images kept for a way back (self-rollback's committed releases). */
+  keepImages?: () => ReadonlySet<string>;
+  /** After every pass that was not cancelled, with what it saw (self-rollback watches the release there). */
+  afterPass?: (view: {
+    current: CurrentState | undefined;
+    statuses: ReadonlyMap<number, UpdateStatus>;
+    model: TargetModel | null;
+  }) => Promise<void>;
 }
 
 /**
@@ -74,6 +82,13 @@ export class Reconciler {
     this.lockDeferred = locked;
     if (result.outcome.kind === 'error') deps.logs.system(`Update failed: ${result.outcome.error.message}`);
     deps.logs.sync(containersToFollow(deps.targets.model(), deps.observed.current?.containers ?? []));
+    if (deps.afterPass && result.outcome.kind !== 'cancelled') {
+      const model = deps.targets.model();
+      // WARNING: never fails the pass: the watch reads the engine, and a failed look is retried at the next pass.
+      await deps
+        .afterPass({ current: deps.observed.current, statuses: deps.observed.view(model).statuses, model })
+        .catch((error: unknown) => deps.log.warn({ err: (error as Error).message }, 'release watch failed'));
+    }
     deps.changed();
     return result;
   }
@@ -88,6 +103,7 @@ export class Reconciler {
       heldStopped: this.deps.heldStopped(target),
       agentLocks,
       requests: this.deps.requests(),
+      ...(this.deps.keepImages ? { keepImages: this.deps.keepImages() } : {}),
     };
   }
 

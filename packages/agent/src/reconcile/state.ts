@@ -66,6 +66,12 @@ export interface TargetService {
   running: boolean;
   strategy: UpdateStrategy;
   handoverTimeoutMs: number;
+  /**
+   * A resource only one container can hold at a time (a published host port, a host device, host networking), as
+   * text for the logs; undefined when none. With it, hand-over cannot run old and new side by side: the old
+   * container is stopped just before the new one starts.
+   */
+  exclusive?: string;
   dependsOn: string[];
   restart: 'no' | 'always' | 'on-failure' | 'unless-stopped';
   containerName: string;
@@ -128,6 +134,11 @@ export interface PlanContext {
   agentLocks: ReadonlySet<string>;
   /** Device actions waiting for a pass to carry them out, applied over the target. */
   requests: ActionRequests;
+  /**
+   * Image refs kept although no container or target uses them: the committed releases' (self-rollback goes back to
+   * them, also offline), until a newer release is committed.
+   */
+  keepImages?: ReadonlySet<string>;
 }
 
 /**

@@ -89,6 +89,26 @@ describe('buildDeviceReport()', () => {
     const failed = buildDeviceReport({ ...view, failed: true }, {}, about, metrics);
     assert.equal(failed.status, 'Update failed');
     assert.equal(failed.apps?.u1?.releases.c2?.update_status, 'aborted');
+    assert.equal(report.rollback, null);
+  });
+
+  it('a rollback: update failed, the refused release aborted beside the one the device went back to', () => {
+    const rollback = {
+      from_commit: 'c3',
+      to_commit: 'c2',
+      reason: 'service main is crash-looping: restarted 3 times',
+      service: 'main',
+      logs: ['fatal: no config'],
+      at: '2026-12-01T00:00:00.000Z',
+    };
+    const rolledBack = { ...view, rollback };
+    if (!reportable(rolledBack)) throw new Error('unreachable');
+    const report = buildDeviceReport(rolledBack, {}, about, metrics);
+    assert.equal(report.status, 'Update failed');
+    assert.equal(report.update_failed, true);
+    assert.deepEqual(report.rollback, rollback);
+    assert.equal(report.apps?.u1?.releases.c2?.update_status, 'done');
+    assert.deepEqual(report.apps?.u1?.releases.c3, { update_status: 'aborted', services: {} });
   });
 });
 

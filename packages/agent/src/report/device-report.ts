@@ -1,4 +1,4 @@
-import type { CurrentApp, DeviceReport } from '@flotilla/protocol';
+import type { CurrentApp, DeviceReport, DeviceRollback } from '@flotilla/protocol';
 import type { DeviceView } from '../reconcile/observed.js';
 import type { CurrentState, TargetModel } from '../reconcile/state.js';
 import { buildAppsReport } from './build-report.js';
@@ -16,18 +16,22 @@ export interface UpdateState {
 }
 
 /** Pure: the update state of `view`. */
-export function updateState(view: Pick<DeviceView, 'statuses' | 'progress' | 'failed'>): UpdateState {
+export function updateState(
+  view: Pick<DeviceView, 'statuses' | 'progress' | 'failed'> & { rollback?: DeviceRollback | null },
+): UpdateState {
   const values = [...view.statuses.values()];
   const updating = values.some((s) => s !== 'done');
   const downloads = [...view.progress.values()];
+  // A release the device rolled back from and refuses is an update that failed, however well the old one runs.
+  const failed = view.failed || (view.rollback ?? null) !== null;
   return {
-    status: view.failed ? 'Update failed' : updating ? 'Updating' : 'Idle',
+    status: failed ? 'Update failed' : updating ? 'Updating' : 'Idle',
     updatePending: updating,
     updateDownloaded:
       values.length > 0 &&
       values.every((s) => s === 'downloaded' || s === 'done') &&
       values.some((s) => s === 'downloaded'),
-    updateFailed: view.failed,
+    updateFailed: failed,
     downloadProgress: downloads.length ? Math.round(downloads.reduce((a, b) => a + b, 0) / downloads.length) : null,
   };
 }
@@ -61,12 +65,21 @@ export function buildDeviceReport(
   metrics: Metrics,
 ): DeviceReport {
   const apps = withRejected(buildAppsReport(view), rejected);
+  const rollback = view.rollback ?? null;
+  // The refused release, beside the one the device went back to (which the applied target names).
+  if (rollback)
+    for (const app of view.target.apps) {
+      const entry = apps[app.appUuid];
+      if (entry && app.commit === rollback.to_commit)
+        entry.releases[rollback.from_commit] = { update_status: 'aborted', services: {} };
+    }
   const state = updateState(view);
   return {
     status: state.status,
     ...about,
     update_pending: state.updatePending,
     update_failed: state.updateFailed,
+    rollback,
     ...metrics,
     apps,
   };

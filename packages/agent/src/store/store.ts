@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { DeviceReport, TargetDevice } from '@flotilla/protocol';
+import { EMPTY_ROLLOUT, parseRollout, type Rollout } from '../rollback/rollout.js';
 import { ensurePrivateFile, makePrivateDir } from './private-files.js';
 
 /** Where the device is in its life; persisted so a restart resumes in the same phase. */
@@ -36,6 +37,10 @@ export interface Store {
   getStopHolds(): Record<string, string>;
   /** Replaces the whole hold map (one statement, so a crash leaves the old map or the new one). */
   setStopHolds(holds: Record<string, string>): void;
+  /** Committed releases, the release under watch, refused releases (rollback/rollout.ts). */
+  getRollout(): Rollout;
+  /** Replaces the whole record in one statement: a crash leaves the old one or the new one, never a mix. */
+  setRollout(rollout: Rollout): void;
   close(): void;
 }
 
@@ -107,6 +112,9 @@ export function openStore(dataDir: string): Store {
       return Object.fromEntries(Object.entries(stored).filter((e): e is [string, string] => typeof e[1] === 'string'));
     },
     setStopHolds: (holds) => put.run('stopHolds', JSON.stringify(holds)),
+    // A hand-edited or foreign value must not stop the agent: what cannot be read counts as nothing committed.
+    getRollout: () => parseRollout(json<unknown>('rollout')) ?? EMPTY_ROLLOUT,
+    setRollout: (rollout) => put.run('rollout', JSON.stringify(rollout)),
     close: () => db.close(),
   };
 }

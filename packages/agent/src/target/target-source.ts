@@ -8,6 +8,8 @@ export interface TargetSourceDeps {
   store: Pick<Store, 'getTarget' | 'setTarget'>;
   /** What the agent adds to every service when the target is turned into a model. */
   context: ModelContext;
+  /** The device as applied, from the stored one (self-rollback puts refused releases' committed ones back). */
+  effective?: (device: TargetDevice) => TargetDevice;
 }
 
 /**
@@ -30,16 +32,22 @@ export class TargetSource {
 
   /** Null when there is no target at all yet (fresh unmanaged device). */
   model(): TargetModel | null {
-    const record = this.deps.store.getTarget();
-    if (!record) return null;
-    const json = JSON.stringify(record.device);
-    if (this.cached?.json !== json) this.cached = { json, model: buildTargetModel(record.device, this.deps.context) };
+    const device = this.applied();
+    if (!device) return null;
+    const json = JSON.stringify(device);
+    if (this.cached?.json !== json) this.cached = { json, model: buildTargetModel(device, this.deps.context) };
     return this.cached.model;
   }
 
-  /** Changes exactly when the stored target does. */
+  /** The stored target as the device applies it (a refused release replaced by the committed one). */
+  private applied(): TargetDevice | undefined {
+    const device = this.device();
+    return device && this.deps.effective ? this.deps.effective(device) : device;
+  }
+
+  /** Changes exactly when the applied target does. */
   key(): string {
-    return JSON.stringify(this.device() ?? null);
+    return JSON.stringify(this.applied() ?? null);
   }
 
   /** The stored target when it came from the local API / options (unmanaged devices), else undefined. */

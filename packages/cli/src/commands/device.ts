@@ -38,8 +38,22 @@ export function deviceDetails(d: Device): string {
       : formatTable(
           ['service', 'status', 'release', 'image'],
           Object.entries(d.services).map(([name, s]) => [name, s.status, s.releaseCommit?.slice(0, 7), s.image]),
-        ))
+        )) +
+    rollbackDetails(d.rollback ?? null)
   );
+}
+
+/** The device went back by itself from a failing release: what, why, and the failing service's last lines. */
+export function rollbackDetails(r: Device['rollback']): string {
+  if (r === null) return '';
+  const from = r.fromCommit.slice(0, 7);
+  const lines = [
+    '',
+    `rolled back from ${from} to ${r.toCommit.slice(0, 7)} at ${r.at}${r.service ? ` (service ${r.service})` : ''}: ${r.reason}`,
+    `refusing ${from} until a new release, a pin or a forced update (flotilla device update --force)`,
+  ];
+  if (r.logs.length > 0) lines.push(`last lines of ${r.service ?? 'the service'}:`, ...r.logs.map((l) => `  ${l}`));
+  return `${lines.join('\n')}\n`;
 }
 
 export function registerDeviceCommands(program: Command): void {

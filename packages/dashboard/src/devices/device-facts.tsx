@@ -34,6 +34,19 @@ export function DeviceFacts({ device, now }: { device: Device; now: number }) {
         'never'
       ),
     ],
+    ...(device.rollback
+      ? ([
+          [
+            'Rolled back',
+            <span key="rb">
+              {`from ${short(device.rollback.fromCommit)} to ${short(device.rollback.toCommit)}` +
+                `${device.rollback.service ? ` (service ${device.rollback.service})` : ''}: ${device.rollback.reason}; ` +
+                `refuses ${short(device.rollback.fromCommit)} until a new release, a pin or a forced update`}
+              {device.rollback.logs.length > 0 && <pre>{device.rollback.logs.join('\n')}</pre>}
+            </span>,
+          ],
+        ] satisfies [string, React.ReactNode][])
+      : []),
     [
       'UUID',
       <code key="u" className="uuid">

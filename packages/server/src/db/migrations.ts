@@ -304,6 +304,13 @@ export function migrations(dialect: Dialect): MigrationProvider {
           .execute();
       },
     },
+    '0009-device-rollback': {
+      async up(db: Kysely<unknown>) {
+        // The self-rollback a device reports (JSON); null for devices that never rolled back, and for the balena
+        // Supervisor, which never reports one.
+        await db.schema.alterTable('devices').addColumn('rollback_json', 'text').execute();
+      },
+    },
   };
   return { getMigrations: async () => all };
 }

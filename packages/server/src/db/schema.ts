@@ -82,6 +82,8 @@ export interface Database {
     created_at: string;
     /** The device port its public URL reaches; null: the public URL is off. */
     public_url_port: number | null;
+    /** The rollback the device last reported (protocol `deviceRollbackSchema`, JSON); null: none, or it ended. */
+    rollback_json: string | null;
   };
   releases: {
     id: Generated<number>;

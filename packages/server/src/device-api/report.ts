@@ -27,6 +27,8 @@ export function reportToPatch(report: DeviceReport, at = now()): DevicePatch {
   copy('storage_usage', report.storage_usage);
   copy('storage_total', report.storage_total);
   if (report.is_on__commit !== undefined) patch.running_release = report.is_on__commit;
+  if (report.rollback !== undefined)
+    patch.rollback_json = report.rollback === null ? null : JSON.stringify(report.rollback);
   if (report.apps) {
     const services: Record<
       string,

@@ -1,4 +1,4 @@
-import { FlotillaError, type Device } from '@flotilla/protocol';
+import { FlotillaError, deviceRollbackSchema, type Device } from '@flotilla/protocol';
 import type { Selectable } from 'kysely';
 import type { Db } from '../db/database.js';
 import type { Database } from '../db/schema.js';
@@ -69,6 +69,7 @@ export async function toDevices(db: Db, rows: readonly DeviceRow[]): Promise<Dev
       },
       services: parseServices(row.services_json),
       createdAt: row.created_at,
+      rollback: parseRollback(row.rollback_json),
     };
     return [device];
   });
@@ -78,6 +79,24 @@ export async function toDevice(db: Db, row: DeviceRow): Promise<Device> {
   const [device] = await toDevices(db, [row]);
   if (!device) throw new FlotillaError('DEVICE_NOT_FOUND', `no device "${row.uuid}"`);
   return device;
+}
+
+/** The stored report (validated when it arrived); anything unreadable shows as none rather than failing the page. */
+function parseRollback(json: string | null): Device['rollback'] {
+  if (json === null) return null;
+  try {
+    const r = deviceRollbackSchema.parse(JSON.parse(json));
+    return {
+      fromCommit: r.from_commit,
+      toCommit: r.to_commit,
+      reason: r.reason,
+      service: r.service,
+      logs: r.logs,
+      at: r.at,
+    };
+  } catch {
+    return null;
+  }
 }
 
 function parseServices(json: string): Device['services'] {

@@ -1,0 +1,26 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { rollbackDetails } from './device.js';
+
+test('device info: a rollback says from what to what, why, what is refused until when, and the last lines', () => {
+  assert.equal(rollbackDetails(null), '');
+  assert.equal(
+    rollbackDetails({
+      fromCommit: 'bb3aaea091b43762ca7a1496f8b2df6b',
+      toCommit: '8e7040dee55708f07acecb0183200cd0',
+      reason: 'service main is crash-looping: restarted 3 times',
+      service: 'main',
+      logs: ['starting', 'fatal: no config'],
+      at: '2026-12-01T02:15:00.000Z',
+    }),
+    [
+      '',
+      'rolled back from bb3aaea to 8e7040d at 2026-12-01T02:15:00.000Z (service main): service main is crash-looping: restarted 3 times',
+      'refusing bb3aaea until a new release, a pin or a forced update (flotilla device update --force)',
+      'last lines of main:',
+      '  starting',
+      '  fatal: no config',
+      '',
+    ].join('\n'),
+  );
+});
