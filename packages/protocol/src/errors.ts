@@ -29,6 +29,7 @@ export const ERROR_CODES = {
   INVITATION_NOT_FOUND: { status: 404, description: 'No such pending invitation for you.' },
   VARIABLE_NOT_FOUND: { status: 404, description: 'No such environment, config or tag variable.' },
   SERVICE_NOT_FOUND: { status: 404, description: 'No such service in the release.' },
+  ROLLOUT_NOT_FOUND: { status: 404, description: 'The fleet has no rollout.' },
   // Conflicts and state
   CONFLICT: { status: 409, description: 'The request conflicts with the current state of the resource.' },
   DEVICE_ALREADY_REGISTERED: { status: 409, description: 'A device with this UUID is already registered.' },
@@ -37,6 +38,10 @@ export const ERROR_CODES = {
   LAST_ADMIN: {
     status: 409,
     description: 'An organization keeps at least one admin: its last admin cannot be removed, demoted or step down.',
+  },
+  ROLLOUT_STATE: {
+    status: 409,
+    description: 'The rollout is not in a state that allows this (resume a running one, pause a finished one …).',
   },
   AMBIGUOUS_REFERENCE: { status: 409, description: 'A short identifier matches more than one resource.' },
   UPDATE_LOCKED: { status: 423, description: 'An update lock held by a service blocks this action.' },

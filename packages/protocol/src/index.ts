@@ -14,3 +14,4 @@ export * from './remote-access.js';
 export * from './device-types.js';
 export * from './browser.js';
 export * from './effective-variables.js';
+export * from './rollouts.js';

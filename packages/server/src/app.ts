@@ -48,6 +48,8 @@ import {
   type HttpLimits,
 } from './http/limits.js';
 import { DEFAULT_RELEASE_TIMEOUT_MS, scheduleReleaseTimeout } from './releases/release-timeout.js';
+import { RolloutEngine } from './rollouts/rollout-engine.js';
+import { registerRolloutRoutes } from './rollouts/routes.js';
 
 export interface AppOptions {
   database: OpenedDatabase;
@@ -94,6 +96,8 @@ export interface AppOptions {
    * an index.html there, `/` says the dashboard is not built.
    */
   dashboardDir?: string;
+  /** How often each server node evaluates the running rollouts (default 1 s). */
+  rolloutIntervalMs?: number;
 }
 
 export const DEFAULT_DISK_MIN_FREE_BYTES = 100 * 1024 * 1024;
@@ -174,6 +178,10 @@ export async function buildApp(options: AppOptions): Promise<FlotillaApp> {
     metrics,
     stateCache: new TargetStateCache(),
     deviceChanges,
+    rollouts: new RolloutEngine(db, deviceChanges, {
+      ...(options.rolloutIntervalMs === undefined ? {} : { intervalMs: options.rolloutIntervalMs }),
+      onError: (error, what) => app.log.error({ err: error }, `${what} failed`),
+    }),
     routes: [],
   };
   const lastSeen = new LastSeenTracker(db, undefined, undefined, (ids) => deviceChanges.changed(ids));
@@ -273,6 +281,9 @@ export async function buildApp(options: AppOptions): Promise<FlotillaApp> {
     app.log,
   );
   app.addHook('onClose', stopReleaseTimeout);
+  registerRolloutRoutes(app, ctx);
+  ctx.rollouts.start();
+  app.addHook('onClose', async () => ctx.rollouts.stop());
   registerOpenApi(app, db);
   app.addHook('onClose', async () => {
     await lastSeen.close();
