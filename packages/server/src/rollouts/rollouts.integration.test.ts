@@ -4,6 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import type { Rollout } from '@flotilla/protocol';
 import { tempDir, testDatabases, waitFor, type TestDatabase } from '@flotilla/testkit';
 import { startServer, type RunningServer } from '../server.js';
+import { readEventStream } from '../testing/clients.js';
 import { apiCall } from '../testing/live-server.js';
 import { SimulatedDevice } from '../testing/simulated-device.js';
 
@@ -247,6 +248,35 @@ for (const testDb of testDatabases()) {
       offline.start();
       await waitFor('the device back online to update', () => offline.running === commit);
       for (const d of devices) await d.stop();
+    });
+
+    test("opening a batch tells the fleet's live feed each of its devices with its new target", async () => {
+      const { api, slug, devices, previous } = await fleetRunning(setup, 2);
+      const stream = readEventStream(`${setup.server.url}/api/v1/fleets/${slug}/events`, {
+        authorization: `Bearer ${setup.key}`,
+      });
+      await stream.ready;
+      // Silent devices: what the feed says of them comes from the rollout, not from their reports.
+      for (const d of devices) await d.stop();
+      const release = await api('POST', `/api/v1/fleets/${slug}/releases`, { composition: COMPOSITION });
+      await api('POST', `/api/v1/fleets/${slug}/rollouts`, {
+        release: release.data.id,
+        batches: [50, 100],
+        offlineTimeoutSeconds: 0,
+      });
+      await api('PATCH', `/api/v1/releases/${release.data.id}`, { status: 'success' });
+      const rollout = await waitFor('the second batch to open', async () => {
+        const r = await status(api, slug);
+        return r.currentBatch === 1 ? r : undefined;
+      });
+      const [late] = inBatch(rollout, devices, 1);
+      const event = await waitFor('the device event of the second batch', () =>
+        stream.events.find(
+          (e) => e.type === 'device' && e.data.uuid === late!.uuid && e.data.targetRelease === release.data.commit,
+        ),
+      );
+      assert.notEqual(event.data.targetRelease, previous);
+      stream.close();
     });
 
     test('a device pinned by hand is in no batch and keeps its release', async () => {
