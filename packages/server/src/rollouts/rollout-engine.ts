@@ -11,6 +11,8 @@ import { batchLabels, planOf } from './rollouts.js';
 export interface RolloutEngineOptions {
   /** How often every running rollout is evaluated (default 1 s). */
   intervalMs?: number;
+  /** How long a report's evaluation waits for the reports arriving with it, so a burst is evaluated once (100 ms). */
+  coalesceMs?: number;
   onError: (error: unknown, what: string) => void;
 }
 
@@ -34,6 +36,10 @@ export class RolloutEngine {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private readonly intervalMs: number;
+  private readonly coalesceMs: number;
+  /** Rollouts to evaluate soon, after reports; each at most once per `coalesceMs`. */
+  private readonly soon = new Map<number, NodeJS.Timeout>();
+  private readonly evaluating = new Set<Promise<void>>();
   /** Evaluations that changed something, for tests and the benchmark. */
   advanced = 0;
 
@@ -43,6 +49,7 @@ export class RolloutEngine {
     private readonly options: RolloutEngineOptions,
   ) {
     this.intervalMs = options.intervalMs ?? 1_000;
+    this.coalesceMs = options.coalesceMs ?? 100;
   }
 
   start(): void {
@@ -58,7 +65,24 @@ export class RolloutEngine {
 
   async stop(): Promise<void> {
     clearInterval(this.timer);
+    for (const timer of this.soon.values()) clearTimeout(timer);
+    this.soon.clear();
     await this.running;
+    await Promise.all(this.evaluating);
+  }
+
+  /** Evaluates rollout `id` shortly, once for all the reports of a burst. */
+  private poke(id: number): void {
+    if (this.soon.has(id)) return;
+    const timer = setTimeout(() => {
+      this.soon.delete(id);
+      const evaluation = this.advance(id)
+        .catch((error: unknown) => this.options.onError(error, 'evaluating a rollout'))
+        .finally(() => this.evaluating.delete(evaluation));
+      this.evaluating.add(evaluation);
+    }, this.coalesceMs);
+    timer.unref();
+    this.soon.set(id, timer);
   }
 
   /** Evaluates every running rollout once. */
@@ -78,35 +102,45 @@ export class RolloutEngine {
 
   /**
    * A device reported. When it says its update failed (the agent's `update_failed`, also after rolling back by
-   * itself), it fails in each rollout whose opened batch holds it, and the rollout is evaluated at once.
+   * itself), it fails in each rollout whose opened batch holds it. When it says what it runs, it may have succeeded
+   * (with no soak) or started its soak. Either way its rollouts are evaluated shortly, not at the next tick.
    */
   async noteReport(deviceId: number, report: DeviceReport): Promise<void> {
-    const failedStatus = report.status != null && FAILED_STATUSES.includes(report.status.toLowerCase());
-    if (report.update_failed !== true && !failedStatus) return;
+    const failed =
+      report.update_failed === true || (report.status != null && FAILED_STATUSES.includes(report.status.toLowerCase()));
+    if (!failed && report.apps === undefined && report.is_on__commit === undefined) return;
     const rows = await this.db
       .selectFrom('rollout_devices')
       .innerJoin('rollouts', 'rollouts.id', 'rollout_devices.rollout_id')
-      .select(['rollouts.id', 'rollouts.current_batch', 'rollout_devices.batch', 'rollout_devices.state'])
+      .select([
+        'rollouts.id',
+        'rollouts.status',
+        'rollouts.current_batch',
+        'rollout_devices.batch',
+        'rollout_devices.state',
+      ])
       .where('rollout_devices.device_id', '=', deviceId)
       .where('rollouts.status', 'in', ['running', 'paused'])
       .where('rollouts.batch_opened_at', 'is not', null)
       .execute();
     for (const row of rows) {
       if (row.batch > row.current_batch || (row.state !== 'pending' && row.state !== 'offline')) continue;
-      // Conditional on the state read: an evaluation that judged the device meanwhile is not overwritten blindly.
-      const result = await this.db
-        .updateTable('rollout_devices')
-        .set({
-          state: 'failed',
-          healthy_since: null,
-          reason: report.status ? `reported: ${report.status}` : 'reported update_failed',
-          updated_at: now(),
-        })
-        .where('rollout_id', '=', row.id)
-        .where('device_id', '=', deviceId)
-        .where('state', '=', row.state)
-        .executeTakeFirst();
-      if (Number(result.numUpdatedRows) > 0) await this.advance(row.id);
+      if (failed) {
+        // Conditional on the state read: an evaluation that judged the device meanwhile is not overwritten blindly.
+        await this.db
+          .updateTable('rollout_devices')
+          .set({
+            state: 'failed',
+            healthy_since: null,
+            reason: report.status ? `reported: ${report.status}` : 'reported update_failed',
+            updated_at: now(),
+          })
+          .where('rollout_id', '=', row.id)
+          .where('device_id', '=', deviceId)
+          .where('state', '=', row.state)
+          .execute();
+      }
+      if (row.status === 'running') this.poke(row.id);
     }
   }
 }
