@@ -42,6 +42,7 @@ export class RolloutEngine {
   private readonly evaluating = new Set<Promise<void>>();
   /** Evaluations that changed something, for tests and the benchmark. */
   advanced = 0;
+  private readonly targetListeners = new Set<() => void>();
 
   constructor(
     private readonly db: Db,
@@ -50,6 +51,11 @@ export class RolloutEngine {
   ) {
     this.intervalMs = options.intervalMs ?? 1_000;
     this.coalesceMs = options.coalesceMs ?? 100;
+  }
+
+  /** Called after an evaluation changed devices' targets (device-connection/ tells the devices connected here). */
+  onTargetsChanged(listener: () => void): void {
+    this.targetListeners.add(listener);
   }
 
   start(): void {
@@ -72,7 +78,7 @@ export class RolloutEngine {
   }
 
   /** Evaluates rollout `id` shortly, once for all the reports of a burst. */
-  private poke(id: number): void {
+  private poke(id: number, delayMs = this.coalesceMs): void {
     if (this.soon.has(id)) return;
     const timer = setTimeout(() => {
       this.soon.delete(id);
@@ -80,7 +86,7 @@ export class RolloutEngine {
         .catch((error: unknown) => this.options.onError(error, 'evaluating a rollout'))
         .finally(() => this.evaluating.delete(evaluation));
       this.evaluating.add(evaluation);
-    }, this.coalesceMs);
+    }, delayMs);
     timer.unref();
     this.soon.set(id, timer);
   }
@@ -93,11 +99,16 @@ export class RolloutEngine {
 
   /** One evaluation of rollout `id`, under its row lock. */
   async advance(id: number): Promise<void> {
-    const outcome = await this.db.transaction().execute((trx) => evaluate(trx, id, Date.now()));
+    const wake: Wake = {};
+    const outcome = await this.db.transaction().execute((trx) => evaluate(trx, id, Date.now(), wake));
+    // A soak that ends before the next tick is evaluated when it ends, so the next batch opens without waiting.
+    if (wake.at !== undefined && wake.at - Date.now() < this.intervalMs)
+      this.poke(id, Math.max(0, wake.at - Date.now()));
     if (!outcome) return;
     this.advanced += 1;
     if (outcome.devices.length > 0) this.changes.changed(outcome.devices);
     if (outcome.fleet) this.changes.fleetChanged(outcome.fleetId);
+    if (outcome.devices.length > 0 || outcome.fleet) for (const listener of this.targetListeners) listener();
   }
 
   /**
@@ -116,16 +127,17 @@ export class RolloutEngine {
         'rollouts.id',
         'rollouts.status',
         'rollouts.current_batch',
+        'rollouts.batch_opened_at as opened',
         'rollout_devices.batch',
         'rollout_devices.state',
       ])
       .where('rollout_devices.device_id', '=', deviceId)
       .where('rollouts.status', 'in', ['running', 'paused'])
-      .where('rollouts.batch_opened_at', 'is not', null)
       .execute();
     for (const row of rows) {
       if (row.batch > row.current_batch || (row.state !== 'pending' && row.state !== 'offline')) continue;
-      if (failed) {
+      // Before the first batch opened (the release just became the fleet's target) a failure is not this release's.
+      if (failed && row.opened !== null) {
         // Conditional on the state read: an evaluation that judged the device meanwhile is not overwritten blindly.
         await this.db
           .updateTable('rollout_devices')
@@ -181,8 +193,13 @@ async function finish(
   return { fleetId: row.fleet_id, devices: [], fleet: true };
 }
 
+/** When the evaluation found a device whose soak ends next (epoch ms). */
+interface Wake {
+  at?: number;
+}
+
 /** One evaluation, in its transaction; what changed for the devices' targets, or undefined when nothing did. */
-async function evaluate(trx: Db, id: number, at: number): Promise<Outcome | undefined> {
+async function evaluate(trx: Db, id: number, at: number, wake: Wake): Promise<Outcome | undefined> {
   const row = await lockRollout(trx, id, ['running']);
   if (!row) return undefined;
   const fleet = await trx
@@ -243,6 +260,10 @@ async function evaluate(trx: Db, id: number, at: number): Promise<Outcome | unde
   };
   for (const device of open) {
     const next = judgeDevice(device, device, release, context);
+    if (next.state === 'pending' && next.healthy_since !== null) {
+      const ends = Date.parse(next.healthy_since) + row.soak_ms;
+      wake.at = Math.min(wake.at ?? ends, ends);
+    }
     if (next.state === device.state && next.healthy_since === device.healthy_since) continue;
     await trx
       .updateTable('rollout_devices')
