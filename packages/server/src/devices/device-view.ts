@@ -16,7 +16,8 @@ const unique = <T>(values: T[]): T[] => [...new Set(values)];
 /**
  * Devices as the user API shows them. INVARIANT (pages of 1,000 devices, the live feed of a 10,000-device fleet):
  * a fixed number of queries whatever the number of rows: their fleets, their pinned releases, and each distinct
- * fleet's target release once; never a query per device.
+ * fleet's target release and rollout once (and a fleet under a rollout its batches, 500 devices a query); never a
+ * query per device.
  */
 export async function toDevices(db: Db, rows: readonly DeviceRow[]): Promise<Device[]> {
   if (rows.length === 0) return [];
@@ -33,10 +34,11 @@ export async function toDevices(db: Db, rows: readonly DeviceRow[]): Promise<Dev
       : await db.selectFrom('releases').select(['id', 'commit']).where('id', 'in', pinnedIds).execute();
   const pinnedCommit = new Map(pinned.map((r) => [r.id, r.commit]));
   const fleetById = new Map(fleets.map((f) => [f.id, f]));
-  const targets = new Map(
-    await Promise.all(fleets.map(async (f) => [f.id, (await fleetTargetRelease(db, f))?.commit ?? null] as const)),
+  const releases = new Map(
+    await Promise.all(fleets.map(async (f) => [f.id, await fleetTargetRelease(db, f)] as const)),
   );
-  const rollouts = await rolloutTargets(db, fleets, rows);
+  const targets = new Map([...releases].map(([id, release]) => [id, release?.commit ?? null]));
+  const rollouts = await rolloutTargets(db, releases, rows);
   const at = Date.now();
   // A device's fleet exists (foreign key); one deleted between the two reads took its devices with it.
   return rows.flatMap((row) => {
@@ -83,15 +85,15 @@ export async function toDevices(db: Db, rows: readonly DeviceRow[]): Promise<Dev
  */
 async function rolloutTargets(
   db: Db,
-  fleets: readonly { id: number; pinned_release_id: number | null }[],
+  targets: ReadonlyMap<number, { id: number; commit: string } | null>,
   rows: readonly DeviceRow[],
 ): Promise<Map<number, string | null>> {
   const out = new Map<number, string | null>();
-  for (const fleet of fleets) {
-    const target = await fleetTargetRelease(db, fleet);
-    const overlay = await rolloutOverlay(db, fleet.id, target?.id ?? null);
+  for (const [fleetId, target] of targets) {
+    // One query per fleet; the rest only for a fleet whose rollout has a say.
+    const overlay = await rolloutOverlay(db, fleetId, target?.id ?? null);
     if (!overlay) continue;
-    const ids = rows.filter((r) => r.fleet_id === fleet.id && r.pinned_release_id === null).map((r) => r.id);
+    const ids = rows.filter((r) => r.fleet_id === fleetId && r.pinned_release_id === null).map((r) => r.id);
     if (ids.length === 0) continue;
     const previous =
       overlay.previousReleaseId === null
