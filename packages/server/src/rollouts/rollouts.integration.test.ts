@@ -250,6 +250,31 @@ for (const testDb of testDatabases()) {
       for (const d of devices) await d.stop();
     });
 
+    test('a release that fails to deploy cancels its rollout; a finished release cannot be staged', async () => {
+      const { api, slug, devices, previous } = await fleetRunning(setup, 2);
+      const release = await api('POST', `/api/v1/fleets/${slug}/releases`, { composition: COMPOSITION });
+      await api('POST', `/api/v1/fleets/${slug}/rollouts`, { release: release.data.id, batches: [100] });
+      await api('PATCH', `/api/v1/releases/${release.data.id}`, { status: 'failed' });
+      const rollout = await waitFor('the rollout to be cancelled', async () => {
+        const r = await status(api, slug);
+        return r.status === 'cancelled' ? r : undefined;
+      });
+      assert.equal(rollout.reason, 'the release failed');
+      const again = await api('POST', `/api/v1/fleets/${slug}/rollouts`, { release: release.data.id, batches: [100] });
+      assert.equal(again.status, 409);
+      assert.equal(again.data.error.code, 'ROLLOUT_STATE');
+      const draft = await api('POST', `/api/v1/fleets/${slug}/releases`, { composition: COMPOSITION, isFinal: false });
+      const refused = await api('POST', `/api/v1/fleets/${slug}/rollouts`, { release: draft.data.id, batches: [100] });
+      assert.equal(refused.data.error.code, 'ROLLOUT_STATE');
+      const bad = await api('POST', `/api/v1/fleets/${slug}/rollouts`, { release: draft.data.id, batches: [50, 20] });
+      assert.equal(bad.data.error.code, 'VALIDATION_FAILED');
+      for (const d of devices) {
+        await d.step();
+        assert.deepEqual(d.given, [previous]);
+        await d.stop();
+      }
+    });
+
     test("opening a batch tells the fleet's live feed each of its devices with its new target", async () => {
       const { api, slug, devices, previous } = await fleetRunning(setup, 2);
       const stream = readEventStream(`${setup.server.url}/api/v1/fleets/${slug}/events`, {

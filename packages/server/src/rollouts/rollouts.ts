@@ -42,6 +42,11 @@ export async function createRollout(
   userId: number,
 ): Promise<number> {
   const release = await findRelease(db, fleet.id, input.release);
+  if (release.is_final !== 1)
+    throw new FlotillaError(
+      'ROLLOUT_STATE',
+      `release ${release.commit.slice(0, 7)} is a draft: it never becomes the fleet's target`,
+    );
   if (release.status !== 'running')
     throw new FlotillaError(
       'ROLLOUT_STATE',
