@@ -30,6 +30,7 @@ export const ERROR_CODES = {
   VARIABLE_NOT_FOUND: { status: 404, description: 'No such environment, config or tag variable.' },
   SERVICE_NOT_FOUND: { status: 404, description: 'No such service in the release.' },
   ROLLOUT_NOT_FOUND: { status: 404, description: 'The fleet has no rollout.' },
+  ROLLOUT_POLICY_NOT_FOUND: { status: 404, description: 'The fleet has no rollout policy of that name.' },
   // Conflicts and state
   CONFLICT: { status: 409, description: 'The request conflicts with the current state of the resource.' },
   DEVICE_ALREADY_REGISTERED: { status: 409, description: 'A device with this UUID is already registered.' },

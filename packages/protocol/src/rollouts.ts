@@ -53,6 +53,8 @@ function checkBatches<T extends z.ZodType<{ batches: number[] }>>(schema: T) {
 }
 
 export const rolloutPlanSchema = checkBatches(z.object(planFields));
+/** `PUT /fleets/:slug/rollout-policies/:name`: the plan to store. */
+export const putRolloutPolicyRequestSchema = checkBatches(z.strictObject(planFields));
 export type RolloutPlan = z.output<typeof rolloutPlanSchema>;
 export type RolloutPlanInput = z.input<typeof rolloutPlanSchema>;
 
@@ -147,3 +149,16 @@ export function parseRolloutTag(spec: string): { key: string; value: string } {
     throw new FlotillaError('VALIDATION_FAILED', `invalid rollout tag ${JSON.stringify(spec)}: give key=value`);
   return { key: spec.slice(0, index), value: spec.slice(index + 1) };
 }
+
+/** A rollout plan stored on a fleet under a name, for `flotilla deploy <fleet> --rollout-policy <name>`. */
+export const rolloutPolicyNameSchema = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'lowercase letters, digits and dashes, starting with a letter or digit');
+
+export const rolloutPolicySchema = z.object({
+  name: rolloutPolicyNameSchema,
+  plan: rolloutSchema.shape.plan,
+  createdAt: z.string(),
+  updatedAt: z.string(),
+});
+export type RolloutPolicy = z.infer<typeof rolloutPolicySchema>;

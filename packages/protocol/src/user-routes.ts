@@ -337,6 +337,28 @@ export const USER_ROUTES = {
     response: rollouts.rolloutSchema,
     summary: 'Resume a paused rollout; the failures that paused it no longer count',
   },
+  listRolloutPolicies: {
+    method: 'GET',
+    path: `${p}/fleets/:slug/rollout-policies`,
+    params: fleetParams,
+    response: api.listOf(rollouts.rolloutPolicySchema),
+    summary: "The fleet's named rollout plans",
+  },
+  putRolloutPolicy: {
+    method: 'PUT',
+    path: `${p}/fleets/:slug/rollout-policies/:name`,
+    params: z.object({ slug: slugSchema, name: rollouts.rolloutPolicyNameSchema }),
+    body: rollouts.putRolloutPolicyRequestSchema,
+    response: rollouts.rolloutPolicySchema,
+    summary: 'Store a named rollout plan on the fleet (replacing one of that name)',
+  },
+  deleteRolloutPolicy: {
+    method: 'DELETE',
+    path: `${p}/fleets/:slug/rollout-policies/:name`,
+    status: 204,
+    params: z.object({ slug: slugSchema, name: rollouts.rolloutPolicyNameSchema }),
+    summary: 'Delete a named rollout plan',
+  },
   abortRollout: {
     method: 'POST',
     path: `${p}/fleets/:slug/rollout/abort`,

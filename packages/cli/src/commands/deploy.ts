@@ -12,7 +12,7 @@ import { loadProject } from '../compose/load-project.js';
 import { emit, progress } from '../output/output.js';
 import type { Output } from '../output/output.js';
 import { checkArg, leaf, runCommand } from './context.js';
-import { rolloutOptions, rolloutPlanFromFlags, type RolloutFlags } from './rollout.js';
+import { rolloutOptions, rolloutPlanFromFlags, storedPlan, type RolloutFlags } from './rollout.js';
 
 export interface DeployResult {
   release: { id: number; version: string; commit: string; status: string };
@@ -147,16 +147,24 @@ export function registerDeployCommand(program: Command): void {
     .action(async (slug: string, dir: string | undefined, opts: { json?: boolean; platform?: string } & RolloutFlags) =>
       runCommand(opts, async (ctx) => {
         const platform = platformFlag(opts.platform);
-        const rollout = rolloutPlanFromFlags(opts);
+        const flags: RolloutFlags = {
+          rollout: opts.rollout,
+          rolloutPolicy: opts.rolloutPolicy,
+          rolloutTag: opts.rolloutTag,
+          soak: opts.soak,
+          offlineTimeout: opts.offlineTimeout,
+          successThreshold: opts.successThreshold,
+          failureThreshold: opts.failureThreshold,
+        };
+        let rollout = rolloutPlanFromFlags(flags);
         const { url, token } = await ctx.credentials();
-        const result = await deploy(
-          new ApiClient(url, token),
-          token,
-          checkArg(slugSchema, slug, 'fleet'),
-          dir ?? '.',
-          ctx.output,
-          { platform, rollout },
-        );
+        const fleetSlug = checkArg(slugSchema, slug, 'fleet');
+        if (opts.rolloutPolicy !== undefined)
+          rollout = await storedPlan(new ApiClient(url, token), fleetSlug, opts.rolloutPolicy);
+        const result = await deploy(new ApiClient(url, token), token, fleetSlug, dir ?? '.', ctx.output, {
+          platform,
+          rollout,
+        });
         emit(
           ctx.output,
           result,

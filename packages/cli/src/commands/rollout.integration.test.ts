@@ -93,8 +93,26 @@ test('deploy --rollout stages the release batch by batch; rollout status, pause,
   assert.match(r.stdout, /^BATCH +DEVICES +OPENED +SUCCEEDED/m);
   assert.match(r.stdout, /^1 \(34%\) +2 +\S+ +2 /m);
 
+  // A plan stored on the fleet under a name, deployed by its name.
+  r = await flotilla(config, ['rollout', 'policy', 'set', slug, 'careful', '--rollout', '34%,100%', '--soak', '600']);
+  assert.equal(r.code, 0, r.stderr);
+  const policies = await flotillaJson<Array<{ name: string; plan: { batches: number[]; soakSeconds: number } }>>(
+    config,
+    ['rollout', 'policy', 'list', slug],
+  );
+  assert.deepEqual(
+    policies.map((p) => [p.name, p.plan.batches, p.plan.soakSeconds]),
+    [['careful', [34, 100], 600]],
+  );
+  r = await flotilla(config, ['deploy', slug, project, '--rollout-policy', 'nope']);
+  assert.equal(r.stderr, 'error: the fleet has no rollout policy "nope" (ROLLOUT_POLICY_NOT_FOUND)\n');
+  r = await flotilla(config, ['deploy', slug, project, '--rollout-policy', 'careful', '--soak', '1']);
+  assert.match(r.stderr, /takes no other rollout option \(VALIDATION_FAILED\)\n$/);
+  assert.equal((await flotillaJson<Release[]>(config, ['release', 'list', slug])).length, 2);
+
   // A long soak holds the third release in its first batch while it is paused, resumed and aborted.
-  const third = await deployed(['--rollout', '34%,100%', '--soak', '600']);
+  const third = await deployed(['--rollout-policy', 'careful']);
+  assert.equal(third.rollout?.plan.soakSeconds, 600);
   await waitFor('the first batch to open', async () => {
     const status = await flotillaJson<Rollout>(config, ['rollout', 'status', slug]);
     return !status.waiting && status.batches[0]?.opened;
@@ -120,4 +138,8 @@ test('deploy --rollout stages the release batch by batch; rollout status, pause,
   await waitFor('every device back on the second release', () =>
     devices.every((d) => d.running === second.release.commit),
   );
+  assert.equal((await flotilla(config, ['rollout', 'policy', 'rm', slug, 'careful'])).code, 0);
+  assert.deepEqual(await flotillaJson(config, ['rollout', 'policy', 'list', slug]), []);
+  r = await flotilla(config, ['rollout', 'policy', 'rm', slug, 'careful']);
+  assert.match(r.stderr, /\(ROLLOUT_POLICY_NOT_FOUND\)\n$/);
 });

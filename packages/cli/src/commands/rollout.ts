@@ -5,16 +5,19 @@ import {
   parseRolloutBatches,
   parseRolloutTag,
   rolloutPlanSchema,
+  rolloutPolicyNameSchema,
   slugSchema,
   type Rollout,
   type RolloutPlan,
 } from '@flotilla/protocol';
+import type { ApiClient } from '../api-client/api-client.js';
 import { emit, formatDetails, formatTable } from '../output/output.js';
 import { checkArg, leaf, runCommand } from './context.js';
 
 /** The rollout options `deploy` takes, as commander hands them over (strings). */
 export interface RolloutFlags {
   rollout?: string;
+  rolloutPolicy?: string;
   rolloutTag?: string;
   soak?: string;
   offlineTimeout?: string;
@@ -32,6 +35,11 @@ const number = (value: string | undefined, what: string): number | undefined => 
 
 /** The plan `--rollout` and its companions describe; undefined without `--rollout`. Validated before any build. */
 export function rolloutPlanFromFlags(flags: RolloutFlags): RolloutPlan | undefined {
+  if (flags.rolloutPolicy !== undefined) {
+    if (Object.entries(flags).some(([k, v]) => k !== 'rolloutPolicy' && v !== undefined))
+      throw new FlotillaError('VALIDATION_FAILED', '--rollout-policy takes no other rollout option');
+    return undefined;
+  }
   if (flags.rollout === undefined) {
     const stray = ['rolloutTag', 'soak', 'offlineTimeout', 'successThreshold', 'failureThreshold'].find(
       (k) => flags[k as keyof RolloutFlags] !== undefined,
@@ -51,9 +59,18 @@ export function rolloutPlanFromFlags(flags: RolloutFlags): RolloutPlan | undefin
   return checkArg(rolloutPlanSchema, defined, 'rollout');
 }
 
+/** The plan stored on the fleet under `name`; ROLLOUT_POLICY_NOT_FOUND when there is none. */
+export async function storedPlan(client: ApiClient, slug: string, name: string): Promise<RolloutPlan> {
+  const { items } = await client.call(USER_ROUTES.listRolloutPolicies, { params: { slug } });
+  const policy = items.find((p) => p.name === name);
+  if (!policy) throw new FlotillaError('ROLLOUT_POLICY_NOT_FOUND', `the fleet has no rollout policy "${name}"`);
+  return policy.plan;
+}
+
 /** Adds the rollout options to a command (deploy). */
 export function rolloutOptions(command: Command): Command {
   return command
+    .option('--rollout-policy <name>', 'stage the release with the rollout plan stored on the fleet under this name')
     .option('--rollout <batches>', 'stage the release: cumulative percentages of the fleet, e.g. "5%,25%,100%"')
     .option('--rollout-tag <key=value>', 'with --rollout: the devices with this tag form the first batch')
     .option('--soak <seconds>', 'with --rollout: how long a device runs the release healthy to succeed (default 300)')
@@ -109,6 +126,51 @@ export function registerRolloutCommands(program: Command): void {
       runCommand(opts, async (ctx) => {
         const r = await (await ctx.client()).call(USER_ROUTES.getRollout, { params: params(slug) });
         emit(ctx.output, r, () => rolloutDetails(r));
+      }),
+  );
+
+  const policy = rollout.command('policy').description("the fleet's named rollout plans (deploy --rollout-policy)");
+  leaf(policy, 'list <fleet>', "list the fleet's rollout policies").action(
+    async (slug: string, opts: { json?: boolean }) =>
+      runCommand(opts, async (ctx) => {
+        const { items } = await (await ctx.client()).call(USER_ROUTES.listRolloutPolicies, { params: params(slug) });
+        emit(ctx.output, items, () =>
+          formatTable(
+            ['name', 'batches', 'tag', 'soak', 'offline timeout', 'success', 'failure'],
+            items.map((p) => [
+              p.name,
+              p.plan.batches.map((b) => `${b}%`).join(','),
+              p.plan.tag ? `${p.plan.tag.key}=${p.plan.tag.value}` : null,
+              `${p.plan.soakSeconds} s`,
+              `${p.plan.offlineTimeoutSeconds} s`,
+              `${p.plan.successThreshold}%`,
+              `${p.plan.failureThreshold}%`,
+            ]),
+          ),
+        );
+      }),
+  );
+  rolloutOptions(leaf(policy, 'set <fleet> <name>', 'store a rollout plan on the fleet under a name')).action(
+    async (slug: string, name: string, opts: { json?: boolean } & RolloutFlags) =>
+      runCommand(opts, async (ctx) => {
+        const { json: _json, ...flags } = opts;
+        if (flags.rollout === undefined || flags.rolloutPolicy !== undefined)
+          throw new FlotillaError('VALIDATION_FAILED', 'give the plan with --rollout "<batches>" (and its options)');
+        const plan = rolloutPlanFromFlags(flags);
+        const stored = await (await ctx.client()).call(USER_ROUTES.putRolloutPolicy, {
+          params: { ...params(slug), name: checkArg(rolloutPolicyNameSchema, name, 'policy name') },
+          body: plan ?? { batches: [] },
+        });
+        emit(ctx.output, stored, () => `stored rollout policy ${stored.name} on ${slug}\n`);
+      }),
+  );
+  leaf(policy, 'rm <fleet> <name>', 'delete a rollout policy').action(
+    async (slug: string, name: string, opts: { json?: boolean }) =>
+      runCommand(opts, async (ctx) => {
+        await (await ctx.client()).call(USER_ROUTES.deleteRolloutPolicy, {
+          params: { ...params(slug), name: checkArg(rolloutPolicyNameSchema, name, 'policy name') },
+        });
+        emit(ctx.output, { deleted: name }, () => `deleted rollout policy ${name}\n`);
       }),
   );
 

@@ -353,6 +353,16 @@ export function migrations(dialect: Dialect): MigrationProvider {
           .addColumn('message', 'text', (c) => c.notNull())
           .execute();
         await db.schema
+          .createTable('rollout_policies')
+          .addColumn('id', id, pk)
+          .addColumn('fleet_id', 'integer', (c) => c.notNull().references('fleets.id').onDelete('cascade'))
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('plan_json', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('updated_at', 'text', (c) => c.notNull())
+          .addUniqueConstraint('rollout_policies_fleet_name', ['fleet_id', 'name'])
+          .execute();
+        await db.schema
           .createIndex('rollout_events_rollout_idx')
           .on('rollout_events')
           .columns(['rollout_id', 'id'])

@@ -194,6 +194,16 @@ export interface Database {
     reason: string | null;
     updated_at: string;
   };
+  /** Named rollout plans of a fleet (`flotilla deploy --rollout-policy <name>`). */
+  rollout_policies: {
+    id: Generated<number>;
+    fleet_id: number;
+    name: string;
+    /** protocol rolloutPlanSchema's output, JSON. */
+    plan_json: string;
+    created_at: string;
+    updated_at: string;
+  };
   /** What happened to a rollout, in order: batches opened, pauses, resumes, the end. */
   rollout_events: {
     id: Generated<number>;

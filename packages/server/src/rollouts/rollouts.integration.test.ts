@@ -250,6 +250,48 @@ for (const testDb of testDatabases()) {
       for (const d of devices) await d.stop();
     });
 
+    test('named rollout policies: stored with their defaults, replaced by name, deleted', async () => {
+      const { api, slug, devices } = await fleetRunning(setup, 1);
+      for (const d of devices) await d.stop();
+      const path = `/api/v1/fleets/${slug}/rollout-policies`;
+      let answer = await api('PUT', `${path}/canary`, { batches: [10, 100] });
+      assert.equal(answer.status, 200, JSON.stringify(answer.data));
+      assert.deepEqual(answer.data.plan, {
+        batches: [10, 100],
+        soakSeconds: 300,
+        offlineTimeoutSeconds: 1800,
+        successThreshold: 100,
+        failureThreshold: 10,
+      });
+      answer = await api('PUT', `${path}/canary`, {
+        batches: [100],
+        tag: { key: 'canary', value: 'true' },
+        soakSeconds: 5,
+      });
+      assert.equal(answer.data.plan.soakSeconds, 5);
+      await api('PUT', `${path}/all-at-once`, { batches: [100], soakSeconds: 0 });
+      const listed = await api('GET', path);
+      assert.deepEqual(
+        listed.data.items.map((p: { name: string; plan: { batches: number[] } }) => [p.name, p.plan.batches]),
+        [
+          ['all-at-once', [100]],
+          ['canary', [100]],
+        ],
+      );
+      for (const [name, body] of [
+        ['Bad Name', { batches: [100] }],
+        ['ok', { batches: [100, 50] }],
+        ['ok', { batches: [100], extra: 1 }],
+      ] as const)
+        assert.equal(
+          (await api('PUT', `${path}/${encodeURIComponent(name)}`, body)).data.error.code,
+          'VALIDATION_FAILED',
+        );
+      assert.equal((await api('DELETE', `${path}/canary`)).status, 204);
+      assert.equal((await api('DELETE', `${path}/canary`)).data.error.code, 'ROLLOUT_POLICY_NOT_FOUND');
+      assert.equal((await api('GET', path)).data.items.length, 1);
+    });
+
     test('a release that fails to deploy cancels its rollout; a finished release cannot be staged', async () => {
       const { api, slug, devices, previous } = await fleetRunning(setup, 2);
       const release = await api('POST', `/api/v1/fleets/${slug}/releases`, { composition: COMPOSITION });

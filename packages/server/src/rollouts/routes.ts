@@ -5,6 +5,7 @@ import type { UserPrincipal } from '../auth/principal.js';
 import { getUser } from '../auth/users.js';
 import { visibleFleet } from '../fleets/fleets.js';
 import { serve } from '../http/serve.js';
+import { deleteRolloutPolicy, listRolloutPolicies, putRolloutPolicy } from './rollout-policies.js';
 import { actOnRollout, createRollout, latestRollout, toRollout, type RolloutAction } from './rollouts.js';
 
 /**
@@ -41,4 +42,14 @@ export function registerRolloutRoutes(app: FastifyInstance, ctx: AppContext): vo
   serve(app, db, R.pauseRollout, act('pause'));
   serve(app, db, R.resumeRollout, act('resume'));
   serve(app, db, R.abortRollout, act('abort'));
+
+  serve(app, db, R.listRolloutPolicies, async ({ user, params }) => ({
+    items: await listRolloutPolicies(db, (await fleetOf(user, params)).id),
+  }));
+  serve(app, db, R.putRolloutPolicy, async ({ user, params, body }) =>
+    putRolloutPolicy(db, (await fleetOf(user, params)).id, params.name, body),
+  );
+  serve(app, db, R.deleteRolloutPolicy, async ({ user, params }) =>
+    deleteRolloutPolicy(db, (await fleetOf(user, params)).id, params.name),
+  );
 }

@@ -73,6 +73,8 @@ for (const testDb of testDatabases()) {
         ['POST', `/api/v1/fleets/${slug}/rollout/pause`],
         ['POST', `/api/v1/fleets/${slug}/rollout/resume`],
         ['POST', `/api/v1/fleets/${slug}/rollout/abort`],
+        ['PUT', `/api/v1/fleets/${slug}/rollout-policies/canary`, { batches: [100] }],
+        ['DELETE', `/api/v1/fleets/${slug}/rollout-policies/canary`],
       ];
       const tally = new AttackTally('observer writes');
       for (const [method, path, body] of writes) {
