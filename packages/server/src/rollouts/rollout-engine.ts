@@ -77,6 +77,10 @@ export class RolloutEngine {
     await Promise.all(this.evaluating);
   }
 
+  private releaseIsTarget(rolloutId: number): Promise<boolean> {
+    return releaseIsTarget(this.db, rolloutId);
+  }
+
   /** Evaluates rollout `id` shortly, once for all the reports of a burst. */
   private poke(id: number, delayMs = this.coalesceMs): void {
     if (this.soon.has(id)) return;
@@ -136,8 +140,9 @@ export class RolloutEngine {
       .execute();
     for (const row of rows) {
       if (row.batch > row.current_batch || (row.state !== 'pending' && row.state !== 'offline')) continue;
-      // Before the first batch opened (the release just became the fleet's target) a failure is not this release's.
-      if (failed && row.opened !== null) {
+      // A failure counts once the release is the fleet's target: before that the device was never given it. (The
+      // first evaluation may not have run yet when a quick device reports: the clock of batch 1 is not the test.)
+      if (failed && (row.opened !== null || (await this.releaseIsTarget(row.id)))) {
         // Conditional on the state read: an evaluation that judged the device meanwhile is not overwritten blindly.
         await this.db
           .updateTable('rollout_devices')
@@ -155,6 +160,17 @@ export class RolloutEngine {
       if (row.status === 'running') this.poke(row.id);
     }
   }
+}
+
+async function releaseIsTarget(db: Db, rolloutId: number): Promise<boolean> {
+  const rollout = await db
+    .selectFrom('rollouts')
+    .innerJoin('fleets', 'fleets.id', 'rollouts.fleet_id')
+    .select(['rollouts.release_id', 'fleets.id', 'fleets.pinned_release_id'])
+    .where('rollouts.id', '=', rolloutId)
+    .executeTakeFirst();
+  if (!rollout) return false;
+  return (await fleetTargetRelease(db, rollout))?.id === rollout.release_id;
 }
 
 async function releaseFacts(trx: Db, releaseId: number): Promise<ReleaseFacts & { status: string }> {

@@ -25,14 +25,14 @@ interface Setup {
   close: () => Promise<void>;
 }
 
-async function serverOn(testDb: TestDatabase): Promise<Setup> {
+async function serverOn(testDb: TestDatabase, rolloutIntervalMs = 100): Promise<Setup> {
   const dir = await tempDir('flotilla-rollouts-');
   const created = await testDb.create();
   const server = await startServer({
     host: '127.0.0.1',
     port: 0,
     dataDir: join(dir.path, 'data'),
-    rolloutIntervalMs: 100,
+    rolloutIntervalMs,
     ...(created.url ? { databaseUrl: created.url } : {}),
   });
   const setup: Setup = {
@@ -107,7 +107,7 @@ for (const testDb of testDatabases()) {
 
     test('a good release goes through every batch in turn, each after its soak time', async () => {
       const { api, slug, devices, previous } = await fleetRunning(setup, 4);
-      const { commit } = await deployWithRollout(api, slug, { batches: [25, 50, 100], soakSeconds: 1 });
+      const { commit } = await deployWithRollout(api, slug, { batches: [25, 50, 100], soakSeconds: 3 });
       let rollout = await status(api, slug);
       assert.deepEqual(
         rollout.batches.map((b) => [b.label, b.devices]),
@@ -119,7 +119,7 @@ for (const testDb of testDatabases()) {
       );
       const first = inBatch(rollout, devices, 0);
       await waitFor('batch 1 to run the release', () => first.every((d) => d.running === commit));
-      // The later batches are still on the previous release: nothing opened them yet (the soak is 1 s).
+      // The later batches are still on the previous release: nothing opened them yet (the soak is 3 s).
       for (const d of [...inBatch(rollout, devices, 1), ...inBatch(rollout, devices, 2)]) {
         await d.step();
         assert.equal(d.running, previous);
@@ -143,7 +143,7 @@ for (const testDb of testDatabases()) {
       );
       const opened = rollout.events.filter((e) => e.kind === 'batch-opened').map((e) => Date.parse(e.at));
       for (let i = 1; i < opened.length; i++)
-        assert.ok(opened[i]! - opened[i - 1]! >= 1_000, 'a batch opens only after the previous one soaked 1 s');
+        assert.ok(opened[i]! - opened[i - 1]! >= 3_000, 'a batch opens only after the previous one soaked 3 s');
       assert.ok(rollout.devices.every((d) => d.state === 'succeeded'));
       for (const d of devices) await d.stop();
     });
@@ -388,6 +388,26 @@ for (const testDb of testDatabases()) {
       for (const d of devices) await waitFor('every device to run the release', () => d.running === commit);
       for (const d of devices) await d.stop();
     });
+  });
+}
+
+for (const testDb of testDatabases()) {
+  test(`a failure reported before any timer evaluated the rollout pauses it all the same (${testDb.label})`, async () => {
+    // The timer never runs in this test: only the device's reports drive the rollout.
+    const setup = await serverOn(testDb, 600_000);
+    try {
+      const { api, slug, devices } = await fleetRunning(setup, 2);
+      for (const d of devices) d.decide = (c) => (c === devices[0]!.running ? 'healthy' : 'fail');
+      await deployWithRollout(api, slug, { batches: [50, 100], soakSeconds: 0 });
+      const rollout = await waitFor('the rollout to pause', async () => {
+        const r = await status(api, slug);
+        return r.status === 'paused' ? r : undefined;
+      });
+      assert.match(rollout.reason ?? '', /^batch 1: 1 of 1 device\(s\) failed/);
+      for (const d of devices) await d.stop();
+    } finally {
+      await setup.close();
+    }
   });
 }
 
