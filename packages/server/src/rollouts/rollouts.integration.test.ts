@@ -365,7 +365,7 @@ for (const testDb of testDatabases()) {
 
     test('a server restarted mid-rollout goes on where it was', async () => {
       const { api, slug, devices } = await fleetRunning(setup, 4);
-      const { commit } = await deployWithRollout(api, slug, { batches: [25, 100], soakSeconds: 5 });
+      const { commit } = await deployWithRollout(api, slug, { batches: [25, 100], soakSeconds: 8 });
       const rollout = await status(api, slug);
       const first = inBatch(rollout, devices, 0);
       await waitFor('batch 1 to run the release', () => first.every((d) => d.running === commit));
@@ -381,9 +381,19 @@ for (const testDb of testDatabases()) {
       });
       assert.equal((await status(api, slug)).currentBatch, 0, 'the soak is not over: batch 2 is still closed');
       for (const d of devices) d.start();
-      await waitFor(
-        'the rollout to complete after the restart',
-        async () => (await status(api, slug)).status === 'completed',
+      const done = await waitFor('the rollout to complete after the restart', async () => {
+        const r = await status(api, slug);
+        return r.status === 'completed' ? r : undefined;
+      });
+      // Went on where it was: batch 1 opened once, before the restart, and was not started over.
+      assert.deepEqual(
+        done.events.map((e) => [e.kind, e.batch]),
+        [
+          ['created', null],
+          ['batch-opened', 0],
+          ['batch-opened', 1],
+          ['completed', 1],
+        ],
       );
       for (const d of devices) await waitFor('every device to run the release', () => d.running === commit);
       for (const d of devices) await d.stop();
