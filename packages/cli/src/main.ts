@@ -10,6 +10,7 @@ import { registerLogsCommand } from './commands/logs.js';
 import { registerOrgCommands } from './commands/org.js';
 import { registerOsCommands } from './commands/os.js';
 import { registerReleaseCommands } from './commands/release.js';
+import { registerRolloutCommands } from './commands/rollout.js';
 import { registerSessionsCommand } from './commands/sessions.js';
 import { registerSshCommand } from './commands/ssh.js';
 import { registerTunnelCommand } from './commands/tunnel.js';
@@ -32,6 +33,7 @@ export function buildProgram(): Command {
   registerUserCommands(program);
   registerOsCommands(program);
   registerDeployCommand(program);
+  registerRolloutCommands(program);
   registerLogsCommand(program);
   registerSshCommand(program);
   registerTunnelCommand(program);

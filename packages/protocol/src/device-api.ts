@@ -128,6 +128,8 @@ export const currentServiceSchema = z.looseObject({
   image: z.string().max(1000),
   status: serviceStatusSchema,
   download_progress: z.number().min(0).max(100).nullable().optional(),
+  /** The container's healthcheck state (`starting`, `healthy`, `unhealthy`) where it has one; rollouts wait for `healthy`. */
+  health: z.string().max(50).optional(),
 });
 export type CurrentService = z.infer<typeof currentServiceSchema>;
 

@@ -34,6 +34,8 @@ export const ERROR_CODES = {
     status: 404,
     description: 'No delta with this digest for these images (recomputed or collected); ask for the delta again.',
   },
+  ROLLOUT_NOT_FOUND: { status: 404, description: 'The fleet has no rollout.' },
+  ROLLOUT_POLICY_NOT_FOUND: { status: 404, description: 'The fleet has no rollout policy of that name.' },
   // Conflicts and state
   CONFLICT: { status: 409, description: 'The request conflicts with the current state of the resource.' },
   DEVICE_ALREADY_REGISTERED: { status: 409, description: 'A device with this UUID is already registered.' },
@@ -42,6 +44,10 @@ export const ERROR_CODES = {
   LAST_ADMIN: {
     status: 409,
     description: 'An organization keeps at least one admin: its last admin cannot be removed, demoted or step down.',
+  },
+  ROLLOUT_STATE: {
+    status: 409,
+    description: 'The rollout is not in a state that allows this (resume a running one, pause a finished one …).',
   },
   AMBIGUOUS_REFERENCE: { status: 409, description: 'A short identifier matches more than one resource.' },
   UPDATE_LOCKED: { status: 423, description: 'An update lock held by a service blocks this action.' },

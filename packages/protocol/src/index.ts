@@ -15,3 +15,4 @@ export * from './device-types.js';
 export * from './browser.js';
 export * from './effective-variables.js';
 export * from './deltas.js';
+export * from './rollouts.js';

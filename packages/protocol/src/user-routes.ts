@@ -5,6 +5,7 @@ import { API_PREFIX } from './routes.js';
 import * as api from './user-api.js';
 import * as remote from './remote-access.js';
 import * as browser from './browser.js';
+import * as rollouts from './rollouts.js';
 
 /**
  * Every route of the user API under /api/v1, defined once: the server registers each entry (server
@@ -303,6 +304,67 @@ export const USER_ROUTES = {
     body: api.updateReleaseRequestSchema,
     response: api.releaseSchema,
     summary: 'Set images, status or notes of a running release',
+  },
+
+  // ------------------------------------------------------------------------------------------------- rollouts
+  createRollout: {
+    method: 'POST',
+    path: `${p}/fleets/:slug/rollouts`,
+    status: 201,
+    params: fleetParams,
+    body: rollouts.createRolloutRequestSchema,
+    response: rollouts.rolloutSchema,
+    summary: 'Stage a release still being deployed: it goes to batches of the fleet in turn once it succeeds',
+  },
+  getRollout: {
+    method: 'GET',
+    path: `${p}/fleets/:slug/rollout`,
+    params: fleetParams,
+    response: rollouts.rolloutSchema,
+    summary: "The fleet's latest rollout: its batches, devices and events",
+  },
+  pauseRollout: {
+    method: 'POST',
+    path: `${p}/fleets/:slug/rollout/pause`,
+    params: fleetParams,
+    response: rollouts.rolloutSchema,
+    summary: 'Pause the running rollout: no further batch opens',
+  },
+  resumeRollout: {
+    method: 'POST',
+    path: `${p}/fleets/:slug/rollout/resume`,
+    params: fleetParams,
+    response: rollouts.rolloutSchema,
+    summary: 'Resume a paused rollout; the failures that paused it no longer count',
+  },
+  listRolloutPolicies: {
+    method: 'GET',
+    path: `${p}/fleets/:slug/rollout-policies`,
+    params: fleetParams,
+    response: api.listOf(rollouts.rolloutPolicySchema),
+    summary: "The fleet's named rollout plans",
+  },
+  putRolloutPolicy: {
+    method: 'PUT',
+    path: `${p}/fleets/:slug/rollout-policies/:name`,
+    params: z.object({ slug: slugSchema, name: rollouts.rolloutPolicyNameSchema }),
+    body: rollouts.putRolloutPolicyRequestSchema,
+    response: rollouts.rolloutPolicySchema,
+    summary: 'Store a named rollout plan on the fleet (replacing one of that name)',
+  },
+  deleteRolloutPolicy: {
+    method: 'DELETE',
+    path: `${p}/fleets/:slug/rollout-policies/:name`,
+    status: 204,
+    params: z.object({ slug: slugSchema, name: rollouts.rolloutPolicyNameSchema }),
+    summary: 'Delete a named rollout plan',
+  },
+  abortRollout: {
+    method: 'POST',
+    path: `${p}/fleets/:slug/rollout/abort`,
+    params: fleetParams,
+    response: rollouts.rolloutSchema,
+    summary: 'Abort the rollout: every device of the fleet goes back to the previous release',
   },
 
   // ---------------------------------------------------------------------------------------- fleet variables

@@ -49,6 +49,8 @@ import {
   type HttpLimits,
 } from './http/limits.js';
 import { DEFAULT_RELEASE_TIMEOUT_MS, scheduleReleaseTimeout } from './releases/release-timeout.js';
+import { RolloutEngine } from './rollouts/rollout-engine.js';
+import { registerRolloutRoutes } from './rollouts/routes.js';
 
 export interface AppOptions {
   database: OpenedDatabase;
@@ -97,6 +99,8 @@ export interface AppOptions {
   dashboardDir?: string;
   /** Delta computation (deltas/): concurrency (default 1), largest layer in bytes (default 4 GiB), pending wait. */
   deltas?: { concurrency?: number; maxLayerBytes?: number; retryAfterMs?: number };
+  /** How often each server node evaluates the running rollouts (default 1 s). */
+  rolloutIntervalMs?: number;
 }
 
 export const DEFAULT_DISK_MIN_FREE_BYTES = 100 * 1024 * 1024;
@@ -177,6 +181,10 @@ export async function buildApp(options: AppOptions): Promise<FlotillaApp> {
     metrics,
     stateCache: new TargetStateCache(),
     deviceChanges,
+    rollouts: new RolloutEngine(db, deviceChanges, {
+      ...(options.rolloutIntervalMs === undefined ? {} : { intervalMs: options.rolloutIntervalMs }),
+      onError: (error, what) => app.log.error({ err: error }, `${what} failed`),
+    }),
     routes: [],
   };
   const lastSeen = new LastSeenTracker(db, undefined, undefined, (ids) => deviceChanges.changed(ids));
@@ -277,6 +285,9 @@ export async function buildApp(options: AppOptions): Promise<FlotillaApp> {
     app.log,
   );
   app.addHook('onClose', stopReleaseTimeout);
+  registerRolloutRoutes(app, ctx);
+  ctx.rollouts.start();
+  app.addHook('onClose', async () => ctx.rollouts.stop());
   registerOpenApi(app, db);
   app.addHook('onClose', async () => {
     await lastSeen.close();

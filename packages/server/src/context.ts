@@ -3,6 +3,7 @@ import type { Dialect } from './db/dialect.js';
 import type { Metrics } from './metrics/metrics.js';
 import type { TargetStateCache } from './device-api/target-state-cache.js';
 import type { DeviceChanges } from './events/device-changes.js';
+import type { RolloutEngine } from './rollouts/rollout-engine.js';
 
 /** What every route module needs, passed explicitly instead of module singletons. */
 export interface AppContext {
@@ -18,6 +19,8 @@ export interface AppContext {
   deviceChanges: DeviceChanges;
   /** Queues the deltas a newly deployed release's devices will ask for (deltas/); set once deltas are installed. */
   deltas?: { precompute(fleetId: number, releaseId: number): Promise<void> };
+  /** Advances staged rollouts from devices' reports and a timer (rollouts/). */
+  rollouts: RolloutEngine;
   /** Every route registered, for the tests that must cover each endpoint. */
   routes: { method: string; url: string }[];
 }

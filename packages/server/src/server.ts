@@ -45,6 +45,8 @@ export interface StartServerOptions {
   auditRetentionDays?: number;
   /** Folder of the built web dashboard, served at `/` (default: packages/dashboard/dist/app of this repository). */
   dashboardDir?: string;
+  /** How often this node evaluates the running rollouts (default 1 s). */
+  rolloutIntervalMs?: number;
 }
 
 export interface RunningServer {
@@ -89,6 +91,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
       ...(options.remoteDialTimeoutMs === undefined ? {} : { remoteDialTimeoutMs: options.remoteDialTimeoutMs }),
       ...(options.auditRetentionDays === undefined ? {} : { auditRetentionDays: options.auditRetentionDays }),
       ...(options.dashboardDir === undefined ? {} : { dashboardDir: options.dashboardDir }),
+      ...(options.rolloutIntervalMs === undefined ? {} : { rolloutIntervalMs: options.rolloutIntervalMs }),
     });
     // Files earlier versions (or people) left group- or world-readable, and what this start created, become private.
     if (options.dataDir) await tightenTree(options.dataDir);

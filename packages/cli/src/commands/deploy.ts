@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import Docker from 'dockerode';
 import pLimit from 'p-limit';
 import { FlotillaError, USER_ROUTES, slugSchema } from '@flotilla/protocol';
-import type { Platform } from '@flotilla/protocol';
+import type { Platform, Rollout, RolloutPlan } from '@flotilla/protocol';
 import { ApiClient } from '../api-client/api-client.js';
 import { buildService, ensureImage, pushImage, tagImage } from '../images/images.js';
 import { checkImagePlatform, platformFlag, targetPlatform } from '../images/platform.js';
@@ -12,10 +12,13 @@ import { loadProject } from '../compose/load-project.js';
 import { emit, progress } from '../output/output.js';
 import type { Output } from '../output/output.js';
 import { checkArg, leaf, runCommand } from './context.js';
+import { rolloutOptions, rolloutPlanFromFlags, storedPlan, type RolloutFlags } from './rollout.js';
 
 export interface DeployResult {
   release: { id: number; version: string; commit: string; status: string };
   images: Record<string, string>;
+  /** With a rollout plan: the rollout as it stands once the release succeeded. */
+  rollout?: Rollout;
 }
 
 /** `<registry host>/<fleet>/<service>`: repository names must be lowercase. */
@@ -29,6 +32,11 @@ const CONCURRENT_BUILDS = 3;
 export interface DeployOptions {
   /** `--platform`, already validated: overrides the platform of the fleet's device type. */
   platform?: Platform | undefined;
+  /**
+   * Stage the release: created with the release, before any image is pushed, so that when the release succeeds it
+   * goes to the fleet's batches in turn instead of every device at once.
+   */
+  rollout?: RolloutPlan | undefined;
 }
 
 /**
@@ -62,6 +70,13 @@ export async function deploy(
     `release ${release.version} (${release.commit}) created for ${fleet.slug}; building ${project.services.length} service(s) for ${target.name}`,
   );
   try {
+    if (options.rollout) {
+      const rollout = await client.call(USER_ROUTES.createRollout, {
+        params: { slug: fleet.slug },
+        body: { release: release.id, ...options.rollout },
+      });
+      progress(output, `rollout staged: ${rollout.batches.map((b) => `${b.label} (${b.devices})`).join(', ')}`);
+    }
     const auth = { username: 'flotilla', password: token, serveraddress: registryHost };
     const limit = pLimit(CONCURRENT_BUILDS);
     // Every service runs to its end even when another fails, so the release is marked failed only once nothing is
@@ -97,7 +112,12 @@ export async function deploy(
       params: { ref: release.id },
       body: { status: 'success', images },
     });
-    return { release: { id: done.id, version: done.version, commit: done.commit, status: done.status }, images };
+    const result: DeployResult = {
+      release: { id: done.id, version: done.version, commit: done.commit, status: done.status },
+      images,
+    };
+    if (options.rollout) result.rollout = await client.call(USER_ROUTES.getRollout, { params: { slug: fleet.slug } });
+    return result;
   } catch (error) {
     await client
       .call(USER_ROUTES.updateRelease, { params: { ref: release.id }, body: { status: 'failed' } })
@@ -113,27 +133,47 @@ export async function deploy(
 }
 
 export function registerDeployCommand(program: Command): void {
-  leaf(program, 'deploy <fleet> [dir]', 'build a compose project (or Dockerfile) locally, push it and create a release')
+  rolloutOptions(
+    leaf(
+      program,
+      'deploy <fleet> [dir]',
+      'build a compose project (or Dockerfile) locally, push it and create a release',
+    ),
+  )
     .option(
       '--platform <os/arch[/variant]>',
       "build for this platform (e.g. linux/arm64, linux/arm/v7) instead of the one of the fleet's device type",
     )
-    .action(async (slug: string, dir: string | undefined, opts: { json?: boolean; platform?: string }) =>
+    .action(async (slug: string, dir: string | undefined, opts: { json?: boolean; platform?: string } & RolloutFlags) =>
       runCommand(opts, async (ctx) => {
         const platform = platformFlag(opts.platform);
+        const flags: RolloutFlags = {
+          rollout: opts.rollout,
+          rolloutPolicy: opts.rolloutPolicy,
+          rolloutTag: opts.rolloutTag,
+          soak: opts.soak,
+          offlineTimeout: opts.offlineTimeout,
+          successThreshold: opts.successThreshold,
+          failureThreshold: opts.failureThreshold,
+        };
+        let rollout = rolloutPlanFromFlags(flags);
         const { url, token } = await ctx.credentials();
-        const result = await deploy(
-          new ApiClient(url, token),
-          token,
-          checkArg(slugSchema, slug, 'fleet'),
-          dir ?? '.',
-          ctx.output,
-          { platform },
-        );
+        const fleetSlug = checkArg(slugSchema, slug, 'fleet');
+        if (opts.rolloutPolicy !== undefined)
+          rollout = await storedPlan(new ApiClient(url, token), fleetSlug, opts.rolloutPolicy);
+        const result = await deploy(new ApiClient(url, token), token, fleetSlug, dir ?? '.', ctx.output, {
+          platform,
+          rollout,
+        });
         emit(
           ctx.output,
           result,
-          () => `deployed release ${result.release.version} (commit ${result.release.commit}) to ${slug}\n`,
+          () =>
+            `deployed release ${result.release.version} (commit ${result.release.commit}) to ${slug}\n${
+              result.rollout
+                ? `staged in ${result.rollout.batches.length} batch(es); follow it with \`flotilla rollout status ${slug}\`\n`
+                : ''
+            }`,
         );
       }),
     );

@@ -311,6 +311,71 @@ export function migrations(dialect: Dialect): MigrationProvider {
         await db.schema.alterTable('devices').addColumn('rollback_json', 'text').execute();
       },
     },
+    '0010-rollouts': {
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .createTable('rollouts')
+          .addColumn('id', id, pk)
+          .addColumn('fleet_id', 'integer', (c) => c.notNull().references('fleets.id').onDelete('cascade'))
+          .addColumn('release_id', 'integer', (c) => c.notNull().references('releases.id').onDelete('cascade'))
+          .addColumn('previous_release_id', 'integer', (c) => c.references('releases.id').onDelete('set null'))
+          .addColumn('status', 'text', (c) => c.notNull())
+          .addColumn('reason', 'text')
+          .addColumn('plan_json', 'text', (c) => c.notNull())
+          .addColumn('current_batch', 'integer', (c) => c.notNull())
+          .addColumn('batch_opened_at', 'text')
+          .addColumn('soak_ms', 'integer', (c) => c.notNull())
+          .addColumn('offline_timeout_ms', 'integer', (c) => c.notNull())
+          .addColumn('success_threshold', 'real', (c) => c.notNull())
+          .addColumn('failure_threshold', 'real', (c) => c.notNull())
+          .addColumn('version', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('created_by', 'integer', (c) => c.references('users.id').onDelete('set null'))
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('updated_at', 'text', (c) => c.notNull())
+          .execute();
+        // The fleet's latest rollout is read on every target-state computation of the fleet; the timer reads the
+        // running ones each second.
+        await db.schema.createIndex('rollouts_fleet_idx').on('rollouts').columns(['fleet_id', 'id']).execute();
+        await db.schema.createIndex('rollouts_status_idx').on('rollouts').column('status').execute();
+        await db.schema
+          .createTable('rollout_devices')
+          .addColumn('rollout_id', 'integer', (c) => c.notNull().references('rollouts.id').onDelete('cascade'))
+          .addColumn('device_id', 'integer', (c) => c.notNull().references('devices.id').onDelete('cascade'))
+          .addColumn('batch', 'integer', (c) => c.notNull())
+          .addColumn('state', 'text', (c) => c.notNull())
+          .addColumn('healthy_since', 'text')
+          .addColumn('reason', 'text')
+          .addColumn('updated_at', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('rollout_devices_pk', ['rollout_id', 'device_id'])
+          .execute();
+        // A device's report looks up its rollouts.
+        await db.schema.createIndex('rollout_devices_device_idx').on('rollout_devices').column('device_id').execute();
+        await db.schema
+          .createTable('rollout_events')
+          .addColumn('id', id, pk)
+          .addColumn('rollout_id', 'integer', (c) => c.notNull().references('rollouts.id').onDelete('cascade'))
+          .addColumn('at', 'text', (c) => c.notNull())
+          .addColumn('kind', 'text', (c) => c.notNull())
+          .addColumn('batch', 'integer')
+          .addColumn('message', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('rollout_policies')
+          .addColumn('id', id, pk)
+          .addColumn('fleet_id', 'integer', (c) => c.notNull().references('fleets.id').onDelete('cascade'))
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('plan_json', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('updated_at', 'text', (c) => c.notNull())
+          .addUniqueConstraint('rollout_policies_fleet_name', ['fleet_id', 'name'])
+          .execute();
+        await db.schema
+          .createIndex('rollout_events_rollout_idx')
+          .on('rollout_events')
+          .columns(['rollout_id', 'id'])
+          .execute();
+      },
+    },
   };
   return { getMigrations: async () => all };
 }

@@ -155,6 +155,66 @@ export interface Database {
     created_at: string;
     expires_at: string;
   };
+  /**
+   * Staged rollouts (rollouts/): a release given to batches of a fleet's devices in turn. Only a fleet's latest
+   * rollout counts, and only while its release is the fleet's target release (rollouts/rollout-overlay.ts).
+   */
+  rollouts: {
+    id: Generated<number>;
+    fleet_id: number;
+    release_id: number;
+    /** What devices of batches not yet opened run (and every device after an abort); null: nothing. */
+    previous_release_id: number | null;
+    status: 'running' | 'paused' | 'completed' | 'aborted' | 'superseded' | 'cancelled';
+    /** Why it paused, was aborted or cancelled; null otherwise. */
+    reason: string | null;
+    /** The plan as created (protocol rolloutPlanSchema), JSON. */
+    plan_json: string;
+    /** Index of the last opened batch: devices of batches 0..current_batch get the release. */
+    current_batch: number;
+    /** When current_batch opened; null until the release became the fleet's target (it was still building). */
+    batch_opened_at: string | null;
+    soak_ms: number;
+    offline_timeout_ms: number;
+    /** Percentages of a batch's counted devices. */
+    success_threshold: number;
+    failure_threshold: number;
+    /** INVARIANT: bumped by every write to the row, which is made under its row lock (rollouts/rollout-engine.ts). */
+    version: number;
+    created_by: number | null;
+    created_at: string;
+    updated_at: string;
+  };
+  /** Which batch each device of a rollout is in, and how it fared. */
+  rollout_devices: {
+    rollout_id: number;
+    device_id: number;
+    batch: number;
+    state: 'pending' | 'succeeded' | 'failed' | 'offline' | 'excused';
+    /** Since when the device has been seen running the release healthy; null: not now. */
+    healthy_since: string | null;
+    reason: string | null;
+    updated_at: string;
+  };
+  /** Named rollout plans of a fleet (`flotilla deploy --rollout-policy <name>`). */
+  rollout_policies: {
+    id: Generated<number>;
+    fleet_id: number;
+    name: string;
+    /** protocol rolloutPlanSchema's output, JSON. */
+    plan_json: string;
+    created_at: string;
+    updated_at: string;
+  };
+  /** What happened to a rollout, in order: batches opened, pauses, resumes, the end. */
+  rollout_events: {
+    id: Generated<number>;
+    rollout_id: number;
+    at: string;
+    kind: string;
+    batch: number | null;
+    message: string;
+  };
   /** The remote-access audit log: one row per shell, tunnel connection or public-URL connection. */
   remote_sessions: {
     /** The stream id (32 hex), also the path segment the device dials. */

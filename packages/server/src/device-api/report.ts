@@ -32,7 +32,7 @@ export function reportToPatch(report: DeviceReport, at = now()): DevicePatch {
   if (report.apps) {
     const services: Record<
       string,
-      { status: string; image: string; releaseCommit: string | null; downloadProgress: number | null }
+      { status: string; image: string; releaseCommit: string | null; downloadProgress: number | null; health?: string }
     > = {};
     let running: string | null | undefined;
     for (const app of Object.values(report.apps)) {
@@ -43,6 +43,8 @@ export function reportToPatch(report: DeviceReport, at = now()): DevicePatch {
             image: s.image,
             releaseCommit: commit,
             downloadProgress: s.download_progress ?? null,
+            // Only where the device reports one: rollouts wait for `healthy` (rollouts/judge.ts).
+            ...(s.health === undefined ? {} : { health: s.health }),
           };
         }
         if (

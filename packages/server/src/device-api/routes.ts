@@ -91,6 +91,7 @@ export function registerDeviceRoutes(
       await applyReport(db, device.id, deviceReport);
       lastSeen.written(device.id);
       ctx.deviceChanges.changed([device.id]);
+      await ctx.rollouts.noteReport(device.id, deviceReport);
     }
     return {};
   });

@@ -1,3 +1,4 @@
+import type { RolloutOverlay } from '../rollouts/rollout-overlay.js';
 import type { TargetStateInput } from './build-target-state.js';
 
 export type ReleasePart = NonNullable<TargetStateInput['release']>;
@@ -8,6 +9,8 @@ export interface FleetPart {
   release: ReleasePart | null;
   env: TargetStateInput['fleetEnv'];
   config: TargetStateInput['fleetConfig'];
+  /** A rollout that decides which unpinned devices get `release` and which `previous` (rollouts/rollout-overlay.ts). */
+  rollout?: { overlay: RolloutOverlay; previous: ReleasePart | null } | undefined;
 }
 
 /**

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { ComposeFile } from '@flotilla/protocol';
 import type { Db } from '../db/database.js';
 import { fleetTargetRelease } from '../fleets/fleets.js';
+import { releaseUnder, rolloutOverlay, standingOf } from '../rollouts/rollout-overlay.js';
 import { buildTargetState } from './build-target-state.js';
 import type { CachedState, FleetPart, ReleasePart, TargetStateCache } from './target-state-cache.js';
 
@@ -29,6 +30,7 @@ async function loadFleetPart(db: Db, fleetId: number): Promise<FleetPart> {
     .where('id', '=', fleetId)
     .executeTakeFirstOrThrow();
   const release = await loadRelease(db, (await fleetTargetRelease(db, fleet))?.id ?? null);
+  const overlay = await rolloutOverlay(db, fleet.id, release?.id ?? null);
   const env = await db
     .selectFrom('env_vars')
     .select(['name', 'value', 'service'])
@@ -43,7 +45,17 @@ async function loadFleetPart(db: Db, fleetId: number): Promise<FleetPart> {
     .where('device_id', 'is', null)
     .orderBy('id')
     .execute();
-  return { fleet: { id: fleet.id, uuid: fleet.uuid, name: fleet.name }, release, env, config };
+  const part: FleetPart = { fleet: { id: fleet.id, uuid: fleet.uuid, name: fleet.name }, release, env, config };
+  if (overlay) part.rollout = { overlay, previous: await loadRelease(db, overlay.previousReleaseId) };
+  return part;
+}
+
+/** The release of an unpinned device: the fleet's, unless a rollout has a say (rollouts/rollout-overlay.ts). */
+async function unpinnedRelease(db: Db, fleetPart: FleetPart, deviceId: number): Promise<ReleasePart | null> {
+  if (!fleetPart.rollout) return fleetPart.release;
+  const { overlay, previous } = fleetPart.rollout;
+  const id = releaseUnder(overlay, await standingOf(db, overlay.rolloutId, deviceId));
+  return id === overlay.releaseId ? fleetPart.release : previous;
 }
 
 export async function computeTargetState(
@@ -62,7 +74,9 @@ export async function computeTargetState(
     .where('id', '=', row.id)
     .executeTakeFirstOrThrow();
   const release =
-    device.pinned_release_id === null ? fleetPart.release : await loadRelease(db, device.pinned_release_id);
+    device.pinned_release_id === null
+      ? await unpinnedRelease(db, fleetPart, row.id)
+      : await loadRelease(db, device.pinned_release_id);
   const env = await db
     .selectFrom('env_vars')
     .select(['name', 'value', 'service'])

@@ -31,6 +31,8 @@ export function registerDeviceConnection(
   const { db } = ctx;
   const watcher = new TargetWatcher(db, hub, ctx.stateCache);
   app.addHook('onReady', async () => watcher.start());
+  // A batch a rollout opened is announced to its devices connected here at once, not at the next tick.
+  ctx.rollouts.onTargetsChanged(() => watcher.nudge());
   app.addHook('preClose', async () => watcher.stop());
   new Gauge({
     name: 'flotilla_device_connections',

@@ -40,6 +40,7 @@ export class TargetWatcher {
   private readonly seen = new Map<number, { socket: WebSocket; key: string }>();
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
+  private again = false;
   notified = 0;
 
   constructor(
@@ -56,6 +57,26 @@ export class TargetWatcher {
       });
     }, this.intervalMs);
     this.timer.unref();
+  }
+
+  /**
+   * Compares now instead of at the next tick (a rollout just opened a batch); a comparison under way is followed by
+   * one more. A failed comparison is left to the next tick, which compares everything again.
+   */
+  nudge(): void {
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = this.tick()
+      .catch(() => undefined)
+      .finally(() => {
+        this.running = undefined;
+        if (this.again) {
+          this.again = false;
+          this.nudge();
+        }
+      });
   }
 
   async stop(): Promise<void> {

@@ -182,7 +182,8 @@ for (const testDb of testDatabases()) {
         });
         const page = await listDevices(counting, dialect, user, { limit, sort: '-lastSeen' });
         assert.equal(page.items.length, Math.min(limit, 320));
-        // The fleet lookup is skipped without ?fleet=; count, page, then fleets, pins and one target per fleet.
+        // The fleet lookup is skipped without ?fleet=; count, page, then fleets, pins, one target and one rollout per
+        // fleet.
         assert.ok(queries <= 6, `${queries} queries for a page of ${limit}`);
       }
     });

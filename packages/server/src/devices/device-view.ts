@@ -3,6 +3,7 @@ import type { Selectable } from 'kysely';
 import type { Db } from '../db/database.js';
 import type { Database } from '../db/schema.js';
 import { ONLINE_WINDOW_MS, fleetTargetRelease } from '../fleets/fleets.js';
+import { releaseUnder, rolloutOverlay } from '../rollouts/rollout-overlay.js';
 
 export type DeviceRow = Selectable<Database['devices']>;
 
@@ -15,7 +16,8 @@ const unique = <T>(values: T[]): T[] => [...new Set(values)];
 /**
  * Devices as the user API shows them. INVARIANT (pages of 1,000 devices, the live feed of a 10,000-device fleet):
  * a fixed number of queries whatever the number of rows: their fleets, their pinned releases, and each distinct
- * fleet's target release once; never a query per device.
+ * fleet's target release and rollout once (and a fleet under a rollout its batches, 500 devices a query); never a
+ * query per device.
  */
 export async function toDevices(db: Db, rows: readonly DeviceRow[]): Promise<Device[]> {
   if (rows.length === 0) return [];
@@ -32,9 +34,11 @@ export async function toDevices(db: Db, rows: readonly DeviceRow[]): Promise<Dev
       : await db.selectFrom('releases').select(['id', 'commit']).where('id', 'in', pinnedIds).execute();
   const pinnedCommit = new Map(pinned.map((r) => [r.id, r.commit]));
   const fleetById = new Map(fleets.map((f) => [f.id, f]));
-  const targets = new Map(
-    await Promise.all(fleets.map(async (f) => [f.id, (await fleetTargetRelease(db, f))?.commit ?? null] as const)),
+  const releases = new Map(
+    await Promise.all(fleets.map(async (f) => [f.id, await fleetTargetRelease(db, f)] as const)),
   );
+  const targets = new Map([...releases].map(([id, release]) => [id, release?.commit ?? null]));
+  const rollouts = await rolloutTargets(db, releases, rows);
   const at = Date.now();
   // A device's fleet exists (foreign key); one deleted between the two reads took its devices with it.
   return rows.flatMap((row) => {
@@ -53,7 +57,8 @@ export async function toDevices(db: Db, rows: readonly DeviceRow[]): Promise<Dev
       updateFailed: row.update_failed === 1,
       pinnedRelease: pin,
       runningRelease: row.running_release,
-      targetRelease: pin ?? targets.get(row.fleet_id) ?? null,
+      targetRelease:
+        pin ?? (rollouts.has(row.id) ? (rollouts.get(row.id) ?? null) : (targets.get(row.fleet_id) ?? null)),
       osVersion: row.os_version,
       osVariant: row.os_variant,
       agentVersion: row.agent_version,
@@ -73,6 +78,50 @@ export async function toDevices(db: Db, rows: readonly DeviceRow[]): Promise<Dev
     };
     return [device];
   });
+}
+
+/**
+ * The release commit of each device (by id) whose target a fleet's rollout decides (rollouts/rollout-overlay.ts):
+ * per fleet with a rollout, its overlay and its releases' commits, and the batches of the rows in one query.
+ */
+async function rolloutTargets(
+  db: Db,
+  targets: ReadonlyMap<number, { id: number; commit: string } | null>,
+  rows: readonly DeviceRow[],
+): Promise<Map<number, string | null>> {
+  const out = new Map<number, string | null>();
+  for (const [fleetId, target] of targets) {
+    // One query per fleet; the rest only for a fleet whose rollout has a say.
+    const overlay = await rolloutOverlay(db, fleetId, target?.id ?? null);
+    if (!overlay) continue;
+    const ids = rows.filter((r) => r.fleet_id === fleetId && r.pinned_release_id === null).map((r) => r.id);
+    if (ids.length === 0) continue;
+    const previous =
+      overlay.previousReleaseId === null
+        ? null
+        : ((
+            await db
+              .selectFrom('releases')
+              .select('commit')
+              .where('id', '=', overlay.previousReleaseId)
+              .executeTakeFirst()
+          )?.commit ?? null);
+    const batches = new Map<number, number>();
+    for (let i = 0; i < ids.length; i += 500) {
+      const found = await db
+        .selectFrom('rollout_devices')
+        .select(['device_id', 'batch'])
+        .where('rollout_id', '=', overlay.rolloutId)
+        .where('device_id', 'in', ids.slice(i, i + 500))
+        .execute();
+      for (const r of found) batches.set(r.device_id, r.batch);
+    }
+    for (const id of ids) {
+      const release = releaseUnder(overlay, { batch: batches.get(id), currentBatch: overlay.currentBatch });
+      out.set(id, release === overlay.releaseId ? (target?.commit ?? null) : previous);
+    }
+  }
+  return out;
 }
 
 export async function toDevice(db: Db, row: DeviceRow): Promise<Device> {

@@ -84,6 +84,15 @@ function attacksOn(a: Tenant, b: Tenant): Attack[] {
   add('DELETE', `${fleet}/config/:name`, { slug: b.slug, name: b.configName });
   add('GET', `${fleet}/tags`, slug);
   add('GET', `${fleet}/events`, slug);
+  add('GET', `${fleet}/rollout`, slug);
+  add('POST', `${fleet}/rollouts`, slug, { release: b.releaseId, batches: [100] });
+  for (const action of ['pause', 'resume', 'abort']) add('POST', `${fleet}/rollout/${action}`, slug);
+  add('GET', `${fleet}/rollout-policies`, slug);
+  add('PUT', `${fleet}/rollout-policies/:name`, { slug: b.slug, name: 'canary' }, { batches: [100] });
+  add('DELETE', `${fleet}/rollout-policies/:name`, { slug: b.slug, name: 'canary' });
+  // B's release staged in A's own fleet.
+  add('POST', `${fleet}/rollouts`, { slug: a.slug }, { release: b.releaseId, batches: [100] });
+  add('POST', `${fleet}/rollouts`, { slug: a.slug }, { release: b.releaseCommit, batches: [100] });
 
   // Device by UUID, short UUID (7 and 12 characters) and name.
   const device = `${api}/devices/:uuid`;

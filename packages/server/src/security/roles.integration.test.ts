@@ -42,6 +42,16 @@ for (const testDb of testDatabases()) {
           ]),
         );
       const stored = await variables();
+      // A rollout the observer reads but cannot pause, resume, abort or replace.
+      const staged = await live.api('POST', `/api/v1/fleets/${slug}/releases`, {
+        composition: { services: { main: { image: 'x/y' } } },
+      });
+      const rollout = await live.api('POST', `/api/v1/fleets/${slug}/rollouts`, {
+        release: staged.data.id,
+        batches: [50, 100],
+      });
+      assert.equal(rollout.status, 201, JSON.stringify(rollout.data));
+      assert.equal((await live.api('GET', `/api/v1/fleets/${slug}/rollout`, undefined, key)).status, 200);
       const writes: Array<[string, string, unknown?]> = [
         ['PATCH', `/api/v1/fleets/${slug}`, { name: 'renamed' }],
         ['DELETE', `/api/v1/fleets/${slug}`],
@@ -59,6 +69,12 @@ for (const testDb of testDatabases()) {
         ['POST', `/api/v1/devices/${uuid}/actions?wait=0`, { action: 'reboot' }],
         ['POST', `/api/v1/devices/${uuid}/tags`, { key: 'k', value: 'v' }],
         ['PUT', `/api/v1/devices/${uuid}/public-url`, { port: 80 }],
+        ['POST', `/api/v1/fleets/${slug}/rollouts`, { release: staged.data.id, batches: [100] }],
+        ['POST', `/api/v1/fleets/${slug}/rollout/pause`],
+        ['POST', `/api/v1/fleets/${slug}/rollout/resume`],
+        ['POST', `/api/v1/fleets/${slug}/rollout/abort`],
+        ['PUT', `/api/v1/fleets/${slug}/rollout-policies/canary`, { batches: [100] }],
+        ['DELETE', `/api/v1/fleets/${slug}/rollout-policies/canary`],
       ];
       const tally = new AttackTally('observer writes');
       for (const [method, path, body] of writes) {
@@ -71,6 +87,8 @@ for (const testDb of testDatabases()) {
       assert.equal((await live.api('GET', `/api/v1/fleets/${slug}`)).data.name, slug);
       assert.equal((await live.api('GET', `/api/v1/devices/${uuid}`)).status, 200);
       assert.deepEqual(await variables(), stored);
+      const after = (await live.api('GET', `/api/v1/fleets/${slug}/rollout`)).data;
+      assert.deepEqual([after.id, after.status], [rollout.data.id, 'running']);
       assert.equal(stored.flat().length, 4);
     });
   });

@@ -7,3 +7,4 @@ export * from './registry-client.js';
 export * from './tenants.js';
 export * from './stream-device.js';
 export * from './seed-devices.js';
+export * from './simulated-device.js';

@@ -1,0 +1,55 @@
+import { USER_ROUTES as R } from '@flotilla/protocol';
+import type { FastifyInstance } from 'fastify';
+import type { AppContext } from '../context.js';
+import type { UserPrincipal } from '../auth/principal.js';
+import { getUser } from '../auth/users.js';
+import { visibleFleet } from '../fleets/fleets.js';
+import { serve } from '../http/serve.js';
+import { deleteRolloutPolicy, listRolloutPolicies, putRolloutPolicy } from './rollout-policies.js';
+import { actOnRollout, createRollout, latestRollout, toRollout, type RolloutAction } from './rollouts.js';
+
+/**
+ * A fleet's staged rollouts. Reads for every member; changes for admins and members (serve() hands a write route
+ * the caller without the organizations where they only observe, so `visibleFleet` finds no fleet of theirs there).
+ */
+export function registerRolloutRoutes(app: FastifyInstance, ctx: AppContext): void {
+  const { db } = ctx;
+  const fleetOf = (user: UserPrincipal, params: { slug: string }) => visibleFleet(db, user, params.slug);
+
+  serve(app, db, R.createRollout, async ({ user, params, body }) => {
+    const fleet = await fleetOf(user, params);
+    const id = await createRollout(db, fleet, body, user.userId);
+    // A superseded rollout may have had a say over the devices' targets.
+    ctx.deviceChanges.fleetChanged(fleet.id);
+    return toRollout(db, await latestRolloutById(id));
+  });
+
+  const latestRolloutById = (id: number) =>
+    db.selectFrom('rollouts').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+
+  serve(app, db, R.getRollout, async ({ user, params }) =>
+    toRollout(db, await latestRollout(db, (await fleetOf(user, params)).id)),
+  );
+
+  const act =
+    (action: RolloutAction) =>
+    async ({ user, params }: { user: UserPrincipal; params: { slug: string } }) => {
+      const fleet = await fleetOf(user, params);
+      const { username } = await getUser(db, user.userId);
+      if (await actOnRollout(db, fleet.id, action, username)) ctx.deviceChanges.fleetChanged(fleet.id);
+      return toRollout(db, await latestRollout(db, fleet.id));
+    };
+  serve(app, db, R.pauseRollout, act('pause'));
+  serve(app, db, R.resumeRollout, act('resume'));
+  serve(app, db, R.abortRollout, act('abort'));
+
+  serve(app, db, R.listRolloutPolicies, async ({ user, params }) => ({
+    items: await listRolloutPolicies(db, (await fleetOf(user, params)).id),
+  }));
+  serve(app, db, R.putRolloutPolicy, async ({ user, params, body }) =>
+    putRolloutPolicy(db, (await fleetOf(user, params)).id, params.name, body),
+  );
+  serve(app, db, R.deleteRolloutPolicy, async ({ user, params }) =>
+    deleteRolloutPolicy(db, (await fleetOf(user, params)).id, params.name),
+  );
+}

@@ -1,0 +1,123 @@
+import {
+  DEVICE_ROUTES,
+  generateDeviceUuid,
+  generateKey,
+  path,
+  type DeviceReport,
+  type TargetState,
+} from '@flotilla/protocol';
+
+/** What a simulated device does with a release it is given: run it healthy, or fail and stay on what it ran. */
+export type ReleaseOutcome = 'healthy' | 'fail';
+
+/**
+ * A device without an engine, honest to the device API over HTTP: it fetches its target state (with its ETag, as
+ * the agent does), "applies" it at once, and reports what it runs as the agent does (status, `update_failed`, the
+ * release's services `Running`). A release `decide` says to fail is reported as a failed update while the device
+ * stays on the release it ran before, as a device that rolled back does. Used by the rollout tests and bench.
+ */
+export class SimulatedDevice {
+  /** The release commit it runs, null before it ran any. */
+  running: string | null = null;
+  /** Commits it was given, in order. */
+  readonly given: string[] = [];
+  private etag: string | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private busy: Promise<void> | undefined;
+
+  constructor(
+    public baseUrl: string,
+    readonly uuid: string,
+    readonly key: string,
+    public decide: (commit: string) => ReleaseOutcome = () => 'healthy',
+  ) {}
+
+  /** Registers a new device in the fleet with the provisioning key, as `POST /device/register` does. */
+  static async register(
+    baseUrl: string,
+    fleetId: number,
+    provisioningKey: string,
+    decide?: (commit: string) => ReleaseOutcome,
+  ): Promise<SimulatedDevice> {
+    const uuid = generateDeviceUuid();
+    const key = generateKey();
+    const response = await fetch(`${baseUrl}${DEVICE_ROUTES.register.path}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${provisioningKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ application: fleetId, uuid, device_type: 'generic-amd64', api_key: key }),
+    });
+    if (response.status !== 201) throw new Error(`register: HTTP ${response.status} ${await response.text()}`);
+    return new SimulatedDevice(baseUrl, uuid, key, decide);
+  }
+
+  /** One fetch of the target state and, when it changed, one report of the outcome. */
+  step(): Promise<void> {
+    this.busy ??= this.fetchAndApply().finally(() => {
+      this.busy = undefined;
+    });
+    return this.busy;
+  }
+
+  /** Steps every `intervalMs` until `stop`. */
+  start(intervalMs = 100): void {
+    this.timer ??= setInterval(() => void this.step().catch(() => undefined), intervalMs);
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    this.timer = undefined;
+    await this.busy?.catch(() => undefined);
+  }
+
+  private async fetchAndApply(): Promise<void> {
+    const response = await fetch(`${this.baseUrl}${path(DEVICE_ROUTES.targetState.path, { uuid: this.uuid })}`, {
+      headers: { authorization: `Bearer ${this.key}`, ...(this.etag ? { 'if-none-match': this.etag } : {}) },
+    });
+    if (response.status === 304) return;
+    if (response.status !== 200) throw new Error(`target state: HTTP ${response.status}`);
+    const target = (await response.json()) as TargetState;
+    this.etag = response.headers.get('etag') ?? undefined;
+    const apps = target[this.uuid]?.apps ?? {};
+    const [appUuid, app] = Object.entries(apps)[0] ?? [];
+    if (!appUuid || !app) return;
+    const [commit, release] = Object.entries(app.releases)[0] ?? [];
+    if (commit === undefined || !release || commit === this.running) return;
+    this.given.push(commit);
+    const failed = this.decide(commit) === 'fail';
+    if (!failed) this.running = commit;
+    await this.report({
+      status: failed ? 'Update failed' : 'Idle',
+      update_failed: failed,
+      is_on__commit: this.running,
+      apps: {
+        [appUuid]: {
+          release_uuid: this.running,
+          releases:
+            this.running === null
+              ? {}
+              : {
+                  [this.running]: {
+                    update_status: 'done',
+                    services: Object.fromEntries(
+                      Object.entries(release.services).map(([name, s]) => [
+                        name,
+                        { image: s.image, status: 'Running' },
+                      ]),
+                    ),
+                  },
+                },
+        },
+      },
+    });
+  }
+
+  async report(body: DeviceReport): Promise<void> {
+    const response = await fetch(`${this.baseUrl}${DEVICE_ROUTES.reportState.path}`, {
+      method: 'PATCH',
+      headers: { authorization: `Bearer ${this.key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ [this.uuid]: body }),
+    });
+    await response.arrayBuffer();
+    if (response.status !== 200) throw new Error(`report: HTTP ${response.status}`);
+  }
+}
