@@ -76,6 +76,16 @@ interface LayerProgress {
   total: number;
 }
 
+/**
+ * The healthcheck verdict in the engine's container list status, which is all the list says of it:
+ * "Up 2 minutes (healthy)", "Up 3 seconds (health: starting)", "Up 1 minute (unhealthy)"; nothing without a healthcheck.
+ */
+export function healthOf(status: string | undefined): { health?: 'starting' | 'healthy' | 'unhealthy' } {
+  const verdict = /\((healthy|unhealthy|health: starting)\)$/.exec(status?.trim() ?? '')?.[1];
+  if (verdict === undefined) return {};
+  return { health: verdict === 'health: starting' ? 'starting' : (verdict as 'healthy' | 'unhealthy') };
+}
+
 export class DockerEngine implements ContainerEngine {
   private readonly docker: Docker;
 
@@ -115,6 +125,7 @@ export class DockerEngine implements ContainerEngine {
         state: c.State,
         createdAt: c.Created * 1000,
         networks: Object.keys(c.NetworkSettings?.Networks ?? {}),
+        ...healthOf(c.Status),
       });
     }
     return {

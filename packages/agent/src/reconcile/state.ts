@@ -24,6 +24,8 @@ export interface CurrentContainer {
   createdAt: number;
   /** Names of the engine networks it is attached to. */
   networks: string[];
+  /** Its compose healthcheck's verdict; absent when it has none (reported, so rollouts can wait for `healthy`). */
+  health?: 'starting' | 'healthy' | 'unhealthy';
 }
 
 export interface CurrentVolume {

@@ -95,4 +95,39 @@ describe('buildAppsReport()', () => {
     });
     assert.equal(apps.u1?.releases.c1?.services.web?.status, 'Running');
   });
+  it("a target service's container reports its healthcheck verdict; one without a healthcheck reports none", () => {
+    const running = (health?: 'starting' | 'healthy' | 'unhealthy') => ({
+      id: 'n',
+      name: 'web',
+      appId: 1,
+      appUuid: 'u1',
+      serviceName: 'web',
+      releaseCommit: 'c2',
+      imageId: 'sha256:new',
+      configHash: 'h2',
+      state: 'running',
+      createdAt: 0,
+      networks: [],
+      ...(health ? { health } : {}),
+    });
+    const report = (health?: 'starting' | 'healthy' | 'unhealthy') =>
+      buildAppsReport({
+        current: {
+          containers: [running(health)],
+          volumes: [],
+          networks: [],
+          images: [{ id: 'sha256:new', repoTags: ['img:2'], repoDigests: [] }],
+          knownImages: [],
+        },
+        target,
+        statuses: new Map(),
+        progress: new Map(),
+        failed: false,
+      }).u1?.releases.c2?.services.web;
+    assert.equal(report('starting')?.health, 'starting');
+    assert.equal(report('healthy')?.health, 'healthy');
+    const without = report();
+    assert.equal(without?.status, 'Running');
+    assert.equal(without && 'health' in without, false);
+  });
 });

@@ -45,7 +45,10 @@ export function buildAppsReport(input: ReportInput): Record<string, CurrentApp> 
     const entry: CurrentApp = { release_uuid: null, releases: {} };
     apps[app.appUuid] = entry;
     if (app.commit === null) continue;
-    const services: Record<string, { image: string; status: string; download_progress: number | null }> = {};
+    const services: Record<
+      string,
+      { image: string; status: string; download_progress: number | null; health?: 'starting' | 'healthy' | 'unhealthy' }
+    > = {};
     let allMatch = app.services.length > 0;
     for (const svc of app.services) {
       const image = findImage(current.images, svc.image);
@@ -67,7 +70,12 @@ export function buildAppsReport(input: ReportInput): Record<string, CurrentApp> 
             ? 'Downloaded'
             : 'Awaiting download';
       if (!match || (svc.running && match.state !== 'running')) allMatch = false;
-      services[svc.serviceName] = { image: svc.image, status, download_progress: progress ?? null };
+      services[svc.serviceName] = {
+        image: svc.image,
+        status,
+        download_progress: progress ?? null,
+        ...(match?.health === undefined ? {} : { health: match.health }),
+      };
     }
     const status = input.failed ? 'aborted' : (input.statuses.get(app.appId) ?? 'applying changes');
     entry.releases[app.commit] = { update_status: status, services };

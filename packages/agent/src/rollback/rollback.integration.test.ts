@@ -13,6 +13,7 @@ import {
 } from '../test-support/fixtures.js';
 import {
   CRASHES,
+  FAILING_SOAK_SECONDS,
   RUNS_WELL,
   TEST_SOAK_SECONDS,
   buildScriptImage,
@@ -48,7 +49,7 @@ async function rollbackScenario(o: {
   const uuid = agent.state().uuid;
   try {
     await Promise.all([buildImage(r1, 'r1'), o.release2(r2)]);
-    await setSoak(h, TEST_SOAK_SECONDS);
+    await setSoak(h, FAILING_SOAK_SECONDS);
     const release = (image: string, compose: Record<string, unknown> = {}) =>
       h.cp.release({
         volumes: ['data'],
@@ -67,7 +68,7 @@ async function rollbackScenario(o: {
     const started = Date.now();
     await waitFor('back on release 1', mainRuns(h, 'r1'), { timeoutMs: 30_000 });
     const tookMs = Date.now() - started;
-    console.log(`${o.name}: back on release 1 ${tookMs} ms after release 2 ran (soak ${TEST_SOAK_SECONDS} s)`);
+    console.log(`${o.name}: back on release 1 ${tookMs} ms after release 2 ran (soak ${FAILING_SOAK_SECONDS} s)`);
     assert.ok(await imagePresent(r1), 'release 1 image kept for the way back');
     const main = (await ourContainers(h.namespace)).find((c) => serviceOf(c) === 'main') as { Id: string };
     assert.equal((await exec(main.Id, 'cat /data/file')).trim(), 'kept', 'the named volume stays');
@@ -161,6 +162,11 @@ describe('self-rollback (real engine, real server)', { concurrency: true }, () =
           timeoutMs: 10_000,
         },
       );
+      // The device says so too: rollouts wait for `healthy` where a service has a healthcheck.
+      await waitFor('release 2 reported healthy', () => {
+        const apps = Object.values(h.cp.tap.state.get(uuid)?.apps ?? {});
+        return apps.some((app) => app.releases?.[c2]?.services?.main?.health === 'healthy');
+      });
       assert.ok(await imagePresent(r1), 'release 1 image kept during the soak');
       await waitFor('release 1 image pruned once release 2 is kept', async () => !(await imagePresent(r1)), {
         timeoutMs: 30_000,
@@ -195,7 +201,7 @@ describe('self-rollback (real engine, real server)', { concurrency: true }, () =
       ]);
       // Pulled from the server's registry: the refused release's image is pruned, a retry fetches it again.
       r2 = await h.cp.push(r2local, 'main');
-      await setSoak(h, TEST_SOAK_SECONDS);
+      await setSoak(h, FAILING_SOAK_SECONDS);
       const c1 = await h.cp.release({ services: { main: { image: r1 } } });
       agent.triggerUpdate();
       await waitFor('release 1 done', () => reportedDone(h, uuid, c1), { timeoutMs: 30_000 });

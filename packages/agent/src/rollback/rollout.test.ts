@@ -158,6 +158,17 @@ describe('verdict()', () => {
       expect: /did not become healthy/,
     },
     {
+      name: 'restarting, under the crash-loop count, during the soak: not yet',
+      runs: [run({ state: 'restarting', restartCount: 1, exitCode: 3 })],
+      expect: undefined,
+    },
+    {
+      name: 'still restarting when the soak ends',
+      runs: [run({ state: 'restarting', restartCount: 1, exitCode: 3 })],
+      ended: true,
+      expect: /still restarting when the soak ended \(restarted 1 times\)/,
+    },
+    {
       name: 'container gone',
       runs: [{ service: 'main', containerId: 'c', restart: 'always', run: undefined }],
       expect: undefined,

@@ -22,7 +22,7 @@ export interface Failure {
  * Pure: whether a release under watch has failed, judged by its services' containers. Failed: a service restarted
  * by its restart policy CRASH_LOOP_RESTARTS times (crash loop; with a non-zero exit code, repeated non-zero exits),
  * exited non-zero for good (no restart policy brings it back), is unhealthy by its compose healthcheck (the
- * healthcheck's own `retries` are the grace), or, once the soak has ended, is still not healthy.
+ * healthcheck's own `retries` are the grace), or, once the soak has ended, is still not healthy or is restarting.
  */
 export function verdict(runs: readonly ServiceRun[], soakEnded: boolean): Failure | undefined {
   for (const { service, containerId, restart, run } of runs) {
@@ -39,6 +39,10 @@ export function verdict(runs: readonly ServiceRun[], soakEnded: boolean): Failur
     if ((run.state === 'exited' || run.state === 'dead') && run.exitCode !== 0 && restart === 'no')
       return fail(`service ${service} exited with code ${run.exitCode}`);
     if (run.health === 'unhealthy') return fail(`service ${service} is unhealthy by its healthcheck`);
+    // A release is kept only with its services running when the soak ends: one the engine is still bringing back
+    // crashed during the soak, whether or not it reached the crash-loop count.
+    if (soakEnded && run.state === 'restarting')
+      return fail(`service ${service} was still restarting when the soak ended (restarted ${run.restartCount} times)`);
     if (soakEnded && run.health === 'starting')
       return fail(`service ${service} did not become healthy by the end of the soak`);
   }

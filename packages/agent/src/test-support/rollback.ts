@@ -3,8 +3,13 @@ import type { DeviceRollback } from '@flotilla/protocol';
 import { ensureBusyboxImage, run } from '@flotilla/testkit';
 import { docker, exec, ourContainers, reportedApp, serviceOf, type Harness } from './fixtures.js';
 
-/** Soak time the rollback tests give the fleet (config var), in seconds: short, yet longer than a crash loop takes. */
+/** Soak time the rollback tests give a release that runs well (config var), in seconds: each one waits it out. */
 export const TEST_SOAK_SECONDS = 3;
+/**
+ * Soak time for a release that fails: a failure ends the watch as soon as it is seen, so this costs nothing, and it
+ * leaves a loaded machine (slow container starts, the engine's restart back-off) room to reach the crash-loop count.
+ */
+export const FAILING_SOAK_SECONDS = 20;
 
 /** A release image FROM the local busybox whose container runs `script` (sh -c), with /release = `marker`. */
 export async function buildScriptImage(tag: string, marker: string, script: string): Promise<string> {
