@@ -82,6 +82,14 @@ export interface Database {
     created_at: string;
     /** The device port its public URL reaches; null: the public URL is off. */
     public_url_port: number | null;
+    /** Commit of the release the device's last reported delta was for; null: none reported yet. */
+    update_release: string | null;
+    /** For that release's images: bytes downloaded (delta, and pull after a fallback) and what plain pulls need. */
+    update_bytes_downloaded: Generated<number>;
+    update_pull_bytes: Generated<number>;
+    /** The same summed over every reported delta of the device. */
+    total_bytes_downloaded: Generated<number>;
+    total_pull_bytes: Generated<number>;
   };
   releases: {
     id: Generated<number>;
