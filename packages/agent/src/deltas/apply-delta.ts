@@ -151,9 +151,12 @@ async function rebuildLayer(
   // An early exit of the decoder breaks this pipe; its exit status below says why.
   const feeding = input ? pipeline(input, child.stdin).catch(() => undefined) : undefined;
   child.stdout.pipe(sink);
-  await Promise.all([sinkDone, feeding]);
+  const [written] = await Promise.allSettled([sinkDone, feeding]);
   const code = await exited;
+  // The decoder's own failure says why; a short or long output is then only the tar entry's size mismatch.
   if (code !== 0) throw invalid(`${command} could not apply the delta of ${layer.diffId}: ${stderr.trim()}`);
+  if (written.status === 'rejected')
+    throw invalid(`layer ${layer.diffId} rebuilt from the delta is not ${layer.size} bytes: ${String(written.reason)}`);
   const digest = `sha256:${hash.digest('hex')}`;
   if (digest !== layer.diffId) throw invalid(`layer rebuilt from the delta is ${digest}, not ${layer.diffId}`);
 }
@@ -244,6 +247,10 @@ export async function applyDelta(input: ApplyDeltaInput): Promise<void> {
   // INVARIANT: manifest.json goes last, after every rebuilt layer's sha256 was checked: a layer that fails its
   // check abandons the tarball before it, so the engine never tags an image from wrong bytes.
   const tar = pack();
+  // WARNING: the engine's request reads the tarball through pipe(), which does not forward errors: without this
+  // listener a failed layer (its entry's size mismatch) would be an uncaught exception. The packing promise and the
+  // load carry every error.
+  tar.on('error', () => undefined);
   const entry = (name: string, size: number) => {
     let sink: NodeJS.WritableStream | undefined;
     const done = new Promise<void>((resolve, reject) => {
