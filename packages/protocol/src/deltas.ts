@@ -58,13 +58,16 @@ export const deltaLayerSchema = z.object({
   method: deltaMethodSchema.default('xdelta3'),
   /**
    * Null: the encoder's source is A's layer as it is. Otherwise the bytes `[offset, offset + length)` of the delta
-   * file are a gzip-compressed JSON array of `[start, length]` byte ranges of A's layer: the source is those ranges
-   * concatenated (A's tar entries in B's order, at most DELTA_MAX_REORDER_RANGES of them).
+   * file are a gzip-compressed JSON array of byte ranges `[start, length]` of A's layer `source`, or `[start, length,
+   * i]` of `extraSources[i - 1]`: the encoder's source is those ranges concatenated (A's tar entries in B's order,
+   * taken from whichever of A's layers holds them; at most DELTA_MAX_REORDER_RANGES ranges).
    */
   reorder: z
     .object({ offset: z.number().int().nonnegative(), length: z.number().int().positive() })
     .nullable()
     .default(null),
+  /** A's other layers the reorder ranges copy from (files that moved between layers, e.g. apt's caches). */
+  extraSources: z.array(sha256Digest).max(256).default([]),
   offset: z.number().int().nonnegative(),
   length: z.number().int().nonnegative(),
 });

@@ -161,7 +161,13 @@ async function rebuildLayer(
   if (digest !== layer.diffId) throw invalid(`layer rebuilt from the delta is ${digest}, not ${layer.diffId}`);
 }
 
-const rangesSchema = z.array(z.tuple([z.number().int().nonnegative(), z.number().int().positive()]));
+const offsetSchema = z.number().int().nonnegative();
+const rangesSchema = z.array(
+  z.union([
+    z.tuple([offsetSchema, z.number().int().positive()]),
+    z.tuple([offsetSchema, z.number().int().positive(), z.number().int().positive()]),
+  ]),
+);
 
 /**
  * Builds a layer's reordered source (DeltaLayer.reorder): A's layer byte ranges, listed gzip-compressed in the delta
@@ -169,7 +175,7 @@ const rangesSchema = z.array(z.tuple([z.number().int().nonnegative(), z.number()
  * something else.
  */
 async function reorderedSource(
-  source: string,
+  sources: readonly string[],
   deltaFile: string,
   reorder: NonNullable<DeltaDescriptor['layers'][number]['reorder']>,
   out: string,
@@ -181,18 +187,20 @@ async function reorderedSource(
   } finally {
     await handle.close();
   }
-  let ranges: Array<[number, number]>;
+  let ranges: z.infer<typeof rangesSchema>;
   try {
     ranges = rangesSchema.parse(JSON.parse(gunzipSync(packed, { maxOutputLength: 64 * 1024 * 1024 }).toString()));
   } catch {
     throw invalid('the reordering list of a layer delta does not parse');
   }
-  const { size } = await stat(source);
-  if (ranges.length > DELTA_MAX_REORDER_RANGES || ranges.some(([start, length]) => start + length > size))
-    throw invalid('the reordering list of a layer delta names bytes outside the base layer');
+  const sizes = await Promise.all(sources.map(async (file) => (await stat(file)).size));
+  const outside = ([start, length, file = 0]: (typeof ranges)[number]) =>
+    file >= sources.length || start + length > sizes[file]!;
+  if (ranges.length > DELTA_MAX_REORDER_RANGES || ranges.some(outside))
+    throw invalid('the reordering list of a layer delta names bytes outside the base layers');
   const sink = createWriteStream(out);
-  for (const [start, length] of ranges)
-    await pipeline(createReadStream(source, { start, end: start + length - 1 }), sink, { end: false });
+  for (const [start, length, file = 0] of ranges)
+    await pipeline(createReadStream(sources[file]!, { start, end: start + length - 1 }), sink, { end: false });
   sink.end();
   await finished(sink);
   return out;
@@ -223,7 +231,7 @@ export async function applyDelta(input: ApplyDeltaInput): Promise<void> {
     throw invalid('the image config in the delta answer does not match its digest');
   const toDiffIds = (JSON.parse(delta.config) as { rootfs?: { diff_ids?: string[] } }).rootfs?.diff_ids ?? [];
   const byDiffId = new Map(delta.layers.map((l) => [l.diffId, l]));
-  const sources = delta.layers.flatMap((l) => (l.source ? [l.source] : []));
+  const sources = delta.layers.flatMap((l) => [...(l.source ? [l.source] : []), ...l.extraSources]);
   // Layers of B on the chain A shares with it are in the engine already: load skips them (checked on moby 20.10),
   // so they are neither kept from the base nor sent.
   const need = (baseDiffIds: readonly string[] | undefined) =>
@@ -258,6 +266,8 @@ export async function applyDelta(input: ApplyDeltaInput): Promise<void> {
         error ? reject(error) : resolve(),
       ) as unknown as NodeJS.WritableStream;
     });
+    // The entry's callback carries its error (a size mismatch); the stream emits it too, to nobody.
+    sink!.on('error', () => undefined);
     return { sink: sink!, done };
   };
   const packing = (async () => {
@@ -275,7 +285,8 @@ export async function applyDelta(input: ApplyDeltaInput): Promise<void> {
       }
       const source = layer.source ? base.kept.get(layer.source)! : empty;
       const reordered = join(workDir, 'source-reordered.tar');
-      const from = layer.reorder ? await reorderedSource(source, input.deltaFile, layer.reorder, reordered) : source;
+      const files = [source, ...layer.extraSources.map((d) => base.kept.get(d)!)];
+      const from = layer.reorder ? await reorderedSource(files, input.deltaFile, layer.reorder, reordered) : source;
       const { sink, done } = entry(name, layer.size);
       await rebuildLayer(from, input.deltaFile, layer, sink, done, signal);
       if (from !== source) await rm(from, { force: true });

@@ -15,7 +15,7 @@ import {
 } from '@flotilla/protocol';
 import type { RegistryStorage } from '../registry/storage.js';
 import type { DeltaStore, StoredPair } from './delta-store.js';
-import { reorderRanges } from './tar-reorder.js';
+import { reorderRanges, type SourceRange } from './tar-reorder.js';
 
 const run = promisify(execFile);
 
@@ -121,11 +121,11 @@ const ZSTD_TRY_RATIO = 0.01;
 const ZSTD_DECODE_BUDGET_BYTES = 200 * 1024 * 1024;
 
 /** Writes the `[start, length]` ranges of `file`, concatenated, to `out` (the reordered source). */
-async function writeRanges(file: string, ranges: Array<[number, number]>, out: string): Promise<number> {
+async function writeRanges(files: readonly string[], ranges: SourceRange[], out: string): Promise<number> {
   const sink = createWriteStream(out);
   let total = 0;
-  for (const [start, length] of ranges) {
-    await pipeline(createReadStream(file, { start, end: start + length - 1 }), sink, { end: false });
+  for (const [start, length, file = 0] of ranges) {
+    await pipeline(createReadStream(files[file]!, { start, end: start + length - 1 }), sink, { end: false });
     total += length;
   }
   sink.end();
@@ -244,25 +244,50 @@ export async function computeDelta(
     const layers: DeltaLayer[] = [];
     let offset = 0;
     let pullBytes = 0;
+    // A's layers, each unpacked once when a layer of B needs it: a layer's entries may come from any of them.
+    const unpacked = new Map<number, { file: string; size: number }>();
+    const fromLayer = async (index: number) => {
+      let found = unpacked.get(index);
+      if (!found) {
+        const file = join(work, `source-${index}.tar`);
+        const size = await unpackLayer(storage, from.layers[index]!, fromDiffIds[index]!, file, limits.maxLayerBytes);
+        found = { file, size };
+        unpacked.set(index, found);
+      }
+      return found;
+    };
     for (const [index, diffId] of toDiffIds.entries()) {
       if (have.has(diffId)) continue;
       signal?.throwIfAborted();
-      const sourceLayer = from.layers[index];
-      const sourceDiffId = fromDiffIds[index];
-      const source = sourceLayer && sourceDiffId ? join(work, 'source.tar') : empty;
-      const sourceSize =
-        sourceLayer && sourceDiffId
-          ? await unpackLayer(storage, sourceLayer, sourceDiffId, source, limits.maxLayerBytes)
-          : 0;
+      const hasSource = index < from.layers.length;
+      const { file: source, size: sourceSize } = hasSource ? await fromLayer(index) : { file: empty, size: 0 };
       const target = join(work, 'target.tar');
       const size = await unpackLayer(storage, to.layers[index]!, diffId, target, limits.maxLayerBytes);
-      const ranges = sourceSize > 0 ? await reorderRanges(source, target) : undefined;
+      // The same-index layer first, then A's others from the top: the topmost copy of a file is the one A runs.
+      const others = [...from.layers.keys()].filter((i) => i !== index).reverse();
+      const candidates = [source, ...(await Promise.all(others.map(async (i) => (await fromLayer(i)).file)))];
+      const found = await reorderRanges(candidates, target);
       let encodeFrom = source;
       let encodeFromSize = sourceSize;
       let reorder: DeltaLayer['reorder'] = null;
-      if (ranges) {
+      const extraSources: string[] = [];
+      if (found) {
+        // Renumber: only the layers the ranges use travel in extraSources (the device keeps those from docker save).
+        const renumber = new Map<number, number>([[0, 0]]);
+        for (const used of found.used.filter((u) => u > 0).sort((a, b) => a - b)) {
+          extraSources.push(fromDiffIds[others[used - 1]!]!);
+          renumber.set(used, extraSources.length);
+        }
+        const ranges = found.ranges.map((r): SourceRange => (r.length === 2 ? r : [r[0], r[1], renumber.get(r[2])!]));
+        const files = [
+          source,
+          ...found.used
+            .filter((u) => u > 0)
+            .sort((a, b) => a - b)
+            .map((u) => candidates[u]!),
+        ];
         encodeFrom = join(work, 'source-reordered.tar');
-        encodeFromSize = await writeRanges(source, ranges, encodeFrom);
+        encodeFromSize = await writeRanges(files, ranges, encodeFrom);
         const list = gzipSync(JSON.stringify(ranges));
         await appendFile(deltaFile, list);
         reorder = { offset, length: list.length };
@@ -271,16 +296,11 @@ export async function computeDelta(
       const encoded = join(work, 'layer.delta');
       const { method, length } = await encodeLayer(encodeFrom, encodeFromSize, target, size, encoded, limits, signal);
       await pipeline(createReadStream(encoded), createWriteStream(deltaFile, { flags: 'a' }));
-      const sourceId = source === empty ? null : sourceDiffId!;
-      layers.push({ diffId, size, source: sourceId, method, reorder, offset, length });
+      const sourceId = hasSource ? fromDiffIds[index]! : null;
+      layers.push({ diffId, size, source: sourceId, method, reorder, extraSources, offset, length });
       offset += length;
       pullBytes += to.layers[index]!.size;
-      await Promise.all([
-        rm(encoded),
-        rm(target),
-        source === empty ? undefined : rm(source),
-        encodeFrom === source ? undefined : rm(encodeFrom),
-      ]);
+      await Promise.all([rm(encoded), rm(target), encodeFrom === source ? undefined : rm(encodeFrom)]);
     }
     const pair: StoredPair = {
       ok: true,

@@ -31,18 +31,29 @@ test("the ranges put the source tar's entries in the target's order, long names 
     units?.map((u) => u.key),
     ['one', 'two', long],
   );
-  const ranges = await reorderRanges(source, target);
-  assert.ok(ranges, 'a reordering');
+  const found = await reorderRanges([source], target);
+  assert.ok(found, 'a reordering');
   const bytes = await readFile(source);
-  const built = Buffer.concat(ranges.map(([start, length]) => bytes.subarray(start, start + length)));
+  const built = Buffer.concat(found.ranges.map(([start, length]) => bytes.subarray(start, start + length)));
   const byKey = new Map(units!.map((u) => [u.key, bytes.subarray(u.start, u.end)]));
   assert.deepEqual(built, Buffer.concat([byKey.get(long)!, byKey.get('one')!, byKey.get('two')!]));
 });
 
 test('no reordering when the order is the same, entries are only left out, or a file is not a tar', async () => {
   const source = tar('c.tar', ['one', 'two']);
-  assert.equal(await reorderRanges(source, tar('d.tar', ['one', 'two'])), undefined);
-  assert.equal(await reorderRanges(source, tar('e.tar', ['two'])), undefined);
+  assert.equal(await reorderRanges([source], tar('d.tar', ['one', 'two'])), undefined);
+  assert.equal(await reorderRanges([source], tar('e.tar', ['two'])), undefined);
   await writeFile(join(dir, 'not-a-tar'), 'x'.repeat(2048));
-  assert.equal(await reorderRanges(join(dir, 'not-a-tar'), source), undefined);
+  assert.equal(await reorderRanges([source], join(dir, 'not-a-tar')), undefined);
+});
+
+test("an entry the same-index layer lacks comes from another of A's layers, named by its index", async () => {
+  const first = tar('f.tar', ['one']);
+  const other = tar('g.tar', ['two']);
+  const found = await reorderRanges([first, other], tar('h.tar', ['two', 'one']));
+  assert.ok(found);
+  const units = (await tarUnits(other))!;
+  assert.deepEqual(found.ranges[0], [units[0]!.start, units[0]!.end - units[0]!.start, 1]);
+  assert.equal(found.ranges[1]!.length, 2);
+  assert.deepEqual(found.used.sort(), [0, 1]);
 });

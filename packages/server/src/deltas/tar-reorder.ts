@@ -82,26 +82,41 @@ export async function tarUnits(file: string): Promise<TarUnit[] | undefined> {
   }
 }
 
+/** A range of one of the source files: `[start, length]` of the first, `[start, length, i]` of `files[i]`. */
+export type SourceRange = [number, number] | [number, number, number];
+
 /**
- * Byte ranges `[start, length]` of the source tar, in the target tar's entry order (entries the target lacks are
- * left out): concatenated, they make a source whose entries sit where the target's are, so xdelta3, which finds
- * matches only near its position, finds them all when a layer was re-exported in another file order (scenario 2 in
- * deltas/README.md). Undefined when either is not a tar or the order is already the source's (nothing to gain).
+ * Byte ranges of the source tars (`sources[0]`: A's layer at B's layer's index, the preferred one; then A's other
+ * layers, the topmost first), in the target tar's entry order, each entry taken from the first source that has it
+ * (entries no source has are left out): concatenated, they make a source whose entries sit where the target's are.
+ * xdelta3 finds matches only near its position, so this is what lets it find a layer re-exported in another file
+ * order, or files that moved between layers (scenario 2 in deltas/README.md: apt's caches). Undefined when the
+ * target is not a tar or the ranges are the first source in its own order (nothing to gain).
  */
-export async function reorderRanges(source: string, target: string): Promise<Array<[number, number]> | undefined> {
-  const [from, to] = await Promise.all([tarUnits(source), tarUnits(target)]);
-  if (!from || !to || from.length === 0) return undefined;
-  const byKey = new Map<string, TarUnit>();
-  for (const unit of from) if (!byKey.has(unit.key)) byKey.set(unit.key, unit);
-  const ranges: Array<[number, number]> = [];
+export async function reorderRanges(
+  sources: readonly string[],
+  target: string,
+): Promise<{ ranges: SourceRange[]; used: number[] } | undefined> {
+  const to = await tarUnits(target);
+  if (!to) return undefined;
+  const indexes = await Promise.all(sources.map((file) => tarUnits(file)));
+  const byKey = new Map<string, { unit: TarUnit; file: number }>();
+  for (const [file, units] of indexes.entries())
+    for (const unit of units ?? []) if (!byKey.has(unit.key)) byKey.set(unit.key, { unit, file });
+  const ranges: SourceRange[] = [];
+  let lastFile = -1;
   for (const unit of to) {
     const found = byKey.get(unit.key);
     if (!found) continue;
     const last = ranges.at(-1);
-    if (last && last[0] + last[1] === found.start) last[1] += found.end - found.start;
-    else ranges.push([found.start, found.end - found.start]);
+    const { start, end } = found.unit;
+    if (last && lastFile === found.file && last[0] + last[1] === start) last[1] += end - start;
+    else ranges.push(found.file === 0 ? [start, end - start] : [start, end - start, found.file]);
+    lastFile = found.file;
   }
-  // In source order already (at most entries left out): xdelta3 finds the matches as well without a reordering.
-  const monotonic = ranges.every((range, i) => i === 0 || range[0] > ranges[i - 1]![0]);
-  return monotonic ? undefined : ranges;
+  if (ranges.length === 0) return undefined;
+  // All from the first source, in its own order: xdelta3 finds the matches as well without a reordering.
+  const inOrder = ranges.every((r, i) => r.length === 2 && (i === 0 || r[0] > ranges[i - 1]![0]));
+  if (inOrder) return undefined;
+  return { ranges, used: [...new Set(ranges.map((r) => r[2] ?? 0))] };
 }
