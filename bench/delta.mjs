@@ -189,6 +189,10 @@ try {
     const pair = await computeDelta(storage, store, pushedA.hex, pushedB.hex, { maxLayerBytes: 4 * 1024 ** 3 });
     const computeSeconds = Number(process.hrtime.bigint() - startedCompute) / 1e9;
     if (!pair.ok) throw new Error(`no delta: ${pair.reason}`);
+    for (const l of pair.layers)
+      log(
+        `  layer ${l.diffId.slice(7, 19)}: ${l.size} bytes rebuilt from ${l.length} (${l.method}${l.reorder ? `, reordered source, list ${l.reorder.length} bytes` : ''})`,
+      );
 
     // Device: B absent, A present.
     const removeB = () => spawnSync('docker', ['rmi', '-f', bId], { env, stdio: 'ignore' });

@@ -9,8 +9,29 @@ import { z } from 'zod';
  * The balena delta endpoint (DEVICE_ROUTES.delta) is a different format, for balenaOS devices.
  */
 
-/** The one delta format so far: per layer xdelta3 (VCDIFF, lzma secondary) against A's layer at the same index. */
-export const DELTA_FORMAT = 'xdelta3-layers-v1';
+/**
+ * Per layer, against A's layer at the same index, each layer with the encoder that gave the smaller delta (its
+ * `method`). v1 was xdelta3 only: an agent that knows only v1 rejects a v2 answer and pulls.
+ */
+export const DELTA_FORMAT = 'layers-v2';
+
+/**
+ * How one layer was encoded. xdelta3: VCDIFF with lzma secondary compression, source window
+ * DELTA_SOURCE_WINDOW_BYTES. zstd: `zstd --patch-from=<A's layer> --long=<log>`, one frame, window log at most
+ * DELTA_ZSTD_MAX_WINDOW_LOG (it finds matches anywhere in A's layer, where xdelta3 finds only nearby ones).
+ */
+export const deltaMethodSchema = z.enum(['xdelta3', 'zstd']);
+export type DeltaMethod = z.infer<typeof deltaMethodSchema>;
+
+/**
+ * Largest zstd window (log2 bytes) a delta uses; the device's decoder is started with `--memory` of this size and
+ * refuses a frame asking for more. INVARIANT: the server only encodes with zstd layers whose source and target both
+ * fit in the window (zstd's --patch-from sets the window to cover the larger of the two).
+ */
+export const DELTA_ZSTD_MAX_WINDOW_LOG = 28;
+
+/** Most byte ranges a layer's reordered source may have (the device checks it before building the source). */
+export const DELTA_MAX_REORDER_RANGES = 200_000;
 
 /**
  * xdelta3's source window (`-B`) on both sides. INVARIANT: the decoder's window is at least the encoder's, or it
@@ -33,6 +54,20 @@ export const deltaLayerSchema = z.object({
   size: z.number().int().nonnegative(),
   /** A's layer the delta copies from (A's layer at the same index); null: an empty source. */
   source: sha256Digest.nullable(),
+  /** The encoder of this layer's bytes (absent in pairs computed before zstd existed: xdelta3). */
+  method: deltaMethodSchema.default('xdelta3'),
+  /**
+   * Null: the encoder's source is A's layer as it is. Otherwise the bytes `[offset, offset + length)` of the delta
+   * file are a gzip-compressed JSON array of byte ranges `[start, length]` of A's layer `source`, or `[start, length,
+   * i]` of `extraSources[i - 1]`: the encoder's source is those ranges concatenated (A's tar entries in B's order,
+   * taken from whichever of A's layers holds them; at most DELTA_MAX_REORDER_RANGES ranges).
+   */
+  reorder: z
+    .object({ offset: z.number().int().nonnegative(), length: z.number().int().positive() })
+    .nullable()
+    .default(null),
+  /** A's other layers the reorder ranges copy from (files that moved between layers, e.g. apt's caches). */
+  extraSources: z.array(sha256Digest).max(256).default([]),
   offset: z.number().int().nonnegative(),
   length: z.number().int().nonnegative(),
 });

@@ -10,6 +10,7 @@ import { commitSchema, deviceUuidSchema, envNameSchema, semverSchema, serviceNam
  */
 
 const isoDate = z.string();
+const byteCount = z.number().int().nonnegative();
 const name = z.string().trim().min(1).max(200);
 
 // --------------------------------------------------------------------------------------------- identity and access
@@ -222,6 +223,17 @@ export const deviceSchema = z.object({
   createdAt: isoDate,
   /** Set while the device refuses a release it rolled back from (Flotilla agents only); null otherwise. */
   rollback: deviceRollbackViewSchema.nullable().default(null),
+  /**
+   * Bytes downloaded for updates by delta (the delta, plus the pull after a fallback) beside what plain pulls of the
+   * same layers would have downloaded: for the release of the last reported delta, and over all of them. Absent from
+   * servers before this field; updates without a delta are not counted.
+   */
+  updateBytes: z
+    .object({
+      last: z.object({ release: z.string().nullable(), downloaded: byteCount, pullBytes: byteCount }).nullable(),
+      total: z.object({ downloaded: byteCount, pullBytes: byteCount }),
+    })
+    .optional(),
 });
 export type Device = z.infer<typeof deviceSchema>;
 export const updateDeviceRequestSchema = z.strictObject({

@@ -1,12 +1,20 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
+import { open, rm, stat, writeFile } from 'node:fs/promises';
+import { gunzipSync } from 'node:zlib';
+import { z } from 'zod';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { once } from 'node:events';
 import { finished, pipeline } from 'node:stream/promises';
-import { DELTA_SOURCE_WINDOW_BYTES, type DeltaDescriptor, FlotillaError } from '@flotilla/protocol';
+import {
+  DELTA_SOURCE_WINDOW_BYTES,
+  DELTA_MAX_REORDER_RANGES,
+  DELTA_ZSTD_MAX_WINDOW_LOG,
+  type DeltaDescriptor,
+  FlotillaError,
+} from '@flotilla/protocol';
 import { extract, pack } from 'tar-stream';
 import type { ContainerEngine } from '../engine/container-engine.js';
 
@@ -19,63 +27,109 @@ async function sha256File(file: string): Promise<string> {
   return `sha256:${hash.digest('hex')}`;
 }
 
+/** How many leading layers two images share (their layer chains are equal up to there). */
+function sharedPrefix(a: readonly string[], b: readonly string[]): number {
+  let shared = 0;
+  while (shared < a.length && shared < b.length && a[shared] === b[shared]) shared += 1;
+  return shared;
+}
+
 /**
- * Reads `docker save` of the base image and keeps, in `dir`, the layers whose sha256 is in `wanted` (delta sources,
- * and layers B shares with A at another position). Every layer passes through a file while it is hashed, since
- * manifest.json (which names them) comes last; layers not wanted are removed at once. Returns the base's diffIDs.
+ * Reads `docker save` of the base image `baseId` and keeps, in `dir`, the layers `need` names given the base's
+ * diffIDs (undefined until its config was read). Every layer passes through a file while it is hashed, since the
+ * save names layers by v1 ids, not diffIDs; layers not needed are removed at once. Stops reading, and the engine
+ * saving, as soon as the config was read and every needed layer is kept: saving layers nobody needs was the
+ * largest part of an apply (deltas/README.md). Returns the base's diffIDs.
  */
 async function baseLayers(
   tar: Readable,
-  wanted: ReadonlySet<string>,
+  baseId: string,
+  need: (baseDiffIds: readonly string[] | undefined) => ReadonlySet<string>,
   dir: string,
 ): Promise<{ kept: Map<string, string>; diffIds: string[] }> {
   const kept = new Map<string, string>();
   const configs = new Map<string, string>();
-  let manifest: Array<{ Config: string; Layers: string[] }> = [];
+  const configName = /^sha256:[0-9a-f]{64}$/.test(baseId) ? `${hexOf(baseId)}.json` : undefined;
+  const diffIdsOf = (config: string | undefined) =>
+    (JSON.parse(config ?? '{}') as { rootfs?: { diff_ids?: string[] } }).rootfs?.diff_ids ?? [];
+  let diffIds: string[] | undefined;
+  let wanted = need(undefined);
+  const learnt = async (ids: string[]) => {
+    diffIds = ids;
+    wanted = need(ids);
+    for (const [digest, file] of kept)
+      if (!wanted.has(digest)) {
+        kept.delete(digest);
+        await rm(file, { force: true });
+      }
+  };
   let counter = 0;
   // tar-stream streams are streamx streams: fed by pipe() and read by async iteration, never by node's pipeline().
   const untar = extract();
   tar.on('error', (error) => untar.destroy(error));
   tar.pipe(untar as unknown as NodeJS.WritableStream);
-  for await (const entry of untar) {
-    const name = entry.header.name;
-    if (entry.header.type === 'file' && name.endsWith('/layer.tar')) {
-      const file = join(dir, `base-${counter++}.tar`);
-      const hash = createHash('sha256');
-      const out = createWriteStream(file);
-      for await (const chunk of entry) {
-        hash.update(chunk as Buffer);
-        if (!out.write(chunk)) await once(out, 'drain');
+  try {
+    for await (const entry of untar) {
+      const name = entry.header.name;
+      if (entry.header.type === 'file' && name.endsWith('/layer.tar')) {
+        const file = join(dir, `base-${counter++}.tar`);
+        const hash = createHash('sha256');
+        const out = createWriteStream(file);
+        for await (const chunk of entry) {
+          hash.update(chunk as Buffer);
+          if (!out.write(chunk)) await once(out, 'drain');
+        }
+        out.end();
+        await finished(out);
+        const digest = `sha256:${hash.digest('hex')}`;
+        if (wanted.has(digest) && !kept.has(digest)) kept.set(digest, file);
+        else await rm(file, { force: true });
+      } else if (name === 'manifest.json' || (/^[0-9a-f]{64}\.json$/.test(name) && entry.header.size! < 4_000_000)) {
+        const chunks: Buffer[] = [];
+        for await (const chunk of entry) chunks.push(chunk as Buffer);
+        const text = Buffer.concat(chunks).toString('utf8');
+        if (name === configName) await learnt(diffIdsOf(text));
+        else if (name !== 'manifest.json') configs.set(name, text);
+        else if (diffIds === undefined) {
+          const manifest = JSON.parse(text) as Array<{ Config: string }>;
+          await learnt(diffIdsOf(configs.get(manifest[0]?.Config ?? '')));
+        }
+      } else {
+        entry.resume();
       }
-      out.end();
-      await finished(out);
-      const digest = `sha256:${hash.digest('hex')}`;
-      if (wanted.has(digest) && !kept.has(digest)) kept.set(digest, file);
-      else await rm(file, { force: true });
-    } else if (name === 'manifest.json' || (/^[0-9a-f]{64}\.json$/.test(name) && entry.header.size! < 4_000_000)) {
-      const chunks: Buffer[] = [];
-      for await (const chunk of entry) chunks.push(chunk as Buffer);
-      const text = Buffer.concat(chunks).toString('utf8');
-      if (name === 'manifest.json') manifest = JSON.parse(text) as typeof manifest;
-      else configs.set(name, text);
-    } else {
-      entry.resume();
+      if (diffIds !== undefined && [...wanted].every((d) => kept.has(d))) break;
     }
+  } finally {
+    tar.unpipe(untar as unknown as NodeJS.WritableStream);
+    tar.destroy();
   }
-  const config = configs.get(manifest[0]?.Config ?? '');
-  const diffIds = (JSON.parse(config ?? '{}') as { rootfs?: { diff_ids?: string[] } }).rootfs?.diff_ids ?? [];
-  return { kept, diffIds };
+  return { kept, diffIds: diffIds ?? [] };
 }
 
-/** Runs xdelta3 on one layer's slice of the delta file; the output's sha256 must be the layer's diffID. */
+/**
+ * The decoder of a layer's method. WARNING: zstd's --memory bounds the window it accepts: a frame asking for more
+ * fails here instead of growing the device's memory past the budget (DELTA_ZSTD_MAX_WINDOW_LOG).
+ */
+function decoder(layer: DeltaDescriptor['layers'][number], source: string): [string, string[]] {
+  if (layer.method === 'zstd')
+    return ['zstd', ['-d', '-q', '-c', `--memory=${2 ** DELTA_ZSTD_MAX_WINDOW_LOG}`, `--patch-from=${source}`]];
+  return ['xdelta3', ['-d', '-c', '-B', String(DELTA_SOURCE_WINDOW_BYTES), '-s', source]];
+}
+
+/**
+ * Decodes one layer's slice of the delta file into `sink` (a tar entry of the load, sized `layer.size`); the
+ * output's sha256 must be the layer's diffID, or this throws and the load is abandoned before its manifest.
+ */
 async function rebuildLayer(
   source: string,
   deltaFile: string,
   layer: DeltaDescriptor['layers'][number],
-  out: string,
+  sink: NodeJS.WritableStream,
+  sinkDone: Promise<void>,
   signal: AbortSignal,
 ): Promise<void> {
-  const child = spawn('xdelta3', ['-d', '-c', '-B', String(DELTA_SOURCE_WINDOW_BYTES), '-s', source], {
+  const [command, args] = decoder(layer, source);
+  const child = spawn(command, args, {
     stdio: ['pipe', 'pipe', 'pipe'],
     signal,
   });
@@ -94,13 +148,78 @@ async function rebuildLayer(
       ? createReadStream(deltaFile, { start: layer.offset, end: layer.offset + layer.length - 1 })
       : undefined;
   if (!input) child.stdin.end();
-  // An early exit of xdelta3 breaks this pipe; its exit status below says why.
+  // An early exit of the decoder breaks this pipe; its exit status below says why.
   const feeding = input ? pipeline(input, child.stdin).catch(() => undefined) : undefined;
-  await Promise.all([pipeline(child.stdout, createWriteStream(out)), feeding]);
+  child.stdout.pipe(sink);
+  const [written] = await Promise.allSettled([sinkDone, feeding]);
   const code = await exited;
-  if (code !== 0) throw invalid(`xdelta3 could not apply the delta of ${layer.diffId}: ${stderr.trim()}`);
+  // The decoder's own failure says why; a short or long output is then only the tar entry's size mismatch.
+  if (code !== 0) throw invalid(`${command} could not apply the delta of ${layer.diffId}: ${stderr.trim()}`);
+  if (written.status === 'rejected')
+    throw invalid(`layer ${layer.diffId} rebuilt from the delta is not ${layer.size} bytes: ${String(written.reason)}`);
   const digest = `sha256:${hash.digest('hex')}`;
   if (digest !== layer.diffId) throw invalid(`layer rebuilt from the delta is ${digest}, not ${layer.diffId}`);
+}
+
+const offsetSchema = z.number().int().nonnegative();
+const rangesSchema = z.array(
+  z.union([
+    z.tuple([offsetSchema, z.number().int().positive()]),
+    z.tuple([offsetSchema, z.number().int().positive(), z.number().int().positive()]),
+  ]),
+);
+
+/**
+ * Builds a layer's reordered source (DeltaLayer.reorder): A's layer byte ranges, listed gzip-compressed in the delta
+ * file, concatenated into `out`. Every range must lie inside A's layer: a bad list is DELTA_INVALID, never a read of
+ * something else.
+ */
+async function reorderedSource(
+  sources: readonly string[],
+  deltaFile: string,
+  reorder: NonNullable<DeltaDescriptor['layers'][number]['reorder']>,
+  out: string,
+): Promise<string> {
+  const handle = await open(deltaFile, 'r');
+  const packed = Buffer.alloc(reorder.length);
+  try {
+    await handle.read(packed, 0, reorder.length, reorder.offset);
+  } finally {
+    await handle.close();
+  }
+  let ranges: z.infer<typeof rangesSchema>;
+  try {
+    ranges = rangesSchema.parse(JSON.parse(gunzipSync(packed, { maxOutputLength: 64 * 1024 * 1024 }).toString()));
+  } catch {
+    throw invalid('the reordering list of a layer delta does not parse');
+  }
+  const sizes = await Promise.all(sources.map(async (file) => (await stat(file)).size));
+  const outside = ([start, length, file = 0]: (typeof ranges)[number]) =>
+    file >= sources.length || start + length > sizes[file]!;
+  if (ranges.length > DELTA_MAX_REORDER_RANGES || ranges.some(outside))
+    throw invalid('the reordering list of a layer delta names bytes outside the base layers');
+  const handles = await Promise.all(sources.map((file) => open(file, 'r')));
+  const sink = await open(out, 'w');
+  const buffer = Buffer.alloc(1024 * 1024);
+  try {
+    for (const [start, length, file = 0] of ranges) {
+      // WARNING: plain reads and writes, not a pipeline per range: thousands of ranges leaked listeners on the sink.
+      for (let done = 0; done < length; ) {
+        const { bytesRead } = await handles[file]!.read(
+          buffer,
+          0,
+          Math.min(buffer.length, length - done),
+          start + done,
+        );
+        if (bytesRead === 0) throw invalid('a base layer is shorter than its reordering list says');
+        await sink.write(buffer, 0, bytesRead);
+        done += bytesRead;
+      }
+    }
+  } finally {
+    await Promise.all([...handles, sink].map((h) => h.close()));
+  }
+  return out;
 }
 
 export interface ApplyDeltaInput {
@@ -127,56 +246,80 @@ export async function applyDelta(input: ApplyDeltaInput): Promise<void> {
   if (`sha256:${createHash('sha256').update(delta.config).digest('hex')}` !== delta.configDigest)
     throw invalid('the image config in the delta answer does not match its digest');
   const toDiffIds = (JSON.parse(delta.config) as { rootfs?: { diff_ids?: string[] } }).rootfs?.diff_ids ?? [];
-  const rebuilt = new Set(delta.layers.map((l) => l.diffId));
-  const wanted = new Set<string>([
-    ...delta.layers.flatMap((l) => (l.source ? [l.source] : [])),
-    ...toDiffIds.filter((d) => !rebuilt.has(d)),
-  ]);
-  const base = await baseLayers(await input.engine.exportImage(input.baseRef, signal), wanted, workDir);
+  const byDiffId = new Map(delta.layers.map((l) => [l.diffId, l]));
+  const sources = delta.layers.flatMap((l) => [...(l.source ? [l.source] : []), ...l.extraSources]);
+  // Layers of B on the chain A shares with it are in the engine already: load skips them (checked on moby 20.10),
+  // so they are neither kept from the base nor sent.
+  const need = (baseDiffIds: readonly string[] | undefined) =>
+    new Set([
+      ...sources,
+      ...toDiffIds.slice(baseDiffIds ? sharedPrefix(toDiffIds, baseDiffIds) : 0).filter((d) => !byDiffId.has(d)),
+    ]);
+  const baseId = (await input.engine.imageId(input.baseRef)) ?? input.baseRef;
+  const base = await baseLayers(await input.engine.exportImage(input.baseRef, signal), baseId, need, workDir);
+  const shared = sharedPrefix(toDiffIds, base.diffIds);
+  for (const diffId of toDiffIds.slice(shared))
+    if (!byDiffId.has(diffId) && !base.kept.has(diffId))
+      throw invalid(`layer ${diffId} of the image is neither in the delta nor in the base image`);
+  for (const source of sources) if (!base.kept.has(source)) throw invalid(`the base image has no layer ${source}`);
   const empty = join(workDir, 'empty');
   await writeFile(empty, '');
-  const layersDir = join(workDir, 'layers');
-  await mkdir(layersDir);
-  const files = new Map<string, string>();
-  for (const layer of delta.layers) {
-    signal.throwIfAborted();
-    const source = layer.source ? base.kept.get(layer.source) : empty;
-    if (!source) throw invalid(`the base image has no layer ${layer.source}`);
-    const out = join(layersDir, `${hexOf(layer.diffId)}.tar`);
-    await rebuildLayer(source, input.deltaFile, layer, out, signal);
-    files.set(layer.diffId, out);
-  }
-  // Layers of B on the chain A shares with it are in the engine already: load skips them (checked on moby 20.10).
-  let shared = 0;
-  while (shared < toDiffIds.length && shared < base.diffIds.length && toDiffIds[shared] === base.diffIds[shared])
-    shared += 1;
-  const entries: Array<{ name: string; file: string }> = [];
-  for (const [index, diffId] of toDiffIds.entries()) {
-    if (index < shared) continue;
-    const file = files.get(diffId) ?? base.kept.get(diffId);
-    if (!file) throw invalid(`layer ${diffId} of the image is neither in the delta nor in the base image`);
-    entries.push({ name: `${hexOf(diffId)}/layer.tar`, file });
-  }
   const configName = `${hexOf(delta.configDigest)}.json`;
   const manifest = JSON.stringify([
     { Config: configName, RepoTags: [input.tag], Layers: toDiffIds.map((d) => `${hexOf(d)}/layer.tar`) },
   ]);
+  // INVARIANT: manifest.json goes last, after every rebuilt layer's sha256 was checked: a layer that fails its
+  // check abandons the tarball before it, so the engine never tags an image from wrong bytes.
   const tar = pack();
+  // WARNING: the engine's request reads the tarball through pipe(), which does not forward errors: without this
+  // listener a failed layer (its entry's size mismatch) would be an uncaught exception. The packing promise and the
+  // load carry every error.
+  tar.on('error', () => undefined);
+  const entry = (name: string, size: number) => {
+    let sink: NodeJS.WritableStream | undefined;
+    const done = new Promise<void>((resolve, reject) => {
+      sink = tar.entry({ name, size }, (error) =>
+        error ? reject(error) : resolve(),
+      ) as unknown as NodeJS.WritableStream;
+    });
+    // The entry's callback carries its error (a size mismatch); the stream emits it too, to nobody.
+    sink!.on('error', () => undefined);
+    return { sink: sink!, done };
+  };
   const packing = (async () => {
     tar.entry({ name: configName }, delta.config);
-    for (const { name, file } of entries) {
-      const size = (await stat(file)).size;
-      await new Promise<void>((resolve, reject) => {
-        const sink = tar.entry({ name, size }, (error) => (error ? reject(error) : resolve()));
+    for (const diffId of toDiffIds.slice(shared)) {
+      signal.throwIfAborted();
+      const name = `${hexOf(diffId)}/layer.tar`;
+      const layer = byDiffId.get(diffId);
+      if (!layer) {
+        const file = base.kept.get(diffId)!;
+        const { sink, done } = entry(name, (await stat(file)).size);
         const source = createReadStream(file);
-        source.on('error', reject);
-        source.pipe(sink as unknown as NodeJS.WritableStream);
-      });
+        await Promise.all([done, pipeline(source, sink)]);
+        continue;
+      }
+      const source = layer.source ? base.kept.get(layer.source)! : empty;
+      const reordered = join(workDir, 'source-reordered.tar');
+      const files = [source, ...layer.extraSources.map((d) => base.kept.get(d)!)];
+      const from = layer.reorder ? await reorderedSource(files, input.deltaFile, layer.reorder, reordered) : source;
+      const { sink, done } = entry(name, layer.size);
+      await rebuildLayer(from, input.deltaFile, layer, sink, done, signal);
+      if (from !== source) await rm(from, { force: true });
     }
     tar.entry({ name: 'manifest.json' }, manifest);
     tar.finalize();
-  })();
-  await Promise.all([input.engine.loadImage(tar as unknown as Readable, signal), packing]);
+  })().catch((error: unknown) => {
+    tar.destroy(error as Error);
+    throw error;
+  });
+  const [loading, packed] = await Promise.allSettled([
+    input.engine.loadImage(tar as unknown as Readable, signal),
+    packing,
+  ]);
+  // The packing's own error (DELTA_INVALID) says why; the load's is only its consequence.
+  if (packed.status === 'rejected') throw packed.reason;
+  if (loading.status === 'rejected') throw loading.reason;
   const loaded = await input.engine.imageId(input.tag);
   if (loaded !== delta.configDigest) {
     await input.engine.removeImage(input.tag).catch(() => undefined);

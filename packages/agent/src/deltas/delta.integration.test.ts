@@ -4,6 +4,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readFile, readdir, rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import pino from 'pino';
 import { describe, it } from 'node:test';
 import { ensureBusyboxImage, run, tempDir, waitFor } from '@flotilla/testkit';
 import {
@@ -170,7 +171,10 @@ describe('delta updates', { timeout: 240_000 }, () => {
       };
       // The device hears of B at once (its connection), so its delta asks are held pending at the tap until the
       // delta the server computed ahead has been corrupted.
-      agent = await startHarnessAgent(h, { deltaPendingLimitMs: 30_000 });
+      // The agent's log, where it says why it does not update (its pass errors are logged, not reported).
+      const records: Array<{ msg?: string; err?: string }> = [];
+      const logger = pino({ level: 'info' }, { write: (line: string) => void records.push(JSON.parse(line)) });
+      agent = await startHarnessAgent(h, { deltaPendingLimitMs: 30_000, logger });
       const uuid = agent.state().uuid;
       const commitA = await h.cp.release({ services: { main: { image: pair.a } } });
       await waitFor('release A running', () => reportedDone(h, uuid, commitA), { timeoutMs: 60_000 });
@@ -246,6 +250,54 @@ describe('delta updates', { timeout: 240_000 }, () => {
       assert.ok(pulled.RepoDigests.includes(pair.b), 'B came by a pull');
     } finally {
       await agent?.stop();
+      await cleanup(h.namespace, pairImages(pair));
+      await h.remove();
+    }
+  });
+
+  it('a device without the free disk for the rebuild says INSUFFICIENT_DISK and keeps running its release', {
+    skip: process.getuid?.() === 0 ? false : 'mounting a small tmpfs needs root',
+  }, async () => {
+    const h = await harness();
+    const nonce = randomBytes(4).toString('hex');
+    let pair: Pair | undefined;
+    let agent: Awaited<ReturnType<typeof startHarnessAgent>> | undefined;
+    // The agent's delta folder on a 256 KiB filesystem: the rebuild of a 1 MiB layer needs several MiB.
+    const deltas = join(h.dataDir, 'deltas');
+    await mkdir(deltas, { recursive: true });
+    await run('mount', ['-t', 'tmpfs', '-o', 'size=256k,mode=0700', 'tmpfs', deltas]);
+    try {
+      pair = await pushPair(h, nonce);
+      // The agent's log, where it says why it does not update (its pass errors are logged, not reported).
+      const records: Array<{ msg?: string; err?: string }> = [];
+      const logger = pino({ level: 'info' }, { write: (line: string) => void records.push(JSON.parse(line)) });
+      agent = await startHarnessAgent(h, { deltaPendingLimitMs: 30_000, logger });
+      const uuid = agent.state().uuid;
+      const commitA = await h.cp.release({ services: { main: { image: pair.a } } });
+      await waitFor('release A running', () => reportedDone(h, uuid, commitA), { timeoutMs: 60_000 });
+      const pullsBefore = h.cp.tap.pullsStarted;
+      await h.cp.release({ services: { main: { image: pair.b } } });
+      const refused = await waitFor(
+        'a pass refused for want of disk',
+        () => records.find((r) => r.msg === 'reconcile pass failed' && r.err?.includes('not enough space to update')),
+        { timeoutMs: 60_000 },
+      );
+      assert.match(refused.err ?? '', /MB needed in .*deltas, \d+ MB free; the running release is kept/);
+      const [container] = (await ourContainers(h.namespace)).filter((c) => c.State === 'running');
+      assert.equal(container?.ImageID, pair.aId, 'release A still runs');
+      assert.equal(h.cp.tap.pullsStarted, pullsBefore, 'B was not pulled instead');
+      assert.equal(h.cp.tap.deltaDownloads.length, 0, 'no delta byte was downloaded');
+      const local = await docker
+        .getImage(pair.b)
+        .inspect()
+        .then(
+          () => true,
+          () => false,
+        );
+      assert.equal(local, false, 'B is not on the device');
+    } finally {
+      await agent?.stop();
+      await run('umount', [deltas]).catch(() => undefined);
       await cleanup(h.namespace, pairImages(pair));
       await h.remove();
     }

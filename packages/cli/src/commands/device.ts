@@ -11,10 +11,24 @@ import type { Device, DeviceAction, RouteInput } from '@flotilla/protocol';
 import { emit, formatDetails, formatTable } from '../output/output.js';
 import { checkArg, leaf, releaseRef, runCommand } from './context.js';
 import { registerPublicUrlCommands } from './public-url.js';
+import { formatBytes } from './sessions.js';
 
 const DEVICE_PAGE = 1_000;
 
 const deviceParams = (ref: string) => ({ uuid: checkArg(deviceRefSchema, ref, 'device') });
+
+const downloadedOf = (bytes: { downloaded: number; pullBytes: number }) =>
+  `${formatBytes(bytes.downloaded)} downloaded, a plain pull needs ${formatBytes(bytes.pullBytes)}`;
+
+/** Delta updates' bytes; nothing from a server that does not count them, or before the device's first delta. */
+export function updateBytesDetails(bytes: Device['updateBytes']): Array<[string, string]> {
+  if (!bytes?.last) return [];
+  const release = bytes.last.release === null ? '' : ` (release ${bytes.last.release.slice(0, 7)})`;
+  return [
+    ['last update', `${downloadedOf(bytes.last)}${release}`],
+    ['all updates', downloadedOf(bytes.total)],
+  ];
+}
 
 export function deviceDetails(d: Device): string {
   return (
@@ -32,6 +46,7 @@ export function deviceDetails(d: Device): string {
       ['os', [d.osVersion, d.osVariant].filter(Boolean).join(' ')],
       ['agent', d.agentVersion],
       ['ip address', d.ipAddress],
+      ...updateBytesDetails(d.updateBytes),
     ]) +
     (Object.keys(d.services).length === 0
       ? ''

@@ -376,6 +376,25 @@ export function migrations(dialect: Dialect): MigrationProvider {
           .execute();
       },
     },
+    '0011-device-update-bytes': {
+      async up(db: Kysely<unknown>) {
+        // Bytes a device downloaded for its updates by delta, beside what plain pulls would have downloaded
+        // (deltas/update-bytes.ts): the last update's (the release its last reported delta was for) and the totals.
+        // One column per ALTER: SQLite adds one column per statement.
+        const columns = [
+          'update_bytes_downloaded',
+          'update_pull_bytes',
+          'total_bytes_downloaded',
+          'total_pull_bytes',
+        ] as const;
+        await db.schema.alterTable('devices').addColumn('update_release', 'text').execute();
+        for (const column of columns)
+          await db.schema
+            .alterTable('devices')
+            .addColumn(column, 'bigint', (c) => c.notNull().defaultTo(0))
+            .execute();
+      },
+    },
   };
   return { getMigrations: async () => all };
 }

@@ -84,6 +84,14 @@ export interface Database {
     public_url_port: number | null;
     /** The rollback the device last reported (protocol `deviceRollbackSchema`, JSON); null: none, or it ended. */
     rollback_json: string | null;
+    /** Commit of the release the device's last reported delta was for; null: none reported yet. */
+    update_release: string | null;
+    /** For that release's images: bytes downloaded (delta, and pull after a fallback) and what plain pulls need. */
+    update_bytes_downloaded: Generated<number>;
+    update_pull_bytes: Generated<number>;
+    /** The same summed over every reported delta of the device. */
+    total_bytes_downloaded: Generated<number>;
+    total_pull_bytes: Generated<number>;
   };
   releases: {
     id: Generated<number>;

@@ -57,6 +57,35 @@ for (const testDb of testDatabases()) {
       assert.equal(outcome.status, 401);
     });
 
+    test("delta outcomes add up to the device's update bytes, shown on the user API's device", async () => {
+      const { a, b } = t;
+      const [own, other] = [await imageOf(a), await imageOf(b)];
+      const report = (key: string, toImageId: number, body: object) =>
+        t.call('POST', path(DEVICE_ROUTES.deltaOutcome.path, { uuid: a.uuid }), {
+          key,
+          body: { fromImageId: toImageId, toImageId, ...body },
+        });
+      const shown = async () => {
+        const res = await t.call('GET', `/api/v1/devices/${a.uuid}`, { key: a.token });
+        assert.equal(res.status, 200, res.text);
+        return res.data.updateBytes;
+      };
+      assert.deepEqual(await shown(), { last: null, total: { downloaded: 0, pullBytes: 0 } });
+      const applied = { outcome: 'applied', bytesDownloaded: 9_205, pullBytes: 58_801_642 };
+      assert.equal((await report(a.deviceKey, own, applied)).status, 204);
+      // A fallback downloaded part of the delta, then the whole pull.
+      const fallback = { outcome: 'fallback', reason: 'test', bytesDownloaded: 1_000, pullBytes: 2_000_000 };
+      assert.equal((await report(a.deviceKey, own, fallback)).status, 204);
+      const expected = { downloaded: 9_205 + 1_000 + 2_000_000, pullBytes: 58_801_642 + 2_000_000 };
+      assert.deepEqual(await shown(), { last: { release: a.releaseCommit, ...expected }, total: expected });
+      // Another fleet's image is not counted (its commit would show here), nor a report made with another's key.
+      const foreign = await report(a.deviceKey, other, applied);
+      assert.equal(foreign.status, 404, foreign.text);
+      assert.equal(foreign.data.error.code, 'IMAGE_NOT_FOUND');
+      assert.equal((await report(b.deviceKey, own, applied)).status, 401);
+      assert.deepEqual(await shown(), { last: { release: a.releaseCommit, ...expected }, total: expected });
+    });
+
     test('every served device route (/device/…) is a DEVICE_ROUTES entry', () => {
       const table = new Set(Object.values(DEVICE_ROUTES).map((r) => `${r.method} ${r.path}`));
       const served = t.server.app.flotilla.routes

@@ -16,6 +16,7 @@ import { parse } from '../http/parse.js';
 import { parseRange } from '../registry/blob-routes.js';
 import type { DeltaService } from './delta-service.js';
 import type { DeltaStore } from './delta-store.js';
+import { recordUpdateBytes } from './update-bytes.js';
 
 const uuidParams = z.object({ uuid: deviceUuidSchema });
 const id = z
@@ -94,8 +95,10 @@ export function registerDeltaRoutes(
 
   app.post(DEVICE_ROUTES.deltaOutcome.path, async (request, reply) => {
     const { uuid } = parse(uuidParams, request.params);
-    const { id: deviceId } = await device(request, uuid);
+    const own = await device(request, uuid);
+    const deviceId = own.id;
     const outcome = parse(deltaOutcomeSchema, request.body);
+    await recordUpdateBytes(ctx.db, own, outcome);
     const { metrics } = ctx;
     metrics.deltaOutcomes.inc({ outcome: outcome.outcome });
     metrics.deltaBytesDownloaded.inc(outcome.bytesDownloaded);

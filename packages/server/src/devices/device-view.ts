@@ -75,6 +75,18 @@ export async function toDevices(db: Db, rows: readonly DeviceRow[]): Promise<Dev
       services: parseServices(row.services_json),
       createdAt: row.created_at,
       rollback: parseRollback(row.rollback_json),
+      updateBytes: {
+        // PostgreSQL returns bigint columns as strings.
+        last:
+          row.update_release === null
+            ? null
+            : {
+                release: row.update_release,
+                downloaded: Number(row.update_bytes_downloaded),
+                pullBytes: Number(row.update_pull_bytes),
+              },
+        total: { downloaded: Number(row.total_bytes_downloaded), pullBytes: Number(row.total_pull_bytes) },
+      },
     };
     return [device];
   });
