@@ -16,3 +16,4 @@ export * from './browser.js';
 export * from './effective-variables.js';
 export * from './deltas.js';
 export * from './rollouts.js';
+export * from './byte-size.js';

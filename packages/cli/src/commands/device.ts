@@ -6,12 +6,12 @@ import {
   isErrorCode,
   serviceNameSchema,
   slugSchema,
+  formatBytes,
 } from '@flotilla/protocol';
 import type { Device, DeviceAction, RouteInput } from '@flotilla/protocol';
 import { emit, formatDetails, formatTable } from '../output/output.js';
 import { checkArg, leaf, releaseRef, runCommand } from './context.js';
 import { registerPublicUrlCommands } from './public-url.js';
-import { formatBytes } from './sessions.js';
 
 const DEVICE_PAGE = 1_000;
 

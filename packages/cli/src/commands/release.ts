@@ -1,8 +1,7 @@
 import type { Command } from 'commander';
-import { type Release, USER_ROUTES, slugSchema } from '@flotilla/protocol';
+import { type Release, USER_ROUTES, slugSchema, formatBytes } from '@flotilla/protocol';
 import { emit, formatDetails, formatTable } from '../output/output.js';
 import { checkArg, leaf, releaseRef, runCommand } from './context.js';
-import { formatBytes } from './sessions.js';
 
 /** The images' bytes together; unknown (null) when the registry holds none of them, `≥` when only some. */
 function totalSize(release: Release): string | null {

@@ -3,7 +3,8 @@ import { test } from 'node:test';
 import type { RemoteSession } from '@flotilla/protocol';
 import { thrownCode } from '@flotilla/testkit';
 import { portOption } from './public-url.js';
-import { formatBytes, formatDuration, sessionsTable } from './sessions.js';
+import { formatBytes } from '@flotilla/protocol';
+import { formatDuration, sessionsTable } from './sessions.js';
 import { shellMode, sshInvocation, wordsAfterDash } from './ssh.js';
 
 test('ssh: device, service and the command after --', () => {

@@ -1,21 +1,8 @@
 import type { Command } from 'commander';
-import { USER_ROUTES, deviceRefSchema, remoteSessionsQuerySchema } from '@flotilla/protocol';
+import { USER_ROUTES, deviceRefSchema, formatBytes, remoteSessionsQuerySchema } from '@flotilla/protocol';
 import type { RemoteSession } from '@flotilla/protocol';
 import { emit, formatTable } from '../output/output.js';
 import { checkArg, leaf, runCommand } from './context.js';
-
-/** `1.5 KiB`, `20.0 MiB`: binary units, one decimal past bytes. */
-export function formatBytes(bytes: number): string {
-  if (bytes < 1024) return `${bytes} B`;
-  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes / 1024;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit += 1;
-  }
-  return `${value.toFixed(1)} ${units[unit]}`;
-}
 
 /** `45s`, `3m 07s`, `2h 05m`, `3d 4h`. */
 export function formatDuration(ms: number): string {

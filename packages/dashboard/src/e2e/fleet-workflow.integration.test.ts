@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { after, before, describe } from 'node:test';
 import { USER_ROUTES } from '@flotilla/protocol';
 import { waitFor } from '@flotilla/testkit';
 import type { Browser, Locator, Page } from 'playwright-core';
@@ -16,6 +16,7 @@ import { chromiumSkipReason, launchChromium } from './chromium.js';
 import { type DashboardServer, short, signIn, startDashboardServer } from './dashboard-server.js';
 import { type DeployedRelease, type RealDevice, startRealDevice } from './real-device.js';
 import { SCREENSHOT_DIR } from './screenshots.js';
+import { dependentSteps } from './steps.js';
 import { type PageWatch, watchPage } from './watched-page.js';
 
 const skip = chromiumSkipReason();
@@ -57,21 +58,7 @@ describe('the dashboard operates a real device', { skip }, () => {
     assert.deepEqual(watch.problems, []);
     assert.deepEqual(watch.failedResponses, []);
   };
-  // The steps build on each other: after one fails, the next ones say so instead of failing for its reason.
-  let failed: string | undefined;
-  const step = (name: string, body: () => Promise<void>) =>
-    test(name, async (t) => {
-      if (failed) {
-        t.skip(`the step before failed: ${failed}`);
-        return;
-      }
-      try {
-        await body();
-      } catch (error) {
-        failed = name;
-        throw error;
-      }
-    });
+  const step = dependentSteps();
   const timed = async <T>(name: string, work: () => Promise<T>): Promise<T> => {
     const started = performance.now();
     try {

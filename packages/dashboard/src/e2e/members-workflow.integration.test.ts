@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { after, before, describe } from 'node:test';
 import {
   CSRF_HEADER,
   DEVICE_ROUTES,
@@ -22,6 +22,7 @@ import type { Browser, Locator, Page } from 'playwright-core';
 import { chromiumSkipReason, launchChromium } from './chromium.js';
 import { type DashboardServer, signIn, startDashboardServer } from './dashboard-server.js';
 import { SCREENSHOT_DIR } from './screenshots.js';
+import { dependentSteps } from './steps.js';
 import { type PageWatch, watchPage } from './watched-page.js';
 
 const skip = chromiumSkipReason();
@@ -107,20 +108,7 @@ describe('members, roles, moves and live fleet counts in the browser', { skip },
     assert.deepEqual(watch.problems, []);
     assert.deepEqual(watch.failedResponses.splice(0), expected);
   };
-  let failed: string | undefined;
-  const step = (name: string, body: () => Promise<void>) =>
-    test(name, async (t) => {
-      if (failed) {
-        t.skip(`the step before failed: ${failed}`);
-        return;
-      }
-      try {
-        await body();
-      } catch (error) {
-        failed = name;
-        throw error;
-      }
-    });
+  const step = dependentSteps();
   const nav = (page: Page, name: string) =>
     page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name }).click();
   /** The organization `default` on the Organizations page (the admin also has `Lab`). */

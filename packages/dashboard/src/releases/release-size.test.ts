@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { formatBytes, imageSizeText, releaseSize } from './release-size.js';
+import { formatBytes } from '@flotilla/protocol';
+import { imageSizeText, releaseSize } from './release-size.js';
 
 const service = (imageSize: number | null) => ({ id: 1, name: 's', image: 'i', imageId: 1, imageSize });
 

@@ -1,17 +1,4 @@
-import type { Release } from '@flotilla/protocol';
-
-/** `512 B`, `1.5 KiB`, `20.0 MiB`: binary units, one decimal past bytes, as the CLI prints sizes. */
-export function formatBytes(bytes: number): string {
-  if (bytes < 1024) return `${bytes} B`;
-  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes / 1024;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit += 1;
-  }
-  return `${value.toFixed(1)} ${units[unit]}`;
-}
+import { type Release, formatBytes } from '@flotilla/protocol';
 
 /**
  * What a release's images weigh together, in words: `—` when the registry holds none of them, `≥ n` when it holds
