@@ -61,10 +61,18 @@ async function strategyScenario(strategy: UpdateStrategy): Promise<void> {
     const c2 = await release(r2);
     agent.triggerUpdate();
     await waitFor('pull of release 2 started', () => h.cp.tap.pullsStarted > 0, { timeoutMs: 30_000 });
-    // The pull is held; what must be true of the world by then is reported once the agent is in the download.
+    // The pull is held; what must be true of the world by then is reported once the agent is in the download. The
+    // service's status and the release's update status are waited for together: a report may carry one change a
+    // moment before the next report carries the other.
     await waitFor(
       'Downloading reported',
-      () => reportedApp(h, uuid)?.releases[c2]?.services.main?.status === 'Downloading',
+      () => {
+        const release = reportedApp(h, uuid)?.releases[c2];
+        if (release?.services.main?.status !== 'Downloading') return false;
+        return strategy === 'download-then-kill' || strategy === 'hand-over'
+          ? release.update_status === 'downloading'
+          : true;
+      },
       { timeoutMs: 15_000 },
     );
     const during = await ourContainers(h.namespace);
