@@ -17,7 +17,7 @@ import { type DashboardServer, short, signIn, startDashboardServer } from './das
 import { type DeployedRelease, type RealDevice, startRealDevice } from './real-device.js';
 import { SCREENSHOT_DIR } from './screenshots.js';
 import { dependentSteps } from './steps.js';
-import { type PageWatch, watchPage } from './watched-page.js';
+import { assertClean, type PageWatch, watchPage } from './watched-page.js';
 
 const skip = chromiumSkipReason();
 /** A deploy is a build, a push, a pull and a start: generous, but bounded. */
@@ -52,12 +52,6 @@ describe('the dashboard operates a real device', { skip }, () => {
     await world?.close();
   });
 
-  /** Each step ends with the page clean: no CSP violation, no error, no dialog, no refused request. */
-  const assertClean = async () => {
-    assert.deepEqual(await watch.violations(), []);
-    assert.deepEqual(watch.problems, []);
-    assert.deepEqual(watch.failedResponses, []);
-  };
   const step = dependentSteps();
   const timed = async <T>(name: string, work: () => Promise<T>): Promise<T> => {
     const started = performance.now();
@@ -96,7 +90,7 @@ describe('the dashboard operates a real device', { skip }, () => {
     assert.equal(fleet.name, 'Greenhouse sensors');
     assert.equal(fleet.organization, 'default');
     await page.locator('table.data').getByRole('link', { name: 'Greenhouse sensors' }).waitFor();
-    await assertClean();
+    await assertClean(watch);
   });
 
   step(
@@ -164,7 +158,7 @@ describe('the dashboard operates a real device', { skip }, () => {
       await fleetRow.getByRole('link', { name: '1 in all' }).waitFor();
       await fleetRow.getByRole('link', { name: '1 online' }).waitFor();
       await page.screenshot({ path: join(SCREENSHOT_DIR, 'fleets-1280.png') });
-      await assertClean();
+      await assertClean(watch);
     },
   );
 
@@ -254,7 +248,7 @@ describe('the dashboard operates a real device', { skip }, () => {
         timeoutMs: CONVERGE_MS,
       });
       await page.locator('.area-services tbody tr').filter({ hasText: 'web' }).getByText('Running').waitFor();
-      await assertClean();
+      await assertClean(watch);
     },
   );
 
@@ -284,7 +278,7 @@ describe('the dashboard operates a real device', { skip }, () => {
     assert.ok(overflow <= 0, `the device page is ${overflow} px wider than a 390 px screen`);
     await page.screenshot({ path: join(SCREENSHOT_DIR, 'device-390.png'), fullPage: true });
     await page.setViewportSize({ width: 1280, height: 800 });
-    await assertClean();
+    await assertClean(watch);
   });
 
   step('pin the device to an earlier release from the device page', async () => {
@@ -327,7 +321,7 @@ describe('the dashboard operates a real device', { skip }, () => {
     const web = await real.container('web');
     assert.ok(web);
     await logBox().getByText('web one started, GREETING=hello-dashboard').last().waitFor({ timeout: LIVE_MS });
-    await assertClean();
+    await assertClean(watch);
   });
 
   step('a user of another organization signs in and sees none of it', async () => {
@@ -381,6 +375,6 @@ describe('the dashboard operates a real device', { skip }, () => {
     } finally {
       await other.close();
     }
-    await assertClean();
+    await assertClean(watch);
   });
 });

@@ -23,7 +23,7 @@ import { chromiumSkipReason, launchChromium } from './chromium.js';
 import { type DashboardServer, signIn, startDashboardServer } from './dashboard-server.js';
 import { SCREENSHOT_DIR } from './screenshots.js';
 import { dependentSteps } from './steps.js';
-import { type PageWatch, watchPage } from './watched-page.js';
+import { assertClean, type PageWatch, watchPage } from './watched-page.js';
 
 const skip = chromiumSkipReason();
 /** What the issue promises for live news is 2 s; the waits allow for a slow, shared machine. */
@@ -103,11 +103,6 @@ describe('members, roles, moves and live fleet counts in the browser', { skip },
   });
 
   /** The page is clean: no CSP violation, no error, no dialog; the refused requests are exactly `expected`. */
-  const assertClean = async (watch: PageWatch, expected: string[] = []) => {
-    assert.deepEqual(await watch.violations(), []);
-    assert.deepEqual(watch.problems, []);
-    assert.deepEqual(watch.failedResponses.splice(0), expected);
-  };
   const step = dependentSteps();
   const nav = (page: Page, name: string) =>
     page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name }).click();

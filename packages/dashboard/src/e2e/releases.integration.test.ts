@@ -19,7 +19,7 @@ import { chromiumSkipReason, launchChromium } from './chromium.js';
 import { type DashboardServer, short, signIn, startDashboardServer } from './dashboard-server.js';
 import { type DeployedRelease, type RealDevice, startRealDevice } from './real-device.js';
 import { SCREENSHOT_DIR } from './screenshots.js';
-import { type PageWatch, watchPage } from './watched-page.js';
+import { assertClean, type PageWatch, watchPage } from './watched-page.js';
 
 const skip = chromiumSkipReason();
 /** A deploy or a pin is a build, a push, a pull and a start: generous, but bounded. */
@@ -64,11 +64,6 @@ describe("a fleet's releases and provisioning in the dashboard", { skip }, () =>
     await world?.close();
   });
 
-  const assertClean = async () => {
-    assert.deepEqual(await watch.violations(), []);
-    assert.deepEqual(watch.problems, []);
-    assert.deepEqual(watch.failedResponses, []);
-  };
   /** The bytes the registry serves for an image's config and layers, read from its manifest over HTTP. */
   const registryBytes = async (image: string): Promise<number> => {
     const match = /^[^/]+\/(.+)@(sha256:[0-9a-f]{64})$/.exec(image);
@@ -122,7 +117,7 @@ describe("a fleet's releases and provisioning in the dashboard", { skip }, () =>
     // The newest release is what the devices run (no pin yet).
     await rows.nth(0).getByText('devices run it').waitFor();
     await page.screenshot({ path: join(SCREENSHOT_DIR, 'releases-1280.png') });
-    await assertClean();
+    await assertClean(watch);
   });
 
   test("a release's page: its facts, services with image and size, and its composition", async () => {
@@ -156,7 +151,7 @@ describe("a fleet's releases and provisioning in the dashboard", { skip }, () =>
     assert.ok(overflow <= 0, `the release page is ${overflow} px wider than a 390 px screen`);
     await page.screenshot({ path: join(SCREENSHOT_DIR, 'release-390.png'), fullPage: true });
     await page.setViewportSize({ width: 1280, height: 800 });
-    await assertClean();
+    await assertClean(watch);
   });
 
   test('pin the fleet to this release: the device goes back to it; pin and unpin a device; unpin the fleet', async () => {
@@ -210,7 +205,7 @@ describe("a fleet's releases and provisioning in the dashboard", { skip }, () =>
     const fleet = await world.api.call(USER_ROUTES.getFleet, { params: { slug } });
     assert.equal(fleet.pinnedRelease, null);
     assert.equal(fleet.targetRelease?.commit, second.commit);
-    await assertClean();
+    await assertClean(watch);
   });
 
   test("the fleet page downloads a new device's config.json, as `flotilla os config` makes it", async () => {
@@ -251,6 +246,6 @@ describe("a fleet's releases and provisioning in the dashboard", { skip }, () =>
     );
     assert.deepEqual(kept, { dom: false, storage: false, links: 0 });
     assert.equal(consoleText.filter((line) => line.includes(key)).length, 0);
-    await assertClean();
+    await assertClean(watch);
   });
 });

@@ -15,7 +15,7 @@ import type { Browser, Locator, Page } from 'playwright-core';
 import { chromiumSkipReason, launchChromium } from './chromium.js';
 import { type DashboardServer, signIn, startDashboardServer } from './dashboard-server.js';
 import { SCREENSHOT_DIR } from './screenshots.js';
-import { type PageWatch, watchPage } from './watched-page.js';
+import { assertClean, type PageWatch, watchPage } from './watched-page.js';
 
 const skip = chromiumSkipReason();
 const WAIT = { timeout: 10_000 };
@@ -63,11 +63,6 @@ describe('variables through the dashboard', { skip }, () => {
     await world?.close();
   });
 
-  const assertClean = async (w: PageWatch = watch) => {
-    assert.deepEqual(await w.violations(), []);
-    assert.deepEqual(w.problems, []);
-    assert.deepEqual(w.failedResponses, []);
-  };
   /** The rows of a table as the text of their cells, action buttons left out. */
   const rowsOf = async (table: Locator) =>
     table.locator('tbody tr').evaluateAll((rows) =>
@@ -156,7 +151,7 @@ describe('variables through the dashboard', { skip }, () => {
     await page.setViewportSize({ width: 1280, height: 800 });
     await page.screenshot({ path: join(SCREENSHOT_DIR, 'fleet-variables-1280.png'), fullPage: true });
     await world.api.call(USER_ROUTES.setFleetEnv, { params: { slug }, body: { name: 'PLANT', value: 'basil' } });
-    await assertClean();
+    await assertClean(watch);
   });
 
   test('fleet configuration: a name without its prefix is refused in words, before any request', async () => {
@@ -177,7 +172,7 @@ describe('variables through the dashboard', { skip }, () => {
     await add.getByRole('button', { name: 'Add variable' }).click();
     await page.getByText('Saved FLOTILLA_SUPERVISOR_DELTA.').waitFor(WAIT);
     await waitForRows(table(page, 'Configuration variables of the fleet'), [['FLOTILLA_SUPERVISOR_DELTA', '1']]);
-    await assertClean();
+    await assertClean(watch);
   });
 
   test("a device's variables: inherited beside overridden, in target state's order, and equal to it", async () => {
@@ -290,7 +285,7 @@ describe('variables through the dashboard', { skip }, () => {
     assert.ok(overflow <= 0, `the device variables page is ${overflow} px wider than a 390 px screen`);
     await page.screenshot({ path: join(SCREENSHOT_DIR, 'device-variables-390.png'), fullPage: true });
     await page.setViewportSize({ width: 1280, height: 800 });
-    await assertClean();
+    await assertClean(watch);
   });
 
   test('an observer reads every value and finds no form; the server refuses their write anyway', async () => {

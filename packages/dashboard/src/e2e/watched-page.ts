@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 
 /** What a page did that a dashboard page must never do: run a refused script, throw, log an error, open a dialog. */
@@ -62,4 +63,14 @@ export async function watchPage(browser: Browser, viewport: { width: number; hei
     violations: () => page.evaluate(() => (window as Watched).__cspViolations ?? []),
     close: () => context.close(),
   };
+}
+
+/**
+ * The page is clean: no CSP violation, no console error or dialog, and the refused requests since the last check are
+ * exactly `expected` (taken off the list, so each check answers for its own step).
+ */
+export async function assertClean(watch: PageWatch, expected: string[] = []): Promise<void> {
+  assert.deepEqual(await watch.violations(), []);
+  assert.deepEqual(watch.problems, []);
+  assert.deepEqual(watch.failedResponses.splice(0), expected);
 }
