@@ -3,7 +3,7 @@ import type { ChildProcess } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { waitFor } from '@flotilla/testkit';
 import { buildImage, cleanup, docker, exec, harness, ourContainers, serviceOf } from './test-support/fixtures.js';
-import { exitOf, spawnAgent } from './test-support/agent-process.js';
+import { exitOf, exitWithin, spawnAgent } from './test-support/agent-process.js';
 
 /**
  * Each case SIGKILLs the agent process at one instant of an update (a failpoint inside the executor does the
@@ -51,7 +51,7 @@ describe('kill -9 mid-update, then restart', { concurrency: true }, () => {
         agents.push(first.child);
         await release(1, r1);
         if (c.phase === 'install') {
-          const exit = await first.exited;
+          const exit = await exitWithin(first, 90_000);
           assert.equal(exit.signal, 'SIGKILL', `the failpoint ${c.failpoint} was reached`);
           const again = spawnAgent(h);
           agents.push(again.child);
@@ -67,7 +67,7 @@ describe('kill -9 mid-update, then restart', { concurrency: true }, () => {
           await release(2, r2);
           const crashing = spawnAgent(h, c.failpoint);
           agents.push(crashing.child);
-          const exit = await crashing.exited;
+          const exit = await exitWithin(crashing, 90_000);
           assert.equal(exit.signal, 'SIGKILL', `the failpoint ${c.failpoint} was reached`);
           const again = spawnAgent(h);
           agents.push(again.child);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { waitFor } from '@flotilla/testkit';
-import { exitOf, spawnAgent, type AgentProcess } from '../test-support/agent-process.js';
+import { exitOf, exitWithin, spawnAgent, type AgentProcess } from '../test-support/agent-process.js';
 import {
   buildImage,
   cleanup,
@@ -13,6 +13,7 @@ import {
 } from '../test-support/fixtures.js';
 import {
   CRASHES,
+  FAILING_SOAK_SECONDS,
   buildScriptImage,
   imagePresent,
   mainOn,
@@ -61,8 +62,10 @@ describe('self-rollback survives kill -9', { concurrency: true }, () => {
         // in the volume) only once that agent is dead, so the restarted one is what must see it and decide.
         const script2 = when === 'soak' ? CRASHES_ON_REQUEST : CRASHES;
         await Promise.all([buildImage(r1, 'r1'), buildScriptImage(r2, 'r2', script2)]);
-        // Long enough for the kill to land inside the soak (the crash loop is judged at the first look in it).
-        await setSoak(h, when === 'soak' ? 60 : 2);
+        // During the soak: long enough for the kill to land inside it. During the rollback: a failure ends the watch
+        // as soon as it is seen, and a short soak could end, on a loaded machine, before the crash loop shows (the
+        // release then passes and the failpoint is never reached).
+        await setSoak(h, when === 'soak' ? 60 : FAILING_SOAK_SECONDS);
         const release = (image: string) =>
           h.cp.release({ volumes: ['data'], services: { main: { image, compose: { volumes: ['data:/data'] } } } });
         // First kill: release 1's container replaced by release 2's; the second: release 2's, by the rollback.
@@ -86,7 +89,7 @@ describe('self-rollback survives kill -9', { concurrency: true }, () => {
           const main2 = (await ourContainers(h.namespace)).find((c) => serviceOf(c) === 'main') as { Id: string };
           await exec(main2.Id, 'touch /data/crash');
         } else {
-          const exit = await first.exited;
+          const exit = await exitWithin(first, 90_000);
           assert.equal(exit.signal, 'SIGKILL', 'the failpoint was reached');
           assert.deepEqual(
             (await ourContainers(h.namespace)).filter((c) => serviceOf(c) === 'main'),

@@ -8,6 +8,8 @@ export const AGENT_BIN = fileURLToPath(new URL('../../../../bin/flotilla-agent',
 export interface AgentProcess {
   child: ChildProcess;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** What the agent wrote to stderr so far (warnings and errors: it runs at log level warn). */
+  stderr: () => string;
 }
 
 /**
@@ -42,7 +44,7 @@ export function spawnAgent(h: Harness, failpoint?: string): AgentProcess {
       resolve({ code, signal });
     }),
   );
-  return { child, exited };
+  return { child, exited, stderr: () => stderr };
 }
 
 /** Kills the process with `signal` and resolves once it has exited. */
@@ -51,4 +53,29 @@ export function exitOf(child: ChildProcess, signal: NodeJS.Signals): Promise<voi
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   child.kill(signal);
   return exited;
+}
+
+/**
+ * The agent's exit, which a test expects of it by itself (a failpoint reached): fails after `timeoutMs` with the end of
+ * its stderr, so a failpoint that is never reached is a clear failure rather than a test hung until the runner's limit.
+ */
+export async function exitWithin(
+  agent: AgentProcess,
+  timeoutMs: number,
+): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(
+          new Error(`the agent did not exit within ${timeoutMs} ms; its stderr ends:\n${agent.stderr().slice(-4000)}`),
+        ),
+      timeoutMs,
+    );
+  });
+  try {
+    return await Promise.race([agent.exited, late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

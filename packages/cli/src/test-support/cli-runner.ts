@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { readdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 
 /** The built CLI entry point; tests run the real binary, not the modules. */
@@ -41,6 +42,14 @@ export function flotilla(
 /** Runs a command with --json and parses stdout, failing loudly with the stderr when it did not succeed. */
 export async function flotillaJson<T>(configDir: string, args: string[], options: { cwd?: string } = {}): Promise<T> {
   const result = await flotilla(configDir, [...args, '--json'], options);
-  if (result.code !== 0) throw new Error(`flotilla ${args.join(' ')} exited ${result.code}: ${result.stderr}`);
+  if (result.code !== 0) {
+    // What the config folder held when the command failed: a NOT_LOGGED_IN right after a successful login was seen
+    // once in CI and never explained, so a failure says what was there.
+    const held = await readdir(configDir).then(
+      (names) => names.join(', ') || 'nothing',
+      (error: NodeJS.ErrnoException) => error.code,
+    );
+    throw new Error(`flotilla ${args.join(' ')} exited ${result.code}: ${result.stderr} (config folder held: ${held})`);
+  }
   return JSON.parse(result.stdout) as T;
 }
