@@ -296,7 +296,8 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
     // Without a control plane no fetch is coming: the stored target is the one a forced pass converges on.
     if (force) targets.force.requested(Date.now(), session === undefined);
     if (session) session.pollNow();
-    else controller.wake();
+    // An update asked for by the user is tried now, even during the back-off after failed passes.
+    controller.retry();
   };
   const setLocalTarget = (device: TargetDevice): void => {
     targets.setLocal(device);
@@ -318,7 +319,8 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
     developmentMode: () => file.config.developmentMode === true,
     view,
     lockOverridden: () => targets.lockOverrideConfigured(),
-    wake: () => controller.wake(),
+    // A user's action: the pass after it runs now, even during an error back-off.
+    wake: () => controller.retry(),
     healthy: () => targets.readable() && controller.healthy(),
     triggerUpdate,
     localTarget: () => targets.local(),

@@ -26,10 +26,14 @@ async function until(what: string, check: () => boolean): Promise<void> {
   assert.ok(check(), `timed out waiting for ${what}`);
 }
 
-function controllerFor(reconciler: { reconcile(): Promise<PassResult> }, abort: AbortController) {
+function controllerFor(
+  reconciler: { reconcile(): Promise<PassResult> },
+  abort: AbortController,
+  targetKey: () => string = () => 'target',
+) {
   return new ReconcileController({
     reconciler,
-    targetKey: () => 'target',
+    targetKey,
     recheckMs: 60_000,
     pollIntervalMs: 60_000,
     wakeup: new Wakeable(),
@@ -93,6 +97,35 @@ describe('ReconcileController', () => {
     controller.start(0);
     await until('a pass', () => controller.passes === 1);
     assert.equal(controller.healthy(), true);
+    abort.abort();
+    await controller.stopped();
+  });
+
+  it('wakes do not cut an error back-off short; a new target or a retry does', async () => {
+    const failed: PassResult = {
+      outcome: { kind: 'error', terminal: false, error: new Error('no space left on device') },
+      iterations: 1,
+      stepsExecuted: 0,
+      durationMs: 0,
+    };
+    let target = 'release 1';
+    const abort = new AbortController();
+    const controller = controllerFor({ reconcile: async () => failed }, abort, () => target);
+    controller.start(0);
+    await until('the first pass', () => controller.passes === 1);
+    for (let i = 0; i < 50; i++) {
+      controller.wake();
+      await tick();
+    }
+    assert.equal(controller.passes, 1, 'polls and reports waking the controller do not retry a failing pass');
+    target = 'release 2';
+    controller.wake();
+    await until('a pass for the new target', () => controller.passes === 2);
+    controller.wake();
+    for (let i = 0; i < 20; i++) await tick();
+    assert.equal(controller.passes, 2, 'the new target failed too: backing off again');
+    controller.retry();
+    await until('the retry', () => controller.passes === 3);
     abort.abort();
     await controller.stopped();
   });

@@ -28,6 +28,7 @@ export class ReconcileController {
   private lastPassEndedAt = Date.now();
   private backoffUntil = Date.now();
   private loop: Promise<void> | undefined;
+  private retryRequested = false;
   lastPass: PassResult | undefined;
   passes = 0;
 
@@ -40,8 +41,14 @@ export class ReconcileController {
     this.loop = this.run(holdBackMs);
   }
 
-  /** Ask for a pass soon. */
+  /** Ask for a pass soon (after the error back-off, if one runs). */
   wake(): void {
+    this.deps.wakeup.wake();
+  }
+
+  /** Ask for a pass now, ending an error back-off: an explicit update request from the user. */
+  retry(): void {
+    this.retryRequested = true;
     this.deps.wakeup.wake();
   }
 
@@ -100,7 +107,21 @@ export class ReconcileController {
       const result = await this.pass();
       const next = requeueAfter(result.outcome, errors);
       errors = next.errors;
-      await this.deps.wakeup.sleep(Math.min(next.delayMs, this.deps.recheckMs), signal);
+      const delayMs = Math.min(next.delayMs, this.deps.recheckMs);
+      if (result.outcome.kind !== 'error') {
+        await this.deps.wakeup.sleep(delayMs, signal);
+        continue;
+      }
+      // INVARIANT: only a new target or an explicit retry ends an error back-off early. Polls, reports and the
+      // release watch wake the controller often, and each wake would otherwise run the failing pass again at once
+      // (a device short of disk space retried about ten times a second).
+      const until = Date.now() + delayMs;
+      while (!signal.aborted && Date.now() < until) {
+        await this.deps.wakeup.sleep(until - Date.now(), signal);
+        if (this.retryRequested || this.deps.targetKey() !== targetKey) break;
+      }
+      if (this.retryRequested) errors = 0;
+      this.retryRequested = false;
     }
   }
 }
