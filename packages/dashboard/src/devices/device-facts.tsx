@@ -1,11 +1,12 @@
 import type { Device } from '@flotilla/protocol';
 import { Link } from 'react-router';
+import { type Fact, FactList } from '../ui/fact-list.js';
 import { formatUsage, short, timeAgo } from '../ui/format.js';
 import { StatusBadge } from '../ui/status-badge.js';
 
 /** What the device is and runs, as a description list (reads well to a screen reader and on a phone). */
 export function DeviceFacts({ device, now }: { device: Device; now: number }) {
-  const facts: [string, React.ReactNode][] = [
+  const facts: Fact[] = [
     ['Status', <StatusBadge key="s" device={device} />],
     [
       'Fleet',
@@ -45,7 +46,7 @@ export function DeviceFacts({ device, now }: { device: Device; now: number }) {
               {device.rollback.logs.length > 0 && <pre>{device.rollback.logs.join('\n')}</pre>}
             </span>,
           ],
-        ] satisfies [string, React.ReactNode][])
+        ] satisfies Fact[])
       : []),
     [
       'UUID',
@@ -64,25 +65,11 @@ export function DeviceFacts({ device, now }: { device: Device; now: number }) {
   const shown = metrics.filter((entry): entry is [string, string] => entry[1] !== null);
   return (
     <div className="area-facts">
-      <dl className="facts">
-        {facts.map(([term, value]) => (
-          <div key={term} className="fact">
-            <dt>{term}</dt>
-            <dd>{value}</dd>
-          </div>
-        ))}
-      </dl>
+      <FactList facts={facts} />
       {shown.length > 0 && (
         <section aria-labelledby="metrics-title">
           <h2 id="metrics-title">Resources</h2>
-          <dl className="facts metrics">
-            {shown.map(([term, value]) => (
-              <div key={term} className="fact">
-                <dt>{term}</dt>
-                <dd>{value}</dd>
-              </div>
-            ))}
-          </dl>
+          <FactList facts={shown} className="metrics" />
         </section>
       )}
     </div>

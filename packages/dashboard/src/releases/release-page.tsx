@@ -1,9 +1,9 @@
 import { USER_ROUTES } from '@flotilla/protocol';
-import type { ReactNode } from 'react';
 import { Link, useParams } from 'react-router';
 import { useResource } from '../api/use-resource.js';
 import { useApi } from '../auth/session.js';
 import { ErrorText } from '../ui/error-text.js';
+import { type Fact, FactList } from '../ui/fact-list.js';
 import { timeAgo } from '../ui/format.js';
 import { useNow } from '../ui/use-now.js';
 import { CompositionView } from './composition-view.js';
@@ -23,7 +23,7 @@ export function ReleasePage() {
   );
   const now = useNow();
 
-  const facts: [string, ReactNode][] = r
+  const facts: Fact[] = r
     ? [
         ['Status', <ReleaseStatusBadge key="s" status={r.status} />],
         [
@@ -63,14 +63,7 @@ export function ReleasePage() {
       {r && (
         <div className="release-grid">
           <div className="release-main">
-            <dl className="facts">
-              {facts.map(([term, value]) => (
-                <div key={term} className="fact">
-                  <dt>{term}</dt>
-                  <dd>{value}</dd>
-                </div>
-              ))}
-            </dl>
+            <FactList facts={facts} />
             {r.notes !== null && r.notes !== '' && (
               <section aria-labelledby="notes-title">
                 <h2 id="notes-title">Notes</h2>
