@@ -198,6 +198,40 @@ for (const testDb of testDatabases()) {
       for (const d of devices) await d.stop();
     });
 
+    test('a rollout that supersedes a paused one stages from the release the fleet ran, not the paused one', async () => {
+      const { api, slug, devices, previous } = await fleetRunning(setup, 4);
+      try {
+        let failing = '';
+        for (const d of devices) d.decide = (c) => (c === failing ? 'fail' : 'healthy');
+        const bad = await api('POST', `/api/v1/fleets/${slug}/releases`, {
+          composition: COMPOSITION,
+          status: 'running',
+        });
+        failing = bad.data.commit;
+        await api('POST', `/api/v1/fleets/${slug}/rollouts`, {
+          release: bad.data.id,
+          batches: [25, 100],
+          soakSeconds: 0,
+        });
+        await api('PATCH', `/api/v1/releases/${bad.data.id}`, { status: 'success' });
+        await waitFor('the rollout to pause', async () => (await status(api, slug)).status === 'paused');
+        const givenBefore = new Map(devices.map((d) => [d, d.given.length]));
+        // The fix goes out staged, with a long soak: only its first batch is given it.
+        const { commit: fix, rollout } = await deployWithRollout(api, slug, { batches: [25, 100], soakSeconds: 600 });
+        assert.equal(rollout.previousRelease?.commit, previous, 'staged from what the fleet ran before the failure');
+        const first = inBatch(rollout, devices, 0);
+        await waitFor('batch 1 to run the fix', () => first.every((d) => d.running === fix));
+        for (const d of inBatch(rollout, devices, 1)) {
+          await d.step();
+          const since = d.given.slice(givenBefore.get(d));
+          assert.ok(!since.includes(failing), 'no device outside the opened batch is given the paused release');
+          assert.equal(d.running, previous);
+        }
+      } finally {
+        for (const d of devices) await d.stop();
+      }
+    });
+
     test('abort while a batch soaks sends its devices back to the previous release', async () => {
       const { api, slug, devices, previous } = await fleetRunning(setup, 3);
       const { commit } = await deployWithRollout(api, slug, { batches: [34, 100], soakSeconds: 600 });

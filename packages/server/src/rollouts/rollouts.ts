@@ -8,6 +8,7 @@ import { fleetTargetRelease } from '../fleets/fleets.js';
 import type { FleetRow } from '../fleets/fleets.js';
 import { findRelease } from '../releases/releases.js';
 import { assignBatches } from './judge.js';
+import { rolloutOverlay } from './rollout-overlay.js';
 import { addEvent, lockRollout, type RolloutRow } from './rollout-lock.js';
 
 const CHUNK = 500;
@@ -27,6 +28,27 @@ export function planOf(row: Pick<RolloutRow, 'plan_json'>): RolloutPlan {
 /** Batch labels of a plan: the tag's first, then the percentages. */
 export function batchLabels(plan: Pick<RolloutPlan, 'batches' | 'tag'>): string[] {
   return assignBatches([], new Set(), plan).labels;
+}
+
+/**
+ * The release the fleet's devices outside opened batches get now: what a new rollout stages from. The fleet's target
+ * release, unless a rollout of it still has a say (running, paused or aborted): then that rollout's previous release.
+ * INVARIANT: never a release still being staged, nor one whose rollout stopped on failures or was aborted; staging
+ * from it would hand it to every device whose batch has not opened, unstaged.
+ */
+async function releaseOutsideBatches(
+  db: Db,
+  fleet: FleetRow,
+): Promise<{ id: number; commit: string; version: string } | null> {
+  const target = await fleetTargetRelease(db, fleet);
+  const overlay = await rolloutOverlay(db, fleet.id, target?.id ?? null);
+  if (!overlay) return target;
+  if (overlay.previousReleaseId === null) return null;
+  return db
+    .selectFrom('releases')
+    .select(['id', 'commit', 'version'])
+    .where('id', '=', overlay.previousReleaseId)
+    .executeTakeFirstOrThrow();
 }
 
 /**
@@ -56,7 +78,7 @@ export async function createRollout(
   return db.transaction().execute(async (trx) => {
     // The fleet's row lock: two rollouts created at once on one fleet are made one after the other.
     await bumpFleet(trx, fleet.id);
-    const previous = await fleetTargetRelease(trx, fleet);
+    const previous = await releaseOutsideBatches(trx, fleet);
     const active = await trx
       .selectFrom('rollouts')
       .select('id')
