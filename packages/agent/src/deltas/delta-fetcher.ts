@@ -13,7 +13,8 @@ import type { Logger } from 'pino';
 import type { ContainerEngine } from '../engine/container-engine.js';
 import { PRIVATE_DIR_MODE } from '../store/private-files.js';
 import { applyDelta, verifyDeltaFile } from './apply-delta.js';
-import { type DeltaEndpoint, askDelta, downloadDelta, reportOutcome } from './delta-client.js';
+import { downloadResuming } from '../util/resumable-download.js';
+import { type DeltaEndpoint, askDelta, deltaDownload, reportOutcome } from './delta-client.js';
 import { deltaTag } from './delta-tag.js';
 
 /** Config var SUPERVISOR_DELTA (any prefix): deltas are on unless it is `0` (or `false`). */
@@ -70,7 +71,11 @@ export class DeltaFetcher {
     return join(this.options.dataDir, 'deltas');
   }
 
-  async fetch(request: DeltaFetchRequest, signal: AbortSignal): Promise<boolean> {
+  async fetch(
+    request: DeltaFetchRequest,
+    signal: AbortSignal,
+    onProgress?: (percent: number) => void,
+  ): Promise<boolean> {
     const { log } = this.options;
     const tag = deltaTag(request.image);
     const imageId = this.options.targetImageId(request.appId, request.serviceName, request.image);
@@ -97,7 +102,14 @@ export class DeltaFetcher {
       await mkdir(this.dir, { recursive: true, mode: PRIVATE_DIR_MODE });
       const file = join(this.dir, `${delta.digest.slice('sha256:'.length)}.part`);
       await this.ensureSpace(delta, file, request.image);
-      bytesDownloaded = await this.download(delta, file, signal);
+      const fetched = delta;
+      bytesDownloaded = await downloadResuming(
+        deltaDownload(this.options.endpoint, delta.path, file, delta.size, signal, (bytes) =>
+          onProgress?.(Math.floor((100 * bytes) / Math.max(1, fetched.size))),
+        ),
+        this.options.downloadAttempts ?? 5,
+        log,
+      );
       await verifyDeltaFile(file, delta);
       const work = join(this.dir, `work-${delta.digest.slice('sha256:'.length, 23)}`);
       await rm(work, { recursive: true, force: true });
@@ -171,25 +183,6 @@ export class DeltaFetcher {
         'INSUFFICIENT_DISK',
         `not enough space to update to ${image}: ${mb(needed)} needed in ${this.dir}, ${mb(free)} free; the running release is kept`,
       );
-    }
-  }
-
-  /** Downloads with resume, retrying a cut link a few times; the bytes received over the network by this call. */
-  private async download(delta: DeltaDescriptor, file: string, signal: AbortSignal): Promise<number> {
-    const attempts = this.options.downloadAttempts ?? 5;
-    let received = 0;
-    for (let attempt = 1; ; attempt += 1) {
-      const before = (await stat(file).catch(() => undefined))?.size ?? 0;
-      if (before > 0) this.options.log.info({ file, bytes: before }, 'resuming a delta download');
-      try {
-        received += await downloadDelta(this.options.endpoint, delta.path, file, delta.size, signal);
-        return received;
-      } catch (error) {
-        received += ((await stat(file).catch(() => undefined))?.size ?? 0) - before;
-        if (signal.aborted || attempt >= attempts) throw error;
-        this.options.log.warn({ err: error, attempt }, 'delta download cut; resuming');
-        await sleep(Math.min(10_000, 500 * 2 ** attempt), undefined, { signal });
-      }
     }
   }
 

@@ -7,6 +7,7 @@ import { ensureBusyboxImage, run, tempDir } from '@flotilla/testkit';
 import pino from 'pino';
 import { startAgent, type AgentOptions } from '../agent.js';
 import { NAMESPACE_LABEL } from '../compose/names.js';
+import { deltaTag } from '../deltas/delta-tag.js';
 import { ControlPlane } from './control-plane.js';
 
 export const docker = new Docker({ socketPath: '/var/run/docker.sock' });
@@ -79,7 +80,9 @@ export async function cleanup(namespace: string, images: string[] = []): Promise
       .getVolume(v.Name)
       .remove()
       .catch(() => undefined);
-  for (const image of images)
+  // An image the agent pulled itself (or rebuilt from a delta) is tagged with its delta tag, not its digest ref.
+  const loaded = images.map((image) => deltaTag(image)).filter((tag): tag is string => tag !== undefined);
+  for (const image of [...images, ...loaded])
     await docker
       .getImage(image)
       .remove({ force: true })

@@ -1,0 +1,172 @@
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, it } from 'node:test';
+import pino from 'pino';
+import { ensureBusyboxImage, run, tempDir, waitFor } from '@flotilla/testkit';
+import { deltaTag } from '../deltas/delta-tag.js';
+import {
+  type Harness,
+  cleanup,
+  docker,
+  harness,
+  ourContainers,
+  reportedApp,
+  reportedDone,
+  startHarnessAgent,
+} from '../test-support/fixtures.js';
+
+/**
+ * The agent's own pull from Flotilla's registry (pull/resumable-pull.ts) with the real server, agent and engine: a
+ * layer download cut mid-way (the tap stalls it, then drops the link) resumes with Range where it stopped, so the
+ * layer's bytes cross the link once, and the image the engine then runs is the one pushed.
+ */
+const PAYLOAD_BYTES = 2 * 1024 * 1024;
+const HELD = 512 * 1024;
+const AGENT_BIN = fileURLToPath(new URL('../../../../bin/flotilla-agent', import.meta.url));
+
+/** Builds an image with an incompressible payload layer, pushes it, removes every local copy; ref and image ID. */
+async function pushImage(h: Harness): Promise<{ ref: string; id: string }> {
+  const base = await ensureBusyboxImage();
+  const dir = await tempDir('flotilla-pull-it-');
+  try {
+    await writeFile(join(dir.path, 'payload'), randomBytes(PAYLOAD_BYTES));
+    await writeFile(
+      join(dir.path, 'Dockerfile'),
+      [
+        `FROM ${base}`,
+        'COPY payload /payload',
+        `CMD ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]`,
+      ].join('\n'),
+    );
+    const local = `flotilla-pull-it/main:${randomBytes(4).toString('hex')}`;
+    await run('docker', ['build', '-q', '-t', local, dir.path]);
+    const id = (await docker.getImage(local).inspect()).Id;
+    const ref = await h.cp.push(local, 'main');
+    await docker.getImage(local).remove({ force: true });
+    await run('docker', ['rmi', '-f', ref]).catch(() => undefined);
+    const gone = await docker
+      .getImage(id)
+      .inspect()
+      .then(
+        () => false,
+        () => true,
+      );
+    assert.ok(gone, 'the image must not be local before the release');
+    return { ref, id };
+  } finally {
+    await dir.remove();
+  }
+}
+
+/** Bytes of the partial layer download in the agent's data folder (0 when none). */
+async function partial(h: Harness): Promise<number> {
+  const dir = join(h.dataDir, 'layers');
+  const name = (await readdir(dir).catch(() => [] as string[])).find((n) => n.endsWith('.part'));
+  return name ? ((await stat(join(dir, name)).catch(() => undefined))?.size ?? 0) : 0;
+}
+
+/** The payload layer's downloads as the tap saw them: [Range, status, bytes passed], and the layer's size. */
+function payloadDownloads(h: Harness) {
+  const big = h.cp.tap.blobDownloads.filter((d) => d.length > HELD || d.range !== undefined);
+  const digests = new Set(big.map((d) => d.digest));
+  assert.equal(digests.size, 1, `one large layer was downloaded: ${JSON.stringify(h.cp.tap.blobDownloads)}`);
+  const size = big[0]?.length ?? 0;
+  return { size, seen: big.map((d) => [d.range, d.status, d.bytes]) };
+}
+
+describe('resumable pulls', { timeout: 120_000 }, () => {
+  it('a layer download cut mid-way resumes where it stopped, reporting its progress meanwhile', async () => {
+    const h = await harness();
+    let image: { ref: string; id: string } | undefined;
+    let agent: Awaited<ReturnType<typeof startHarnessAgent>> | undefined;
+    try {
+      image = await pushImage(h);
+      const records: Array<{ msg?: string }> = [];
+      const logger = pino({ level: 'info' }, { write: (line: string) => void records.push(JSON.parse(line)) });
+      agent = await startHarnessAgent(h, { logger });
+      const uuid = agent.state().uuid;
+      h.cp.tap.stallNextBlobDownload(HELD);
+      const commit = await h.cp.release({ services: { main: { image: image.ref } } });
+      await waitFor('part of the layer on disk', async () => (await partial(h)) === HELD, { timeoutMs: 30_000 });
+      const reported = await waitFor(
+        'download progress reported',
+        () => {
+          const progress = reportedApp(h, uuid)?.releases[commit]?.services.main?.download_progress ?? 0;
+          return progress > 0 ? progress : undefined;
+        },
+        { timeoutMs: 10_000 },
+      );
+      assert.ok(reported > 0 && reported < 100, `progress ${reported}% while a quarter of the layer is on disk`);
+      h.cp.tap.releaseStalls();
+      await waitFor('release running', () => reportedDone(h, uuid, commit), { timeoutMs: 60_000 });
+      const [container] = (await ourContainers(h.namespace)).filter((c) => c.State === 'running');
+      assert.equal(container?.ImageID, image.id, 'the engine runs the image pushed');
+      const { size, seen } = payloadDownloads(h);
+      assert.deepEqual(seen, [
+        [undefined, 200, HELD],
+        [`bytes=${HELD}-`, 206, size - HELD],
+      ]);
+      assert.ok(size > PAYLOAD_BYTES, `the layer blob is ${size} bytes`);
+      assert.equal((await docker.getImage(deltaTag(image.ref)!).inspect()).Id, image.id);
+      assert.ok(records.some((r) => r.msg === 'image pulled by the agent'));
+      assert.ok(!records.some((r) => r.msg === 'agent-side pull failed; the engine pulls the image instead'));
+      assert.deepEqual(await readdir(join(h.dataDir, 'layers')), [], 'no layer file is left once loaded');
+    } finally {
+      await agent?.stop();
+      await cleanup(h.namespace, image ? [image.ref, image.id] : []);
+      await h.remove();
+    }
+  });
+
+  it('an agent killed (-9) mid-layer resumes the layer from the bytes on disk when it starts again', async () => {
+    const h = await harness();
+    let image: { ref: string; id: string } | undefined;
+    const started: ChildProcess[] = [];
+    const agentProcess = () => {
+      const child = spawn(
+        AGENT_BIN,
+        ['--config', h.configPath, '--data', h.dataDir, '--namespace', h.namespace, '--poll-interval', '300'],
+        { stdio: ['ignore', process.env.FLOTILLA_TEST_LOG ? 'inherit' : 'ignore', process.env.FLOTILLA_TEST_LOG ? 'inherit' : 'ignore'] },
+      );
+      started.push(child);
+      return child;
+    };
+    try {
+      image = await pushImage(h);
+      await mkdir(h.dataDir, { recursive: true });
+      const first = agentProcess();
+      const uuid = await waitFor(
+        'the agent registered',
+        async () => {
+          const config = JSON.parse(await readFile(h.configPath, 'utf8')) as { uuid?: string };
+          return config.uuid && (await h.cp.registered(config.uuid)) ? config.uuid : undefined;
+        },
+        { timeoutMs: 30_000 },
+      );
+      h.cp.tap.stallNextBlobDownload(HELD);
+      const commit = await h.cp.release({ services: { main: { image: image.ref } } });
+      await waitFor('part of the layer on disk', async () => (await partial(h)) === HELD, { timeoutMs: 30_000 });
+      const exited = new Promise((resolve) => first.once('exit', resolve));
+      first.kill('SIGKILL');
+      await exited;
+      h.cp.tap.releaseStalls();
+      agentProcess();
+      await waitFor('release running', () => reportedDone(h, uuid, commit), { timeoutMs: 60_000 });
+      const [container] = (await ourContainers(h.namespace)).filter((c) => c.State === 'running');
+      assert.equal(container?.ImageID, image.id);
+      const { size, seen } = payloadDownloads(h);
+      assert.deepEqual(seen, [
+        [undefined, 200, HELD],
+        [`bytes=${HELD}-`, 206, size - HELD],
+      ]);
+    } finally {
+      for (const child of started) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await cleanup(h.namespace, image ? [image.ref, image.id] : []);
+      await h.remove();
+    }
+  });
+});
