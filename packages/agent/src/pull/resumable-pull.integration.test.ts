@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -126,12 +127,16 @@ describe('resumable pulls', { timeout: 120_000 }, () => {
     const h = await harness();
     let image: { ref: string; id: string } | undefined;
     const started: ChildProcess[] = [];
+    const agentLog = join(h.dir, 'agent.log');
     const agentProcess = () => {
+      // The agents' log, shown if the release does not come up.
+      const out = openSync(agentLog, 'a');
       const child = spawn(
         AGENT_BIN,
         ['--config', h.configPath, '--data', h.dataDir, '--namespace', h.namespace, '--poll-interval', '300'],
-        { stdio: ['ignore', process.env.FLOTILLA_TEST_LOG ? 'inherit' : 'ignore', process.env.FLOTILLA_TEST_LOG ? 'inherit' : 'ignore'] },
+        { stdio: ['ignore', out, out] },
       );
+      closeSync(out);
       started.push(child);
       return child;
     };
@@ -155,7 +160,12 @@ describe('resumable pulls', { timeout: 120_000 }, () => {
       await exited;
       h.cp.tap.releaseStalls();
       agentProcess();
-      await waitFor('release running', () => reportedDone(h, uuid, commit), { timeoutMs: 60_000 });
+      await waitFor('release running', () => reportedDone(h, uuid, commit), { timeoutMs: 60_000 }).catch(
+        async (error: Error) => {
+          const tail = (await readFile(agentLog, 'utf8')).split('\n').slice(-40).join('\n');
+          throw new Error(`${error.message}; the agent's log ends:\n${tail}`);
+        },
+      );
       const [container] = (await ourContainers(h.namespace)).filter((c) => c.State === 'running');
       assert.equal(container?.ImageID, image.id);
       const { size, seen } = payloadDownloads(h);

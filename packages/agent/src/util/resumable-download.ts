@@ -119,23 +119,26 @@ export async function downloadOnce(d: ResumableDownload): Promise<number> {
 }
 
 /**
- * Downloads with resume, retrying a cut link `attempts` times (each attempt resumes where the previous stopped).
- * Resolves the bytes received over the network by this call; rejects the last attempt's error.
+ * Downloads with resume, retrying a cut link: `attempts` attempts in a row that receive nothing end it (an attempt
+ * that received bytes starts the count and the back-off over, so a link that keeps dropping but makes progress
+ * finishes). Resolves the bytes received over the network by this call; rejects the last attempt's error.
  */
 export async function downloadResuming(d: ResumableDownload, attempts: number, log: Logger): Promise<number> {
   let received = 0;
-  for (let attempt = 1; ; attempt += 1) {
+  for (let fruitless = 1; ; fruitless += 1) {
     const before = await sizeOf(d.file);
     if (before > 0 && before < d.size) log.info({ file: d.file, bytes: before }, `resuming a ${d.what}`);
     try {
       received += await downloadOnce(d);
       return received;
     } catch (error) {
-      received += Math.max(0, (await sizeOf(d.file)) - before);
+      const gained = Math.max(0, (await sizeOf(d.file)) - before);
+      received += gained;
+      if (gained > 0) fruitless = 1;
       const cut = error instanceof FlotillaError && error.code === 'NETWORK_ERROR';
-      if (d.signal.aborted || !cut || attempt >= attempts) throw error;
-      log.warn({ err: error, attempt }, `${d.what} cut; resuming`);
-      await sleep(Math.min(10_000, 500 * 2 ** attempt), undefined, { signal: d.signal });
+      if (d.signal.aborted || !cut || fruitless >= attempts) throw error;
+      log.warn({ err: error, attempt: fruitless }, `${d.what} cut; resuming`);
+      await sleep(Math.min(10_000, 250 * 2 ** fruitless), undefined, { signal: d.signal });
     }
   }
 }
