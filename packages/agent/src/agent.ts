@@ -236,6 +236,19 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
     uuid,
     deviceApiKey,
   });
+  const pulls =
+    managed && apiEndpoint
+      ? new ResumablePull({
+          engine,
+          log,
+          dataDir: options.dataDir,
+          namespace,
+          registryAuth,
+          // The API's own host is reached as the API is (http on a LAN or in tests); any other registry by TLS.
+          registryBase: (host) =>
+            new URL(`${new URL(apiEndpoint).host === host ? new URL(apiEndpoint).protocol : 'https:'}//${host}`),
+        })
+      : undefined;
   const executors = withSystemLogs(
     createExecutors({
       engine,
@@ -259,21 +272,10 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
                   ?.apps.find((a) => a.appId === appId)
                   ?.services.find((s) => s.serviceName === serviceName && s.image === image)?.imageId,
               ...(options.deltaPendingLimitMs !== undefined ? { pendingLimitMs: options.deltaPendingLimitMs } : {}),
+              ...(pulls ? { layersOf: (ref: string, signal: AbortSignal) => pulls.diffIds(ref, signal) } : {}),
             })
           : undefined,
-      pulls:
-        managed && apiEndpoint
-          ? new ResumablePull({
-              engine,
-              log,
-              dataDir: options.dataDir,
-              namespace,
-              registryAuth,
-              // The API's own host is reached as the API is (http on a LAN or in tests); any other registry by TLS.
-              registryBase: (host) =>
-                new URL(`${new URL(apiEndpoint).host === host ? new URL(apiEndpoint).protocol : 'https:'}//${host}`),
-            })
-          : undefined,
+      pulls,
       onProgress: () => session?.reportSoon(),
     }),
     (message) => logs.system(message),

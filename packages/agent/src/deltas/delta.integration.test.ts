@@ -14,6 +14,7 @@ import {
   harness,
   ourContainers,
   reportedDone,
+  serviceOf,
   startHarnessAgent,
 } from '../test-support/fixtures.js';
 import { deltaTag } from './delta-tag.js';
@@ -140,6 +141,38 @@ describe('delta updates', { timeout: 240_000 }, () => {
       assert.equal(await metric(h, 'flotilla_delta_outcomes_total', '{outcome="applied"}'), 1);
       const saved = await metric(h, 'flotilla_delta_saved_bytes_total');
       assert.ok(saved > PAYLOAD_BYTES / 2, `saved ${saved} bytes`);
+    } finally {
+      await agent?.stop();
+      await cleanup(h.namespace, pairImages(pair));
+      await h.remove();
+    }
+  });
+
+  it('a service the device does not run yet gets its image by delta from another service’s image', async () => {
+    const h = await harness();
+    const nonce = randomBytes(4).toString('hex');
+    let pair: Pair | undefined;
+    let agent: Awaited<ReturnType<typeof startHarnessAgent>> | undefined;
+    try {
+      pair = await pushPair(h, nonce);
+      agent = await startHarnessAgent(h, { deltaPendingLimitMs: 30_000 });
+      const uuid = agent.state().uuid;
+      const commitA = await h.cp.release({ services: { main: { image: pair.a } } });
+      await waitFor('release A running', () => reportedDone(h, uuid, commitA), { timeoutMs: 60_000 });
+      // B as a new service beside main (which keeps A): no container of its own to take a delta from.
+      const commitB = await h.cp.release({ services: { main: { image: pair.a }, extra: { image: pair.b } } });
+      await waitFor('release B running', () => reportedDone(h, uuid, commitB), { timeoutMs: 90_000 });
+      const images = new Map((await ourContainers(h.namespace)).map((c) => [serviceOf(c), c.ImageID]));
+      assert.deepEqual(Object.fromEntries(images), { main: pair.aId, extra: pair.bId });
+      const { pair: stored } = await storedDelta(h);
+      assert.equal(h.cp.tap.deltaDownloads.length, 1);
+      assert.equal(h.cp.tap.deltaDownloads[0]?.bytes, stored.size);
+      assert.equal(await metric(h, 'flotilla_delta_outcomes_total', '{outcome="applied"}'), 1);
+      assert.equal(
+        h.cp.tap.blobDownloads.filter((d) => d.length > PAYLOAD_BYTES / 2).length,
+        1,
+        'only A’s payload layer was pulled (for release A), not B’s',
+      );
     } finally {
       await agent?.stop();
       await cleanup(h.namespace, pairImages(pair));

@@ -94,6 +94,15 @@ export class ResumablePull {
     }
   }
 
+  /** The layers (diffIDs, in order) of the image `ref` names, read from its config in the registry. */
+  async diffIds(ref: string, signal: AbortSignal): Promise<string[]> {
+    const parsed = parseDigestRef(ref);
+    const auth = this.options.registryAuth(ref);
+    if (!parsed || !auth) throw new FlotillaError('IMAGE_NOT_FOUND', `${ref} is not an image of the control plane`);
+    const client = new RegistryClient(this.options.registryBase(parsed.host), parsed.repository, auth);
+    return (await client.image(parsed.digest, signal)).diffIds;
+  }
+
   private async run(
     ref: string,
     digest: string,
