@@ -63,6 +63,43 @@ async function pushImage(h: Harness): Promise<{ ref: string; id: string }> {
   }
 }
 
+/** Puts an OCI index naming `ref`'s manifest for this engine's platform (as `docker buildx` pushes); its reference. */
+async function pushIndex(h: Harness, ref: string): Promise<string> {
+  const [repoPath = '', digest = ''] = ref.slice(h.cp.tap.host.length + 1).split('@');
+  const base = h.cp.tap.url;
+  const basic = Buffer.from(`admin:${h.cp.adminKey}`).toString('base64');
+  const scope = `repository:${repoPath}:pull,push`;
+  const tokenAnswer = await fetch(`${base}/auth/v1/token?service=${h.cp.tap.host}&scope=${encodeURIComponent(scope)}`, {
+    headers: { authorization: `Basic ${basic}` },
+  });
+  const { token } = (await tokenAnswer.json()) as { token: string };
+  const manifest = await fetch(`${base}/v2/${repoPath}/manifests/${digest}`, {
+    headers: { authorization: `Bearer ${token}`, accept: 'application/vnd.docker.distribution.manifest.v2+json' },
+  });
+  const child = Buffer.from(await manifest.arrayBuffer());
+  const index = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.index.v1+json',
+      manifests: [
+        {
+          mediaType: manifest.headers.get('content-type'),
+          digest,
+          size: child.length,
+          platform: { os: 'linux', architecture: (await docker.version()).Arch },
+        },
+      ],
+    }),
+  );
+  const put = await fetch(`${base}/v2/${repoPath}/manifests/multi`, {
+    method: 'PUT',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/vnd.oci.image.index.v1+json' },
+    body: index,
+  });
+  assert.equal(put.status, 201, await put.text());
+  return `${h.cp.tap.host}/${repoPath}@${put.headers.get('docker-content-digest')}`;
+}
+
 /** Bytes of the partial layer download in the agent's data folder (0 when none). */
 async function partial(h: Harness): Promise<number> {
   const dir = join(h.dataDir, 'layers');
@@ -119,6 +156,32 @@ describe('resumable pulls', { timeout: 120_000 }, () => {
     } finally {
       await agent?.stop();
       await cleanup(h.namespace, image ? [image.ref, image.id] : []);
+      await h.remove();
+    }
+  });
+
+  it('an image the agent does not pull itself (a multi-platform index) is pulled by the engine, saying why', async () => {
+    const h = await harness();
+    let image: { ref: string; id: string } | undefined;
+    let indexRef: string | undefined;
+    let agent: Awaited<ReturnType<typeof startHarnessAgent>> | undefined;
+    try {
+      image = await pushImage(h);
+      indexRef = await pushIndex(h, image.ref);
+      const records: Array<{ msg?: string; reason?: string }> = [];
+      const logger = pino({ level: 'info' }, { write: (line: string) => void records.push(JSON.parse(line)) });
+      agent = await startHarnessAgent(h, { logger });
+      const uuid = agent.state().uuid;
+      const commit = await h.cp.release({ services: { main: { image: indexRef } } });
+      await waitFor('release running', () => reportedDone(h, uuid, commit), { timeoutMs: 60_000 });
+      const [container] = (await ourContainers(h.namespace)).filter((c) => c.State === 'running');
+      assert.equal(container?.ImageID, image.id);
+      const fellBack = records.find((r) => r.msg === 'agent-side pull failed; the engine pulls the image instead');
+      assert.match(fellBack?.reason ?? '', /multi-platform index/);
+      assert.ok((await docker.getImage(indexRef).inspect()).RepoDigests.includes(indexRef), 'the engine pulled it');
+    } finally {
+      await agent?.stop();
+      await cleanup(h.namespace, [...(image ? [image.ref, image.id] : []), ...(indexRef ? [indexRef] : [])]);
       await h.remove();
     }
   });
