@@ -13,6 +13,7 @@ import {
   docker,
   harness,
   ourContainers,
+  reportedApp,
   reportedDone,
   serviceOf,
   startHarnessAgent,
@@ -259,6 +260,42 @@ describe('delta updates', { timeout: 240_000 }, () => {
           [`bytes=${100 * 1024}-`, 206, stored.size - 100 * 1024],
         ],
       );
+    } finally {
+      await agent?.stop();
+      await cleanup(h.namespace, pairImages(pair));
+      await h.remove();
+    }
+  });
+
+  it('the service reports its download progress while the delta downloads', async () => {
+    const h = await harness();
+    const nonce = randomBytes(4).toString('hex');
+    let pair: Pair | undefined;
+    let agent: Awaited<ReturnType<typeof startHarnessAgent>> | undefined;
+    try {
+      pair = await pushPair(h, nonce);
+      agent = await startHarnessAgent(h, { deltaPendingLimitMs: 30_000 });
+      const uuid = agent.state().uuid;
+      const commitA = await h.cp.release({ services: { main: { image: pair.a } } });
+      await waitFor('release A running', () => reportedDone(h, uuid, commitA), { timeoutMs: 60_000 });
+      const held = 64 * 1024;
+      h.cp.tap.stallNextDeltaDownload(held);
+      const commitB = await h.cp.release({ services: { main: { image: pair.b } } });
+      const progress = await waitFor(
+        'download progress reported',
+        () => {
+          const reported = reportedApp(h, uuid)?.releases[commitB]?.services.main?.download_progress ?? 0;
+          return reported > 0 ? reported : undefined;
+        },
+        { timeoutMs: 30_000 },
+      );
+      const { pair: stored } = await storedDelta(h);
+      const expected = Math.floor((100 * held) / stored.size);
+      assert.ok(progress > 0 && progress <= expected, `${progress}% reported, ${expected}% of the delta held`);
+      h.cp.tap.releaseStalls();
+      await waitFor('release B running', () => reportedDone(h, uuid, commitB), { timeoutMs: 60_000 });
+      const [container] = (await ourContainers(h.namespace)).filter((c) => c.State === 'running');
+      assert.equal(container?.ImageID, pair.bId);
     } finally {
       await agent?.stop();
       await cleanup(h.namespace, pairImages(pair));
