@@ -14,6 +14,7 @@ import {
   cleanup,
   docker,
   harness,
+  localImage,
   ourContainers,
   reportedApp,
   reportedDone,
@@ -182,6 +183,39 @@ describe('resumable pulls', { timeout: 120_000 }, () => {
     } finally {
       await agent?.stop();
       await cleanup(h.namespace, [...(image ? [image.ref, image.id] : []), ...(indexRef ? [indexRef] : [])]);
+      await h.remove();
+    }
+  });
+
+  it('a device without room for the layers says INSUFFICIENT_DISK and pulls nothing', {
+    skip: process.getuid?.() === 0 ? false : 'mounting a small tmpfs needs root',
+  }, async () => {
+    const h = await harness();
+    let image: { ref: string; id: string } | undefined;
+    let agent: Awaited<ReturnType<typeof startHarnessAgent>> | undefined;
+    // The agent's layer folder on a 256 KiB filesystem: the payload layer is 2 MiB.
+    const layers = join(h.dataDir, 'layers');
+    await mkdir(layers, { recursive: true });
+    await run('mount', ['-t', 'tmpfs', '-o', 'size=256k,mode=0700', 'tmpfs', layers]);
+    try {
+      image = await pushImage(h);
+      const records: Array<{ msg?: string; err?: string }> = [];
+      const logger = pino({ level: 'info' }, { write: (line: string) => void records.push(JSON.parse(line)) });
+      agent = await startHarnessAgent(h, { logger });
+      await h.cp.release({ services: { main: { image: image.ref } } });
+      const refused = await waitFor(
+        'a pass refused for want of disk',
+        () => records.find((r) => r.msg === 'reconcile pass failed' && r.err?.includes('not enough space to update')),
+        { timeoutMs: 30_000 },
+      );
+      assert.match(refused.err ?? '', /MB needed in .*layers, \d+ MB free; the running release is kept/);
+      assert.equal(h.cp.tap.blobDownloads.filter((d) => d.length > HELD).length, 0, 'no layer was downloaded');
+      assert.ok(!records.some((r) => r.msg === 'agent-side pull failed; the engine pulls the image instead'));
+      assert.equal(await localImage(image.ref), undefined, 'the engine did not pull it either');
+    } finally {
+      await agent?.stop();
+      await run('umount', [layers]).catch(() => undefined);
+      await cleanup(h.namespace, image ? [image.ref, image.id] : []);
       await h.remove();
     }
   });
