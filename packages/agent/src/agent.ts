@@ -28,6 +28,7 @@ import { AGENT_VERSION, defaultDeviceType } from './provision/provision.js';
 import { ReconcileController } from './reconcile/controller.js';
 import { createExecutors } from './reconcile/executor.js';
 import { DeltaFetcher, deltasEnabled } from './deltas/delta-fetcher.js';
+import { ResumablePull } from './pull/resumable-pull.js';
 import type { PassResult } from './reconcile/loop.js';
 import { Observed } from './reconcile/observed.js';
 import { Reconciler } from './reconcile/reconciler.js';
@@ -230,16 +231,30 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
         })
       : undefined;
 
+  const registryAuth = registryAuthFor({
+    hosts: [file.config.registryEndpoint, apiEndpoint ? new URL(apiEndpoint).host : undefined],
+    uuid,
+    deviceApiKey,
+  });
+  const pulls =
+    managed && apiEndpoint
+      ? new ResumablePull({
+          engine,
+          log,
+          dataDir: options.dataDir,
+          namespace,
+          registryAuth,
+          // The API's own host is reached as the API is (http on a LAN or in tests); any other registry by TLS.
+          registryBase: (host) =>
+            new URL(`${new URL(apiEndpoint).host === host ? new URL(apiEndpoint).protocol : 'https:'}//${host}`),
+        })
+      : undefined;
   const executors = withSystemLogs(
     createExecutors({
       engine,
       store,
       log,
-      registryAuth: registryAuthFor({
-        hosts: [file.config.registryEndpoint, apiEndpoint ? new URL(apiEndpoint).host : undefined],
-        uuid,
-        deviceApiKey,
-      }),
+      registryAuth,
       progress: observed.progress,
       serviceLockDir,
       deltas:
@@ -257,8 +272,10 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
                   ?.apps.find((a) => a.appId === appId)
                   ?.services.find((s) => s.serviceName === serviceName && s.image === image)?.imageId,
               ...(options.deltaPendingLimitMs !== undefined ? { pendingLimitMs: options.deltaPendingLimitMs } : {}),
+              ...(pulls ? { layersOf: (ref: string, signal: AbortSignal) => pulls.diffIds(ref, signal) } : {}),
             })
           : undefined,
+      pulls,
       onProgress: () => session?.reportSoon(),
     }),
     (message) => logs.system(message),

@@ -2,7 +2,15 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { it } from 'node:test';
 import { run, tempDir, waitFor } from '@flotilla/testkit';
-import { buildImage, cleanup, docker, harness, ourContainers, startHarnessAgent } from './test-support/fixtures.js';
+import {
+  buildImage,
+  cleanup,
+  docker,
+  harness,
+  localImage,
+  ourContainers,
+  startHarnessAgent,
+} from './test-support/fixtures.js';
 
 /** An image built for linux/arm64 (FROM scratch, so no emulation is needed to build it on this amd64 engine). */
 async function buildArm64Image(tag: string): Promise<string> {
@@ -63,10 +71,7 @@ it('an image built for another CPU is pulled but never started: the running rele
     );
     assert.equal(failed.terminal, true, 'retrying cannot fix it: no retries until the target changes');
     assert.match(failed.error.message, /built for linux\/arm64, and this device runs linux\/amd64/);
-    assert.ok(
-      (await docker.getImage(armServed).inspect()).Id,
-      'the image was downloaded (and is known, so it is cleaned up later)',
-    );
+    assert.ok((await localImage(armServed))?.Id, 'the image was downloaded (and is known, so it is cleaned up later)');
     const now = await ourContainers(h.namespace);
     assert.deepEqual(
       now.map((c) => [c.Id, c.State]),
@@ -88,18 +93,9 @@ it('an image built for another CPU is pulled but never started: the running rele
       },
       { timeoutMs: 30_000 },
     );
-    await waitFor(
-      'the arm64 image removed',
-      async () =>
-        docker
-          .getImage(armServed)
-          .inspect()
-          .then(
-            () => false,
-            () => true,
-          ),
-      { timeoutMs: 30_000 },
-    );
+    await waitFor('the arm64 image removed', async () => (await localImage(armServed)) === undefined, {
+      timeoutMs: 30_000,
+    });
   } finally {
     await agent.stop();
     await cleanup(h.namespace, [r1, r3, armLocal, ...(armServed ? [armServed] : [])]);

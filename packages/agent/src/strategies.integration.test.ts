@@ -10,6 +10,7 @@ import {
   docker,
   exec,
   harness,
+  localImage,
   ourContainers,
   reportedApp,
   reportedDone,
@@ -18,13 +19,7 @@ import {
 import { setSoak } from './test-support/rollback.js';
 
 async function imagePresent(ref: string): Promise<boolean> {
-  return docker
-    .getImage(ref)
-    .inspect()
-    .then(
-      () => true,
-      () => false,
-    );
+  return (await localImage(ref)) !== undefined;
 }
 
 /**

@@ -93,6 +93,11 @@ export const ERROR_CODES = {
     description:
       'A delta did not rebuild the image byte for byte (digest mismatch); it was discarded and the image pulled.',
   },
+  IMAGE_INVALID: {
+    status: 502,
+    description:
+      'A downloaded part of an image (manifest, config or layer) does not match its digest; it was discarded.',
+  },
   INSUFFICIENT_DISK: {
     status: 507,
     description: 'Not enough free disk on the device for this update; the running release is kept.',

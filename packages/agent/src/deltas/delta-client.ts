@@ -1,7 +1,3 @@
-import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
-import { stat } from 'node:fs/promises';
-import { request as httpRequest } from 'node:http';
-import { request as httpsRequest } from 'node:https';
 import {
   DEVICE_ROUTES,
   type DeltaAnswer,
@@ -12,6 +8,7 @@ import {
   path,
 } from '@flotilla/protocol';
 import { httpExchange } from '../util/http.js';
+import type { ResumableDownload } from '../util/resumable-download.js';
 
 const IDLE_TIMEOUT_MS = 30_000;
 const MAX_ANSWER_BYTES = 8 * 1024 * 1024;
@@ -79,85 +76,23 @@ export async function reportOutcome(
   if (answer.status !== 204) throw failure(answer.status, answer.body, 'reporting a delta outcome');
 }
 
-/**
- * Downloads `downloadPath` into `file`, resuming from the bytes already there (a cut link, an agent restart): asks
- * `Range: bytes=<size on disk>-` and appends. Resolves the bytes this call received over the network.
- * INVARIANT: bytes are only ever appended at the offset the server's Content-Range names, so the file is always a
- * prefix of the delta; the caller checks the whole file's sha256 before using it.
- */
-export async function downloadDelta(
+/** The download of a delta's bytes (DeltaDescriptor.path) into `file`, resumable (util/resumable-download.ts). */
+export function deltaDownload(
   endpoint: DeltaEndpoint,
   downloadPath: string,
   file: string,
   size: number,
   signal: AbortSignal,
-): Promise<number> {
-  const have = (await stat(file).catch(() => undefined))?.size ?? 0;
-  if (have === size) return 0;
-  if (have > size) throw new FlotillaError('DELTA_INVALID', `partial delta ${file} is larger than the delta`);
-  const url = new URL(downloadPath, endpoint.apiEndpoint);
-  const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
-  return new Promise<number>((resolve, reject) => {
-    const req = send(url, {
-      method: 'GET',
-      headers: { authorization: `Bearer ${endpoint.deviceApiKey}`, ...(have > 0 ? { range: `bytes=${have}-` } : {}) },
-      signal,
-      timeout: IDLE_TIMEOUT_MS,
-    });
-    req.on('timeout', () => req.destroy(new Error(`no bytes within ${IDLE_TIMEOUT_MS} ms`)));
-    req.on('error', (error) =>
-      reject(signal.aborted ? error : new FlotillaError('NETWORK_ERROR', `delta download: ${error.message}`)),
-    );
-    req.on('response', (response) => {
-      const status = response.statusCode ?? 0;
-      const start = status === 206 ? Number(/^bytes (\d+)-/.exec(response.headers['content-range'] ?? '')?.[1]) : 0;
-      if ((status !== 200 && status !== 206) || start !== (status === 206 ? have : 0)) {
-        const chunks: Buffer[] = [];
-        response.on('data', (chunk: Buffer) => chunks.length < 64 && chunks.push(chunk));
-        response.on('end', () => reject(failure(status, Buffer.concat(chunks), 'delta download')));
-        response.on('error', reject);
-        return;
-      }
-      // WARNING: written synchronously as each chunk arrives, never piped: a paused response holds chunks in its own
-      // buffer, and a cut link destroys the response with them, so the next try would download them again.
-      // A 200 (the server ignored the range) starts the file over; a 206 appends where the file ends.
-      let fd: number;
-      try {
-        fd = openSync(file, status === 206 ? 'a' : 'w');
-      } catch (error) {
-        response.destroy();
-        reject(error);
-        return;
-      }
-      let received = 0;
-      let failed: unknown;
-      response.on('data', (chunk: Buffer) => {
-        if (failed) return;
-        try {
-          writeSync(fd, chunk);
-          received += chunk.length;
-        } catch (error) {
-          failed = error;
-          response.destroy();
-        }
-      });
-      response.on('error', () => undefined);
-      response.on('close', () => {
-        try {
-          fsyncSync(fd);
-        } finally {
-          closeSync(fd);
-        }
-        if (failed) reject(failed);
-        else if (response.complete) resolve(received);
-        else
-          reject(
-            signal.aborted
-              ? signal.reason
-              : new FlotillaError('NETWORK_ERROR', 'delta download cut before its end; the next try resumes'),
-          );
-      });
-    });
-    req.end();
-  });
+  onBytes?: (bytesOnDisk: number) => void,
+): ResumableDownload {
+  return {
+    url: new URL(downloadPath, endpoint.apiEndpoint),
+    headers: () => ({ authorization: `Bearer ${endpoint.deviceApiKey}` }),
+    file,
+    size,
+    what: 'delta download',
+    failure: (status, body) => failure(status, body, 'delta download'),
+    onBytes,
+    signal,
+  };
 }

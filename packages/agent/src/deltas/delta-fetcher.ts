@@ -11,9 +11,11 @@ import {
 } from '@flotilla/protocol';
 import type { Logger } from 'pino';
 import type { ContainerEngine } from '../engine/container-engine.js';
+import type { CurrentContainer } from '../reconcile/state.js';
 import { PRIVATE_DIR_MODE } from '../store/private-files.js';
 import { applyDelta, verifyDeltaFile } from './apply-delta.js';
-import { type DeltaEndpoint, askDelta, downloadDelta, reportOutcome } from './delta-client.js';
+import { downloadResuming } from '../util/resumable-download.js';
+import { type DeltaEndpoint, askDelta, deltaDownload, reportOutcome } from './delta-client.js';
 import { deltaTag } from './delta-tag.js';
 
 /** Config var SUPERVISOR_DELTA (any prefix): deltas are on unless it is `0` (or `false`). */
@@ -35,7 +37,12 @@ export interface DeltaFetcherOptions {
   targetImageId: (appId: number, serviceName: string, image: string) => number | undefined;
   /** How long a delta may stay pending on the server before the device pulls instead. Default 2 minutes. */
   pendingLimitMs?: number;
-  /** Download attempts (each resumes where the previous stopped) before falling back. Default 5. */
+  /**
+   * B's layers (diffIDs) by its reference, read from the registry: used to pick a base image for a service the
+   * device does not run yet. Absent: such a service is pulled.
+   */
+  layersOf?: (ref: string, signal: AbortSignal) => Promise<string[]>;
+  /** Fruitless download attempts in a row (each resumes where the previous stopped) before falling back. Default 5. */
   downloadAttempts?: number;
 }
 
@@ -70,7 +77,11 @@ export class DeltaFetcher {
     return join(this.options.dataDir, 'deltas');
   }
 
-  async fetch(request: DeltaFetchRequest, signal: AbortSignal): Promise<boolean> {
+  async fetch(
+    request: DeltaFetchRequest,
+    signal: AbortSignal,
+    onProgress?: (percent: number) => void,
+  ): Promise<boolean> {
     const { log } = this.options;
     const tag = deltaTag(request.image);
     const imageId = this.options.targetImageId(request.appId, request.serviceName, request.image);
@@ -79,14 +90,7 @@ export class DeltaFetcher {
       log.warn({ image: request.image }, 'xdelta3 is not installed: pulling instead of using a delta');
       return false;
     }
-    const { containers } = await this.options.engine.snapshot(this.options.namespace, signal);
-    const base = containers.find(
-      (c) =>
-        c.appId === request.appId &&
-        c.serviceName === request.serviceName &&
-        c.targetImageId !== undefined &&
-        c.targetImageId !== imageId,
-    );
+    const base = await this.base(request, imageId, signal);
     if (!base?.targetImageId) return false;
     const pair = { fromImageId: base.targetImageId, toImageId: imageId };
     let delta: DeltaDescriptor | undefined;
@@ -97,7 +101,14 @@ export class DeltaFetcher {
       await mkdir(this.dir, { recursive: true, mode: PRIVATE_DIR_MODE });
       const file = join(this.dir, `${delta.digest.slice('sha256:'.length)}.part`);
       await this.ensureSpace(delta, file, request.image);
-      bytesDownloaded = await this.download(delta, file, signal);
+      const fetched = delta;
+      bytesDownloaded = await downloadResuming(
+        deltaDownload(this.options.endpoint, delta.path, file, delta.size, signal, (bytes) =>
+          onProgress?.(Math.floor((100 * bytes) / Math.max(1, fetched.size))),
+        ),
+        this.options.downloadAttempts ?? 5,
+        log,
+      );
       await verifyDeltaFile(file, delta);
       const work = join(this.dir, `work-${delta.digest.slice('sha256:'.length, 23)}`);
       await rm(work, { recursive: true, force: true });
@@ -142,6 +153,44 @@ export class DeltaFetcher {
     }
   }
 
+  /**
+   * The container whose image the delta is asked from: the same service's (release A of it), else, for a service
+   * the device does not run yet, the image of any of the agent's containers (an image of the fleet's releases, so
+   * one the server holds) that shares the most layers with B: the longest common chain, then the most layers in
+   * common. None when no image shares a layer with B, or B's layers cannot be read.
+   */
+  private async base(
+    request: DeltaFetchRequest,
+    imageId: number,
+    signal: AbortSignal,
+  ): Promise<CurrentContainer | undefined> {
+    const { containers } = await this.options.engine.snapshot(this.options.namespace, signal);
+    const candidates = containers.filter((c) => c.targetImageId !== undefined && c.targetImageId !== imageId);
+    const same = candidates.find((c) => c.appId === request.appId && c.serviceName === request.serviceName);
+    if (same || candidates.length === 0 || !this.options.layersOf) return same;
+    const wanted = await this.options.layersOf(request.image, signal).catch((error: unknown) => {
+      if (signal.aborted) throw error;
+      return undefined;
+    });
+    if (!wanted) return undefined;
+    const want = new Set(wanted);
+    let best: { container: CurrentContainer; chain: number; common: number } | undefined;
+    for (const container of new Map(candidates.map((c) => [c.imageId, c])).values()) {
+      const layers = (await this.options.engine.imageDiffIds(container.imageId)) ?? [];
+      let chain = 0;
+      while (chain < layers.length && chain < wanted.length && layers[chain] === wanted[chain]) chain += 1;
+      const common = new Set(layers.filter((l) => want.has(l))).size;
+      if (common > 0 && (!best || chain > best.chain || (chain === best.chain && common > best.common)))
+        best = { container, chain, common };
+    }
+    if (best)
+      this.options.log.info(
+        { image: request.image, from: best.container.serviceName, sharedLayers: best.common },
+        'asking for a delta from another service’s image',
+      );
+    return best?.container;
+  }
+
   /** Asks until the delta is ready or the pending limit is over (undefined then). */
   private async ask(fromImageId: number, toImageId: number, signal: AbortSignal): Promise<DeltaDescriptor | undefined> {
     const deadline = Date.now() + (this.options.pendingLimitMs ?? 120_000);
@@ -171,25 +220,6 @@ export class DeltaFetcher {
         'INSUFFICIENT_DISK',
         `not enough space to update to ${image}: ${mb(needed)} needed in ${this.dir}, ${mb(free)} free; the running release is kept`,
       );
-    }
-  }
-
-  /** Downloads with resume, retrying a cut link a few times; the bytes received over the network by this call. */
-  private async download(delta: DeltaDescriptor, file: string, signal: AbortSignal): Promise<number> {
-    const attempts = this.options.downloadAttempts ?? 5;
-    let received = 0;
-    for (let attempt = 1; ; attempt += 1) {
-      const before = (await stat(file).catch(() => undefined))?.size ?? 0;
-      if (before > 0) this.options.log.info({ file, bytes: before }, 'resuming a delta download');
-      try {
-        received += await downloadDelta(this.options.endpoint, delta.path, file, delta.size, signal);
-        return received;
-      } catch (error) {
-        received += ((await stat(file).catch(() => undefined))?.size ?? 0) - before;
-        if (signal.aborted || attempt >= attempts) throw error;
-        this.options.log.warn({ err: error, attempt }, 'delta download cut; resuming');
-        await sleep(Math.min(10_000, 500 * 2 ** attempt), undefined, { signal });
-      }
     }
   }
 

@@ -13,7 +13,9 @@ import {
   docker,
   harness,
   ourContainers,
+  reportedApp,
   reportedDone,
+  serviceOf,
   startHarnessAgent,
 } from '../test-support/fixtures.js';
 import { deltaTag } from './delta-tag.js';
@@ -147,6 +149,38 @@ describe('delta updates', { timeout: 240_000 }, () => {
     }
   });
 
+  it('a service the device does not run yet gets its image by delta from another service’s image', async () => {
+    const h = await harness();
+    const nonce = randomBytes(4).toString('hex');
+    let pair: Pair | undefined;
+    let agent: Awaited<ReturnType<typeof startHarnessAgent>> | undefined;
+    try {
+      pair = await pushPair(h, nonce);
+      agent = await startHarnessAgent(h, { deltaPendingLimitMs: 30_000 });
+      const uuid = agent.state().uuid;
+      const commitA = await h.cp.release({ services: { main: { image: pair.a } } });
+      await waitFor('release A running', () => reportedDone(h, uuid, commitA), { timeoutMs: 60_000 });
+      // B as a new service beside main (which keeps A): no container of its own to take a delta from.
+      const commitB = await h.cp.release({ services: { main: { image: pair.a }, extra: { image: pair.b } } });
+      await waitFor('release B running', () => reportedDone(h, uuid, commitB), { timeoutMs: 90_000 });
+      const images = new Map((await ourContainers(h.namespace)).map((c) => [serviceOf(c), c.ImageID]));
+      assert.deepEqual(Object.fromEntries(images), { main: pair.aId, extra: pair.bId });
+      const { pair: stored } = await storedDelta(h);
+      assert.equal(h.cp.tap.deltaDownloads.length, 1);
+      assert.equal(h.cp.tap.deltaDownloads[0]?.bytes, stored.size);
+      assert.equal(await metric(h, 'flotilla_delta_outcomes_total', '{outcome="applied"}'), 1);
+      assert.equal(
+        h.cp.tap.blobDownloads.filter((d) => d.length > PAYLOAD_BYTES / 2).length,
+        1,
+        'only A’s payload layer was pulled (for release A), not B’s',
+      );
+    } finally {
+      await agent?.stop();
+      await cleanup(h.namespace, pairImages(pair));
+      await h.remove();
+    }
+  });
+
   it('a corrupted delta is detected and the device pulls B instead', async () => {
     const h = await harness();
     const nonce = randomBytes(4).toString('hex');
@@ -187,16 +221,16 @@ describe('delta updates', { timeout: 240_000 }, () => {
       assert.equal(container?.ImageID, pair.bId);
       assert.equal(await metric(h, 'flotilla_delta_outcomes_total', '{outcome="fallback"}'), 1);
       assert.equal(await metric(h, 'flotilla_delta_outcomes_total', '{outcome="applied"}'), 0);
-      assert.equal(
-        await docker
-          .getImage(deltaTag(pair.b)!)
-          .inspect()
-          .then(
-            () => true,
-            () => false,
-          ),
-        false,
-        'nothing is left tagged from the bad delta',
+      // The pull after the fallback (the agent's own, pull/resumable-pull.ts) tags B as a delta would; only B's own
+      // image may carry the tag, never one rebuilt from the bad delta.
+      assert.equal((await docker.getImage(deltaTag(pair.b)!).inspect()).Id, pair.bId, 'only B itself is tagged');
+      assert.ok(
+        records.some((r) => r.msg === 'image pulled by the agent'),
+        'B came by the agent’s pull',
+      );
+      assert.ok(
+        h.cp.tap.blobDownloads.some((d) => d.length > PAYLOAD_BYTES / 2),
+        'B’s payload layer came from the registry',
       );
     } finally {
       await agent?.stop();
@@ -233,6 +267,42 @@ describe('delta updates', { timeout: 240_000 }, () => {
     }
   });
 
+  it('the service reports its download progress while the delta downloads', async () => {
+    const h = await harness();
+    const nonce = randomBytes(4).toString('hex');
+    let pair: Pair | undefined;
+    let agent: Awaited<ReturnType<typeof startHarnessAgent>> | undefined;
+    try {
+      pair = await pushPair(h, nonce);
+      agent = await startHarnessAgent(h, { deltaPendingLimitMs: 30_000 });
+      const uuid = agent.state().uuid;
+      const commitA = await h.cp.release({ services: { main: { image: pair.a } } });
+      await waitFor('release A running', () => reportedDone(h, uuid, commitA), { timeoutMs: 60_000 });
+      const held = 64 * 1024;
+      h.cp.tap.stallNextDeltaDownload(held);
+      const commitB = await h.cp.release({ services: { main: { image: pair.b } } });
+      const progress = await waitFor(
+        'download progress reported',
+        () => {
+          const reported = reportedApp(h, uuid)?.releases[commitB]?.services.main?.download_progress ?? 0;
+          return reported > 0 ? reported : undefined;
+        },
+        { timeoutMs: 30_000 },
+      );
+      const { pair: stored } = await storedDelta(h);
+      const expected = Math.floor((100 * held) / stored.size);
+      assert.ok(progress > 0 && progress <= expected, `${progress}% reported, ${expected}% of the delta held`);
+      h.cp.tap.releaseStalls();
+      await waitFor('release B running', () => reportedDone(h, uuid, commitB), { timeoutMs: 60_000 });
+      const [container] = (await ourContainers(h.namespace)).filter((c) => c.State === 'running');
+      assert.equal(container?.ImageID, pair.bId);
+    } finally {
+      await agent?.stop();
+      await cleanup(h.namespace, pairImages(pair));
+      await h.remove();
+    }
+  });
+
   it('a delta not ready within the device’s limit falls back to a pull', async () => {
     const h = await harness();
     const nonce = randomBytes(4).toString('hex');
@@ -246,8 +316,10 @@ describe('delta updates', { timeout: 240_000 }, () => {
       assert.equal(updated.imageId, pair.bId);
       assert.equal(h.cp.tap.deltaDownloads.length, 0);
       assert.equal(await metric(h, 'flotilla_delta_outcomes_total', '{outcome="fallback"}'), 1);
-      const pulled = await docker.getImage(pair.b).inspect();
-      assert.ok(pulled.RepoDigests.includes(pair.b), 'B came by a pull');
+      assert.ok(
+        h.cp.tap.blobDownloads.some((d) => d.length > PAYLOAD_BYTES / 2),
+        'B’s payload layer came from the registry: B was pulled',
+      );
     } finally {
       await agent?.stop();
       await cleanup(h.namespace, pairImages(pair));

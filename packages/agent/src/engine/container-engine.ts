@@ -92,6 +92,8 @@ export interface ContainerEngine {
   stopContainer(id: string, timeoutSeconds: number): Promise<void>;
   removeContainer(id: string): Promise<void>;
   renameContainer(id: string, name: string): Promise<void>;
+  /** The diffIDs of a local image's layers (its rootfs chain), or undefined when it is not local. */
+  imageDiffIds(ref: string): Promise<string[] | undefined>;
   /** Image id of a local ref, or undefined. */
   imageId(ref: string): Promise<string | undefined>;
   /** What a local image is built for (`architecture` and `variant` as the engine reports them), or undefined. */

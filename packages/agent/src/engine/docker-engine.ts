@@ -289,6 +289,15 @@ export class DockerEngine implements ContainerEngine {
     }
   }
 
+  async imageDiffIds(ref: string): Promise<string[] | undefined> {
+    try {
+      return (await this.docker.getImage(await this.localRef(ref)).inspect()).RootFS?.Layers ?? [];
+    } catch (error) {
+      if (statusCode(error) === 404) return undefined;
+      throw error;
+    }
+  }
+
   async imagePlatform(ref: string): Promise<ImagePlatform | undefined> {
     try {
       // Variant is in the engine's answer since API 1.40; dockerode's types predate it.

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { FlotillaError, formatPlatform, runsOn } from '@flotilla/protocol';
 import type { DeltaFetcher } from '../deltas/delta-fetcher.js';
 import type { ContainerEngine, RegistryAuth } from '../engine/container-engine.js';
+import type { ResumablePull } from '../pull/resumable-pull.js';
 import { PRIVATE_DIR_MODE } from '../store/private-files.js';
 import { releaseLocks, takeLocks } from '../locks/update-locks.js';
 import type { Store } from '../store/store.js';
@@ -21,6 +22,8 @@ export interface ExecutorDeps {
   serviceLockDir: (appId: number, serviceName: string) => string;
   /** Gets an image by delta when it can (false: pull it); absent on unmanaged devices. */
   deltas?: Pick<DeltaFetcher, 'fetch'> | undefined;
+  /** Pulls an image of our registry itself, resumably (false: the engine pulls it); absent on unmanaged devices. */
+  pulls?: Pick<ResumablePull, 'pull'> | undefined;
 }
 
 const DEFAULT_STOP_SECONDS = 10;
@@ -50,20 +53,18 @@ export function createExecutors(deps: ExecutorDeps): Executors {
   return {
     fetch: async (s, signal) => {
       if ((await engine.imageId(s.image)) === undefined) {
-        deps.progress.set(s.image, 0);
-        deps.onProgress();
+        const progress = (percent: number) => {
+          if (deps.progress.get(s.image) === percent) return;
+          deps.progress.set(s.image, percent);
+          deps.onProgress();
+        };
+        progress(0);
         try {
-          if (deps.deltas && (await deps.deltas.fetch(s, signal))) return await fetched(s.image);
-          await engine.pull(
-            s.image,
-            deps.registryAuth(s.image),
-            (p) => {
-              if (deps.progress.get(s.image) === p.percent) return;
-              deps.progress.set(s.image, p.percent);
-              deps.onProgress();
-            },
-            signal,
-          );
+          if (deps.deltas && (await deps.deltas.fetch(s, signal, progress))) return await fetched(s.image);
+          progress(0);
+          if (deps.pulls && (await deps.pulls.pull(s.image, signal, progress))) return await fetched(s.image);
+          progress(0);
+          await engine.pull(s.image, deps.registryAuth(s.image), (p) => progress(p.percent), signal);
         } finally {
           deps.progress.delete(s.image);
         }

@@ -32,6 +32,9 @@ class MemoryEngine implements ContainerEngine {
   async loadImage(): Promise<void> {
     throw new Error('the memory engine holds no image bytes');
   }
+  async imageDiffIds(): Promise<undefined> {
+    return undefined;
+  }
   async createNetwork(): Promise<void> {}
   async removeNetwork(): Promise<void> {}
   async createVolume(): Promise<void> {}

@@ -7,6 +7,7 @@ import { ensureBusyboxImage, run, tempDir } from '@flotilla/testkit';
 import pino from 'pino';
 import { startAgent, type AgentOptions } from '../agent.js';
 import { NAMESPACE_LABEL } from '../compose/names.js';
+import { DELTA_TAG_PREFIX, deltaTag } from '../deltas/delta-tag.js';
 import { ControlPlane } from './control-plane.js';
 
 export const docker = new Docker({ socketPath: '/var/run/docker.sock' });
@@ -53,8 +54,36 @@ export async function buildTalkingImage(tag: string): Promise<string> {
   return tag;
 }
 
+/**
+ * The namespace's containers. `Image` is the reference the agent created the container for: an image the agent
+ * pulled itself or rebuilt from a delta is created from its delta tag, which stands for the digest reference
+ * (deltas/delta-tag.ts), so that tag is given back as the digest reference here.
+ */
 export async function ourContainers(namespace: string): Promise<Docker.ContainerInfo[]> {
-  return docker.listContainers({ all: true, filters: JSON.stringify({ label: [`${NAMESPACE_LABEL}=${namespace}`] }) });
+  const containers = await docker.listContainers({
+    all: true,
+    filters: JSON.stringify({ label: [`${NAMESPACE_LABEL}=${namespace}`] }),
+  });
+  return containers.map((c) => ({ ...c, Image: digestRefOf(c.Image) }));
+}
+
+/** `repo:flotilla-delta-<hex>` → `repo@sha256:<hex>`; any other reference as it is. */
+export function digestRefOf(ref: string): string {
+  const match = new RegExp(`^(.+):${DELTA_TAG_PREFIX}([0-9a-f]{64})$`).exec(ref);
+  return match ? `${match[1]}@sha256:${match[2]}` : ref;
+}
+
+/** The local image `ref` names: by the reference itself or, for a digest reference, by its delta tag. */
+export async function localImage(ref: string): Promise<Docker.ImageInspectInfo | undefined> {
+  for (const candidate of [ref, deltaTag(ref)])
+    if (candidate) {
+      const found = await docker
+        .getImage(candidate)
+        .inspect()
+        .catch(() => undefined);
+      if (found) return found;
+    }
+  return undefined;
 }
 
 export function serviceOf(c: Docker.ContainerInfo): string {
@@ -79,7 +108,9 @@ export async function cleanup(namespace: string, images: string[] = []): Promise
       .getVolume(v.Name)
       .remove()
       .catch(() => undefined);
-  for (const image of images)
+  // An image the agent pulled itself (or rebuilt from a delta) is tagged with its delta tag, not its digest ref.
+  const loaded = images.map((image) => deltaTag(image)).filter((tag): tag is string => tag !== undefined);
+  for (const image of [...images, ...loaded])
     await docker
       .getImage(image)
       .remove({ force: true })

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { DeviceRollback } from '@flotilla/protocol';
 import { ensureBusyboxImage, run } from '@flotilla/testkit';
-import { docker, exec, ourContainers, reportedApp, serviceOf, type Harness } from './fixtures.js';
+import { exec, localImage, ourContainers, reportedApp, serviceOf, type Harness } from './fixtures.js';
 
 /** Soak time the rollback tests give a release that runs well (config var), in seconds: each one waits it out. */
 export const TEST_SOAK_SECONDS = 3;
@@ -70,13 +70,7 @@ export function reportedRolledBack(h: Harness, uuid: string, from: string, to: s
 }
 
 export async function imagePresent(ref: string): Promise<boolean> {
-  return docker
-    .getImage(ref)
-    .inspect()
-    .then(
-      () => true,
-      () => false,
-    );
+  return (await localImage(ref)) !== undefined;
 }
 
 /** Image refs (release markers) of the containers of the test's namespace, e.g. to see a release never came back. */

@@ -34,11 +34,22 @@ export class Tap {
   registryAuthFailures = 0;
   /** Delta downloads the server answered: each one's Range header, status and the body bytes passed on. */
   readonly deltaDownloads: Array<{ range: string | undefined; status: number; bytes: number }> = [];
+  /** Registry blob GETs the server answered: each one's digest, Range header, status and the body bytes passed on. */
+  readonly blobDownloads: Array<{
+    digest: string;
+    range: string | undefined;
+    status: number;
+    /** The answer's Content-Length: what the server meant to send. */
+    length: number;
+    bytes: number;
+  }> = [];
   upstream: URL | undefined;
   port = 0;
   private deltaCut: number | undefined;
+  private blobFault: { kind: 'cut' | 'stall'; bytes: number } | undefined;
   private deltaStall: { bytes: number; held: ServerResponse[] } | undefined;
   private deltaPending = false;
+  private readonly stalled: ServerResponse[] = [];
   private server: Server | undefined;
   private readonly open = new Set<Socket>();
   private readonly deviceSockets = new Map<string, Socket>();
@@ -106,6 +117,22 @@ export class Tap {
   }
 
   /**
+   * The next registry blob download larger than `bytes` is cut once `bytes` of its body have passed, as a dropped
+   * link does (smaller blobs, such as image configs, pass untouched).
+   */
+  cutNextBlobDownload(bytes: number): void {
+    this.blobFault = { kind: 'cut', bytes };
+  }
+
+  /**
+   * The next registry blob download larger than `bytes` passes `bytes` of its body and then nothing more (a link
+   * gone silent); `releaseStalls()` cuts it.
+   */
+  stallNextBlobDownload(bytes: number): void {
+    this.blobFault = { kind: 'stall', bytes };
+  }
+
+  /**
    * The next delta download passes `bytes` of its body and then nothing more (the connection stays open, as a
    * link that went silent): a test can kill the agent there. Cut held connections with `releaseStalls()`.
    */
@@ -115,6 +142,7 @@ export class Tap {
 
   releaseStalls(): void {
     for (const res of this.deltaStall?.held ?? []) res.destroy();
+    for (const res of this.stalled.splice(0)) res.destroy();
   }
 
   /** While on, the device's delta asks are answered 202 pending (as a server still computing) instead of forwarded. */
@@ -167,6 +195,9 @@ export class Tap {
           if (isRegistry && status === 401 && req.headers.authorization) this.registryAuthFailures += 1;
           res.writeHead(status, answer.headers);
           if (isDelta) return this.passDelta(req, answer, res, status);
+          const blob =
+            method === 'GET' ? /^\/v2\/.+\/blobs\/(sha256:[0-9a-f]{64})$/.exec(url.pathname)?.[1] : undefined;
+          if (blob) return this.passBlob(blob, req, answer, res, status);
           answer.pipe(res);
         },
       );
@@ -178,6 +209,18 @@ export class Tap {
     else send();
   }
 
+  private passBlob(digest: string, req: IncomingMessage, answer: IncomingMessage, res: ServerResponse, status: number) {
+    const length = Number(answer.headers['content-length'] ?? 0);
+    const record = { digest, range: req.headers.range, status, length, bytes: 0 };
+    this.blobDownloads.push(record);
+    const fault = this.blobFault;
+    if (!fault || length <= fault.bytes) return this.passCounted(record, answer, res, undefined, undefined);
+    this.blobFault = undefined;
+    if (fault.kind === 'cut') return this.passCounted(record, answer, res, fault.bytes, undefined);
+    this.stalled.push(res);
+    this.passCounted(record, answer, res, undefined, fault);
+  }
+
   private passDelta(req: IncomingMessage, answer: IncomingMessage, res: ServerResponse, status: number): void {
     const record = { range: req.headers.range, status, bytes: 0 };
     this.deltaDownloads.push(record);
@@ -185,6 +228,17 @@ export class Tap {
     this.deltaCut = undefined;
     const stall = this.deltaStall && this.deltaStall.held.length === 0 ? this.deltaStall : undefined;
     if (stall) stall.held.push(res);
+    this.passCounted(record, answer, res, cut, stall);
+  }
+
+  /** Passes a download's body on, counting its bytes; cut after `cut` bytes, or silent after `stall.bytes`. */
+  private passCounted(
+    record: { bytes: number },
+    answer: IncomingMessage,
+    res: ServerResponse,
+    cut: number | undefined,
+    stall: { bytes: number } | undefined,
+  ): void {
     answer.on('data', (chunk: Buffer) => {
       if (stall) {
         const part = chunk.subarray(0, Math.max(0, stall.bytes - record.bytes));
