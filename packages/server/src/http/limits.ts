@@ -94,6 +94,23 @@ export function plainHttpBeside(main: Server, limits: HttpLimits): Server {
   return plain;
 }
 
+/** Silence after which the kernel starts probing a held stream's peer (then about 10 min of probes to give up). */
+export const STREAM_KEEPALIVE_MS = 30_000;
+
+/**
+ * Keeps a request's connection open through silence: a device's log stream may go minutes without a line, and the
+ * device, not the server, decides when it ends. Neither the request timeout nor the idle timeout applies to it;
+ * TCP keep-alive probes instead find a peer that is gone (power cut, lost link), so it is not held forever.
+ * WARNING: only for streams a device authenticated itself for; an anonymous held socket would be a free slowloris.
+ */
+export function holdStreamOpen(socket: {
+  setTimeout(ms: number): unknown;
+  setKeepAlive(on: boolean, ms: number): unknown;
+}) {
+  socket.setTimeout(0);
+  socket.setKeepAlive(true, STREAM_KEEPALIVE_MS);
+}
+
 /**
  * Requests that may rightly take hours to send: a device's log stream (one long chunked request), registry blob
  * uploads over slow links, and WebSocket upgrades. They are bounded by the idle timeout instead (a stall, not a
