@@ -10,6 +10,7 @@ import {
 import { assertProvisionable, ensureIdentity, readConfig } from './config/config-file.js';
 import type { ModelContext } from './compose/target-model.js';
 import { HttpControlPlane, type ControlPlane } from './control-plane/control-plane.js';
+import { controlPlaneCas } from './util/trust.js';
 import { ControlPlaneSession } from './control-plane/session.js';
 import type { ContainerEngine } from './engine/container-engine.js';
 import { DockerEngine } from './engine/docker-engine.js';
@@ -144,7 +145,9 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
   const hostPower = options.hostPower ?? selectHostPower(options.hostConfig, log);
   const apiEndpoint = file.config.apiEndpoint;
   const managed = apiEndpoint !== undefined;
-  const controlPlane = options.controlPlane ?? (apiEndpoint ? new HttpControlPlane(apiEndpoint) : undefined);
+  // config.json's balenaRootCA: a control plane with its own CA is trusted on every connection to it.
+  const ca = controlPlaneCas(file.config.balenaRootCA);
+  const controlPlane = options.controlPlane ?? (apiEndpoint ? new HttpControlPlane(apiEndpoint, ca) : undefined);
   const servicesDir = join(options.dataDir, SERVICES_DIR);
   const serviceLockDir = (appId: number, serviceName: string): string =>
     lockDirOf(servicesDir, namespace, appId, serviceName);
@@ -204,6 +207,7 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
           apiEndpoint,
           uuid,
           deviceApiKey,
+          ca,
           store,
           log,
           targets,
@@ -247,7 +251,7 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
           ? new DeltaFetcher({
               engine,
               log,
-              endpoint: { apiEndpoint, uuid, deviceApiKey },
+              endpoint: { apiEndpoint, uuid, deviceApiKey, ca },
               dataDir: options.dataDir,
               namespace,
               enabled: () => deltasEnabled(targets.device()),

@@ -20,6 +20,8 @@ export interface DeltaEndpoint {
   apiEndpoint: string;
   uuid: string;
   deviceApiKey: string;
+  /** CAs to verify the control plane with (util/trust.ts). */
+  ca?: string[] | undefined;
 }
 
 function failure(status: number, body: Buffer, what: string): FlotillaError {
@@ -53,6 +55,7 @@ export async function askDelta(
       signal,
       idleTimeoutMs: IDLE_TIMEOUT_MS,
       maxBodyBytes: MAX_ANSWER_BYTES,
+      ca: endpoint.ca,
     },
   );
   if (answer.status !== 200 && answer.status !== 202) throw failure(answer.status, answer.body, 'asking for a delta');
@@ -74,6 +77,7 @@ export async function reportOutcome(
       signal,
       idleTimeoutMs: IDLE_TIMEOUT_MS,
       maxBodyBytes: MAX_ANSWER_BYTES,
+      ca: endpoint.ca,
     },
   );
   if (answer.status !== 204) throw failure(answer.status, answer.body, 'reporting a delta outcome');
@@ -103,6 +107,7 @@ export async function downloadDelta(
       headers: { authorization: `Bearer ${endpoint.deviceApiKey}`, ...(have > 0 ? { range: `bytes=${have}-` } : {}) },
       signal,
       timeout: IDLE_TIMEOUT_MS,
+      ...(endpoint.ca ? { ca: endpoint.ca } : {}),
     });
     req.on('timeout', () => req.destroy(new Error(`no bytes within ${IDLE_TIMEOUT_MS} ms`)));
     req.on('error', (error) =>
