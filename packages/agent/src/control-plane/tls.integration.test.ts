@@ -7,8 +7,9 @@ import pino from 'pino';
 import { configJsonSchema, generateDeviceUuid, generateKey } from '@flotilla/protocol';
 import { startServer } from '@flotilla/server';
 import { apiCall } from '@flotilla/server/testing';
-import { tempDir, waitFor } from '@flotilla/testkit';
+import { run, tempDir, waitFor } from '@flotilla/testkit';
 import { startAgent } from '../agent.js';
+import { buildImage, cleanup, exec, ourContainers, uniqueNamespace } from '../test-support/fixtures.js';
 import { controlPlaneCas } from '../util/trust.js';
 import { HttpControlPlane } from './control-plane.js';
 
@@ -82,6 +83,90 @@ test('an agent given balenaRootCA in config.json provisions, polls, reports, shi
     );
   } finally {
     await agent?.stop();
+    await server.close();
+    await dir.remove();
+  }
+});
+
+test("the engine pulls a release's image from the server's HTTPS registry with the device's credentials", async () => {
+  const dir = await tempDir('flotilla-agent-tls-pull-');
+  const server = await startServer({
+    dataDir: join(dir.path, 'server'),
+    host: '127.0.0.1',
+    port: 0,
+    tls: 'self-signed',
+    plainHttp: { host: '127.0.0.1', port: 0 },
+    logLevel: false,
+  });
+  const namespace = uniqueNamespace();
+  const nonce = randomBytes(4).toString('hex');
+  const local = `flotilla-agent-tls/app:${nonce}`;
+  const host = new URL(server.url).host;
+  const pushed: string[] = [];
+  let agent: Awaited<ReturnType<typeof startAgent>> | undefined;
+  try {
+    const key = server.admin?.apiKey ?? '';
+    const plain = server.plainUrl ?? '';
+    const slug = `tlspull-${nonce}`;
+    assert.equal((await apiCall(plain, 'POST', '/api/v1/fleets', key, { name: slug, slug })).status, 201);
+    await buildImage(local, 'over-tls');
+    // WARNING: dockerd counts 127.0.0.0/8 as an insecure registry and skips certificate checks there, so this proves
+    // pulls over HTTPS with device credentials, not the engine's trust in the CA: a device reaching the server by
+    // name needs the CA where its engine looks (docs/protocol.md, TLS).
+    const dockerConfig = await tempDir('flotilla-agent-tls-docker-');
+    const env = { ...process.env, DOCKER_CONFIG: dockerConfig.path };
+    const repo = `${host}/${slug}/main`;
+    try {
+      await run('docker', ['login', host, '-u', 'admin', '--password-stdin'], { input: key, env });
+      await run('docker', ['tag', local, `${repo}:pushed`], { env });
+      pushed.push(`${repo}:pushed`);
+      const { stdout } = await run('docker', ['push', `${repo}:pushed`], { env });
+      const digest = /digest: (sha256:[0-9a-f]{64})/.exec(stdout)?.[1];
+      assert.ok(digest, stdout);
+      pushed.push(`${repo}@${digest}`);
+    } finally {
+      await dockerConfig.remove();
+    }
+    // Only the registry holds the image now: the device's engine must pull it.
+    await run('docker', ['rmi', local, `${repo}:pushed`]);
+    assert.equal((await run('docker', ['images', '-q', repo])).stdout.trim(), '', 'no local copy of the image left');
+    const image = pushed[1] ?? '';
+    const release = await apiCall(plain, 'POST', `/api/v1/fleets/${slug}/releases`, key, {
+      composition: { services: { main: { image } } },
+      images: { main: image },
+      status: 'success',
+    });
+    assert.equal(release.status, 201, JSON.stringify(release.data));
+    const config = (await apiCall(plain, 'POST', `/api/v1/fleets/${slug}/config-json`, key, {})).data;
+    const configPath = join(dir.path, 'config.json');
+    await writeFile(configPath, JSON.stringify(config));
+    agent = await startAgent({
+      configPath,
+      dataDir: join(dir.path, 'agent'),
+      namespace,
+      pollIntervalMs: 500,
+      reportIntervalMs: 200,
+      apiPort: 0,
+      logger: pino({ level: 'silent' }),
+    });
+    const uuid = agent.state().uuid;
+    await waitFor(
+      'the pulled release running',
+      async () => {
+        const list = await ourContainers(namespace);
+        return list[0]?.State === 'running' && (await exec(list[0].Id, 'cat /release')).trim() === 'over-tls';
+      },
+      { timeoutMs: 60_000 },
+    );
+    await waitFor(
+      'the server to see the release applied',
+      async () =>
+        (await apiCall(plain, 'GET', `/api/v1/devices/${uuid}`, key)).data.runningRelease === release.data.commit,
+      { timeoutMs: 30_000 },
+    );
+  } finally {
+    await agent?.stop();
+    await cleanup(namespace, pushed);
     await server.close();
     await dir.remove();
   }
