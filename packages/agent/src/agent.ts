@@ -10,6 +10,7 @@ import {
 import { assertProvisionable, ensureIdentity, readConfig } from './config/config-file.js';
 import type { ModelContext } from './compose/target-model.js';
 import { HttpControlPlane, type ControlPlane } from './control-plane/control-plane.js';
+import { controlPlaneCas } from './util/trust.js';
 import { ControlPlaneSession } from './control-plane/session.js';
 import type { ContainerEngine } from './engine/container-engine.js';
 import { DockerEngine } from './engine/docker-engine.js';
@@ -145,7 +146,9 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
   const hostPower = options.hostPower ?? selectHostPower(options.hostConfig, log);
   const apiEndpoint = file.config.apiEndpoint;
   const managed = apiEndpoint !== undefined;
-  const controlPlane = options.controlPlane ?? (apiEndpoint ? new HttpControlPlane(apiEndpoint) : undefined);
+  // config.json's balenaRootCA: a control plane with its own CA is trusted on every connection to it.
+  const ca = controlPlaneCas(file.config.balenaRootCA);
+  const controlPlane = options.controlPlane ?? (apiEndpoint ? new HttpControlPlane(apiEndpoint, ca) : undefined);
   const servicesDir = join(options.dataDir, SERVICES_DIR);
   const serviceLockDir = (appId: number, serviceName: string): string =>
     lockDirOf(servicesDir, namespace, appId, serviceName);
@@ -205,6 +208,7 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
           apiEndpoint,
           uuid,
           deviceApiKey,
+          ca,
           store,
           log,
           targets,
@@ -247,6 +251,7 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
           // The API's own host is reached as the API is (http on a LAN or in tests); any other registry by TLS.
           registryBase: (host) =>
             new URL(`${new URL(apiEndpoint).host === host ? new URL(apiEndpoint).protocol : 'https:'}//${host}`),
+          ca,
         })
       : undefined;
   const executors = withSystemLogs(
@@ -262,7 +267,7 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
           ? new DeltaFetcher({
               engine,
               log,
-              endpoint: { apiEndpoint, uuid, deviceApiKey },
+              endpoint: { apiEndpoint, uuid, deviceApiKey, ca },
               dataDir: options.dataDir,
               namespace,
               enabled: () => deltasEnabled(targets.device()),

@@ -209,6 +209,22 @@ export type StateReport = z.infer<typeof stateReportSchema>;
 export const tagsReportSchema = z.record(deviceUuidSchema, z.record(z.string().min(1).max(100), z.string().max(1000)));
 export type TagsReport = z.infer<typeof tagsReportSchema>;
 
+// ------------------------------------------------------------------------------------------------------- os-config
+/**
+ * `GET /os/v1/config`: what balenaOS's os-config writes into its host services' files (`services.<service>.<file>`)
+ * and the config.json keys it updates (`config.overrides`). os-config fails its run when a service its image
+ * manages (openvpn, ssh) is missing, so both are always present; older os-configs check `schema_version`.
+ */
+export const osConfigSchema = z.object({
+  services: z.object({
+    openvpn: z.object({ config: z.string(), ca: z.string() }),
+    ssh: z.object({ authorized_keys: z.string() }),
+  }),
+  config: z.object({ overrides: z.record(z.string(), z.unknown()) }),
+  schema_version: z.literal('1.0.0'),
+});
+export type OsConfig = z.infer<typeof osConfigSchema>;
+
 // ------------------------------------------------------------------------------------------------------------ logs
 /** One NDJSON line of `POST /device/v2/:uuid/log-stream`. */
 export const deviceLogLineSchema = z.looseObject({

@@ -9,6 +9,10 @@ export const DEVICE_ROUTES = {
   reportState: { method: 'PATCH', path: '/device/v3/state' },
   reportTags: { method: 'PATCH', path: '/device/v3/tags' },
   logStream: { method: 'POST', path: '/device/v2/:uuid/log-stream' },
+  /** balenaOS's os-config asks this at boot for its host services' configuration (osConfigSchema). */
+  osConfig: { method: 'GET', path: '/os/v1/config' },
+  /** Liveness as balena's API answers it: `OK`, no credentials. */
+  ping: { method: 'GET', path: '/ping' },
   /** Flotilla agents keep one WebSocket here for actions, target news and stream requests. */
   connect: { method: 'GET', path: '/device/v1/:uuid/connect' },
   /** A WebSocket the agent dials for one shell or tunnel stream the server asked for (remote-access.ts). */

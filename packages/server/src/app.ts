@@ -12,6 +12,7 @@ import { installUserStreams } from './auth/user-streams.js';
 import { LastSeenTracker } from './device-api/last-seen.js';
 import { createPollLookup } from './device-api/poll-lookup.js';
 import { registerDeviceRoutes } from './device-api/routes.js';
+import { registerOsRoutes } from './device-api/os-routes.js';
 import { installDeltas } from './deltas/install.js';
 import { TargetStateCache } from './device-api/target-state-cache.js';
 import { DEFAULT_DASHBOARD_DIR, registerDashboard } from './dashboard/register-dashboard.js';
@@ -49,6 +50,7 @@ import {
   type HttpLimits,
 } from './http/limits.js';
 import { DEFAULT_RELEASE_TIMEOUT_MS, scheduleReleaseTimeout } from './releases/release-timeout.js';
+import type { ServerTls } from './tls/server-tls.js';
 import { RolloutEngine } from './rollouts/rollout-engine.js';
 import { registerRolloutRoutes } from './rollouts/routes.js';
 
@@ -56,6 +58,8 @@ export interface AppOptions {
   database: OpenedDatabase;
   /** Base URL devices and CLIs use to reach this server; goes into config.json. */
   publicUrl: string;
+  /** Speak HTTPS with this certificate; its `ca`, when given, goes into the config.json the server builds. */
+  tls?: ServerTls | undefined;
   /** pino level, or false for no logging (tests). */
   logLevel?: string | false;
   /** Default request body limit in bytes. */
@@ -128,7 +132,7 @@ export async function buildApp(options: AppOptions): Promise<FlotillaApp> {
   const httpLimits: HttpLimits = { ...DEFAULT_HTTP_LIMITS, ...options.http };
   const frontDoor: FrontDoor = {};
   const app = Fastify({
-    serverFactory: httpServerFactory(httpLimits, frontDoor),
+    serverFactory: httpServerFactory(httpLimits, frontDoor, options.tls),
     logger:
       level === false
         ? false
@@ -186,6 +190,7 @@ export async function buildApp(options: AppOptions): Promise<FlotillaApp> {
       onError: (error, what) => app.log.error({ err: error }, `${what} failed`),
     }),
     routes: [],
+    ...(options.tls?.ca === undefined ? {} : { rootCa: options.tls.ca }),
   };
   const lastSeen = new LastSeenTracker(db, undefined, undefined, (ids) => deviceChanges.changed(ids));
   app.addHook('onRoute', (route) => {
@@ -226,6 +231,7 @@ export async function buildApp(options: AppOptions): Promise<FlotillaApp> {
   registerDeviceUserRoutes(app, ctx);
   registerVariableRoutes(app, ctx);
   registerDeviceRoutes(app, ctx, lastSeen, createPollLookup(options.database));
+  registerOsRoutes(app);
   // Server nodes sharing a PostgreSQL database tell each other about logs and actions; SQLite has one node.
   const { postgresUrl } = options.database;
   const bus: EventBus = postgresUrl ? new PostgresBus(postgresUrl, db, app.log) : new SingleNodeBus();

@@ -11,6 +11,11 @@ export interface AppContext {
   dialect: Dialect;
   /** Base URL devices and CLIs reach this server at, without a trailing slash. */
   publicUrl: string;
+  /**
+   * PEM CA that devices must trust to verify this server's certificate (its own CA, or `--tls-ca`): config.json
+   * carries it as `balenaRootCA`. Absent when the server's certificate is publicly trusted or TLS ends in a proxy.
+   */
+  rootCa?: string;
   /** Base URL the other server nodes reach this one at (remote-access relays), without a trailing slash. */
   nodeUrl: string;
   metrics: Metrics;

@@ -1,4 +1,5 @@
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
+import { readTlsFiles } from './tls/server-tls.js';
 import { startServer } from './server.js';
 
 // WARNING: everything this process creates (database, blobs, uploads, secrets) is for its own user only.
@@ -12,6 +13,20 @@ const program = new Command()
   .option('--host <host>', 'address to listen on', '127.0.0.1')
   .option('--port <port>', 'port to listen on', '8080')
   .option('--public-url <url>', 'URL devices and CLIs reach this server at')
+  .addOption(new Option('--tls-cert <file>', 'serve HTTPS with this PEM certificate (chain)').env('FLOTILLA_TLS_CERT'))
+  .addOption(new Option('--tls-key <file>', 'PEM private key of --tls-cert').env('FLOTILLA_TLS_KEY'))
+  .addOption(
+    new Option('--tls-ca <file>', "PEM CA of --tls-cert put in config.json (balenaRootCA) when it isn't public").env(
+      'FLOTILLA_TLS_CA',
+    ),
+  )
+  .addOption(
+    new Option('--tls-self-signed', "serve HTTPS with the server's own CA, made on first start in <data>/tls").env(
+      'FLOTILLA_TLS_SELF_SIGNED',
+    ),
+  )
+  .option('--http-host <host>', 'with TLS: address of the plain-HTTP listener (loopback, a TLS proxy)', '127.0.0.1')
+  .option('--http-port <port>', 'with TLS: also serve plain HTTP on this port')
   .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent', 'info')
   .option('--log-retention <lines>', 'device log lines kept per device', '1000')
   .option('--registry-gc-hours <hours>', 'hours between removals of registry images no release needs (0: never)', '24')
@@ -45,6 +60,12 @@ const opts = program.opts<{
   host: string;
   port: string;
   publicUrl?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsCa?: string;
+  tlsSelfSigned?: boolean;
+  httpHost: string;
+  httpPort?: string;
   logLevel: string;
   logRetention: string;
   registryGcHours: string;
@@ -76,6 +97,13 @@ const nodeUrl = urlFlag('--node-url', opts.nodeUrl);
 const auditRetentionDays = numberFlag('--audit-retention-days', opts.auditRetentionDays, 0, 100 * 365, true);
 if (opts.publicUrlDomain !== undefined && !/^(?=.{1,200}$)([a-z0-9-]+\.)*[a-z0-9-]+$/i.test(opts.publicUrlDomain))
   program.error(`--public-url-domain must be a domain name like devices.example.com, not ${opts.publicUrlDomain}`);
+const tls = tlsFlags();
+let plainHttp: { host: string; port: number } | undefined;
+if (opts.httpPort !== undefined) {
+  if (!tls)
+    program.error('--http-port is for a plain-HTTP listener beside HTTPS: give --tls-cert or --tls-self-signed');
+  plainHttp = { host: opts.httpHost, port: numberFlag('--http-port', opts.httpPort, 0, 65535, true) };
+}
 const port = Number(opts.port);
 if (!Number.isInteger(port) || port < 0 || port > 65535) program.error(`--port must be 0..65535, not ${opts.port}`);
 const logRetention = Number(opts.logRetention);
@@ -90,6 +118,26 @@ if (!(registryMaxUploadMb >= 0 && registryMaxUploadMb <= 2 ** 30))
 const registryQuotaMb = Number(opts.registryQuotaMb);
 if (!(registryQuotaMb >= 0 && registryQuotaMb <= 2 ** 30))
   program.error(`--registry-quota-mb must be 0..${2 ** 30}, not ${opts.registryQuotaMb}`);
+
+/** HTTPS from the flags: a certificate and key, the server's own CA, or none (plain HTTP). */
+function tlsFlags(): 'self-signed' | ReturnType<typeof readTlsFiles> | undefined {
+  if (opts.tlsSelfSigned) {
+    if (opts.tlsCert !== undefined || opts.tlsKey !== undefined)
+      program.error('--tls-self-signed makes its own certificate: give it without --tls-cert/--tls-key');
+    return 'self-signed';
+  }
+  if (opts.tlsCert === undefined && opts.tlsKey === undefined) {
+    if (opts.tlsCa !== undefined) program.error('--tls-ca needs --tls-cert and --tls-key');
+    return undefined;
+  }
+  const { tlsCert, tlsKey } = opts;
+  if (tlsCert === undefined || tlsKey === undefined) return program.error('give --tls-cert and --tls-key together');
+  try {
+    return readTlsFiles(tlsCert, tlsKey, opts.tlsCa);
+  } catch (error) {
+    return program.error(`TLS: ${(error as Error).message}`);
+  }
+}
 
 /** A number flag within [min, max], or the program exits with a clear message. */
 function numberFlag(flag: string, value: string, min: number, max: number, integer = false): number {
@@ -126,6 +174,8 @@ const server = await startServer({
   host: opts.host,
   port,
   ...(opts.publicUrl === undefined ? {} : { publicUrl: opts.publicUrl }),
+  ...(tls === undefined ? {} : { tls }),
+  ...(plainHttp === undefined ? {} : { plainHttp }),
   logLevel: opts.logLevel,
   logRetention,
   registryGcHours,
@@ -144,6 +194,7 @@ if (server.admin) {
   process.stdout.write(`FLOTILLA_ADMIN ${JSON.stringify(server.admin)}\n`);
 }
 process.stdout.write(`flotilla-server listening on ${server.url} (public URL ${server.app.flotilla.publicUrl})\n`);
+if (server.plainUrl) process.stdout.write(`flotilla-server plain HTTP on ${server.plainUrl}\n`);
 
 stop = () => {
   const force = setTimeout(() => process.exit(1), 10_000);

@@ -5,7 +5,11 @@ import type { FlotillaApp } from './app.js';
 import { openDatabase } from './db/database.js';
 import { closeAbandonedSessions } from './remote-access/sessions.js';
 import { makePrivateDir, tightenTree } from './disk/private-files.js';
-import type { HttpLimits } from './http/limits.js';
+import type { Server } from 'node:http';
+import { join } from 'node:path';
+import { DEFAULT_HTTP_LIMITS, plainHttpBeside, type HttpLimits } from './http/limits.js';
+import { ensureSelfSignedTls, serverNames } from './tls/self-signed.js';
+import type { ServerTls } from './tls/server-tls.js';
 
 export interface StartServerOptions {
   /** Folder for the SQLite database (and later blobs). Without it and without databaseUrl: in-memory SQLite. */
@@ -15,8 +19,15 @@ export interface StartServerOptions {
   host: string;
   /** 0 picks a free port. */
   port: number;
-  /** Defaults to `http://<host>:<port>`. */
+  /** Defaults to `http(s)://<host>:<port>`. */
   publicUrl?: string;
+  /**
+   * Speak HTTPS: with this certificate, or `'self-signed'` for the server's own CA and a server certificate it
+   * signs, made on first start and kept in `<dataDir>/tls` (needs `dataDir`).
+   */
+  tls?: ServerTls | 'self-signed';
+  /** With `tls`: plain HTTP here too, for loopback clients and a TLS-terminating proxy (port 0 picks one). */
+  plainHttp?: { host: string; port: number };
   /** pino level, or false to log nothing. Default: false (quiet for tests). */
   logLevel?: string | false;
   /** Log lines kept per device (default 1,000). */
@@ -51,6 +62,10 @@ export interface StartServerOptions {
 
 export interface RunningServer {
   url: string;
+  /** The plain-HTTP listener beside an HTTPS one (`plainHttp`). */
+  plainUrl?: string;
+  /** The CA devices are told to trust (config.json `balenaRootCA`), when the server has one. */
+  rootCa?: string;
   close: () => Promise<void>;
   app: FlotillaApp;
   /** Present when this start created the admin user (empty database); the secrets are shown only here. */
@@ -65,13 +80,16 @@ const CLOSE_GRACE_MS = 3_000;
 export async function startServer(options: StartServerOptions): Promise<RunningServer> {
   // WARNING: the data folder holds every tenant's secrets; it is private before anything is written into it.
   if (options.dataDir) makePrivateDir(options.dataDir);
+  const tls = await serverTls(options);
   const database = await openDatabase({ dataDir: options.dataDir, databaseUrl: options.databaseUrl });
+  let plain: Server | undefined;
   try {
     const admin = await bootstrapAdmin(database.db);
     // The public URL must be known before listening when the port is fixed; with port 0 it is fixed up below.
     const app = await buildApp({
       database,
-      publicUrl: options.publicUrl ?? 'http://localhost',
+      publicUrl: options.publicUrl ?? (tls ? 'https://localhost' : 'http://localhost'),
+      tls,
       logLevel: options.logLevel ?? false,
       processMetrics: true,
       registryDir: options.dataDir ? `${options.dataDir}/registry` : undefined,
@@ -99,7 +117,12 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
     const address = app.server.address();
     const port = typeof address === 'object' && address ? address.port : options.port;
     const host = options.host.includes(':') ? `[${options.host}]` : options.host;
-    const url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`;
+    const url = `${tls ? 'https' : 'http'}://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`;
+    let plainUrl: string | undefined;
+    if (tls && options.plainHttp) {
+      plain = plainHttpBeside(app.server, { ...DEFAULT_HTTP_LIMITS, ...options.http });
+      plainUrl = await listenPlain(plain, options.plainHttp);
+    }
     if (!options.publicUrl) app.flotilla.publicUrl = url;
     if (!options.nodeUrl) app.flotilla.nodeUrl = url;
     // Streams this node relayed before a kill or power cut are over; the audit log says so.
@@ -110,17 +133,52 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
         // Requests in flight get a grace period to finish. WARNING: fastify only reaps connections that are idle
         // when the close starts; a keep-alive connection caught between requests then holds the close open until
         // the idle timeout (minutes), so whatever is still open after the grace period is cut.
-        const cut = setTimeout(() => app.server.closeAllConnections(), CLOSE_GRACE_MS);
+        const cut = setTimeout(() => {
+          app.server.closeAllConnections();
+          plain?.closeAllConnections();
+        }, CLOSE_GRACE_MS);
         try {
-          await app.close();
+          await Promise.all([
+            app.close(),
+            plain && new Promise<void>((resolve) => plain?.close(() => resolve()) ?? resolve()),
+          ]);
         } finally {
           clearTimeout(cut);
         }
         await database.close();
       })());
-    return admin ? { url, close, app, admin } : { url, close, app };
+    return {
+      url,
+      close,
+      app,
+      ...(admin ? { admin } : {}),
+      ...(plainUrl === undefined ? {} : { plainUrl }),
+      ...(tls?.ca === undefined ? {} : { rootCa: tls.ca }),
+    };
   } catch (error) {
+    plain?.close();
     await database.close();
     throw error;
   }
+}
+
+/** The certificate to serve, the server's own made or reused when `tls` is `'self-signed'`. */
+async function serverTls(options: StartServerOptions): Promise<ServerTls | undefined> {
+  if (options.tls !== 'self-signed') return options.tls;
+  if (!options.dataDir) throw new Error('a self-signed certificate is kept in the data folder: give one');
+  const publicHost = options.publicUrl ? new URL(options.publicUrl).hostname : '';
+  const listenHost = options.host === '0.0.0.0' || options.host === '::' ? [] : [options.host];
+  return ensureSelfSignedTls(join(options.dataDir, 'tls'), serverNames(publicHost, listenHost));
+}
+
+function listenPlain(server: Server, at: { host: string; port: number }): Promise<string> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(at.port, at.host, () => {
+      server.off('error', reject);
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : at.port;
+      resolve(`http://${at.host.includes(':') ? `[${at.host}]` : at.host}:${port}`);
+    });
+  });
 }

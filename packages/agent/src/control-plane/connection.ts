@@ -15,6 +15,8 @@ export interface ControlPlaneConnectionOptions {
   apiEndpoint: string;
   uuid: string;
   deviceApiKey: string;
+  /** CAs to verify the control plane with (util/trust.ts). */
+  ca?: string[] | undefined;
   actions: DeviceActions;
   /** The ETag of the fetched target state the device holds (null: none), told to the server on each connect. */
   heldEtag: () => string | null;
@@ -63,6 +65,7 @@ export class ControlPlaneConnection {
     const socket = new WebSocket(url, {
       headers: { authorization: `Bearer ${this.options.deviceApiKey}` },
       handshakeTimeout: 15_000,
+      ...(this.options.ca ? { ca: this.options.ca } : {}),
     });
     this.socket = socket;
     let alive = true;

@@ -49,7 +49,11 @@ const ok = (answer: HttpAnswer): boolean => answer.status >= 200 && answer.statu
 const json = (answer: HttpAnswer): unknown => JSON.parse(answer.body.toString('utf8'));
 
 export class HttpControlPlane implements ControlPlane {
-  constructor(private readonly endpoint: string) {}
+  /** `ca`: the CAs the endpoint's certificate is verified with (util/trust.ts); absent: Node's roots. */
+  constructor(
+    private readonly endpoint: string,
+    private readonly ca?: string[],
+  ) {}
 
   private async call(
     method: string,
@@ -69,6 +73,7 @@ export class HttpControlPlane implements ControlPlane {
         ...(options.signal ? { signal: options.signal } : {}),
         idleTimeoutMs: TIMEOUT_MS,
         maxBodyBytes: MAX_ANSWER_BYTES,
+        ca: this.ca,
       });
     } catch (error) {
       if (options.signal?.aborted) throw error;

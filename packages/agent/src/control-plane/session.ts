@@ -24,6 +24,8 @@ export interface ControlPlaneSessionDeps {
   apiEndpoint: string;
   uuid: string;
   deviceApiKey: string;
+  /** CAs to verify the control plane with (util/trust.ts); absent: Node's roots. */
+  ca?: string[] | undefined;
   store: Store;
   log: Logger;
   targets: Pick<TargetSource, 'polled' | 'pollFailed' | 'model' | 'rejected'>;
@@ -93,7 +95,12 @@ export class ControlPlaneSession {
       if (!ok) return;
       this.poller.start(signal);
       this.reporter.start(signal);
-      const credentials = { apiEndpoint: deps.apiEndpoint, uuid: deps.uuid, deviceApiKey: deps.deviceApiKey };
+      const credentials = {
+        apiEndpoint: deps.apiEndpoint,
+        uuid: deps.uuid,
+        deviceApiKey: deps.deviceApiKey,
+        ca: deps.ca,
+      };
       await deps.logs.startShipping(credentials);
       // Loaded only on managed devices (the WebSocket client is not needed otherwise).
       const [{ ControlPlaneConnection: Connection }, { RemoteAccess: Remote }] = await Promise.all([

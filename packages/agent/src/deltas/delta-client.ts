@@ -17,6 +17,8 @@ export interface DeltaEndpoint {
   apiEndpoint: string;
   uuid: string;
   deviceApiKey: string;
+  /** CAs to verify the control plane with (util/trust.ts). */
+  ca?: string[] | undefined;
 }
 
 function failure(status: number, body: Buffer, what: string): FlotillaError {
@@ -50,6 +52,7 @@ export async function askDelta(
       signal,
       idleTimeoutMs: IDLE_TIMEOUT_MS,
       maxBodyBytes: MAX_ANSWER_BYTES,
+      ca: endpoint.ca,
     },
   );
   if (answer.status !== 200 && answer.status !== 202) throw failure(answer.status, answer.body, 'asking for a delta');
@@ -71,6 +74,7 @@ export async function reportOutcome(
       signal,
       idleTimeoutMs: IDLE_TIMEOUT_MS,
       maxBodyBytes: MAX_ANSWER_BYTES,
+      ca: endpoint.ca,
     },
   );
   if (answer.status !== 204) throw failure(answer.status, answer.body, 'reporting a delta outcome');
@@ -94,5 +98,6 @@ export function deltaDownload(
     failure: (status, body) => failure(status, body, 'delta download'),
     onBytes,
     signal,
+    ca: endpoint.ca,
   };
 }

@@ -57,7 +57,12 @@ export class AgentLogs {
   }
 
   /** Starts shipping queued lines (call once the device is provisioned, so its key is accepted). */
-  async startShipping(shipping: { apiEndpoint: string; uuid: string; deviceApiKey: string }): Promise<void> {
+  async startShipping(shipping: {
+    apiEndpoint: string;
+    uuid: string;
+    deviceApiKey: string;
+    ca?: string[] | undefined;
+  }): Promise<void> {
     if (!this.queue || this.shipper || this.stopped) return;
     const { LogShipper } = await import('./shipper.js');
     if (this.stopped) return;

@@ -11,6 +11,8 @@ export interface ShipperOptions {
   apiEndpoint: string;
   uuid: string;
   deviceApiKey: string;
+  /** CAs to verify the control plane with (util/trust.ts). */
+  ca?: string[] | undefined;
   queue: LogQueue;
   /** Most lines in one request. */
   batchLines?: number;
@@ -99,6 +101,7 @@ export class LogShipper {
       signal: this.abort.signal,
       idleTimeoutMs: 30_000,
       maxBodyBytes: 64 * 1024,
+      ca: this.options.ca,
     });
     if (answer.status < 200 || answer.status >= 300) throw new Error(`log stream answered ${answer.status}`);
   }

@@ -74,6 +74,8 @@ export class RegistryClient {
     private readonly base: URL,
     private readonly repository: string,
     private readonly auth: RegistryAuth,
+    /** Roots to verify an https:// registry with (util/trust.ts); absent: Node's roots. */
+    private readonly ca?: string[],
   ) {}
 
   blobUrl(digest: string): URL {
@@ -117,6 +119,7 @@ export class RegistryClient {
         signal,
         idleTimeoutMs: IDLE_TIMEOUT_MS,
         maxBodyBytes: MAX_DOCUMENT_BYTES,
+        ca: this.ca,
       });
     } catch (error) {
       if (signal.aborted) throw error;

@@ -28,6 +28,8 @@ export interface ResumablePullOptions {
   registryBase: (host: string) => URL;
   /** Download attempts per layer (each resumes where the previous stopped) before the pass fails. Default 5. */
   downloadAttempts?: number;
+  /** Roots to verify an https:// registry with besides the public ones (util/trust.ts); absent: Node's roots. */
+  ca?: string[] | undefined;
 }
 
 type Layer = ImageManifest['layers'][number];
@@ -78,7 +80,7 @@ export class ResumablePull {
     const auth = this.options.registryAuth(ref);
     const tag = deltaTag(ref);
     if (!parsed || !auth || !tag) return false;
-    const client = new RegistryClient(this.options.registryBase(parsed.host), parsed.repository, auth);
+    const client = new RegistryClient(this.options.registryBase(parsed.host), parsed.repository, auth, this.options.ca);
     const run = this.queue.then(() => this.run(ref, parsed.digest, client, tag, signal, onProgress));
     this.queue = run.catch(() => undefined);
     try {
@@ -99,7 +101,7 @@ export class ResumablePull {
     const parsed = parseDigestRef(ref);
     const auth = this.options.registryAuth(ref);
     if (!parsed || !auth) throw new FlotillaError('IMAGE_NOT_FOUND', `${ref} is not an image of the control plane`);
-    const client = new RegistryClient(this.options.registryBase(parsed.host), parsed.repository, auth);
+    const client = new RegistryClient(this.options.registryBase(parsed.host), parsed.repository, auth, this.options.ca);
     return (await client.image(parsed.digest, signal)).diffIds;
   }
 
@@ -184,6 +186,7 @@ export class ResumablePull {
           new FlotillaError('UNEXPECTED_RESPONSE', `the registry answered HTTP ${status} for layer ${layer.digest}`),
         onBytes,
         signal,
+        ca: this.options.ca,
       },
       this.options.downloadAttempts ?? 5,
       this.options.log,

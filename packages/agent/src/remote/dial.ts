@@ -5,6 +5,8 @@ export interface DeviceCredentials {
   apiEndpoint: string;
   uuid: string;
   deviceApiKey: string;
+  /** CAs to verify the control plane with (util/trust.ts). */
+  ca?: string[] | undefined;
 }
 
 /** The largest frame the agent accepts; the user's side is cut into smaller frames by the relay's peer anyway. */
@@ -21,6 +23,7 @@ export function dialStream(credentials: DeviceCredentials, id: string): { ws: We
   const ws = new WebSocket(url, {
     headers: { authorization: `Bearer ${credentials.deviceApiKey}` },
     handshakeTimeout: 15_000,
+    ...(credentials.ca ? { ca: credentials.ca } : {}),
     maxPayload: MAX_FRAME_BYTES,
     // Shell and tunnel bytes are mostly compressed or tiny already; deflate would cost CPU and memory per stream.
     perMessageDeflate: false,

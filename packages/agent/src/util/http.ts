@@ -21,6 +21,8 @@ export interface HttpInit {
   idleTimeoutMs: number;
   /** Answers above this size fail instead of filling memory. */
   maxBodyBytes: number;
+  /** CAs to verify an https:// server with (util/trust.ts); absent: Node's roots. */
+  ca?: string[] | undefined;
 }
 
 export function httpExchange(url: URL, init: HttpInit): Promise<HttpAnswer> {
@@ -34,6 +36,7 @@ export function httpExchange(url: URL, init: HttpInit): Promise<HttpAnswer> {
       },
       signal: init.signal,
       timeout: init.idleTimeoutMs,
+      ...(init.ca ? { ca: init.ca } : {}),
     });
     req.on('timeout', () => req.destroy(new Error(`no answer within ${init.idleTimeoutMs} ms`)));
     req.on('error', reject);

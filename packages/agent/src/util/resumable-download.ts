@@ -23,6 +23,8 @@ export interface ResumableDownload {
   /** The file's size after each chunk written (progress). */
   onBytes?: ((bytesOnDisk: number) => void) | undefined;
   signal: AbortSignal;
+  /** Roots trusted besides the public ones (config.json's balenaRootCA), for a server with its own CA. */
+  ca?: string[] | undefined;
 }
 
 async function sizeOf(file: string): Promise<number> {
@@ -50,6 +52,7 @@ export async function downloadOnce(d: ResumableDownload): Promise<number> {
       headers: { ...headers, ...(have > 0 ? { range: `bytes=${have}-` } : {}) },
       signal,
       timeout: IDLE_TIMEOUT_MS,
+      ...(d.ca ? { ca: d.ca } : {}),
     });
     req.on('timeout', () => req.destroy(new Error(`no bytes within ${IDLE_TIMEOUT_MS} ms`)));
     req.on('error', (error) =>

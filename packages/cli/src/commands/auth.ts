@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { FlotillaError, USER_ROUTES } from '@flotilla/protocol';
 import { ApiClient } from '../api-client/api-client.js';
 import { removeCredentials, writeCredentials } from '../credentials/credentials.js';
+import { readCaFile, trustingFetch } from '../credentials/trust.js';
 import { emit, formatDetails } from '../output/output.js';
 import { leaf, runCommand } from './context.js';
 
@@ -11,33 +12,45 @@ export function registerAuthCommands(program: Command): void {
     .option('--api-key <key>', 'an API key (create one with `flotilla key create`)')
     .option('--username <name>', 'user name, with --password')
     .option('--password <password>', 'password, with --username')
-    .action(async (opts: { url: string; apiKey?: string; username?: string; password?: string; json?: boolean }) =>
-      runCommand(opts, async ({ output, env }) => {
-        let url: URL;
-        try {
-          url = new URL(opts.url);
-        } catch {
-          throw new FlotillaError('VALIDATION_FAILED', `invalid --url ${JSON.stringify(opts.url)}`);
-        }
-        const base = url.toString().replace(/\/+$/, '');
-        let token: string;
-        if (opts.apiKey) token = opts.apiKey;
-        else if (opts.username && opts.password) {
-          token = (
-            await new ApiClient(base).call(USER_ROUTES.login, {
-              body: { username: opts.username, password: opts.password },
-            })
-          ).token;
-        } else throw new FlotillaError('VALIDATION_FAILED', 'give --api-key, or --username and --password');
-        // Check the credentials before storing them, so a typo is caught now rather than at the next command.
-        const who = await new ApiClient(base, token).call(USER_ROUTES.whoami);
-        const file = await writeCredentials({ url: base, token }, env);
-        emit(
-          output,
-          { url: base, user: who.user, credentialsFile: file },
-          () => `logged in to ${base} as ${who.user.username}\n`,
-        );
-      }),
+    .option('--ca <file>', "PEM CA of a server with its own CA (its config.json's balenaRootCA), kept with the login")
+    .action(
+      async (opts: {
+        url: string;
+        apiKey?: string;
+        username?: string;
+        password?: string;
+        ca?: string;
+        json?: boolean;
+      }) =>
+        runCommand(opts, async ({ output, env }) => {
+          let url: URL;
+          try {
+            url = new URL(opts.url);
+          } catch {
+            throw new FlotillaError('VALIDATION_FAILED', `invalid --url ${JSON.stringify(opts.url)}`);
+          }
+          const base = url.toString().replace(/\/+$/, '');
+          const caFile = opts.ca ?? env.FLOTILLA_CA;
+          const ca = caFile === undefined ? undefined : await readCaFile(caFile);
+          const fetch = trustingFetch(ca);
+          let token: string;
+          if (opts.apiKey) token = opts.apiKey;
+          else if (opts.username && opts.password) {
+            token = (
+              await new ApiClient(base, undefined, fetch).call(USER_ROUTES.login, {
+                body: { username: opts.username, password: opts.password },
+              })
+            ).token;
+          } else throw new FlotillaError('VALIDATION_FAILED', 'give --api-key, or --username and --password');
+          // Check the credentials before storing them, so a typo is caught now rather than at the next command.
+          const who = await new ApiClient(base, token, fetch).call(USER_ROUTES.whoami);
+          const file = await writeCredentials({ url: base, token, ...(ca === undefined ? {} : { ca }) }, env);
+          emit(
+            output,
+            { url: base, user: who.user, credentialsFile: file },
+            () => `logged in to ${base} as ${who.user.username}\n`,
+          );
+        }),
     );
 
   leaf(program, 'whoami', 'show the logged-in user and server').action(async (opts: { json?: boolean }) =>

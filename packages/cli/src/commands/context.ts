@@ -4,6 +4,7 @@ import type { z } from 'zod';
 import { ApiClient } from '../api-client/api-client.js';
 import { requireCredentials } from '../credentials/credentials.js';
 import type { Credentials } from '../credentials/credentials.js';
+import { trustingFetch } from '../credentials/trust.js';
 import { formatError, stdOutput } from '../output/output.js';
 import type { Output } from '../output/output.js';
 
@@ -34,8 +35,8 @@ export async function runCommand(
     env,
     credentials: () => requireCredentials(env),
     client: async () => {
-      const { url, token } = await requireCredentials(env);
-      return new ApiClient(url, token);
+      const { url, token, ca } = await requireCredentials(env);
+      return new ApiClient(url, token, trustingFetch(ca));
     },
   };
   try {

@@ -4,7 +4,7 @@ import Docker from 'dockerode';
 import pLimit from 'p-limit';
 import { FlotillaError, USER_ROUTES, slugSchema } from '@flotilla/protocol';
 import type { Platform, Rollout, RolloutPlan } from '@flotilla/protocol';
-import { ApiClient } from '../api-client/api-client.js';
+import type { ApiClient } from '../api-client/api-client.js';
 import { buildService, ensureImage, pushImage, tagImage } from '../images/images.js';
 import { checkImagePlatform, platformFlag, targetPlatform } from '../images/platform.js';
 import type { ImageSource } from '../images/platform.js';
@@ -157,11 +157,11 @@ export function registerDeployCommand(program: Command): void {
           failureThreshold: opts.failureThreshold,
         };
         let rollout = rolloutPlanFromFlags(flags);
-        const { url, token } = await ctx.credentials();
+        const { token } = await ctx.credentials();
         const fleetSlug = checkArg(slugSchema, slug, 'fleet');
         if (opts.rolloutPolicy !== undefined)
-          rollout = await storedPlan(new ApiClient(url, token), fleetSlug, opts.rolloutPolicy);
-        const result = await deploy(new ApiClient(url, token), token, fleetSlug, dir ?? '.', ctx.output, {
+          rollout = await storedPlan(await ctx.client(), fleetSlug, opts.rolloutPolicy);
+        const result = await deploy(await ctx.client(), token, fleetSlug, dir ?? '.', ctx.output, {
           platform,
           rollout,
         });

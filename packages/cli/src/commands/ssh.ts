@@ -3,6 +3,7 @@ import { constants } from 'node:os';
 import type { Command } from 'commander';
 import { FlotillaError, deviceRefSchema, serviceNameSchema } from '@flotilla/protocol';
 import { openShell } from '../remote/shell-session.js';
+import type { StreamEndpoint } from '../remote/stream-socket.js';
 import { checkArg, runCommand } from './context.js';
 
 export interface SshInvocation {
@@ -79,8 +80,8 @@ export function registerSshCommand(program: Command): void {
     .action(async (device: string, rest: string[], opts: { tty?: boolean }) =>
       runCommand({}, async (ctx) => {
         const invocation = sshInvocation([device, ...rest], wordsAfterDash(process.argv));
-        const { url, token } = await ctx.credentials();
-        const code = await runShell(url, token, invocation, opts.tty === true);
+        const { url, token, ca } = await ctx.credentials();
+        const code = await runShell({ apiUrl: url, token, ca }, invocation, opts.tty === true);
         await Promise.all([flush(process.stdout), flush(process.stderr)]);
         process.exitCode = code;
       }),
@@ -88,12 +89,12 @@ export function registerSshCommand(program: Command): void {
 }
 
 /** Runs the session on this process's terminal; returns the exit status the process should end with. */
-async function runShell(apiUrl: string, token: string, invocation: SshInvocation, forceTty: boolean): Promise<number> {
+async function runShell(endpoint: StreamEndpoint, invocation: SshInvocation, forceTty: boolean): Promise<number> {
   const { stdin, stdout } = process;
   const mode = shellMode(invocation, forceTty, stdin.isTTY === true, stdout.isTTY === true);
   const size = mode.tty && stdout.isTTY ? { cols: stdout.columns, rows: stdout.rows } : undefined;
   const session = await openShell(
-    { apiUrl, token, ...invocation, tty: mode.tty, size },
+    { ...endpoint, ...invocation, tty: mode.tty, size },
     { stdin: mode.readStdin ? stdin : undefined, stdout, stderr: process.stderr },
   );
 

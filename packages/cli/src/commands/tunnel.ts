@@ -19,7 +19,7 @@ export function registerTunnelCommand(program: Command): void {
         const ref = checkArg(deviceRefSchema, device, 'device');
         const mappings = parseTunnelMappings(mappingTexts);
         const client = await ctx.client();
-        const { token } = await ctx.credentials();
+        const { token, ca } = await ctx.credentials();
         // Resolved once: a typo fails now rather than at the first connection, and a name another device takes
         // later does not redirect the tunnel.
         const found = await client.call(USER_ROUTES.getDevice, { params: { uuid: ref } });
@@ -27,6 +27,7 @@ export function registerTunnelCommand(program: Command): void {
         const tunnel = await openTunnel({
           apiUrl: client.baseUrl,
           token,
+          ca,
           device: found.uuid,
           mappings,
           bind: opts.bind,

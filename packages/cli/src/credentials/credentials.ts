@@ -3,8 +3,14 @@ import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { FlotillaError } from '@flotilla/protocol';
 import { z } from 'zod';
+import { readCaFile } from './trust.js';
 
-export const credentialsSchema = z.object({ url: z.url(), token: z.string().min(1) });
+export const credentialsSchema = z.object({
+  url: z.url(),
+  token: z.string().min(1),
+  /** PEM CA of a server with its own CA (`login --ca`); FLOTILLA_CA=<file> overrides it (credentials/trust.ts). */
+  ca: z.string().includes('-----BEGIN CERTIFICATE-----').optional(),
+});
 export type Credentials = z.infer<typeof credentialsSchema>;
 
 /** `$FLOTILLA_CONFIG_DIR/credentials.json`, else `~/.config/flotilla/credentials.json` (XDG_CONFIG_HOME honoured). */
@@ -34,7 +40,7 @@ export async function requireCredentials(env: NodeJS.ProcessEnv = process.env): 
   const credentials = await readCredentials(env);
   if (!credentials)
     throw new FlotillaError('NOT_LOGGED_IN', 'not logged in; run `flotilla login --url <server> --api-key <key>`');
-  return credentials;
+  return env.FLOTILLA_CA ? { ...credentials, ca: await readCaFile(env.FLOTILLA_CA) } : credentials;
 }
 
 /**

@@ -2,12 +2,15 @@ import type { IncomingMessage } from 'node:http';
 import { FlotillaError, isErrorBody, isErrorCode, path } from '@flotilla/protocol';
 import type { StreamControl, UserRoute } from '@flotilla/protocol';
 import WebSocket from 'ws';
+import { trustedCas } from '../credentials/trust.js';
 
 /** Where and as whom a stream is opened: the same base URL and token every other command uses. */
 export interface StreamEndpoint {
   /** Server URL without /api/v1 (the `url` of the stored credentials). */
   apiUrl: string;
   token: string;
+  /** PEM CA of a server with its own CA (credentials/trust.ts). */
+  ca?: string | undefined;
 }
 
 /** Long enough for a relay that waits for the device to dial back; bounded so a dead server does not hang us. */
@@ -53,6 +56,7 @@ export function openStreamSocket(endpoint: StreamEndpoint, url: string, signal?:
     const ws = new WebSocket(url, {
       headers: { authorization: `Bearer ${endpoint.token}` },
       handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
+      ...(endpoint.ca === undefined ? {} : { ca: trustedCas(endpoint.ca) }),
       // Shell and tunnel bytes are often compressed already; deflating them costs CPU for little.
       perMessageDeflate: false,
     });

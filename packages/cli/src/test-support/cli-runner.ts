@@ -15,7 +15,7 @@ export interface CliResult {
 export function flotilla(
   configDir: string,
   args: string[],
-  options: { cwd?: string; timeoutMs?: number; input?: string | Buffer } = {},
+  options: { cwd?: string; timeoutMs?: number; input?: string | Buffer; env?: Record<string, string> } = {},
 ): Promise<CliResult> {
   return new Promise((resolve) => {
     const child = execFile(
@@ -23,7 +23,7 @@ export function flotilla(
       [CLI_MAIN, ...args],
       {
         cwd: options.cwd,
-        env: { ...process.env, FLOTILLA_CONFIG_DIR: configDir },
+        env: { ...process.env, ...options.env, FLOTILLA_CONFIG_DIR: configDir },
         timeout: options.timeoutMs ?? 300_000,
         maxBuffer: 64 * 1024 * 1024,
       },

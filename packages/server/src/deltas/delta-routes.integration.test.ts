@@ -86,10 +86,10 @@ for (const testDb of testDatabases()) {
       assert.deepEqual(await shown(), { last: { release: a.releaseCommit, ...expected }, total: expected });
     });
 
-    test('every served device route (/device/…) is a DEVICE_ROUTES entry', () => {
+    test('every served device route (/device/…, /os/…, /ping) is a DEVICE_ROUTES entry', () => {
       const table = new Set(Object.values(DEVICE_ROUTES).map((r) => `${r.method} ${r.path}`));
       const served = t.server.app.flotilla.routes
-        .filter((r) => r.url.startsWith('/device/'))
+        .filter((r) => r.url.startsWith('/device/') || r.url.startsWith('/os/') || r.url === '/ping')
         .map((r) => `${r.method} ${r.url}`);
       assert.ok(served.length >= 8, `only ${served.length} device routes served`);
       assert.deepEqual(

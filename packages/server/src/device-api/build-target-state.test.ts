@@ -46,6 +46,29 @@ test("each service's environment: compose < fleet < device < fleet-service < dev
   assert.deepEqual(services?.db?.environment, { A: '1', B: 'fleet', C: 'device', D: 'device' });
 });
 
+test('config: no default is invented for a setting nobody set (the Supervisor reports its own first)', () => {
+  const input = {
+    device: { uuid: 'u', name: 'n' },
+    fleet: { id: 1, uuid: 'f', name: 'fleet' },
+    release: null,
+    fleetEnv: [],
+    deviceEnv: [],
+    fleetConfig: [],
+    deviceConfig: [],
+  };
+  assert.deepEqual(buildTargetState(input).u?.config, {});
+  // What the Supervisor posts at provisioning (config.json's 10 s poll interval) comes back as the device's value.
+  const reported = buildTargetState({
+    ...input,
+    fleetConfig: [{ name: 'BALENA_SUPERVISOR_PERSISTENT_LOGGING', value: '1' }],
+    deviceConfig: [{ name: 'RESIN_SUPERVISOR_POLL_INTERVAL', value: '10000' }],
+  });
+  assert.deepEqual(reported.u?.config, {
+    BALENA_SUPERVISOR_PERSISTENT_LOGGING: '1',
+    BALENA_SUPERVISOR_POLL_INTERVAL: '10000',
+  });
+});
+
 test('config names arrive with the BALENA_ prefix; device beats fleet', () => {
   const state = buildTargetState({
     device: { uuid: 'u', name: 'n' },

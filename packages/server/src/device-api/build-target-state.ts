@@ -50,6 +50,15 @@ function network(n: ComposeFile['networks'] extends Record<string, infer V> | un
   return out;
 }
 
+/**
+ * INVARIANT (config): the device's effective configuration, fleet < device, and nothing else: no default is sent
+ * for a setting nobody set. The balena Supervisor applies every setting missing from `config` at its own default,
+ * but first, once per provisioning, it posts each value it was provisioned with that differs from that default
+ * (config.json's `appUpdatePollInterval`, `persistentLogging`, board settings …) as a device config variable, and
+ * only for settings `config` lacks. A default sent here (as balenaCloud sends its poll interval) would keep it from
+ * posting the provisioned value, and the first apply would reset it. Flotilla agents read a missing setting from
+ * config.json, then their own default.
+ */
 export function buildTargetState(input: TargetStateInput): TargetState {
   const config = mergeConfig(input);
   const releases: TargetDevice['apps'][string]['releases'] = {};

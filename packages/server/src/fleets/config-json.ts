@@ -1,16 +1,20 @@
-import { DEFAULT_LISTEN_PORT } from '@flotilla/protocol';
+import { DEFAULT_LISTEN_PORT, encodeRootCa } from '@flotilla/protocol';
 import type { ConfigJson, ConfigJsonRequest } from '@flotilla/protocol';
 import type { Db } from '../db/database.js';
 import type { FleetRow } from './fleets.js';
 import { createProvisioningKey } from './provisioning-keys.js';
 
-/** A config.json for a new device of the fleet, carrying a provisioning key made for it. */
+/**
+ * A config.json for a new device of the fleet, carrying a provisioning key made for it, and the server's CA
+ * (`rootCa`, PEM) when its certificate is not publicly trusted.
+ */
 export async function makeConfigJson(
   db: Db,
   fleet: FleetRow,
   creator: { userId: number; username: string },
   publicUrl: string,
   input: ConfigJsonRequest,
+  rootCa?: string,
 ): Promise<ConfigJson> {
   const key = await createProvisioningKey(db, fleet.id, creator, {
     name: 'config.json',
@@ -31,6 +35,9 @@ export async function makeConfigJson(
     persistentLogging: input.persistentLogging ?? false,
     developmentMode: input.developmentMode ?? false,
   };
+  // WARNING: without it a balenaOS device cannot talk to a server with a private CA: the Supervisor's log stream
+  // and the engine's pulls fail on the first request.
+  if (rootCa !== undefined) config.balenaRootCA = encodeRootCa(rootCa);
   if (input.hostname !== undefined) config.hostname = input.hostname;
   if (input.dnsServers !== undefined) config.dnsServers = input.dnsServers;
   if (input.sshKeys !== undefined || input.wifiSsid !== undefined) {

@@ -62,6 +62,6 @@ export function registerFleetRoutes(app: FastifyInstance, ctx: AppContext): void
   serve(app, db, R.fleetConfigJson, async ({ user, params, body }) => {
     const fleet = await fleetOf(user, params);
     requireOrgAdmin(user, fleet.organization_id);
-    return makeConfigJson(db, fleet, await creatorOf(user), ctx.publicUrl, body);
+    return makeConfigJson(db, fleet, await creatorOf(user), ctx.publicUrl, body, ctx.rootCa);
   });
 }

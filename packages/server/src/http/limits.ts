@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
 import { DEVICE_ROUTES, FlotillaError } from '@flotilla/protocol';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
@@ -35,25 +36,31 @@ export interface FrontDoor {
   };
 }
 
+function serverOptions(limits: HttpLimits) {
+  return {
+    headersTimeout: limits.headerTimeoutMs,
+    requestTimeout: 0,
+    keepAliveTimeout: limits.idleTimeoutMs,
+    // How often Node looks for expired headers; its default (30 s) would let a short header timeout run long.
+    connectionsCheckingInterval: Math.min(Math.max(Math.floor(limits.headerTimeoutMs / 4), 100), 30_000),
+  };
+}
+
 /**
- * A fastify `serverFactory` for a Node HTTP server with these limits. Node's own request timeout (the whole request)
- * stays off: it would cut the long streams below; requestTimeout() does that job per route instead.
+ * A fastify `serverFactory` for a Node HTTP server with these limits, HTTPS when `tls` is given. Node's own request
+ * timeout (the whole request) stays off: it would cut the long streams below; requestTimeout() does that job per
+ * route instead.
  */
-export function httpServerFactory(limits: HttpLimits, frontDoor: FrontDoor = {}) {
+export function httpServerFactory(limits: HttpLimits, frontDoor: FrontDoor = {}, tls?: { cert: string; key: string }) {
   return (handler: (req: IncomingMessage, res: ServerResponse) => void): Server => {
-    const server = createServer(
-      {
-        headersTimeout: limits.headerTimeoutMs,
-        requestTimeout: 0,
-        keepAliveTimeout: limits.idleTimeoutMs,
-        // How often Node looks for expired headers; its default (30 s) would let a short header timeout run long.
-        connectionsCheckingInterval: Math.min(Math.max(Math.floor(limits.headerTimeoutMs / 4), 100), 30_000),
-      },
-      (request, response) => {
-        if (frontDoor.route?.matches(request)) frontDoor.route.request(request, response);
-        else handler(request, response);
-      },
-    );
+    const listener = (request: IncomingMessage, response: ServerResponse) => {
+      if (frontDoor.route?.matches(request)) frontDoor.route.request(request, response);
+      else handler(request, response);
+    };
+    // An https.Server is a tls.Server that emits the same 'request' and 'upgrade' events as an http.Server.
+    const server = tls
+      ? (createHttpsServer({ ...serverOptions(limits), cert: tls.cert, key: tls.key }, listener) as unknown as Server)
+      : createServer(serverOptions(limits), listener);
     // WARNING: fastify's WebSocket plugin listens for 'upgrade' too and would route the public URL's upgrades as its
     // own (404); only emitting them elsewhere keeps them apart, so 'upgrade' is intercepted at the emitter.
     const emit = server.emit.bind(server) as (event: string, ...args: unknown[]) => boolean;
@@ -71,6 +78,37 @@ export function httpServerFactory(limits: HttpLimits, frontDoor: FrontDoor = {})
     server.maxConnections = limits.maxConnections;
     return server;
   };
+}
+
+/**
+ * A plain-HTTP server with the same limits that hands every request and upgrade to `main` (the HTTPS server
+ * fastify answers on): for loopback clients and a TLS-terminating proxy in front of an HTTPS server.
+ */
+export function plainHttpBeside(main: Server, limits: HttpLimits): Server {
+  const plain = createServer(serverOptions(limits), (request, response) => main.emit('request', request, response));
+  plain.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) =>
+    main.emit('upgrade', request, socket, head),
+  );
+  plain.setTimeout(limits.idleTimeoutMs);
+  plain.maxConnections = limits.maxConnections;
+  return plain;
+}
+
+/** Silence after which the kernel starts probing a held stream's peer (then about 10 min of probes to give up). */
+export const STREAM_KEEPALIVE_MS = 30_000;
+
+/**
+ * Keeps a request's connection open through silence: a device's log stream may go minutes without a line, and the
+ * device, not the server, decides when it ends. Neither the request timeout nor the idle timeout applies to it;
+ * TCP keep-alive probes instead find a peer that is gone (power cut, lost link), so it is not held forever.
+ * WARNING: only for streams a device authenticated itself for; an anonymous held socket would be a free slowloris.
+ */
+export function holdStreamOpen(socket: {
+  setTimeout(ms: number): unknown;
+  setKeepAlive(on: boolean, ms: number): unknown;
+}) {
+  socket.setTimeout(0);
+  socket.setKeepAlive(true, STREAM_KEEPALIVE_MS);
 }
 
 /**

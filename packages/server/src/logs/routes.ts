@@ -8,6 +8,7 @@ import { serviceNamesOfFleet } from '../releases/releases.js';
 import { visibleDevice } from '../devices/devices.js';
 import { parse } from '../http/parse.js';
 import { EventStreams } from '../http/event-stream.js';
+import { holdStreamOpen } from '../http/limits.js';
 import { HIJACKED, serve } from '../http/serve.js';
 import type { EventBus } from '../bus/event-bus.js';
 import type { LogHub } from './log-hub.js';
@@ -53,6 +54,7 @@ export function registerLogRoutes(
     const keyHash = presentedKeyHash(request);
     const { uuid } = parse(uuidParams, request.params);
     const device = await authenticateDevice(db, uuid, keyHash);
+    holdStreamOpen(request.raw.socket);
     const body = request.body as Readable | undefined;
     if (!body || typeof (body as Readable).pipe !== 'function') {
       throw new FlotillaError('UNSUPPORTED_MEDIA_TYPE', 'send the log stream as application/x-ndjson');

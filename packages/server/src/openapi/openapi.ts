@@ -47,6 +47,12 @@ const DEVICE_DOCS: {
   { route: p.DEVICE_ROUTES.connect, summary: 'WebSocket for device actions (Bearer device key)' },
   { route: p.DEVICE_ROUTES.registryToken, summary: 'Registry token (Docker token auth)' },
   {
+    route: p.DEVICE_ROUTES.osConfig,
+    response: p.osConfigSchema,
+    summary: "balenaOS os-config: its host services' files (no credentials)",
+  },
+  { route: p.DEVICE_ROUTES.ping, summary: 'Liveness: OK (no credentials)' },
+  {
     route: p.DEVICE_ROUTES.deltaRequest,
     body: p.deltaRequestSchema,
     response: p.deltaAnswerSchema,

@@ -79,7 +79,9 @@ export async function liveServerWithDevice(
   };
   try {
     const apiKey = server.admin!.apiKey;
-    const api: LiveDevice['api'] = (method, path, body, key = apiKey) => apiCall(server.url, method, path, key, body);
+    // A server speaking TLS with its own CA is called on its plain-HTTP listener (fetch trusts no extra CA).
+    const base = server.plainUrl ?? server.url;
+    const api: LiveDevice['api'] = (method, path, body, key = apiKey) => apiCall(base, method, path, key, body);
     const slug = `fleet${Date.now()}`;
     const fleet = await api('POST', '/api/v1/fleets', { name: slug, slug });
     const pk = await api('POST', `/api/v1/fleets/${slug}/provisioning-keys`, {});
