@@ -19,6 +19,7 @@ import { registerDeviceUserRoutes } from './devices/routes.js';
 import { apiNotFound, registerErrorHandling, toErrorBody } from './errors/error-handler.js';
 import { registerFleetRoutes } from './fleets/routes.js';
 import { createMetrics, registerMetricsHooks } from './metrics/metrics.js';
+import { registerODataRoutes } from './odata/routes.js';
 import { registerOpenApi } from './openapi/openapi.js';
 import { registerOrganizationRoutes } from './organizations/routes.js';
 import { registerReleaseRoutes } from './releases/routes.js';
@@ -226,6 +227,7 @@ export async function buildApp(options: AppOptions): Promise<FlotillaApp> {
   registerDeviceUserRoutes(app, ctx);
   registerVariableRoutes(app, ctx);
   registerDeviceRoutes(app, ctx, lastSeen, createPollLookup(options.database));
+  registerODataRoutes(app, ctx);
   // Server nodes sharing a PostgreSQL database tell each other about logs and actions; SQLite has one node.
   const { postgresUrl } = options.database;
   const bus: EventBus = postgresUrl ? new PostgresBus(postgresUrl, db, app.log) : new SingleNodeBus();
