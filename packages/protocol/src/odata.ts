@@ -15,7 +15,24 @@ export const ODATA_ROUTES = {
   remove: { method: 'DELETE', path: '/v7/*' },
   /** Older Supervisors recover their registration with `GET /v6/device?$filter=uuid eq '…'`. */
   readV6: { method: 'GET', path: '/v6/*' },
+  /** balena-sdk's `auth.whoami()` / `getActorId()`. */
+  whoami: { method: 'GET', path: '/actor/v1/whoami' },
+  /** balena-sdk's `models.config.getAll()` (no credentials). */
+  config: { method: 'GET', path: '/config' },
 } as const;
+
+/** `GET /actor/v1/whoami`: the actor behind the key. Flotilla has no separate actor ids: `id` is the user's or device's. */
+export const odataWhoamiSchema = z.union([
+  z.object({
+    id: z.number().int(),
+    actorType: z.literal('user'),
+    actorTypeId: z.number().int(),
+    username: z.string(),
+    email: z.string().nullable(),
+  }),
+  z.object({ id: z.number().int(), actorType: z.literal('device'), actorTypeId: z.number().int(), uuid: z.string() }),
+]);
+export type ODataWhoami = z.infer<typeof odataWhoamiSchema>;
 
 const id = z.number().int().positive();
 const value = z.string().max(64 * 1024);

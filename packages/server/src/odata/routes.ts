@@ -8,6 +8,7 @@ import { countEntities, readEntities } from './read.js';
 import { type ResourcePath, parseResourcePath } from './resource-path.js';
 import { RESOURCES } from './resources.js';
 import { callerOf } from './who.js';
+import { registerActorRoutes } from './actor-routes.js';
 import { createEntity, deleteEntities, updateEntities } from './write.js';
 
 function keyFilter(path: ResourcePath, filter: Expr | undefined): Expr | undefined {
@@ -37,6 +38,7 @@ function requireCaller(caller: Caller | undefined): Caller {
 /** The balena-compatible OData layer (see packages/server/README.md for what is served and what is not). */
 export function registerODataRoutes(app: FastifyInstance, ctx: AppContext): void {
   const { db } = ctx;
+  registerActorRoutes(app, ctx);
 
   const read = async (request: FastifyRequest) => {
     const { caller, key } = await callerOf(db, request);
