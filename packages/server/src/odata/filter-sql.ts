@@ -71,7 +71,7 @@ function bind(field: Field, value: Literal): RawBuilder<unknown> {
       }
       break;
   }
-  throw invalidQuery(`${JSON.stringify(value)} is not a value of a ${field.type} field`);
+  throw invalidQuery(`a ${typeof value} cannot be compared with a ${field.type} field`);
 }
 
 function compareLiterals(op: keyof typeof SQL_OPS, a: Literal, b: Literal): boolean {

@@ -31,6 +31,8 @@ interface Level {
   where: Condition[];
   /** Set for an expansion: the parent's key, returned as __parent. */
   parent?: RawBuilder<unknown>;
+  /** INVARIANT: one counter per request, so every SQL alias in the query tree is distinct. */
+  counter: { n: number };
 }
 
 function selectedFields(resource: Resource, options: QueryOptions): string[] {
@@ -59,7 +61,7 @@ function orderSql(resource: Resource, alias: string, options: QueryOptions): Raw
 
 async function runLevel(db: Db, caller: Caller, level: Level, options: QueryOptions, depth: number): Promise<Row[]> {
   const { resource, alias } = level;
-  const scope: Scope = { aliases: new Map(), root: { resource, alias }, caller, next: { n: depth * 100 } };
+  const scope: Scope = { aliases: new Map(), root: { resource, alias }, caller, next: level.counter };
   const where = [...level.where, resource.scope(alias, caller, false)];
   if (resource.where) where.push(resource.where(alias));
   if (options.filter) where.push(filterSql(options.filter, scope));
@@ -91,7 +93,8 @@ async function runLevel(db: Db, caller: Caller, level: Level, options: QueryOpti
     if ('__parent' in row) out.__parent = Number(row.__parent);
     return out;
   });
-  for (const expand of options.expand ?? []) await expandInto(db, caller, resource, alias, shaped, expand, depth + 1);
+  for (const expand of options.expand ?? [])
+    await expandInto(db, caller, resource, alias, shaped, expand, depth + 1, level.counter);
   return shaped;
 }
 
@@ -103,11 +106,12 @@ async function expandInto(
   rows: Row[],
   expand: Expand,
   depth: number,
+  counter: { n: number },
 ): Promise<void> {
   if (depth > MAX_EXPAND_DEPTH) throw invalidQuery(`$expand nests deeper than ${MAX_EXPAND_DEPTH}`);
   if (!resource.fields.id) throw invalidQuery('this resource cannot be expanded from');
-  const scope: Scope = { aliases: new Map(), root: { resource, alias }, caller, next: { n: depth * 1000 } };
-  const parentAlias = `p${depth}`;
+  const scope: Scope = { aliases: new Map(), root: { resource, alias }, caller, next: counter };
+  const parentAlias = `p${++counter.n}`;
   const next = follow(resource, expand.navigation, parentAlias, scope);
   const parentKey = resource.fields.id.sql(parentAlias);
   const from = sql`${next.resource.from} as ${sql.id(next.alias)}, ${resource.from} as ${sql.id(parentAlias)}`;
@@ -130,7 +134,7 @@ async function expandInto(
     const children = await runLevel(
       db,
       caller,
-      { resource: next.resource, alias: next.alias, from, where, parent: parentKey },
+      { resource: next.resource, alias: next.alias, from, where, parent: parentKey, counter },
       expand.options,
       depth,
     );
@@ -167,7 +171,7 @@ export async function readEntities(
   const rows = await runLevel(
     db,
     caller,
-    { resource, alias, from: sql`${resource.from} as ${sql.id(alias)}`, where: where(alias) },
+    { resource, alias, from: sql`${resource.from} as ${sql.id(alias)}`, where: where(alias), counter: { n: 0 } },
     options,
     0,
   );
