@@ -1,7 +1,7 @@
 import { FlotillaError, ODATA_ROUTES, type ODataWhoami } from '@flotilla/protocol';
 import type { FastifyInstance } from 'fastify';
 import type { AppContext } from '../context.js';
-import { callerOf } from './who.js';
+import { callerOf, whoami } from './who.js';
 
 /** The two non-OData calls balena-sdk makes first: who am I, and the public configuration. */
 export function registerActorRoutes(app: FastifyInstance, ctx: AppContext): void {
@@ -9,26 +9,7 @@ export function registerActorRoutes(app: FastifyInstance, ctx: AppContext): void
   app.get(ODATA_ROUTES.whoami.path, async (request): Promise<ODataWhoami> => {
     const { caller } = await callerOf(db, request);
     if (!caller) throw new FlotillaError('UNAUTHENTICATED', 'invalid or expired key');
-    if (caller.kind === 'device') {
-      const device = await db
-        .selectFrom('devices')
-        .select('uuid')
-        .where('id', '=', caller.deviceId)
-        .executeTakeFirstOrThrow();
-      return { id: caller.deviceId, actorType: 'device', actorTypeId: caller.deviceId, uuid: device.uuid };
-    }
-    const user = await db
-      .selectFrom('users')
-      .select(['username', 'email'])
-      .where('id', '=', caller.userId)
-      .executeTakeFirstOrThrow();
-    return {
-      id: caller.userId,
-      actorType: 'user',
-      actorTypeId: caller.userId,
-      username: user.username,
-      email: user.email,
-    };
+    return whoami(db, caller);
   });
   // balena's answer carries settings of its hosted services (analytics keys, …); Flotilla has none to give.
   app.get(ODATA_ROUTES.config.path, async () => ({}));

@@ -17,6 +17,9 @@ export type ResourceName =
   | 'device'
   | 'release'
   | 'device_tag'
+  | 'service'
+  | 'image'
+  | 'release_image'
   | 'application_environment_variable'
   | 'application_config_variable'
   | 'device_environment_variable'
@@ -72,6 +75,18 @@ const deviceTypeId =
   (slugColumn: Expr): Expr =>
   (a) =>
     sql`(select dt.id from ${DEVICE_TYPE_TABLE} as dt where dt.slug = ${slugColumn(a)})`;
+
+/*
+ * Services and images. Flotilla keeps one row per service of a release (release_services), so an image (and its
+ * release_image link) is that row, and a service is a fleet's service name, its id the smallest such row id.
+ */
+const SERVICE_TABLE = sql`(select min(rs.id) as id, r.fleet_id as fleet_id, rs.name as service_name from release_services as rs join releases as r on r.id = rs.release_id group by r.fleet_id, rs.name)`;
+const serviceIdOf: Expr = (a) =>
+  sql`(select min(rs2.id) from release_services as rs2 join releases as r2 on r2.id = rs2.release_id where rs2.name = ${sql.ref(
+    `${a}.name`,
+  )} and r2.fleet_id = (select r3.fleet_id from releases as r3 where r3.id = ${sql.ref(`${a}.release_id`)}))`;
+const releaseServiceScope = (a: string, caller: Caller, writing: boolean): Condition =>
+  fleetVisible(sql`(select r.fleet_id from releases as r where r.id = ${sql.ref(`${a}.release_id`)})`, caller, writing);
 
 const variable = (owner: 'application' | 'device', table: 'env_vars' | 'config_vars'): Resource => ({
   from: sql.table(table),
@@ -270,6 +285,8 @@ export const RESOURCES = {
         idField: 'belongs_to__application',
       },
       is_created_by__user: { target: 'user', join: same('created_by'), idField: 'is_created_by__user' },
+      contains__image: { target: 'release_image', join: same('id', 'release_id') },
+      release_image: { target: 'release_image', join: same('id', 'release_id') },
     },
     alternateKeys: ['commit'],
     scope: (a, caller, writing) => fleetVisible(sql.ref(`${a}.fleet_id`), caller, writing),
@@ -291,6 +308,50 @@ export const RESOURCES = {
             caller,
             writing,
           )})`,
+  },
+  service: {
+    from: SERVICE_TABLE,
+    fields: {
+      id: f('integer', col('id')),
+      service_name: f('text', col('service_name')),
+      application: f('integer', col('fleet_id')),
+    },
+    navigations: { application: { target: 'application', join: same('fleet_id'), idField: 'application' } },
+    alternateKeys: [],
+    scope: (a, caller, writing) => fleetVisible(sql.ref(`${a}.fleet_id`), caller, writing),
+  },
+  image: {
+    from: sql.table('release_services'),
+    fields: {
+      id: f('integer', col('id')),
+      is_a_build_of__service: f('integer', serviceIdOf),
+      is_stored_at__image_location: f('text', col('image')),
+      status: f('text', (a) => sql`(select r.status from releases as r where r.id = ${sql.ref(`${a}.release_id`)})`),
+    },
+    navigations: {
+      is_a_build_of__service: {
+        target: 'service',
+        join: (s, t) => sql<SqlBool>`${sql.ref(`${t}.id`)} = ${serviceIdOf(s)}`,
+        idField: 'is_a_build_of__service',
+      },
+      release_image: { target: 'release_image', join: same('id') },
+    },
+    alternateKeys: [],
+    scope: releaseServiceScope,
+  },
+  release_image: {
+    from: sql.table('release_services'),
+    fields: {
+      id: f('integer', col('id')),
+      image: f('integer', col('id')),
+      is_part_of__release: f('integer', col('release_id')),
+    },
+    navigations: {
+      image: { target: 'image', join: same('id'), idField: 'image' },
+      is_part_of__release: { target: 'release', join: same('release_id'), idField: 'is_part_of__release' },
+    },
+    alternateKeys: [],
+    scope: releaseServiceScope,
   },
   application_environment_variable: variable('application', 'env_vars'),
   application_config_variable: variable('application', 'config_vars'),

@@ -1,4 +1,4 @@
-import { FlotillaError, WRITER_ROLES } from '@flotilla/protocol';
+import { FlotillaError, type ODataWhoami, WRITER_ROLES } from '@flotilla/protocol';
 import type { FastifyRequest } from 'fastify';
 import { bearerToken, hashKey } from '../auth/keys.js';
 import { userFromToken } from '../auth/principal.js';
@@ -30,5 +30,29 @@ export async function callerOf(db: Db, request: FastifyRequest): Promise<{ calle
       writerOrgIds: roles.filter(([, role]) => WRITER_ROLES.includes(role)).map(([id]) => id),
     },
     key,
+  };
+}
+
+/** balena's `/actor/v1/whoami` answer for a caller. Flotilla has no separate actor ids: `id` is the user's or device's. */
+export async function whoami(db: Db, caller: Caller): Promise<ODataWhoami> {
+  if (caller.kind === 'device') {
+    const device = await db
+      .selectFrom('devices')
+      .select('uuid')
+      .where('id', '=', caller.deviceId)
+      .executeTakeFirstOrThrow();
+    return { id: caller.deviceId, actorType: 'device', actorTypeId: caller.deviceId, uuid: device.uuid };
+  }
+  const user = await db
+    .selectFrom('users')
+    .select(['username', 'email'])
+    .where('id', '=', caller.userId)
+    .executeTakeFirstOrThrow();
+  return {
+    id: caller.userId,
+    actorType: 'user',
+    actorTypeId: caller.userId,
+    username: user.username,
+    email: user.email,
   };
 }
