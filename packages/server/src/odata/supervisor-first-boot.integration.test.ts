@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { generateDeviceUuid, generateKey } from '@flotilla/protocol';
 import { testDatabases } from '@flotilla/testkit';
+import { getRegisterDevice } from 'balena-register-device';
+import { getSdk } from 'balena-sdk';
 import { type TwoTenants, twoTenants } from '../testing/tenants.js';
 
 const q = (s: string) => encodeURIComponent(s);
@@ -16,6 +19,42 @@ for (const testDb of testDatabases()) {
       t = await twoTenants(testDb);
     });
     after(() => t.close());
+
+    test('balena-register-device registers a device whose key then reads its own record through /v7/', async () => {
+      const { a } = t;
+      const { register } = getRegisterDevice({ request: getSdk({ apiUrl: t.url, dataDirectory: false }).request });
+      const uuid = generateDeviceUuid();
+      const deviceApiKey = generateKey();
+      const registered = await register({
+        applicationId: a.fleetId,
+        uuid,
+        deviceType: 'raspberrypi4-64',
+        provisioningApiKey: a.provisioningKey,
+        deviceApiKey,
+        apiEndpoint: t.url,
+        supervisorVersion: '17.1.0',
+        osVersion: 'balenaOS 6.1.0',
+      });
+      assert.equal(registered.uuid, uuid);
+      const own = await t.call(
+        'GET',
+        `/v7/device?$filter=${q(`uuid eq '${uuid}'`)}&$select=id,uuid&$expand=is_of__device_type($select=slug)`,
+        {
+          key: deviceApiKey,
+        },
+      );
+      assert.equal(own.status, 200, own.text);
+      assert.deepEqual(own.data.d, [{ id: registered.id, uuid, is_of__device_type: [{ slug: 'raspberrypi4-64' }] }]);
+      await assert.rejects(
+        register({
+          applicationId: a.fleetId,
+          uuid,
+          deviceType: 'raspberrypi4-64',
+          provisioningApiKey: 'x'.repeat(32),
+          apiEndpoint: t.url,
+        }),
+      );
+    });
 
     test('registration recovery: GET /v6/device and /v7/device by uuid, own device only', async () => {
       const { a, b } = t;
