@@ -106,11 +106,13 @@ const variable = (owner: 'application' | 'device', table: 'env_vars' | 'config_v
   },
   alternateKeys: [],
   scope: (a, caller, writing) => {
-    if (caller.kind === 'device')
-      return owner === 'device'
-        ? sql`${sql.ref(`${a}.device_id`)} = ${caller.deviceId}`
-        : fleetVisible(sql.ref(`${a}.fleet_id`), caller, writing);
-    return fleetVisible(sql.ref(`${a}.fleet_id`), caller, writing);
+    if (caller.kind === 'user') return fleetVisible(sql.ref(`${a}.fleet_id`), caller, writing);
+    // INVARIANT: a device key writes only what it reports about itself: its own config variables (the
+    // Supervisor's first-boot report). Its fleet's variables and its environment are read-only to it.
+    if (writing && (owner !== 'device' || table !== 'config_vars')) return FALSE;
+    return owner === 'device'
+      ? sql<SqlBool>`${sql.ref(`${a}.device_id`)} = ${caller.deviceId}`
+      : fleetVisible(sql.ref(`${a}.fleet_id`), caller, writing);
   },
   where: (a) => {
     const ownerCondition = sql<SqlBool>`${sql.ref(`${a}.device_id`)} is ${owner === 'device' ? sql`not null` : sql`null`}`;
@@ -198,7 +200,9 @@ export const RESOURCES = {
       },
     },
     alternateKeys: ['slug', 'uuid'],
-    scope: (a, caller, writing) => fleetVisible(sql.ref(`${a}.id`), caller, writing),
+    // A device key reads its own fleet and changes none.
+    scope: (a, caller, writing) =>
+      caller.kind === 'device' && writing ? FALSE : fleetVisible(sql.ref(`${a}.id`), caller, writing),
   },
   device: {
     from: sql.table('devices'),

@@ -125,6 +125,32 @@ for (const testDb of testDatabases()) {
         key: a.deviceKey,
       });
       assert.deepEqual(peek.data, { d: [] });
+      // A device key writes only its own config variables: not its environment, nor its fleet's variables.
+      for (const [resource, body] of [
+        ['device_environment_variable', { device: a.deviceId, name: 'X', value: '1' }],
+        ['application_config_variable', { application: a.fleetId, name: 'RESIN_X', value: '1' }],
+        ['application_environment_variable', { application: a.fleetId, name: 'X', value: '1' }],
+      ] as const) {
+        const refused = await t.call('POST', `/v7/${resource}`, { key: a.deviceKey, body });
+        assert.equal(refused.status, 403, `${resource}: ${refused.text}`);
+      }
+      const fleetVar = await t.call(
+        'GET',
+        `/v7/application_environment_variable?$filter=${q(`name eq '${a.envName}'`)}`,
+        {
+          key: a.deviceKey,
+        },
+      );
+      assert.equal(fleetVar.data.d.length, 1, fleetVar.text);
+      await t.call('PATCH', `/v7/application_environment_variable(${fleetVar.data.d[0].id})`, {
+        key: a.deviceKey,
+        body: { value: 'changed by a device' },
+      });
+      await t.call('DELETE', `/v7/application_environment_variable(${fleetVar.data.d[0].id})`, { key: a.deviceKey });
+      const still = await t.call('GET', `/v7/application_environment_variable(${fleetVar.data.d[0].id})`, {
+        key: a.apiKey,
+      });
+      assert.equal(still.data.d[0].value, fleetVar.data.d[0].value);
       const bad = await t.call('POST', '/v7/device_config_variable', {
         key: a.deviceKey,
         body: { value: '1', device: a.deviceId, name: 'gpu_mem' },

@@ -84,6 +84,8 @@ async function ownerFor(
 
 /** Creates the entity; answers the filter that reads it back. */
 export async function createEntity(db: Db, caller: Caller, name: ResourceName, body: unknown): Promise<Expr> {
+  if (caller.kind === 'device' && name !== 'device_config_variable' && name !== 'device_tag')
+    throw new FlotillaError('FORBIDDEN', 'a device key creates only its own config variables and tags');
   switch (name) {
     case 'device_environment_variable': {
       const input = parse(odataDeviceEnvCreateSchema, body);
