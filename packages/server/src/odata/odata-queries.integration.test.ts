@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { testDatabases } from '@flotilla/testkit';
 import { seedDevices } from '../testing/seed-devices.js';
+import { RESOURCES } from './resources.js';
 import { type TwoTenants, twoTenants } from '../testing/tenants.js';
 
 const q = encodeURIComponent;
@@ -40,6 +41,25 @@ for (const testDb of testDatabases()) {
       assert.deepEqual((await t.call('GET', '/v7/device/$count', { key: a.apiKey })).data, { d: 1 });
       const none = `uuid eq '${t.b.uuid}'`;
       assert.deepEqual((await t.call('GET', `/v7/device/$count?$filter=${q(none)}`, { key: a.apiKey })).data, { d: 0 });
+    });
+
+    test('every field of every resource can be selected, filtered on and sorted by, as a user and as a device', async () => {
+      const literal = { integer: '0', number: '0', boolean: 'true', text: "'x'", datetime: "'2020-01-01'" } as const;
+      for (const [name, resource] of Object.entries(RESOURCES)) {
+        for (const [field, { type }] of Object.entries(resource.fields)) {
+          const filter = q(`${field} ne ${literal[type]} or ${field} eq null`);
+          const path = `/v7/${name}?$select=${field},${field}&$filter=${filter}&$orderby=${field} desc&$top=3`;
+          for (const key of [t.a.apiKey, t.a.deviceKey]) {
+            const res = await t.call('GET', path, { key });
+            assert.equal(res.status, 200, `${path}: ${res.text}`);
+          }
+        }
+        const expands = Object.keys(resource.navigations).join(',');
+        if (expands && 'id' in resource.fields) {
+          const res = await t.call('GET', `/v7/${name}?$expand=${q(expands)}&$top=2`, { key: t.a.apiKey });
+          assert.equal(res.status, 200, `${name} $expand=${expands}: ${res.text}`);
+        }
+      }
     });
 
     test('$orderby, $top, $skip page without repeats; device types are public', async () => {

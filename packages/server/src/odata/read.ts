@@ -36,7 +36,8 @@ interface Level {
 }
 
 function selectedFields(resource: Resource, options: QueryOptions): string[] {
-  const names = options.select && options.select.length > 0 ? options.select : Object.keys(resource.fields);
+  const names =
+    options.select && options.select.length > 0 ? [...new Set(options.select)] : Object.keys(resource.fields);
   for (const name of names) {
     if (!Object.hasOwn(resource.fields, name))
       throw invalidQuery(

@@ -58,7 +58,11 @@ const col =
   (a) =>
     sql.ref(`${a}.${name}`);
 const f = (type: FieldType, sqlOf: Expr): Field => ({ type, sql: sqlOf });
-const constant = (type: FieldType, value: number | string): Field => ({ type, sql: () => sql.lit(value) });
+// WARNING: a bare constant in ORDER BY is a column position (0 and 'text' are errors on PostgreSQL): cast it.
+const constant = (type: FieldType, value: number | string): Field => ({
+  type,
+  sql: () => sql`cast(${sql.lit(value)} as ${sql.raw(typeof value === 'number' ? 'integer' : 'text')})`,
+});
 const bool = (expr: Expr): Field => ({ type: 'boolean', sql: (a) => sql`(case when ${expr(a)} then 1 else 0 end)` });
 const same =
   (local: string, remote = 'id') =>
