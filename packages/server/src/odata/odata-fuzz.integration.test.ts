@@ -97,6 +97,55 @@ for (const testDb of testDatabases()) {
       assert.ok([400, 414, 431].includes(big.status), `${big.status}`);
     });
 
+    test('fuzzed PATCH and DELETE filters, as A’s user key and A’s device key, change nothing of B’s', async () => {
+      const snapshot = async () => {
+        const parts = [];
+        for (const path of [
+          `/api/v1/devices/${t.b.uuid}`,
+          `/api/v1/devices/${t.b.uuid}/tags`,
+          `/api/v1/devices/${t.b.uuid}/config`,
+          `/api/v1/fleets/${t.b.slug}/env`,
+        ]) {
+          const res = await t.call('GET', path, { key: t.b.token });
+          assert.equal(res.status, 200, `${path}: ${res.text}`);
+          parts.push(path.endsWith(t.b.uuid) ? res.data.name : res.data.items);
+        }
+        assert.ok(
+          parts.every((p) => p && (typeof p === 'string' || p.length > 0)),
+          JSON.stringify(parts),
+        );
+        return JSON.stringify(parts);
+      };
+      const before = await snapshot();
+      const writes = [
+        ['PATCH', 'device', { device_name: 'pwned' }],
+        ['PATCH', 'device_tag', { value: 'pwned' }],
+        ['DELETE', 'device_tag', undefined],
+        ['PATCH', 'device_config_variable', { value: 'pwned' }],
+        ['DELETE', 'device_config_variable', undefined],
+        ['DELETE', 'application_environment_variable', undefined],
+      ] as const;
+      await fc.assert(
+        fc.asyncProperty(
+          fc.constantFrom(...writes),
+          filterArb(t.b),
+          fc.boolean(),
+          async ([method, resource, body], filter, asDevice) => {
+            const res = await t.call(method, `/v7/${resource}?$filter=${encodeURIComponent(filter)}`, {
+              key: asDevice ? t.a.deviceKey : t.a.apiKey,
+              ...(body ? { body } : {}),
+            });
+            assert.ok(
+              [200, 400, 404].includes(res.status),
+              `${res.status} ${method} ${resource} ${filter}: ${res.text}`,
+            );
+          },
+        ),
+        { numRuns: 200 },
+      );
+      assert.equal(await snapshot(), before);
+    });
+
     test('every served OData and balena-compat route is an ODATA_ROUTES entry', () => {
       const table = new Set(Object.values(ODATA_ROUTES).map((r) => `${r.method} ${r.path}`));
       const served = t.server.app.flotilla.routes
