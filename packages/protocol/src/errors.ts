@@ -8,6 +8,11 @@ export const ERROR_CODES = {
   // Input
   VALIDATION_FAILED: { status: 400, description: 'The request body, query or parameters did not match the schema.' },
   INVALID_JSON: { status: 400, description: 'The request body is not valid JSON.' },
+  INVALID_ODATA_QUERY: {
+    status: 400,
+    description:
+      'An OData (/v7/) query is malformed, too large or too deep, or names a resource, field or option not served.',
+  },
   INVALID_COMPOSE: { status: 400, description: 'The compose definition is invalid or uses an unsupported feature.' },
   INVALID_CONFIG_JSON: { status: 400, description: 'A device config.json is missing fields or has wrong types.' },
   INVALID_TARBALL: { status: 400, description: 'An uploaded archive is corrupt or unsafe.' },

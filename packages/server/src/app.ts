@@ -20,6 +20,7 @@ import { registerDeviceUserRoutes } from './devices/routes.js';
 import { apiNotFound, registerErrorHandling, toErrorBody } from './errors/error-handler.js';
 import { registerFleetRoutes } from './fleets/routes.js';
 import { createMetrics, registerMetricsHooks } from './metrics/metrics.js';
+import { registerODataRoutes } from './odata/routes.js';
 import { registerOpenApi } from './openapi/openapi.js';
 import { registerOrganizationRoutes } from './organizations/routes.js';
 import { registerReleaseRoutes } from './releases/routes.js';
@@ -232,6 +233,7 @@ export async function buildApp(options: AppOptions): Promise<FlotillaApp> {
   registerVariableRoutes(app, ctx);
   registerDeviceRoutes(app, ctx, lastSeen, createPollLookup(options.database));
   registerOsRoutes(app);
+  registerODataRoutes(app, ctx);
   // Server nodes sharing a PostgreSQL database tell each other about logs and actions; SQLite has one node.
   const { postgresUrl } = options.database;
   const bus: EventBus = postgresUrl ? new PostgresBus(postgresUrl, db, app.log) : new SingleNodeBus();

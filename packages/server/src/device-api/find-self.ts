@@ -3,6 +3,9 @@ import { hashKey, sameHash } from '../auth/keys.js';
 import type { Db } from '../db/database.js';
 import { fleetOfProvisioningKey } from '../fleets/provisioning-keys.js';
 
+/** The one `$filter` a provisioning key may send: `uuid eq '<uuid>'`. */
+export const FIND_SELF_FILTER = /^\s*uuid\s+eq\s+'([0-9a-f]{32}|[0-9a-f]{62})'\s*$/;
+
 /**
  * `GET /v7/device?$filter=uuid eq '<uuid>'`, as balena clients ask it: the device's id, to its own key or to a
  * provisioning key of its fleet; an empty list to any other valid key.

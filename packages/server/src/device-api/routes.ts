@@ -14,7 +14,6 @@ import { bearerToken } from '../auth/keys.js';
 import { parse } from '../http/parse.js';
 import { setTag } from '../variables/variables.js';
 import { authenticateDevice, presentedKeyHash, requireOwnDevice } from './device-auth.js';
-import { findSelf } from './find-self.js';
 import type { LastSeenTracker } from './last-seen.js';
 import { exchangeDeviceKey, registerDevice, requireProvisioningKey } from './register.js';
 import { applyReport } from './report.js';
@@ -28,8 +27,6 @@ const idParams = z.object({
     .regex(/^\d{1,12}$/)
     .transform(Number),
 });
-const findSelfQuery = z.looseObject({ $filter: z.string().max(200) });
-const FILTER = /^\s*uuid\s+eq\s+'([0-9a-f]{32}|[0-9a-f]{62})'\s*$/;
 
 /** The balena-Supervisor-compatible device endpoints (see docs/protocol.md). */
 export function registerDeviceRoutes(
@@ -48,14 +45,6 @@ export function registerDeviceRoutes(
     const registered = await registerDevice(db, fleetId, body);
     ctx.deviceChanges.changed([registered.id]);
     return reply.status(201).send(registered);
-  });
-
-  app.get(DEVICE_ROUTES.findSelf.path, async (request) => {
-    const key = bearerToken(request.headers.authorization, request.query);
-    if (!key) throw new FlotillaError('UNAUTHENTICATED', 'missing Authorization: Bearer <key>');
-    const match = FILTER.exec(parse(findSelfQuery, request.query).$filter);
-    if (!match?.[1]) throw new FlotillaError('VALIDATION_FAILED', "only $filter=uuid eq '<uuid>' is supported");
-    return findSelf(db, match[1], key);
   });
 
   app.post(DEVICE_ROUTES.keyExchange.path, async (request, reply) => {

@@ -25,8 +25,30 @@ const DEVICE_DOCS: {
   {
     route: p.DEVICE_ROUTES.findSelf,
     response: p.findSelfResponseSchema,
-    summary: "Find a device id: $filter=uuid eq '<uuid>'",
+    summary:
+      "Find a device id: $filter=uuid eq '<uuid>' (a provisioning key may ask only this; see the OData layer below)",
   },
+  {
+    route: { method: 'GET', path: '/v7/{resource}' },
+    summary:
+      'balena-compatible OData read: /v7/<resource>, /v7/<resource>(<key>), /v7/<resource>/$count with $filter, $select, $expand, $orderby, $top, $skip (packages/server/README.md)',
+  },
+  {
+    route: { method: 'POST', path: '/v7/{resource}' },
+    summary: 'OData create (variables, device tags): 201 with the entity',
+  },
+  {
+    route: { method: 'PATCH', path: '/v7/{resource}' },
+    summary: 'OData update by key or $filter (device, variables, tags)',
+  },
+  { route: { method: 'DELETE', path: '/v7/{resource}' }, summary: 'OData delete by key or $filter (variables, tags)' },
+  { route: { method: 'GET', path: '/v6/{resource}' }, summary: 'OData read for older Supervisors (as /v7/)' },
+  {
+    route: p.ODATA_ROUTES.whoami,
+    response: p.odataWhoamiSchema,
+    summary: 'balena-sdk whoami: the actor behind the key',
+  },
+  { route: p.ODATA_ROUTES.config, summary: 'balena-sdk public configuration (empty)' },
   {
     route: p.DEVICE_ROUTES.keyExchange,
     body: p.keyExchangeRequestSchema,

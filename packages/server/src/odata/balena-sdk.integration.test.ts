@@ -1,0 +1,122 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { testDatabases } from '@flotilla/testkit';
+import { getSdk } from 'balena-sdk';
+import { type TwoTenants, twoTenants } from '../testing/tenants.js';
+
+/**
+ * The npm package balena-sdk, unmodified, pointed at a live Flotilla and logged in with tenant A's API key: each
+ * call the issue lists, answered in the shapes the SDK parses, and never with tenant B's data.
+ */
+for (const testDb of testDatabases()) {
+  describe(`OData: balena-sdk against Flotilla (${testDb.label})`, () => {
+    let t: TwoTenants;
+    let sdk: ReturnType<typeof getSdk>;
+    before(async () => {
+      t = await twoTenants(testDb);
+      sdk = getSdk({ apiUrl: t.url, dataDirectory: false });
+      await sdk.auth.loginWithToken(t.a.apiKey);
+    });
+    after(() => t.close());
+
+    test('auth.whoami, getActorId, config.getAll, deviceType.getAll', async () => {
+      const me = await sdk.auth.whoami();
+      assert.equal(me?.actorType, 'user');
+      assert.equal((me as { username: string }).username, t.a.username);
+      assert.equal(typeof (await sdk.auth.getActorId()), 'number');
+      assert.deepEqual(await sdk.models.config.getAll(), {});
+      const types = await sdk.models.deviceType.getAll();
+      assert.ok(types.some((dt) => dt.slug === 'raspberrypi4-64'));
+      const names = types.map((dt) => dt.name);
+      assert.deepEqual(names, [...names].sort());
+    });
+
+    test('application.getAll, get by slug and by id; organization.getAll: only A’s', async () => {
+      const apps = await sdk.models.application.getAll();
+      assert.deepEqual(
+        apps.map((a) => a.slug),
+        [t.a.slug],
+      );
+      const bySlug = await sdk.models.application.get(t.a.slug);
+      assert.equal(bySlug.id, t.a.fleetId);
+      assert.equal((await sdk.models.application.get(t.a.fleetId)).slug, t.a.slug);
+      await assert.rejects(sdk.models.application.get(t.b.slug), /not found/i);
+      await assert.rejects(sdk.models.application.get(t.b.fleetId), /not found/i);
+      const orgs = await sdk.models.organization.getAll();
+      assert.deepEqual(
+        orgs.map((o) => o.handle),
+        [t.a.org],
+      );
+    });
+
+    test('device.get, getAllByApplication, getAllByOrganization, rename, pinToRelease', async () => {
+      const device = await sdk.models.device.get(t.a.uuid);
+      assert.equal(device.id, t.a.deviceId);
+      assert.deepEqual(device.belongs_to__application, { __id: t.a.fleetId });
+      await assert.rejects(sdk.models.device.get(t.b.uuid), /not found/i);
+      const byApp = await sdk.models.device.getAllByApplication(t.a.slug);
+      assert.deepEqual(
+        byApp.map((d) => d.uuid),
+        [t.a.uuid],
+      );
+      await assert.rejects(sdk.models.device.getAllByApplication(t.b.slug), /not found/i);
+      const byOrg = await sdk.models.device.getAllByOrganization(t.a.org);
+      assert.deepEqual(
+        byOrg.map((d) => d.uuid),
+        [t.a.uuid],
+      );
+      await sdk.models.device.rename(t.a.uuid, 'renamed-by-sdk');
+      assert.equal((await sdk.models.device.get(t.a.uuid)).device_name, 'renamed-by-sdk');
+      await sdk.models.device.pinToRelease(t.a.uuid, t.a.releaseCommit);
+      const pinned = await t.call('GET', `/api/v1/devices/${t.a.uuid}`, { key: t.a.token });
+      assert.equal(pinned.data.pinnedRelease, t.a.releaseCommit);
+      await assert.rejects(sdk.models.device.pinToRelease(t.a.uuid, t.b.releaseCommit));
+    });
+
+    test('device.envVar, application.envVar: getAll, set (twice), remove', async () => {
+      await sdk.models.device.envVar.set(t.a.uuid, 'SDK_VAR', 'one');
+      await sdk.models.device.envVar.set(t.a.uuid, 'SDK_VAR', 'two');
+      const vars = await sdk.models.device.envVar.getAllByDevice(t.a.uuid);
+      assert.deepEqual(
+        vars.filter((v) => v.name === 'SDK_VAR').map((v) => v.value),
+        ['two'],
+      );
+      assert.equal(await sdk.models.device.envVar.get(t.a.uuid, 'SDK_VAR'), 'two');
+      await sdk.models.device.envVar.remove(t.a.uuid, 'SDK_VAR');
+      assert.equal(await sdk.models.device.envVar.get(t.a.uuid, 'SDK_VAR'), undefined);
+      await assert.rejects(sdk.models.device.envVar.set(t.b.uuid, 'SDK_VAR', 'x'), /not found/i);
+
+      await sdk.models.application.envVar.set(t.a.slug, 'SDK_FLEET', 'f1');
+      const fleetVars = await sdk.models.application.envVar.getAllByApplication(t.a.slug);
+      assert.ok(fleetVars.some((v) => v.name === 'SDK_FLEET' && v.value === 'f1'));
+      await sdk.models.application.envVar.remove(t.a.slug, 'SDK_FLEET');
+      assert.equal(await sdk.models.application.envVar.get(t.a.slug, 'SDK_FLEET'), undefined);
+      await assert.rejects(sdk.models.application.envVar.set(t.b.slug, 'SDK_FLEET', 'x'), /not found/i);
+    });
+
+    test('device.tags: getAllByDevice, set, remove', async () => {
+      await sdk.models.device.tags.set(t.a.uuid, 'sdk-tag', 'v1');
+      await sdk.models.device.tags.set(t.a.uuid, 'sdk-tag', 'v2');
+      const tags = await sdk.models.device.tags.getAllByDevice(t.a.uuid);
+      assert.deepEqual(
+        tags.filter((x) => x.tag_key === 'sdk-tag').map((x) => x.value),
+        ['v2'],
+      );
+      await sdk.models.device.tags.remove(t.a.uuid, 'sdk-tag');
+      const after = await sdk.models.device.tags.getAllByDevice(t.a.uuid);
+      assert.ok(!after.some((x) => x.tag_key === 'sdk-tag'));
+    });
+
+    test('release.getAllByApplication, release.get by commit and by id', async () => {
+      const releases = await sdk.models.release.getAllByApplication(t.a.slug);
+      assert.deepEqual(
+        releases.map((r) => r.commit),
+        [t.a.releaseCommit],
+      );
+      assert.equal((await sdk.models.release.get(t.a.releaseCommit)).id, t.a.releaseId);
+      assert.equal((await sdk.models.release.get(t.a.releaseId)).commit, t.a.releaseCommit);
+      await assert.rejects(sdk.models.release.get(t.b.releaseCommit), /not found/i);
+      await assert.rejects(sdk.models.release.get(t.b.releaseId), /not found/i);
+    });
+  });
+}
