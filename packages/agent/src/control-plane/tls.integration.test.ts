@@ -5,8 +5,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import pino from 'pino';
 import { configJsonSchema, generateDeviceUuid, generateKey } from '@flotilla/protocol';
-import { startServer } from '@flotilla/server';
-import { apiCall } from '@flotilla/server/testing';
+import { apiCall, selfSignedServer } from '@flotilla/server/testing';
 import { run, tempDir, waitFor } from '@flotilla/testkit';
 import { startAgent } from '../agent.js';
 import { buildImage, cleanup, exec, ourContainers, uniqueNamespace } from '../test-support/fixtures.js';
@@ -15,14 +14,8 @@ import { HttpControlPlane } from './control-plane.js';
 
 test('an agent given balenaRootCA in config.json provisions, polls, reports, ships logs and connects over HTTPS', async () => {
   const dir = await tempDir('flotilla-agent-tls-');
-  const server = await startServer({
-    dataDir: join(dir.path, 'server'),
-    host: '127.0.0.1',
-    port: 0,
-    tls: 'self-signed',
-    plainHttp: { host: '127.0.0.1', port: 0 },
-    logLevel: false,
-  });
+  const tls = await selfSignedServer('flotilla-tls-server-');
+  const { server } = tls;
   let agent: Awaited<ReturnType<typeof startAgent>> | undefined;
   try {
     const key = server.admin?.apiKey ?? '';
@@ -83,21 +76,15 @@ test('an agent given balenaRootCA in config.json provisions, polls, reports, shi
     );
   } finally {
     await agent?.stop();
-    await server.close();
+    await tls.close();
     await dir.remove();
   }
 });
 
 test("the engine pulls a release's image from the server's HTTPS registry with the device's credentials", async () => {
   const dir = await tempDir('flotilla-agent-tls-pull-');
-  const server = await startServer({
-    dataDir: join(dir.path, 'server'),
-    host: '127.0.0.1',
-    port: 0,
-    tls: 'self-signed',
-    plainHttp: { host: '127.0.0.1', port: 0 },
-    logLevel: false,
-  });
+  const tls = await selfSignedServer('flotilla-tls-server-');
+  const { server } = tls;
   const namespace = uniqueNamespace();
   const nonce = randomBytes(4).toString('hex');
   const local = `flotilla-agent-tls/app:${nonce}`;
@@ -167,7 +154,7 @@ test("the engine pulls a release's image from the server's HTTPS registry with t
   } finally {
     await agent?.stop();
     await cleanup(namespace, pushed);
-    await server.close();
+    await tls.close();
     await dir.remove();
   }
 });

@@ -3,21 +3,14 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { configJsonSchema, decodeRootCa } from '@flotilla/protocol';
-import { startServer } from '@flotilla/server';
-import { apiCall } from '@flotilla/server/testing';
+import { apiCall, selfSignedServer } from '@flotilla/server/testing';
 import { tempDir } from '@flotilla/testkit';
 import { flotilla } from '../test-support/cli-runner.js';
 
 test('the CLI reaches a server with its own CA through login --ca (or FLOTILLA_CA), and refuses it without', async () => {
   const dir = await tempDir('flotilla-cli-tls-');
-  const server = await startServer({
-    dataDir: join(dir.path, 'server'),
-    host: '127.0.0.1',
-    port: 0,
-    tls: 'self-signed',
-    plainHttp: { host: '127.0.0.1', port: 0 },
-    logLevel: false,
-  });
+  const tls = await selfSignedServer('flotilla-tls-server-');
+  const { server } = tls;
   try {
     const key = server.admin?.apiKey ?? '';
     assert.equal(
@@ -50,7 +43,7 @@ test('the CLI reaches a server with its own CA through login --ca (or FLOTILLA_C
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /holds no PEM certificate \(VALIDATION_FAILED\)/);
   } finally {
-    await server.close();
+    await tls.close();
     await dir.remove();
   }
 });

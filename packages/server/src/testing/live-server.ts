@@ -1,4 +1,7 @@
+import { mkdtemp, rm } from 'node:fs/promises';
 import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { generateDeviceUuid, generateKey } from '@flotilla/protocol';
 import type { TestDatabase } from '@flotilla/testkit';
@@ -99,4 +102,30 @@ export async function liveServerWithDevice(
     await close();
     throw error;
   }
+}
+
+/**
+ * A server with its own CA (as `--tls-self-signed` makes it) and a plain-HTTP listener on loopback beside it, in a
+ * temporary folder that `close()` removes: for tests of clients that must trust that CA.
+ */
+export async function selfSignedServer(prefix: string): Promise<{ server: RunningServer; close: () => Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  const server = await startServer({
+    dataDir: join(dir, 'server'),
+    host: '127.0.0.1',
+    port: 0,
+    tls: 'self-signed',
+    plainHttp: { host: '127.0.0.1', port: 0 },
+    logLevel: false,
+  }).catch(async (error: unknown) => {
+    await rm(dir, { recursive: true, force: true });
+    throw error;
+  });
+  return {
+    server,
+    close: async () => {
+      await server.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
 }
