@@ -17,3 +17,4 @@ export * from './effective-variables.js';
 export * from './deltas.js';
 export * from './rollouts.js';
 export * from './byte-size.js';
+export * from './update-window.js';

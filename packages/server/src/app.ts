@@ -51,6 +51,7 @@ import {
 import { DEFAULT_RELEASE_TIMEOUT_MS, scheduleReleaseTimeout } from './releases/release-timeout.js';
 import { RolloutEngine } from './rollouts/rollout-engine.js';
 import { registerRolloutRoutes } from './rollouts/routes.js';
+import { registerUpdateWindowRoutes } from './update-windows/routes.js';
 
 export interface AppOptions {
   database: OpenedDatabase;
@@ -286,6 +287,7 @@ export async function buildApp(options: AppOptions): Promise<FlotillaApp> {
   );
   app.addHook('onClose', stopReleaseTimeout);
   registerRolloutRoutes(app, ctx);
+  registerUpdateWindowRoutes(app, ctx);
   ctx.rollouts.start();
   app.addHook('onClose', async () => ctx.rollouts.stop());
   registerOpenApi(app, db);
