@@ -12,6 +12,7 @@ import type { Device, DeviceAction, RouteInput } from '@flotilla/protocol';
 import { emit, formatDetails, formatTable } from '../output/output.js';
 import { checkArg, leaf, releaseRef, runCommand } from './context.js';
 import { registerPublicUrlCommands } from './public-url.js';
+import { registerDeviceWindowCommands, windowText } from './update-window.js';
 
 const DEVICE_PAGE = 1_000;
 
@@ -43,6 +44,7 @@ export function deviceDetails(d: Device): string {
       ['running release', d.runningRelease],
       ['target release', d.targetRelease],
       ['pinned release', d.pinnedRelease],
+      ...windowDetails(d),
       ['os', [d.osVersion, d.osVariant].filter(Boolean).join(' ')],
       ['agent', d.agentVersion],
       ['ip address', d.ipAddress],
@@ -56,6 +58,19 @@ export function deviceDetails(d: Device): string {
         )) +
     rollbackDetails(d.rollback ?? null)
   );
+}
+
+/** Its window (and whose it is), and while an update waits for it, when it opens. */
+export function windowDetails(d: Device): Array<[string, string | null]> {
+  const window = d.updateWindow ?? null;
+  const rows: Array<[string, string | null]> = [
+    [
+      'update window',
+      window ? `${windowText(window)} (${window.source === 'device' ? 'its own' : "the fleet's"})` : null,
+    ],
+  ];
+  if (d.updateWindowOpensAt) rows.push(['update waits', `for the window, which opens ${d.updateWindowOpensAt}`]);
+  return rows;
 }
 
 /** The device went back by itself from a failing release: what, why, and the failing service's last lines. */
@@ -197,4 +212,5 @@ export function registerDeviceCommands(program: Command): void {
   }
 
   registerPublicUrlCommands(device);
+  registerDeviceWindowCommands(device);
 }
