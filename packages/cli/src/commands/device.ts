@@ -180,7 +180,10 @@ export function registerDeviceCommands(program: Command): void {
     ['update', 'make a device fetch and apply its target state now'],
   ];
   for (const [action, description] of actions) {
-    const cmd = leaf(device, `${action} <device>`, description).option('--force', 'override update locks');
+    const cmd = leaf(device, `${action} <device>`, description).option(
+      '--force',
+      action === 'update' ? 'override update locks and, this once, the maintenance window' : 'override update locks',
+    );
     if (action === 'restart') cmd.option('--service <name>', 'only this service');
     cmd.action(async (ref: string, opts: { force?: boolean; service?: string; json?: boolean }) =>
       runCommand(opts, async (ctx) => {
