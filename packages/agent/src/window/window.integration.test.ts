@@ -12,7 +12,15 @@ import {
   harness,
   type Harness,
 } from '../test-support/fixtures.js';
-import { imagePresent, setSoak } from '../test-support/rollback.js';
+import {
+  CRASHES,
+  FAILING_SOAK_SECONDS,
+  buildScriptImage,
+  imagePresent,
+  mainOn,
+  mainRuns,
+  setSoak,
+} from '../test-support/rollback.js';
 
 /** A window that opens once a day, `hoursAhead` hours from now (UTC), for a minute. */
 function windowHoursAhead(hoursAhead: number) {
@@ -123,6 +131,37 @@ describe('maintenance window (real engine, real server)', () => {
     } finally {
       await agent.stop();
       await cleanup(h.namespace, [r1, r2local, r3, ...(r2 ? [r2] : [])]);
+      await h.remove();
+    }
+  });
+
+  it("the device's own rollback is not held back by a closed window", async () => {
+    const h = await harness();
+    const nonce = Math.random().toString(16).slice(2, 8);
+    const r1 = `flotilla-agent-it/window-rollback:r1-${nonce}`;
+    const r2 = `flotilla-agent-it/window-rollback:r2-${nonce}`;
+    const agent = await startHarnessAgent(h);
+    const uuid = agent.state().uuid;
+    try {
+      await Promise.all([buildImage(r1, 'r1'), buildScriptImage(r2, 'r2', CRASHES)]);
+      await setSoak(h, FAILING_SOAK_SECONDS);
+      const release = (image: string) => h.cp.release({ services: { main: { image } } });
+      const c1 = await release(r1);
+      agent.triggerUpdate();
+      await waitFor('release 1 running', () => reportedDone(h, uuid, c1), { timeoutMs: 30_000 });
+      await release(r2);
+      agent.triggerUpdate();
+      await waitFor('release 2 applied', mainOn(h, r2), { timeoutMs: 30_000, intervalMs: 50 });
+      // Release 2 crash-loops (the device decides after 3 restarts); the window closes for the next hours first.
+      const served = h.cp.tap.targetEtags.length;
+      await setFleetWindow(h, windowHoursAhead(12));
+      await waitFor('the device fetched its window', () => h.cp.tap.targetEtags.length > served, { timeoutMs: 10_000 });
+      assert.ok(!(await mainRuns(h, 'r1')()), 'not back yet when the window closed');
+      await waitFor('back on release 1, outside the window', mainRuns(h, 'r1'), { timeoutMs: 30_000 });
+      assert.ok((await h.cp.device(uuid)).updateWindow, 'the window was still set');
+    } finally {
+      await agent.stop();
+      await cleanup(h.namespace, [r1, r2]);
       await h.remove();
     }
   });
