@@ -39,6 +39,7 @@ import { tightenPrivateTree } from './store/private-files.js';
 import { openStore, type Phase } from './store/store.js';
 import { TargetSource } from './target/target-source.js';
 import { Wakeable } from './util/wakeable.js';
+import { UpdateGate } from './window/update-gate.js';
 
 export interface AgentOptions {
   configPath: string;
@@ -180,6 +181,14 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
     stoppedOnRequest: (model) => new Set([...(model ? holds.heldStopped(model) : []), ...pending.get().stop]),
   });
   const targets = new TargetSource({ store, context: modelContext, effective: (device) => watch.effective(device) });
+  const gate = new UpdateGate({
+    store,
+    window: () => targets.device()?.update_window,
+    targetKey: () => targets.key(),
+    forced: () => targets.force.active(),
+    rollingBack: () => watch.rollback() !== null,
+    log,
+  });
   if (options.localTarget) targets.setLocal(options.localTarget);
   if (file.config.hostname) await hostConfig.setHostname(file.config.hostname);
 
@@ -301,6 +310,7 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
     changed: () => session?.reportSoon(),
     keepImages: () => watch.keepImages(),
     afterPass: (seen) => watch.afterPass(seen),
+    gate,
   });
   const pollIntervalMs = options.pollIntervalMs ?? file.config.appUpdatePollInterval ?? DEFAULT_POLL_INTERVAL_MS;
   const controller = new ReconcileController({

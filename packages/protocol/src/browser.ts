@@ -29,13 +29,19 @@ export const csrfTokenResponseSchema = z.object({ csrfToken: z.string() });
  * Device status as the dashboard filters it, derived by the server from what devices report (server
  * `devices/device-status.ts`): `online` = polled, reported or connected within the last 30 minutes (`isOnline`);
  * `offline` = not online; `updating` = online and reporting `Updating` (or `Downloading`, `Installing`,
- * `Applying changes`); `failed` = online and reporting `Update failed` or `update_failed: true` (Device
+ * `Applying changes`, `Waiting for update window`: an update downloaded, waiting for its maintenance window); `failed` = online and reporting `Update failed` or `update_failed: true` (Device
  * `updateFailed`), failed winning over updating. Updating and failed devices are online too.
  */
 export const deviceStatusFilterSchema = z.enum(['online', 'offline', 'updating', 'failed']);
 export type DeviceStatusFilter = z.infer<typeof deviceStatusFilterSchema>;
 /** Reported statuses (compared case-insensitively) that make an online device `updating`. */
-export const UPDATING_STATUSES: readonly string[] = ['updating', 'downloading', 'installing', 'applying changes'];
+export const UPDATING_STATUSES: readonly string[] = [
+  'updating',
+  'downloading',
+  'installing',
+  'applying changes',
+  'waiting for update window',
+];
 /**
  * Reported statuses (compared case-insensitively) that make an online device `failed`; so does a report's
  * `update_failed: true` (the balena Supervisor says it that way), until a report says `update_failed: false`.

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { composeServiceSchema } from './compose.js';
 import { deviceUuidSchema } from './ids.js';
+import { updateWindowSchema } from './update-window.js';
 
 /**
  * Device ⇄ control plane payloads (see docs/protocol.md). The shapes follow the balena Supervisor so that a
@@ -104,6 +105,11 @@ export const targetDeviceSchema = z.looseObject({
   name: z.string(),
   config: z.record(z.string(), z.string()).default({}),
   apps: z.record(z.string(), targetAppSchema).default({}),
+  /**
+   * Flotilla only (the balena Supervisor ignores it): the device's maintenance window, its own or its fleet's.
+   * Absent or null: updates apply at once. Present: images are downloaded at once, containers change only inside it.
+   */
+  update_window: updateWindowSchema.nullable().optional(),
 });
 export type TargetDevice = z.infer<typeof targetDeviceSchema>;
 
@@ -184,6 +190,11 @@ export const deviceReportSchema = z.looseObject({
   update_downloaded: z.boolean().optional(),
   update_failed: z.boolean().optional(),
   rollback: deviceRollbackSchema.nullable().optional(),
+  /**
+   * Flotilla agents only: while an update is downloaded and waits for the maintenance window, when the window opens
+   * (ISO 8601); null when the device waits for no window.
+   */
+  update_window_opens_at: z.string().max(40).nullable().optional(),
   is_on__commit: z.string().max(64).nullable().optional(),
   logs_channel: z.string().nullable().optional(),
   cpu_usage: nullableInt,

@@ -17,6 +17,10 @@ export const ERROR_CODES = {
   INVALID_CONFIG_JSON: { status: 400, description: 'A device config.json is missing fields or has wrong types.' },
   INVALID_TARBALL: { status: 400, description: 'An uploaded archive is corrupt or unsafe.' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, description: 'The request content type is not accepted here.' },
+  UPDATE_WINDOW_INVALID: {
+    status: 400,
+    description: 'The maintenance window has an invalid cron expression or time zone, or never opens.',
+  },
   PAYLOAD_TOO_LARGE: { status: 413, description: 'The request body is larger than this endpoint accepts.' },
   // Identity
   UNAUTHENTICATED: { status: 401, description: 'No valid credentials were presented.' },

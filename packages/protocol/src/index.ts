@@ -18,3 +18,4 @@ export * from './deltas.js';
 export * from './rollouts.js';
 export * from './byte-size.js';
 export * from './odata.js';
+export * from './update-window.js';

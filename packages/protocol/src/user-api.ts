@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { composeFileSchema } from './compose.js';
 import { deviceActionSchema } from './device-connection.js';
 import { commitSchema, deviceUuidSchema, envNameSchema, semverSchema, serviceNameSchema, slugSchema } from './ids.js';
+import { updateWindowSchema } from './update-window.js';
 
 /**
  * The user-facing REST API under /api/v1: request bodies (strict: a typo in a field is an error, not ignored) and
@@ -133,6 +134,8 @@ export const fleetSchema = z.object({
   deviceCount: z.number().int().optional(),
   onlineDeviceCount: z.number().int().optional(),
   createdAt: isoDate,
+  /** The fleet's maintenance window, its devices' default (`update-window.ts`); null: updates apply at once. */
+  updateWindow: updateWindowSchema.nullable().default(null),
 });
 export type Fleet = z.infer<typeof fleetSchema>;
 export const createFleetRequestSchema = z.strictObject({
@@ -234,6 +237,16 @@ export const deviceSchema = z.object({
       total: z.object({ downloaded: byteCount, pullBytes: byteCount }),
     })
     .optional(),
+  /**
+   * The window the device applies updates in: its own (`source: 'device'`) or else its fleet's; null: none, updates
+   * apply at once.
+   */
+  updateWindow: updateWindowSchema
+    .extend({ source: z.enum(['device', 'fleet']) })
+    .nullable()
+    .default(null),
+  /** While a downloaded update waits for the window (as the device last reported): when the window opens. */
+  updateWindowOpensAt: isoDate.nullable().default(null),
 });
 export type Device = z.infer<typeof deviceSchema>;
 export const updateDeviceRequestSchema = z.strictObject({

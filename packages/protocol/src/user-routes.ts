@@ -6,6 +6,7 @@ import * as api from './user-api.js';
 import * as remote from './remote-access.js';
 import * as browser from './browser.js';
 import * as rollouts from './rollouts.js';
+import { putUpdateWindowRequestSchema } from './update-window.js';
 
 /**
  * Every route of the user API under /api/v1, defined once: the server registers each entry (server
@@ -618,6 +619,37 @@ export const USER_ROUTES = {
     params: deviceParams,
     query: remote.tunnelQuerySchema,
     summary: "WebSocket: one TCP connection to a port on the device's host or a service's address",
+  },
+  setFleetUpdateWindow: {
+    method: 'PUT',
+    path: `${p}/fleets/:slug/update-window`,
+    params: fleetParams,
+    body: putUpdateWindowRequestSchema,
+    response: api.fleetSchema,
+    summary:
+      "Set the fleet's maintenance window: its devices apply updates only inside it (unless they have their own)",
+  },
+  clearFleetUpdateWindow: {
+    method: 'DELETE',
+    path: `${p}/fleets/:slug/update-window`,
+    params: fleetParams,
+    status: 204,
+    summary: "Remove the fleet's maintenance window: its devices without their own apply updates at once",
+  },
+  setDeviceUpdateWindow: {
+    method: 'PUT',
+    path: `${p}/devices/:uuid/update-window`,
+    params: deviceParams,
+    body: putUpdateWindowRequestSchema,
+    response: api.deviceSchema,
+    summary: "Set the device's own maintenance window, in place of its fleet's",
+  },
+  clearDeviceUpdateWindow: {
+    method: 'DELETE',
+    path: `${p}/devices/:uuid/update-window`,
+    params: deviceParams,
+    status: 204,
+    summary: "Remove the device's own maintenance window: its fleet's applies again",
   },
   getDevicePublicUrl: {
     method: 'GET',

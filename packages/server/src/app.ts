@@ -54,6 +54,7 @@ import { DEFAULT_RELEASE_TIMEOUT_MS, scheduleReleaseTimeout } from './releases/r
 import type { ServerTls } from './tls/server-tls.js';
 import { RolloutEngine } from './rollouts/rollout-engine.js';
 import { registerRolloutRoutes } from './rollouts/routes.js';
+import { registerUpdateWindowRoutes } from './update-windows/routes.js';
 
 export interface AppOptions {
   database: OpenedDatabase;
@@ -294,6 +295,7 @@ export async function buildApp(options: AppOptions): Promise<FlotillaApp> {
   );
   app.addHook('onClose', stopReleaseTimeout);
   registerRolloutRoutes(app, ctx);
+  registerUpdateWindowRoutes(app, ctx);
   ctx.rollouts.start();
   app.addHook('onClose', async () => ctx.rollouts.stop());
   registerOpenApi(app, db);

@@ -1,95 +1,16 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import pino from 'pino';
-import type { ContainerEngine, EngineSnapshot } from '../engine/container-engine.js';
 import type { Store } from '../store/store.js';
+import { MemoryEngine } from '../test-support/memory-engine.js';
 import { createExecutors } from './executor.js';
 import { runPass, type LoopDeps } from './loop.js';
 import { NO_REQUESTS, type PlanContext, type TargetModel, type TargetService } from './state.js';
 
 /**
- * runPass() with a small in-memory engine: enough to check outcomes (done, retry-after, error transient/terminal,
- * cancelled) and loop detection without Docker. The engine's behaviour is the honest minimum: created containers
- * appear in the next snapshot unless `forget` is set (an engine that loses writes → the loop must notice).
+ * runPass() with a small in-memory engine (test-support/memory-engine.ts): enough to check outcomes (done,
+ * retry-after, error transient/terminal, cancelled) and loop detection without Docker.
  */
-class MemoryEngine implements ContainerEngine {
-  state: EngineSnapshot = {
-    containers: [],
-    volumes: [],
-    networks: [{ name: '7_default', appId: 7, configHash: 'n' }],
-    images: [{ id: 'sha256:img', repoTags: ['img:1'], repoDigests: [] }],
-  };
-  forget = false;
-  createError: unknown;
-  async snapshot(): Promise<EngineSnapshot> {
-    return structuredClone(this.state);
-  }
-  async pull(): Promise<void> {}
-  async removeImage(): Promise<void> {}
-  async exportImage(): Promise<never> {
-    throw new Error('the memory engine holds no image bytes');
-  }
-  async loadImage(): Promise<void> {
-    throw new Error('the memory engine holds no image bytes');
-  }
-  async imageDiffIds(): Promise<undefined> {
-    return undefined;
-  }
-  async createNetwork(): Promise<void> {}
-  async removeNetwork(): Promise<void> {}
-  async createVolume(): Promise<void> {}
-  async removeVolume(): Promise<void> {}
-  async createContainer(spec: { name?: string; Labels?: Record<string, string> }): Promise<string> {
-    if (this.createError) throw this.createError;
-    const id = `id-${this.state.containers.length}`;
-    if (!this.forget) {
-      this.state.containers.push({
-        id,
-        name: spec.name ?? '',
-        appId: 7,
-        appUuid: 'u',
-        serviceName: 'web',
-        releaseCommit: 'c',
-        imageId: 'sha256:img',
-        configHash: 'h',
-        state: 'created',
-        createdAt: 0,
-        networks: ['7_default'],
-      });
-    }
-    return id;
-  }
-  async startContainer(id: string): Promise<void> {
-    const c = this.state.containers.find((x) => x.id === id);
-    if (c) c.state = 'running';
-  }
-  async stopContainer(): Promise<void> {}
-  async removeContainer(id: string): Promise<void> {
-    this.state.containers = this.state.containers.filter((x) => x.id !== id);
-  }
-  async renameContainer(): Promise<void> {}
-  async imagePlatform(): Promise<undefined> {
-    return undefined;
-  }
-  async platform(): Promise<undefined> {
-    return undefined;
-  }
-  async imageId(): Promise<string | undefined> {
-    return 'sha256:img';
-  }
-  async serviceContainer(): Promise<undefined> {
-    return undefined;
-  }
-  async inspectRun(): Promise<undefined> {
-    return undefined;
-  }
-  async tailLogs(): Promise<string[]> {
-    return [];
-  }
-  async exec(): Promise<never> {
-    throw new Error('the reconcile loop runs no process in a container');
-  }
-}
 
 const svc: TargetService = {
   appId: 7,

@@ -30,8 +30,13 @@ export interface LoopDeps {
   /** Null when there is no target at all yet (fresh unmanaged device): nothing is touched. */
   target: () => TargetModel | null;
   context: (target: TargetModel) => Promise<PlanContext>;
-  /** Called after each planning round with the per-app status, for the reporter. */
-  onPlanned: (status: Map<number, UpdateStatus>, current: CurrentState, target: TargetModel) => void;
+  /** Called after each planning round with the per-app status (for the reporter) and the steps planned. */
+  onPlanned: (
+    status: Map<number, UpdateStatus>,
+    current: CurrentState,
+    target: TargetModel,
+    steps: readonly Step[],
+  ) => void;
 }
 
 /** Upper bound of plan/execute rounds in one pass; a healthy update needs well under 20. */
@@ -88,7 +93,7 @@ export async function runPass(deps: LoopDeps, signal: AbortSignal): Promise<Pass
       const snapshot = await deps.engine.snapshot(deps.namespace, signal);
       const current: CurrentState = { ...snapshot, knownImages: deps.knownImages() };
       const steps = plan(current, target, await deps.context(target));
-      deps.onPlanned(appStatuses(target, steps), current, target);
+      deps.onPlanned(appStatuses(target, steps), current, target, steps);
       const actionable = steps.filter((s): s is Exclude<Step, { action: 'wait' }> => s.action !== 'wait');
       if (actionable.length === 0) {
         const waits = steps.filter((s) => s.action === 'wait');

@@ -15,6 +15,11 @@ export interface DeviceView {
   failed: boolean;
   /** The device rolled back from a release by itself and refuses it (rollback/); null or absent otherwise. */
   rollback?: DeviceRollback | null;
+  /**
+   * Set while an update waits for the maintenance window: when the window opens (epoch ms; null: it never opens
+   * again). Null or absent when nothing waits for a window.
+   */
+  windowWait?: { opensAt: number | null } | null;
 }
 
 /**
@@ -27,6 +32,8 @@ export class Observed {
   /** Per app id, the release commit its status was planned for. */
   private plannedCommits: ReadonlyMap<number, string | null> = new Map();
   failed = false;
+  /** See DeviceView.windowWait; set by the reconciler after each planning round. */
+  windowWait: { opensAt: number | null } | null = null;
   /** Filled by the executor's fetch steps; entries are removed when a pull ends. */
   readonly progress = new Map<string, number>();
 
@@ -47,6 +54,7 @@ export class Observed {
       statuses: this.statusesFor(target),
       progress: this.progress,
       failed: this.failed,
+      windowWait: this.windowWait,
     };
   }
 

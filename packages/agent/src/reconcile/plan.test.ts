@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { UpdateStrategy } from '@flotilla/protocol';
-import { plan } from './plan.js';
+import { WINDOW_RECHECK_MS, plan } from './plan.js';
 import {
   NO_REQUESTS,
   type CurrentContainer,
@@ -124,7 +124,7 @@ function short(s: Step): string {
     case 'releaseLock':
       return `${s.action} ${s.appId} ${s.services.join(',')}`;
     case 'wait':
-      return s.lock ? 'wait lock' : 'wait';
+      return s.lock ? 'wait lock' : s.window ? 'wait window' : 'wait';
   }
 }
 
@@ -772,6 +772,110 @@ const lockCases: Case[] = [
   },
 ];
 
+// ------------------------------------------------------------------------------------------ maintenance windows
+const closed: Partial<PlanContext> = { updateWindow: { mayApply: false, opensAt: 70_000 } };
+const open: Partial<PlanContext> = { updateWindow: { mayApply: true, opensAt: null } };
+const running1 = world({ images: [image(web1.image)], containers: [container(web1)] });
+
+/** Planned with the agent holding every lock, so a kill shows as a kill (the window must hold it back anyway). */
+const windowCases: Case[] = [
+  {
+    name: 'closed: the new image is downloaded, the old container kept',
+    current: running1,
+    target: { apps: [app([web2])] },
+    ctx: closed,
+    expect: ['fetch img/web:r2', 'wait window'],
+  },
+  {
+    name: 'closed: downloaded, nothing else happens',
+    current: world({ images: [image(web1.image), image(web2.image)], containers: [container(web1)] }),
+    target: { apps: [app([web2])] },
+    ctx: closed,
+    expect: ['wait window'],
+  },
+  {
+    name: 'open: the update goes on as without a window',
+    current: world({ images: [image(web1.image), image(web2.image)], containers: [container(web1)] }),
+    target: { apps: [app([web2])] },
+    ctx: open,
+    expect: ['killContainer c-web-1'],
+  },
+  {
+    name: 'closed, hand-over: downloads ahead too',
+    current: running1,
+    target: { apps: [app([withStrategy('hand-over')])] },
+    ctx: closed,
+    expect: ['fetch img/web:r2', 'wait window'],
+  },
+  {
+    name: 'closed, kill-then-download: nothing before the window (the strategy downloads after the kill)',
+    current: running1,
+    target: { apps: [app([withStrategy('kill-then-download')])] },
+    ctx: closed,
+    expect: ['wait window'],
+  },
+  {
+    name: 'closed, delete-then-download: nothing before the window either',
+    current: world({ images: [image(web1.image)], containers: [container(web1)], knownImages: [web1.image] }),
+    target: { apps: [app([withStrategy('delete-then-download')])] },
+    ctx: closed,
+    expect: ['wait window'],
+  },
+  {
+    name: 'closed, first install: nothing runs, so the app is installed at once',
+    current: world({ networks: [] }),
+    target: { apps: [app([web2])] },
+    ctx: closed,
+    expect: ['createNetwork 7_default', 'fetch img/web:r2'],
+  },
+  {
+    name: 'closed, no update: an exited container of the target is still started (repair, not update)',
+    current: world({ images: [image(web2.image)], containers: [container(web2, { state: 'exited' })] }),
+    target: { apps: [app([web2])] },
+    ctx: closed,
+    expect: ['startContainer c-web-2'],
+  },
+  {
+    name: 'closed, no update: a service stopped on request is stopped (a device action, not an update)',
+    current: world({ images: [image(web2.image)], containers: [container(web2)] }),
+    target: { apps: [app([web2])] },
+    ctx: { ...closed, heldStopped: new Set(['7/web']) },
+    expect: ['stopContainer c-web-2'],
+  },
+  {
+    name: 'closed: an app leaving the target waits too',
+    current: world({ images: [image(web2.image)], containers: [container(web2)] }),
+    target: { apps: [] },
+    ctx: closed,
+    expect: ['wait window'],
+  },
+  {
+    name: 'closed: a purge is a device action and goes ahead',
+    current: world({ images: [image(web2.image)], containers: [container(web2)] }),
+    target: { apps: [app([web2])] },
+    ctx: { ...closed, requests: requests({ purge: new Set([APP]) }) },
+    expect: ['killContainer c-web-2'],
+  },
+  {
+    name: 'closed: a changed network definition waits (its containers would be killed)',
+    current: world({
+      images: [image(web2.image)],
+      containers: [container(web2)],
+      networks: [{ name: `${APP}_default`, appId: APP, configHash: 'old-net' }],
+    }),
+    target: { apps: [app([web2])] },
+    ctx: closed,
+    expect: ['wait window'],
+  },
+  {
+    name: 'closed, converged: nothing to wait for',
+    current: world({ images: [image(web2.image)], containers: [container(web2)] }),
+    target: { apps: [app([web2])] },
+    ctx: closed,
+    expect: [],
+  },
+];
+
 const killing = (s: Step): s is Extract<Step, { action: 'killContainer' | 'stopContainer' }> =>
   s.action === 'killContainer' || s.action === 'stopContainer';
 
@@ -803,6 +907,32 @@ describe('plan()', () => {
       assert.deepEqual(plan(c.current, c.target, ctx(c.ctx)).map(short).sort(), [...c.expect].sort());
     });
   }
+
+  for (const c of windowCases) {
+    it(`update window: ${c.name}`, () => {
+      const allLocks = new Set(c.current.containers.map((x) => `${x.appId}/${x.serviceName}`));
+      const steps = plan(c.current, c.target, ctx({ agentLocks: allLocks, ...c.ctx }));
+      const visible = steps.filter((s) => s.action !== 'releaseLock');
+      assert.deepEqual(visible.map(short).sort(), [...c.expect].sort());
+      if (c.ctx === closed) assert.ok(!steps.some((s) => s.action === 'takeLock'), 'no lock taken for a held update');
+    });
+  }
+
+  it('update window: the wait comes back when the window opens, capped, and says when', () => {
+    const target = { apps: [app([web2])] };
+    const current = world({ images: [image(web1.image), image(web2.image)], containers: [container(web1)] });
+    const waitOf = (opensAt: number | null) => {
+      const steps = plan(current, target, ctx({ updateWindow: { mayApply: false, opensAt } }));
+      const wait = steps.find((s) => s.action === 'wait');
+      assert.ok(wait?.action === 'wait' && wait.window === true && wait.appId === APP);
+      return wait;
+    };
+    assert.equal(waitOf(70_000).retryAfterMs, 60_000);
+    assert.match(waitOf(70_000).reason, /opens 1970-01-01T00:01:10\.000Z/);
+    assert.equal(waitOf(10_000 + 3_600_000).retryAfterMs, WINDOW_RECHECK_MS);
+    assert.equal(waitOf(null).retryAfterMs, WINDOW_RECHECK_MS);
+    assert.equal(waitOf(10_100).retryAfterMs, 1_000, 'never a busy loop');
+  });
 
   it('finds images by digest under another repository name', () => {
     const svc = service('web', { image: 'registry.example/v2/abc@sha256:1234' });

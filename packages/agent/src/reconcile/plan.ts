@@ -18,6 +18,13 @@ import { deltaTag } from '../deltas/delta-tag.js';
  */
 
 const LOCK_RETRY_MS = 5_000;
+/**
+ * Longest wait for a closed maintenance window before the planner looks again: a clock set late (no RTC before
+ * NTP) or a time-zone rule change then costs at most this much delay.
+ */
+export const WINDOW_RECHECK_MS = 300_000;
+/** What an app waiting for its window may still do: download, and start a container that already runs the target. */
+const ALLOWED_OUTSIDE_WINDOW = new Set<Step['action']>(['fetch', 'startContainer']);
 const DEPENDENCY_RETRY_MS = 2_000;
 /** The kill reason when hand-over cannot run old and new side by side (the system log says so). */
 export const HANDOVER_FELL_BACK = 'hand-over fell back to stop-then-start';
@@ -131,7 +138,11 @@ class Planner {
     const { purge } = this.ctx.requests;
     // A purged app is planned as if it had left the target; the passes after the purge bring it back.
     const active = this.target.apps.filter((a) => !purge.has(a.appId));
-    for (const app of active) this.planApp(app);
+    for (const app of active) {
+      const from = this.steps.length;
+      this.planApp(app);
+      if (this.mustWaitForWindow(app)) this.holdForWindow(app.appId, from);
+    }
     this.planRemovedApps(new Set(active.map((a) => a.appId)));
     if (this.steps.every((s) => s.action === 'wait')) this.planImageCleanup();
     this.planLockRelease();
@@ -144,6 +155,11 @@ class Planner {
       if (!activeIds.has(o.appId)) gone.add(o.appId);
     for (const appId of gone) {
       const purged = this.ctx.requests.purge.has(appId);
+      // An app leaving the target is an update too; a purge is a device action, done when asked.
+      if (!purged && this.windowClosed()) {
+        this.holdForWindow(appId, this.steps.length);
+        continue;
+      }
       const containers = this.containersOf(appId);
       for (const c of containers) this.kill(c, purged ? 'purge' : 'app removed from target');
       // Volumes and networks go only once no container of the app is left (the engine refuses otherwise).
@@ -156,6 +172,55 @@ class Planner {
           this.steps.push(step('removeVolume', { name: v.name }));
       }
     }
+  }
+
+  private windowClosed(): boolean {
+    return this.ctx.updateWindow?.mayApply === false;
+  }
+
+  /**
+   * Outside its maintenance window an app that is being updated (a service without a container running its target,
+   * a container of a service that left it, a network whose definition changed) changes nothing. An app with no
+   * container at all is installed at once: nothing runs that an update could disturb.
+   */
+  private mustWaitForWindow(app: TargetApp): boolean {
+    if (!this.windowClosed()) return false;
+    const containers = this.containersOf(app.appId);
+    if (containers.length === 0) return false;
+    const { images } = this.current;
+    const names = new Set(app.services.map((s) => s.serviceName));
+    return (
+      containers.some((c) => !names.has(c.serviceName)) ||
+      app.services.some(
+        (svc) => !containers.some((c) => c.serviceName === svc.serviceName && matches(c, svc, images)),
+      ) ||
+      app.networks.some((n) => {
+        const existing = this.current.networks.find((x) => x.name === n.name);
+        return existing !== undefined && existing.configHash !== n.configHash;
+      })
+    );
+  }
+
+  /**
+   * Replaces the steps planned for `appId` from index `from` on with what may happen outside the window (the
+   * downloads the update strategy makes before it touches the old containers) and a wait for the window.
+   */
+  private holdForWindow(appId: number, from: number): void {
+    const kept = this.steps.splice(from).filter((s) => ALLOWED_OUTSIDE_WINDOW.has(s.action));
+    this.steps.push(...kept);
+    const opensAt = this.ctx.updateWindow?.opensAt ?? null;
+    const until = opensAt === null ? WINDOW_RECHECK_MS : opensAt - this.ctx.now;
+    this.steps.push(
+      step('wait', {
+        reason:
+          opensAt === null
+            ? `app ${appId} waits for its update window`
+            : `app ${appId} waits for its update window (opens ${new Date(opensAt).toISOString()})`,
+        retryAfterMs: Math.max(1_000, Math.min(WINDOW_RECHECK_MS, until)),
+        appId,
+        window: true,
+      }),
+    );
   }
 
   /** The agent lets go of an app's update lock once nothing of the app is left to kill or stop. */

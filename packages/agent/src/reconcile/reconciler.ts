@@ -8,8 +8,9 @@ import type { PhaseEvent } from '../phases/phase-machine.js';
 import type { TargetSource } from '../target/target-source.js';
 import { runPass, type LoopDeps, type PassResult } from './loop.js';
 import type { Observed } from './observed.js';
-import type { ActionRequests, CurrentState, PlanContext, TargetModel } from './state.js';
-import type { Executors } from './steps.js';
+import type { ActionRequests, CurrentState, PlanContext, TargetModel, WindowVerdict } from './state.js';
+import type { Executors, Step } from './steps.js';
+import type { UpdateGate } from '../window/update-gate.js';
 
 export interface ReconcilerDeps {
   engine: ContainerEngine;
@@ -32,6 +33,8 @@ export interface ReconcilerDeps {
   changed: () => void;
   /** Images kept for a way back (self-rollback's committed releases). */
   keepImages?: () => ReadonlySet<string>;
+  /** The maintenance window: whether changes may be applied now (absent: always). */
+  gate?: Pick<UpdateGate, 'verdict' | 'applying' | 'converged'>;
   /** After every pass that was not cancelled, with what it saw (self-rollback watches the release there). */
   afterPass?: (view: {
     current: CurrentState | undefined;
@@ -49,6 +52,10 @@ export class Reconciler {
   private readonly loop: LoopDeps;
   /** The last pass ended waiting for an update lock: said once when an update starts waiting, not every retry. */
   private lockDeferred = false;
+  /** The window's verdict the last planning round was given. */
+  private verdict: WindowVerdict | undefined;
+  /** The last pass ended waiting for the maintenance window: said once, not every recheck. */
+  private windowDeferred = false;
 
   constructor(private readonly deps: ReconcilerDeps) {
     this.loop = {
@@ -59,7 +66,7 @@ export class Reconciler {
       knownImages: deps.knownImages,
       target: () => deps.targets.model(),
       context: (target) => this.planContext(target),
-      onPlanned: (statuses, current, target) => this.planned(statuses, current, target),
+      onPlanned: (statuses, current, target, steps) => this.planned(statuses, current, target, steps),
     };
   }
 
@@ -77,6 +84,13 @@ export class Reconciler {
         { outcome: result.outcome, iterations: result.iterations, ms: Math.round(result.durationMs) },
         'reconcile pass',
       );
+    if (result.outcome.kind === 'done') deps.gate?.converged();
+    const wait = deps.observed.windowWait;
+    if (wait && !this.windowDeferred)
+      deps.logs.system(
+        `Update downloaded; waiting for the update window${wait.opensAt === null ? '' : ` (opens ${new Date(wait.opensAt).toISOString()})`}`,
+      );
+    this.windowDeferred = wait !== null;
     const locked = result.outcome.kind === 'retry-after' && result.outcome.lockedApps.length > 0;
     if (locked && !this.lockDeferred) deps.logs.system('Update lock held, update deferred');
     this.lockDeferred = locked;
@@ -95,6 +109,7 @@ export class Reconciler {
 
   private async planContext(target: TargetModel): Promise<PlanContext> {
     const { lockedApps, agentLocks, handoverComplete } = await this.deps.scanLocks();
+    this.verdict = this.deps.gate?.verdict();
     return {
       now: Date.now(),
       lockedApps,
@@ -104,12 +119,22 @@ export class Reconciler {
       agentLocks,
       requests: this.deps.requests(),
       ...(this.deps.keepImages ? { keepImages: this.deps.keepImages() } : {}),
+      ...(this.verdict ? { updateWindow: this.verdict } : {}),
     };
   }
 
-  private planned(statuses: Map<number, UpdateStatus>, current: CurrentState, target: TargetModel): void {
+  private planned(
+    statuses: Map<number, UpdateStatus>,
+    current: CurrentState,
+    target: TargetModel,
+    steps: readonly Step[],
+  ): void {
     // Persisted only when there is work, so converged passes cost no disk write.
     if ([...statuses.values()].some((s) => s !== 'done')) this.deps.phase('work-planned');
+    // Changes planned while the window allows them: this apply is finished even if the window closes meanwhile.
+    if (this.verdict?.mayApply && [...statuses.values()].includes('applying changes')) this.deps.gate?.applying();
+    const waiting = steps.some((s) => s.action === 'wait' && s.window === true);
+    this.deps.observed.windowWait = waiting ? { opensAt: this.verdict?.opensAt ?? null } : null;
     this.deps.observed.planned(statuses, current, target);
     this.deps.changed();
   }

@@ -118,6 +118,14 @@ export interface TargetModel {
   apps: TargetApp[];
 }
 
+/** The maintenance window's word on this planning round (window/update-gate.ts). */
+export interface WindowVerdict {
+  /** False: images may be fetched, but nothing that runs changes (an app being updated waits). */
+  mayApply: boolean;
+  /** When the window opens next (epoch ms), when it is closed; null: never, or open. */
+  opensAt: number | null;
+}
+
 /** Facts about the outside the planner may not fetch itself. */
 export interface PlanContext {
   now: number;
@@ -141,6 +149,8 @@ export interface PlanContext {
    * them, also offline), until a newer release is committed.
    */
   keepImages?: ReadonlySet<string>;
+  /** Absent: no maintenance window, updates apply at once. */
+  updateWindow?: WindowVerdict;
 }
 
 /**

@@ -27,9 +27,9 @@ export interface StepArgs {
   releaseLock: { appId: number; services: string[] };
   /**
    * Nothing to do yet, but not converged: the pass ends with retry-after. Never executed. `lock`: the wait is for
-   * an update lock a service holds (what device actions answer 423 for).
+   * an update lock a service holds (what device actions answer 423 for). `window`: for the maintenance window.
    */
-  wait: { reason: string; retryAfterMs: number; appId?: number; lock?: boolean };
+  wait: { reason: string; retryAfterMs: number; appId?: number; lock?: boolean; window?: boolean };
 }
 
 export type Action = keyof StepArgs;

@@ -12,6 +12,7 @@ describe('updateState()', () => {
     statuses: UpdateStatus[];
     progress?: number[];
     failed?: boolean;
+    windowWait?: { opensAt: number | null };
     expect: Partial<UpdateState>;
   }> = [
     { name: 'no pass yet', statuses: [], expect: { status: 'Idle', updatePending: false, updateDownloaded: false } },
@@ -29,6 +30,19 @@ describe('updateState()', () => {
     },
     { name: 'applying', statuses: ['applying changes'], expect: { status: 'Updating', updateDownloaded: false } },
     {
+      name: 'downloaded, waiting for the update window',
+      statuses: ['downloaded', 'done'],
+      windowWait: { opensAt: 1_000 },
+      expect: { status: 'Waiting for update window', updatePending: true, updateDownloaded: true },
+    },
+    {
+      name: 'still downloading ahead of the window: updating',
+      statuses: ['downloading'],
+      progress: [40],
+      windowWait: { opensAt: 1_000 },
+      expect: { status: 'Updating', downloadProgress: 40 },
+    },
+    {
       name: 'failed terminally wins',
       statuses: ['applying changes'],
       failed: true,
@@ -41,6 +55,7 @@ describe('updateState()', () => {
         statuses: new Map(c.statuses.map((s, i) => [i, s])),
         progress: new Map((c.progress ?? []).map((p, i) => [`img:${i}`, p])),
         failed: c.failed ?? false,
+        windowWait: c.windowWait ?? null,
       });
       for (const [key, value] of Object.entries(c.expect)) assert.equal(state[key as keyof UpdateState], value, key);
     });
@@ -90,6 +105,16 @@ describe('buildDeviceReport()', () => {
     assert.equal(failed.status, 'Update failed');
     assert.equal(failed.apps?.u1?.releases.c2?.update_status, 'aborted');
     assert.equal(report.rollback, null);
+  });
+
+  it('waiting for the update window: the status says so, and when it opens', () => {
+    const waiting = { ...view, statuses: new Map([[1, 'downloaded' as const]]), windowWait: { opensAt: 86_400_000 } };
+    if (!reportable(waiting)) throw new Error('unreachable');
+    const report = buildDeviceReport(waiting, {}, about, metrics);
+    assert.equal(report.status, 'Waiting for update window');
+    assert.equal(report.update_window_opens_at, '1970-01-02T00:00:00.000Z');
+    if (!reportable(view)) throw new Error('unreachable');
+    assert.equal(buildDeviceReport(view, {}, about, metrics).update_window_opens_at, null, 'no wait: null');
   });
 
   it('a rollback: update failed, the refused release aborted beside the one the device went back to', () => {

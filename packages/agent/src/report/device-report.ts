@@ -6,7 +6,7 @@ import type { Metrics } from './metrics.js';
 
 /** The device-wide update state, as both the state report and the local device API (`GET /v1/device`) give it. */
 export interface UpdateState {
-  status: 'Idle' | 'Updating' | 'Update failed';
+  status: 'Idle' | 'Updating' | 'Update failed' | 'Waiting for update window';
   updatePending: boolean;
   /** Every app is downloaded or done, and at least one waits to apply (e.g. behind an update lock). */
   updateDownloaded: boolean;
@@ -17,7 +17,7 @@ export interface UpdateState {
 
 /** Pure: the update state of `view`. */
 export function updateState(
-  view: Pick<DeviceView, 'statuses' | 'progress' | 'failed'> & { rollback?: DeviceRollback | null },
+  view: Pick<DeviceView, 'statuses' | 'progress' | 'failed' | 'windowWait'> & { rollback?: DeviceRollback | null },
 ): UpdateState {
   const values = [...view.statuses.values()];
   const updating = values.some((s) => s !== 'done');
@@ -25,7 +25,14 @@ export function updateState(
   // A release the device rolled back from and refuses is an update that failed, however well the old one runs.
   const failed = view.failed || (view.rollback ?? null) !== null;
   return {
-    status: failed ? 'Update failed' : updating ? 'Updating' : 'Idle',
+    status: failed
+      ? 'Update failed'
+      : // Downloads done, nothing else to do until the window opens: what the device waits for is the window.
+        updating && view.windowWait && downloads.length === 0
+        ? 'Waiting for update window'
+        : updating
+          ? 'Updating'
+          : 'Idle',
     updatePending: updating,
     updateDownloaded:
       values.length > 0 &&
@@ -80,6 +87,10 @@ export function buildDeviceReport(
     update_pending: state.updatePending,
     update_failed: state.updateFailed,
     rollback,
+    update_window_opens_at:
+      view.windowWait?.opensAt === undefined || view.windowWait.opensAt === null
+        ? null
+        : new Date(view.windowWait.opensAt).toISOString(),
     ...metrics,
     apps,
   };

@@ -41,6 +41,9 @@ export interface Store {
   getRollout(): Rollout;
   /** Replaces the whole record in one statement: a crash leaves the old one or the new one, never a mix. */
   setRollout(rollout: Rollout): void;
+  /** The target (window/update-gate.ts `targetDigest`) whose apply began inside its maintenance window; null: none. */
+  getWindowApply(): string | null;
+  setWindowApply(digest: string | null): void;
   close(): void;
 }
 
@@ -115,6 +118,11 @@ export function openStore(dataDir: string): Store {
     // A hand-edited or foreign value must not stop the agent: what cannot be read counts as nothing committed.
     getRollout: () => parseRollout(json<unknown>('rollout')) ?? EMPTY_ROLLOUT,
     setRollout: (rollout) => put.run('rollout', JSON.stringify(rollout)),
+    getWindowApply: () => {
+      const stored = json<unknown>('windowApply');
+      return typeof stored === 'string' ? stored : null;
+    },
+    setWindowApply: (digest) => put.run('windowApply', JSON.stringify(digest)),
     close: () => db.close(),
   };
 }

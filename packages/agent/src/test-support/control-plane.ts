@@ -30,7 +30,8 @@ export interface ReleaseSpec {
 export class ControlPlane {
   private constructor(
     readonly tap: Tap,
-    readonly server: RunningServer,
+    /** The server now running (another one after `restart()`). */
+    public server: RunningServer,
     readonly adminKey: string,
     readonly fleet: { id: number; uuid: string; slug: string },
     /** The server's data folder (its registry is `registry/` in it). */
@@ -43,13 +44,7 @@ export class ControlPlane {
     const tap = new Tap();
     await tap.up();
     try {
-      const server = await startServer({
-        host: '127.0.0.1',
-        port: 0,
-        publicUrl: tap.url,
-        dataDir: join(dir.path, 'server'),
-        logLevel: false,
-      });
+      const server = await ControlPlane.serve(tap, join(dir.path, 'server'));
       tap.upstream = new URL(server.url);
       const adminKey = server.admin?.apiKey;
       if (!adminKey) throw new Error('a fresh server bootstraps an admin with an API key');
@@ -57,16 +52,32 @@ export class ControlPlane {
       const answer = await apiCall(server.url, 'POST', '/api/v1/fleets', adminKey, { name: slug, slug });
       if (answer.status !== 201) throw new Error(`create fleet: ${answer.status} ${JSON.stringify(answer.data)}`);
       const fleet = { id: answer.data.id as number, uuid: answer.data.uuid as string, slug };
-      return new ControlPlane(tap, server, adminKey, fleet, join(dir.path, 'server'), async () => {
+      const cp: ControlPlane = new ControlPlane(tap, server, adminKey, fleet, join(dir.path, 'server'), async () => {
         await tap.down();
-        await server.close();
+        await cp.server.close();
         await dir.remove();
       });
+      return cp;
     } catch (error) {
       await tap.down();
       await dir.remove();
       throw error;
     }
+  }
+
+  private static serve(tap: Tap, dataDir: string): Promise<RunningServer> {
+    return startServer({ host: '127.0.0.1', port: 0, publicUrl: tap.url, dataDir, logLevel: false });
+  }
+
+  /**
+   * Stops the server and starts another on the same data folder, as a restart does; the tap stays, so devices keep
+   * their address (their requests meanwhile fail as against a server that is down).
+   */
+  async restart(): Promise<void> {
+    this.tap.upstream = undefined;
+    await this.server.close();
+    this.server = await ControlPlane.serve(this.tap, this.dataDir);
+    this.tap.upstream = new URL(this.server.url);
   }
 
   /** The address devices use (the tap's). */

@@ -12,6 +12,7 @@ import type { Device, DeviceAction, RouteInput } from '@flotilla/protocol';
 import { emit, formatDetails, formatTable } from '../output/output.js';
 import { checkArg, leaf, releaseRef, runCommand } from './context.js';
 import { registerPublicUrlCommands } from './public-url.js';
+import { registerDeviceWindowCommands, windowText } from './update-window.js';
 
 const DEVICE_PAGE = 1_000;
 
@@ -43,6 +44,7 @@ export function deviceDetails(d: Device): string {
       ['running release', d.runningRelease],
       ['target release', d.targetRelease],
       ['pinned release', d.pinnedRelease],
+      ...windowDetails(d),
       ['os', [d.osVersion, d.osVariant].filter(Boolean).join(' ')],
       ['agent', d.agentVersion],
       ['ip address', d.ipAddress],
@@ -56,6 +58,19 @@ export function deviceDetails(d: Device): string {
         )) +
     rollbackDetails(d.rollback ?? null)
   );
+}
+
+/** Its window (and whose it is), and while an update waits for it, when it opens. */
+export function windowDetails(d: Device): Array<[string, string | null]> {
+  const window = d.updateWindow ?? null;
+  const rows: Array<[string, string | null]> = [
+    [
+      'update window',
+      window ? `${windowText(window)} (${window.source === 'device' ? 'its own' : "the fleet's"})` : null,
+    ],
+  ];
+  if (d.updateWindowOpensAt) rows.push(['update waits', `for the window, which opens ${d.updateWindowOpensAt}`]);
+  return rows;
 }
 
 /** The device went back by itself from a failing release: what, why, and the failing service's last lines. */
@@ -165,7 +180,10 @@ export function registerDeviceCommands(program: Command): void {
     ['update', 'make a device fetch and apply its target state now'],
   ];
   for (const [action, description] of actions) {
-    const cmd = leaf(device, `${action} <device>`, description).option('--force', 'override update locks');
+    const cmd = leaf(device, `${action} <device>`, description).option(
+      '--force',
+      action === 'update' ? 'override update locks and, this once, the maintenance window' : 'override update locks',
+    );
     if (action === 'restart') cmd.option('--service <name>', 'only this service');
     cmd.action(async (ref: string, opts: { force?: boolean; service?: string; json?: boolean }) =>
       runCommand(opts, async (ctx) => {
@@ -197,4 +215,5 @@ export function registerDeviceCommands(program: Command): void {
   }
 
   registerPublicUrlCommands(device);
+  registerDeviceWindowCommands(device);
 }

@@ -5,6 +5,7 @@ import type { Fleet } from '@flotilla/protocol';
 const fleetParams = (slug: string) => ({ slug: checkArg(slugSchema, slug, 'fleet') });
 import { emit, formatDetails, formatTable } from '../output/output.js';
 import { checkArg, leaf, releaseRef, runCommand } from './context.js';
+import { registerFleetWindowCommands, windowText } from './update-window.js';
 
 export function fleetDetails(fleet: Fleet): string {
   return formatDetails([
@@ -17,6 +18,7 @@ export function fleetDetails(fleet: Fleet): string {
       fleet.targetRelease ? `${fleet.targetRelease.version} (${fleet.targetRelease.commit.slice(0, 7)})` : null,
     ],
     ['pinned release', fleet.pinnedRelease],
+    ['update window', windowText(fleet.updateWindow ?? null)],
     [
       'devices',
       fleet.deviceCount === undefined ? null : `${fleet.deviceCount} (${fleet.onlineDeviceCount ?? 0} online)`,
@@ -88,4 +90,5 @@ export function registerFleetCommands(program: Command): void {
       );
     }),
   );
+  registerFleetWindowCommands(fleet);
 }

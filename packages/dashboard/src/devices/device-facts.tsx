@@ -1,7 +1,7 @@
 import type { Device } from '@flotilla/protocol';
 import { Link } from 'react-router';
 import { type Fact, FactList } from '../ui/fact-list.js';
-import { formatUsage, short, timeAgo } from '../ui/format.js';
+import { describeUpdateWindow, formatUsage, short, timeAgo } from '../ui/format.js';
 import { StatusBadge } from '../ui/status-badge.js';
 
 /** What the device is and runs, as a description list (reads well to a screen reader and on a phone). */
@@ -20,6 +20,7 @@ export function DeviceFacts({ device, now }: { device: Device; now: number }) {
       'Pinned to',
       device.pinnedRelease === null ? 'the fleet’s release' : <code key="p">{short(device.pinnedRelease)}</code>,
     ],
+    ['Update window', describeUpdateWindow(device)],
     ['Device type', device.deviceType],
     ['OS', [device.osVersion, device.osVariant].filter(Boolean).join(' ') || '—'],
     ['Agent', device.agentVersion ?? '—'],

@@ -11,6 +11,8 @@ test('a device is offline whatever it last reported, else its report decides, fa
     [true, 'Updating', false, 'updating', 'Updating'],
     [true, 'Downloading', false, 'updating', 'Downloading'],
     [true, 'applying changes', false, 'updating', 'applying changes'],
+    // Downloaded, waiting for its maintenance window: its update is pending.
+    [true, 'Waiting for update window', false, 'updating', 'Waiting for update window'],
     [true, 'Update failed', false, 'failed', 'Update failed'],
     [true, 'Update failed', true, 'failed', 'Update failed'],
     // The balena Supervisor's way: the flag, beside a status that says something else.

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { formatMb, formatUsage, short, timeAgo } from './format.js';
+import { describeUpdateWindow, formatMb, formatUsage, short, timeAgo } from './format.js';
 
 test('timeAgo speaks in the largest whole unit', () => {
   const now = Date.parse('2026-03-01T12:00:00Z');
@@ -24,4 +24,20 @@ test('sizes read in MB or GB, usage with its share', () => {
   assert.equal(formatUsage(1024, 4096), '1.0 GB / 4.0 GB (25 %)');
   assert.equal(short('0123456789abcdef'), '0123456');
   assert.equal(short(null), '—');
+});
+
+test('a maintenance window in words: whose, and when a waiting update applies', () => {
+  const window = { cron: '0 2 * * *', durationSeconds: 7200, timezone: 'Europe/Paris' };
+  assert.equal(describeUpdateWindow({ updateWindow: null, updateWindowOpensAt: null }), 'none: updates apply at once');
+  assert.equal(
+    describeUpdateWindow({ updateWindow: { ...window, source: 'fleet' }, updateWindowOpensAt: null }),
+    '0 2 * * * (Europe/Paris), open 2h; the fleet’s',
+  );
+  assert.equal(
+    describeUpdateWindow({
+      updateWindow: { ...window, source: 'device' },
+      updateWindowOpensAt: '2026-12-02T01:00:00.000Z',
+    }),
+    '0 2 * * * (Europe/Paris), open 2h; its own. An update waits for it; it opens 2026-12-02T01:00:00.000Z',
+  );
 });

@@ -1,3 +1,5 @@
+import { formatDurationSeconds, type Device } from '@flotilla/protocol';
+
 /** How long ago `iso` was, in the largest whole unit (`just now`, `5 min ago`, `3 h ago`, `2 d ago`). */
 export function timeAgo(iso: string | null, now: number): string {
   if (iso === null) return 'never';
@@ -25,4 +27,16 @@ export function formatUsage(used: number | null, total: number | null): string |
 /** The first 7 characters of a commit or UUID, as every Flotilla tool shows them. */
 export function short(hash: string | null): string {
   return hash === null ? '—' : hash.slice(0, 7);
+}
+
+/**
+ * A device's maintenance window in words: the window and whose it is, and, while an update waits for it, when it
+ * opens; without one, that updates apply at once.
+ */
+export function describeUpdateWindow(device: Pick<Device, 'updateWindow' | 'updateWindowOpensAt'>): string {
+  const window = device.updateWindow;
+  if (!window) return 'none: updates apply at once';
+  const whose = window.source === 'device' ? 'its own' : 'the fleet’s';
+  const text = `${window.cron} (${window.timezone}), open ${formatDurationSeconds(window.durationSeconds)}; ${whose}`;
+  return device.updateWindowOpensAt ? `${text}. An update waits for it; it opens ${device.updateWindowOpensAt}` : text;
 }

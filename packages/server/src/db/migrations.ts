@@ -395,6 +395,15 @@ export function migrations(dialect: Dialect): MigrationProvider {
             .execute();
       },
     },
+    '0012-update-windows': {
+      async up(db: Kysely<unknown>) {
+        // Maintenance windows (update-windows/): protocol updateWindowSchema as JSON, null for none; and the
+        // opening a device last reported it waits for. One column per ALTER (SQLite).
+        await db.schema.alterTable('fleets').addColumn('update_window_json', 'text').execute();
+        await db.schema.alterTable('devices').addColumn('update_window_json', 'text').execute();
+        await db.schema.alterTable('devices').addColumn('update_window_opens_at', 'text').execute();
+      },
+    },
   };
   return { getMigrations: async () => all };
 }

@@ -39,6 +39,8 @@ export interface Database {
     /** INVARIANT: bumped by every change that can alter the target state of the fleet's devices. */
     revision: number;
     created_at: string;
+    /** The fleet's maintenance window (protocol `updateWindowSchema`, JSON); null: none. */
+    update_window_json: string | null;
   };
   provisioning_keys: {
     id: Generated<number>;
@@ -92,6 +94,10 @@ export interface Database {
     /** The same summed over every reported delta of the device. */
     total_bytes_downloaded: Generated<number>;
     total_pull_bytes: Generated<number>;
+    /** The device's own maintenance window (JSON), in place of its fleet's; null: the fleet's applies. */
+    update_window_json: string | null;
+    /** When the window opens, as the device last reported while an update waits for it; null: it waits for none. */
+    update_window_opens_at: string | null;
   };
   releases: {
     id: Generated<number>;

@@ -7,6 +7,7 @@ import type {
   TargetService,
   TargetState,
   TargetVolume,
+  UpdateWindow,
 } from '@flotilla/protocol';
 
 /** Everything target state is computed from; loading it is the caller's business, so this stays pure. */
@@ -27,6 +28,8 @@ export interface TargetStateInput {
   deviceEnv: { name: string; value: string; service: string | null }[];
   fleetConfig: { name: string; value: string }[];
   deviceConfig: { name: string; value: string }[];
+  /** The device's maintenance window (its own, else its fleet's); null or absent: none. */
+  updateWindow?: UpdateWindow | null;
 }
 
 function composition(service: ComposeService): Record<string, unknown> {
@@ -83,13 +86,14 @@ export function buildTargetState(input: TargetStateInput): TargetState {
     for (const [name, n] of Object.entries(release.composition.networks ?? {})) networks[name] = network(n);
     releases[release.commit] = { id: release.id, services, volumes, networks };
   }
-  return {
-    [input.device.uuid]: {
-      name: input.device.name,
-      config,
-      apps: {
-        [input.fleet.uuid]: { id: input.fleet.id, name: input.fleet.name, class: 'fleet', is_host: false, releases },
-      },
+  const device: TargetDevice = {
+    name: input.device.name,
+    config,
+    apps: {
+      [input.fleet.uuid]: { id: input.fleet.id, name: input.fleet.name, class: 'fleet', is_host: false, releases },
     },
   };
+  // Only when there is one: a device without a window gets the very target (and ETag) it got before windows existed.
+  if (input.updateWindow) device.update_window = input.updateWindow;
+  return { [input.device.uuid]: device };
 }

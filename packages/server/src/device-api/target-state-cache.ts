@@ -9,6 +9,8 @@ export interface FleetPart {
   release: ReleasePart | null;
   env: TargetStateInput['fleetEnv'];
   config: TargetStateInput['fleetConfig'];
+  /** The fleet's maintenance window as stored (JSON); null: none. */
+  updateWindowJson: string | null;
   /** A rollout that decides which unpinned devices get `release` and which `previous` (rollouts/rollout-overlay.ts). */
   rollout?: { overlay: RolloutOverlay; previous: ReleasePart | null } | undefined;
 }

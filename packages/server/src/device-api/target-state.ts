@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
-import type { ComposeFile } from '@flotilla/protocol';
+import type { ComposeFile, UpdateWindow } from '@flotilla/protocol';
 import type { Db } from '../db/database.js';
 import { fleetTargetRelease } from '../fleets/fleets.js';
 import { releaseUnder, rolloutOverlay, standingOf } from '../rollouts/rollout-overlay.js';
+import { effectiveWindow } from '../update-windows/update-windows.js';
 import { buildTargetState } from './build-target-state.js';
 import type { CachedState, FleetPart, ReleasePart, TargetStateCache } from './target-state-cache.js';
 
@@ -26,7 +27,7 @@ async function loadRelease(db: Db, releaseId: number | null): Promise<ReleasePar
 async function loadFleetPart(db: Db, fleetId: number): Promise<FleetPart> {
   const fleet = await db
     .selectFrom('fleets')
-    .select(['id', 'uuid', 'name', 'pinned_release_id'])
+    .select(['id', 'uuid', 'name', 'pinned_release_id', 'update_window_json'])
     .where('id', '=', fleetId)
     .executeTakeFirstOrThrow();
   const release = await loadRelease(db, (await fleetTargetRelease(db, fleet))?.id ?? null);
@@ -45,7 +46,13 @@ async function loadFleetPart(db: Db, fleetId: number): Promise<FleetPart> {
     .where('device_id', 'is', null)
     .orderBy('id')
     .execute();
-  const part: FleetPart = { fleet: { id: fleet.id, uuid: fleet.uuid, name: fleet.name }, release, env, config };
+  const part: FleetPart = {
+    fleet: { id: fleet.id, uuid: fleet.uuid, name: fleet.name },
+    release,
+    env,
+    config,
+    updateWindowJson: fleet.update_window_json,
+  };
   if (overlay) part.rollout = { overlay, previous: await loadRelease(db, overlay.previousReleaseId) };
   return part;
 }
@@ -70,7 +77,7 @@ export async function computeTargetState(
   }
   const device = await db
     .selectFrom('devices')
-    .select(['uuid', 'name', 'pinned_release_id'])
+    .select(['uuid', 'name', 'pinned_release_id', 'update_window_json'])
     .where('id', '=', row.id)
     .executeTakeFirstOrThrow();
   const release =
@@ -97,8 +104,16 @@ export async function computeTargetState(
     deviceEnv: env,
     fleetConfig: fleetPart.config,
     deviceConfig: config,
+    updateWindow: stripSource(effectiveWindow(device.update_window_json, fleetPart.updateWindowJson)),
   });
   return JSON.stringify(state);
+}
+
+/** The device is told the window only, not where it was set. */
+function stripSource(window: (UpdateWindow & { source: string }) | null): UpdateWindow | null {
+  if (!window) return null;
+  const { source: _source, ...rest } = window;
+  return rest;
 }
 
 export function etagOf(body: string): string {

@@ -4,6 +4,7 @@ import type { Db } from '../db/database.js';
 import type { Database } from '../db/schema.js';
 import { ONLINE_WINDOW_MS, fleetTargetRelease } from '../fleets/fleets.js';
 import { releaseUnder, rolloutOverlay } from '../rollouts/rollout-overlay.js';
+import { effectiveWindow } from '../update-windows/update-windows.js';
 
 export type DeviceRow = Selectable<Database['devices']>;
 
@@ -24,7 +25,7 @@ export async function toDevices(db: Db, rows: readonly DeviceRow[]): Promise<Dev
   const fleetIds = unique(rows.map((r) => r.fleet_id));
   const fleets = await db
     .selectFrom('fleets')
-    .select(['id', 'slug', 'pinned_release_id'])
+    .select(['id', 'slug', 'pinned_release_id', 'update_window_json'])
     .where('id', 'in', fleetIds)
     .execute();
   const pinnedIds = unique(rows.flatMap((r) => (r.pinned_release_id === null ? [] : [r.pinned_release_id])));
@@ -87,6 +88,8 @@ export async function toDevices(db: Db, rows: readonly DeviceRow[]): Promise<Dev
               },
         total: { downloaded: Number(row.total_bytes_downloaded), pullBytes: Number(row.total_pull_bytes) },
       },
+      updateWindow: effectiveWindow(row.update_window_json, fleet.update_window_json),
+      updateWindowOpensAt: row.update_window_opens_at,
     };
     return [device];
   });

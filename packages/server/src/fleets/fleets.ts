@@ -10,6 +10,7 @@ import type { UserPrincipal } from '../auth/principal.js';
 import { orgIds, requireOrgAdmin } from '../auth/principal.js';
 import { handleFromName, visibleOrganization } from '../organizations/organizations.js';
 import { findRelease } from '../releases/releases.js';
+import { parseStoredWindow } from '../update-windows/update-windows.js';
 
 /** A fleet as stored; derived from the table so the two cannot drift apart. */
 export type FleetRow = Selectable<Database['fleets']>;
@@ -80,6 +81,7 @@ export async function toFleet(db: Db, row: FleetRow): Promise<Fleet> {
     deviceCount: Number(counts?.total ?? 0),
     onlineDeviceCount: Number(counts?.online ?? 0),
     createdAt: row.created_at,
+    updateWindow: parseStoredWindow(row.update_window_json),
   };
 }
 

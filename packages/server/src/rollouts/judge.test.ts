@@ -153,6 +153,14 @@ test('a device: soaked → succeeded; silent past the offline timeout → offlin
       { state: 'pending', healthy_since: null },
     ],
     [
+      // Its update is downloaded and waits for its maintenance window, past the offline timeout: it polls and
+      // reports, so it is seen, and stays pending (never failed, never offline) until its window applies it.
+      'waiting for its update window',
+      pending,
+      running({ last_seen_at: iso(at - 1_000), running_release: 'old' }),
+      { state: 'pending', healthy_since: null },
+    ],
+    [
       'offline and back, healthy',
       { state: 'offline', healthy_since: null },
       running(),

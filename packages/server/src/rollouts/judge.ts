@@ -95,6 +95,8 @@ export interface JudgeContext {
  * from the device's report, rollout-engine.ts `noteReport`). Otherwise: running the release healthy since
  * `healthy_since` for the soak time → succeeded; not running it and not seen for the offline timeout after the
  * batch opened → offline (it does not hold the batch back, and is judged again when it comes back).
+ * A device whose update waits for its maintenance window is seen (it polls and reports) and so stays pending: the
+ * batch waits for its window rather than counting it failed or offline.
  */
 export function judgeDevice(current: DeviceJudgement, device: DeviceFacts, release: ReleaseFacts, ctx: JudgeContext) {
   if (current.state === 'failed' || current.state === 'excused' || current.state === 'succeeded') return current;

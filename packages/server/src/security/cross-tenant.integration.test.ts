@@ -90,6 +90,9 @@ function attacksOn(a: Tenant, b: Tenant): Attack[] {
   add('GET', `${fleet}/rollout-policies`, slug);
   add('PUT', `${fleet}/rollout-policies/:name`, { slug: b.slug, name: 'canary' }, { batches: [100] });
   add('DELETE', `${fleet}/rollout-policies/:name`, { slug: b.slug, name: 'canary' });
+  const window = { cron: '0 2 * * *', durationSeconds: 3600, timezone: 'UTC' };
+  add('PUT', `${fleet}/update-window`, slug, window);
+  add('DELETE', `${fleet}/update-window`, slug);
   // B's release staged in A's own fleet.
   add('POST', `${fleet}/rollouts`, { slug: a.slug }, { release: b.releaseId, batches: [100] });
   add('POST', `${fleet}/rollouts`, { slug: a.slug }, { release: b.releaseCommit, batches: [100] });
@@ -120,6 +123,8 @@ function attacksOn(a: Tenant, b: Tenant): Attack[] {
     add('GET', `${device}/public-url`, uuid);
     add('PUT', `${device}/public-url`, uuid, { port: 80 });
     add('DELETE', `${device}/public-url`, uuid);
+    add('PUT', `${device}/update-window`, uuid, { cron: '0 2 * * *', durationSeconds: 3600, timezone: 'UTC' });
+    add('DELETE', `${device}/update-window`, uuid);
     add('GET', `${api}/remote-sessions?device=:uuid`, uuid);
   }
   // B's action id through A's own device.

@@ -75,6 +75,10 @@ for (const testDb of testDatabases()) {
         ['POST', `/api/v1/fleets/${slug}/rollout/abort`],
         ['PUT', `/api/v1/fleets/${slug}/rollout-policies/canary`, { batches: [100] }],
         ['DELETE', `/api/v1/fleets/${slug}/rollout-policies/canary`],
+        ['PUT', `/api/v1/fleets/${slug}/update-window`, { cron: '0 2 * * *', durationSeconds: 3600, timezone: 'UTC' }],
+        ['DELETE', `/api/v1/fleets/${slug}/update-window`],
+        ['PUT', `/api/v1/devices/${uuid}/update-window`, { cron: '0 2 * * *', durationSeconds: 3600, timezone: 'UTC' }],
+        ['DELETE', `/api/v1/devices/${uuid}/update-window`],
       ];
       const tally = new AttackTally('observer writes');
       for (const [method, path, body] of writes) {
