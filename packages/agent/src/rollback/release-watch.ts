@@ -133,7 +133,10 @@ export class ReleaseWatch {
         // Applied: every service of it has its container. Not "converged": a crash loop can keep passes from ending
         // done (the engine shows a container between two restarts as exited, which a pass starts again).
         if (!converged && !watched.every((w) => w.container)) continue;
-        next = { ...next, soaking: { ...next.soaking, [appUuid]: { commit, since: now } } };
+        next = {
+          ...next,
+          soaking: { ...next.soaking, [appUuid]: { commit, since: now, app: committedApp(app, commit).app } },
+        };
         this.deps.system(`Watching release ${commit} for ${soakMs / 1000} s before keeping it`);
         continue;
       }

@@ -94,6 +94,24 @@ describe('rollout', () => {
     assert.deepEqual(forgetStale(soaking, device('c3')).soaking, {});
   });
 
+  it('forgetStale: a release replaced during its soak, not refused, is the one to go back to', () => {
+    const app = committedApp(device('c2').apps.app1 as TargetDevice['apps'][string], 'c2').app;
+    const soaking: Rollout = {
+      ...EMPTY_ROLLOUT,
+      committed: {
+        app1: { commit: 'c1', app: committedApp(device('c1').apps.app1 as TargetDevice['apps'][string], 'c1').app },
+      },
+      soaking: { app1: { commit: 'c2', since: 5, app } },
+    };
+    const next = forgetStale(soaking, device('c3'));
+    assert.deepEqual(next.committed, { app1: { commit: 'c2', app } });
+    assert.deepEqual(next.soaking, {});
+    assert.deepEqual([...committedImages(next)], ['img:c2'], "release 1's images may go, release 2's are kept");
+    // A soak stored without its app (before it was kept) ends as before: the committed release stays the way back.
+    const old: Rollout = { ...soaking, soaking: { app1: { commit: 'c2', since: 5 } } };
+    assert.equal(forgetStale(old, device('c3')).committed.app1?.commit, 'c1');
+  });
+
   it('committed images are kept', () => {
     assert.deepEqual([...committedImages(rolledBack)], ['img:c1']);
   });

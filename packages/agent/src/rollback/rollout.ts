@@ -6,13 +6,14 @@ import { deviceRollbackSchema, targetAppSchema, type DeviceRollback, type Target
  * leaves a state the agent resumes from:
  * - `committed`: the last release that passed its soak (or that the device already ran when it had nothing to go
  *   back to), as the target gave it. What the device returns to; its images are kept.
- * - `soaking`: the release being watched since `since` (epoch ms, wall clock, so the soak survives a restart).
+ * - `soaking`: the release being watched since `since` (epoch ms, wall clock, so the soak survives a restart), with
+ *   the app as the target gave it (absent in records stored before it was kept).
  * - `refused`: a release the device rolled back from; the agent runs the committed release instead until the target
  *   names another release or an update is forced.
  */
 const rolloutSchema = z.object({
   committed: z.record(z.string(), z.object({ commit: z.string(), app: targetAppSchema })),
-  soaking: z.record(z.string(), z.object({ commit: z.string(), since: z.number() })),
+  soaking: z.record(z.string(), z.object({ commit: z.string(), since: z.number(), app: targetAppSchema.optional() })),
   refused: z.record(z.string(), deviceRollbackSchema),
 });
 export type Rollout = z.infer<typeof rolloutSchema>;
@@ -58,6 +59,9 @@ export function committedApp(app: WireApp, commit: string): Rollout['committed']
  * Pure: forgets what no longer applies. A refusal ends when the target names another release (a new release, a
  * pin) or the app leaves the target; a soak ends when its release is no longer the target's; a committed release
  * of an app that left the target is dropped (its images may go).
+ * A release replaced during its soak with no failure seen (a failure would have refused it) becomes the committed
+ * one: it is the release the device ran last, the one the fleet's other devices run, and the one a staged rollout
+ * stages the next release from, so a failing next release goes back to it rather than to an older one.
  */
 export function forgetStale(rollout: Rollout, device: TargetDevice): Rollout {
   const commitOf = (appUuid: string): string | null | undefined => {
@@ -66,8 +70,12 @@ export function forgetStale(rollout: Rollout, device: TargetDevice): Rollout {
   };
   const keep = <T>(record: Record<string, T>, still: (appUuid: string, value: T) => boolean): Record<string, T> =>
     Object.fromEntries(Object.entries(record).filter(([k, v]) => still(k, v)));
+  const superseded = Object.entries(rollout.soaking).flatMap(([k, v]) => {
+    const now = commitOf(k);
+    return now !== undefined && now !== v.commit && v.app ? [[k, { commit: v.commit, app: v.app }] as const] : [];
+  });
   return {
-    committed: keep(rollout.committed, (k) => commitOf(k) !== undefined),
+    committed: { ...keep(rollout.committed, (k) => commitOf(k) !== undefined), ...Object.fromEntries(superseded) },
     soaking: keep(rollout.soaking, (k, v) => commitOf(k) === v.commit),
     refused: keep(rollout.refused, (k, v) => commitOf(k) === v.from_commit),
   };

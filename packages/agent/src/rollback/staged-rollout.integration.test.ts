@@ -185,7 +185,12 @@ describe('staged rollouts with ten real agents', { concurrency: false }, () => {
           return rollback?.from_commit === r3 && rollback.to_commit === commits.r2 && running(d) === commits.r2;
         }),
       { timeoutMs: 90_000, intervalMs: 200 },
-    );
+    ).catch(async (error: Error) => {
+      const seen = await Promise.all(
+        first.map(async (d) => ({ commits, report: cp.tap.state.get(d.uuid), engine: await onEngine(d) })),
+      );
+      throw new Error(`${error.message}; the first batch: ${JSON.stringify(seen)}`);
+    });
     const final = await waitFor(
       'both failures counted',
       async () => {
