@@ -78,6 +78,8 @@ export class SingleNodeBus implements EventBus {
 }
 
 const CHANNEL = 'flotilla_bus';
+/** Notifications per statement when several wait to be sent. */
+const NOTIFY_BATCH = 100;
 
 /**
  * PostgreSQL LISTEN/NOTIFY. One dedicated connection listens, reconnecting with backoff when it drops; messages
@@ -92,6 +94,8 @@ export class PostgresBus implements EventBus {
   private closed = false;
   private retryTimer: NodeJS.Timeout | undefined;
   private failures = 0;
+  private readonly outbox: string[] = [];
+  private sending: Promise<void> | undefined;
 
   constructor(
     private readonly connectionString: string,
@@ -103,11 +107,29 @@ export class PostgresBus implements EventBus {
     await this.listen();
   }
 
+  /**
+   * INVARIANT: other nodes get this node's messages in the order published (a follower's log lines, in order). One
+   * send at a time; messages published meanwhile go out together, in order, in the next statement. Sent one by one
+   * through the pool, two notifications could commit on two connections in either order.
+   */
   publish(message: BusMessage): void {
-    const payload = JSON.stringify({ node: this.node, message });
-    sql`select pg_notify(${CHANNEL}, ${payload})`.execute(this.db).catch((error: unknown) => {
-      this.log.warn({ err: (error as Error).message, type: message.type }, 'telling the other server nodes failed');
+    this.outbox.push(JSON.stringify({ node: this.node, message }));
+    this.sending ??= this.send().finally(() => {
+      this.sending = undefined;
     });
+  }
+
+  private async send(): Promise<void> {
+    while (this.outbox.length > 0) {
+      const batch = this.outbox.splice(0, NOTIFY_BATCH);
+      const notify = batch.map((payload) => sql`pg_notify(${CHANNEL}, ${payload})`);
+      await sql`select ${sql.join(notify)}`.execute(this.db).catch((error: unknown) => {
+        this.log.warn(
+          { err: (error as Error).message, messages: batch.length },
+          'telling the other server nodes failed',
+        );
+      });
+    }
   }
 
   subscribe(listener: (event: BusEvent) => void): () => void {
@@ -118,6 +140,7 @@ export class PostgresBus implements EventBus {
   async close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.retryTimer);
+    await this.sending;
     const client = this.client;
     this.client = undefined;
     await client?.end().catch(() => undefined);
