@@ -8,6 +8,10 @@ import type { Db } from '../db/database.js';
  *   that joined the fleet after the rollout began) the previous release;
  * - aborted: every device gets the previous release, until another release becomes the fleet's target;
  * - completed, superseded, cancelled: no say; the fleet's target release it is.
+ * And one say while the latest rollout waits for its release (still being deployed, so not yet the target): when it
+ * stages from a release other than the fleet's target release, that target is the release of a rollout it superseded
+ * (paused on failures, say), and every device gets the release the waiting rollout stages from instead ('waiting').
+ * A newer release deployed without a rollout, or a fleet pin, ends that say as any other.
  * A device pinned by hand gets its pin whatever the rollout says.
  *
  * INVARIANT (revisions, db/revisions.ts): every change of a rollout's say bumps its fleet's revision (created,
@@ -17,7 +21,7 @@ import type { Db } from '../db/database.js';
  */
 export interface RolloutOverlay {
   rolloutId: number;
-  status: 'running' | 'paused' | 'aborted';
+  status: 'running' | 'paused' | 'aborted' | 'waiting';
   releaseId: number;
   previousReleaseId: number | null;
   currentBatch: number;
@@ -34,12 +38,13 @@ export async function rolloutOverlay(
   if (targetReleaseId === null) return null;
   const row = await db
     .selectFrom('rollouts')
-    .select(['id', 'status', 'release_id', 'previous_release_id', 'current_batch'])
+    .select(['id', 'status', 'release_id', 'previous_release_id', 'current_batch', 'batch_opened_at'])
     .where('fleet_id', '=', fleetId)
     .orderBy('id', 'desc')
     .limit(1)
     .executeTakeFirst();
-  if (!row || row.release_id !== targetReleaseId) return null;
+  if (!row) return null;
+  if (row.release_id !== targetReleaseId) return waitingOverlay(db, fleetId, targetReleaseId, row);
   const status = HAS_SAY.find((s) => s === row.status);
   if (!status) return null;
   return {
@@ -47,6 +52,35 @@ export async function rolloutOverlay(
     status,
     releaseId: row.release_id,
     previousReleaseId: row.previous_release_id,
+    currentBatch: row.current_batch,
+  };
+}
+
+/** The say of a rollout still waiting for its release (see above), or null. */
+async function waitingOverlay(
+  db: Db,
+  fleetId: number,
+  targetReleaseId: number,
+  row: {
+    id: number;
+    status: string;
+    release_id: number;
+    previous_release_id: number | null;
+    current_batch: number;
+    batch_opened_at: string | null;
+  },
+): Promise<RolloutOverlay | null> {
+  const waiting = row.status === 'running' && row.batch_opened_at === null;
+  const from = row.previous_release_id;
+  // Release ids grow: a target newer than the staged release was deployed after it, without a rollout.
+  if (!waiting || from === null || from === targetReleaseId || targetReleaseId > row.release_id) return null;
+  const fleet = await db.selectFrom('fleets').select('pinned_release_id').where('id', '=', fleetId).executeTakeFirst();
+  if (!fleet || fleet.pinned_release_id !== null) return null;
+  return {
+    rolloutId: row.id,
+    status: 'waiting',
+    releaseId: row.release_id,
+    previousReleaseId: from,
     currentBatch: row.current_batch,
   };
 }
@@ -76,7 +110,7 @@ export function releaseUnder(
   overlay: Pick<RolloutOverlay, 'status' | 'releaseId' | 'previousReleaseId'>,
   standing: { batch: number | undefined; currentBatch: number },
 ): number | null {
-  if (overlay.status === 'aborted') return overlay.previousReleaseId;
+  if (overlay.status === 'aborted' || overlay.status === 'waiting') return overlay.previousReleaseId;
   return standing.batch !== undefined && standing.batch <= standing.currentBatch
     ? overlay.releaseId
     : overlay.previousReleaseId;

@@ -216,8 +216,26 @@ for (const testDb of testDatabases()) {
         await api('PATCH', `/api/v1/releases/${bad.data.id}`, { status: 'success' });
         await waitFor('the rollout to pause', async () => (await status(api, slug)).status === 'paused');
         const givenBefore = new Map(devices.map((d) => [d, d.given.length]));
-        // The fix goes out staged, with a long soak: only its first batch is given it.
-        const { commit: fix, rollout } = await deployWithRollout(api, slug, { batches: [25, 100], soakSeconds: 600 });
+        const canary = inBatch(await status(api, slug), devices, 0);
+        // The fix goes out staged, with a long soak: only its first batch is given it. While it is still being
+        // deployed, its rollout has superseded the paused one, and the paused release must reach nobody new.
+        const building = await api('POST', `/api/v1/fleets/${slug}/releases`, {
+          composition: COMPOSITION,
+          status: 'running',
+        });
+        const created = await api('POST', `/api/v1/fleets/${slug}/rollouts`, {
+          release: building.data.id,
+          batches: [25, 100],
+          soakSeconds: 600,
+        });
+        assert.equal(created.status, 201, JSON.stringify(created.data));
+        for (const d of devices.filter((x) => !canary.includes(x))) {
+          await d.step();
+          assert.ok(!d.given.slice(givenBefore.get(d)).includes(failing), 'while the fix builds, nobody new gets it');
+        }
+        await api('PATCH', `/api/v1/releases/${building.data.id}`, { status: 'success' });
+        const fix = building.data.commit as string;
+        const rollout = await status(api, slug);
         assert.equal(rollout.previousRelease?.commit, previous, 'staged from what the fleet ran before the failure');
         const first = inBatch(rollout, devices, 0);
         await waitFor('batch 1 to run the fix', () => first.every((d) => d.running === fix));
