@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { generateDeviceUuid, generateKey } from '@flotilla/protocol';
+import { ERROR_CODE_HEADER, generateDeviceUuid, generateKey } from '@flotilla/protocol';
 import { testDatabases } from '@flotilla/testkit';
 import { getRegisterDevice } from 'balena-register-device';
 import { getSdk } from 'balena-sdk';
@@ -117,7 +117,7 @@ for (const testDb of testDatabases()) {
         body: { value: '1', device: b.deviceId, name: 'RESIN_HOST_CONFIG_gpu_mem' },
       });
       assert.equal(foreign.status, 404, foreign.text);
-      assert.equal(foreign.data.error.code, 'DEVICE_NOT_FOUND');
+      assert.equal(foreign.headers.get(ERROR_CODE_HEADER), 'DEVICE_NOT_FOUND');
       const bVars = await t.call('GET', `/api/v1/devices/${b.uuid}/config`, { key: b.token });
       const bNames = bVars.data.items.map((v: { name: string }) => v.name);
       assert.ok(!bNames.includes('RESIN_HOST_CONFIG_gpu_mem'), JSON.stringify(bNames));
@@ -156,7 +156,7 @@ for (const testDb of testDatabases()) {
         body: { value: '1', device: a.deviceId, name: 'gpu_mem' },
       });
       assert.equal(bad.status, 400);
-      assert.equal(bad.data.error.code, 'VALIDATION_FAILED');
+      assert.equal(bad.headers.get(ERROR_CODE_HEADER), 'VALIDATION_FAILED');
     });
 
     test('pinDevice: GET /v7/release by fleet, commit and status, then PATCH /v7/device(id)', async () => {
@@ -204,7 +204,7 @@ for (const testDb of testDatabases()) {
         body: { should_be_running__release: b.releaseId },
       });
       assert.equal(wrong.status, 404, wrong.text);
-      assert.equal(wrong.data.error.code, 'RELEASE_NOT_FOUND');
+      assert.equal(wrong.headers.get(ERROR_CODE_HEADER), 'RELEASE_NOT_FOUND');
       await t.call('PATCH', `/v7/device(${b.deviceId})`, { key: a.deviceKey, body: { device_name: 'taken' } });
       const bDevice = await t.call('GET', `/api/v1/devices/${b.uuid}`, { key: b.token });
       assert.equal(bDevice.data.name, b.deviceName);
@@ -222,7 +222,13 @@ for (const testDb of testDatabases()) {
         body: { device: a.deviceId, tag_key: 'rack', value: 'r1' },
       });
       assert.equal(created.status, 201, created.text);
-      assert.deepEqual(created.data, { device: { __id: a.deviceId }, tag_key: 'rack', value: 'r1' });
+      assert.equal(typeof created.data.id, 'number', 'a tag has an id (the Supervisor selects it)');
+      assert.deepEqual(created.data, {
+        id: created.data.id,
+        device: { __id: a.deviceId },
+        tag_key: 'rack',
+        value: 'r1',
+      });
       const filter = q(`device eq ${a.deviceId} and tag_key eq 'rack'`);
       assert.equal(
         (await t.call('PATCH', `/v7/device_tag?$filter=${filter}`, { key: a.token, body: { value: 'r2' } })).status,
@@ -237,7 +243,7 @@ for (const testDb of testDatabases()) {
       );
       assert.deepEqual(
         listed.data.d.filter((x: { tag_key: string }) => x.tag_key === 'rack'),
-        [{ device: { __id: a.deviceId }, tag_key: 'rack', value: 'r2' }],
+        [{ id: created.data.id, device: { __id: a.deviceId }, tag_key: 'rack', value: 'r2' }],
       );
       assert.equal((await t.call('DELETE', `/v7/device_tag?$filter=${filter}`, { key: a.deviceKey })).status, 200);
       const gone = await t.call('GET', `/v7/device_tag?$filter=${filter}`, { key: a.deviceKey });
