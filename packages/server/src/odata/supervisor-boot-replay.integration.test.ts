@@ -157,10 +157,39 @@ describe('a balena Supervisor first boot over HTTPS with the CA from config.json
         osVariant: 'prod',
       });
       assert.equal(typeof device.id, 'number', 'provision() keeps `device.id` as deviceId');
-      // From here every call carries the device key (balenaApi.passthrough.headers.Authorization).
-      const pine = new SupervisorPine(new URL(prefix, api).href, ca, {
-        headers: { ...agent, Authorization: `Bearer ${deviceApiKey}` },
+      const pine = new SupervisorPine(new URL(prefix, api).href, ca, { headers: { ...agent } });
+
+      // 1b. A registration whose answer was lost is retried: 409 (isHttpConflictError), then the key exchange —
+      // fetchDevice by uuid with the device key ($select id), and with the provisioning key, then
+      // POST /api-key/device/<id>/device-key, which must answer exactly 200.
+      const again = await register({
+        applicationId: Number(config.applicationId),
+        uuid,
+        deviceType: config.deviceType ?? 'generic-amd64',
+        provisioningApiKey,
+        deviceApiKey,
+        apiEndpoint: api,
+      }).then(
+        () => assert.fail('a second registration of the UUID succeeded'),
+        (e: { response?: { statusCode?: number } }) => e,
+      );
+      assert.equal(again.response?.statusCode, 409, 'the Supervisor goes to the key exchange only on a 409');
+      for (const key of [deviceApiKey, provisioningApiKey]) {
+        const [self] = (await pine.get({
+          resource: 'device',
+          options: { $select: 'id', $filter: { uuid } },
+          passthrough: { headers: { Authorization: `Bearer ${key}` } },
+        })) as { id: number }[];
+        assert.deepEqual(self, { id: device.id });
+      }
+      const exchanged = await supervisorCall(`${api}/api-key/device/${device.id}/device-key`, ca, {
+        method: 'POST',
+        headers: { ...agent, Authorization: `Bearer ${provisioningApiKey}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ apiKey: deviceApiKey }),
       });
+      assert.equal(exchanged.status, 200, exchanged.text);
+      // From here every call carries the device key (balenaApi.passthrough.headers.Authorization).
+      pine.passthrough.headers.Authorization = `Bearer ${deviceApiKey}`;
 
       // 2. Target state as poll.ts fetches it (If-None-Match of the cached ETag; 304 only when it has one).
       let etag: string | undefined;
@@ -223,6 +252,19 @@ describe('a balena Supervisor first boot over HTTPS with the CA from config.json
         'RESIN_SUPERVISOR_PERSISTENT_LOGGING',
         'RESIN_SUPERVISOR_POLL_INTERVAL',
       ]);
+      // As on balena, a POST never overwrites a value set meanwhile: 409, and the Supervisor's retry of the report
+      // re-reads the target, finds the name there and skips it.
+      const twice = await pine
+        .post({
+          resource: 'device_config_variable',
+          body: { value: '1', device: device.id, name: 'RESIN_HOST_CONFIG_gpu_mem' },
+        })
+        .then(
+          () => assert.fail('a second POST of the name succeeded'),
+          (e: StatusError) => e,
+        );
+      assert.equal(twice.statusCode, 409);
+      assert.match(twice.message, /unique/i, 'pinejs-client upsert PATCHes only on a 409 saying "unique"');
       // reportInitialName (initialDeviceName in config.json)
       await pine.patch({ resource: 'device', id: device.id, body: { device_name: `first-${slug}` } });
 

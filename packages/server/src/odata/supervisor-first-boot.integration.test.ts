@@ -90,6 +90,14 @@ for (const testDb of testDatabases()) {
         assert.deepEqual(res.data.device, { __id: a.deviceId });
         ids.push(res.data.id);
       }
+      // A second POST of a name is a conflict, as on balena (the value stays).
+      const again = await t.call('POST', '/v7/device_config_variable', {
+        key: a.deviceKey,
+        body: { value: 'other', device: a.deviceId, name: names[0] },
+      });
+      assert.equal(again.status, 409, again.text);
+      assert.equal(again.headers.get(ERROR_CODE_HEADER), 'CONFLICT');
+      assert.match(again.text, /unique/);
       // The user API shows the same variables, names as posted.
       const shown = await t.call('GET', `/api/v1/devices/${a.uuid}/config`, { key: a.token });
       assert.deepEqual(
@@ -229,6 +237,11 @@ for (const testDb of testDatabases()) {
         tag_key: 'rack',
         value: 'r1',
       });
+      const dup = await t.call('POST', '/v7/device_tag', {
+        key: a.deviceKey,
+        body: { device: a.deviceId, tag_key: 'rack', value: 'r9' },
+      });
+      assert.equal(dup.status, 409, dup.text);
       const filter = q(`device eq ${a.deviceId} and tag_key eq 'rack'`);
       assert.equal(
         (await t.call('PATCH', `/v7/device_tag?$filter=${filter}`, { key: a.token, body: { value: 'r2' } })).status,
