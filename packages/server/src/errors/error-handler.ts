@@ -73,8 +73,13 @@ export function toErrorBody(error: unknown): { status: number; body: ErrorBody; 
  */
 const BALENA_CLIENT_PATH = /^\/(v6|v7|actor|config|os)(\/|\?|$)/;
 
+/** Whether errors on this request URL (path and query) are answered in plain text for balena's clients. */
+export function isBalenaClientPath(url: string): boolean {
+  return BALENA_CLIENT_PATH.test(url);
+}
+
 function sendError(request: FastifyRequest, reply: FastifyReply, status: number, body: ErrorBody): void {
-  if (!BALENA_CLIENT_PATH.test(request.url)) {
+  if (!isBalenaClientPath(request.url)) {
     void reply.status(status).send(body);
     return;
   }
