@@ -151,6 +151,12 @@ export class FlotillaError extends Error {
 }
 
 /** Wire shape of every error response from the user API and device API. */
+/**
+ * On the paths balena's clients call (`/v6/`, `/v7/`, `/actor/`, `/config`, `/os/`) an error is answered in plain
+ * text, `<message> (<CODE>)`, as those clients print a body; this header carries the same stable code.
+ */
+export const ERROR_CODE_HEADER = 'x-flotilla-error-code';
+
 export interface ErrorBody {
   error: { code: ErrorCode; message: string; details?: unknown };
 }

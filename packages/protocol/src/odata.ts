@@ -13,8 +13,15 @@ export const ODATA_ROUTES = {
   /** By key or by `$filter` (balena-sdk patches `device?$filter=id in (…)`). */
   update: { method: 'PATCH', path: '/v7/*' },
   remove: { method: 'DELETE', path: '/v7/*' },
-  /** Older Supervisors recover their registration with `GET /v6/device?$filter=uuid eq '…'`. */
+  /**
+   * Supervisors v14 to v17.6.20 bind their API client to `/v6/`: registration recovery, the config report
+   * (`POST /v6/device_config_variable`), the pin (`PATCH /v6/device(<id>)` with `should_be_running__release`) and
+   * device tags. The resources and fields they use are the same under both prefixes.
+   */
   readV6: { method: 'GET', path: '/v6/*' },
+  createV6: { method: 'POST', path: '/v6/*' },
+  updateV6: { method: 'PATCH', path: '/v6/*' },
+  removeV6: { method: 'DELETE', path: '/v6/*' },
   /** balena-sdk's `auth.whoami()` / `getActorId()`. */
   whoami: { method: 'GET', path: '/actor/v1/whoami' },
   /** balena-sdk's `models.config.getAll()` (no credentials). */

@@ -1,5 +1,6 @@
 import {
   DEVICE_ROUTES,
+  ERROR_CODE_HEADER,
   FlotillaError,
   findSelfResponseSchema,
   isErrorBody,
@@ -87,7 +88,9 @@ export class HttpControlPlane implements ControlPlane {
       const body = json(answer);
       if (isErrorBody(body)) detail = `: ${body.error.message} (${body.error.code})`;
     } catch {
-      // not JSON; the status says enough
+      // The balena-compatible paths (/v7/ …) answer errors as `<message> (<CODE>)` text, the code in a header.
+      const code = answer.headers[ERROR_CODE_HEADER];
+      if (typeof code === 'string') detail = `: ${answer.body.toString('utf8').slice(0, 500)}`;
     }
     throw new HttpError(answer.status, `${what} failed with HTTP ${answer.status}${detail}`);
   }

@@ -404,6 +404,24 @@ export function migrations(dialect: Dialect): MigrationProvider {
         await db.schema.alterTable('devices').addColumn('update_window_opens_at', 'text').execute();
       },
     },
+    '0013-device-tag-ids': {
+      async up(db: Kysely<unknown>) {
+        // balena's device_tag has a numeric id, and the Supervisor's fetchDeviceTags selects it (its local API's
+        // GET /v2/device/tags fails on a tag without one). SQLite cannot add a key column: the table is rebuilt.
+        await db.schema
+          .createTable('device_tags_next')
+          .addColumn('id', id, pk)
+          .addColumn('device_id', 'integer', (c) => c.notNull().references('devices.id').onDelete('cascade'))
+          .addColumn('key', 'text', (c) => c.notNull())
+          .addColumn('value', 'text', (c) => c.notNull())
+          .addUniqueConstraint('device_tags_device_key', ['device_id', 'key'])
+          .execute();
+        await sql`insert into device_tags_next (device_id, key, value)
+          select device_id, key, value from device_tags order by device_id, key`.execute(db);
+        await db.schema.dropTable('device_tags').execute();
+        await db.schema.alterTable('device_tags_next').renameTo('device_tags').execute();
+      },
+    },
   };
   return { getMigrations: async () => all };
 }

@@ -132,7 +132,7 @@ export interface Database {
     value: string;
     created_at: string;
   };
-  device_tags: { device_id: number; key: string; value: string };
+  device_tags: { id: Generated<number>; device_id: number; key: string; value: string };
   /** Recent device and service log lines, pruned per device by logs/log-store.ts. Times are epoch milliseconds. */
   device_logs: {
     id: Generated<number>;

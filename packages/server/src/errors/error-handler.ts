@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { FlotillaError } from '@flotilla/protocol';
+import { ERROR_CODE_HEADER, FlotillaError } from '@flotilla/protocol';
 import type { ErrorBody } from '@flotilla/protocol';
 import { ZodError } from 'zod';
 import { retryAfterOf } from '../auth/guess-limiter.js';
@@ -65,19 +65,43 @@ export function toErrorBody(error: unknown): { status: number; body: ErrorBody; 
   return { ...mapped('INTERNAL', 'internal error; see the server log'), internal: true };
 }
 
+/**
+ * The paths balena's clients call (the OData layer, `/actor/`, `/config`, balenaOS's `/os/`). Their errors are
+ * answered in plain text, `<message> (<CODE>)`, with the code also in ERROR_CODE_HEADER: pinejs-client-fetch (the
+ * Supervisor's client) prints `Request error: ${body}` of the parsed body, so a JSON object prints as
+ * `[object Object]`; balena-request (balena-sdk, balena CLI) prints a text body as it is.
+ */
+const BALENA_CLIENT_PATH = /^\/(v6|v7|actor|config|os)(\/|\?|$)/;
+
+/** Whether errors on this request URL (path and query) are answered in plain text for balena's clients. */
+export function isBalenaClientPath(url: string): boolean {
+  return BALENA_CLIENT_PATH.test(url);
+}
+
+function sendError(request: FastifyRequest, reply: FastifyReply, status: number, body: ErrorBody): void {
+  if (!isBalenaClientPath(request.url)) {
+    void reply.status(status).send(body);
+    return;
+  }
+  void reply
+    .status(status)
+    .header(ERROR_CODE_HEADER, body.error.code)
+    .type('text/plain; charset=utf-8')
+    .send(`${body.error.message} (${body.error.code})`);
+}
+
 export function registerErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((error, request, reply) => {
     const { status, body, internal } = toErrorBody(error);
     if (internal) request.log.error({ err: error }, 'unhandled error');
     const retryAfter = error instanceof FlotillaError ? retryAfterOf(error) : undefined;
     if (retryAfter !== undefined) void reply.header('retry-after', String(retryAfter));
-    void reply.status(status).send(body);
+    sendError(request, reply, status, body);
   });
 }
 
 /** The answer to a path nothing serves; the dashboard's registration installs it (dashboard/). */
 export function apiNotFound(request: FastifyRequest, reply: FastifyReply): void {
-  void reply
-    .status(404)
-    .send(new FlotillaError('NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`).toBody());
+  const error = new FlotillaError('NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`);
+  sendError(request, reply, 404, error.toBody());
 }

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
-import { USER_ROUTES, isErrorBody } from '@flotilla/protocol';
+import { ERROR_CODE_HEADER, USER_ROUTES, isErrorBody } from '@flotilla/protocol';
 import { testDatabases } from '@flotilla/testkit';
+import { isBalenaClientPath } from '../errors/error-handler.js';
 import type { Harness } from '../testing/harness.js';
 import { fleetWithDevice, harness } from '../testing/harness.js';
 
@@ -109,7 +110,12 @@ for (const testDb of testDatabases()) {
               assert.ok(res.statusCode < 500, `${route.method} ${path}${search} → ${res.statusCode} ${res.body}`);
               // The registry answers in the OCI / Docker token formats its clients expect, not ours.
               const foreignFormat = route.url.startsWith('/v2') || route.url.startsWith('/auth/');
-              if (res.statusCode >= 400 && !foreignFormat)
+              if (res.statusCode >= 400 && isBalenaClientPath(path)) {
+                // balena's clients print a text body; the stable code ends it and is in the header.
+                const code = String(res.headers[ERROR_CODE_HEADER] ?? '');
+                assert.match(code, /^[A-Z_]+$/, `error code header: ${res.body}`);
+                assert.ok(res.body.endsWith(`(${code})`), `error text: ${res.body}`);
+              } else if (res.statusCode >= 400 && !foreignFormat)
                 assert.ok(isErrorBody(JSON.parse(res.body)), `error body shape: ${res.body}`);
             },
           ),

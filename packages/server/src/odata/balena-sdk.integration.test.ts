@@ -118,5 +118,41 @@ for (const testDb of testDatabases()) {
       await assert.rejects(sdk.models.release.get(t.b.releaseCommit), /not found/i);
       await assert.rejects(sdk.models.release.get(t.b.releaseId), /not found/i);
     });
+
+    test('server errors print as their message and code: a not-found and a forbidden call', async () => {
+      const failure = async (call: Promise<unknown>) => {
+        const error = await call.then(
+          () => assert.fail('the call succeeded'),
+          (e: unknown) => e as { message: string; statusCode?: number; name?: string },
+        );
+        return { message: error.message, status: error.statusCode };
+      };
+      // Tenant B's device, out of A's sight: the server's 404, as balena-request prints it.
+      const notFound = await failure(
+        sdk.pine.post({
+          resource: 'device_config_variable',
+          body: { device: t.b.deviceId, name: 'RESIN_SDK', value: '1' },
+        }),
+      );
+      assert.deepEqual(notFound, {
+        message: `Request error: no device ${t.b.deviceId} that you may change (DEVICE_NOT_FOUND)`,
+        status: 404,
+      });
+      // A device key may not write its fleet's variables.
+      const asDevice = getSdk({ apiUrl: t.url, dataDirectory: false });
+      await asDevice.auth.loginWithToken(t.a.deviceKey);
+      const forbidden = await failure(
+        asDevice.pine.post({
+          resource: 'application_environment_variable',
+          body: { application: t.a.fleetId, name: 'SDK_DEVICE', value: '1' },
+        }),
+      );
+      assert.deepEqual(forbidden, {
+        message: 'Request error: a device key creates only its own config variables and tags (FORBIDDEN)',
+        status: 403,
+      });
+      const unknown = await failure(sdk.request.send({ method: 'GET', url: '/v7/no_such_resource', baseUrl: t.url }));
+      assert.equal(unknown.message, 'Request error: unknown resource "no_such_resource" (INVALID_ODATA_QUERY)');
+    });
   });
 }

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { ERROR_CODE_HEADER } from '@flotilla/protocol';
 import { testDatabases } from '@flotilla/testkit';
 import { seedDevices } from '../testing/seed-devices.js';
 import { RESOURCES } from './resources.js';
@@ -104,7 +105,7 @@ for (const testDb of testDatabases()) {
       ]) {
         const res = await t.call('GET', path, { key: a.apiKey });
         assert.equal(res.status, 400, `${path}: ${res.text}`);
-        assert.equal(res.data.error.code, 'INVALID_ODATA_QUERY', path);
+        assert.equal(res.headers.get(ERROR_CODE_HEADER), 'INVALID_ODATA_QUERY', path);
       }
     });
 

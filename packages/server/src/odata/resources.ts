@@ -302,6 +302,7 @@ export const RESOURCES = {
   device_tag: {
     from: sql.table('device_tags'),
     fields: {
+      id: f('integer', col('id')),
       device: f('integer', col('device_id')),
       tag_key: f('text', col('key')),
       value: f('text', col('value')),

@@ -60,28 +60,34 @@ export function registerODataRoutes(app: FastifyInstance, ctx: AppContext): void
   app.get(ODATA_ROUTES.read.path, read);
   app.get(ODATA_ROUTES.readV6.path, read);
 
-  app.post(ODATA_ROUTES.create.path, async (request, reply) => {
+  const create = async (request: FastifyRequest, reply: FastifyReply) => {
     const caller = requireCaller((await callerOf(db, request)).caller);
     const path = parseResourcePath(rest(request));
     if (path.key || path.count) throw new FlotillaError('VALIDATION_FAILED', 'POST to the collection: /v7/<resource>');
     const created = await createEntity(db, caller, path.name, request.body);
     const [entity] = await readEntities(db, caller, RESOURCES[path.name], { filter: created });
     return reply.status(201).send(entity);
-  });
+  };
+  app.post(ODATA_ROUTES.create.path, create);
+  app.post(ODATA_ROUTES.createV6.path, create);
 
-  app.patch(ODATA_ROUTES.update.path, async (request, reply) => {
+  const update = async (request: FastifyRequest, reply: FastifyReply) => {
     const caller = requireCaller((await callerOf(db, request)).caller);
     const path = parseResourcePath(rest(request));
     const options = parseQueryOptions(query(request));
     await updateEntities(ctx, caller, path.name, keyFilter(path, options.filter), request.body);
     return ok(reply);
-  });
+  };
+  app.patch(ODATA_ROUTES.update.path, update);
+  app.patch(ODATA_ROUTES.updateV6.path, update);
 
-  app.delete(ODATA_ROUTES.remove.path, async (request, reply) => {
+  const remove = async (request: FastifyRequest, reply: FastifyReply) => {
     const caller = requireCaller((await callerOf(db, request)).caller);
     const path = parseResourcePath(rest(request));
     const options = parseQueryOptions(query(request));
     await deleteEntities(db, caller, path.name, keyFilter(path, options.filter));
     return ok(reply);
-  });
+  };
+  app.delete(ODATA_ROUTES.remove.path, remove);
+  app.delete(ODATA_ROUTES.removeV6.path, remove);
 }

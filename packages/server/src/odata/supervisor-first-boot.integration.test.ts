@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { generateDeviceUuid, generateKey } from '@flotilla/protocol';
+import { ERROR_CODE_HEADER, generateDeviceUuid, generateKey } from '@flotilla/protocol';
 import { testDatabases } from '@flotilla/testkit';
 import { getRegisterDevice } from 'balena-register-device';
 import { getSdk } from 'balena-sdk';
@@ -90,6 +90,14 @@ for (const testDb of testDatabases()) {
         assert.deepEqual(res.data.device, { __id: a.deviceId });
         ids.push(res.data.id);
       }
+      // A second POST of a name is a conflict, as on balena (the value stays).
+      const again = await t.call('POST', '/v7/device_config_variable', {
+        key: a.deviceKey,
+        body: { value: 'other', device: a.deviceId, name: names[0] },
+      });
+      assert.equal(again.status, 409, again.text);
+      assert.equal(again.headers.get(ERROR_CODE_HEADER), 'CONFLICT');
+      assert.match(again.text, /unique/);
       // The user API shows the same variables, names as posted.
       const shown = await t.call('GET', `/api/v1/devices/${a.uuid}/config`, { key: a.token });
       assert.deepEqual(
@@ -117,7 +125,7 @@ for (const testDb of testDatabases()) {
         body: { value: '1', device: b.deviceId, name: 'RESIN_HOST_CONFIG_gpu_mem' },
       });
       assert.equal(foreign.status, 404, foreign.text);
-      assert.equal(foreign.data.error.code, 'DEVICE_NOT_FOUND');
+      assert.equal(foreign.headers.get(ERROR_CODE_HEADER), 'DEVICE_NOT_FOUND');
       const bVars = await t.call('GET', `/api/v1/devices/${b.uuid}/config`, { key: b.token });
       const bNames = bVars.data.items.map((v: { name: string }) => v.name);
       assert.ok(!bNames.includes('RESIN_HOST_CONFIG_gpu_mem'), JSON.stringify(bNames));
@@ -156,7 +164,7 @@ for (const testDb of testDatabases()) {
         body: { value: '1', device: a.deviceId, name: 'gpu_mem' },
       });
       assert.equal(bad.status, 400);
-      assert.equal(bad.data.error.code, 'VALIDATION_FAILED');
+      assert.equal(bad.headers.get(ERROR_CODE_HEADER), 'VALIDATION_FAILED');
     });
 
     test('pinDevice: GET /v7/release by fleet, commit and status, then PATCH /v7/device(id)', async () => {
@@ -204,7 +212,7 @@ for (const testDb of testDatabases()) {
         body: { should_be_running__release: b.releaseId },
       });
       assert.equal(wrong.status, 404, wrong.text);
-      assert.equal(wrong.data.error.code, 'RELEASE_NOT_FOUND');
+      assert.equal(wrong.headers.get(ERROR_CODE_HEADER), 'RELEASE_NOT_FOUND');
       await t.call('PATCH', `/v7/device(${b.deviceId})`, { key: a.deviceKey, body: { device_name: 'taken' } });
       const bDevice = await t.call('GET', `/api/v1/devices/${b.uuid}`, { key: b.token });
       assert.equal(bDevice.data.name, b.deviceName);
@@ -222,7 +230,18 @@ for (const testDb of testDatabases()) {
         body: { device: a.deviceId, tag_key: 'rack', value: 'r1' },
       });
       assert.equal(created.status, 201, created.text);
-      assert.deepEqual(created.data, { device: { __id: a.deviceId }, tag_key: 'rack', value: 'r1' });
+      assert.equal(typeof created.data.id, 'number', 'a tag has an id (the Supervisor selects it)');
+      assert.deepEqual(created.data, {
+        id: created.data.id,
+        device: { __id: a.deviceId },
+        tag_key: 'rack',
+        value: 'r1',
+      });
+      const dup = await t.call('POST', '/v7/device_tag', {
+        key: a.deviceKey,
+        body: { device: a.deviceId, tag_key: 'rack', value: 'r9' },
+      });
+      assert.equal(dup.status, 409, dup.text);
       const filter = q(`device eq ${a.deviceId} and tag_key eq 'rack'`);
       assert.equal(
         (await t.call('PATCH', `/v7/device_tag?$filter=${filter}`, { key: a.token, body: { value: 'r2' } })).status,
@@ -237,7 +256,7 @@ for (const testDb of testDatabases()) {
       );
       assert.deepEqual(
         listed.data.d.filter((x: { tag_key: string }) => x.tag_key === 'rack'),
-        [{ device: { __id: a.deviceId }, tag_key: 'rack', value: 'r2' }],
+        [{ id: created.data.id, device: { __id: a.deviceId }, tag_key: 'rack', value: 'r2' }],
       );
       assert.equal((await t.call('DELETE', `/v7/device_tag?$filter=${filter}`, { key: a.deviceKey })).status, 200);
       const gone = await t.call('GET', `/v7/device_tag?$filter=${filter}`, { key: a.deviceKey });

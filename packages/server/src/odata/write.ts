@@ -89,28 +89,33 @@ export async function createEntity(db: Db, caller: Caller, name: ResourceName, b
   switch (name) {
     case 'device_environment_variable': {
       const input = parse(odataDeviceEnvCreateSchema, body);
-      const created = await setEnv(db, await ownerFor(db, caller, 'device', input.device), input);
+      const created = await setEnv(db, await ownerFor(db, caller, 'device', input.device), input, 'create');
       return eq('id', created.id);
     }
     case 'device_config_variable': {
       const input = parse(odataDeviceConfigCreateSchema, body);
-      const created = await setConfig(db, await ownerFor(db, caller, 'device', input.device), input);
+      const created = await setConfig(db, await ownerFor(db, caller, 'device', input.device), input, 'create');
       return eq('id', created.id);
     }
     case 'application_environment_variable': {
       const input = parse(odataFleetEnvCreateSchema, body);
-      const created = await setEnv(db, await ownerFor(db, caller, 'application', input.application), input);
+      const created = await setEnv(db, await ownerFor(db, caller, 'application', input.application), input, 'create');
       return eq('id', created.id);
     }
     case 'application_config_variable': {
       const input = parse(odataFleetConfigCreateSchema, body);
-      const created = await setConfig(db, await ownerFor(db, caller, 'application', input.application), input);
+      const created = await setConfig(
+        db,
+        await ownerFor(db, caller, 'application', input.application),
+        input,
+        'create',
+      );
       return eq('id', created.id);
     }
     case 'device_tag': {
       const input = parse(odataDeviceTagCreateSchema, body);
       const owner = await ownerFor(db, caller, 'device', input.device);
-      await setTag(db, owner.deviceId as number, input.tag_key, input.value);
+      await setTag(db, owner.deviceId as number, input.tag_key, input.value, 'create');
       return { kind: 'and', left: eq('device', input.device), right: eq('tag_key', input.tag_key) };
     }
     default:

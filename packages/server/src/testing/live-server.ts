@@ -108,7 +108,10 @@ export async function liveServerWithDevice(
  * A server with its own CA (as `--tls-self-signed` makes it) and a plain-HTTP listener on loopback beside it, in a
  * temporary folder that `close()` removes: for tests of clients that must trust that CA.
  */
-export async function selfSignedServer(prefix: string): Promise<{ server: RunningServer; close: () => Promise<void> }> {
+export async function selfSignedServer(
+  prefix: string,
+  options: Partial<StartServerOptions> = {},
+): Promise<{ server: RunningServer; close: () => Promise<void> }> {
   const dir = await mkdtemp(join(tmpdir(), prefix));
   const server = await startServer({
     dataDir: join(dir, 'server'),
@@ -117,6 +120,7 @@ export async function selfSignedServer(prefix: string): Promise<{ server: Runnin
     tls: 'self-signed',
     plainHttp: { host: '127.0.0.1', port: 0 },
     logLevel: false,
+    ...options,
   }).catch(async (error: unknown) => {
     await rm(dir, { recursive: true, force: true });
     throw error;

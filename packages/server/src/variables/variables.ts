@@ -37,10 +37,22 @@ export async function listEnv(db: Db, owner: VariableOwner): Promise<EnvVar[]> {
   return rows.map((r) => ({ id: r.id, name: r.name, value: r.value, service: r.service, createdAt: r.created_at }));
 }
 
+/**
+ * `upsert` replaces an existing value (the user API's PUT-like POST); `create` refuses it with CONFLICT, as balena's
+ * API does for a POST to /v7/ (balena-sdk's upsert then PATCHes; the Supervisor's config report never overwrites).
+ */
+export type SetMode = 'upsert' | 'create';
+
+/** The CONFLICT a `create` of an existing name gets. INVARIANT: the message says "unique" (pinejs-client upsert). */
+function alreadyExists(what: string, name: string): FlotillaError {
+  return new FlotillaError('CONFLICT', `unique constraint: ${what} "${name}" already exists; PATCH it to change it`);
+}
+
 export async function setEnv(
   db: Db,
   owner: VariableOwner,
   input: { name: string; value: string; service?: string | undefined },
+  mode: SetMode = 'upsert',
 ): Promise<EnvVar> {
   const service = input.service ?? null;
   return db.transaction().execute(async (trx) => {
@@ -49,6 +61,7 @@ export async function setEnv(
       .where('name', '=', input.name)
       .where('service', service === null ? 'is' : '=', service)
       .executeTakeFirst();
+    if (existing && mode === 'create') throw alreadyExists('environment variable', input.name);
     if (existing) {
       await trx.updateTable('env_vars').set({ value: input.value }).where('id', '=', existing.id).execute();
       return { id: existing.id, name: input.name, value: input.value, service, createdAt: existing.created_at };
@@ -95,13 +108,19 @@ export async function listConfig(db: Db, owner: VariableOwner): Promise<EnvVar[]
   return rows.map((r) => ({ id: r.id, name: r.name, value: r.value, service: null, createdAt: r.created_at }));
 }
 
-export async function setConfig(db: Db, owner: VariableOwner, input: { name: string; value: string }): Promise<EnvVar> {
+export async function setConfig(
+  db: Db,
+  owner: VariableOwner,
+  input: { name: string; value: string },
+  mode: SetMode = 'upsert',
+): Promise<EnvVar> {
   const key = configVarKey(input.name);
   return db.transaction().execute(async (trx) => {
     await lockOwner(trx, owner);
     const existing = await scoped(trx.selectFrom('config_vars').selectAll(), owner)
       .where('key', '=', key)
       .executeTakeFirst();
+    if (existing && mode === 'create') throw alreadyExists('config variable', input.name);
     if (existing) {
       await trx
         .updateTable('config_vars')
@@ -151,6 +170,7 @@ export async function setTag(
   deviceId: number,
   key: string,
   value: string,
+  mode: SetMode = 'upsert',
 ): Promise<{ key: string; value: string }> {
   const existing = await db
     .selectFrom('device_tags')
@@ -158,6 +178,7 @@ export async function setTag(
     .where('device_id', '=', deviceId)
     .where('key', '=', key)
     .executeTakeFirst();
+  if (existing && mode === 'create') throw alreadyExists('tag', key);
   if (existing)
     await db
       .updateTable('device_tags')
