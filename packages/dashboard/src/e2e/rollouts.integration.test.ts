@@ -163,6 +163,11 @@ describe('staged rollouts and maintenance windows through the dashboard', { skip
       // The plan as created.
       await page.getByText('25% → 100%').waitFor();
       await page.screenshot({ path: join(SCREENSHOT_DIR, 'rollout-1280.png'), fullPage: true });
+      // The release's page says which rollout stages it, and leads back.
+      await facts.getByRole('link', { name: `${release.version} ${short(release.commit)}` }).click();
+      await page.getByRole('link', { name: `by rollout #${paused.id} (paused)` }).click();
+      await page.getByRole('heading', { name: 'Rollout', level: 1 }).waitFor(WAIT);
+      await facts.getByText('Paused', { exact: true }).waitFor(WAIT);
       await assertClean(watch);
     },
   );
