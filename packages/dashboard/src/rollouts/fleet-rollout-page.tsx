@@ -3,10 +3,12 @@ import { Link, useParams } from 'react-router';
 import { useResource } from '../api/use-resource.js';
 import { useApi } from '../auth/session.js';
 import { useCanWrite } from '../auth/use-can-write.js';
+import { useFleetEvents } from '../devices/use-fleet-events.js';
 import { FleetNav } from '../fleets/fleet-nav.js';
 import { ErrorText } from '../ui/error-text.js';
 import { FactList } from '../ui/fact-list.js';
 import { short, timeAgo } from '../ui/format.js';
+import { LiveIndicator } from '../ui/live-indicator.js';
 import { useNow } from '../ui/use-now.js';
 import { RolloutControls } from './rollout-controls.js';
 import { BatchTable, RolloutDeviceTable, RolloutEvents } from './rollout-tables.js';
@@ -18,8 +20,9 @@ const POLL_MS = 2_000;
 
 /**
  * The fleet's latest staged rollout (`flotilla deploy --rollout` starts one): its release, status and why, its plan,
- * each batch's counts, every device's state and the events; followed while it runs or is paused, with pause, resume
- * and abort for those who may change the fleet.
+ * each batch's counts, every device's state and the events; followed while it runs or is paused (polled) and through
+ * the fleet's stream (a new rollout shows without a reload), with pause, resume and abort for those who may change
+ * the fleet.
  */
 export function FleetRolloutPage() {
   const { slug = '' } = useParams();
@@ -29,6 +32,20 @@ export function FleetRolloutPage() {
   const rollout = useResource(fleet.data?.rollout ? `rollout:${slug}` : null, () =>
     api.call(USER_ROUTES.getRollout, { params: { slug } }),
   );
+  // The fleet's stream says when a rollout is created, aborted, completed or ends (`fleet-changed`): the fleet (which
+  // names its latest rollout) and the rollout are asked for again. A pause and a soak ending send nothing: polled below.
+  const live = useFleetEvents(slug, {
+    onDevice: () => undefined,
+    onRemoved: () => undefined,
+    onFleetChanged: () => {
+      fleet.reload();
+      rollout.reload();
+    },
+    onReconnected: () => {
+      fleet.reload();
+      rollout.reload();
+    },
+  });
   const canWrite = useCanWrite(fleet.data?.organization) === true;
   const now = useNow(10_000);
   const r = rollout.data;
@@ -43,6 +60,7 @@ export function FleetRolloutPage() {
           <Link to={`/fleets/${encodeURIComponent(slug)}`}>{fleet.data?.name ?? slug}</Link> /
         </p>
         <h1 id="rollout-title">Rollout</h1>
+        <LiveIndicator state={live} />
       </div>
       <FleetNav slug={slug} />
       <ErrorText error={fleet.error ?? rollout.error} />
