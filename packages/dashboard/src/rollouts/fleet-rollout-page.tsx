@@ -66,7 +66,7 @@ export function FleetRolloutPage() {
       <ErrorText error={fleet.error ?? rollout.error} />
       {none && (
         <p className="page-status">
-          No staged rollout yet: <code>flotilla deploy {slug} --rollout 10%,50%,100%</code> starts one.
+          No staged rollout yet: <code>flotilla deploy {slug} --rollout "10%,50%,100%"</code> starts one.
         </p>
       )}
       {!r && !none && !fleet.error && !rollout.error && <p className="page-status">Loading the rollout…</p>}
