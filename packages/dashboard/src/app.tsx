@@ -7,6 +7,7 @@ import { FleetsPage } from './fleets/fleets-page.js';
 import { OrganizationsPage } from './orgs/organizations-page.js';
 import { FleetReleasesPage } from './releases/fleet-releases-page.js';
 import { ReleasePage } from './releases/release-page.js';
+import { FleetRolloutPage } from './rollouts/fleet-rollout-page.js';
 import { Layout } from './ui/layout.js';
 import { DeviceVariablesPage } from './variables/device-variables-page.js';
 import { FleetVariablesPage } from './variables/fleet-variables-page.js';
@@ -26,6 +27,7 @@ export function App() {
         <Route path="/fleets" element={<FleetsPage />} />
         <Route path="/fleets/:slug" element={<FleetDevicesPage />} />
         <Route path="/fleets/:slug/releases" element={<FleetReleasesPage />} />
+        <Route path="/fleets/:slug/rollout" element={<FleetRolloutPage />} />
         <Route path="/releases/:ref" element={<ReleasePage />} />
         <Route path="/devices/:uuid" element={<DevicePage />} />
         <Route path="/fleets/:slug/variables" element={<FleetVariablesPage kind="env" />} />

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { composeFileSchema } from './compose.js';
 import { deviceActionSchema } from './device-connection.js';
 import { commitSchema, deviceUuidSchema, envNameSchema, semverSchema, serviceNameSchema, slugSchema } from './ids.js';
+import { rolloutStatusSchema } from './rollouts.js';
 import { updateWindowSchema } from './update-window.js';
 
 /**
@@ -136,6 +137,18 @@ export const fleetSchema = z.object({
   createdAt: isoDate,
   /** The fleet's maintenance window, its devices' default (`update-window.ts`); null: updates apply at once. */
   updateWindow: updateWindowSchema.nullable().default(null),
+  /**
+   * The fleet's latest staged rollout in short (`GET /fleets/:slug/rollout` has the whole of it), so a page can say one
+   * is running without asking for one that may not exist; null: the fleet never had one.
+   */
+  rollout: z
+    .object({
+      id: z.number().int(),
+      status: rolloutStatusSchema,
+      release: z.object({ id: z.number().int(), commit: z.string(), version: z.string() }),
+    })
+    .nullable()
+    .default(null),
 });
 export type Fleet = z.infer<typeof fleetSchema>;
 export const createFleetRequestSchema = z.strictObject({

@@ -10,6 +10,7 @@ import { TerminalPanel } from '../terminal/terminal-panel.js';
 import { ErrorText } from '../ui/error-text.js';
 import { LiveIndicator } from '../ui/live-indicator.js';
 import { useNow } from '../ui/use-now.js';
+import { DeviceWindow } from '../windows/device-window.js';
 import { DeviceActions } from './device-actions.js';
 import { DeviceFacts } from './device-facts.js';
 import { DeviceMove } from './device-move.js';
@@ -93,6 +94,7 @@ export function DevicePage() {
             </section>
             <DeviceTags uuid={d.uuid} />
             <DevicePublicUrl uuid={d.uuid} canWrite={canWrite} />
+            <DeviceWindow device={d} canWrite={canWrite} onChanged={(changed) => device.mutate(() => changed)} />
             {canWrite && (
               <>
                 <DeviceSettings key={d.uuid} device={d} onChanged={(changed) => device.mutate(() => changed)} />

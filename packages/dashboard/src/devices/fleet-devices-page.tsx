@@ -3,12 +3,17 @@ import { useCallback, useMemo } from 'react';
 import { Link, useParams, useSearchParams } from 'react-router';
 import { useResource } from '../api/use-resource.js';
 import { useApi } from '../auth/session.js';
+import { useCanWrite } from '../auth/use-can-write.js';
 import { FleetNav } from '../fleets/fleet-nav.js';
 import { ConfigJsonPanel } from '../provisioning/config-json-panel.js';
+import { RolloutNotice } from '../rollouts/rollout-notice.js';
+import { isActive } from '../rollouts/rollout-words.js';
+import { usePolling } from '../rollouts/use-polling.js';
 import { ErrorText } from '../ui/error-text.js';
 import { short } from '../ui/format.js';
 import { LiveIndicator } from '../ui/live-indicator.js';
 import { useNow } from '../ui/use-now.js';
+import { FleetWindow } from '../windows/fleet-window.js';
 import { DeviceFiltersBar } from './device-filters.js';
 import { type DeviceFilters, filtersFromParams, filtersKey, filtersToParams } from './device-query.js';
 import { DeviceTable } from './device-table.js';
@@ -34,6 +39,10 @@ export function FleetDevicesPage() {
     releases.reload();
   });
   const now = useNow();
+  const canWrite = useCanWrite(fleet.data?.organization) === true;
+  // A rollout pauses or completes on the server's timer, with no event on the stream: its notice is asked for again.
+  const rolloutStatus = fleet.data?.rollout?.status;
+  usePolling(fleet.reload, 5_000, rolloutStatus !== undefined && isActive(rolloutStatus));
 
   return (
     <section className="fleet-devices" aria-labelledby="fleet-title">
@@ -68,6 +77,7 @@ export function FleetDevicesPage() {
           </span>
         </p>
       )}
+      {fleet.data && <RolloutNotice fleet={fleet.data} />}
       <DeviceFiltersBar filters={filters} releases={releases.data?.items ?? []} onChange={setFilters} />
       <ErrorText error={rows.error} />
       {rows.total === 0 ? (
@@ -81,6 +91,7 @@ export function FleetDevicesPage() {
           now={now}
         />
       )}
+      {fleet.data && <FleetWindow fleet={fleet.data} canWrite={canWrite} onChanged={fleet.reload} />}
       {fleet.data && <ConfigJsonPanel fleet={fleet.data} />}
     </section>
   );

@@ -244,6 +244,13 @@ describe('the dashboard is accessible: axe on every page, and a main flow by key
         status: 'failed',
       },
     });
+    // A staged rollout of a release still building (so no device is moved): the fleet page's notice of it and the
+    // rollout page, its tables and its abort dialog are audited too.
+    const staged = await api.call(USER_ROUTES.createRelease, {
+      params: { slug },
+      body: { composition: { services: { web: { build: '.' } } }, images: { web: 'registry.local/north/web:3' } },
+    });
+    await api.call(USER_ROUTES.createRollout, { params: { slug }, body: { release: staged.id, batches: [50, 100] } });
     await api.call(USER_ROUTES.setFleetEnv, { params: { slug }, body: { name: 'GREETING', value: 'hi' } });
     await api.call(USER_ROUTES.setFleetConfig, { params: { slug }, body: { name: 'FLOTILLA_POLL', value: '60' } });
     await api.call(USER_ROUTES.setDeviceEnv, { params: { uuid }, body: { name: 'GREETING', value: 'hey' } });
@@ -302,6 +309,8 @@ describe('the dashboard is accessible: axe on every page, and a main flow by key
         );
         await visit(`/fleets/${slug}`, page.locator('.device-table').getByRole('link', { name: 'pump-1' }));
         await page.getByText('Live', { exact: true }).waitFor();
+        await page.getByText(/^Staged rollout running/).waitFor();
+        await page.getByRole('form', { name: 'Set the fleet’s maintenance window' }).waitFor();
         await check('fleet devices');
         await page.getByText('Add a device: download a config.json').click();
         await page.getByLabel('Hostname').waitFor();
@@ -318,6 +327,10 @@ describe('the dashboard is accessible: axe on every page, and a main flow by key
         await check('device with an action result');
         await checkDialog('reboot dialog', page.getByRole('button', { name: 'Reboot', exact: true }));
         await checkDialog('delete-device dialog', page.getByRole('button', { name: 'Delete device' }));
+        await visit(`/fleets/${slug}/rollout`, page.getByRole('rowheader', { name: 'pump-1' }));
+        await page.getByText('Running · waiting for the release to build').waitFor();
+        await check('rollout');
+        await checkDialog('abort-rollout dialog', page.getByRole('button', { name: 'Abort…' }));
         await visit(`/fleets/${slug}/releases`, page.getByRole('link', { name: releaseVersion, exact: true }));
         await check('releases');
         await visit(`/releases/${releaseId}`, page.locator('pre.composition'));

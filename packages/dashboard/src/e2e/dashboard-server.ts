@@ -28,11 +28,19 @@ export interface DashboardServer {
   close(): Promise<void>;
 }
 
-export async function startDashboardServer(name: string): Promise<DashboardServer> {
+export interface DashboardServerOptions {
+  /** How often the server evaluates running rollouts (its default is 1 s). */
+  rolloutIntervalMs?: number;
+}
+
+export async function startDashboardServer(
+  name: string,
+  options: DashboardServerOptions = {},
+): Promise<DashboardServer> {
   assert.ok(existsSync(join(APP_DIR, 'index.html')), `${APP_DIR} is not built: npm run build`);
   const dir = await tempDir(`flotilla-${name}-`);
   try {
-    const server = await startServer({ dataDir: join(dir.path, 'server'), host: '127.0.0.1', port: 0 });
+    const server = await startServer({ dataDir: join(dir.path, 'server'), host: '127.0.0.1', port: 0, ...options });
     const admin = server.admin;
     if (!admin) throw new Error('a fresh server bootstraps its admin');
     const apiAs = (token: string) => createApiClient({ baseUrl: server.url, token, timeoutMs: 30_000 });

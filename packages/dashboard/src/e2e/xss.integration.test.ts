@@ -23,6 +23,7 @@ import {
   path,
 } from '@flotilla/protocol';
 import { postDeviceLogs } from '@flotilla/server/testing';
+import { waitFor } from '@flotilla/testkit';
 import type { Browser, Page } from 'playwright-core';
 import { chromiumSkipReason, launchChromium } from './chromium.js';
 import { type DashboardServer, signIn, startDashboardServer } from './dashboard-server.js';
@@ -71,6 +72,7 @@ const P = {
   envValue: planted('envval'),
   label: planted('label'),
   command: planted('command'),
+  rolloutFailure: planted('rfail'),
 };
 /** A log line with ANSI colours around HTML, as `docker logs` of a hostile service would give it. */
 const LOG_LINE = `\u001b[1;31mlog ${SCRIPT}\u001b[0m plain ${IMG} <b>not bold</b>`;
@@ -309,6 +311,37 @@ describe('the dashboard renders planted markup as text and runs none of it', { s
     await assertInert([`You joined ${P.organization} as admin.`]);
     const row = page.locator('table.data tbody tr').filter({ hasText: P.apiKey });
     await inDialog(() => row.getByRole('button', { name: /^Revoke/ }).click(), [`Revoke key ${P.apiKey}?`]);
+  });
+
+  test("a staged rollout's page (the plan's tag, a device's name and the status it failed with) and its abort dialog", async () => {
+    const { api } = world;
+    const staged = await api.call(USER_ROUTES.createRelease, {
+      params: { slug },
+      body: { composition: { services: { app: { build: '.' } } }, images: { app: 'registry.local/xss/app:2' } },
+    });
+    // The first batch is the devices with the planted user tag: the planted device.
+    await api.call(USER_ROUTES.createRollout, {
+      params: { slug },
+      body: { release: staged.id, batches: [100], tag: { key: P.userTagKey, value: P.userTagValue } },
+    });
+    await api.call(USER_ROUTES.updateRelease, { params: { ref: String(staged.id) }, body: { status: 'success' } });
+    await waitFor('the tagged batch to open', async () => {
+      const r = await api.call(USER_ROUTES.getRollout, { params: { slug } });
+      return r.batches[0]?.opened === true;
+    });
+    await report({ status: P.rolloutFailure, update_failed: true });
+    await waitFor('the rollout to pause', async () => {
+      const r = await api.call(USER_ROUTES.getRollout, { params: { slug } });
+      return r.status === 'paused';
+    });
+    await page.goto(`${world.url}/fleets/${slug}`, { waitUntil: 'load' });
+    await assertInert([P.fleet, 'Staged rollout paused']);
+    await page.getByRole('link', { name: 'See the rollout' }).click();
+    await assertInert([P.fleet, P.renamedLive, `reported: ${P.rolloutFailure}`, `${P.userTagKey}=${P.userTagValue}`]);
+    await inDialog(
+      () => page.getByRole('button', { name: 'Abort…' }).click(),
+      [`Abort the rollout of ${staged.version}?`],
+    );
   });
 
   test('the checks see markup that was parsed: the same payload through innerHTML fails them', async () => {

@@ -9,6 +9,7 @@ export function FleetNav({ slug }: { slug: string }) {
         Devices
       </NavLink>
       <NavLink to={`${base}/releases`}>Releases</NavLink>
+      <NavLink to={`${base}/rollout`}>Rollout</NavLink>
       <NavLink to={`${base}/variables`}>Variables</NavLink>
       <NavLink to={`${base}/configuration`}>Configuration</NavLink>
     </nav>

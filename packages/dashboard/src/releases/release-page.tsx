@@ -3,6 +3,7 @@ import { Link, useParams } from 'react-router';
 import { useResource } from '../api/use-resource.js';
 import { useApi } from '../auth/session.js';
 import { ErrorText } from '../ui/error-text.js';
+import { rolloutStatusWord } from '../rollouts/rollout-words.js';
 import { type Fact, FactList } from '../ui/fact-list.js';
 import { timeAgo } from '../ui/format.js';
 import { useNow } from '../ui/use-now.js';
@@ -22,6 +23,7 @@ export function ReleasePage() {
     api.call(USER_ROUTES.getFleet, { params: { slug: r?.fleet ?? '' } }),
   );
   const now = useNow();
+  const staged = r && fleet.data?.rollout?.release.id === r.id ? fleet.data.rollout : null;
 
   const facts: Fact[] = r
     ? [
@@ -41,6 +43,17 @@ export function ReleasePage() {
         ['Deployed by', r.createdBy?.username ?? 'unknown'],
         ['Size', releaseSize(r)],
         ['Final', r.isFinal ? 'yes' : 'no (a draft)'],
+        // Only the fleet's latest rollout is known here (the fleet view carries it in short).
+        ...(staged
+          ? ([
+              [
+                'Staged',
+                <Link key="ro" to={`/fleets/${encodeURIComponent(r.fleet)}/rollout`}>
+                  by rollout #{staged.id} ({rolloutStatusWord(staged.status).toLowerCase()})
+                </Link>,
+              ],
+            ] satisfies Fact[])
+          : []),
       ]
     : [];
 

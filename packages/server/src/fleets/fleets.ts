@@ -69,6 +69,20 @@ export async function toFleet(db: Db, row: FleetRow): Promise<Fleet> {
     ])
     .where('fleet_id', '=', row.id)
     .executeTakeFirst();
+  const rollout = await db
+    .selectFrom('rollouts')
+    .innerJoin('releases', 'releases.id', 'rollouts.release_id')
+    .select([
+      'rollouts.id as id',
+      'rollouts.status as status',
+      'releases.id as releaseId',
+      'releases.commit',
+      'releases.version',
+    ])
+    .where('rollouts.fleet_id', '=', row.id)
+    .orderBy('rollouts.id', 'desc')
+    .limit(1)
+    .executeTakeFirst();
   return {
     id: row.id,
     uuid: row.uuid,
@@ -82,6 +96,13 @@ export async function toFleet(db: Db, row: FleetRow): Promise<Fleet> {
     onlineDeviceCount: Number(counts?.online ?? 0),
     createdAt: row.created_at,
     updateWindow: parseStoredWindow(row.update_window_json),
+    rollout: rollout
+      ? {
+          id: rollout.id,
+          status: rollout.status,
+          release: { id: rollout.releaseId, commit: rollout.commit, version: rollout.version },
+        }
+      : null,
   };
 }
 

@@ -169,6 +169,9 @@ for (const testDb of testDatabases()) {
       const [canary] = inBatch(rollout, devices, 0);
       assert.deepEqual(canary!.given, [previous, failing]);
       assert.equal(rollout.devices.find((d) => d.uuid === canary!.uuid)?.state, 'failed');
+      // The fleet's view says so in short (the dashboard's fleet page shows it without asking for the rollout).
+      const view = await api('GET', `/api/v1/fleets/${slug}`);
+      assert.deepEqual(view.data.rollout, { id: rollout.id, status: 'paused', release: rollout.release });
       // Nobody else was given the release.
       for (const d of inBatch(rollout, devices, 1)) {
         await d.step();
@@ -191,6 +194,7 @@ for (const testDb of testDatabases()) {
       const aborted = await api('POST', `/api/v1/fleets/${slug}/rollout/abort`);
       assert.equal(aborted.status, 200);
       assert.equal((aborted.data as Rollout).status, 'aborted');
+      assert.equal((await api('GET', `/api/v1/fleets/${slug}`)).data.rollout.status, 'aborted');
       for (const d of devices) {
         await d.step();
         assert.equal(d.running, previous);
