@@ -141,6 +141,8 @@ async function scenarios(base) {
     const data = (tag) => join(work, `ctx-${tag.replace(/\W/g, '_')}`, 'data');
     list.push({
       name: '4. 500 MB image (Debian + generated data tree, a release of changes)',
+      // zstd -19 over 500 MB ran past 10 minutes on the shared 2-core machine: BENCH_FLOOR4=1 measures it anyway.
+      floor: process.env.BENCH_FLOOR4 === '1',
       a: () => {
         log('generating the data tree');
         writeTree(data('bench-delta/s4:a'), 330e6);
@@ -202,9 +204,13 @@ try {
       to.layers.filter((l) => !have.has(l.diffId)).map((l) => l.path),
       target,
     );
-    log('zstd floor');
-    const zstd = ALGORITHMS.zstd.encode(ref, target, join(saved, 'floor.zst'));
-    const floorBytes = statSync(join(saved, 'floor.zst')).size;
+    let floorBytes = Number.NaN;
+    let zstd = { seconds: Number.NaN };
+    if (scenario.floor !== false) {
+      log('zstd floor');
+      zstd = ALGORITHMS.zstd.encode(ref, target, join(saved, 'floor.zst'));
+      floorBytes = statSync(join(saved, 'floor.zst')).size;
+    }
     rmSync(saved, { recursive: true, force: true });
 
     log('Flotilla delta (server code)');
@@ -273,7 +279,7 @@ try {
   console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const r of rows)
     console.log(
-      `| ${r.name} | ${mib(r.imageBytes)} | ${mib(r.newBytes)} | ${r.pullBytes} | ${r.deltaBytes} | ${(r.pullBytes / r.deltaBytes).toFixed(1)}x | ${r.floorBytes} | ${(r.deltaBytes / r.floorBytes).toFixed(2)}x | ${r.computeSeconds.toFixed(2)} | ${r.applySeconds.toFixed(2)} | ${r.pullSeconds.toFixed(2)} | ${(r.applySeconds / r.pullSeconds).toFixed(2)}x | ${r.nodePeakMiB.toFixed(0)} | ${r.largestPeakMiB.toFixed(0)} |`,
+      `| ${r.name} | ${mib(r.imageBytes)} | ${mib(r.newBytes)} | ${r.pullBytes} | ${r.deltaBytes} | ${(r.pullBytes / r.deltaBytes).toFixed(1)}x | ${Number.isNaN(r.floorBytes) ? 'not measured' : r.floorBytes} | ${Number.isNaN(r.floorBytes) ? '–' : `${(r.deltaBytes / r.floorBytes).toFixed(2)}x`} | ${r.computeSeconds.toFixed(2)} | ${r.applySeconds.toFixed(2)} | ${r.pullSeconds.toFixed(2)} | ${(r.applySeconds / r.pullSeconds).toFixed(2)}x | ${r.nodePeakMiB.toFixed(0)} | ${r.largestPeakMiB.toFixed(0)} |`,
     );
   const over = rows.filter((r) => r.largestPeakMiB * 1024 * 1024 >= 256e6);
   console.log(
