@@ -252,6 +252,7 @@ try {
     );
     if (child.status !== 0) throw new Error(`apply failed: ${child.stderr}`);
     const applied = JSON.parse(child.stdout.trim().split('\n').pop());
+    log(`  apply phases (s from its start): ${JSON.stringify(applied.phases)}`);
     const largestPeakMiB = Number(/TIME_PEAK_KIB (\d+)/.exec(child.stderr)[1]) / 1024;
     const loadedId = docker(['image', 'inspect', '-f', '{{.Id}}', tag]).trim();
     if (loadedId !== bId) throw new Error(`loaded ${loadedId}, expected ${bId}`);
@@ -267,6 +268,7 @@ try {
       floorSeconds: zstd.seconds,
       computeSeconds,
       applySeconds: applied.seconds,
+      baseReadSeconds: applied.phases['base-read'],
       pullSeconds: pull.seconds,
       nodePeakMiB: applied.nodePeakRssMiB,
       largestPeakMiB,
@@ -274,12 +276,12 @@ try {
   }
   console.log(`# Delta updates (revision ${revision()}; xdelta3 per layer vs pull vs zstd floor)\n`);
   console.log(
-    '| scenario | image B MiB | new layers uncompressed MiB | plain pull bytes | Flotilla delta bytes | pull / delta | zstd -19 --long floor bytes | delta / floor | server compute s | device apply s | docker pull s (loopback) | apply / pull | apply node peak RSS MiB | apply largest process peak RSS MiB |',
+    '| scenario | image B MiB | new layers uncompressed MiB | plain pull bytes | Flotilla delta bytes | pull / delta | zstd -19 --long floor bytes | delta / floor | server compute s | device apply s (of which docker save read) | docker pull s (loopback) | apply / pull | apply node peak RSS MiB | apply largest process peak RSS MiB |',
   );
   console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const r of rows)
     console.log(
-      `| ${r.name} | ${mib(r.imageBytes)} | ${mib(r.newBytes)} | ${r.pullBytes} | ${r.deltaBytes} | ${(r.pullBytes / r.deltaBytes).toFixed(1)}x | ${Number.isNaN(r.floorBytes) ? 'not measured' : r.floorBytes} | ${Number.isNaN(r.floorBytes) ? '–' : `${(r.deltaBytes / r.floorBytes).toFixed(2)}x`} | ${r.computeSeconds.toFixed(2)} | ${r.applySeconds.toFixed(2)} | ${r.pullSeconds.toFixed(2)} | ${(r.applySeconds / r.pullSeconds).toFixed(2)}x | ${r.nodePeakMiB.toFixed(0)} | ${r.largestPeakMiB.toFixed(0)} |`,
+      `| ${r.name} | ${mib(r.imageBytes)} | ${mib(r.newBytes)} | ${r.pullBytes} | ${r.deltaBytes} | ${(r.pullBytes / r.deltaBytes).toFixed(1)}x | ${Number.isNaN(r.floorBytes) ? 'not measured' : r.floorBytes} | ${Number.isNaN(r.floorBytes) ? '–' : `${(r.deltaBytes / r.floorBytes).toFixed(2)}x`} | ${r.computeSeconds.toFixed(2)} | ${r.applySeconds.toFixed(2)} (${r.baseReadSeconds.toFixed(2)}) | ${r.pullSeconds.toFixed(2)} | ${(r.applySeconds / r.pullSeconds).toFixed(2)}x | ${r.nodePeakMiB.toFixed(0)} | ${r.largestPeakMiB.toFixed(0)} |`,
     );
   const over = rows.filter((r) => r.largestPeakMiB * 1024 * 1024 >= 256e6);
   console.log(

@@ -250,6 +250,8 @@ export interface ApplyDeltaInput {
   /** The tag B is loaded under (deltas/delta-tag.ts). */
   tag: string;
   signal: AbortSignal;
+  /** Told as each phase ends, for the bench's breakdown of an apply (bench/delta.mjs). */
+  onPhase?: (phase: 'base-read' | 'loaded') => void;
 }
 
 /**
@@ -274,6 +276,7 @@ export async function applyDelta(input: ApplyDeltaInput): Promise<void> {
   const baseId = (await input.engine.imageId(input.baseRef)) ?? input.baseRef;
   const order = await input.engine.imageDiffIds(input.baseRef);
   const base = await baseLayers(await input.engine.exportImage(input.baseRef, signal), baseId, need, workDir, order);
+  input.onPhase?.('base-read');
   const shared = sharedPrefix(toDiffIds, base.diffIds);
   for (const diffId of toDiffIds.slice(shared))
     if (!byDiffId.has(diffId) && !base.kept.has(diffId))
@@ -337,6 +340,7 @@ export async function applyDelta(input: ApplyDeltaInput): Promise<void> {
   // The packing's own error (DELTA_INVALID) says why; the load's is only its consequence.
   if (packed.status === 'rejected') throw packed.reason;
   if (loading.status === 'rejected') throw loading.reason;
+  input.onPhase?.('loaded');
   const loaded = await input.engine.imageId(input.tag);
   if (loaded !== delta.configDigest) {
     await input.engine.removeImage(input.tag).catch(() => undefined);
