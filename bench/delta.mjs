@@ -5,7 +5,10 @@
 //      (the dependency layer is rebuilt, nearly identical);
 //   2. the base image's packages upgraded: the base layer is Debian with `apt-get upgrade` from bookworm-security
 //      (squashed into one layer, as a new base image release is), the same app on top;
-//   3. one dependency bumped: openssl and libssl3 from bookworm-security instead of bookworm, the rest unchanged.
+//   3. one dependency bumped: openssl and libssl3 from bookworm-security instead of bookworm, the rest unchanged;
+//   4. a 500 MB image: the Debian base and a generated application data tree (bench/lib/generated-tree.mjs: text,
+//      binaries, media-like files, compressing like real ones), changed as a release would (edited text, rebuilt
+//      binaries, replaced media). The issue's memory budget: the device's peak RSS must stay under 256 MB here.
 // Figures per scenario:
 //   - plain pull: the compressed bytes of B's layers A lacks, as B's manifest lists them (what docker pull fetches);
 //   - Flotilla delta: bytes of the delta the server's own code (packages/server/dist/deltas/compute-delta.js)
@@ -15,7 +18,8 @@
 //     the real engine, B absent and A present: wall time, the node process's peak RSS, and the peak RSS of the
 //     largest process (node or xdelta3, /usr/bin/time); beside it, the time of `docker pull` of B over loopback.
 // Run: `node bench/delta.mjs` from the repository root after `npm run build` (or `npx tsc -b`), with Docker running,
-// xdelta3 and zstd on PATH and the Debian mirror reachable from containers. BENCH_SCENARIOS=1,3 picks scenarios.
+// xdelta3 and zstd on PATH and the Debian mirror reachable from containers. BENCH_SCENARIOS=1,3 picks scenarios
+// (default 1,2,3,4).
 // Progress goes to stderr, the report (markdown) to stdout.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -24,6 +28,7 @@ import { join } from 'node:path';
 import { stopAll } from './lib/children.mjs';
 import { api, startServer } from './lib/control-plane.mjs';
 import { ALGORITHMS, concat, savedImage } from './lib/delta-measure.mjs';
+import { changeTree, writeTree } from './lib/generated-tree.mjs';
 import { revision } from './lib/revision.mjs';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -32,7 +37,7 @@ const { computeDelta } = await import(join(root, 'packages/server/dist/deltas/co
 const { DeltaStore } = await import(join(root, 'packages/server/dist/deltas/delta-store.js'));
 const { RegistryStorage } = await import(join(root, 'packages/server/dist/registry/storage.js'));
 
-const chosen = (process.env.BENCH_SCENARIOS ?? '1,2,3').split(',').map(Number);
+const chosen = (process.env.BENCH_SCENARIOS ?? '1,2,3,4').split(',').map(Number);
 const log = (message) => process.stderr.write(`${message}\n`);
 const work = mkdtempSync(join(tmpdir(), 'flotilla-bench-delta-'));
 const dockerConfig = join(work, 'docker-config');
@@ -131,6 +136,26 @@ async function scenarios(base) {
           app('A'),
         ),
     });
+  if (chosen.includes(4)) {
+    // The data tree is generated once in A's context, copied and changed for B's (docker build copies it in).
+    const data = (tag) => join(work, `ctx-${tag.replace(/\W/g, '_')}`, 'data');
+    list.push({
+      name: '4. 500 MB image (Debian + generated data tree, a release of changes)',
+      // zstd -19 over 500 MB ran past 10 minutes on the shared 2-core machine: BENCH_FLOOR4=1 measures it anyway.
+      floor: process.env.BENCH_FLOOR4 === '1',
+      a: () => {
+        log('generating the data tree');
+        writeTree(data('bench-delta/s4:a'), 330e6);
+        return build('bench-delta/s4:a', [`FROM ${base}`, 'COPY data /data']);
+      },
+      b: () => {
+        mkdirSync(join(data('bench-delta/s4:b'), '..'), { recursive: true });
+        execFileSync('cp', ['-a', data('bench-delta/s4:a'), data('bench-delta/s4:b')]);
+        log(`changing it: ${JSON.stringify(changeTree(data('bench-delta/s4:b')))}`);
+        return build('bench-delta/s4:b', [`FROM ${base}`, 'COPY data /data']);
+      },
+    });
+  }
   return list;
 }
 
@@ -160,6 +185,7 @@ try {
     const pushedA = push(a, 'a');
     const pushedB = push(b, 'b');
     const bId = docker(['image', 'inspect', '-f', '{{.Id}}', b]).trim();
+    const imageBytes = Number(docker(['image', 'inspect', '-f', '{{.Size}}', b]).trim());
 
     // The zstd floor, from docker save of both images.
     const saved = join(work, `saved-${index}`);
@@ -178,9 +204,13 @@ try {
       to.layers.filter((l) => !have.has(l.diffId)).map((l) => l.path),
       target,
     );
-    log('zstd floor');
-    const zstd = ALGORITHMS.zstd.encode(ref, target, join(saved, 'floor.zst'));
-    const floorBytes = statSync(join(saved, 'floor.zst')).size;
+    let floorBytes = Number.NaN;
+    let zstd = { seconds: Number.NaN };
+    if (scenario.floor !== false) {
+      log('zstd floor');
+      zstd = ALGORITHMS.zstd.encode(ref, target, join(saved, 'floor.zst'));
+      floorBytes = statSync(join(saved, 'floor.zst')).size;
+    }
     rmSync(saved, { recursive: true, force: true });
 
     log('Flotilla delta (server code)');
@@ -222,6 +252,7 @@ try {
     );
     if (child.status !== 0) throw new Error(`apply failed: ${child.stderr}`);
     const applied = JSON.parse(child.stdout.trim().split('\n').pop());
+    log(`  apply phases (s from its start): ${JSON.stringify(applied.phases)}`);
     const largestPeakMiB = Number(/TIME_PEAK_KIB (\d+)/.exec(child.stderr)[1]) / 1024;
     const loadedId = docker(['image', 'inspect', '-f', '{{.Id}}', tag]).trim();
     if (loadedId !== bId) throw new Error(`loaded ${loadedId}, expected ${bId}`);
@@ -229,6 +260,7 @@ try {
     rmSync(applyDir, { recursive: true, force: true });
     rows.push({
       name: scenario.name,
+      imageBytes,
       newBytes,
       pullBytes: pair.pullBytes,
       deltaBytes: pair.size,
@@ -236,6 +268,7 @@ try {
       floorSeconds: zstd.seconds,
       computeSeconds,
       applySeconds: applied.seconds,
+      baseReadSeconds: applied.phases['base-read'],
       pullSeconds: pull.seconds,
       nodePeakMiB: applied.nodePeakRssMiB,
       largestPeakMiB,
@@ -243,13 +276,19 @@ try {
   }
   console.log(`# Delta updates (revision ${revision()}; xdelta3 per layer vs pull vs zstd floor)\n`);
   console.log(
-    '| scenario | new layers uncompressed MiB | plain pull bytes | Flotilla delta bytes | pull / delta | zstd -19 --long floor bytes | delta / floor | server compute s | device apply s | docker pull s (loopback) | apply node peak RSS MiB | apply largest process peak RSS MiB |',
+    '| scenario | image B MiB | new layers uncompressed MiB | plain pull bytes | Flotilla delta bytes | pull / delta | zstd -19 --long floor bytes | delta / floor | server compute s | device apply s (of which docker save read) | docker pull s (loopback) | apply / pull | apply node peak RSS MiB | apply largest process peak RSS MiB |',
   );
-  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const r of rows)
     console.log(
-      `| ${r.name} | ${mib(r.newBytes)} | ${r.pullBytes} | ${r.deltaBytes} | ${(r.pullBytes / r.deltaBytes).toFixed(1)}x | ${r.floorBytes} | ${(r.deltaBytes / r.floorBytes).toFixed(2)}x | ${r.computeSeconds.toFixed(2)} | ${r.applySeconds.toFixed(2)} | ${r.pullSeconds.toFixed(2)} | ${r.nodePeakMiB.toFixed(0)} | ${r.largestPeakMiB.toFixed(0)} |`,
+      `| ${r.name} | ${mib(r.imageBytes)} | ${mib(r.newBytes)} | ${r.pullBytes} | ${r.deltaBytes} | ${(r.pullBytes / r.deltaBytes).toFixed(1)}x | ${Number.isNaN(r.floorBytes) ? 'not measured' : r.floorBytes} | ${Number.isNaN(r.floorBytes) ? '–' : `${(r.deltaBytes / r.floorBytes).toFixed(2)}x`} | ${r.computeSeconds.toFixed(2)} | ${r.applySeconds.toFixed(2)} (${r.baseReadSeconds.toFixed(2)}) | ${r.pullSeconds.toFixed(2)} | ${(r.applySeconds / r.pullSeconds).toFixed(2)}x | ${r.nodePeakMiB.toFixed(0)} | ${r.largestPeakMiB.toFixed(0)} |`,
     );
+  const over = rows.filter((r) => r.largestPeakMiB * 1024 * 1024 >= 256e6);
+  console.log(
+    over.length === 0
+      ? '\nDevice peak RSS under 256 MB in every scenario.'
+      : `\nWARNING: device peak RSS at or over 256 MB in: ${over.map((r) => r.name).join('; ')}`,
+  );
 } finally {
   await stopAll();
   rmSync(work, { recursive: true, force: true });

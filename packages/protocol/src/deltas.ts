@@ -34,9 +34,11 @@ export const DELTA_ZSTD_MAX_WINDOW_LOG = 28;
 export const DELTA_MAX_REORDER_RANGES = 200_000;
 
 /**
- * xdelta3's source window (`-B`) on both sides. INVARIANT: the decoder's window is at least the encoder's, or it
- * cannot reach every source byte a copy names; it also bounds the device's memory while applying (the issue's 256 MB
- * budget for small boards).
+ * xdelta3's source window (`-B`) on the device: it bounds the decoder's memory (the issue's 256 MB budget for small
+ * boards; decoding holds at most this much of the source). The server may encode with a larger window (up to
+ * 256 MiB, so a layer just over 128 MiB is indexed whole): the decoder reads the source from a file and seeks back for
+ * copies outside its window, so any window decodes any delta (measured byte-identical; server deltas/README.md).
+ * INVARIANT: the source is a seekable file on the device, never a pipe.
  */
 export const DELTA_SOURCE_WINDOW_BYTES = 128 * 1024 * 1024;
 

@@ -17,6 +17,7 @@ import {
 } from '@flotilla/protocol';
 import { extract, pack } from 'tar-stream';
 import type { ContainerEngine } from '../engine/container-engine.js';
+import { SaveLayerDepths } from './save-layer-depths.js';
 
 const invalid = (message: string) => new FlotillaError('DELTA_INVALID', message);
 const hexOf = (digest: string) => digest.slice('sha256:'.length);
@@ -37,15 +38,17 @@ function sharedPrefix(a: readonly string[], b: readonly string[]): number {
 /**
  * Reads `docker save` of the base image `baseId` and keeps, in `dir`, the layers `need` names given the base's
  * diffIDs (undefined until its config was read). Every layer passes through a file while it is hashed, since the
- * save names layers by v1 ids, not diffIDs; layers not needed are removed at once. Stops reading, and the engine
- * saving, as soon as the config was read and every needed layer is kept: saving layers nobody needs was the
- * largest part of an apply (deltas/README.md). Returns the base's diffIDs.
+ * save names layers by v1 ids, not diffIDs; layers not needed are removed at once. With `order` (the base's diffIDs
+ * from the engine), a layer whose place in the chain its v1 json already told (SaveLayerDepths) and that is not
+ * needed is skipped unwritten. Stops reading as soon as the diffIDs are known and every needed layer is kept.
+ * Returns the base's diffIDs.
  */
 async function baseLayers(
   tar: Readable,
   baseId: string,
   need: (baseDiffIds: readonly string[] | undefined) => ReadonlySet<string>,
   dir: string,
+  order: readonly string[] | undefined,
 ): Promise<{ kept: Map<string, string>; diffIds: string[] }> {
   const kept = new Map<string, string>();
   const configs = new Map<string, string>();
@@ -63,6 +66,8 @@ async function baseLayers(
         await rm(file, { force: true });
       }
   };
+  if (order && order.length > 0) await learnt([...order]);
+  const depths = new SaveLayerDepths();
   let counter = 0;
   // tar-stream streams are streamx streams: fed by pipe() and read by async iteration, never by node's pipeline().
   const untar = extract();
@@ -71,7 +76,18 @@ async function baseLayers(
   try {
     for await (const entry of untar) {
       const name = entry.header.name;
-      if (entry.header.type === 'file' && name.endsWith('/layer.tar')) {
+      const folder = /^([0-9a-f]{64})\/(json|layer\.tar)$/.exec(name);
+      const depth = folder?.[2] === 'layer.tar' ? depths.depthOf(folder[1]!) : undefined;
+      const known = depth !== undefined && order ? order[depth] : undefined;
+      if (entry.header.type === 'file' && folder?.[2] === 'json' && entry.header.size! < 1_000_000) {
+        const chunks: Buffer[] = [];
+        for await (const chunk of entry) chunks.push(chunk as Buffer);
+        depths.note(folder[1]!, Buffer.concat(chunks).toString('utf8'));
+      } else if (entry.header.type === 'file' && known !== undefined && !wanted.has(known)) {
+        // INVARIANT: skipped only when the chain says which layer this is and it is not needed; a needed one is
+        // still hashed below, so a wrong position costs a failed apply (DELTA_INVALID), never a wrong image.
+        entry.resume();
+      } else if (entry.header.type === 'file' && name.endsWith('/layer.tar')) {
         const file = join(dir, `base-${counter++}.tar`);
         const hash = createHash('sha256');
         const out = createWriteStream(file);
@@ -234,6 +250,8 @@ export interface ApplyDeltaInput {
   /** The tag B is loaded under (deltas/delta-tag.ts). */
   tag: string;
   signal: AbortSignal;
+  /** Told as each phase ends, for the bench's breakdown of an apply (bench/delta.mjs). */
+  onPhase?: (phase: 'base-read' | 'loaded') => void;
 }
 
 /**
@@ -256,7 +274,9 @@ export async function applyDelta(input: ApplyDeltaInput): Promise<void> {
       ...toDiffIds.slice(baseDiffIds ? sharedPrefix(toDiffIds, baseDiffIds) : 0).filter((d) => !byDiffId.has(d)),
     ]);
   const baseId = (await input.engine.imageId(input.baseRef)) ?? input.baseRef;
-  const base = await baseLayers(await input.engine.exportImage(input.baseRef, signal), baseId, need, workDir);
+  const order = await input.engine.imageDiffIds(input.baseRef);
+  const base = await baseLayers(await input.engine.exportImage(input.baseRef, signal), baseId, need, workDir, order);
+  input.onPhase?.('base-read');
   const shared = sharedPrefix(toDiffIds, base.diffIds);
   for (const diffId of toDiffIds.slice(shared))
     if (!byDiffId.has(diffId) && !base.kept.has(diffId))
@@ -320,6 +340,7 @@ export async function applyDelta(input: ApplyDeltaInput): Promise<void> {
   // The packing's own error (DELTA_INVALID) says why; the load's is only its consequence.
   if (packed.status === 'rejected') throw packed.reason;
   if (loading.status === 'rejected') throw loading.reason;
+  input.onPhase?.('loaded');
   const loaded = await input.engine.imageId(input.tag);
   if (loaded !== delta.configDigest) {
     await input.engine.removeImage(input.tag).catch(() => undefined);

@@ -148,14 +148,31 @@ async function writeRanges(files: readonly string[], ranges: SourceRange[], out:
   return total;
 }
 
-/** Encodes `target` against `source` with xdelta3 into `out`. */
-async function xdelta3Encode(source: string, target: string, out: string, signal?: AbortSignal): Promise<void> {
+/** Largest xdelta3 source window the server encodes with: its encoder then peaks near 800 MB RSS (README). */
+const ENCODE_WINDOW_MAX_BYTES = 256 * 1024 * 1024;
+
+/**
+ * The encoder's source window for a source of `sourceSize` bytes: the whole source when it fits the cap (a 134 MB
+ * python layer just over the device's 128 MiB window gave 1.9 MB with that window, 23 KB with the whole source in
+ * it), never less than the device's window. The device decodes with its own DELTA_SOURCE_WINDOW_BYTES whatever this is.
+ */
+export function encodeWindow(sourceSize: number): number {
+  const mib = 1024 * 1024;
+  const whole = (Math.ceil(sourceSize / mib) + 1) * mib;
+  return Math.min(ENCODE_WINDOW_MAX_BYTES, Math.max(DELTA_SOURCE_WINDOW_BYTES, whole));
+}
+
+/** Encodes `target` against `source` (`sourceSize` bytes) with xdelta3 into `out`. */
+async function xdelta3Encode(
+  source: string,
+  sourceSize: number,
+  target: string,
+  out: string,
+  signal?: AbortSignal,
+): Promise<void> {
   // -A: no application header (it would carry temp file names, so equal inputs gave unequal deltas).
-  await run(
-    'xdelta3',
-    ['-e', '-f', '-9', '-S', 'lzma', '-A', '-B', String(DELTA_SOURCE_WINDOW_BYTES), '-s', source, target, out],
-    { signal },
-  );
+  const window = String(encodeWindow(sourceSize));
+  await run('xdelta3', ['-e', '-f', '-9', '-S', 'lzma', '-A', '-B', window, '-s', source, target, out], { signal });
 }
 
 /** Encodes `target` against `source` with zstd --patch-from into `out` (no checksum: the diffID check covers it). */
@@ -197,7 +214,7 @@ async function encodeLayer(
   limits: ComputeLimits,
   signal?: AbortSignal,
 ): Promise<{ method: DeltaMethod; length: number }> {
-  await xdelta3Encode(source, target, out, signal);
+  await xdelta3Encode(source, sourceSize, target, out, signal);
   const xdelta3Length = (await stat(out)).size;
   const level = limits.zstdLevel ?? DEFAULT_ZSTD_LEVEL;
   const window = 2 ** DELTA_ZSTD_MAX_WINDOW_LOG;
