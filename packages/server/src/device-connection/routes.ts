@@ -1,3 +1,5 @@
+import type { ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import { DEVICE_ROUTES, deviceConnectQuerySchema, deviceMessageSchema, deviceUuidSchema } from '@flotilla/protocol';
 import type { FastifyInstance } from 'fastify';
 import { Gauge } from 'prom-client';
@@ -64,6 +66,16 @@ export function registerDeviceConnection(
       // WARNING: nothing below keeps `request` (its headers, raw message and child logger): the closures live as
       // long as the connection, thousands of them on a node. A logger bound to the device id is made on error only.
       const log = app.log;
+      // @fastify/websocket's own error listener holds its request and reply for the connection's whole life (about
+      // KBs a device); ours holds the device id. ws closes the connection itself after an error (a bad frame, a
+      // message over maxPayload); the listener only has to exist, or the error would be thrown.
+      socket.removeAllListeners('error');
+      socket.on('error', (error) => log.warn({ err: error, deviceId }, 'device connection error'));
+      // The plugin routes an upgrade with a ServerResponse it attaches to the socket and never finishes, so the
+      // socket would keep it, and through it the request, its reply and their loggers, as long as it is open.
+      // Nothing answers on that response once upgraded: detached, they are collected.
+      const raw = request.raw.socket as Socket & { _httpMessage?: ServerResponse | null };
+      raw._httpMessage?.detachSocket(raw);
       hub.attach(deviceId, socket);
       // A device that connects is alive; its live feed hears of the connection either way.
       lastSeen.seen(deviceId);

@@ -33,9 +33,9 @@ export interface TargetWatcherOptions {
  * now instead of at its next poll (15 min by default).
  *
  * Driven by the writes: every revision bump (db/revisions.ts) is announced by the database itself once committed
- * (migration 0013: a trigger; `targets-changed` on the bus, heard by every node), ids only; the connections it
- * concerns (the device's, or every device of the fleet connected here) have their revisions read again and are
- * told when they moved. A sweep every `sweepMs` compares every connection the same way, batched: the safety net
+ * (migration 0013: a trigger; `targets-changed` on the bus, heard by every node), ids only. For a device, its
+ * revisions are read again; for a fleet, its one counter, and every device of it connected here seen at an older
+ * one is told. A sweep every `sweepMs` compares every connection the same way, batched: the safety net
  * for a notice lost (the bus connection dropped: `resync` sweeps at once).
  *
  * INVARIANT (no window for a lost change): for each connection, `seen` holds revisions R only once the device on
@@ -117,13 +117,13 @@ export class TargetWatcher {
     // Let a burst of notices (one transaction bumping several revisions) gather into one pass.
     await new Promise((resolve) => setImmediate(resolve));
     while (this.pendingFleets.size > 0 || this.pendingDevices.size > 0) {
-      const fleets = this.pendingFleets;
+      const fleets = [...this.pendingFleets];
       const ids = [...this.pendingDevices];
       this.pendingFleets = new Set();
       this.pendingDevices = new Set();
-      if (fleets.size > 0) for (const [id, seen] of this.seen) if (fleets.has(seen.fleetId)) ids.push(id);
       // A failed read is left to the sweep, which compares everything again.
-      await this.check([...new Set(ids)], false).catch(() => undefined);
+      await this.checkFleets(fleets).catch(() => undefined);
+      await this.check(ids, false).catch(() => undefined);
     }
   }
 
@@ -171,6 +171,27 @@ export class TargetWatcher {
   forget(deviceId: number, socket: WebSocket): void {
     if (this.seen.get(deviceId)?.socket === socket) this.seen.delete(deviceId);
     this.greeting.delete(socket);
+  }
+
+  /**
+   * A fleet's bump moves only its own counter: one read of it, then each connection seen in that fleet at an older
+   * revision is told. A device that left the fleet meanwhile had its own revision bumped, so its own notice covers
+   * it; a device seen at a newer revision was told already.
+   */
+  private async checkFleets(fleetIds: number[]): Promise<void> {
+    if (fleetIds.length === 0) return;
+    const rows = await this.db.selectFrom('fleets').select(['id', 'revision']).where('id', 'in', fleetIds).execute();
+    const revisions = new Map(rows.map((row) => [row.id, row.revision]));
+    for (const [id, seen] of this.seen) {
+      const revision = revisions.get(seen.fleetId);
+      if (revision === undefined || revision <= seen.fleetRevision) continue;
+      if (this.hub.socketOf(id) !== seen.socket) {
+        this.seen.delete(id);
+        continue;
+      }
+      seen.fleetRevision = revision;
+      this.tell(seen.socket);
+    }
   }
 
   /** Reads the revisions of these connected devices and tells those whose revisions moved on. */
