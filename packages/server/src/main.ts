@@ -1,7 +1,7 @@
 import { Command, Option } from 'commander';
 import { readTlsFiles } from './tls/server-tls.js';
 import { startServer } from './server.js';
-import { connectionCapacity, raiseOpenFileLimit } from './http/open-files.js';
+import { describeOpenFiles, openFileLimits } from './http/open-files.js';
 
 // WARNING: everything this process creates (database, blobs, uploads, secrets) is for its own user only.
 process.umask(0o077);
@@ -169,7 +169,6 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
-const files = raiseOpenFileLimit();
 const server = await startServer({
   dataDir: opts.data,
   ...(opts.database === undefined ? {} : { databaseUrl: opts.database }),
@@ -196,12 +195,9 @@ if (server.admin) {
   process.stdout.write(`FLOTILLA_ADMIN ${JSON.stringify(server.admin)}\n`);
 }
 process.stdout.write(`flotilla-server listening on ${server.url} (public URL ${server.app.flotilla.publicUrl})\n`);
-// Each device connection holds one open file; the soft limit was raised to the hard one (http/open-files.ts).
-if (files) {
-  const room = Number.isFinite(files.soft) ? `room for about ${connectionCapacity(files.soft)}` : 'no cap on';
-  const how = files.raised ? ' (raised to the hard limit)' : files.problem ? ` (not raised: ${files.problem})` : '';
-  process.stdout.write(`flotilla-server open-file limit ${files.soft}${how}: ${room} device connections\n`);
-}
+// Each device connection holds one open file (http/open-files.ts).
+const files = openFileLimits();
+if (files) process.stdout.write(`flotilla-server ${describeOpenFiles(files)}\n`);
 if (server.plainUrl) process.stdout.write(`flotilla-server plain HTTP on ${server.plainUrl}\n`);
 
 stop = () => {

@@ -1,19 +1,15 @@
-import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 
 /** Files a server node keeps open besides its device connections: database, registry blobs, logs, user requests. */
 export const RESERVED_FILES = 1_000;
 
-export interface OpenFiles {
-  soft: number;
-  hard: number;
-  /** Whether the soft limit was raised now. */
-  raised: boolean;
-  /** Why it could not be raised, when it could not. */
-  problem?: string;
-}
-
-/** This process's open-file limits from /proc (Infinity for unlimited); undefined off Linux. */
+/**
+ * This process's open-file limits (RLIMIT_NOFILE) from /proc; Infinity for unlimited, undefined off Linux.
+ * Each device connection is one open socket. Node itself raises the soft limit to the hard one as it starts (its
+ * platform setup calls setrlimit; http/open-files.test.ts checks it from a process started at 256), so the server
+ * only reads and reports them: the hard limit is the system's (`LimitNOFILE=` in a systemd unit, `--ulimit nofile=`
+ * for a container).
+ */
 export function openFileLimits(): { soft: number; hard: number } | undefined {
   let text: string;
   try {
@@ -27,28 +23,14 @@ export function openFileLimits(): { soft: number; hard: number } | undefined {
   return { soft: value(match[1]), hard: value(match[2]) };
 }
 
-/**
- * Raises this process's soft open-file limit (RLIMIT_NOFILE) to its hard limit: each device connection is one open
- * socket, and the usual soft limit of 1,024 would cap a node near a thousand devices. Node has no setrlimit;
- * `prlimit --pid` (util-linux, on every mainstream Linux) sets it on a running process, so this works however the
- * server is started (systemd, a container, `node main.js`). Without prlimit the limit stays as the shell or the
- * unit set it (`ulimit -n`, `LimitNOFILE=`), and `problem` says so.
- */
-export function raiseOpenFileLimit(): OpenFiles | undefined {
-  const before = openFileLimits();
-  if (!before) return undefined;
-  if (before.soft >= before.hard) return { ...before, raised: false };
-  const hard = Number.isFinite(before.hard) ? String(before.hard) : 'unlimited';
-  try {
-    execFileSync('prlimit', ['--pid', String(process.pid), `--nofile=${hard}:${hard}`], { stdio: 'ignore' });
-  } catch (error) {
-    return { ...before, raised: false, problem: `prlimit failed: ${(error as Error).message}` };
-  }
-  const after = openFileLimits() ?? before;
-  return { ...after, raised: after.soft > before.soft };
-}
-
 /** Roughly how many device connections a limit of `soft` open files leaves room for. */
 export function connectionCapacity(soft: number): number {
   return Math.max(0, soft - RESERVED_FILES);
+}
+
+/** The line the server prints at start: its open-file limit and the device connections it leaves room for. */
+export function describeOpenFiles(limits: { soft: number; hard: number }): string {
+  const room = Number.isFinite(limits.soft) ? `room for about ${connectionCapacity(limits.soft)}` : 'no cap on';
+  const below = limits.soft < limits.hard ? ` (below the hard limit ${limits.hard}: raise it with ulimit -n)` : '';
+  return `open-file limit ${limits.soft}${below}: ${room} device connections`;
 }
