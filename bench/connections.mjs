@@ -54,12 +54,22 @@ async function connectAll(targets, greet) {
 
 /** Arms the device processes, runs `change`, and resolves with ms from just before it until the last device told. */
 async function fanOut(children, change) {
-  await Promise.all(children.map((c) => (c.send('arm'), c.waitFor('armed'))));
+  await Promise.all(
+    children.map((c) => {
+      c.send('arm');
+      return c.waitFor('armed');
+    }),
+  );
   const t0 = Date.now();
   await change();
   const deadline = t0 + 60_000;
   for (;;) {
-    const reports = await Promise.all(children.map((c) => (c.send('report'), c.waitFor('told'))));
+    const reports = await Promise.all(
+      children.map((c) => {
+        c.send('report');
+        return c.waitFor('told');
+      }),
+    );
     if (reports.every((r, i) => r.told === children[i].count))
       return Math.max(...reports.map((r) => r.lastToldAt)) - t0;
     if (Date.now() > deadline) throw new Error(`not every device was told within 60 s: ${JSON.stringify(reports)}`);

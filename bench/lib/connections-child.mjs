@@ -4,7 +4,7 @@
 // {lastToldAt, told} (Date.now() of the last `target-changed` since 'arm', and how many devices were told).
 import WebSocket from 'ws';
 
-let sockets = [];
+const sockets = [];
 let armed = false;
 let told = 0;
 let lastToldAt = 0;
