@@ -8,14 +8,14 @@ const root = new URL('../..', import.meta.url).pathname;
 
 /**
  * Starts `bin/flotilla-server` on a fresh data folder and resolves once it is healthy and has printed its admin
- * credentials (first start only: hence the fresh folder).
+ * credentials (first start only: hence the fresh folder). `extraArgs` go on its command line.
  */
-export async function startServer(dataDir, port) {
+export async function startServer(dataDir, port, extraArgs = []) {
   const url = `http://127.0.0.1:${port}`;
   let admin;
   const child = launch(
     'flotilla-server',
-    ['--data', dataDir, '--port', String(port), '--public-url', url, '--log-level', 'warn'],
+    ['--data', dataDir, '--port', String(port), '--public-url', url, '--log-level', 'warn', ...extraArgs],
     (line) => {
       if (line.startsWith('FLOTILLA_ADMIN ')) {
         // WARNING: the line carries secrets; keep it off the terminal.

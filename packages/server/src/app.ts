@@ -107,6 +107,8 @@ export interface AppOptions {
   deltas?: { concurrency?: number; maxLayerBytes?: number; retryAfterMs?: number };
   /** How often each server node evaluates the running rollouts (default 1 s). */
   rolloutIntervalMs?: number;
+  /** How often every connected device's revisions are compared again, the safety net for a lost notice (60 s). */
+  targetSweepMs?: number;
 }
 
 export const DEFAULT_DISK_MIN_FREE_BYTES = 100 * 1024 * 1024;
@@ -237,7 +239,9 @@ export async function buildApp(options: AppOptions): Promise<FlotillaApp> {
   registerODataRoutes(app, ctx);
   // Server nodes sharing a PostgreSQL database tell each other about logs and actions; SQLite has one node.
   const { postgresUrl } = options.database;
-  const bus: EventBus = postgresUrl ? new PostgresBus(postgresUrl, db, app.log) : new SingleNodeBus();
+  const bus: EventBus = postgresUrl
+    ? new PostgresBus(postgresUrl, db, app.log)
+    : new SingleNodeBus(options.database.targetChanges);
   await bus.start();
   const stopRelaying = userStreams.connect(bus);
   const stopChanges = deviceChanges.connect(bus);
@@ -268,8 +272,9 @@ export async function buildApp(options: AppOptions): Promise<FlotillaApp> {
   });
   // WebSocket routes share one scope: the plugin's upgrade listener and its per-request hooks stay off the others.
   await app.register(async (scope) => {
-    await scope.register(websocket, { options: { maxPayload: 1024 * 1024 } });
-    registerDeviceConnection(scope, ctx, connections, bus, lastSeen);
+    // No compression (ws's default, said outright): it would give each connection a zlib context of its own.
+    await scope.register(websocket, { options: { maxPayload: 1024 * 1024, perMessageDeflate: false } });
+    registerDeviceConnection(scope, ctx, connections, bus, lastSeen, options.targetSweepMs);
     registerRemoteAccessRoutes(scope, ctx, broker, publicUrls);
   });
   installRemoteAccess(app, ctx, broker, bus, options.auditRetentionDays ?? 90);

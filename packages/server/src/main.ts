@@ -1,6 +1,7 @@
 import { Command, Option } from 'commander';
 import { readTlsFiles } from './tls/server-tls.js';
 import { startServer } from './server.js';
+import { describeOpenFiles, openFileLimits } from './http/open-files.js';
 
 // WARNING: everything this process creates (database, blobs, uploads, secrets) is for its own user only.
 process.umask(0o077);
@@ -194,6 +195,9 @@ if (server.admin) {
   process.stdout.write(`FLOTILLA_ADMIN ${JSON.stringify(server.admin)}\n`);
 }
 process.stdout.write(`flotilla-server listening on ${server.url} (public URL ${server.app.flotilla.publicUrl})\n`);
+// Each device connection holds one open file (http/open-files.ts).
+const files = openFileLimits();
+if (files) process.stdout.write(`flotilla-server ${describeOpenFiles(files)}\n`);
 if (server.plainUrl) process.stdout.write(`flotilla-server plain HTTP on ${server.plainUrl}\n`);
 
 stop = () => {

@@ -57,6 +57,8 @@ export interface StartServerOptions {
   /** Folder of the built web dashboard, served at `/` (default: packages/dashboard/dist/app of this repository). */
   dashboardDir?: string;
   /** How often this node evaluates the running rollouts (default 1 s). */
+  /** How often every connected device's revisions are compared again, the safety net for a lost notice. */
+  targetSweepMs?: number;
   rolloutIntervalMs?: number;
 }
 
@@ -110,6 +112,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
       ...(options.auditRetentionDays === undefined ? {} : { auditRetentionDays: options.auditRetentionDays }),
       ...(options.dashboardDir === undefined ? {} : { dashboardDir: options.dashboardDir }),
       ...(options.rolloutIntervalMs === undefined ? {} : { rolloutIntervalMs: options.rolloutIntervalMs }),
+      ...(options.targetSweepMs === undefined ? {} : { targetSweepMs: options.targetSweepMs }),
     });
     // Files earlier versions (or people) left group- or world-readable, and what this start created, become private.
     if (options.dataDir) await tightenTree(options.dataDir);

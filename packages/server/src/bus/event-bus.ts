@@ -3,7 +3,7 @@ import { sql } from 'kysely';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import type { Db } from '../db/database.js';
+import type { Db, TargetChangeFeed } from '../db/database.js';
 
 /**
  * What one server node tells the others. Only ids travel (PostgreSQL caps a notification at 8,000 bytes); the
@@ -44,6 +44,11 @@ const busMessageSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('device-removed'), fleetId: z.number().int(), uuid: z.string().max(64) }),
   /** The fleet was deleted: its followers start over. */
   z.object({ type: z.literal('fleet-removed'), fleetId: z.number().int() }),
+  /**
+   * A fleet's or a device's revision was bumped and committed (db/revisions.ts): the connected devices it concerns
+   * are told. Sent by the database itself (migration 0014's trigger), to every node, the writer's included.
+   */
+  z.object({ type: z.literal('targets-changed'), kind: z.enum(['fleet', 'device']), id: z.number().int() }),
 ]);
 export type BusMessage = z.infer<typeof busMessageSchema>;
 /**
@@ -66,12 +71,15 @@ export interface EventBus {
   close(): Promise<void>;
 }
 
-/** SQLite: one node, nobody to tell. */
+/** SQLite: one node, nobody to tell; subscribers hear only the database's revision bumps (`targets-changed`). */
 export class SingleNodeBus implements EventBus {
   readonly shared = false;
+  constructor(private readonly targetChanges?: TargetChangeFeed) {}
   publish(): void {}
-  subscribe(): () => void {
-    return () => undefined;
+  subscribe(listener: (event: BusEvent) => void): () => void {
+    return (
+      this.targetChanges?.subscribe((change) => listener({ type: 'targets-changed', ...change })) ?? (() => undefined)
+    );
   }
   async start(): Promise<void> {}
   async close(): Promise<void> {}
@@ -191,6 +199,7 @@ export class PostgresBus implements EventBus {
     } catch {
       return;
     }
+    // node null: the database's own notices (targets-changed), for every node.
     if (parsed.node === this.node) return;
     const message = busMessageSchema.safeParse(parsed.message);
     if (message.success) this.emit(message.data);

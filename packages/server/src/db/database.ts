@@ -23,6 +23,29 @@ export interface OpenedDatabase {
   sqlite?: SqliteDatabase.Database;
   /** PostgreSQL only: where it is, for connections of their own (the server bus listens on one). */
   postgresUrl?: string;
+  /**
+   * SQLite only: the revision bumps (migration 0013's triggers), as they happen. WARNING: a listener hears them
+   * while the writing statement runs, maybe inside a transaction that is not committed yet: it must not touch the
+   * handle at once; a read through Kysely waits for the connection, so it runs after the commit.
+   */
+  targetChanges?: TargetChangeFeed;
+}
+
+export type TargetChange = { kind: 'fleet' | 'device'; id: number };
+
+/** Listeners of revision bumps on a SQLite connection (one node: nobody else needs to hear them). */
+export class TargetChangeFeed {
+  private readonly listeners = new Set<(change: TargetChange) => void>();
+  subscribe(listener: (change: TargetChange) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+  emit(change: TargetChange): void {
+    // After the statement returns: a listener may read (through Kysely, which queues behind the writer).
+    queueMicrotask(() => {
+      for (const listener of this.listeners) listener(change);
+    });
+  }
 }
 
 export interface DatabaseOptions {
@@ -62,8 +85,15 @@ export async function openDatabase(options: DatabaseOptions): Promise<OpenedData
     sqlite.pragma('synchronous = NORMAL');
     sqlite.pragma('foreign_keys = ON');
     sqlite.pragma('busy_timeout = 5000');
+    const targetChanges = new TargetChangeFeed();
+    sqlite.function('flotilla_targets_changed', { deterministic: false }, (kind: unknown, id: unknown) => {
+      if ((kind === 'fleet' || kind === 'device') && typeof id === 'number') targetChanges.emit({ kind, id });
+      else if ((kind === 'fleet' || kind === 'device') && typeof id === 'bigint')
+        targetChanges.emit({ kind, id: Number(id) });
+      return null;
+    });
     const db = new Kysely<Database>({ dialect: new KeepingErrorsSqliteDialect(sqlite) });
-    opened = { db, dialect: 'sqlite', close: () => db.destroy(), sqlite };
+    opened = { db, dialect: 'sqlite', close: () => db.destroy(), sqlite, targetChanges };
   }
   const migrator = new Migrator({ db: opened.db, provider: migrations(opened.dialect) });
   const { error } = await migrator.migrateToLatest();

@@ -422,6 +422,41 @@ export function migrations(dialect: Dialect): MigrationProvider {
         await db.schema.alterTable('device_tags_next').renameTo('device_tags').execute();
       },
     },
+    '0014-target-change-triggers': {
+      async up(db: Kysely<unknown>) {
+        // Connected devices are told of a target change by the write that bumps a revision (db/revisions.ts), not
+        // by re-reading every connected device (device-connection/target-watcher.ts). A trigger, not the write
+        // sites, so no write can forget it; ids only. PostgreSQL delivers a NOTIFY at commit (never for a rollback)
+        // to every node listening, this one included (node null: see bus/event-bus.ts). SQLite calls the function
+        // db/database.ts registers on its connection. WARNING: another SQLite client (the sqlite3 shell) has no
+        // such function, so an update of a revision there fails; every other column can be written.
+        if (dialect === 'postgres') {
+          // The payload is a bus message (bus/event-bus.ts busMessageSchema) on the bus channel.
+          await sql`create function flotilla_targets_changed() returns trigger language plpgsql as $$
+            begin
+              perform pg_notify('flotilla_bus', json_build_object('node', null, 'message',
+                json_build_object('type', 'targets-changed', 'kind', tg_argv[0], 'id', new.id))::text);
+              return null;
+            end $$`.execute(db);
+        }
+        for (const [table, kind] of [
+          ['fleets', 'fleet'],
+          ['devices', 'device'],
+        ] as const) {
+          const name = sql.raw(`${table}_targets_changed`);
+          if (dialect === 'postgres') {
+            await sql`create trigger ${name} after update of revision on ${sql.table(table)} for each row
+              when (old.revision is distinct from new.revision) execute function flotilla_targets_changed(${sql.lit(kind)})`.execute(
+              db,
+            );
+          } else {
+            await sql`create trigger ${name} after update of revision on ${sql.table(table)} for each row
+              when old.revision is not new.revision
+              begin select flotilla_targets_changed(${sql.lit(kind)}, new.id); end`.execute(db);
+          }
+        }
+      },
+    },
   };
   return { getMigrations: async () => all };
 }

@@ -1,3 +1,5 @@
+import type { ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import { DEVICE_ROUTES, deviceConnectQuerySchema, deviceMessageSchema, deviceUuidSchema } from '@flotilla/protocol';
 import type { FastifyInstance } from 'fastify';
 import { Gauge } from 'prom-client';
@@ -18,7 +20,7 @@ const uuidParams = z.object({ uuid: deviceUuidSchema });
  * The device connection: one WebSocket per device at `GET /device/v1/:uuid/connect` (device key), over which this
  * node pushes actions and `target-changed` news and devices answer. With several server nodes, `bus` carries an
  * action to the node holding its device's connection, and the news of its delivery and answer back
- * (bus-dispatch.ts); the target watcher announces target changes to the devices connected here.
+ * (bus-dispatch.ts); the target watcher announces target changes to the devices connected here. Returns it (tests).
  * `app` is the scope that has the WebSocket plugin (app.ts).
  */
 export function registerDeviceConnection(
@@ -27,12 +29,12 @@ export function registerDeviceConnection(
   hub: ConnectionHub,
   bus: EventBus,
   lastSeen: LastSeenTracker,
-): void {
+  targetSweepMs?: number,
+): TargetWatcher {
   const { db } = ctx;
-  const watcher = new TargetWatcher(db, hub, ctx.stateCache);
+  // A batch a rollout opens bumps its fleet's revision: announced through the bus like every other change.
+  const watcher = new TargetWatcher(db, hub, ctx.stateCache, bus, { sweepMs: targetSweepMs });
   app.addHook('onReady', async () => watcher.start());
-  // A batch a rollout opened is announced to its devices connected here at once, not at the next tick.
-  ctx.rollouts.onTargetsChanged(() => watcher.nudge());
   app.addHook('preClose', async () => watcher.stop());
   new Gauge({
     name: 'flotilla_device_connections',
@@ -61,6 +63,19 @@ export function registerDeviceConnection(
     },
     (socket, request) => {
       const { deviceId, heldEtag } = request as unknown as { deviceId: number; heldEtag: string | undefined };
+      // WARNING: nothing below keeps `request` (its headers, raw message and child logger): the closures live as
+      // long as the connection, thousands of them on a node. A logger bound to the device id is made on error only.
+      const log = app.log;
+      // @fastify/websocket's own error listener holds its request and reply for the connection's whole life (about
+      // KBs a device); ours holds the device id. ws closes the connection itself after an error (a bad frame, a
+      // message over maxPayload); the listener only has to exist, or the error would be thrown.
+      socket.removeAllListeners('error');
+      socket.on('error', (error) => log.warn({ err: error, deviceId }, 'device connection error'));
+      // The plugin routes an upgrade with a ServerResponse it attaches to the socket and never finishes, so the
+      // socket would keep it, and through it the request, its reply and their loggers, as long as it is open.
+      // Nothing answers on that response once upgraded: detached, they are collected.
+      const raw = request.raw.socket as Socket & { _httpMessage?: ServerResponse | null };
+      raw._httpMessage?.detachSocket(raw);
       hub.attach(deviceId, socket);
       // A device that connects is alive; its live feed hears of the connection either way.
       lastSeen.seen(deviceId);
@@ -71,7 +86,7 @@ export function registerDeviceConnection(
           if (!known) socket.close(1008, 'device removed');
         },
         (error: unknown) => {
-          request.log.error({ err: error }, 'comparing a connecting device target failed; closing its connection');
+          log.error({ err: error, deviceId }, 'comparing a connecting device target failed; closing its connection');
           socket.close(1011, 'try again');
         },
       );
@@ -90,16 +105,18 @@ export function registerDeviceConnection(
             hub.settled(result.id);
             bus.publish({ type: 'action-settled', actionId: result.id });
           },
-          (error: unknown) => request.log.error({ err: error }, 'recording an action result failed'),
+          (error: unknown) => log.error({ err: error, deviceId }, 'recording an action result failed'),
         );
       });
       socket.on('close', () => {
         hub.detach(deviceId, socket);
+        watcher.forget(deviceId, socket);
         ctx.deviceChanges.changed([deviceId]);
       });
       void deliverPending(db, hub, deviceId).catch((error: unknown) =>
-        request.log.error({ err: error }, 'delivering pending actions failed'),
+        log.error({ err: error, deviceId }, 'delivering pending actions failed'),
       );
     },
   );
+  return watcher;
 }

@@ -4,11 +4,13 @@ import type { LightMyRequestResponse } from 'fastify';
 import { buildApp } from '../app.js';
 import type { AppOptions, FlotillaApp } from '../app.js';
 import { bootstrapAdmin } from '../auth/bootstrap.js';
-import { openDatabase } from '../db/database.js';
+import { openDatabase, type OpenedDatabase } from '../db/database.js';
 
 /** An in-process app over a fresh database of the given dialect, with the bootstrap admin's API key. */
 export interface Harness {
   app: FlotillaApp;
+  /** The database the app runs on (its dialect's extras: SQLite's revision-bump feed). */
+  database: OpenedDatabase;
   adminKey: string;
   close: () => Promise<void>;
   /** `app.inject` with JSON in and out, Bearer `key` when given. */
@@ -50,6 +52,7 @@ export async function harness(testDb: TestDatabase, options: Partial<AppOptions>
   };
   return {
     app,
+    database,
     adminKey: admin.apiKey,
     call,
     close: async () => {
