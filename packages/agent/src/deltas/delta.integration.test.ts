@@ -96,9 +96,34 @@ async function metric(h: Harness, name: string, label = ''): Promise<number> {
   return line ? Number(line.split(' ')[1]) : 0;
 }
 
+type AgentOptions = Parameters<typeof startHarnessAgent>[1];
+type StartAgent = (options?: AgentOptions) => Promise<Awaited<ReturnType<typeof startHarnessAgent>>>;
+
+/**
+ * A fresh device harness with a pushed pair, for `body`; `start` starts an agent on it (deltas pending for 30 s at
+ * most, unless `options` say otherwise). Afterwards every agent started is stopped and the harness removed.
+ */
+async function withPair(body: (h: Harness, pair: Pair, start: StartAgent) => Promise<void>): Promise<void> {
+  const h = await harness();
+  let pair: Pair | undefined;
+  const agents: Array<Awaited<ReturnType<typeof startHarnessAgent>>> = [];
+  try {
+    pair = await pushPair(h, randomBytes(4).toString('hex'));
+    await body(h, pair, async (options = {}) => {
+      const agent = await startHarnessAgent(h, { deltaPendingLimitMs: 30_000, ...options });
+      agents.push(agent);
+      return agent;
+    });
+  } finally {
+    for (const agent of agents) await agent.stop();
+    await cleanup(h.namespace, pairImages(pair));
+    await h.remove();
+  }
+}
+
 /** Runs A on a fresh device, then releases B; resolves once B runs. Returns the container's image ID. */
-async function updateAtoB(h: Harness, pair: Pair, agentOptions: Parameters<typeof startHarnessAgent>[1] = {}) {
-  const agent = await startHarnessAgent(h, { deltaPendingLimitMs: 30_000, ...agentOptions });
+async function updateAtoB(h: Harness, pair: Pair, start: StartAgent, agentOptions: AgentOptions = {}) {
+  const agent = await start(agentOptions);
   const uuid = agent.state().uuid;
   const commitA = await h.cp.release({ services: { main: { image: pair.a } } });
   await waitFor('release A running', () => reportedDone(h, uuid, commitA), { timeoutMs: 60_000 });
@@ -121,16 +146,10 @@ async function storedDelta(h: Harness) {
 }
 
 describe('delta updates', { timeout: 240_000 }, () => {
-  it('moves A → B by delta: the image ID is the registry’s, no layer of B is pulled, the bytes saved are counted', async () => {
-    const h = await harness();
-    const nonce = randomBytes(4).toString('hex');
-    let pair: Pair | undefined;
-    let agent: Awaited<ReturnType<typeof startHarnessAgent>> | undefined;
-    try {
-      pair = await pushPair(h, nonce);
+  it('moves A → B by delta: the image ID is the registry’s, no layer of B is pulled, the bytes saved are counted', () =>
+    withPair(async (h, pair, start) => {
       const pullsBefore = h.cp.tap.pullsStarted;
-      const updated = await updateAtoB(h, pair);
-      agent = updated.agent;
+      const updated = await updateAtoB(h, pair, start);
       assert.equal(updated.imageId, pair.bId, 'the rebuilt image is byte for byte the one pushed');
       assert.equal(h.cp.tap.pullsStarted, pullsBefore + 1, 'only A was pulled');
       const inspected = await docker.getImage(deltaTag(pair.b)!).inspect();
@@ -142,21 +161,11 @@ describe('delta updates', { timeout: 240_000 }, () => {
       assert.equal(await metric(h, 'flotilla_delta_outcomes_total', '{outcome="applied"}'), 1);
       const saved = await metric(h, 'flotilla_delta_saved_bytes_total');
       assert.ok(saved > PAYLOAD_BYTES / 2, `saved ${saved} bytes`);
-    } finally {
-      await agent?.stop();
-      await cleanup(h.namespace, pairImages(pair));
-      await h.remove();
-    }
-  });
+    }));
 
-  it('a service the device does not run yet gets its image by delta from another service’s image', async () => {
-    const h = await harness();
-    const nonce = randomBytes(4).toString('hex');
-    let pair: Pair | undefined;
-    let agent: Awaited<ReturnType<typeof startHarnessAgent>> | undefined;
-    try {
-      pair = await pushPair(h, nonce);
-      agent = await startHarnessAgent(h, { deltaPendingLimitMs: 30_000 });
+  it('a service the device does not run yet gets its image by delta from another service’s image', () =>
+    withPair(async (h, pair, start) => {
+      const agent = await start();
       const uuid = agent.state().uuid;
       const commitA = await h.cp.release({ services: { main: { image: pair.a } } });
       await waitFor('release A running', () => reportedDone(h, uuid, commitA), { timeoutMs: 60_000 });
@@ -174,20 +183,10 @@ describe('delta updates', { timeout: 240_000 }, () => {
         1,
         'only A’s payload layer was pulled (for release A), not B’s',
       );
-    } finally {
-      await agent?.stop();
-      await cleanup(h.namespace, pairImages(pair));
-      await h.remove();
-    }
-  });
+    }));
 
-  it('a corrupted delta is detected and the device pulls B instead', async () => {
-    const h = await harness();
-    const nonce = randomBytes(4).toString('hex');
-    let pair: Pair | undefined;
-    let agent: Awaited<ReturnType<typeof startHarnessAgent>> | undefined;
-    try {
-      pair = await pushPair(h, nonce);
+  it('a corrupted delta is detected and the device pulls B instead', () =>
+    withPair(async (h, pair, start) => {
       const corrupt = async () => {
         // Computed ahead when B is released (the device runs A): flip bytes in it and record the flipped file's
         // digest, so the download checks pass and only the rebuild's own checks can catch it.
@@ -208,7 +207,7 @@ describe('delta updates', { timeout: 240_000 }, () => {
       // The agent's log, where it says why it does not update (its pass errors are logged, not reported).
       const records: Array<{ msg?: string; err?: string }> = [];
       const logger = pino({ level: 'info' }, { write: (line: string) => void records.push(JSON.parse(line)) });
-      agent = await startHarnessAgent(h, { deltaPendingLimitMs: 30_000, logger });
+      const agent = await start({ logger });
       const uuid = agent.state().uuid;
       const commitA = await h.cp.release({ services: { main: { image: pair.a } } });
       await waitFor('release A running', () => reportedDone(h, uuid, commitA), { timeoutMs: 60_000 });
@@ -232,23 +231,12 @@ describe('delta updates', { timeout: 240_000 }, () => {
         h.cp.tap.blobDownloads.some((d) => d.length > PAYLOAD_BYTES / 2),
         'B’s payload layer came from the registry',
       );
-    } finally {
-      await agent?.stop();
-      await cleanup(h.namespace, pairImages(pair));
-      await h.remove();
-    }
-  });
+    }));
 
-  it('a delta download cut mid-way resumes where it stopped: every byte crosses the link once', async () => {
-    const h = await harness();
-    const nonce = randomBytes(4).toString('hex');
-    let pair: Pair | undefined;
-    let agent: Awaited<ReturnType<typeof startHarnessAgent>> | undefined;
-    try {
-      pair = await pushPair(h, nonce);
+  it('a delta download cut mid-way resumes where it stopped: every byte crosses the link once', () =>
+    withPair(async (h, pair, start) => {
       h.cp.tap.cutNextDeltaDownload(100 * 1024);
-      const updated = await updateAtoB(h, pair);
-      agent = updated.agent;
+      const updated = await updateAtoB(h, pair, start);
       assert.equal(updated.imageId, pair.bId);
       const { pair: stored } = await storedDelta(h);
       const downloads = h.cp.tap.deltaDownloads;
@@ -260,21 +248,11 @@ describe('delta updates', { timeout: 240_000 }, () => {
           [`bytes=${100 * 1024}-`, 206, stored.size - 100 * 1024],
         ],
       );
-    } finally {
-      await agent?.stop();
-      await cleanup(h.namespace, pairImages(pair));
-      await h.remove();
-    }
-  });
+    }));
 
-  it('the service reports its download progress while the delta downloads', async () => {
-    const h = await harness();
-    const nonce = randomBytes(4).toString('hex');
-    let pair: Pair | undefined;
-    let agent: Awaited<ReturnType<typeof startHarnessAgent>> | undefined;
-    try {
-      pair = await pushPair(h, nonce);
-      agent = await startHarnessAgent(h, { deltaPendingLimitMs: 30_000 });
+  it('the service reports its download progress while the delta downloads', () =>
+    withPair(async (h, pair, start) => {
+      const agent = await start();
       const uuid = agent.state().uuid;
       const commitA = await h.cp.release({ services: { main: { image: pair.a } } });
       await waitFor('release A running', () => reportedDone(h, uuid, commitA), { timeoutMs: 60_000 });
@@ -296,23 +274,12 @@ describe('delta updates', { timeout: 240_000 }, () => {
       await waitFor('release B running', () => reportedDone(h, uuid, commitB), { timeoutMs: 60_000 });
       const [container] = (await ourContainers(h.namespace)).filter((c) => c.State === 'running');
       assert.equal(container?.ImageID, pair.bId);
-    } finally {
-      await agent?.stop();
-      await cleanup(h.namespace, pairImages(pair));
-      await h.remove();
-    }
-  });
+    }));
 
-  it('a delta not ready within the device’s limit falls back to a pull', async () => {
-    const h = await harness();
-    const nonce = randomBytes(4).toString('hex');
-    let pair: Pair | undefined;
-    let agent: Awaited<ReturnType<typeof startHarnessAgent>> | undefined;
-    try {
-      pair = await pushPair(h, nonce);
+  it('a delta not ready within the device’s limit falls back to a pull', () =>
+    withPair(async (h, pair, start) => {
       h.cp.tap.holdDeltasPending(true);
-      const updated = await updateAtoB(h, pair, { deltaPendingLimitMs: 1_500 });
-      agent = updated.agent;
+      const updated = await updateAtoB(h, pair, start, { deltaPendingLimitMs: 1_500 });
       assert.equal(updated.imageId, pair.bId);
       assert.equal(h.cp.tap.deltaDownloads.length, 0);
       assert.equal(await metric(h, 'flotilla_delta_outcomes_total', '{outcome="fallback"}'), 1);
@@ -320,12 +287,7 @@ describe('delta updates', { timeout: 240_000 }, () => {
         h.cp.tap.blobDownloads.some((d) => d.length > PAYLOAD_BYTES / 2),
         'B’s payload layer came from the registry: B was pulled',
       );
-    } finally {
-      await agent?.stop();
-      await cleanup(h.namespace, pairImages(pair));
-      await h.remove();
-    }
-  });
+    }));
 
   it('a device without the free disk for the rebuild says INSUFFICIENT_DISK and keeps running its release', {
     skip: process.getuid?.() === 0 ? false : 'mounting a small tmpfs needs root',
