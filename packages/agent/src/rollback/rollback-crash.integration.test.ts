@@ -85,6 +85,9 @@ describe('self-rollback survives kill -9', { concurrency: true }, () => {
             async () => (await systemLines(h, uuid)).some((l) => l.startsWith(`Watching release ${c2}`)),
             { timeoutMs: 30_000 },
           );
+          // The watch begins once the container exists; it must also run before the agent dies, or nobody starts
+          // it until the restart and there is nothing to crash in.
+          await waitFor('release 2 running', mainRuns(h, 'r2'), { timeoutMs: 30_000, intervalMs: 50 });
           await exitOf(first.child, 'SIGKILL');
           const main2 = (await ourContainers(h.namespace)).find((c) => serviceOf(c) === 'main') as { Id: string };
           await exec(main2.Id, 'touch /data/crash');
