@@ -110,6 +110,11 @@ export interface ContainerEngine {
   ): Promise<ServiceContainer | undefined>;
   /** Restart count, exit code and health of a container; undefined when it is gone. */
   inspectRun(id: string): Promise<ContainerRun | undefined>;
+  /**
+   * The exit code of the container's last exit since `sinceMs` (epoch ms), from the engine's event log; undefined when
+   * it did not exit since. `inspectRun` cannot tell: the engine clears the exit code when its policy starts it again.
+   */
+  lastExitCode(id: string, sinceMs: number): Promise<number | undefined>;
   /** The container's last `lines` lines of output (stdout and stderr), oldest first; [] when it is gone. */
   tailLogs(id: string, lines: number): Promise<string[]>;
   /** Starts a process in a running container (remote shells). */

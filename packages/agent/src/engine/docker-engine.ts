@@ -363,6 +363,26 @@ export class DockerEngine implements ContainerEngine {
     }
   }
 
+  async lastExitCode(id: string, sinceMs: number): Promise<number | undefined> {
+    // Past events only (`until` is now): the engine answers with what it logged and ends the stream.
+    const now = Date.now();
+    const stream = (await this.docker.getEvents({
+      since: Math.floor(Math.min(sinceMs, now) / 1000),
+      until: now / 1000,
+      filters: { container: [id], event: ['die'] },
+    } as never)) as unknown as Readable;
+    let text = '';
+    for await (const chunk of stream) text += String(chunk);
+    let code: number | undefined;
+    for (const line of text.split('\n')) {
+      if (!line.trim()) continue;
+      const event = JSON.parse(line) as { Actor?: { Attributes?: { exitCode?: string } } };
+      const value = Number(event.Actor?.Attributes?.exitCode);
+      if (Number.isInteger(value)) code = value;
+    }
+    return code;
+  }
+
   async tailLogs(id: string, lines: number): Promise<string[]> {
     let raw: Buffer;
     try {

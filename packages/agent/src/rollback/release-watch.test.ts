@@ -62,11 +62,16 @@ function setup() {
   let target = device('c1');
   let now = 1_000_000;
   let run: ContainerRun = { state: 'running', restartCount: 0, exitCode: 0, startedAt: 't0', health: undefined };
+  let lastExit: number | undefined;
   const system: string[] = [];
   let stopped = new Set<string>();
   const watch = new ReleaseWatch({
     store: { getRollout: () => stored, setRollout: (r) => (stored = structuredClone(r)) },
-    engine: { inspectRun: async () => run, tailLogs: async () => ['line 1', 'fatal'] },
+    engine: {
+      inspectRun: async () => run,
+      lastExitCode: async () => lastExit,
+      tailLogs: async () => ['line 1', 'fatal'],
+    },
     device: () => target,
     log: pino({ level: 'silent' }),
     system: (m) => system.push(m),
@@ -90,6 +95,7 @@ function setup() {
     target: (commit: string) => (target = device(commit)),
     advance: (ms: number) => (now += ms),
     run: (r: Partial<ContainerRun>) => (run = { ...run, ...r }),
+    lastExit: (code: number | undefined) => (lastExit = code),
     stop: (keys: string[]) => (stopped = new Set(keys)),
   };
 }
@@ -140,6 +146,20 @@ describe('ReleaseWatch', () => {
     t.watch.retry();
     assert.equal(t.watch.rollback(), null, 'a forced update tries it again');
     assert.deepEqual(Object.keys(t.watch.effective(device('c2')).apps.app1?.releases ?? {}), ['c2']);
+  });
+
+  it('a crash loop seen while the container runs again names the exit code of its last exit', async () => {
+    const t = setup();
+    await t.pass('c1');
+    t.target('c2');
+    await t.pass('c2');
+    t.lastExit(3);
+    t.run({ state: 'running', restartCount: 3, exitCode: 0 });
+    await t.pass('c2');
+    assert.match(
+      t.stored().refused.app1?.reason ?? '',
+      /exited non-zero \(last exit code 3\) and was restarted 3 times/,
+    );
   });
 
   it('starts by hand (the engine then resets its restart count) still count towards a crash loop', async () => {

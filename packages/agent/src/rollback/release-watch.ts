@@ -12,7 +12,7 @@ import {
   targetCommit,
   type Rollout,
 } from './rollout.js';
-import { verdict, type ServiceRun } from './verdict.js';
+import { CRASH_LOOP_RESTARTS, verdict, type ServiceRun } from './verdict.js';
 
 /** Output lines of the failing service sent with the rollback. */
 export const ROLLBACK_LOG_LINES = 20;
@@ -33,7 +33,7 @@ export function checkEveryMs(soakMs: number): number {
 
 export interface ReleaseWatchDeps {
   store: Pick<Store, 'getRollout' | 'setRollout'>;
-  engine: Pick<ContainerEngine, 'inspectRun' | 'tailLogs'>;
+  engine: Pick<ContainerEngine, 'inspectRun' | 'lastExitCode' | 'tailLogs'>;
   /** The target as stored (from the control plane or local), before any refusal is applied to it. */
   device: () => TargetDevice | undefined;
   log: Logger;
@@ -148,7 +148,11 @@ export class ReleaseWatch {
           service: svc.serviceName,
           containerId: container.id,
           restart: svc.restart,
-          run: this.counted(container.id, await this.deps.engine.inspectRun(container.id)),
+          run: await this.exitKnown(
+            container.id,
+            this.counted(container.id, await this.deps.engine.inspectRun(container.id)),
+            soak.since,
+          ),
         });
       }
       const failure = verdict(runs, ended);
@@ -190,6 +194,16 @@ export class ReleaseWatch {
     if (run.startedAt) seen.add(run.startedAt);
     this.starts.set(id, seen);
     return { ...run, restartCount: Math.max(run.restartCount, seen.size - 1) };
+  }
+
+  /**
+   * A crash-looping run with the exit code of its last exit: the engine shows 0 once its policy has started the
+   * container again, so the code comes from its event log (looked up only for a run that fails, once).
+   */
+  private async exitKnown(id: string, run: ContainerRun | undefined, since: number) {
+    if (!run || run.restartCount < CRASH_LOOP_RESTARTS || run.exitCode !== 0) return run;
+    const exitCode = await this.deps.engine.lastExitCode(id, since - 1_000).catch(() => undefined);
+    return exitCode === undefined ? run : { ...run, exitCode };
   }
 
   private commit(rollout: Rollout, appUuid: string, committed: Rollout['committed'][string]): Rollout {

@@ -78,6 +78,9 @@ export class MemoryEngine implements ContainerEngine {
   async inspectRun(): Promise<undefined> {
     return undefined;
   }
+  async lastExitCode(): Promise<undefined> {
+    return undefined;
+  }
   async tailLogs(): Promise<string[]> {
     return [];
   }
