@@ -176,12 +176,20 @@ test('a device: soaked → succeeded; silent past the offline timeout → offlin
   for (const [what, current, device, expected] of cases)
     assert.deepEqual(judgeDevice(current, device, release, ctx), expected, what);
   // The batch opened less than the timeout ago: a device never seen is not offline yet.
+  const justOpened = { ...ctx, openedAt: at - 1_000 };
+  const silent = running({ last_seen_at: null, running_release: null });
+  assert.equal(judgeDevice(pending, silent, release, justOpened).state, 'pending');
+  // A device found offline in batch 1 stays offline when batch 2 opens (the context's clock is batch 2's).
+  assert.equal(judgeDevice({ state: 'offline', healthy_since: null }, silent, release, justOpened).state, 'offline');
   assert.equal(
-    judgeDevice(pending, running({ last_seen_at: null, running_release: null }), release, {
-      ...ctx,
-      openedAt: at - 1_000,
-    }).state,
+    judgeDevice(
+      { state: 'offline', healthy_since: null },
+      running({ last_seen_at: iso(at - 1_000), running_release: 'old' }),
+      release,
+      justOpened,
+    ).state,
     'pending',
+    'seen again: judged again',
   );
 });
 

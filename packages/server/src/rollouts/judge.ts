@@ -94,7 +94,8 @@ export interface JudgeContext {
  * The next state of a device of an opened batch. Failed, excused and succeeded are final (a failure is recorded
  * from the device's report, rollout-engine.ts `noteReport`). Otherwise: running the release healthy since
  * `healthy_since` for the soak time → succeeded; not running it and not seen for the offline timeout after the
- * batch opened → offline (it does not hold the batch back, and is judged again when it comes back).
+ * batch opened → offline (it does not hold the batch back, stays offline while a later batch opens, and is judged
+ * again when it comes back).
  * A device whose update waits for its maintenance window is seen (it polls and reports) and so stays pending: the
  * batch waits for its window rather than counting it failed or offline.
  */
@@ -106,7 +107,10 @@ export function judgeDevice(current: DeviceJudgement, device: DeviceFacts, relea
     return { state, healthy_since: since };
   }
   const lastSeen = device.last_seen_at === null ? Number.NEGATIVE_INFINITY : Date.parse(device.last_seen_at);
-  const gone = ctx.now - ctx.openedAt >= ctx.offlineTimeoutMs && ctx.now - lastSeen >= ctx.offlineTimeoutMs;
+  // Offline stays offline until the device is seen again: the clock of a batch opened since is not its own.
+  const gone =
+    ctx.now - lastSeen >= ctx.offlineTimeoutMs &&
+    (current.state === 'offline' || ctx.now - ctx.openedAt >= ctx.offlineTimeoutMs);
   return { state: gone ? ('offline' as const) : ('pending' as const), healthy_since: null };
 }
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { after, afterEach, before, describe, test } from 'node:test';
 import type { Rollout } from '@flotilla/protocol';
 import { tempDir, testDatabases, waitFor, type TestDatabase } from '@flotilla/testkit';
 import { startServer, type RunningServer } from '../server.js';
@@ -50,6 +50,8 @@ async function serverOn(testDb: TestDatabase, rolloutIntervalMs = 100): Promise<
 }
 
 let fleetNumber = 0;
+/** Devices of the running test, stopped after it whether it passed or not. */
+const started: SimulatedDevice[] = [];
 
 /** A fleet with `count` registered devices (stepping every 100 ms) running a first release, `previous`. */
 async function fleetRunning(setup: Setup, count: number) {
@@ -62,6 +64,7 @@ async function fleetRunning(setup: Setup, count: number) {
   const devices: SimulatedDevice[] = [];
   for (let i = 0; i < count; i++)
     devices.push(await SimulatedDevice.register(setup.server.url, fleet.data.id, pk.data.key));
+  started.push(...devices);
   const previous = await api('POST', `/api/v1/fleets/${slug}/releases`, {
     composition: COMPOSITION,
     status: 'success',
@@ -102,6 +105,9 @@ for (const testDb of testDatabases()) {
     let setup: Setup;
     before(async () => {
       setup = await serverOn(testDb);
+    });
+    afterEach(async () => {
+      for (const d of started.splice(0)) await d.stop();
     });
     after(async () => setup.close());
 

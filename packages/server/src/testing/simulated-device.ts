@@ -7,6 +7,9 @@ import {
   type TargetState,
 } from '@flotilla/protocol';
 
+/** A request the server leaves unanswered fails after this, so `stop` never waits forever. */
+const REQUEST_TIMEOUT_MS = 30_000;
+
 /** What a simulated device does with a release it is given: run it healthy, or fail and stay on what it ran. */
 export type ReleaseOutcome = 'healthy' | 'fail';
 
@@ -60,7 +63,8 @@ export class SimulatedDevice {
 
   /** Steps every `intervalMs` until `stop`. */
   start(intervalMs = 100): void {
-    this.timer ??= setInterval(() => void this.step().catch(() => undefined), intervalMs);
+    // Unref'd: a test that fails before stopping its devices must not keep its process alive.
+    this.timer ??= setInterval(() => void this.step().catch(() => undefined), intervalMs).unref();
   }
 
   async stop(): Promise<void> {
@@ -72,6 +76,7 @@ export class SimulatedDevice {
   private async fetchAndApply(): Promise<void> {
     const response = await fetch(`${this.baseUrl}${path(DEVICE_ROUTES.targetState.path, { uuid: this.uuid })}`, {
       headers: { authorization: `Bearer ${this.key}`, ...(this.etag ? { 'if-none-match': this.etag } : {}) },
+      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
     });
     if (response.status === 304) return;
     if (response.status !== 200) throw new Error(`target state: HTTP ${response.status}`);
@@ -116,6 +121,7 @@ export class SimulatedDevice {
       method: 'PATCH',
       headers: { authorization: `Bearer ${this.key}`, 'content-type': 'application/json' },
       body: JSON.stringify({ [this.uuid]: body }),
+      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
     });
     await response.arrayBuffer();
     if (response.status !== 200) throw new Error(`report: HTTP ${response.status}`);
