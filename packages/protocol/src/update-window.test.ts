@@ -93,7 +93,8 @@ test('a window denser than its duration is open, for at least a hundred occurren
   const state = updateWindowState(w('*/10 * * * *', 900, 'UTC'), at('2026-12-01T10:07:00Z'));
   // 10:00 opened it; 100 chained occurrences later (02:40 the next day) it would close 15 minutes after.
   assert.deepEqual(state, open('2026-12-02T02:55:00Z'));
-  assert.ok(performance.now() - started < 200, 'cheap enough for every reconcile pass');
+  // Generous: it takes a few ms, but CI machines are loaded; the bound only catches an unbounded walk.
+  assert.ok(performance.now() - started < 2_000, 'cheap enough for every reconcile pass');
 });
 
 test('checkUpdateWindow refuses what cannot be evaluated, with UPDATE_WINDOW_INVALID', () => {
