@@ -1,0 +1,85 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { FlotillaError } from '@flotilla/protocol';
+import { grubBootEnv } from './grub-bootloader.js';
+import { parseHostOsConfig } from './host-os-config.js';
+import { slotFromCmdline } from './select-bootloader.js';
+import { ubootBootEnv } from './uboot-bootloader.js';
+
+const slots = { a: '/dev/mmcblk0p2', b: '/dev/mmcblk0p3' };
+
+describe('config.json hostOS', () => {
+  it('absent: no A/B host', () => assert.equal(parseHostOsConfig(undefined), undefined));
+
+  it('valid, with defaults', () => {
+    const config = parseHostOsConfig({ slots, bootloader: { type: 'grub', grubenv: '/boot/grub/grubenv' } });
+    assert.deepEqual(config, {
+      slots,
+      bootloader: { type: 'grub', grubenv: '/boot/grub/grubenv' },
+      trialHealthTimeoutSeconds: 300,
+      cmdlineKey: 'flotilla.slot',
+    });
+  });
+
+  const bad: Array<[string, unknown, RegExp]> = [
+    ['no slots', { bootloader: { type: 'file', path: '/x' } }, /hostOS\.slots/],
+    [
+      'relative device',
+      { slots: { a: 'sda2', b: '/dev/sda3' }, bootloader: { type: 'file', path: '/x' } },
+      /hostOS\.slots\.a: an absolute path/,
+    ],
+    [
+      'same device twice',
+      { slots: { a: '/dev/sda2', b: '/dev/sda2' }, bootloader: { type: 'file', path: '/x' } },
+      /must be different/,
+    ],
+    ['unknown bootloader', { slots, bootloader: { type: 'lilo' } }, /hostOS\.bootloader\.type/],
+    ['grub without grubenv', { slots, bootloader: { type: 'grub' } }, /hostOS\.bootloader\.grubenv/],
+    [
+      'a typo',
+      { slots, bootloader: { type: 'uboot', fwEnvConfig: '/etc/fw_env.config' }, trialHealthTimout: 5 },
+      /trialHealthTimout/,
+    ],
+  ];
+  for (const [name, raw, message] of bad)
+    it(`refuses ${name} with HOST_OS_CONFIG_INVALID`, () =>
+      assert.throws(
+        () => parseHostOsConfig(raw),
+        (e: unknown) => e instanceof FlotillaError && e.code === 'HOST_OS_CONFIG_INVALID' && message.test(e.message),
+      ));
+});
+
+describe('boot environments and the booted slot', () => {
+  it('reads the slot the kernel was told', () => {
+    assert.equal(slotFromCmdline('root=/dev/sda3 flotilla.slot=b quiet\n', 'flotilla.slot'), 'b');
+    assert.equal(slotFromCmdline('root=/dev/sda3 xflotilla.slot=b', 'flotilla.slot'), undefined);
+  });
+
+  it('GRUB: committed slot (a by default) and a one-shot trial', () => {
+    assert.deepEqual(grubBootEnv(new Map()), { committed: 'a', trial: null });
+    assert.deepEqual(
+      grubBootEnv(
+        new Map([
+          ['flotilla_slot', 'b'],
+          ['flotilla_trial', ''],
+        ]),
+      ),
+      { committed: 'b', trial: null },
+    );
+    assert.deepEqual(grubBootEnv(new Map([['flotilla_trial', 'b']])), { committed: 'a', trial: 'b' });
+    assert.throws(() => grubBootEnv(new Map([['flotilla_slot', 'c']])), /BOOTLOADER|slot/);
+  });
+
+  it('U-Boot: while upgrade_available, bootcmd starts the trial and the other slot is the committed one', () => {
+    assert.deepEqual(ubootBootEnv(new Map([['flotilla_slot', 'a']])), { committed: 'a', trial: null });
+    assert.deepEqual(
+      ubootBootEnv(
+        new Map([
+          ['flotilla_slot', 'b'],
+          ['upgrade_available', '1'],
+        ]),
+      ),
+      { committed: 'a', trial: 'b' },
+    );
+  });
+});
