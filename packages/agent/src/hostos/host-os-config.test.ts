@@ -83,3 +83,31 @@ describe('boot environments and the booted slot', () => {
     );
   });
 });
+
+describe('openHostOs (the entry point)', () => {
+  it('no hostOS: undefined; a slot on the command line: an idle updater; none: BOOTLOADER_FAILED', async (t) => {
+    const { mkdtemp, rm, writeFile } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { default: pino } = await import('pino');
+    const { openHostOs } = await import('./host-os.js');
+    const dir = await mkdtemp(join(tmpdir(), 'flotilla-hostos-open-'));
+    t.after(() => rm(dir, { recursive: true, force: true }));
+    const cmdlineFile = join(dir, 'cmdline');
+    const deps = {
+      hostOS: { slots, bootloader: { type: 'file', path: join(dir, 'boot.json') } },
+      dataDir: dir,
+      reboot: async () => undefined,
+      healthChecks: [],
+      log: pino({ level: 'silent' }),
+      cmdlineFile,
+    };
+    assert.equal(await openHostOs({ ...deps, hostOS: undefined }), undefined);
+    await writeFile(cmdlineFile, 'console=ttyS0 flotilla.slot=b\n');
+    const updater = await openHostOs(deps);
+    assert.equal(updater?.state().phase, 'idle');
+    await writeFile(cmdlineFile, 'console=ttyS0\n');
+    await assert.rejects(openHostOs(deps), { code: 'BOOTLOADER_FAILED' });
+    await assert.rejects(openHostOs({ ...deps, hostOS: { slots } }), { code: 'HOST_OS_CONFIG_INVALID' });
+  });
+});

@@ -123,6 +123,15 @@ describe('host OS A/B update on loop devices', { skip }, () => {
     assert.equal((await updater.start(v2)).phase, 'armed');
   });
 
+  it('an image that cannot be read fails the update; the next start is accepted', async (t) => {
+    const { device, v2 } = await setup(t, 'file');
+    const updater = await device.agent('a');
+    const failed = await updater.start({ ...v2, url: 'file:///nonexistent/os.img' });
+    assert.equal(failed.phase, 'failed');
+    assert.match(failed.reason?.message ?? '', /ENOENT/);
+    assert.equal((await updater.start(v2)).phase, 'armed');
+  });
+
   it('an image too large for the slot is refused before a byte is written', async (t) => {
     const { device, v2 } = await setup(t, 'file');
     const refused = await (await device.agent('a')).start({ ...v2, size: SLOT_BYTES + 1 });

@@ -163,9 +163,18 @@ export class HostOsUpdater {
       await this.o.bootloader.armTrial(s.toSlot as Slot);
       await this.send({ type: 'verified' });
     } catch (error) {
-      if (!(error instanceof FlotillaError) || error.code === 'BOOTLOADER_FAILED') throw error;
-      this.o.log.warn({ code: error.code }, `host OS: image refused: ${error.message}`);
-      await this.send({ type: 'refused', reason: reason(error.code, error.message) });
+      // Any failure here ends this update as 'failed' (a new start retries it), never a state left half-way: a
+      // process that went on running would refuse every later start as OS_UPDATE_IN_PROGRESS.
+      const why =
+        error instanceof FlotillaError
+          ? reason(error.code, error.message)
+          : reason('INTERNAL', `host OS update: ${(error as Error).message}`);
+      if (s.phase === 'verifying')
+        // armTrial may have failed half-way: the slot must not be booted while 'failed'. Best effort: the one-shot
+        // rule brings a stray trial back anyway.
+        await this.o.bootloader.commit(s.fromSlot as Slot).catch(() => undefined);
+      this.o.log.warn({ code: why.code }, `host OS: update refused: ${why.message}`);
+      await this.send({ type: 'refused', reason: why });
     }
   }
 
