@@ -106,6 +106,8 @@ describe('openHostOs (the entry point)', () => {
     await writeFile(cmdlineFile, 'console=ttyS0 flotilla.slot=b\n');
     const updater = await openHostOs(deps);
     assert.equal(updater?.state().phase, 'idle');
+    await writeFile(join(dir, 'host-os-update.json'), '{"phase":"trial","target":');
+    assert.equal((await openHostOs(deps))?.state().phase, 'idle', 'an unreadable state file counts as idle');
     await writeFile(cmdlineFile, 'console=ttyS0\n');
     await assert.rejects(openHostOs(deps), { code: 'BOOTLOADER_FAILED' });
     await assert.rejects(openHostOs({ ...deps, hostOS: { slots } }), { code: 'HOST_OS_CONFIG_INVALID' });

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { FlotillaError, type ErrorCode } from '@flotilla/protocol';
+import { FlotillaError, isErrorCode, type ErrorCode } from '@flotilla/protocol';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { writeFileAtomic } from '../config/atomic-write.js';
@@ -54,7 +54,7 @@ export class HostOsUpdater {
   ) {}
 
   static async open(options: HostOsUpdaterOptions): Promise<HostOsUpdater> {
-    return new HostOsUpdater(options, await readState(options.stateFile));
+    return new HostOsUpdater(options, await readState(options.stateFile, options.log));
   }
 
   state(): UpdateState {
@@ -215,7 +215,31 @@ function reason(code: ErrorCode, message: string) {
   return { code, message };
 }
 
-async function readState(file: string): Promise<UpdateState> {
+const slotSchema = z.enum(['a', 'b']).nullable();
+const stateSchema = z.object({
+  phase: z.enum([
+    'idle',
+    'writing',
+    'verifying',
+    'armed',
+    'trial',
+    'rolling-back',
+    'committed',
+    'rolled-back',
+    'failed',
+  ]),
+  target: osTargetSchema.nullable(),
+  fromSlot: slotSchema,
+  toSlot: slotSchema,
+  attempts: z.number().int().min(0),
+  reason: z.object({ code: z.string().refine(isErrorCode), message: z.string() }).nullable(),
+});
+
+/**
+ * The persisted state. One that cannot be read as one (a foreign or hand-edited file) counts as idle, logged: the
+ * bootloader's one-shot rule still returns an uncommitted trial to the old slot, so nothing unsafe follows.
+ */
+async function readState(file: string, log: Logger): Promise<UpdateState> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
@@ -223,5 +247,13 @@ async function readState(file: string): Promise<UpdateState> {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return IDLE;
     throw error;
   }
-  return JSON.parse(text) as UpdateState;
+  let parsed: ReturnType<typeof stateSchema.safeParse> | undefined;
+  try {
+    parsed = stateSchema.safeParse(JSON.parse(text));
+  } catch {
+    parsed = undefined;
+  }
+  if (parsed?.success) return parsed.data as UpdateState;
+  log.warn({ file }, 'host OS: the update state file is unreadable; starting from idle');
+  return IDLE;
 }
