@@ -1,18 +1,19 @@
 #!/usr/bin/env node
 // Host OS A/B update on loopback (packages/agent/dist/hostos): two loop devices as slots a and b (sparse files in
 // the temp folder), a raw ext4 root filesystem image of BENCH_IMAGE_MIB (default 128 MiB; half of it an
-// incompressible file) served over a loopback HTTP server, the GRUB adapter on a real grubenv (grub-editenv).
+// incompressible file) served over loopback HTTP by a process of its own (bench/lib/os-image-server.mjs), the GRUB
+// adapter on a real grubenv (grub-editenv).
 // Each of BENCH_RUNS (default 3) runs measures, on slot b:
 //   - the limit: `dd if=<image> of=<slot> bs=1M conv=fsync`, the raw write of the same bytes to the same device;
+//   - the agent's slot writer alone from the image file (hash + 1 MiB writes + fdatasync every 32 MiB), for comparison;
 //   - the agent's update from the command to committed: write (streamed from HTTP, hashed, fdatasync every 32 MiB),
 //     read-back verify (device cache dropped), arm the trial, "reboot" (the grub.cfg decision applied to the env),
 //     the trial boot's checks (one check that passes at once: the real ones wait on the engine and the control plane)
 //     and commit; with the bytes the HTTP server sent.
 // Run as root after `npx tsc -b`: `node bench/os-update.mjs`. Progress on stderr, the report (markdown) on stdout.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, fork } from 'node:child_process';
 import { createReadStream, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { randomBytes, createHash } from 'node:crypto';
-import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -21,6 +22,7 @@ import { revision } from './lib/revision.mjs';
 const root = new URL('..', import.meta.url).pathname;
 const { HostOsUpdater } = await import(join(root, 'packages/agent/dist/hostos/host-os-updater.js'));
 const { openImage } = await import(join(root, 'packages/agent/dist/hostos/image-source.js'));
+const { writeSlot } = await import(join(root, 'packages/agent/dist/hostos/slot-writer.js'));
 const { GrubBootloader, GrubBootSimulator } = await import(join(root, 'packages/agent/dist/hostos/grub-bootloader.js'));
 
 const MIB = 1024 * 1024;
@@ -54,14 +56,12 @@ try {
   const target = { version: 'bench', url: '', sha256: sha256.digest('hex'), size };
 
   let sent = 0;
-  server = createServer((_req, res) => {
-    res.writeHead(200, { 'content-length': String(size) });
-    const stream = createReadStream(image);
-    stream.on('data', (chunk) => (sent += chunk.length));
-    stream.pipe(res);
+  server = fork(join(root, 'bench/lib/os-image-server.mjs'), [image], { stdio: 'inherit' });
+  const port = await new Promise((resolve, reject) => {
+    server.on('message', (m) => (m.port ? resolve(m.port) : (sent += m.sent)));
+    server.on('exit', () => reject(new Error('the image server exited')));
   });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  target.url = `http://127.0.0.1:${server.address().port}/os.img`;
+  target.url = `http://127.0.0.1:${port}/os.img`;
 
   const grubenv = join(work, 'grubenv');
   const config = {
@@ -76,6 +76,9 @@ try {
     let t0 = performance.now();
     sh('dd', [`if=${image}`, `of=${slots.b}`, 'bs=1M', 'conv=fsync', 'status=none']);
     const ddSeconds = (performance.now() - t0) / 1000;
+    t0 = performance.now();
+    await writeSlot({ device: slots.b, source: createReadStream(image), sha256: target.sha256, size });
+    const fileSeconds = (performance.now() - t0) / 1000;
     sh('dd', ['if=/dev/zero', `of=${slots.b}`, 'bs=1M', `count=${IMAGE_MIB}`, 'conv=fsync', 'status=none']);
 
     log(`run ${run}/${RUNS}: update`);
@@ -108,6 +111,7 @@ try {
     if (done.phase !== 'committed') throw new Error(`trial ended ${done.phase}: ${done.reason?.message}`);
     rows.push({
       ddSeconds,
+      fileSeconds,
       writeSeconds: (marks.verifying - t0) / 1000,
       verifySeconds: (marks.armed - marks.verifying) / 1000,
       total,
@@ -115,26 +119,24 @@ try {
     });
   }
   const mibps = (s) => size / MIB / s;
-  const dd = median(rows.map((r) => r.ddSeconds));
-  const write = median(rows.map((r) => r.writeSeconds));
+  const medianRow = Object.fromEntries(Object.keys(rows[0]).map((k) => [k, median(rows.map((r) => r[k]))]));
   process.stdout.write(
     [
       `# Host OS update on loop devices (${revision()})`,
       '',
-      `Image ${(size / MIB).toFixed(0)} MiB (${size} bytes), ext4 with ${IMAGE_MIB / 2} MiB of random data, over HTTP on loopback to a loop device backed by ${tmpdir()}; GRUB adapter (grub-editenv). Median of ${RUNS} runs.`,
+      `Image ${(size / MIB).toFixed(0)} MiB (${size} bytes), ext4 with ${IMAGE_MIB / 2} MiB of random data, over HTTP on loopback to a loop device backed by ${tmpdir()}; GRUB adapter (grub-editenv). The median row is each column's median over ${RUNS} runs.`,
       '',
-      '| run | dd to the slot (MiB/s) | agent write (MiB/s) | agent / dd | read-back verify (s) | command → committed (s) | bytes sent / image |',
-      '|---|---|---|---|---|---|---|',
-      ...rows.map(
+      '| run | dd to the slot (MiB/s) | agent write, HTTP (MiB/s) | / dd | agent write, file (MiB/s) | / dd | read-back verify (s) | command → committed (s) | bytes sent / image |',
+      '|---|---|---|---|---|---|---|---|---|',
+      ...[...rows, medianRow].map(
         (r, i) =>
-          `| ${i + 1} | ${mibps(r.ddSeconds).toFixed(0)} | ${mibps(r.writeSeconds).toFixed(0)} | ${(r.ddSeconds / r.writeSeconds).toFixed(2)} | ${r.verifySeconds.toFixed(2)} | ${r.total.toFixed(2)} | ${(r.sent / size).toFixed(3)} |`,
+          `| ${i < rows.length ? i + 1 : 'median'} | ${mibps(r.ddSeconds).toFixed(0)} | ${mibps(r.writeSeconds).toFixed(0)} | ${(r.ddSeconds / r.writeSeconds).toFixed(2)} | ${mibps(r.fileSeconds).toFixed(0)} | ${(r.ddSeconds / r.fileSeconds).toFixed(2)} | ${r.verifySeconds.toFixed(2)} | ${r.total.toFixed(2)} | ${(r.sent / size).toFixed(3)} |`,
       ),
-      `| median | ${mibps(dd).toFixed(0)} | ${mibps(write).toFixed(0)} | ${(dd / write).toFixed(2)} | ${median(rows.map((r) => r.verifySeconds)).toFixed(2)} | ${median(rows.map((r) => r.total)).toFixed(2)} | ${(median(rows.map((r) => r.sent)) / size).toFixed(3)} |`,
       '',
     ].join('\n'),
   );
 } finally {
-  server?.close();
+  server?.disconnect();
   for (const loop of loops) {
     try {
       sh('losetup', ['-d', loop]);

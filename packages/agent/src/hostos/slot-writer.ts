@@ -46,7 +46,7 @@ export async function writeSlot(w: SlotWrite): Promise<void> {
   const hash = createHash('sha256');
   const file = await open(w.device, 'r+');
   // Network chunks are 16–64 KiB; the device gets whole CHUNKs, one write syscall each. (Two buffers, to hash one
-  // while the other is written, measured no faster here: bench/os-update.mjs on a loaded 2-core machine.)
+  // while the other is written, were tried: no faster from a file source on a loaded 2-core machine, so not kept.)
   const staged = Buffer.allocUnsafe(CHUNK);
   let filled = 0;
   let received = 0;
