@@ -8,4 +8,4 @@ export { NAMESPACE_LABEL } from './compose/names.js';
 export { openHostOs, type HostOsDeps } from './hostos/host-os.js';
 export { HostOsUpdater } from './hostos/host-os-updater.js';
 export type { OsTarget, UpdateState } from './hostos/update-machine.js';
-export type { HealthCheck } from './hostos/health.js';
+export { controlPlaneConnected, engineAnswers, type HealthCheck } from './hostos/health.js';
