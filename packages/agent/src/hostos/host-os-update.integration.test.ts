@@ -167,7 +167,7 @@ describe('host OS A/B update on loop devices', { skip }, () => {
       process.execPath,
       [
         fileURLToPath(new URL('../test-support/os-write-child.js', import.meta.url)),
-        JSON.stringify({ config: device.config, stateFile: device.stateFile, target: v2, chunkDelayMs: 10 }),
+        JSON.stringify({ config: device.config, stateFile: device.stateFile, target: v2, chunkDelayMs: 20 }),
       ],
       { stdio: ['ignore', 'pipe', 'inherit'] },
     );
