@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # npm run setup: make this machine ready to run and test Flotilla. Idempotent; safe to run again at any time.
-#  1. Debian packages the project needs (Docker engine, zstd, skopeo, debootstrap, busybox-static, chromium), when missing
+#  1. Debian packages the project needs (Docker engine, zstd, skopeo, debootstrap, busybox-static, chromium, the
+#     host OS update tools: grub-common, libubootenv-tool, u-boot-tools, e2fsprogs), when missing
 #  2. dockerd running
 #  3. npm dependencies (from the lockfile), the TypeScript build, the agent bundle and the dashboard (Vite)
 #  4. bin/flotilla, bin/flotilla-server, bin/flotilla-agent executable
@@ -18,6 +19,14 @@ declare -A NEED=(
   [/bin/busybox]=busybox-static
   [curl]=curl
   [/usr/bin/chromium]=chromium
+  # host OS A/B updates (packages/agent/src/hostos): loop-device slots, ext4 images, the bootloader env tools
+  [losetup]=mount
+  [blockdev]=util-linux
+  [mkfs.ext4]=e2fsprogs
+  [debugfs]=e2fsprogs
+  [grub-editenv]=grub-common
+  [fw_setenv]=libubootenv-tool
+  [mkenvimage]=u-boot-tools
 )
 missing=()
 for probe in "${!NEED[@]}"; do

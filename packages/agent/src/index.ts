@@ -5,3 +5,7 @@ export type { ContainerEngine, EngineSnapshot } from './engine/container-engine.
 export { DockerEngine } from './engine/docker-engine.js';
 export { buildTargetModel } from './compose/target-model.js';
 export { NAMESPACE_LABEL } from './compose/names.js';
+export { openHostOs, type HostOsDeps } from './hostos/host-os.js';
+export { HostOsUpdater } from './hostos/host-os-updater.js';
+export type { OsTarget, UpdateState } from './hostos/update-machine.js';
+export { controlPlaneConnected, engineAnswers, type HealthCheck } from './hostos/health.js';

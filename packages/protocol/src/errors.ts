@@ -111,6 +111,38 @@ export const ERROR_CODES = {
     status: 507,
     description: 'Not enough free disk on the device for this update; the running release is kept.',
   },
+  HOST_OS_CONFIG_INVALID: {
+    status: 400,
+    description: "config.json's hostOS (A/B slots, bootloader) is missing fields or wrong; host OS updates are off.",
+  },
+  OS_IMAGE_INVALID: {
+    status: 502,
+    description:
+      'A host OS image did not match its digest (as received or read back from the slot); it was not booted.',
+  },
+  OS_IMAGE_TOO_LARGE: { status: 507, description: 'The host OS image is larger than the inactive slot.' },
+  BOOTLOADER_FAILED: {
+    status: 500,
+    description: "The bootloader's environment could not be read or written (grub-editenv, fw_setenv, the file).",
+  },
+  OS_UPDATE_IN_PROGRESS: {
+    status: 409,
+    description: 'Another host OS update is under way on the device; it finishes (commits or rolls back) first.',
+  },
+  OS_TRIAL_BOOT_FAILED: {
+    status: 502,
+    description: 'The new host OS did not come up to commit itself; the bootloader returned to the old slot.',
+  },
+  OS_TRIAL_UNHEALTHY: {
+    status: 502,
+    description:
+      'On its trial boot the new host OS failed its health checks in time; the device went back to the old OS.',
+  },
+  OS_UPDATE_RETRIES_EXHAUSTED: {
+    status: 502,
+    description:
+      'Writing the host OS image was cut short too many times in a row (power cuts, crashes); it was given up.',
+  },
   UNKNOWN_DEVICE_TYPE: {
     status: 400,
     description: 'The device type has no known CPU architecture; name the platform.',
