@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # npm run setup: make this machine ready to run and test Flotilla. Idempotent; safe to run again at any time.
-#  1. Debian packages the project needs (Docker engine, zstd, skopeo, debootstrap, busybox-static, chromium), when missing
+#  1. Debian packages the project needs (Docker engine, zstd, skopeo, debootstrap, busybox-static, chromium; mtools,
+#     dosfstools and fdisk for the disk image tests), when missing
 #  2. dockerd running
 #  3. npm dependencies (from the lockfile), the TypeScript build, the agent bundle and the dashboard (Vite)
 #  4. bin/flotilla, bin/flotilla-server, bin/flotilla-agent executable
@@ -18,6 +19,10 @@ declare -A NEED=(
   [/bin/busybox]=busybox-static
   [curl]=curl
   [/usr/bin/chromium]=chromium
+  # `os configure` tests build disk images with sfdisk + mkfs.vfat and read them back with mtools and fsck.vfat
+  [mdir]=mtools
+  [/usr/sbin/mkfs.vfat]=dosfstools
+  [/usr/sbin/sfdisk]=fdisk
 )
 missing=()
 for probe in "${!NEED[@]}"; do

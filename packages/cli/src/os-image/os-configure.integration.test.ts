@@ -1,0 +1,380 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { readFile, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { promisify } from 'node:util';
+import { gzipSync } from 'node:zlib';
+import { startServer } from '@flotilla/server';
+import type { RunningServer } from '@flotilla/server';
+import { tempDir } from '@flotilla/testkit';
+import { flotilla, flotillaJson } from '../test-support/cli-runner.js';
+
+/**
+ * `flotilla os configure` / `os read-config` on disk images made here with sfdisk and mkfs.vfat in sparse files, read
+ * back with mtools and checked with `fsck.vfat -n`: tools that share no code with the writer.
+ */
+
+const run = promisify(execFile);
+const MiB = 1024 * 1024;
+let dir: { path: string; remove: () => Promise<void> };
+let configDir: string;
+let n = 0;
+
+interface ImageSpec {
+  scheme?: 'dos' | 'gpt';
+  fat?: 16 | 32;
+  label?: string;
+  /** GPT partition name of the FAT partition. */
+  name?: string;
+  /** The FAT partition is the second; the first is left without a filesystem. */
+  second?: boolean;
+  /** No FAT filesystem at all. */
+  noFat?: boolean;
+  sizeMiB?: number;
+}
+
+/** A sparse disk image; returns its path and the FAT partition's byte offset. */
+async function makeImage(spec: ImageSpec = {}): Promise<{ path: string; offset: number; sizeMiB: number }> {
+  const path = join(dir.path, `image-${++n}.img`);
+  const sizeMiB = spec.sizeMiB ?? (spec.fat === 32 ? 36 : 8);
+  const scheme = spec.scheme ?? 'dos';
+  const startMiB = spec.second ? 2 : 1;
+  await run('truncate', ['-s', `${startMiB + sizeMiB + 2}M`, path]);
+  const fatType = scheme === 'gpt' ? 'EBD0A0A2-B9E5-4433-87C0-68B6B72699C7' : spec.fat === 32 ? 'c' : 'e';
+  const nameField = spec.name ? `, name="${spec.name}"` : '';
+  const lines = [`label: ${scheme}`];
+  if (spec.second)
+    lines.push(`start=2048, size=2048, type=${scheme === 'gpt' ? '0FC63DAF-8483-4772-8E79-3D69D8477DE4' : '83'}`);
+  lines.push(`start=${startMiB * 2048}, size=${sizeMiB * 2048}, type=${fatType}${nameField}`);
+  await sfdisk(path, `${lines.join('\n')}\n`);
+  const offset = startMiB * MiB;
+  if (!spec.noFat) {
+    const args = ['-F', String(spec.fat ?? 16), '--offset', String(offset / 512)];
+    args.push('-s', '1');
+    if (spec.label) args.push('-n', spec.label);
+    await run('mkfs.vfat', [...args, path, String(sizeMiB * 1024)]);
+  }
+  return { path, offset, sizeMiB };
+}
+
+function sfdisk(path: string, script: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = execFile('sfdisk', ['-q', path], (error) => (error ? reject(error) : resolve()));
+    child.stdin?.end(script);
+  });
+}
+
+const at = (image: { path: string; offset: number }) => `${image.path}@@${image.offset}`;
+
+async function mdir(image: { path: string; offset: number }, folder = '::/'): Promise<string> {
+  return (await run('mdir', ['-i', at(image), '-a', folder])).stdout;
+}
+
+async function mtype(image: { path: string; offset: number }, file: string): Promise<string> {
+  return (await run('mtype', ['-i', at(image), `::/${file}`])).stdout;
+}
+
+/** `fsck.vfat -n` on a sparse copy of the partition (it takes no offset); rejects unless it finds nothing wrong. */
+async function fsckClean(image: { path: string; offset: number; sizeMiB: number }): Promise<void> {
+  const copy = `${image.path}.part`;
+  await run('dd', [
+    `if=${image.path}`,
+    `of=${copy}`,
+    'bs=1M',
+    `skip=${image.offset / MiB}`,
+    `count=${image.sizeMiB}`,
+    'conv=sparse',
+    'status=none',
+  ]);
+  const { stdout } = await run('fsck.vfat', ['-n', copy]);
+  assert.doesNotMatch(stdout, /differ|lost|free cluster summary|invalid|orphan/i, stdout);
+}
+
+async function sha(path: string): Promise<string> {
+  return createHash('sha256')
+    .update(await readFile(path))
+    .digest('hex');
+}
+
+const baseConfig = {
+  applicationName: 'kitchen',
+  deviceType: 'raspberrypi4-64',
+  apiEndpoint: 'https://flotilla.example',
+  provisioningApiKey: 'prov-key-secret-0123456789',
+};
+let configFile: string;
+
+before(async () => {
+  dir = await tempDir('flotilla-os-image-');
+  configDir = join(dir.path, 'cli');
+  configFile = join(dir.path, 'config.json');
+  await writeFile(configFile, JSON.stringify(baseConfig));
+});
+
+after(async () => {
+  await dir?.remove();
+});
+
+describe('os configure --config', () => {
+  test('MBR + FAT16 resin-boot: config.json and a WiFi keyfile that mtools reads back; fsck clean', async () => {
+    const image = await makeImage({ label: 'resin-boot' });
+    const r = await flotilla(configDir, [
+      'os',
+      'configure',
+      image.path,
+      '--config',
+      configFile,
+      '--hostname',
+      'probe-1',
+      '--ssh-key',
+      'ssh-ed25519 AAAAC3 one@example',
+      '--persistent-logging',
+      '--dev',
+      '--wifi-ssid',
+      'Kitchen WiFi',
+      '--wifi-key',
+      'correct-horse',
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /boot partition 1 \(FAT16, label resin-boot\)/);
+    const written = JSON.parse(await mtype(image, 'config.json'));
+    assert.deepEqual(written, {
+      ...baseConfig,
+      hostname: 'probe-1',
+      developmentMode: true,
+      persistentLogging: true,
+      os: { sshKeys: ['ssh-ed25519 AAAAC3 one@example'] },
+    });
+    assert.match(await mdir(image), /config\.json/);
+    const keyfile = await mtype(image, 'system-connections/flotilla-wifi');
+    assert.match(keyfile, /^\[connection\]\n/);
+    assert.match(keyfile, /\nssid=Kitchen WiFi\n/);
+    assert.match(keyfile, /\npsk=correct-horse\n/);
+    assert.match(keyfile, /\[ipv4\]\nmethod=auto/);
+    await fsckClean(image);
+  });
+
+  test('running twice replaces config.json and the keyfile, never duplicates, and leaks no cluster', async () => {
+    const image = await makeImage({ label: 'resin-boot' });
+    const configure = (ssid: string) =>
+      flotilla(configDir, ['os', 'configure', image.path, '--config', configFile, '--wifi-ssid', ssid]);
+    assert.equal((await configure('first')).code, 0);
+    const free = (listing: string) => /([\d ]+) bytes free/.exec(listing)?.[1];
+    const freeAfterFirst = free(await mdir(image));
+    const second = await configure('second');
+    assert.equal(second.code, 0, second.stderr);
+    const root = await mdir(image);
+    assert.equal(root.match(/config\.json/g)?.length, 1, root);
+    assert.equal(root.match(/system-connections/g)?.length, 1, root);
+    const connections = await mdir(image, '::/system-connections');
+    assert.equal(connections.match(/flotilla-wifi/g)?.length, 1, connections);
+    assert.match(await mtype(image, 'system-connections/flotilla-wifi'), /\nssid=second\n/);
+    assert.equal(free(root), freeAfterFirst);
+    await fsckClean(image);
+  });
+
+  test('GPT + FAT32 as the second partition, named resin-boot; a config.json spanning many clusters', async () => {
+    const image = await makeImage({ scheme: 'gpt', fat: 32, name: 'resin-boot', second: true });
+    const keys = Array.from({ length: 40 }, (_, i) => `ssh-ed25519 ${'A'.repeat(60)}${i} key${i}@example`);
+    const r = await flotilla(configDir, [
+      'os',
+      'configure',
+      image.path,
+      '--config',
+      configFile,
+      '--prod',
+      ...keys.flatMap((key) => ['--ssh-key', key]),
+      '--json',
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const result = JSON.parse(r.stdout);
+    assert.equal(result.partition.index, 2);
+    assert.equal(result.partition.scheme, 'gpt');
+    assert.equal(result.partition.fat, 32);
+    const written = JSON.parse(await mtype(image, 'config.json'));
+    assert.deepEqual(written.os.sshKeys, keys);
+    assert.equal(written.developmentMode, false);
+    await fsckClean(image);
+  });
+
+  test('without a known label the first FAT partition is used (FAT32, MBR, flash-boot elsewhere in priority)', async () => {
+    const image = await makeImage({ fat: 32, label: 'STUFF' });
+    const r = await flotillaJson<{ partition: { index: number; label: string } }>(configDir, [
+      'os',
+      'configure',
+      image.path,
+      '--config',
+      configFile,
+    ]);
+    assert.deepEqual([r.partition.index, r.partition.label], [1, 'STUFF']);
+    assert.deepEqual(JSON.parse(await mtype(image, 'config.json')), baseConfig);
+    await fsckClean(image);
+  });
+
+  test('read-config redacts keys and the WiFi passphrase unless --show-secrets', async () => {
+    const image = await makeImage({ label: 'flash-boot' });
+    const args = [
+      'os',
+      'configure',
+      image.path,
+      '--config',
+      configFile,
+      '--wifi-ssid',
+      'net',
+      '--wifi-key',
+      'passphrase-1',
+    ];
+    assert.equal((await flotilla(configDir, args)).code, 0);
+    const hidden = await flotilla(configDir, ['os', 'read-config', image.path]);
+    assert.equal(hidden.code, 0, hidden.stderr);
+    assert.doesNotMatch(hidden.stdout, /prov-key-secret|passphrase-1/);
+    assert.match(hidden.stdout, /"provisioningApiKey": "<redacted>"/);
+    assert.match(hidden.stdout, /psk=<redacted>/);
+    const shown = await flotillaJson<{ config: typeof baseConfig; connections: { file: string; text: string }[] }>(
+      configDir,
+      ['os', 'read-config', image.path, '--show-secrets'],
+    );
+    assert.equal(shown.config.provisioningApiKey, baseConfig.provisioningApiKey);
+    assert.deepEqual(
+      shown.connections.map((c) => c.file),
+      ['system-connections/flotilla-wifi'],
+    );
+    assert.match(shown.connections[0]?.text ?? '', /psk=passphrase-1/);
+  });
+
+  test('an .img.gz is configured into a new uncompressed .img next to it, created 0600; the download is untouched', async () => {
+    const image = await makeImage({ label: 'resin-boot' });
+    const gz = `${image.path}.gz`;
+    await writeFile(gz, gzipSync(await readFile(image.path)));
+    const before = await sha(gz);
+    await run('rm', [image.path]);
+    const r = await flotilla(configDir, ['os', 'configure', gz, '--config', configFile]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /decompressed .*\.img\.gz to .*\.img/);
+    assert.equal((await stat(image.path)).mode & 0o777, 0o600);
+    assert.deepEqual(JSON.parse(await mtype(image, 'config.json')), baseConfig);
+    assert.equal(await sha(gz), before);
+    const again = await flotilla(configDir, ['os', 'configure', gz, '--config', configFile]);
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /already exists.*\(VALIDATION_FAILED\)/);
+    // The download itself holds no config.json; read-config reads it through a temporary copy.
+    const read = await flotillaJson<{ config?: unknown; partition: { label: string } }>(configDir, [
+      'os',
+      'read-config',
+      gz,
+    ]);
+    assert.deepEqual([read.config, read.partition.label], [undefined, 'resin-boot']);
+  });
+});
+
+describe('os configure refuses', () => {
+  const refuse = async (args: string[], code: string, message: RegExp) => {
+    const r = await flotilla(configDir, ['os', 'configure', ...args]);
+    assert.equal(r.code, 1, r.stdout);
+    assert.match(r.stderr, new RegExp(`\\(${code}\\)`), r.stderr);
+    assert.match(r.stderr, message);
+    assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+  };
+
+  test('a file that is not a disk image', async () => {
+    const text = join(dir.path, 'notes.img');
+    await writeFile(text, 'just some notes\n'.repeat(100));
+    await refuse([text, '--config', configFile], 'DISK_IMAGE_INVALID', /not a disk image/);
+  });
+
+  test('a partition running past the end of the file (truncated download)', async () => {
+    const image = await makeImage({ label: 'resin-boot' });
+    await run('truncate', ['-s', '4M', image.path]);
+    await refuse([image.path, '--config', configFile], 'DISK_IMAGE_INVALID', /past the end/);
+  });
+
+  test('no FAT partition', async () => {
+    const image = await makeImage({ noFat: true });
+    await refuse([image.path, '--config', configFile], 'BOOT_PARTITION_NOT_FOUND', /no FAT partition/);
+  });
+
+  test('a full boot partition, leaving the image byte for byte as it was', async () => {
+    const image = await makeImage({ label: 'resin-boot', sizeMiB: 4 });
+    const free = Number(/([\d ]+) bytes free/.exec(await mdir(image))?.[1]?.replace(/ /g, ''));
+    assert.ok(free > 0);
+    const filler = join(dir.path, 'filler');
+    await run('truncate', ['-s', String(free), filler]);
+    await run('mcopy', ['-i', at(image), filler, '::/filler']);
+    assert.match(await mdir(image), / 0 bytes free/);
+    const before = await sha(image.path);
+    await refuse([image.path, '--config', configFile], 'BOOT_PARTITION_FULL', /bytes free/);
+    assert.equal(await sha(image.path), before);
+  });
+
+  test('bad flags, each with a clear message and a stable code', async () => {
+    const image = await makeImage({ label: 'resin-boot' });
+    await refuse([image.path], 'VALIDATION_FAILED', /exactly one of --fleet/);
+    await refuse([image.path, '--config', configFile, '--dev', '--prod'], 'VALIDATION_FAILED', /--dev and --prod/);
+    await refuse(
+      [image.path, '--config', configFile, '--wifi-key', 'abcdefgh'],
+      'VALIDATION_FAILED',
+      /needs --wifi-ssid/,
+    );
+    await refuse(
+      [image.path, '--config', configFile, '--wifi-ssid', 'x', '--wifi-key', 'short'],
+      'VALIDATION_FAILED',
+      /8-63 printable/,
+    );
+    await refuse([image.path, '--config', configFile, '--hostname', 'bad_host'], 'VALIDATION_FAILED', /hostname/);
+    await refuse([image.path, '--config', configFile, '--poll-interval', 'soon'], 'VALIDATION_FAILED', /poll-interval/);
+    const bad = join(dir.path, 'bad.json');
+    await writeFile(bad, '{"uuid": 5}');
+    await refuse([image.path, '--config', bad], 'INVALID_CONFIG_JSON', /uuid/);
+    await refuse([join(dir.path, 'missing.img'), '--config', configFile], 'VALIDATION_FAILED', /no such file/);
+  });
+
+  test('an image attached to a loop device', async (t) => {
+    const image = await makeImage({ label: 'resin-boot' });
+    const attached = await run('losetup', ['-f', '--show', image.path]).catch(() => undefined);
+    if (!attached) {
+      if (process.env.CI) assert.fail('losetup could not attach a loop device');
+      t.skip('no loop device on this machine');
+      return;
+    }
+    const device = attached.stdout.trim();
+    try {
+      await refuse([image.path, '--config', configFile], 'DISK_IMAGE_IN_USE', /attached to \/dev\/loop/);
+    } finally {
+      await run('losetup', ['-d', device]);
+    }
+  });
+});
+
+describe('os configure --fleet', () => {
+  let server: RunningServer;
+  before(async () => {
+    server = await startServer({ dataDir: join(dir.path, 'server'), host: '127.0.0.1', port: 0 });
+    const key = server.admin?.apiKey as string;
+    assert.equal((await flotilla(configDir, ['login', '--url', server.url, '--api-key', key])).code, 0);
+    await flotillaJson(configDir, ['fleet', 'create', 'Image Maker', '--slug', `image-maker-${process.pid}`]);
+  });
+  after(async () => {
+    await server?.close();
+  });
+
+  test("writes the fleet's config.json from the server, as `os config` makes it", async () => {
+    const image = await makeImage({ label: 'resin-boot' });
+    const r = await flotilla(configDir, [
+      'os',
+      'configure',
+      image.path,
+      '--fleet',
+      `image-maker-${process.pid}`,
+      '--hostname',
+      'probe-2',
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const written = JSON.parse(await mtype(image, 'config.json'));
+    assert.equal(written.hostname, 'probe-2');
+    assert.equal(typeof (written.provisioningApiKey ?? written.apiKey), 'string');
+    assert.equal(written.apiEndpoint, server.url);
+    await fsckClean(image);
+  });
+});
