@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # npm run setup: make this machine ready to run and test Flotilla. Idempotent; safe to run again at any time.
 #  1. Debian packages the project needs (Docker engine, zstd, skopeo, debootstrap, busybox-static, chromium; mtools,
-#     dosfstools and fdisk for the disk image tests), when missing
+#     dosfstools, fdisk and zip for the disk image tests), when missing
 #  2. dockerd running
 #  3. npm dependencies (from the lockfile), the TypeScript build, the agent bundle and the dashboard (Vite)
 #  4. bin/flotilla, bin/flotilla-server, bin/flotilla-agent executable
@@ -23,6 +23,7 @@ declare -A NEED=(
   [mdir]=mtools
   [/usr/sbin/mkfs.vfat]=dosfstools
   [/usr/sbin/sfdisk]=fdisk
+  [zip]=zip
 )
 missing=()
 for probe in "${!NEED[@]}"; do

@@ -112,6 +112,10 @@ export class FatFilesystem {
         'BOOT_PARTITION_FULL',
         `the boot partition has ${available * this.layout.clusterSize} bytes free; ${path} needs ${needed * this.layout.clusterSize}`,
       );
+    // The fixed FAT12/16 root cannot grow: check it has the entries this write adds before writing anything.
+    const top = parts[0];
+    if (parts.length === 0 && !old) this.assertRoom(this.root(), name);
+    if (top !== undefined && !this.lookup(this.root(), top)) this.assertRoom(this.root(), top);
     const dir = this.findDir(parts, true, now) as Dir;
     const clusters = this.fat.free(needed);
     clusters.forEach((cluster, i) => {
@@ -134,6 +138,14 @@ export class FatFilesystem {
     } else {
       this.addEntry(dir, name, 0x20, first, data.length, now);
     }
+  }
+
+  /** BOOT_PARTITION_FULL when the fixed root has no run of free entries for `name`; cluster folders grow instead. */
+  private assertRoom(dir: Dir, name: string): void {
+    if (dir.cluster !== 0) return;
+    const slots = exactShortName(name) ? 1 : 1 + Math.ceil(name.length / 13);
+    if (freeRun(this.readSlots(this.slotOffsets(dir)), slots) === undefined)
+      throw new FlotillaError('BOOT_PARTITION_FULL', 'the root folder of the boot partition has no free entry');
   }
 
   private root(): Dir {

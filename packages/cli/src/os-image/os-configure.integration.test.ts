@@ -10,6 +10,8 @@ import { startServer } from '@flotilla/server';
 import type { RunningServer } from '@flotilla/server';
 import { tempDir } from '@flotilla/testkit';
 import { flotilla, flotillaJson } from '../test-support/cli-runner.js';
+import { FatFilesystem } from './fat-filesystem.js';
+import type { Region } from './fat-volume.js';
 
 /**
  * `flotilla os configure` / `os read-config` on disk images made here with sfdisk and mkfs.vfat in sparse files, read
@@ -24,7 +26,9 @@ let n = 0;
 
 interface ImageSpec {
   scheme?: 'dos' | 'gpt';
-  fat?: 16 | 32;
+  fat?: 12 | 16 | 32;
+  /** FAT12/16 root folder entries (mkfs.vfat -r). */
+  rootEntries?: number;
   label?: string;
   /** GPT partition name of the FAT partition. */
   name?: string;
@@ -42,7 +46,8 @@ async function makeImage(spec: ImageSpec = {}): Promise<{ path: string; offset: 
   const scheme = spec.scheme ?? 'dos';
   const startMiB = spec.second ? 2 : 1;
   await run('truncate', ['-s', `${startMiB + sizeMiB + 2}M`, path]);
-  const fatType = scheme === 'gpt' ? 'EBD0A0A2-B9E5-4433-87C0-68B6B72699C7' : spec.fat === 32 ? 'c' : 'e';
+  const mbrType = spec.fat === 32 ? 'c' : spec.fat === 12 ? '1' : 'e';
+  const fatType = scheme === 'gpt' ? 'EBD0A0A2-B9E5-4433-87C0-68B6B72699C7' : mbrType;
   const nameField = spec.name ? `, name="${spec.name}"` : '';
   const lines = [`label: ${scheme}`];
   if (spec.second)
@@ -53,6 +58,7 @@ async function makeImage(spec: ImageSpec = {}): Promise<{ path: string; offset: 
   if (!spec.noFat) {
     const args = ['-F', String(spec.fat ?? 16), '--offset', String(offset / 512)];
     args.push('-s', '1');
+    if (spec.rootEntries) args.push('-r', String(spec.rootEntries));
     if (spec.label) args.push('-n', spec.label);
     await run('mkfs.vfat', [...args, path, String(sizeMiB * 1024)]);
   }
@@ -117,7 +123,8 @@ after(async () => {
   await dir?.remove();
 });
 
-describe('os configure --config', () => {
+// The tests use files of their own and are independent: run side by side, they take seconds, not a minute.
+describe('os configure --config', { concurrency: true }, () => {
   test('MBR + FAT16 resin-boot: config.json and a WiFi keyfile that mtools reads back; fsck clean', async () => {
     const image = await makeImage({ label: 'resin-boot' });
     const r = await flotilla(configDir, [
@@ -213,6 +220,83 @@ describe('os configure --config', () => {
     await fsckClean(image);
   });
 
+  test('FAT12 (a tiny boot partition) works too', async () => {
+    const image = await makeImage({ fat: 12, sizeMiB: 2, label: 'boot' });
+    const r = await flotillaJson<{ partition: { fat: number } }>(configDir, [
+      'os',
+      'configure',
+      image.path,
+      '--config',
+      configFile,
+      '--wifi-ssid',
+      'tiny',
+    ]);
+    assert.equal(r.partition.fat, 12);
+    assert.deepEqual(JSON.parse(await mtype(image, 'config.json')), baseConfig);
+    assert.match(await mtype(image, 'system-connections/flotilla-wifi'), /\nssid=tiny\n/);
+    await fsckClean(image);
+  });
+
+  test('a FAT32 root folder that is full grows by a cluster; the files already there stay', async () => {
+    const image = await makeImage({ fat: 32, label: 'resin-boot' });
+    const names = [1, 2, 3, 4].map((i) => `long-file-name-${i}.txt`);
+    for (const name of names) {
+      const source = join(dir.path, name);
+      await writeFile(source, `${name}\n`);
+      await run('mcopy', ['-i', at(image), source, `::/${name}`]);
+    }
+    const r = await flotilla(configDir, ['os', 'configure', image.path, '--config', configFile, '--wifi-ssid', 'x']);
+    assert.equal(r.code, 0, r.stderr);
+    const root = await mdir(image);
+    for (const name of [...names, 'config.json', 'system-connections']) assert.match(root, new RegExp(name), root);
+    assert.equal(await mtype(image, names[3] as string), `${names[3]}\n`);
+    assert.deepEqual(JSON.parse(await mtype(image, 'config.json')), baseConfig);
+    await fsckClean(image);
+  });
+
+  test('a failure at any write while replacing config.json leaves the old one readable', async () => {
+    const image = await makeImage({ label: 'resin-boot' });
+    const old = join(dir.path, 'old.json');
+    await writeFile(old, JSON.stringify({ ...baseConfig, hostname: 'old' }));
+    assert.equal((await flotilla(configDir, ['os', 'configure', image.path, '--config', old])).code, 0);
+    const configured = await readFile(image.path);
+    const partition = () => Buffer.from(configured.subarray(image.offset, image.offset + image.sizeMiB * MiB));
+    const bigger = Buffer.from(JSON.stringify({ ...baseConfig, hostname: 'new', os: { sshKeys: ['k'.repeat(3000)] } }));
+    const seen: string[] = [];
+    let failAt = 1;
+    for (; failAt < 50; failAt++) {
+      const bytes = partition();
+      let writes = 0;
+      const region: Region = {
+        size: bytes.length,
+        read: (position, length) => Buffer.from(bytes.subarray(position, position + length)),
+        write: (position, data) => {
+          if (++writes === failAt) throw new Error('disk gone');
+          data.copy(bytes, position);
+        },
+      };
+      const fs = FatFilesystem.open(region) as FatFilesystem;
+      try {
+        fs.writeFile('config.json', bigger);
+        break; // failAt is past the last write: every earlier write was interrupted in its turn
+      } catch (error) {
+        assert.equal((error as Error).message, 'disk gone');
+      }
+      const copy = { ...image, path: join(dir.path, `crash-${failAt}.img`) };
+      const whole = Buffer.from(configured);
+      bytes.copy(whole, image.offset);
+      await writeFile(copy.path, whole);
+      seen.push(JSON.parse(await mtype(copy, 'config.json')).hostname);
+      assert.equal((await mdir(copy)).match(/config\.json/g)?.length, 1);
+      await run('rm', [copy.path]);
+    }
+    assert.ok(failAt > 4 && failAt < 50, `interrupted each of ${failAt - 1} writes`);
+    // Until the directory entry is switched the old file is what is read; after it, the new one; never anything else.
+    const switched = seen.indexOf('new');
+    assert.ok(switched > 0, seen.join());
+    assert.deepEqual(seen, [...Array(switched).fill('old'), ...Array(seen.length - switched).fill('new')]);
+  });
+
   test('read-config redacts keys and the WiFi passphrase unless --show-secrets', async () => {
     const image = await makeImage({ label: 'flash-boot' });
     const args = [
@@ -269,7 +353,22 @@ describe('os configure --config', () => {
   });
 });
 
-describe('os configure refuses', () => {
+test('a .zip holding one .img is configured into a new .img', async () => {
+  const image = await makeImage({ fat: 32, label: 'resin-boot' });
+  const zip = join(dir.path, 'download.zip');
+  await run('zip', ['-q', '-j', zip, image.path]);
+  const r = await flotillaJson<{ image: string; extractedFrom: string }>(configDir, [
+    'os',
+    'configure',
+    zip,
+    '--config',
+    configFile,
+  ]);
+  assert.deepEqual([r.image, r.extractedFrom], [join(dir.path, 'download.img'), zip]);
+  assert.deepEqual(JSON.parse(await mtype({ path: r.image, offset: image.offset }, 'config.json')), baseConfig);
+});
+
+describe('os configure refuses', { concurrency: true }, () => {
   const refuse = async (args: string[], code: string, message: RegExp) => {
     const r = await flotilla(configDir, ['os', 'configure', ...args]);
     assert.equal(r.code, 1, r.stdout);
@@ -308,26 +407,36 @@ describe('os configure refuses', () => {
     assert.equal(await sha(image.path), before);
   });
 
+  test('a full fixed FAT16 root folder, leaving the image byte for byte as it was', async () => {
+    const image = await makeImage({ label: 'resin-boot', rootEntries: 16 });
+    for (let i = 1; i <= 15; i++) {
+      const source = join(dir.path, `F${i}`);
+      await writeFile(source, 'x');
+      await run('mcopy', ['-o', '-i', at(image), source, `::/F${i}`]);
+    }
+    const before = await sha(image.path);
+    await refuse([image.path, '--config', configFile], 'BOOT_PARTITION_FULL', /root folder/);
+    assert.equal(await sha(image.path), before);
+  });
+
   test('bad flags, each with a clear message and a stable code', async () => {
     const image = await makeImage({ label: 'resin-boot' });
-    await refuse([image.path], 'VALIDATION_FAILED', /exactly one of --fleet/);
-    await refuse([image.path, '--config', configFile, '--dev', '--prod'], 'VALIDATION_FAILED', /--dev and --prod/);
-    await refuse(
-      [image.path, '--config', configFile, '--wifi-key', 'abcdefgh'],
-      'VALIDATION_FAILED',
-      /needs --wifi-ssid/,
-    );
-    await refuse(
-      [image.path, '--config', configFile, '--wifi-ssid', 'x', '--wifi-key', 'short'],
-      'VALIDATION_FAILED',
-      /8-63 printable/,
-    );
-    await refuse([image.path, '--config', configFile, '--hostname', 'bad_host'], 'VALIDATION_FAILED', /hostname/);
-    await refuse([image.path, '--config', configFile, '--poll-interval', 'soon'], 'VALIDATION_FAILED', /poll-interval/);
     const bad = join(dir.path, 'bad.json');
     await writeFile(bad, '{"uuid": 5}');
-    await refuse([image.path, '--config', bad], 'INVALID_CONFIG_JSON', /uuid/);
-    await refuse([join(dir.path, 'missing.img'), '--config', configFile], 'VALIDATION_FAILED', /no such file/);
+    await Promise.all([
+      refuse([image.path], 'VALIDATION_FAILED', /exactly one of --fleet/),
+      refuse([image.path, '--config', configFile, '--dev', '--prod'], 'VALIDATION_FAILED', /--dev and --prod/),
+      refuse([image.path, '--config', configFile, '--wifi-key', 'abcdefgh'], 'VALIDATION_FAILED', /needs --wifi-ssid/),
+      refuse(
+        [image.path, '--config', configFile, '--wifi-ssid', 'x', '--wifi-key', 'short'],
+        'VALIDATION_FAILED',
+        /8-63 printable/,
+      ),
+      refuse([image.path, '--config', configFile, '--hostname', 'bad_host'], 'VALIDATION_FAILED', /hostname/),
+      refuse([image.path, '--config', configFile, '--poll-interval', 'soon'], 'VALIDATION_FAILED', /poll-interval/),
+      refuse([image.path, '--config', bad], 'INVALID_CONFIG_JSON', /uuid/),
+      refuse([join(dir.path, 'missing.img'), '--config', configFile], 'VALIDATION_FAILED', /no such file/),
+    ]);
   });
 
   test('an image attached to a loop device', async (t) => {
