@@ -206,18 +206,24 @@ describe('os configure --config', { concurrency: true }, () => {
     await fsckClean(image);
   });
 
-  test('without a known label the first FAT partition is used (FAT32, MBR, flash-boot elsewhere in priority)', async () => {
+  test('without a known label the first FAT partition is used; -o configures a 0600 copy, not the original', async () => {
     const image = await makeImage({ fat: 32, label: 'STUFF' });
-    const r = await flotillaJson<{ partition: { index: number; label: string } }>(configDir, [
+    const original = await sha(image.path);
+    const copy = { ...image, path: join(dir.path, 'copy.img') };
+    const r = await flotillaJson<{ image: string; partition: { index: number; label: string } }>(configDir, [
       'os',
       'configure',
       image.path,
       '--config',
       configFile,
+      '-o',
+      copy.path,
     ]);
-    assert.deepEqual([r.partition.index, r.partition.label], [1, 'STUFF']);
-    assert.deepEqual(JSON.parse(await mtype(image, 'config.json')), baseConfig);
-    await fsckClean(image);
+    assert.deepEqual([r.image, r.partition.index, r.partition.label], [copy.path, 1, 'STUFF']);
+    assert.deepEqual(JSON.parse(await mtype(copy, 'config.json')), baseConfig);
+    assert.equal((await stat(copy.path)).mode & 0o777, 0o600);
+    assert.equal(await sha(image.path), original);
+    await fsckClean(copy);
   });
 
   test('FAT12 (a tiny boot partition) works too', async () => {
