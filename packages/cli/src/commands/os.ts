@@ -90,12 +90,15 @@ async function configFor(ctx: CommandContext, opts: OsConfigureOptions): Promise
   if (opts.prod) config.developmentMode = false;
   if (body.persistentLogging) config.persistentLogging = true;
   if (body.appUpdatePollInterval !== undefined) config.appUpdatePollInterval = body.appUpdatePollInterval;
-  if (body.sshKeys) {
-    const os = { ...((config.os as Record<string, unknown> | undefined) ?? {}) };
-    const keys = new Set([...((os.sshKeys as string[] | undefined) ?? []), ...body.sshKeys]);
-    os.sshKeys = [...keys];
-    config.os = os;
-  }
+  const os = { ...((config.os as Record<string, unknown> | undefined) ?? {}) };
+  if (body.sshKeys) os.sshKeys = [...new Set([...((os.sshKeys as string[] | undefined) ?? []), ...body.sshKeys])];
+  // As the server writes it for `--fleet`, so both ways give the same config.json (the keyfile is what NetworkManager reads).
+  if (body.wifiSsid !== undefined)
+    os.network = {
+      ...((os.network as Record<string, unknown> | undefined) ?? {}),
+      wifi: { ssid: body.wifiSsid, ...(body.wifiKey === undefined ? {} : { psk: body.wifiKey }) },
+    };
+  if (body.sshKeys || body.wifiSsid !== undefined) config.os = os;
   return config;
 }
 
