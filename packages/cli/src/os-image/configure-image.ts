@@ -55,18 +55,24 @@ export async function configureImage(request: ConfigureRequest): Promise<Configu
   } else {
     await assertNotInUse(target);
   }
-  const image = DiskImage.open(target, true);
   try {
-    const boot = image.bootPartition();
-    const files = ['config.json'];
-    boot.fs.writeFile('config.json', Buffer.from(`${JSON.stringify(request.config, null, 2)}\n`));
-    if (request.wifi) {
-      boot.fs.writeFile(WIFI_CONNECTION, Buffer.from(wifiKeyfile(request.wifi)));
-      files.push(WIFI_CONNECTION);
+    const image = DiskImage.open(target, true);
+    try {
+      const boot = image.bootPartition();
+      const files = ['config.json'];
+      boot.fs.writeFile('config.json', Buffer.from(`${JSON.stringify(request.config, null, 2)}\n`));
+      if (request.wifi) {
+        boot.fs.writeFile(WIFI_CONNECTION, Buffer.from(wifiKeyfile(request.wifi)));
+        files.push(WIFI_CONNECTION);
+      }
+      return { image: target, ...(extractedFrom ? { extractedFrom } : {}), partition: summary(image, boot), files };
+    } finally {
+      image.close();
     }
-    return { image: target, ...(extractedFrom ? { extractedFrom } : {}), partition: summary(image, boot), files };
-  } finally {
-    image.close();
+  } catch (error) {
+    // A copy made for this run is not left behind half-configured (or unconfigurable).
+    if (target !== request.image) await rm(target, { force: true });
+    throw error;
   }
 }
 
