@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readFile, stat, writeFile } from 'node:fs/promises';
+import { open, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
@@ -399,6 +399,15 @@ describe('os configure refuses', { concurrency: true }, () => {
     const image = await makeImage({ label: 'resin-boot' });
     await run('truncate', ['-s', '4M', image.path]);
     await refuse([image.path, '--config', configFile], 'DISK_IMAGE_INVALID', /past the end/);
+  });
+
+  test('a GPT whose partition entries were changed after their checksum', async () => {
+    const image = await makeImage({ scheme: 'gpt', label: 'resin-boot' });
+    const handle = await open(image.path, 'r+');
+    // The first entry's name (sector 2, byte 56 on): one byte more, so the entries no longer match their CRC32.
+    await handle.write(Buffer.from('X'), 0, 1, 2 * 512 + 56);
+    await handle.close();
+    await refuse([image.path, '--config', configFile], 'DISK_IMAGE_INVALID', /CRC32/);
   });
 
   test('no FAT partition (also from a .gz, whose decompressed copy is then removed)', async () => {

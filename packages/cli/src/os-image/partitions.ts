@@ -1,3 +1,4 @@
+import { crc32 } from 'node:zlib';
 import { FlotillaError } from '@flotilla/protocol';
 
 /** One partition of a disk image, in bytes from the start of the file. */
@@ -73,6 +74,9 @@ function readGpt(read: ReadAt, fileSize: number): PartitionTable {
     throw invalid('protective MBR but no GPT header at sector 1 (images with 4096-byte sectors are not supported)');
   const headerSize = header.readUInt32LE(12);
   if (headerSize < 92 || headerSize > SECTOR) throw invalid(`GPT header size ${headerSize} is invalid`);
+  const withoutCrc = Buffer.from(header.subarray(0, headerSize));
+  withoutCrc.writeUInt32LE(0, 16);
+  if (crc32(withoutCrc) !== header.readUInt32LE(16)) throw invalid('the GPT header checksum (CRC32) does not match');
   const entriesLba = Number(header.readBigUInt64LE(72));
   const count = header.readUInt32LE(80);
   const entrySize = header.readUInt32LE(84);
@@ -83,6 +87,8 @@ function readGpt(read: ReadAt, fileSize: number): PartitionTable {
   if (entriesLba < 2 || entriesLba * SECTOR + tableBytes > fileSize)
     throw invalid('the GPT partition entries lie outside the file (truncated image?)');
   const table = read(entriesLba * SECTOR, tableBytes);
+  if (crc32(table) !== header.readUInt32LE(88))
+    throw invalid('the GPT partition entries checksum (CRC32) does not match');
   const partitions: Partition[] = [];
   for (let i = 0; i < count; i++) {
     const entry = table.subarray(i * entrySize, (i + 1) * entrySize);
