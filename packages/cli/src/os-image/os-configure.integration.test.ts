@@ -168,6 +168,14 @@ describe('os configure --config', { concurrency: true }, () => {
 
   test('running twice replaces config.json and the keyfile, never duplicates, and leaks no cluster', async () => {
     const image = await makeImage({ label: 'resin-boot' });
+    // As a balenaOS image ships: a config.json and system-connections/ with a sample, written here by mtools.
+    const shipped = join(dir.path, 'shipped');
+    await run('mkdir', [shipped]);
+    await writeFile(join(shipped, 'config.json'), '{"deviceType":"raspberrypi4-64"}');
+    await writeFile(join(shipped, 'resin-sample.ignore'), '[connection]\n');
+    await run('mcopy', ['-i', at(image), join(shipped, 'config.json'), '::/config.json']);
+    await run('mmd', ['-i', at(image), '::/system-connections']);
+    await run('mcopy', ['-i', at(image), join(shipped, 'resin-sample.ignore'), '::/system-connections/']);
     const configure = (ssid: string) =>
       flotilla(configDir, ['os', 'configure', image.path, '--config', configFile, '--wifi-ssid', ssid]);
     assert.equal((await configure('first')).code, 0);
@@ -180,6 +188,8 @@ describe('os configure --config', { concurrency: true }, () => {
     assert.equal(root.match(/system-connections/g)?.length, 1, root);
     const connections = await mdir(image, '::/system-connections');
     assert.equal(connections.match(/flotilla-wifi/g)?.length, 1, connections);
+    assert.match(connections, /resin-sample\.ignore/);
+    assert.deepEqual(JSON.parse(await mtype(image, 'config.json')).provisioningApiKey, baseConfig.provisioningApiKey);
     assert.match(await mtype(image, 'system-connections/flotilla-wifi'), /\nssid=second\n/);
     assert.equal(free(root), freeAfterFirst);
     await fsckClean(image);
