@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # npm run setup: make this machine ready to run and test Flotilla. Idempotent; safe to run again at any time.
-#  1. Debian packages the project needs (Docker engine, zstd, skopeo, debootstrap, busybox-static, chromium, the
-#     host OS update tools: grub-common, libubootenv-tool, u-boot-tools, e2fsprogs), when missing
+#  1. Debian packages the project needs (Docker engine, zstd, skopeo, debootstrap, busybox-static, chromium; the
+#     host OS update tools: grub-common, libubootenv-tool, u-boot-tools, e2fsprogs; mtools, dosfstools, fdisk and
+#     zip for the disk image tests), when missing
 #  2. dockerd running
 #  3. npm dependencies (from the lockfile), the TypeScript build, the agent bundle and the dashboard (Vite)
 #  4. bin/flotilla, bin/flotilla-server, bin/flotilla-agent executable
@@ -27,6 +28,11 @@ declare -A NEED=(
   [grub-editenv]=grub-common
   [fw_setenv]=libubootenv-tool
   [mkenvimage]=u-boot-tools
+  # `os configure` tests build disk images with sfdisk + mkfs.vfat and read them back with mtools and fsck.vfat
+  [mdir]=mtools
+  [/usr/sbin/mkfs.vfat]=dosfstools
+  [/usr/sbin/sfdisk]=fdisk
+  [zip]=zip
 )
 missing=()
 for probe in "${!NEED[@]}"; do

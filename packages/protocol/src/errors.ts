@@ -143,6 +143,20 @@ export const ERROR_CODES = {
     description:
       'Writing the host OS image was cut short too many times in a row (power cuts, crashes); it was given up.',
   },
+  DISK_IMAGE_INVALID: {
+    status: 400,
+    description:
+      'The file is not a partitioned disk image (MBR or GPT), or its partition table or FAT filesystem is inconsistent.',
+  },
+  BOOT_PARTITION_NOT_FOUND: { status: 400, description: 'The disk image has no FAT boot partition.' },
+  BOOT_PARTITION_FULL: {
+    status: 507,
+    description: 'The boot partition has no room for the files; the image was left unchanged.',
+  },
+  DISK_IMAGE_IN_USE: {
+    status: 409,
+    description: 'The disk image is attached to a loop device (or otherwise in use); detach it first.',
+  },
   UNKNOWN_DEVICE_TYPE: {
     status: 400,
     description: 'The device type has no known CPU architecture; name the platform.',
