@@ -35,6 +35,8 @@ import { Observed } from './reconcile/observed.js';
 import { Reconciler } from './reconcile/reconciler.js';
 import { ReleaseWatch } from './rollback/release-watch.js';
 import { CpuSampler, collectMetrics } from './report/metrics.js';
+import { controlPlaneConnected, engineAnswers } from './hostos/health.js';
+import { startHostOs } from './hostos/host-os.js';
 import { tightenPrivateTree } from './store/private-files.js';
 import { openStore, type Phase } from './store/store.js';
 import { TargetSource } from './target/target-source.js';
@@ -388,6 +390,19 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
   }
   controller.start(started.delayMs);
   session?.start(actions, abort.signal);
+  // An A/B host (config.json's hostOS) carries its OS update on across this boot: a trial boot commits once the engine
+  // answers and the control plane is connected (a device without one: the engine alone), else goes back.
+  await startHostOs({
+    hostOS: file.raw.hostOS,
+    dataDir: options.dataDir,
+    reboot: () => hostPower.reboot(),
+    healthChecks: [
+      engineAnswers(() => engine.platform()),
+      ...(session ? [controlPlaneConnected(() => session?.connected ?? false)] : []),
+    ],
+    log,
+    system: (message) => logs.system(message),
+  });
 
   return {
     async stop() {

@@ -111,5 +111,16 @@ describe('openHostOs (the entry point)', () => {
     await writeFile(cmdlineFile, 'console=ttyS0\n');
     await assert.rejects(openHostOs(deps), { code: 'BOOTLOADER_FAILED' });
     await assert.rejects(openHostOs({ ...deps, hostOS: { slots } }), { code: 'HOST_OS_CONFIG_INVALID' });
+
+    // The agent's start: what openHostOs refuses is logged and the agent runs on without OS updates.
+    const { startHostOs } = await import('./host-os.js');
+    const logged: string[] = [];
+    const log = pino({ level: 'error' }, { write: (line: string) => logged.push(JSON.parse(line).msg) });
+    const system = () => undefined;
+    assert.equal(await startHostOs({ ...deps, log, system, hostOS: { slots } }), undefined);
+    assert.equal(await startHostOs({ ...deps, log, system }), undefined, 'no slot on the command line');
+    assert.deepEqual(logged, ['host OS updates are off', 'host OS updates are off']);
+    await writeFile(cmdlineFile, 'flotilla.slot=a\n');
+    assert.equal((await startHostOs({ ...deps, log, system }))?.state().phase, 'idle');
   });
 });

@@ -48,3 +48,31 @@ export async function openHostOs(deps: HostOsDeps): Promise<HostOsUpdater | unde
     ...(deps.onChange ? { onChange: deps.onChange } : {}),
   });
 }
+
+/**
+ * The agent's start: opens the updater when config.json names an A/B host and carries its update on in the
+ * background (a trial boot commits or goes back). A wrong `hostOS` or a bootloader not set up is logged and the
+ * agent runs on without OS updates: its apps matter more than its OS updates.
+ */
+export async function startHostOs(
+  deps: HostOsDeps & { system: (message: string) => void },
+): Promise<HostOsUpdater | undefined> {
+  const onChange = (state: UpdateState): void => {
+    deps.onChange?.(state);
+    const version = state.target?.version;
+    if (state.phase === 'committed') deps.system(`Host OS ${version} committed`);
+    else if (state.phase === 'rolled-back' || state.phase === 'failed')
+      deps.system(`Host OS update to ${version} ${state.phase}: ${state.reason?.message ?? 'no reason given'}`);
+  };
+  let updater: HostOsUpdater | undefined;
+  try {
+    updater = await openHostOs({ ...deps, onChange });
+  } catch (error) {
+    deps.log.error({ err: (error as Error).message }, 'host OS updates are off');
+    return undefined;
+  }
+  updater
+    ?.resume()
+    .catch((error: unknown) => deps.log.error({ err: (error as Error).message }, 'host OS update could not carry on'));
+  return updater;
+}
