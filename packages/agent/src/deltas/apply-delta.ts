@@ -380,12 +380,15 @@ async function readBase(
 ): Promise<{ kept: Map<string, string>; diffIds: string[]; sources: BaseSources }> {
   const cached = new Map<string, string>();
   if (input.cache && order && order.length > 0) {
-    let index = 0;
-    for (const diffId of need(order)) {
-      const file = join(input.workDir, `cached-${index++}.tar`);
-      if (await input.cache.extract(diffId, file, input.signal)) cached.set(diffId, file);
-      else await rm(file, { force: true });
-    }
+    const cache = input.cache;
+    // All at once: each is a gunzip (zlib's thread pool) and a write, so they overlap on a multi-core device.
+    await Promise.all(
+      [...need(order)].map(async (diffId, index) => {
+        const file = join(input.workDir, `cached-${index}.tar`);
+        if (await cache.extract(diffId, file, input.signal)) cached.set(diffId, file);
+        else await rm(file, { force: true });
+      }),
+    );
     if ([...need(order)].every((d) => cached.has(d))) {
       const sources = { fromCache: cached.size, fromSave: 0 };
       input.onPhase?.('base-read', sources);
