@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { PassThrough, Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import { PRIVATE_DIR_MODE } from '../store/private-files.js';
+import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../store/private-files.js';
 
 /** Default bound of the cache's bytes on disk (compressed): about two releases of a 500 MB image's changed layers. */
 export const LAYER_CACHE_DEFAULT_BYTES = 512 * 1024 * 1024;
@@ -75,7 +75,7 @@ export class LayerCache {
     await mkdir(this.dir, { recursive: true, mode: PRIVATE_DIR_MODE });
     const part = `${this.file(diffId, 'tar')}.${process.pid}.part`;
     const stream = new PassThrough();
-    const written = pipeline(stream, createWriteStream(part));
+    const written = pipeline(stream, createWriteStream(part, { mode: PRIVATE_FILE_MODE }));
     written.catch(() => undefined);
     return {
       stream,
