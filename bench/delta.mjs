@@ -17,12 +17,15 @@
 //   - device: the agent's own apply code (packages/agent/dist/deltas/apply-delta.js) in a process of its own, on
 //     the real engine, B absent and A present: wall time, the node process's peak RSS, and the peak RSS of the
 //     largest process (node or xdelta3, /usr/bin/time); beside it, the time of `docker pull` of B over loopback.
+//     Twice: with no layer cache (A's layers read from `docker save`), then with the agent's layer cache holding A's
+//     layers as its own pull of A leaves them (no `docker save`); phases: reading A's layers, rebuild + `docker load`,
+//     the loaded image's ID check.
 // Run: `node bench/delta.mjs` from the repository root after `npm run build` (or `npx tsc -b`), with Docker running,
 // xdelta3 and zstd on PATH and the Debian mirror reachable from containers. BENCH_SCENARIOS=1,3 picks scenarios
-// (default 1,2,3,4).
+// (default 1,2,3,4); BENCH_FLOOR=0 skips the zstd floor (minutes of zstd -19 per scenario) when only the apply matters.
 // Progress goes to stderr, the report (markdown) to stdout.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stopAll } from './lib/children.mjs';
@@ -35,6 +38,7 @@ const root = new URL('..', import.meta.url).pathname;
 const testkit = await import(join(root, 'packages/testkit/dist/index.js'));
 const { computeDelta } = await import(join(root, 'packages/server/dist/deltas/compute-delta.js'));
 const { DeltaStore } = await import(join(root, 'packages/server/dist/deltas/delta-store.js'));
+const { LayerCache } = await import(join(root, 'packages/agent/dist/deltas/layer-cache.js'));
 const { RegistryStorage } = await import(join(root, 'packages/server/dist/registry/storage.js'));
 
 const chosen = (process.env.BENCH_SCENARIOS ?? '1,2,3,4').split(',').map(Number);
@@ -206,7 +210,7 @@ try {
     );
     let floorBytes = Number.NaN;
     let zstd = { seconds: Number.NaN };
-    if (scenario.floor !== false) {
+    if (scenario.floor !== false && process.env.BENCH_FLOOR !== '0') {
       log('zstd floor');
       zstd = ALGORITHMS.zstd.encode(ref, target, join(saved, 'floor.zst'));
       floorBytes = statSync(join(saved, 'floor.zst')).size;
@@ -230,34 +234,54 @@ try {
     log('docker pull of B');
     const pull = seconds(() => docker(['pull', pushedB.ref]));
     removeB();
-    log('apply (agent code)');
-    const applyDir = join(work, `apply-${index}`);
-    mkdirSync(join(applyDir, 'work'), { recursive: true });
-    const inputFile = join(applyDir, 'input.json');
     const tag = `${host}/bench/s${index}:flotilla-delta-${pushedB.hex}`;
-    writeFileSync(
-      inputFile,
-      JSON.stringify({
-        baseRef: a,
-        delta: { format: 'xdelta3-layers-v1', path: '/', ...pair },
-        deltaFile: store.blobPath(pair.digest.slice(7)),
-        workDir: join(applyDir, 'work'),
-        tag,
-      }),
-    );
-    const child = spawnSync(
-      '/usr/bin/time',
-      ['-f', 'TIME_PEAK_KIB %M', process.execPath, join(root, 'bench/lib/delta-apply-child.mjs'), inputFile],
-      { encoding: 'utf8' },
-    );
-    if (child.status !== 0) throw new Error(`apply failed: ${child.stderr}`);
-    const applied = JSON.parse(child.stdout.trim().split('\n').pop());
-    log(`  apply phases (s from its start): ${JSON.stringify(applied.phases)}`);
-    const largestPeakMiB = Number(/TIME_PEAK_KIB (\d+)/.exec(child.stderr)[1]) / 1024;
-    const loadedId = docker(['image', 'inspect', '-f', '{{.Id}}', tag]).trim();
-    if (loadedId !== bId) throw new Error(`loaded ${loadedId}, expected ${bId}`);
-    removeB();
-    rmSync(applyDir, { recursive: true, force: true });
+    const apply = (cacheDir) => {
+      const applyDir = join(work, `apply-${index}`);
+      mkdirSync(join(applyDir, 'work'), { recursive: true });
+      const inputFile = join(applyDir, 'input.json');
+      writeFileSync(
+        inputFile,
+        JSON.stringify({
+          baseRef: a,
+          delta: { format: 'xdelta3-layers-v1', path: '/', ...pair },
+          deltaFile: store.blobPath(pair.digest.slice(7)),
+          workDir: join(applyDir, 'work'),
+          tag,
+          cacheDir,
+        }),
+      );
+      const child = spawnSync(
+        '/usr/bin/time',
+        ['-f', 'TIME_PEAK_KIB %M', process.execPath, join(root, 'bench/lib/delta-apply-child.mjs'), inputFile],
+        { encoding: 'utf8' },
+      );
+      if (child.status !== 0) throw new Error(`apply failed: ${child.stderr}`);
+      const applied = JSON.parse(child.stdout.trim().split('\n').pop());
+      log(
+        `  apply phases (s from its start): ${JSON.stringify(applied.phases)}, base layers ${JSON.stringify(applied.base)}`,
+      );
+      const loadedId = docker(['image', 'inspect', '-f', '{{.Id}}', tag]).trim();
+      if (loadedId !== bId) throw new Error(`loaded ${loadedId}, expected ${bId}`);
+      removeB();
+      rmSync(applyDir, { recursive: true, force: true });
+      return { ...applied, largestPeakMiB: Number(/TIME_PEAK_KIB (\d+)/.exec(child.stderr)[1]) / 1024 };
+    };
+    log('apply (agent code), no layer cache: base layers from docker save');
+    const applied = apply(undefined);
+    // The cache as the agent's own pull of A leaves it (pull/resumable-pull.js moves each loaded gzip blob in by
+    // diffID): A's registry blobs. The apply then reads its base layers there and adds B's rebuilt ones.
+    const cacheDir = join(work, `cache-${index}`);
+    const cache = new LayerCache(cacheDir, Number.MAX_SAFE_INTEGER);
+    const manifestA = JSON.parse(readFileSync(storage.blobPath(pushedA.hex), 'utf8'));
+    const diffIdsA = JSON.parse(readFileSync(storage.blobPath(manifestA.config.digest.slice(7)), 'utf8')).rootfs
+      .diff_ids;
+    for (const [i, layer] of manifestA.layers.entries())
+      await cache.store(diffIdsA[i], storage.blobPath(layer.digest.slice(7)), true);
+    const cacheBeforeMiB = (await cache.bytes()) / 1024 / 1024;
+    log('apply (agent code), layer cache holding A as the agent pulled it');
+    const warm = apply(cacheDir);
+    const cacheAfterMiB = (await cache.bytes()) / 1024 / 1024;
+    rmSync(cacheDir, { recursive: true, force: true });
     rows.push({
       name: scenario.name,
       imageBytes,
@@ -269,19 +293,27 @@ try {
       computeSeconds,
       applySeconds: applied.seconds,
       baseReadSeconds: applied.phases['base-read'],
+      loadedSeconds: applied.phases.loaded,
+      warmSeconds: warm.seconds,
+      warmBaseReadSeconds: warm.phases['base-read'],
+      warmLoadedSeconds: warm.phases.loaded,
+      cacheBeforeMiB,
+      cacheAfterMiB,
       pullSeconds: pull.seconds,
-      nodePeakMiB: applied.nodePeakRssMiB,
-      largestPeakMiB,
+      nodePeakMiB: Math.max(applied.nodePeakRssMiB, warm.nodePeakRssMiB),
+      largestPeakMiB: Math.max(applied.largestPeakMiB, warm.largestPeakMiB),
     });
   }
   console.log(`# Delta updates (revision ${revision()}; xdelta3 per layer vs pull vs zstd floor)\n`);
   console.log(
-    '| scenario | image B MiB | new layers uncompressed MiB | plain pull bytes | Flotilla delta bytes | pull / delta | zstd -19 --long floor bytes | delta / floor | server compute s | device apply s (of which docker save read) | docker pull s (loopback) | apply / pull | apply node peak RSS MiB | apply largest process peak RSS MiB |',
+    '| scenario | image B MiB | new layers uncompressed MiB | plain pull bytes | Flotilla delta bytes | pull / delta | zstd -19 --long floor bytes | delta / floor | server compute s | docker pull s (loopback) | apply s, base from docker save (read / rebuild + load / check) | apply / pull | apply s, base from layer cache (read / rebuild + load / check) | apply / pull | layer cache MiB before / after | apply node peak RSS MiB | apply largest process peak RSS MiB |',
   );
-  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+  const phases = (total, read, loaded) =>
+    `${total.toFixed(2)} (${read.toFixed(2)} / ${(loaded - read).toFixed(2)} / ${(total - loaded).toFixed(2)})`;
   for (const r of rows)
     console.log(
-      `| ${r.name} | ${mib(r.imageBytes)} | ${mib(r.newBytes)} | ${r.pullBytes} | ${r.deltaBytes} | ${(r.pullBytes / r.deltaBytes).toFixed(1)}x | ${Number.isNaN(r.floorBytes) ? 'not measured' : r.floorBytes} | ${Number.isNaN(r.floorBytes) ? '–' : `${(r.deltaBytes / r.floorBytes).toFixed(2)}x`} | ${r.computeSeconds.toFixed(2)} | ${r.applySeconds.toFixed(2)} (${r.baseReadSeconds.toFixed(2)}) | ${r.pullSeconds.toFixed(2)} | ${(r.applySeconds / r.pullSeconds).toFixed(2)}x | ${r.nodePeakMiB.toFixed(0)} | ${r.largestPeakMiB.toFixed(0)} |`,
+      `| ${r.name} | ${mib(r.imageBytes)} | ${mib(r.newBytes)} | ${r.pullBytes} | ${r.deltaBytes} | ${(r.pullBytes / r.deltaBytes).toFixed(1)}x | ${Number.isNaN(r.floorBytes) ? 'not measured' : r.floorBytes} | ${Number.isNaN(r.floorBytes) ? '–' : `${(r.deltaBytes / r.floorBytes).toFixed(2)}x`} | ${r.computeSeconds.toFixed(2)} | ${r.pullSeconds.toFixed(2)} | ${phases(r.applySeconds, r.baseReadSeconds, r.loadedSeconds)} | ${(r.applySeconds / r.pullSeconds).toFixed(2)}x | ${phases(r.warmSeconds, r.warmBaseReadSeconds, r.warmLoadedSeconds)} | ${(r.warmSeconds / r.pullSeconds).toFixed(2)}x | ${r.cacheBeforeMiB.toFixed(1)} / ${r.cacheAfterMiB.toFixed(1)} | ${r.nodePeakMiB.toFixed(0)} | ${r.largestPeakMiB.toFixed(0)} |`,
     );
   const over = rows.filter((r) => r.largestPeakMiB * 1024 * 1024 >= 256e6);
   console.log(

@@ -29,6 +29,7 @@ import { AGENT_VERSION, defaultDeviceType } from './provision/provision.js';
 import { ReconcileController } from './reconcile/controller.js';
 import { createExecutors } from './reconcile/executor.js';
 import { DeltaFetcher, deltasEnabled } from './deltas/delta-fetcher.js';
+import { LayerCache } from './deltas/layer-cache.js';
 import { ResumablePull } from './pull/resumable-pull.js';
 import type { PassResult } from './reconcile/loop.js';
 import { Observed } from './reconcile/observed.js';
@@ -60,6 +61,8 @@ export interface AgentOptions {
   reportIntervalMs?: number;
   /** How long a delta may stay pending on the server before the image is pulled instead (default 2 min). */
   deltaPendingLimitMs?: number;
+  /** Bound of `<data>/layer-cache/` (compressed layers kept for the next delta), default 512 MiB; 0 keeps none. */
+  layerCacheBytes?: number;
   /** Local device API port (default config.json listenPort, else 48484); 0 disables the API (tests use freePort()). */
   apiPort?: number;
   /** Address the local device API binds (default 0.0.0.0, as containers and the LAN reach it; tests 127.0.0.1). */
@@ -251,6 +254,7 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
     uuid,
     deviceApiKey,
   });
+  const layerCache = new LayerCache(join(options.dataDir, 'layer-cache'), options.layerCacheBytes);
   const pulls =
     managed && apiEndpoint
       ? new ResumablePull({
@@ -263,6 +267,7 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
           registryBase: (host) =>
             new URL(`${new URL(apiEndpoint).host === host ? new URL(apiEndpoint).protocol : 'https:'}//${host}`),
           ca,
+          cache: layerCache,
         })
       : undefined;
   const executors = withSystemLogs(
@@ -280,6 +285,7 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
               log,
               endpoint: { apiEndpoint, uuid, deviceApiKey, ca },
               dataDir: options.dataDir,
+              cache: layerCache,
               namespace,
               enabled: () => deltasEnabled(targets.device()),
               targetImageId: (appId, serviceName, image) =>

@@ -17,6 +17,7 @@ import {
 } from '@flotilla/protocol';
 import { extract, pack } from 'tar-stream';
 import type { ContainerEngine } from '../engine/container-engine.js';
+import type { LayerCache } from './layer-cache.js';
 import { SaveLayerDepths } from './save-layer-depths.js';
 
 const invalid = (message: string) => new FlotillaError('DELTA_INVALID', message);
@@ -143,6 +144,7 @@ async function rebuildLayer(
   sink: NodeJS.WritableStream,
   sinkDone: Promise<void>,
   signal: AbortSignal,
+  copy?: NodeJS.WritableStream,
 ): Promise<void> {
   const [command, args] = decoder(layer, source);
   const child = spawn(command, args, {
@@ -167,6 +169,7 @@ async function rebuildLayer(
   // An early exit of the decoder breaks this pipe; its exit status below says why.
   const feeding = input ? pipeline(input, child.stdin).catch(() => undefined) : undefined;
   child.stdout.pipe(sink);
+  if (copy) child.stdout.pipe(copy);
   const [written] = await Promise.allSettled([sinkDone, feeding]);
   const code = await exited;
   // The decoder's own failure says why; a short or long output is then only the tar entry's size mismatch.
@@ -238,6 +241,12 @@ async function reorderedSource(
   return out;
 }
 
+/** Where the base layers an apply needed came from. */
+export interface BaseSources {
+  fromCache: number;
+  fromSave: number;
+}
+
 export interface ApplyDeltaInput {
   engine: ContainerEngine;
   /** The local image the delta was computed from (engine image id). */
@@ -250,16 +259,19 @@ export interface ApplyDeltaInput {
   /** The tag B is loaded under (deltas/delta-tag.ts). */
   tag: string;
   signal: AbortSignal;
+  /** Base layers are read here first (docker save only for the rest); rebuilt layers are kept here. */
+  cache?: LayerCache | undefined;
   /** Told as each phase ends, for the bench's breakdown of an apply (bench/delta.mjs). */
-  onPhase?: (phase: 'base-read' | 'loaded') => void;
+  onPhase?: (phase: 'base-read' | 'loaded', detail?: BaseSources) => void;
 }
 
 /**
  * Rebuilds image B from the base image and the delta and loads it under `tag`. Every rebuilt layer is checked
  * against B's config diffIDs and the loaded image's ID against B's config digest; any mismatch throws DELTA_INVALID
- * (and the tag, if it was set, is removed), so a wrong image is never left for the planner to find.
+ * (and the tag, if it was set, is removed), so a wrong image is never left for the planner to find. Says how many
+ * base layers came from the cache and from `docker save`.
  */
-export async function applyDelta(input: ApplyDeltaInput): Promise<void> {
+export async function applyDelta(input: ApplyDeltaInput): Promise<BaseSources> {
   const { delta, workDir, signal } = input;
   if (`sha256:${createHash('sha256').update(delta.config).digest('hex')}` !== delta.configDigest)
     throw invalid('the image config in the delta answer does not match its digest');
@@ -275,8 +287,7 @@ export async function applyDelta(input: ApplyDeltaInput): Promise<void> {
     ]);
   const baseId = (await input.engine.imageId(input.baseRef)) ?? input.baseRef;
   const order = await input.engine.imageDiffIds(input.baseRef);
-  const base = await baseLayers(await input.engine.exportImage(input.baseRef, signal), baseId, need, workDir, order);
-  input.onPhase?.('base-read');
+  const base = await readBase(input, baseId, need, order);
   const shared = sharedPrefix(toDiffIds, base.diffIds);
   for (const diffId of toDiffIds.slice(shared))
     if (!byDiffId.has(diffId) && !base.kept.has(diffId))
@@ -324,7 +335,15 @@ export async function applyDelta(input: ApplyDeltaInput): Promise<void> {
       const files = [source, ...layer.extraSources.map((d) => base.kept.get(d)!)];
       const from = layer.reorder ? await reorderedSource(files, input.deltaFile, layer.reorder, reordered) : source;
       const { sink, done } = entry(name, layer.size);
-      await rebuildLayer(from, input.deltaFile, layer, sink, done, signal);
+      const copy = await input.cache?.writer(diffId);
+      try {
+        await rebuildLayer(from, input.deltaFile, layer, sink, done, signal, copy?.stream);
+      } catch (error) {
+        await copy?.abort();
+        throw error;
+      }
+      // Checked against its diffID above: kept for the next delta (a cache failure costs only that).
+      await copy?.commit().catch(() => copy.abort());
       if (from !== source) await rm(from, { force: true });
     }
     tar.entry({ name: 'manifest.json' }, manifest);
@@ -346,6 +365,42 @@ export async function applyDelta(input: ApplyDeltaInput): Promise<void> {
     await input.engine.removeImage(input.tag).catch(() => undefined);
     throw invalid(`the loaded image is ${loaded ?? 'missing'}, not ${delta.configDigest}`);
   }
+  return base.sources;
+}
+
+/**
+ * The base's layers `need` names, and its diffIDs: from the cache where it has them, and only for the rest from
+ * `docker save`, which is not read at all when the cache had every one.
+ */
+async function readBase(
+  input: ApplyDeltaInput,
+  baseId: string,
+  need: (baseDiffIds: readonly string[] | undefined) => ReadonlySet<string>,
+  order: readonly string[] | undefined,
+): Promise<{ kept: Map<string, string>; diffIds: string[]; sources: BaseSources }> {
+  const cached = new Map<string, string>();
+  if (input.cache && order && order.length > 0) {
+    const cache = input.cache;
+    // All at once: each is a gunzip (zlib's thread pool) and a write, so they overlap on a multi-core device.
+    await Promise.all(
+      [...need(order)].map(async (diffId, index) => {
+        const file = join(input.workDir, `cached-${index}.tar`);
+        if (await cache.extract(diffId, file, input.signal)) cached.set(diffId, file);
+        else await rm(file, { force: true });
+      }),
+    );
+    if ([...need(order)].every((d) => cached.has(d))) {
+      const sources = { fromCache: cached.size, fromSave: 0 };
+      input.onPhase?.('base-read', sources);
+      return { kept: cached, diffIds: [...order], sources };
+    }
+  }
+  const rest = (ids: readonly string[] | undefined) => new Set([...need(ids)].filter((d) => !cached.has(d)));
+  const tar = await input.engine.exportImage(input.baseRef, input.signal);
+  const saved = await baseLayers(tar, baseId, rest, input.workDir, order);
+  const sources = { fromCache: cached.size, fromSave: saved.kept.size };
+  input.onPhase?.('base-read', sources);
+  return { kept: new Map([...cached, ...saved.kept]), diffIds: saved.diffIds, sources };
 }
 
 /** Checks a downloaded delta file against its digest; a mismatch removes it (the next try downloads it again). */

@@ -17,6 +17,7 @@ import { applyDelta, verifyDeltaFile } from './apply-delta.js';
 import { downloadResuming } from '../util/resumable-download.js';
 import { type DeltaEndpoint, askDelta, deltaDownload, reportOutcome } from './delta-client.js';
 import { deltaTag } from './delta-tag.js';
+import type { LayerCache } from './layer-cache.js';
 
 /** Config var SUPERVISOR_DELTA (any prefix): deltas are on unless it is `0` (or `false`). */
 export function deltasEnabled(device: TargetDevice | undefined): boolean {
@@ -44,6 +45,8 @@ export interface DeltaFetcherOptions {
   layersOf?: (ref: string, signal: AbortSignal) => Promise<string[]>;
   /** Fruitless download attempts in a row (each resumes where the previous stopped) before falling back. Default 5. */
   downloadAttempts?: number;
+  /** Base layers read here before `docker save`; rebuilt layers kept here (layer-cache.ts). */
+  cache?: LayerCache | undefined;
 }
 
 export interface DeltaFetchRequest {
@@ -113,8 +116,9 @@ export class DeltaFetcher {
       const work = join(this.dir, `work-${delta.digest.slice('sha256:'.length, 23)}`);
       await rm(work, { recursive: true, force: true });
       await mkdir(work, { mode: PRIVATE_DIR_MODE });
+      let sources: Awaited<ReturnType<typeof applyDelta>>;
       try {
-        await applyDelta({
+        sources = await applyDelta({
           engine: this.options.engine,
           baseRef: base.imageId,
           delta,
@@ -122,6 +126,7 @@ export class DeltaFetcher {
           workDir: work,
           tag,
           signal,
+          cache: this.options.cache,
         });
       } catch (error) {
         // A delta that does not rebuild the image is useless: the next try downloads it anew, or pulls.
@@ -132,7 +137,14 @@ export class DeltaFetcher {
       }
       await rm(file, { force: true });
       log.info(
-        { image: request.image, deltaBytes: delta.size, pullBytes: delta.pullBytes, downloadedNow: bytesDownloaded },
+        {
+          image: request.image,
+          deltaBytes: delta.size,
+          pullBytes: delta.pullBytes,
+          downloadedNow: bytesDownloaded,
+          baseLayersFromCache: sources.fromCache,
+          baseLayersFromSave: sources.fromSave,
+        },
         'image rebuilt from a delta',
       );
       await this.report({ ...pair, outcome: 'applied', bytesDownloaded: delta.size, pullBytes: delta.pullBytes });
@@ -211,7 +223,8 @@ export class DeltaFetcher {
   private async ensureSpace(delta: DeltaDescriptor, file: string, image: string): Promise<void> {
     const have = (await stat(file).catch(() => undefined))?.size ?? 0;
     const layers = delta.layers.reduce((sum, l) => sum + l.size, 0);
-    const needed = delta.size - have + 3 * layers;
+    // A fourth copy with a layer cache: the rebuilt layers it keeps (evicted past its bound only after).
+    const needed = delta.size - have + (this.options.cache ? 4 : 3) * layers;
     const fs = await statfs(this.dir);
     const free = fs.bavail * fs.bsize;
     if (free < needed) {

@@ -161,6 +161,14 @@ describe('delta updates', { timeout: 240_000 }, () => {
       assert.equal(await metric(h, 'flotilla_delta_outcomes_total', '{outcome="applied"}'), 1);
       const saved = await metric(h, 'flotilla_delta_saved_bytes_total');
       assert.ok(saved > PAYLOAD_BYTES / 2, `saved ${saved} bytes`);
+      // The layer cache keeps A's pulled blobs and B's rebuilt top layer for the next delta (no docker save then).
+      const cached = await readdir(join(h.dataDir, 'layer-cache'));
+      const top = inspected.RootFS.Layers?.at(-1)?.slice('sha256:'.length);
+      assert.ok(cached.includes(`${top}.tar`), `B’s rebuilt layer is cached: ${cached.join(', ')}`);
+      assert.ok(
+        cached.some((name) => name.endsWith('.gz')),
+        `A’s pulled layers are cached: ${cached.join(', ')}`,
+      );
     }));
 
   it('a service the device does not run yet gets its image by delta from another service’s image', () =>

@@ -8,6 +8,7 @@ import { FlotillaError } from '@flotilla/protocol';
 import type { Logger } from 'pino';
 import { pack } from 'tar-stream';
 import { deltaTag } from '../deltas/delta-tag.js';
+import type { LayerCache } from '../deltas/layer-cache.js';
 import type { ContainerEngine, RegistryAuth } from '../engine/container-engine.js';
 import { PRIVATE_DIR_MODE } from '../store/private-files.js';
 import { downloadResuming } from '../util/resumable-download.js';
@@ -30,6 +31,8 @@ export interface ResumablePullOptions {
   downloadAttempts?: number;
   /** Roots to verify an https:// registry with besides the public ones (util/trust.ts); absent: Node's roots. */
   ca?: string[] | undefined;
+  /** Gzip layer blobs go here once loaded (the next delta's base layers), instead of being removed. */
+  cache?: LayerCache | undefined;
 }
 
 type Layer = ImageManifest['layers'][number];
@@ -156,11 +159,22 @@ export class ResumablePull {
         `the loaded image is ${loaded ?? 'missing'}, not ${manifest.config.digest}`,
       );
     }
-    await Promise.all(needed.map((l) => rm(this.layerFile(l), { force: true })));
+    await this.keep(manifest, diffIds, shared);
     log.info(
       { image: ref, layers: manifest.layers.length, local: shared, bytes: total, downloadedNow: downloaded },
       'image pulled by the agent',
     );
+  }
+
+  /** Moves the loaded image's gzip blobs into the layer cache by diffID; the rest of its blobs are removed. */
+  private async keep(manifest: ImageManifest, diffIds: readonly string[], shared: number): Promise<void> {
+    for (let i = shared; i < manifest.layers.length; i += 1) {
+      const layer = manifest.layers[i]!;
+      const file = this.layerFile(layer);
+      if (this.options.cache && layer.mediaType.endsWith('gzip') && diffIds[i])
+        await this.options.cache.store(diffIds[i]!, file).catch(() => undefined);
+      await rm(file, { force: true });
+    }
   }
 
   private layerFile(layer: Layer): string {
