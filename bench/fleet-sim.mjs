@@ -5,7 +5,7 @@
 // so neither the per-process open-file cap nor a source address's ephemeral ports bind.
 //
 // As a module, other benches use startFleet(). Run as a program, it is the "reports and logs at fleet scale" bench
-// (issue 16): flotilla-server (SQLite, its own process) with BENCH_REPORTERS (1,000) devices each reporting state
+// (issue 16): flotilla-server (SQLite, or BENCH_DATABASE=postgres on FLOTILLA_TEST_POSTGRES_URL; its own process) with BENCH_REPORTERS (1,000) devices each reporting state
 // every BENCH_REPORT_EVERY_S (6) s — 167 reports/s, the rate of 100,000 devices reporting every 10 minutes — and
 // BENCH_LOGGERS (2,000) devices each posting 5 log lines every second (10,000 lines/s), for BENCH_SECONDS (30).
 // Prints the achieved rates, p50/p99 latency of reports and log posts, errors, and whether every line accepted was
@@ -128,10 +128,21 @@ async function main() {
   const dir = mkdtempSync(join(tmpdir(), 'flotilla-fleet-sim-'));
   const port = 20_000 + Math.floor(Math.random() * 20_000);
   const fleets = [];
+  const dialect = process.env.BENCH_DATABASE ?? 'sqlite';
+  let postgres;
   try {
     // Retention above what one logger sends in the run, so every line accepted must still be there at the end.
     const retention = Math.max(1_000, 5 * (seconds + 10));
-    const server = await startServer(join(dir, 'server'), port, ['--log-retention', String(retention)]);
+    const args = ['--log-retention', String(retention)];
+    if (dialect === 'postgres') {
+      const { createPostgresDatabase } = await import('../packages/testkit/dist/databases.js');
+      const adminUrl = process.env.FLOTILLA_TEST_POSTGRES_URL;
+      if (!adminUrl)
+        throw new Error('BENCH_DATABASE=postgres needs FLOTILLA_TEST_POSTGRES_URL (bash scripts/postgres.sh)');
+      postgres = await createPostgresDatabase(adminUrl);
+      args.push('--database', postgres.url);
+    }
+    const server = await startServer(join(dir, 'server'), port, args);
     const fleet = await api(server, 'POST', '/fleets', { name: 'fleet-sim' });
     const { key } = await api(server, 'POST', `/fleets/${fleet.slug}/provisioning-keys`, { name: 'fleet-sim' });
     const common = { url: server.url, fleetId: fleet.id, provisioningKey: key };
@@ -171,7 +182,7 @@ async function main() {
       }),
     );
     console.log(
-      `\nreports: ${(r.report.length / elapsed).toFixed(0)}/s (goal ${Math.round(reporters / reportEveryS)}/s), ${summary(r.report)}`,
+      `\n${dialect}, ${reporters} reporting + ${loggers} logging devices, ${elapsed.toFixed(0)} s\nreports: ${(r.report.length / elapsed).toFixed(0)}/s (goal ${Math.round(reporters / reportEveryS)}/s), ${summary(r.report)}`,
     );
     console.log(`log posts: ${(l.logs.length / elapsed).toFixed(0)}/s, ${summary(l.logs)}`);
     console.log(
@@ -183,6 +194,7 @@ async function main() {
   } finally {
     for (const f of fleets) await f.close();
     await stopAll();
+    await postgres?.drop();
     rmSync(dir, { recursive: true, force: true });
   }
 }

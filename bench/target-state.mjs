@@ -5,8 +5,9 @@
 // GET /device/v3/<uuid>/state over BENCH_CONCURRENCY (32) keep-alive connections:
 //   first polls: every device polls once without an ETag (200: the state is computed and cached), bounded in time;
 //   steady: random devices poll with the ETag they hold (304) for BENCH_SECONDS (20).
-// Then the limit, under the identical load generator in the same run: a bare node:http server (bench/lib/
-// bare-poll-server.mjs: sha256 of the key looked up in a Map, 304 or a small 200), and Flotilla's ratio to it.
+// Beside it, the limit under the identical load generator in the same run: a bare node:http server (bench/lib/
+// bare-poll-server.mjs: sha256 of the key looked up in a Map, 304 or a small 200), and Flotilla's ratio to it. The
+// two are measured in BENCH_ROUNDS (4) alternating slices, so both meet the same drift of the machine's load.
 // Goals (issue 16): steady >= 80 % of the limit, first polls >= 50 %.
 // BENCH_PROFILE=<dir> runs the server under `node --cpu-prof` and leaves the .cpuprofile there.
 // Needs a built tree (npx tsc -b).
@@ -24,6 +25,7 @@ const { createPostgresDatabase } = await import(join(root, 'packages/testkit/dis
 const deviceCount = Number(process.env.BENCH_DEVICES ?? 100_000);
 const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 32);
 const seconds = Number(process.env.BENCH_SECONDS ?? 20);
+const rounds = Number(process.env.BENCH_ROUNDS ?? 4);
 const dialect = process.env.BENCH_DATABASE ?? 'sqlite';
 const profileDir = process.env.BENCH_PROFILE;
 const dir = mkdtempSync(join(tmpdir(), 'flotilla-bench-'));
@@ -192,11 +194,9 @@ function poll(target, agent, device) {
   });
 }
 
-/** Polls from `concurrency` connections until `pick` runs out or `limitMs` is over; resolves to the figures. */
-async function phase(target, pick, limitMs) {
+/** Polls from `concurrency` connections until `pick` runs out or `limitMs` is over; adds to `tally`. */
+async function phase(target, pick, limitMs, tally) {
   const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
-  const latencies = [];
-  let notModified = 0;
   const started = performance.now();
   const deadline = started + limitMs;
   let done = false;
@@ -210,40 +210,65 @@ async function phase(target, pick, limitMs) {
             break;
           }
           const r = await poll(target, agent, device);
-          latencies.push(r.ms);
-          if (r.notModified) notModified++;
+          tally.latencies.push(r.ms);
+          if (r.notModified) tally.notModified++;
         }
       }),
     );
   } finally {
     agent.destroy();
+    tally.seconds += (performance.now() - started) / 1000;
   }
-  const elapsed = (performance.now() - started) / 1000;
-  latencies.sort((a, b) => a - b);
-  const q = (p) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))];
+}
+
+function figures(tally) {
+  const sorted = tally.latencies.sort((a, b) => a - b);
+  const q = (p) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
   return {
-    polls: latencies.length,
-    perSecond: latencies.length / elapsed,
+    polls: sorted.length,
+    perSecond: sorted.length / tally.seconds,
     p50: q(0.5),
     p99: q(0.99),
-    notModifiedPct: (100 * notModified) / latencies.length,
+    notModifiedPct: (100 * tally.notModified) / sorted.length,
   };
 }
 
-/** First polls of every device (bounded to 60 s), then steady polls by devices holding an ETag. */
-async function measure(target) {
-  let next = 0;
-  const first = await phase(target, () => devices[next++], 60_000);
-  const known = devices.filter((d) => d.etag[target.name]);
-  const steady = await phase(target, () => known[Math.floor(Math.random() * known.length)], seconds * 1000);
-  for (const [name, r] of [
-    ['first polls', first],
-    ['steady', steady],
-  ])
-    console.log(
-      `${target.name.padEnd(15)} ${name.padEnd(12)}: ${r.polls} polls = ${Math.round(r.perSecond)} polls/s, p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms, 304 ${r.notModifiedPct.toFixed(1)} %`,
-    );
-  return { first, steady };
+/**
+ * First polls of every device (each server given 60 s at most), then steady polls by devices holding an ETag, in
+ * `rounds` slices that alternate between the servers: the machine's load drifts (other jobs), and alternating in
+ * short slices gives both the same share of it.
+ */
+async function measure(targets) {
+  const tallies = targets.map(() => ({
+    first: { latencies: [], notModified: 0, seconds: 0 },
+    steady: { latencies: [], notModified: 0, seconds: 0 },
+  }));
+  const chunk = Math.ceil(devices.length / rounds);
+  for (let round = 0; round < rounds; round++)
+    for (const [i, target] of targets.entries()) {
+      let next = round * chunk;
+      const end = Math.min(devices.length, next + chunk);
+      await phase(target, () => (next < end ? devices[next++] : undefined), 60_000 / rounds, tallies[i].first);
+    }
+  const known = devices.filter((d) => targets.every((t) => d.etag[t.name]));
+  for (let round = 0; round < rounds; round++)
+    for (const [i, target] of targets.entries())
+      await phase(
+        target,
+        () => known[Math.floor(Math.random() * known.length)],
+        (seconds * 1000) / rounds,
+        tallies[i].steady,
+      );
+  return targets.map((target, i) => {
+    const out = { first: figures(tallies[i].first), steady: figures(tallies[i].steady) };
+    for (const name of ['first', 'steady']) {
+      const r = out[name];
+      console.log(
+        `${target.name.padEnd(15)} ${name.padEnd(6)}: ${r.polls} polls = ${Math.round(r.perSecond)} polls/s, p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms, 304 ${r.notModifiedPct.toFixed(1)} %`,
+      );
+    }
+    return out;
+  });
 }
 
 const started = [];
@@ -251,7 +276,9 @@ try {
   await seed();
   const flotillaServer = await startFlotilla();
   started.push(flotillaServer);
-  const flotilla = await measure(flotillaServer);
+  const bareServer = await startBare();
+  started.push(bareServer);
+  const [flotilla, bare] = await measure([flotillaServer, bareServer]);
   const metrics = await (await fetch(`http://127.0.0.1:${flotillaServer.port}/metrics`)).text();
   console.log(
     metrics
@@ -259,11 +286,9 @@ try {
       .filter((l) => l.startsWith('flotilla_target_state_cache_total'))
       .join('\n'),
   );
-  await stopServer(flotillaServer);
-  const bareServer = await startBare();
-  started.push(bareServer);
-  const bare = await measure(bareServer);
-  console.log(`\nFlotilla (${dialect}) / bare node:http, ${deviceCount} devices, ${concurrency} connections:`);
+  console.log(
+    `\nFlotilla (${dialect}) / bare node:http, ${deviceCount} devices, ${concurrency} connections, ${rounds} alternating rounds:`,
+  );
   for (const name of ['first', 'steady']) {
     const f = flotilla[name];
     const b = bare[name];
