@@ -12,18 +12,26 @@ export interface PollRow {
 /** The one query of every target-state poll; synchronous on SQLite, a promise on PostgreSQL. */
 export type PollLookup = (uuid: string) => Promise<PollRow | undefined> | PollRow | undefined;
 
+const POLL_SQL =
+  'SELECT d.id, d.key_hash, d.revision, d.fleet_id, f.revision AS fleet_revision FROM devices d JOIN fleets f ON f.id = d.fleet_id WHERE d.uuid = ';
+
 /**
- * Made once per app from the opened database. On SQLite the query is a statement prepared once on the raw handle:
- * at 100,000 polling devices, building and preparing it per request through Kysely would cost more than running it.
- * INVARIANT: the raw handle stays inside this function; routes get only the lookup.
+ * Made once per app from the opened database. The query is a statement prepared once on the raw handle: at 100,000
+ * polling devices, building it per request through Kysely (and, on PostgreSQL, having the server parse and plan
+ * it) would cost more than running it. On SQLite it is prepared here; on PostgreSQL it is a named statement, which
+ * `pg` prepares on each pooled connection the first time that connection runs it.
+ * INVARIANT: the raw handles stay inside this function; routes get only the lookup.
  */
-export function createPollLookup(database: Pick<OpenedDatabase, 'db' | 'sqlite'>): PollLookup {
-  const { db, sqlite } = database;
+export function createPollLookup(database: Pick<OpenedDatabase, 'db' | 'sqlite' | 'postgresPool'>): PollLookup {
+  const { db, sqlite, postgresPool } = database;
   if (sqlite) {
-    const statement = sqlite.prepare<[string], PollRow>(
-      'SELECT d.id, d.key_hash, d.revision, d.fleet_id, f.revision AS fleet_revision FROM devices d JOIN fleets f ON f.id = d.fleet_id WHERE d.uuid = ?',
-    );
+    const statement = sqlite.prepare<[string], PollRow>(`${POLL_SQL}?`);
     return (uuid) => statement.get(uuid);
+  }
+  if (postgresPool) {
+    const text = `${POLL_SQL}$1`;
+    return async (uuid) =>
+      (await postgresPool.query<PollRow>({ name: 'flotilla-poll-lookup', text, values: [uuid] })).rows[0];
   }
   return (uuid) =>
     db

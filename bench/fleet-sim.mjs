@@ -1,0 +1,202 @@
+#!/usr/bin/env node
+// Fleet simulator: devices speaking the real device protocol (bench/lib/fleet-device.mjs: register with a
+// provisioning key, poll with ETag, report state, ship logs, hold the WebSocket, answer actions), spread over child
+// processes of at most `perProcess` devices, each process from its own loopback source address (127.0.0.10, .11, …)
+// so neither the per-process open-file cap nor a source address's ephemeral ports bind.
+//
+// As a module, other benches use startFleet(). Run as a program, it is the "reports and logs at fleet scale" bench
+// (issue 16): flotilla-server (SQLite, or BENCH_DATABASE=postgres on FLOTILLA_TEST_POSTGRES_URL; its own process) with BENCH_REPORTERS (1,000) devices each reporting state
+// every BENCH_REPORT_EVERY_S (6) s — 167 reports/s, the rate of 100,000 devices reporting every 10 minutes — and
+// BENCH_LOGGERS (2,000) devices each posting 5 log lines every second (10,000 lines/s), for BENCH_SECONDS (30).
+// Prints the achieved rates, p50/p99 latency of reports and log posts, errors, and whether every line accepted was
+// stored (counted back through the user API). Needs a built tree (npx tsc -b).
+import { fork } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { measureIdle, summarize } from './lib/proc-sampler.mjs';
+
+const here = new URL('.', import.meta.url).pathname;
+
+/** How long a child may take to answer a step before the fleet gives up on it. */
+const STEP_TIMEOUT_MS = 10 * 60_000;
+
+/**
+ * Starts `count` simulated devices registered in fleet `fleetId` of the server at `url` with `provisioningKey`.
+ * Rhythms (0 = never): reportEveryMs, pollEveryMs, logEveryMs (posting `logLines` lines each time). `connect`: each
+ * device polls once and holds its WebSocket. Resolves once every device is registered (and connected), to
+ * {uuids, go(), stop() -> merged stats, close()}; `firstAddress` is the last byte of the first 127.0.0.x.
+ */
+export async function startFleet({
+  url,
+  fleetId,
+  provisioningKey,
+  count,
+  perProcess = 5_000,
+  firstAddress = 10,
+  connect = false,
+  reportEveryMs = 0,
+  pollEveryMs = 0,
+  logEveryMs = 0,
+  logLines = 5,
+}) {
+  const processes = Math.max(1, Math.ceil(count / perProcess));
+  const children = [];
+  for (let i = 0; i < processes; i++) {
+    const child = fork(join(here, 'lib/fleet-sim-child.mjs'), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    child.exited = new Promise((resolve) => child.once('exit', resolve));
+    children.push(child);
+  }
+  const ask = (child, message, field) =>
+    new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`device process: no ${field} in time`)), STEP_TIMEOUT_MS);
+      const on = (m) => {
+        if (m.failed) reject(new Error(`device process: ${m.failed}`));
+        else if (m[field] === undefined) return;
+        else resolve(m);
+        clearTimeout(timer);
+        child.off('message', on);
+      };
+      child.on('message', on);
+      child.exited.then((code) => reject(new Error(`device process exited ${code}`)));
+      if (message !== undefined) child.send(message);
+    });
+  const share = (i) => Math.floor(count / processes) + (i < count % processes ? 1 : 0);
+  const started = await Promise.all(
+    children.map((child, i) =>
+      ask(
+        child,
+        {
+          start: {
+            url,
+            fleetId,
+            provisioningKey,
+            count: share(i),
+            localAddress: `127.0.${Math.floor((firstAddress + i) / 256)}.${(firstAddress + i) % 256}`,
+            connect,
+            reportEveryMs,
+            pollEveryMs,
+            logEveryMs,
+            logLines,
+          },
+        },
+        'registered',
+      ),
+    ),
+  );
+  return {
+    uuids: started.flatMap((m) => m.uuids),
+    pids: children.map((c) => c.pid),
+    go: () => Promise.all(children.map((c) => ask(c, 'go', 'going'))),
+    async stop() {
+      const all = (await Promise.all(children.map((c) => ask(c, 'stop', 'stats')))).map((m) => m.stats);
+      const merged = { errors: 0, firstError: undefined, linesSent: 0, linesAccepted: 0, actions: 0 };
+      for (const kind of ['report', 'logs', 'poll']) merged[kind] = all.flatMap((s) => s[kind]);
+      for (const s of all) {
+        merged.errors += s.errors;
+        merged.firstError ??= s.firstError;
+        merged.linesSent += s.linesSent;
+        merged.linesAccepted += s.linesAccepted;
+        merged.actions += s.actions;
+      }
+      return merged;
+    },
+    async close() {
+      for (const c of children) if (c.connected) c.send('close');
+      await Promise.race([Promise.all(children.map((c) => c.exited)), sleep(10_000)]);
+      for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+    },
+  };
+}
+
+/** Count, median and p99 of a list of latencies (ms), for printing. */
+export function summary(latencies) {
+  if (latencies.length === 0) return 'none';
+  const { median, p99, max } = summarize(latencies);
+  return `${latencies.length}, p50 ${median.toFixed(1)} ms, p99 ${p99.toFixed(1)} ms, max ${max.toFixed(0)} ms`;
+}
+
+async function main() {
+  const { api, startServer } = await import('./lib/control-plane.mjs');
+  const { stopAll } = await import('./lib/children.mjs');
+  const reporters = Number(process.env.BENCH_REPORTERS ?? 1_000);
+  const reportEveryS = Number(process.env.BENCH_REPORT_EVERY_S ?? 6);
+  const loggers = Number(process.env.BENCH_LOGGERS ?? 2_000);
+  const seconds = Number(process.env.BENCH_SECONDS ?? 30);
+  const dir = mkdtempSync(join(tmpdir(), 'flotilla-fleet-sim-'));
+  const port = 20_000 + Math.floor(Math.random() * 20_000);
+  const fleets = [];
+  const dialect = process.env.BENCH_DATABASE ?? 'sqlite';
+  let postgres;
+  try {
+    // Retention above what one logger sends in the run, so every line accepted must still be there at the end.
+    const retention = Math.max(1_000, 5 * (seconds + 10));
+    const args = ['--log-retention', String(retention)];
+    if (dialect === 'postgres') {
+      const { createPostgresDatabase } = await import('../packages/testkit/dist/databases.js');
+      const adminUrl = process.env.FLOTILLA_TEST_POSTGRES_URL;
+      if (!adminUrl)
+        throw new Error('BENCH_DATABASE=postgres needs FLOTILLA_TEST_POSTGRES_URL (bash scripts/postgres.sh)');
+      postgres = await createPostgresDatabase(adminUrl);
+      args.push('--database', postgres.url);
+    }
+    const server = await startServer(join(dir, 'server'), port, args);
+    const fleet = await api(server, 'POST', '/fleets', { name: 'fleet-sim' });
+    const { key } = await api(server, 'POST', `/fleets/${fleet.slug}/provisioning-keys`, { name: 'fleet-sim' });
+    const common = { url: server.url, fleetId: fleet.id, provisioningKey: key };
+    let t0 = performance.now();
+    const reporting = await startFleet({ ...common, count: reporters, reportEveryMs: reportEveryS * 1000 });
+    fleets.push(reporting);
+    const logging = await startFleet({
+      ...common,
+      count: loggers,
+      perProcess: Math.ceil(loggers / 2),
+      firstAddress: 40,
+      logEveryMs: 1_000,
+      logLines: 5,
+    });
+    fleets.push(logging);
+    console.log(
+      `registered ${reporters + loggers} devices in ${((performance.now() - t0) / 1000).toFixed(1)} s; running ${seconds} s`,
+    );
+    t0 = performance.now();
+    await Promise.all([reporting.go(), logging.go()]);
+    const simulators = [...reporting.pids, ...logging.pids];
+    const [load, ...simLoads] = await Promise.all(
+      [server.child.pid, ...simulators].map((pid) => measureIdle(pid, seconds)),
+    );
+    const [r, l] = await Promise.all([reporting.stop(), logging.stop()]);
+    const elapsed = (performance.now() - t0) / 1000;
+
+    // Every line the server accepted must be stored: counted back per device through the user API.
+    let stored = 0;
+    const uuids = [...logging.uuids];
+    await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        for (let uuid = uuids.pop(); uuid; uuid = uuids.pop()) {
+          const { items } = await api(server, 'GET', `/devices/${uuid}/logs?tail=${retention}`);
+          stored += items.length;
+        }
+      }),
+    );
+    console.log(
+      `\n${dialect}, ${reporters} reporting + ${loggers} logging devices, ${elapsed.toFixed(0)} s\nreports: ${(r.report.length / elapsed).toFixed(0)}/s (goal ${Math.round(reporters / reportEveryS)}/s), ${summary(r.report)}`,
+    );
+    console.log(`log posts: ${(l.logs.length / elapsed).toFixed(0)}/s, ${summary(l.logs)}`);
+    console.log(
+      `log lines: ${(l.linesAccepted / elapsed).toFixed(0)}/s accepted (goal ${loggers * 5}/s); sent ${l.linesSent}, accepted ${l.linesAccepted}, stored ${stored}: ${stored === l.linesAccepted && l.linesAccepted === l.linesSent ? 'none lost' : `${l.linesSent - stored} LOST`}`,
+    );
+    console.log(
+      `server: CPU ${load.cpuPercent.toFixed(0)} % of a core, RSS ${load.samples.at(-1).rss.toFixed(0)} MB; simulator processes: CPU ${simLoads.map((s) => s.cpuPercent.toFixed(0)).join(' + ')} %; load average ${loadavg()[0].toFixed(1)}; errors: ${r.errors + l.errors}${r.firstError || l.firstError ? ` (first: ${r.firstError ?? l.firstError})` : ''}`,
+    );
+  } finally {
+    for (const f of fleets) await f.close();
+    await stopAll();
+    await postgres?.drop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) await main();
