@@ -20,10 +20,13 @@ export function toLogEntry(row: LogRow): LogEntry {
 }
 
 /**
- * Recent logs per device, bounded: after each batch, lines beyond the newest `retention` are deleted, so a chatty
- * device costs a fixed amount of database space.
+ * Recent logs per device, bounded: once a tenth of `retention` lines came in, lines beyond the newest `retention` are
+ * deleted, so a chatty device costs a fixed amount of database space (at most 1.1 × `retention` lines per node).
  */
 export class LogStore {
+  /** Lines this node stored per device since it last pruned that device. */
+  private readonly sincePrune = new Map<number, number>();
+
   constructor(
     private readonly db: Db,
     private readonly retention = DEFAULT_LOG_RETENTION,
@@ -77,7 +80,13 @@ export class LogStore {
         lastId = Math.max(lastId, id);
       }
     }
-    await this.prune(deviceId);
+    // Pruning costs a walk of `retention` index entries, so it runs once a tenth of the retention has come in (per
+    // node): storage holds at most that many lines more than is shown, and reads never show more (`tail`).
+    const since = (this.sincePrune.get(deviceId) ?? 0) + stored.length;
+    if (since >= Math.ceil(this.retention / 10)) {
+      this.sincePrune.delete(deviceId);
+      await this.prune(deviceId);
+    } else this.sincePrune.set(deviceId, since);
     return { entries: rows.map((r) => toLogEntry({ ...r, id: 0 })), firstId, lastId };
   }
 

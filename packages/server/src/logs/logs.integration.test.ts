@@ -113,11 +113,32 @@ for (const db of testDatabases()) {
       assert.equal(all.data.items.length, 50);
       assert.equal(all.data.items[0].message, 'm70');
       assert.equal(all.data.items[49].message, 'm119');
-      await waitFor('every line live', () => seen.length >= 120, { timeoutMs: 5_000 });
+      // Pruning waits for a tenth of the retention (5 lines) to come in: storage holds at most that many more lines
+      // than are kept, and reads show only the newest 50.
+      const { db } = server.app.flotilla;
+      const storedLines = async () =>
+        Number(
+          (
+            await db
+              .selectFrom('device_logs')
+              .innerJoin('devices', 'devices.id', 'device_logs.device_id')
+              .where('devices.uuid', '=', uuid)
+              .select((eb) => eb.fn.countAll().as('n'))
+              .executeTakeFirstOrThrow()
+          ).n,
+        );
+      assert.equal(await storedLines(), 50);
+      assert.equal(await postLogs(server.url, uuid, deviceKey, [{ message: 'extra 1', timestamp: 1 }]), 201);
+      assert.equal(await storedLines(), 51);
+      assert.equal((await api('GET', `/api/v1/devices/${uuid}/logs?tail=1000`)).data.items.length, 50);
+      const four = Array.from({ length: 4 }, (_, i) => ({ message: `extra ${i + 2}`, timestamp: i }));
+      assert.equal(await postLogs(server.url, uuid, deviceKey, four), 201);
+      assert.equal(await storedLines(), 50, 'pruned once 5 lines came in');
+      await waitFor('every line live', () => seen.length >= 125, { timeoutMs: 5_000 });
       stream.close();
       assert.deepEqual(
         seen,
-        lines.map((l) => l.message),
+        [...lines.map((l) => l.message), 'extra 1', 'extra 2', 'extra 3', 'extra 4', 'extra 5'],
         'a follower sees every line, also of a batch larger than what is kept',
       );
 
