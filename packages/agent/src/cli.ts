@@ -27,7 +27,22 @@ const program = new Command()
     '--host-shell <command>',
     'remote shells on the host run this (split at spaces; default: $SHELL or /bin/sh), e.g. "nsenter -t 1 -m -u -i -n -p -- sh" in a container',
   )
-  .option('--max-remote-streams <n>', 'remote shells and tunnelled connections open at once (default 256)');
+  .option('--max-remote-streams <n>', 'remote shells and tunnelled connections open at once (default 256)')
+  .option(
+    '--layer-cache-mib <mib>',
+    'image layers kept for the next delta (its base read without `docker save`); 0 keeps none (default 512)',
+  );
+
+/** A whole-number flag in [min, max], or VALIDATION_FAILED naming the flag. */
+function intFlag(flag: string, value: string, min: number, max: number): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || n < min || n > max)
+    throw new FlotillaError(
+      'VALIDATION_FAILED',
+      `${flag} must be a whole number from ${min} to ${max}, not "${value}"`,
+    );
+  return n;
+}
 
 async function main(): Promise<void> {
   program.parse();
@@ -44,7 +59,10 @@ async function main(): Promise<void> {
     apiAddress: string;
     hostShell?: string;
     maxRemoteStreams?: string;
+    layerCacheMib?: string;
   }>();
+  if (o.hostConfig !== undefined && o.hostConfig !== 'real' && o.hostConfig !== 'dry-run')
+    throw new FlotillaError('VALIDATION_FAILED', `--host-config must be real or dry-run, not "${o.hostConfig}"`);
   let localTarget: TargetDevice | undefined;
   if (o.targetFile) {
     let raw: unknown;
@@ -81,13 +99,18 @@ async function main(): Promise<void> {
     dockerSocket: o.dockerSocket,
     logLevel: o.logLevel,
     namespace: o.namespace,
-    ...(o.pollInterval ? { pollIntervalMs: Number(o.pollInterval) } : {}),
+    ...(o.pollInterval ? { pollIntervalMs: intFlag('--poll-interval', o.pollInterval, 100, 7 * 86_400_000) } : {}),
     ...(o.hostConfig === 'real' || o.hostConfig === 'dry-run' ? { hostConfig: o.hostConfig } : {}),
     ...(localTarget ? { localTarget } : {}),
-    ...(o.apiPort !== undefined ? { apiPort: Number(o.apiPort) } : {}),
+    ...(o.apiPort !== undefined ? { apiPort: intFlag('--api-port', o.apiPort, 0, 65_535) } : {}),
     apiAddress: o.apiAddress,
     ...(o.hostShell !== undefined ? { hostShell: o.hostShell } : {}),
-    ...(o.maxRemoteStreams !== undefined ? { maxRemoteStreams: Number(o.maxRemoteStreams) } : {}),
+    ...(o.maxRemoteStreams !== undefined
+      ? { maxRemoteStreams: intFlag('--max-remote-streams', o.maxRemoteStreams, 1, 100_000) }
+      : {}),
+    ...(o.layerCacheMib !== undefined
+      ? { layerCacheBytes: intFlag('--layer-cache-mib', o.layerCacheMib, 0, 1_048_576) * 1024 * 1024 }
+      : {}),
   });
   stop = () => void agent.stop().then(() => process.exit(0));
   if (stopping) stop();

@@ -26,4 +26,29 @@ describe('flotilla-agent binary', () => {
       await dir.remove();
     }
   });
+
+  it('rejects a bad flag with VALIDATION_FAILED naming it, before it starts anything', async () => {
+    const dir = await tempDir();
+    try {
+      const config = join(dir.path, 'config.json');
+      await writeFile(config, JSON.stringify({}));
+      for (const [flag, value] of [
+        ['--poll-interval', 'soon'],
+        ['--api-port', '70000'],
+        ['--max-remote-streams', '-1'],
+        ['--layer-cache-mib', '1.5'],
+        ['--host-config', 'maybe'],
+      ] as const) {
+        const error = await run(BIN, ['--config', config, '--data', join(dir.path, 'data'), flag, value]).then(
+          () => undefined,
+          (e: unknown) => e as Error,
+        );
+        assert.ok(error, `${flag} ${value} must fail`);
+        assert.match(error.message, new RegExp(`${flag}.*\\(VALIDATION_FAILED\\)`), flag);
+        assert.doesNotMatch(error.message, /\n\s+at /);
+      }
+    } finally {
+      await dir.remove();
+    }
+  });
 });
