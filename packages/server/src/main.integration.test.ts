@@ -116,3 +116,27 @@ for (const testDb of testDatabases()) {
     });
   });
 }
+
+test('a bad flag stops the process at once, naming the flag and what it takes', async () => {
+  const dir = await tempDir();
+  try {
+    for (const [flag, value] of [
+      ['--delta-concurrency', '0'],
+      ['--delta-max-layer-mb', 'lots'],
+      ['--log-retention', '0'],
+      ['--max-connections', '1.5'],
+    ] as const) {
+      const child = spawn(process.execPath, [main, '--data', dir.path, '--port', '0', flag, value], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      const [code] = (await once(child, 'exit')) as [number | null];
+      assert.equal(code, 1, `${flag} ${value}: ${stderr}`);
+      assert.match(stderr, new RegExp(`${flag} must be .*, not ${value.replace('.', '\\.')}`));
+      assert.doesNotMatch(stderr, /\n\s+at /);
+    }
+  } finally {
+    await dir.remove();
+  }
+});

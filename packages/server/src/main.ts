@@ -43,6 +43,8 @@ const program = new Command()
     '10240',
   )
   .option('--registry-quota-mb <mib>', 'registry storage per organization, in MiB (0: unlimited)', '0')
+  .option('--delta-concurrency <n>', 'image deltas computed at once (each runs xdelta3 on two layers)', '1')
+  .option('--delta-max-layer-mb <mib>', 'larger layers get no delta: devices pull them whole, in MiB', '4096')
   .option('--audit-retention-days <days>', 'days the remote-access audit log keeps ended sessions (0: forever)', '90')
   .option('--node-url <url>', 'URL the other server nodes reach this one at (default: the listening address)')
   .option(
@@ -82,6 +84,8 @@ const opts = program.opts<{
   publicUrlDomain?: string;
   auditRetentionDays: string;
   dashboardDir?: string;
+  deltaConcurrency: string;
+  deltaMaxLayerMb: string;
 }>();
 /** A URL flag: http(s) with a host, or the program exits with a clear message. */
 function urlFlag(flag: string, value: string | undefined): string | undefined {
@@ -149,6 +153,10 @@ function numberFlag(flag: string, value: string, min: number, max: number, integ
 }
 const minFreeMb = numberFlag('--min-free-mb', opts.minFreeMb, 0, 1024 * 1024);
 const releaseTimeoutMin = numberFlag('--release-timeout-min', opts.releaseTimeoutMin, 0, 7 * 24 * 60);
+const deltas = {
+  concurrency: numberFlag('--delta-concurrency', opts.deltaConcurrency, 1, 64, true),
+  maxLayerBytes: numberFlag('--delta-max-layer-mb', opts.deltaMaxLayerMb, 1, 1024 * 1024, true) * 1024 * 1024,
+};
 const http = {
   headerTimeoutMs: numberFlag('--http-header-timeout-s', opts.httpHeaderTimeoutS, 1, 3600) * 1000,
   requestTimeoutMs: numberFlag('--http-request-timeout-s', opts.httpRequestTimeoutS, 1, 24 * 3600) * 1000,
@@ -187,6 +195,7 @@ const server = await startServer({
   registryQuotaMb,
   ...(nodeUrl === undefined ? {} : { nodeUrl }),
   auditRetentionDays,
+  deltas,
   ...(opts.publicUrlDomain === undefined ? {} : { publicUrlDomain: opts.publicUrlDomain }),
   ...(opts.dashboardDir === undefined ? {} : { dashboardDir: opts.dashboardDir }),
 });

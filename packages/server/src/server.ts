@@ -56,6 +56,8 @@ export interface StartServerOptions {
   auditRetentionDays?: number;
   /** Folder of the built web dashboard, served at `/` (default: packages/dashboard/dist/app of this repository). */
   dashboardDir?: string;
+  /** Delta computation: deltas computed at once (default 1), largest layer given a delta (default 4 GiB). */
+  deltas?: { concurrency?: number; maxLayerBytes?: number };
   /** How often this node evaluates the running rollouts (default 1 s). */
   /** How often every connected device's revisions are compared again, the safety net for a lost notice. */
   targetSweepMs?: number;
@@ -111,6 +113,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
       ...(options.remoteDialTimeoutMs === undefined ? {} : { remoteDialTimeoutMs: options.remoteDialTimeoutMs }),
       ...(options.auditRetentionDays === undefined ? {} : { auditRetentionDays: options.auditRetentionDays }),
       ...(options.dashboardDir === undefined ? {} : { dashboardDir: options.dashboardDir }),
+      ...(options.deltas === undefined ? {} : { deltas: options.deltas }),
       ...(options.rolloutIntervalMs === undefined ? {} : { rolloutIntervalMs: options.rolloutIntervalMs }),
       ...(options.targetSweepMs === undefined ? {} : { targetSweepMs: options.targetSweepMs }),
     });
