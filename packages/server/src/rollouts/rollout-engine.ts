@@ -104,7 +104,7 @@ export class RolloutEngine {
   /** One evaluation of rollout `id`, under its row lock. */
   async advance(id: number): Promise<void> {
     const wake: Wake = {};
-    const outcome = await this.db.transaction().execute((trx) => evaluate(trx, id, Date.now(), wake));
+    const outcome = await this.db.transaction().execute((trx) => evaluate(trx, id, wake));
     // A soak that ends before the next tick is evaluated when it ends, so the next batch opens without waiting.
     if (wake.at !== undefined && wake.at - Date.now() < this.intervalMs)
       this.poke(id, Math.max(0, wake.at - Date.now()));
@@ -215,9 +215,12 @@ interface Wake {
 }
 
 /** One evaluation, in its transaction; what changed for the devices' targets, or undefined when nothing did. */
-async function evaluate(trx: Db, id: number, at: number, wake: Wake): Promise<Outcome | undefined> {
+async function evaluate(trx: Db, id: number, wake: Wake): Promise<Outcome | undefined> {
   const row = await lockRollout(trx, id, ['running']);
   if (!row) return undefined;
+  // INVARIANT: the clock is read once the lock is held. Read before, while another node's evaluation held the lock,
+  // it could start a device's soak before the batch-opened event that evaluation then wrote.
+  const at = Date.now();
   const fleet = await trx
     .selectFrom('fleets')
     .select(['id', 'pinned_release_id'])
@@ -244,7 +247,7 @@ async function evaluate(trx: Db, id: number, at: number, wake: Wake): Promise<Ou
     // The release just became the fleet's target: batch 0 already gets it (rollout-overlay.ts); its clock starts.
     row.batch_opened_at = new Date(at).toISOString();
     await trx.updateTable('rollouts').set({ batch_opened_at: row.batch_opened_at }).where('id', '=', id).execute();
-    await addEvent(trx, id, 'batch-opened', 0, `batch 1 (${labels[0]}) opened`);
+    await addEvent(trx, id, 'batch-opened', 0, `batch 1 (${labels[0]}) opened`, at);
     changed = true;
   }
   // The devices that count: still in the fleet and not pinned by hand since.
@@ -306,7 +309,7 @@ async function evaluate(trx: Db, id: number, at: number, wake: Wake): Promise<Ou
   });
   if (decision.action === 'pause') {
     await trx.updateTable('rollouts').set({ status: 'paused', reason: decision.reason }).where('id', '=', id).execute();
-    await addEvent(trx, id, 'paused', row.current_batch, `paused: ${decision.reason}`);
+    await addEvent(trx, id, 'paused', row.current_batch, `paused: ${decision.reason}`, at);
     return { fleetId: row.fleet_id, devices: [], fleet: false };
   }
   if (decision.action === 'wait') return changed ? { fleetId: row.fleet_id, devices: [], fleet: false } : undefined;
@@ -335,6 +338,7 @@ async function evaluate(trx: Db, id: number, at: number, wake: Wake): Promise<Ou
     'batch-opened',
     next,
     `batch ${next + 1} (${labels[next]}) opened for ${ids.length} device(s): batch ${next} reached ${figures.succeeded} of ${figures.devices - figures.excused - figures.offline} succeeded`,
+    at,
   );
   return { fleetId: row.fleet_id, devices: ids, fleet: false };
 }

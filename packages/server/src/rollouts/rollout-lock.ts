@@ -28,13 +28,18 @@ export async function lockRollout(
     .executeTakeFirst();
 }
 
-/** Records what happened to a rollout, in its transaction. */
+/**
+ * Records what happened to a rollout, in its transaction. `at` (epoch ms): the time the decision was made on, when
+ * it was (an evaluation's clock, which the batch clocks and soaks also use); else now.
+ */
 export async function addEvent(
   trx: Db,
   rolloutId: number,
   kind: string,
   batch: number | null,
   message: string,
+  at?: number,
 ): Promise<void> {
-  await trx.insertInto('rollout_events').values({ rollout_id: rolloutId, at: now(), kind, batch, message }).execute();
+  const when = at === undefined ? now() : new Date(at).toISOString();
+  await trx.insertInto('rollout_events').values({ rollout_id: rolloutId, at: when, kind, batch, message }).execute();
 }
