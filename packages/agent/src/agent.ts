@@ -5,6 +5,7 @@ import {
   DEFAULT_POLL_INTERVAL_MS,
   FlotillaError,
   generateKey,
+  type DeviceOsUpdate,
   type TargetDevice,
 } from '@flotilla/protocol';
 import { assertProvisionable, ensureIdentity, readConfig } from './config/config-file.js';
@@ -207,7 +208,9 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
   });
   logSystem = (message) => logs.system(message);
   const observed = new Observed();
-  const view = () => ({ ...observed.view(targets.model()), rollback: watch.rollback() });
+  // Where the host OS update stands (hostos/, set from its start below); null on a host without A/B updates.
+  let osUpdate: DeviceOsUpdate | null = null;
+  const view = () => ({ ...observed.view(targets.model()), rollback: watch.rollback(), osUpdate });
   const holds = new StopHolds(store);
   const pending = new PendingRequests();
   const cpu = new CpuSampler();
@@ -408,6 +411,10 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
     ],
     log,
     system: (message) => logs.system(message),
+    report: (update) => {
+      osUpdate = update;
+      session?.reportSoon();
+    },
   });
 
   return {

@@ -172,6 +172,32 @@ export const deviceRollbackSchema = z.object({
 });
 export type DeviceRollback = z.infer<typeof deviceRollbackSchema>;
 
+/** The phases of a host OS update on an A/B host (agent/src/hostos/update-machine.ts). */
+export const HOST_OS_UPDATE_PHASES = [
+  'idle',
+  'writing',
+  'verifying',
+  'armed',
+  'trial',
+  'rolling-back',
+  'committed',
+  'rolled-back',
+  'failed',
+] as const;
+
+/** Flotilla agents on an A/B host only: where the host OS update stands. `null` when the host has none. */
+export const deviceOsUpdateSchema = z.object({
+  phase: z.enum(HOST_OS_UPDATE_PHASES),
+  /** The OS version being installed (or last installed, rolled back from, given up). */
+  version: z.string().max(200).nullable(),
+  /** Percent of the image written to the inactive slot while `writing`; null otherwise. */
+  progress: z.number().int().min(0).max(100).nullable(),
+  /** Why it rolled back or failed: a stable error code and words; null otherwise. */
+  error_code: z.string().max(100).nullable(),
+  error: z.string().max(2000).nullable(),
+});
+export type DeviceOsUpdate = z.infer<typeof deviceOsUpdateSchema>;
+
 const nullableInt = z.number().int().min(0).nullable().optional();
 /** One device's report. Every field is optional: a report carries only what changed since the last one. */
 export const deviceReportSchema = z.looseObject({
@@ -190,6 +216,7 @@ export const deviceReportSchema = z.looseObject({
   update_downloaded: z.boolean().optional(),
   update_failed: z.boolean().optional(),
   rollback: deviceRollbackSchema.nullable().optional(),
+  os_update: deviceOsUpdateSchema.nullable().optional(),
   /**
    * Flotilla agents only: while an update is downloaded and waits for the maintenance window, when the window opens
    * (ISO 8601); null when the device waits for no window.

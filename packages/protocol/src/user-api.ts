@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { composeFileSchema } from './compose.js';
+import { HOST_OS_UPDATE_PHASES } from './device-api.js';
 import { deviceActionSchema } from './device-connection.js';
 import { commitSchema, deviceUuidSchema, envNameSchema, semverSchema, serviceNameSchema, slugSchema } from './ids.js';
 import { rolloutStatusSchema } from './rollouts.js';
@@ -239,6 +240,17 @@ export const deviceSchema = z.object({
   createdAt: isoDate,
   /** Set while the device refuses a release it rolled back from (Flotilla agents only); null otherwise. */
   rollback: deviceRollbackViewSchema.nullable().default(null),
+  /** Where the device's host OS update stands (Flotilla agents on an A/B host); null when it reported none. */
+  osUpdate: z
+    .object({
+      phase: z.enum(HOST_OS_UPDATE_PHASES),
+      version: z.string().nullable(),
+      progress: z.number().nullable(),
+      errorCode: z.string().nullable(),
+      error: z.string().nullable(),
+    })
+    .nullable()
+    .default(null),
   /**
    * Bytes downloaded for updates by delta (the delta, plus the pull after a fallback) beside what plain pulls of the
    * same layers would have downloaded: for the release of the last reported delta, and over all of them. Absent from

@@ -117,10 +117,17 @@ describe('openHostOs (the entry point)', () => {
     const logged: string[] = [];
     const log = pino({ level: 'error' }, { write: (line: string) => logged.push(JSON.parse(line).msg) });
     const system = () => undefined;
-    assert.equal(await startHostOs({ ...deps, log, system, hostOS: { slots } }), undefined);
-    assert.equal(await startHostOs({ ...deps, log, system }), undefined, 'no slot on the command line');
+    const reports: unknown[] = [];
+    const report = (update: unknown) => reports.push(update);
+    assert.equal(await startHostOs({ ...deps, log, system, report, hostOS: { slots } }), undefined);
+    assert.equal(await startHostOs({ ...deps, log, system, report }), undefined, 'no slot on the command line');
     assert.deepEqual(logged, ['host OS updates are off', 'host OS updates are off']);
     await writeFile(cmdlineFile, 'flotilla.slot=a\n');
-    assert.equal((await startHostOs({ ...deps, log, system }))?.state().phase, 'idle');
+    assert.equal((await startHostOs({ ...deps, log, system, report }))?.state().phase, 'idle');
+    assert.deepEqual(
+      reports,
+      [{ phase: 'idle', version: null, progress: null, error_code: null, error: null }],
+      'the device report hears where the update stands at start, and only a host with A/B updates says anything',
+    );
   });
 });

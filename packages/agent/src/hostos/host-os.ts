@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { FlotillaError } from '@flotilla/protocol';
+import { FlotillaError, type DeviceOsUpdate } from '@flotilla/protocol';
 import type { Logger } from 'pino';
 import type { HealthCheck } from './health.js';
 import { parseHostOsConfig } from './host-os-config.js';
@@ -55,10 +55,24 @@ export async function openHostOs(deps: HostOsDeps): Promise<HostOsUpdater | unde
  * agent runs on without OS updates: its apps matter more than its OS updates.
  */
 export async function startHostOs(
-  deps: HostOsDeps & { system: (message: string) => void },
+  deps: HostOsDeps & {
+    system: (message: string) => void;
+    /** Where the update stands, for the device report: at start, on every change, and as the write progresses. */
+    report: (update: DeviceOsUpdate) => void;
+  },
 ): Promise<HostOsUpdater | undefined> {
+  let last: DeviceOsUpdate | undefined;
+  const report = (update: DeviceOsUpdate): void => {
+    last = update;
+    deps.report(update);
+  };
+  const onProgress = (percent: number): void => {
+    deps.onProgress?.(percent);
+    if (last?.phase === 'writing' && last.progress !== percent) report({ ...last, progress: percent });
+  };
   const onChange = (state: UpdateState): void => {
     deps.onChange?.(state);
+    report(osUpdateReport(state));
     const version = state.target?.version;
     if (state.phase === 'committed') deps.system(`Host OS ${version} committed`);
     else if (state.phase === 'rolled-back' || state.phase === 'failed')
@@ -66,13 +80,25 @@ export async function startHostOs(
   };
   let updater: HostOsUpdater | undefined;
   try {
-    updater = await openHostOs({ ...deps, onChange });
+    updater = await openHostOs({ ...deps, onChange, onProgress });
   } catch (error) {
     deps.log.error({ err: (error as Error).message }, 'host OS updates are off');
     return undefined;
   }
+  if (updater) report(osUpdateReport(updater.state()));
   updater
     ?.resume()
     .catch((error: unknown) => deps.log.error({ err: (error as Error).message }, 'host OS update could not carry on'));
   return updater;
+}
+
+/** Pure: the device report's view of an update state (the write's progress starts at 0 and moves with it). */
+export function osUpdateReport(state: UpdateState): DeviceOsUpdate {
+  return {
+    phase: state.phase,
+    version: state.target?.version ?? null,
+    progress: state.phase === 'writing' ? 0 : null,
+    error_code: state.reason?.code ?? null,
+    error: state.reason?.message ?? null,
+  };
 }

@@ -1,4 +1,4 @@
-import type { DeviceRollback, UpdateStatus } from '@flotilla/protocol';
+import type { DeviceOsUpdate, DeviceRollback, UpdateStatus } from '@flotilla/protocol';
 import type { PassResult } from './loop.js';
 import type { CurrentState, TargetModel } from './state.js';
 
@@ -15,6 +15,8 @@ export interface DeviceView {
   failed: boolean;
   /** The device rolled back from a release by itself and refuses it (rollback/); null or absent otherwise. */
   rollback?: DeviceRollback | null;
+  /** Where the host OS update stands on an A/B host (hostos/); null or absent on other hosts. */
+  osUpdate?: DeviceOsUpdate | null;
   /**
    * Set while an update waits for the maintenance window: when the window opens (epoch ms; null: it never opens
    * again). Null or absent when nothing waits for a window.

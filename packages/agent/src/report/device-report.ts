@@ -87,6 +87,7 @@ export function buildDeviceReport(
     update_pending: state.updatePending,
     update_failed: state.updateFailed,
     rollback,
+    os_update: view.osUpdate ?? null,
     update_window_opens_at:
       view.windowWait?.opensAt === undefined || view.windowWait.opensAt === null
         ? null

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { rollbackDetails } from './device.js';
+import { osUpdateText, rollbackDetails } from './device.js';
 
 test('device info: a rollback says from what to what, why, what is refused until when, and the last lines', () => {
   assert.equal(rollbackDetails(null), '');
@@ -22,5 +22,16 @@ test('device info: a rollback says from what to what, why, what is refused until
       '  fatal: no config',
       '',
     ].join('\n'),
+  );
+});
+
+test('the host OS update in one line: none without one, its progress while writing, why it went back', () => {
+  const u = { phase: 'writing' as const, version: '6.1.0', progress: 42, errorCode: null, error: null };
+  assert.equal(osUpdateText(null), null);
+  assert.equal(osUpdateText({ ...u, phase: 'idle', version: null, progress: null }), null);
+  assert.equal(osUpdateText(u), '6.1.0 writing 42%');
+  assert.equal(
+    osUpdateText({ ...u, phase: 'rolled-back', progress: null, errorCode: 'OS_TRIAL_UNHEALTHY', error: 'engine down' }),
+    '6.1.0 rolled-back: engine down (OS_TRIAL_UNHEALTHY)',
   );
 });

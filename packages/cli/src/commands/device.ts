@@ -46,6 +46,7 @@ export function deviceDetails(d: Device): string {
       ['pinned release', d.pinnedRelease],
       ...windowDetails(d),
       ['os', [d.osVersion, d.osVariant].filter(Boolean).join(' ')],
+      ['os update', osUpdateText(d.osUpdate ?? null)],
       ['agent', d.agentVersion],
       ['ip address', d.ipAddress],
       ...updateBytesDetails(d.updateBytes),
@@ -71,6 +72,14 @@ export function windowDetails(d: Device): Array<[string, string | null]> {
   ];
   if (d.updateWindowOpensAt) rows.push(['update waits', `for the window, which opens ${d.updateWindowOpensAt}`]);
   return rows;
+}
+
+/** Where the host OS update stands, in one line; null (no row) on a host without A/B updates or with none yet. */
+export function osUpdateText(u: Device['osUpdate']): string | null {
+  if (u === null || (u.phase === 'idle' && u.version === null)) return null;
+  const progress = u.progress === null ? '' : ` ${u.progress}%`;
+  const why = u.error === null ? '' : `: ${u.error}${u.errorCode ? ` (${u.errorCode})` : ''}`;
+  return `${u.version ?? '(no version)'} ${u.phase}${progress}${why}`;
 }
 
 /** The device went back by itself from a failing release: what, why, and the failing service's last lines. */

@@ -457,6 +457,13 @@ export function migrations(dialect: Dialect): MigrationProvider {
         }
       },
     },
+    '0015-device-os-update': {
+      async up(db: Kysely<unknown>) {
+        // Where the device's host OS update stands (JSON, as reported); null for hosts without A/B updates and for
+        // the balena Supervisor, which never reports one.
+        await db.schema.alterTable('devices').addColumn('os_update_json', 'text').execute();
+      },
+    },
   };
   return { getMigrations: async () => all };
 }

@@ -86,6 +86,7 @@ export interface Database {
     public_url_port: number | null;
     /** The rollback the device last reported (protocol `deviceRollbackSchema`, JSON); null: none, or it ended. */
     rollback_json: string | null;
+    os_update_json: string | null;
     /** Commit of the release the device's last reported delta was for; null: none reported yet. */
     update_release: string | null;
     /** For that release's images: bytes downloaded (delta, and pull after a fallback) and what plain pulls need. */

@@ -29,6 +29,8 @@ export function reportToPatch(report: DeviceReport, at = now()): DevicePatch {
   if (report.is_on__commit !== undefined) patch.running_release = report.is_on__commit;
   if (report.rollback !== undefined)
     patch.rollback_json = report.rollback === null ? null : JSON.stringify(report.rollback);
+  if (report.os_update !== undefined)
+    patch.os_update_json = report.os_update === null ? null : JSON.stringify(report.os_update);
   if (report.update_window_opens_at !== undefined) {
     // Stored as the API shows it (ISO 8601); what does not read as a time counts as no wait.
     const at = report.update_window_opens_at === null ? Number.NaN : Date.parse(report.update_window_opens_at);

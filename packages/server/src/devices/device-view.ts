@@ -1,4 +1,4 @@
-import { FlotillaError, deviceRollbackSchema, type Device } from '@flotilla/protocol';
+import { FlotillaError, deviceOsUpdateSchema, deviceRollbackSchema, type Device } from '@flotilla/protocol';
 import type { Selectable } from 'kysely';
 import type { Db } from '../db/database.js';
 import type { Database } from '../db/schema.js';
@@ -76,6 +76,7 @@ export async function toDevices(db: Db, rows: readonly DeviceRow[]): Promise<Dev
       services: parseServices(row.services_json),
       createdAt: row.created_at,
       rollback: parseRollback(row.rollback_json),
+      osUpdate: parseOsUpdate(row.os_update_json),
       updateBytes: {
         // PostgreSQL returns bigint columns as strings.
         last:
@@ -160,6 +161,22 @@ function parseRollback(json: string | null): Device['rollback'] {
     };
   } catch {
     return null;
+  }
+}
+
+function parseOsUpdate(json: string | null): Device['osUpdate'] {
+  if (json === null) return null;
+  const parsed = deviceOsUpdateSchema.safeParse(safeJson(json));
+  if (!parsed.success) return null;
+  const u = parsed.data;
+  return { phase: u.phase, version: u.version, progress: u.progress, errorCode: u.error_code, error: u.error };
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
   }
 }
 
