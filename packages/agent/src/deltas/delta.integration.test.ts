@@ -149,7 +149,7 @@ describe('delta updates', { timeout: 240_000 }, () => {
   it('moves A → B by delta: the image ID is the registry’s, no layer of B is pulled, the bytes saved are counted', () =>
     withPair(async (h, pair, start) => {
       const pullsBefore = h.cp.tap.pullsStarted;
-      const updated = await updateAtoB(h, pair, start);
+      const updated = await updateAtoB(h, pair, start, { layerCacheBytes: 512 * 1024 * 1024 });
       assert.equal(updated.imageId, pair.bId, 'the rebuilt image is byte for byte the one pushed');
       assert.equal(h.cp.tap.pullsStarted, pullsBefore + 1, 'only A was pulled');
       const inspected = await docker.getImage(deltaTag(pair.b)!).inspect();
