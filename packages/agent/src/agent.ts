@@ -62,10 +62,7 @@ export interface AgentOptions {
   reportIntervalMs?: number;
   /** How long a delta may stay pending on the server before the image is pulled instead (default 2 min). */
   deltaPendingLimitMs?: number;
-  /**
-   * Bound of `<data>/layer-cache/` (layers kept so the next delta reads its base without `docker save`). Default 0:
-   * no cache, until a hang seen once in CI with it (the corrupted-delta test) is understood.
-   */
+  /** Bound of `<data>/layer-cache/` (compressed layers kept for the next delta), default 512 MiB; 0 keeps none. */
   layerCacheBytes?: number;
   /** Local device API port (default config.json listenPort, else 48484); 0 disables the API (tests use freePort()). */
   apiPort?: number;
@@ -260,9 +257,7 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
     uuid,
     deviceApiKey,
   });
-  const layerCache = options.layerCacheBytes
-    ? new LayerCache(join(options.dataDir, 'layer-cache'), options.layerCacheBytes)
-    : undefined;
+  const layerCache = new LayerCache(join(options.dataDir, 'layer-cache'), options.layerCacheBytes);
   const pulls =
     managed && apiEndpoint
       ? new ResumablePull({

@@ -30,7 +30,7 @@ const program = new Command()
   .option('--max-remote-streams <n>', 'remote shells and tunnelled connections open at once (default 256)')
   .option(
     '--layer-cache-mib <mib>',
-    'image layers kept for the next delta (its base read without `docker save`; 512 is a good bound); default 0: none',
+    'image layers kept for the next delta (its base read without `docker save`); 0 keeps none (default 512)',
   );
 
 /** A whole-number flag in [min, max], or VALIDATION_FAILED naming the flag. */

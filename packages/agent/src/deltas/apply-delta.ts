@@ -133,9 +133,51 @@ function decoder(layer: DeltaDescriptor['layers'][number], source: string): [str
   return ['xdelta3', ['-d', '-c', '-B', String(DELTA_SOURCE_WINDOW_BYTES), '-s', source]];
 }
 
+/** A tar entry of the load failed with no fault of the delta's: the engine's side closed the tarball. */
+class LoadSideClosed extends Error {
+  constructor(cause: unknown) {
+    super(`the image load stopped reading: ${String(cause)}`, { cause });
+  }
+}
+
+/** A promise that rejects with the signal's reason once it aborts (never settles otherwise). */
+function abortion(signal: AbortSignal): Promise<never> {
+  const aborted = new Promise<never>((_resolve, reject) => {
+    if (signal.aborted) reject(signal.reason);
+    else signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+  });
+  aborted.catch(() => undefined);
+  return aborted;
+}
+
+/**
+ * Writes `chunk` to `stream` and waits out its backpressure, unless the stream closes or `stop` settles first (its
+ * error is thrown). A destroyed stream takes nothing: the sink's own promise says why it failed.
+ */
+async function writeTo(stream: NodeJS.WritableStream, chunk: Buffer, stop: Promise<never>): Promise<void> {
+  if ((stream as { destroyed?: boolean }).destroyed || stream.write(chunk)) return;
+  const emitter = stream as unknown as NodeJS.EventEmitter;
+  let ready: () => void = () => undefined;
+  try {
+    await Promise.race([
+      new Promise<void>((resolve) => {
+        ready = resolve;
+        emitter.on('drain', ready).on('close', ready);
+      }),
+      stop,
+    ]);
+  } finally {
+    emitter.off('drain', ready).off('close', ready);
+  }
+}
+
 /**
  * Decodes one layer's slice of the delta file into `sink` (a tar entry of the load, sized `layer.size`); the
  * output's sha256 must be the layer's diffID, or this throws and the load is abandoned before its manifest.
+ * `aborted` rejects once `signal` aborts (made once per apply: a listener per layer would pile up on the signal).
+ * WARNING: the decoder's output is pumped by hand, not pipe()d: a sink that fails (a size mismatch) or stops
+ * reading (the engine refused the load) would leave pipe() waiting for a drain that never comes, the decoder
+ * blocked on its full stdout and this apply hung. Any failure or abort here kills the decoder.
  */
 async function rebuildLayer(
   source: string,
@@ -144,23 +186,22 @@ async function rebuildLayer(
   sink: NodeJS.WritableStream,
   sinkDone: Promise<void>,
   signal: AbortSignal,
+  aborted: Promise<never>,
   copy?: NodeJS.WritableStream,
 ): Promise<void> {
   const [command, args] = decoder(layer, source);
-  const child = spawn(command, args, {
-    stdio: ['pipe', 'pipe', 'pipe'],
-    signal,
-  });
+  const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => {
     if (stderr.length < 2000) stderr += chunk.toString();
   });
-  const exited = new Promise<number | null>((resolve, reject) => {
-    child.on('error', reject);
+  const exited = new Promise<number | null>((resolve) => {
+    child.on('error', (error) => {
+      stderr ||= error.message;
+      resolve(null);
+    });
     child.on('close', resolve);
   });
-  const hash = createHash('sha256');
-  child.stdout.on('data', (chunk: Buffer) => hash.update(chunk));
   const input =
     layer.length > 0
       ? createReadStream(deltaFile, { start: layer.offset, end: layer.offset + layer.length - 1 })
@@ -168,14 +209,57 @@ async function rebuildLayer(
   if (!input) child.stdin.end();
   // An early exit of the decoder breaks this pipe; its exit status below says why.
   const feeding = input ? pipeline(input, child.stdin).catch(() => undefined) : undefined;
-  child.stdout.pipe(sink);
-  if (copy) child.stdout.pipe(copy);
-  const [written] = await Promise.allSettled([sinkDone, feeding]);
+  // Stops the pump: the sink's failure (its entry's error) or the apply's abort, whichever comes first.
+  const stop = Promise.race([sinkDone.then(() => new Promise<never>(() => undefined)), aborted]);
+  stop.catch(() => undefined);
+  const hash = createHash('sha256');
+  let failure: unknown;
+  let killed = false;
+  let written = 0;
+  let ended = false;
+  const kill = () => {
+    if (ended || child.exitCode !== null || child.signalCode !== null) return;
+    killed = true;
+    child.kill('SIGKILL');
+  };
+  // An abort kills the decoder at once, even one that is busy and not writing.
+  signal.addEventListener('abort', kill, { once: true });
+  try {
+    for await (const chunk of child.stdout as AsyncIterable<Buffer>) {
+      signal.throwIfAborted();
+      written += chunk.length;
+      // Counted here, not left to the tar entry: its own size check fails only at the end, the same way as a sink
+      // closed by a failed load, and the two must be told apart (the delta's fault, or the engine's).
+      if (written > layer.size)
+        throw invalid(`layer ${layer.diffId} rebuilt from the delta is over ${layer.size} bytes`);
+      hash.update(chunk);
+      // A cache copy that fails costs only the cache entry (its commit fails), never the apply.
+      await Promise.all([writeTo(sink, chunk, stop), copy && writeTo(copy, chunk, stop).catch(() => undefined)]);
+    }
+    ended = true;
+    signal.throwIfAborted();
+    if (written < layer.size)
+      throw invalid(`layer ${layer.diffId} rebuilt from the delta is ${written} bytes, not ${layer.size}`);
+    sink.end();
+    copy?.end();
+    await Promise.race([sinkDone, stop]);
+  } catch (error) {
+    failure = error;
+    // A decoder whose output ended is exiting by itself: its status, not a kill, says how it went.
+    kill();
+  } finally {
+    signal.removeEventListener('abort', kill);
+    input?.destroy();
+  }
   const code = await exited;
-  // The decoder's own failure says why; a short or long output is then only the tar entry's size mismatch.
-  if (code !== 0) throw invalid(`${command} could not apply the delta of ${layer.diffId}: ${stderr.trim()}`);
-  if (written.status === 'rejected')
-    throw invalid(`layer ${layer.diffId} rebuilt from the delta is not ${layer.size} bytes: ${String(written.reason)}`);
+  await feeding;
+  // Stopped from outside (the load failed, the agent stops): that reason, not this layer's, says why.
+  if (failure !== undefined && signal.aborted && failure === signal.reason) throw failure;
+  // The decoder's own failure says why; a short output is then only its consequence.
+  if (code !== 0 && !killed) throw invalid(`${command} could not apply the delta of ${layer.diffId}: ${stderr.trim()}`);
+  if (failure instanceof FlotillaError) throw failure;
+  // Every byte was right in number, yet the entry failed: the tarball was closed on the engine's side.
+  if (failure !== undefined) throw new LoadSideClosed(failure);
   const digest = `sha256:${hash.digest('hex')}`;
   if (digest !== layer.diffId) throw invalid(`layer rebuilt from the delta is ${digest}, not ${layer.diffId}`);
 }
@@ -261,6 +345,8 @@ export interface ApplyDeltaInput {
   signal: AbortSignal;
   /** Base layers are read here first (docker save only for the rest); rebuilt layers are kept here. */
   cache?: LayerCache | undefined;
+  /** False: the rebuilt layers are not kept in the cache (the disk has no room for that copy). Default true. */
+  keepRebuilt?: boolean;
   /** Told as each phase ends, for the bench's breakdown of an apply (bench/delta.mjs). */
   onPhase?: (phase: 'base-read' | 'loaded', detail?: BaseSources) => void;
 }
@@ -317,17 +403,33 @@ export async function applyDelta(input: ApplyDeltaInput): Promise<BaseSources> {
     sink!.on('error', () => undefined);
     return { sink: sink!, done };
   };
+  // Halted by whichever of the packing and the load fails first, so the other stops too instead of waiting on it:
+  // a refused load leaves the tarball unread (the packing would wait for it to drain), a failed packing leaves the
+  // engine's request waiting for bytes that never come.
+  const halt = new AbortController();
+  const halted = AbortSignal.any([signal, halt.signal]);
+  const stopped = abortion(halted);
   const packing = (async () => {
     tar.entry({ name: configName }, delta.config);
     for (const diffId of toDiffIds.slice(shared)) {
-      signal.throwIfAborted();
+      halted.throwIfAborted();
       const name = `${hexOf(diffId)}/layer.tar`;
       const layer = byDiffId.get(diffId);
       if (!layer) {
         const file = base.kept.get(diffId)!;
         const { sink, done } = entry(name, (await stat(file)).size);
         const source = createReadStream(file);
-        await Promise.all([done, pipeline(source, sink)]);
+        let unreadable = false;
+        source.on('error', () => {
+          unreadable = true;
+        });
+        try {
+          await Promise.race([Promise.all([done, pipeline(source, sink)]), stopped]);
+        } catch (error) {
+          throw unreadable || halted.aborted ? error : new LoadSideClosed(error);
+        } finally {
+          source.destroy();
+        }
         continue;
       }
       const source = layer.source ? base.kept.get(layer.source)! : empty;
@@ -335,9 +437,9 @@ export async function applyDelta(input: ApplyDeltaInput): Promise<BaseSources> {
       const files = [source, ...layer.extraSources.map((d) => base.kept.get(d)!)];
       const from = layer.reorder ? await reorderedSource(files, input.deltaFile, layer.reorder, reordered) : source;
       const { sink, done } = entry(name, layer.size);
-      const copy = await input.cache?.writer(diffId);
+      const copy = input.keepRebuilt === false ? undefined : await input.cache?.writer(diffId);
       try {
-        await rebuildLayer(from, input.deltaFile, layer, sink, done, signal, copy?.stream);
+        await rebuildLayer(from, input.deltaFile, layer, sink, done, halted, stopped, copy?.stream);
       } catch (error) {
         await copy?.abort();
         throw error;
@@ -349,22 +451,32 @@ export async function applyDelta(input: ApplyDeltaInput): Promise<BaseSources> {
     tar.entry({ name: 'manifest.json' }, manifest);
     tar.finalize();
   })().catch((error: unknown) => {
+    halt.abort(error);
     tar.destroy(error as Error);
     throw error;
   });
-  const [loading, packed] = await Promise.allSettled([
-    input.engine.loadImage(tar as unknown as Readable, signal),
-    packing,
-  ]);
-  // The packing's own error (DELTA_INVALID) says why; the load's is only its consequence.
+  const loading = input.engine.loadImage(tar as unknown as Readable, halted).catch((error: unknown) => {
+    halt.abort(error);
+    tar.destroy(error as Error);
+    throw error;
+  });
+  const [loaded, packed] = await Promise.allSettled([loading, packing]);
+  // The outer abort says why when it came; then the packing's own error (DELTA_INVALID, a full disk), the load's
+  // being only its consequence; then the load's, when the packing failed only because the load had.
+  signal.throwIfAborted();
+  if (packed.status === 'rejected' && !(packed.reason instanceof LoadSideClosed)) throw packed.reason;
+  if (loaded.status === 'rejected') throw loaded.reason;
   if (packed.status === 'rejected') throw packed.reason;
-  if (loading.status === 'rejected') throw loading.reason;
   input.onPhase?.('loaded');
-  const loaded = await input.engine.imageId(input.tag);
-  if (loaded !== delta.configDigest) {
+  const loadedId = await input.engine.imageId(input.tag);
+  if (loadedId !== delta.configDigest) {
     await input.engine.removeImage(input.tag).catch(() => undefined);
-    throw invalid(`the loaded image is ${loaded ?? 'missing'}, not ${delta.configDigest}`);
+    throw invalid(`the loaded image is ${loadedId ?? 'missing'}, not ${delta.configDigest}`);
   }
+  // The base layers `docker save` gave (hashed to their diffIDs as they were read): kept, so the next delta from this
+  // base or from B (which shares them) reads the cache instead (an image the engine pulled, not the agent).
+  if (input.keepRebuilt !== false)
+    for (const [diffId, file] of base.fromSave) await input.cache?.storeTar(diffId, file).catch(() => undefined);
   return base.sources;
 }
 
@@ -377,7 +489,7 @@ async function readBase(
   baseId: string,
   need: (baseDiffIds: readonly string[] | undefined) => ReadonlySet<string>,
   order: readonly string[] | undefined,
-): Promise<{ kept: Map<string, string>; diffIds: string[]; sources: BaseSources }> {
+): Promise<{ kept: Map<string, string>; fromSave: Map<string, string>; diffIds: string[]; sources: BaseSources }> {
   const cached = new Map<string, string>();
   if (input.cache && order && order.length > 0) {
     const cache = input.cache;
@@ -392,7 +504,7 @@ async function readBase(
     if ([...need(order)].every((d) => cached.has(d))) {
       const sources = { fromCache: cached.size, fromSave: 0 };
       input.onPhase?.('base-read', sources);
-      return { kept: cached, diffIds: [...order], sources };
+      return { kept: cached, fromSave: new Map(), diffIds: [...order], sources };
     }
   }
   const rest = (ids: readonly string[] | undefined) => new Set([...need(ids)].filter((d) => !cached.has(d)));
@@ -400,7 +512,7 @@ async function readBase(
   const saved = await baseLayers(tar, baseId, rest, input.workDir, order);
   const sources = { fromCache: cached.size, fromSave: saved.kept.size };
   input.onPhase?.('base-read', sources);
-  return { kept: new Map([...cached, ...saved.kept]), diffIds: saved.diffIds, sources };
+  return { kept: new Map([...cached, ...saved.kept]), fromSave: saved.kept, diffIds: saved.diffIds, sources };
 }
 
 /** Checks a downloaded delta file against its digest; a mismatch removes it (the next try downloads it again). */

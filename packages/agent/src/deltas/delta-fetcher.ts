@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdir, rm, stat, statfs } from 'node:fs/promises';
+import { mkdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
@@ -17,7 +17,7 @@ import { applyDelta, verifyDeltaFile } from './apply-delta.js';
 import { downloadResuming } from '../util/resumable-download.js';
 import { type DeltaEndpoint, askDelta, deltaDownload, reportOutcome } from './delta-client.js';
 import { deltaTag } from './delta-tag.js';
-import type { LayerCache } from './layer-cache.js';
+import { type LayerCache, roomFor } from './layer-cache.js';
 
 /** Config var SUPERVISOR_DELTA (any prefix): deltas are on unless it is `0` (or `false`). */
 export function deltasEnabled(device: TargetDevice | undefined): boolean {
@@ -103,7 +103,7 @@ export class DeltaFetcher {
       if (!delta) throw new FlotillaError('DELTA_UNAVAILABLE', 'the delta was not ready in time');
       await mkdir(this.dir, { recursive: true, mode: PRIVATE_DIR_MODE });
       const file = join(this.dir, `${delta.digest.slice('sha256:'.length)}.part`);
-      await this.ensureSpace(delta, file, request.image);
+      const keepRebuilt = await this.ensureSpace(delta, file, request.image);
       const fetched = delta;
       bytesDownloaded = await downloadResuming(
         deltaDownload(this.options.endpoint, delta.path, file, delta.size, signal, (bytes) =>
@@ -127,6 +127,7 @@ export class DeltaFetcher {
           tag,
           signal,
           cache: this.options.cache,
+          keepRebuilt,
         });
       } catch (error) {
         // A delta that does not rebuild the image is useless: the next try downloads it anew, or pulls.
@@ -217,16 +218,22 @@ export class DeltaFetcher {
 
   /**
    * Rebuilding needs room for the rest of the delta, the rebuilt layers, the base layers read from the engine and
-   * the engine's own unpacked copy; without it the device says so and keeps its release (the step fails and is
-   * retried, and download-then-kill never stops what runs before the new image is there).
+   * the engine's own unpacked copy, and a fourth copy when the layer cache keeps the rebuilt layers. When the disk
+   * is short, the layer cache on it gives up its least recently used entries first (it only saves time); then the
+   * rebuilt layers are not kept; without room even then the device says so and keeps its release (the step fails and
+   * is retried, and download-then-kill never stops what runs before the new image is there). Returns whether the
+   * rebuilt layers may be kept.
    */
-  private async ensureSpace(delta: DeltaDescriptor, file: string, image: string): Promise<void> {
+  private async ensureSpace(delta: DeltaDescriptor, file: string, image: string): Promise<boolean> {
+    const { cache, log } = this.options;
     const have = (await stat(file).catch(() => undefined))?.size ?? 0;
     const layers = delta.layers.reduce((sum, l) => sum + l.size, 0);
-    // A fourth copy with a layer cache: the rebuilt layers it keeps (evicted past its bound only after).
-    const needed = delta.size - have + (this.options.cache ? 4 : 3) * layers;
-    const fs = await statfs(this.dir);
-    const free = fs.bavail * fs.bsize;
+    const needed = delta.size - have + 3 * layers;
+    const kept = cache ? layers : 0;
+    const { free, freedFromCache } = await roomFor(this.dir, needed + kept, cache);
+    if (freedFromCache > 0)
+      log.info({ image, freedBytes: freedFromCache, freeBytes: free }, 'layer cache shrunk to make room for an update');
+    if (free >= needed + kept) return cache !== undefined;
     if (free < needed) {
       const mb = (n: number) => `${Math.ceil(n / 1024 / 1024)} MB`;
       throw new FlotillaError(
@@ -234,6 +241,8 @@ export class DeltaFetcher {
         `not enough space to update to ${image}: ${mb(needed)} needed in ${this.dir}, ${mb(free)} free; the running release is kept`,
       );
     }
+    log.info({ image, freeBytes: free }, 'the layers rebuilt for this update are not kept: the disk is short');
+    return false;
   }
 
   private async report(outcome: Parameters<typeof reportOutcome>[1]): Promise<void> {

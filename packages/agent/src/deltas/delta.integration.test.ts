@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readFile, readdir, rename, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
@@ -19,6 +19,7 @@ import {
   startHarnessAgent,
 } from '../test-support/fixtures.js';
 import { deltaTag } from './delta-tag.js';
+import { freeBytes } from './layer-cache.js';
 
 /**
  * Deltas end to end: the real server (computing with xdelta3 from its registry), the real agent and the real engine.
@@ -145,11 +146,11 @@ async function storedDelta(h: Harness) {
   return { root, pairFile, pair, file: join(root, 'sha256', hex.slice(0, 2), hex) };
 }
 
-describe('delta updates', { timeout: 240_000 }, () => {
+describe('delta updates', { timeout: 480_000 }, () => {
   it('moves A → B by delta: the image ID is the registry’s, no layer of B is pulled, the bytes saved are counted', () =>
     withPair(async (h, pair, start) => {
       const pullsBefore = h.cp.tap.pullsStarted;
-      const updated = await updateAtoB(h, pair, start, { layerCacheBytes: 512 * 1024 * 1024 });
+      const updated = await updateAtoB(h, pair, start);
       assert.equal(updated.imageId, pair.bId, 'the rebuilt image is byte for byte the one pushed');
       assert.equal(h.cp.tap.pullsStarted, pullsBefore + 1, 'only A was pulled');
       const inspected = await docker.getImage(deltaTag(pair.b)!).inspect();
@@ -177,6 +178,10 @@ describe('delta updates', { timeout: 240_000 }, () => {
       const uuid = agent.state().uuid;
       const commitA = await h.cp.release({ services: { main: { image: pair.a } } });
       await waitFor('release A running', () => reportedDone(h, uuid, commitA), { timeoutMs: 60_000 });
+      // Nothing in the layer cache, as for an image the engine pulled itself: A's layers come from `docker save`,
+      // and the one the delta needed is kept for the next delta.
+      const cacheDir = join(h.dataDir, 'layer-cache');
+      await rm(cacheDir, { recursive: true, force: true });
       // B as a new service beside main (which keeps A): no container of its own to take a delta from.
       const commitB = await h.cp.release({ services: { main: { image: pair.a }, extra: { image: pair.b } } });
       await waitFor('release B running', () => reportedDone(h, uuid, commitB), { timeoutMs: 90_000 });
@@ -190,6 +195,12 @@ describe('delta updates', { timeout: 240_000 }, () => {
         h.cp.tap.blobDownloads.filter((d) => d.length > PAYLOAD_BYTES / 2).length,
         1,
         'only A’s payload layer was pulled (for release A), not B’s',
+      );
+      const cached = await readdir(cacheDir);
+      const aLayers = (await docker.getImage(pair.aId).inspect()).RootFS.Layers ?? [];
+      assert.ok(
+        aLayers.some((layer) => cached.includes(`${layer.slice('sha256:'.length)}.tar`)),
+        `a layer of A read from docker save is cached: ${cached.join(', ')} (A: ${aLayers.join(', ')})`,
       );
     }));
 
@@ -226,7 +237,9 @@ describe('delta updates', { timeout: 240_000 }, () => {
       await waitFor('release B running', () => reportedDone(h, uuid, commitB), { timeoutMs: 90_000 });
       const [container] = (await ourContainers(h.namespace)).filter((c) => c.State === 'running');
       assert.equal(container?.ImageID, pair.bId);
-      assert.equal(await metric(h, 'flotilla_delta_outcomes_total', '{outcome="fallback"}'), 1);
+      // What the agent logged about the delta, to tell a missing report from a missing count when this fails.
+      const said = JSON.stringify(records.filter((r) => /delta|outcome/.test(r.msg ?? '')).map((r) => r.msg));
+      assert.equal(await metric(h, 'flotilla_delta_outcomes_total', '{outcome="fallback"}'), 1, said);
       assert.equal(await metric(h, 'flotilla_delta_outcomes_total', '{outcome="applied"}'), 0);
       // The pull after the fallback (the agent's own, pull/resumable-pull.ts) tags B as a delta would; only B's own
       // image may carry the tag, never one rebuilt from the bad delta.
@@ -341,6 +354,66 @@ describe('delta updates', { timeout: 240_000 }, () => {
       await agent?.stop();
       await run('umount', [deltas]).catch(() => undefined);
       await cleanup(h.namespace, pairImages(pair));
+      await h.remove();
+    }
+  });
+
+  it('a disk short only for what the layer cache holds: the cache gives up its oldest entries and the update goes by delta', {
+    skip: process.getuid?.() === 0 ? false : 'mounting a small tmpfs needs root',
+  }, async () => {
+    const h = await harness();
+    const nonce = randomBytes(4).toString('hex');
+    let pair: Pair | undefined;
+    let agent: Awaited<ReturnType<typeof startHarnessAgent>> | undefined;
+    // The agent's whole data folder on a 16 MiB filesystem, as on a device whose data partition is nearly full.
+    await mkdir(h.dataDir, { recursive: true });
+    await run('mount', ['-t', 'tmpfs', '-o', 'size=16m,mode=0700', 'tmpfs', h.dataDir]);
+    try {
+      pair = await pushPair(h, nonce);
+      const records: Array<{ msg?: string; freedBytes?: number; baseLayersFromCache?: number }> = [];
+      const logger = pino({ level: 'info' }, { write: (line: string) => void records.push(JSON.parse(line)) });
+      agent = await startHarnessAgent(h, { deltaPendingLimitMs: 30_000, logger });
+      const uuid = agent.state().uuid;
+      const commitA = await h.cp.release({ services: { main: { image: pair.a } } });
+      await waitFor('release A running', () => reportedDone(h, uuid, commitA), { timeoutMs: 60_000 });
+      // Old entries (a day unused) fill the disk until 2.5 MiB are free: less than the rebuild of B's 1 MiB layer
+      // needs (the rest of the delta, three copies of the layer and the cache's own), so without the cache giving
+      // up some, this update would be refused for want of disk.
+      const cacheDir = join(h.dataDir, 'layer-cache');
+      const ours = new Set(await readdir(cacheDir));
+      assert.ok(ours.size > 0, 'the pull of A left its layers in the cache');
+      const MiB = 1024 * 1024;
+      const junk: string[] = [];
+      const dayAgo = new Date(Date.now() - 86_400_000);
+      for (let left = (await freeBytes(h.dataDir)) - 2.5 * MiB; left > 0; left -= MiB) {
+        const name = `${createHash('sha256').update(`junk ${junk.length}`).digest('hex')}.tar`;
+        await writeFile(join(cacheDir, name), randomBytes(Math.min(MiB, left)));
+        await utimes(join(cacheDir, name), dayAgo, dayAgo);
+        junk.push(name);
+      }
+      const commitB = await h.cp.release({ services: { main: { image: pair.b } } });
+      await waitFor('release B running', () => reportedDone(h, uuid, commitB), { timeoutMs: 90_000 });
+      const [container] = (await ourContainers(h.namespace)).filter((c) => c.State === 'running');
+      assert.equal(container?.ImageID, pair.bId);
+      assert.equal(await metric(h, 'flotilla_delta_outcomes_total', '{outcome="applied"}'), 1, 'B came by delta');
+      const shrunk = records.find((r) => r.msg === 'layer cache shrunk to make room for an update');
+      assert.ok(shrunk?.freedBytes && shrunk.freedBytes >= MiB, 'the cache gave up entries');
+      const left = new Set(await readdir(cacheDir));
+      const junkLeft = junk.filter((name) => left.has(name)).length;
+      assert.ok(
+        junkLeft > 0 && junkLeft < junk.length,
+        `only what was needed went (${junkLeft} of ${junk.length} left)`,
+      );
+      assert.ok(
+        [...ours].every((name) => left.has(name)),
+        'the least recently used went first: A’s layers stayed',
+      );
+      const applied = records.find((r) => r.msg === 'image rebuilt from a delta');
+      assert.ok((applied?.baseLayersFromCache ?? 0) > 0, 'and the apply read them from the cache');
+    } finally {
+      await agent?.stop();
+      await cleanup(h.namespace, pairImages(pair));
+      await run('umount', [h.dataDir]).catch(() => undefined);
       await h.remove();
     }
   });

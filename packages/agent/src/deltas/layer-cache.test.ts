@@ -84,3 +84,47 @@ test('LayerCache: storing past the bound evicts the least recently used entry', 
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('LayerCache: a writer dropped after its last byte (a rebuilt layer that failed its check) settles, and keeps nothing', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'flotilla-layer-cache-'));
+  try {
+    const cache = new LayerCache(join(dir, 'cache'), 64 * 1024 * 1024);
+    // Enough bytes that some are still on their way to the file when the abort comes: the case that once never
+    // settled (pipeline() over a source destroyed after its end).
+    for (let round = 0; round < 20; round++) {
+      const writer = await cache.writer(diffIdOf(Buffer.from(`round ${round}`)));
+      for (let i = 0; i < 16; i++)
+        if (!writer.stream.write(Buffer.alloc(64 * 1024, i)))
+          await new Promise((resolve) => writer.stream.once('drain', resolve));
+      writer.stream.end();
+      if (round % 2 === 1) await new Promise((resolve) => setImmediate(resolve));
+      await Promise.race([
+        writer.abort(),
+        new Promise((_resolve, reject) => setTimeout(() => reject(new Error(`abort ${round} hung`)), 5_000)),
+      ]);
+    }
+    assert.deepEqual(await readdir(join(dir, 'cache')), []);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('LayerCache.shrinkBy: frees at least what is asked, least recently used first, past its bound', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'flotilla-layer-cache-'));
+  try {
+    const cache = new LayerCache(join(dir, 'cache'), 1_000_000_000);
+    const blobs = [0, 1, 2].map((i) => Buffer.from(`entry ${i} `.repeat(3000)));
+    for (const bytes of blobs) {
+      const writer = await cache.writer(diffIdOf(bytes));
+      writer.stream.end(bytes);
+      await writer.commit();
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const size = blobs[0]!.length;
+    assert.equal(await cache.shrinkBy(size + 1), 2 * size, 'two entries for a bit more than one');
+    assert.deepEqual(await readdir(join(dir, 'cache')), [`${diffIdOf(blobs[2]!).slice(7)}.tar`]);
+    assert.equal(await cache.shrinkBy(0), 0);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { copyFile, mkdir, readdir, rename, rm, stat, utimes } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, rename, rm, stat, statfs, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough, Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -55,6 +55,11 @@ export class LayerCache {
     await this.adopt(diffId, blob, 'gz', copy);
   }
 
+  /** Takes in (moves) an uncompressed layer tar of layer `diffId`, checked by the caller, then evicts past the bound. */
+  async storeTar(diffId: string, file: string): Promise<void> {
+    await this.adopt(diffId, file, 'tar');
+  }
+
   private async adopt(diffId: string, blob: string, kind: 'gz' | 'tar', copy = false): Promise<void> {
     if (!isDiffId(diffId) || this.limitBytes <= 0) return;
     await mkdir(this.dir, { recursive: true, mode: PRIVATE_DIR_MODE });
@@ -75,18 +80,30 @@ export class LayerCache {
     await mkdir(this.dir, { recursive: true, mode: PRIVATE_DIR_MODE });
     const part = `${this.file(diffId, 'tar')}.${process.pid}.part`;
     const stream = new PassThrough();
-    const written = pipeline(stream, createWriteStream(part, { mode: PRIVATE_FILE_MODE }));
-    written.catch(() => undefined);
+    const file = createWriteStream(part, { mode: PRIVATE_FILE_MODE });
+    // WARNING: pipe() with the ends handled here, not pipeline(): pipeline's promise never settles when its source is
+    // destroyed after end() (an abort once the layer was written: a corrupted delta), which hung the apply; and a
+    // file stream destroyed mid-write throws from inside Node, so an abort ends the file instead.
+    let failed: Error | undefined;
+    const closed = new Promise<void>((resolve) => file.once('close', resolve));
+    file.on('error', (error) => {
+      failed ??= error;
+      stream.destroy(); // the writer takes no more bytes (its writer sees a destroyed stream), the apply goes on
+    });
+    stream.pipe(file);
     return {
       stream,
       commit: async () => {
-        await written;
+        await closed;
+        if (failed) throw failed;
         await this.adopt(diffId, part, 'tar');
         await rm(part, { force: true }); // still there only when the cache keeps nothing (a bound of 0)
       },
       abort: async () => {
+        stream.unpipe(file);
         stream.destroy();
-        await written.catch(() => undefined);
+        if (!file.destroyed && !file.writableEnded) file.end();
+        await closed;
         await rm(part, { force: true });
       },
     };
@@ -127,6 +144,22 @@ export class LayerCache {
     return true;
   }
 
+  /**
+   * Frees at least `bytes` (when the cache holds that much) by removing least recently used entries, whatever the
+   * bound: the disk is short for an update, and the cache only saves time. Returns the bytes freed.
+   */
+  async shrinkBy(bytes: number): Promise<number> {
+    const entries = await this.entries();
+    const total = entries.reduce((sum, e) => sum + e.bytes, 0);
+    const sizes = new Map(entries.map((e) => [e.name, e.bytes]));
+    let freed = 0;
+    for (const name of layersToEvict(entries, Math.max(0, total - bytes))) {
+      await rm(join(this.dir, name), { force: true });
+      freed += sizes.get(name) ?? 0;
+    }
+    return freed;
+  }
+
   /** The cache's bytes on disk (finished entries). */
   async bytes(): Promise<number> {
     return (await this.entries()).reduce((sum, e) => sum + e.bytes, 0);
@@ -149,4 +182,29 @@ export class LayerCache {
     for (const name of layersToEvict(await this.entries(), this.limitBytes))
       await rm(join(this.dir, name), { force: true });
   }
+}
+
+/** Free bytes of the filesystem that holds `dir`. */
+export async function freeBytes(dir: string): Promise<number> {
+  const fs = await statfs(dir);
+  return fs.bavail * fs.bsize;
+}
+
+/**
+ * Room for an update of `needed` bytes in `dir`: when the disk has less, the layer cache gives up its least recently
+ * used entries (it only saves time) if it lives on the same filesystem. Returns the free bytes then, and what the
+ * cache gave up.
+ */
+export async function roomFor(
+  dir: string,
+  needed: number,
+  cache: LayerCache | undefined,
+): Promise<{ free: number; freedFromCache: number }> {
+  const free = await freeBytes(dir);
+  if (free >= needed || !cache) return { free, freedFromCache: 0 };
+  await mkdir(cache.dir, { recursive: true, mode: PRIVATE_DIR_MODE });
+  const [ours, theirs] = await Promise.all([stat(dir), stat(cache.dir)]);
+  if (ours.dev !== theirs.dev) return { free, freedFromCache: 0 };
+  const freedFromCache = await cache.shrinkBy(needed - free);
+  return { free: freedFromCache > 0 ? await freeBytes(dir) : free, freedFromCache };
 }

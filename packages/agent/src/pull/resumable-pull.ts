@@ -1,5 +1,5 @@
 import { createReadStream } from 'node:fs';
-import { mkdir, readdir, rename, rm, stat, statfs } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -8,7 +8,7 @@ import { FlotillaError } from '@flotilla/protocol';
 import type { Logger } from 'pino';
 import { pack } from 'tar-stream';
 import { deltaTag } from '../deltas/delta-tag.js';
-import type { LayerCache } from '../deltas/layer-cache.js';
+import { type LayerCache, roomFor } from '../deltas/layer-cache.js';
 import type { ContainerEngine, RegistryAuth } from '../engine/container-engine.js';
 import { PRIVATE_DIR_MODE } from '../store/private-files.js';
 import { downloadResuming } from '../util/resumable-download.js';
@@ -241,7 +241,8 @@ export class ResumablePull {
 
   /**
    * The rest of the layers must fit in the data folder, and as much again for the engine's copy of the tarball
-   * while it loads; without that room the device says so and keeps its release (as deltas do).
+   * while it loads; the layer cache gives up old entries for it when the disk is short; without that room the device
+   * says so and keeps its release (as deltas do).
    */
   private async ensureSpace(needed: readonly Layer[], ref: string): Promise<void> {
     let remaining = 0;
@@ -251,8 +252,12 @@ export class ResumablePull {
       const have = (await sizeOf(this.layerFile(layer))) ?? (await sizeOf(`${this.layerFile(layer)}.part`)) ?? 0;
       remaining += layer.size - Math.min(have, layer.size);
     }
-    const fs = await statfs(this.dir);
-    const free = fs.bavail * fs.bsize;
+    const { free, freedFromCache } = await roomFor(this.dir, remaining + total, this.options.cache);
+    if (freedFromCache > 0)
+      this.options.log.info(
+        { image: ref, freedBytes: freedFromCache, freeBytes: free },
+        'layer cache shrunk to make room for an update',
+      );
     if (free < remaining + total) {
       const mb = (n: number) => `${Math.ceil(n / 1024 / 1024)} MB`;
       throw new FlotillaError(

@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream';
 import type { ContainerEngine, EngineSnapshot } from '../engine/container-engine.js';
 
 /**
@@ -22,7 +23,7 @@ export class MemoryEngine implements ContainerEngine {
   async exportImage(): Promise<never> {
     throw new Error('the memory engine holds no image bytes');
   }
-  async loadImage(): Promise<void> {
+  async loadImage(_tar: Readable, _signal: AbortSignal): Promise<void> {
     throw new Error('the memory engine holds no image bytes');
   }
   async imageDiffIds(): Promise<undefined> {
