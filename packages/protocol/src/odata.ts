@@ -53,6 +53,8 @@ export const odataDeviceEnvCreateSchema = z.strictObject({ device: id, name: env
 export const odataDeviceConfigCreateSchema = z.strictObject({ device: id, name: configName, value });
 export const odataFleetEnvCreateSchema = z.strictObject({ application: id, name: envNameSchema, value });
 export const odataFleetConfigCreateSchema = z.strictObject({ application: id, name: configName, value });
+/** A fleet's variable for one service (`service` is the service's id, as `GET /v7/service` lists them). */
+export const odataServiceEnvCreateSchema = z.strictObject({ service: id, name: envNameSchema, value });
 export const odataVariablePatchSchema = z.strictObject({ value });
 export const odataDeviceTagCreateSchema = z.strictObject({
   device: id,

@@ -217,6 +217,9 @@ describe('delta updates', { timeout: 480_000 }, () => {
         const file = join(stored.root, 'sha256', hex.slice(0, 2), hex);
         await mkdir(join(stored.root, 'sha256', hex.slice(0, 2)), { recursive: true });
         await writeFile(file, bytes);
+        // The original file too, in place: a device that got the pair's old digest (seen once under load: the delta
+        // was applied, not caught) then fails its download check instead, and still falls back.
+        await writeFile(stored.file, bytes);
         await writeFile(`${stored.pairFile}.tmp`, JSON.stringify({ ...stored.pair, digest: `sha256:${hex}` }));
         await rename(`${stored.pairFile}.tmp`, stored.pairFile);
         return true;

@@ -54,6 +54,23 @@ for (const testDb of testDatabases()) {
       assert.equal(device.id, t.a.deviceId);
       assert.deepEqual(device.belongs_to__application, { __id: t.a.fleetId });
       await assert.rejects(sdk.models.device.get(t.b.uuid), /not found/i);
+      // A short UUID, as the balena CLI takes one: pinejs-client's $startswith (and the other string functions).
+      const [short, none] = await Promise.all(
+        [t.a.uuid, t.b.uuid].map((uuid) =>
+          sdk.pine.get({
+            resource: 'device',
+            options: {
+              $select: ['id'],
+              $filter: {
+                uuid: { $startswith: uuid.slice(0, 7) },
+                $not: { device_name: { $contains: 'no-such-name' } },
+              },
+            },
+          }),
+        ),
+      );
+      assert.deepEqual(short, [{ id: t.a.deviceId }]);
+      assert.deepEqual(none, [], 'another tenant’s device is not found by its prefix');
       const byApp = await sdk.models.device.getAllByApplication(t.a.slug);
       assert.deepEqual(
         byApp.map((d) => d.uuid),
@@ -92,6 +109,40 @@ for (const testDb of testDatabases()) {
       await sdk.models.application.envVar.remove(t.a.slug, 'SDK_FLEET');
       assert.equal(await sdk.models.application.envVar.get(t.a.slug, 'SDK_FLEET'), undefined);
       await assert.rejects(sdk.models.application.envVar.set(t.b.slug, 'SDK_FLEET', 'x'), /not found/i);
+    });
+
+    test('service.var: set (by id, then by its natural key), getAllByService, get, remove; the target carries it', async () => {
+      const [service] = await sdk.models.service.getAllByApplication(t.a.slug, { $select: ['id', 'service_name'] });
+      assert.equal(service?.service_name, 'main');
+      const serviceId = service!.id;
+      await sdk.models.service.var.set(serviceId, 'SDK_SERVICE', 'one');
+      await sdk.models.service.var.set({ application: t.a.slug, service_name: 'main' }, 'SDK_SERVICE', 'two');
+      const vars = await sdk.models.service.var.getAllByService(serviceId);
+      assert.deepEqual(
+        vars.map((v) => [v.name, v.value, v.service]),
+        [['SDK_SERVICE', 'two', { __id: serviceId }]],
+      );
+      assert.equal(await sdk.models.service.var.get(serviceId, 'SDK_SERVICE'), 'two');
+      // What the device runs: the service's environment in the target state (the same rows as /api/v1 writes).
+      const target = await t.call('GET', `/device/v3/${t.a.uuid}/state`, { key: t.a.deviceKey });
+      assert.equal(target.status, 200, target.text);
+      assert.match(target.text, /"SDK_SERVICE":"two"/);
+      // A fleet-wide variable of the same name is another row: the service's is not a fleet variable.
+      const fleetVars = await sdk.models.application.envVar.getAllByApplication(t.a.slug);
+      assert.ok(!fleetVars.some((v) => v.name === 'SDK_SERVICE'));
+      await sdk.models.service.var.remove(serviceId, 'SDK_SERVICE');
+      assert.equal(await sdk.models.service.var.get(serviceId, 'SDK_SERVICE'), undefined);
+      // Tenant B's service: neither readable nor writable.
+      const other = await t.call(
+        'GET',
+        `/v7/service?$select=id&$filter=${encodeURIComponent(`application eq ${t.b.fleetId}`)}`,
+        {
+          key: t.b.apiKey,
+        },
+      );
+      const otherId = other.data.d[0].id as number;
+      await assert.rejects(sdk.models.service.var.set(otherId, 'SDK_SERVICE', 'x'), /SERVICE_NOT_FOUND|not found/i);
+      assert.deepEqual(await sdk.models.service.var.getAllByService(otherId).catch(() => []), []);
     });
 
     test('device.tags: getAllByDevice, set, remove', async () => {

@@ -115,6 +115,53 @@ function atPath(
   return walk(at.resource, at.alias, rest);
 }
 
+/**
+ * A side of a comparison that names a field: a path, or `tolower(path)` / `toupper(path)` (then only on text). Its
+ * `wrap` turns the field's SQL into what is compared.
+ */
+function fieldSide(
+  expr: Expr,
+): { path: string[]; wrap?: (e: RawBuilder<unknown>, field: Field) => RawBuilder<unknown> } | undefined {
+  if (expr.kind === 'path') return { path: expr.path };
+  if (expr.kind !== 'call' || (expr.name !== 'tolower' && expr.name !== 'toupper')) return undefined;
+  const [arg, ...more] = expr.args;
+  if (arg?.kind !== 'path' || more.length > 0) throw invalidQuery(`${expr.name}() takes one field`);
+  const fn = expr.name === 'tolower' ? sql`lower` : sql`upper`;
+  return {
+    path: arg.path,
+    wrap: (e, field) => {
+      if (field.type !== 'text') throw invalidQuery(`${expr.name}() takes a text field`);
+      return sql`${fn}(${e})`;
+    },
+  };
+}
+
+/**
+ * startswith / endswith / contains (field first) and substringof (value first), case-sensitive as OData says, on
+ * both databases alike: substr and replace behave the same on SQLite and PostgreSQL, where LIKE does not (SQLite's
+ * ignores case) and would need its wildcards escaped.
+ */
+function textMatch(expr: Extract<Expr, { kind: 'call' }>, scope: Scope): Condition {
+  if (expr.args.length !== 2) throw invalidQuery(`${expr.name}() takes two arguments`);
+  const [first, second] = expr.args as [Expr, Expr];
+  const [fieldArg, valueArg] = expr.name === 'substringof' ? [second, first] : [first, second];
+  const side = fieldSide(fieldArg);
+  if (!side || valueArg.kind !== 'literal' || typeof valueArg.value !== 'string')
+    throw invalidQuery(`${expr.name}() compares a text field with a quoted string`);
+  const value = valueArg.value;
+  const length = [...value].length;
+  return atPath(side.path, scope, (column, field) => {
+    if (field.type !== 'text') throw invalidQuery(`${expr.name}() takes a text field`);
+    const e = side.wrap ? side.wrap(column, field) : column;
+    const bound = bind(field, value);
+    if (length === 0) return sql<SqlBool>`${e} is not null`;
+    if (expr.name === 'startswith') return sql<SqlBool>`substr(${e}, 1, ${sql.lit(length)}) = ${bound}`;
+    if (expr.name === 'endswith')
+      return sql<SqlBool>`(length(${e}) >= ${sql.lit(length)} and substr(${e}, length(${e}) - ${sql.lit(length - 1)}, ${sql.lit(length)}) = ${bound})`;
+    return sql<SqlBool>`replace(${e}, ${bound}, '') <> ${e}`;
+  });
+}
+
 export function filterSql(expr: Expr, scope: Scope): Condition {
   switch (expr.kind) {
     case 'and':
@@ -130,28 +177,45 @@ export function filterSql(expr: Expr, scope: Scope): Condition {
         if (field.type !== 'boolean') throw invalidQuery(`"${expr.path.join('/')}" is not a boolean field`);
         return sql<SqlBool>`${e} = 1`;
       });
-    case 'in':
-      if (expr.left.kind !== 'path') throw invalidQuery('"in" needs a field on its left');
+    case 'call':
+      if (expr.name === 'tolower' || expr.name === 'toupper')
+        throw invalidQuery(`${expr.name}() is a value: compare it (${expr.name}(name) eq 'x')`);
+      return textMatch(expr, scope);
+    case 'in': {
+      const side = fieldSide(expr.left);
+      if (!side) throw invalidQuery('"in" needs a field on its left');
       if (expr.values.length === 0) return FALSE;
       if (expr.values.length > 1000) throw invalidQuery('"in" takes at most 1000 values');
-      return atPath(
-        expr.left.path,
-        scope,
-        (e, field) => sql<SqlBool>`${e} in (${sql.join(expr.values.map((v) => bind(field, v)))})`,
-      );
+      return atPath(side.path, scope, (column, field) => {
+        const e = side.wrap ? side.wrap(column, field) : column;
+        return sql<SqlBool>`${e} in (${sql.join(expr.values.map((v) => bind(field, v)))})`;
+      });
+    }
     case 'compare': {
       const { op, left, right } = expr;
       if (left.kind === 'literal' && right.kind === 'literal')
         return compareLiterals(op, left.value, right.value) ? TRUE : FALSE;
-      const [path, value, flipped] =
-        left.kind === 'path' && right.kind === 'literal'
-          ? [left.path, right.value, false]
-          : right.kind === 'path' && left.kind === 'literal'
-            ? [right.path, left.value, true]
+      // `startswith(name,'x') eq true` (OData v3's form of a boolean function).
+      const [call, truth] =
+        left.kind === 'call' && right.kind === 'literal'
+          ? [left, right.value]
+          : right.kind === 'call' && left.kind === 'literal'
+            ? [right, left.value]
+            : [undefined, undefined];
+      if (call && typeof truth === 'boolean' && (op === 'eq' || op === 'ne') && !fieldSide(call)) {
+        const matched = textMatch(call, scope);
+        return truth === (op === 'eq') ? matched : sql<SqlBool>`(not ${matched})`;
+      }
+      const [side, value, flipped] =
+        fieldSide(left) && right.kind === 'literal'
+          ? [fieldSide(left), right.value, false]
+          : fieldSide(right) && left.kind === 'literal'
+            ? [fieldSide(right), left.value, true]
             : [undefined, undefined, false];
-      if (!path) throw invalidQuery('a comparison is between a field and a value');
+      if (!side) throw invalidQuery('a comparison is between a field and a value');
       const sqlOp = flipped ? (({ gt: 'lt', ge: 'le', lt: 'gt', le: 'ge' } as Record<string, string>)[op] ?? op) : op;
-      return atPath(path, scope, (e, field) => {
+      return atPath(side.path, scope, (column, field) => {
+        const e = side.wrap ? side.wrap(column, field) : column;
         if (value === null) {
           if (op !== 'eq' && op !== 'ne') throw invalidQuery('null can only be compared with eq or ne');
           return sql<SqlBool>`${e} is ${op === 'eq' ? sql`null` : sql`not null`}`;

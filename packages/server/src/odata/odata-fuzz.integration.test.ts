@@ -32,6 +32,21 @@ function filterArb(b: TwoTenants['b']): fc.Arbitrary<string> {
       fc
         .tuple(fc.constantFrom(...FIELDS), fc.array(value, { maxLength: 5 }))
         .map(([f, vs]) => `${f} in (${vs.join(',')})`),
+      // The string functions, aimed at B's values too (a prefix of B's UUID must not find B's device).
+      fc
+        .tuple(
+          fc.constantFrom('startswith', 'endswith', 'contains', 'substringof'),
+          fc.constantFrom(...FIELDS, ...NAVS.map((n) => `${n}/slug`)),
+          fc.oneof(value, fc.constantFrom(`'${b.uuid.slice(0, 7)}'`, `'${b.slug.slice(0, 3)}'`, "'%'", "'_'")),
+          fc.boolean(),
+        )
+        .map(([fn, f, v, wrapped]) => {
+          const field = wrapped ? `tolower(${f})` : f;
+          return fn === 'substringof' ? `${fn}(${v},${field})` : `${fn}(${field},${v})`;
+        }),
+      fc
+        .tuple(fc.constantFrom('tolower', 'toupper'), fc.constantFrom(...FIELDS), value)
+        .map(([fn, f, v]) => `${fn}(${f}) eq ${v}`),
     ),
   }));
   return expr as fc.Arbitrary<string>;

@@ -109,6 +109,58 @@ for (const testDb of testDatabases()) {
       }
     });
 
+    test('string functions: startswith (balena-sdk’s short UUID), endswith, contains, substringof, tolower, toupper', async () => {
+      const { a, b } = t;
+      const ids = async (filter: string, key = a.apiKey) => {
+        const res = await t.call('GET', `/v7/device?$select=id&$filter=${q(filter)}`, { key });
+        assert.equal(res.status, 200, `${filter}: ${res.text}`);
+        return res.data.d.map((d: { id: number }) => d.id);
+      };
+      const short = a.uuid.slice(0, 7);
+      const name = a.deviceName; // `<tenant>-device`
+      const upper = name.toUpperCase();
+      const cases: Array<[string, number[]]> = [
+        [`startswith(uuid,'${short}')`, [a.deviceId]],
+        [`startswith(uuid,'${short.toUpperCase()}')`, short === short.toUpperCase() ? [a.deviceId] : []],
+        [`endswith(uuid,'${a.uuid.slice(-5)}')`, [a.deviceId]],
+        [`endswith(uuid,'${a.uuid}x')`, []],
+        [`contains(device_name,'${name.slice(2, 6)}')`, [a.deviceId]],
+        [`substringof('${name.slice(2, 6)}',device_name)`, [a.deviceId]],
+        [`contains(device_name,'%')`, []],
+        [`contains(device_name,'_')`, name.includes('_') ? [a.deviceId] : []],
+        [`startswith(uuid,'') and startswith(device_name,'${name}')`, [a.deviceId]],
+        [`tolower(device_name) eq '${name.toLowerCase()}'`, [a.deviceId]],
+        [`toupper(device_name) eq '${upper}'`, [a.deviceId]],
+        [`toupper(device_name) in ('${upper}','OTHER')`, [a.deviceId]],
+        [`startswith(tolower(device_name),'${name.slice(0, 3).toLowerCase()}')`, [a.deviceId]],
+        [`startswith(uuid,'${short}') eq true`, [a.deviceId]],
+        [`startswith(uuid,'${short}') eq false`, []],
+        [`not startswith(uuid,'${short}')`, []],
+        [`startswith(belongs_to__application/slug,'${a.slug.slice(0, 4)}')`, [a.deviceId]],
+        [`device_tag/any(d:startswith(d/tag_key,'zz-none'))`, []],
+        // Another tenant's device is never matched, however the function is written.
+        [`startswith(uuid,'${b.uuid.slice(0, 7)}')`, []],
+        [`contains(uuid,'${b.uuid.slice(3, 20)}')`, []],
+      ];
+      for (const [filter, expected] of cases) assert.deepEqual(await ids(filter), expected, filter);
+      for (const filter of [
+        'startswith(uuid)',
+        "startswith(uuid,'a','b')",
+        "startswith(id,'1')",
+        'startswith(uuid,1)',
+        "startswith('a','b')",
+        "frobnicate(uuid,'a')",
+        'tolower(device_name)',
+        "tolower('x') eq 'x'",
+        "belongs_to__application/startswith(slug,'x') eq true",
+        `${'startswith('.repeat(30)}uuid,'a')`,
+      ]) {
+        const res = await t.call('GET', `/v7/device?$filter=${q(filter)}`, { key: a.apiKey });
+        assert.equal(res.status, 400, `${filter}: ${res.text}`);
+        assert.equal(res.headers.get(ERROR_CODE_HEADER), 'INVALID_ODATA_QUERY', filter);
+      }
+    });
+
     test('a 5,000-device fleet with tags: the SDK-style list and its expands answer within bounds', async () => {
       const { a, b } = t;
       const db = t.server.app.flotilla.db;

@@ -8,6 +8,42 @@ const refused = (f: () => unknown) =>
   assert.throws(f, (e: unknown) => e instanceof FlotillaError && e.code === 'INVALID_ODATA_QUERY');
 
 describe('OData parser', () => {
+  test('parses the string functions, nested and inside lambdas', () => {
+    const { filter } = parseQueryOptions({
+      $filter: "startswith(tolower(device_name),'ab') and device_tag/any(d:substringof('x',d/value))",
+    });
+    assert.deepEqual(filter, {
+      kind: 'and',
+      left: {
+        kind: 'call',
+        name: 'startswith',
+        args: [
+          { kind: 'call', name: 'tolower', args: [{ kind: 'path', path: ['device_name'] }] },
+          { kind: 'literal', value: 'ab' },
+        ],
+      },
+      right: {
+        kind: 'lambda',
+        op: 'any',
+        path: ['device_tag'],
+        alias: 'd',
+        body: {
+          kind: 'call',
+          name: 'substringof',
+          args: [
+            { kind: 'literal', value: 'x' },
+            { kind: 'path', path: ['d', 'value'] },
+          ],
+        },
+      },
+    });
+    refused(() => parseQueryOptions({ $filter: 'length(uuid) eq 32' }));
+    refused(() => parseQueryOptions({ $filter: "startswith(uuid,'a'" }));
+    refused(() =>
+      parseQueryOptions({ $filter: `${'tolower('.repeat(MAX_DEPTH + 1)}uuid${')'.repeat(MAX_DEPTH + 1)} eq 'a'` }),
+    );
+  });
+
   test('parses what pinejs-client sends', () => {
     const options = parseQueryOptions({
       $filter: "belongs_to__application/any(bta:bta/organization eq 7) and not (status eq 'it''s') or id in (1, 2)",
@@ -68,7 +104,7 @@ describe('OData parser', () => {
     for (const $filter of [
       "name eq 'open",
       'id eq',
-      'substringof(name, 1)',
+      'length(name) eq 1',
       'id eq 1)',
       '(id eq 1',
       'id eq 1; drop table devices',

@@ -1,8 +1,8 @@
 import { FlotillaError } from '@flotilla/protocol';
 
 /**
- * A recursive-descent parser for the OData subset balena's clients send (pinejs-client-core's output): `$filter`,
- * `$select`, `$expand` with nested options, `$orderby`, `$top`, `$skip`. It only builds a tree; names are checked
+ * A recursive-descent parser for the OData subset balena's clients send (pinejs-client-core's output): `$filter`
+ * (with the string functions of FUNCTIONS), `$select`, `$expand` with nested options, `$orderby`, `$top`, `$skip`. It only builds a tree; names are checked
  * against the resource model by the translator.
  *
  * INVARIANT: every failure is a FlotillaError INVALID_ODATA_QUERY (400), never another exception, and the work done
@@ -20,7 +20,16 @@ export type Expr =
   | { kind: 'and' | 'or'; left: Expr; right: Expr }
   | { kind: 'not'; expr: Expr }
   | { kind: 'in'; left: Expr; values: Literal[] }
-  | { kind: 'lambda'; op: 'any' | 'all'; path: string[]; alias: string; body: Expr };
+  | { kind: 'lambda'; op: 'any' | 'all'; path: string[]; alias: string; body: Expr }
+  | { kind: 'call'; name: FunctionName; args: Expr[] };
+
+/**
+ * The `$filter` functions balena's clients send (pinejs-client-core's `$startswith`, `$endswith`, `$contains`,
+ * `$substringof`, `$tolower`, `$toupper`): balena-sdk looks a device up by a short UUID with `startswith(uuid,'…')`.
+ */
+export const FUNCTIONS = ['startswith', 'endswith', 'contains', 'substringof', 'tolower', 'toupper'] as const;
+export type FunctionName = (typeof FUNCTIONS)[number];
+const isFunction = (name: string): name is FunctionName => (FUNCTIONS as readonly string[]).includes(name);
 
 export interface Expand {
   navigation: string;
@@ -232,7 +241,14 @@ class Parser {
       return { kind: 'literal', value: token.v === 'null' ? null : token.v === 'true' };
     }
     const path = [this.expectName()];
-    if (this.isPunct('(')) throw invalidQuery(`functions such as ${path[0]}() are not supported (at ${token.at})`);
+    if (this.isPunct('(')) {
+      const name = path[0] as string;
+      if (!isFunction(name))
+        throw invalidQuery(
+          `the function ${name}() is not supported (at ${token.at}); these are: ${FUNCTIONS.join(', ')}`,
+        );
+      return this.call(name);
+    }
     while (this.isPunct('/')) {
       this.next();
       const segment = this.expectName();
@@ -240,6 +256,19 @@ class Parser {
       path.push(segment);
     }
     return { kind: 'path', path };
+  }
+
+  private call(name: FunctionName): Expr {
+    this.enter();
+    this.expectPunct('(');
+    const args = [this.operand()];
+    while (this.isPunct(',')) {
+      this.next();
+      args.push(this.operand());
+    }
+    this.expectPunct(')');
+    this.leave();
+    return { kind: 'call', name, args };
   }
 
   private lambda(op: 'any' | 'all', path: string[]): Expr {

@@ -23,7 +23,8 @@ export type ResourceName =
   | 'application_environment_variable'
   | 'application_config_variable'
   | 'device_environment_variable'
-  | 'device_config_variable';
+  | 'device_config_variable'
+  | 'service_environment_variable';
 
 export type FieldType = 'integer' | 'text' | 'boolean' | 'number' | 'datetime';
 type Expr = (alias: string) => RawBuilder<unknown>;
@@ -91,6 +92,38 @@ const serviceIdOf: Expr = (a) =>
   )} and r2.fleet_id = (select r3.fleet_id from releases as r3 where r3.id = ${sql.ref(`${a}.release_id`)}))`;
 const releaseServiceScope = (a: string, caller: Caller, writing: boolean): Condition =>
   fleetVisible(sql`(select r.fleet_id from releases as r where r.id = ${sql.ref(`${a}.release_id`)})`, caller, writing);
+
+/** The service id (SERVICE_TABLE) of a fleet's per-service variable row: its fleet and service name. */
+const serviceIdOfVariable: Expr = (a) =>
+  sql`(select min(rs3.id) from release_services as rs3 join releases as r3 on r3.id = rs3.release_id where rs3.name = ${sql.ref(
+    `${a}.service`,
+  )} and r3.fleet_id = ${sql.ref(`${a}.fleet_id`)})`;
+
+/**
+ * A fleet's environment variable for one service (env_vars with a service and no device), as balena-sdk's
+ * `service.var.*` reads and writes it. A device key reads those of its fleet and writes none.
+ */
+const serviceVariable: Resource = {
+  from: sql.table('env_vars'),
+  fields: {
+    id: f('integer', col('id')),
+    name: f('text', col('name')),
+    value: f('text', col('value')),
+    created_at: f('datetime', col('created_at')),
+    service: f('integer', serviceIdOfVariable),
+  },
+  navigations: {
+    service: {
+      target: 'service',
+      join: (s, t) => sql<SqlBool>`${sql.ref(`${t}.id`)} = ${serviceIdOfVariable(s)}`,
+      idField: 'service',
+    },
+  },
+  alternateKeys: [],
+  scope: (a, caller, writing) =>
+    caller.kind === 'device' && writing ? FALSE : fleetVisible(sql.ref(`${a}.fleet_id`), caller, writing),
+  where: (a) => sql<SqlBool>`${sql.ref(`${a}.device_id`)} is null and ${sql.ref(`${a}.service`)} is not null`,
+};
 
 const variable = (owner: 'application' | 'device', table: 'env_vars' | 'config_vars'): Resource => ({
   from: sql.table(table),
@@ -194,6 +227,8 @@ export const RESOURCES = {
       owns__device: { target: 'device', join: same('id', 'fleet_id') },
       owns__release: { target: 'release', join: same('id', 'fleet_id') },
       application_environment_variable: { target: 'application_environment_variable', join: same('id', 'fleet_id') },
+      // balena-sdk's service.getAllByApplication expands it.
+      service: { target: 'service', join: same('id', 'fleet_id') },
       application_config_variable: { target: 'application_config_variable', join: same('id', 'fleet_id') },
       is_directly_accessible_by__user: {
         target: 'user',
@@ -325,7 +360,14 @@ export const RESOURCES = {
       service_name: f('text', col('service_name')),
       application: f('integer', col('fleet_id')),
     },
-    navigations: { application: { target: 'application', join: same('fleet_id'), idField: 'application' } },
+    navigations: {
+      application: { target: 'application', join: same('fleet_id'), idField: 'application' },
+      service_environment_variable: {
+        target: 'service_environment_variable',
+        join: (s, t) =>
+          sql<SqlBool>`${sql.ref(`${t}.fleet_id`)} = ${sql.ref(`${s}.fleet_id`)} and ${sql.ref(`${t}.service`)} = ${sql.ref(`${s}.service_name`)}`,
+      },
+    },
     alternateKeys: [],
     scope: (a, caller, writing) => fleetVisible(sql.ref(`${a}.fleet_id`), caller, writing),
   },
@@ -365,6 +407,7 @@ export const RESOURCES = {
   application_environment_variable: variable('application', 'env_vars'),
   application_config_variable: variable('application', 'config_vars'),
   device_environment_variable: variable('device', 'env_vars'),
+  service_environment_variable: serviceVariable,
   device_config_variable: variable('device', 'config_vars'),
 } satisfies Record<ResourceName, Resource>;
 

@@ -7,6 +7,7 @@ import {
   odataDeviceTagPatchSchema,
   odataFleetConfigCreateSchema,
   odataFleetEnvCreateSchema,
+  odataServiceEnvCreateSchema,
   odataVariablePatchSchema,
 } from '@flotilla/protocol';
 import { sql } from 'kysely';
@@ -112,6 +113,18 @@ export async function createEntity(db: Db, caller: Caller, name: ResourceName, b
       );
       return eq('id', created.id);
     }
+    case 'service_environment_variable': {
+      const input = parse(odataServiceEnvCreateSchema, body);
+      // The service names its fleet: the caller must be able to change that fleet's variables.
+      const [service] = await rowsToWrite(db, caller, RESOURCES.service, eq('id', input.service), [
+        'fleet_id',
+        'service_name',
+      ]);
+      if (!service) throw new FlotillaError('SERVICE_NOT_FOUND', `no service ${input.service} that you may change`);
+      const owner = { fleetId: Number(service.fleet_id), deviceId: null };
+      const created = await setEnv(db, owner, { ...input, service: String(service.service_name) }, 'create');
+      return eq('id', created.id);
+    }
     case 'device_tag': {
       const input = parse(odataDeviceTagCreateSchema, body);
       const owner = await ownerFor(db, caller, 'device', input.device);
@@ -128,6 +141,7 @@ const VARIABLE_TABLES: Partial<Record<ResourceName, 'env_vars' | 'config_vars'>>
   device_config_variable: 'config_vars',
   application_environment_variable: 'env_vars',
   application_config_variable: 'config_vars',
+  service_environment_variable: 'env_vars',
 };
 
 async function bumpOwners(db: Db, rows: Row[]): Promise<void> {
