@@ -117,8 +117,12 @@ export async function cleanup(namespace: string, images: string[] = []): Promise
       .catch(() => undefined);
 }
 
+/**
+ * `command` in the container. Bounded at 10 s: `docker exec` into a container the engine is restarting can block, and
+ * a check polled by waitFor must fail and be polled again rather than hold the wait past its limit.
+ */
 export async function exec(containerId: string, command: string): Promise<string> {
-  return (await run('docker', ['exec', containerId, 'sh', '-c', command])).stdout;
+  return (await run('docker', ['exec', containerId, 'sh', '-c', command], { timeoutMs: 10_000 })).stdout;
 }
 
 export interface ServiceDef {

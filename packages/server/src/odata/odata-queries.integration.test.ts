@@ -161,6 +161,61 @@ for (const testDb of testDatabases()) {
       }
     });
 
+    test('$orderby through navigations to one row; through a navigation to many rows it is a 400', async () => {
+      const { a } = t;
+      const db = t.server.app.flotilla.db;
+      const seeded = await seedDevices(db, a.fleetId, 3, (i) => ({ name: `order-${2 - i}` }));
+      const devices = await db
+        .selectFrom('devices')
+        .select(['id', 'name'])
+        .where(
+          'uuid',
+          'in',
+          seeded.map((d) => d.uuid),
+        )
+        .execute();
+      const now = new Date().toISOString();
+      await db
+        .insertInto('env_vars')
+        .values(
+          devices.map((d) => ({
+            fleet_id: a.fleetId,
+            device_id: d.id,
+            name: 'ORDERED',
+            value: d.name,
+            created_at: now,
+          })),
+        )
+        .execute();
+      try {
+        const read = async (orderby: string) => {
+          const res = await t.call(
+            'GET',
+            `/v7/device_environment_variable?$select=value&$filter=${q("name eq 'ORDERED'")}&$orderby=${q(orderby)}`,
+            { key: a.apiKey },
+          );
+          assert.equal(res.status, 200, `${orderby}: ${res.text}`);
+          return res.data.d.map((v: { value: string }) => v.value);
+        };
+        assert.deepEqual(await read('device/device_name desc'), ['order-2', 'order-1', 'order-0']);
+        assert.deepEqual(await read('device/device_name asc'), ['order-0', 'order-1', 'order-2']);
+        // Two hops (the same fleet for every row), then the name.
+        assert.deepEqual(await read('device/belongs_to__application/slug desc,device/device_name desc'), [
+          'order-2',
+          'order-1',
+          'order-0',
+        ]);
+        for (const orderby of ['owns__device/uuid', 'device/device_tag/tag_key', 'device/nope', 'nope/id']) {
+          const res = await t.call('GET', `/v7/application?$orderby=${q(orderby)}`, { key: a.apiKey });
+          assert.equal(res.status, 400, `${orderby}: ${res.text}`);
+          assert.equal(res.headers.get(ERROR_CODE_HEADER), 'INVALID_ODATA_QUERY', orderby);
+        }
+      } finally {
+        await db.deleteFrom('env_vars').where('name', '=', 'ORDERED').execute();
+        await db.deleteFrom('devices').where('name', 'like', 'order-%').execute();
+      }
+    });
+
     test('a 5,000-device fleet with tags: the SDK-style list and its expands answer within bounds', async () => {
       const { a, b } = t;
       const db = t.server.app.flotilla.db;

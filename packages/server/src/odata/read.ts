@@ -49,10 +49,27 @@ function selectedFields(resource: Resource, options: QueryOptions): string[] {
   return names;
 }
 
-function orderSql(resource: Resource, alias: string, options: QueryOptions): RawBuilder<unknown> {
+/**
+ * The SQL of an `$orderby` path: a field of the row, or of a row reached through to-one navigations (a correlated
+ * subquery per hop, each carrying the target's scope: a row the caller may not read sorts as null, never by its
+ * value).
+ */
+function orderKey(resource: Resource, alias: string, path: string[], scope: Scope): RawBuilder<unknown> {
+  const [name, ...rest] = path as [string, ...string[]];
+  if (rest.length === 0) return fieldOf(resource, name).sql(alias);
+  const navigation = resource.navigations[name];
+  if (navigation && !navigation.idField)
+    throw invalidQuery(`"${name}" leads to many rows: $orderby follows only navigations to one row`);
+  const next = follow(resource, name, alias, scope);
+  return sql`(select ${orderKey(next.resource, next.alias, rest, scope)} from ${next.resource.from} as ${sql.id(
+    next.alias,
+  )} where ${next.condition})`;
+}
+
+function orderSql(resource: Resource, alias: string, options: QueryOptions, scope: Scope): RawBuilder<unknown> {
   const parts = (options.orderby ?? []).map((o) => {
-    if (o.path.length !== 1) throw invalidQuery('$orderby takes fields of the resource itself');
-    return sql`${fieldOf(resource, o.path[0] as string).sql(alias)} ${sql.raw(o.descending ? 'desc' : 'asc')}`;
+    if (o.path.length > 4) throw invalidQuery('$orderby follows at most 3 navigations');
+    return sql`${orderKey(resource, alias, o.path, scope)} ${sql.raw(o.descending ? 'desc' : 'asc')}`;
   });
   // INVARIANT: a total order, so pages ($top/$skip) neither repeat nor skip rows.
   if (resource.fields.id) parts.push(sql`${resource.fields.id.sql(alias)} asc`);
@@ -72,7 +89,7 @@ async function runLevel(db: Db, caller: Caller, level: Level, options: QueryOpti
   if (level.parent) columns.push(sql`${level.parent} as ${sql.id('__parent')}`);
   const top = options.top ?? MAX_TOP;
   const skip = options.skip ?? 0;
-  const order = orderSql(resource, alias, options);
+  const order = orderSql(resource, alias, options, scope);
   const base = sql`from ${level.from} where ${and(where)}`;
   const query = level.parent
     ? sql<Row>`select * from (select ${sql.join(columns)}, row_number() over (partition by ${level.parent} order by ${order}) as ${sql.id(
