@@ -49,7 +49,7 @@ async function uuidOf(h: Harness): Promise<string> {
  * finish going back to release 1 from what it persisted, keep the volume, report the rollback, and never bring
  * release 2 back.
  */
-describe('self-rollback survives kill -9', { concurrency: true }, () => {
+describe('self-rollback survives kill -9', () => {
   for (const when of ['soak', 'rollback'] as const) {
     it(`during the ${when}`, async () => {
       const h = await harness();
