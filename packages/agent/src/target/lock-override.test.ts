@@ -21,7 +21,8 @@ describe('overrideLockConfigured()', () => {
 
 /**
  * Each case is a chain of events on one ForcedUpdate and the expected `active()` after each. Events: `request@t`
- * (managed: a fetch is coming), `requestLocal@t` (unmanaged), `poll@t` (a poll that started at t ended), `pass` (a
+ * (managed: a fetch is coming), `requestLocal@t` (unmanaged), `poll@t` or `poll@t:K` (a poll that started at t ended
+ * with target K stored, A by default), `pass` (a
  * pass claims, then converges), `pass:waiting` (a pass claims and ends without converging), `race` (a pass claims,
  * a new request comes at 50, then the pass converges).
  */
@@ -44,16 +45,32 @@ describe('ForcedUpdate', () => {
       events: ['request@10', 'poll@20', 'race', 'poll@60', 'pass'],
       active: [true, true, true, true, false],
     },
+    {
+      name: 'the same target fetched again keeps the override until a pass converges',
+      events: ['request@10', 'poll@20', 'pass:waiting', 'poll@30', 'pass'],
+      active: [true, true, true, true, false],
+    },
+    {
+      name: 'another target fetched after the forced one ends the request: a force is for one target',
+      events: ['request@10', 'poll@20:A', 'pass:waiting', 'poll@30:B', 'pass'],
+      active: [true, true, true, false, false],
+    },
+    {
+      name: 'a poll that started before the request does not fix its target',
+      events: ['request@10', 'poll@5:A', 'poll@20:B', 'pass'],
+      active: [true, true, true, false],
+    },
   ];
   for (const c of cases)
     it(c.name, () => {
       const force = new ForcedUpdate();
       const seen = c.events.map((event) => {
-        const [kind, at] = event.split('@');
-        const t = Number(at);
+        const [kind, at = ''] = event.split('@');
+        const [time, key = 'A'] = at.split(':');
+        const t = Number(time);
         if (kind === 'request') force.requested(t, false);
         else if (kind === 'requestLocal') force.requested(t, true);
-        else if (kind === 'poll') force.polled(t);
+        else if (kind === 'poll') force.polled(t, key);
         else if (kind === 'pass') force.settle(force.claim(), true);
         else if (kind === 'pass:waiting') force.settle(force.claim(), false);
         else if (kind === 'race') {

@@ -11,11 +11,14 @@ export function overrideLockConfigured(device: TargetDevice | undefined): boolea
 export interface ForceRequest {
   readonly requestedAt: number;
   polled: boolean;
+  /** The target (its key) the first fetch after the request brought: the one this request forces. */
+  target?: string;
 }
 
 /**
- * A forced update (`triggerUpdate({force: true})`) overrides update locks until a pass converges on a target
- * fetched after the request.
+ * A forced update (`triggerUpdate({force: true})`) overrides update locks and the update window until a pass
+ * converges on the target fetched after the request, and for that target only: once a later fetch brings another
+ * target, the request is over (a force applies what was there when it was asked for, not every release after it).
  * INVARIANT: a pass that started before that fetch finished cannot settle the request, so a pass racing the fetch
  * cannot consume the override meant for the new target.
  */
@@ -32,9 +35,19 @@ export class ForcedUpdate {
     return this.request !== undefined;
   }
 
-  /** A poll that started at `startedAt` finished: a request made before it has its target now. */
-  polled(startedAt: number): void {
-    if (this.request && startedAt >= this.request.requestedAt) this.request.polled = true;
+  /**
+   * A poll that started at `startedAt` finished with the target `key` stored: a request made before it has its
+   * target now; one that had its target already and sees another one ends.
+   */
+  polled(startedAt: number, key: string): void {
+    const request = this.request;
+    if (!request || startedAt < request.requestedAt) return;
+    if (request.target !== undefined && request.target !== key) {
+      this.request = undefined;
+      return;
+    }
+    request.polled = true;
+    request.target = key;
   }
 
   /** Before a pass: the request that pass may settle (only one whose target was fetched). */

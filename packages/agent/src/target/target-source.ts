@@ -95,7 +95,7 @@ export class TargetSource {
 
   /** A poll finished; returns true when what the report says changed (rejected releases cleared). */
   polled(poll: { ok: boolean; startedAt: number }): boolean {
-    this.force.polled(poll.startedAt);
+    this.force.polled(poll.startedAt, this.key());
     // A successful poll (new or unchanged target) means the control plane serves a valid target again.
     if (!poll.ok || Object.keys(this.rejectedReleases).length === 0) return false;
     this.rejectedReleases = {};
