@@ -146,6 +146,46 @@ async function storedDelta(h: Harness) {
   return { root, pairFile, pair, file: join(root, 'sha256', hex.slice(0, 2), hex) };
 }
 
+/** What the agent logged, one record per line. */
+interface LogRecord {
+  msg?: string;
+  err?: string;
+  freedBytes?: number;
+  baseLayersFromCache?: number;
+}
+
+/**
+ * A pair pushed and release A running, with the folder `mountPoint(h)` on a tmpfs of `size` (a device short of
+ * disk) and the agent's log kept in `records`; everything is taken down afterwards.
+ */
+async function withSmallDisk(
+  mountPoint: (h: Harness) => string,
+  size: string,
+  body: (ctx: { h: Harness; pair: Pair; records: LogRecord[]; uuid: string }) => Promise<void>,
+): Promise<void> {
+  const h = await harness();
+  let pair: Pair | undefined;
+  let agent: Awaited<ReturnType<typeof startHarnessAgent>> | undefined;
+  const dir = mountPoint(h);
+  await mkdir(dir, { recursive: true });
+  await run('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0700`, 'tmpfs', dir]);
+  try {
+    pair = await pushPair(h, randomBytes(4).toString('hex'));
+    const records: LogRecord[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => void records.push(JSON.parse(line)) });
+    agent = await startHarnessAgent(h, { deltaPendingLimitMs: 30_000, logger });
+    const uuid = agent.state().uuid;
+    const commitA = await h.cp.release({ services: { main: { image: pair.a } } });
+    await waitFor('release A running', () => reportedDone(h, uuid, commitA), { timeoutMs: 60_000 });
+    await body({ h, pair, records, uuid });
+  } finally {
+    await agent?.stop();
+    await cleanup(h.namespace, pairImages(pair));
+    await run('umount', [dir]).catch(() => undefined);
+    await h.remove();
+  }
+}
+
 describe('delta updates', { timeout: 480_000 }, () => {
   it('moves A → B by delta: the image ID is the registry’s, no layer of B is pulled, the bytes saved are counted', () =>
     withPair(async (h, pair, start) => {
@@ -313,113 +353,90 @@ describe('delta updates', { timeout: 480_000 }, () => {
       );
     }));
 
-  it('a device without the free disk for the rebuild says INSUFFICIENT_DISK and keeps running its release', {
-    skip: process.getuid?.() === 0 ? false : 'mounting a small tmpfs needs root',
-  }, async () => {
-    const h = await harness();
-    const nonce = randomBytes(4).toString('hex');
-    let pair: Pair | undefined;
-    let agent: Awaited<ReturnType<typeof startHarnessAgent>> | undefined;
-    // The agent's delta folder on a 256 KiB filesystem: the rebuild of a 1 MiB layer needs several MiB.
-    const deltas = join(h.dataDir, 'deltas');
-    await mkdir(deltas, { recursive: true });
-    await run('mount', ['-t', 'tmpfs', '-o', 'size=256k,mode=0700', 'tmpfs', deltas]);
-    try {
-      pair = await pushPair(h, nonce);
-      // The agent's log, where it says why it does not update (its pass errors are logged, not reported).
-      const records: Array<{ msg?: string; err?: string }> = [];
-      const logger = pino({ level: 'info' }, { write: (line: string) => void records.push(JSON.parse(line)) });
-      agent = await startHarnessAgent(h, { deltaPendingLimitMs: 30_000, logger });
-      const uuid = agent.state().uuid;
-      const commitA = await h.cp.release({ services: { main: { image: pair.a } } });
-      await waitFor('release A running', () => reportedDone(h, uuid, commitA), { timeoutMs: 60_000 });
-      const pullsBefore = h.cp.tap.pullsStarted;
-      await h.cp.release({ services: { main: { image: pair.b } } });
-      const refused = await waitFor(
-        'a pass refused for want of disk',
-        () => records.find((r) => r.msg === 'reconcile pass failed' && r.err?.includes('not enough space to update')),
-        { timeoutMs: 60_000 },
-      );
-      assert.match(refused.err ?? '', /MB needed in .*deltas, \d+ MB free; the running release is kept/);
-      const [container] = (await ourContainers(h.namespace)).filter((c) => c.State === 'running');
-      assert.equal(container?.ImageID, pair.aId, 'release A still runs');
-      assert.equal(h.cp.tap.pullsStarted, pullsBefore, 'B was not pulled instead');
-      assert.equal(h.cp.tap.deltaDownloads.length, 0, 'no delta byte was downloaded');
-      const local = await docker
-        .getImage(pair.b)
-        .inspect()
-        .then(
-          () => true,
-          () => false,
-        );
-      assert.equal(local, false, 'B is not on the device');
-    } finally {
-      await agent?.stop();
-      await run('umount', [deltas]).catch(() => undefined);
-      await cleanup(h.namespace, pairImages(pair));
-      await h.remove();
-    }
-  });
+  it(
+    'a device without the free disk for the rebuild says INSUFFICIENT_DISK and keeps running its release',
+    {
+      skip: process.getuid?.() === 0 ? false : 'mounting a small tmpfs needs root',
+    },
+    () =>
+      // The agent's delta folder on a 256 KiB filesystem: the rebuild of a 1 MiB layer needs several MiB.
+      withSmallDisk(
+        (h) => join(h.dataDir, 'deltas'),
+        '256k',
+        async ({ h, pair, records }) => {
+          const pullsBefore = h.cp.tap.pullsStarted;
+          await h.cp.release({ services: { main: { image: pair.b } } });
+          const refused = await waitFor(
+            'a pass refused for want of disk',
+            () =>
+              records.find((r) => r.msg === 'reconcile pass failed' && r.err?.includes('not enough space to update')),
+            { timeoutMs: 60_000 },
+          );
+          assert.match(refused.err ?? '', /MB needed in .*deltas, \d+ MB free; the running release is kept/);
+          const [container] = (await ourContainers(h.namespace)).filter((c) => c.State === 'running');
+          assert.equal(container?.ImageID, pair.aId, 'release A still runs');
+          assert.equal(h.cp.tap.pullsStarted, pullsBefore, 'B was not pulled instead');
+          assert.equal(h.cp.tap.deltaDownloads.length, 0, 'no delta byte was downloaded');
+          const local = await docker
+            .getImage(pair.b)
+            .inspect()
+            .then(
+              () => true,
+              () => false,
+            );
+          assert.equal(local, false, 'B is not on the device');
+        },
+      ),
+  );
 
-  it('a disk short only for what the layer cache holds: the cache gives up its oldest entries and the update goes by delta', {
-    skip: process.getuid?.() === 0 ? false : 'mounting a small tmpfs needs root',
-  }, async () => {
-    const h = await harness();
-    const nonce = randomBytes(4).toString('hex');
-    let pair: Pair | undefined;
-    let agent: Awaited<ReturnType<typeof startHarnessAgent>> | undefined;
-    // The agent's whole data folder on a 16 MiB filesystem, as on a device whose data partition is nearly full.
-    await mkdir(h.dataDir, { recursive: true });
-    await run('mount', ['-t', 'tmpfs', '-o', 'size=16m,mode=0700', 'tmpfs', h.dataDir]);
-    try {
-      pair = await pushPair(h, nonce);
-      const records: Array<{ msg?: string; freedBytes?: number; baseLayersFromCache?: number }> = [];
-      const logger = pino({ level: 'info' }, { write: (line: string) => void records.push(JSON.parse(line)) });
-      agent = await startHarnessAgent(h, { deltaPendingLimitMs: 30_000, logger });
-      const uuid = agent.state().uuid;
-      const commitA = await h.cp.release({ services: { main: { image: pair.a } } });
-      await waitFor('release A running', () => reportedDone(h, uuid, commitA), { timeoutMs: 60_000 });
-      // Old entries (a day unused) fill the disk until 2.5 MiB are free: less than the rebuild of B's 1 MiB layer
-      // needs (the rest of the delta, three copies of the layer and the cache's own), so without the cache giving
-      // up some, this update would be refused for want of disk.
-      const cacheDir = join(h.dataDir, 'layer-cache');
-      const ours = new Set(await readdir(cacheDir));
-      assert.ok(ours.size > 0, 'the pull of A left its layers in the cache');
-      const MiB = 1024 * 1024;
-      const junk: string[] = [];
-      const dayAgo = new Date(Date.now() - 86_400_000);
-      for (let left = (await freeBytes(h.dataDir)) - 2.5 * MiB; left > 0; left -= MiB) {
-        const name = `${createHash('sha256').update(`junk ${junk.length}`).digest('hex')}.tar`;
-        await writeFile(join(cacheDir, name), randomBytes(Math.min(MiB, left)));
-        await utimes(join(cacheDir, name), dayAgo, dayAgo);
-        junk.push(name);
-      }
-      const commitB = await h.cp.release({ services: { main: { image: pair.b } } });
-      await waitFor('release B running', () => reportedDone(h, uuid, commitB), { timeoutMs: 90_000 });
-      const [container] = (await ourContainers(h.namespace)).filter((c) => c.State === 'running');
-      assert.equal(container?.ImageID, pair.bId);
-      assert.equal(await metric(h, 'flotilla_delta_outcomes_total', '{outcome="applied"}'), 1, 'B came by delta');
-      const shrunk = records.find((r) => r.msg === 'layer cache shrunk to make room for an update');
-      assert.ok(shrunk?.freedBytes && shrunk.freedBytes >= MiB, 'the cache gave up entries');
-      const left = new Set(await readdir(cacheDir));
-      const junkLeft = junk.filter((name) => left.has(name)).length;
-      assert.ok(
-        junkLeft > 0 && junkLeft < junk.length,
-        `only what was needed went (${junkLeft} of ${junk.length} left)`,
-      );
-      assert.ok(
-        [...ours].every((name) => left.has(name)),
-        'the least recently used went first: A’s layers stayed',
-      );
-      const applied = records.find((r) => r.msg === 'image rebuilt from a delta');
-      assert.ok((applied?.baseLayersFromCache ?? 0) > 0, 'and the apply read them from the cache');
-    } finally {
-      await agent?.stop();
-      await cleanup(h.namespace, pairImages(pair));
-      await run('umount', [h.dataDir]).catch(() => undefined);
-      await h.remove();
-    }
-  });
+  it(
+    'a disk short only for what the layer cache holds: the cache gives up its oldest entries and the update goes by delta',
+    {
+      skip: process.getuid?.() === 0 ? false : 'mounting a small tmpfs needs root',
+    },
+    () =>
+      // The agent's whole data folder on a 16 MiB filesystem, as on a device whose data partition is nearly full.
+      withSmallDisk(
+        (h) => h.dataDir,
+        '16m',
+        async ({ h, pair, records, uuid }) => {
+          // Old entries (a day unused) fill the disk until 2.5 MiB are free: less than the rebuild of B's 1 MiB layer
+          // needs (the rest of the delta, three copies of the layer and the cache's own), so without the cache giving
+          // up some, this update would be refused for want of disk.
+          const cacheDir = join(h.dataDir, 'layer-cache');
+          const ours = new Set(await readdir(cacheDir));
+          assert.ok(ours.size > 0, 'the pull of A left its layers in the cache');
+          const MiB = 1024 * 1024;
+          const junk: string[] = [];
+          const dayAgo = new Date(Date.now() - 86_400_000);
+          for (let left = (await freeBytes(h.dataDir)) - 2.5 * MiB; left > 0; left -= MiB) {
+            const name = `${createHash('sha256').update(`junk ${junk.length}`).digest('hex')}.tar`;
+            await writeFile(join(cacheDir, name), randomBytes(Math.min(MiB, left)));
+            await utimes(join(cacheDir, name), dayAgo, dayAgo);
+            junk.push(name);
+          }
+          const commitB = await h.cp.release({ services: { main: { image: pair.b } } });
+          await waitFor('release B running', () => reportedDone(h, uuid, commitB), { timeoutMs: 90_000 });
+          const [container] = (await ourContainers(h.namespace)).filter((c) => c.State === 'running');
+          assert.equal(container?.ImageID, pair.bId);
+          assert.equal(await metric(h, 'flotilla_delta_outcomes_total', '{outcome="applied"}'), 1, 'B came by delta');
+          const shrunk = records.find((r) => r.msg === 'layer cache shrunk to make room for an update');
+          assert.ok(shrunk?.freedBytes && shrunk.freedBytes >= MiB, 'the cache gave up entries');
+          const left = new Set(await readdir(cacheDir));
+          const junkLeft = junk.filter((name) => left.has(name)).length;
+          assert.ok(
+            junkLeft > 0 && junkLeft < junk.length,
+            `only what was needed went (${junkLeft} of ${junk.length} left)`,
+          );
+          assert.ok(
+            [...ours].every((name) => left.has(name)),
+            'the least recently used went first: A’s layers stayed',
+          );
+          const applied = records.find((r) => r.msg === 'image rebuilt from a delta');
+          assert.ok((applied?.baseLayersFromCache ?? 0) > 0, 'and the apply read them from the cache');
+        },
+      ),
+  );
 
   it('an agent killed (-9) mid-download resumes the delta from the bytes on disk when it starts again', async () => {
     const h = await harness();
