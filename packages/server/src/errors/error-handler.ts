@@ -66,12 +66,13 @@ export function toErrorBody(error: unknown): { status: number; body: ErrorBody; 
 }
 
 /**
- * The paths balena's clients call (the OData layer, `/actor/`, `/config`, balenaOS's `/os/`). Their errors are
+ * The paths balena's clients call (the OData layer, `/actor/`, `/config`, balenaOS's `/os/`, and `/device/register`,
+ * which balena-register-device reports with the body as its message). Their errors are
  * answered in plain text, `<message> (<CODE>)`, with the code also in ERROR_CODE_HEADER: pinejs-client-fetch (the
  * Supervisor's client) prints `Request error: ${body}` of the parsed body, so a JSON object prints as
  * `[object Object]`; balena-request (balena-sdk, balena CLI) prints a text body as it is.
  */
-const BALENA_CLIENT_PATH = /^\/(v6|v7|actor|config|os)(\/|\?|$)/;
+const BALENA_CLIENT_PATH = /^\/(v6|v7|actor|config|os|device\/register)(\/|\?|$)/;
 
 /** Whether errors on this request URL (path and query) are answered in plain text for balena's clients. */
 export function isBalenaClientPath(url: string): boolean {

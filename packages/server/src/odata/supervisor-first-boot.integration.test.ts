@@ -45,6 +45,14 @@ for (const testDb of testDatabases()) {
       );
       assert.equal(own.status, 200, own.text);
       assert.deepEqual(own.data.d, [{ id: registered.id, uuid, is_of__device_type: [{ slug: 'raspberrypi4-64' }] }]);
+      // Refusals reach the Supervisor's log as the error's message, made of the answer's body: it must be text that
+      // says why (a JSON body printed as `Request error: [object Object]`).
+      const refused = (status: number, code: RegExp) => (error: Error & { statusCode?: number }) => {
+        assert.equal(error.statusCode, status);
+        assert.match(error.message, code);
+        assert.doesNotMatch(error.message, /object Object/);
+        return true;
+      };
       await assert.rejects(
         register({
           applicationId: a.fleetId,
@@ -53,6 +61,18 @@ for (const testDb of testDatabases()) {
           provisioningApiKey: 'x'.repeat(32),
           apiEndpoint: t.url,
         }),
+        refused(401, /^Request error: \w.* \(UNAUTHENTICATED\)$/),
+      );
+      await assert.rejects(
+        register({
+          applicationId: a.fleetId,
+          uuid,
+          deviceType: 'raspberrypi4-64',
+          provisioningApiKey: a.provisioningKey,
+          deviceApiKey: generateKey(),
+          apiEndpoint: t.url,
+        }),
+        refused(409, /^Request error: \w.* \([A-Z_]+\)$/),
       );
     });
 

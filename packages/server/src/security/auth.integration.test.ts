@@ -6,6 +6,7 @@ import { testDatabases } from '@flotilla/testkit';
 import type { TestDatabase } from '@flotilla/testkit';
 import { startServer } from '../server.js';
 import type { RunningServer } from '../server.js';
+import { answerData } from '../testing/answer-data.js';
 
 /**
  * Attacks on identity and tenancy against a live server on loopback. Requests can come from two addresses:
@@ -38,12 +39,7 @@ function call(
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
         const text = Buffer.concat(chunks).toString('utf8');
-        let data: unknown;
-        try {
-          data = text ? JSON.parse(text) : undefined;
-        } catch {
-          data = text;
-        }
+        const data = answerData(text, (name) => res.headers[name]);
         resolve({ status: res.statusCode ?? 0, headers: res.headers, data });
       });
     });

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
-import { Agent, request } from 'node:http';
+import { Agent, type IncomingHttpHeaders, request } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { testDatabases } from '@flotilla/testkit';
+import { answerData } from '../testing/answer-data.js';
 import { AttackTally, basicAuth } from '../testing/attacks.js';
 import { liveServerWithDevice, postDeviceLogs, type LiveDevice } from '../testing/live-server.js';
 import { httpCall } from '../testing/tenants.js';
@@ -21,7 +22,7 @@ function sendBig(
   body: Buffer,
   chunked: boolean,
   agent?: Agent,
-): Promise<{ status: number; text: string; ms: number; connection: string | undefined }> {
+): Promise<{ status: number; text: string; ms: number; connection: string | undefined; headers: IncomingHttpHeaders }> {
   const started = Date.now();
   return new Promise((resolve) => {
     let answered = false;
@@ -44,13 +45,14 @@ function sendBig(
           text,
           ms: Date.now() - started,
           connection: res.headers.connection,
+          headers: res.headers,
         });
         res.on('end', () => resolve(answer(Buffer.concat(chunks).toString())));
         res.on('error', () => resolve(answer('')));
       },
     );
     req.on('error', () => {
-      if (!answered) resolve({ status: 0, text: '', ms: Date.now() - started, connection: undefined });
+      if (!answered) resolve({ status: 0, text: '', ms: Date.now() - started, connection: undefined, headers: {} });
     });
     let offset = 0;
     const writeMore = () => {
@@ -123,7 +125,8 @@ for (const testDb of testDatabases()) {
       for (const [method, path, headers] of targets) {
         for (const chunked of [false, true]) {
           const res = await sendBig(live.server.url, method, path, headers, big, chunked);
-          const code = res.text ? (JSON.parse(res.text) as { error?: { code?: string } }).error?.code : undefined;
+          const code = (answerData(res.text, (name) => res.headers[name]) as { error?: { code?: string } } | undefined)
+            ?.error?.code;
           tally.record(
             res.status === 413 && code === 'PAYLOAD_TOO_LARGE',
             `${method} ${path} ${chunked ? 'chunked' : 'with length'} → ${res.status} ${res.text.slice(0, 200)}`,

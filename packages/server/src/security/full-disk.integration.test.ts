@@ -9,7 +9,7 @@ import { describe, test } from 'node:test';
 import SqliteDatabase from 'better-sqlite3';
 import { tempDir, testDatabases, waitFor } from '@flotilla/testkit';
 import { startServer } from '../server.js';
-import { liveServerWithDevice, postDeviceLogs } from '../testing/index.js';
+import { answerData, liveServerWithDevice, postDeviceLogs } from '../testing/index.js';
 
 const MB = 1024 * 1024;
 
@@ -51,12 +51,7 @@ function exchange(
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
         const text = Buffer.concat(chunks).toString();
-        let data: unknown;
-        try {
-          data = text ? JSON.parse(text) : undefined;
-        } catch {
-          data = text;
-        }
+        const data = answerData(text, (name) => res.headers[name]);
         resolve({ status: res.statusCode ?? 0, data, headers: res.headers });
       });
     });

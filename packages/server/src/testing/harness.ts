@@ -2,6 +2,7 @@ import { generateDeviceUuid, generateKey } from '@flotilla/protocol';
 import type { TestDatabase } from '@flotilla/testkit';
 import type { LightMyRequestResponse } from 'fastify';
 import { buildApp } from '../app.js';
+import { answerData } from './answer-data.js';
 import type { AppOptions, FlotillaApp } from '../app.js';
 import { bootstrapAdmin } from '../auth/bootstrap.js';
 import { openDatabase, type OpenedDatabase } from '../db/database.js';
@@ -42,12 +43,7 @@ export async function harness(testDb: TestDatabase, options: Partial<AppOptions>
       },
       ...(body === undefined ? {} : { payload: typeof body === 'string' ? body : JSON.stringify(body) }),
     });
-    let data: unknown;
-    try {
-      data = response.body ? JSON.parse(response.body) : undefined;
-    } catch {
-      data = undefined;
-    }
+    const data = answerData(response.body, (name) => response.headers[name] as string | undefined, false);
     return Object.assign(response, { data }) as Awaited<ReturnType<Harness['call']>>;
   };
   return {

@@ -8,3 +8,4 @@ export * from './tenants.js';
 export * from './stream-device.js';
 export * from './seed-devices.js';
 export * from './simulated-device.js';
+export * from './answer-data.js';

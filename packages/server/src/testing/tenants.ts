@@ -3,6 +3,7 @@ import { generateDeviceUuid, generateKey } from '@flotilla/protocol';
 import type { TestDatabase } from '@flotilla/testkit';
 import { tempDir } from '@flotilla/testkit';
 import { startServer, type RunningServer } from '../server.js';
+import { answerData } from './answer-data.js';
 import { basicAuth } from './attacks.js';
 import { pushTinyImage, type PushedImage } from './registry-client.js';
 
@@ -42,12 +43,7 @@ export async function httpCall(
     ...(o.signal ? { signal: o.signal } : {}),
   });
   const text = await response.text();
-  let data: unknown;
-  try {
-    data = text ? JSON.parse(text) : undefined;
-  } catch {
-    data = undefined;
-  }
+  const data = answerData(text, (name) => response.headers.get(name), false);
   return { status: response.status, data, text, headers: response.headers };
 }
 
