@@ -16,13 +16,15 @@ export type ResourceName =
   | 'release'
   | 'device_tag'
   | 'service'
+  | 'service_install'
   | 'image'
   | 'release_image'
   | 'application_environment_variable'
   | 'application_config_variable'
   | 'device_environment_variable'
   | 'device_config_variable'
-  | 'service_environment_variable';
+  | 'service_environment_variable'
+  | 'device_service_environment_variable';
 
 export type FieldType = 'integer' | 'text' | 'boolean' | 'number' | 'datetime';
 export type Expr = (alias: string) => RawBuilder<unknown>;

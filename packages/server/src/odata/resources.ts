@@ -3,8 +3,8 @@ import { sql } from 'kysely';
 import { ONLINE_WINDOW_MS } from '../fleets/fleets.js';
 import { FALSE, TRUE, fleetVisible, inIds, orgsOf } from './caller.js';
 import { type Expr, type Resource, type ResourceName, bool, col, constant, f, same } from './resource-model.js';
-import { image, releaseImage, service } from './service-resources.js';
-import { serviceVariable, variable } from './variable-resources.js';
+import { image, releaseImage, service, serviceInstall } from './service-resources.js';
+import { deviceServiceVariable, serviceVariable, variable } from './variable-resources.js';
 
 export type { Field, FieldType, Navigation, Resource, ResourceName } from './resource-model.js';
 
@@ -165,6 +165,8 @@ export const RESOURCES = {
       device_tag: { target: 'device_tag', join: same('id', 'device_id') },
       device_environment_variable: { target: 'device_environment_variable', join: same('id', 'device_id') },
       device_config_variable: { target: 'device_config_variable', join: same('id', 'device_id') },
+      // balena-sdk's device.serviceVar.* filters through it.
+      service_install: { target: 'service_install', join: same('id', 'device_id') },
     },
     alternateKeys: ['uuid'],
     scope: (a, caller, writing) =>
@@ -220,12 +222,14 @@ export const RESOURCES = {
           )})`,
   },
   service,
+  service_install: serviceInstall,
   image,
   release_image: releaseImage,
   application_environment_variable: variable('application', 'env_vars'),
   application_config_variable: variable('application', 'config_vars'),
   device_environment_variable: variable('device', 'env_vars'),
   service_environment_variable: serviceVariable,
+  device_service_environment_variable: deviceServiceVariable,
   device_config_variable: variable('device', 'config_vars'),
 } satisfies Record<ResourceName, Resource>;
 

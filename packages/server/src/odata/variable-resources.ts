@@ -1,7 +1,7 @@
 import { type SqlBool, sql } from 'kysely';
 import { FALSE, fleetVisible } from './caller.js';
 import { type Field, type Resource, col, f, same } from './resource-model.js';
-import { serviceIdOfVariable } from './service-resources.js';
+import { SERVICE_INSTALL_TABLE, installVariableJoin, serviceIdOfVariable } from './service-resources.js';
 
 /*
  * Environment and config variables. Every kind is rows of env_vars or config_vars, told apart by which of device_id
@@ -65,4 +65,34 @@ export const serviceVariable: Resource = {
   scope: (a, caller, writing) =>
     caller.kind === 'device' && writing ? FALSE : fleetVisible(sql.ref(`${a}.fleet_id`), caller, writing),
   where: (a) => sql<SqlBool>`${sql.ref(`${a}.device_id`)} is null and ${sql.ref(`${a}.service`)} is not null`,
+};
+
+/**
+ * A device's environment variable for one service (env_vars with a device and a service), as balena-sdk's
+ * `device.serviceVar.*` reads and writes it. Its service_install is the device's install of the fleet's service of
+ * that name; a variable set through /api/v1 for a service no release has yet has none (null) until one does.
+ * A device key reads its own and writes none.
+ */
+export const deviceServiceVariable: Resource = {
+  from: sql.table('env_vars'),
+  fields: {
+    ...variableFields,
+    service_install: f(
+      'integer',
+      (a) => sql`(select si.id from ${SERVICE_INSTALL_TABLE} as si where ${installVariableJoin('si', a)})`,
+    ),
+  },
+  navigations: {
+    service_install: {
+      target: 'service_install',
+      join: (s, t) => installVariableJoin(t, s),
+      idField: 'service_install',
+    },
+  },
+  alternateKeys: [],
+  scope: (a, caller, writing) => {
+    if (caller.kind === 'user') return fleetVisible(sql.ref(`${a}.fleet_id`), caller, writing);
+    return writing ? FALSE : sql<SqlBool>`${sql.ref(`${a}.device_id`)} = ${caller.deviceId}`;
+  },
+  where: (a) => sql<SqlBool>`${sql.ref(`${a}.device_id`)} is not null and ${sql.ref(`${a}.service`)} is not null`,
 };
