@@ -55,6 +55,11 @@ export const odataFleetEnvCreateSchema = z.strictObject({ application: id, name:
 export const odataFleetConfigCreateSchema = z.strictObject({ application: id, name: configName, value });
 /** A fleet's variable for one service (`service` is the service's id, as `GET /v7/service` lists them). */
 export const odataServiceEnvCreateSchema = z.strictObject({ service: id, name: envNameSchema, value });
+/**
+ * A device's variable for one service: `service_install` is the device's install of the service, as
+ * `GET /v7/service_install` lists them (balena-sdk's `device.serviceVar.set`).
+ */
+export const odataDeviceServiceEnvCreateSchema = z.strictObject({ service_install: id, name: envNameSchema, value });
 export const odataVariablePatchSchema = z.strictObject({ value });
 export const odataDeviceTagCreateSchema = z.strictObject({
   device: id,

@@ -170,6 +170,129 @@ for (const testDb of testDatabases()) {
       await assert.rejects(sdk.models.release.get(t.b.releaseId), /not found/i);
     });
 
+    // After the release test: this one adds a release (two services) to A's fleet.
+    test('device.serviceVar: set (twice), getAllByDevice, getAllByApplication, get, remove; only that service’s environment in the target; B’s device refused', async () => {
+      const { a, b } = t;
+      // Two services, so "that service only" can fail: a release of main and worker, the device pinned to it.
+      const digest = (c: string) => `registry.example/app@sha256:${c.repeat(64)}`;
+      const composition = { services: { main: { image: digest('a') }, worker: { image: digest('b') } } };
+      const release = await t.call('POST', `/api/v1/fleets/${a.slug}/releases`, {
+        key: a.token,
+        body: { composition, status: 'success' },
+      });
+      assert.equal(release.status, 201, release.text);
+      await sdk.models.device.pinToRelease(a.uuid, release.data.commit);
+      const environments = async () => {
+        const target = await t.call('GET', `/device/v3/${a.uuid}/state`, { key: a.deviceKey });
+        assert.equal(target.status, 200, target.text);
+        type Services = Record<string, { environment: Record<string, string> }>;
+        type Apps = Record<string, { releases: Record<string, { services: Services }> }>;
+        const [app] = Object.values(target.data[a.uuid].apps as Apps);
+        const services = app?.releases[release.data.commit]?.services;
+        assert.ok(services, target.text);
+        return { main: services.main?.environment ?? {}, worker: services.worker?.environment ?? {} };
+      };
+      try {
+        await sdk.models.device.serviceVar.set(a.uuid, 'main', 'SDK_DEVICE_SERVICE', 'one');
+        await sdk.models.device.serviceVar.set(a.uuid, 'main', 'SDK_DEVICE_SERVICE', 'two');
+        const [main] = await sdk.models.service.getAllByApplication(a.slug, {
+          $select: 'id',
+          $filter: { service_name: 'main' },
+        });
+        const byDevice = await sdk.models.device.serviceVar.getAllByDevice(a.uuid, {
+          $select: ['name', 'value'],
+          $expand: { service_install: { $select: ['device', 'installs__service'] } },
+        });
+        assert.deepEqual(byDevice, [
+          {
+            name: 'SDK_DEVICE_SERVICE',
+            value: 'two',
+            service_install: [{ device: { __id: a.deviceId }, installs__service: { __id: main!.id } }],
+          },
+        ]);
+        const byFleet = await sdk.models.device.serviceVar.getAllByApplication(a.slug);
+        assert.deepEqual(
+          byFleet.map((v) => [v.name, v.value]),
+          [['SDK_DEVICE_SERVICE', 'two']],
+        );
+        assert.equal(await sdk.models.device.serviceVar.get(a.uuid, 'main', 'SDK_DEVICE_SERVICE'), 'two');
+        assert.equal(await sdk.models.device.serviceVar.get(a.uuid, main!.id, 'SDK_DEVICE_SERVICE'), 'two');
+        assert.equal(await sdk.models.device.serviceVar.get(a.uuid, 'worker', 'SDK_DEVICE_SERVICE'), undefined);
+        // What the device runs: main's environment has it, worker's and the device-wide variables do not.
+        const env = await environments();
+        assert.equal(env.main.SDK_DEVICE_SERVICE, 'two');
+        assert.equal(env.worker.SDK_DEVICE_SERVICE, undefined);
+        const deviceVars = await sdk.models.device.envVar.getAllByDevice(a.uuid);
+        assert.ok(!deviceVars.some((v) => v.name === 'SDK_DEVICE_SERVICE'));
+        // The same rows as /api/v1's device variables for a service, both ways.
+        const listed = await t.call('GET', `/api/v1/devices/${a.uuid}/env`, { key: a.token });
+        assert.ok(
+          listed.data.items.some(
+            (v: { name: string; value: string; service: string | null }) =>
+              v.name === 'SDK_DEVICE_SERVICE' && v.value === 'two' && v.service === 'main',
+          ),
+          listed.text,
+        );
+        const viaApi = await t.call('POST', `/api/v1/devices/${a.uuid}/env`, {
+          key: a.token,
+          body: { name: 'API_DEVICE_SERVICE', value: 'w', service: 'worker' },
+        });
+        assert.equal(viaApi.status, 200, viaApi.text);
+        assert.equal(await sdk.models.device.serviceVar.get(a.uuid, 'worker', 'API_DEVICE_SERVICE'), 'w');
+        await sdk.models.device.serviceVar.remove(a.uuid, 'worker', 'API_DEVICE_SERVICE');
+        await sdk.models.device.serviceVar.remove(a.uuid, 'main', 'SDK_DEVICE_SERVICE');
+        assert.equal(await sdk.models.device.serviceVar.get(a.uuid, 'main', 'SDK_DEVICE_SERVICE'), undefined);
+        assert.deepEqual(await sdk.models.device.serviceVar.getAllByDevice(a.uuid), []);
+        assert.equal((await environments()).main.SDK_DEVICE_SERVICE, undefined);
+
+        // Tenant B's device: no install of it is found, by UUID or by its install's id, and nothing of B's is read.
+        await assert.rejects(sdk.models.device.serviceVar.set(b.uuid, 'main', 'SDK_DEVICE_SERVICE', 'x'), /not found/i);
+        await assert.rejects(sdk.models.device.serviceVar.getAllByDevice(b.uuid), /not found/i);
+        const theirs = await t.call(
+          'GET',
+          `/v7/service_install?$select=id&$filter=${encodeURIComponent(`device eq ${b.deviceId}`)}`,
+          {
+            key: b.apiKey,
+          },
+        );
+        const theirInstall = theirs.data.d[0].id as number;
+        const refused = await t.call('POST', '/v7/device_service_environment_variable', {
+          key: a.apiKey,
+          body: { service_install: theirInstall, name: 'SDK_DEVICE_SERVICE', value: 'x' },
+        });
+        assert.equal(refused.status, 404, refused.text);
+        assert.match(refused.text, /\(SERVICE_NOT_FOUND\)$/);
+        const theirVar = await t.call('POST', '/v7/device_service_environment_variable', {
+          key: b.apiKey,
+          body: { service_install: theirInstall, name: 'B_DEVICE_SERVICE', value: 'b secret' },
+        });
+        assert.equal(theirVar.status, 201, theirVar.text);
+        assert.deepEqual(theirVar.data.service_install, { __id: theirInstall });
+        const seen = await t.call('GET', '/v7/device_service_environment_variable', { key: a.apiKey });
+        assert.deepEqual(seen.data.d, []);
+        for (const method of ['PATCH', 'DELETE'])
+          await t.call(method, `/v7/device_service_environment_variable(${theirVar.data.id})`, {
+            key: a.apiKey,
+            ...(method === 'PATCH' ? { body: { value: 'pwned' } } : {}),
+          });
+        const still = await t.call('GET', `/v7/device_service_environment_variable(${theirVar.data.id})`, {
+          key: b.apiKey,
+        });
+        assert.deepEqual(
+          still.data.d.map((v: { value: string }) => v.value),
+          ['b secret'],
+        );
+        // A device key reads its own device's service variables and writes none.
+        const asDevice = await t.call('POST', '/v7/device_service_environment_variable', {
+          key: a.deviceKey,
+          body: { service_install: theirInstall, name: 'FROM_DEVICE', value: 'x' },
+        });
+        assert.equal(asDevice.status, 403, asDevice.text);
+      } finally {
+        await sdk.models.device.pinToRelease(a.uuid, a.releaseCommit);
+      }
+    });
+
     test('server errors print as their message and code: a not-found and a forbidden call', async () => {
       const failure = async (call: Promise<unknown>) => {
         const error = await call.then(

@@ -5,9 +5,24 @@ import { ERROR_CODE_HEADER, ODATA_ROUTES } from '@flotilla/protocol';
 import { testDatabases } from '@flotilla/testkit';
 import { type TwoTenants, twoTenants } from '../testing/tenants.js';
 
-const RESOURCES = ['device', 'application', 'release', 'device_tag', 'device_environment_variable', 'organization'];
-const FIELDS = ['id', 'uuid', 'device_name', 'belongs_to__application', 'slug', 'commit', 'status', 'name', 'value'];
-const NAVS = ['belongs_to__application', 'owns__device', 'owns__release', 'organization', 'device', 'application'];
+const RESOURCES = [
+  'device',
+  'application',
+  'release',
+  'device_tag',
+  'device_environment_variable',
+  'organization',
+  'service_install',
+  'device_service_environment_variable',
+];
+const FIELDS = [
+  ...['id', 'uuid', 'device_name', 'belongs_to__application', 'slug', 'commit', 'status', 'name', 'value'],
+  ...['device', 'installs__service', 'service_install', 'service_name'],
+];
+const NAVS = [
+  ...['belongs_to__application', 'owns__device', 'owns__release', 'organization', 'device', 'application'],
+  ...['service_install', 'installs__service', 'device_service_environment_variable'],
+];
 
 /** Filters built from real field and navigation names, aimed at tenant B's values, plus injection strings. */
 function filterArb(b: TwoTenants['b']): fc.Arbitrary<string> {
@@ -125,6 +140,7 @@ for (const testDb of testDatabases()) {
           `/api/v1/devices/${t.b.uuid}/tags`,
           `/api/v1/devices/${t.b.uuid}/config`,
           `/api/v1/fleets/${t.b.slug}/env`,
+          `/api/v1/devices/${t.b.uuid}/env`,
         ]) {
           const res = await t.call('GET', path, { key: t.b.token });
           assert.equal(res.status, 200, `${path}: ${res.text}`);
@@ -136,7 +152,14 @@ for (const testDb of testDatabases()) {
         );
         return JSON.stringify(parts);
       };
+      // B's device variable for a service (a device_service_environment_variable), among what must not change.
+      const seeded = await t.call('POST', `/api/v1/devices/${t.b.uuid}/env`, {
+        key: t.b.token,
+        body: { name: 'B_SERVICE_SECRET', value: 'b', service: 'main' },
+      });
+      assert.equal(seeded.status, 200, seeded.text);
       const before = await snapshot();
+      assert.match(before, /B_SERVICE_SECRET/);
       const writes = [
         ['PATCH', 'device', { device_name: 'pwned' }],
         ['PATCH', 'device_tag', { value: 'pwned' }],
@@ -144,6 +167,8 @@ for (const testDb of testDatabases()) {
         ['PATCH', 'device_config_variable', { value: 'pwned' }],
         ['DELETE', 'device_config_variable', undefined],
         ['DELETE', 'application_environment_variable', undefined],
+        ['PATCH', 'device_service_environment_variable', { value: 'pwned' }],
+        ['DELETE', 'device_service_environment_variable', undefined],
       ] as const;
       await fc.assert(
         fc.asyncProperty(

@@ -63,6 +63,115 @@ for (const testDb of testDatabases()) {
       }
     });
 
+    test('service installs: a device × a service of its fleet, filtered and expanded both ways; never another tenant’s', async () => {
+      const { a, b } = t;
+      const read = async (path: string, key = a.apiKey) => {
+        const res = await t.call('GET', path, { key });
+        assert.equal(res.status, 200, `${path}: ${res.text}`);
+        return res.data.d;
+      };
+      const [service] = await read(`/v7/service?$select=id,created_at&$filter=${q(`application eq ${a.fleetId}`)}`);
+      const [device] = await read(`/v7/device(${a.deviceId})?$select=created_at`);
+      // An install exists from when both its device and its service (its first release) do.
+      const createdAt = [device.created_at, service.created_at].sort()[1];
+      assert.ok(createdAt > device.created_at, 'the release was made after the device: the install’s time is its');
+      const serviceId = service.id as number;
+      // The id is the Cantor pairing of the device's and the service's ids (service-resources.ts).
+      const installId = ((a.deviceId + serviceId) * (a.deviceId + serviceId + 1)) / 2 + serviceId;
+      const expand = q('device($select=uuid),installs__service($select=service_name)');
+      assert.deepEqual(await read(`/v7/service_install?$filter=${q(`device eq ${a.deviceId}`)}&$expand=${expand}`), [
+        {
+          id: installId,
+          device: [{ uuid: a.uuid }],
+          installs__service: [{ service_name: 'main' }],
+          created_at: createdAt,
+        },
+      ]);
+      for (const filter of [
+        `device/uuid eq '${a.uuid}' and installs__service/service_name eq 'main'`,
+        `installs__service/any(s:s/service_name eq 'main') and device/any(d:d/belongs_to__application eq ${a.fleetId})`,
+        `id in (${installId}, 1, 2)`,
+      ])
+        assert.deepEqual(
+          await read(`/v7/service_install?$select=id&$filter=${q(filter)}`),
+          [{ id: installId }],
+          filter,
+        );
+      assert.deepEqual(await read(`/v7/device(${a.deviceId})?$select=id&$expand=${q('service_install($select=id)')}`), [
+        { id: a.deviceId, service_install: [{ id: installId }] },
+      ]);
+      assert.deepEqual(await read(`/v7/service(${serviceId})?$select=id&$expand=${q('service_install/$count')}`), [
+        { id: serviceId, service_install: 1 },
+      ]);
+      // A device key sees its own device's installs, by the same id.
+      assert.deepEqual(await read('/v7/service_install?$select=id', a.deviceKey), [{ id: installId }]);
+
+      // Its variables: a device variable for a service, as /api/v1 writes it, and one for a service no release has.
+      for (const [name, service] of [
+        ['INSTALLED', 'main'],
+        ['UNINSTALLED', 'ghost'],
+      ]) {
+        const res = await t.call('POST', `/api/v1/devices/${a.uuid}/env`, {
+          key: a.token,
+          body: { name, value: `${name} value`, service },
+        });
+        assert.equal(res.status, 200, res.text);
+      }
+      try {
+        const vars = await read(
+          `/v7/device_service_environment_variable?$select=name,value,service_install&$orderby=name desc&$expand=${q(
+            'service_install($select=id;$expand=installs__service($select=service_name))',
+          )}`,
+        );
+        assert.deepEqual(vars, [
+          { name: 'UNINSTALLED', value: 'UNINSTALLED value', service_install: [] },
+          {
+            name: 'INSTALLED',
+            value: 'INSTALLED value',
+            service_install: [{ id: installId, installs__service: [{ service_name: 'main' }] }],
+          },
+        ]);
+        const names = async (filter: string, key = a.apiKey) =>
+          (await read(`/v7/device_service_environment_variable?$select=name&$filter=${q(filter)}`, key)).map(
+            (v: { name: string }) => v.name,
+          );
+        assert.deepEqual(await names(`service_install eq ${installId}`), ['INSTALLED']);
+        assert.deepEqual(await names('service_install eq null'), ['UNINSTALLED']);
+        assert.deepEqual(await names(`service_install/any(si:si/device eq ${a.deviceId})`), ['INSTALLED']);
+        assert.deepEqual(await names(`service_install/installs__service/service_name eq 'main'`), ['INSTALLED']);
+        assert.deepEqual(await names(`startswith(name,'INST')`, a.deviceKey), ['INSTALLED']);
+        assert.deepEqual(
+          await read(
+            `/v7/service_install(${installId})?$select=id&$expand=${q('device_service_environment_variable($select=name)')}`,
+          ),
+          [{ id: installId, device_service_environment_variable: [{ name: 'INSTALLED' }] }],
+        );
+        // A device's service variables are not its device-wide variables, and the other way round.
+        assert.ok(
+          !(await read(`/v7/device_environment_variable?$select=name`)).some((v: { name: string }) =>
+            ['INSTALLED', 'UNINSTALLED'].includes(v.name),
+          ),
+        );
+        assert.ok(!(await names(`name eq '${a.envName}'`)).length);
+      } finally {
+        await t.server.app.flotilla.db
+          .deleteFrom('env_vars')
+          .where('name', 'in', ['INSTALLED', 'UNINSTALLED'])
+          .execute();
+      }
+
+      // Tenant B's installs: not by key, filter, lambda or expansion.
+      const [theirs] = await read(`/v7/service_install?$select=id&$filter=${q(`device eq ${b.deviceId}`)}`, b.apiKey);
+      for (const path of [
+        `/v7/service_install(${theirs.id})`,
+        `/v7/service_install?$filter=${q(`device eq ${b.deviceId}`)}`,
+        `/v7/service_install?$filter=${q(`device/uuid eq '${b.uuid}'`)}`,
+        `/v7/device?$filter=${q(`service_install/any(si:si/id eq ${theirs.id})`)}`,
+        `/v7/service?$filter=${q(`service_install/any(si:si/device eq ${b.deviceId})`)}`,
+      ])
+        for (const key of [a.apiKey, a.deviceKey]) assert.deepEqual(await read(path, key), [], path);
+    });
+
     test('$orderby, $top, $skip page without repeats; device types are public', async () => {
       const all = await t.call('GET', '/v7/device_type?$orderby=slug desc&$select=slug', { key: t.a.apiKey });
       const slugs = all.data.d.map((x: { slug: string }) => x.slug);

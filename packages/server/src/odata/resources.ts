@@ -1,74 +1,18 @@
 import { DEVICE_TYPES } from '@flotilla/protocol';
-import { type RawBuilder, type SqlBool, sql } from 'kysely';
+import { sql } from 'kysely';
 import { ONLINE_WINDOW_MS } from '../fleets/fleets.js';
-import { type Caller, type Condition, FALSE, TRUE, fleetVisible, inIds, orgsOf } from './caller.js';
+import { FALSE, TRUE, fleetVisible, inIds, orgsOf } from './caller.js';
+import { type Expr, type Resource, type ResourceName, bool, col, constant, f, same } from './resource-model.js';
+import { image, releaseImage, service, serviceInstall } from './service-resources.js';
+import { deviceServiceVariable, serviceVariable, variable } from './variable-resources.js';
+
+export type { Field, FieldType, Navigation, Resource, ResourceName } from './resource-model.js';
 
 /**
- * The allow-list: which balena resources, fields and navigations the OData layer serves, and the SQL each maps to.
- * INVARIANT: nothing outside this file names a table or column from a request; a name missing here is a 400.
+ * The allow-list: which balena resources, fields and navigations the OData layer serves, and the SQL each maps to
+ * (services and variables are in service-resources.ts and variable-resources.ts).
+ * INVARIANT: nothing outside the allow-list names a table or column from a request; a name missing here is a 400.
  */
-
-/** Every resource served: RESOURCES must have exactly these keys. */
-export type ResourceName =
-  | 'organization'
-  | 'user'
-  | 'device_type'
-  | 'application'
-  | 'device'
-  | 'release'
-  | 'device_tag'
-  | 'service'
-  | 'image'
-  | 'release_image'
-  | 'application_environment_variable'
-  | 'application_config_variable'
-  | 'device_environment_variable'
-  | 'device_config_variable'
-  | 'service_environment_variable';
-
-export type FieldType = 'integer' | 'text' | 'boolean' | 'number' | 'datetime';
-type Expr = (alias: string) => RawBuilder<unknown>;
-
-export interface Field {
-  type: FieldType;
-  sql: Expr;
-}
-
-export interface Navigation {
-  target: ResourceName;
-  /** The condition joining a row of the target (`target` alias) to the row it hangs off (`source` alias). */
-  join: (source: string, target: string) => Condition;
-  /** To-one: the field holding the target's id, shown as `{ "__id": n }` when not expanded. */
-  idField?: string;
-}
-
-export interface Resource {
-  from: RawBuilder<unknown>;
-  fields: Record<string, Field>;
-  navigations: Record<string, Navigation>;
-  /** Alternate keys usable as `resource(name='…')`. */
-  alternateKeys: string[];
-  /** Rows the caller may see (writing: may change). */
-  scope: (alias: string, caller: Caller, writing: boolean) => Condition;
-  /** Rows of the table that are this resource at all (fleet vs device variables share a table). */
-  where?: (alias: string) => Condition;
-}
-
-const col =
-  (name: string): Expr =>
-  (a) =>
-    sql.ref(`${a}.${name}`);
-const f = (type: FieldType, sqlOf: Expr): Field => ({ type, sql: sqlOf });
-// WARNING: a bare constant in ORDER BY is a column position (0 and 'text' are errors on PostgreSQL): cast it.
-const constant = (type: FieldType, value: number | string): Field => ({
-  type,
-  sql: () => sql`cast(${sql.lit(value)} as ${sql.raw(typeof value === 'number' ? 'integer' : 'text')})`,
-});
-const bool = (expr: Expr): Field => ({ type: 'boolean', sql: (a) => sql`(case when ${expr(a)} then 1 else 0 end)` });
-const same =
-  (local: string, remote = 'id') =>
-  (s: string, t: string): Condition =>
-    sql<SqlBool>`${sql.ref(`${t}.${remote}`)} = ${sql.ref(`${s}.${local}`)}`;
 
 // Device types are protocol constants, not a table: a fixed VALUES-like union, ids by position in the list.
 for (const slug of DEVICE_TYPES) if (!/^[a-z0-9-]+$/.test(slug)) throw new Error(`device type ${slug} is not a slug`);
@@ -80,84 +24,6 @@ const deviceTypeId =
   (slugColumn: Expr): Expr =>
   (a) =>
     sql`(select dt.id from ${DEVICE_TYPE_TABLE} as dt where dt.slug = ${slugColumn(a)})`;
-
-/*
- * Services and images. Flotilla keeps one row per service of a release (release_services), so an image (and its
- * release_image link) is that row, and a service is a fleet's service name, its id the smallest such row id.
- */
-const SERVICE_TABLE = sql`(select min(rs.id) as id, r.fleet_id as fleet_id, rs.name as service_name from release_services as rs join releases as r on r.id = rs.release_id group by r.fleet_id, rs.name)`;
-const serviceIdOf: Expr = (a) =>
-  sql`(select min(rs2.id) from release_services as rs2 join releases as r2 on r2.id = rs2.release_id where rs2.name = ${sql.ref(
-    `${a}.name`,
-  )} and r2.fleet_id = (select r3.fleet_id from releases as r3 where r3.id = ${sql.ref(`${a}.release_id`)}))`;
-const releaseServiceScope = (a: string, caller: Caller, writing: boolean): Condition =>
-  fleetVisible(sql`(select r.fleet_id from releases as r where r.id = ${sql.ref(`${a}.release_id`)})`, caller, writing);
-
-/** The service id (SERVICE_TABLE) of a fleet's per-service variable row: its fleet and service name. */
-const serviceIdOfVariable: Expr = (a) =>
-  sql`(select min(rs3.id) from release_services as rs3 join releases as r3 on r3.id = rs3.release_id where rs3.name = ${sql.ref(
-    `${a}.service`,
-  )} and r3.fleet_id = ${sql.ref(`${a}.fleet_id`)})`;
-
-/**
- * A fleet's environment variable for one service (env_vars with a service and no device), as balena-sdk's
- * `service.var.*` reads and writes it. A device key reads those of its fleet and writes none.
- */
-const serviceVariable: Resource = {
-  from: sql.table('env_vars'),
-  fields: {
-    id: f('integer', col('id')),
-    name: f('text', col('name')),
-    value: f('text', col('value')),
-    created_at: f('datetime', col('created_at')),
-    service: f('integer', serviceIdOfVariable),
-  },
-  navigations: {
-    service: {
-      target: 'service',
-      join: (s, t) => sql<SqlBool>`${sql.ref(`${t}.id`)} = ${serviceIdOfVariable(s)}`,
-      idField: 'service',
-    },
-  },
-  alternateKeys: [],
-  scope: (a, caller, writing) =>
-    caller.kind === 'device' && writing ? FALSE : fleetVisible(sql.ref(`${a}.fleet_id`), caller, writing),
-  where: (a) => sql<SqlBool>`${sql.ref(`${a}.device_id`)} is null and ${sql.ref(`${a}.service`)} is not null`,
-};
-
-const variable = (owner: 'application' | 'device', table: 'env_vars' | 'config_vars'): Resource => ({
-  from: sql.table(table),
-  fields: {
-    id: f('integer', col('id')),
-    name: f('text', col('name')),
-    value: f('text', col('value')),
-    created_at: f('datetime', col('created_at')),
-    [owner]: f('integer', col(owner === 'device' ? 'device_id' : 'fleet_id')),
-  },
-  navigations: {
-    [owner]: {
-      target: owner,
-      join: same(owner === 'device' ? 'device_id' : 'fleet_id'),
-      idField: owner,
-    },
-  },
-  alternateKeys: [],
-  scope: (a, caller, writing) => {
-    if (caller.kind === 'user') return fleetVisible(sql.ref(`${a}.fleet_id`), caller, writing);
-    // INVARIANT: a device key writes only what it reports about itself: its own config variables (the
-    // Supervisor's first-boot report). Its fleet's variables and its environment are read-only to it.
-    if (writing && (owner !== 'device' || table !== 'config_vars')) return FALSE;
-    return owner === 'device'
-      ? sql<SqlBool>`${sql.ref(`${a}.device_id`)} = ${caller.deviceId}`
-      : fleetVisible(sql.ref(`${a}.fleet_id`), caller, writing);
-  },
-  where: (a) => {
-    const ownerCondition = sql<SqlBool>`${sql.ref(`${a}.device_id`)} is ${owner === 'device' ? sql`not null` : sql`null`}`;
-    return table === 'env_vars'
-      ? sql<SqlBool>`${ownerCondition} and ${sql.ref(`${a}.service`)} is null`
-      : ownerCondition;
-  },
-});
 
 export const RESOURCES = {
   organization: {
@@ -299,6 +165,8 @@ export const RESOURCES = {
       device_tag: { target: 'device_tag', join: same('id', 'device_id') },
       device_environment_variable: { target: 'device_environment_variable', join: same('id', 'device_id') },
       device_config_variable: { target: 'device_config_variable', join: same('id', 'device_id') },
+      // balena-sdk's device.serviceVar.* filters through it.
+      service_install: { target: 'service_install', join: same('id', 'device_id') },
     },
     alternateKeys: ['uuid'],
     scope: (a, caller, writing) =>
@@ -353,61 +221,15 @@ export const RESOURCES = {
             writing,
           )})`,
   },
-  service: {
-    from: SERVICE_TABLE,
-    fields: {
-      id: f('integer', col('id')),
-      service_name: f('text', col('service_name')),
-      application: f('integer', col('fleet_id')),
-    },
-    navigations: {
-      application: { target: 'application', join: same('fleet_id'), idField: 'application' },
-      service_environment_variable: {
-        target: 'service_environment_variable',
-        join: (s, t) =>
-          sql<SqlBool>`${sql.ref(`${t}.fleet_id`)} = ${sql.ref(`${s}.fleet_id`)} and ${sql.ref(`${t}.service`)} = ${sql.ref(`${s}.service_name`)}`,
-      },
-    },
-    alternateKeys: [],
-    scope: (a, caller, writing) => fleetVisible(sql.ref(`${a}.fleet_id`), caller, writing),
-  },
-  image: {
-    from: sql.table('release_services'),
-    fields: {
-      id: f('integer', col('id')),
-      is_a_build_of__service: f('integer', serviceIdOf),
-      is_stored_at__image_location: f('text', col('image')),
-      status: f('text', (a) => sql`(select r.status from releases as r where r.id = ${sql.ref(`${a}.release_id`)})`),
-    },
-    navigations: {
-      is_a_build_of__service: {
-        target: 'service',
-        join: (s, t) => sql<SqlBool>`${sql.ref(`${t}.id`)} = ${serviceIdOf(s)}`,
-        idField: 'is_a_build_of__service',
-      },
-      release_image: { target: 'release_image', join: same('id') },
-    },
-    alternateKeys: [],
-    scope: releaseServiceScope,
-  },
-  release_image: {
-    from: sql.table('release_services'),
-    fields: {
-      id: f('integer', col('id')),
-      image: f('integer', col('id')),
-      is_part_of__release: f('integer', col('release_id')),
-    },
-    navigations: {
-      image: { target: 'image', join: same('id'), idField: 'image' },
-      is_part_of__release: { target: 'release', join: same('release_id'), idField: 'is_part_of__release' },
-    },
-    alternateKeys: [],
-    scope: releaseServiceScope,
-  },
+  service,
+  service_install: serviceInstall,
+  image,
+  release_image: releaseImage,
   application_environment_variable: variable('application', 'env_vars'),
   application_config_variable: variable('application', 'config_vars'),
   device_environment_variable: variable('device', 'env_vars'),
   service_environment_variable: serviceVariable,
+  device_service_environment_variable: deviceServiceVariable,
   device_config_variable: variable('device', 'config_vars'),
 } satisfies Record<ResourceName, Resource>;
 

@@ -2,6 +2,7 @@ import {
   FlotillaError,
   odataDeviceConfigCreateSchema,
   odataDeviceEnvCreateSchema,
+  odataDeviceServiceEnvCreateSchema,
   odataDevicePatchSchema,
   odataDeviceTagCreateSchema,
   odataDeviceTagPatchSchema,
@@ -125,6 +126,25 @@ export async function createEntity(db: Db, caller: Caller, name: ResourceName, b
       const created = await setEnv(db, owner, { ...input, service: String(service.service_name) }, 'create');
       return eq('id', created.id);
     }
+    case 'device_service_environment_variable': {
+      const input = parse(odataDeviceServiceEnvCreateSchema, body);
+      // The install names the device and the service: the caller must be able to change that device's variables.
+      const [install] = await rowsToWrite(db, caller, RESOURCES.service_install, eq('id', input.service_install), [
+        'device_id',
+        'fleet_id',
+        'service_name',
+      ]);
+      if (!install)
+        throw new FlotillaError('SERVICE_NOT_FOUND', `no service install ${input.service_install} that you may change`);
+      const owner = { fleetId: Number(install.fleet_id), deviceId: Number(install.device_id) };
+      const created = await setEnv(
+        db,
+        owner,
+        { name: input.name, value: input.value, service: String(install.service_name) },
+        'create',
+      );
+      return eq('id', created.id);
+    }
     case 'device_tag': {
       const input = parse(odataDeviceTagCreateSchema, body);
       const owner = await ownerFor(db, caller, 'device', input.device);
@@ -142,6 +162,7 @@ const VARIABLE_TABLES: Partial<Record<ResourceName, 'env_vars' | 'config_vars'>>
   application_environment_variable: 'env_vars',
   application_config_variable: 'config_vars',
   service_environment_variable: 'env_vars',
+  device_service_environment_variable: 'env_vars',
 };
 
 async function bumpOwners(db: Db, rows: Row[]): Promise<void> {
