@@ -40,7 +40,7 @@ describe('data partition', () => {
   it('counts free bytes without the root-reserved blocks', () => {
     const { table, read } = disk([{ label: 'resin-data', free: 100, reserved: 30 }]);
     const ext4 = readExt4(read, table.partitions[0] as Partition);
-    assert.deepEqual(ext4, { label: 'resin-data', blockSize: 4096, freeBytes: 70 * 4096 });
+    assert.deepEqual(ext4, { label: 'resin-data', blockSize: 4096, freeBytes: 70 * 4096, needsRecovery: false });
   });
 
   it('is refused when no ext4 partition has a data label, or the labelled one is not ext4', () => {

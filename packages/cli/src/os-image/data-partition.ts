@@ -7,6 +7,8 @@ export interface Ext4Facts {
   blockSize: number;
   /** Free blocks the filesystem would give anyone, the root-reserved ones left out (the device needs them). */
   freeBytes: number;
+  /** The journal holds writes not yet replayed (a filesystem taken while mounted): debugfs would write past them. */
+  needsRecovery: boolean;
 }
 
 export interface DataPartition {
@@ -17,6 +19,7 @@ export interface DataPartition {
 const SUPERBLOCK_OFFSET = 1024;
 const EXT_MAGIC = 0xef53;
 const INCOMPAT_64BIT = 0x80;
+const INCOMPAT_RECOVER = 0x4;
 
 /** The ext2/3/4 superblock of the filesystem at the start of `partition`, or undefined when it holds none. */
 export function readExt4(read: ReadAt, partition: Partition): Ext4Facts | undefined {
@@ -26,12 +29,18 @@ export function readExt4(read: ReadAt, partition: Partition): Ext4Facts | undefi
   const logBlockSize = sb.readUInt32LE(0x18);
   if (logBlockSize > 6) return undefined; // 64 KiB is the largest block size; anything else is not a superblock
   const blockSize = 1024 * 2 ** logBlockSize;
-  const wide = (sb.readUInt32LE(0x60) & INCOMPAT_64BIT) !== 0;
+  const incompat = sb.readUInt32LE(0x60);
+  const wide = (incompat & INCOMPAT_64BIT) !== 0;
   const count = (lo: number, hi: number) => sb.readUInt32LE(lo) + (wide ? sb.readUInt32LE(hi) * 2 ** 32 : 0);
   const free = count(0x0c, 0x158);
   const reserved = count(0x08, 0x154);
   const label = sb.subarray(0x78, 0x88).toString('latin1').replace(/\0.*$/s, '');
-  return { label, blockSize, freeBytes: Math.max(0, free - reserved) * blockSize };
+  return {
+    label,
+    blockSize,
+    freeBytes: Math.max(0, free - reserved) * blockSize,
+    needsRecovery: (incompat & INCOMPAT_RECOVER) !== 0,
+  };
 }
 
 /**

@@ -127,6 +127,8 @@ describe('flotilla os preload', () => {
 
   test('a device flashed with the image runs the release offline, then reports it once online', async () => {
     const image = await makeImage(64);
+    // A second run replaces the first preload (its files removed through debugfs, the manifest first).
+    await flotillaJson(cli, ['os', 'preload', image.path, '--fleet', fleet, '--release', String(release.id)]);
     const written = await flotillaJson<{ release: string; images: { ref: string }[]; partition: { label: string } }>(
       cli,
       ['os', 'preload', image.path, '--fleet', fleet],

@@ -75,6 +75,11 @@ export async function preloadImage(request: PreloadRequest): Promise<PreloadResu
     } finally {
       disk.close();
     }
+    if (data.ext4.needsRecovery)
+      throw new FlotillaError(
+        'DISK_IMAGE_INVALID',
+        `the journal of data partition ${data.partition.index} (${data.ext4.label}) needs recovery (copied from a mounted filesystem?); run e2fsck on it first`,
+      );
     const scratch = await mkdtemp(join(tmpdir(), 'flotilla-preload-'));
     try {
       const refs = [...new Set(imageRefs(request.manifest))];
