@@ -160,6 +160,7 @@ async function preloadManifest(
   const fleetEnv = (await client.call(USER_ROUTES.listFleetEnv, { params: { slug } })).items;
   const fleetConfig = (await client.call(USER_ROUTES.listFleetConfig, { params: { slug } })).items;
   const state = buildTargetState({
+    // No device yet: its name comes from the server when it registers, and the poll that follows replaces this.
     device: { uuid: 'preload', name: '' },
     fleet: { id: fleet.id, uuid: fleet.uuid, name: fleet.name },
     release: {
@@ -178,7 +179,7 @@ async function preloadManifest(
     createdAt: new Date().toISOString(),
     fleet: { id: fleet.id, uuid: fleet.uuid, slug: fleet.slug },
     release: { id: release.id, commit: release.commit, version: release.version },
-    target: state.preload as PreloadRequest['manifest']['target'],
+    target: state.preload as PreloadRequest['manifest']['target'], // the one key buildTargetState made
   };
   return { manifest, deviceType: fleet.deviceType };
 }
