@@ -39,8 +39,9 @@ import { ReleaseWatch } from './rollback/release-watch.js';
 import { CpuSampler, collectMetrics } from './report/metrics.js';
 import { controlPlaneConnected, engineAnswers } from './hostos/health.js';
 import { startHostOs } from './hostos/host-os.js';
+import { loadPreload } from './preload/preload.js';
 import { tightenPrivateTree } from './store/private-files.js';
-import { openStore, type Phase } from './store/store.js';
+import { openStore, type Phase, type Store } from './store/store.js';
 import { TargetSource } from './target/target-source.js';
 import { Wakeable } from './util/wakeable.js';
 import { UpdateGate } from './window/update-gate.js';
@@ -64,6 +65,8 @@ export interface AgentOptions {
   deltaPendingLimitMs?: number;
   /** Bound of `<data>/layer-cache/` (compressed layers kept for the next delta), default 512 MiB; 0 keeps none. */
   layerCacheBytes?: number;
+  /** Where a preloaded release is looked for at start (`flotilla os preload`), default `<dataDir>/preload`. */
+  preloadDir?: string;
   /** Local device API port (default config.json listenPort, else 48484); 0 disables the API (tests use freePort()). */
   apiPort?: number;
   /** Address the local device API binds (default 0.0.0.0, as containers and the LAN reach it; tests 127.0.0.1). */
@@ -195,6 +198,8 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
     rollingBack: () => watch.rollback() !== null,
     log,
   });
+  // Before the first pass, so a device flashed with a preloaded release runs it with no network at all.
+  await preload(engine, store, options.preloadDir ?? join(options.dataDir, 'preload'), log);
   if (options.localTarget) targets.setLocal(options.localTarget);
   if (file.config.hostname) await hostConfig.setHostname(file.config.hostname);
 
@@ -451,4 +456,18 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
       };
     },
   };
+}
+
+/**
+ * Loads a preload (preload/preload.ts). A bad one is logged and left: the device still provisions and pulls its
+ * release from the control plane once online; the next start tries the preload again.
+ */
+async function preload(engine: ContainerEngine, store: Store, dir: string, log: Logger): Promise<void> {
+  try {
+    const outcome = await loadPreload({ dir, engine, store, log, signal: new AbortController().signal });
+    if (outcome.status === 'loaded') log.info(outcome, 'preloaded release loaded');
+  } catch (error) {
+    const code = error instanceof FlotillaError ? error.code : undefined;
+    log.error({ err: (error as Error).message, code, dir }, 'preloaded release could not be loaded; left as it is');
+  }
 }

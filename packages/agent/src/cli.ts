@@ -15,6 +15,7 @@ const program = new Command()
   .option('--docker-socket <path>', 'container engine socket', '/var/run/docker.sock')
   .option('--log-level <level>', 'trace|debug|info|warn|error', process.env.FLOTILLA_LOG_LEVEL ?? 'info')
   .option('--target-file <path>', 'unmanaged devices: a local target state (one device: {name, config, apps}) to apply')
+  .option('--preload-dir <dir>', 'where a preloaded release is looked for at start (default: <data>/preload)')
   .option('--poll-interval <ms>', 'fixed poll interval in ms (default: target config, config.json or 900000 + jitter)')
   .option('--namespace <prefix>', 'prefix for engine object names, to run several agents on one engine (tests)', '')
   .option(
@@ -52,6 +53,7 @@ async function main(): Promise<void> {
     dockerSocket: string;
     logLevel: string;
     targetFile?: string;
+    preloadDir?: string;
     pollInterval?: string;
     namespace: string;
     hostConfig?: string;
@@ -102,6 +104,7 @@ async function main(): Promise<void> {
     ...(o.pollInterval ? { pollIntervalMs: intFlag('--poll-interval', o.pollInterval, 100, 7 * 86_400_000) } : {}),
     ...(o.hostConfig === 'real' || o.hostConfig === 'dry-run' ? { hostConfig: o.hostConfig } : {}),
     ...(localTarget ? { localTarget } : {}),
+    ...(o.preloadDir !== undefined ? { preloadDir: o.preloadDir } : {}),
     ...(o.apiPort !== undefined ? { apiPort: intFlag('--api-port', o.apiPort, 0, 65_535) } : {}),
     apiAddress: o.apiAddress,
     ...(o.hostShell !== undefined ? { hostShell: o.hostShell } : {}),

@@ -153,6 +153,20 @@ export const ERROR_CODES = {
     status: 507,
     description: 'The boot partition has no room for the files; the image was left unchanged.',
   },
+  DATA_PARTITION_NOT_FOUND: {
+    status: 400,
+    description:
+      'The disk image has no ext4 data partition labelled resin-data, flotilla-data or data (by filesystem label or GPT name).',
+  },
+  DATA_PARTITION_FULL: {
+    status: 507,
+    description: "The data partition has no room for the release's images; the image was left unchanged.",
+  },
+  PRELOAD_INVALID: {
+    status: 400,
+    description:
+      'A preload on the device (manifest.json in the preload folder) is malformed, or an image file does not match its digest.',
+  },
   DISK_IMAGE_IN_USE: {
     status: 409,
     description: 'The disk image is attached to a loop device (or otherwise in use); detach it first.',

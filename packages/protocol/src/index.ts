@@ -19,3 +19,5 @@ export * from './rollouts.js';
 export * from './byte-size.js';
 export * from './odata.js';
 export * from './update-window.js';
+export * from './build-target-state.js';
+export * from './preload.js';

@@ -44,6 +44,9 @@ export interface Store {
   /** The target (window/update-gate.ts `targetDigest`) whose apply began inside its maintenance window; null: none. */
   getWindowApply(): string | null;
   setWindowApply(digest: string | null): void;
+  /** The digest of the last preload manifest loaded (preload/preload.ts); null: none. */
+  getPreloaded(): string | null;
+  setPreloaded(digest: string): void;
   close(): void;
 }
 
@@ -123,6 +126,11 @@ export function openStore(dataDir: string): Store {
       return typeof stored === 'string' ? stored : null;
     },
     setWindowApply: (digest) => put.run('windowApply', JSON.stringify(digest)),
+    getPreloaded: () => {
+      const stored = json<unknown>('preloaded');
+      return typeof stored === 'string' ? stored : null;
+    },
+    setPreloaded: (digest) => put.run('preloaded', JSON.stringify(digest)),
     close: () => db.close(),
   };
 }

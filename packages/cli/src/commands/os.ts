@@ -1,12 +1,23 @@
 import { readFile, writeFile } from 'node:fs/promises';
+import Docker from 'dockerode';
 import type { Command } from 'commander';
-import { FlotillaError, USER_ROUTES, configJsonRequestSchema, configJsonSchema, slugSchema } from '@flotilla/protocol';
+import {
+  FlotillaError,
+  USER_ROUTES,
+  buildTargetState,
+  configJsonRequestSchema,
+  configJsonSchema,
+  slugSchema,
+} from '@flotilla/protocol';
 import type { ConfigJsonRequest } from '@flotilla/protocol';
 import { checkWifi } from '../os-image/boot-files.js';
 import { configureImage, readImageConfig } from '../os-image/configure-image.js';
 import type { ImageConfig } from '../os-image/configure-image.js';
-import { emit } from '../output/output.js';
-import { checkArg, leaf, runCommand } from './context.js';
+import { preloadImage } from '../os-image/preload-image.js';
+import type { PreloadRequest } from '../os-image/preload-image.js';
+import { platformFlag, targetPlatform } from '../images/platform.js';
+import { emit, progress } from '../output/output.js';
+import { checkArg, leaf, releaseRef, runCommand } from './context.js';
 import type { CommandContext } from './context.js';
 
 interface OsConfigOptions {
@@ -112,6 +123,67 @@ function describeImageConfig(found: ImageConfig): string {
   return `${lines.join('\n')}\n`;
 }
 
+interface OsPreloadOptions {
+  fleet: string;
+  release?: string;
+  output?: string;
+  platform?: string;
+  json?: boolean;
+}
+
+/**
+ * The manifest of `os preload` but its images: the release (the fleet's target unless named, and only a successful
+ * one of this fleet) and the target a device of the fleet gets for it, built by the server's own builder from the
+ * fleet's variables and configuration (a device has none of its own before it registers).
+ */
+async function preloadManifest(
+  ctx: CommandContext,
+  opts: OsPreloadOptions,
+): Promise<{ manifest: PreloadRequest['manifest']; deviceType: string }> {
+  const client = await ctx.client();
+  const slug = checkArg(slugSchema, opts.fleet, 'fleet');
+  const fleet = await client.call(USER_ROUTES.getFleet, { params: { slug } });
+  const ref = opts.release === undefined ? fleet.targetRelease?.commit : releaseRef(opts.release);
+  if (ref === undefined || ref === null)
+    throw new FlotillaError('RELEASE_NOT_FOUND', `fleet ${slug} has no release to preload; deploy one first`);
+  const release = await client.call(USER_ROUTES.getRelease, { params: { ref: String(ref) } });
+  if (release.fleet !== fleet.slug)
+    throw new FlotillaError(
+      'VALIDATION_FAILED',
+      `release ${release.commit} belongs to fleet ${release.fleet}, not ${slug}`,
+    );
+  if (release.status !== 'success')
+    throw new FlotillaError(
+      'VALIDATION_FAILED',
+      `release ${release.commit} is ${release.status}; only a successful release can be preloaded`,
+    );
+  const fleetEnv = (await client.call(USER_ROUTES.listFleetEnv, { params: { slug } })).items;
+  const fleetConfig = (await client.call(USER_ROUTES.listFleetConfig, { params: { slug } })).items;
+  const state = buildTargetState({
+    // No device yet: its name comes from the server when it registers, and the poll that follows replaces this.
+    device: { uuid: 'preload', name: '' },
+    fleet: { id: fleet.id, uuid: fleet.uuid, name: fleet.name },
+    release: {
+      id: release.id,
+      commit: release.commit,
+      composition: release.composition,
+      services: release.services.map((s) => ({ id: s.id, name: s.name, image: s.image })),
+    },
+    fleetEnv,
+    deviceEnv: [],
+    fleetConfig,
+    deviceConfig: [],
+  });
+  const manifest: PreloadRequest['manifest'] = {
+    version: 1,
+    createdAt: new Date().toISOString(),
+    fleet: { id: fleet.id, uuid: fleet.uuid, slug: fleet.slug },
+    release: { id: release.id, commit: release.commit, version: release.version },
+    target: state.preload as PreloadRequest['manifest']['target'], // the one key buildTargetState made
+  };
+  return { manifest, deviceType: fleet.deviceType };
+}
+
 export function registerOsCommands(program: Command): void {
   const os = program.command('os').description('device OS images and their configuration');
   leaf(os, 'config <fleet>', 'write a config.json that provisions a new device into the fleet')
@@ -165,6 +237,31 @@ export function registerOsCommands(program: Command): void {
       runCommand(opts, async (ctx) => {
         const found = await readImageConfig(image, opts.showSecrets === true);
         emit(ctx.output, found, () => describeImageConfig(found));
+      }),
+    );
+  leaf(os, 'preload <image>', "write a fleet's release into a disk image's data partition, run at first boot offline")
+    .requiredOption('--fleet <slug>', 'fleet whose release to preload')
+    .option('--release <release>', "release id or commit (default: the fleet's target release)")
+    .option('-o, --output <file>', 'preload a new copy here (default for .img.gz/.zip: the name without .gz/.zip)')
+    .option('--platform <os/arch>', "platform of the images to pull (default: the fleet's device type)")
+    .action(async (image: string, opts: OsPreloadOptions) =>
+      runCommand(opts, async (ctx) => {
+        const { manifest, deviceType } = await preloadManifest(ctx, opts);
+        const { url, token } = await ctx.credentials();
+        const result = await preloadImage({
+          image,
+          ...(opts.output !== undefined ? { output: opts.output } : {}),
+          manifest,
+          platform: targetPlatform({ slug: manifest.fleet.slug, deviceType }, platformFlag(opts.platform)),
+          auth: { username: 'flotilla', password: token, serveraddress: new URL(url).host },
+          docker: new Docker(),
+          log: (line) => progress(ctx.output, line),
+        });
+        emit(ctx.output, result, () => {
+          const from = result.extractedFrom ? `decompressed ${result.extractedFrom} to ${result.image}; ` : '';
+          const p = result.partition;
+          return `${from}preloaded release ${result.release} (${result.images.length} image(s), ${(result.bytes / 1024 / 1024).toFixed(1)} MiB) into data partition ${p.index} (${p.label}) of ${result.image}\n`;
+        });
       }),
     );
 }

@@ -1,6 +1,8 @@
 import { execFile } from 'node:child_process';
 import { closeSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
 import { FlotillaError } from '@flotilla/protocol';
+import { findDataPartition } from './data-partition.js';
+import type { DataPartition } from './data-partition.js';
 import { FatFilesystem } from './fat-filesystem.js';
 import type { Region } from './fat-volume.js';
 import { readPartitionTable } from './partitions.js';
@@ -60,6 +62,11 @@ export class DiskImage {
         `no FAT partition among the ${this.table.partitions.length} partition(s) of this ${this.table.scheme.toUpperCase()} image`,
       );
     return boot;
+  }
+
+  /** The ext4 data partition (data-partition.ts), or DATA_PARTITION_NOT_FOUND. */
+  dataPartition(): DataPartition {
+    return findDataPartition((position, length) => readAt(this.fd, position, length), this.table);
   }
 
   region(partition: Partition): Region {
