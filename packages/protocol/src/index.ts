@@ -19,3 +19,4 @@ export * from './rollouts.js';
 export * from './byte-size.js';
 export * from './odata.js';
 export * from './update-window.js';
+export * from './os-releases.js';

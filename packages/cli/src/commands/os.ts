@@ -7,6 +7,7 @@ import { configureImage, readImageConfig } from '../os-image/configure-image.js'
 import type { ImageConfig } from '../os-image/configure-image.js';
 import { emit } from '../output/output.js';
 import { checkArg, leaf, runCommand } from './context.js';
+import { registerOsReleaseCommands } from './os-release.js';
 import type { CommandContext } from './context.js';
 
 interface OsConfigOptions {
@@ -159,6 +160,7 @@ export function registerOsCommands(program: Command): void {
         });
       }),
     );
+  registerOsReleaseCommands(os);
   leaf(os, 'read-config <image>', "print the config.json and connections a disk image's boot partition holds")
     .option('--show-secrets', 'print keys and WiFi passphrases instead of <redacted>')
     .action(async (image: string, opts: { json?: boolean; showSecrets?: boolean }) =>

@@ -3,6 +3,7 @@ import type {
   ComposeFile,
   ComposeService,
   TargetDevice,
+  TargetOs,
   TargetNetwork,
   TargetService,
   TargetState,
@@ -30,6 +31,8 @@ export interface TargetStateInput {
   deviceConfig: { name: string; value: string }[];
   /** The device's maintenance window (its own, else its fleet's); null or absent: none. */
   updateWindow?: UpdateWindow | null;
+  /** The host OS the device must run (os-releases/); absent: none, and the field is left out. */
+  os?: TargetOs | undefined;
 }
 
 function composition(service: ComposeService): Record<string, unknown> {
@@ -95,5 +98,6 @@ export function buildTargetState(input: TargetStateInput): TargetState {
   };
   // Only when there is one: a device without a window gets the very target (and ETag) it got before windows existed.
   if (input.updateWindow) device.update_window = input.updateWindow;
+  if (input.os) device.os = input.os;
   return { [input.device.uuid]: device };
 }
