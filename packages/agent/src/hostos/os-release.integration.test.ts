@@ -140,6 +140,7 @@ describe('host OS release from the CLI to a committed A/B update', { skip }, () 
       { timeoutMs: 60_000 },
     );
     assert.equal(committed.version, '2.0.0');
+    assert.equal((await flotillaJson<Device>(cli, ['device', 'info', device.uuid])).targetOs, '2.0.0');
     assert.deepEqual(JSON.parse(await readFile(join(dir.path, 'boot.json'), 'utf8')), { committed: 'b', trial: null });
     // The target still names 2.0.0: the committed OS is not installed again.
     (agent as AgentHandle | undefined)?.triggerUpdate();

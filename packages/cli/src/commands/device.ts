@@ -47,6 +47,7 @@ export function deviceDetails(d: Device): string {
       ['pinned release', d.pinnedRelease],
       ...windowDetails(d),
       ['os', [d.osVersion, d.osVariant].filter(Boolean).join(' ')],
+      ['target os', d.targetOs ?? null],
       ['os update', osUpdateText(d.osUpdate ?? null)],
       ['agent', d.agentVersion],
       ['ip address', d.ipAddress],

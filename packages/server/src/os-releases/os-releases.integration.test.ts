@@ -163,6 +163,8 @@ for (const testDb of testDatabases()) {
         size: slot.length,
       });
       assert.equal((await target(t.b)).device?.os, undefined);
+      assert.equal((await t.call('GET', `/api/v1/devices/${t.a.uuid}`, { key: t.a.apiKey })).data.targetOs, '1.0.0');
+      assert.equal((await t.call('GET', `/api/v1/devices/${t.b.uuid}`, { key: t.b.apiKey })).data.targetOs, null);
 
       const fleet = await t.call('PUT', `/api/v1/fleets/${t.a.slug}/os`, {
         key: t.a.apiKey,
