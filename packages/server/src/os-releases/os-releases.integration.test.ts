@@ -202,6 +202,39 @@ for (const testDb of testDatabases()) {
       assert.equal(otherDevice.data.error.code, 'OS_RELEASE_NOT_FOUND');
     });
 
+    test('an observer of the organization lists its OS releases but can neither push, record nor set one', async () => {
+      const username = 'os-watcher';
+      const password = 'os-watcher-password-1';
+      const made = await t.call('POST', '/api/v1/users', { key: t.adminKey, body: { username, password } });
+      assert.equal(made.status, 201, made.text);
+      const invite = { username, role: 'observer' };
+      const invited = await t.call('POST', `/api/v1/organizations/${t.a.org}/invitations`, {
+        key: t.a.token,
+        body: invite,
+      });
+      assert.equal(invited.status, 202, invited.text);
+      const token = (await t.call('POST', '/api/v1/auth/login', { body: { username, password } })).data.token as string;
+      const id = (await t.call('GET', '/api/v1/invitations', { key: token })).data.items[0].id as number;
+      assert.equal((await t.call('POST', `/api/v1/invitations/${id}/accept`, { key: token })).status, 200);
+
+      const listed = await t.call('GET', '/api/v1/os-releases', { key: token });
+      assert.deepEqual(
+        listed.data.items.map((r: { version: string }) => r.version),
+        ['1.0.0'],
+      );
+      const other = randomBytes(1000);
+      const push = await pushOsImage(t.url, basicAuth(username, token), osRepository(orgA, TYPE), other, {
+        deviceType: TYPE,
+        version: '4.0.0',
+      });
+      assert.equal(push.status, 403, 'an observer never pushes');
+      const body = { deviceType: TYPE, version: '1.0.1', manifestDigest: sha256Digest('x') };
+      const record = await t.call('POST', `/api/v1/organizations/${t.a.org}/os-releases`, { key: token, body });
+      assert.equal(record.data.error.code, 'ORGANIZATION_NOT_FOUND');
+      const set = await t.call('PUT', `/api/v1/devices/${t.a.uuid}/os`, { key: token, body: { version: '1.0.0' } });
+      assert.equal(set.data.error.code, 'DEVICE_NOT_FOUND');
+    });
+
     test('garbage collection keeps the images of recorded OS releases', async () => {
       const storage = new RegistryStorage(join(t.dataDir, 'registry'));
       await collectFleetGarbage(t.server.app.flotilla.db, storage, { now: Date.now() + 2 * 24 * 3600 * 1000 });
