@@ -112,6 +112,9 @@ describe('host OS release from the CLI to a committed A/B update', { skip }, () 
       listed.map((r) => r.version),
       ['2.0.0'],
     );
+    const again = await flotilla(cli, ['os', 'release', 'push', device.deviceType, '2.0.0', v1.path]);
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /\(OS_RELEASE_EXISTS\)/);
     const unknown = await flotilla(cli, ['device', 'os-update', device.uuid, '9.9.9']);
     assert.equal(unknown.code, 1);
     assert.match(unknown.stderr, /\(OS_RELEASE_NOT_FOUND\)/);

@@ -52,6 +52,12 @@ export function registerOsReleaseCommands(os: Command): void {
         const client = await ctx.client();
         const { token, ca } = await ctx.credentials();
         const org = await organizationFor(client, opts.org);
+        // Before uploading what may be gigabytes: the server would refuse the version at the end anyway.
+        const existing = await client.call(USER_ROUTES.listOsReleases, {
+          query: { deviceType, organization: String(org.id) },
+        });
+        if (existing.items.some((r) => r.version === version))
+          throw new FlotillaError('OS_RELEASE_EXISTS', `${deviceType} already has OS ${version}; give another version`);
         const work = await mkdtemp(join(tmpdir(), 'flotilla-os-'));
         try {
           const image = await slotImageFrom(file, work);
