@@ -235,6 +235,18 @@ for (const testDb of testDatabases()) {
       assert.equal(set.data.error.code, 'DEVICE_NOT_FOUND');
     });
 
+    test('two records of the same version at once: one is made, the other is OS_RELEASE_EXISTS', async () => {
+      const image = randomBytes(5000);
+      const config = { deviceType: TYPE, version: '1.0.2' };
+      const pushed = await pushOsImage(t.url, auth(t.a), osRepository(orgA, TYPE), image, config);
+      assert.equal(pushed.status, 201);
+      const body = { ...config, manifestDigest: pushed.digest };
+      const answers = await Promise.all(
+        [0, 1, 2].map(() => t.call('POST', `/api/v1/organizations/${t.a.org}/os-releases`, { key: t.a.apiKey, body })),
+      );
+      assert.deepEqual(answers.map((a) => a.status).sort(), [201, 409, 409], answers.map((a) => a.text).join('\n'));
+    });
+
     test('garbage collection keeps the images of recorded OS releases', async () => {
       const storage = new RegistryStorage(join(t.dataDir, 'registry'));
       await collectFleetGarbage(t.server.app.flotilla.db, storage, { now: Date.now() + 2 * 24 * 3600 * 1000 });

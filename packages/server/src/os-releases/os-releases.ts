@@ -77,32 +77,37 @@ export async function createOsRelease(
   }
   if (!configOk || !(await storage.isLinked(repository, hexOf(config.digest))))
     throw invalid(`its config does not name device type ${body.deviceType} and version ${body.version}`);
-  const existing = await db
-    .selectFrom('os_releases')
-    .select('id')
-    .where('organization_id', '=', organizationId)
-    .where('device_type', '=', body.deviceType)
-    .where('version', '=', body.version)
-    .executeTakeFirst();
-  if (existing)
-    throw new FlotillaError(
-      'OS_RELEASE_EXISTS',
-      `${body.deviceType} already has OS ${body.version}; give another version`,
-    );
-  return db
-    .insertInto('os_releases')
-    .values({
-      organization_id: organizationId,
-      device_type: body.deviceType,
-      version: body.version,
-      manifest_digest: body.manifestDigest,
-      image_sha256: layerHex,
-      image_size: size,
-      created_at: now(),
-      created_by: user.userId,
-    })
-    .returningAll()
-    .executeTakeFirstOrThrow();
+  const exists = () =>
+    new FlotillaError('OS_RELEASE_EXISTS', `${body.deviceType} already has OS ${body.version}; give another version`);
+  const existing = () =>
+    db
+      .selectFrom('os_releases')
+      .select('id')
+      .where('organization_id', '=', organizationId)
+      .where('device_type', '=', body.deviceType)
+      .where('version', '=', body.version)
+      .executeTakeFirst();
+  if (await existing()) throw exists();
+  try {
+    return await db
+      .insertInto('os_releases')
+      .values({
+        organization_id: organizationId,
+        device_type: body.deviceType,
+        version: body.version,
+        manifest_digest: body.manifestDigest,
+        image_sha256: layerHex,
+        image_size: size,
+        created_at: now(),
+        created_by: user.userId,
+      })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+  } catch (error) {
+    // Two pushes of the same version at once: the unique constraint lets one in; the other is told so, not a 500.
+    if (await existing()) throw exists();
+    throw error;
+  }
 }
 
 /** The user's organizations' OS releases, newest first. */
