@@ -40,6 +40,8 @@ import { CpuSampler, collectMetrics } from './report/metrics.js';
 import { controlPlaneConnected, engineAnswers } from './hostos/health.js';
 import { startHostOs } from './hostos/host-os.js';
 import { loadPreload } from './preload/preload.js';
+import { controlPlaneImage } from './hostos/image-download.js';
+import { OsFollower } from './hostos/os-follower.js';
 import { tightenPrivateTree } from './store/private-files.js';
 import { openStore, type Phase, type Store } from './store/store.js';
 import { TargetSource } from './target/target-source.js';
@@ -80,6 +82,8 @@ export interface AgentOptions {
   hostShell?: string;
   /** Remote streams (shells, tunnelled connections) open at once; more are refused (default 256). */
   maxRemoteStreams?: number;
+  /** A/B hosts: the file the booted slot is read from (default /proc/cmdline); tests name their own. */
+  hostOsCmdline?: string;
   /** Reboot/shutdown/identify; default follows `hostConfig` (dry-run unless 'real'). */
   hostPower?: HostPower;
   logger?: Logger;
@@ -215,6 +219,7 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
   const observed = new Observed();
   // Where the host OS update stands (hostos/, set from its start below); null on a host without A/B updates.
   let osUpdate: DeviceOsUpdate | null = null;
+  let osFollower: OsFollower | undefined;
   const view = () => ({ ...observed.view(targets.model()), rollback: watch.rollback(), osUpdate });
   const holds = new StopHolds(store);
   const pending = new PendingRequests();
@@ -236,7 +241,11 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
           targets,
           logs,
           phase,
-          wakeReconcile: () => reconcileWake.wake(),
+          wakeReconcile: () => {
+            reconcileWake.wake();
+            // A new target may name another host OS (its `os`); the follower decides, and starts it in the background.
+            osFollower?.follow(targets.device()?.os);
+          },
           view,
           about: () => ({
             api_port: api?.port ?? null,
@@ -406,9 +415,12 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
   session?.start(actions, abort.signal);
   // An A/B host (config.json's hostOS) carries its OS update on across this boot: a trial boot commits once the engine
   // answers and the control plane is connected (a device without one: the engine alone), else goes back.
-  await startHostOs({
+  const hostOs = await startHostOs({
     hostOS: file.raw.hostOS,
     dataDir: options.dataDir,
+    ...(options.hostOsCmdline !== undefined ? { cmdlineFile: options.hostOsCmdline } : {}),
+    // The image comes from the control plane with the device key, resumed after a cut link.
+    ...(apiEndpoint ? { openImage: controlPlaneImage({ apiEndpoint, deviceApiKey, ca }) } : {}),
     reboot: () => hostPower.reboot(),
     healthChecks: [
       engineAnswers(() => engine.platform()),
@@ -421,6 +433,10 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
       session?.reportSoon();
     },
   });
+  if (hostOs && apiEndpoint) {
+    osFollower = new OsFollower(hostOs, apiEndpoint, log);
+    osFollower.follow(targets.device()?.os);
+  }
 
   return {
     async stop() {

@@ -1,5 +1,6 @@
 import type { ComposeFile, ComposeService } from './compose.js';
 import type { TargetDevice, TargetNetwork, TargetService, TargetState, TargetVolume } from './device-api.js';
+import type { TargetOs } from './os-releases.js';
 import { composeRecord, mergeConfig, mergeEnvironment } from './effective-variables.js';
 import type { UpdateWindow } from './update-window.js';
 
@@ -27,6 +28,8 @@ export interface TargetStateInput {
   deviceConfig: { name: string; value: string }[];
   /** The device's maintenance window (its own, else its fleet's); null or absent: none. */
   updateWindow?: UpdateWindow | null;
+  /** The host OS the device must run (the server's os-releases/); absent: none, and the field is left out. */
+  os?: TargetOs | undefined;
 }
 
 function composition(service: ComposeService): Record<string, unknown> {
@@ -92,5 +95,6 @@ export function buildTargetState(input: TargetStateInput): TargetState {
   };
   // Only when there is one: a device without a window gets the very target (and ETag) it got before windows existed.
   if (input.updateWindow) device.update_window = input.updateWindow;
+  if (input.os) device.os = input.os;
   return { [input.device.uuid]: device };
 }

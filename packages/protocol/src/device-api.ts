@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { composeServiceSchema } from './compose.js';
 import { deviceUuidSchema } from './ids.js';
+import { targetOsSchema } from './os-releases.js';
 import { updateWindowSchema } from './update-window.js';
 
 /**
@@ -110,6 +111,11 @@ export const targetDeviceSchema = z.looseObject({
    * Absent or null: updates apply at once. Present: images are downloaded at once, containers change only inside it.
    */
   update_window: updateWindowSchema.nullable().optional(),
+  /**
+   * Flotilla only: the host OS the device must run (A/B hosts, config.json `hostOS`); absent when none was set. The
+   * balena Supervisor ignores it.
+   */
+  os: targetOsSchema.optional(),
 });
 export type TargetDevice = z.infer<typeof targetDeviceSchema>;
 

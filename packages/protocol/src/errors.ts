@@ -171,6 +171,15 @@ export const ERROR_CODES = {
     status: 409,
     description: 'The disk image is attached to a loop device (or otherwise in use); detach it first.',
   },
+  OS_RELEASE_NOT_FOUND: {
+    status: 404,
+    description: "No such host OS release for this device type in the device's (or your) organization.",
+  },
+  OS_RELEASE_EXISTS: { status: 409, description: 'This device type already has an OS release of this version.' },
+  OS_RELEASE_INVALID: {
+    status: 400,
+    description: 'The pushed OS release image is not in the registry, or is not one slot image layer and its config.',
+  },
   UNKNOWN_DEVICE_TYPE: {
     status: 400,
     description: 'The device type has no known CPU architecture; name the platform.',

@@ -21,3 +21,4 @@ export * from './odata.js';
 export * from './update-window.js';
 export * from './build-target-state.js';
 export * from './preload.js';
+export * from './os-releases.js';

@@ -26,6 +26,8 @@ export const DEVICE_ROUTES = {
   deltaDownload: { method: 'GET', path: '/device/v1/:uuid/deltas/:from/:to/:digest' },
   /** What became of a delta (applied or fell back to a pull), with the bytes it saved. */
   deltaOutcome: { method: 'POST', path: '/device/v1/:uuid/delta-outcomes' },
+  /** The raw slot image of an OS release the device may run (target state `os.url`), with Range. */
+  osImage: { method: 'GET', path: '/device/v1/:uuid/os-images/:hash' },
 } as const;
 
 export const API_PREFIX = '/api/v1';

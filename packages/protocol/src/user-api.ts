@@ -240,6 +240,8 @@ export const deviceSchema = z.object({
   createdAt: isoDate,
   /** Set while the device refuses a release it rolled back from (Flotilla agents only); null otherwise. */
   rollback: deviceRollbackViewSchema.nullable().default(null),
+  /** The host OS version the device is told to run (`device os-update`); null when none was set. */
+  targetOs: z.string().nullable().default(null),
   /** Where the device's host OS update stands (Flotilla agents on an A/B host); null when it reported none. */
   osUpdate: z
     .object({

@@ -6,6 +6,7 @@ import * as api from './user-api.js';
 import * as remote from './remote-access.js';
 import * as browser from './browser.js';
 import * as rollouts from './rollouts.js';
+import * as osReleases from './os-releases.js';
 import { putUpdateWindowRequestSchema } from './update-window.js';
 
 /**
@@ -679,6 +680,40 @@ export const USER_ROUTES = {
     query: remote.remoteSessionsQuerySchema,
     response: api.listOf(remote.remoteSessionSchema),
     summary: 'The audit log of shells, tunnels and public-URL connections to devices you can see, newest first',
+  },
+
+  // ------------------------------------------------------------------------------------------ host OS releases
+  createOsRelease: {
+    method: 'POST',
+    path: `${p}/organizations/:org/os-releases`,
+    params: orgParams,
+    body: osReleases.createOsReleaseRequestSchema,
+    status: 201,
+    response: osReleases.osReleaseSchema,
+    summary: "Record an OS release image pushed to the organization's registry repository (admins and members)",
+  },
+  listOsReleases: {
+    method: 'GET',
+    path: `${p}/os-releases`,
+    query: osReleases.listOsReleasesQuerySchema,
+    response: api.listOf(osReleases.osReleaseSchema),
+    summary: 'The OS releases of your organizations, newest first; by device type or organization',
+  },
+  setDeviceOs: {
+    method: 'PUT',
+    path: `${p}/devices/:uuid/os`,
+    params: deviceParams,
+    body: osReleases.setTargetOsRequestSchema,
+    response: osReleases.targetOsAnswerSchema,
+    summary: 'Set the host OS version the device must run (an OS release of its device type and organization)',
+  },
+  setFleetOs: {
+    method: 'PUT',
+    path: `${p}/fleets/:slug/os`,
+    params: fleetParams,
+    body: osReleases.setTargetOsRequestSchema,
+    response: osReleases.targetOsAnswerSchema,
+    summary: "Set the host OS version every device of the fleet's device type must run",
   },
 
   // ------------------------------------------------------------------------------------------------- the API

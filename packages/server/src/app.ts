@@ -55,6 +55,7 @@ import type { ServerTls } from './tls/server-tls.js';
 import { RolloutEngine } from './rollouts/rollout-engine.js';
 import { registerRolloutRoutes } from './rollouts/routes.js';
 import { registerUpdateWindowRoutes } from './update-windows/routes.js';
+import { registerOsReleaseRoutes } from './os-releases/routes.js';
 
 export interface AppOptions {
   database: OpenedDatabase;
@@ -291,6 +292,7 @@ export async function buildApp(options: AppOptions): Promise<FlotillaApp> {
   // After the registry: a release shows the size of its images as the registry's storage holds them.
   registerReleaseRoutes(app, ctx, new ImageSizes(registryStorage));
   await installDeltas(app, ctx, registryStorage, options.deltas);
+  registerOsReleaseRoutes(app, ctx, registryStorage);
   disk.start(options.diskCheckIntervalMs ?? 30_000, app.log);
   app.addHook('onClose', async () => disk.close());
   const stopReleaseTimeout = scheduleReleaseTimeout(

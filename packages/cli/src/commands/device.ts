@@ -11,6 +11,7 @@ import {
 import type { Device, DeviceAction, RouteInput } from '@flotilla/protocol';
 import { emit, formatDetails, formatTable } from '../output/output.js';
 import { checkArg, leaf, releaseRef, runCommand } from './context.js';
+import { registerDeviceOsUpdate } from './os-release.js';
 import { registerPublicUrlCommands } from './public-url.js';
 import { registerDeviceWindowCommands, windowText } from './update-window.js';
 
@@ -46,6 +47,7 @@ export function deviceDetails(d: Device): string {
       ['pinned release', d.pinnedRelease],
       ...windowDetails(d),
       ['os', [d.osVersion, d.osVariant].filter(Boolean).join(' ')],
+      ['target os', d.targetOs ?? null],
       ['os update', osUpdateText(d.osUpdate ?? null)],
       ['agent', d.agentVersion],
       ['ip address', d.ipAddress],
@@ -173,6 +175,7 @@ export function registerDeviceCommands(program: Command): void {
         : `${d.uuid.slice(0, 7)} follows its fleet\n`,
   );
 
+  registerDeviceOsUpdate(device);
   leaf(device, 'rm <device>', 'delete a device').action(async (ref: string, opts: { json?: boolean }) =>
     runCommand(opts, async (ctx) => {
       await (await ctx.client()).call(USER_ROUTES.deleteDevice, { params: deviceParams(ref) });

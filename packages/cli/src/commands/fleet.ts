@@ -5,6 +5,7 @@ import type { Fleet } from '@flotilla/protocol';
 const fleetParams = (slug: string) => ({ slug: checkArg(slugSchema, slug, 'fleet') });
 import { emit, formatDetails, formatTable } from '../output/output.js';
 import { checkArg, leaf, releaseRef, runCommand } from './context.js';
+import { registerFleetOsUpdate } from './os-release.js';
 import { registerFleetWindowCommands, windowText } from './update-window.js';
 
 export function fleetDetails(fleet: Fleet): string {
@@ -66,6 +67,7 @@ export function registerFleetCommands(program: Command): void {
     }),
   );
 
+  registerFleetOsUpdate(fleet);
   leaf(fleet, 'rm <fleet>', 'delete a fleet').action(async (slug: string, opts: { json?: boolean }) =>
     runCommand(opts, async (ctx) => {
       await (await ctx.client()).call(USER_ROUTES.deleteFleet, { params: fleetParams(slug) });

@@ -18,6 +18,7 @@ import type { PreloadRequest } from '../os-image/preload-image.js';
 import { platformFlag, targetPlatform } from '../images/platform.js';
 import { emit, progress } from '../output/output.js';
 import { checkArg, leaf, releaseRef, runCommand } from './context.js';
+import { registerOsReleaseCommands } from './os-release.js';
 import type { CommandContext } from './context.js';
 
 interface OsConfigOptions {
@@ -231,6 +232,7 @@ export function registerOsCommands(program: Command): void {
         });
       }),
     );
+  registerOsReleaseCommands(os);
   leaf(os, 'read-config <image>', "print the config.json and connections a disk image's boot partition holds")
     .option('--show-secrets', 'print keys and WiFi passphrases instead of <redacted>')
     .action(async (image: string, opts: { json?: boolean; showSecrets?: boolean }) =>

@@ -464,6 +464,31 @@ export function migrations(dialect: Dialect): MigrationProvider {
         await db.schema.alterTable('devices').addColumn('os_update_json', 'text').execute();
       },
     },
+    '0016-os-releases': {
+      async up(db: Kysely<unknown>) {
+        // Host OS releases of an organization (os-releases/): the image is in the registry, this row says which.
+        await db.schema
+          .createTable('os_releases')
+          .addColumn('id', id, pk)
+          .addColumn('organization_id', 'integer', (c) =>
+            c.notNull().references('organizations.id').onDelete('cascade'),
+          )
+          .addColumn('device_type', 'text', (c) => c.notNull())
+          .addColumn('version', 'text', (c) => c.notNull())
+          .addColumn('manifest_digest', 'text', (c) => c.notNull())
+          .addColumn('image_sha256', 'text', (c) => c.notNull())
+          .addColumn('image_size', 'bigint', (c) => c.notNull())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('created_by', 'integer', (c) => c.references('users.id').onDelete('set null'))
+          .addUniqueConstraint('os_releases_version_unique', ['organization_id', 'device_type', 'version'])
+          .execute();
+        // The OS the device must run; null: none asked. Deleting a release (not offered yet) leaves the device as is.
+        await db.schema
+          .alterTable('devices')
+          .addColumn('target_os_release_id', 'integer', (c) => c.references('os_releases.id').onDelete('set null'))
+          .execute();
+      },
+    },
   };
   return { getMigrations: async () => all };
 }

@@ -87,6 +87,8 @@ export interface Database {
     /** The rollback the device last reported (protocol `deviceRollbackSchema`, JSON); null: none, or it ended. */
     rollback_json: string | null;
     os_update_json: string | null;
+    /** The host OS release the device must run (os_releases.id); null: none asked. */
+    target_os_release_id: number | null;
     /** Commit of the release the device's last reported delta was for; null: none reported yet. */
     update_release: string | null;
     /** For that release's images: bytes downloaded (delta, and pull after a fallback) and what plain pulls need. */
@@ -111,6 +113,20 @@ export interface Database {
     notes: string | null;
     created_at: string;
     /** The user who created the release; null: made before this was recorded, or that user was deleted. */
+    created_by: number | null;
+  };
+  /** Host OS releases of an organization (migration 0016); the image itself is in the registry. */
+  os_releases: {
+    id: Generated<number>;
+    organization_id: number;
+    device_type: string;
+    version: string;
+    /** `sha256:<hex>` of the OCI manifest in `os.<organization id>/<device type>`. */
+    manifest_digest: string;
+    /** Hex sha256 and bytes of the raw slot image (the manifest's one layer). */
+    image_sha256: string;
+    image_size: number;
+    created_at: string;
     created_by: number | null;
   };
   release_services: { id: Generated<number>; release_id: number; name: string; image: string | null };

@@ -4,6 +4,7 @@ import type { Db } from '../db/database.js';
 import { fleetTargetRelease } from '../fleets/fleets.js';
 import { releaseUnder, rolloutOverlay, standingOf } from '../rollouts/rollout-overlay.js';
 import { effectiveWindow } from '../update-windows/update-windows.js';
+import { targetOsOf } from '../os-releases/os-releases.js';
 import { buildTargetState } from './build-target-state.js';
 import type { CachedState, FleetPart, ReleasePart, TargetStateCache } from './target-state-cache.js';
 
@@ -77,7 +78,7 @@ export async function computeTargetState(
   }
   const device = await db
     .selectFrom('devices')
-    .select(['uuid', 'name', 'pinned_release_id', 'update_window_json'])
+    .select(['uuid', 'name', 'pinned_release_id', 'update_window_json', 'target_os_release_id'])
     .where('id', '=', row.id)
     .executeTakeFirstOrThrow();
   const release =
@@ -105,6 +106,7 @@ export async function computeTargetState(
     fleetConfig: fleetPart.config,
     deviceConfig: config,
     updateWindow: stripSource(effectiveWindow(device.update_window_json, fleetPart.updateWindowJson)),
+    os: device.target_os_release_id === null ? undefined : await targetOsOf(db, row.id),
   });
   return JSON.stringify(state);
 }

@@ -16,7 +16,7 @@ const unique = <T>(values: T[]): T[] => [...new Set(values)];
 
 /**
  * Devices as the user API shows them. INVARIANT (pages of 1,000 devices, the live feed of a 10,000-device fleet):
- * a fixed number of queries whatever the number of rows: their fleets, their pinned releases, and each distinct
+ * a fixed number of queries whatever the number of rows: their fleets, their pinned releases, their target OS, and each distinct
  * fleet's target release and rollout once (and a fleet under a rollout its batches, 500 devices a query); never a
  * query per device.
  */
@@ -34,6 +34,15 @@ export async function toDevices(db: Db, rows: readonly DeviceRow[]): Promise<Dev
       ? []
       : await db.selectFrom('releases').select(['id', 'commit']).where('id', 'in', pinnedIds).execute();
   const pinnedCommit = new Map(pinned.map((r) => [r.id, r.commit]));
+  const osIds = unique(rows.flatMap((r) => (r.target_os_release_id === null ? [] : [r.target_os_release_id])));
+  const osVersions = new Map(
+    osIds.length === 0
+      ? []
+      : (await db.selectFrom('os_releases').select(['id', 'version']).where('id', 'in', osIds).execute()).map((r) => [
+          r.id,
+          r.version,
+        ]),
+  );
   const fleetById = new Map(fleets.map((f) => [f.id, f]));
   const releases = new Map(
     await Promise.all(fleets.map(async (f) => [f.id, await fleetTargetRelease(db, f)] as const)),
@@ -76,6 +85,7 @@ export async function toDevices(db: Db, rows: readonly DeviceRow[]): Promise<Dev
       services: parseServices(row.services_json),
       createdAt: row.created_at,
       rollback: parseRollback(row.rollback_json),
+      targetOs: row.target_os_release_id === null ? null : (osVersions.get(row.target_os_release_id) ?? null),
       osUpdate: parseOsUpdate(row.os_update_json),
       updateBytes: {
         // PostgreSQL returns bigint columns as strings.

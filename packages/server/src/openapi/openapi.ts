@@ -82,6 +82,10 @@ const DEVICE_DOCS: {
   },
   { route: p.DEVICE_ROUTES.deltaDownload, summary: 'Download a delta, with Range to resume (Bearer device key)' },
   {
+    route: p.DEVICE_ROUTES.osImage,
+    summary: "Download the raw slot image of the device's target OS, with Range to resume (Bearer device key)",
+  },
+  {
     route: p.DEVICE_ROUTES.deltaOutcome,
     body: p.deltaOutcomeSchema,
     summary: 'Report what became of a delta: applied or fallback, with bytes (Bearer device key)',

@@ -1,7 +1,9 @@
+import { osRepository, parseOsRepository } from '@flotilla/protocol';
 import type { Db } from '../db/database.js';
 import type { RepositoryLocation } from './access.js';
 import type { GcOptions, GcResult } from './gc.js';
 import { collectGarbage, parseImageRef } from './gc.js';
+import { organizationQuotaGroup } from './os-repositories.js';
 import type { RegistryStorage } from './storage.js';
 
 /**
@@ -32,10 +34,7 @@ export async function locateFleetRepository(db: Db, repository: string): Promise
   if (!fleet) return undefined;
   return {
     key: fleetRepositoryKey(fleet.uuid, parts.service),
-    quotaGroup: async () =>
-      (await db.selectFrom('fleets').select('uuid').where('organization_id', '=', fleet.organization_id).execute()).map(
-        (f) => f.uuid,
-      ),
+    quotaGroup: () => organizationQuotaGroup(db, fleet.organization_id),
   };
 }
 
@@ -65,9 +64,17 @@ export async function collectFleetGarbage(
     uuidBySlug.set(row.slug, row.uuid);
     images.push(row.image);
   }
+  // OS releases' images are roots too, in their own organization's repository (os-repositories.ts).
+  const osReleases = await db
+    .selectFrom('os_releases')
+    .select(['organization_id', 'device_type', 'manifest_digest'])
+    .execute();
+  for (const row of osReleases)
+    images.push(`gc/${osRepository(row.organization_id, row.device_type)}@${row.manifest_digest}`);
   return collectGarbage(storage, images, {
     ...options,
     keyOf: (repository) => {
+      if (parseOsRepository(repository)) return repository;
       const parts = splitRepository(repository);
       const uuid = parts && uuidBySlug.get(parts.slug);
       return parts && uuid ? fleetRepositoryKey(uuid, parts.service) : undefined;
@@ -75,6 +82,12 @@ export async function collectFleetGarbage(
     // Asked after the folder was listed, and a fleet exists before anything can be pushed to it: a fleet created
     // meanwhile is found, so only truly deleted fleets count.
     orphaned: async (key) => {
+      const os = parseOsRepository(key);
+      if (os)
+        return (
+          (await db.selectFrom('organizations').select('id').where('id', '=', os.organizationId).executeTakeFirst()) ===
+          undefined
+        );
       // Every key this server writes is `<fleet uuid>/<service>`; a folder of any other shape belongs to no fleet.
       const slash = key.indexOf('/');
       if (slash <= 0) return true;

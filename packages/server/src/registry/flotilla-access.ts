@@ -10,6 +10,8 @@ import {
 import type { RegistryPrincipal } from '../auth/registry-access.js';
 import type { RegistryAccess } from './access.js';
 import { locateFleetRepository } from './fleet-repositories.js';
+import { locateOsRepository, osRepositoryAllows } from './os-repositories.js';
+import { parseOsRepository } from '@flotilla/protocol';
 
 /**
  * The registry's access rules for the Flotilla server: users pull their fleets' repos and push them unless observers
@@ -19,6 +21,9 @@ export function flotillaRegistryAccess(db: Db, limiter: GuessLimiter): RegistryA
   return {
     authenticate: (username, password, source) => authenticateCredentials(db, username, password, { limiter, source }),
     authorize: async (principal, repository, action) => {
+      // OS release repositories (`os.<org id>/<device type>`) before the fleets' rules: they are no fleet's.
+      const os = parseOsRepository(repository);
+      if (os) return osRepositoryAllows(principal, os.organizationId, action);
       if (principal.kind === 'device')
         return action === 'pull' && (await deviceMayPull(db, principal.uuid, repository));
       // An observer reads (pulls) and never writes (pushes); roles are read afresh on every request (principalOf).
@@ -27,6 +32,6 @@ export function flotillaRegistryAccess(db: Db, limiter: GuessLimiter): RegistryA
     subjectOf: (principal) => (principal.kind === 'device' ? `device:${principal.uuid}` : `user:${principal.userId}`),
     credentialOf: (principal) => principal.credential,
     principalOf: (credential) => principalFromCredential(db, credential),
-    locate: (repository) => locateFleetRepository(db, repository),
+    locate: async (repository) => (await locateOsRepository(db, repository)) ?? locateFleetRepository(db, repository),
   };
 }

@@ -93,6 +93,11 @@ function attacksOn(a: Tenant, b: Tenant): Attack[] {
   const window = { cron: '0 2 * * *', durationSeconds: 3600, timezone: 'UTC' };
   add('PUT', `${fleet}/update-window`, slug, window);
   add('DELETE', `${fleet}/update-window`, slug);
+  add('PUT', `${fleet}/os`, slug, { version: '1.0.0' });
+  // Host OS releases by organization.
+  const osRelease = { deviceType: 'generic-amd64', version: '1.0.0', manifestDigest: b.image.manifestDigest };
+  add('POST', `${api}/organizations/:org/os-releases`, { org: b.org }, osRelease);
+  add('GET', `${api}/os-releases?organization=:org`, { org: b.org });
   // B's release staged in A's own fleet.
   add('POST', `${fleet}/rollouts`, { slug: a.slug }, { release: b.releaseId, batches: [100] });
   add('POST', `${fleet}/rollouts`, { slug: a.slug }, { release: b.releaseCommit, batches: [100] });
@@ -125,6 +130,7 @@ function attacksOn(a: Tenant, b: Tenant): Attack[] {
     add('DELETE', `${device}/public-url`, uuid);
     add('PUT', `${device}/update-window`, uuid, { cron: '0 2 * * *', durationSeconds: 3600, timezone: 'UTC' });
     add('DELETE', `${device}/update-window`, uuid);
+    add('PUT', `${device}/os`, uuid, { version: '1.0.0' });
     add('GET', `${api}/remote-sessions?device=:uuid`, uuid);
   }
   // B's action id through A's own device.

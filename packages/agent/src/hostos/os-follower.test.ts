@@ -1,0 +1,50 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { TargetOs } from '@flotilla/protocol';
+import { OS_RETRY_AFTER_FAILURE_MS, osDecision } from './os-follower.js';
+import { IDLE, type UpdatePhase, type UpdateState } from './update-machine.js';
+
+const API = 'https://api.example.test:8443';
+const HASH_2 = 'b'.repeat(64);
+const target: TargetOs = { version: '2.0.0', url: `/device/v1/u/os-images/${HASH_2}`, sha256: HASH_2, size: 4096 };
+const started = { version: '2.0.0', url: `${API}/device/v1/u/os-images/${HASH_2}`, sha256: HASH_2, size: 4096 };
+
+function state(phase: UpdatePhase, sha256: string): UpdateState {
+  return {
+    ...IDLE,
+    phase,
+    target: { version: sha256 === HASH_2 ? '2.0.0' : '1.0.0', url: 'file:///x', sha256, size: 1 },
+    fromSlot: 'a',
+    toSlot: 'b',
+    attempts: 1,
+  };
+}
+
+describe('osDecision: what the target `os` asks of the updater', () => {
+  const NOW = 10_000_000;
+  const cases: Array<[string, TargetOs | undefined, UpdateState, number | undefined, 'start' | RegExp]> = [
+    ['no os in the target', undefined, IDLE, undefined, /no OS target/],
+    ['idle: the first update', target, IDLE, undefined, 'start'],
+    ['another image committed', target, state('committed', 'a'.repeat(64)), undefined, 'start'],
+    ['another image rolled back', target, state('rolled-back', 'a'.repeat(64)), undefined, 'start'],
+    ['another image being written', target, state('writing', 'a'.repeat(64)), undefined, /writing/],
+    ['this image on trial', target, state('trial', HASH_2), undefined, /trial/],
+    ['this image armed', target, state('armed', HASH_2), undefined, /armed/],
+    ['this image committed', target, state('committed', HASH_2), undefined, /committed/],
+    ['this image rolled back: never again by itself', target, state('rolled-back', HASH_2), undefined, /rolled back/],
+    ['this image failed, just started', target, state('failed', HASH_2), NOW - 1000, /later/],
+    ['this image failed long ago', target, state('failed', HASH_2), NOW - OS_RETRY_AFTER_FAILURE_MS, 'start'],
+    ['this image failed before this agent started', target, state('failed', HASH_2), undefined, 'start'],
+  ];
+  for (const [label, os, current, lastStarted, expected] of cases)
+    it(label, () => {
+      const decision = osDecision(os, current, API, lastStarted, NOW);
+      if (expected === 'start') assert.deepEqual(decision, { start: started });
+      else assert.match('wait' in decision ? decision.wait : 'started', expected);
+    });
+
+  it('an absolute URL in the target is kept as it is', () => {
+    const absolute = { ...target, url: 'https://mirror.example.test/os.img' };
+    assert.deepEqual(osDecision(absolute, IDLE, API, undefined, NOW), { start: { ...started, url: absolute.url } });
+  });
+});
