@@ -171,6 +171,11 @@ export const ERROR_CODES = {
     status: 409,
     description: 'The disk image is attached to a loop device (or otherwise in use); detach it first.',
   },
+  DISK_IMAGE_BUSY: {
+    status: 409,
+    description:
+      'Another `os configure`/`os preload` run is writing the disk image (it holds the lock file beside it); wait for it.',
+  },
   UNKNOWN_DEVICE_TYPE: {
     status: 400,
     description: 'The device type has no known CPU architecture; name the platform.',

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { open, readFile, stat, writeFile } from 'node:fs/promises';
+import { chmod, open, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
@@ -9,7 +9,7 @@ import { gzipSync } from 'node:zlib';
 import { startServer } from '@flotilla/server';
 import type { RunningServer } from '@flotilla/server';
 import { tempDir } from '@flotilla/testkit';
-import { flotilla, flotillaJson } from '../test-support/cli-runner.js';
+import { CLI_MAIN, flotilla, flotillaJson } from '../test-support/cli-runner.js';
 import { FatFilesystem } from './fat-filesystem.js';
 import type { Region } from './fat-volume.js';
 
@@ -487,6 +487,79 @@ describe('os configure refuses', { concurrency: true }, () => {
       await refuse([image.path, '--config', configFile], 'DISK_IMAGE_IN_USE', /attached to \/dev\/loop/);
     } finally {
       await run('losetup', ['-d', device]);
+    }
+  });
+});
+
+describe('one writer at a time', { concurrency: true }, () => {
+  const configure = (image: string, holdMs: number) =>
+    flotilla(configDir, ['os', 'configure', image, '--config', configFile, '--wifi-ssid', 'locked'], {
+      env: { FLOTILLA_TEST_IMAGE_LOCK_HOLD_MS: String(holdMs) },
+    });
+  const leftovers = async (image: string) =>
+    (await readdir(dir.path)).filter((name) => name.startsWith(`${image.split('/').pop()}.flotilla-lock`));
+
+  test('two runs started together on one image: one writes, the other refuses at once with DISK_IMAGE_BUSY', async () => {
+    const image = await makeImage({ label: 'resin-boot' });
+    const started = Date.now();
+    // Each holds the lock 2 s once it has it: whichever comes second finds it held, however the two are scheduled.
+    const runs = await Promise.all(
+      [0, 1].map(async () => {
+        const r = await configure(image.path, 2000);
+        return { ...r, ms: Date.now() - started };
+      }),
+    );
+    const ok = runs.filter((r) => r.code === 0);
+    const refused = runs.filter((r) => r.code !== 0);
+    assert.equal(ok.length, 1, runs.map((r) => r.stderr).join('\n'));
+    assert.equal(refused.length, 1);
+    assert.match(refused[0]?.stderr ?? '', /is being written by process \d+ .*\(DISK_IMAGE_BUSY\)/);
+    assert.ok((refused[0]?.ms ?? 0) < (ok[0]?.ms ?? 0), 'the second run refused without waiting for the first');
+    assert.match(await mtype(image, 'system-connections/flotilla-wifi'), /\nssid=locked\n/);
+    await fsckClean(image);
+    assert.deepEqual(await leftovers(image.path), [], 'the lock file is removed when the run ends');
+  });
+
+  test('a lock left by a run killed with -9 does not block the next run', async () => {
+    const image = await makeImage({ label: 'resin-boot' });
+    const lock = `${image.path}.flotilla-lock`;
+    const child = spawn(process.execPath, [CLI_MAIN, 'os', 'configure', image.path, '--config', configFile], {
+      env: { ...process.env, FLOTILLA_CONFIG_DIR: configDir, FLOTILLA_TEST_IMAGE_LOCK_HOLD_MS: '60000' },
+      stdio: 'ignore',
+    });
+    const exited = new Promise((resolve) => child.on('exit', resolve));
+    const deadline = Date.now() + 20_000;
+    while (
+      !(await stat(lock).then(
+        () => true,
+        () => false,
+      ))
+    ) {
+      assert.ok(Date.now() < deadline, 'the first run took the lock');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    assert.equal(JSON.parse(await readFile(lock, 'utf8')).pid, child.pid);
+    // Held and alive: refused.
+    const blocked = await configure(image.path, 0);
+    assert.match(blocked.stderr, /\(DISK_IMAGE_BUSY\)/);
+    child.kill('SIGKILL');
+    assert.equal(await exited, null);
+    assert.ok(await stat(lock), 'kill -9 leaves the lock file behind');
+    const next = await configure(image.path, 0);
+    assert.equal(next.code, 0, next.stderr);
+    assert.match(await mtype(image, 'system-connections/flotilla-wifi'), /\nssid=locked\n/);
+    await fsckClean(image);
+    assert.deepEqual(await leftovers(image.path), []);
+  });
+
+  test('an in-place image keeps its file mode (0644 and 0600)', async () => {
+    for (const mode of [0o644, 0o600]) {
+      const image = await makeImage({ label: 'resin-boot' });
+      await chmod(image.path, mode);
+      const r = await configure(image.path, 0);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal((await stat(image.path)).mode & 0o777, mode);
+      await fsckClean(image);
     }
   });
 });
