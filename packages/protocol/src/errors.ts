@@ -180,6 +180,11 @@ export const ERROR_CODES = {
     status: 400,
     description: 'The pushed OS release image is not in the registry, or is not one slot image layer and its config.',
   },
+  DISK_IMAGE_BUSY: {
+    status: 409,
+    description:
+      'Another `os configure`/`os preload` run is writing the disk image (it holds the lock file beside it); wait for it.',
+  },
   UNKNOWN_DEVICE_TYPE: {
     status: 400,
     description: 'The device type has no known CPU architecture; name the platform.',

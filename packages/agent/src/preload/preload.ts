@@ -2,6 +2,8 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Transform } from 'node:stream';
+import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { FlotillaError, PRELOAD_MANIFEST_FILE, preloadManifestSchema } from '@flotilla/protocol';
 import type { PreloadImage, PreloadManifest } from '@flotilla/protocol';
@@ -93,7 +95,7 @@ async function loadImage(deps: PreloadDeps, image: PreloadImage): Promise<void> 
   if ((await deps.engine.imageId(tag)) !== image.imageId) {
     const file = join(deps.dir, image.file);
     await checkFile(file, image);
-    await deps.engine.loadImage(createReadStream(file), deps.signal);
+    await deps.engine.loadImage(crashMidLoad(createReadStream(file)), deps.signal);
     const loaded = await deps.engine.imageId(tag);
     if (loaded !== image.imageId) {
       // INVARIANT (deltas/delta-tag.ts): the tag stays only on an image whose ID was checked.
@@ -106,6 +108,26 @@ async function loadImage(deps: PreloadDeps, image: PreloadImage): Promise<void> 
     deps.log.info({ image: image.ref, bytes: image.size }, 'preloaded image loaded');
   }
   deps.store.addKnownImage(image.ref);
+}
+
+/**
+ * Test-only crash injection, as the executor's: FLOTILLA_AGENT_FAILPOINT=during:loadImage makes the process SIGKILL
+ * itself in the middle of the first `docker load`: the first chunk of the tar goes to the engine, the rest is held
+ * back, and the process dies with the engine holding part of a tar.
+ */
+function crashMidLoad(tar: Readable): Readable {
+  if (process.env.FLOTILLA_AGENT_FAILPOINT !== 'during:loadImage') return tar;
+  let passed = false;
+  return tar.pipe(
+    new Transform({
+      transform(chunk: Buffer, _encoding, done) {
+        if (passed) return; // never done: the load stalls here until the kill
+        passed = true;
+        done(null, chunk);
+        setTimeout(() => process.kill(process.pid, 'SIGKILL'), 500);
+      },
+    }),
+  );
 }
 
 async function checkFile(file: string, image: PreloadImage): Promise<void> {

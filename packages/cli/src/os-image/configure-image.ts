@@ -4,7 +4,9 @@ import { join } from 'node:path';
 import { CONNECTIONS_DIR, WIFI_CONNECTION, redactConfig, redactKeyfile, wifiKeyfile } from './boot-files.js';
 import { DiskImage, assertNotInUse } from './disk-image.js';
 import type { BootPartition } from './disk-image.js';
+import { withImageLock } from './image-lock.js';
 import { compressionOf, defaultOutput, extractImage } from './image-source.js';
+import type { Compression } from './image-source.js';
 
 export interface ConfigureRequest {
   image: string;
@@ -46,10 +48,19 @@ function summary(image: DiskImage, boot: BootPartition): PartitionSummary {
  */
 export async function configureImage(request: ConfigureRequest): Promise<ConfigureResult> {
   const compression = await compressionOf(request.image);
-  let target = request.image;
+  const copied = compression !== 'none' || request.output !== undefined;
+  const target = copied ? (request.output ?? defaultOutput(request.image)) : request.image;
+  // The lock is on what gets written, taken before the copy is made: two runs with the same -o collide here too.
+  return withImageLock(target, () => configureLocked(request, compression, target));
+}
+
+async function configureLocked(
+  request: ConfigureRequest,
+  compression: Compression,
+  target: string,
+): Promise<ConfigureResult> {
   let extractedFrom: string | undefined;
   if (compression !== 'none' || request.output !== undefined) {
-    target = request.output ?? defaultOutput(request.image);
     await extractImage(request.image, compression, target);
     if (compression !== 'none') extractedFrom = request.image;
   } else {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { open, readFile, stat, writeFile } from 'node:fs/promises';
+import { chmod, open, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
@@ -9,7 +9,9 @@ import { gzipSync } from 'node:zlib';
 import { startServer } from '@flotilla/server';
 import type { RunningServer } from '@flotilla/server';
 import { tempDir } from '@flotilla/testkit';
-import { flotilla, flotillaJson } from '../test-support/cli-runner.js';
+import { CLI_MAIN, flotilla, flotillaJson } from '../test-support/cli-runner.js';
+import { DiskImage } from './disk-image.js';
+import { Ext4Files } from './ext4-files.js';
 import { FatFilesystem } from './fat-filesystem.js';
 import type { Region } from './fat-volume.js';
 
@@ -487,6 +489,216 @@ describe('os configure refuses', { concurrency: true }, () => {
       await refuse([image.path, '--config', configFile], 'DISK_IMAGE_IN_USE', /attached to \/dev\/loop/);
     } finally {
       await run('losetup', ['-d', device]);
+    }
+  });
+});
+
+/** Runs `fdisk -b <sector>` on `path` with `commands` on stdin: sfdisk (2.38) cannot make a table of another sector size. */
+function fdisk(path: string, sector: number, commands: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = execFile('fdisk', ['-b', String(sector), path], (error) => (error ? reject(error) : resolve()));
+    child.stdin?.end(`${commands.join('\n')}\n`);
+  });
+}
+
+/** An ext4 filesystem labelled resin-data at byte `offset`, `sizeMiB` big. */
+async function mkext4(path: string, offset: number, sizeMiB: number): Promise<void> {
+  await run('mkfs.ext4', ['-q', '-F', '-L', 'resin-data', '-E', `offset=${offset}`, path, `${sizeMiB}M`]);
+}
+
+/** The data partition as preload finds it, written into with debugfs and checked with `e2fsck -fn`. */
+async function dataPartitionWorks(path: string, offset: number): Promise<void> {
+  const disk = DiskImage.open(path, false);
+  let found: ReturnType<DiskImage['dataPartition']>;
+  try {
+    found = disk.dataPartition();
+  } finally {
+    disk.close();
+  }
+  assert.equal(found.partition.offset, offset);
+  assert.equal(found.ext4.label, 'resin-data');
+  const source = `${path}.payload`;
+  await writeFile(source, 'preloaded\n');
+  const files = new Ext4Files(path, offset);
+  await files.mkdirs('flotilla/preload');
+  await files.write(source, 'flotilla/preload/manifest.json');
+  const { stdout } = await run('debugfs', ['-R', 'cat flotilla/preload/manifest.json', `${path}?offset=${offset}`]);
+  assert.equal(stdout, 'preloaded\n');
+  await run('e2fsck', ['-fn', `${path}?offset=${offset}`]);
+}
+
+describe('4Kn disks and logical partitions', { concurrency: true }, () => {
+  const configure = async (path: string) => {
+    const r = await flotillaJson<{ partition: { index: number; scheme: string; offset: number } }>(configDir, [
+      'os',
+      'configure',
+      path,
+      '--config',
+      configFile,
+      '--wifi-ssid',
+      'far',
+    ]);
+    return r.partition;
+  };
+  const readBack = async (image: { path: string; offset: number; sizeMiB: number }) => {
+    assert.deepEqual(JSON.parse(await mtype(image, 'config.json')), {
+      ...baseConfig,
+      os: { network: { wifi: { ssid: 'far' } } },
+    });
+    assert.match(await mtype(image, 'system-connections/flotilla-wifi'), /\nssid=far\n/);
+    await fsckClean(image);
+  };
+
+  test('GPT with 4096-byte sectors: boot FAT (4096-byte FAT sectors) configured, data ext4 found', async () => {
+    const path = join(dir.path, `image-${++n}.img`);
+    await run('truncate', ['-s', '64M', path]);
+    // p1: 16 MiB basic data at LBA 256 (1 MiB), p2: 32 MiB Linux at LBA 4352 (17 MiB); names set in expert mode.
+    await fdisk(path, 4096, [
+      'g',
+      'n',
+      '1',
+      '256',
+      '+16M',
+      't',
+      '11',
+      'n',
+      '2',
+      '',
+      '+32M',
+      't',
+      '2',
+      '20',
+      'x',
+      'n',
+      '1',
+      'resin-boot',
+      'n',
+      '2',
+      'resin-data',
+      'r',
+      'w',
+    ]);
+    const boot = { path, offset: 256 * 4096, sizeMiB: 16 };
+    await run('mkfs.vfat', ['-F', '16', '-S', '4096', '-s', '1', '-n', 'RESIN-BOOT', '--offset', '256', path, '16384']);
+    await mkext4(path, 4352 * 4096, 32);
+    assert.deepEqual(await configure(path), {
+      index: 1,
+      scheme: 'gpt',
+      offset: boot.offset,
+      label: 'RESIN-BOOT',
+      fat: 16,
+    });
+    await readBack(boot);
+    await dataPartitionWorks(path, 4352 * 4096);
+  });
+
+  test('MBR with 4096-byte sectors', async () => {
+    const path = join(dir.path, `image-${++n}.img`);
+    await run('truncate', ['-s', '24M', path]);
+    await fdisk(path, 4096, ['o', 'n', 'p', '1', '256', '+16M', 't', 'e', 'w']);
+    const boot = { path, offset: 256 * 4096, sizeMiB: 16 };
+    await run('mkfs.vfat', ['-F', '16', '-S', '4096', '-s', '1', '-n', 'resin-boot', '--offset', '256', path, '16384']);
+    const partition = await configure(path);
+    assert.deepEqual([partition.index, partition.scheme, partition.offset], [1, 'mbr', boot.offset]);
+    await readBack(boot);
+  });
+
+  test('MBR logical partitions: boot FAT as logical 5, data ext4 as logical 6', async () => {
+    const path = join(dir.path, `image-${++n}.img`);
+    await run('truncate', ['-s', '46M', path]);
+    // Primary 1 (no filesystem), extended 2 from 2 MiB; logical 5 at 3 MiB (8 MiB), logical 6 at 12 MiB (32 MiB).
+    await sfdisk(
+      path,
+      [
+        'label: dos',
+        'start=2048, size=2048, type=83',
+        'start=4096, size=86016, type=5',
+        'start=6144, size=16384, type=e',
+        'start=24576, size=65536, type=83',
+        '',
+      ].join('\n'),
+    );
+    const listed = (await run('sfdisk', ['-d', path])).stdout;
+    assert.match(listed, /img5 : start= +6144, size= +16384, type=e/, listed);
+    const boot = { path, offset: 6144 * 512, sizeMiB: 8 };
+    await run('mkfs.vfat', ['-F', '16', '-s', '1', '-n', 'resin-boot', '--offset', '6144', path, '8192']);
+    await mkext4(path, 24576 * 512, 32);
+    const partition = await configure(path);
+    assert.deepEqual([partition.index, partition.scheme, partition.offset], [5, 'mbr', boot.offset]);
+    await readBack(boot);
+    await dataPartitionWorks(path, 24576 * 512);
+  });
+});
+
+describe('one writer at a time', { concurrency: true }, () => {
+  const configure = (image: string, holdMs: number) =>
+    flotilla(configDir, ['os', 'configure', image, '--config', configFile, '--wifi-ssid', 'locked'], {
+      env: { FLOTILLA_TEST_IMAGE_LOCK_HOLD_MS: String(holdMs) },
+    });
+  const leftovers = async (image: string) =>
+    (await readdir(dir.path)).filter((name) => name.startsWith(`${image.split('/').pop()}.flotilla-lock`));
+
+  test('two runs started together on one image: one writes, the other refuses at once with DISK_IMAGE_BUSY', async () => {
+    const image = await makeImage({ label: 'resin-boot' });
+    const started = Date.now();
+    // Each holds the lock 2 s once it has it: whichever comes second finds it held, however the two are scheduled.
+    const runs = await Promise.all(
+      [0, 1].map(async () => {
+        const r = await configure(image.path, 2000);
+        return { ...r, ms: Date.now() - started };
+      }),
+    );
+    const ok = runs.filter((r) => r.code === 0);
+    const refused = runs.filter((r) => r.code !== 0);
+    assert.equal(ok.length, 1, runs.map((r) => r.stderr).join('\n'));
+    assert.equal(refused.length, 1);
+    assert.match(refused[0]?.stderr ?? '', /is being written by process \d+ .*\(DISK_IMAGE_BUSY\)/);
+    assert.ok((refused[0]?.ms ?? 0) < (ok[0]?.ms ?? 0), 'the second run refused without waiting for the first');
+    assert.match(await mtype(image, 'system-connections/flotilla-wifi'), /\nssid=locked\n/);
+    await fsckClean(image);
+    assert.deepEqual(await leftovers(image.path), [], 'the lock file is removed when the run ends');
+  });
+
+  test('a lock left by a run killed with -9 does not block the next run', async () => {
+    const image = await makeImage({ label: 'resin-boot' });
+    const lock = `${image.path}.flotilla-lock`;
+    const child = spawn(process.execPath, [CLI_MAIN, 'os', 'configure', image.path, '--config', configFile], {
+      env: { ...process.env, FLOTILLA_CONFIG_DIR: configDir, FLOTILLA_TEST_IMAGE_LOCK_HOLD_MS: '60000' },
+      stdio: 'ignore',
+    });
+    const exited = new Promise((resolve) => child.on('exit', resolve));
+    const deadline = Date.now() + 20_000;
+    while (
+      !(await stat(lock).then(
+        () => true,
+        () => false,
+      ))
+    ) {
+      assert.ok(Date.now() < deadline, 'the first run took the lock');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    assert.equal(JSON.parse(await readFile(lock, 'utf8')).pid, child.pid);
+    // Held and alive: refused.
+    const blocked = await configure(image.path, 0);
+    assert.match(blocked.stderr, /\(DISK_IMAGE_BUSY\)/);
+    child.kill('SIGKILL');
+    assert.equal(await exited, null);
+    assert.ok(await stat(lock), 'kill -9 leaves the lock file behind');
+    const next = await configure(image.path, 0);
+    assert.equal(next.code, 0, next.stderr);
+    assert.match(await mtype(image, 'system-connections/flotilla-wifi'), /\nssid=locked\n/);
+    await fsckClean(image);
+    assert.deepEqual(await leftovers(image.path), []);
+  });
+
+  test('an in-place image keeps its file mode (0644 and 0600)', async () => {
+    for (const mode of [0o644, 0o600]) {
+      const image = await makeImage({ label: 'resin-boot' });
+      await chmod(image.path, mode);
+      const r = await configure(image.path, 0);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal((await stat(image.path)).mode & 0o777, mode);
+      await fsckClean(image);
     }
   });
 });

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
@@ -123,6 +123,33 @@ describe('flotilla os preload', () => {
     assert.equal(result.code, 1);
     assert.match(result.stderr, /needs .* MiB in data partition 2 \(resin-data\).*\(DATA_PARTITION_FULL\)/);
     assert.equal(await sha256(image.path), before);
+  });
+
+  test('two preloads at once on one image: one writes, the other refuses with DISK_IMAGE_BUSY; mode kept', async () => {
+    const image = await makeImage(64);
+    await chmod(image.path, 0o644);
+    const runs = await Promise.all(
+      [0, 1].map(() =>
+        flotilla(cli, ['os', 'preload', image.path, '--fleet', fleet], {
+          env: { FLOTILLA_TEST_IMAGE_LOCK_HOLD_MS: '2000' },
+        }),
+      ),
+    );
+    const codes = runs.map((r) => r.code).sort();
+    assert.deepEqual(codes, [0, 1], runs.map((r) => r.stderr).join('\n'));
+    assert.match(runs.find((r) => r.code === 1)?.stderr ?? '', /\(DISK_IMAGE_BUSY\)/);
+    await exec('e2fsck', ['-fn', `${image.path}?offset=${image.dataOffset}`]);
+    const { stdout } = await exec('debugfs', [
+      '-R',
+      'ls -p flotilla/preload',
+      `${image.path}?offset=${image.dataOffset}`,
+    ]);
+    assert.match(stdout, /manifest\.json/);
+    assert.equal((await stat(image.path)).mode & 0o777, 0o644);
+    assert.deepEqual(
+      (await readdir(dir.path)).filter((name) => name.includes('flotilla-lock')),
+      [],
+    );
   });
 
   test('a device flashed with the image runs the release offline, then reports it once online', async () => {

@@ -19,7 +19,9 @@ import type { RegistryAuth } from '../images/images.js';
 import type { TargetPlatform } from '../images/platform.js';
 import { DiskImage, assertNotInUse } from './disk-image.js';
 import { Ext4Files } from './ext4-files.js';
+import { withImageLock } from './image-lock.js';
 import { compressionOf, defaultOutput, extractImage } from './image-source.js';
+import type { Compression } from './image-source.js';
 
 export interface PreloadRequest {
   image: string;
@@ -58,10 +60,18 @@ const SLACK_BYTES = 4 * 1024 * 1024;
  */
 export async function preloadImage(request: PreloadRequest): Promise<PreloadResult> {
   const compression = await compressionOf(request.image);
-  let target = request.image;
+  const copied = compression !== 'none' || request.output !== undefined;
+  const target = copied ? (request.output ?? defaultOutput(request.image)) : request.image;
+  return withImageLock(target, () => preloadLocked(request, compression, target));
+}
+
+async function preloadLocked(
+  request: PreloadRequest,
+  compression: Compression,
+  target: string,
+): Promise<PreloadResult> {
   let extractedFrom: string | undefined;
   if (compression !== 'none' || request.output !== undefined) {
-    target = request.output ?? defaultOutput(request.image);
     await extractImage(request.image, compression, target);
     if (compression !== 'none') extractedFrom = request.image;
   } else {
