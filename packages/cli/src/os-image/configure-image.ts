@@ -2,11 +2,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CONNECTIONS_DIR, WIFI_CONNECTION, redactConfig, redactKeyfile, wifiKeyfile } from './boot-files.js';
-import { DiskImage, assertNotInUse } from './disk-image.js';
+import { DiskImage } from './disk-image.js';
 import type { BootPartition } from './disk-image.js';
-import { withImageLock } from './image-lock.js';
-import { compressionOf, defaultOutput, extractImage } from './image-source.js';
-import type { Compression } from './image-source.js';
+import { onWritableImage } from './writable-image.js';
+import { compressionOf, extractImage } from './image-source.js';
 
 export interface ConfigureRequest {
   image: string;
@@ -46,27 +45,8 @@ function summary(image: DiskImage, boot: BootPartition): PartitionSummary {
  * Writes config.json (and the WiFi connection) into the image's boot partition. A compressed download, or a raw image
  * with `output`, is first written out as a new uncompressed image, which is what gets configured.
  */
-export async function configureImage(request: ConfigureRequest): Promise<ConfigureResult> {
-  const compression = await compressionOf(request.image);
-  const copied = compression !== 'none' || request.output !== undefined;
-  const target = copied ? (request.output ?? defaultOutput(request.image)) : request.image;
-  // The lock is on what gets written, taken before the copy is made: two runs with the same -o collide here too.
-  return withImageLock(target, () => configureLocked(request, compression, target));
-}
-
-async function configureLocked(
-  request: ConfigureRequest,
-  compression: Compression,
-  target: string,
-): Promise<ConfigureResult> {
-  let extractedFrom: string | undefined;
-  if (compression !== 'none' || request.output !== undefined) {
-    await extractImage(request.image, compression, target);
-    if (compression !== 'none') extractedFrom = request.image;
-  } else {
-    await assertNotInUse(target);
-  }
-  try {
+export function configureImage(request: ConfigureRequest): Promise<ConfigureResult> {
+  return onWritableImage(request, async (target, extractedFrom) => {
     const image = DiskImage.open(target, true);
     try {
       const boot = image.bootPartition();
@@ -80,11 +60,7 @@ async function configureLocked(
     } finally {
       image.close();
     }
-  } catch (error) {
-    // A copy made for this run is not left behind half-configured (or unconfigurable).
-    if (target !== request.image) await rm(target, { force: true });
-    throw error;
-  }
+  });
 }
 
 export interface ImageConfig {

@@ -17,11 +17,9 @@ import type { PreloadImage, PreloadManifest } from '@flotilla/protocol';
 import { ensureImage, tagImage } from '../images/images.js';
 import type { RegistryAuth } from '../images/images.js';
 import type { TargetPlatform } from '../images/platform.js';
-import { DiskImage, assertNotInUse } from './disk-image.js';
+import { DiskImage } from './disk-image.js';
 import { Ext4Files } from './ext4-files.js';
-import { withImageLock } from './image-lock.js';
-import { compressionOf, defaultOutput, extractImage } from './image-source.js';
-import type { Compression } from './image-source.js';
+import { onWritableImage } from './writable-image.js';
 
 export interface PreloadRequest {
   image: string;
@@ -58,26 +56,8 @@ const SLACK_BYTES = 4 * 1024 * 1024;
  * INVARIANT: the manifest goes first on the way out (an earlier preload) and last on the way in: a write cut short
  * leaves no manifest, which the agent takes as no preload.
  */
-export async function preloadImage(request: PreloadRequest): Promise<PreloadResult> {
-  const compression = await compressionOf(request.image);
-  const copied = compression !== 'none' || request.output !== undefined;
-  const target = copied ? (request.output ?? defaultOutput(request.image)) : request.image;
-  return withImageLock(target, () => preloadLocked(request, compression, target));
-}
-
-async function preloadLocked(
-  request: PreloadRequest,
-  compression: Compression,
-  target: string,
-): Promise<PreloadResult> {
-  let extractedFrom: string | undefined;
-  if (compression !== 'none' || request.output !== undefined) {
-    await extractImage(request.image, compression, target);
-    if (compression !== 'none') extractedFrom = request.image;
-  } else {
-    await assertNotInUse(target);
-  }
-  try {
+export function preloadImage(request: PreloadRequest): Promise<PreloadResult> {
+  return onWritableImage(request, async (target, extractedFrom) => {
     const disk = DiskImage.open(target, false);
     let data: ReturnType<DiskImage['dataPartition']>;
     try {
@@ -139,11 +119,7 @@ async function preloadLocked(
     } finally {
       await rm(scratch, { recursive: true, force: true });
     }
-  } catch (error) {
-    // A copy made for this run is not left behind half-written (or unwritable).
-    if (target !== request.image) await rm(target, { force: true });
-    throw error;
-  }
+  });
 }
 
 function imageRefs(manifest: Omit<PreloadManifest, 'images'>): string[] {
