@@ -10,6 +10,7 @@ import { ensureBusyboxImage, run, tempDir, waitFor } from '@flotilla/testkit';
 import {
   type Harness,
   cleanup,
+  deviceKeyOf,
   docker,
   harness,
   ourContainers,
@@ -199,6 +200,15 @@ describe('delta updates', { timeout: 480_000 }, () => {
       assert.equal(h.cp.tap.deltaDownloads.length, 1);
       assert.equal(h.cp.tap.deltaDownloads[0]?.bytes, stored.size);
       assert.ok(stored.size < 400 * 1024, `delta of ${stored.size} bytes for a 300 KiB change`);
+      // A range past its end is refused as HTTP says (416 and the size), with an error body, not a server failure.
+      const download = h.cp.tap.requests.find((r) => r.startsWith('GET ') && r.includes(stored.digest.slice('sha256:'.length)));
+      assert.ok(download, 'the delta download went through the tap');
+      const beyond = await fetch(`${h.cp.server.url}${download.slice('GET '.length)}`, {
+        headers: { authorization: `Bearer ${await deviceKeyOf(h)}`, range: `bytes=${stored.size}-` },
+      });
+      assert.equal(beyond.status, 416);
+      assert.equal(beyond.headers.get('content-range'), `bytes */${stored.size}`);
+      assert.equal(((await beyond.json()) as { error: { code: string } }).error.code, 'VALIDATION_FAILED');
       assert.equal(await metric(h, 'flotilla_delta_outcomes_total', '{outcome="applied"}'), 1);
       const saved = await metric(h, 'flotilla_delta_saved_bytes_total');
       assert.ok(saved > PAYLOAD_BYTES / 2, `saved ${saved} bytes`);

@@ -78,10 +78,11 @@ export function registerDeltaRoutes(
     });
     const range = parseRange(request.headers.range, size);
     if (range === 'invalid')
+      // Serialized here: the octet-stream type set above would make Fastify refuse to send an object (a 500).
       return reply
         .status(416)
-        .header('content-range', `bytes */${size}`)
-        .send(new FlotillaError('VALIDATION_FAILED', 'unsatisfiable range').toBody());
+        .headers({ 'content-range': `bytes */${size}`, 'content-type': 'application/json; charset=utf-8' })
+        .send(JSON.stringify(new FlotillaError('VALIDATION_FAILED', 'unsatisfiable range').toBody()));
     if (range) {
       void reply.status(206).headers({
         'content-range': `bytes ${range.start}-${range.end}/${size}`,
