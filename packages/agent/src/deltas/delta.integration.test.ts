@@ -201,7 +201,9 @@ describe('delta updates', { timeout: 480_000 }, () => {
       assert.equal(h.cp.tap.deltaDownloads[0]?.bytes, stored.size);
       assert.ok(stored.size < 400 * 1024, `delta of ${stored.size} bytes for a 300 KiB change`);
       // A range past its end is refused as HTTP says (416 and the size), with an error body, not a server failure.
-      const download = h.cp.tap.requests.find((r) => r.startsWith('GET ') && r.includes(stored.digest.slice('sha256:'.length)));
+      const download = h.cp.tap.requests.find(
+        (r) => r.startsWith('GET ') && r.includes(stored.digest.slice('sha256:'.length)),
+      );
       assert.ok(download, 'the delta download went through the tap');
       const beyond = await fetch(`${h.cp.server.url}${download.slice('GET '.length)}`, {
         headers: { authorization: `Bearer ${await deviceKeyOf(h)}`, range: `bytes=${stored.size}-` },
