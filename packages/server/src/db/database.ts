@@ -3,6 +3,7 @@ import SqliteDatabase from 'better-sqlite3';
 import { Kysely, Migrator, PostgresDialect, SqliteDialect, SqliteDriver } from 'kysely';
 import type { DatabaseConnection, Driver } from 'kysely';
 import pg from 'pg';
+import { startCheckpointer } from './checkpointer.js';
 import { makePrivateDir, touchPrivateFile } from '../disk/private-files.js';
 import { migrations } from './migrations.js';
 import type { Dialect } from './dialect.js';
@@ -105,6 +106,17 @@ export async function openDatabase(options: DatabaseOptions): Promise<OpenedData
   if (error) {
     await opened.close();
     throw error;
+  }
+  const { sqlite } = opened;
+  if (sqlite && sqlite.name !== ':memory:') {
+    const checkpointer = await startCheckpointer(sqlite, sqlite.name, (failure) =>
+      process.emitWarning(`the SQLite checkpoint thread failed: ${failure.message}`),
+    );
+    const closeDb = opened.close;
+    opened.close = async () => {
+      await checkpointer.stop();
+      await closeDb();
+    };
   }
   return opened;
 }
