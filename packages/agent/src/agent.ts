@@ -39,6 +39,7 @@ import { ReleaseWatch } from './rollback/release-watch.js';
 import { CpuSampler, collectMetrics } from './report/metrics.js';
 import { controlPlaneConnected, engineAnswers } from './hostos/health.js';
 import { startHostOs } from './hostos/host-os.js';
+import { readOsRelease } from './host/os-release.js';
 import { loadPreload } from './preload/preload.js';
 import { controlPlaneImage } from './hostos/image-download.js';
 import { OsFollower } from './hostos/os-follower.js';
@@ -82,6 +83,8 @@ export interface AgentOptions {
   hostShell?: string;
   /** Remote streams (shells, tunnelled connections) open at once; more are refused (default 256). */
   maxRemoteStreams?: number;
+  /** The host's os-release(5) (default /etc/os-release): the OS name the device reports, the version it runs. */
+  osReleaseFile?: string;
   /** A/B hosts: the file the booted slot is read from (default /proc/cmdline); tests name their own. */
   hostOsCmdline?: string;
   /** Reboot/shutdown/identify; default follows `hostConfig` (dry-run unless 'real'). */
@@ -140,6 +143,7 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
   const read = await readConfig(options.configPath);
   assertProvisionable(read);
   const file = await ensureIdentity(read);
+  const osRelease = await readOsRelease(options.osReleaseFile);
   const uuid = file.config.uuid as string;
   const deviceApiKey = file.config.deviceApiKey as string;
   // Before anything is opened: what an older agent left readable to others is not, from here on.
@@ -250,7 +254,7 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
           about: () => ({
             api_port: api?.port ?? null,
             api_secret: supervisorApiKey,
-            os_version: `${process.platform} ${process.version}`,
+            os_version: osRelease.name,
             os_variant: file.config.developmentMode ? 'dev' : 'prod',
             supervisor_version: AGENT_VERSION,
           }),
@@ -434,7 +438,7 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
     },
   });
   if (hostOs && apiEndpoint) {
-    osFollower = new OsFollower(hostOs, apiEndpoint, log);
+    osFollower = new OsFollower(hostOs, apiEndpoint, log, osRelease.version);
     osFollower.follow(targets.device()?.os);
   }
 

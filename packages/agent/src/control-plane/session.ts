@@ -168,7 +168,7 @@ export class ControlPlaneSession {
     for (let failures = 0; !signal.aborted; ) {
       try {
         if (this.file.config.deviceId === undefined) deps.phase('provision-needed');
-        this.file = await provision(this.file, deps.controlPlane, deps.log);
+        this.file = await provision(this.file, deps.controlPlane, deps.log, deps.about().os_version);
         deps.phase('provisioned');
         return true;
       } catch (error) {

@@ -43,6 +43,16 @@ describe('osDecision: what the target `os` asks of the updater', () => {
       else assert.match('wait' in decision ? decision.wait : 'started', expected);
     });
 
+  it('a version the booted OS already is, flashed with it, is not written again; another one is', () => {
+    assert.match(JSON.stringify(osDecision(target, IDLE, API, undefined, NOW, '2.0.0')), /is the one running/);
+    assert.deepEqual(osDecision(target, IDLE, API, undefined, NOW, '1.0.0'), { start: started });
+    // The same image already tried here follows its own history, whatever the booted OS says.
+    assert.match(
+      JSON.stringify(osDecision(target, state('rolled-back', HASH_2), API, undefined, NOW, '2.0.0')),
+      /rolled back/,
+    );
+  });
+
   it('an absolute URL in the target is kept as it is', () => {
     const absolute = { ...target, url: 'https://mirror.example.test/os.img' };
     assert.deepEqual(osDecision(absolute, IDLE, API, undefined, NOW), { start: { ...started, url: absolute.url } });

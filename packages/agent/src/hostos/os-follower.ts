@@ -12,7 +12,8 @@ export type OsDecision = { start: OsTarget } | { wait: string };
  * Pure: what the target's `os` asks of the updater in `state`. Start it when it names an image other than the one
  * the last update was for and no update is under way. The same image again: nothing once committed; never
  * automatically after a rollback (that OS failed its trial here: a new version is the way on); after a failure
- * (download, digest, slot) once OS_RETRY_AFTER_FAILURE_MS passed since it was last started.
+ * (download, digest, slot) once OS_RETRY_AFTER_FAILURE_MS passed since it was last started. A version the booted OS
+ * already is (`running`, its os-release VERSION_ID: flashed with it) is not written again.
  */
 export function osDecision(
   target: TargetOs | undefined,
@@ -20,6 +21,7 @@ export function osDecision(
   apiEndpoint: string,
   lastStartedMs: number | undefined,
   nowMs: number,
+  running?: string,
 ): OsDecision {
   if (!target) return { wait: 'no OS target' };
   if (inProgress(state.phase)) return { wait: `an update is ${state.phase}` };
@@ -31,7 +33,8 @@ export function osDecision(
       size: target.size,
     },
   };
-  if (state.target?.sha256 !== target.sha256) return start;
+  if (state.target?.sha256 !== target.sha256)
+    return running === target.version ? { wait: `OS ${target.version} is the one running` } : start;
   if (state.phase === 'committed') return { wait: `OS ${target.version} is committed` };
   if (state.phase === 'rolled-back') return { wait: `OS ${target.version} was rolled back on this device` };
   if (state.phase === 'failed' && lastStartedMs !== undefined && nowMs - lastStartedMs < OS_RETRY_AFTER_FAILURE_MS)
@@ -47,11 +50,20 @@ export class OsFollower {
     private readonly updater: HostOsUpdater,
     private readonly apiEndpoint: string,
     private readonly log: Logger,
+    /** The booted OS's version (os-release VERSION_ID), read at start: the agent starts again after every boot. */
+    private readonly running: string | undefined,
     private readonly now: () => number = Date.now,
   ) {}
 
   follow(target: TargetOs | undefined): void {
-    const decision = osDecision(target, this.updater.state(), this.apiEndpoint, this.lastStartedMs, this.now());
+    const decision = osDecision(
+      target,
+      this.updater.state(),
+      this.apiEndpoint,
+      this.lastStartedMs,
+      this.now(),
+      this.running,
+    );
     if ('wait' in decision) return;
     this.lastStartedMs = this.now();
     this.log.info({ version: decision.start.version }, 'host OS: the target asks for a new OS');

@@ -69,6 +69,11 @@ describe('host OS release from the CLI to a committed A/B update', { skip }, () 
     };
     const config = JSON.parse(await readFile(configPath, 'utf8')) as Record<string, unknown>;
     await writeFile(configPath, JSON.stringify({ ...config, hostOS }));
+    // What the booted slot's /etc/os-release says: the OS the device reports, and the version it runs.
+    const osReleaseFile = join(dir.path, 'os-release');
+    const bootedOs = (version: string) =>
+      writeFile(osReleaseFile, `PRETTY_NAME="Flotilla OS ${version}"\nVERSION_ID=${version}\n`);
+    await bootedOs('1.0.0');
     const cmdline = join(dir.path, 'cmdline');
     const boot = bootSimulatorFor(bootloaderFor(hostOS));
     let reboots = 0;
@@ -92,6 +97,7 @@ describe('host OS release from the CLI to a committed A/B update', { skip }, () 
         reportIntervalMs: 100,
         apiPort: 0,
         hostOsCmdline: cmdline,
+        osReleaseFile,
         hostPower: power,
         logLevel: process.env.FLOTILLA_TEST_LOG ?? 'warn',
       });
@@ -103,6 +109,15 @@ describe('host OS release from the CLI to a committed A/B update', { skip }, () 
       { timeoutMs: 30_000 },
     );
 
+    assert.equal(device.osVersion, 'Flotilla OS 1.0.0', 'registered with the name its os-release gives');
+
+    // The version the device was flashed with: nothing to write, no reboot.
+    await flotillaJson(cli, ['os', 'release', 'push', device.deviceType, '1.0.0', v1.path]);
+    await flotillaJson(cli, ['device', 'os-update', device.uuid, '1.0.0']);
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    assert.equal(reboots, 0, 'OS 1.0.0 already runs');
+    assert.notEqual((await flotillaJson<Device>(cli, ['device', 'info', device.uuid])).osUpdate?.phase, 'writing');
+
     const v2 = await osImage(dir.path, '2.0.0', 8);
     const pushed = await flotillaJson<OsRelease>(cli, ['os', 'release', 'push', device.deviceType, '2.0.0', v2.path]);
     assert.equal(pushed.sha256, v2.target.sha256);
@@ -110,7 +125,7 @@ describe('host OS release from the CLI to a committed A/B update', { skip }, () 
     const listed = await flotillaJson<OsRelease[]>(cli, ['os', 'release', 'list', device.deviceType]);
     assert.deepEqual(
       listed.map((r) => r.version),
-      ['2.0.0'],
+      ['2.0.0', '1.0.0'],
     );
     const again = await flotilla(cli, ['os', 'release', 'push', device.deviceType, '2.0.0', v1.path]);
     assert.equal(again.code, 1);
@@ -132,6 +147,7 @@ describe('host OS release from the CLI to a committed A/B update', { skip }, () 
     agent = undefined;
 
     // The reboot: the bootloader starts slot b for its one trial; the agent there commits once healthy.
+    await bootedOs('2.0.0');
     await powerOn();
     assert.equal(await readFile(cmdline, 'utf8'), 'quiet flotilla.slot=b\n');
     const committed = await waitFor(
@@ -143,6 +159,11 @@ describe('host OS release from the CLI to a committed A/B update', { skip }, () 
       { timeoutMs: 60_000 },
     );
     assert.equal(committed.version, '2.0.0');
+    await waitFor(
+      'the device to report the OS it booted',
+      async () => (await flotillaJson<Device>(cli, ['device', 'info', device.uuid])).osVersion === 'Flotilla OS 2.0.0',
+      { timeoutMs: 30_000 },
+    );
     assert.equal((await flotillaJson<Device>(cli, ['device', 'info', device.uuid])).targetOs, '2.0.0');
     assert.deepEqual(JSON.parse(await readFile(join(dir.path, 'boot.json'), 'utf8')), { committed: 'b', trial: null });
     // The target still names 2.0.0: the committed OS is not installed again.

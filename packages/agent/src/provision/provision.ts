@@ -15,7 +15,12 @@ export function defaultDeviceType(): string {
  * the previous attempt registered but we crashed before writing config.json) — proves ownership by exchanging the
  * provisioning key for our device key. Idempotent: a registered config (deviceId set) returns at once.
  */
-export async function provision(file: ConfigFile, controlPlane: ControlPlane, log: Logger): Promise<ConfigFile> {
+export async function provision(
+  file: ConfigFile,
+  controlPlane: ControlPlane,
+  log: Logger,
+  osVersion = `${process.platform} ${process.version}`,
+): Promise<ConfigFile> {
   const { config } = file;
   if (config.deviceId !== undefined && config.registered_at !== undefined) return file;
   const uuid = config.uuid;
@@ -37,7 +42,7 @@ export async function provision(file: ConfigFile, controlPlane: ControlPlane, lo
       device_type: config.deviceType ?? defaultDeviceType(),
       api_key: deviceApiKey,
       supervisor_version: AGENT_VERSION,
-      os_version: `${process.platform} ${process.version}`,
+      os_version: osVersion,
       os_variant: config.developmentMode ? 'dev' : 'prod',
       ...(config.userId !== undefined ? { user: config.userId } : {}),
     },
