@@ -36,6 +36,9 @@ export function DevicePin({ release }: { release: Release }) {
       devices.mutate(
         (page) => page && { ...page, items: page.items.map((d) => (d.uuid === changed.uuid ? changed : d)) },
       );
+      // And asked again: a search answered before this change (the debounced one typed just before) must not put
+      // the device back on screen as it was.
+      devices.reload();
       setMessage({ text: `${changed.name}: ${pinnedWords(changed.pinnedRelease)}`, ok: true });
     } catch (e) {
       setMessage({ text: describeError(e), ok: false });
