@@ -13,7 +13,7 @@ import { z } from 'zod';
 import type { AppContext } from '../context.js';
 import { authenticateDevice, presentedKeyHash } from '../device-api/device-auth.js';
 import { parse } from '../http/parse.js';
-import { parseRange } from '../registry/blob-routes.js';
+import { sendRanged } from '../http/ranged-file.js';
 import type { DeltaService } from './delta-service.js';
 import type { DeltaStore } from './delta-store.js';
 import { recordUpdateBytes } from './update-bytes.js';
@@ -71,27 +71,11 @@ export function registerDeltaRoutes(
     const size = pair?.digest === params.digest ? await store.blobSize(hex) : undefined;
     if (size === undefined)
       throw new FlotillaError('DELTA_NOT_FOUND', 'this delta is not (or no longer) the one for these images');
-    void reply.headers({
-      'content-type': 'application/octet-stream',
-      'accept-ranges': 'bytes',
+    return sendRanged(request, reply, {
+      size,
       etag: `"${params.digest}"`,
+      read: (range) => store.readBlob(hex, range),
     });
-    const range = parseRange(request.headers.range, size);
-    if (range === 'invalid')
-      // Serialized here: the octet-stream type set above would make Fastify refuse to send an object (a 500).
-      return reply
-        .status(416)
-        .headers({ 'content-range': `bytes */${size}`, 'content-type': 'application/json; charset=utf-8' })
-        .send(JSON.stringify(new FlotillaError('VALIDATION_FAILED', 'unsatisfiable range').toBody()));
-    if (range) {
-      void reply.status(206).headers({
-        'content-range': `bytes ${range.start}-${range.end}/${size}`,
-        'content-length': String(range.end - range.start + 1),
-      });
-      return reply.send(store.readBlob(hex, range));
-    }
-    void reply.header('content-length', String(size));
-    return reply.send(store.readBlob(hex));
   });
 
   app.post(DEVICE_ROUTES.deltaOutcome.path, async (request, reply) => {

@@ -6,9 +6,9 @@ import { authenticateDevice, presentedKeyHash } from '../device-api/device-auth.
 import { visibleDevice } from '../devices/devices.js';
 import { visibleFleet } from '../fleets/fleets.js';
 import { parse } from '../http/parse.js';
+import { sendRanged } from '../http/ranged-file.js';
 import { serve } from '../http/serve.js';
 import { visibleOrganization } from '../organizations/organizations.js';
-import { parseRange } from '../registry/blob-routes.js';
 import type { RegistryStorage } from '../registry/storage.js';
 import {
   createOsRelease,
@@ -65,25 +65,10 @@ export function registerOsReleaseRoutes(app: FastifyInstance, ctx: AppContext, s
       : undefined;
     if (size === undefined)
       throw new FlotillaError('OS_RELEASE_NOT_FOUND', 'no OS release of this device has this image');
-    void reply.headers({
-      'content-type': 'application/octet-stream',
-      'accept-ranges': 'bytes',
+    return sendRanged(request, reply, {
+      size,
       etag: `"sha256:${params.hash}"`,
+      read: (range) => storage.readBlob(params.hash, range),
     });
-    const range = parseRange(request.headers.range, size);
-    if (range === 'invalid')
-      return reply
-        .status(416)
-        .headers({ 'content-range': `bytes */${size}`, 'content-type': 'application/json; charset=utf-8' })
-        .send(JSON.stringify(new FlotillaError('VALIDATION_FAILED', 'unsatisfiable range').toBody()));
-    if (range) {
-      void reply.status(206).headers({
-        'content-range': `bytes ${range.start}-${range.end}/${size}`,
-        'content-length': String(range.end - range.start + 1),
-      });
-      return reply.send(storage.readBlob(params.hash, range));
-    }
-    void reply.header('content-length', String(size));
-    return reply.send(storage.readBlob(params.hash));
   });
 }
