@@ -283,7 +283,7 @@ try {
   console.log(
     metrics
       .split('\n')
-      .filter((l) => l.startsWith('flotilla_target_state_cache_total'))
+      .filter((l) => /^flotilla_(target_state|poll)_cache_total/.test(l))
       .join('\n'),
   );
   console.log(

@@ -10,6 +10,7 @@ import type { GuessLimits } from './auth/guess-limiter.js';
 import { registerAuthRoutes } from './auth/routes.js';
 import { installUserStreams } from './auth/user-streams.js';
 import { LastSeenTracker } from './device-api/last-seen.js';
+import { PollCache } from './device-api/poll-cache.js';
 import { createPollLookup } from './device-api/poll-lookup.js';
 import { registerDeviceRoutes } from './device-api/routes.js';
 import { registerOsRoutes } from './device-api/os-routes.js';
@@ -235,7 +236,16 @@ export async function buildApp(options: AppOptions): Promise<FlotillaApp> {
   registerFleetRoutes(app, ctx);
   registerDeviceUserRoutes(app, ctx);
   registerVariableRoutes(app, ctx);
-  registerDeviceRoutes(app, ctx, lastSeen, createPollLookup(options.database));
+  // Children made once: labelling a counter on every poll hashes its labels every time.
+  const pollCounts = {
+    hit: ctx.metrics.pollCache.labels({ result: 'hit' }),
+    miss: ctx.metrics.pollCache.labels({ result: 'miss' }),
+    bypass: ctx.metrics.pollCache.labels({ result: 'bypass' }),
+  };
+  const pollCache = new PollCache(createPollLookup(options.database), {
+    count: (result) => pollCounts[result].inc(),
+  });
+  registerDeviceRoutes(app, ctx, lastSeen, pollCache.get);
   registerOsRoutes(app);
   registerODataRoutes(app, ctx);
   // Server nodes sharing a PostgreSQL database tell each other about logs and actions; SQLite has one node.
@@ -246,9 +256,11 @@ export async function buildApp(options: AppOptions): Promise<FlotillaApp> {
   await bus.start();
   const stopRelaying = userStreams.connect(bus);
   const stopChanges = deviceChanges.connect(bus);
+  const stopPollCache = pollCache.connect(bus);
   app.addHook('onClose', async () => {
     stopRelaying();
     stopChanges();
+    stopPollCache();
     await deviceChanges.close();
     await bus.close();
   });

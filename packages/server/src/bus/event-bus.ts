@@ -65,6 +65,11 @@ export type BusEvent = BusMessage | { type: 'resync' };
 export interface EventBus {
   /** Whether other nodes can exist: false on SQLite, which one node owns. */
   readonly shared: boolean;
+  /**
+   * Whether this node hears what is said now. False while the listening connection is down: notices sent meanwhile
+   * are lost, and `resync` comes once it is back. Caches that notices keep current are not trusted while false.
+   */
+  readonly listening: boolean;
   publish(message: BusMessage): void;
   subscribe(listener: (event: BusEvent) => void): () => void;
   start(): Promise<void>;
@@ -74,7 +79,11 @@ export interface EventBus {
 /** SQLite: one node, nobody to tell; subscribers hear only the database's revision bumps (`targets-changed`). */
 export class SingleNodeBus implements EventBus {
   readonly shared = false;
-  constructor(private readonly targetChanges?: TargetChangeFeed) {}
+  /** The database's notices are function calls on this process's own connection: none can be lost. */
+  readonly listening: boolean;
+  constructor(private readonly targetChanges?: TargetChangeFeed) {
+    this.listening = targetChanges !== undefined;
+  }
   publish(): void {}
   subscribe(listener: (event: BusEvent) => void): () => void {
     return (
@@ -113,6 +122,10 @@ export class PostgresBus implements EventBus {
 
   async start(): Promise<void> {
     await this.listen();
+  }
+
+  get listening(): boolean {
+    return this.client !== undefined;
   }
 
   /**

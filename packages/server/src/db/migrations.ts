@@ -489,6 +489,33 @@ export function migrations(dialect: Dialect): MigrationProvider {
           .execute();
       },
     },
+    '0018-device-key-notices': {
+      async up(db: Kysely<unknown>) {
+        // The poll path keeps each device's identity in memory (device-api/poll-cache.ts), so whatever changes what
+        // a poll checks is announced like a revision bump (0014): a new key, another fleet, and the row's deletion
+        // (a fleet's deletion cascades here too). `targets-changed` for the device: the target watcher reads its
+        // revisions again (nothing to tell when they did not move; a deleted device is simply not found).
+        if (dialect === 'postgres') {
+          await sql`create function flotilla_device_identity_changed() returns trigger language plpgsql as $$
+            begin
+              perform pg_notify('flotilla_bus', json_build_object('node', null, 'message',
+                json_build_object('type', 'targets-changed', 'kind', 'device', 'id', old.id))::text);
+              return null;
+            end $$`.execute(db);
+          await sql`create trigger devices_identity_changed after update of key_hash, fleet_id on devices for each row
+            when (old.key_hash is distinct from new.key_hash or old.fleet_id is distinct from new.fleet_id)
+            execute function flotilla_device_identity_changed()`.execute(db);
+          await sql`create trigger devices_deleted after delete on devices for each row
+            execute function flotilla_device_identity_changed()`.execute(db);
+        } else {
+          await sql`create trigger devices_identity_changed after update of key_hash, fleet_id on devices for each row
+            when old.key_hash is not new.key_hash or old.fleet_id is not new.fleet_id
+            begin select flotilla_targets_changed('device', old.id); end`.execute(db);
+          await sql`create trigger devices_deleted after delete on devices for each row
+            begin select flotilla_targets_changed('device', old.id); end`.execute(db);
+        }
+      },
+    },
   };
   return { getMigrations: async () => all };
 }

@@ -58,6 +58,8 @@ export function registerDeviceRoutes(
     return reply.type('application/json; charset=utf-8').send(JSON.stringify(body.apiKey));
   });
 
+  const stateHits = ctx.metrics.targetStateCache.labels({ result: 'hit' });
+  const stateMisses = ctx.metrics.targetStateCache.labels({ result: 'miss' });
   app.get(DEVICE_ROUTES.targetState.path, async (request, reply) => {
     const keyHash = presentedKeyHash(request);
     const { uuid } = parse(uuidParams, request.params);
@@ -66,7 +68,7 @@ export function registerDeviceRoutes(
     if (!row) throw new FlotillaError('UNAUTHENTICATED', 'the key is not valid for this device');
     lastSeen.seen(row.id);
     const { entry, hit } = await targetStateFor(db, ctx.stateCache, uuid, row);
-    ctx.metrics.targetStateCache.inc({ result: hit ? 'hit' : 'miss' });
+    (hit ? stateHits : stateMisses).inc();
     void reply.header('etag', entry.etag).header('cache-control', 'no-cache');
     if (matchesEtag(request.headers['if-none-match'], entry.etag)) return reply.status(304).send();
     return reply.header('content-type', 'application/json; charset=utf-8').send(entry.body);

@@ -9,6 +9,7 @@ export interface Metrics {
   requests: Counter<'method' | 'route' | 'status'>;
   duration: Histogram<'method' | 'route'>;
   targetStateCache: Counter<'result'>;
+  pollCache: Counter<'result'>;
   /** Delta asks by answer: hit (ready), pending (a miss being computed), unavailable (a miss: the device pulls). */
   deltaRequests: Counter<'result'>;
   deltaComputations: Counter<'result'>;
@@ -38,6 +39,12 @@ export function createMetrics(db: Db, defaults = false): Metrics {
   const targetStateCache = new Counter({
     name: 'flotilla_target_state_cache_total',
     help: 'Target state lookups by cache result',
+    labelNames: ['result'] as const,
+    registers: [registry],
+  });
+  const pollCache = new Counter({
+    name: 'flotilla_poll_cache_total',
+    help: 'Target-state poll lookups: hit (memory), miss (database), bypass (database: the server bus is not listening)',
     labelNames: ['result'] as const,
     registers: [registry],
   });
@@ -88,6 +95,7 @@ export function createMetrics(db: Db, defaults = false): Metrics {
     requests,
     duration,
     targetStateCache,
+    pollCache,
     deltaRequests,
     deltaComputations,
     deltaOutcomes,
