@@ -10,8 +10,32 @@ import type { Db } from './database.js';
  */
 export async function bumpFleet(db: Db, fleetId: number): Promise<void> {
   await db.updateTable('fleets').set({ revision: sql`revision + 1` }).where('id', '=', fleetId).execute();
+  tellLocal({ kind: 'fleet', id: fleetId });
 }
 
 export async function bumpDevice(db: Db, deviceId: number): Promise<void> {
   await db.updateTable('devices').set({ revision: sql`revision + 1` }).where('id', '=', deviceId).execute();
+  tellLocal({ kind: 'device', id: deviceId });
+}
+
+export interface RevisionBump {
+  kind: 'fleet' | 'device';
+  id: number;
+}
+
+const localListeners = new Set<(bump: RevisionBump) => void>();
+
+/**
+ * Bumps made by this process, told as they are written (before their commit): PostgreSQL announces a bump to every
+ * node once committed, a few milliseconds later, so a cache of this node that waited for that notice would answer
+ * the old state to a poll right after the write that returned (device-api/poll-cache.ts). Heard by every server of
+ * the process (tests run several): a spare drop costs one read. Returns the unsubscribe function.
+ */
+export function hearLocalBumps(listener: (bump: RevisionBump) => void): () => void {
+  localListeners.add(listener);
+  return () => localListeners.delete(listener);
+}
+
+function tellLocal(bump: RevisionBump): void {
+  for (const listener of localListeners) listener(bump);
 }

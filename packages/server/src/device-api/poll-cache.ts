@@ -1,4 +1,5 @@
 import type { BusEvent, EventBus } from '../bus/event-bus.js';
+import { hearLocalBumps } from '../db/revisions.js';
 import type { PollLookup, PollRow, PollSource } from './poll-lookup.js';
 
 /** The device's own part of a poll row; the fleet's revision is kept once per fleet. */
@@ -32,7 +33,8 @@ export interface PollCacheOptions {
  * INVARIANT (never more stale than the notices): everything the row holds changes only through writes the database
  * announces once committed, as `targets-changed` on the bus, to every node (db/migrations.ts 0014: revision bumps;
  * 0018: a device's key, fleet, or deletion). A notice drops what it concerns, so a revoked key or a deleted device
- * fails its next poll on every node as soon as the node hears of it. The cache is trusted only while the bus
+ * fails its next poll on every node as soon as the node hears of it; a revision bump made by this node drops its
+ * entry as it is written (db/revisions.ts `hearLocalBumps`), so a poll after a write that returned sees it. The cache is trusted only while the bus
  * listens and after it was connected: a notice lost while the bus was down is covered by `resync`, which empties
  * it, and a read that a notice overtook (PostgreSQL's lookup is asynchronous) is answered but not kept.
  */
@@ -57,9 +59,12 @@ export class PollCache {
   connect(bus: EventBus): () => void {
     this.maxAgeMs = this.options.maxAgeMs ?? (bus.shared ? 60_000 : undefined);
     const unsubscribe = bus.subscribe((event) => this.hear(event));
+    // This node's own writes drop at once what they change, before the database's notice comes back.
+    const unhearLocal = hearLocalBumps((bump) => this.hear({ type: 'targets-changed', ...bump }));
     this.bus = bus;
     return () => {
       unsubscribe();
+      unhearLocal();
       this.bus = undefined;
       this.clear();
     };

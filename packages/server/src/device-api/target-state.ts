@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto';
-import type { ComposeFile, UpdateWindow } from '@flotilla/protocol';
+import { type ComposeFile, FlotillaError, type UpdateWindow } from '@flotilla/protocol';
 import type { Db } from '../db/database.js';
 import { fleetTargetRelease } from '../fleets/fleets.js';
 import { releaseUnder, rolloutOverlay, standingOf } from '../rollouts/rollout-overlay.js';
 import { effectiveWindow } from '../update-windows/update-windows.js';
 import { targetOsOf } from '../os-releases/os-releases.js';
 import { buildTargetState } from './build-target-state.js';
+import { loadDevicePart } from './device-part.js';
 import type { CachedState, FleetPart, ReleasePart, TargetStateCache } from './target-state-cache.js';
 
 async function loadRelease(db: Db, releaseId: number | null): Promise<ReleasePart | null> {
@@ -76,37 +77,22 @@ export async function computeTargetState(
     fleetPart = await loadFleetPart(db, row.fleet_id);
     cache.setFleetPart(row.fleet_id, row.fleet_revision, fleetPart);
   }
-  const device = await db
-    .selectFrom('devices')
-    .select(['uuid', 'name', 'pinned_release_id', 'update_window_json', 'target_os_release_id'])
-    .where('id', '=', row.id)
-    .executeTakeFirstOrThrow();
+  const device = await loadDevicePart(db, row.id);
+  if (!device) throw new FlotillaError('DEVICE_NOT_FOUND', 'the device was deleted');
   const release =
-    device.pinned_release_id === null
+    device.pinnedReleaseId === null
       ? await unpinnedRelease(db, fleetPart, row.id)
-      : await loadRelease(db, device.pinned_release_id);
-  const env = await db
-    .selectFrom('env_vars')
-    .select(['name', 'value', 'service'])
-    .where('device_id', '=', row.id)
-    .orderBy('id')
-    .execute();
-  const config = await db
-    .selectFrom('config_vars')
-    .select(['name', 'value'])
-    .where('device_id', '=', row.id)
-    .orderBy('id')
-    .execute();
+      : await loadRelease(db, device.pinnedReleaseId);
   const state = buildTargetState({
     device: { uuid: device.uuid, name: device.name },
     fleet: fleetPart.fleet,
     release,
     fleetEnv: fleetPart.env,
-    deviceEnv: env,
+    deviceEnv: device.env,
     fleetConfig: fleetPart.config,
-    deviceConfig: config,
-    updateWindow: stripSource(effectiveWindow(device.update_window_json, fleetPart.updateWindowJson)),
-    os: device.target_os_release_id === null ? undefined : await targetOsOf(db, row.id),
+    deviceConfig: device.config,
+    updateWindow: stripSource(effectiveWindow(device.updateWindowJson, fleetPart.updateWindowJson)),
+    os: device.targetOsReleaseId === null ? undefined : await targetOsOf(db, row.id),
   });
   return JSON.stringify(state);
 }
