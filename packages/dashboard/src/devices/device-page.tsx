@@ -40,9 +40,9 @@ export function DevicePage() {
           () => setRemoved(true),
         );
     },
-    onFleetChanged: () => {
-      if (d?.pinnedRelease === null) device.reload();
-    },
+    // A deploy or a pin of the fleet moves an unpinned device's release; a fleet's OS target (also `fleet-changed`)
+    // moves a pinned device's too, and the event does not say which it was: the device is asked again either way.
+    onFleetChanged: device.reload,
     onReconnected: device.reload,
   });
   // Observers get the page without its controls (shown only once the role is known to allow them). Keyed by the

@@ -281,6 +281,36 @@ describe('host OS releases through the dashboard', { skip }, () => {
   });
 
   step("the fleet's page installs a release on every device of its type, after a confirmation", async () => {
+    // gate-2's page stays open in another tab, the device pinned to a release of the fleet: the fleet's OS reaches
+    // its page live all the same (a pin holds the release, not the OS).
+    const { commit } = await world.api.call(USER_ROUTES.createRelease, {
+      params: { slug },
+      body: {
+        composition: { services: { web: { image: 'web' } } },
+        images: { web: `flotilla.test/${slug}/web@sha256:${'a'.repeat(64)}` },
+        status: 'success',
+      },
+    });
+    await world.api.call(USER_ROUTES.updateDevice, {
+      params: { uuid: devices.gate2.uuid },
+      body: { pinnedRelease: commit },
+    });
+    const other = await watchPage(browser, { width: 1280, height: 800 });
+    try {
+      await signIn(other.page, world.url, world.admin.username, world.admin.password);
+      other.failedResponses.splice(0);
+      await other.page.goto(`${world.url}/devices/${devices.gate2.uuid}`, { waitUntil: 'load' });
+      await other.page.locator('.page-head').getByText('Live', { exact: true }).waitFor(WAIT);
+      await waitForFact(other.page, 'Target', 'none set: the device keeps its OS');
+      await installOnFleet();
+      await waitForFact(other.page, 'Target', 'OS 1.0.0');
+      await assertClean(other);
+    } finally {
+      await other.close();
+    }
+  });
+
+  async function installOnFleet() {
     await page.goto(`${world.url}/fleets/${slug}`, { waitUntil: 'load' });
     await page.getByRole('heading', { name: 'Hosts', level: 1 }).waitFor(WAIT);
     const picker = hostOs(page).getByLabel('OS release');
@@ -309,7 +339,7 @@ describe('host OS releases through the dashboard', { skip }, () => {
     );
     assert.deepEqual(targets, ['1.0.0', '1.0.0', null], 'the other device type is left alone');
     await assertClean(watch);
-  });
+  }
 
   step('an observer sees the releases and the OS facts with no control; the server refuses their write', async () => {
     const username = 'watcher';
