@@ -329,6 +329,8 @@ describe('host OS releases through the dashboard', { skip }, () => {
       null,
     );
     await open.click();
+    await dialog.waitFor(WAIT);
+    await page.screenshot({ path: join(SCREENSHOT_DIR, 'fleet-os-1280.png') });
     await dialog.getByRole('button', { name: 'Install OS' }).click();
     await dialog.waitFor({ state: 'detached', ...WAIT });
     await hostOs(page).getByText(`2 devices of type ${TYPE} told to run OS 1.0.0.`).waitFor(WAIT);
