@@ -98,6 +98,7 @@ export function DevicePage() {
             <DevicePublicUrl uuid={d.uuid} canWrite={canWrite} />
             <DeviceWindow device={d} canWrite={canWrite} onChanged={(changed) => device.mutate(() => changed)} />
             <DeviceOs
+              key={d.uuid}
               device={d}
               organization={organization.data ?? null}
               canWrite={role}

@@ -7,8 +7,8 @@ import { useOsReleasesFor } from './use-os-releases.js';
 
 /**
  * Tells every device of the fleet's device type to run an OS release (`PUT /fleets/:slug/os`), after a confirmation:
- * each of them writes it and reboots into it. Says how many devices the server told. Shown only to those who may
- * change things (the server refuses observers anyway).
+ * each of them writes it and reboots into it. Says how many devices the server told. Observers get a line saying
+ * their role only reads instead of the form, and nothing is asked for them (the server refuses their write anyway).
  */
 export function FleetOs({ fleet, canWrite }: { fleet: Fleet; canWrite: boolean }) {
   const api = useApi();
