@@ -5,6 +5,7 @@ import { DevicePage } from './devices/device-page.js';
 import { FleetDevicesPage } from './devices/fleet-devices-page.js';
 import { FleetsPage } from './fleets/fleets-page.js';
 import { OrganizationsPage } from './orgs/organizations-page.js';
+import { OsReleasesPage } from './os/os-releases-page.js';
 import { FleetReleasesPage } from './releases/fleet-releases-page.js';
 import { ReleasePage } from './releases/release-page.js';
 import { FleetRolloutPage } from './rollouts/fleet-rollout-page.js';
@@ -34,6 +35,7 @@ export function App() {
         <Route path="/fleets/:slug/configuration" element={<FleetVariablesPage kind="config" />} />
         <Route path="/devices/:uuid/variables" element={<DeviceVariablesPage />} />
         <Route path="/organizations" element={<OrganizationsPage />} />
+        <Route path="/os-releases" element={<OsReleasesPage />} />
         <Route path="*" element={<p className="page-status">No such page.</p>} />
       </Route>
     </Routes>

@@ -8,6 +8,7 @@ import { LogView } from '../logs/log-view.js';
 import { DevicePublicUrl } from '../remote/device-public-url.js';
 import { TerminalPanel } from '../terminal/terminal-panel.js';
 import { ErrorText } from '../ui/error-text.js';
+import { DeviceOs } from '../os/device-os.js';
 import { LiveIndicator } from '../ui/live-indicator.js';
 import { useNow } from '../ui/use-now.js';
 import { DeviceWindow } from '../windows/device-window.js';
@@ -39,9 +40,9 @@ export function DevicePage() {
           () => setRemoved(true),
         );
     },
-    onFleetChanged: () => {
-      if (d?.pinnedRelease === null) device.reload();
-    },
+    // A deploy or a pin of the fleet moves an unpinned device's release; a fleet's OS target (also `fleet-changed`)
+    // moves a pinned device's too, and the event does not say which it was: the device is asked again either way.
+    onFleetChanged: device.reload,
     onReconnected: device.reload,
   });
   // Observers get the page without its controls (shown only once the role is known to allow them). Keyed by the
@@ -50,7 +51,8 @@ export function DevicePage() {
     const fleet = await api.call(USER_ROUTES.getFleet, { params: { slug: d?.fleet ?? '' } });
     return fleet.organization;
   });
-  const canWrite = useCanWrite(organization.data) === true;
+  const role = useCanWrite(organization.data);
+  const canWrite = role === true;
   const actions = useDeviceActions(uuid);
   const now = useNow();
 
@@ -95,6 +97,13 @@ export function DevicePage() {
             <DeviceTags uuid={d.uuid} />
             <DevicePublicUrl uuid={d.uuid} canWrite={canWrite} />
             <DeviceWindow device={d} canWrite={canWrite} onChanged={(changed) => device.mutate(() => changed)} />
+            <DeviceOs
+              key={d.uuid}
+              device={d}
+              organization={organization.data ?? null}
+              canWrite={role}
+              onChanged={(changed) => device.mutate(() => changed)}
+            />
             {canWrite && (
               <>
                 <DeviceSettings key={d.uuid} device={d} onChanged={(changed) => device.mutate(() => changed)} />

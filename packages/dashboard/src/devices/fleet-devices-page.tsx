@@ -5,6 +5,7 @@ import { useResource } from '../api/use-resource.js';
 import { useApi } from '../auth/session.js';
 import { useCanWrite } from '../auth/use-can-write.js';
 import { FleetNav } from '../fleets/fleet-nav.js';
+import { FleetOs } from '../os/fleet-os.js';
 import { ConfigJsonPanel } from '../provisioning/config-json-panel.js';
 import { RolloutNotice } from '../rollouts/rollout-notice.js';
 import { isActive } from '../rollouts/rollout-words.js';
@@ -39,7 +40,8 @@ export function FleetDevicesPage() {
     releases.reload();
   });
   const now = useNow();
-  const canWrite = useCanWrite(fleet.data?.organization) === true;
+  const role = useCanWrite(fleet.data?.organization);
+  const canWrite = role === true;
   // A rollout pauses or completes on the server's timer, with no event on the stream: its notice is asked for again.
   const rolloutStatus = fleet.data?.rollout?.status;
   usePolling(fleet.reload, 5_000, rolloutStatus !== undefined && isActive(rolloutStatus));
@@ -92,6 +94,7 @@ export function FleetDevicesPage() {
         />
       )}
       {fleet.data && <FleetWindow fleet={fleet.data} canWrite={canWrite} onChanged={fleet.reload} />}
+      {fleet.data && role !== undefined && <FleetOs key={slug} fleet={fleet.data} canWrite={role} />}
       {fleet.data && <ConfigJsonPanel fleet={fleet.data} />}
     </section>
   );

@@ -23,6 +23,7 @@ import type { AxeResults, RunOptions } from 'axe-core';
 import type { Browser, Locator, Page } from 'playwright-core';
 import { chromiumSkipReason, launchChromium } from './chromium.js';
 import { type DashboardServer, signIn, startDashboardServer } from './dashboard-server.js';
+import { osReleasePusher } from './os-release-push.js';
 import { watchPage } from './watched-page.js';
 
 const skip = chromiumSkipReason();
@@ -184,6 +185,8 @@ describe('the dashboard is accessible: axe on every page, and a main flow by key
       memory_total: 2048,
       storage_usage: 3000,
       storage_total: 16000,
+      // A host OS update under way: the device page's Host OS section shows its progress bar.
+      os_update: { phase: 'writing', version: '1.1.0', progress: 40, error_code: null, error: null },
       apps: {
         [String(fleet.id)]: {
           releases: {
@@ -254,6 +257,11 @@ describe('the dashboard is accessible: axe on every page, and a main flow by key
     await api.call(USER_ROUTES.setFleetEnv, { params: { slug }, body: { name: 'GREETING', value: 'hi' } });
     await api.call(USER_ROUTES.setFleetConfig, { params: { slug }, body: { name: 'FLOTILLA_POLL', value: '60' } });
     await api.call(USER_ROUTES.setDeviceEnv, { params: { uuid }, body: { name: 'GREETING', value: 'hey' } });
+    // OS releases for the OS releases page and the fleet's and the device's Host OS pickers (two organizations: the
+    // page shows its organization filter and column).
+    const pushOs = await osReleasePusher(world);
+    await pushOs('generic-amd64', '1.0.0');
+    await pushOs('raspberrypi4-64', '2.0.0');
     browser = await launchChromium();
   });
   after(async () => {
@@ -315,8 +323,13 @@ describe('the dashboard is accessible: axe on every page, and a main flow by key
         await page.getByText('Add a device: download a config.json').click();
         await page.getByLabel('Hostname').waitFor();
         await check('fleet devices, config.json form open');
+        const fleetOs = page.getByRole('region', { name: 'Host OS' });
+        await fleetOs.getByLabel('OS release').locator('option[value="1.0.0"]').waitFor({ state: 'attached' });
+        await fleetOs.getByLabel('OS release').selectOption('1.0.0');
+        await checkDialog('fleet OS dialog', fleetOs.getByRole('button', { name: 'Install on the fleet…' }));
         await visit(`/devices/${uuid}`, page.getByText('listening on :80'));
         await page.getByText('Running').first().waitFor();
+        await page.getByRole('progressbar', { name: 'Image written' }).waitFor();
         await check('device');
         // An action's result line (pending: the device is not connected), and the status colours of the others.
         await page.getByRole('button', { name: 'Identify', exact: true }).click();
@@ -343,6 +356,8 @@ describe('the dashboard is accessible: axe on every page, and a main flow by key
         await check('fleet configuration');
         await visit(`/devices/${uuid}/variables`, page.getByText('hey').first());
         await check('device variables');
+        await visit('/os-releases', page.getByRole('rowheader', { name: '2.0.0' }));
+        await check('OS releases');
         await visit('/organizations', page.getByRole('rowheader', { name: 'ci deploys' }));
         await page.getByRole('rowheader', { name: OLGA.username, exact: true }).waitFor();
         await page.getByText('Invitations for you').waitFor();

@@ -93,7 +93,8 @@ export async function startRealDevice(world: DashboardServer, fleet: string, nam
   }
 }
 
-function runCli(configDir: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+/** The real CLI binary with its own config folder; resolves with its exit code and output (never rejects). */
+export function runCli(configDir: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     execFile(
       process.execPath,

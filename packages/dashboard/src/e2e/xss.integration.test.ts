@@ -9,7 +9,9 @@
  * protocol's schemas refuse it); a release's notes, images and composition values (environment, labels, command),
  * and variable values (fleet and device, environment and configuration, one line and many) can, and are planted.
  * Organization and fleet names are also checked where the members work shows them: a pending invitation (and the
- * answer to accepting it), and the device page's move picker.
+ * answer to accepting it), and the device page's move picker. A host OS update's version, reason and code, as the
+ * device reports them, are planted too (the device page's Host OS section); an OS release's version and device type
+ * cannot hold markup.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -73,6 +75,9 @@ const P = {
   label: planted('label'),
   command: planted('command'),
   rolloutFailure: planted('rfail'),
+  osUpdateVersion: planted('osver'),
+  osError: planted('oserr'),
+  osErrorCode: planted('oscode'),
 };
 /** A log line with ANSI colours around HTML, as `docker logs` of a hostile service would give it. */
 const LOG_LINE = `\u001b[1;31mlog ${SCRIPT}\u001b[0m plain ${IMG} <b>not bold</b>`;
@@ -140,6 +145,14 @@ describe('the dashboard renders planted markup as text and runs none of it', { s
       supervisor_version: P.agent,
       ip_address: P.ip,
       mac_address: P.mac,
+      // A host OS update the device says it rolled back, with its own version, reason and code: the Host OS section.
+      os_update: {
+        phase: 'rolled-back',
+        version: P.osUpdateVersion,
+        progress: null,
+        error_code: P.osErrorCode,
+        error: P.osError,
+      },
       apps: {
         app: {
           releases: { [IMG]: { services: { [P.service]: { image: P.image, status: P.serviceStatus } } } },
@@ -237,6 +250,7 @@ describe('the dashboard renders planted markup as text and runs none of it', { s
     const fields = [P.renamedLive, P.statusLive, P.deviceType, P.os, P.variant, P.agent, P.ip, P.mac];
     await assertInert([...fields, P.tagKey, P.tagValue, P.userTagKey, P.userTagValue]);
     await assertInert([P.service, P.image, P.serviceStatus, IMG.slice(0, 7)]);
+    await assertInert([P.osUpdateVersion, P.osError, P.osErrorCode]);
     const box = page.getByRole('log', { name: 'Device log' });
     await assertInert([LOG_TEXT, P.logService, `${SCRIPT}${IMG}`]);
     // The escape codes became a style on the text around the HTML, and the HTML stayed characters.

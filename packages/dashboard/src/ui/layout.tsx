@@ -25,6 +25,7 @@ export function Layout() {
         <span className="brand">Flotilla</span>
         <nav aria-label="Main">
           <NavLink to="/fleets">Fleets</NavLink>
+          <NavLink to="/os-releases">OS releases</NavLink>
           <NavLink to="/organizations">Organizations</NavLink>
         </nav>
         <span className="who">

@@ -32,12 +32,14 @@ export function DeviceVariablesPage() {
   const d = device.data;
   const uuid = d?.uuid ?? ref;
   const slug = d?.fleet ?? null;
-  // A deploy or a pin changes the device's target release, and with it the services and their compose values.
+  // A deploy or a pin changes the device's target release, and with it the services and their compose values. The
+  // stream says so with one `fleet-changed` for the whole fleet, no `device` event: the device is asked again.
   useFleetEvents(slug, {
     onDevice: (changed) => {
       if (changed.uuid === uuid) device.mutate(() => changed);
     },
     onRemoved: () => undefined,
+    onFleetChanged: device.reload,
     onReconnected: device.reload,
   });
   const fleet = useResource(slug && `fleet:${slug}`, () =>
