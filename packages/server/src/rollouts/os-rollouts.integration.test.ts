@@ -21,6 +21,7 @@ const TYPE = 'generic-amd64';
 
 interface Setup {
   server: RunningServer;
+  databaseUrl: string | undefined;
   key: string;
   orgId: number;
   close: () => Promise<void>;
@@ -40,6 +41,7 @@ async function serverOn(testDb: TestDatabase): Promise<Setup> {
   const orgs = await apiCall(server.url, 'GET', '/api/v1/organizations', key);
   return {
     server,
+    databaseUrl: created.url,
     key,
     orgId: orgs.data.items[0].id,
     close: async () => {
@@ -299,3 +301,68 @@ for (const testDb of testDatabases()) {
     });
   });
 }
+
+const postgres = testDatabases().find((d) => d.dialect === 'postgres');
+
+test('[postgres] two server nodes evaluating one OS rollout open each batch exactly once', {
+  skip: !postgres && 'no PostgreSQL',
+}, async () => {
+  const setup = await serverOn(postgres!);
+  const other = await startServer({
+    host: '127.0.0.1',
+    port: 0,
+    databaseUrl: setup.databaseUrl!,
+    rolloutIntervalMs: 20,
+  });
+  const devices: SimulatedDevice[] = [];
+  try {
+    const api = (method: string, path: string, body?: unknown) =>
+      apiCall(setup.server.url, method, path, setup.key, body);
+    const auth = basicAuth(setup.server.admin?.username ?? '', setup.key);
+    const config = { deviceType: TYPE, version: '7.0.0' };
+    const pushed = await pushOsImage(
+      setup.server.url,
+      auth,
+      osRepository(setup.orgId, TYPE),
+      randomBytes(4_000),
+      config,
+    );
+    const made = await api('POST', '/api/v1/organizations/default/os-releases', {
+      ...config,
+      manifestDigest: pushed.digest,
+    });
+    assert.equal(made.status, 201, JSON.stringify(made.data));
+    const slug = `osnodes${Date.now() % 100_000}`;
+    const fleet = await api('POST', '/api/v1/fleets', { name: slug, slug });
+    const pk = await api('POST', `/api/v1/fleets/${slug}/provisioning-keys`, {});
+    for (let i = 0; i < 6; i++)
+      devices.push(await SimulatedDevice.register(setup.server.url, fleet.data.id, pk.data.key));
+    // Half the devices report to the other node: what they report is judged wherever it lands.
+    for (const d of devices.slice(3)) Object.assign(d, { baseUrl: other.url });
+    for (const d of devices) d.start();
+    const created = await api('POST', `/api/v1/fleets/${slug}/os-rollouts`, {
+      version: '7.0.0',
+      batches: [20, 40, 60, 80, 100],
+      soakSeconds: 0,
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.data));
+    const done = await waitFor(
+      'the OS rollout to complete',
+      async () => {
+        const r = (await api('GET', `/api/v1/fleets/${slug}/os-rollout`)).data as OsRollout;
+        return r.status === 'completed' ? r : undefined;
+      },
+      { timeoutMs: 60_000 },
+    );
+    assert.deepEqual(
+      done.events.map((e) => [e.kind, e.batch]),
+      [['created', null], ...[0, 1, 2, 3, 4].map((b) => ['batch-opened', b]), ['completed', 4]],
+    );
+    for (const d of devices) assert.deepEqual(d.osGiven, ['7.0.0']);
+    assert.ok(other.app.flotilla.rollouts.advanced > 0, 'the other node took part');
+  } finally {
+    for (const d of devices) await d.stop();
+    await other.close();
+    await setup.close();
+  }
+});
