@@ -154,6 +154,26 @@ for (const testDb of testDatabases()) {
         late.stderr,
         'error: the OS rollout is completed: it cannot abort (it must be running or paused) (ROLLOUT_STATE)\n',
       );
+
+      // A stored policy stages it too; the device that rolled 2.0.0 back still says so, and fails it again.
+      await flotillaJson(config, ['rollout', 'policy', 'set', slug, 'careful', '--rollout', '100%', '--soak', '0']);
+      const byPolicy = await flotillaJson<OsRollout>(config, [
+        'fleet',
+        'os-update',
+        slug,
+        '2.0.0',
+        '--rollout-policy',
+        'careful',
+      ]);
+      assert.deepEqual(byPolicy.plan.batches, [100]);
+      const again = await waitFor('the policy rollout to pause on the device that rolled back', async () => {
+        const r = await flotillaJson<OsRollout>(config, ['rollout', 'status', slug, '--os']);
+        return r.id === byPolicy.id && r.status === 'paused' ? r : undefined;
+      });
+      assert.deepEqual(
+        again.batches.map((b) => [b.succeeded, b.failed]),
+        [[3, 1]],
+      );
     });
   });
 }
