@@ -176,6 +176,11 @@ export const ERROR_CODES = {
     description: "No such host OS release for this device type in the device's (or your) organization.",
   },
   OS_RELEASE_EXISTS: { status: 409, description: 'This device type already has an OS release of this version.' },
+  OS_RELEASE_IN_USE: {
+    status: 409,
+    description:
+      "Devices, or a fleet's OS rollout, still target this OS release; clear their OS target (or abort the rollout) first.",
+  },
   OS_RELEASE_INVALID: {
     status: 400,
     description: 'The pushed OS release image is not in the registry, or is not one slot image layer and its config.',

@@ -87,6 +87,13 @@ export const targetOsAnswerSchema = z.object({
 export type TargetOsAnswer = z.infer<typeof targetOsAnswerSchema>;
 
 /**
+ * `DELETE /api/v1/devices/:uuid/os` and `DELETE /api/v1/fleets/:slug/os`: the UUIDs of the devices whose OS target
+ * was cleared (those that had one). A device that already installed the OS keeps it: clearing asks for nothing new.
+ */
+export const clearTargetOsAnswerSchema = z.object({ devices: z.array(z.string()) });
+export type ClearTargetOsAnswer = z.infer<typeof clearTargetOsAnswerSchema>;
+
+/**
  * The device's OS target in its target state (`os`, Flotilla only; absent: no OS update asked). `url` is the
  * device-authenticated download of the slot image, relative to the device's API endpoint (DEVICE_ROUTES.osImage),
  * and honours `Range` so a cut download resumes.

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { FlotillaError } from './errors.js';
 import { commitSchema, deviceUuidSchema, slugSchema } from './ids.js';
+import { osVersionSchema } from './os-releases.js';
 
 /**
  * Staged rollouts: a release goes to batches of a fleet's devices in turn (docs/architecture.md, "Rollouts").
@@ -123,6 +124,27 @@ export const rolloutSchema = z.object({
   updatedAt: z.string(),
 });
 export type Rollout = z.infer<typeof rolloutSchema>;
+
+/**
+ * `POST /fleets/:slug/os-rollouts`: an OS version of the fleet's device type (an OS release of its organization) and
+ * the plan. Batch 1 is told at once; each next batch once the previous one's devices committed the OS and ran it for
+ * the soak time.
+ */
+export const createOsRolloutRequestSchema = checkBatches(z.strictObject({ version: osVersionSchema, ...planFields }));
+export type CreateOsRolloutRequest = z.input<typeof createOsRolloutRequestSchema>;
+
+/**
+ * A fleet's staged OS update: as a rollout, with the OS release in place of the release. A device succeeds once it
+ * reports that OS committed (or runs it: flashed with it) for the soak time, and fails when it reports that OS rolled
+ * back or failed. Batches not yet opened keep the OS target they had.
+ */
+export const osRolloutSchema = rolloutSchema
+  .omit({ release: true, previousRelease: true, waiting: true, status: true })
+  .extend({
+    os: z.object({ id: z.number().int(), deviceType: z.string(), version: z.string() }),
+    status: z.enum(['running', 'paused', 'completed', 'aborted', 'superseded']),
+  });
+export type OsRollout = z.infer<typeof osRolloutSchema>;
 
 /**
  * `"5%,25%,100%"` (the `%` is optional) → `[5, 25, 100]`, as the CLI's `--rollout` takes it. VALIDATION_FAILED

@@ -715,6 +715,65 @@ export const USER_ROUTES = {
     response: osReleases.targetOsAnswerSchema,
     summary: "Set the host OS version every device of the fleet's device type must run",
   },
+  clearDeviceOs: {
+    method: 'DELETE',
+    path: `${p}/devices/:uuid/os`,
+    params: deviceParams,
+    response: osReleases.clearTargetOsAnswerSchema,
+    summary: 'Clear the host OS version the device must run (an OS it installed stays)',
+  },
+  clearFleetOs: {
+    method: 'DELETE',
+    path: `${p}/fleets/:slug/os`,
+    params: fleetParams,
+    response: osReleases.clearTargetOsAnswerSchema,
+    summary: "Clear the host OS target of every device of the fleet, and stop the fleet's OS rollout",
+  },
+  deleteOsRelease: {
+    method: 'DELETE',
+    path: `${p}/os-releases/:id`,
+    status: 204,
+    params: idParams,
+    summary: 'Delete an OS release no device or OS rollout targets; the registry garbage collection frees its image',
+  },
+
+  createOsRollout: {
+    method: 'POST',
+    path: `${p}/fleets/:slug/os-rollouts`,
+    status: 201,
+    params: fleetParams,
+    body: rollouts.createOsRolloutRequestSchema,
+    response: rollouts.osRolloutSchema,
+    summary: "Roll an OS version out to the fleet's devices in batches; the fleet's earlier OS rollout is superseded",
+  },
+  getOsRollout: {
+    method: 'GET',
+    path: `${p}/fleets/:slug/os-rollout`,
+    params: fleetParams,
+    response: rollouts.osRolloutSchema,
+    summary: "The fleet's latest OS rollout: its batches and devices",
+  },
+  pauseOsRollout: {
+    method: 'POST',
+    path: `${p}/fleets/:slug/os-rollout/pause`,
+    params: fleetParams,
+    response: rollouts.osRolloutSchema,
+    summary: 'Pause the running OS rollout: no further batch opens',
+  },
+  resumeOsRollout: {
+    method: 'POST',
+    path: `${p}/fleets/:slug/os-rollout/resume`,
+    params: fleetParams,
+    response: rollouts.osRolloutSchema,
+    summary: 'Resume a paused OS rollout; the failures that paused it no longer count',
+  },
+  abortOsRollout: {
+    method: 'POST',
+    path: `${p}/fleets/:slug/os-rollout/abort`,
+    params: fleetParams,
+    response: rollouts.osRolloutSchema,
+    summary: 'Abort the OS rollout: its devices that have not installed the OS are no longer asked to',
+  },
 
   // ------------------------------------------------------------------------------------------------- the API
   openApi: {

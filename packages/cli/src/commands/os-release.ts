@@ -11,6 +11,7 @@ import {
   osRepository,
   osVersionSchema,
   slugSchema,
+  type ClearTargetOsAnswer,
   type TargetOsAnswer,
 } from '@flotilla/protocol';
 import type { ApiClient } from '../api-client/api-client.js';
@@ -18,6 +19,7 @@ import { pushOsImage } from '../os-release/oci-push.js';
 import { slotImageFrom } from '../os-release/slot-image.js';
 import { emit, formatTable, progress } from '../output/output.js';
 import { checkArg, leaf, runCommand } from './context.js';
+import { rolloutOptions, rolloutPlanFromFlags, storedPlan, type RolloutFlags } from './rollout.js';
 
 /** The organization an OS release goes to: `--org` (handle or id), else the caller's only one. */
 async function organizationFor(client: ApiClient, ref: string | undefined): Promise<{ id: number; handle: string }> {
@@ -36,7 +38,7 @@ async function organizationFor(client: ApiClient, ref: string | undefined): Prom
   return only;
 }
 
-/** `flotilla os release push|list` (under `flotilla os`). */
+/** `flotilla os release push|list|rm` (under `flotilla os`). */
 export function registerOsReleaseCommands(os: Command): void {
   const release = os.command('release').description('host OS releases (A/B updates) of your organization');
   leaf(
@@ -113,6 +115,27 @@ export function registerOsReleaseCommands(os: Command): void {
         );
       }),
     );
+  leaf(release, 'rm <device-type> <version>', 'delete a host OS release no device or OS rollout targets')
+    .option('--org <org>', 'the organization (handle or id); needed when you belong to several')
+    .action(async (deviceTypeArg: string, versionArg: string, opts: { org?: string; json?: boolean }) =>
+      runCommand(opts, async (ctx) => {
+        const deviceType = checkArg(osDeviceTypeSchema, deviceTypeArg, 'device type');
+        const version = checkArg(osVersionSchema, versionArg, 'version');
+        const client = await ctx.client();
+        const org = await organizationFor(client, opts.org);
+        const { items } = await client.call(USER_ROUTES.listOsReleases, {
+          query: { deviceType, organization: String(org.id) },
+        });
+        const found = items.find((r) => r.version === version);
+        if (!found) throw new FlotillaError('OS_RELEASE_NOT_FOUND', `no OS ${version} for device type ${deviceType}`);
+        await client.call(USER_ROUTES.deleteOsRelease, { params: { id: String(found.id) } });
+        emit(
+          ctx.output,
+          { deleted: found.id, deviceType, version },
+          () => `deleted OS ${version} for ${deviceType}; the registry's garbage collection frees its image\n`,
+        );
+      }),
+    );
 }
 
 function told(answer: TargetOsAnswer): string {
@@ -121,33 +144,80 @@ function told(answer: TargetOsAnswer): string {
   }\n`;
 }
 
-/** `flotilla device os-update <device> <version>`. */
-export function registerDeviceOsUpdate(device: Command): void {
-  leaf(device, 'os-update <device> <version>', 'install a host OS release on the device (A/B hosts)').action(
-    async (ref: string, version: string, opts: { json?: boolean }) =>
-      runCommand(opts, async (ctx) => {
-        const answer = await (await ctx.client()).call(USER_ROUTES.setDeviceOs, {
-          params: { uuid: checkArg(deviceRefSchema, ref, 'device') },
-          body: { version: checkArg(osVersionSchema, version, 'version') },
-        });
-        emit(ctx.output, answer, () => told(answer));
-      }),
-  );
+function cleared(answer: ClearTargetOsAnswer): string {
+  return `OS target cleared on ${answer.devices.length} device(s)${
+    answer.devices.length > 0 ? `: ${answer.devices.map((u) => u.slice(0, 7)).join(', ')}` : ''
+  }; an OS they installed stays\n`;
 }
 
-/** `flotilla fleet os-update <fleet> <version>`. */
+/** A version, or `--clear`: exactly one. */
+function versionOrClear(version: string | undefined, clear: boolean | undefined): string | undefined {
+  if (clear === true) {
+    if (version !== undefined) throw new FlotillaError('VALIDATION_FAILED', 'give a version or --clear, not both');
+    return undefined;
+  }
+  if (version === undefined) throw new FlotillaError('VALIDATION_FAILED', 'give the OS version (or --clear)');
+  return checkArg(osVersionSchema, version, 'version');
+}
+
+/** `flotilla device os-update <device> <version>` and `flotilla device os-update <device> --clear`. */
+export function registerDeviceOsUpdate(device: Command): void {
+  leaf(device, 'os-update <device> [version]', 'install a host OS release on the device (A/B hosts)')
+    .option('--clear', 'clear its OS target instead: nothing more is asked (an OS it installed stays)')
+    .action(async (ref: string, version: string | undefined, opts: { clear?: boolean; json?: boolean }) =>
+      runCommand(opts, async (ctx) => {
+        const wanted = versionOrClear(version, opts.clear);
+        const params = { uuid: checkArg(deviceRefSchema, ref, 'device') };
+        const client = await ctx.client();
+        if (wanted === undefined) {
+          const answer = await client.call(USER_ROUTES.clearDeviceOs, { params });
+          emit(ctx.output, answer, () => cleared(answer));
+          return;
+        }
+        const answer = await client.call(USER_ROUTES.setDeviceOs, { params, body: { version: wanted } });
+        emit(ctx.output, answer, () => told(answer));
+      }),
+    );
+}
+
+/**
+ * `flotilla fleet os-update <fleet> <version>` (every device at once), with `--rollout <batches>` or
+ * `--rollout-policy <name>` (in batches, followed by `flotilla rollout status <fleet> --os`), or `--clear`.
+ */
 export function registerFleetOsUpdate(fleet: Command): void {
-  leaf(
-    fleet,
-    'os-update <fleet> <version>',
-    "install a host OS release on every device of the fleet's device type",
-  ).action(async (slug: string, version: string, opts: { json?: boolean }) =>
-    runCommand(opts, async (ctx) => {
-      const answer = await (await ctx.client()).call(USER_ROUTES.setFleetOs, {
-        params: { slug: checkArg(slugSchema, slug, 'fleet') },
-        body: { version: checkArg(osVersionSchema, version, 'version') },
-      });
-      emit(ctx.output, answer, () => told(answer));
-    }),
-  );
+  rolloutOptions(
+    leaf(fleet, 'os-update <fleet> [version]', "install a host OS release on every device of the fleet's device type"),
+  )
+    .option('--clear', "clear the fleet's devices' OS target instead, and abort its OS rollout")
+    .action(
+      async (slug: string, version: string | undefined, opts: { clear?: boolean; json?: boolean } & RolloutFlags) =>
+        runCommand(opts, async (ctx) => {
+          const { json: _json, clear, ...flags } = opts;
+          const wanted = versionOrClear(version, clear);
+          const params = { slug: checkArg(slugSchema, slug, 'fleet') };
+          let plan = rolloutPlanFromFlags(flags);
+          const staged = plan !== undefined || flags.rolloutPolicy !== undefined;
+          const client = await ctx.client();
+          if (wanted === undefined) {
+            if (staged) throw new FlotillaError('VALIDATION_FAILED', '--clear takes no rollout option');
+            const answer = await client.call(USER_ROUTES.clearFleetOs, { params });
+            emit(ctx.output, answer, () => cleared(answer));
+            return;
+          }
+          if (flags.rolloutPolicy !== undefined) plan = await storedPlan(client, params.slug, flags.rolloutPolicy);
+          if (plan !== undefined) {
+            const r = await client.call(USER_ROUTES.createOsRollout, { params, body: { version: wanted, ...plan } });
+            emit(
+              ctx.output,
+              r,
+              () =>
+                `OS ${r.os.version} staged on ${r.fleet}: ${r.batches.map((b) => `${b.label} (${b.devices})`).join(', ')}; ` +
+                `batch 1 told. Follow it with \`flotilla rollout status ${r.fleet} --os\`\n`,
+            );
+            return;
+          }
+          const answer = await client.call(USER_ROUTES.setFleetOs, { params, body: { version: wanted } });
+          emit(ctx.output, answer, () => told(answer));
+        }),
+    );
 }

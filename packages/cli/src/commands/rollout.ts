@@ -7,6 +7,7 @@ import {
   rolloutPlanSchema,
   rolloutPolicyNameSchema,
   slugSchema,
+  type OsRollout,
   type Rollout,
   type RolloutPlan,
 } from '@flotilla/protocol';
@@ -92,7 +93,28 @@ export function rolloutDetails(r: Rollout): string {
       ['batch', `${r.currentBatch + 1} of ${r.batches.length}`],
       ['soak', `${r.plan.soakSeconds} s`],
       ['thresholds', `success ${r.plan.successThreshold}%, failure ${r.plan.failureThreshold}%`],
-    ]) +
+    ]) + rolloutTables(r)
+  );
+}
+
+/** A staged OS update: the OS release in place of the release, the same batches. */
+export function osRolloutDetails(r: OsRollout): string {
+  return (
+    formatDetails([
+      ['fleet', r.fleet],
+      ['os', `${r.os.version} (${r.os.deviceType})`],
+      ['status', r.status],
+      ['reason', r.reason],
+      ['batch', `${r.currentBatch + 1} of ${r.batches.length}`],
+      ['soak', `${r.plan.soakSeconds} s`],
+      ['thresholds', `success ${r.plan.successThreshold}%, failure ${r.plan.failureThreshold}%`],
+    ]) + rolloutTables(r)
+  );
+}
+
+/** The batches' figures, then the devices that failed or went offline (with why). */
+function rolloutTables(r: Pick<Rollout, 'batches' | 'devices'>): string {
+  return (
     formatTable(
       ['batch', 'devices', 'opened', 'succeeded', 'pending', 'failed', 'offline', 'excused'],
       r.batches.map((b) => [
@@ -121,13 +143,22 @@ export function registerRolloutCommands(program: Command): void {
     .description('follow and steer the staged rollout of a fleet (start one with `flotilla deploy --rollout`)');
   const params = (slug: string) => ({ slug: checkArg(slugSchema, slug, 'fleet') });
 
-  leaf(rollout, 'status <fleet>', "show the fleet's latest rollout: batches, failures, events").action(
-    async (slug: string, opts: { json?: boolean }) =>
+  const osOption = '--os';
+  const osHelp = "the fleet's OS rollout (`flotilla fleet os-update --rollout`) instead of its release rollout";
+  leaf(rollout, 'status <fleet>', "show the fleet's latest rollout: batches, failures, events")
+    .option(osOption, osHelp)
+    .action(async (slug: string, opts: { json?: boolean; os?: boolean }) =>
       runCommand(opts, async (ctx) => {
-        const r = await (await ctx.client()).call(USER_ROUTES.getRollout, { params: params(slug) });
+        const client = await ctx.client();
+        if (opts.os) {
+          const r = await client.call(USER_ROUTES.getOsRollout, { params: params(slug) });
+          emit(ctx.output, r, () => osRolloutDetails(r));
+          return;
+        }
+        const r = await client.call(USER_ROUTES.getRollout, { params: params(slug) });
         emit(ctx.output, r, () => rolloutDetails(r));
       }),
-  );
+    );
 
   const policy = rollout.command('policy').description("the fleet's named rollout plans (deploy --rollout-policy)");
   leaf(policy, 'list <fleet>', "list the fleet's rollout policies").action(
@@ -175,15 +206,38 @@ export function registerRolloutCommands(program: Command): void {
   );
 
   const actions = [
-    ['pause', USER_ROUTES.pauseRollout, 'pause the running rollout: no further batch opens'],
-    ['resume', USER_ROUTES.resumeRollout, 'resume a paused rollout; the failures that paused it no longer count'],
-    ['abort', USER_ROUTES.abortRollout, 'abort the rollout: every device goes back to the previous release'],
+    [
+      'pause',
+      USER_ROUTES.pauseRollout,
+      USER_ROUTES.pauseOsRollout,
+      'pause the running rollout: no further batch opens',
+    ],
+    [
+      'resume',
+      USER_ROUTES.resumeRollout,
+      USER_ROUTES.resumeOsRollout,
+      'resume a paused rollout; the failures that paused it no longer count',
+    ],
+    [
+      'abort',
+      USER_ROUTES.abortRollout,
+      USER_ROUTES.abortOsRollout,
+      'abort the rollout: every device goes back to the previous release (--os: devices that have not installed the OS are no longer asked to)',
+    ],
   ] as const;
-  for (const [name, route, description] of actions)
-    leaf(rollout, `${name} <fleet>`, description).action(async (slug: string, opts: { json?: boolean }) =>
-      runCommand(opts, async (ctx) => {
-        const r = await (await ctx.client()).call(route, { params: params(slug) });
-        emit(ctx.output, r, () => `rollout of ${r.release.version} on ${r.fleet}: ${r.status}\n`);
-      }),
-    );
+  for (const [name, route, osRoute, description] of actions)
+    leaf(rollout, `${name} <fleet>`, description)
+      .option(osOption, osHelp)
+      .action(async (slug: string, opts: { json?: boolean; os?: boolean }) =>
+        runCommand(opts, async (ctx) => {
+          const client = await ctx.client();
+          if (opts.os) {
+            const r = await client.call(osRoute, { params: params(slug) });
+            emit(ctx.output, r, () => `OS rollout of ${r.os.version} on ${r.fleet}: ${r.status}\n`);
+            return;
+          }
+          const r = await client.call(route, { params: params(slug) });
+          emit(ctx.output, r, () => `rollout of ${r.release.version} on ${r.fleet}: ${r.status}\n`);
+        }),
+      );
 }

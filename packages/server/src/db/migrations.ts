@@ -489,6 +489,66 @@ export function migrations(dialect: Dialect): MigrationProvider {
           .execute();
       },
     },
+    '0017-os-rollouts': {
+      async up(db: Kysely<unknown>) {
+        // Staged OS updates of a fleet (rollouts/os-rollouts.ts): the plan and thresholds of an app rollout, its
+        // batches written into the devices' target_os_release_id as they open, so no overlay is needed.
+        await db.schema
+          .createTable('os_rollouts')
+          .addColumn('id', id, pk)
+          .addColumn('fleet_id', 'integer', (c) => c.notNull().references('fleets.id').onDelete('cascade'))
+          // Cascade: the release cannot be deleted while the rollout still has a say (OS_RELEASE_IN_USE); the
+          // history of a finished one goes with it.
+          .addColumn('os_release_id', 'integer', (c) => c.notNull().references('os_releases.id').onDelete('cascade'))
+          .addColumn('status', 'text', (c) => c.notNull())
+          .addColumn('reason', 'text')
+          .addColumn('plan_json', 'text', (c) => c.notNull())
+          .addColumn('current_batch', 'integer', (c) => c.notNull())
+          .addColumn('batch_opened_at', 'text', (c) => c.notNull())
+          .addColumn('soak_ms', 'integer', (c) => c.notNull())
+          .addColumn('offline_timeout_ms', 'integer', (c) => c.notNull())
+          .addColumn('success_threshold', 'real', (c) => c.notNull())
+          .addColumn('failure_threshold', 'real', (c) => c.notNull())
+          .addColumn('version', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('created_by', 'integer', (c) => c.references('users.id').onDelete('set null'))
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('updated_at', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('os_rollouts_fleet_idx').on('os_rollouts').columns(['fleet_id', 'id']).execute();
+        await db.schema.createIndex('os_rollouts_status_idx').on('os_rollouts').column('status').execute();
+        await db.schema
+          .createTable('os_rollout_devices')
+          .addColumn('os_rollout_id', 'integer', (c) => c.notNull().references('os_rollouts.id').onDelete('cascade'))
+          .addColumn('device_id', 'integer', (c) => c.notNull().references('devices.id').onDelete('cascade'))
+          .addColumn('batch', 'integer', (c) => c.notNull())
+          .addColumn('state', 'text', (c) => c.notNull())
+          .addColumn('healthy_since', 'text')
+          .addColumn('reason', 'text')
+          .addColumn('updated_at', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('os_rollout_devices_pk', ['os_rollout_id', 'device_id'])
+          .execute();
+        // A device's report looks up its OS rollouts.
+        await db.schema
+          .createIndex('os_rollout_devices_device_idx')
+          .on('os_rollout_devices')
+          .column('device_id')
+          .execute();
+        await db.schema
+          .createTable('os_rollout_events')
+          .addColumn('id', id, pk)
+          .addColumn('os_rollout_id', 'integer', (c) => c.notNull().references('os_rollouts.id').onDelete('cascade'))
+          .addColumn('at', 'text', (c) => c.notNull())
+          .addColumn('kind', 'text', (c) => c.notNull())
+          .addColumn('batch', 'integer')
+          .addColumn('message', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createIndex('os_rollout_events_rollout_idx')
+          .on('os_rollout_events')
+          .columns(['os_rollout_id', 'id'])
+          .execute();
+      },
+    },
     '0018-device-key-notices': {
       async up(db: Kysely<unknown>) {
         // The poll path keeps each device's identity in memory (device-api/poll-cache.ts), so whatever changes what

@@ -129,6 +129,48 @@ export interface Database {
     created_at: string;
     created_by: number | null;
   };
+  /**
+   * A staged OS update of a fleet (migration 0017): an app rollout's plan and thresholds, for an OS release. Batches
+   * are opened by writing the release into their devices' `target_os_release_id`.
+   */
+  os_rollouts: {
+    id: Generated<number>;
+    fleet_id: number;
+    os_release_id: number;
+    status: 'running' | 'paused' | 'completed' | 'aborted' | 'superseded';
+    reason: string | null;
+    plan_json: string;
+    current_batch: number;
+    batch_opened_at: string;
+    soak_ms: number;
+    offline_timeout_ms: number;
+    success_threshold: number;
+    failure_threshold: number;
+    /** INVARIANT: bumped by every write to the row, made under its row lock (as rollouts.version). */
+    version: number;
+    created_by: number | null;
+    created_at: string;
+    updated_at: string;
+  };
+  os_rollout_devices: {
+    os_rollout_id: number;
+    device_id: number;
+    batch: number;
+    state: 'pending' | 'succeeded' | 'failed' | 'offline' | 'excused';
+    /** Since when the device has reported the OS committed (or running); null: not now. */
+    healthy_since: string | null;
+    reason: string | null;
+    updated_at: string;
+  };
+  /** What happened to an OS rollout, in order (as rollout_events). */
+  os_rollout_events: {
+    id: Generated<number>;
+    os_rollout_id: number;
+    at: string;
+    kind: string;
+    batch: number | null;
+    message: string;
+  };
   release_services: { id: Generated<number>; release_id: number; name: string; image: string | null };
   env_vars: {
     id: Generated<number>;

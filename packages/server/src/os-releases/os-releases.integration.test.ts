@@ -2,17 +2,13 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import {
-  OS_RELEASE_CONFIG_MEDIA_TYPE,
-  OS_SLOT_IMAGE_MEDIA_TYPE,
-  osRepository,
-  targetStateSchema,
-} from '@flotilla/protocol';
+import { osRepository, targetStateSchema } from '@flotilla/protocol';
 import { testDatabases } from '@flotilla/testkit';
 import { collectFleetGarbage } from '../registry/fleet-repositories.js';
 import { RegistryStorage } from '../registry/storage.js';
 import { basicAuth } from '../testing/attacks.js';
 import { sha256Digest } from '../testing/registry-client.js';
+import { pushOsImage } from '../testing/os-release-image.js';
 import { twoTenants, type Tenant, type TwoTenants } from '../testing/tenants.js';
 
 /**
@@ -22,40 +18,6 @@ import { twoTenants, type Tenant, type TwoTenants } from '../testing/tenants.js'
  */
 
 const TYPE = 'generic-amd64';
-
-/** Pushes an OS release image (slot image layer, config, manifest by digest) as the CLI does; returns its digest. */
-async function pushOsImage(
-  url: string,
-  auth: string,
-  repository: string,
-  slot: Buffer,
-  config: { deviceType: string; version: string },
-): Promise<{ status: number; digest: string }> {
-  const configBytes = Buffer.from(JSON.stringify(config));
-  for (const blob of [slot, configBytes]) {
-    const res = await fetch(`${url}/v2/${repository}/blobs/uploads/?digest=${sha256Digest(blob)}`, {
-      method: 'POST',
-      headers: { authorization: auth, 'content-type': 'application/octet-stream' },
-      body: blob,
-    });
-    if (res.status !== 201) return { status: res.status, digest: '' };
-  }
-  const manifest = Buffer.from(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: 'application/vnd.oci.image.manifest.v1+json',
-      config: { mediaType: OS_RELEASE_CONFIG_MEDIA_TYPE, digest: sha256Digest(configBytes), size: configBytes.length },
-      layers: [{ mediaType: OS_SLOT_IMAGE_MEDIA_TYPE, digest: sha256Digest(slot), size: slot.length }],
-    }),
-  );
-  const digest = sha256Digest(manifest);
-  const res = await fetch(`${url}/v2/${repository}/manifests/${digest}`, {
-    method: 'PUT',
-    headers: { authorization: auth, 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
-    body: manifest,
-  });
-  return { status: res.status, digest };
-}
 
 for (const testDb of testDatabases()) {
   describe(`host OS releases (${testDb.label})`, () => {

@@ -11,12 +11,11 @@ import {
   type OsRelease,
   type TargetOs,
 } from '@flotilla/protocol';
-import type { Selectable } from 'kysely';
+import { sql, type Selectable } from 'kysely';
 import type { UserPrincipal } from '../auth/principal.js';
 import { orgIds } from '../auth/principal.js';
 import type { Db } from '../db/database.js';
 import { now } from '../db/database.js';
-import { bumpDevice, bumpFleet } from '../db/revisions.js';
 import type { Database } from '../db/schema.js';
 import { imageManifestSchema } from '../registry/manifest-schema.js';
 import type { RegistryStorage } from '../registry/storage.js';
@@ -165,39 +164,87 @@ export async function findOsRelease(
   return row;
 }
 
-/** Points the device at the release; bumps its revision in the same transaction (its target state changes). */
-export async function setDeviceOs(db: Db, deviceId: number, releaseId: number): Promise<void> {
-  await db.transaction().execute(async (trx) => {
-    await trx.updateTable('devices').set({ target_os_release_id: releaseId }).where('id', '=', deviceId).execute();
-    await bumpDevice(trx, deviceId);
-  });
+/**
+ * Takes the OS release's row lock in transaction `trx` (a write to the row, as rollout-lock.ts does) and returns the
+ * row, or undefined when it is gone. INVARIANT: every write that points devices at a release, and its deletion, takes
+ * this lock first, so a deletion that found the release unused cannot race a write pointing a device at it (the
+ * foreign key's `set null` would otherwise drop that device's new target without a word).
+ */
+export async function lockOsRelease(trx: Db, id: number): Promise<OsReleaseRow | undefined> {
+  return trx
+    .updateTable('os_releases')
+    .set({ version: sql`version` })
+    .where('id', '=', id)
+    .returningAll()
+    .executeTakeFirst();
 }
 
 /**
- * Points every device of the fleet of the release's device type at it; one fleet revision bump tells them all (a
- * device whose target did not change keeps its ETag). Returns the UUIDs of the devices told.
+ * Sets the OS target of the devices (`null`: clears it) and bumps each one's revision, in transaction `trx`, so
+ * exactly those devices see a new ETag.
  */
-export async function setFleetOs(db: Db, fleetId: number, release: OsReleaseRow): Promise<string[]> {
-  return db.transaction().execute(async (trx) => {
+export async function writeDevicesOs(trx: Db, deviceIds: readonly number[], releaseId: number | null): Promise<void> {
+  for (let i = 0; i < deviceIds.length; i += 500)
+    await trx
+      .updateTable('devices')
+      .set((eb) => ({ target_os_release_id: releaseId, revision: eb('revision', '+', 1) }))
+      .where('id', 'in', deviceIds.slice(i, i + 500))
+      .execute();
+}
+
+/**
+ * Deletes the user's organization's OS release `id` (OS_RELEASE_NOT_FOUND when it is another's, as missing), unless
+ * a device of the organization targets it or an OS rollout still has a say with it (OS_RELEASE_IN_USE). The image
+ * stays in the registry until its garbage collection, which no longer counts it as a root.
+ */
+export async function deleteOsRelease(db: Db, user: UserPrincipal, id: number): Promise<void> {
+  const ids = orgIds(user);
+  const notFound = () => new FlotillaError('OS_RELEASE_NOT_FOUND', `no OS release ${id}`);
+  if (ids.length === 0) throw notFound();
+  await db.transaction().execute(async (trx) => {
+    const visible = await trx
+      .selectFrom('os_releases')
+      .select('id')
+      .where('id', '=', id)
+      .where('organization_id', 'in', ids)
+      .executeTakeFirst();
+    const release = visible && (await lockOsRelease(trx, visible.id));
+    if (!release) throw notFound();
+    // Devices moved to another organization since are not told this release (targetOsOf): they do not hold it.
     const devices = await trx
       .selectFrom('devices')
-      .select(['id', 'uuid'])
-      .where('fleet_id', '=', fleetId)
-      .where('device_type', '=', release.device_type)
-      .orderBy('id')
+      .innerJoin('fleets', 'fleets.id', 'devices.fleet_id')
+      .select('devices.name')
+      .where('devices.target_os_release_id', '=', id)
+      .where('fleets.organization_id', '=', release.organization_id)
+      .orderBy('devices.name')
+      .limit(6)
       .execute();
-    if (devices.length > 0)
-      await trx
-        .updateTable('devices')
-        .set({ target_os_release_id: release.id })
-        .where(
-          'id',
-          'in',
-          devices.map((d) => d.id),
-        )
-        .execute();
-    await bumpFleet(trx, fleetId);
-    return devices.map((d) => d.uuid);
+    const rollouts = await trx
+      .selectFrom('os_rollouts')
+      .innerJoin('fleets', 'fleets.id', 'os_rollouts.fleet_id')
+      .select('fleets.slug')
+      .where('os_rollouts.os_release_id', '=', id)
+      .where('os_rollouts.status', 'in', ['running', 'paused'])
+      .execute();
+    if (devices.length > 0 || rollouts.length > 0) {
+      const held = [
+        ...(devices.length === 0
+          ? []
+          : [
+              `device(s) ${devices
+                .slice(0, 5)
+                .map((d) => d.name)
+                .join(', ')}${devices.length > 5 ? ', …' : ''} target it`,
+            ]),
+        ...(rollouts.length === 0 ? [] : [`the OS rollout of fleet(s) ${rollouts.map((r) => r.slug).join(', ')}`]),
+      ];
+      throw new FlotillaError(
+        'OS_RELEASE_IN_USE',
+        `OS ${release.version} for ${release.device_type} is in use: ${held.join('; ')}. Clear their OS target (flotilla device|fleet os-update --clear) first`,
+      );
+    }
+    await trx.deleteFrom('os_releases').where('id', '=', id).execute();
   });
 }
 

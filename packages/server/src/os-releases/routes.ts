@@ -10,15 +10,16 @@ import { sendRanged } from '../http/ranged-file.js';
 import { serve } from '../http/serve.js';
 import { visibleOrganization } from '../organizations/organizations.js';
 import type { RegistryStorage } from '../registry/storage.js';
+import { getUser } from '../auth/users.js';
 import {
   createOsRelease,
+  deleteOsRelease,
   deviceMayDownload,
   findOsRelease,
   listOsReleases,
-  setDeviceOs,
-  setFleetOs,
   toOsRelease,
 } from './os-releases.js';
+import { clearDeviceOs, clearFleetOs, setDeviceOs, setFleetOs } from './os-targets.js';
 
 const imageParams = z.object({ uuid: deviceUuidSchema, hash: z.string().regex(/^[0-9a-f]{64}$/) });
 
@@ -55,6 +56,22 @@ export function registerOsReleaseRoutes(app: FastifyInstance, ctx: AppContext, s
     const devices = await setFleetOs(db, fleet.id, release);
     deviceChanges.fleetChanged(fleet.id);
     return { deviceType: release.device_type, version: release.version, devices };
+  });
+  serve(app, db, R.clearDeviceOs, async ({ user, params }) => {
+    const device = await visibleDevice(db, user, params.uuid);
+    const cleared = await clearDeviceOs(db, device.id);
+    if (cleared) deviceChanges.changed([device.id]);
+    return { devices: cleared ? [device.uuid] : [] };
+  });
+  serve(app, db, R.clearFleetOs, async ({ user, params }) => {
+    const fleet = await visibleFleet(db, user, params.slug);
+    const { username } = await getUser(db, user.userId);
+    const devices = await clearFleetOs(db, fleet.id, username);
+    deviceChanges.fleetChanged(fleet.id);
+    return { devices };
+  });
+  serve(app, db, R.deleteOsRelease, async ({ user, params }) => {
+    await deleteOsRelease(db, user, params.id);
   });
 
   app.get(DEVICE_ROUTES.osImage.path, async (request, reply) => {

@@ -4,8 +4,11 @@ import {
   assignBatches,
   decideBatch,
   judgeDevice,
+  judgeOsDevice,
   notRunningWhy,
+  osNotRunningWhy,
   type DeviceFacts,
+  type OsFacts,
   type ReleaseFacts,
 } from './judge.js';
 
@@ -221,4 +224,75 @@ test('a batch: pause past the failure threshold, open the next at the success th
     action: 'pause',
     reason: 'batch 2: 3 of 10 device(s) failed, more than 10%',
   });
+});
+
+test('an OS rollout device: committed or flashed with the version runs it; rolled back or failed fails it', () => {
+  const at = Date.parse('2026-01-01T00:10:00Z');
+  const ctx = { now: at, soakMs: 60_000, offlineTimeoutMs: 120_000, openedAt: at - 300_000 };
+  const iso = (ms: number) => new Date(ms).toISOString();
+  const pending = { state: 'pending' as const, healthy_since: null };
+  const update = (phase: string, version = '2.0.0', error: string | null = null) =>
+    JSON.stringify({ phase, version, progress: null, error_code: error ? 'TRIAL_UNHEALTHY' : null, error });
+  const os = (o: Partial<OsFacts> = {}): OsFacts => ({
+    last_seen_at: iso(at - 1_000),
+    os_version: 'Flotilla OS 1.0.0',
+    os_update_json: null,
+    ...o,
+  });
+  const cases: Array<[string, Parameters<typeof judgeOsDevice>[0], OsFacts, { state: string; reason?: string }]> = [
+    ['nothing reported yet', pending, os(), { state: 'pending' }],
+    ['writing the slot', pending, os({ os_update_json: update('writing') }), { state: 'pending' }],
+    ['in its trial boot', pending, os({ os_update_json: update('trial') }), { state: 'pending' }],
+    ['committed: the soak starts', pending, os({ os_update_json: update('committed') }), { state: 'pending' }],
+    [
+      'committed for the soak',
+      { state: 'pending', healthy_since: iso(at - 60_000) },
+      os({ os_update_json: update('committed') }),
+      { state: 'succeeded' },
+    ],
+    [
+      'flashed with it (no update of it reported), with no soak asked: see below',
+      pending,
+      os({ os_version: 'Flotilla OS 2.0.0' }),
+      { state: 'pending' },
+    ],
+    [
+      'rolled back from its trial',
+      pending,
+      os({ os_update_json: update('rolled-back', '2.0.0', 'the engine did not answer') }),
+      { state: 'failed', reason: 'OS 2.0.0 rolled-back: the engine did not answer (TRIAL_UNHEALTHY)' },
+    ],
+    [
+      'the update failed',
+      pending,
+      os({ os_update_json: update('failed') }),
+      { state: 'failed', reason: 'OS 2.0.0 failed' },
+    ],
+    [
+      "a rollback of another version is not this rollout's failure",
+      pending,
+      os({ os_update_json: update('rolled-back', '1.5.0') }),
+      { state: 'pending' },
+    ],
+    ['silent past the offline timeout', pending, os({ last_seen_at: iso(at - 120_000) }), { state: 'offline' }],
+    ['succeeded stays', { state: 'succeeded', healthy_since: iso(at) }, os(), { state: 'succeeded' }],
+  ];
+  for (const [what, current, device, expected] of cases) {
+    const got = judgeOsDevice(current, device, '2.0.0', ctx);
+    assert.equal(got.state, expected.state, what);
+    assert.equal(got.reason, expected.reason, what);
+  }
+  assert.equal(
+    judgeOsDevice(pending, os({ os_version: 'Flotilla OS 2.0.0' }), '2.0.0', { ...ctx, soakMs: 0 }).state,
+    'succeeded',
+  );
+  const whys: Array<[string, OsFacts, string | null]> = [
+    ['committed', os({ os_update_json: update('committed') }), null],
+    ['PRETTY_NAME ends with it', os({ os_version: 'balenaOS 2.0.0' }), null],
+    ['the bare version', os({ os_version: '2.0.0' }), null],
+    ['a longer version is another', os({ os_version: 'Flotilla OS 2.0.0-rc1' }), 'it does not run OS 2.0.0 yet'],
+    ['armed', os({ os_update_json: update('armed') }), 'its update to OS 2.0.0 is armed'],
+    ['an unreadable report', os({ os_update_json: '{' }), 'it does not run OS 2.0.0 yet'],
+  ];
+  for (const [what, device, why] of whys) assert.equal(osNotRunningWhy(device, '2.0.0'), why, what);
 });

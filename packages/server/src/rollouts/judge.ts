@@ -101,17 +101,91 @@ export interface JudgeContext {
  */
 export function judgeDevice(current: DeviceJudgement, device: DeviceFacts, release: ReleaseFacts, ctx: JudgeContext) {
   if (current.state === 'failed' || current.state === 'excused' || current.state === 'succeeded') return current;
-  if (notRunningWhy(device, release) === null) {
+  return judgeBy(current, notRunningWhy(device, release), device.last_seen_at, ctx);
+}
+
+/**
+ * The soak and offline rules shared by app and OS rollouts, for a device not yet final: `whyNot` is null while it
+ * runs what the rollout gives (healthy), else why not.
+ */
+function judgeBy(
+  current: DeviceJudgement,
+  whyNot: string | null,
+  lastSeenAt: string | null,
+  ctx: JudgeContext,
+): DeviceJudgement {
+  if (whyNot === null) {
     const since = current.healthy_since ?? new Date(ctx.now).toISOString();
     const state: RolloutDeviceState = ctx.now - Date.parse(since) >= ctx.soakMs ? 'succeeded' : 'pending';
     return { state, healthy_since: since };
   }
-  const lastSeen = device.last_seen_at === null ? Number.NEGATIVE_INFINITY : Date.parse(device.last_seen_at);
+  const lastSeen = lastSeenAt === null ? Number.NEGATIVE_INFINITY : Date.parse(lastSeenAt);
   // Offline stays offline until the device is seen again: the clock of a batch opened since is not its own.
   const gone =
     ctx.now - lastSeen >= ctx.offlineTimeoutMs &&
     (current.state === 'offline' || ctx.now - ctx.openedAt >= ctx.offlineTimeoutMs);
   return { state: gone ? ('offline' as const) : ('pending' as const), healthy_since: null };
+}
+
+/** What a device last reported of its host OS, as the devices table holds it (os_update_json: protocol DeviceOsUpdate). */
+export interface OsFacts {
+  last_seen_at: string | null;
+  os_version: string | null;
+  os_update_json: string | null;
+}
+
+interface ReportedOsUpdate {
+  phase?: string;
+  version?: string | null;
+  error_code?: string | null;
+  error?: string | null;
+}
+
+function osUpdateOf(device: OsFacts): ReportedOsUpdate | undefined {
+  if (device.os_update_json === null) return undefined;
+  try {
+    return JSON.parse(device.os_update_json) as ReportedOsUpdate;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Whether the device runs OS `version`: its OS update of that version is committed, or (no update of that version
+ * reported) the OS it reports ends with the version as its own word, as a PRETTY_NAME does (`Flotilla OS 2.0.0`,
+ * `balenaOS 2.0.0`): a device flashed with it, which the agent never writes again. Null when it does; else why not.
+ */
+export function osNotRunningWhy(device: OsFacts, version: string): string | null {
+  const update = osUpdateOf(device);
+  if (update?.version === version)
+    return update.phase === 'committed' ? null : `its update to OS ${version} is ${update.phase ?? 'unknown'}`;
+  if (device.os_version?.trim().split(/\s+/).at(-1) === version) return null;
+  return `it does not run OS ${version} yet`;
+}
+
+/** Why the device failed to install OS `version` (it rolled back from its trial, or the update failed); else null. */
+export function osFailureOf(device: OsFacts, version: string): string | null {
+  const update = osUpdateOf(device);
+  if (update?.version !== version || (update.phase !== 'rolled-back' && update.phase !== 'failed')) return null;
+  const why = update.error ? `: ${update.error}${update.error_code ? ` (${update.error_code})` : ''}` : '';
+  return `OS ${version} ${update.phase}${why}`;
+}
+
+/**
+ * The next state of a device of an opened batch of an OS rollout: as judgeDevice, with the OS as what it must run,
+ * and failed (final, with the reason) as soon as what it last reported says that OS rolled back or failed. The
+ * failure is read from the stored report (it stays until the device starts another update), so it is level-based.
+ */
+export function judgeOsDevice(
+  current: DeviceJudgement,
+  device: OsFacts,
+  version: string,
+  ctx: JudgeContext,
+): DeviceJudgement & { reason?: string } {
+  if (current.state === 'failed' || current.state === 'excused' || current.state === 'succeeded') return current;
+  const failure = osFailureOf(device, version);
+  if (failure !== null) return { state: 'failed', healthy_since: null, reason: failure };
+  return judgeBy(current, osNotRunningWhy(device, version), device.last_seen_at, ctx);
 }
 
 export interface BatchFigures {

@@ -5,6 +5,7 @@ import { bumpFleet } from '../db/revisions.js';
 import type { DeviceChanges } from '../events/device-changes.js';
 import { fleetTargetRelease } from '../fleets/fleets.js';
 import { decideBatch, judgeDevice, type BatchFigures, type ReleaseFacts } from './judge.js';
+import { evaluateOsRollout } from './os-rollout-evaluate.js';
 import { addEvent, lockRollout, type RolloutRow } from './rollout-lock.js';
 import { batchLabels, planOf } from './rollouts.js';
 
@@ -37,8 +38,8 @@ export class RolloutEngine {
   private running: Promise<void> | undefined;
   private readonly intervalMs: number;
   private readonly coalesceMs: number;
-  /** Rollouts to evaluate soon, after reports; each at most once per `coalesceMs`. */
-  private readonly soon = new Map<number, NodeJS.Timeout>();
+  /** Rollouts to evaluate soon, after reports; each at most once per `coalesceMs`. Keyed `app:<id>`, `os:<id>`. */
+  private readonly soon = new Map<string, NodeJS.Timeout>();
   private readonly evaluating = new Set<Promise<void>>();
   /** Evaluations that changed something, for tests and the benchmark. */
   advanced = 0;
@@ -81,24 +82,56 @@ export class RolloutEngine {
     return releaseIsTarget(this.db, rolloutId);
   }
 
-  /** Evaluates rollout `id` shortly, once for all the reports of a burst. */
-  private poke(id: number, delayMs = this.coalesceMs): void {
-    if (this.soon.has(id)) return;
+  /** Evaluates rollout `id` (an OS rollout's with `os`) shortly, once for all the reports of a burst. */
+  private poke(id: number, delayMs = this.coalesceMs, os = false): void {
+    const key = `${os ? 'os' : 'app'}:${id}`;
+    if (this.soon.has(key)) return;
     const timer = setTimeout(() => {
-      this.soon.delete(id);
-      const evaluation = this.advance(id)
+      this.soon.delete(key);
+      const evaluation = (os ? this.advanceOs(id) : this.advance(id))
         .catch((error: unknown) => this.options.onError(error, 'evaluating a rollout'))
         .finally(() => this.evaluating.delete(evaluation));
       this.evaluating.add(evaluation);
     }, delayMs);
     timer.unref();
-    this.soon.set(id, timer);
+    this.soon.set(key, timer);
   }
 
-  /** Evaluates every running rollout once. */
+  /** Evaluates every running rollout once, app and OS. */
   async tick(): Promise<void> {
     const rows = await this.db.selectFrom('rollouts').select('id').where('status', '=', 'running').execute();
     for (const { id } of rows) await this.advance(id);
+    const os = await this.db.selectFrom('os_rollouts').select('id').where('status', '=', 'running').execute();
+    for (const { id } of os) await this.advanceOs(id);
+  }
+
+  /** One evaluation of OS rollout `id`, under its row lock (os-rollout-evaluate.ts). */
+  async advanceOs(id: number): Promise<void> {
+    const wake: { at?: number } = {};
+    const outcome = await this.db.transaction().execute((trx) => evaluateOsRollout(trx, id, wake));
+    if (wake.at !== undefined && wake.at - Date.now() < this.intervalMs)
+      this.poke(id, Math.max(0, wake.at - Date.now()), true);
+    if (!outcome) return;
+    this.advanced += 1;
+    if (outcome.devices.length > 0) {
+      this.changes.changed(outcome.devices);
+      for (const listener of this.targetListeners) listener();
+    }
+  }
+
+  /**
+   * A device reported its host OS (or its update of it): the OS rollouts still running whose opened batch holds it
+   * are evaluated shortly. Its failure is read from the stored report by the evaluation (judge.ts `judgeOsDevice`).
+   */
+  private async noteOsReport(deviceId: number): Promise<void> {
+    const rows = await this.db
+      .selectFrom('os_rollout_devices')
+      .innerJoin('os_rollouts', 'os_rollouts.id', 'os_rollout_devices.os_rollout_id')
+      .select(['os_rollouts.id', 'os_rollouts.current_batch', 'os_rollout_devices.batch'])
+      .where('os_rollout_devices.device_id', '=', deviceId)
+      .where('os_rollouts.status', '=', 'running')
+      .execute();
+    for (const row of rows) if (row.batch <= row.current_batch) this.poke(row.id, this.coalesceMs, true);
   }
 
   /** One evaluation of rollout `id`, under its row lock. */
@@ -121,6 +154,7 @@ export class RolloutEngine {
    * (with no soak) or started its soak. Either way its rollouts are evaluated shortly, not at the next tick.
    */
   async noteReport(deviceId: number, report: DeviceReport): Promise<void> {
+    if (report.os_update !== undefined || report.os_version !== undefined) await this.noteOsReport(deviceId);
     const failed =
       report.update_failed === true || (report.status != null && FAILED_STATUSES.includes(report.status.toLowerCase()));
     if (!failed && report.apps === undefined && report.is_on__commit === undefined) return;

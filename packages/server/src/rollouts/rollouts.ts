@@ -13,7 +13,7 @@ import { addEvent, lockRollout, type RolloutRow } from './rollout-lock.js';
 
 const CHUNK = 500;
 
-function shuffle<T>(values: T[]): T[] {
+export function shuffle<T>(values: T[]): T[] {
   for (let i = values.length - 1; i > 0; i--) {
     const j = randomInt(i + 1);
     [values[i], values[j]] = [values[j] as T, values[i] as T];

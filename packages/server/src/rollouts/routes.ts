@@ -7,6 +7,8 @@ import { visibleFleet } from '../fleets/fleets.js';
 import { serve } from '../http/serve.js';
 import { deleteRolloutPolicy, listRolloutPolicies, putRolloutPolicy } from './rollout-policies.js';
 import { actOnRollout, createRollout, latestRollout, toRollout, type RolloutAction } from './rollouts.js';
+import { toOsRollout } from './os-rollout-view.js';
+import { actOnOsRollout, createOsRollout, latestOsRollout } from './os-rollouts.js';
 
 /**
  * A fleet's staged rollouts. Reads for every member; changes for admins and members (serve() hands a write route
@@ -42,6 +44,31 @@ export function registerRolloutRoutes(app: FastifyInstance, ctx: AppContext): vo
   serve(app, db, R.pauseRollout, act('pause'));
   serve(app, db, R.resumeRollout, act('resume'));
   serve(app, db, R.abortRollout, act('abort'));
+
+  // OS rollouts: batches' OS targets are written as they open; the engine (ctx.rollouts) evaluates them too.
+  const osRolloutById = (id: number) =>
+    db.selectFrom('os_rollouts').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+  serve(app, db, R.createOsRollout, async ({ user, params, body }) => {
+    const fleet = await fleetOf(user, params);
+    const { id, told } = await createOsRollout(db, fleet, body, user.userId);
+    if (told.length > 0) ctx.deviceChanges.changed(told);
+    return toOsRollout(db, await osRolloutById(id));
+  });
+  serve(app, db, R.getOsRollout, async ({ user, params }) =>
+    toOsRollout(db, await latestOsRollout(db, (await fleetOf(user, params)).id)),
+  );
+  const actOs =
+    (action: RolloutAction) =>
+    async ({ user, params }: { user: UserPrincipal; params: { slug: string } }) => {
+      const fleet = await fleetOf(user, params);
+      const { username } = await getUser(db, user.userId);
+      const changed = await actOnOsRollout(db, fleet.id, action, username);
+      if (changed.length > 0) ctx.deviceChanges.changed(changed);
+      return toOsRollout(db, await latestOsRollout(db, fleet.id));
+    };
+  serve(app, db, R.pauseOsRollout, actOs('pause'));
+  serve(app, db, R.resumeOsRollout, actOs('resume'));
+  serve(app, db, R.abortOsRollout, actOs('abort'));
 
   serve(app, db, R.listRolloutPolicies, async ({ user, params }) => ({
     items: await listRolloutPolicies(db, (await fleetOf(user, params)).id),

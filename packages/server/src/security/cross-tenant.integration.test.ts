@@ -2,6 +2,9 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { testDatabases } from '@flotilla/testkit';
 import { AttackTally, basicAuth, bounded } from '../testing/attacks.js';
+import { randomBytes } from 'node:crypto';
+import { osRepository } from '@flotilla/protocol';
+import { pushOsImage } from '../testing/os-release-image.js';
 import { sha256Digest } from '../testing/registry-client.js';
 import { twoTenants, type HttpAnswer, type Tenant, type TwoTenants } from '../testing/tenants.js';
 
@@ -41,7 +44,7 @@ interface Attack {
 }
 
 /** Every way user A can name a resource of tenant B through the user API. */
-function attacksOn(a: Tenant, b: Tenant): Attack[] {
+function attacksOn(a: Tenant, b: Tenant, bOsReleaseId: number): Attack[] {
   const out: Attack[] = [];
   const add = (method: string, template: string, params: Record<string, string | number>, body?: unknown) => {
     const path = template.replace(/:([a-zA-Z]+)/g, (_, name: string) => {
@@ -94,7 +97,12 @@ function attacksOn(a: Tenant, b: Tenant): Attack[] {
   add('PUT', `${fleet}/update-window`, slug, window);
   add('DELETE', `${fleet}/update-window`, slug);
   add('PUT', `${fleet}/os`, slug, { version: '1.0.0' });
-  // Host OS releases by organization.
+  add('DELETE', `${fleet}/os`, slug);
+  add('POST', `${fleet}/os-rollouts`, slug, { version: '1.0.0', batches: [100] });
+  add('GET', `${fleet}/os-rollout`, slug);
+  for (const action of ['pause', 'resume', 'abort']) add('POST', `${fleet}/os-rollout/${action}`, slug);
+  // Host OS releases by organization, and B's by id.
+  add('DELETE', `${api}/os-releases/:id`, { id: bOsReleaseId });
   const osRelease = { deviceType: 'generic-amd64', version: '1.0.0', manifestDigest: b.image.manifestDigest };
   add('POST', `${api}/organizations/:org/os-releases`, { org: b.org }, osRelease);
   add('GET', `${api}/os-releases?organization=:org`, { org: b.org });
@@ -131,6 +139,7 @@ function attacksOn(a: Tenant, b: Tenant): Attack[] {
     add('PUT', `${device}/update-window`, uuid, { cron: '0 2 * * *', durationSeconds: 3600, timezone: 'UTC' });
     add('DELETE', `${device}/update-window`, uuid);
     add('PUT', `${device}/os`, uuid, { version: '1.0.0' });
+    add('DELETE', `${device}/os`, uuid);
     add('GET', `${api}/remote-sessions?device=:uuid`, uuid);
   }
   // B's action id through A's own device.
@@ -187,6 +196,7 @@ async function stateOf(t: TwoTenants, b: Tenant): Promise<unknown> {
     `/api/v1/releases/${b.releaseId}`,
     '/api/v1/api-keys',
     '/api/v1/invitations',
+    '/api/v1/os-releases',
   ];
   const state: Record<string, unknown> = {};
   for (const path of paths) {
@@ -209,7 +219,20 @@ for (const testDb of testDatabases()) {
 
     test('every attack is refused with a NOT_FOUND or FORBIDDEN, B is unchanged, and no route is left out', async () => {
       const { a, b } = t;
-      const attacks = attacksOn(a, b);
+      // B's OS release 1.0.0, which B's device targets: what the OS routes above aim at.
+      const orgs = await t.call('GET', '/api/v1/organizations', { key: b.token });
+      const bOrg = orgs.data.items.find((o: { handle: string }) => o.handle === b.org).id as number;
+      const config = { deviceType: 'generic-amd64', version: '1.0.0' };
+      const repository = osRepository(bOrg, config.deviceType);
+      const pushed = await pushOsImage(t.url, basicAuth(b.username, b.apiKey), repository, randomBytes(3000), config);
+      const made = await t.call('POST', `/api/v1/organizations/${b.org}/os-releases`, {
+        key: b.apiKey,
+        body: { ...config, manifestDigest: pushed.digest },
+      });
+      assert.equal(made.status, 201, made.text);
+      const set = await t.call('PUT', `/api/v1/devices/${b.uuid}/os`, { key: b.apiKey, body: { version: '1.0.0' } });
+      assert.equal(set.status, 200, set.text);
+      const attacks = attacksOn(a, b, made.data.id as number);
       const served = t.server.app.flotilla.routes
         .filter((r) => r.url.startsWith('/api/v1/'))
         .map((r) => `${r.method} ${r.url}`);

@@ -12,6 +12,8 @@ const REQUEST_TIMEOUT_MS = 30_000;
 
 /** What a simulated device does with a release it is given: run it healthy, or fail and stay on what it ran. */
 export type ReleaseOutcome = 'healthy' | 'fail';
+/** What it does with a host OS version it is told (target `os`): commit it after its trial, or roll back. */
+export type OsOutcome = 'commit' | 'roll-back';
 
 /**
  * A device without an engine, honest to the device API over HTTP: it fetches its target state (with its ETag, as
@@ -24,6 +26,12 @@ export class SimulatedDevice {
   running: string | null = null;
   /** Commits it was given, in order. */
   readonly given: string[] = [];
+  /** The host OS version it runs (its os-release VERSION_ID); it reports `Flotilla OS <version>`. */
+  osVersion = '1.0.0';
+  /** OS versions it was told to install, in order (each tried once, as the agent does for an image). */
+  readonly osGiven: string[] = [];
+  /** What it does with each OS version it is told. */
+  decideOs: (version: string) => OsOutcome = () => 'commit';
   private etag: string | undefined;
   private timer: NodeJS.Timeout | undefined;
   private busy: Promise<void> | undefined;
@@ -82,6 +90,7 @@ export class SimulatedDevice {
     if (response.status !== 200) throw new Error(`target state: HTTP ${response.status}`);
     const target = (await response.json()) as TargetState;
     this.etag = response.headers.get('etag') ?? undefined;
+    await this.followOs(target[this.uuid]?.os);
     const apps = target[this.uuid]?.apps ?? {};
     const [appUuid, app] = Object.entries(apps)[0] ?? [];
     if (!appUuid || !app) return;
@@ -114,6 +123,29 @@ export class SimulatedDevice {
         },
       },
     });
+  }
+
+  /**
+   * An A/B host told an OS version it does not run and was not told before: it reports the update written, then
+   * committed in its new OS (or rolled back from its trial), as the agent's update machine does, at once.
+   */
+  private async followOs(os: { version: string } | undefined): Promise<void> {
+    if (!os || os.version === this.osVersion || this.osGiven.includes(os.version)) return;
+    this.osGiven.push(os.version);
+    const update = (phase: 'armed' | 'committed' | 'rolled-back') => ({
+      phase,
+      version: os.version,
+      progress: null,
+      error_code: phase === 'rolled-back' ? 'TRIAL_UNHEALTHY' : null,
+      error: phase === 'rolled-back' ? 'the engine did not answer in the trial boot' : null,
+    });
+    await this.report({ os_update: update('armed') });
+    if (this.decideOs(os.version) === 'roll-back') {
+      await this.report({ os_update: update('rolled-back') });
+      return;
+    }
+    this.osVersion = os.version;
+    await this.report({ os_version: `Flotilla OS ${os.version}`, os_update: update('committed') });
   }
 
   async report(body: DeviceReport): Promise<void> {

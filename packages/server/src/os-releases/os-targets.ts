@@ -1,0 +1,98 @@
+import { FlotillaError } from '@flotilla/protocol';
+import type { Db } from '../db/database.js';
+import { bumpFleet } from '../db/revisions.js';
+import { leaveOsRollouts, stopOsRollouts } from '../rollouts/os-rollouts.js';
+import { lockOsRelease, writeDevicesOs } from './os-releases.js';
+
+/**
+ * The OS a device must run: `devices.target_os_release_id`, set and cleared per device or for a whole fleet. Every
+ * write here takes the release's row lock first (os-releases.ts `lockOsRelease`) and bumps the revisions of the
+ * devices whose target changes, in one transaction.
+ */
+
+const gone = () => new FlotillaError('OS_RELEASE_NOT_FOUND', 'the OS release was deleted meanwhile');
+
+/** Points the device at the release; it leaves its fleet's OS rollout (its target is its own now). */
+export async function setDeviceOs(db: Db, deviceId: number, releaseId: number): Promise<void> {
+  await db.transaction().execute(async (trx) => {
+    if (!(await lockOsRelease(trx, releaseId))) throw gone();
+    await leaveOsRollouts(trx, deviceId);
+    await writeDevicesOs(trx, [deviceId], releaseId);
+  });
+}
+
+/**
+ * Points every device of the fleet of the release's device type at it; one fleet revision bump tells them all (a
+ * device whose target did not change keeps its ETag). The fleet's OS rollout still going is superseded. Returns the
+ * UUIDs of the devices told.
+ */
+export async function setFleetOs(
+  db: Db,
+  fleetId: number,
+  release: { id: number; device_type: string; version: string },
+): Promise<string[]> {
+  return db.transaction().execute(async (trx) => {
+    if (!(await lockOsRelease(trx, release.id))) throw gone();
+    await stopOsRollouts(trx, fleetId, 'superseded', `OS ${release.version} was set for the whole fleet`);
+    const devices = await trx
+      .selectFrom('devices')
+      .select(['id', 'uuid'])
+      .where('fleet_id', '=', fleetId)
+      .where('device_type', '=', release.device_type)
+      .orderBy('id')
+      .execute();
+    for (let i = 0; i < devices.length; i += 500)
+      await trx
+        .updateTable('devices')
+        .set({ target_os_release_id: release.id })
+        .where(
+          'id',
+          'in',
+          devices.slice(i, i + 500).map((d) => d.id),
+        )
+        .execute();
+    await bumpFleet(trx, fleetId);
+    return devices.map((d) => d.uuid);
+  });
+}
+
+/**
+ * Clears the device's OS target (and it leaves its fleet's OS rollout). The agent then asks for nothing: an OS it
+ * installed stays, an update already under way finishes. Returns whether it had a target.
+ */
+export async function clearDeviceOs(db: Db, deviceId: number): Promise<boolean> {
+  return db.transaction().execute(async (trx) => {
+    await leaveOsRollouts(trx, deviceId);
+    const had = await trx
+      .selectFrom('devices')
+      .select('id')
+      .where('id', '=', deviceId)
+      .where('target_os_release_id', 'is not', null)
+      .executeTakeFirst();
+    if (had) await writeDevicesOs(trx, [deviceId], null);
+    return had !== undefined;
+  });
+}
+
+/**
+ * Clears the OS target of every device of the fleet and aborts its OS rollout still going (no further batch is
+ * told). Returns the UUIDs of the devices that had a target.
+ */
+export async function clearFleetOs(db: Db, fleetId: number, username: string): Promise<string[]> {
+  return db.transaction().execute(async (trx) => {
+    await stopOsRollouts(trx, fleetId, 'aborted', `the fleet's OS target was cleared by ${username}`);
+    const devices = await trx
+      .selectFrom('devices')
+      .select(['id', 'uuid'])
+      .where('fleet_id', '=', fleetId)
+      .where('target_os_release_id', 'is not', null)
+      .orderBy('id')
+      .execute();
+    await writeDevicesOs(
+      trx,
+      devices.map((d) => d.id),
+      null,
+    );
+    return devices.map((d) => d.uuid);
+  });
+}
