@@ -77,7 +77,12 @@ try {
     sh('dd', [`if=${image}`, `of=${slots.b}`, 'bs=1M', 'conv=fsync', 'status=none']);
     const ddSeconds = (performance.now() - t0) / 1000;
     t0 = performance.now();
-    await writeSlot({ device: slots.b, source: createReadStream(image), sha256: target.sha256, size });
+    await writeSlot({
+      device: slots.b,
+      open: async () => ({ stream: createReadStream(image), start: 0 }),
+      sha256: target.sha256,
+      size,
+    });
     const fileSeconds = (performance.now() - t0) / 1000;
     sh('dd', ['if=/dev/zero', `of=${slots.b}`, 'bs=1M', `count=${IMAGE_MIB}`, 'conv=fsync', 'status=none']);
 
