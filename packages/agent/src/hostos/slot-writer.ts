@@ -98,7 +98,11 @@ export async function writeSlot(w: SlotWrite): Promise<number> {
     progress();
   };
   try {
-    ({ hash, bytes: written } = await resumePoint(file, w));
+    // The progress shown is the checkpoint's while its bytes are read back (seconds for a large image on a slow card).
+    ({ hash, bytes: written } = await resumePoint(file, w, (claimed) => {
+      written = claimed;
+      progress();
+    }));
     resumedFrom = written;
     if (written === 0) await startOver();
     progress();
@@ -153,7 +157,11 @@ function checkpointOf(w: SlotWrite, bytes: number, hash: Hash): WriteCheckpoint 
  * Where a write of `w` can start: after the bytes its checkpoint names, with their hash, when the checkpoint is of
  * this image on this slot and the slot still holds bytes that hash to its prefix digest; byte 0 otherwise.
  */
-async function resumePoint(file: FileHandle, w: SlotWrite): Promise<{ hash: Hash; bytes: number }> {
+async function resumePoint(
+  file: FileHandle,
+  w: SlotWrite,
+  checking: (bytes: number) => void,
+): Promise<{ hash: Hash; bytes: number }> {
   const fresh = { hash: createHash('sha256'), bytes: 0 };
   const found = w.checkpoint ? await readCheckpoint(w.checkpoint) : undefined;
   if (!found) return fresh;
@@ -164,6 +172,7 @@ async function resumePoint(file: FileHandle, w: SlotWrite): Promise<{ hash: Hash
     );
     return fresh;
   }
+  checking(found.bytes);
   const hash = createHash('sha256');
   const buffer = Buffer.allocUnsafe(CHUNK);
   for (let at = 0; at < found.bytes; ) {
