@@ -50,7 +50,7 @@ describe('kill -9 in the middle of an OS image download (real agent process)', {
     const slots = await loopSlots(t, h.dir, 40 << 20);
     const v1 = await osImage(h.dir, '1.0.0', 8);
     await run('dd', [`if=${v1.path}`, `of=${slots.a}`, 'bs=1M', 'conv=fsync', 'status=none']);
-    const v2 = await osImage(h.dir, '2.0.0', 24);
+    const v2 = await osImage(h.dir, '2.0.0', 16);
     const size = v2.target.size;
     const hostOS: HostOsConfig = {
       slots,
@@ -94,8 +94,9 @@ describe('kill -9 in the middle of an OS image download (real agent process)', {
       { timeoutMs: 30_000 },
     );
     await flotilla<OsRelease>(cli, ['os', 'release', 'push', device.deviceType, '2.0.0', v2.path]);
-    // ~6 MB/s: the 24 MiB image takes about 4 s, time enough to kill the agent in the middle.
-    h.cp.tap.paceOsImages(64 << 10, 10);
+    // ~1.6 MB/s: the 16 MiB image takes about 10 s, time enough to kill the agent in the middle; and a MiB takes
+    // longer than the writer's least time between checkpoints, so it keeps one per MiB (checkpointEvery(16 MiB)).
+    h.cp.tap.paceOsImages(64 << 10, 40);
     await flotilla(cli, ['device', 'os-update', device.uuid, '2.0.0']);
     const served = () => h.cp.tap.osImageDownloads.reduce((sum, d) => sum + d.bytes, 0);
     await waitFor('40 % of the image served', () => served() >= 0.4 * size, { timeoutMs: 60_000, intervalMs: 20 });
@@ -125,7 +126,7 @@ describe('kill -9 in the middle of an OS image download (real agent process)', {
     assert.equal(downloads[1]?.status, 206);
     assert.equal(downloads[1]?.bytes, size - checkpoint.bytes, 'and gets only the rest');
     const total = served();
-    // Downloaded twice: only what came after the last checkpoint (1/64 of the image, at least 1 MiB) and was lost.
+    // Downloaded twice: only what came after the last checkpoint (a MiB here) and had not reached the next one.
     assert.ok(total <= size + 2 * MIB, `${total} bytes served for an image of ${size}`);
     t.diagnostic(
       `image ${size} bytes; served ${servedBeforeKill} before the kill, checkpoint at ${checkpoint.bytes}, ` +

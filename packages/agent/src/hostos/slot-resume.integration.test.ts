@@ -50,7 +50,7 @@ describe('slot write resumed from its checkpoint', () => {
   it('a write cut at 3.5 MiB goes on from the last checkpoint, and the slot holds the image', async (t) => {
     const s = await setup(t);
     const first = source(s.image, { cutAt: 3.5 * MIB });
-    const w = { device: s.slot, sha256: s.sha256, size: SIZE, checkpoint: s.checkpoint };
+    const w = { device: s.slot, sha256: s.sha256, size: SIZE, checkpoint: s.checkpoint, minCheckpointMs: 0 };
     await assert.rejects(writeSlot({ ...w, open: first.open }), /cut/);
     const saved = await readCheckpoint(s.checkpoint);
     assert.equal(saved?.bytes, 3 * MIB, 'a checkpoint per MiB for an 8 MiB image');
@@ -65,7 +65,7 @@ describe('slot write resumed from its checkpoint', () => {
 
   it('a slot changed under its checkpoint, or a checkpoint of another image, is written from byte 0', async (t) => {
     const s = await setup(t);
-    const w = { device: s.slot, sha256: s.sha256, size: SIZE, checkpoint: s.checkpoint };
+    const w = { device: s.slot, sha256: s.sha256, size: SIZE, checkpoint: s.checkpoint, minCheckpointMs: 0 };
     await assert.rejects(writeSlot({ ...w, open: source(s.image, { cutAt: 5 * MIB }).open }), /cut/);
     const slot = await open(s.slot, 'r+');
     await slot.write(Buffer.from([0x5a]), 0, 1, 2 * MIB);
@@ -88,7 +88,7 @@ describe('slot write resumed from its checkpoint', () => {
 
   it('resumed bytes that do not make the image are refused, and the next write starts from byte 0', async (t) => {
     const s = await setup(t);
-    const w = { device: s.slot, sha256: s.sha256, size: SIZE, checkpoint: s.checkpoint };
+    const w = { device: s.slot, sha256: s.sha256, size: SIZE, checkpoint: s.checkpoint, minCheckpointMs: 0 };
     await assert.rejects(writeSlot({ ...w, open: source(s.image, { cutAt: 4 * MIB }).open }), /cut/);
     const wrong = Buffer.from(s.image);
     wrong[6 * MIB] = (wrong[6 * MIB] as number) ^ 0xff;
@@ -101,7 +101,7 @@ describe('slot write resumed from its checkpoint', () => {
 
   it('a source that cannot start at the checkpoint is read from byte 0', async (t) => {
     const s = await setup(t);
-    const w = { device: s.slot, sha256: s.sha256, size: SIZE, checkpoint: s.checkpoint };
+    const w = { device: s.slot, sha256: s.sha256, size: SIZE, checkpoint: s.checkpoint, minCheckpointMs: 0 };
     await assert.rejects(writeSlot({ ...w, open: source(s.image, { cutAt: 4 * MIB }).open }), /cut/);
     const whole = source(s.image, { seekable: false });
     await writeSlot({ ...w, open: whole.open });

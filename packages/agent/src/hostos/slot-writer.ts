@@ -12,6 +12,12 @@ const CHUNK = 1 << 20;
 const SYNC_EVERY = 32 << 20;
 /** With a checkpoint file, one at least this often while bytes come: on a slow link a restart loses at most this. */
 const CHECKPOINT_MS = 10_000;
+/**
+ * And at most this often below SYNC_EVERY: each checkpoint costs an fdatasync of the slot and an fsync of the file,
+ * which every 2 MiB halved the write speed of a fast source (bench/os-update.mjs); a restart then downloads again at
+ * most half a second of transfer, or checkpointEvery(size) bytes, whichever is more.
+ */
+const MIN_CHECKPOINT_MS = 500;
 
 /** Bytes between checkpoints: 1/64 of the image (what a restart may download again) within [1 MiB, SYNC_EVERY]. */
 export function checkpointEvery(size: number): number {
@@ -32,6 +38,8 @@ export interface SlotWrite {
   onProgress?: ((percent: number) => void) | undefined;
   log?: Pick<Logger, 'info' | 'warn'> | undefined;
   signal?: AbortSignal | undefined;
+  /** Tests: the least time between two checkpoints (default MIN_CHECKPOINT_MS), 0 for one at every interval. */
+  minCheckpointMs?: number | undefined;
 }
 
 /** Bytes a slot holds: a block device's size from sysfs (Node cannot ask the BLKGETSIZE64 ioctl), a file's length. */
@@ -53,7 +61,8 @@ export async function slotSize(device: string): Promise<number> {
  * the recorded prefix digest it goes on from there with that hash, asking the source only for the rest; anything
  * else starts from byte 0. The final digest therefore covers every byte of the slot, resumed or not.
  * Writes go through the page cache (not O_DIRECT: Node cannot hand the kernel the aligned buffers it needs), with an
- * fdatasync every checkpointEvery(size) bytes (SYNC_EVERY without a checkpoint file) and at the end.
+ * fdatasync (and a checkpoint) every checkpointEvery(size) bytes but at most every MIN_CHECKPOINT_MS, at least every
+ * CHECKPOINT_MS and every SYNC_EVERY bytes (only those without a checkpoint file), and at the end.
  */
 export async function writeSlot(w: SlotWrite): Promise<number> {
   const capacity = await slotSize(w.device);
@@ -89,7 +98,12 @@ export async function writeSlot(w: SlotWrite): Promise<number> {
     written += filled;
     unsynced += filled;
     filled = 0;
-    if (unsynced >= syncEvery || (w.checkpoint && unsynced > 0 && Date.now() - lastSync >= CHECKPOINT_MS)) {
+    const since = Date.now() - lastSync;
+    if (
+      unsynced >= SYNC_EVERY ||
+      (unsynced >= syncEvery && since >= (w.minCheckpointMs ?? MIN_CHECKPOINT_MS)) ||
+      (w.checkpoint && unsynced > 0 && since >= CHECKPOINT_MS)
+    ) {
       await file.datasync();
       unsynced = 0;
       lastSync = Date.now();

@@ -1,7 +1,6 @@
-import { open, readFile, rm } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { open, readFile, rename, rm } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { z } from 'zod';
-import { writeFileAtomic } from '../config/atomic-write.js';
 
 /**
  * How far a slot write got, durably: the slot's first `bytes` bytes are the image's (fdatasync'ed before this was
@@ -38,9 +37,21 @@ export async function readCheckpoint(file: string): Promise<WriteCheckpoint | un
   }
 }
 
-/** Replaces the checkpoint atomically (a power cut leaves the old one or the new one). */
-export function saveCheckpoint(file: string, checkpoint: WriteCheckpoint): Promise<void> {
-  return writeFileAtomic(file, `${JSON.stringify(checkpoint)}\n`);
+/**
+ * Replaces the checkpoint atomically: a power cut leaves the old one or the new one. The folder is not synced after
+ * the rename (one fsync less per checkpoint): an older checkpoint coming back describes a shorter prefix of the same
+ * bytes, still on the slot, so it is as true as the new one, only less far.
+ */
+export async function saveCheckpoint(file: string, checkpoint: WriteCheckpoint): Promise<void> {
+  const tmp = join(dirname(file), `.${basename(file)}.tmp`);
+  const handle = await open(tmp, 'w', 0o600);
+  try {
+    await handle.writeFile(`${JSON.stringify(checkpoint)}\n`);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await rename(tmp, file);
 }
 
 /** Removes the checkpoint, durably (its folder synced): a power cut right after cannot bring it back. */
