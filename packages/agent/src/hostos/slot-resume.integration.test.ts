@@ -110,4 +110,15 @@ describe('slot write resumed from its checkpoint', () => {
     assert.equal(await readBackDigest(s.slot, SIZE), s.sha256);
     assert.equal(JSON.parse(await readFile(s.checkpoint, 'utf8')).bytes, SIZE);
   });
+
+  it('a finished write leaves its checkpoint whole, even between intervals: the next write only reads', async (t) => {
+    const s = await setup(t);
+    // Checkpoints at most once a minute: none in the middle, the one at the end all the same.
+    const w = { device: s.slot, sha256: s.sha256, size: SIZE, checkpoint: s.checkpoint, minCheckpointMs: 60_000 };
+    await writeSlot({ ...w, open: source(s.image).open });
+    assert.equal((await readCheckpoint(s.checkpoint))?.bytes, SIZE);
+    const again = source(s.image);
+    assert.equal(await writeSlot({ ...w, open: again.open }), SIZE);
+    assert.deepEqual(again.seen.froms, []);
+  });
 });

@@ -160,6 +160,15 @@ export async function writeSlot(w: SlotWrite): Promise<number> {
     if (w.checkpoint) await clearCheckpoint(w.checkpoint);
     throw new FlotillaError('OS_IMAGE_INVALID', `the image received has digest ${digest}, not ${w.sha256}`);
   }
+  // The whole image, synced above: a stop before the trial is armed finds it all here, and the next write is a read.
+  if (w.checkpoint && resumedFrom < w.size)
+    await saveCheckpoint(w.checkpoint, {
+      sha256: w.sha256,
+      size: w.size,
+      device: w.device,
+      bytes: w.size,
+      prefixSha256: digest,
+    });
   return resumedFrom;
 }
 
