@@ -52,9 +52,10 @@ describe('kill -9 in the middle of an OS image download (real agent process)', {
     await run('dd', [`if=${v1.path}`, `of=${slots.a}`, 'bs=1M', 'conv=fsync', 'status=none']);
     const v2 = await osImage(h.dir, '2.0.0', 16);
     const size = v2.target.size;
+    const bootFile = join(h.dir, 'boot.json');
     const hostOS: HostOsConfig = {
       slots,
-      bootloader: { type: 'file', path: join(h.dir, 'boot.json') },
+      bootloader: { type: 'file', path: bootFile },
       trialHealthTimeoutSeconds: 60,
       cmdlineKey: 'flotilla.slot',
     };
@@ -164,13 +165,7 @@ describe('kill -9 in the middle of an OS image download (real agent process)', {
       { timeoutMs: 90_000 },
     );
     assert.equal(committed.version, '2.0.0');
-    assert.deepEqual(
-      JSON.parse(await readFile(hostOS.bootloader.type === 'file' ? hostOS.bootloader.path : '', 'utf8')),
-      {
-        committed: 'b',
-        trial: null,
-      },
-    );
+    assert.deepEqual(JSON.parse(await readFile(bootFile, 'utf8')), { committed: 'b', trial: null });
     assert.equal(h.cp.tap.osImageDownloads.length, 2, 'nothing downloaded after the write');
     await readCheckpoint(join(h.dataDir, 'host-os-write.json')).then((c) => assert.equal(c, undefined));
     await killed(third);
