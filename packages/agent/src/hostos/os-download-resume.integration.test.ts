@@ -149,7 +149,8 @@ describe('kill -9 in the middle of an OS image download (real agent process)', {
     );
     assert.ok(
       progress.some((p) => p >= resumedPercent && p < 100),
-      `progress ${progress} was reported while writing`,
+      // Reports carry the engine's state: without a running Docker engine there are none.
+      `progress [${progress}] was reported while writing (${h.cp.tap.reports.length - reportsBefore} reports)`,
     );
     await killed(second);
 
