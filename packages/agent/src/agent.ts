@@ -1,27 +1,25 @@
 import { join, resolve } from 'node:path';
-import pino, { type Logger } from 'pino';
+import pino from 'pino';
 import {
   DEFAULT_LISTEN_PORT,
   DEFAULT_POLL_INTERVAL_MS,
   FlotillaError,
   generateKey,
-  type DeviceOsUpdate,
   type TargetDevice,
 } from '@flotilla/protocol';
 import { assertProvisionable, ensureIdentity, readConfig } from './config/config-file.js';
 import type { ModelContext } from './compose/target-model.js';
-import { HttpControlPlane, type ControlPlane } from './control-plane/control-plane.js';
+import { HttpControlPlane } from './control-plane/control-plane.js';
 import { controlPlaneCas } from './util/trust.js';
 import { ControlPlaneSession } from './control-plane/session.js';
-import type { ContainerEngine } from './engine/container-engine.js';
 import { DockerEngine } from './engine/docker-engine.js';
 import { registryAuthFor } from './engine/registry-auth.js';
 import { AgentActions } from './device-api/agent-actions.js';
 import { listenDeviceApi, type DeviceApiListener } from './device-api/listen.js';
 import { PendingRequests } from './device-api/pending-requests.js';
 import { StopHolds } from './device-api/stop-holds.js';
-import { selectHostConfig, type HostConfig } from './host/host-config.js';
-import { selectHostPower, type HostPower } from './host/host-power.js';
+import { selectHostConfig } from './host/host-config.js';
+import { selectHostPower } from './host/host-power.js';
 import { AgentLogs } from './logs/agent-logs.js';
 import { withSystemLogs } from './logs/step-messages.js';
 import { SERVICES_DIR, isServiceLockDir, scanLocks, serviceLockDir as lockDirOf } from './locks/update-locks.js';
@@ -32,99 +30,27 @@ import { createExecutors } from './reconcile/executor.js';
 import { DeltaFetcher, deltasEnabled } from './deltas/delta-fetcher.js';
 import { LayerCache } from './deltas/layer-cache.js';
 import { ResumablePull } from './pull/resumable-pull.js';
-import type { PassResult } from './reconcile/loop.js';
 import { Observed } from './reconcile/observed.js';
 import { Reconciler } from './reconcile/reconciler.js';
 import { ReleaseWatch } from './rollback/release-watch.js';
 import { CpuSampler, collectMetrics } from './report/metrics.js';
-import { controlPlaneConnected, engineAnswers } from './hostos/health.js';
-import { startHostOs } from './hostos/host-os.js';
+import { AgentHostOs } from './hostos/agent-host-os.js';
 import { readOsRelease } from './host/os-release.js';
-import { loadPreload } from './preload/preload.js';
-import { controlPlaneImage } from './hostos/image-download.js';
-import { OsFollower } from './hostos/os-follower.js';
+import { preloadAtStart } from './preload/preload-at-start.js';
 import { tightenPrivateTree } from './store/private-files.js';
-import { openStore, type Phase, type Store } from './store/store.js';
+import { openStore } from './store/store.js';
 import { TargetSource } from './target/target-source.js';
+import type { AgentHandle, AgentOptions, AgentState } from './agent-types.js';
 import { Wakeable } from './util/wakeable.js';
 import { UpdateGate } from './window/update-gate.js';
 
-export interface AgentOptions {
-  configPath: string;
-  dataDir: string;
-  dockerSocket?: string;
-  logLevel?: string;
-  /** Fixed poll interval without jitter (tests, bench); otherwise target config / config.json / 900 s. */
-  pollIntervalMs?: number;
-  /** Prefix for every engine object name and a label value, so agents sharing an engine stay apart (tests). */
-  namespace?: string;
-  /** 'real' writes /etc/hostname; anything else (default) is a dry run. Env FLOTILLA_AGENT_HOST_CONFIG too. */
-  hostConfig?: 'real' | 'dry-run';
-  /** Unmanaged devices: a target state (one device's part) to apply, as from `POST /v2/local/target-state`. */
-  localTarget?: TargetDevice;
-  /** Minimum delay between reports (default 10 s; tests shorten it). */
-  reportIntervalMs?: number;
-  /** How long a delta may stay pending on the server before the image is pulled instead (default 2 min). */
-  deltaPendingLimitMs?: number;
-  /** Bound of `<data>/layer-cache/` (compressed layers kept for the next delta), default 512 MiB; 0 keeps none. */
-  layerCacheBytes?: number;
-  /** Where a preloaded release is looked for at start (`flotilla os preload`), default `<dataDir>/preload`. */
-  preloadDir?: string;
-  /** Local device API port (default config.json listenPort, else 48484); 0 disables the API (tests use freePort()). */
-  apiPort?: number;
-  /** Address the local device API binds (default 0.0.0.0, as containers and the LAN reach it; tests 127.0.0.1). */
-  apiAddress?: string;
-  engine?: ContainerEngine;
-  controlPlane?: ControlPlane;
-  /**
-   * Remote host shells run this command, split at spaces (default: $SHELL, else /bin/sh): e.g.
-   * `nsenter -t 1 -m -u -i -n -p -- sh` for an agent in a container with the host's pid namespace.
-   */
-  hostShell?: string;
-  /** Remote streams (shells, tunnelled connections) open at once; more are refused (default 256). */
-  maxRemoteStreams?: number;
-  /** The host's os-release(5) (default /etc/os-release): the OS name the device reports, the version it runs. */
-  osReleaseFile?: string;
-  /** A/B hosts: the file the booted slot is read from (default /proc/cmdline); tests name their own. */
-  hostOsCmdline?: string;
-  /** Reboot/shutdown/identify; default follows `hostConfig` (dry-run unless 'real'). */
-  hostPower?: HostPower;
-  logger?: Logger;
-}
-
-export interface AgentState {
-  phase: Phase;
-  uuid: string;
-  managed: boolean;
-  hostname: string;
-  hostConfigMode: HostConfig['mode'];
-  /** The port the local device API listens on, or undefined when disabled or not (yet) listening. */
-  apiPort: number | undefined;
-  logsShipped: number;
-  remoteActionsConnected: boolean;
-  /** Remote shells and tunnelled connections dialling or open. */
-  remoteStreams: number;
-  lastPass: PassResult | undefined;
-  passes: number;
-  reportsSent: number;
-  targetCommits: Record<string, string | null>;
-}
-
-export interface AgentHandle {
-  stop(): Promise<void>;
-  /** Poll the control plane and reconcile now; `force` ignores update locks for this pass. */
-  triggerUpdate(options?: { force?: boolean }): void;
-  state(): AgentState;
-  /** Replace the local target (unmanaged devices) and reconcile. */
-  setLocalTarget(device: TargetDevice): void;
-  /** Run one reconciliation pass now and return its result (waits for a pass in flight first). */
-  reconcileNow(): Promise<PassResult>;
-}
+export type { AgentHandle, AgentOptions, AgentState } from './agent-types.js';
 
 /**
  * The composition root: reads config.json, opens the store and wires the agent's parts, each behind a narrow
  * interface: the target source (target/), the reconciler and its controller (reconcile/), the device actions and
- * the local API (device-api/), and on managed devices the control-plane session (control-plane/).
+ * the local API (device-api/), on managed devices the control-plane session (control-plane/), and through their
+ * entry points a preloaded release (preload/preload-at-start.ts) and A/B host OS updates (hostos/agent-host-os.ts).
  */
 export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
   // Host paths are bind-mounted by the engine, which needs them absolute.
@@ -206,8 +132,7 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
     rollingBack: () => watch.rollback() !== null,
     log,
   });
-  // Before the first pass, so a device flashed with a preloaded release runs it with no network at all.
-  await preload(engine, store, options.preloadDir ?? join(options.dataDir, 'preload'), log);
+  await preloadAtStart({ engine, store, dir: options.preloadDir ?? join(options.dataDir, 'preload'), log });
   if (options.localTarget) targets.setLocal(options.localTarget);
   if (file.config.hostname) await hostConfig.setHostname(file.config.hostname);
 
@@ -221,10 +146,9 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
   });
   logSystem = (message) => logs.system(message);
   const observed = new Observed();
-  // Where the host OS update stands (hostos/, set from its start below); null on a host without A/B updates.
-  let osUpdate: DeviceOsUpdate | null = null;
-  let osFollower: OsFollower | undefined;
-  const view = () => ({ ...observed.view(targets.model()), rollback: watch.rollback(), osUpdate });
+  // The host OS update (hostos/): shown in the report, told of new targets, started once the session is.
+  const hostOs = new AgentHostOs(() => session?.reportSoon());
+  const view = () => ({ ...observed.view(targets.model()), rollback: watch.rollback(), osUpdate: hostOs.update });
   const holds = new StopHolds(store);
   const pending = new PendingRequests();
   const cpu = new CpuSampler();
@@ -247,8 +171,7 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
           phase,
           wakeReconcile: () => {
             reconcileWake.wake();
-            // A new target may name another host OS (its `os`); the follower decides, and starts it in the background.
-            osFollower?.follow(targets.device()?.os);
+            hostOs.follow(targets.device()?.os);
           },
           view,
           about: () => ({
@@ -417,30 +340,19 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
   }
   controller.start(started.delayMs);
   session?.start(actions, abort.signal);
-  // An A/B host (config.json's hostOS) carries its OS update on across this boot: a trial boot commits once the engine
-  // answers and the control plane is connected (a device without one: the engine alone), else goes back.
-  const hostOs = await startHostOs({
+  await hostOs.start({
     hostOS: file.raw.hostOS,
     dataDir: options.dataDir,
-    ...(options.hostOsCmdline !== undefined ? { cmdlineFile: options.hostOsCmdline } : {}),
-    // The image comes from the control plane with the device key, resumed after a cut link.
-    ...(apiEndpoint ? { openImage: controlPlaneImage({ apiEndpoint, deviceApiKey, ca }) } : {}),
+    cmdlineFile: options.hostOsCmdline,
+    controlPlane: apiEndpoint ? { apiEndpoint, deviceApiKey, ca } : undefined,
+    engine,
+    connected: session ? () => session?.connected ?? false : undefined,
+    runningVersion: osRelease.version,
+    target: () => targets.device()?.os,
     reboot: () => hostPower.reboot(),
-    healthChecks: [
-      engineAnswers(() => engine.platform()),
-      ...(session ? [controlPlaneConnected(() => session?.connected ?? false)] : []),
-    ],
     log,
     system: (message) => logs.system(message),
-    report: (update) => {
-      osUpdate = update;
-      session?.reportSoon();
-    },
   });
-  if (hostOs && apiEndpoint) {
-    osFollower = new OsFollower(hostOs, apiEndpoint, log, osRelease.version);
-    osFollower.follow(targets.device()?.os);
-  }
 
   return {
     async stop() {
@@ -476,18 +388,4 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
       };
     },
   };
-}
-
-/**
- * Loads a preload (preload/preload.ts). A bad one is logged and left: the device still provisions and pulls its
- * release from the control plane once online; the next start tries the preload again.
- */
-async function preload(engine: ContainerEngine, store: Store, dir: string, log: Logger): Promise<void> {
-  try {
-    const outcome = await loadPreload({ dir, engine, store, log, signal: new AbortController().signal });
-    if (outcome.status === 'loaded') log.info(outcome, 'preloaded release loaded');
-  } catch (error) {
-    const code = error instanceof FlotillaError ? error.code : undefined;
-    log.error({ err: (error as Error).message, code, dir }, 'preloaded release could not be loaded; left as it is');
-  }
 }

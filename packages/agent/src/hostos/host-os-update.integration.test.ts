@@ -19,6 +19,7 @@ import {
   type SimulatedDevice,
 } from '../test-support/os-slots.js';
 import type { HostOsConfig } from './host-os-config.js';
+import { openImage, type OpenImage } from './image-source.js';
 import { verifySlot, writeSlot } from './slot-writer.js';
 import type { OsTarget } from './update-machine.js';
 
@@ -148,7 +149,7 @@ describe('host OS A/B update on loop devices', { skip }, () => {
     t.after(() => holder.close());
     await writeSlot({
       device: device.config.slots.b,
-      source: createReadStream(v2Path),
+      open: async () => ({ stream: createReadStream(v2Path), start: 0 }),
       sha256: v2.sha256,
       size: v2.size,
     });
@@ -186,9 +187,17 @@ describe('host OS A/B update on loop devices', { skip }, () => {
 
     assert.equal(await device.powerOn(), 'a', 'the old OS still boots');
     assert.equal(await digestOf(device.config.slots.a, v1.size), v1.sha256);
-    const retried = await (await device.agent('a')).resume();
+    // The retry goes on from the write's last checkpoint (every MiB for this image), not from byte 0.
+    const froms: number[] = [];
+    const resuming: OpenImage = (url, signal, from = 0) => {
+      froms.push(from);
+      return openImage(url, signal, from);
+    };
+    const retried = await (await device.agent('a', { openImage: resuming })).resume();
     assert.equal(retried.phase, 'armed');
     assert.equal(retried.attempts, 2);
+    assert.equal(froms.length, 1);
+    assert.ok((froms[0] ?? 0) >= 2 << 20 && (froms[0] ?? 0) < v2.size, `resumed from ${froms}`);
     assert.equal(await device.powerOn(), 'b');
     assert.equal((await (await device.agent('b')).resume()).phase, 'committed');
     assert.equal(await slotVersion(device.config.slots.b), '2.0.0');

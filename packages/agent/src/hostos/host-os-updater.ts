@@ -8,6 +8,7 @@ import { awaitHealthy, type HealthCheck } from './health.js';
 import type { HostOsConfig, Slot } from './host-os-config.js';
 import type { OpenImage } from './image-source.js';
 import { verifySlot, writeSlot } from './slot-writer.js';
+import { clearCheckpoint } from './write-checkpoint.js';
 import { IDLE, inProgress, transition, type OsTarget, type UpdateEvent, type UpdateState } from './update-machine.js';
 
 export const osTargetSchema = z.strictObject({
@@ -27,6 +28,11 @@ export interface HostOsUpdaterOptions {
   booted: Slot;
   /** The persisted state (JSON, replaced atomically); on the data partition both slots share. */
   stateFile: string;
+  /**
+   * Where the slot write records its durable progress (write-checkpoint.ts), so a write cut by a restart or a power
+   * cut resumes; without it every write starts at byte 0.
+   */
+  checkpointFile?: string;
   openImage: OpenImage;
   /** The trial boot's checks; all must pass together within config.trialHealthTimeoutSeconds. */
   healthChecks: HealthCheck[];
@@ -153,8 +159,17 @@ export class HostOsUpdater {
         const env = await this.o.bootloader.read();
         if (env.trial === s.toSlot) await this.o.bootloader.commit(env.committed);
         this.o.log.info({ version: target.version, device, attempt: s.attempts }, 'host OS: writing the inactive slot');
-        const source = await this.o.openImage(target.url, AbortSignal.timeout(24 * 3600_000));
-        await writeSlot({ device, source, sha256: target.sha256, size: target.size, onProgress: this.o.onProgress });
+        const signal = AbortSignal.timeout(24 * 3600_000);
+        await writeSlot({
+          device,
+          open: (from) => this.o.openImage(target.url, signal, from),
+          sha256: target.sha256,
+          size: target.size,
+          checkpoint: this.o.checkpointFile,
+          onProgress: this.o.onProgress,
+          log: this.o.log,
+          signal,
+        });
         await this.send({ type: 'written' });
         return;
       }
@@ -162,6 +177,8 @@ export class HostOsUpdater {
       // Armed before 'armed' is stored: a stop between the two boots the verified slot, which 'verifying' accepts.
       await this.o.bootloader.armTrial(s.toSlot as Slot);
       await this.send({ type: 'verified' });
+      // Kept until now: a stop while verifying writes again, and the checkpoint makes that a local read, no download.
+      await this.dropCheckpoint();
     } catch (error) {
       // Any failure here ends this update as 'failed' (a new start retries it), never a state left half-way: a
       // process that went on running would refuse every later start as OS_UPDATE_IN_PROGRESS.
@@ -169,13 +186,21 @@ export class HostOsUpdater {
         error instanceof FlotillaError
           ? reason(error.code, error.message)
           : reason('INTERNAL', `host OS update: ${(error as Error).message}`);
-      if (s.phase === 'verifying')
+      if (s.phase === 'verifying') {
         // armTrial may have failed half-way: the slot must not be booted while 'failed'. Best effort: the one-shot
         // rule brings a stray trial back anyway.
         await this.o.bootloader.commit(s.fromSlot as Slot).catch(() => undefined);
+        // The slot did not read back right: the next write must download it all again, not trust what is there.
+        await this.dropCheckpoint();
+      }
       this.o.log.warn({ code: why.code }, `host OS: update refused: ${why.message}`);
       await this.send({ type: 'refused', reason: why });
     }
+  }
+
+  /** Best effort: a checkpoint left behind is checked against the slot before any use anyway. */
+  private async dropCheckpoint(): Promise<void> {
+    if (this.o.checkpointFile) await clearCheckpoint(this.o.checkpointFile).catch(() => undefined);
   }
 
   private async checkTrial(s: UpdateState): Promise<void> {

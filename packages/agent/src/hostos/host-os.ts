@@ -40,6 +40,7 @@ export async function openHostOs(deps: HostOsDeps): Promise<HostOsUpdater | unde
     bootloader: bootloaderFor(config),
     booted,
     stateFile: join(deps.dataDir, 'host-os-update.json'),
+    checkpointFile: join(deps.dataDir, 'host-os-write.json'),
     openImage: deps.openImage ?? openImage,
     healthChecks: deps.healthChecks,
     reboot: deps.reboot,

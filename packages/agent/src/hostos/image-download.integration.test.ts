@@ -48,7 +48,9 @@ describe('OS image download from the control plane', () => {
     const image = randomBytes(3 << 20);
     const server = await imageServer(t, image, 2, 700_000);
     const open = controlPlaneImage({ apiEndpoint: server.url, deviceApiKey: KEY, retryDelayMs: 10 });
-    const got = await readAll(await open(`${server.url}/device/v1/u/os-images/h`, AbortSignal.timeout(30_000)));
+    const got = await readAll(
+      (await open(`${server.url}/device/v1/u/os-images/h`, AbortSignal.timeout(30_000))).stream,
+    );
     assert.ok(got.equals(image), `${got.length} bytes of ${image.length}`);
     assert.equal(server.seen.length, 3);
     assert.equal(server.seen[0]?.range, undefined);
@@ -59,11 +61,40 @@ describe('OS image download from the control plane', () => {
     assert.ok(server.seen.every((s) => s.authorization === `Bearer ${KEY}`));
   });
 
+  it('starts at the byte asked for (a write resumed after a restart), and resumes a cut from there', async (t) => {
+    const image = randomBytes(2 << 20);
+    const server = await imageServer(t, image, 1, 300_000);
+    const open = controlPlaneImage({ apiEndpoint: server.url, deviceApiKey: KEY, retryDelayMs: 10 });
+    const from = 1_234_567;
+    const got = await open(`${server.url}/os`, AbortSignal.timeout(30_000), from);
+    assert.equal(got.start, from);
+    assert.ok((await readAll(got.stream)).equals(image.subarray(from)));
+    assert.equal(server.seen[0]?.range, `bytes=${from}-`);
+    assert.equal(server.seen[1]?.range, `bytes=${from + 300_000}-`, 'the cut resumed where the bytes stopped');
+  });
+
+  it('a server that ignores Range answers the whole image, which is said to start at 0', async (t) => {
+    const image = randomBytes(100_000);
+    const server = createServer((_req, res) =>
+      res.writeHead(200, { 'content-length': String(image.length) }).end(image),
+    );
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    t.after(() => new Promise((resolve) => server.close(resolve)));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const got = await controlPlaneImage({ apiEndpoint: url, deviceApiKey: KEY })(
+      `${url}/os`,
+      AbortSignal.timeout(10_000),
+      5000,
+    );
+    assert.equal(got.start, 0);
+    assert.ok((await readAll(got.stream)).equals(image));
+  });
+
   it('gives up after too many cuts in a row without a byte, with NETWORK_ERROR', async (t) => {
     const image = randomBytes(1 << 20);
     const server = await imageServer(t, image, 100, 0);
     const open = controlPlaneImage({ apiEndpoint: server.url, deviceApiKey: KEY, retryDelayMs: 1, maxStalls: 3 });
-    const stream = await open(`${server.url}/os`, AbortSignal.timeout(30_000));
+    const { stream } = await open(`${server.url}/os`, AbortSignal.timeout(30_000));
     await assert.rejects(readAll(stream), { code: 'NETWORK_ERROR' });
     assert.equal(server.seen.length, 4, 'the first answer and three resumes');
   });

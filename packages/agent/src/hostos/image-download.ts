@@ -21,31 +21,32 @@ export interface ControlPlaneImageOptions {
 }
 
 /**
- * OS images from the control plane (target state `os.url`, DEVICE_ROUTES.osImage): sent with the device key, and a
- * cut link resumes with `Range: bytes=<received>-` instead of starting over. The bytes reach the slot writer as one
- * stream in order; it checks the whole image's digest, so a server that resumed at a wrong place is caught there.
+ * OS images from the control plane (target state `os.url`, DEVICE_ROUTES.osImage): sent with the device key, from
+ * byte `from` (`Range: bytes=<from>-`: the slot writer resuming after a restart), and a cut link resumes with
+ * `Range: bytes=<received>-` instead of starting over. The bytes reach the slot writer as one stream in order; it
+ * checks the whole image's digest, so a server that resumed at a wrong place is caught there.
  * Other URLs (file:, another host) go to the plain `openImage`: the key is never sent anywhere else.
  */
 export function controlPlaneImage(o: ControlPlaneImageOptions): OpenImage {
   const origin = new URL(o.apiEndpoint).origin;
-  return async (url, signal) => {
+  return async (url, signal, from = 0) => {
     const parsed = new URL(url);
-    if (parsed.origin !== origin) return openImage(url, signal);
-    const first = await get(parsed, 0, o, signal);
-    return Readable.from(resuming(parsed, first, o, signal));
+    if (parsed.origin !== origin) return openImage(url, signal, from);
+    const first = await get(parsed, from, o, signal, true);
+    return { stream: Readable.from(resuming(parsed, first, o, signal)), start: first.start };
   };
 }
 
 async function* resuming(
   url: URL,
-  first: { response: IncomingMessage; total: number },
+  first: Answer,
   o: ControlPlaneImageOptions,
   signal: AbortSignal,
 ): AsyncGenerator<Buffer> {
   const maxStalls = o.maxStalls ?? 8;
   const total = first.total;
   let response: IncomingMessage | undefined = first.response;
-  let offset = 0;
+  let offset = first.start;
   let stalls = 0;
   for (;;) {
     let cut: Error | undefined;
@@ -81,13 +82,26 @@ async function* resuming(
   }
 }
 
-/** One GET from `offset`: 200 from 0, else 206 starting exactly at `offset`; the image's total size with it. */
+interface Answer {
+  response: IncomingMessage;
+  /** Where its body starts in the image. */
+  start: number;
+  /** The image's size. */
+  total: number;
+}
+
+/**
+ * One GET from `offset`: 200 from 0, else 206 starting exactly at `offset`; the image's total size with it. `whole`:
+ * a 200 to a range is taken too (a server that ignores Range; the writer then starts over), which a resume after a
+ * cut, in the middle of the stream, cannot take.
+ */
 function get(
   url: URL,
   offset: number,
   o: ControlPlaneImageOptions,
   signal: AbortSignal,
-): Promise<{ response: IncomingMessage; total: number }> {
+  whole = false,
+): Promise<Answer> {
   const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
   return new Promise((resolve, reject) => {
     const req = send(url, {
@@ -104,11 +118,11 @@ function get(
     req.on('response', (response) => {
       const status = response.statusCode ?? 0;
       const range = /^bytes (\d+)-\d+\/(\d+)$/.exec(String(response.headers['content-range'] ?? ''));
-      if (offset === 0 && status === 200) {
+      if ((offset === 0 || whole) && status === 200) {
         const length = Number(response.headers['content-length']);
-        if (Number.isSafeInteger(length)) return resolve({ response, total: length });
+        if (Number.isSafeInteger(length)) return resolve({ response, start: 0, total: length });
       } else if (status === 206 && range && Number(range[1]) === offset)
-        return resolve({ response, total: Number(range[2]) });
+        return resolve({ response, start: offset, total: Number(range[2]) });
       response.resume();
       reject(new FlotillaError('UNEXPECTED_RESPONSE', `OS image ${url.host} answered ${status} for bytes ${offset}-`));
     });

@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, truncate, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { TestContext } from 'node:test';
 import pino from 'pino';
 import type { Bootloader } from '../hostos/bootloader.js';
@@ -120,6 +120,7 @@ export function simulatedDevice(config: HostOsConfig, stateFile: string): Simula
         bootloader,
         booted,
         stateFile,
+        checkpointFile: join(dirname(stateFile), 'host-os-write.json'),
         openImage: options.openImage ?? openImage,
         healthChecks: [{ name: 'control plane', check: async () => options.healthy ?? true }],
         healthTimeoutMs: 300,

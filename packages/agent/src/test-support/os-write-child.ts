@@ -1,6 +1,7 @@
 // A device agent that starts a host OS update and writes the slot slowly, for a test to kill -9 mid-write.
 // argv[2]: JSON { config, stateFile, target, chunkDelayMs }. Prints `progress <percent>` lines.
 import { createReadStream } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -17,8 +18,8 @@ const args = JSON.parse(process.argv[2] ?? '{}') as {
   chunkDelayMs: number;
 };
 
-async function* slowly(url: string): AsyncGenerator<Buffer> {
-  for await (const chunk of createReadStream(fileURLToPath(url), { highWaterMark: 64 << 10 })) {
+async function* slowly(url: string, from: number): AsyncGenerator<Buffer> {
+  for await (const chunk of createReadStream(fileURLToPath(url), { highWaterMark: 64 << 10, start: from })) {
     await sleep(args.chunkDelayMs);
     yield chunk as Buffer;
   }
@@ -29,7 +30,8 @@ const updater = await HostOsUpdater.open({
   bootloader: bootloaderFor(args.config),
   booted: 'a',
   stateFile: args.stateFile,
-  openImage: async (url) => Readable.from(slowly(url)),
+  checkpointFile: join(dirname(args.stateFile), 'host-os-write.json'),
+  openImage: async (url, _signal, from = 0) => ({ stream: Readable.from(slowly(url, from)), start: from }),
   healthChecks: [],
   reboot: async () => undefined,
   log: pino({ level: 'silent' }),

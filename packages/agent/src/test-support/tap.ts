@@ -14,6 +14,7 @@ import { DEVICE_CONNECT_ETAG_PARAM, type DeviceReport } from '@flotilla/protocol
  * - `disconnect()`: the device's WebSocket is cut, as a lost link does;
  * - `down()` / `up()`: the control plane is unreachable (connections refused, open ones cut), then back on the
  *   same port.
+ * - `paceOsImages()`: OS image downloads pass slowly, as over a slow link (and are counted, paced or not).
  * INVARIANT: without a fault in force, what passes through is what the server said;
  * tap.contract.integration.test.ts runs the device routes directly and through the tap and compares the answers.
  */
@@ -43,8 +44,11 @@ export class Tap {
     length: number;
     bytes: number;
   }> = [];
+  /** OS image downloads (DEVICE_ROUTES.osImage) the server answered: each one's Range, status and body bytes passed on. */
+  readonly osImageDownloads: Array<{ range: string | undefined; status: number; bytes: number }> = [];
   upstream: URL | undefined;
   port = 0;
+  private osImagePace: { bytes: number; everyMs: number } | undefined;
   private deltaCut: number | undefined;
   private blobFault: { kind: 'cut' | 'stall'; bytes: number } | undefined;
   private deltaStall: { bytes: number; held: ServerResponse[] } | undefined;
@@ -140,6 +144,11 @@ export class Tap {
     this.deltaStall = { bytes, held: [] };
   }
 
+  /** OS image bodies pass at most `bytes` every `everyMs` (a slow link), so a test can act in the middle of one. */
+  paceOsImages(bytes: number, everyMs: number): void {
+    this.osImagePace = { bytes, everyMs };
+  }
+
   releaseStalls(): void {
     for (const res of this.deltaStall?.held ?? []) res.destroy();
     for (const res of this.stalled.splice(0)) res.destroy();
@@ -177,6 +186,7 @@ export class Tap {
     const isReport = method === 'PATCH' && url.pathname === '/device/v3/state';
     const isRegistry = url.pathname.startsWith('/v2/');
     const isDelta = method === 'GET' && /^\/device\/v1\/[0-9a-f]+\/deltas\/\d+\/\d+\/sha256(:|%3A)/.test(url.pathname);
+    const isOsImage = method === 'GET' && /^\/device\/v1\/[0-9a-f]+\/os-images\//.test(url.pathname);
     const hold = method === 'GET' && /^\/v2\/.+\/blobs\/sha256:/.test(url.pathname) ? this.blobHold : undefined;
     const chunks: Buffer[] = [];
     if (isReport) req.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -195,6 +205,7 @@ export class Tap {
           if (isRegistry && status === 401 && req.headers.authorization) this.registryAuthFailures += 1;
           res.writeHead(status, answer.headers);
           if (isDelta) return this.passDelta(req, answer, res, status);
+          if (isOsImage) return this.passOsImage(req, answer, res, status);
           const blob =
             method === 'GET' ? /^\/v2\/.+\/blobs\/(sha256:[0-9a-f]{64})$/.exec(url.pathname)?.[1] : undefined;
           if (blob) return this.passBlob(blob, req, answer, res, status);
@@ -229,6 +240,37 @@ export class Tap {
     const stall = this.deltaStall && this.deltaStall.held.length === 0 ? this.deltaStall : undefined;
     if (stall) stall.held.push(res);
     this.passCounted(record, answer, res, cut, stall);
+  }
+
+  private passOsImage(req: IncomingMessage, answer: IncomingMessage, res: ServerResponse, status: number): void {
+    const record = { range: req.headers.range, status, bytes: 0 };
+    this.osImageDownloads.push(record);
+    const pace = this.osImagePace;
+    if (!pace) {
+      this.passCounted(record, answer, res, undefined, undefined);
+      return;
+    }
+    void (async () => {
+      try {
+        for await (const chunk of answer as AsyncIterable<Buffer>)
+          for (let at = 0; at < chunk.length; at += pace.bytes) {
+            // The device went away (killed): nothing more is counted as passed on.
+            if (res.destroyed) return void answer.destroy();
+            const part = chunk.subarray(at, at + pace.bytes);
+            record.bytes += part.length;
+            // Counted once the socket took it: bytes held here for a slow reader were not served.
+            if (!res.write(part))
+              await new Promise((resolve) => {
+                res.once('drain', resolve);
+                res.once('close', resolve);
+              });
+            await new Promise((resolve) => setTimeout(resolve, pace.everyMs));
+          }
+        res.end();
+      } catch {
+        res.destroy();
+      }
+    })();
   }
 
   /** Passes a download's body on, counting its bytes; cut after `cut` bytes, or silent after `stall.bytes`. */
