@@ -139,6 +139,11 @@ export const fleetSchema = z.object({
   /** The fleet's maintenance window, its devices' default (`update-window.ts`); null: updates apply at once. */
   updateWindow: updateWindowSchema.nullable().default(null),
   /**
+   * The host OS the fleet's devices of its device type must run (set for the whole fleet, or by an OS rollout that
+   * completed): a device registered later starts with it. null: none.
+   */
+  targetOs: z.object({ deviceType: z.string(), version: z.string() }).nullable().default(null),
+  /**
    * The fleet's latest staged rollout in short (`GET /fleets/:slug/rollout` has the whole of it), so a page can say one
    * is running without asking for one that may not exist; null: the fleet never had one.
    */

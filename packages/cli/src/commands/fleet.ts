@@ -20,6 +20,7 @@ export function fleetDetails(fleet: Fleet): string {
     ],
     ['pinned release', fleet.pinnedRelease],
     ['update window', windowText(fleet.updateWindow ?? null)],
+    ['target OS', fleet.targetOs ? `${fleet.targetOs.version} (${fleet.targetOs.deviceType})` : null],
     [
       'devices',
       fleet.deviceCount === undefined ? null : `${fleet.deviceCount} (${fleet.onlineDeviceCount ?? 0} online)`,

@@ -576,6 +576,16 @@ export function migrations(dialect: Dialect): MigrationProvider {
         }
       },
     },
+    '0019-fleet-os-target': {
+      async up(db: Kysely<unknown>) {
+        // The fleet's OS target (set for the whole fleet, or by an OS rollout that completed), so that a device
+        // registered afterwards starts with it; the devices already there keep their own column as before.
+        await db.schema
+          .alterTable('fleets')
+          .addColumn('target_os_release_id', 'integer', (c) => c.references('os_releases.id').onDelete('set null'))
+          .execute();
+      },
+    },
   };
   return { getMigrations: async () => all };
 }

@@ -41,6 +41,8 @@ export interface Database {
     created_at: string;
     /** The fleet's maintenance window (protocol `updateWindowSchema`, JSON); null: none. */
     update_window_json: string | null;
+    /** The OS its devices of the release's device type must run: what a device registered later starts with. */
+    target_os_release_id: number | null;
   };
   provisioning_keys: {
     id: Generated<number>;

@@ -1,5 +1,6 @@
 import { FlotillaError } from '@flotilla/protocol';
 import type { RegisterRequest, RegisterResponse } from '@flotilla/protocol';
+import { fleetOsFor } from '../os-releases/os-targets.js';
 import type { Db } from '../db/database.js';
 import { now } from '../db/database.js';
 import { hashKey } from '../auth/keys.js';
@@ -40,7 +41,13 @@ async function insertDevice(db: Db, fleetId: number, input: RegisterRequest, key
   }
 }
 
-function insertDeviceRow(db: Db, fleetId: number, input: RegisterRequest, keyHash: string): Promise<{ id: number }> {
+async function insertDeviceRow(
+  db: Db,
+  fleetId: number,
+  input: RegisterRequest,
+  keyHash: string,
+): Promise<{ id: number }> {
+  const targetOs = await fleetOsFor(db, fleetId, input.device_type);
   return db
     .insertInto('devices')
     .values({
@@ -56,6 +63,7 @@ function insertDeviceRow(db: Db, fleetId: number, input: RegisterRequest, keyHas
       mac_address: input.mac_address ?? null,
       services_json: '{}',
       created_at: now(),
+      target_os_release_id: targetOs,
     })
     .returning('id')
     .executeTakeFirstOrThrow();

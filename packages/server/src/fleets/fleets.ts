@@ -83,6 +83,14 @@ export async function toFleet(db: Db, row: FleetRow): Promise<Fleet> {
     .orderBy('rollouts.id', 'desc')
     .limit(1)
     .executeTakeFirst();
+  const targetOs =
+    row.target_os_release_id === null
+      ? undefined
+      : await db
+          .selectFrom('os_releases')
+          .select(['device_type as deviceType', 'version'])
+          .where('id', '=', row.target_os_release_id)
+          .executeTakeFirst();
   return {
     id: row.id,
     uuid: row.uuid,
@@ -96,6 +104,7 @@ export async function toFleet(db: Db, row: FleetRow): Promise<Fleet> {
     onlineDeviceCount: Number(counts?.online ?? 0),
     createdAt: row.created_at,
     updateWindow: parseStoredWindow(row.update_window_json),
+    targetOs: targetOs ?? null,
     rollout: rollout
       ? {
           id: rollout.id,

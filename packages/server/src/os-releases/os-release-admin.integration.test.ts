@@ -10,6 +10,7 @@ import { basicAuth } from '../testing/attacks.js';
 import { pushOsImage } from '../testing/os-release-image.js';
 import { sha256Digest } from '../testing/registry-client.js';
 import { twoTenants, type Tenant, type TwoTenants } from '../testing/tenants.js';
+import { generateDeviceUuid, generateKey } from '@flotilla/protocol';
 
 /**
  * Clearing OS targets and deleting OS releases, on the real server and both dialects: a cleared device's target
@@ -105,6 +106,37 @@ for (const testDb of testDatabases()) {
       assert.deepEqual((await t.call('DELETE', `/api/v1/fleets/${t.a.slug}/os`, { key: t.a.apiKey })).data, {
         devices: [],
       });
+    });
+
+    test("a device registered after the fleet's OS was set starts with it; one of another type does not", async () => {
+      const register = async (deviceType: string) => {
+        const uuid = generateDeviceUuid();
+        const deviceKey = generateKey();
+        const made = await t.call('POST', '/device/register', {
+          key: t.a.provisioningKey,
+          body: { application: t.a.fleetId, uuid, device_type: deviceType, api_key: deviceKey },
+        });
+        assert.equal(made.status, 201, made.text);
+        return { ...t.a, uuid, deviceKey };
+      };
+      const set = await t.call('PUT', `/api/v1/fleets/${t.a.slug}/os`, { key: t.a.apiKey, body: { version: '3.0.0' } });
+      assert.equal(set.status, 200, set.text);
+      const fleetOs = async () =>
+        (await t.call('GET', `/api/v1/fleets/${t.a.slug}`, { key: t.a.apiKey })).data.targetOs;
+      assert.deepEqual(await fleetOs(), { deviceType: TYPE, version: '3.0.0' });
+      const late = await register(TYPE);
+      assert.equal((await target(late)).device?.os?.version, '3.0.0');
+      assert.equal((await target(await register('raspberrypi4-64'))).device?.os, undefined);
+      const refused = await t.call('DELETE', `/api/v1/os-releases/${idOf('3.0.0')}`, { key: t.a.apiKey });
+      assert.equal(refused.data.error?.code, 'OS_RELEASE_IN_USE', refused.text);
+      assert.match(refused.data.error.message, new RegExp(`fleet\\(s\\) ${t.a.slug} target it`));
+
+      const cleared = await t.call('DELETE', `/api/v1/fleets/${t.a.slug}/os`, { key: t.a.apiKey });
+      assert.equal(cleared.status, 200, cleared.text);
+      assert.equal(await fleetOs(), null);
+      assert.equal((await target(await register(TYPE))).device?.os, undefined, 'cleared: a new device gets none');
+      for (const uuid of [late.uuid])
+        assert.ok((await t.call('DELETE', `/api/v1/devices/${uuid}`, { key: t.a.apiKey })).status < 300);
     });
 
     test('an OS release a device targets is OS_RELEASE_IN_USE; unused, it goes and GC frees its image', async () => {

@@ -227,7 +227,9 @@ export async function deleteOsRelease(db: Db, user: UserPrincipal, id: number): 
       .where('os_rollouts.os_release_id', '=', id)
       .where('os_rollouts.status', 'in', ['running', 'paused'])
       .execute();
-    if (devices.length > 0 || rollouts.length > 0) {
+    // A fleet's own target: what a device registered there later would start with.
+    const fleets = await trx.selectFrom('fleets').select('slug').where('target_os_release_id', '=', id).execute();
+    if (devices.length > 0 || rollouts.length > 0 || fleets.length > 0) {
       const held = [
         ...(devices.length === 0
           ? []
@@ -238,6 +240,7 @@ export async function deleteOsRelease(db: Db, user: UserPrincipal, id: number): 
                 .join(', ')}${devices.length > 5 ? ', …' : ''} target it`,
             ]),
         ...(rollouts.length === 0 ? [] : [`the OS rollout of fleet(s) ${rollouts.map((r) => r.slug).join(', ')}`]),
+        ...(fleets.length === 0 ? [] : [`fleet(s) ${fleets.map((f) => f.slug).join(', ')} target it`]),
       ];
       throw new FlotillaError(
         'OS_RELEASE_IN_USE',

@@ -22,9 +22,9 @@ export async function setDeviceOs(db: Db, deviceId: number, releaseId: number): 
 }
 
 /**
- * Points every device of the fleet of the release's device type at it; one fleet revision bump tells them all (a
- * device whose target did not change keeps its ETag). The fleet's OS rollout still going is superseded. Returns the
- * UUIDs of the devices told.
+ * Points every device of the fleet of the release's device type at it, and the fleet itself, so that a device
+ * registered later starts with it (`fleetOsFor`); one fleet revision bump tells them all (a device whose target did
+ * not change keeps its ETag). The fleet's OS rollout still going is superseded. Returns the UUIDs of the devices told.
  */
 export async function setFleetOs(
   db: Db,
@@ -51,6 +51,7 @@ export async function setFleetOs(
           devices.slice(i, i + 500).map((d) => d.id),
         )
         .execute();
+    await trx.updateTable('fleets').set({ target_os_release_id: release.id }).where('id', '=', fleetId).execute();
     await bumpFleet(trx, fleetId);
     return devices.map((d) => d.uuid);
   });
@@ -81,6 +82,7 @@ export async function clearDeviceOs(db: Db, deviceId: number): Promise<boolean> 
 export async function clearFleetOs(db: Db, fleetId: number, username: string): Promise<string[]> {
   return db.transaction().execute(async (trx) => {
     await stopOsRollouts(trx, fleetId, 'aborted', `the fleet's OS target was cleared by ${username}`);
+    await trx.updateTable('fleets').set({ target_os_release_id: null }).where('id', '=', fleetId).execute();
     const devices = await trx
       .selectFrom('devices')
       .select(['id', 'uuid'])
@@ -95,4 +97,20 @@ export async function clearFleetOs(db: Db, fleetId: number, username: string): P
     );
     return devices.map((d) => d.uuid);
   });
+}
+
+/**
+ * The OS a device of `deviceType` joining fleet `fleetId` must run: the fleet's target when it is a release of that
+ * device type, else none.
+ */
+export async function fleetOsFor(db: Db, fleetId: number, deviceType: string): Promise<number | null> {
+  const row = await db
+    .selectFrom('fleets')
+    .innerJoin('os_releases', 'os_releases.id', 'fleets.target_os_release_id')
+    .select('os_releases.id')
+    .where('fleets.id', '=', fleetId)
+    .where('os_releases.device_type', '=', deviceType)
+    .whereRef('os_releases.organization_id', '=', 'fleets.organization_id')
+    .executeTakeFirst();
+  return row?.id ?? null;
 }

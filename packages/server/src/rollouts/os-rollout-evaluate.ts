@@ -97,6 +97,12 @@ export async function evaluateOsRollout(
   const next = row.current_batch + 1;
   if (next >= labels.length) {
     await trx.updateTable('os_rollouts').set({ status: 'completed' }).where('id', '=', id).execute();
+    // The fleet's own target from now on: a device registered later starts with this OS.
+    await trx
+      .updateTable('fleets')
+      .set({ target_os_release_id: row.os_release_id })
+      .where('id', '=', row.fleet_id)
+      .execute();
     await addOsEvent(trx, id, 'completed', row.current_batch, 'completed: every batch succeeded', at);
     return none;
   }

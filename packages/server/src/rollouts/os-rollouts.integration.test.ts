@@ -159,6 +159,11 @@ for (const testDb of testDatabases()) {
       // Each batch opened only after the soak of the one before it.
       const opened = done.batches.map((b) => Date.parse(b.openedAt ?? ''));
       assert.ok(opened[1]! - opened[0]! >= 1000 && opened[2]! - opened[1]! >= 1000, JSON.stringify(done.batches));
+      // Completed, the version is the fleet's own: a device registered now starts with it.
+      const pk = await api('POST', `/api/v1/fleets/${slug}/provisioning-keys`, {});
+      const fleetId = (await api('GET', `/api/v1/fleets/${slug}`)).data.id as number;
+      const late = await SimulatedDevice.register(setup.server.url, fleetId, pk.data.key);
+      assert.equal(await targetOs(late), '2.0.0');
     });
 
     test('roll-backs past the threshold pause it; resume excuses them and goes on; a paused rollout holds its release', async () => {
