@@ -94,7 +94,9 @@ export function FleetDevicesPage() {
         />
       )}
       {fleet.data && <FleetWindow fleet={fleet.data} canWrite={canWrite} onChanged={fleet.reload} />}
-      {fleet.data && role !== undefined && <FleetOs key={slug} fleet={fleet.data} canWrite={role} />}
+      {fleet.data && role !== undefined && (
+        <FleetOs key={slug} fleet={fleet.data} canWrite={role} onChanged={fleet.reload} />
+      )}
       {fleet.data && <ConfigJsonPanel fleet={fleet.data} />}
     </section>
   );

@@ -313,6 +313,7 @@ describe('host OS releases through the dashboard', { skip }, () => {
   async function installOnFleet() {
     await page.goto(`${world.url}/fleets/${slug}`, { waitUntil: 'load' });
     await page.getByRole('heading', { name: 'Hosts', level: 1 }).waitFor(WAIT);
+    await hostOs(page).getByText('The fleet has no OS target: its devices keep the OS they run.').waitFor(WAIT);
     const picker = hostOs(page).getByLabel('OS release');
     await picker.locator('option[value="1.0.0"]').waitFor({ state: 'attached', ...WAIT });
     assert.deepEqual(await picker.locator('option').allTextContents(), ['Choose a version', '1.1.0', '1.0.0']);
@@ -334,6 +335,9 @@ describe('host OS releases through the dashboard', { skip }, () => {
     await dialog.getByRole('button', { name: 'Install OS' }).click();
     await dialog.waitFor({ state: 'detached', ...WAIT });
     await hostOs(page).getByText(`2 devices of type ${TYPE} told to run OS 1.0.0.`).waitFor(WAIT);
+    await hostOs(page)
+      .getByText(`The fleet's OS: 1.0.0 (${TYPE}); a device registered now starts with it.`)
+      .waitFor(WAIT);
     const targets = await Promise.all(
       [devices.gate1, devices.gate2, devices.pi].map(
         async (d) => (await world.api.call(USER_ROUTES.getDevice, { params: { uuid: d.uuid } })).targetOs,

@@ -10,7 +10,16 @@ import { useOsReleasesFor } from './use-os-releases.js';
  * each of them writes it and reboots into it. Says how many devices the server told. Observers get a line saying
  * their role only reads instead of the form, and nothing is asked for them (the server refuses their write anyway).
  */
-export function FleetOs({ fleet, canWrite }: { fleet: Fleet; canWrite: boolean }) {
+export function FleetOs({
+  fleet,
+  canWrite,
+  onChanged,
+}: {
+  fleet: Fleet;
+  canWrite: boolean;
+  /** The fleet is asked again after an install: its `targetOs` changed. */
+  onChanged: () => void;
+}) {
   const api = useApi();
   const releases = useOsReleasesFor(canWrite ? fleet.organization : null, fleet.deviceType);
   const [chosen, setChosen] = useState('');
@@ -27,11 +36,17 @@ export function FleetOs({ fleet, canWrite }: { fleet: Fleet; canWrite: boolean }
     const answer = await api.call(USER_ROUTES.setFleetOs, { params: { slug: fleet.slug }, body: { version: chosen } });
     const n = answer.devices.length;
     setDone(`${n} ${n === 1 ? 'device' : 'devices'} of type ${answer.deviceType} told to run OS ${answer.version}.`);
+    onChanged();
   };
 
   return (
     <section className="host-os" aria-labelledby="fleet-os-title">
       <h2 id="fleet-os-title">Host OS</h2>
+      <p>
+        {fleet.targetOs
+          ? `The fleet's OS: ${fleet.targetOs.version} (${fleet.targetOs.deviceType}); a device registered now starts with it.`
+          : 'The fleet has no OS target: its devices keep the OS they run.'}
+      </p>
       {!canWrite ? (
         <p className="muted">Your role in this fleet's organization only reads: you cannot install an OS.</p>
       ) : (
