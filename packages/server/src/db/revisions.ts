@@ -18,6 +18,15 @@ export async function bumpDevice(db: Db, deviceId: number): Promise<void> {
   tellLocal({ kind: 'device', id: deviceId });
 }
 
+/** `bumpDevice` for many devices: one statement per 500. */
+export async function bumpDevices(db: Db, deviceIds: readonly number[]): Promise<void> {
+  for (let i = 0; i < deviceIds.length; i += 500) {
+    const chunk = deviceIds.slice(i, i + 500);
+    await db.updateTable('devices').set({ revision: sql`revision + 1` }).where('id', 'in', chunk).execute();
+    for (const id of chunk) tellLocal({ kind: 'device', id });
+  }
+}
+
 export interface RevisionBump {
   kind: 'fleet' | 'device';
   id: number;
@@ -36,6 +45,10 @@ export function hearLocalBumps(listener: (bump: RevisionBump) => void): () => vo
   return () => localListeners.delete(listener);
 }
 
-function tellLocal(bump: RevisionBump): void {
+/**
+ * A device's key, fleet or existence changed by this process without a revision bump (a delete, a key exchange):
+ * told like a bump, for the same reason (migration 0018's notice comes back later).
+ */
+export function tellLocal(bump: RevisionBump): void {
   for (const listener of localListeners) listener(bump);
 }

@@ -3,6 +3,7 @@ import type { RegisterRequest, RegisterResponse } from '@flotilla/protocol';
 import { fleetOsFor } from '../os-releases/os-targets.js';
 import type { Db } from '../db/database.js';
 import { now } from '../db/database.js';
+import { tellLocal } from '../db/revisions.js';
 import { hashKey } from '../auth/keys.js';
 import { friendlyName } from '../devices/names.js';
 import { isUniqueViolation } from '../errors/error-handler.js';
@@ -82,4 +83,5 @@ export async function exchangeDeviceKey(db: Db, fleetId: number, deviceId: numbe
   const holder = await db.selectFrom('devices').select('id').where('key_hash', '=', keyHash).executeTakeFirst();
   if (holder && holder.id !== deviceId) throw new FlotillaError('CONFLICT', 'choose another device key');
   await db.updateTable('devices').set({ key_hash: keyHash }).where('id', '=', deviceId).execute();
+  tellLocal({ kind: 'device', id: deviceId });
 }

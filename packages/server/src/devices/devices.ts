@@ -1,7 +1,7 @@
 import { FlotillaError, deviceRefSchema, deviceUuidRefPattern } from '@flotilla/protocol';
 import type { Device } from '@flotilla/protocol';
 import type { Db } from '../db/database.js';
-import { bumpDevice } from '../db/revisions.js';
+import { bumpDevice, tellLocal } from '../db/revisions.js';
 import type { UserPrincipal } from '../auth/principal.js';
 import { orgIds } from '../auth/principal.js';
 import { visibleFleet } from '../fleets/fleets.js';
@@ -78,4 +78,5 @@ export async function updateDevice(
 export async function deleteDevice(db: Db, user: UserPrincipal, ref: string): Promise<void> {
   const device = await visibleDevice(db, user, ref);
   await db.deleteFrom('devices').where('id', '=', device.id).execute();
+  tellLocal({ kind: 'device', id: device.id });
 }

@@ -5,7 +5,7 @@ import { FlotillaError } from '@flotilla/protocol';
 import type { Fleet } from '@flotilla/protocol';
 import type { Db } from '../db/database.js';
 import { now } from '../db/database.js';
-import { bumpFleet } from '../db/revisions.js';
+import { bumpFleet, tellLocal } from '../db/revisions.js';
 import type { UserPrincipal } from '../auth/principal.js';
 import { orgIds, requireOrgAdmin } from '../auth/principal.js';
 import { handleFromName, visibleOrganization } from '../organizations/organizations.js';
@@ -178,4 +178,5 @@ export async function deleteFleet(db: Db, user: UserPrincipal, slug: string): Pr
   const fleet = await visibleFleet(db, user, slug);
   requireOrgAdmin(user, fleet.organization_id);
   await db.deleteFrom('fleets').where('id', '=', fleet.id).execute();
+  tellLocal({ kind: 'fleet', id: fleet.id });
 }

@@ -14,6 +14,7 @@ import {
 import { sql, type Selectable } from 'kysely';
 import type { UserPrincipal } from '../auth/principal.js';
 import { orgIds } from '../auth/principal.js';
+import { bumpDevices } from '../db/revisions.js';
 import type { Db } from '../db/database.js';
 import { now } from '../db/database.js';
 import type { Database } from '../db/schema.js';
@@ -187,9 +188,10 @@ export async function writeDevicesOs(trx: Db, deviceIds: readonly number[], rele
   for (let i = 0; i < deviceIds.length; i += 500)
     await trx
       .updateTable('devices')
-      .set((eb) => ({ target_os_release_id: releaseId, revision: eb('revision', '+', 1) }))
+      .set({ target_os_release_id: releaseId })
       .where('id', 'in', deviceIds.slice(i, i + 500))
       .execute();
+  await bumpDevices(trx, deviceIds);
 }
 
 /**

@@ -1,7 +1,7 @@
 import { FAILED_STATUSES, type ComposeFile, type DeviceReport } from '@flotilla/protocol';
 import type { Db } from '../db/database.js';
 import { now } from '../db/database.js';
-import { bumpFleet } from '../db/revisions.js';
+import { bumpDevices, bumpFleet } from '../db/revisions.js';
 import type { DeviceChanges } from '../events/device-changes.js';
 import { fleetTargetRelease } from '../fleets/fleets.js';
 import { decideBatch, judgeDevice, type BatchFigures, type ReleaseFacts } from './judge.js';
@@ -360,12 +360,7 @@ async function evaluate(trx: Db, id: number, wake: Wake): Promise<Outcome | unde
     .execute();
   const ids = opened.map((d) => d.device_id);
   // INVARIANT (rollout-overlay.ts): opening a batch changes the target of exactly its devices; their revisions move.
-  for (let i = 0; i < ids.length; i += 500)
-    await trx
-      .updateTable('devices')
-      .set((eb) => ({ revision: eb('revision', '+', 1) }))
-      .where('id', 'in', ids.slice(i, i + 500))
-      .execute();
+  await bumpDevices(trx, ids);
   await addEvent(
     trx,
     id,
