@@ -1,10 +1,12 @@
 import { FlotillaError, deviceRefSchema, deviceUuidRefPattern } from '@flotilla/protocol';
 import type { Device } from '@flotilla/protocol';
+import { sql } from 'kysely';
 import type { Db } from '../db/database.js';
 import { bumpDevice, tellLocal } from '../db/revisions.js';
 import type { UserPrincipal } from '../auth/principal.js';
 import { orgIds } from '../auth/principal.js';
 import { visibleFleet } from '../fleets/fleets.js';
+import { followFleetOs } from '../os-releases/os-targets.js';
 import { findRelease } from '../releases/releases.js';
 import { toDevice, type DeviceRow } from './device-view.js';
 
@@ -69,8 +71,15 @@ export async function updateDevice(
   if (input.pinnedRelease !== undefined)
     patch.pinned_release_id =
       input.pinnedRelease === null ? null : (await findRelease(db, fleetId, input.pinnedRelease)).id;
-  if (Object.keys(patch).length > 0) await db.updateTable('devices').set(patch).where('id', '=', device.id).execute();
-  await bumpDevice(db, device.id);
+  await db.transaction().execute(async (trx) => {
+    const moving = fleetId !== device.fleet_id;
+    // The destination fleet's row lock first, as a fleet-wide OS target takes it (os-targets.ts `followFleetOs`).
+    if (moving) await trx.updateTable('fleets').set({ revision: sql`revision` }).where('id', '=', fleetId).execute();
+    if (Object.keys(patch).length > 0)
+      await trx.updateTable('devices').set(patch).where('id', '=', device.id).execute();
+    if (moving) await followFleetOs(trx, device.id, device.fleet_id);
+    await bumpDevice(trx, device.id);
+  });
   const row = await db.selectFrom('devices').selectAll().where('id', '=', device.id).executeTakeFirstOrThrow();
   return { device: await toDevice(db, row), movedFrom: fleetId === device.fleet_id ? null : device.fleet_id };
 }

@@ -139,6 +139,35 @@ for (const testDb of testDatabases()) {
         assert.ok((await t.call('DELETE', `/api/v1/devices/${uuid}`, { key: t.a.apiKey })).status < 300);
     });
 
+    test("a device moved to another fleet follows that fleet's OS unless its own was set by hand", async () => {
+      const second = 'alpha-second-fleet';
+      const made = await t.call('POST', '/api/v1/fleets', {
+        key: t.a.token,
+        body: { name: second, slug: second, organization: t.a.org },
+      });
+      assert.equal(made.status, 201, made.text);
+      const put = async (path: string, version: string) =>
+        assert.equal((await t.call('PUT', path, { key: t.a.apiKey, body: { version } })).status, 200);
+      const move = async (fleet: string) => {
+        const moved = await t.call('PATCH', `/api/v1/devices/${t.a.uuid}`, { key: t.a.apiKey, body: { fleet } });
+        assert.equal(moved.status, 200, moved.text);
+        return (await target(t.a)).device?.os?.version;
+      };
+      await put(`/api/v1/fleets/${t.a.slug}/os`, '3.0.0');
+      await put(`/api/v1/fleets/${second}/os`, '1.0.0');
+      assert.equal((await target(t.a)).device?.os?.version, '3.0.0');
+      assert.equal(await move(second), '1.0.0', "its OS was its fleet's: it takes the new fleet's");
+      assert.equal((await t.call('DELETE', `/api/v1/fleets/${t.a.slug}/os`, { key: t.a.apiKey })).status, 200);
+      assert.equal(await move(t.a.slug), undefined, 'a fleet with no OS target: the one it followed is dropped');
+      await put(`/api/v1/devices/${t.a.uuid}/os`, '3.0.0');
+      assert.equal(await move(second), '3.0.0', 'set by hand: it stays');
+      assert.equal(await move(t.a.slug), '3.0.0');
+      const info = await t.call('GET', `/api/v1/devices/${t.a.uuid}`, { key: t.a.apiKey });
+      assert.equal(info.data.targetOs, '3.0.0');
+      assert.equal((await t.call('DELETE', `/api/v1/devices/${t.a.uuid}/os`, { key: t.a.apiKey })).status, 200);
+      assert.equal((await t.call('DELETE', `/api/v1/fleets/${second}`, { key: t.a.apiKey })).status, 204);
+    });
+
     test('an OS release a device targets is OS_RELEASE_IN_USE; unused, it goes and GC frees its image', async () => {
       await setDevice('2.0.0');
       const refused = await t.call('DELETE', `/api/v1/os-releases/${idOf('2.0.0')}`, { key: t.a.apiKey });

@@ -33,6 +33,9 @@ export async function setFleetOs(
 ): Promise<string[]> {
   return db.transaction().execute(async (trx) => {
     if (!(await lockOsRelease(trx, release.id))) throw gone();
+    // The fleet's row first: its lock orders this write after a device moving in that read the old target, or
+    // before one that then reads this one (`followFleetOs`), so no moving device misses it.
+    await trx.updateTable('fleets').set({ target_os_release_id: release.id }).where('id', '=', fleetId).execute();
     await stopOsRollouts(trx, fleetId, 'superseded', `OS ${release.version} was set for the whole fleet`);
     const devices = await trx
       .selectFrom('devices')
@@ -51,7 +54,6 @@ export async function setFleetOs(
           devices.slice(i, i + 500).map((d) => d.id),
         )
         .execute();
-    await trx.updateTable('fleets').set({ target_os_release_id: release.id }).where('id', '=', fleetId).execute();
     await bumpFleet(trx, fleetId);
     return devices.map((d) => d.uuid);
   });
@@ -81,8 +83,8 @@ export async function clearDeviceOs(db: Db, deviceId: number): Promise<boolean> 
  */
 export async function clearFleetOs(db: Db, fleetId: number, username: string): Promise<string[]> {
   return db.transaction().execute(async (trx) => {
-    await stopOsRollouts(trx, fleetId, 'aborted', `the fleet's OS target was cleared by ${username}`);
     await trx.updateTable('fleets').set({ target_os_release_id: null }).where('id', '=', fleetId).execute();
+    await stopOsRollouts(trx, fleetId, 'aborted', `the fleet's OS target was cleared by ${username}`);
     const devices = await trx
       .selectFrom('devices')
       .select(['id', 'uuid'])
@@ -113,4 +115,43 @@ export async function fleetOsFor(db: Db, fleetId: number, deviceType: string): P
     .whereRef('os_releases.organization_id', '=', 'fleets.organization_id')
     .executeTakeFirst();
   return row?.id ?? null;
+}
+
+/**
+ * A device moving from fleet `fromFleetId` to `toFleetId`, in the move's transaction, after the device's row was
+ * moved and the destination fleet's row locked (as `setFleetOs` locks it first): the device leaves the old fleet's OS
+ * rollouts, and an OS target it had from the old fleet (none, the fleet's own, or the one the fleet's OS rollout
+ * gave it) becomes the new fleet's (`fleetOsFor`: none when the fleet has none for its type; an update already under
+ * way then finishes, as after a clear). A target set for the device by hand stays: it is the device's own.
+ */
+export async function followFleetOs(trx: Db, deviceId: number, fromFleetId: number): Promise<void> {
+  const device = await trx
+    .selectFrom('devices')
+    .select(['fleet_id', 'device_type', 'target_os_release_id'])
+    .where('id', '=', deviceId)
+    .executeTakeFirstOrThrow();
+  const current = device.target_os_release_id;
+  let fromFleet = current === null;
+  if (!fromFleet) {
+    const old = await trx
+      .selectFrom('fleets')
+      .select('target_os_release_id')
+      .where('id', '=', fromFleetId)
+      .executeTakeFirst();
+    const byRollout = await trx
+      .selectFrom('os_rollout_devices')
+      .innerJoin('os_rollouts', 'os_rollouts.id', 'os_rollout_devices.os_rollout_id')
+      .select('os_rollouts.id')
+      .where('os_rollout_devices.device_id', '=', deviceId)
+      .where('os_rollouts.fleet_id', '=', fromFleetId)
+      .where('os_rollouts.os_release_id', '=', current)
+      .where('os_rollouts.status', 'in', ['running', 'paused'])
+      .executeTakeFirst();
+    fromFleet = old?.target_os_release_id === current || byRollout !== undefined;
+  }
+  await leaveOsRollouts(trx, deviceId);
+  if (!fromFleet) return;
+  const next = await fleetOsFor(trx, device.fleet_id, device.device_type);
+  // No lock on the release: the locked fleet row targets it, and a release a fleet targets cannot be deleted.
+  if (next !== current) await writeDevicesOs(trx, [deviceId], next);
 }
