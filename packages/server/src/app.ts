@@ -15,7 +15,8 @@ import { createPollLookup } from './device-api/poll-lookup.js';
 import { registerDeviceRoutes } from './device-api/routes.js';
 import { registerOsRoutes } from './device-api/os-routes.js';
 import { installDeltas } from './deltas/install.js';
-import { TargetStateCache } from './device-api/target-state-cache.js';
+import { devicePartReader } from './device-api/device-part.js';
+import { TargetStates } from './device-api/target-state.js';
 import { DEFAULT_DASHBOARD_DIR, registerDashboard } from './dashboard/register-dashboard.js';
 import { registerDeviceUserRoutes } from './devices/routes.js';
 import { apiNotFound, registerErrorHandling, toErrorBody } from './errors/error-handler.js';
@@ -189,7 +190,7 @@ export async function buildApp(options: AppOptions): Promise<FlotillaApp> {
     publicUrl: options.publicUrl.replace(/\/+$/, ''),
     nodeUrl: (options.nodeUrl ?? options.publicUrl).replace(/\/+$/, ''),
     metrics,
-    stateCache: new TargetStateCache(),
+    targetStates: new TargetStates(db, devicePartReader(options.database)),
     deviceChanges,
     rollouts: new RolloutEngine(db, deviceChanges, {
       ...(options.rolloutIntervalMs === undefined ? {} : { intervalMs: options.rolloutIntervalMs }),

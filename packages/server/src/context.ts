@@ -1,7 +1,7 @@
 import type { Db } from './db/database.js';
 import type { Dialect } from './db/dialect.js';
 import type { Metrics } from './metrics/metrics.js';
-import type { TargetStateCache } from './device-api/target-state-cache.js';
+import type { TargetStates } from './device-api/target-state.js';
 import type { DeviceChanges } from './events/device-changes.js';
 import type { RolloutEngine } from './rollouts/rollout-engine.js';
 
@@ -19,7 +19,7 @@ export interface AppContext {
   /** Base URL the other server nodes reach this one at (remote-access relays), without a trailing slash. */
   nodeUrl: string;
   metrics: Metrics;
-  stateCache: TargetStateCache;
+  targetStates: TargetStates;
   /** News of device changes for the fleets' live feeds: write sites note what they changed (events/). */
   deviceChanges: DeviceChanges;
   /** Queues the deltas a newly deployed release's devices will ask for (deltas/); set once deltas are installed. */

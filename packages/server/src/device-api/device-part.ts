@@ -1,5 +1,4 @@
-import { sql } from 'kysely';
-import type { Db } from '../db/database.js';
+import type { OpenedDatabase } from '../db/database.js';
 import type { TargetStateInput } from './build-target-state.js';
 
 /** What a device's target state takes from its own rows (the fleet's part is cached per fleet revision). */
@@ -13,7 +12,7 @@ export interface DevicePart {
   config: TargetStateInput['deviceConfig'];
 }
 
-interface PartRow {
+export interface PartRow {
   part: number;
   a: string;
   b: string;
@@ -22,19 +21,42 @@ interface PartRow {
   e: string | null;
 }
 
+/** Reads a device's part of its target state; undefined when the device is gone. */
+export type DevicePartReader = (deviceId: number) => Promise<DevicePart | undefined>;
+
 /**
  * The device's row, its variables and its configuration in ONE statement: a first poll (a target computed) made
  * three round trips for them, the largest cost of a first poll on PostgreSQL after the lookup. A union of text
  * columns (both databases accept it as written; ids travel as text), ordered like the three queries it replaces.
- * Undefined when the device is gone.
  */
-export async function loadDevicePart(db: Db, deviceId: number): Promise<DevicePart | undefined> {
-  const { rows } = await sql<PartRow>`
-    select 0 as part, id, uuid as a, name as b, cast(pinned_release_id as text) as c, update_window_json as d,
-      cast(target_os_release_id as text) as e from devices where id = ${deviceId}
-    union all select 1 as part, id, name, value, service, null, null from env_vars where device_id = ${deviceId}
-    union all select 2 as part, id, name, value, null, null, null from config_vars where device_id = ${deviceId}
-    order by part, id`.execute(db);
+const PART_SQL = (id: string) => `
+  select 0 as part, id, uuid as a, name as b, cast(pinned_release_id as text) as c, update_window_json as d,
+    cast(target_os_release_id as text) as e from devices where id = ${id}
+  union all select 1 as part, id, name, value, service, null, null from env_vars where device_id = ${id}
+  union all select 2 as part, id, name, value, null, null, null from config_vars where device_id = ${id}
+  order by part, id`;
+
+/**
+ * Made once per app, like the poll lookup (poll-lookup.ts) and for the same reason: every first poll runs it, so it
+ * is prepared once on the raw handle (SQLite) or a named statement each pooled connection plans once (PostgreSQL:
+ * through Kysely it was parsed and planned at every poll). INVARIANT: the raw handles stay inside this function.
+ */
+export function devicePartReader(database: Pick<OpenedDatabase, 'sqlite' | 'postgresPool'>): DevicePartReader {
+  const { sqlite, postgresPool } = database;
+  if (sqlite) {
+    const statement = sqlite.prepare<[number, number, number], PartRow>(PART_SQL('?'));
+    return async (deviceId) => toPart(statement.all(deviceId, deviceId, deviceId));
+  }
+  if (postgresPool) {
+    const text = PART_SQL('$1');
+    return async (deviceId) =>
+      toPart((await postgresPool.query<PartRow>({ name: 'flotilla-device-part', text, values: [deviceId] })).rows);
+  }
+  throw new Error('devicePartReader: the opened database has neither a SQLite handle nor a PostgreSQL pool');
+}
+
+/** The part from the rows of `PART_SQL` (or of a statement that extends its first row); undefined: no device. */
+export function toPart(rows: readonly PartRow[]): DevicePart | undefined {
   const device = rows[0];
   if (!device || Number(device.part) !== 0) return undefined;
   const part: DevicePart = {

@@ -71,10 +71,10 @@ export class PollCache {
   }
 
   /** The poll row of `uuid`, from memory when trusted, else from the database. */
-  get: PollLookup = (uuid) => {
+  get: PollLookup = (uuid, withPart) => {
     if (!this.bus?.listening) {
       this.options.count?.('bypass');
-      return this.source.lookup(uuid);
+      return this.source.lookup(uuid, withPart);
     }
     const entry = this.devices.get(uuid);
     if (entry) {
@@ -96,7 +96,7 @@ export class PollCache {
     this.options.count?.('miss');
     const epoch = this.epoch;
     const at = performance.now();
-    const row = this.source.lookup(uuid);
+    const row = this.source.lookup(uuid, withPart);
     if (row instanceof Promise) return row.then((read) => this.keep(uuid, read, epoch, at));
     // Synchronous (SQLite): read on the one connection, perhaps inside a write's open transaction.
     return this.source.committed() ? this.keep(uuid, row, epoch, at) : row;

@@ -1,4 +1,5 @@
 import type { OpenedDatabase } from '../db/database.js';
+import { type DevicePart, type PartRow, toPart } from './device-part.js';
 
 /** What every poll reads: identity, key and the revisions that validate a cached target state. */
 export interface PollRow {
@@ -7,10 +8,16 @@ export interface PollRow {
   revision: number;
   fleet_id: number;
   fleet_revision: number;
+  /** Asked for with `withPart`: the device's own part of its target state, read in the same statement. */
+  part?: DevicePart;
 }
 
-/** The one query of every target-state poll; synchronous on SQLite, a promise on PostgreSQL. */
-export type PollLookup = (uuid: string) => Promise<PollRow | undefined> | PollRow | undefined;
+/**
+ * The one query of every target-state poll; synchronous on SQLite, a promise on PostgreSQL. `withPart`: the caller
+ * will compute the device's target state (it has none cached), so the statement reads the device's part of it too,
+ * saving the second round trip of a first poll; nothing of it is used unless the key checks out.
+ */
+export type PollLookup = (uuid: string, withPart?: boolean) => Promise<PollRow | undefined> | PollRow | undefined;
 
 export interface PollSource {
   lookup: PollLookup;
@@ -24,6 +31,28 @@ export interface PollSource {
 const POLL_SQL =
   'SELECT d.id, d.key_hash, d.revision, d.fleet_id, f.revision AS fleet_revision FROM devices d JOIN fleets f ON f.id = d.fleet_id WHERE d.uuid = ';
 
+/** POLL_SQL and the device's part (device-part.ts `PART_SQL`'s rows) in one statement: the row of part 0 has both. */
+const POLL_PART_SQL = (uuid: string) => `
+  select 0 as part, dv.id as id, dv.uuid as a, dv.name as b, cast(dv.pinned_release_id as text) as c,
+    dv.update_window_json as d, cast(dv.target_os_release_id as text) as e,
+    dv.key_hash, dv.revision, dv.fleet_id, f.revision as fleet_revision
+    from devices dv join fleets f on f.id = dv.fleet_id where dv.uuid = ${uuid}
+  union all select 1, v.id, v.name, v.value, v.service, null, null, null, null, null, null
+    from env_vars v join devices dv on dv.id = v.device_id where dv.uuid = ${uuid}
+  union all select 2, c.id, c.name, c.value, null, null, null, null, null, null, null
+    from config_vars c join devices dv on dv.id = c.device_id where dv.uuid = ${uuid}
+  order by part, id`;
+
+type PollPartRow = PartRow & Omit<PollRow, 'part'>;
+
+function withPartOf(rows: readonly PollPartRow[]): PollRow | undefined {
+  const first = rows[0];
+  const part = toPart(rows);
+  if (!first || !part) return undefined;
+  const { id, key_hash, revision, fleet_id, fleet_revision } = first;
+  return { id, key_hash, revision, fleet_id, fleet_revision, part };
+}
+
 /**
  * Made once per app from the opened database. The query is a statement prepared once on the raw handle: at 100,000
  * polling devices, building it per request through Kysely (and, on PostgreSQL, having the server parse and plan
@@ -31,32 +60,28 @@ const POLL_SQL =
  * `pg` prepares on each pooled connection the first time that connection runs it.
  * INVARIANT: the raw handles stay inside this function; routes get only the lookup.
  */
-export function createPollLookup(database: Pick<OpenedDatabase, 'db' | 'sqlite' | 'postgresPool'>): PollSource {
-  const { db, sqlite, postgresPool } = database;
+export function createPollLookup(database: Pick<OpenedDatabase, 'sqlite' | 'postgresPool'>): PollSource {
+  const { sqlite, postgresPool } = database;
   if (sqlite) {
     const statement = sqlite.prepare<[string], PollRow>(`${POLL_SQL}?`);
-    return { lookup: (uuid) => statement.get(uuid), committed: () => !sqlite.inTransaction };
+    const withPart = sqlite.prepare<[string, string, string], PollPartRow>(POLL_PART_SQL('?'));
+    return {
+      lookup: (uuid, part) => (part ? withPartOf(withPart.all(uuid, uuid, uuid)) : statement.get(uuid)),
+      committed: () => !sqlite.inTransaction,
+    };
   }
-  // PostgreSQL: each pooled statement runs outside any transaction, so it reads committed rows only.
-  const committed = () => true;
   if (postgresPool) {
     const text = `${POLL_SQL}$1`;
-    const lookup: PollLookup = async (uuid) =>
-      (await postgresPool.query<PollRow>({ name: 'flotilla-poll-lookup', text, values: [uuid] })).rows[0];
-    return { lookup, committed };
+    const partText = POLL_PART_SQL('$1');
+    const lookup: PollLookup = async (uuid, part) =>
+      part
+        ? withPartOf(
+            (await postgresPool.query<PollPartRow>({ name: 'flotilla-poll-part', text: partText, values: [uuid] }))
+              .rows,
+          )
+        : (await postgresPool.query<PollRow>({ name: 'flotilla-poll-lookup', text, values: [uuid] })).rows[0];
+    // Each pooled statement runs outside any transaction, so it reads committed rows only.
+    return { lookup, committed: () => true };
   }
-  const lookup: PollLookup = (uuid) =>
-    db
-      .selectFrom('devices')
-      .innerJoin('fleets', 'fleets.id', 'devices.fleet_id')
-      .select([
-        'devices.id',
-        'devices.key_hash',
-        'devices.revision',
-        'devices.fleet_id',
-        'fleets.revision as fleet_revision',
-      ])
-      .where('devices.uuid', '=', uuid)
-      .executeTakeFirst();
-  return { lookup, committed };
+  throw new Error('createPollLookup: the opened database has neither a SQLite handle nor a PostgreSQL pool');
 }

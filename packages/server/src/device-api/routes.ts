@@ -18,7 +18,7 @@ import type { LastSeenTracker } from './last-seen.js';
 import { exchangeDeviceKey, registerDevice, requireProvisioningKey } from './register.js';
 import { applyReport } from './report.js';
 import type { PollLookup } from './poll-lookup.js';
-import { matchesEtag, targetStateFor } from './target-state.js';
+import { matchesEtag } from './target-state.js';
 
 const uuidParams = z.object({ uuid: deviceUuidSchema });
 const idParams = z.object({
@@ -63,11 +63,12 @@ export function registerDeviceRoutes(
   app.get(DEVICE_ROUTES.targetState.path, async (request, reply) => {
     const keyHash = presentedKeyHash(request);
     const { uuid } = parse(uuidParams, request.params);
-    const row = await pollLookup(uuid);
+    // No state kept for it (a first poll): the lookup reads the device's part of it in the same statement.
+    const row = await pollLookup(uuid, !ctx.targetStates.cache.has(uuid));
     requireOwnDevice(row, keyHash);
     if (!row) throw new FlotillaError('UNAUTHENTICATED', 'the key is not valid for this device');
     lastSeen.seen(row.id);
-    const { entry, hit } = await targetStateFor(db, ctx.stateCache, uuid, row);
+    const { entry, hit } = await ctx.targetStates.for(uuid, row);
     (hit ? stateHits : stateMisses).inc();
     void reply.header('etag', entry.etag).header('cache-control', 'no-cache');
     if (matchesEtag(request.headers['if-none-match'], entry.etag)) return reply.status(304).send();

@@ -43,6 +43,11 @@ export class TargetStateCache {
     return entry;
   }
 
+  /** Whether a state is kept for the device, valid or not. */
+  has(uuid: string): boolean {
+    return this.entries.has(uuid);
+  }
+
   set(uuid: string, entry: CachedState): void {
     if (this.entries.size >= this.maxEntries) {
       // Maps iterate in insertion order: dropping the first key evicts the oldest entry.

@@ -6,8 +6,8 @@ import { releaseUnder, rolloutOverlay, standingOf } from '../rollouts/rollout-ov
 import { effectiveWindow } from '../update-windows/update-windows.js';
 import { targetOsOf } from '../os-releases/os-releases.js';
 import { buildTargetState } from './build-target-state.js';
-import { loadDevicePart } from './device-part.js';
-import type { CachedState, FleetPart, ReleasePart, TargetStateCache } from './target-state-cache.js';
+import type { DevicePart, DevicePartReader } from './device-part.js';
+import { type CachedState, type FleetPart, type ReleasePart, TargetStateCache } from './target-state-cache.js';
 
 async function loadRelease(db: Db, releaseId: number | null): Promise<ReleasePart | null> {
   if (releaseId === null) return null;
@@ -67,17 +67,18 @@ async function unpinnedRelease(db: Db, fleetPart: FleetPart, deviceId: number): 
   return id === overlay.releaseId ? fleetPart.release : previous;
 }
 
-export async function computeTargetState(
+async function computeTargetState(
   db: Db,
   cache: TargetStateCache,
-  row: { id: number; fleet_id: number; fleet_revision: number },
+  readDevice: DevicePartReader,
+  row: { id: number; fleet_id: number; fleet_revision: number; part?: DevicePart | undefined },
 ): Promise<string> {
   let fleetPart = cache.fleetPart(row.fleet_id, row.fleet_revision);
   if (!fleetPart) {
     fleetPart = await loadFleetPart(db, row.fleet_id);
     cache.setFleetPart(row.fleet_id, row.fleet_revision, fleetPart);
   }
-  const device = await loadDevicePart(db, row.id);
+  const device = row.part ?? (await readDevice(row.id));
   if (!device) throw new FlotillaError('DEVICE_NOT_FOUND', 'the device was deleted');
   const release =
     device.pinnedReleaseId === null
@@ -108,25 +109,38 @@ export function etagOf(body: string): string {
   return `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"`;
 }
 
-/** Target state for a device whose identity was checked; from the cache when the revisions still match. */
-export async function targetStateFor(
-  db: Db,
-  cache: TargetStateCache,
-  uuid: string,
-  row: { id: number; fleet_id: number; revision: number; fleet_revision: number },
-): Promise<{ entry: CachedState; hit: boolean }> {
-  const cached = cache.get(uuid, row.fleet_id, row.fleet_revision, row.revision);
-  if (cached) return { entry: cached, hit: true };
-  const body = await computeTargetState(db, cache, row);
-  const entry: CachedState = {
-    fleetId: row.fleet_id,
-    fleetRevision: row.fleet_revision,
-    deviceRevision: row.revision,
-    etag: etagOf(body),
-    body,
-  };
-  cache.set(uuid, entry);
-  return { entry, hit: false };
+/**
+ * Devices' target states: computed from the database, kept in `cache` while the revisions they were computed from
+ * hold. One per app; the device routes and the connected-device watcher share it.
+ */
+export class TargetStates {
+  constructor(
+    private readonly db: Db,
+    private readonly readDevice: DevicePartReader,
+    readonly cache = new TargetStateCache(),
+  ) {}
+
+  /**
+   * Target state for a device whose identity was checked; from the cache when the revisions still match. `row.part`:
+   * the device's part, read with those revisions (poll-lookup.ts `withPart`), else read here.
+   */
+  async for(
+    uuid: string,
+    row: { id: number; fleet_id: number; revision: number; fleet_revision: number; part?: DevicePart | undefined },
+  ): Promise<{ entry: CachedState; hit: boolean }> {
+    const cached = this.cache.get(uuid, row.fleet_id, row.fleet_revision, row.revision);
+    if (cached) return { entry: cached, hit: true };
+    const body = await computeTargetState(this.db, this.cache, this.readDevice, row);
+    const entry: CachedState = {
+      fleetId: row.fleet_id,
+      fleetRevision: row.fleet_revision,
+      deviceRevision: row.revision,
+      etag: etagOf(body),
+      body,
+    };
+    this.cache.set(uuid, entry);
+    return { entry, hit: false };
+  }
 }
 
 /** `If-None-Match` may list several tags or `*`; weak comparison is fine for a GET. */

@@ -33,7 +33,7 @@ export function registerDeviceConnection(
 ): TargetWatcher {
   const { db } = ctx;
   // A batch a rollout opens bumps its fleet's revision: announced through the bus like every other change.
-  const watcher = new TargetWatcher(db, hub, ctx.stateCache, bus, { sweepMs: targetSweepMs });
+  const watcher = new TargetWatcher(db, hub, ctx.targetStates, bus, { sweepMs: targetSweepMs });
   app.addHook('onReady', async () => watcher.start());
   app.addHook('preClose', async () => watcher.stop());
   new Gauge({

@@ -13,7 +13,8 @@ import { testDatabases, waitFor } from '@flotilla/testkit';
 import { SingleNodeBus } from '../bus/event-bus.js';
 import { bumpFleet } from '../db/revisions.js';
 import { TargetStateCache } from '../device-api/target-state-cache.js';
-import { targetStateFor } from '../device-api/target-state.js';
+import { devicePartReader } from '../device-api/device-part.js';
+import { TargetStates } from '../device-api/target-state.js';
 import { fleetWithDevice, harness } from '../testing/harness.js';
 import { ConnectionHub } from './connection-hub.js';
 import { TargetWatcher } from './target-watcher.js';
@@ -75,7 +76,10 @@ test('[sqlite] target watcher: a change committed while a connection is being gr
       .where('devices.id', '=', deviceId)
       .executeTakeFirstOrThrow();
     // The device holds its current target: the greeting alone has nothing to announce.
-    const { entry } = await targetStateFor(db, new TargetStateCache(), uuid, { id: deviceId, ...row });
+    const { entry } = await new TargetStates(db, devicePartReader(h.database)).for(uuid, {
+      id: deviceId,
+      ...row,
+    });
     const slow = new SlowFirstSelect();
     const watched = db.withPlugin(slow);
     const cache = new BumpingCache(async () => {
@@ -83,9 +87,15 @@ test('[sqlite] target watcher: a change committed while a connection is being gr
       await bumpFleet(db, fleetId);
     });
     const hub = new ConnectionHub();
-    const watcher = new TargetWatcher(watched, hub, cache, new SingleNodeBus(h.database.targetChanges), {
-      sweepMs: 600_000,
-    });
+    const watcher = new TargetWatcher(
+      watched,
+      hub,
+      new TargetStates(watched, devicePartReader(h.database), cache),
+      new SingleNodeBus(h.database.targetChanges),
+      {
+        sweepMs: 600_000,
+      },
+    );
     watcher.start();
     try {
       const socket = openSocket();

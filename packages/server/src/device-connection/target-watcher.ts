@@ -1,8 +1,7 @@
 import type { WebSocket } from 'ws';
 import type { BusEvent, EventBus } from '../bus/event-bus.js';
 import type { Db } from '../db/database.js';
-import type { TargetStateCache } from '../device-api/target-state-cache.js';
-import { targetStateFor } from '../device-api/target-state.js';
+import type { TargetStates } from '../device-api/target-state.js';
 import type { ConnectionHub } from './connection-hub.js';
 
 const CHUNK = 1_000;
@@ -69,7 +68,7 @@ export class TargetWatcher {
   constructor(
     private readonly db: Db,
     private readonly hub: ConnectionHub,
-    private readonly cache: TargetStateCache,
+    private readonly targetStates: TargetStates,
     private readonly bus: EventBus,
     options: TargetWatcherOptions = {},
   ) {
@@ -150,7 +149,7 @@ export class TargetWatcher {
         .executeTakeFirst();
       if (!row) return false;
       // Computed (or taken from the cache, valid for exactly these revisions) after the revisions were read.
-      const { entry } = await targetStateFor(this.db, this.cache, row.uuid, { id: deviceId, ...row });
+      const { entry } = await this.targetStates.for(row.uuid, { id: deviceId, ...row });
       if (this.hub.socketOf(deviceId) !== socket) return true; // replaced meanwhile: that connection is greeted itself
       const held = heldEtag?.replace(/^W\//, '');
       if (held !== entry.etag) this.tell(socket);
