@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { describe, it, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { FlotillaError } from '@flotilla/protocol';
 import { waitFor } from '@flotilla/testkit';
 import {
   digestOf,
@@ -58,6 +59,20 @@ async function setup(t: TestContext, bootloader: HostOsConfig['bootloader']['typ
   };
 }
 
+/** An image source that records where each write asked from; the first `failures` opens fail as a cut link would. */
+function counting(failures = 0): { froms: number[]; open: OpenImage } {
+  const froms: number[] = [];
+  return {
+    froms,
+    open: (url, signal, from = 0) => {
+      froms.push(from);
+      if (froms.length <= failures)
+        return Promise.reject(new FlotillaError('NETWORK_ERROR', 'OS image: connection reset (test)'));
+      return openImage(url, signal, from);
+    },
+  };
+}
+
 describe('host OS A/B update on loop devices', { skip }, () => {
   for (const bootloader of ['grub', 'uboot', 'file'] as const) {
     it(`${bootloader}: writes, verifies, reboots into a trial and commits`, async (t) => {
@@ -106,17 +121,21 @@ describe('host OS A/B update on loop devices', { skip }, () => {
     });
   }
 
-  it('a corrupt image is refused before the switch', async (t) => {
+  it('a corrupt image is written again up to 3 times, then refused before the switch', async (t) => {
     const { dir, device, v2, v2Path } = await setup(t, 'grub');
     const corrupt = join(dir, 'corrupt.img');
     await copyFile(v2Path, corrupt);
     const file = await open(corrupt, 'r+');
     await file.write(Buffer.from([0xff]), 0, 1, 5 << 20);
     await file.close();
-    const updater = await device.agent('a');
+    const opened = counting();
+    const updater = await device.agent('a', { openImage: opened.open });
     const refused = await updater.start({ ...v2, url: `file://${corrupt}` });
     assert.equal(refused.phase, 'failed');
     assert.equal(refused.reason?.code, 'OS_IMAGE_INVALID');
+    assert.deepEqual([refused.attempts, refused.restarts], [3, 0]);
+    // A wrong digest drops the checkpoint: each attempt reads the whole image again.
+    assert.deepEqual(opened.froms, [0, 0, 0]);
     assert.equal(device.reboots, 0);
     assert.deepEqual(await device.bootloader.read(), { committed: 'a', trial: null });
     assert.equal(await device.powerOn(), 'a');
@@ -124,19 +143,33 @@ describe('host OS A/B update on loop devices', { skip }, () => {
     assert.equal((await updater.start(v2)).phase, 'armed');
   });
 
-  it('an image that cannot be read fails the update; the next start is accepted', async (t) => {
+  it('an image that cannot be read fails the update after 3 attempts; the next start is accepted', async (t) => {
     const { device, v2 } = await setup(t, 'file');
-    const updater = await device.agent('a');
+    const opened = counting();
+    const updater = await device.agent('a', { openImage: opened.open });
     const failed = await updater.start({ ...v2, url: 'file:///nonexistent/os.img' });
     assert.equal(failed.phase, 'failed');
     assert.match(failed.reason?.message ?? '', /ENOENT/);
+    assert.equal(opened.froms.length, 3);
     assert.equal((await updater.start(v2)).phase, 'armed');
+  });
+
+  it('a write that failed once is written again and the update goes on', async (t) => {
+    const { device, v2 } = await setup(t, 'file');
+    const opened = counting(1);
+    const armed = await (await device.agent('a', { openImage: opened.open })).start(v2);
+    assert.deepEqual([armed.phase, armed.attempts, armed.restarts, armed.reason], ['armed', 2, 0, null]);
+    assert.deepEqual(opened.froms, [0, 0]);
+    assert.equal(await device.powerOn(), 'b');
+    assert.equal((await (await device.agent('b')).resume()).phase, 'committed');
   });
 
   it('an image too large for the slot is refused before a byte is written', async (t) => {
     const { device, v2 } = await setup(t, 'file');
-    const refused = await (await device.agent('a')).start({ ...v2, size: SLOT_BYTES + 1 });
+    const opened = counting();
+    const refused = await (await device.agent('a', { openImage: opened.open })).start({ ...v2, size: SLOT_BYTES + 1 });
     assert.equal(refused.reason?.code, 'OS_IMAGE_TOO_LARGE');
+    assert.deepEqual([refused.phase, refused.attempts, opened.froms.length], ['failed', 1, 0], 'no other attempt');
     assert.equal(device.reboots, 0);
   });
 
@@ -195,7 +228,8 @@ describe('host OS A/B update on loop devices', { skip }, () => {
     };
     const retried = await (await device.agent('a', { openImage: resuming })).resume();
     assert.equal(retried.phase, 'armed');
-    assert.equal(retried.attempts, 2);
+    // The restart is no failed write: still the first attempt, one restart.
+    assert.deepEqual([retried.attempts, retried.restarts], [1, 1]);
     assert.equal(froms.length, 1);
     assert.ok((froms[0] ?? 0) >= 2 << 20 && (froms[0] ?? 0) < v2.size, `resumed from ${froms}`);
     assert.equal(await device.powerOn(), 'b');

@@ -18,9 +18,6 @@ export const osTargetSchema = z.strictObject({
   size: z.number().int().positive(),
 });
 
-/** Writes begun for one target before it is given up: a power cut is routine, three in a row mid-write are not. */
-export const MAX_WRITE_ATTEMPTS = 3;
-
 export interface HostOsUpdaterOptions {
   config: HostOsConfig;
   bootloader: Bootloader;
@@ -40,6 +37,8 @@ export interface HostOsUpdaterOptions {
   log: Logger;
   onProgress?: (percent: number) => void;
   onChange?: (state: UpdateState) => void;
+  /** How long after a failed write the next attempt begins (default 30 s): a link or a disk may come back. */
+  retryDelayMs?: number;
   /** Tests: overrides config.trialHealthTimeoutSeconds. */
   healthTimeoutMs?: number;
   healthIntervalMs?: number;
@@ -111,15 +110,8 @@ export class HostOsUpdater {
         case 'verifying':
           if (!found) await this.writeOrVerify(s);
           else if (onNew) await this.send({ type: 'boot-new' });
-          else if (s.attempts >= MAX_WRITE_ATTEMPTS)
-            await this.send({
-              type: 'give-up',
-              reason: reason(
-                'OS_UPDATE_RETRIES_EXHAUSTED',
-                `${s.attempts} writes of OS ${s.target?.version} were cut short`,
-              ),
-            });
-          else await this.send({ type: 'boot-old' }); // power cut or crash mid-write: begin the write again
+          // Power cut or crash mid-write: the same write goes on from its checkpoint (restarts + 1, not attempts).
+          else await this.send({ type: 'boot-old' });
           break;
         case 'armed':
           if (!found) return this.rebootNow(s);
@@ -158,7 +150,10 @@ export class HostOsUpdater {
         // A trial armed by an earlier attempt must not boot the slot while it is being overwritten.
         const env = await this.o.bootloader.read();
         if (env.trial === s.toSlot) await this.o.bootloader.commit(env.committed);
-        this.o.log.info({ version: target.version, device, attempt: s.attempts }, 'host OS: writing the inactive slot');
+        this.o.log.info(
+          { version: target.version, device, attempt: s.attempts, restarts: s.restarts },
+          'host OS: writing the inactive slot',
+        );
         const signal = AbortSignal.timeout(24 * 3600_000);
         await writeSlot({
           device,
@@ -193,8 +188,13 @@ export class HostOsUpdater {
         // The slot did not read back right: the next write must download it all again, not trust what is there.
         await this.dropCheckpoint();
       }
-      this.o.log.warn({ code: why.code }, `host OS: update refused: ${why.message}`);
       await this.send({ type: 'refused', reason: why });
+      const again = this.current.phase === 'writing';
+      this.o.log.warn(
+        { code: why.code, attempt: s.attempts },
+        `host OS: write ${again ? 'failed, writing again' : 'refused, update failed'}: ${why.message}`,
+      );
+      if (again) await sleepUnref(this.o.retryDelayMs ?? 30_000);
     }
   }
 
@@ -240,6 +240,15 @@ function reason(code: ErrorCode, message: string) {
   return { code, message };
 }
 
+/**
+ * Does not hold the process up: an agent stopping meanwhile finds 'writing' at its next start and goes on (a running
+ * agent keeps its loop alive with its own sockets and timers).
+ */
+function sleepUnref(ms: number): Promise<void> {
+  if (ms <= 0) return Promise.resolve();
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
 const slotSchema = z.enum(['a', 'b']).nullable();
 const stateSchema = z.object({
   phase: z.enum([
@@ -257,6 +266,8 @@ const stateSchema = z.object({
   fromSlot: slotSchema,
   toSlot: slotSchema,
   attempts: z.number().int().min(0),
+  // A file written before restarts were counted apart has none.
+  restarts: z.number().int().min(0).default(0),
   reason: z.object({ code: z.string().refine(isErrorCode), message: z.string() }).nullable(),
 });
 

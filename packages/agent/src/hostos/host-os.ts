@@ -6,7 +6,7 @@ import { parseHostOsConfig } from './host-os-config.js';
 import { HostOsUpdater } from './host-os-updater.js';
 import { openImage, type OpenImage } from './image-source.js';
 import { bootedSlot, bootloaderFor } from './select-bootloader.js';
-import type { UpdateState } from './update-machine.js';
+import { MAX_WRITE_ATTEMPTS, type UpdatePhase, type UpdateState } from './update-machine.js';
 
 export interface HostOsDeps {
   /** config.json's raw `hostOS` value. */
@@ -71,11 +71,19 @@ export async function startHostOs(
     deps.onProgress?.(percent);
     if (last?.phase === 'writing' && last.progress !== percent) report({ ...last, progress: percent });
   };
+  let attempt = 0;
   const onChange = (state: UpdateState): void => {
     deps.onChange?.(state);
     report(osUpdateReport(state));
     const version = state.target?.version;
-    if (state.phase === 'committed') deps.system(`Host OS ${version} committed`);
+    const failedBefore = state.phase === 'writing' && state.attempts > attempt && state.attempts > 1;
+    attempt = state.attempts;
+    if (failedBefore)
+      deps.system(
+        `Host OS update to ${version}: write ${state.attempts - 1} of ${MAX_WRITE_ATTEMPTS} failed` +
+          ` (${state.reason?.message ?? 'no reason given'}); writing again`,
+      );
+    else if (state.phase === 'committed') deps.system(`Host OS ${version} committed`);
     else if (state.phase === 'rolled-back' || state.phase === 'failed')
       deps.system(`Host OS update to ${version} ${state.phase}: ${state.reason?.message ?? 'no reason given'}`);
   };
@@ -86,20 +94,27 @@ export async function startHostOs(
     deps.log.error({ err: (error as Error).message }, 'host OS updates are off');
     return undefined;
   }
-  if (updater) report(osUpdateReport(updater.state()));
+  if (updater) {
+    attempt = updater.state().attempts; // a write that failed before this start was told then
+    report(osUpdateReport(updater.state()));
+  }
   updater
     ?.resume()
     .catch((error: unknown) => deps.log.error({ err: (error as Error).message }, 'host OS update could not carry on'));
   return updater;
 }
 
+/** Phases whose report says why (a failed write that is being written again keeps its reason, not reported). */
+const EXPLAINED: ReadonlySet<UpdatePhase> = new Set<UpdatePhase>(['rolling-back', 'rolled-back', 'failed']);
+
 /** Pure: the device report's view of an update state (the write's progress starts at 0 and moves with it). */
 export function osUpdateReport(state: UpdateState): DeviceOsUpdate {
+  const reason = EXPLAINED.has(state.phase) ? state.reason : null;
   return {
     phase: state.phase,
     version: state.target?.version ?? null,
     progress: state.phase === 'writing' ? 0 : null,
-    error_code: state.reason?.code ?? null,
-    error: state.reason?.message ?? null,
+    error_code: reason?.code ?? null,
+    error: reason?.message ?? null,
   };
 }

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { TargetOs } from '@flotilla/protocol';
-import { OS_RETRY_AFTER_FAILURE_MS, osDecision } from './os-follower.js';
-import { IDLE, type UpdatePhase, type UpdateState } from './update-machine.js';
+import pino from 'pino';
+import { OS_RETRY_AFTER_FAILURE_MS, OsFollower, osDecision } from './os-follower.js';
+import { IDLE, type OsTarget, type UpdatePhase, type UpdateState } from './update-machine.js';
 
 const API = 'https://api.example.test:8443';
 const HASH_2 = 'b'.repeat(64);
@@ -17,6 +18,7 @@ function state(phase: UpdatePhase, sha256: string): UpdateState {
     fromSlot: 'a',
     toSlot: 'b',
     attempts: 1,
+    restarts: 0,
   };
 }
 
@@ -56,5 +58,46 @@ describe('osDecision: what the target `os` asks of the updater', () => {
   it('an absolute URL in the target is kept as it is', () => {
     const absolute = { ...target, url: 'https://mirror.example.test/os.img' };
     assert.deepEqual(osDecision(absolute, IDLE, API, undefined, NOW), { start: { ...started, url: absolute.url } });
+  });
+});
+
+describe('OsFollower: when a failed update is tried again', () => {
+  /** An updater that only records the starts it is asked for (the follower uses nothing else). */
+  function updater(current: UpdateState) {
+    const starts: OsTarget[] = [];
+    return {
+      starts,
+      state: () => current,
+      start: async (t: OsTarget) => {
+        starts.push(t);
+        return current;
+      },
+    };
+  }
+
+  it('an update given up before this start waits a retry interval from the start: no loop of restarts', () => {
+    let now = 5_000_000;
+    const given = {
+      ...state('failed', HASH_2),
+      restarts: 11,
+      reason: { code: 'OS_UPDATE_RETRIES_EXHAUSTED', message: 'kept restarting' },
+    } as UpdateState;
+    const u = updater(given);
+    const follower = new OsFollower(u, API, pino({ level: 'silent' }), '1.0.0', () => now);
+    follower.follow(target);
+    now += OS_RETRY_AFTER_FAILURE_MS - 1;
+    follower.follow(target);
+    assert.equal(u.starts.length, 0, 'not at once after the start');
+    now += 1;
+    follower.follow(target);
+    assert.deepEqual(u.starts, [started]);
+    follower.follow(target);
+    assert.equal(u.starts.length, 1, 'and then once per interval');
+  });
+
+  it('another image is started at once, whatever failed before', () => {
+    const u = updater(state('failed', 'a'.repeat(64)));
+    new OsFollower(u, API, pino({ level: 'silent' }), '1.0.0', () => 1).follow(target);
+    assert.deepEqual(u.starts, [started]);
   });
 });

@@ -12,7 +12,8 @@ export type OsDecision = { start: OsTarget } | { wait: string };
  * Pure: what the target's `os` asks of the updater in `state`. Start it when it names an image other than the one
  * the last update was for and no update is under way. The same image again: nothing once committed; never
  * automatically after a rollback (that OS failed its trial here: a new version is the way on); after a failure
- * (download, digest, slot) once OS_RETRY_AFTER_FAILURE_MS passed since it was last started. A version the booted OS
+ * (download, digest, slot: its write attempts spent, or the agent restarted mid-write too often) once
+ * OS_RETRY_AFTER_FAILURE_MS passed since it was last started (the follower counts its own start as one). A version the booted OS
  * already is (`running`, its os-release VERSION_ID: flashed with it) is not written again.
  */
 export function osDecision(
@@ -42,18 +43,25 @@ export function osDecision(
   return start;
 }
 
-/** Hands the target's `os` to the updater whenever the target may have changed (and on a timer, for retries). */
+/**
+ * Hands the target's `os` to the updater whenever the target may have changed (and on a timer, for retries).
+ * INVARIANT: the agent's own start counts as a start for the retry after a failure: an update given up because the
+ * agent kept restarting mid-write (MAX_WRITE_RESTARTS) must not begin again at once on the next start, or a write
+ * that brings the agent down would loop for ever; it is tried again OS_RETRY_AFTER_FAILURE_MS later at the earliest.
+ */
 export class OsFollower {
-  private lastStartedMs: number | undefined;
+  private lastStartedMs: number;
 
   constructor(
-    private readonly updater: HostOsUpdater,
+    private readonly updater: Pick<HostOsUpdater, 'state' | 'start'>,
     private readonly apiEndpoint: string,
     private readonly log: Logger,
     /** The booted OS's version (os-release VERSION_ID), read at start: the agent starts again after every boot. */
     private readonly running: string | undefined,
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    this.lastStartedMs = now();
+  }
 
   follow(target: TargetOs | undefined): void {
     const decision = osDecision(

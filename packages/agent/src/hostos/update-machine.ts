@@ -35,10 +35,27 @@ export interface UpdateState {
   fromSlot: Slot | null;
   /** The slot written: the other one. */
   toSlot: Slot | null;
-  /** Writes begun for this target (a power cut mid-write makes the next start begin another). */
+  /**
+   * The write under way for this target, from 1: a write (or its read-back) that failed begins the next one, up to
+   * MAX_WRITE_ATTEMPTS. A restart mid-write does not: it goes on with the same write, from its checkpoint.
+   */
   attempts: number;
+  /** Agent starts that found this update's write cut short (power cut, kill, crash); bounded by MAX_WRITE_RESTARTS. */
+  restarts: number;
+  /** Why it rolled back or failed; while writing again, why the previous write failed. */
   reason: UpdateReason | null;
 }
+
+/** Writes of one target that may fail (I/O error, digest mismatch, download refused) before it is given up. */
+export const MAX_WRITE_ATTEMPTS = 3;
+/**
+ * Agent starts mid-write one update may take. A restart is routine (the write resumes from its checkpoint), so it uses
+ * up no write attempt; this larger budget only stops a write that brings the agent down every time from going on
+ * for ever.
+ */
+export const MAX_WRITE_RESTARTS = 10;
+/** Failures that another write cannot mend: the update fails at once. */
+const FINAL_FAILURES: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['OS_IMAGE_TOO_LARGE']);
 
 export const IDLE: UpdateState = {
   phase: 'idle',
@@ -46,6 +63,7 @@ export const IDLE: UpdateState = {
   fromSlot: null,
   toSlot: null,
   attempts: 0,
+  restarts: 0,
   reason: null,
 };
 
@@ -54,20 +72,27 @@ export type UpdateEvent =
   | { type: 'written' }
   /** The slot read back right and the bootloader is armed for one trial boot of it. */
   | { type: 'verified' }
-  /** The image cannot be used (digest, size, I/O): nothing was switched. */
+  /** The write or its read-back failed (digest, size, I/O, download): nothing was switched. */
   | { type: 'refused'; reason: UpdateReason }
   /** The agent started on the slot the update began on. */
   | { type: 'boot-old' }
   /** The agent started on the slot the update wrote. */
   | { type: 'boot-new' }
   | { type: 'healthy' }
-  | { type: 'unhealthy'; reason: UpdateReason }
-  /** Writing was begun too many times without finishing. */
-  | { type: 'give-up'; reason: UpdateReason };
+  | { type: 'unhealthy'; reason: UpdateReason };
 export type UpdateEventType = UpdateEvent['type'];
 
 const TERMINAL = { start: 'writing', 'boot-old': 'same', 'boot-new': 'same' } as const;
-type Next = UpdatePhase | 'same';
+/**
+ * `within` while the event's budget lasts, else `spent`: for 'refused' the write attempts (MAX_WRITE_ATTEMPTS; a
+ * FINAL_FAILURES code spends them all at once), for 'boot-old' the restarts (MAX_WRITE_RESTARTS).
+ */
+export interface Budgeted {
+  within: UpdatePhase;
+  spent: UpdatePhase;
+}
+const WRITE_AGAIN: Budgeted = { within: 'writing', spent: 'failed' };
+type Next = UpdatePhase | 'same' | Budgeted;
 
 /**
  * The one transition table. A missing entry refuses the event (the state is kept). INVARIANTS:
@@ -77,9 +102,9 @@ type Next = UpdatePhase | 'same';
  */
 export const UPDATE_TABLE: Record<UpdatePhase, Partial<Record<UpdateEventType, Next>>> = {
   idle: TERMINAL,
-  writing: { written: 'verifying', refused: 'failed', 'boot-old': 'writing', 'give-up': 'failed' },
+  writing: { written: 'verifying', refused: WRITE_AGAIN, 'boot-old': WRITE_AGAIN },
   // boot-new: armed, then the power went before 'armed' was stored; what runs is the verified image on trial.
-  verifying: { verified: 'armed', refused: 'failed', 'boot-old': 'writing', 'boot-new': 'trial', 'give-up': 'failed' },
+  verifying: { verified: 'armed', refused: WRITE_AGAIN, 'boot-old': WRITE_AGAIN, 'boot-new': 'trial' },
   armed: { 'boot-new': 'trial', 'boot-old': 'rolled-back' },
   trial: { healthy: 'committed', unhealthy: 'rolling-back', 'boot-new': 'trial', 'boot-old': 'rolled-back' },
   'rolling-back': { 'boot-old': 'rolled-back', 'boot-new': 'rolling-back' },
@@ -101,6 +126,7 @@ export type UpdateTransition =
 export function transition(state: UpdateState, event: UpdateEvent): UpdateTransition {
   const next = UPDATE_TABLE[state.phase][event.type];
   if (next === undefined) return { ok: false, phase: state.phase, event: event.type };
+  if (typeof next === 'object') return { ok: true, state: budgeted(state, event, next) };
   const phase = next === 'same' ? state.phase : next;
   switch (event.type) {
     case 'start':
@@ -112,21 +138,43 @@ export function transition(state: UpdateState, event: UpdateEvent): UpdateTransi
           fromSlot: event.booted,
           toSlot: otherSlot(event.booted),
           attempts: 1,
+          restarts: 0,
           reason: null,
         },
       };
     case 'boot-old':
-      if (phase === 'writing') return { ok: true, state: { ...state, phase, attempts: state.attempts + 1 } };
       if (phase === 'rolled-back' && state.phase !== 'rolled-back')
         return { ok: true, state: { ...state, phase, reason: state.reason ?? trialBootFailed(state) } };
       return { ok: true, state: { ...state, phase } };
+    case 'written':
+      // INVARIANT: the failure of an earlier write is over; a rollback must not take it for its reason.
+      return { ok: true, state: { ...state, phase, reason: null } };
     case 'refused':
     case 'unhealthy':
-    case 'give-up':
       return { ok: true, state: { ...state, phase, reason: event.reason } };
     default:
       return { ok: true, state: { ...state, phase } };
   }
+}
+
+/** A write cut short by a restart goes on (restarts + 1); one that failed begins the next attempt (attempts + 1). */
+function budgeted(state: UpdateState, event: UpdateEvent, next: Budgeted): UpdateState {
+  if (event.type === 'refused') {
+    const final = FINAL_FAILURES.has(event.reason.code) || state.attempts >= MAX_WRITE_ATTEMPTS;
+    if (final) return { ...state, phase: next.spent, reason: event.reason };
+    return { ...state, phase: next.within, attempts: state.attempts + 1, reason: event.reason };
+  }
+  const restarts = state.restarts + 1;
+  if (restarts <= MAX_WRITE_RESTARTS) return { ...state, phase: next.within, restarts };
+  return {
+    ...state,
+    phase: next.spent,
+    restarts,
+    reason: {
+      code: 'OS_UPDATE_RETRIES_EXHAUSTED',
+      message: `the agent started ${restarts} times while OS ${state.target?.version} was being written`,
+    },
+  };
 }
 
 function trialBootFailed(state: UpdateState): UpdateReason {

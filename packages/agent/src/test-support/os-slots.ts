@@ -125,6 +125,7 @@ export function simulatedDevice(config: HostOsConfig, stateFile: string): Simula
         healthChecks: [{ name: 'control plane', check: async () => options.healthy ?? true }],
         healthTimeoutMs: 300,
         healthIntervalMs: 50,
+        retryDelayMs: 0,
         reboot: async () => {
           device.reboots++;
         },

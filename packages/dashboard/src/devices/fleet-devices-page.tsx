@@ -1,5 +1,5 @@
 import { USER_ROUTES } from '@flotilla/protocol';
-import { useCallback, useMemo } from 'react';
+import { useCallback, useMemo, useState } from 'react';
 import { Link, useParams, useSearchParams } from 'react-router';
 import { useResource } from '../api/use-resource.js';
 import { useApi } from '../auth/session.js';
@@ -35,9 +35,12 @@ export function FleetDevicesPage() {
   const releases = useResource(`releases:${slug}`, () => api.call(USER_ROUTES.listFleetReleases, { params: { slug } }));
   // The fleet's release (shown above) and its releases (the filter) change with a deploy or a pin: the stream's one
   // `fleet-changed` event says so.
+  // The OS rollout too (FleetOs asks for it again on each).
+  const [fleetChanges, setFleetChanges] = useState(0);
   const rows = useDeviceRows(api, slug, filters, undefined, () => {
     fleet.reload();
     releases.reload();
+    setFleetChanges((n) => n + 1);
   });
   const now = useNow();
   const role = useCanWrite(fleet.data?.organization);
@@ -95,7 +98,7 @@ export function FleetDevicesPage() {
       )}
       {fleet.data && <FleetWindow fleet={fleet.data} canWrite={canWrite} onChanged={fleet.reload} />}
       {fleet.data && role !== undefined && (
-        <FleetOs key={slug} fleet={fleet.data} canWrite={role} onChanged={fleet.reload} />
+        <FleetOs key={slug} fleet={fleet.data} canWrite={role} onChanged={fleet.reload} changes={fleetChanges} />
       )}
       {fleet.data && <ConfigJsonPanel fleet={fleet.data} />}
     </section>

@@ -262,6 +262,8 @@ describe('the dashboard is accessible: axe on every page, and a main flow by key
     const pushOs = await osReleasePusher(world);
     await pushOs('generic-amd64', '1.0.0');
     await pushOs('raspberrypi4-64', '2.0.0');
+    // A staged OS rollout, so the fleet page's Host OS section shows it (facts, controls, batches, events) to axe.
+    await api.call(USER_ROUTES.createOsRollout, { params: { slug }, body: { version: '1.0.0', batches: [50, 100] } });
     browser = await launchChromium();
   });
   after(async () => {

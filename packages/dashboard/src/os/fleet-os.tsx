@@ -1,43 +1,39 @@
-import { type Fleet, USER_ROUTES } from '@flotilla/protocol';
-import { type FormEvent, useState } from 'react';
+import type { Fleet, OsRollout } from '@flotilla/protocol';
+import { useEffect } from 'react';
 import { describeError } from '../api/dashboard-api.js';
-import { useApi } from '../auth/session.js';
-import { ConfirmDialog } from '../ui/confirm-dialog.js';
+import { useNow } from '../ui/use-now.js';
+import { FleetOsInstall } from './fleet-os-install.js';
+import { FleetOsRollout } from './fleet-os-rollout.js';
 import { useOsReleasesFor } from './use-os-releases.js';
+import { useOsRollout } from './use-os-rollout.js';
 
 /**
- * Tells every device of the fleet's device type to run an OS release (`PUT /fleets/:slug/os`), after a confirmation:
- * each of them writes it and reboots into it. Says how many devices the server told. Observers get a line saying
- * their role only reads instead of the form, and nothing is asked for them (the server refuses their write anyway).
+ * The fleet's host OS: its OS target, its latest staged OS rollout (followed while it runs), and for members and
+ * admins the install of an OS release of the fleet's device type, all at once or staged. Observers get the facts and
+ * the rollout with no control, and a line saying their role only reads (the server refuses their writes anyway).
  */
 export function FleetOs({
   fleet,
   canWrite,
   onChanged,
+  changes,
 }: {
   fleet: Fleet;
   canWrite: boolean;
   /** The fleet is asked again after an install: its `targetOs` changed. */
   onChanged: () => void;
+  /** Counts the fleet stream's `fleet-changed` events: each one asks for the OS rollout again too. */
+  changes: number;
 }) {
-  const api = useApi();
-  const releases = useOsReleasesFor(canWrite ? fleet.organization : null, fleet.deviceType);
-  const [chosen, setChosen] = useState('');
-  const [asking, setAsking] = useState(false);
-  const [done, setDone] = useState<string | null>(null);
+  const releases = useOsReleasesFor(fleet.organization, fleet.deviceType);
   const items = releases.data?.items;
-
-  const ask = (event: FormEvent) => {
-    event.preventDefault();
-    if (chosen !== '') setAsking(true);
-  };
-  const install = async () => {
-    setDone(null);
-    const answer = await api.call(USER_ROUTES.setFleetOs, { params: { slug: fleet.slug }, body: { version: chosen } });
-    const n = answer.devices.length;
-    setDone(`${n} ${n === 1 ? 'device' : 'devices'} of type ${answer.deviceType} told to run OS ${answer.version}.`);
-    onChanged();
-  };
+  const rollout = useOsRollout(fleet.slug, (items?.length ?? 0) > 0);
+  const reload = rollout.reload;
+  useEffect(() => {
+    if (changes > 0) reload();
+  }, [changes, reload]);
+  const now = useNow(10_000);
+  const staged = (r: OsRollout) => rollout.mutate(() => r);
 
   return (
     <section className="host-os" aria-labelledby="fleet-os-title">
@@ -47,48 +43,22 @@ export function FleetOs({
           ? `The fleet's OS: ${fleet.targetOs.version} (${fleet.targetOs.deviceType}); a device registered now starts with it.`
           : 'The fleet has no OS target: its devices keep the OS they run.'}
       </p>
+      {(releases.error ?? rollout.error) !== undefined && (
+        <p className="error" role="alert">
+          {describeError(releases.error ?? rollout.error)}
+        </p>
+      )}
+      {rollout.data && <FleetOsRollout rollout={rollout.data} canWrite={canWrite} now={now} onChanged={staged} />}
       {!canWrite ? (
         <p className="muted">Your role in this fleet's organization only reads: you cannot install an OS.</p>
       ) : (
-        <>
-          <p>
-            Install an OS release of the fleet's device type ({fleet.deviceType}) on every device of that type in the
-            fleet.
-          </p>
-          {releases.error !== undefined && (
-            <p className="error" role="alert">
-              {describeError(releases.error)}
-            </p>
-          )}
-          <form className="inline-form" aria-label="Install a host OS on the fleet" onSubmit={ask}>
-            <label htmlFor="fleet-os-version">OS release</label>
-            <select id="fleet-os-version" value={chosen} onChange={(e) => setChosen(e.target.value)} disabled={!items}>
-              <option value="">{items?.length === 0 ? `none for ${fleet.deviceType}` : 'Choose a version'}</option>
-              {items?.map((release) => (
-                <option key={release.id} value={release.version}>
-                  {release.version}
-                </option>
-              ))}
-            </select>
-            <button type="submit" disabled={chosen === ''}>
-              Install on the fleet…
-            </button>
-          </form>
-          <div aria-live="polite">{done && <p className="success">{done}</p>}</div>
-        </>
-      )}
-      {asking && (
-        <ConfirmDialog
-          title={`Install OS ${chosen} on fleet ${fleet.name}?`}
-          confirmLabel="Install OS"
-          onConfirm={install}
-          onClose={() => setAsking(false)}
-        >
-          <p>
-            Every {fleet.deviceType} device of the fleet writes it to its inactive slot and reboots into it; one that
-            does not come up healthy goes back to the OS it runs now.
-          </p>
-        </ConfirmDialog>
+        <FleetOsInstall
+          fleet={fleet}
+          releases={items}
+          onInstalled={onChanged}
+          onStaged={staged}
+          current={rollout.data}
+        />
       )}
     </section>
   );

@@ -1,4 +1,4 @@
-import { USER_ROUTES } from '@flotilla/protocol';
+import { type Rollout, USER_ROUTES } from '@flotilla/protocol';
 import { Link, useParams } from 'react-router';
 import { useResource } from '../api/use-resource.js';
 import { useApi } from '../auth/session.js';
@@ -17,6 +17,15 @@ import { usePolling } from './use-polling.js';
 
 /** How often an unfinished rollout is asked for again. */
 const POLL_MS = 2_000;
+
+const RELEASE_ACTIONS = {
+  pause: USER_ROUTES.pauseRollout,
+  resume: USER_ROUTES.resumeRollout,
+  abort: USER_ROUTES.abortRollout,
+} as const;
+
+const previousWords = (r: Rollout): string =>
+  r.previousRelease ? `${r.previousRelease.version} (${short(r.previousRelease.commit)})` : 'no release';
 
 /**
  * The fleet's latest staged rollout (`flotilla deploy --rollout` starts one): its release, status and why, its plan,
@@ -107,7 +116,21 @@ export function FleetRolloutPage() {
               ],
             ]}
           />
-          {canWrite && <RolloutControls rollout={r} onChanged={(changed) => rollout.mutate(() => changed)} />}
+          {canWrite && (
+            <RolloutControls
+              rollout={r}
+              act={(action) => api.call(RELEASE_ACTIONS[action], { params: { slug: r.fleet } })}
+              onChanged={(changed) => rollout.mutate(() => changed)}
+              abortTitle={`Abort the rollout of ${r.release.version}?`}
+              abortWhat={
+                <p>
+                  Every device of the fleet that is not pinned itself goes back to the previous release,{' '}
+                  {previousWords(r)}, including those that already run {r.release.version}.
+                </p>
+              }
+              abortedText={`Aborted: every device goes back to ${previousWords(r)}.`}
+            />
+          )}
           <section aria-labelledby="rollout-plan-title">
             <h2 id="rollout-plan-title">Plan</h2>
             <FactList facts={planFacts(r.plan)} />

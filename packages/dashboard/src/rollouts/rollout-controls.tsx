@@ -1,26 +1,51 @@
-import { type Rollout, USER_ROUTES } from '@flotilla/protocol';
-import { useState } from 'react';
+import { type ReactNode, useId, useState } from 'react';
 import { describeError } from '../api/dashboard-api.js';
-import { useApi } from '../auth/session.js';
 import { ConfirmDialog } from '../ui/confirm-dialog.js';
-import { short } from '../ui/format.js';
-import { isActive } from './rollout-words.js';
+import { isActive, type StagedRollout } from './rollout-words.js';
+
+export type RolloutAction = 'pause' | 'resume' | 'abort';
+
+/** What differs between a release's rollout and an OS one: the calls and the words of the abort. */
+export interface RolloutControlsProps<T extends StagedRollout> {
+  rollout: T;
+  /** Calls the server; answers the rollout as it is after the action. */
+  act(action: RolloutAction): Promise<T>;
+  onChanged(rollout: T): void;
+  /** `Abort the rollout of 1.2.3?` */
+  abortTitle: string;
+  /** What an abort does, in the confirmation. */
+  abortWhat: ReactNode;
+  /** Said once it is aborted. */
+  abortedText: string;
+  /** The section's heading (level 2 on a rollout's page, 3 inside another section). */
+  title?: string;
+  level?: 2 | 3;
+}
 
 /**
- * Pause, resume and abort for those who may change the fleet. Abort sends every device back, so it asks first. The
+ * Pause, resume and abort for those who may change the fleet. Abort undoes work on devices, so it asks first. The
  * server decides what is allowed (ROLLOUT_STATE otherwise); the buttons only leave out what cannot apply.
  */
-export function RolloutControls({ rollout, onChanged }: { rollout: Rollout; onChanged(r: Rollout): void }) {
-  const api = useApi();
+export function RolloutControls<T extends StagedRollout>({
+  rollout,
+  act,
+  onChanged,
+  abortTitle,
+  abortWhat,
+  abortedText,
+  title = 'Control',
+  level = 2,
+}: RolloutControlsProps<T>) {
   const [busy, setBusy] = useState(false);
   const [message, setMessage] = useState<{ text: string; ok: boolean } | null>(null);
   const [aborting, setAborting] = useState(false);
-  const params = { params: { slug: rollout.fleet } };
-  const act = async (route: typeof USER_ROUTES.pauseRollout | typeof USER_ROUTES.resumeRollout, done: string) => {
+  const titleId = useId();
+  const Heading = level === 2 ? 'h2' : 'h3';
+  const run = async (action: 'pause' | 'resume', done: string) => {
     setBusy(true);
     setMessage(null);
     try {
-      onChanged(await api.call(route, params));
+      onChanged(await act(action));
       setMessage({ text: done, ok: true });
     } catch (e) {
       setMessage({ text: describeError(e), ok: false });
@@ -28,18 +53,15 @@ export function RolloutControls({ rollout, onChanged }: { rollout: Rollout; onCh
       setBusy(false);
     }
   };
-  const back = rollout.previousRelease
-    ? `${rollout.previousRelease.version} (${short(rollout.previousRelease.commit)})`
-    : 'no release';
 
   return (
-    <section className="card" aria-labelledby="rollout-controls-title">
-      <h2 id="rollout-controls-title">Control</h2>
+    <section className="card" aria-labelledby={titleId}>
+      <Heading id={titleId}>{title}</Heading>
       <div className="button-row">
         <button
           type="button"
           disabled={busy || rollout.status !== 'running'}
-          onClick={() => act(USER_ROUTES.pauseRollout, 'Paused: no further batch opens.')}
+          onClick={() => run('pause', 'Paused: no further batch opens.')}
         >
           Pause
         </button>
@@ -47,7 +69,7 @@ export function RolloutControls({ rollout, onChanged }: { rollout: Rollout; onCh
           type="button"
           className="primary"
           disabled={busy || rollout.status !== 'paused'}
-          onClick={() => act(USER_ROUTES.resumeRollout, 'Resumed: the failures that paused it no longer count.')}
+          onClick={() => run('resume', 'Resumed: the failures that paused it no longer count.')}
         >
           Resume
         </button>
@@ -69,18 +91,15 @@ export function RolloutControls({ rollout, onChanged }: { rollout: Rollout; onCh
       </div>
       {aborting && (
         <ConfirmDialog
-          title={`Abort the rollout of ${rollout.release.version}?`}
+          title={abortTitle}
           confirmLabel="Abort the rollout"
           onConfirm={async () => {
-            onChanged(await api.call(USER_ROUTES.abortRollout, params));
-            setMessage({ text: `Aborted: every device goes back to ${back}.`, ok: true });
+            onChanged(await act('abort'));
+            setMessage({ text: abortedText, ok: true });
           }}
           onClose={() => setAborting(false)}
         >
-          <p>
-            Every device of the fleet that is not pinned itself goes back to the previous release, {back}, including
-            those that already run {rollout.release.version}.
-          </p>
+          {abortWhat}
         </ConfirmDialog>
       )}
     </section>

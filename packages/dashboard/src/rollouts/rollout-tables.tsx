@@ -1,16 +1,24 @@
-import type { Rollout } from '@flotilla/protocol';
+import { useId } from 'react';
 import { Link } from 'react-router';
 import { timeAgo } from '../ui/format.js';
-import { deviceStateTone } from './rollout-words.js';
+import { deviceStateTone, type StagedRollout, waitsToBuild } from './rollout-words.js';
 
 const COUNTS = ['pending', 'succeeded', 'failed', 'offline', 'excused'] as const;
 
 /** Each batch with how many of its devices are in each state; the open ones say when they opened. */
-export function BatchTable({ rollout, now }: { rollout: Rollout; now: number }) {
+export function BatchTable({
+  rollout,
+  now,
+  caption = 'Batches',
+}: {
+  rollout: StagedRollout;
+  now: number;
+  caption?: string;
+}) {
   return (
     <div className="table-scroll">
       <table className="data stacked rollout-batches">
-        <caption>Batches</caption>
+        <caption>{caption}</caption>
         <thead>
           <tr>
             <th scope="col">Batch</th>
@@ -28,7 +36,7 @@ export function BatchTable({ rollout, now }: { rollout: Rollout; now: number }) 
             <tr key={batch.index}>
               <th scope="row">
                 {batch.index + 1}. {batch.label}
-                {batch.index === rollout.currentBatch && !rollout.waiting && <span className="tag">current</span>}
+                {batch.index === rollout.currentBatch && !waitsToBuild(rollout) && <span className="tag">current</span>}
               </th>
               <td data-label="Opened">
                 {batch.opened && batch.openedAt ? (
@@ -54,12 +62,12 @@ export function BatchTable({ rollout, now }: { rollout: Rollout; now: number }) 
 }
 
 /** Every device of the rollout with its batch and state, a failed one with why. */
-export function RolloutDeviceTable({ rollout }: { rollout: Rollout }) {
+export function RolloutDeviceTable({ rollout, caption = 'Devices' }: { rollout: StagedRollout; caption?: string }) {
   const labels = new Map(rollout.batches.map((b) => [b.index, `${b.index + 1}. ${b.label}`]));
   return (
     <div className="table-scroll">
       <table className="data stacked rollout-devices">
-        <caption>Devices</caption>
+        <caption>{caption}</caption>
         <thead>
           <tr>
             <th scope="col">Device</th>
@@ -87,11 +95,21 @@ export function RolloutDeviceTable({ rollout }: { rollout: Rollout }) {
   );
 }
 
-/** What happened, oldest first, as the server recorded it. */
-export function RolloutEvents({ rollout }: { rollout: Rollout }) {
+/** What happened, oldest first, as the server recorded it; `level` 3 inside a page's section. */
+export function RolloutEvents({
+  rollout,
+  title = 'Events',
+  level = 2,
+}: {
+  rollout: StagedRollout;
+  title?: string;
+  level?: 2 | 3;
+}) {
+  const id = useId();
+  const Heading = level === 2 ? 'h2' : 'h3';
   return (
-    <section aria-labelledby="rollout-events-title">
-      <h2 id="rollout-events-title">Events</h2>
+    <section aria-labelledby={id}>
+      <Heading id={id}>{title}</Heading>
       <ol className="rollout-events">
         {rollout.events.map((event, i) => (
           // The events are append-only: an index is a stable key.

@@ -1,4 +1,10 @@
-import type { Rollout, RolloutDeviceState, RolloutStatus } from '@flotilla/protocol';
+import type { OsRollout, Rollout, RolloutDeviceState, RolloutStatus } from '@flotilla/protocol';
+
+/** A release's staged rollout or an OS one: the same batches, devices, events, plan and controls. */
+export type StagedRollout = Rollout | OsRollout;
+
+/** A release rollout whose release still builds: no batch opened yet. An OS rollout never waits. */
+export const waitsToBuild = (rollout: StagedRollout): boolean => 'waiting' in rollout && rollout.waiting;
 
 const STATUS: Record<RolloutStatus, string> = {
   running: 'Running',
@@ -34,7 +40,7 @@ const DEVICE_TONE: Record<RolloutDeviceState, string> = {
 export const deviceStateTone = (state: RolloutDeviceState): string => DEVICE_TONE[state];
 
 /** The plan in words: `5% → 25% → 100% (canary=true first), soak 5m, …`. */
-export function planFacts(plan: Rollout['plan']): [string, string][] {
+export function planFacts(plan: StagedRollout['plan']): [string, string][] {
   return [
     [
       'Batches',
