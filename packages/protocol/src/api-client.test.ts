@@ -40,13 +40,14 @@ async function codeOf(promise: Promise<unknown>): Promise<string> {
 test('a call fills the path and query, sends the body, and returns the validated answer', async () => {
   const seen: { url: string; method: string; body: string | null }[] = [];
   const client = createApiClient({ baseUrl: 'http://h:1/', token: 't', fetch: fakeFetch(200, fleet, seen) });
-  // A server from before maintenance windows, rollouts and fleet OS targets sends no updateWindow, rollout or
-  // targetOs: the schema's defaults (none) fill them in.
+  // A server from before maintenance windows, rollouts and fleet OS targets sends no updateWindow, rollout,
+  // targetOs or osRollout: the schema's defaults (none) fill them in.
   assert.deepEqual(await client.call(USER_ROUTES.getFleet, { params: { slug: 'kitchen' } }), {
     ...fleet,
     updateWindow: null,
     rollout: null,
     targetOs: null,
+    osRollout: null,
   });
   await client.call(USER_ROUTES.updateFleet, { params: { slug: 'a b' }, body: { name: 'x' } });
   await client.call(USER_ROUTES.deleteDeviceEnv, { params: { uuid: 'abcdef0', name: 'N' }, query: { service: 'web' } });

@@ -155,6 +155,15 @@ export const fleetSchema = z.object({
     })
     .nullable()
     .default(null),
+  /** The fleet's latest staged OS rollout in short (`GET /fleets/:slug/os-rollout`), as `rollout`; null: none ever. */
+  osRollout: z
+    .object({
+      id: z.number().int(),
+      status: z.enum(['running', 'paused', 'completed', 'aborted', 'superseded']),
+      version: z.string(),
+    })
+    .nullable()
+    .default(null),
 });
 export type Fleet = z.infer<typeof fleetSchema>;
 export const createFleetRequestSchema = z.strictObject({

@@ -74,15 +74,3 @@ export async function assertClean(watch: PageWatch, expected: string[] = []): Pr
   assert.deepEqual(watch.problems, []);
   assert.deepEqual(watch.failedResponses.splice(0), expected);
 }
-
-/**
- * Takes the refused requests matching `pattern` off the list and says how many there were: for a refusal a page
- * makes whenever it shows, as many times as it happens to ask (the fleet page's OS rollout, 404 when the fleet never
- * had one), which an exact list in assertClean would make depend on timing.
- */
-export function dropResponses(watch: PageWatch, pattern: RegExp): number {
-  const kept = watch.failedResponses.filter((r) => !pattern.test(r));
-  const dropped = watch.failedResponses.length - kept.length;
-  watch.failedResponses.splice(0, watch.failedResponses.length, ...kept);
-  return dropped;
-}

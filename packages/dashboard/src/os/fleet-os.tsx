@@ -27,13 +27,17 @@ export function FleetOs({
 }) {
   const releases = useOsReleasesFor(fleet.organization, fleet.deviceType);
   const items = releases.data?.items;
-  const rollout = useOsRollout(fleet.slug, (items?.length ?? 0) > 0);
+  const rollout = useOsRollout(fleet.slug, fleet.osRollout !== null);
   const reload = rollout.reload;
   useEffect(() => {
     if (changes > 0) reload();
   }, [changes, reload]);
   const now = useNow(10_000);
-  const staged = (r: OsRollout) => rollout.mutate(() => r);
+  const staged = (r: OsRollout) => {
+    rollout.mutate(() => r);
+    // The fleet's `osRollout` names it now: a fleet that had none starts asking for it.
+    onChanged();
+  };
 
   return (
     <section className="host-os" aria-labelledby="fleet-os-title">

@@ -8,10 +8,9 @@ import { isActive } from '../rollouts/rollout-words.js';
 const POLL_MS = 2_000;
 
 /**
- * The fleet's latest OS rollout, null when it never had one (the server's ROLLOUT_NOT_FOUND, which is no error here).
- * `possible` false asks nothing: the fleet view does not name its OS rollout (it does its release rollout), so the
- * page asks only when the organization has an OS release of the fleet's device type, without which none can exist.
- * Polled while it runs or is paused.
+ * The fleet's latest OS rollout, null when it never had one. `possible` false asks nothing: the fleet view names its
+ * latest OS rollout (`osRollout`), so a fleet that never had one is not asked for it. (ROLLOUT_NOT_FOUND, a rollout
+ * deleted with its OS release meanwhile, is none too.) Polled while it runs or is paused.
  */
 export function useOsRollout(slug: string, possible: boolean): Resource<OsRollout | null> {
   const api = useApi();

@@ -83,6 +83,14 @@ export async function toFleet(db: Db, row: FleetRow): Promise<Fleet> {
     .orderBy('rollouts.id', 'desc')
     .limit(1)
     .executeTakeFirst();
+  const osRollout = await db
+    .selectFrom('os_rollouts')
+    .innerJoin('os_releases', 'os_releases.id', 'os_rollouts.os_release_id')
+    .select(['os_rollouts.id', 'os_rollouts.status', 'os_releases.version'])
+    .where('os_rollouts.fleet_id', '=', row.id)
+    .orderBy('os_rollouts.id', 'desc')
+    .limit(1)
+    .executeTakeFirst();
   const targetOs =
     row.target_os_release_id === null
       ? undefined
@@ -112,6 +120,7 @@ export async function toFleet(db: Db, row: FleetRow): Promise<Fleet> {
           release: { id: rollout.releaseId, commit: rollout.commit, version: rollout.version },
         }
       : null,
+    osRollout: osRollout ?? null,
   };
 }
 
