@@ -2,7 +2,7 @@ import type { RolloutDeviceState, RolloutPlan } from '@flotilla/protocol';
 
 /**
  * The rollout's rules, pure (no database, no clock): which batch a device is in, whether a device succeeded, and
- * what a batch's figures mean for the rollout. rollout-engine.ts feeds them what the database holds.
+ * what a batch's figures mean for the rollout. rollout-evaluation.ts feeds them what the database holds.
  */
 
 /**

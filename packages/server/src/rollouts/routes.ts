@@ -6,9 +6,12 @@ import { getUser } from '../auth/users.js';
 import { visibleFleet } from '../fleets/fleets.js';
 import { serve } from '../http/serve.js';
 import { deleteRolloutPolicy, listRolloutPolicies, putRolloutPolicy } from './rollout-policies.js';
-import { actOnRollout, createRollout, latestRollout, toRollout, type RolloutAction } from './rollouts.js';
-import { toOsRollout } from './os-rollout-view.js';
-import { actOnOsRollout, createOsRollout, latestOsRollout } from './os-rollouts.js';
+import { actOnOsRollout, createOsRollout } from './os-rollouts.js';
+import type { RolloutAction } from './rollout-actions.js';
+import { OS_ROLLOUTS, RELEASE_ROLLOUTS } from './rollout-kind.js';
+import { latestRollout, rolloutById } from './rollout-lock.js';
+import { toOsRollout, toRollout } from './rollout-view.js';
+import { actOnRollout, createRollout } from './rollouts.js';
 
 /**
  * A fleet's staged rollouts. Reads for every member; changes for admins and members (serve() hands a write route
@@ -23,14 +26,11 @@ export function registerRolloutRoutes(app: FastifyInstance, ctx: AppContext): vo
     const id = await createRollout(db, fleet, body, user.userId);
     // A superseded rollout may have had a say over the devices' targets.
     ctx.deviceChanges.fleetChanged(fleet.id);
-    return toRollout(db, await latestRolloutById(id));
+    return toRollout(db, await rolloutById(db, RELEASE_ROLLOUTS, id));
   });
 
-  const latestRolloutById = (id: number) =>
-    db.selectFrom('rollouts').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
-
   serve(app, db, R.getRollout, async ({ user, params }) =>
-    toRollout(db, await latestRollout(db, (await fleetOf(user, params)).id)),
+    toRollout(db, await latestRollout(db, RELEASE_ROLLOUTS, (await fleetOf(user, params)).id)),
   );
 
   const act =
@@ -39,23 +39,21 @@ export function registerRolloutRoutes(app: FastifyInstance, ctx: AppContext): vo
       const fleet = await fleetOf(user, params);
       const { username } = await getUser(db, user.userId);
       if (await actOnRollout(db, fleet.id, action, username)) ctx.deviceChanges.fleetChanged(fleet.id);
-      return toRollout(db, await latestRollout(db, fleet.id));
+      return toRollout(db, await latestRollout(db, RELEASE_ROLLOUTS, fleet.id));
     };
   serve(app, db, R.pauseRollout, act('pause'));
   serve(app, db, R.resumeRollout, act('resume'));
   serve(app, db, R.abortRollout, act('abort'));
 
   // OS rollouts: batches' OS targets are written as they open; the engine (ctx.rollouts) evaluates them too.
-  const osRolloutById = (id: number) =>
-    db.selectFrom('os_rollouts').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
   serve(app, db, R.createOsRollout, async ({ user, params, body }) => {
     const fleet = await fleetOf(user, params);
     const { id, told } = await createOsRollout(db, fleet, body, user.userId);
     if (told.length > 0) ctx.deviceChanges.changed(told);
-    return toOsRollout(db, await osRolloutById(id));
+    return toOsRollout(db, await rolloutById(db, OS_ROLLOUTS, id));
   });
   serve(app, db, R.getOsRollout, async ({ user, params }) =>
-    toOsRollout(db, await latestOsRollout(db, (await fleetOf(user, params)).id)),
+    toOsRollout(db, await latestRollout(db, OS_ROLLOUTS, (await fleetOf(user, params)).id)),
   );
   const actOs =
     (action: RolloutAction) =>
@@ -64,7 +62,7 @@ export function registerRolloutRoutes(app: FastifyInstance, ctx: AppContext): vo
       const { username } = await getUser(db, user.userId);
       const changed = await actOnOsRollout(db, fleet.id, action, username);
       if (changed.length > 0) ctx.deviceChanges.changed(changed);
-      return toOsRollout(db, await latestOsRollout(db, fleet.id));
+      return toOsRollout(db, await latestRollout(db, OS_ROLLOUTS, fleet.id));
     };
   serve(app, db, R.pauseOsRollout, actOs('pause'));
   serve(app, db, R.resumeOsRollout, actOs('resume'));
