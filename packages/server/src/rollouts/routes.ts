@@ -50,6 +50,8 @@ export function registerRolloutRoutes(app: FastifyInstance, ctx: AppContext): vo
     const fleet = await fleetOf(user, params);
     const { id, told } = await createOsRollout(db, fleet, body, user.userId);
     if (told.length > 0) ctx.deviceChanges.changed(told);
+    // The fleet's view names its OS rollout (`osRollout`): its followers (the dashboard) ask for it again.
+    ctx.deviceChanges.fleetChanged(fleet.id);
     return toOsRollout(db, await rolloutById(db, OS_ROLLOUTS, id));
   });
   serve(app, db, R.getOsRollout, async ({ user, params }) =>
@@ -62,6 +64,7 @@ export function registerRolloutRoutes(app: FastifyInstance, ctx: AppContext): vo
       const { username } = await getUser(db, user.userId);
       const changed = await actOnOsRollout(db, fleet.id, action, username);
       if (changed.length > 0) ctx.deviceChanges.changed(changed);
+      ctx.deviceChanges.fleetChanged(fleet.id);
       return toOsRollout(db, await latestRollout(db, OS_ROLLOUTS, fleet.id));
     };
   serve(app, db, R.pauseOsRollout, actOs('pause'));
