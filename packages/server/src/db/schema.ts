@@ -254,7 +254,7 @@ export interface Database {
     /** Percentages of a batch's counted devices. */
     success_threshold: number;
     failure_threshold: number;
-    /** INVARIANT: bumped by every write to the row, which is made under its row lock (rollouts/rollout-engine.ts). */
+    /** INVARIANT: bumped by every write to the row, which is made under its row lock (rollouts/rollout-lock.ts). */
     version: number;
     created_by: number | null;
     created_at: string;
