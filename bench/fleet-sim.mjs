@@ -229,7 +229,7 @@ async function main() {
       `log lines: ${(l.linesAccepted / elapsed).toFixed(0)}/s accepted (goal ${loggers * 5}/s); sent ${l.linesSent}, accepted ${l.linesAccepted}, stored ${stored}: ${stored === l.linesAccepted && l.linesAccepted === l.linesSent ? 'none lost' : `${l.linesSent - stored} LOST`}`,
     );
     console.log(
-      `server: CPU ${load.cpuPercent.toFixed(0)} % of a core, RSS ${load.samples.at(-1).rss.toFixed(0)} MB; simulator processes: CPU ${simLoads.map((s) => s.cpuPercent.toFixed(0)).join(' + ')} %; load average ${loadavg()[0].toFixed(1)}; errors: ${r.errors + l.errors}${r.firstError || l.firstError ? ` (first: ${r.firstError ?? l.firstError})` : ''}`,
+      `server: CPU ${load.cpuPercent.toFixed(0)} % of a core (${((load.cpuPercent * 10 * seconds) / (r.report.length + l.logs.length)).toFixed(3)} ms a request), RSS ${load.samples.at(-1).rss.toFixed(0)} MB; simulator processes: CPU ${simLoads.map((s) => s.cpuPercent.toFixed(0)).join(' + ')} %; load average ${loadavg()[0].toFixed(1)}; errors: ${r.errors + l.errors}${r.firstError || l.firstError ? ` (first: ${r.firstError ?? l.firstError})` : ''}`,
     );
   } finally {
     for (const f of fleets) await f.close();
