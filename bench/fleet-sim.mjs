@@ -221,6 +221,10 @@ async function main() {
       console.log(
         `server event loop delay: p50 ${probe.loop.p50.toFixed(1)} ms, p99 ${probe.loop.p99.toFixed(1)} ms, p99.9 ${probe.loop.p999.toFixed(1)} ms, max ${probe.loop.max.toFixed(0)} ms; GC: ${probe.gc.length} pauses, ${gcMs.toFixed(0)} ms in all, longest ${Math.max(0, ...probe.gc).toFixed(1)} ms`,
       );
+      const requests = probe.latencies.report.length + probe.latencies.logs.length + probe.latencies.other.length;
+      console.log(
+        `server CPU time per request (reports and log posts, from the first to the last answered): ${(probe.cpuMs / requests).toFixed(3)} ms`,
+      );
     } else console.log('inside the server: the probe wrote nothing');
     console.log(
       `simulator event loop delay p99: ${[...r.loopP99, ...l.loopP99].map((ms) => `${ms.toFixed(0)} ms`).join(', ')}`,
@@ -229,7 +233,7 @@ async function main() {
       `log lines: ${(l.linesAccepted / elapsed).toFixed(0)}/s accepted (goal ${loggers * 5}/s); sent ${l.linesSent}, accepted ${l.linesAccepted}, stored ${stored}: ${stored === l.linesAccepted && l.linesAccepted === l.linesSent ? 'none lost' : `${l.linesSent - stored} LOST`}`,
     );
     console.log(
-      `server: CPU ${load.cpuPercent.toFixed(0)} % of a core (${((load.cpuPercent * 10 * seconds) / (r.report.length + l.logs.length)).toFixed(3)} ms a request), RSS ${load.samples.at(-1).rss.toFixed(0)} MB; simulator processes: CPU ${simLoads.map((s) => s.cpuPercent.toFixed(0)).join(' + ')} %; load average ${loadavg()[0].toFixed(1)}; errors: ${r.errors + l.errors}${r.firstError || l.firstError ? ` (first: ${r.firstError ?? l.firstError})` : ''}`,
+      `server: CPU ${load.cpuPercent.toFixed(0)} % of a core, RSS ${load.samples.at(-1).rss.toFixed(0)} MB; simulator processes: CPU ${simLoads.map((s) => s.cpuPercent.toFixed(0)).join(' + ')} %; load average ${loadavg()[0].toFixed(1)}; errors: ${r.errors + l.errors}${r.firstError || l.firstError ? ` (first: ${r.firstError ?? l.firstError})` : ''}`,
     );
   } finally {
     for (const f of fleets) await f.close();

@@ -27,6 +27,7 @@ const started = new WeakMap();
 let counting = false;
 let latencies = { logs: [], report: [], other: [] };
 let gc = [];
+let cpuAtStart;
 
 subscribe('http.server.request.start', ({ request, response }) => {
   if (counting) started.set(response, { at: performance.now(), method: request.method, url: request.url });
@@ -48,6 +49,7 @@ process.on('SIGUSR2', () => {
     gc = [];
     loop.reset();
     loop.enable();
+    cpuAtStart = process.cpuUsage();
     if (profiler) void post('Profiler.enable').then(() => post('Profiler.start'));
     return;
   }
@@ -55,7 +57,9 @@ process.on('SIGUSR2', () => {
   loop.disable();
   // The histogram holds the intervals between the runs of a RESOLUTION_MS timer: the delay is what exceeds that.
   const ms = (ns) => Math.max(0, ns / 1e6 - RESOLUTION_MS);
+  const cpu = process.cpuUsage(cpuAtStart);
   const stats = {
+    cpuMs: (cpu.user + cpu.system) / 1000,
     latencies,
     gc,
     loop: {
