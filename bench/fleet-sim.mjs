@@ -9,9 +9,12 @@
 // every BENCH_REPORT_EVERY_S (6) s — 167 reports/s, the rate of 100,000 devices reporting every 10 minutes — and
 // BENCH_LOGGERS (2,000) devices each posting 5 log lines every second (10,000 lines/s), for BENCH_SECONDS (30).
 // Prints the achieved rates, p50/p99 latency of reports and log posts, errors, and whether every line accepted was
-// stored (counted back through the user API). Needs a built tree (npx tsc -b).
+// stored (counted back through the user API). The server runs with bench/lib/fleet-server-probe.mjs preloaded, which
+// measures from inside it the same requests' time in the server, its event loop's delay and GC pauses, printed beside
+// what the devices observed; the simulator processes report their own event loop's delay. BENCH_PROFILE=<dir> runs
+// the server under the CPU profiler for the measured window and leaves the .cpuprofile there. Needs a built tree (npx tsc -b).
 import { fork } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -92,7 +95,7 @@ export async function startFleet({
     go: () => Promise.all(children.map((c) => ask(c, 'go', 'going'))),
     async stop() {
       const all = (await Promise.all(children.map((c) => ask(c, 'stop', 'stats')))).map((m) => m.stats);
-      const merged = { errors: 0, firstError: undefined, linesSent: 0, linesAccepted: 0, actions: 0 };
+      const merged = { errors: 0, firstError: undefined, linesSent: 0, linesAccepted: 0, actions: 0, loopP99: [] };
       for (const kind of ['report', 'logs', 'poll']) merged[kind] = all.flatMap((s) => s[kind]);
       for (const s of all) {
         merged.errors += s.errors;
@@ -100,6 +103,7 @@ export async function startFleet({
         merged.linesSent += s.linesSent;
         merged.linesAccepted += s.linesAccepted;
         merged.actions += s.actions;
+        merged.loopP99.push(s.loopP99);
       }
       return merged;
     },
@@ -142,7 +146,21 @@ async function main() {
       postgres = await createPostgresDatabase(adminUrl);
       args.push('--database', postgres.url);
     }
-    const server = await startServer(join(dir, 'server'), port, args);
+    // The probe (and the profiler) go to the server only: the device processes forked below must not inherit them.
+    const probeOut = join(dir, 'probe.json');
+    const nodeOptions = process.env.NODE_OPTIONS;
+    process.env.NODE_OPTIONS = [nodeOptions, `--import ${join(here, 'lib/fleet-server-probe.mjs')}`].join(' ');
+    process.env.FLEET_PROBE_OUT = probeOut;
+    if (process.env.BENCH_PROFILE) process.env.FLEET_PROBE_PROFILE = process.env.BENCH_PROFILE;
+    let server;
+    try {
+      server = await startServer(join(dir, 'server'), port, args);
+    } finally {
+      if (nodeOptions === undefined) delete process.env.NODE_OPTIONS;
+      else process.env.NODE_OPTIONS = nodeOptions;
+      delete process.env.FLEET_PROBE_OUT;
+      delete process.env.FLEET_PROBE_PROFILE;
+    }
     const fleet = await api(server, 'POST', '/fleets', { name: 'fleet-sim' });
     const { key } = await api(server, 'POST', `/fleets/${fleet.slug}/provisioning-keys`, { name: 'fleet-sim' });
     const common = { url: server.url, fleetId: fleet.id, provisioningKey: key };
@@ -162,6 +180,7 @@ async function main() {
       `registered ${reporters + loggers} devices in ${((performance.now() - t0) / 1000).toFixed(1)} s; running ${seconds} s`,
     );
     t0 = performance.now();
+    server.child.kill('SIGUSR2');
     await Promise.all([reporting.go(), logging.go()]);
     const simulators = [...reporting.pids, ...logging.pids];
     const [load, ...simLoads] = await Promise.all(
@@ -169,6 +188,16 @@ async function main() {
     );
     const [r, l] = await Promise.all([reporting.stop(), logging.stop()]);
     const elapsed = (performance.now() - t0) / 1000;
+    server.child.kill('SIGUSR2');
+    let probe;
+    for (let i = 0; i < 50 && !probe; i++) {
+      await sleep(100);
+      try {
+        probe = JSON.parse(readFileSync(probeOut, 'utf8'));
+      } catch {
+        // not written yet
+      }
+    }
 
     // Every line the server accepted must be stored: counted back per device through the user API.
     let stored = 0;
@@ -185,6 +214,21 @@ async function main() {
       `\n${dialect}, ${reporters} reporting + ${loggers} logging devices, ${elapsed.toFixed(0)} s\nreports: ${(r.report.length / elapsed).toFixed(0)}/s (goal ${Math.round(reporters / reportEveryS)}/s), ${summary(r.report)}`,
     );
     console.log(`log posts: ${(l.logs.length / elapsed).toFixed(0)}/s, ${summary(l.logs)}`);
+    if (probe) {
+      const gcMs = probe.gc.reduce((a, b) => a + b, 0);
+      console.log(`inside the server: reports ${summary(probe.latencies.report)}`);
+      console.log(`inside the server: log posts ${summary(probe.latencies.logs)}`);
+      console.log(
+        `server event loop delay: p50 ${probe.loop.p50.toFixed(1)} ms, p99 ${probe.loop.p99.toFixed(1)} ms, p99.9 ${probe.loop.p999.toFixed(1)} ms, max ${probe.loop.max.toFixed(0)} ms; GC: ${probe.gc.length} pauses, ${gcMs.toFixed(0)} ms in all, longest ${Math.max(0, ...probe.gc).toFixed(1)} ms`,
+      );
+      const requests = probe.latencies.report.length + probe.latencies.logs.length + probe.latencies.other.length;
+      console.log(
+        `server CPU time per request (reports and log posts, from the first to the last answered): ${(probe.cpuMs / requests).toFixed(3)} ms`,
+      );
+    } else console.log('inside the server: the probe wrote nothing');
+    console.log(
+      `simulator event loop delay p99: ${[...r.loopP99, ...l.loopP99].map((ms) => `${ms.toFixed(0)} ms`).join(', ')}`,
+    );
     console.log(
       `log lines: ${(l.linesAccepted / elapsed).toFixed(0)}/s accepted (goal ${loggers * 5}/s); sent ${l.linesSent}, accepted ${l.linesAccepted}, stored ${stored}: ${stored === l.linesAccepted && l.linesAccepted === l.linesSent ? 'none lost' : `${l.linesSent - stored} LOST`}`,
     );

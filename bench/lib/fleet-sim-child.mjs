@@ -1,6 +1,7 @@
 // One process of bench/fleet-sim.mjs: its devices, all from one loopback source address. IPC in: {start: plan}
 // (registers plan.count devices, optionally holding their WebSocket), then 'go' (each device starts its rhythm at a
 // random phase), then 'stop' (waits for requests in flight). IPC out: {registered}, {going}, {stats}.
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { FleetDevice, httpClient } from './fleet-device.mjs';
 
 let plan;
@@ -8,6 +9,8 @@ let client;
 const devices = [];
 const timers = [];
 const inFlight = new Set();
+// This process's own stalls: a reply that arrives while the loop is busy is timed late, so they inflate latencies.
+const loop = monitorEventLoopDelay({ resolution: 10 });
 const stats = { report: [], logs: [], poll: [], errors: 0, firstError: undefined, linesSent: 0, linesAccepted: 0 };
 
 function track(kind, work) {
@@ -66,11 +69,15 @@ process.on('message', async (message) => {
         stats.linesSent += plan.logLines;
         track('logs', () => d.shipLogs(plan.logLines));
       });
+      loop.enable();
       process.send({ going: true });
     } else if (message === 'stop') {
       for (const t of timers) clearTimeout(t);
       await Promise.allSettled([...inFlight]);
-      process.send({ stats: { ...stats, actions: devices.reduce((n, d) => n + d.actions, 0) } });
+      loop.disable();
+      // The histogram holds the intervals of a 10 ms timer: the delay is what exceeds it.
+      const loopP99 = Math.max(0, loop.percentile(99) / 1e6 - 10);
+      process.send({ stats: { ...stats, loopP99, actions: devices.reduce((n, d) => n + d.actions, 0) } });
     } else if (message === 'close') {
       for (const d of devices) d.close();
       client?.close();

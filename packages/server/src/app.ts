@@ -266,7 +266,11 @@ export async function buildApp(options: AppOptions): Promise<FlotillaApp> {
     await bus.close();
   });
   registerFleetEventRoutes(app, ctx);
-  registerLogRoutes(app, ctx, new LogStore(db, options.logRetention), new LogHub(), bus);
+  const logStore = new LogStore(options.database, {
+    retention: options.logRetention,
+    onPruneError: (error) => app.log.error({ err: error }, 'pruning log lines failed'),
+  });
+  registerLogRoutes(app, ctx, logStore, new LogHub(), bus);
   const connections = new ConnectionHub();
   registerActionRoutes(app, ctx, connections, bus);
   const broker = new StreamBroker({

@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import { createGunzip, createInflate } from 'node:zlib';
-import { deviceLogLineSchema, type DeviceLogLine } from '@flotilla/protocol';
+import type { DeviceLogLine } from '@flotilla/protocol';
+import { asDeviceLogLine } from './log-line.js';
 
 export interface NdjsonReadOptions {
   /** `content-encoding` of the request: gzip, deflate or identity. */
@@ -110,8 +111,7 @@ function parseLine(bytes: Buffer): DeviceLogLine | 'empty' | undefined {
   const text = bytes.toString('utf8').trim();
   if (!text) return 'empty';
   try {
-    const parsed = deviceLogLineSchema.safeParse(JSON.parse(text));
-    return parsed.success ? parsed.data : undefined;
+    return asDeviceLogLine(JSON.parse(text));
   } catch {
     return undefined;
   }

@@ -44,6 +44,7 @@ export function registerLogRoutes(
   app.addHook('onClose', async () => {
     unsubscribe();
     await reading;
+    await store.close();
   });
   const followers = new EventStreams(app, db);
 
@@ -66,7 +67,8 @@ export function registerLogRoutes(
         encoding: request.headers['content-encoding'],
         onLines: async (lines) => {
           const stored = await store.append(device.id, lines, namesOnce);
-          hub.publish(device.id, stored.entries);
+          // Built only for a device someone follows here: most are followed by nobody.
+          if (hub.followers(device.id) > 0) hub.publish(device.id, stored.entries());
           if (stored.lastId > 0)
             bus.publish({ type: 'logs', deviceId: device.id, afterId: stored.firstId - 1, lastId: stored.lastId });
         },
