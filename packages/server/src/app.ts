@@ -184,6 +184,15 @@ export async function buildApp(options: AppOptions): Promise<FlotillaApp> {
   const deviceChanges = new DeviceChanges(db, {
     onError: (error, what) => app.log.error({ err: error }, `${what} failed`),
   });
+  // Children made once: labelling a counter on every poll hashes its labels every time.
+  const pollCounts = {
+    hit: metrics.pollCache.labels({ result: 'hit' }),
+    miss: metrics.pollCache.labels({ result: 'miss' }),
+    bypass: metrics.pollCache.labels({ result: 'bypass' }),
+  };
+  const pollCache = new PollCache(createPollLookup(options.database), {
+    count: (result) => pollCounts[result].inc(),
+  });
   const ctx: AppContext = {
     db,
     dialect: options.database.dialect,
@@ -191,6 +200,7 @@ export async function buildApp(options: AppOptions): Promise<FlotillaApp> {
     nodeUrl: (options.nodeUrl ?? options.publicUrl).replace(/\/+$/, ''),
     metrics,
     targetStates: new TargetStates(db, devicePartReader(options.database)),
+    deviceLookup: pollCache.get,
     deviceChanges,
     rollouts: new RolloutEngine(db, deviceChanges, {
       ...(options.rolloutIntervalMs === undefined ? {} : { intervalMs: options.rolloutIntervalMs }),
@@ -237,16 +247,7 @@ export async function buildApp(options: AppOptions): Promise<FlotillaApp> {
   registerFleetRoutes(app, ctx);
   registerDeviceUserRoutes(app, ctx);
   registerVariableRoutes(app, ctx);
-  // Children made once: labelling a counter on every poll hashes its labels every time.
-  const pollCounts = {
-    hit: ctx.metrics.pollCache.labels({ result: 'hit' }),
-    miss: ctx.metrics.pollCache.labels({ result: 'miss' }),
-    bypass: ctx.metrics.pollCache.labels({ result: 'bypass' }),
-  };
-  const pollCache = new PollCache(createPollLookup(options.database), {
-    count: (result) => pollCounts[result].inc(),
-  });
-  registerDeviceRoutes(app, ctx, lastSeen, pollCache.get);
+  registerDeviceRoutes(app, ctx, lastSeen);
   registerOsRoutes(app);
   registerODataRoutes(app, ctx);
   // Server nodes sharing a PostgreSQL database tell each other about logs and actions; SQLite has one node.

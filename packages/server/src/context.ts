@@ -1,6 +1,7 @@
 import type { Db } from './db/database.js';
 import type { Dialect } from './db/dialect.js';
 import type { Metrics } from './metrics/metrics.js';
+import type { PollLookup } from './device-api/poll-lookup.js';
 import type { TargetStates } from './device-api/target-state.js';
 import type { DeviceChanges } from './events/device-changes.js';
 import type { RolloutEngine } from './rollouts/rollout-engine.js';
@@ -20,6 +21,8 @@ export interface AppContext {
   nodeUrl: string;
   metrics: Metrics;
   targetStates: TargetStates;
+  /** A device's identity, key and revisions by UUID, from the poll cache (device-api/poll-cache.ts). */
+  deviceLookup: PollLookup;
   /** News of device changes for the fleets' live feeds: write sites note what they changed (events/). */
   deviceChanges: DeviceChanges;
   /** Queues the deltas a newly deployed release's devices will ask for (deltas/); set once deltas are installed. */

@@ -38,7 +38,7 @@ export function registerDeltaRoutes(
   store: DeltaStore,
 ): void {
   const device = async (request: Parameters<typeof presentedKeyHash>[0], uuid: string) =>
-    authenticateDevice(ctx.db, uuid, presentedKeyHash(request));
+    authenticateDevice(ctx.deviceLookup, uuid, presentedKeyHash(request));
 
   app.post(DEVICE_ROUTES.deltaRequest.path, async (request, reply) => {
     const { uuid } = parse(uuidParams, request.params);

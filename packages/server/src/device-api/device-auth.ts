@@ -1,7 +1,7 @@
 import { FlotillaError } from '@flotilla/protocol';
 import type { FastifyRequest } from 'fastify';
 import { bearerToken, hashKey, sameHash } from '../auth/keys.js';
-import type { Db } from '../db/database.js';
+import type { PollLookup } from './poll-lookup.js';
 
 /**
  * The device key presented with a device request, hashed; 401 when there is none. Every 401 answered to a request
@@ -25,18 +25,16 @@ export function requireOwnDevice(row: { key_hash: string | null } | undefined, k
 
 /**
  * The device a device key speaks for, checked with requireOwnDevice (an unknown UUID and a wrong key are the same
- * 401): its id and fleet.
+ * 401): its id and fleet. `lookup` is the app's poll lookup (`ctx.deviceLookup`: the poll cache, whose entries every
+ * key change, move and delete drops at once, poll-cache.ts), so a device's log posts and reports read no database
+ * to prove who they are.
  */
 export async function authenticateDevice(
-  db: Db,
+  lookup: PollLookup,
   uuid: string,
   keyHash: string,
 ): Promise<{ id: number; fleet_id: number }> {
-  const row = await db
-    .selectFrom('devices')
-    .select(['id', 'key_hash', 'fleet_id'])
-    .where('uuid', '=', uuid)
-    .executeTakeFirst();
+  const row = await lookup(uuid);
   requireOwnDevice(row, keyHash);
   if (!row) throw new FlotillaError('UNAUTHENTICATED', 'the key is not valid for this device');
   return { id: row.id, fleet_id: row.fleet_id };

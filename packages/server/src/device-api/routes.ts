@@ -17,7 +17,6 @@ import { authenticateDevice, presentedKeyHash, requireOwnDevice } from './device
 import type { LastSeenTracker } from './last-seen.js';
 import { exchangeDeviceKey, registerDevice, requireProvisioningKey } from './register.js';
 import { applyReport } from './report.js';
-import type { PollLookup } from './poll-lookup.js';
 import { matchesEtag } from './target-state.js';
 
 const uuidParams = z.object({ uuid: deviceUuidSchema });
@@ -29,12 +28,7 @@ const idParams = z.object({
 });
 
 /** The balena-Supervisor-compatible device endpoints (see docs/protocol.md). */
-export function registerDeviceRoutes(
-  app: FastifyInstance,
-  ctx: AppContext,
-  lastSeen: LastSeenTracker,
-  pollLookup: PollLookup,
-): void {
+export function registerDeviceRoutes(app: FastifyInstance, ctx: AppContext, lastSeen: LastSeenTracker): void {
   const { db } = ctx;
 
   app.post(DEVICE_ROUTES.register.path, async (request, reply) => {
@@ -64,7 +58,7 @@ export function registerDeviceRoutes(
     const keyHash = presentedKeyHash(request);
     const { uuid } = parse(uuidParams, request.params);
     // No state kept for it (a first poll): the lookup reads the device's part of it in the same statement.
-    const row = await pollLookup(uuid, !ctx.targetStates.cache.has(uuid));
+    const row = await ctx.deviceLookup(uuid, !ctx.targetStates.cache.has(uuid));
     requireOwnDevice(row, keyHash);
     if (!row) throw new FlotillaError('UNAUTHENTICATED', 'the key is not valid for this device');
     lastSeen.seen(row.id);
@@ -79,7 +73,7 @@ export function registerDeviceRoutes(
     const keyHash = presentedKeyHash(request);
     const report = parse(stateReportSchema, request.body);
     for (const [uuid, deviceReport] of Object.entries(report)) {
-      const device = await authenticateDevice(db, uuid, keyHash);
+      const device = await authenticateDevice(ctx.deviceLookup, uuid, keyHash);
       await applyReport(db, device.id, deviceReport);
       lastSeen.written(device.id);
       ctx.deviceChanges.changed([device.id]);
@@ -92,7 +86,7 @@ export function registerDeviceRoutes(
     const keyHash = presentedKeyHash(request);
     const report = parse(tagsReportSchema, request.body);
     for (const [uuid, tags] of Object.entries(report)) {
-      const device = await authenticateDevice(db, uuid, keyHash);
+      const device = await authenticateDevice(ctx.deviceLookup, uuid, keyHash);
       for (const [key, value] of Object.entries(tags)) await setTag(db, device.id, key, value);
       ctx.deviceChanges.changed([device.id]);
     }

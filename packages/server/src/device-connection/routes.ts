@@ -56,7 +56,7 @@ export function registerDeviceConnection(
       preValidation: async (request) => {
         const keyHash = presentedKeyHash(request);
         const { uuid } = parse(uuidParams, request.params);
-        const device = await authenticateDevice(db, uuid, keyHash);
+        const device = await authenticateDevice(ctx.deviceLookup, uuid, keyHash);
         const { etag } = parse(deviceConnectQuerySchema, request.query);
         Object.assign(request, { deviceId: device.id, heldEtag: etag });
       },

@@ -54,7 +54,7 @@ export function registerLogRoutes(
   app.post(DEVICE_ROUTES.logStream.path, async (request, reply) => {
     const keyHash = presentedKeyHash(request);
     const { uuid } = parse(uuidParams, request.params);
-    const device = await authenticateDevice(db, uuid, keyHash);
+    const device = await authenticateDevice(ctx.deviceLookup, uuid, keyHash);
     holdStreamOpen(request.raw.socket);
     const body = request.body as Readable | undefined;
     if (!body || typeof (body as Readable).pipe !== 'function') {

@@ -76,7 +76,7 @@ export function registerOsReleaseRoutes(app: FastifyInstance, ctx: AppContext, s
 
   app.get(DEVICE_ROUTES.osImage.path, async (request, reply) => {
     const params = parse(imageParams, request.params);
-    const device = await authenticateDevice(db, params.uuid, presentedKeyHash(request));
+    const device = await authenticateDevice(ctx.deviceLookup, params.uuid, presentedKeyHash(request));
     const size = (await deviceMayDownload(db, device.id, params.hash))
       ? await storage.blobSize(params.hash)
       : undefined;

@@ -55,7 +55,7 @@ export function registerRemoteAccessRoutes(
       preValidation: async (request) => {
         const keyHash = presentedKeyHash(request);
         const { uuid, id } = parse(streamParams, request.params);
-        const device = await authenticateDevice(db, uuid, keyHash);
+        const device = await authenticateDevice(ctx.deviceLookup, uuid, keyHash);
         Object.assign(request, { dial: { device: { id: device.id, uuid }, id } });
       },
     },
