@@ -41,7 +41,8 @@ const PER_PROCESS = 5_000;
 const HTTP_SOCKETS = 16;
 /** Open files a node keeps beside device connections: its own at start (measured) plus the database pool (10, db/database.ts), user API calls and headroom. */
 const NODE_SPARE_FILES = 10 + 64 + 50;
-const BACKOFF = { baseMs: 1_000, maxMs: 60_000 };
+/** The agent's (packages/agent control-plane/connection.ts): backoff and opening-handshake timeout. */
+const BACKOFF = { baseMs: 1_000, maxMs: 60_000, handshakeMs: 15_000 };
 const TICKS_PER_SECOND = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
 
 const adminUrl = process.env.FLOTILLA_TEST_POSTGRES_URL;
@@ -296,7 +297,7 @@ try {
         .map(([n, c]) => `${n}: ${c}`)
         .join(', ')}` +
       `\n   failed dials: ${[...dialErrors].map(([e, n]) => `${e} ×${n}`).join('; ') || 'none'}` +
-      `\n   (agent backoff: first dial ${BACKOFF.baseMs} ms after the drop, doubling, capped at ${BACKOFF.maxMs} ms, no jitter)` +
+      `\n   (agent backoff: first dial ${BACKOFF.baseMs} ms after the drop, doubling, capped at ${BACKOFF.maxMs} ms, no jitter; handshake timeout ${BACKOFF.handshakeMs} ms)` +
       `\n   node B holds ${await connectionsOf(b)}; B ${footprint(b)}; CPU of B from the kill until all were back ${cpuFailover.toFixed(0)} % of a core; ` +
       `load average ${loadavg()[0].toFixed(1)}`,
   );

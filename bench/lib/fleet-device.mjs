@@ -127,7 +127,7 @@ export class FleetDevice {
    * `target-changed` calls `onTargetChanged`. Resolves once open. Records, for benches: `toldAt` (Date.now() of the
    * last `target-changed`), `actionIds` (every action received), `node` (the index in `failover.urls` connected to).
    *
-   * `failover` ({urls: [http base URL of each node], baseMs, maxMs}): when the connection drops, the device dials
+   * `failover` ({urls: [http base URL of each node], baseMs, maxMs, handshakeMs}): when the connection drops, the device dials
    * again after the agent's backoff (control-plane/connection.ts: baseMs · 2^n, capped at maxMs, n reset once
    * open), each time to the next URL of the list, as a load balancer in front of the nodes would send it to one
    * that answers; `disconnectedAt` and `reconnectedAt` record the last drop and the open that followed it.
@@ -151,7 +151,7 @@ export class FleetDevice {
       headers: this.auth,
       localAddress: this.client.localAddress,
       perMessageDeflate: false,
-      handshakeTimeout: TIMEOUT_MS,
+      handshakeTimeout: this.failover?.handshakeMs ?? TIMEOUT_MS,
     });
     this.socket = socket;
     let opened = false;
