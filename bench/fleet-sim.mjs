@@ -24,13 +24,19 @@ import { measureIdle, summarize } from './lib/proc-sampler.mjs';
 const here = new URL('.', import.meta.url).pathname;
 
 /** How long a child may take to answer a step before the fleet gives up on it. */
-const STEP_TIMEOUT_MS = 10 * 60_000;
+const STEP_TIMEOUT_MS = 30 * 60_000;
 
 /**
  * Starts `count` simulated devices registered in fleet `fleetId` of the server at `url` with `provisioningKey`.
  * Rhythms (0 = never): reportEveryMs, pollEveryMs, logEveryMs (posting `logLines` lines each time). `connect`: each
  * device polls once and holds its WebSocket. Resolves once every device is registered (and connected), to
- * {uuids, go(), stop() -> merged stats, close()}; `firstAddress` is the last byte of the first 127.0.0.x.
+ * {uuids, go(), stop() -> merged stats, query(), close()}; `firstAddress` is the last byte of the first 127.0.0.x.
+ * `failover` ({urls, baseMs, maxMs}, see FleetDevice.connect): connected devices dial the next node when theirs
+ * goes. `maxSockets`: HTTP keep-alive connections of each process to the server (each is an open file there).
+ * `devices` ([{uuid, key}], `count` of them): devices already registered (e.g. written to the database by the
+ * bench), which then only fetch their target and connect.
+ * query(message, field) asks every process (fleet-sim-child.mjs lists the queries; `message` may be a function of
+ * the process index) and resolves to their answers, in process order.
  */
 export async function startFleet({
   url,
@@ -44,6 +50,9 @@ export async function startFleet({
   pollEveryMs = 0,
   logEveryMs = 0,
   logLines = 5,
+  failover,
+  maxSockets = 64,
+  devices,
 }) {
   const processes = Math.max(1, Math.ceil(count / perProcess));
   const children = [];
@@ -67,6 +76,7 @@ export async function startFleet({
       if (message !== undefined) child.send(message);
     });
   const share = (i) => Math.floor(count / processes) + (i < count % processes ? 1 : 0);
+  const offset = (i) => Array.from({ length: i }, (_, j) => share(j)).reduce((a, b) => a + b, 0);
   const started = await Promise.all(
     children.map((child, i) =>
       ask(
@@ -77,12 +87,15 @@ export async function startFleet({
             fleetId,
             provisioningKey,
             count: share(i),
+            devices: devices?.slice(offset(i), offset(i) + share(i)),
             localAddress: `127.0.${Math.floor((firstAddress + i) / 256)}.${(firstAddress + i) % 256}`,
             connect,
             reportEveryMs,
             pollEveryMs,
             logEveryMs,
             logLines,
+            failover,
+            maxSockets,
           },
         },
         'registered',
@@ -93,6 +106,8 @@ export async function startFleet({
     uuids: started.flatMap((m) => m.uuids),
     pids: children.map((c) => c.pid),
     go: () => Promise.all(children.map((c) => ask(c, 'go', 'going'))),
+    query: (message, field) =>
+      Promise.all(children.map((c, i) => ask(c, typeof message === 'function' ? message(i) : message, field))),
     async stop() {
       const all = (await Promise.all(children.map((c) => ask(c, 'stop', 'stats')))).map((m) => m.stats);
       const merged = { errors: 0, firstError: undefined, linesSent: 0, linesAccepted: 0, actions: 0, loopP99: [] };

@@ -10,11 +10,11 @@ import { DEVICE_ROUTES, path } from '../../packages/protocol/dist/index.js';
 const TIMEOUT_MS = 30_000;
 
 /** A small HTTP client bound to one server and one source address; resolves {status, headers, body, ms}. */
-export function httpClient(baseUrl, localAddress) {
+export function httpClient(baseUrl, localAddress, maxSockets = 64) {
   const url = new URL(baseUrl);
   // Capped: a burst of thousands of new connections at once overflows the server's accept queue (resets, SYN
   // retries of seconds); a request waiting for a free socket counts in its latency, as it would on a busy device.
-  const agent = new http.Agent({ keepAlive: true, localAddress, maxSockets: 64 });
+  const agent = new http.Agent({ keepAlive: true, localAddress, maxSockets });
   const request = (method, pathname, headers, body) =>
     new Promise((resolve, reject) => {
       const started = performance.now();
@@ -45,6 +45,11 @@ export class FleetDevice {
   etag = undefined;
   socket = undefined;
   actions = 0;
+  actionIds = [];
+  toldAt = undefined;
+  redials = 0;
+  /** Why dials failed (the first ones, for benches). */
+  dialErrors = [];
 
   constructor(client, uuid, key) {
     this.client = client;
@@ -119,38 +124,82 @@ export class FleetDevice {
 
   /**
    * Opens the device WebSocket and holds it: actions are answered with an `action-result` (ok), pings with a pong,
-   * `target-changed` calls `onTargetChanged`. Resolves once open.
+   * `target-changed` calls `onTargetChanged`. Resolves once open. Records, for benches: `toldAt` (Date.now() of the
+   * last `target-changed`), `actionIds` (every action received), `node` (the index in `failover.urls` connected to).
+   *
+   * `failover` ({urls: [http base URL of each node], baseMs, maxMs, handshakeMs}): when the connection drops, the device dials
+   * again after the agent's backoff (control-plane/connection.ts: baseMs · 2^n, capped at maxMs, n reset once
+   * open), each time to the next URL of the list, as a load balancer in front of the nodes would send it to one
+   * that answers; `disconnectedAt` and `reconnectedAt` record the last drop and the open that followed it.
    */
-  connect({ onTargetChanged = () => undefined } = {}) {
-    const base = this.client.baseUrl.replace(/^http/, 'ws');
-    const url = `${base}${path(DEVICE_ROUTES.connect.path, { uuid: this.uuid })}${this.etag ? `?etag=${encodeURIComponent(this.etag)}` : ''}`;
+  connect({ onTargetChanged = () => undefined, failover } = {}) {
+    this.onTargetChanged = onTargetChanged;
+    this.failover = failover;
+    this.node = 0;
+    this.failures = 0;
+    // With failover, the first open on any node settles it (a failed dial is retried, not an error).
     return new Promise((resolve, reject) => {
-      const socket = new WebSocket(url, {
-        headers: this.auth,
-        localAddress: this.client.localAddress,
-        perMessageDeflate: false,
-        handshakeTimeout: TIMEOUT_MS,
-      });
-      this.socket = socket;
-      socket.on('open', () => resolve());
-      socket.on('error', reject);
-      socket.on('message', (data) => {
-        let message;
-        try {
-          message = JSON.parse(String(data));
-        } catch {
-          return;
-        }
-        if (message.type === 'action') {
-          this.actions += 1;
-          socket.send(JSON.stringify({ type: 'action-result', id: message.id, ok: true }));
-        } else if (message.type === 'ping') socket.send(JSON.stringify({ type: 'pong' }));
-        else if (message.type === 'target-changed') onTargetChanged(this);
-      });
+      this.settleOpen = { resolve, reject };
+      this.dial(failover ? failover.urls[0] : this.client.baseUrl);
     });
   }
 
+  dial(baseUrl) {
+    const base = baseUrl.replace(/^http/, 'ws');
+    const url = `${base}${path(DEVICE_ROUTES.connect.path, { uuid: this.uuid })}${this.etag ? `?etag=${encodeURIComponent(this.etag)}` : ''}`;
+    const socket = new WebSocket(url, {
+      headers: this.auth,
+      localAddress: this.client.localAddress,
+      perMessageDeflate: false,
+      handshakeTimeout: this.failover?.handshakeMs ?? TIMEOUT_MS,
+    });
+    this.socket = socket;
+    let opened = false;
+    socket.on('open', () => {
+      opened = true;
+      this.failures = 0;
+      if (this.disconnectedAt !== undefined) this.reconnectedAt = Date.now();
+      this.settleOpen.resolve();
+    });
+    socket.on('error', (error) => {
+      this.dialErrors.push(error.message.replace(/\d+\.\d+\.\d+\.\d+:\d+/, 'node'));
+      if (!this.failover) this.settleOpen.reject(error);
+    });
+    socket.on('close', () => {
+      if (this.socket !== socket || this.closed || !this.failover) return;
+      if (opened) {
+        this.disconnectedAt = Date.now();
+        this.reconnectedAt = undefined;
+      }
+      this.redials += 1;
+      const delay = Math.min(this.failover.maxMs, this.failover.baseMs * 2 ** this.failures);
+      this.failures = Math.min(this.failures + 1, 16);
+      this.node = (this.node + 1) % this.failover.urls.length;
+      this.timer = setTimeout(() => this.dial(this.failover.urls[this.node]), delay);
+    });
+    socket.on('message', (data) => {
+      let message;
+      try {
+        message = JSON.parse(String(data));
+      } catch {
+        return;
+      }
+      if (message.type === 'action') {
+        this.actions += 1;
+        this.actionIds.push(message.id);
+        socket.send(JSON.stringify({ type: 'action-result', id: message.id, ok: true }));
+      } else if (message.type === 'ping') socket.send(JSON.stringify({ type: 'pong' }));
+      else if (message.type === 'target-changed') {
+        this.toldAt = Date.now();
+        this.onTargetChanged(this);
+      }
+    });
+  }
+
+  /** Powers the device off: its connection ends and it does not dial again. */
   close() {
+    this.closed = true;
+    clearTimeout(this.timer);
     this.socket?.terminate();
   }
 }

@@ -13,7 +13,7 @@ export function memoryMb(pid) {
 }
 
 /** utime + stime of `pid` in clock ticks. */
-function cpuTicks(pid) {
+export function cpuTicks(pid) {
   // The command name in field 2 may hold spaces and parentheses: split after its closing one.
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(') ') + 2).split(' ');

@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import pg from 'pg';
-import { generateDeviceUuid, generateKey } from '@flotilla/protocol';
+import WebSocket from 'ws';
+import { DEVICE_ROUTES, generateDeviceUuid, generateKey, path } from '@flotilla/protocol';
 import { testDatabases, waitFor } from '@flotilla/testkit';
 import { connectDevice, fetchTargetEtag } from '../testing/clients.js';
+import { ORPHANED_ACTION_ERROR } from './actions.js';
 import { liveServerWithDevice } from '../testing/live-server.js';
 
 /** Makes every write that records an action's hand-over (`delivered_at`) take `ms` longer, holding no row lock. */
@@ -89,6 +91,58 @@ for (const db of testDatabases()) {
         assert.equal(early.data.status, 'done');
         assert.ok(took < 1_000, `answered through a slow database after ${took.toFixed(1)} ms`);
       }
+      device.close();
+    } finally {
+      await live.close();
+    }
+  });
+
+  test(`[${db.label}] an action its connection took but never answered is settled failed when the device comes back; one queued meanwhile is delivered`, async () => {
+    const live = await liveServerWithDevice(db);
+    const { server, uuid, deviceKey } = live;
+    const act = (body: unknown, wait = 0) => live.api('POST', `/api/v1/devices/${uuid}/actions?wait=${wait}`, body);
+    try {
+      // A connection that takes an action and dies without answering: as when its node is killed -9 mid-action.
+      const address = new URL(path(DEVICE_ROUTES.connect.path, { uuid }), server.url.replace('http', 'ws'));
+      const dying = new WebSocket(address, { headers: { authorization: `Bearer ${deviceKey}` } });
+      const took = new Promise<number>((resolve) =>
+        dying.on('message', (data) => {
+          const message = JSON.parse(data.toString()) as { type: string; id: number };
+          if (message.type !== 'action') return;
+          dying.terminate();
+          resolve(message.id);
+        }),
+      );
+      await new Promise((resolve, reject) => dying.on('open', resolve).on('error', reject));
+      const orphan = await act({ action: 'restart' });
+      assert.equal(await took, orphan.data.id);
+      await waitFor('the connection gone', async () => {
+        const metrics = await (await fetch(`${server.url}/metrics`)).text();
+        return /^flotilla_device_connections 0$/m.test(metrics);
+      });
+      assert.equal((await act({ action: 'identify' })).data.status, 'pending');
+      assert.equal(
+        (await live.api('GET', `/api/v1/devices/${uuid}/actions/${orphan.data.id}`)).data.status,
+        'delivered',
+      );
+
+      const device = connectDevice(server.url, uuid, deviceKey);
+      await device.opened;
+      await waitFor('the queued action answered', async () => {
+        const { data } = await live.api('GET', `/api/v1/devices/${uuid}/actions`);
+        return data.items.every((a: { status: string }) => a.status === 'done' || a.status === 'failed')
+          ? data
+          : undefined;
+      });
+      const after = await live.api('GET', `/api/v1/devices/${uuid}/actions/${orphan.data.id}`);
+      assert.deepEqual([after.data.status, after.data.error], ['failed', ORPHANED_ACTION_ERROR]);
+      assert.deepEqual(
+        device.received.map((m) => m.action),
+        ['identify'],
+        'the orphan is not handed over again (the device may have run it); the queued one is',
+      );
+      // The new connection's own hand-overs are not orphans: an action now is answered.
+      assert.equal((await act({ action: 'update' }, 5_000)).data.status, 'done');
       device.close();
     } finally {
       await live.close();

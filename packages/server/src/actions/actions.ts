@@ -144,6 +144,37 @@ export async function pendingAction(db: Db, deviceId: number, id: number): Promi
     .executeTakeFirst();
 }
 
+/** What an action handed to a connection that ended unanswered is settled with (see failOrphanedActions). */
+export const ORPHANED_ACTION_ERROR = {
+  code: 'NETWORK_ERROR',
+  message: 'the connection it was handed to ended before the device answered: it may or may not have run it',
+} as const;
+
+/**
+ * On (re)connect, before anything is handed to the new connection: actions handed to an earlier connection of the
+ * device (`delivered_at` before `connectedAt`, this connection's start) and never answered are settled failed,
+ * returning their ids. INVARIANT: such an answer can no longer come, since a device answers on the connection an
+ * action came on and has one connection at a time; so without this an action claimed by a node that died before its
+ * message left (or whose answer died with it) would stay "delivered" until it expired, its fate unknown. An answer
+ * that does come late (from a connection not yet closed on another node) still records the truth.
+ */
+export async function failOrphanedActions(db: Db, deviceId: number, connectedAt: string): Promise<number[]> {
+  const rows = await db
+    .updateTable('device_actions')
+    .set({
+      status: 'failed',
+      error_code: ORPHANED_ACTION_ERROR.code,
+      error_message: ORPHANED_ACTION_ERROR.message,
+      completed_at: new Date().toISOString(),
+    })
+    .where('device_id', '=', deviceId)
+    .where('status', '=', 'delivered')
+    .where('delivered_at', '<', connectedAt)
+    .returning('id')
+    .execute();
+  return rows.map((row) => row.id);
+}
+
 /** On (re)connect: every pending, unexpired action of the device, oldest first. */
 export async function deliverPending(db: Db, hub: ConnectionHub, deviceId: number): Promise<number> {
   const at = new Date().toISOString();

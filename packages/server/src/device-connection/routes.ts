@@ -4,7 +4,7 @@ import { DEVICE_ROUTES, deviceConnectQuerySchema, deviceMessageSchema, deviceUui
 import type { FastifyInstance } from 'fastify';
 import { Gauge } from 'prom-client';
 import { z } from 'zod';
-import { completeAction, deliverPending } from '../actions/actions.js';
+import { completeAction, deliverPending, failOrphanedActions } from '../actions/actions.js';
 import type { EventBus } from '../bus/event-bus.js';
 import type { AppContext } from '../context.js';
 import { authenticateDevice, presentedKeyHash } from '../device-api/device-auth.js';
@@ -76,6 +76,8 @@ export function registerDeviceConnection(
       // Nothing answers on that response once upgraded: detached, they are collected.
       const raw = request.raw.socket as Socket & { _httpMessage?: ServerResponse | null };
       raw._httpMessage?.detachSocket(raw);
+      // Before the attach: a hand-over to this connection is stamped at or after it, so never taken for an orphan.
+      const connectedAt = new Date().toISOString();
       hub.attach(deviceId, socket);
       // A device that connects is alive; its live feed hears of the connection either way.
       lastSeen.seen(deviceId);
@@ -113,9 +115,15 @@ export function registerDeviceConnection(
         watcher.forget(deviceId, socket);
         ctx.deviceChanges.changed([deviceId]);
       });
-      void deliverPending(db, hub, deviceId).catch((error: unknown) =>
-        log.error({ err: error, deviceId }, 'delivering pending actions failed'),
-      );
+      // Actions an earlier connection took unanswered are settled first (its node may have died holding them), then
+      // the pending ones are handed to this one.
+      void (async () => {
+        for (const id of await failOrphanedActions(db, deviceId, connectedAt)) {
+          hub.settled(id);
+          bus.publish({ type: 'action-settled', actionId: id });
+        }
+        await deliverPending(db, hub, deviceId);
+      })().catch((error: unknown) => log.error({ err: error, deviceId }, 'delivering pending actions failed'));
     },
   );
   return watcher;
