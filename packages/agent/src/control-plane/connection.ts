@@ -10,6 +10,7 @@ import {
   type StreamOpenMessage,
 } from '@flotilla/protocol';
 import type { DeviceActions } from '../device-api/device-actions.js';
+import { jittered } from '../util/wakeable.js';
 
 export interface ControlPlaneConnectionOptions {
   apiEndpoint: string;
@@ -32,7 +33,7 @@ export interface ControlPlaneConnectionOptions {
 /**
  * The device's connection to the control plane: one outbound WebSocket (`GET /device/v1/<uuid>/connect`) that
  * hears target announcements and runs the actions it delivers (restart, reboot, identify, update now, …) through
- * the same DeviceActions as the local API, answering each with its result. Reconnects with capped exponential
+ * the same DeviceActions as the local API, answering each with its result. Reconnects with capped, jittered exponential
  * backoff; the server delivers actions queued while the device was away on reconnect.
  */
 export class ControlPlaneConnection {
@@ -96,9 +97,9 @@ export class ControlPlaneConnection {
       if (this.connected) this.options.onEvent?.({ kind: 'disconnected' });
       this.connected = false;
       if (this.stopped) return;
-      const delay = Math.min(
-        this.options.maxBackoffMs ?? 60_000,
-        (this.options.baseBackoffMs ?? 1_000) * 2 ** this.failures,
+      // Jittered: every device of a server node that died redials the other nodes, not all in the same instant.
+      const delay = jittered(
+        Math.min(this.options.maxBackoffMs ?? 60_000, (this.options.baseBackoffMs ?? 1_000) * 2 ** this.failures),
       );
       this.failures = Math.min(this.failures + 1, 16);
       this.timer = setTimeout(() => this.connect(), delay);

@@ -2,7 +2,7 @@ import { promisify } from 'node:util';
 import { gzip as gzipCallback } from 'node:zlib';
 import { DEVICE_ROUTES, path } from '@flotilla/protocol';
 import { httpExchange } from '../util/http.js';
-import { pause } from '../util/wakeable.js';
+import { jittered, pause } from '../util/wakeable.js';
 import type { LogQueue } from './log-queue.js';
 
 const gzip = promisify(gzipCallback);
@@ -18,7 +18,7 @@ export interface ShipperOptions {
   batchLines?: number;
   /** How long to gather lines after the first one before sending (fewer, fuller requests). */
   lingerMs?: number;
-  /** Backoff after a failed request: min(maxBackoffMs, baseBackoffMs · 2^n). */
+  /** Backoff after a failed request: min(maxBackoffMs, baseBackoffMs · 2^n), jittered over its upper half. */
   baseBackoffMs?: number;
   maxBackoffMs?: number;
   onError?: (error: Error) => void;
@@ -78,9 +78,8 @@ export class LogShipper {
       } catch (error) {
         if (this.stopped) break;
         this.options.onError?.(error instanceof Error ? error : new Error(String(error)));
-        const delay = Math.min(
-          this.options.maxBackoffMs ?? 60_000,
-          (this.options.baseBackoffMs ?? 1_000) * 2 ** this.failures,
+        const delay = jittered(
+          Math.min(this.options.maxBackoffMs ?? 60_000, (this.options.baseBackoffMs ?? 1_000) * 2 ** this.failures),
         );
         this.failures = Math.min(this.failures + 1, 16);
         await pause(delay, this.abort.signal);

@@ -41,3 +41,13 @@ export function backoffMs(failures: number, cap: number, base = 15_000): number 
   if (failures <= 0) return 0;
   return Math.min(cap, base * 2 ** Math.min(failures - 1, 20));
 }
+
+/**
+ * `ms` spread uniformly over [ms/2, ms) ("equal jitter"). Devices that lost the same server node at the same moment
+ * otherwise all redial in the same instant, and the node taking them over meets thousands of handshakes at once
+ * (bench/nodes.mjs: most timed out and came back in waves); the lower half stays, so a server that closes every
+ * connection at once is still not redialled faster than half the backoff.
+ */
+export function jittered(ms: number, random: () => number = Math.random): number {
+  return Math.floor(ms / 2 + random() * (ms / 2));
+}
