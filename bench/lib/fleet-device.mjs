@@ -129,7 +129,7 @@ export class FleetDevice {
    *
    * `failover` ({urls: [http base URL of each node], baseMs, maxMs, handshakeMs}): when the connection drops, the device dials
    * again after the agent's backoff (control-plane/connection.ts: baseMs · 2^n, capped at maxMs, n reset once
-   * open), each time to the next URL of the list, as a load balancer in front of the nodes would send it to one
+   * open, jittered over the upper half as util/wakeable.ts `jittered`), each time to the next URL of the list, as a load balancer in front of the nodes would send it to one
    * that answers; `disconnectedAt` and `reconnectedAt` record the last drop and the open that followed it.
    */
   connect({ onTargetChanged = () => undefined, failover } = {}) {
@@ -172,7 +172,8 @@ export class FleetDevice {
         this.reconnectedAt = undefined;
       }
       this.redials += 1;
-      const delay = Math.min(this.failover.maxMs, this.failover.baseMs * 2 ** this.failures);
+      const cap = Math.min(this.failover.maxMs, this.failover.baseMs * 2 ** this.failures);
+      const delay = Math.floor(cap / 2 + Math.random() * (cap / 2));
       this.failures = Math.min(this.failures + 1, 16);
       this.node = (this.node + 1) % this.failover.urls.length;
       this.timer = setTimeout(() => this.dial(this.failover.urls[this.node]), delay);
