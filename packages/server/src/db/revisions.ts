@@ -13,6 +13,15 @@ export async function bumpFleet(db: Db, fleetId: number): Promise<void> {
   tellLocal({ kind: 'fleet', id: fleetId });
 }
 
+/**
+ * Locks the fleet's row until the transaction `trx` ends, changing nothing: a no-op update (a row lock on
+ * PostgreSQL, the write lock on SQLite). Serialises writes that read the fleet and then act on its devices or
+ * releases (releases.ts: a release's next version; devices.ts: a device moving in while an OS target is set).
+ */
+export async function lockFleet(trx: Db, fleetId: number): Promise<void> {
+  await trx.updateTable('fleets').set({ revision: sql`revision` }).where('id', '=', fleetId).execute();
+}
+
 export async function bumpDevice(db: Db, deviceId: number): Promise<void> {
   await db.updateTable('devices').set({ revision: sql`revision + 1` }).where('id', '=', deviceId).execute();
   tellLocal({ kind: 'device', id: deviceId });

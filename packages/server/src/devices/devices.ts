@@ -1,8 +1,7 @@
 import { FlotillaError, deviceRefSchema, deviceUuidRefPattern } from '@flotilla/protocol';
 import type { Device } from '@flotilla/protocol';
-import { sql } from 'kysely';
 import type { Db } from '../db/database.js';
-import { bumpDevice, tellLocal } from '../db/revisions.js';
+import { bumpDevice, lockFleet, tellLocal } from '../db/revisions.js';
 import type { UserPrincipal } from '../auth/principal.js';
 import { orgIds } from '../auth/principal.js';
 import { visibleFleet } from '../fleets/fleets.js';
@@ -74,7 +73,7 @@ export async function updateDevice(
   await db.transaction().execute(async (trx) => {
     const moving = fleetId !== device.fleet_id;
     // The destination fleet's row lock first, as a fleet-wide OS target takes it (os-targets.ts `followFleetOs`).
-    if (moving) await trx.updateTable('fleets').set({ revision: sql`revision` }).where('id', '=', fleetId).execute();
+    if (moving) await lockFleet(trx, fleetId);
     if (Object.keys(patch).length > 0)
       await trx.updateTable('devices').set(patch).where('id', '=', device.id).execute();
     if (moving) await followFleetOs(trx, device.id, device.fleet_id);

@@ -118,8 +118,8 @@ export async function fleetOsFor(db: Db, fleetId: number, deviceType: string): P
 }
 
 /**
- * A device moving from fleet `fromFleetId` to `toFleetId`, in the move's transaction, after the device's row was
- * moved and the destination fleet's row locked (as `setFleetOs` locks it first): the device leaves the old fleet's OS
+ * A device that moved from fleet `fromFleetId`, in the move's transaction, after the device's row was moved and the
+ * destination fleet's row locked (db/revisions.ts `lockFleet`; `setFleetOs` takes that lock first): it leaves the old fleet's OS
  * rollouts, and an OS target it had from the old fleet (none, the fleet's own, or the one the fleet's OS rollout
  * gave it) becomes the new fleet's (`fleetOsFor`: none when the fleet has none for its type; an update already under
  * way then finishes, as after a clear). A target set for the device by hand stays: it is the device's own.

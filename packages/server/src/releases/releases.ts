@@ -1,10 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { sql } from 'kysely';
 import { FlotillaError, commitSchema, platformOfDeviceType } from '@flotilla/protocol';
 import type { ComposeFile, Release, ReleaseStatus } from '@flotilla/protocol';
 import type { Db } from '../db/database.js';
 import { now } from '../db/database.js';
-import { bumpFleet } from '../db/revisions.js';
+import { bumpFleet, lockFleet } from '../db/revisions.js';
 import type { UserPrincipal } from '../auth/principal.js';
 import { orgIds } from '../auth/principal.js';
 import type { ImageOwner } from '../registry/image-size.js';
@@ -176,9 +175,9 @@ export async function createRelease(
   // One transaction: a release without its services would be a target devices cannot run.
   const row = await db.transaction().execute(async (trx) => {
     // INVARIANT: versions are unique per fleet. The next version is read from the fleet's releases, so creations
-    // on one fleet are serialised by locking its row first (a no-op update: a row lock on PostgreSQL, the write
-    // lock on SQLite); without it, concurrent creations on PostgreSQL all read the same latest version.
-    await trx.updateTable('fleets').set({ revision: sql`revision` }).where('id', '=', fleetId).execute();
+    // on one fleet are serialised by locking its row first; without it, concurrent creations on PostgreSQL all read
+    // the same latest version.
+    await lockFleet(trx, fleetId);
     const clash = await trx
       .selectFrom('releases')
       .select('id')
