@@ -1,5 +1,5 @@
 import type { OpenedDatabase } from '../db/database.js';
-import { type DevicePart, type PartRow, toPart } from './device-part.js';
+import { type DevicePart, type PartRow, partSql, toPart } from './device-part.js';
 
 /** What every poll reads: identity, key and the revisions that validate a cached target state. */
 export interface PollRow {
@@ -31,17 +31,9 @@ export interface PollSource {
 const POLL_SQL =
   'SELECT d.id, d.key_hash, d.revision, d.fleet_id, f.revision AS fleet_revision FROM devices d JOIN fleets f ON f.id = d.fleet_id WHERE d.uuid = ';
 
-/** POLL_SQL and the device's part (device-part.ts `PART_SQL`'s rows) in one statement: the row of part 0 has both. */
-const POLL_PART_SQL = (uuid: string) => `
-  select 0 as part, dv.id as id, dv.uuid as a, dv.name as b, cast(dv.pinned_release_id as text) as c,
-    dv.update_window_json as d, cast(dv.target_os_release_id as text) as e,
-    dv.key_hash, dv.revision, dv.fleet_id, f.revision as fleet_revision
-    from devices dv join fleets f on f.id = dv.fleet_id where dv.uuid = ${uuid}
-  union all select 1, v.id, v.name, v.value, v.service, null, null, null, null, null, null
-    from env_vars v join devices dv on dv.id = v.device_id where dv.uuid = ${uuid}
-  union all select 2, c.id, c.name, c.value, null, null, null, null, null, null, null
-    from config_vars c join devices dv on dv.id = c.device_id where dv.uuid = ${uuid}
-  order by part, id`;
+/** POLL_SQL and the device's part in one statement: the row of part 0 has both. */
+const POLL_PART_SQL = (param: string) =>
+  partSql('uuid', param, ['dv.key_hash', 'dv.revision', 'dv.fleet_id', 'f.revision as fleet_revision']);
 
 type PollPartRow = PartRow & Omit<PollRow, 'part'>;
 

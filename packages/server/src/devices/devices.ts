@@ -76,8 +76,9 @@ export async function updateDevice(
     if (moving) await lockFleet(trx, fleetId);
     if (Object.keys(patch).length > 0)
       await trx.updateTable('devices').set(patch).where('id', '=', device.id).execute();
-    if (moving) await followFleetOs(trx, device.id, device.fleet_id);
-    await bumpDevice(trx, device.id);
+    // A new OS target bumped the revision already (writeDevicesOs).
+    const bumped = moving && (await followFleetOs(trx, device.id, device.fleet_id));
+    if (!bumped) await bumpDevice(trx, device.id);
   });
   const row = await db.selectFrom('devices').selectAll().where('id', '=', device.id).executeTakeFirstOrThrow();
   return { device: await toDevice(db, row), movedFrom: fleetId === device.fleet_id ? null : device.fleet_id };

@@ -123,8 +123,9 @@ export async function fleetOsFor(db: Db, fleetId: number, deviceType: string): P
  * rollouts, and an OS target it had from the old fleet (none, the fleet's own, or the one the fleet's OS rollout
  * gave it) becomes the new fleet's (`fleetOsFor`: none when the fleet has none for its type; an update already under
  * way then finishes, as after a clear). A target set for the device by hand stays: it is the device's own.
+ * True when it changed the target, which bumped the device's revision (the move need not bump it again).
  */
-export async function followFleetOs(trx: Db, deviceId: number, fromFleetId: number): Promise<void> {
+export async function followFleetOs(trx: Db, deviceId: number, fromFleetId: number): Promise<boolean> {
   const device = await trx
     .selectFrom('devices')
     .select(['fleet_id', 'device_type', 'target_os_release_id'])
@@ -150,8 +151,10 @@ export async function followFleetOs(trx: Db, deviceId: number, fromFleetId: numb
     fromFleet = old?.target_os_release_id === current || byRollout !== undefined;
   }
   await leaveOsRollouts(trx, deviceId);
-  if (!fromFleet) return;
+  if (!fromFleet) return false;
   const next = await fleetOsFor(trx, device.fleet_id, device.device_type);
+  if (next === current) return false;
   // No lock on the release: the locked fleet row targets it, and a release a fleet targets cannot be deleted.
-  if (next !== current) await writeDevicesOs(trx, [deviceId], next);
+  await writeDevicesOs(trx, [deviceId], next);
+  return true;
 }
