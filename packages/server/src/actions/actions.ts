@@ -151,6 +151,31 @@ export const ORPHANED_ACTION_ERROR = {
 } as const;
 
 /**
+ * What a (re)connect has to settle, in one read: whether the device has actions handed to an earlier connection
+ * (`delivered_at` before `connectedAt`) and pending ones. Nearly every connect has neither, and then this read is
+ * its only statement about actions: a node taking over thousands of devices at once (another node died) answers each
+ * with one round trip instead of an update and a select.
+ */
+export async function openActions(
+  db: Db,
+  deviceId: number,
+  connectedAt: string,
+): Promise<{ orphaned: boolean; pending: boolean }> {
+  const rows = await db
+    .selectFrom('device_actions')
+    .select(['status', 'delivered_at'])
+    .where('device_id', '=', deviceId)
+    .where('status', 'in', ['delivered', 'pending'])
+    .execute();
+  return {
+    orphaned: rows.some(
+      (row) => row.status === 'delivered' && row.delivered_at !== null && row.delivered_at < connectedAt,
+    ),
+    pending: rows.some((row) => row.status === 'pending'),
+  };
+}
+
+/**
  * On (re)connect, before anything is handed to the new connection: actions handed to an earlier connection of the
  * device (`delivered_at` before `connectedAt`, this connection's start) and never answered are settled failed,
  * returning their ids. INVARIANT: such an answer can no longer come, since a device answers on the connection an

@@ -1,7 +1,7 @@
 import { FlotillaError } from '@flotilla/protocol';
 import type { FastifyRequest } from 'fastify';
 import { bearerToken, hashKey, sameHash } from '../auth/keys.js';
-import type { PollLookup } from './poll-lookup.js';
+import type { PollLookup, PollRow } from './poll-lookup.js';
 
 /**
  * The device key presented with a device request, hashed; 401 when there is none. Every 401 answered to a request
@@ -27,15 +27,16 @@ export function requireOwnDevice(row: { key_hash: string | null } | undefined, k
  * The device a device key speaks for, checked with requireOwnDevice (an unknown UUID and a wrong key are the same
  * 401): its id and fleet. `lookup` is the app's poll lookup (`ctx.deviceLookup`: the poll cache, whose entries every
  * key change, move and delete drops at once, poll-cache.ts), so a device's log posts and reports read no database
- * to prove who they are.
+ * to prove who they are. `withPart`: as for the poll lookup (the caller will compute the device's target).
  */
 export async function authenticateDevice(
   lookup: PollLookup,
   uuid: string,
   keyHash: string,
-): Promise<{ id: number; fleet_id: number }> {
-  const row = await lookup(uuid);
+  withPart = false,
+): Promise<PollRow> {
+  const row = await lookup(uuid, withPart);
   requireOwnDevice(row, keyHash);
   if (!row) throw new FlotillaError('UNAUTHENTICATED', 'the key is not valid for this device');
-  return { id: row.id, fleet_id: row.fleet_id };
+  return row;
 }

@@ -4,10 +4,11 @@ import { DEVICE_ROUTES, deviceConnectQuerySchema, deviceMessageSchema, deviceUui
 import type { FastifyInstance } from 'fastify';
 import { Gauge } from 'prom-client';
 import { z } from 'zod';
-import { completeAction, deliverPending, failOrphanedActions } from '../actions/actions.js';
+import { completeAction, deliverPending, failOrphanedActions, openActions } from '../actions/actions.js';
 import type { EventBus } from '../bus/event-bus.js';
 import type { AppContext } from '../context.js';
 import { authenticateDevice, presentedKeyHash } from '../device-api/device-auth.js';
+import type { PollRow } from '../device-api/poll-lookup.js';
 import type { LastSeenTracker } from '../device-api/last-seen.js';
 import { parse } from '../http/parse.js';
 import { dispatchBusMessages } from './bus-dispatch.js';
@@ -33,7 +34,7 @@ export function registerDeviceConnection(
 ): TargetWatcher {
   const { db } = ctx;
   // A batch a rollout opens bumps its fleet's revision: announced through the bus like every other change.
-  const watcher = new TargetWatcher(db, hub, ctx.targetStates, bus, { sweepMs: targetSweepMs });
+  const watcher = new TargetWatcher(db, hub, ctx.targetStates, ctx.deviceLookup, bus, { sweepMs: targetSweepMs });
   app.addHook('onReady', async () => watcher.start());
   app.addHook('preClose', async () => watcher.stop());
   new Gauge({
@@ -56,13 +57,15 @@ export function registerDeviceConnection(
       preValidation: async (request) => {
         const keyHash = presentedKeyHash(request);
         const { uuid } = parse(uuidParams, request.params);
-        const device = await authenticateDevice(ctx.deviceLookup, uuid, keyHash);
+        // With the device's part when its target is not kept: the greeting then computes it with no read of its own.
+        const device = await authenticateDevice(ctx.deviceLookup, uuid, keyHash, !ctx.targetStates.cache.has(uuid));
         const { etag } = parse(deviceConnectQuerySchema, request.query);
-        Object.assign(request, { deviceId: device.id, heldEtag: etag });
+        Object.assign(request, { device: { ...device, uuid }, heldEtag: etag });
       },
     },
     (socket, request) => {
-      const { deviceId, heldEtag } = request as unknown as { deviceId: number; heldEtag: string | undefined };
+      const { device, heldEtag } = request as unknown as { device: PollRow & { uuid: string }; heldEtag?: string };
+      const deviceId = device.id;
       // WARNING: nothing below keeps `request` (its headers, raw message and child logger): the closures live as
       // long as the connection, thousands of them on a node. A logger bound to the device id is made on error only.
       const log = app.log;
@@ -83,7 +86,7 @@ export function registerDeviceConnection(
       lastSeen.seen(deviceId);
       ctx.deviceChanges.changed([deviceId]);
       // Told at once if its target moved on from the one it holds; see the INVARIANT in target-watcher.ts.
-      watcher.greet(deviceId, socket, heldEtag).then(
+      watcher.greet(device, socket, heldEtag).then(
         (known) => {
           if (!known) socket.close(1008, 'device removed');
         },
@@ -118,11 +121,13 @@ export function registerDeviceConnection(
       // Actions an earlier connection took unanswered are settled first (its node may have died holding them), then
       // the pending ones are handed to this one.
       void (async () => {
-        for (const id of await failOrphanedActions(db, deviceId, connectedAt)) {
-          hub.settled(id);
-          bus.publish({ type: 'action-settled', actionId: id });
-        }
-        await deliverPending(db, hub, deviceId);
+        const open = await openActions(db, deviceId, connectedAt);
+        if (open.orphaned)
+          for (const id of await failOrphanedActions(db, deviceId, connectedAt)) {
+            hub.settled(id);
+            bus.publish({ type: 'action-settled', actionId: id });
+          }
+        if (open.pending) await deliverPending(db, hub, deviceId);
       })().catch((error: unknown) => log.error({ err: error, deviceId }, 'delivering pending actions failed'));
     },
   );

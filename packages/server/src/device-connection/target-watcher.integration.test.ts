@@ -11,9 +11,10 @@ import type {
 import type { WebSocket } from 'ws';
 import { testDatabases, waitFor } from '@flotilla/testkit';
 import { SingleNodeBus } from '../bus/event-bus.js';
-import { bumpFleet } from '../db/revisions.js';
+import { bumpDevice, bumpFleet } from '../db/revisions.js';
 import { TargetStateCache } from '../device-api/target-state-cache.js';
 import { devicePartReader } from '../device-api/device-part.js';
+import { createPollLookup } from '../device-api/poll-lookup.js';
 import { TargetStates } from '../device-api/target-state.js';
 import { fleetWithDevice, harness } from '../testing/harness.js';
 import { ConnectionHub } from './connection-hub.js';
@@ -91,6 +92,7 @@ test('[sqlite] target watcher: a change committed while a connection is being gr
       watched,
       hub,
       new TargetStates(watched, devicePartReader(h.database), cache),
+      createPollLookup(h.database).lookup,
       new SingleNodeBus(h.database.targetChanges),
       {
         sweepMs: 600_000,
@@ -100,7 +102,7 @@ test('[sqlite] target watcher: a change committed while a connection is being gr
     try {
       const socket = openSocket();
       hub.attach(deviceId, socket);
-      assert.equal(await watcher.greet(deviceId, socket, entry.etag), true);
+      assert.equal(await watcher.greet({ id: deviceId, uuid, key_hash: null, ...row }, socket, entry.etag), true);
       await cache.bumped;
       await watcher.settled();
       // The bump moved only the revision (the target is the same), so only the watcher can have said so.
@@ -113,3 +115,34 @@ test('[sqlite] target watcher: a change committed while a connection is being gr
     await h.close();
   }
 });
+
+// A connection's key check reads the device's part with its revisions (routes.ts), and the greeting computes the
+// target from that part when no notice came in between. One that did: the part is stale, and must be read again.
+for (const testDb of testDatabases())
+  test(`[${testDb.label}] target watcher: a greeting uses the part read with the key check only for its revisions`, async () => {
+    const h = await harness(testDb);
+    try {
+      const { uuid, deviceId } = await fleetWithDevice(h, h.adminKey, 'greet-part');
+      const ctx = h.app.flotilla;
+      const keyCheck = await createPollLookup(h.database).lookup(uuid, true);
+      assert.ok(keyCheck?.part, 'the key check read the part');
+      // The device holds the target of the key check's revisions; then its name changes (a new target).
+      const { entry } = await new TargetStates(ctx.db, devicePartReader(h.database)).for(uuid, keyCheck);
+      await ctx.db.updateTable('devices').set({ name: 'renamed-meanwhile' }).where('id', '=', deviceId).execute();
+      await bumpDevice(ctx.db, deviceId);
+      const hub = new ConnectionHub();
+      const watcher = new TargetWatcher(
+        ctx.db,
+        hub,
+        new TargetStates(ctx.db, devicePartReader(h.database)),
+        ctx.deviceLookup,
+        new SingleNodeBus(h.database.targetChanges),
+      );
+      const socket = openSocket();
+      hub.attach(deviceId, socket);
+      assert.equal(await watcher.greet({ ...keyCheck, uuid }, socket, entry.etag), true);
+      assert.deepEqual(socket.sent, [JSON.stringify({ type: 'target-changed' })]);
+    } finally {
+      await h.close();
+    }
+  });

@@ -1,6 +1,7 @@
 import type { WebSocket } from 'ws';
 import type { BusEvent, EventBus } from '../bus/event-bus.js';
 import type { Db } from '../db/database.js';
+import type { PollLookup, PollRow } from '../device-api/poll-lookup.js';
 import type { TargetStates } from '../device-api/target-state.js';
 import type { ConnectionHub } from './connection-hub.js';
 
@@ -69,6 +70,8 @@ export class TargetWatcher {
     private readonly db: Db,
     private readonly hub: ConnectionHub,
     private readonly targetStates: TargetStates,
+    /** The app's poll lookup (`ctx.deviceLookup`): what a greeting reads. */
+    private readonly lookup: PollLookup,
     private readonly bus: EventBus,
     options: TargetWatcherOptions = {},
   ) {
@@ -128,28 +131,31 @@ export class TargetWatcher {
 
   /**
    * A device has just attached `socket`, saying it holds the target with ETag `heldEtag` (undefined: it did not
-   * say). Announces at once when the device's current target differs, then watches the connection.
+   * say). Announces at once when the device's current target differs, then watches the connection. `keyCheck`: the
+   * row its key was checked with (with its part, if read), a moment before.
    * False when the device is gone; throws when the database cannot answer (the caller closes the connection, so
    * the device comes back and is greeted again: an ungreeted connection would never be told of a change).
    */
-  async greet(deviceId: number, socket: WebSocket, heldEtag: string | undefined): Promise<boolean> {
+  async greet(keyCheck: PollRow & { uuid: string }, socket: WebSocket, heldEtag: string | undefined): Promise<boolean> {
+    const deviceId = keyCheck.id;
     const mark = { noticed: false };
     this.greeting.set(socket, mark);
     try {
-      const row = await this.db
-        .selectFrom('devices')
-        .innerJoin('fleets', 'fleets.id', 'devices.fleet_id')
-        .select([
-          'devices.uuid as uuid',
-          'devices.revision as revision',
-          'devices.fleet_id as fleet_id',
-          'fleets.revision as fleet_revision',
-        ])
-        .where('devices.id', '=', deviceId)
-        .executeTakeFirst();
-      if (!row) return false;
+      // Read after the greeting is registered (the INVARIANT). Through the poll cache, which is never more stale
+      // than the notices heard (poll-cache.ts) and holds the device since its key check: a node taking over
+      // thousands of connections at once (another node died) reads no database here.
+      const row = await this.lookup(keyCheck.uuid);
+      if (!row || row.id !== deviceId) return false;
+      // The part read with the key check holds for the same revisions: no notice came in between.
+      const part =
+        keyCheck.part &&
+        keyCheck.revision === row.revision &&
+        keyCheck.fleet_id === row.fleet_id &&
+        keyCheck.fleet_revision === row.fleet_revision
+          ? keyCheck.part
+          : undefined;
       // Computed (or taken from the cache, valid for exactly these revisions) after the revisions were read.
-      const { entry } = await this.targetStates.for(row.uuid, { id: deviceId, ...row });
+      const { entry } = await this.targetStates.for(keyCheck.uuid, { ...row, part });
       if (this.hub.socketOf(deviceId) !== socket) return true; // replaced meanwhile: that connection is greeted itself
       const held = heldEtag?.replace(/^W\//, '');
       if (held !== entry.etag) this.tell(socket);
