@@ -1,6 +1,7 @@
 import { Command, Option } from 'commander';
 import { readTlsFiles } from './tls/server-tls.js';
 import { startServer } from './server.js';
+import { describeAcceptQueue, somaxconn } from './http/accept-queue.js';
 import { describeOpenFiles, openFileLimits } from './http/open-files.js';
 
 // WARNING: everything this process creates (database, blobs, uploads, secrets) is for its own user only.
@@ -207,6 +208,8 @@ process.stdout.write(`flotilla-server listening on ${server.url} (public URL ${s
 // Each device connection holds one open file (http/open-files.ts).
 const files = openFileLimits();
 if (files) process.stdout.write(`flotilla-server ${describeOpenFiles(files)}\n`);
+const acceptCap = somaxconn();
+if (acceptCap) process.stdout.write(`flotilla-server ${describeAcceptQueue(acceptCap)}\n`);
 if (server.plainUrl) process.stdout.write(`flotilla-server plain HTTP on ${server.plainUrl}\n`);
 
 stop = () => {

@@ -1,4 +1,5 @@
 import type { AdminCredentials } from './auth/bootstrap.js';
+import { LISTEN_BACKLOG } from './http/accept-queue.js';
 import { bootstrapAdmin } from './auth/bootstrap.js';
 import { buildApp } from './app.js';
 import type { FlotillaApp } from './app.js';
@@ -119,7 +120,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
     });
     // Files earlier versions (or people) left group- or world-readable, and what this start created, become private.
     if (options.dataDir) await tightenTree(options.dataDir);
-    await app.listen({ host: options.host, port: options.port });
+    await app.listen({ host: options.host, port: options.port, backlog: LISTEN_BACKLOG });
     const address = app.server.address();
     const port = typeof address === 'object' && address ? address.port : options.port;
     const host = options.host.includes(':') ? `[${options.host}]` : options.host;
@@ -180,7 +181,7 @@ async function serverTls(options: StartServerOptions): Promise<ServerTls | undef
 function listenPlain(server: Server, at: { host: string; port: number }): Promise<string> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(at.port, at.host, () => {
+    server.listen(at.port, at.host, LISTEN_BACKLOG, () => {
       server.off('error', reject);
       const address = server.address();
       const port = typeof address === 'object' && address ? address.port : at.port;
