@@ -344,7 +344,7 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
     hostOS: file.raw.hostOS,
     dataDir: options.dataDir,
     cmdlineFile: options.hostOsCmdline,
-    controlPlane: apiEndpoint ? { apiEndpoint, deviceApiKey, ca } : undefined,
+    controlPlane: apiEndpoint ? { apiEndpoint, uuid, deviceApiKey, ca } : undefined,
     engine,
     connected: session ? () => session?.connected ?? false : undefined,
     runningVersion: osRelease.version,

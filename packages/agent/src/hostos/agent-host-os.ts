@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { controlPlaneConnected, engineAnswers } from './health.js';
 import { startHostOs } from './host-os.js';
 import { controlPlaneImage } from './image-download.js';
+import { OsDelta } from './os-delta.js';
 import { OsFollower } from './os-follower.js';
 
 export interface AgentHostOsStart {
@@ -12,7 +13,7 @@ export interface AgentHostOsStart {
   /** The file the booted slot is read from (default /proc/cmdline). */
   cmdlineFile?: string | undefined;
   /** Managed devices: the image comes from the control plane with the device key, resumed after a cut link. */
-  controlPlane?: { apiEndpoint: string; deviceApiKey: string; ca?: string[] | undefined } | undefined;
+  controlPlane?: { apiEndpoint: string; uuid: string; deviceApiKey: string; ca?: string[] | undefined } | undefined;
   /** The engine, asked for its platform by the trial boot's health check. */
   engine: { platform(): Promise<unknown> };
   /** Managed devices: whether the control plane connection is up (the trial boot's other check). */
@@ -49,7 +50,13 @@ export class AgentHostOs {
       hostOS: o.hostOS,
       dataDir: o.dataDir,
       ...(o.cmdlineFile !== undefined ? { cmdlineFile: o.cmdlineFile } : {}),
-      ...(o.controlPlane ? { openImage: controlPlaneImage(o.controlPlane) } : {}),
+      ...(o.controlPlane
+        ? {
+            openImage: controlPlaneImage(o.controlPlane),
+            osDelta: new OsDelta({ endpoint: o.controlPlane, dataDir: o.dataDir, log: o.log }),
+          }
+        : {}),
+      runningVersion: o.runningVersion,
       reboot: o.reboot,
       healthChecks: [
         engineAnswers(() => o.engine.platform()),

@@ -6,11 +6,11 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { osDeltaAnswerSchema, osRepository, type OsDeltaDescriptor } from '@flotilla/protocol';
-import { testDatabases, waitFor } from '@flotilla/testkit';
+import { osImagePair, testDatabases, waitFor } from '@flotilla/testkit';
 import { collectFleetGarbage } from '../registry/fleet-repositories.js';
 import { RegistryStorage } from '../registry/storage.js';
 import { basicAuth } from '../testing/attacks.js';
-import { osImagePair } from '../testing/os-image-pair.js';
+
 import { pushOsImage } from '../testing/os-release-image.js';
 import { twoTenants, type Tenant, type TwoTenants } from '../testing/tenants.js';
 import { DeltaStore } from './delta-store.js';
