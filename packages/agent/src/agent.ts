@@ -348,6 +348,7 @@ export async function startAgent(input: AgentOptions): Promise<AgentHandle> {
     engine,
     connected: session ? () => session?.connected ?? false : undefined,
     runningVersion: osRelease.version,
+    deltas: () => deltasEnabled(targets.device()),
     target: () => targets.device()?.os,
     reboot: () => hostPower.reboot(),
     log,

@@ -20,6 +20,8 @@ export interface AgentHostOsStart {
   connected?: (() => boolean) | undefined;
   /** The booted OS's version (os-release VERSION_ID): a target naming it is not written again. */
   runningVersion: string | undefined;
+  /** Whether deltas are on (config var SUPERVISOR_DELTA): OS images by delta too. Default: on. */
+  deltas?: (() => boolean) | undefined;
   /** The target's `os` as the agent holds it now. */
   target: () => TargetOs | undefined;
   reboot: () => Promise<void>;
@@ -53,7 +55,12 @@ export class AgentHostOs {
       ...(o.controlPlane
         ? {
             openImage: controlPlaneImage(o.controlPlane),
-            osDelta: new OsDelta({ endpoint: o.controlPlane, dataDir: o.dataDir, log: o.log }),
+            osDelta: new OsDelta({
+              endpoint: o.controlPlane,
+              dataDir: o.dataDir,
+              log: o.log,
+              ...(o.deltas ? { enabled: o.deltas } : {}),
+            }),
           }
         : {}),
       runningVersion: o.runningVersion,

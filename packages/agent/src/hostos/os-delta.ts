@@ -30,6 +30,8 @@ export interface OsDeltaOptions {
   pendingLimitMs?: number;
   /** Fruitless download attempts in a row (each resumes) before the full image is downloaded instead. Default 5. */
   downloadAttempts?: number;
+  /** Config var SUPERVISOR_DELTA, as for app deltas: `0` and OS images are downloaded whole. Default: on. */
+  enabled?: () => boolean;
 }
 
 /** What the booted slot holds, as far as the device knows: the image it wrote itself, else os-release's version. */
@@ -76,7 +78,7 @@ export class OsDelta {
       : booted.version
         ? { fromVersion: booted.version, toSha256: target.sha256 }
         : undefined;
-    if (!ask || booted.sha256 === target.sha256) return undefined;
+    if (!ask || booted.sha256 === target.sha256 || this.o.enabled?.() === false) return undefined;
     if (await exists(this.refusedFile(target.sha256))) return undefined;
     if (!(await this.xdelta3())) {
       this.o.log.warn('xdelta3 is not installed: OS images are downloaded whole');
