@@ -1,8 +1,39 @@
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { test } from 'node:test';
-import { tempDir } from '@flotilla/testkit';
+import { promisify } from 'node:util';
+import { osImagePair, tempDir } from '@flotilla/testkit';
 import pino from 'pino';
-import { OsDelta } from './os-delta.js';
+import { OsDelta, decode } from './os-delta.js';
+
+const run = promisify(execFile);
+
+async function collect(chunks: AsyncIterable<Buffer>): Promise<Buffer> {
+  const out: Buffer[] = [];
+  for await (const chunk of chunks) out.push(chunk);
+  return Buffer.concat(out);
+}
+
+test('decoding from byte n gives the image from n (a resumed slot write), and a damaged delta is DELTA_INVALID', async () => {
+  const dir = await tempDir('flotilla-os-decode-');
+  try {
+    const pair = await osImagePair(dir.path, { mib: 8, files: 12, fileBytes: 150_000 });
+    const delta = join(dir.path, 'delta');
+    await run('xdelta3', ['-e', '-f', '-9', '-S', 'lzma', '-A', '-s', pair.v1.path, pair.v2.path, delta]);
+    const signal = AbortSignal.timeout(60_000);
+    assert.ok((await collect(decode(pair.v1.path, delta, 0, signal))).equals(pair.v2.bytes));
+    const from = 3 * 1024 * 1024 + 12345;
+    assert.ok((await collect(decode(pair.v1.path, delta, from, signal))).equals(pair.v2.bytes.subarray(from)));
+    // Another source than the one encoded against: xdelta3's window checksums refuse it.
+    const other = join(dir.path, 'other');
+    await writeFile(other, Buffer.from(pair.v1.bytes).fill(7, 1 << 20, 7 << 20));
+    await assert.rejects(collect(decode(other, delta, 0, signal)), { code: 'DELTA_INVALID' });
+  } finally {
+    await dir.remove();
+  }
+});
 
 const target = { version: '2.0.0', url: 'http://127.0.0.1:9/x', sha256: 'b'.repeat(64), size: 1 << 20 };
 const endpoint = { apiEndpoint: 'http://127.0.0.1:9', uuid: 'a'.repeat(32), deviceApiKey: 'k' };

@@ -186,7 +186,12 @@ async function copyPrefix(device: string, size: number, out: string): Promise<st
  * xdelta3's decoding of `delta` against `source`, from byte `from` on. A decoder that fails (a corrupt delta: its
  * windows carry checksums) ends the stream with DELTA_INVALID; the slot writer's digest check catches anything else.
  */
-async function* decode(source: string, delta: string, from: number, signal: AbortSignal): AsyncGenerator<Buffer> {
+export async function* decode(
+  source: string,
+  delta: string,
+  from: number,
+  signal: AbortSignal,
+): AsyncGenerator<Buffer> {
   const child = spawn('xdelta3', ['-d', '-c', '-B', String(DELTA_SOURCE_WINDOW_BYTES), '-s', source, delta], {
     stdio: ['ignore', 'pipe', 'pipe'],
     signal,
