@@ -22,3 +22,4 @@ export * from './update-window.js';
 export * from './build-target-state.js';
 export * from './preload.js';
 export * from './os-releases.js';
+export * from './os-deltas.js';

@@ -28,6 +28,13 @@ export const DEVICE_ROUTES = {
   deltaOutcome: { method: 'POST', path: '/device/v1/:uuid/delta-outcomes' },
   /** The raw slot image of an OS release the device may run (target state `os.url`), with Range. */
   osImage: { method: 'GET', path: '/device/v1/:uuid/os-images/:hash' },
+  /**
+   * Ask for the delta from the booted OS to an OS release's slot image (os-deltas.ts): 200 ready, 202 pending,
+   * DELTA_UNAVAILABLE, or OS_RELEASE_NOT_FOUND for a release the device may not download.
+   */
+  osDeltaRequest: { method: 'POST', path: '/device/v1/:uuid/os-deltas' },
+  /** The OS delta's bytes, with Range; `:from`/`:to` are the slot images' hex sha256 (DELTA_NOT_FOUND: ask again). */
+  osDeltaDownload: { method: 'GET', path: '/device/v1/:uuid/os-deltas/:from/:to/:digest' },
 } as const;
 
 export const API_PREFIX = '/api/v1';

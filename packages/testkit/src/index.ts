@@ -5,3 +5,4 @@ export * from './apt-mirror.js';
 export * from './base-images.js';
 export * from './databases.js';
 export * from './errors.js';
+export * from './os-image-pair.js';

@@ -500,7 +500,7 @@ async function readBase(
 }
 
 /** Checks a downloaded delta file against its digest; a mismatch removes it (the next try downloads it again). */
-export async function verifyDeltaFile(file: string, delta: DeltaDescriptor): Promise<void> {
+export async function verifyDeltaFile(file: string, delta: Pick<DeltaDescriptor, 'digest'>): Promise<void> {
   const digest = await sha256File(file);
   if (digest === delta.digest) return;
   await rm(file, { force: true });

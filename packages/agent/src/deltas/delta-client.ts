@@ -21,12 +21,14 @@ export interface DeltaEndpoint {
   ca?: string[] | undefined;
 }
 
-function failure(status: number, body: Buffer, what: string): FlotillaError {
+/** The error for a refused delta exchange: the codes a caller acts on kept, any other as UNEXPECTED_RESPONSE. */
+export function failure(status: number, body: Buffer, what: string): FlotillaError {
   let detail = '';
   try {
     const parsed: unknown = JSON.parse(body.toString('utf8'));
     if (isErrorBody(parsed)) {
-      if (parsed.error.code === 'DELTA_UNAVAILABLE' || parsed.error.code === 'IMAGE_NOT_FOUND')
+      const kept = ['DELTA_UNAVAILABLE', 'IMAGE_NOT_FOUND', 'OS_RELEASE_NOT_FOUND'] as const;
+      if ((kept as readonly string[]).includes(parsed.error.code))
         return new FlotillaError(parsed.error.code, parsed.error.message);
       detail = `: ${parsed.error.message} (${parsed.error.code})`;
     }

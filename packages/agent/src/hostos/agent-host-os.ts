@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { controlPlaneConnected, engineAnswers } from './health.js';
 import { startHostOs } from './host-os.js';
 import { controlPlaneImage } from './image-download.js';
+import { OsDelta } from './os-delta.js';
 import { OsFollower } from './os-follower.js';
 
 export interface AgentHostOsStart {
@@ -12,13 +13,15 @@ export interface AgentHostOsStart {
   /** The file the booted slot is read from (default /proc/cmdline). */
   cmdlineFile?: string | undefined;
   /** Managed devices: the image comes from the control plane with the device key, resumed after a cut link. */
-  controlPlane?: { apiEndpoint: string; deviceApiKey: string; ca?: string[] | undefined } | undefined;
+  controlPlane?: { apiEndpoint: string; uuid: string; deviceApiKey: string; ca?: string[] | undefined } | undefined;
   /** The engine, asked for its platform by the trial boot's health check. */
   engine: { platform(): Promise<unknown> };
   /** Managed devices: whether the control plane connection is up (the trial boot's other check). */
   connected?: (() => boolean) | undefined;
   /** The booted OS's version (os-release VERSION_ID): a target naming it is not written again. */
   runningVersion: string | undefined;
+  /** Whether deltas are on (config var SUPERVISOR_DELTA): OS images by delta too. Default: on. */
+  deltas?: (() => boolean) | undefined;
   /** The target's `os` as the agent holds it now. */
   target: () => TargetOs | undefined;
   reboot: () => Promise<void>;
@@ -49,7 +52,18 @@ export class AgentHostOs {
       hostOS: o.hostOS,
       dataDir: o.dataDir,
       ...(o.cmdlineFile !== undefined ? { cmdlineFile: o.cmdlineFile } : {}),
-      ...(o.controlPlane ? { openImage: controlPlaneImage(o.controlPlane) } : {}),
+      ...(o.controlPlane
+        ? {
+            openImage: controlPlaneImage(o.controlPlane),
+            osDelta: new OsDelta({
+              endpoint: o.controlPlane,
+              dataDir: o.dataDir,
+              log: o.log,
+              ...(o.deltas ? { enabled: o.deltas } : {}),
+            }),
+          }
+        : {}),
+      runningVersion: o.runningVersion,
       reboot: o.reboot,
       healthChecks: [
         engineAnswers(() => o.engine.platform()),

@@ -7,6 +7,7 @@ import type { Bootloader } from './bootloader.js';
 import { awaitHealthy, type HealthCheck } from './health.js';
 import type { HostOsConfig, Slot } from './host-os-config.js';
 import type { OpenImage } from './image-source.js';
+import type { OsDelta } from './os-delta.js';
 import { verifySlot, writeSlot } from './slot-writer.js';
 import { clearCheckpoint } from './write-checkpoint.js';
 import { IDLE, inProgress, transition, type OsTarget, type UpdateEvent, type UpdateState } from './update-machine.js';
@@ -31,6 +32,10 @@ export interface HostOsUpdaterOptions {
    */
   checkpointFile?: string;
   openImage: OpenImage;
+  /** Managed devices: the image by delta from the booted OS when the server has one (os-delta.ts). */
+  osDelta?: OsDelta | undefined;
+  /** The booted OS's version (os-release VERSION_ID): what a delta is asked from when the updater did not write it. */
+  runningVersion?: string | undefined;
   /** The trial boot's checks; all must pass together within config.trialHealthTimeoutSeconds. */
   healthChecks: HealthCheck[];
   reboot: () => Promise<void>;
@@ -85,6 +90,8 @@ export class HostOsUpdater {
         new FlotillaError('OS_UPDATE_IN_PROGRESS', `OS ${s.target?.version} is being installed (${s.phase})`),
       );
     return this.exclusive(async () => {
+      // The image this updater committed and booted: a delta's source known by its digest, not just its version.
+      if (s.phase === 'committed' && s.toSlot === this.o.booted && s.target) this.bootedImage = s.target.sha256;
       await this.send({ type: 'start', target, booted: this.o.booted });
       return this.carryOn();
     });
@@ -141,6 +148,67 @@ export class HostOsUpdater {
 
   /** True until this process moves the state on: what is in `current` was read from disk at open. */
   private fromDisk = true;
+  /** The booted slot's image sha256 when this process knows it (see `start`). */
+  private bootedImage: string | undefined;
+
+  /**
+   * Writes the target's image to the slot: by delta when one can be had, else (or when the delta fails in any way,
+   * its decoding included) the full image, in the same attempt: a delta never costs an update its attempts.
+   */
+  private async write(target: OsTarget, device: string, signal: AbortSignal): Promise<void> {
+    const { osDelta, log } = this.o;
+    const full = (from: number) => this.o.openImage(target.url, signal, from);
+    const common = {
+      device,
+      sha256: target.sha256,
+      size: target.size,
+      checkpoint: this.o.checkpointFile,
+      onProgress: this.o.onProgress,
+      log,
+      signal,
+    };
+    if (!osDelta) {
+      await writeSlot({ ...common, open: full });
+      return;
+    }
+    let used: { downloaded: number; deltaSize: number } | undefined;
+    const booted = {
+      device: this.o.config.slots[this.o.booted],
+      sha256: this.bootedImage,
+      version: this.o.runningVersion,
+    };
+    const open = async (from: number) => {
+      try {
+        const found = await osDelta.open(target, booted, from, signal);
+        if (found) {
+          used = found;
+          log.info({ from, deltaBytes: found.deltaSize, downloadedNow: found.downloaded }, 'host OS: writing by delta');
+          return found.bytes;
+        }
+      } catch (error) {
+        if (signal.aborted) throw error;
+        log.warn({ err: (error as Error).message }, 'host OS: no delta; downloading the full image');
+      }
+      return full(from);
+    };
+    try {
+      await writeSlot({ ...common, open });
+    } catch (error) {
+      if (!used || signal.aborted) throw error;
+      log.warn({ err: (error as Error).message }, 'host OS: the delta did not give the image; writing the full image');
+      // What the delta wrote is not trusted: the full image starts from byte 0.
+      await osDelta.refuse(target.sha256);
+      await this.dropCheckpoint();
+      used = undefined;
+      await writeSlot({ ...common, open: full });
+    }
+    const downloaded = used ? `${used.downloaded} bytes of delta` : 'the full image';
+    log.info(
+      { version: target.version, size: target.size, byDelta: used !== undefined },
+      `host OS: written (${downloaded})`,
+    );
+    await osDelta.clear().catch(() => undefined);
+  }
 
   private async writeOrVerify(s: UpdateState): Promise<void> {
     const target = s.target as OsTarget;
@@ -154,17 +222,7 @@ export class HostOsUpdater {
           { version: target.version, device, attempt: s.attempts, restarts: s.restarts },
           'host OS: writing the inactive slot',
         );
-        const signal = AbortSignal.timeout(24 * 3600_000);
-        await writeSlot({
-          device,
-          open: (from) => this.o.openImage(target.url, signal, from),
-          sha256: target.sha256,
-          size: target.size,
-          checkpoint: this.o.checkpointFile,
-          onProgress: this.o.onProgress,
-          log: this.o.log,
-          signal,
-        });
+        await this.write(target, device, AbortSignal.timeout(24 * 3600_000));
         await this.send({ type: 'written' });
         return;
       }

@@ -5,6 +5,7 @@ import type { HealthCheck } from './health.js';
 import { parseHostOsConfig } from './host-os-config.js';
 import { HostOsUpdater } from './host-os-updater.js';
 import { openImage, type OpenImage } from './image-source.js';
+import type { OsDelta } from './os-delta.js';
 import { bootedSlot, bootloaderFor } from './select-bootloader.js';
 import { MAX_WRITE_ATTEMPTS, type UpdatePhase, type UpdateState } from './update-machine.js';
 
@@ -18,6 +19,10 @@ export interface HostOsDeps {
   onProgress?: (percent: number) => void;
   onChange?: (state: UpdateState) => void;
   openImage?: OpenImage;
+  /** Managed devices: OS images by delta (os-delta.ts). */
+  osDelta?: OsDelta | undefined;
+  /** The booted OS's version (os-release VERSION_ID), the delta's source when the updater did not write it. */
+  runningVersion?: string | undefined;
   cmdlineFile?: string;
 }
 
@@ -42,6 +47,8 @@ export async function openHostOs(deps: HostOsDeps): Promise<HostOsUpdater | unde
     stateFile: join(deps.dataDir, 'host-os-update.json'),
     checkpointFile: join(deps.dataDir, 'host-os-write.json'),
     openImage: deps.openImage ?? openImage,
+    osDelta: deps.osDelta,
+    runningVersion: deps.runningVersion,
     healthChecks: deps.healthChecks,
     reboot: deps.reboot,
     log: deps.log,

@@ -44,6 +44,11 @@ export class Tap {
     length: number;
     bytes: number;
   }> = [];
+  /**
+   * OS delta downloads (DEVICE_ROUTES.osDeltaDownload) the server answered, as `deltaDownloads`; they take the same
+   * faults (`cutNextDeltaDownload`, `stallNextDeltaDownload`).
+   */
+  readonly osDeltaDownloads: Array<{ range: string | undefined; status: number; bytes: number }> = [];
   /** OS image downloads (DEVICE_ROUTES.osImage) the server answered: each one's Range, status and body bytes passed on. */
   readonly osImageDownloads: Array<{ range: string | undefined; status: number; bytes: number }> = [];
   upstream: URL | undefined;
@@ -187,6 +192,8 @@ export class Tap {
     const isRegistry = url.pathname.startsWith('/v2/');
     const isDelta = method === 'GET' && /^\/device\/v1\/[0-9a-f]+\/deltas\/\d+\/\d+\/sha256(:|%3A)/.test(url.pathname);
     const isOsImage = method === 'GET' && /^\/device\/v1\/[0-9a-f]+\/os-images\//.test(url.pathname);
+    const isOsDelta =
+      method === 'GET' && /^\/device\/v1\/[0-9a-f]+\/os-deltas\/[0-9a-f]{64}\/[0-9a-f]{64}\//.test(url.pathname);
     const hold = method === 'GET' && /^\/v2\/.+\/blobs\/sha256:/.test(url.pathname) ? this.blobHold : undefined;
     const chunks: Buffer[] = [];
     if (isReport) req.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -204,7 +211,8 @@ export class Tap {
             this.pullsStarted += 1;
           if (isRegistry && status === 401 && req.headers.authorization) this.registryAuthFailures += 1;
           res.writeHead(status, answer.headers);
-          if (isDelta) return this.passDelta(req, answer, res, status);
+          if (isDelta) return this.passDelta(req, answer, res, status, this.deltaDownloads);
+          if (isOsDelta) return this.passDelta(req, answer, res, status, this.osDeltaDownloads);
           if (isOsImage) return this.passOsImage(req, answer, res, status);
           const blob =
             method === 'GET' ? /^\/v2\/.+\/blobs\/(sha256:[0-9a-f]{64})$/.exec(url.pathname)?.[1] : undefined;
@@ -232,9 +240,15 @@ export class Tap {
     this.passCounted(record, answer, res, undefined, fault);
   }
 
-  private passDelta(req: IncomingMessage, answer: IncomingMessage, res: ServerResponse, status: number): void {
+  private passDelta(
+    req: IncomingMessage,
+    answer: IncomingMessage,
+    res: ServerResponse,
+    status: number,
+    records: Tap['deltaDownloads'],
+  ): void {
     const record = { range: req.headers.range, status, bytes: 0 };
-    this.deltaDownloads.push(record);
+    records.push(record);
     const cut = this.deltaCut;
     this.deltaCut = undefined;
     const stall = this.deltaStall && this.deltaStall.held.length === 0 ? this.deltaStall : undefined;

@@ -88,7 +88,7 @@ async function unpackLayer(
   return (await stat(out)).size;
 }
 
-async function sha256File(path: string): Promise<string> {
+export async function sha256File(path: string): Promise<string> {
   const hash = createHash('sha256');
   await pipeline(createReadStream(path), hash);
   return `sha256:${hash.digest('hex')}`;
@@ -163,7 +163,7 @@ export function encodeWindow(sourceSize: number): number {
 }
 
 /** Encodes `target` against `source` (`sourceSize` bytes) with xdelta3 into `out`. */
-async function xdelta3Encode(
+export async function xdelta3Encode(
   source: string,
   sourceSize: number,
   target: string,

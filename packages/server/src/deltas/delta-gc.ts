@@ -9,29 +9,33 @@ export interface DeltaGcResult {
 }
 
 /**
- * Removes deltas of images the registry no longer keeps: a pair goes once either of its manifests is gone
- * (`manifestGone`), and a delta file goes once no pair names it and it is older than `graceMs` (a computation
+ * Removes deltas of images the registry no longer keeps: a pair goes once either of its blobs is gone (`blobGone`:
+ * an app pair names two manifests, an OS pair two slot images, whose blobs go once no OS release's manifest links
+ * them: its release was deleted and the registry's collection removed it), and a delta file goes once no pair names it and it is older than `graceMs` (a computation
  * renames its file in just before it writes its pair). Run by the registry's garbage collection, after its own
  * pass, so `manifestGone` sees what that pass removed.
  */
 export async function collectDeltaGarbage(
   store: DeltaStore,
-  manifestGone: (hex: string) => Promise<boolean>,
+  blobGone: (hex: string) => Promise<boolean>,
   options: { graceMs: number; now: number; dryRun?: boolean | undefined },
 ): Promise<DeltaGcResult> {
   const result: DeltaGcResult = { deltaPairsRemoved: 0, deltasRemoved: 0, deltaBytesFreed: 0 };
   const named = new Set<string>();
-  for (const name of await store.pairNames()) {
-    const [fromHex = '', toHex = ''] = name.slice(0, -'.json'.length).split('-');
-    if ((await manifestGone(fromHex)) || (await manifestGone(toHex))) {
-      if (!options.dryRun) await rm(join(store.pairsDir, name), { force: true });
-      result.deltaPairsRemoved += 1;
-      continue;
+  for (const dir of [store.pairsDir, store.osPairsDir]) {
+    for (const name of await store.pairNames(dir)) {
+      const [fromHex = '', toHex = ''] = name.slice(0, -'.json'.length).split('-');
+      if ((await blobGone(fromHex)) || (await blobGone(toHex))) {
+        if (!options.dryRun) await rm(join(dir, name), { force: true });
+        result.deltaPairsRemoved += 1;
+        continue;
+      }
+      const pair =
+        dir === store.pairsDir ? await store.readPair(fromHex, toHex) : await store.readOsPair(fromHex, toHex);
+      // An unreadable pair may name any delta: then no delta file is judged this time.
+      if (!pair) return result;
+      if (pair.ok) named.add(pair.digest.slice('sha256:'.length));
     }
-    const pair = await store.readPair(fromHex, toHex);
-    // An unreadable pair may name any delta: then no delta file is judged this time.
-    if (!pair) return result;
-    if (pair.ok) named.add(pair.digest.slice('sha256:'.length));
   }
   const root = join(store.root, 'sha256');
   for (const prefix of await readdir(root).catch(() => [] as string[])) {

@@ -5,6 +5,7 @@ import type { Metrics } from '../metrics/metrics.js';
 import { parseImageRef } from '../registry/gc.js';
 import type { RegistryStorage } from '../registry/storage.js';
 import { type ComputeLimits, computeDelta } from './compute-delta.js';
+import type { ComputeQueue } from './compute-queue.js';
 import type { DeltaStore, ReadyPair } from './delta-store.js';
 
 export interface DeltaServiceOptions {
@@ -13,8 +14,8 @@ export interface DeltaServiceOptions {
   store: DeltaStore;
   metrics: Metrics;
   log: FastifyBaseLogger;
-  /** Deltas computed at once (each runs xdelta3 and holds two layers on disk). Default 1. */
-  concurrency?: number;
+  /** Shared with the OS deltas (os-delta-service.ts): it bounds the computations at once. */
+  queue: ComputeQueue;
   /** Pairs waiting beyond this are not queued ahead; asked for, they are queued then. Default 64. */
   maxQueued?: number;
   limits?: Partial<ComputeLimits>;
@@ -40,15 +41,9 @@ const DEFAULT_MAX_LAYER_BYTES = 4 * 1024 * 1024 * 1024;
  * computed once (the pair file is the record); requests for a pair being computed answer pending.
  */
 export class DeltaService {
-  private readonly running = new Map<string, Promise<void>>();
-  private readonly waiting: Array<() => void> = [];
-  private active = 0;
-  private readonly abort = new AbortController();
-  private readonly concurrency: number;
   private readonly limits: ComputeLimits;
 
   constructor(private readonly options: DeltaServiceOptions) {
-    this.concurrency = Math.max(1, options.concurrency ?? 1);
     this.limits = { maxLayerBytes: options.limits?.maxLayerBytes ?? DEFAULT_MAX_LAYER_BYTES };
   }
 
@@ -113,7 +108,7 @@ export class DeltaService {
       for (const from of await this.releaseImages(id)) {
         const to = target.find((t) => t.serviceName === from.serviceName);
         if (!to || to.manifestHex === from.manifestHex) continue;
-        if (this.running.size >= (this.options.maxQueued ?? 64)) return;
+        if (this.options.queue.size >= (this.options.maxQueued ?? 64)) return;
         if (!(await this.options.store.readPair(from.manifestHex, to.manifestHex)))
           this.start(from.manifestHex, to.manifestHex);
       }
@@ -122,27 +117,14 @@ export class DeltaService {
 
   /** Stops queued work, aborts computations in progress (their temp folders are removed) and waits for them. */
   async close(): Promise<void> {
-    this.abort.abort();
-    for (const wake of this.waiting.splice(0)) wake();
-    await Promise.allSettled([...this.running.values()]);
+    await this.options.queue.close();
   }
 
   private start(fromHex: string, toHex: string): void {
-    const key = `${fromHex}-${toHex}`;
-    if (this.running.has(key) || this.abort.signal.aborted) return;
-    const job = (async () => {
-      await this.slot();
+    this.options.queue.run(`${fromHex}-${toHex}`, async (signal) => {
       try {
-        if (this.abort.signal.aborted) return;
         const started = Date.now();
-        const pair = await computeDelta(
-          this.options.storage,
-          this.options.store,
-          fromHex,
-          toHex,
-          this.limits,
-          this.abort.signal,
-        );
+        const pair = await computeDelta(this.options.storage, this.options.store, fromHex, toHex, this.limits, signal);
         this.options.metrics.deltaComputations.inc({ result: pair.ok ? 'ready' : 'impossible' });
         this.options.log.info(
           { from: fromHex, to: toHex, ms: Date.now() - started, ...(pair.ok ? { bytes: pair.size } : pair) },
@@ -151,28 +133,10 @@ export class DeltaService {
       } catch (error) {
         // A failure that is not the pair's fault (disk, abort): nothing recorded, so a later ask tries again.
         this.options.metrics.deltaComputations.inc({ result: 'error' });
-        if (!this.abort.signal.aborted)
+        if (!signal.aborted)
           this.options.log.error({ err: error, from: fromHex, to: toHex }, 'delta computation failed');
-      } finally {
-        this.release();
-        this.running.delete(key);
       }
-    })();
-    this.running.set(key, job);
-  }
-
-  private async slot(): Promise<void> {
-    if (this.active < this.concurrency) {
-      this.active += 1;
-      return;
-    }
-    await new Promise<void>((resolve) => this.waiting.push(resolve));
-    this.active += 1;
-  }
-
-  private release(): void {
-    this.active -= 1;
-    this.waiting.shift()?.();
+    });
   }
 
   private async image(fleetId: number, imageId: number): Promise<FleetImage> {

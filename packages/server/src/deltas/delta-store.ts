@@ -24,10 +24,24 @@ export interface FailedPair {
 
 export type StoredPair = ReadyPair | FailedPair;
 
+/** A computed OS pair (os-deltas.ts): the delta of slot image `to` against slot image `from`. */
+export interface ReadyOsPair {
+  ok: true;
+  digest: string;
+  size: number;
+  sourceSha256: string;
+  sourceSize: number;
+  targetSha256: string;
+  targetSize: number;
+}
+
+export type StoredOsPair = ReadyOsPair | FailedPair;
+
 /**
  * Deltas live beside the registry's blobs, under `<registry root>/deltas/`:
  *   sha256/<aa>/<hex>              content-addressed delta files
  *   pairs/<from hex>-<to hex>.json what was computed for (A manifest, B manifest): a ReadyPair or a FailedPair
+ *   os-pairs/<from hex>-<to hex>.json  the same for two OS slot images (their blobs' sha256): a ReadyOsPair or a FailedPair
  *   tmp/<random>/                  one computation's work folder
  *
  * INVARIANT: a delta file appears under sha256/ only by rename() after it was hashed, and a pair file only by rename()
@@ -43,7 +57,7 @@ export class DeltaStore {
 
   async init(): Promise<void> {
     await rm(join(this.root, 'tmp'), { recursive: true, force: true });
-    for (const dir of ['sha256', 'pairs', 'tmp']) await mkdir(join(this.root, dir), { recursive: true });
+    for (const dir of ['sha256', 'pairs', 'os-pairs', 'tmp']) await mkdir(join(this.root, dir), { recursive: true });
   }
 
   blobPath(hex: string): string {
@@ -54,8 +68,16 @@ export class DeltaStore {
     return join(this.root, 'pairs');
   }
 
+  get osPairsDir(): string {
+    return join(this.root, 'os-pairs');
+  }
+
   pairPath(fromHex: string, toHex: string): string {
     return join(this.pairsDir, `${fromHex}-${toHex}.json`);
+  }
+
+  osPairPath(fromHex: string, toHex: string): string {
+    return join(this.osPairsDir, `${fromHex}-${toHex}.json`);
   }
 
   async workDir(): Promise<string> {
@@ -63,22 +85,29 @@ export class DeltaStore {
   }
 
   async readPair(fromHex: string, toHex: string): Promise<StoredPair | undefined> {
-    try {
-      return JSON.parse(await readFile(this.pairPath(fromHex, toHex), 'utf8')) as StoredPair;
-    } catch {
-      return undefined;
-    }
+    return readJson<StoredPair>(this.pairPath(fromHex, toHex));
+  }
+
+  async readOsPair(fromHex: string, toHex: string): Promise<StoredOsPair | undefined> {
+    return readJson<StoredOsPair>(this.osPairPath(fromHex, toHex));
   }
 
   /** Moves a hashed delta file into place, then records the pair (see the INVARIANT above). */
   async putPair(fromHex: string, toHex: string, pair: StoredPair, deltaFile?: string): Promise<void> {
+    await this.put(this.pairPath(fromHex, toHex), pair, deltaFile);
+  }
+
+  async putOsPair(fromHex: string, toHex: string, pair: StoredOsPair, deltaFile?: string): Promise<void> {
+    await this.put(this.osPairPath(fromHex, toHex), pair, deltaFile);
+  }
+
+  private async put(file: string, pair: StoredPair | StoredOsPair, deltaFile: string | undefined): Promise<void> {
     if (pair.ok) {
       if (!deltaFile) throw new Error('a ready pair needs its delta file');
       const target = this.blobPath(pair.digest.slice('sha256:'.length));
       await mkdir(dirname(target), { recursive: true });
       await rename(deltaFile, target);
     }
-    const file = this.pairPath(fromHex, toHex);
     const temp = `${file}.tmp-${randomUUID()}`;
     await writeFile(temp, JSON.stringify(pair));
     await rename(temp, file);
@@ -92,9 +121,15 @@ export class DeltaStore {
     return createReadStream(this.blobPath(hex), range);
   }
 
-  async pairNames(): Promise<string[]> {
-    return (await readdir(this.pairsDir).catch(() => [] as string[])).filter((n) =>
-      /^[0-9a-f]{64}-[0-9a-f]{64}\.json$/.test(n),
-    );
+  async pairNames(dir = this.pairsDir): Promise<string[]> {
+    return (await readdir(dir).catch(() => [] as string[])).filter((n) => /^[0-9a-f]{64}-[0-9a-f]{64}\.json$/.test(n));
+  }
+}
+
+async function readJson<T>(file: string): Promise<T | undefined> {
+  try {
+    return JSON.parse(await readFile(file, 'utf8')) as T;
+  } catch {
+    return undefined;
   }
 }
