@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import {
   DEVICE_ROUTES,
   type DeltaAnswer,
@@ -38,6 +39,31 @@ export function failure(status: number, body: Buffer, what: string): FlotillaErr
   return new FlotillaError('UNEXPECTED_RESPONSE', `${what} failed with HTTP ${status}${detail}`);
 }
 
+/**
+ * One JSON POST to a route of this device (`routePath`, its `:uuid` filled in) with the device key: the answer's body
+ * when its status is one of `ok`, else the `failure` for `what`.
+ */
+export async function postToDeviceRoute(
+  endpoint: DeltaEndpoint,
+  routePath: string,
+  body: unknown,
+  ok: readonly number[],
+  what: string,
+  signal: AbortSignal,
+): Promise<Buffer> {
+  const answer = await httpExchange(new URL(path(routePath, { uuid: endpoint.uuid }), endpoint.apiEndpoint), {
+    method: 'POST',
+    headers: { authorization: `Bearer ${endpoint.deviceApiKey}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+    signal,
+    idleTimeoutMs: IDLE_TIMEOUT_MS,
+    maxBodyBytes: MAX_ANSWER_BYTES,
+    ca: endpoint.ca,
+  });
+  if (!ok.includes(answer.status)) throw failure(answer.status, answer.body, what);
+  return answer.body;
+}
+
 /** One ask for the delta between two images of the fleet (DEVICE_ROUTES.deltaRequest). */
 export async function askDelta(
   endpoint: DeltaEndpoint,
@@ -45,20 +71,15 @@ export async function askDelta(
   toImageId: number,
   signal: AbortSignal,
 ): Promise<DeltaAnswer> {
-  const answer = await httpExchange(
-    new URL(path(DEVICE_ROUTES.deltaRequest.path, { uuid: endpoint.uuid }), endpoint.apiEndpoint),
-    {
-      method: 'POST',
-      headers: { authorization: `Bearer ${endpoint.deviceApiKey}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ fromImageId, toImageId }),
-      signal,
-      idleTimeoutMs: IDLE_TIMEOUT_MS,
-      maxBodyBytes: MAX_ANSWER_BYTES,
-      ca: endpoint.ca,
-    },
+  const body = await postToDeviceRoute(
+    endpoint,
+    DEVICE_ROUTES.deltaRequest.path,
+    { fromImageId, toImageId },
+    [200, 202],
+    'asking for a delta',
+    signal,
   );
-  if (answer.status !== 200 && answer.status !== 202) throw failure(answer.status, answer.body, 'asking for a delta');
-  return deltaAnswerSchema.parse(JSON.parse(answer.body.toString('utf8')));
+  return deltaAnswerSchema.parse(JSON.parse(body.toString('utf8')));
 }
 
 /** Tells the server what became of a delta; best effort (the caller logs a failure). */
@@ -67,19 +88,14 @@ export async function reportOutcome(
   outcome: DeltaOutcome,
   signal: AbortSignal,
 ): Promise<void> {
-  const answer = await httpExchange(
-    new URL(path(DEVICE_ROUTES.deltaOutcome.path, { uuid: endpoint.uuid }), endpoint.apiEndpoint),
-    {
-      method: 'POST',
-      headers: { authorization: `Bearer ${endpoint.deviceApiKey}`, 'content-type': 'application/json' },
-      body: JSON.stringify(outcome),
-      signal,
-      idleTimeoutMs: IDLE_TIMEOUT_MS,
-      maxBodyBytes: MAX_ANSWER_BYTES,
-      ca: endpoint.ca,
-    },
+  await postToDeviceRoute(
+    endpoint,
+    DEVICE_ROUTES.deltaOutcome.path,
+    outcome,
+    [204],
+    'reporting a delta outcome',
+    signal,
   );
-  if (answer.status !== 204) throw failure(answer.status, answer.body, 'reporting a delta outcome');
 }
 
 /** The download of a delta's bytes (DeltaDescriptor.path) into `file`, resumable (util/resumable-download.ts). */
@@ -90,16 +106,26 @@ export function deltaDownload(
   size: number,
   signal: AbortSignal,
   onBytes?: (bytesOnDisk: number) => void,
+  what = 'delta download',
 ): ResumableDownload {
   return {
     url: new URL(downloadPath, endpoint.apiEndpoint),
     headers: () => ({ authorization: `Bearer ${endpoint.deviceApiKey}` }),
     file,
     size,
-    what: 'delta download',
-    failure: (status, body) => failure(status, body, 'delta download'),
+    what,
+    failure: (status, body) => failure(status, body, what),
     onBytes,
     signal,
     ca: endpoint.ca,
   };
+}
+
+/** Whether xdelta3 runs here: a device without it never downloads a delta it cannot apply. */
+export function xdelta3Runs(): Promise<boolean> {
+  return new Promise((resolve) => {
+    const child = spawn('xdelta3', ['-V'], { stdio: 'ignore' });
+    child.on('error', () => resolve(false));
+    child.on('exit', (code) => resolve(code === 0));
+  });
 }

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { mkdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -15,7 +14,7 @@ import type { CurrentContainer } from '../reconcile/state.js';
 import { PRIVATE_DIR_MODE } from '../store/private-files.js';
 import { applyDelta, verifyDeltaFile } from './apply-delta.js';
 import { downloadResuming } from '../util/resumable-download.js';
-import { type DeltaEndpoint, askDelta, deltaDownload, reportOutcome } from './delta-client.js';
+import { type DeltaEndpoint, askDelta, deltaDownload, reportOutcome, xdelta3Runs } from './delta-client.js';
 import { deltaTag } from './delta-tag.js';
 import { type LayerCache, roomFor } from './layer-cache.js';
 
@@ -66,13 +65,9 @@ export class DeltaFetcher {
 
   constructor(private readonly options: DeltaFetcherOptions) {}
 
-  /** Whether xdelta3 runs here; asked once, so a device without it never downloads a delta it cannot apply. */
+  /** Whether xdelta3 runs here; asked once. */
   private xdelta3(): Promise<boolean> {
-    this.tool ??= new Promise((resolve) => {
-      const child = spawn('xdelta3', ['-V'], { stdio: 'ignore' });
-      child.on('error', () => resolve(false));
-      child.on('exit', (code) => resolve(code === 0));
-    });
+    this.tool ??= xdelta3Runs();
     return this.tool;
   }
 

@@ -12,11 +12,11 @@ import {
 } from '@flotilla/protocol';
 import type { Logger } from 'pino';
 import { verifyDeltaFile } from '../deltas/apply-delta.js';
-import type { DeltaEndpoint } from '../deltas/delta-client.js';
+import { type DeltaEndpoint, deltaDownload, xdelta3Runs } from '../deltas/delta-client.js';
 import { PRIVATE_DIR_MODE } from '../store/private-files.js';
 import { downloadResuming } from '../util/resumable-download.js';
 import type { ImageBytes } from './image-source.js';
-import { askOsDelta, osDeltaDownload } from './os-delta-client.js';
+import { askOsDelta } from './os-delta-client.js';
 import type { OsTarget } from './update-machine.js';
 
 const CHUNK = 1 << 20;
@@ -102,7 +102,7 @@ export class OsDelta {
     // Made private before the download appends to it (the data folder's files are 0600, agent.ts tightens them).
     await (await open(file, 'a', 0o600)).close();
     const downloaded = await downloadResuming(
-      osDeltaDownload(this.o.endpoint, delta.path, file, delta.size, signal),
+      deltaDownload(this.o.endpoint, delta.path, file, delta.size, signal, undefined, 'OS delta download'),
       this.o.downloadAttempts ?? 5,
       this.o.log,
     );
@@ -145,12 +145,9 @@ export class OsDelta {
     }
   }
 
+  /** Whether xdelta3 runs here; asked once. */
   private xdelta3(): Promise<boolean> {
-    this.tool ??= new Promise((resolve) => {
-      const child = spawn('xdelta3', ['-V'], { stdio: 'ignore' });
-      child.on('error', () => resolve(false));
-      child.on('exit', (code) => resolve(code === 0));
-    });
+    this.tool ??= xdelta3Runs();
     return this.tool;
   }
 }
