@@ -16,8 +16,9 @@
 //    through both nodes' APIs (a node killed mid-request takes its requests down with it, as it would behind a load
 //    balancer; after the kill they go to node B); node A is killed -9 once half are issued. Each device dials the
 //    other node after the agent's backoff (1 s · 2^n, capped at 60 s: packages/agent control-plane/connection.ts).
-//    Prints how long node A's devices took to be connected to node B, and the state of every action, through node
-//    B's API, checked against what the devices received: none may be lost.
+//    Prints how long node A's devices took to be connected to node B (and how many connections the host's accept
+//    queues dropped meanwhile), and the state of every action, through node B's API, checked against what the devices
+//    received: none may be lost.
 // Prints both nodes' RSS and CPU. Needs a built tree (npx tsc -b). Run it under the bench lock:
 // `flock /tmp/bench.lock node bench/nodes.mjs`.
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -53,6 +54,14 @@ function latencies(values) {
   if (values.length === 0) return 'none';
   const { median, p99, max } = summarize(values);
   return `p50 ${ms(median)}, p99 ${ms(p99)}, max ${ms(max)}`;
+}
+/** The host's count of connections dropped because a listen backlog was full (/proc/net/netstat). */
+function listenOverflows() {
+  const lines = readFileSync('/proc/net/netstat', 'utf8').split('\n');
+  const header = lines.findIndex((l) => l.startsWith('TcpExt:'));
+  const names = lines[header].split(/\s+/);
+  const values = lines[header + 1].split(/\s+/);
+  return Number(values[names.indexOf('ListenOverflows')]);
 }
 function hardOpenFileLimit() {
   const line = readFileSync('/proc/self/limits', 'utf8')
@@ -251,6 +260,7 @@ try {
   let killedAt;
   let next = 0;
   const cpuB = cpuMark(b.child.pid);
+  const overflowsBefore = listenOverflows();
   await Promise.all(
     Array.from({ length: 32 }, async (_, worker) => {
       for (let i = next++; i < targets.length; i = next++) {
@@ -284,6 +294,7 @@ try {
     { timeoutMs: 180_000, intervalMs: 250 },
   );
   const cpuFailover = cpuSince(b.child.pid, cpuB);
+  const overflows = listenOverflows() - overflowsBefore;
   const since = connections.map((c) => c.reconnectedAt - killedAt);
   const gaps = connections.map((c) => c.reconnectedAt - c.disconnectedAt);
   const dials = new Map();
@@ -297,7 +308,8 @@ try {
         .map(([n, c]) => `${n}: ${c}`)
         .join(', ')}` +
       `\n   failed dials: ${[...dialErrors].map(([e, n]) => `${e} ×${n}`).join('; ') || 'none'}` +
-      `\n   (agent backoff: first dial ${BACKOFF.baseMs} ms after the drop, doubling, capped at ${BACKOFF.maxMs} ms, no jitter; handshake timeout ${BACKOFF.handshakeMs} ms)` +
+      `\n   (agent backoff: first dial ${BACKOFF.baseMs} ms after the drop, doubling, capped at ${BACKOFF.maxMs} ms, each delay jittered over its upper half; handshake timeout ${BACKOFF.handshakeMs} ms)` +
+      `\n   connections the host's accept queues overflowed with meanwhile (TcpExt ListenOverflows): ${overflows}` +
       `\n   node B holds ${await connectionsOf(b)}; B ${footprint(b)}; CPU of B from the kill until all were back ${cpuFailover.toFixed(0)} % of a core; ` +
       `load average ${loadavg()[0].toFixed(1)}`,
   );
