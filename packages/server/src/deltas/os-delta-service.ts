@@ -2,6 +2,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import { FlotillaError, type OsDeltaRequest } from '@flotilla/protocol';
 import type { Db } from '../db/database.js';
 import type { Metrics } from '../metrics/metrics.js';
+import { osReleasesOfDevice } from '../os-releases/os-releases.js';
 import type { RegistryStorage } from '../registry/storage.js';
 import type { ComputeQueue } from './compute-queue.js';
 import { computeOsDelta } from './compute-os-delta.js';
@@ -85,16 +86,7 @@ export class OsDeltaService {
 
   /** The slot image (hex sha256) of the device's organization's OS release for its device type that `which` names. */
   private async image(deviceId: number, which: Which): Promise<string> {
-    let q = this.o.db
-      .selectFrom('devices')
-      .innerJoin('fleets', 'fleets.id', 'devices.fleet_id')
-      .innerJoin('os_releases', (join) =>
-        join
-          .onRef('os_releases.organization_id', '=', 'fleets.organization_id')
-          .onRef('os_releases.device_type', '=', 'devices.device_type'),
-      )
-      .select('os_releases.image_sha256')
-      .where('devices.id', '=', deviceId);
+    let q = osReleasesOfDevice(this.o.db, deviceId).select('os_releases.image_sha256');
     q =
       'version' in which
         ? q.where('os_releases.version', '=', which.version)

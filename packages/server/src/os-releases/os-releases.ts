@@ -276,9 +276,12 @@ export async function targetOsOf(db: Db, deviceId: number): Promise<TargetOs | u
   };
 }
 
-/** Whether the device may download the slot image `sha256`: an OS release of its organization and device type. */
-export async function deviceMayDownload(db: Db, deviceId: number, sha256: string): Promise<boolean> {
-  const row = await db
+/**
+ * The OS releases device `deviceId` may be given, as rows joined to the device and its fleet: its organization's, of
+ * its device type. INVARIANT: the one tenancy rule of OS images and OS deltas; both ask through here.
+ */
+export function osReleasesOfDevice(db: Db, deviceId: number) {
+  return db
     .selectFrom('devices')
     .innerJoin('fleets', 'fleets.id', 'devices.fleet_id')
     .innerJoin('os_releases', (join) =>
@@ -286,8 +289,13 @@ export async function deviceMayDownload(db: Db, deviceId: number, sha256: string
         .onRef('os_releases.organization_id', '=', 'fleets.organization_id')
         .onRef('os_releases.device_type', '=', 'devices.device_type'),
     )
+    .where('devices.id', '=', deviceId);
+}
+
+/** Whether the device may download the slot image `sha256`: an OS release of its organization and device type. */
+export async function deviceMayDownload(db: Db, deviceId: number, sha256: string): Promise<boolean> {
+  const row = await osReleasesOfDevice(db, deviceId)
     .select('os_releases.id')
-    .where('devices.id', '=', deviceId)
     .where('os_releases.image_sha256', '=', sha256)
     .executeTakeFirst();
   return row !== undefined;
