@@ -27,6 +27,8 @@ export interface AppContext {
   deviceChanges: DeviceChanges;
   /** Queues the deltas a newly deployed release's devices will ask for (deltas/); set once deltas are installed. */
   deltas?: { precompute(fleetId: number, releaseId: number): Promise<void> };
+  /** Queues the OS deltas the devices just given an OS release will ask for (deltas/); set with the deltas. */
+  osDeltas?: { precompute(releaseId: number, devices: { fleetId: number } | { deviceId: number }): Promise<void> };
   /** Advances staged rollouts from devices' reports and a timer (rollouts/). */
   rollouts: RolloutEngine;
   /** Every route registered, for the tests that must cover each endpoint. */

@@ -48,6 +48,7 @@ export async function installDeltas(
     enabled,
     ...(options.retryAfterMs !== undefined ? { retryAfterMs: options.retryAfterMs } : {}),
   });
+  ctx.osDeltas = osDeltas;
   registerOsDeltaRoutes(app, ctx, osDeltas, store);
   app.addHook('onClose', async () => deltas.close());
   return deltas;

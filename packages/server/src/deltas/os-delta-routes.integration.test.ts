@@ -140,6 +140,32 @@ for (const testDb of testDatabases()) {
       assert.equal(answer.data.error.code, 'DELTA_UNAVAILABLE');
     });
 
+    test('an OS target given to a device queues the delta from the OS it reports before it asks', async () => {
+      // The device reports running 2.0.0 (flashed with it); it is then told to run 1.0.0: a pair no test asked for.
+      const reported = await t.call('PATCH', '/device/v3/state', {
+        key: t.a.deviceKey,
+        body: { [t.a.uuid]: { os_version: 'Flotilla OS 2.0.0' } },
+      });
+      assert.ok(reported.status < 300, reported.text);
+      const store = new DeltaStore(join(t.dataDir, 'registry'));
+      assert.equal(await store.readOsPair(v2(), v1()), undefined);
+      const set = await t.call('PUT', `/api/v1/devices/${t.a.uuid}/os`, {
+        key: t.a.apiKey,
+        body: { version: '1.0.0' },
+      });
+      assert.equal(set.status, 200, set.text);
+      // Computed with no ask: the device's first ask is answered ready at once.
+      await waitFor('the OS delta computed ahead', () => store.readOsPair(v2(), v1()), {
+        timeoutMs: 120_000,
+        intervalMs: 250,
+      });
+      const first = await ask(t.a, { fromVersion: '2.0.0', toSha256: v1() });
+      assert.equal(first.status, 200, first.text);
+      assert.equal(first.data.status, 'ready');
+      const cleared = await t.call('DELETE', `/api/v1/devices/${t.a.uuid}/os`, { key: t.a.apiKey });
+      assert.ok(cleared.status < 300, cleared.text);
+    });
+
     test('garbage collection removes the OS deltas of a deleted release', async () => {
       const delta = await ready(t.a, { fromVersion: '1.0.0', toSha256: v2() });
       const store = new DeltaStore(join(t.dataDir, 'registry'));

@@ -3,6 +3,7 @@ import { FlotillaError, type OsDeltaRequest } from '@flotilla/protocol';
 import type { Db } from '../db/database.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { osReleasesOfDevice } from '../os-releases/os-releases.js';
+import { runningOsVersion } from '../rollouts/judge.js';
 import type { RegistryStorage } from '../registry/storage.js';
 import type { ComputeQueue } from './compute-queue.js';
 import { computeOsDelta } from './compute-os-delta.js';
@@ -24,6 +25,9 @@ export interface OsDeltaServiceOptions {
 export type OsDeltaLookup = { status: 'pending'; retryAfterMs: number } | { status: 'ready'; pair: ReadyOsPair };
 
 type Which = { version: string } | { sha256: string };
+
+/** OS versions a precompute queues deltas from, at most: a fleet runs a few, never hundreds. */
+const MAX_AHEAD = 16;
 
 /**
  * Answers devices' OS delta asks and computes them on demand (os-deltas.ts in the protocol). Tenancy: the source and
@@ -57,6 +61,50 @@ export class OsDeltaService {
     this.o.metrics.deltaRequests.inc({ result: 'pending' });
     this.start(from, to);
     return { status: 'pending', retryAfterMs: this.o.retryAfterMs ?? 2_000 };
+  }
+
+  /**
+   * Queues, ahead of the devices' asks, the deltas to OS release `releaseId` from each OS version the devices just
+   * given it report running (those that are releases of its organization and device type), so that a large image's
+   * computation runs while the devices are still polling: a device that asks first waits at most its limit (2 min)
+   * and then downloads the whole image. Best effort, never throws; at most MAX_AHEAD sources.
+   */
+  async precompute(releaseId: number, devices: { fleetId: number } | { deviceId: number }): Promise<void> {
+    if (!this.o.enabled) return;
+    try {
+      const { db } = this.o;
+      const target = await db
+        .selectFrom('os_releases')
+        .select(['organization_id', 'device_type', 'version', 'image_sha256'])
+        .where('id', '=', releaseId)
+        .executeTakeFirst();
+      if (!target) return;
+      let query = db
+        .selectFrom('devices')
+        .select(['os_version', 'os_update_json'])
+        .distinct()
+        .where('device_type', '=', target.device_type);
+      query =
+        'fleetId' in devices ? query.where('fleet_id', '=', devices.fleetId) : query.where('id', '=', devices.deviceId);
+      const reports = await query.execute();
+      const versions = new Set(reports.map(runningOsVersion));
+      versions.delete(undefined);
+      versions.delete(target.version);
+      if (versions.size === 0) return;
+      const sources = await db
+        .selectFrom('os_releases')
+        .select('image_sha256')
+        .where('organization_id', '=', target.organization_id)
+        .where('device_type', '=', target.device_type)
+        .where('version', 'in', [...versions].slice(0, MAX_AHEAD) as string[])
+        .execute();
+      for (const { image_sha256: from } of sources) {
+        if (from === target.image_sha256 || (await this.o.store.readOsPair(from, target.image_sha256))) continue;
+        this.start(from, target.image_sha256);
+      }
+    } catch (error) {
+      this.o.log.error({ err: error, releaseId }, 'queueing OS deltas ahead failed');
+    }
   }
 
   /** The stored pair for a download, re-checking that both images are releases the device may download. */

@@ -48,6 +48,7 @@ export function registerOsReleaseRoutes(app: FastifyInstance, ctx: AppContext, s
     const release = await findOsRelease(db, fleet.organization_id, device.device_type, body.version);
     await setDeviceOs(db, device.id, release.id);
     deviceChanges.changed([device.id]);
+    void ctx.osDeltas?.precompute(release.id, { deviceId: device.id });
     return { deviceType: release.device_type, version: release.version, devices: [device.uuid] };
   });
   serve(app, db, R.setFleetOs, async ({ user, params, body }) => {
@@ -55,6 +56,7 @@ export function registerOsReleaseRoutes(app: FastifyInstance, ctx: AppContext, s
     const release = await findOsRelease(db, fleet.organization_id, fleet.device_type, body.version);
     const devices = await setFleetOs(db, fleet.id, release);
     deviceChanges.fleetChanged(fleet.id);
+    void ctx.osDeltas?.precompute(release.id, { fleetId: fleet.id });
     return { deviceType: release.device_type, version: release.version, devices };
   });
   serve(app, db, R.clearDeviceOs, async ({ user, params }) => {

@@ -141,13 +141,23 @@ interface ReportedOsUpdate {
   error?: string | null;
 }
 
-function osUpdateOf(device: OsFacts): ReportedOsUpdate | undefined {
+function osUpdateOf(device: Pick<OsFacts, 'os_update_json'>): ReportedOsUpdate | undefined {
   if (device.os_update_json === null) return undefined;
   try {
     return JSON.parse(device.os_update_json) as ReportedOsUpdate;
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The OS version the device runs, as far as its reports tell: the version of its last update when that committed,
+ * else the last word of the OS it reports (a PRETTY_NAME such as `balenaOS 2.0.0`: a device flashed with it).
+ */
+export function runningOsVersion(device: Pick<OsFacts, 'os_version' | 'os_update_json'>): string | undefined {
+  const update = osUpdateOf(device);
+  if (update?.phase === 'committed' && update.version) return update.version;
+  return device.os_version?.trim().split(/\s+/).at(-1) || undefined;
 }
 
 /**

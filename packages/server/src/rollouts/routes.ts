@@ -52,7 +52,10 @@ export function registerRolloutRoutes(app: FastifyInstance, ctx: AppContext): vo
     if (told.length > 0) ctx.deviceChanges.changed(told);
     // The fleet's view names its OS rollout (`osRollout`): its followers (the dashboard) ask for it again.
     ctx.deviceChanges.fleetChanged(fleet.id);
-    return toOsRollout(db, await rolloutById(db, OS_ROLLOUTS, id));
+    const rollout = await rolloutById(db, OS_ROLLOUTS, id);
+    // Every device of the fleet will be given it, batch by batch: their deltas are computed meanwhile.
+    void ctx.osDeltas?.precompute(rollout.os_release_id, { fleetId: fleet.id });
+    return toOsRollout(db, rollout);
   });
   serve(app, db, R.getOsRollout, async ({ user, params }) =>
     toOsRollout(db, await latestRollout(db, OS_ROLLOUTS, (await fleetOf(user, params)).id)),
