@@ -5,7 +5,7 @@ import { xdelta3Available } from './compute-delta.js';
 import { ComputeQueue } from './compute-queue.js';
 import { DeltaService, type DeltaServiceOptions } from './delta-service.js';
 import { DeltaStore } from './delta-store.js';
-import { OsDeltaService } from './os-delta-service.js';
+import { OsDeltaService, type OsDeltaServiceOptions } from './os-delta-service.js';
 import { registerOsDeltaRoutes } from './os-delta-routes.js';
 import { registerDeltaRoutes } from './routes.js';
 
@@ -24,21 +24,8 @@ export async function installDeltas(
   const enabled = await xdelta3Available();
   if (!enabled) app.log.warn('xdelta3 is not installed: no deltas are computed and devices pull whole layers');
   const queue = new ComputeQueue(options.concurrency ?? 1);
-  const serviceOptions: DeltaServiceOptions = {
-    db: ctx.db,
-    storage,
-    store,
-    queue,
-    metrics: ctx.metrics,
-    log: app.log,
-    enabled,
-  };
-  if (options.retryAfterMs !== undefined) serviceOptions.retryAfterMs = options.retryAfterMs;
-  if (options.maxLayerBytes !== undefined) serviceOptions.limits = { maxLayerBytes: options.maxLayerBytes };
-  const deltas = new DeltaService(serviceOptions);
-  ctx.deltas = deltas;
-  registerDeltaRoutes(app, ctx, deltas, store);
-  const osDeltas = new OsDeltaService({
+  // What the app and the OS delta services share: the store, the one queue, and how a pending answer reads.
+  const shared: OsDeltaServiceOptions = {
     db: ctx.db,
     storage,
     store,
@@ -47,7 +34,13 @@ export async function installDeltas(
     log: app.log,
     enabled,
     ...(options.retryAfterMs !== undefined ? { retryAfterMs: options.retryAfterMs } : {}),
-  });
+  };
+  const serviceOptions: DeltaServiceOptions = { ...shared };
+  if (options.maxLayerBytes !== undefined) serviceOptions.limits = { maxLayerBytes: options.maxLayerBytes };
+  const deltas = new DeltaService(serviceOptions);
+  ctx.deltas = deltas;
+  registerDeltaRoutes(app, ctx, deltas, store);
+  const osDeltas = new OsDeltaService(shared);
   ctx.osDeltas = osDeltas;
   registerOsDeltaRoutes(app, ctx, osDeltas, store);
   app.addHook('onClose', async () => deltas.close());
